@@ -1,0 +1,203 @@
+//! `pgforce emulator`: a local Salesforce org for development and tests.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use pgforce_emulator::{Emulator, EmulatorConfig, FaultConfig, Listeners, demo_plan, generate_tls_identity};
+use tokio::net::TcpListener;
+
+use crate::output;
+
+/// What the org holds when it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SeedChoice {
+    /// Only the administrator user.
+    None,
+    /// A realistic small org: Accounts, Contacts, Opportunities, Leads and Cases.
+    Demo,
+}
+
+/// Options of `pgforce emulator`.
+#[derive(Debug, Args)]
+pub struct EmulatorArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: String,
+    /// Plain HTTP port (0 picks a free one; omit with --no-http).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// HTTPS port (0 picks a free one).
+    #[arg(long, default_value_t = 8443)]
+    tls_port: u16,
+    /// Serve HTTPS only.
+    #[arg(long)]
+    no_http: bool,
+    /// Serve plain HTTP only.
+    #[arg(long)]
+    no_tls: bool,
+    /// Write the PEM of the CA that signs the HTTPS certificate here, for clients to trust.
+    #[arg(long, default_value = "pgforce-emulator-ca.pem")]
+    cert_out: PathBuf,
+    /// Records to start with.
+    #[arg(long, value_enum, default_value_t = SeedChoice::None)]
+    seed: SeedChoice,
+    /// JSON schema file with custom objects and fields (see docs/emulator.md).
+    #[arg(long)]
+    schema: Vec<PathBuf>,
+    /// Username of the org's administrator.
+    #[arg(long, default_value = pgforce_emulator::DEFAULT_USERNAME)]
+    username: String,
+    /// Password of the administrator.
+    #[arg(long, env = "PGFORCE_EMULATOR_PASSWORD", default_value = pgforce_emulator::DEFAULT_PASSWORD)]
+    password: String,
+    /// Security token clients must append to the password (empty: none).
+    #[arg(long, default_value = "")]
+    security_token: String,
+    /// Consumer key of the connected app.
+    #[arg(long, default_value = pgforce_emulator::DEFAULT_CLIENT_ID)]
+    client_id: String,
+    /// Consumer secret of the connected app.
+    #[arg(long, env = "PGFORCE_EMULATOR_CLIENT_SECRET", default_value = pgforce_emulator::DEFAULT_CLIENT_SECRET)]
+    client_secret: String,
+    /// A refresh token the org accepts.
+    #[arg(long, default_value = pgforce_emulator::DEFAULT_REFRESH_TOKEN)]
+    refresh_token: String,
+    /// PEM public key that verifies JWT bearer assertions (without it only claims are checked).
+    #[arg(long)]
+    jwt_public_key: Option<PathBuf>,
+    /// Seconds an access token stays valid.
+    #[arg(long, default_value_t = 7200)]
+    session_seconds: u64,
+    /// Daily API request allocation.
+    #[arg(long, default_value_t = 100_000)]
+    api_limit: u64,
+    /// URL to hand out as instance_url instead of the one each login came in on.
+    #[arg(long)]
+    public_url: Option<String>,
+    /// Milliseconds added to every API request.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Up to this many milliseconds more, at random.
+    #[arg(long, default_value_t = 0)]
+    latency_jitter_ms: u64,
+    /// Share of write calls failing with UNABLE_TO_LOCK_ROW (0 to 1).
+    #[arg(long, default_value_t = 0.0)]
+    fault_lock_row: f64,
+    /// Share of API calls answered 503 SERVER_UNAVAILABLE (0 to 1).
+    #[arg(long, default_value_t = 0.0)]
+    fault_unavailable: f64,
+    /// Share of API calls whose connection is dropped (0 to 1).
+    #[arg(long, default_value_t = 0.0)]
+    fault_drop: f64,
+}
+
+impl EmulatorArgs {
+    fn config(&self) -> anyhow::Result<EmulatorConfig> {
+        let mut schema_files = Vec::new();
+        for path in &self.schema {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading schema file {}", path.display()))?;
+            let file = Emulator::parse_schema_file(&text).with_context(|| format!("schema file {}", path.display()))?;
+            schema_files.push(file);
+        }
+        let jwt_public_key_pem = match &self.jwt_public_key {
+            Some(path) => Some(std::fs::read_to_string(path).with_context(|| format!("reading JWT key {}", path.display()))?),
+            None => None,
+        };
+        let faults = FaultConfig {
+            latency_ms: self.latency_ms,
+            latency_jitter_ms: self.latency_jitter_ms,
+            unable_to_lock_row_rate: self.fault_lock_row,
+            server_unavailable_rate: self.fault_unavailable,
+            drop_connection_rate: self.fault_drop,
+        };
+        faults.validate().map_err(|message| anyhow::anyhow!("--fault-*: {message}"))?;
+        Ok(EmulatorConfig {
+            username: self.username.clone(),
+            password: self.password.clone(),
+            security_token: self.security_token.clone(),
+            client_id: self.client_id.clone(),
+            client_secret: self.client_secret.clone(),
+            refresh_token: self.refresh_token.clone(),
+            jwt_public_key_pem,
+            session_lifetime: Duration::from_secs(self.session_seconds),
+            daily_api_limit: self.api_limit,
+            public_url: self.public_url.clone(),
+            schema_files,
+            faults,
+        })
+    }
+}
+
+/// Runs the emulator until Ctrl-C or SIGTERM.
+pub async fn run(args: EmulatorArgs) -> anyhow::Result<()> {
+    if args.no_http && args.no_tls {
+        bail!("--no-http and --no-tls together leave nothing to serve");
+    }
+    let started = Instant::now();
+    let config = args.config()?;
+    let emulator = Emulator::new(config).context("building the org")?;
+    if args.seed == SeedChoice::Demo {
+        let created = emulator.seed(&demo_plan()).context("seeding the demo org")?;
+        let summary: Vec<String> = created.iter().map(|(object, n)| format!("{n} {object}")).collect();
+        output::say(&format!("seeded {}", summary.join(", ")));
+    }
+    let mut listeners = Listeners::default();
+    if !args.no_http {
+        let listener = TcpListener::bind((args.bind.as_str(), args.port))
+            .await
+            .with_context(|| format!("listening on {}:{} (--port)", args.bind, args.port))?;
+        let addr = listener.local_addr().context("reading the HTTP address")?;
+        output::say(&format!("http:  http://{addr}  (login URL; OAuth at /services/oauth2/token)"));
+        listeners.http = Some(listener);
+    }
+    if !args.no_tls {
+        let identity = generate_tls_identity().context("generating the HTTPS certificate")?;
+        std::fs::write(&args.cert_out, &identity.ca_pem)
+            .with_context(|| format!("writing the CA certificate to {} (--cert-out)", args.cert_out.display()))?;
+        let listener = TcpListener::bind((args.bind.as_str(), args.tls_port))
+            .await
+            .with_context(|| format!("listening on {}:{} (--tls-port)", args.bind, args.tls_port))?;
+        let addr = listener.local_addr().context("reading the HTTPS address")?;
+        output::say(&format!(
+            "https: https://localhost:{}  (trust {} to verify it)",
+            addr.port(),
+            args.cert_out.display()
+        ));
+        listeners.https = Some((listener, identity.server_config));
+    }
+    output::say(&format!(
+        "user {} / password {}, consumer key {} / secret {}; ready in {} ms",
+        args.username,
+        if args.password == pgforce_emulator::DEFAULT_PASSWORD { args.password.as_str() } else { "(as given)" },
+        args.client_id,
+        if args.client_secret == pgforce_emulator::DEFAULT_CLIENT_SECRET { args.client_secret.as_str() } else { "(as given)" },
+        started.elapsed().as_millis()
+    ));
+    emulator.run(listeners, shutdown_signal()).await;
+    output::say("emulator stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,40 @@
+//! The `pgforce` command line: parse, wire, run, exit. Logic lives in the library crates.
+
+mod commands;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// pgforce keeps a Salesforce org and a PostgreSQL database in sync, both ways.
+#[derive(Debug, Parser)]
+#[command(name = "pgforce", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a local Salesforce org (the bundled emulator) over HTTP and HTTPS.
+    Emulator(commands::emulator::EmulatorArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    output::init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => return output::fail(&anyhow::Error::new(error).context("starting the async runtime")),
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Emulator(args) => commands::emulator::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => output::fail(&error),
+    }
+}

@@ -1,0 +1,75 @@
+//! What every data API request carries once it is admitted: the caller, the API version,
+//! the URL the client knows the org by, and the request's parts.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, header};
+
+use crate::error::ApiError;
+use crate::org::RecordRef;
+use crate::state::Shared;
+
+/// How the client reached us: the scheme of the listener the connection came in on.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionInfo {
+    pub scheme: &'static str,
+}
+
+/// An admitted data API request.
+#[derive(Debug)]
+pub struct RequestContext {
+    pub shared: Arc<Shared>,
+    pub method: Method,
+    /// The API version without the `v`, e.g. `62.0`.
+    pub version: String,
+    pub user: RecordRef,
+    pub headers: HeaderMap,
+    pub params: HashMap<String, String>,
+    pub body: Bytes,
+    /// Whether fault injection chose this write to fail with UNABLE_TO_LOCK_ROW.
+    pub lock_fault: bool,
+}
+
+impl RequestContext {
+    /// The major API version as a number (`62`).
+    pub fn major_version(&self) -> u32 {
+        self.version.split('.').next().and_then(|m| m.parse().ok()).unwrap_or(0)
+    }
+
+    /// The body as a JSON object, or JSON_PARSER_ERROR.
+    pub fn json_object(&self) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
+        match serde_json::from_slice(&self.body) {
+            Ok(serde_json::Value::Object(map)) => Ok(map),
+            Ok(_) => Err(ApiError::json_parser("expected a JSON object")),
+            Err(error) => Err(ApiError::json_parser(error)),
+        }
+    }
+
+    /// A query-string parameter.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params.get(name).map(String::as_str)
+    }
+
+    /// The `/services/data/vXX.X` prefix of URLs in responses.
+    pub fn data_prefix(&self) -> String {
+        format!("/services/data/v{}", self.version)
+    }
+}
+
+/// The URL clients should use for this org: the configured public URL, or the scheme, host
+/// and port this request came in on.
+pub fn base_url(shared: &Shared, headers: &HeaderMap, connection: ConnectionInfo) -> String {
+    if let Some(url) = &shared.config.public_url {
+        return url.trim_end_matches('/').to_owned();
+    }
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
+    format!("{}://{host}", connection.scheme)
+}
+
+/// The bearer token of a request (`Bearer` or the older `OAuth` scheme).
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("OAuth ")).map(str::trim)
+}

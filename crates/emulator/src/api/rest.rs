@@ -1,0 +1,337 @@
+//! The `/services/data` entry point: admission, then dispatch by path.
+//!
+//! Every data call passes the same gates in the order a client would meet them on a real
+//! org: added latency, transport faults (dropped connection, 503), the session check (401),
+//! the daily allocation (403), then the resource itself. The answer always carries
+//! `Sforce-Limit-Info`, and is pretty-printed when the client sent `X-PrettyPrint: 1`.
+//! Paths are matched here rather than by the router so that every unknown path gets
+//! Salesforce's 404 body and names are case-insensitive as Salesforce's are.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value as Json, json};
+
+use super::context::{RequestContext, bearer_token};
+use super::{collections, describe, limits, query, sobjects};
+use crate::config::LATEST_API_VERSION;
+use crate::error::{ApiError, JSON_CONTENT_TYPE};
+use crate::faults::Fault;
+use crate::server::DropConnection;
+use crate::state::Shared;
+
+/// Salesforce's header reporting API usage on every response.
+pub const LIMIT_INFO_HEADER: &str = "sforce-limit-info";
+/// The oldest API version served.
+const OLDEST_MAJOR_VERSION: u32 = 20;
+
+/// A handler's answer.
+pub type ApiResult = Result<Response, ApiError>;
+
+/// A JSON response with Salesforce's content type.
+pub fn json_response(status: StatusCode, body: &Json) -> Response {
+    raw_json_response(status, body.to_string())
+}
+
+/// A response whose body is already JSON text.
+pub fn raw_json_response(status: StatusCode, body: String) -> Response {
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE));
+    response
+}
+
+/// `GET /services/data/`: the versions list. Needs no session, as on Salesforce.
+pub async fn versions(headers: HeaderMap) -> Response {
+    let latest: u32 = LATEST_API_VERSION.split('.').next().and_then(|v| v.parse().ok()).unwrap_or(66);
+    let seasons = ["Winter", "Spring", "Summer"];
+    let list: Vec<Json> = (OLDEST_MAJOR_VERSION..=latest)
+        .map(|major| {
+            let step = major - OLDEST_MAJOR_VERSION;
+            let year = 11 + step / 3;
+            json!({
+                "label": format!("{} '{year:02}", seasons[(step % 3) as usize]),
+                "url": format!("/services/data/v{major}.0"),
+                "version": format!("{major}.0"),
+            })
+        })
+        .collect();
+    pretty_if_asked(&headers, json_response(StatusCode::OK, &Json::Array(list))).await
+}
+
+/// Any other `/services/data/...` call.
+pub async fn dispatch(
+    State(shared): State<Arc<Shared>>,
+    Path(rest): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let faults = shared.faults();
+    let latency = faults.draw_latency();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let response = match faults.draw_request_fault() {
+        Fault::DropConnection => {
+            let mut response = StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            response.extensions_mut().insert(DropConnection);
+            return response;
+        }
+        Fault::ServerUnavailable => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "SERVER_UNAVAILABLE", "Server temporarily unavailable")
+                .into_response()
+        }
+        Fault::None => {
+            let is_write = matches!(method, Method::POST | Method::PATCH | Method::PUT | Method::DELETE);
+            let lock_fault = is_write && faults.draw_lock_failure();
+            admit_and_route(&shared, &rest, method, &uri, headers.clone(), body, lock_fault)
+                .await
+                .unwrap_or_else(IntoResponse::into_response)
+        }
+    };
+    let mut response = pretty_if_asked(&headers, response).await;
+    if let Ok(value) = HeaderValue::from_str(&shared.usage.header_value()) {
+        response.headers_mut().insert(LIMIT_INFO_HEADER, value);
+    }
+    response
+}
+
+async fn admit_and_route(
+    shared: &Arc<Shared>,
+    rest: &str,
+    method: Method,
+    uri: &Uri,
+    headers: HeaderMap,
+    body: Bytes,
+    lock_fault: bool,
+) -> ApiResult {
+    let mut segments: Vec<String> = rest.split('/').map(percent_decode).collect();
+    if segments.last().is_some_and(String::is_empty) {
+        segments.pop();
+    }
+    let Some(version_segment) = segments.first() else { return Err(ApiError::not_found()) };
+    let version = parse_version(version_segment).ok_or_else(ApiError::not_found)?;
+    let session = bearer_token(&headers)
+        .and_then(|token| shared.sessions().check(token))
+        .ok_or_else(ApiError::invalid_session)?;
+    if !shared.usage.try_take() {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded."));
+    }
+    let params: HashMap<String, String> =
+        uri.query().and_then(|q| serde_urlencoded::from_str(q).ok()).unwrap_or_default();
+    let ctx = RequestContext {
+        shared: Arc::clone(shared),
+        method,
+        version,
+        user: session.user,
+        headers,
+        params,
+        body,
+        lock_fault,
+    };
+    let path: Vec<&str> = segments[1..].iter().map(String::as_str).collect();
+    route(&ctx, &path)
+}
+
+fn route(ctx: &RequestContext, path: &[&str]) -> ApiResult {
+    let stats = &ctx.shared.stats;
+    let m = &ctx.method;
+    match path {
+        [] if m == Method::GET => {
+            stats.record_call("resources", None);
+            Ok(resources(ctx))
+        }
+        ["sobjects"] if m == Method::GET => {
+            stats.record_call("describeGlobal", None);
+            describe::describe_global(ctx)
+        }
+        ["sobjects", object] => match *m {
+            Method::GET => {
+                stats.record_call("sobjectBasicInfo", Some(object));
+                describe::basic_info(ctx, object)
+            }
+            Method::POST => {
+                stats.record_call("create", Some(object));
+                sobjects::create(ctx, object)
+            }
+            _ => Err(method_not_allowed(m)),
+        },
+        ["sobjects", object, "describe"] if m == Method::GET => {
+            stats.record_call("describe", Some(object));
+            describe::describe(ctx, object)
+        }
+        ["sobjects", object, "updated"] if m == Method::GET => {
+            stats.record_call("getUpdated", Some(object));
+            sobjects::get_updated(ctx, object)
+        }
+        ["sobjects", object, "deleted"] if m == Method::GET => {
+            stats.record_call("getDeleted", Some(object));
+            sobjects::get_deleted(ctx, object)
+        }
+        ["sobjects", object, id] => {
+            stats.record_call(&format!("sobject{}", verb(m)), Some(object));
+            sobjects::by_id(ctx, object, id)
+        }
+        ["sobjects", object, field, value] => {
+            stats.record_call(&format!("externalId{}", verb(m)), Some(object));
+            sobjects::by_external_id(ctx, object, field, value)
+        }
+        [endpoint @ ("query" | "queryAll")] if m == Method::GET => {
+            stats.record_call(endpoint, None);
+            query::start(ctx, *endpoint == "queryAll")
+        }
+        ["query" | "queryAll", locator] if m == Method::GET => {
+            stats.record_call("queryMore", None);
+            query::more(ctx, locator)
+        }
+        ["limits"] if m == Method::GET => {
+            stats.record_call("limits", None);
+            Ok(limits::limits(ctx))
+        }
+        ["composite", "sobjects"] => {
+            stats.record_call(&format!("collections{}", verb(m)), None);
+            match *m {
+                Method::POST => collections::create(ctx),
+                Method::PATCH => collections::update(ctx),
+                Method::DELETE => collections::delete(ctx),
+                _ => Err(method_not_allowed(m)),
+            }
+        }
+        ["composite", "sobjects", object] => {
+            stats.record_call("collectionsRetrieve", Some(object));
+            match *m {
+                Method::GET | Method::POST => collections::retrieve(ctx, object),
+                _ => Err(method_not_allowed(m)),
+            }
+        }
+        ["composite", "sobjects", object, field] if m == Method::PATCH => {
+            stats.record_call("collectionsUpsert", Some(object));
+            collections::upsert(ctx, object, field)
+        }
+        _ => {
+            stats.record_call("notFound", None);
+            Err(ApiError::not_found())
+        }
+    }
+}
+
+fn verb(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "Get",
+        Method::POST => "Post",
+        Method::PATCH => "Patch",
+        Method::DELETE => "Delete",
+        _ => "Other",
+    }
+}
+
+/// 405 for a method a resource does not take.
+pub fn method_not_allowed(method: &Method) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED",
+        format!("HTTP Method '{method}' not allowed. Allowed are GET,HEAD,POST,PATCH,DELETE"),
+    )
+}
+
+fn parse_version(segment: &str) -> Option<String> {
+    let number = segment.strip_prefix('v')?;
+    let (major, minor) = number.split_once('.')?;
+    let major: u32 = major.parse().ok()?;
+    let latest: u32 = LATEST_API_VERSION.split('.').next()?.parse().ok()?;
+    (minor == "0" && (OLDEST_MAJOR_VERSION..=latest).contains(&major)).then(|| format!("{major}.0"))
+}
+
+fn resources(ctx: &RequestContext) -> Response {
+    let prefix = ctx.data_prefix();
+    let mut body = serde_json::Map::new();
+    for name in ["tooling", "metadata", "eclair", "folders", "prechatForms", "chatter", "tabs", "appMenu",
+        "quickActions", "queryAll", "commerce", "wave", "iot", "analytics", "search", "identity", "composite",
+        "parameterizedSearch", "fingerprint", "theme", "nouns", "event", "serviceTemplates", "recent",
+        "connect", "licensing", "limits", "process", "async-queries", "query", "jobs", "match", "emailConnect",
+        "compactLayouts", "knowledgeManagement", "sobjects", "actions", "support"]
+    {
+        let url = if name == "identity" {
+            let org = ctx.shared.org();
+            format!("/id/{}/{}", org.org_id(), ctx.user.id18(org.schema()))
+        } else {
+            format!("{prefix}/{name}")
+        };
+        body.insert(name.to_owned(), Json::String(url));
+    }
+    json_response(StatusCode::OK, &Json::Object(body))
+}
+
+/// Re-renders a JSON body pretty-printed when the client sent `X-PrettyPrint: 1`.
+async fn pretty_if_asked(headers: &HeaderMap, response: Response) -> Response {
+    let wants_pretty = headers.get("x-prettyprint").is_some_and(|v| v.as_bytes() == b"1");
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !wants_pretty || !is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return Response::from_parts(parts, Body::empty());
+    };
+    let pretty = serde_json::from_slice::<Json>(&bytes)
+        .ok()
+        .and_then(|json| serde_json::to_vec_pretty(&json).ok())
+        .unwrap_or_else(|| bytes.to_vec());
+    let mut parts = parts;
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(pretty))
+}
+
+/// Decodes `%XX` escapes in one path segment (external id values may carry any text).
+pub fn percent_decode(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let decoded = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match decoded {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_parse_within_the_served_range() {
+        assert_eq!(parse_version("v62.0").as_deref(), Some("62.0"));
+        assert_eq!(parse_version("v19.0"), None);
+        assert_eq!(parse_version("v99.0"), None);
+        assert_eq!(parse_version("62.0"), None);
+        assert_eq!(parse_version("v62.1"), None);
+    }
+
+    #[test]
+    fn percent_escapes_decode_and_stray_percents_stay() {
+        assert_eq!(percent_decode("a%20b%2Fc"), "a b/c");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%E2%82%AC"), "€");
+    }
+}

@@ -1,0 +1,203 @@
+//! The control API under `/__emulator`: what tests, benchmarks and demos use to shape the
+//! org (reset, seed, undelete), inject faults, expire sessions, set limits, run a workload
+//! and read statistics. It is not part of Salesforce's API and needs no session.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value as JsonValue, json};
+
+use crate::faults::FaultConfig;
+use crate::seed;
+use crate::state::Shared;
+use crate::workload::WorkloadSpec;
+
+/// The path prefix of the control API.
+pub const CONTROL_PREFIX: &str = "/__emulator";
+
+type AppState = State<Arc<Shared>>;
+
+fn bad_request(message: impl Into<String>) -> Response {
+    (StatusCode::BAD_REQUEST, Json(json!({ "error": "bad_request", "message": message.into() }))).into_response()
+}
+
+/// Routes of the control API (to be nested under [`CONTROL_PREFIX`]).
+pub fn router() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/reset", post(reset))
+        .route("/seed", post(seed_records))
+        .route("/undelete", post(undelete))
+        .route("/faults", get(get_faults).put(put_faults))
+        .route("/sessions/expire", post(expire_sessions))
+        .route("/sessions", put(put_sessions))
+        .route("/refresh-tokens", post(mint_refresh_token))
+        .route("/limits", put(put_limits))
+        .route("/workload", get(workload_status).post(start_workload).delete(stop_workload))
+        .route("/stats", get(stats))
+}
+
+/// `POST /reset`: removes every record but the users, closes cursors, zeroes counters.
+async fn reset(State(shared): AppState) -> Response {
+    shared.workload.stop().await;
+    shared.org_mut().reset();
+    shared.cursors().clear();
+    shared.stats.reset();
+    let (_, limit) = shared.usage.snapshot();
+    shared.usage.set(0, Some(limit));
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// `POST /seed` with `{"Account": 1000, "Contact": 3000}`: creates realistic records, in
+/// the order given (parents first, so children can reference them).
+async fn seed_records(State(shared): AppState, Json(plan): Json<serde_json::Map<String, JsonValue>>) -> Response {
+    let plan: Result<seed::SeedPlan, String> = plan
+        .into_iter()
+        .map(|(name, count)| {
+            count
+                .as_u64()
+                .and_then(|c| usize::try_from(c).ok())
+                .map(|c| (name.clone(), c))
+                .ok_or_else(|| format!("count for {name} must be a whole number"))
+        })
+        .collect();
+    let plan = match plan {
+        Ok(plan) => plan,
+        Err(message) => return bad_request(message),
+    };
+    let worker = Arc::clone(&shared);
+    match tokio::task::spawn_blocking(move || seed::seed(&worker, &plan)).await {
+        Ok(Ok(created)) => {
+            let created: BTreeMap<String, usize> = created.into_iter().collect();
+            Json(json!({ "created": created })).into_response()
+        }
+        Ok(Err(message)) => bad_request(message),
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "seeding task failed").into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UndeleteRequest {
+    ids: Vec<String>,
+}
+
+/// `POST /undelete` with `{"ids": [...]}`: restores records from the recycle bin, as a user
+/// would in Salesforce's UI.
+async fn undelete(State(shared): AppState, Json(request): Json<UndeleteRequest>) -> Response {
+    let mut org = shared.org_mut();
+    let user = org.admin();
+    let mut results = Vec::with_capacity(request.ids.len());
+    let targets: Vec<_> = request.ids.iter().map(|id| (id.clone(), org.resolve_id(id))).collect();
+    let mut txn = org.begin(user);
+    for (id, target) in targets {
+        let outcome = match target {
+            Ok(target) => txn.undelete(target).map_err(|e| format!("{}: {}", e.code, e.message)),
+            Err(_) => Err("NOT_FOUND: no such record".to_owned()),
+        };
+        results.push(match outcome {
+            Ok(()) => json!({ "id": id, "success": true }),
+            Err(message) => json!({ "id": id, "success": false, "error": message }),
+        });
+    }
+    Json(JsonValue::Array(results)).into_response()
+}
+
+async fn get_faults(State(shared): AppState) -> Response {
+    Json(shared.faults()).into_response()
+}
+
+/// `PUT /faults` with a [`FaultConfig`]: replaces the faults in force.
+async fn put_faults(State(shared): AppState, Json(faults): Json<FaultConfig>) -> Response {
+    if let Err(message) = faults.validate() {
+        return bad_request(message);
+    }
+    shared.set_faults(faults.clone());
+    Json(faults).into_response()
+}
+
+/// `POST /sessions/expire`: every access token stops working now.
+async fn expire_sessions(State(shared): AppState) -> Response {
+    let expired = shared.sessions().expire_all();
+    Json(json!({ "expired": expired })).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct SessionSettings {
+    lifetime_seconds: u64,
+}
+
+/// `PUT /sessions` with `{"lifetimeSeconds": N}`: how long new tokens live.
+async fn put_sessions(State(shared): AppState, Json(settings): Json<SessionSettings>) -> Response {
+    shared.sessions().set_lifetime(Duration::from_secs(settings.lifetime_seconds));
+    Json(json!({ "lifetimeSeconds": settings.lifetime_seconds })).into_response()
+}
+
+/// `POST /refresh-tokens`: a new refresh token for the administrator.
+async fn mint_refresh_token(State(shared): AppState) -> Response {
+    let token = shared.sessions().mint_refresh_token();
+    Json(json!({ "refresh_token": token })).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct LimitSettings {
+    daily_api_requests: Option<u64>,
+    used: Option<u64>,
+}
+
+/// `PUT /limits` with `{"dailyApiRequests": N, "used": M}`.
+async fn put_limits(State(shared): AppState, Json(settings): Json<LimitSettings>) -> Response {
+    let (used, _) = shared.usage.snapshot();
+    shared.usage.set(settings.used.unwrap_or(used), settings.daily_api_requests);
+    let (used, limit) = shared.usage.snapshot();
+    Json(json!({ "used": used, "dailyApiRequests": limit })).into_response()
+}
+
+async fn workload_status(State(shared): AppState) -> Response {
+    Json(shared.workload.status().await).into_response()
+}
+
+/// `POST /workload` with a [`WorkloadSpec`] (all fields optional).
+async fn start_workload(State(shared): AppState, Json(spec): Json<WorkloadSpec>) -> Response {
+    match shared.workload.start(Arc::clone(&shared), spec).await {
+        Ok(()) => Json(shared.workload.status().await).into_response(),
+        Err(message) => bad_request(message),
+    }
+}
+
+async fn stop_workload(State(shared): AppState) -> Response {
+    shared.workload.stop().await;
+    Json(shared.workload.status().await).into_response()
+}
+
+/// `GET /stats`: API calls by endpoint and object, usage, record counts.
+async fn stats(State(shared): AppState) -> Response {
+    let records: BTreeMap<String, JsonValue> = {
+        let org = shared.org();
+        org.schema()
+            .objects()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, o)| {
+                let table = org.table(crate::org::ObjectIndex::try_from(i).ok()?);
+                Some((o.name.clone(), json!({ "live": table.live_count(), "deleted": table.deleted_count() })))
+            })
+            .collect()
+    };
+    let (used, limit) = shared.usage.snapshot();
+    Json(json!({
+        "api": shared.stats.snapshot(),
+        "usage": { "used": used, "dailyApiRequests": limit },
+        "records": records,
+        "workload": shared.workload.status().await,
+    }))
+    .into_response()
+}

@@ -1,0 +1,74 @@
+//! Fault injection and added latency.
+//!
+//! Sync engines must survive what real orgs do under load: row locks, 503s from the edge,
+//! connections that drop mid-request, and slow answers. Each fault has a rate (0.0–1.0)
+//! drawn per request; the configuration can be changed while the emulator runs (control
+//! API `PUT /__emulator/faults`), so a test can turn faults on around one step.
+
+use std::time::Duration;
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+/// Fault and latency settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct FaultConfig {
+    /// Milliseconds added to every Salesforce API request.
+    pub latency_ms: u64,
+    /// Up to this many milliseconds more, uniformly random.
+    pub latency_jitter_ms: u64,
+    /// Share of write calls that fail with UNABLE_TO_LOCK_ROW.
+    pub unable_to_lock_row_rate: f64,
+    /// Share of API calls answered 503 SERVER_UNAVAILABLE.
+    pub server_unavailable_rate: f64,
+    /// Share of API calls whose connection is dropped without an answer.
+    pub drop_connection_rate: f64,
+}
+
+/// What to do to one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    None,
+    DropConnection,
+    ServerUnavailable,
+}
+
+impl FaultConfig {
+    /// Checks that every rate is a share between 0 and 1.
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, rate) in [
+            ("unableToLockRowRate", self.unable_to_lock_row_rate),
+            ("serverUnavailableRate", self.server_unavailable_rate),
+            ("dropConnectionRate", self.drop_connection_rate),
+        ] {
+            if !(0.0..=1.0).contains(&rate) {
+                return Err(format!("{name} must be between 0 and 1, got {rate}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The latency to add to one request.
+    pub fn draw_latency(&self) -> Duration {
+        let jitter = if self.latency_jitter_ms > 0 { rand::rng().random_range(0..=self.latency_jitter_ms) } else { 0 };
+        Duration::from_millis(self.latency_ms + jitter)
+    }
+
+    /// The transport-level fault for one request, if any.
+    pub fn draw_request_fault(&self) -> Fault {
+        let mut rng = rand::rng();
+        if self.drop_connection_rate > 0.0 && rng.random_bool(self.drop_connection_rate) {
+            Fault::DropConnection
+        } else if self.server_unavailable_rate > 0.0 && rng.random_bool(self.server_unavailable_rate) {
+            Fault::ServerUnavailable
+        } else {
+            Fault::None
+        }
+    }
+
+    /// Whether one write call fails with UNABLE_TO_LOCK_ROW.
+    pub fn draw_lock_failure(&self) -> bool {
+        self.unable_to_lock_row_rate > 0.0 && rand::rng().random_bool(self.unable_to_lock_row_rate)
+    }
+}

@@ -1,0 +1,140 @@
+//! The schema file format: how objects and fields are declared.
+//!
+//! The standard objects the emulator ships (`standard_objects.json`) and the custom objects
+//! a user loads with `--schema FILE` are written in this one format, so there is a single
+//! path from declaration to describe output. System fields (Id, IsDeleted, CreatedDate,
+//! CreatedById, LastModifiedDate, LastModifiedById, SystemModstamp and, for owned objects,
+//! OwnerId) are added by the emulator and must not be declared.
+//!
+//! ```json
+//! {
+//!   "objects": [
+//!     { "name": "Invoice__c", "label": "Invoice", "labelPlural": "Invoices",
+//!       "fields": [
+//!         { "name": "Name", "type": "string", "length": 80, "nameField": true },
+//!         { "name": "External_Id__c", "type": "string", "length": 40,
+//!           "externalId": true, "unique": true },
+//!         { "name": "Account__c", "type": "reference", "referenceTo": ["Account"],
+//!           "relationshipName": "Account__r" },
+//!         { "name": "Amount__c", "type": "currency", "precision": 18, "scale": 2 },
+//!         { "name": "Status__c", "type": "picklist", "picklistValues": ["Draft", "Sent"],
+//!           "restrictedPicklist": true, "required": true }
+//!       ] }
+//!   ],
+//!   "extend": { "Account": [ { "name": "Region__c", "type": "string", "length": 30 } ] }
+//! }
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// A whole schema file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchemaFile {
+    /// Objects to add to the org.
+    #[serde(default)]
+    pub objects: Vec<ObjectSpec>,
+    /// Extra fields for objects that already exist (standard ones, usually), by object name.
+    #[serde(default)]
+    pub extend: BTreeMap<String, Vec<FieldSpec>>,
+}
+
+/// One object declaration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ObjectSpec {
+    /// API name: `Account`, or `Something__c` for custom objects.
+    pub name: String,
+    /// Singular label; defaults to the name without `__c`, underscores as spaces.
+    #[serde(default)]
+    pub label: Option<String>,
+    /// Plural label; defaults to the label plus `s`.
+    #[serde(default)]
+    pub label_plural: Option<String>,
+    /// Three-character Id prefix; custom objects get `a00`, `a01`, … when omitted.
+    #[serde(default)]
+    pub key_prefix: Option<String>,
+    /// Whether the object has an `OwnerId` (User) field. Defaults to true.
+    #[serde(default = "yes")]
+    pub owned: bool,
+    /// For person-like objects (Contact, Lead, User): `Name` is computed as
+    /// `FirstName LastName` from these two fields and is read-only.
+    #[serde(default)]
+    pub name_from: Option<[String; 2]>,
+    /// Field declarations, in describe order (system fields are added around them).
+    pub fields: Vec<FieldSpec>,
+}
+
+/// One field declaration. Attributes not given take Salesforce's usual value for the type.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FieldSpec {
+    /// API name: `Industry`, or `Something__c` for custom fields.
+    pub name: String,
+    /// Salesforce field type: `string`, `textarea`, `picklist`, `multipicklist`, `combobox`,
+    /// `email`, `phone`, `url`, `boolean`, `int`, `double`, `currency`, `percent`, `date`,
+    /// `datetime`, `reference`.
+    #[serde(rename = "type")]
+    pub field_type: String,
+    /// Label; defaults to the name without `__c`, underscores as spaces.
+    #[serde(default)]
+    pub label: Option<String>,
+    /// Maximum length in characters, for text types (defaults: string 255, textarea 255,
+    /// long text via `length` up to 131072, email 80, phone 40, url 255, picklist 255).
+    #[serde(default)]
+    pub length: Option<u32>,
+    /// Total digits for double, currency and percent (default 18).
+    #[serde(default)]
+    pub precision: Option<u32>,
+    /// Digits after the decimal point for double, currency and percent (default 2, or 0).
+    #[serde(default)]
+    pub scale: Option<u32>,
+    /// Whether a value is required on create (`nillable: false` in describe).
+    #[serde(default)]
+    pub required: bool,
+    /// Whether the field may be set on create. Defaults to true.
+    #[serde(default = "yes")]
+    pub createable: bool,
+    /// Whether the field may be set on update. Defaults to true.
+    #[serde(default = "yes")]
+    pub updateable: bool,
+    /// Whether the field is an External ID (usable as an upsert key).
+    #[serde(default)]
+    pub external_id: bool,
+    /// Whether values must be unique across the object's records.
+    #[serde(default)]
+    pub unique: bool,
+    /// Whether uniqueness and lookups compare case-sensitively (default false).
+    #[serde(default)]
+    pub case_sensitive: bool,
+    /// Whether this is the object's name field (shown as the record's name).
+    #[serde(default)]
+    pub name_field: bool,
+    /// Auto-number fields are read-only and numbered by the org (`00001000`, …).
+    #[serde(default)]
+    pub auto_number: bool,
+    /// Read-only, computed by the org (formula or roll-up); describe shows `calculated`.
+    #[serde(default)]
+    pub calculated: bool,
+    /// Picklist values, first one not the default unless `defaultValue` says so.
+    #[serde(default)]
+    pub picklist_values: Vec<String>,
+    /// Whether values outside `picklistValues` are rejected.
+    #[serde(default)]
+    pub restricted_picklist: bool,
+    /// Objects a reference field may point at.
+    #[serde(default)]
+    pub reference_to: Vec<String>,
+    /// Relationship name used in SOQL paths (`Account`, `Account__r`).
+    #[serde(default)]
+    pub relationship_name: Option<String>,
+    /// Value set on create when the field is not given (JSON scalar of the field's type).
+    #[serde(default)]
+    pub default_value: Option<serde_json::Value>,
+}
+
+fn yes() -> bool {
+    true
+}

@@ -1,0 +1,88 @@
+//! Access and refresh tokens.
+//!
+//! Access tokens look like Salesforce's (`<org id 15>!<opaque>`) and expire after the
+//! configured lifetime; an expired or unknown token is answered with 401
+//! INVALID_SESSION_ID on every data call, which is what makes clients refresh.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use rand::distr::Alphanumeric;
+
+use crate::org::RecordRef;
+
+/// One live access token.
+#[derive(Debug, Clone, Copy)]
+pub struct Session {
+    pub user: RecordRef,
+    pub expires_at: Instant,
+}
+
+/// Every token the org has issued.
+#[derive(Debug)]
+pub struct Sessions {
+    access: HashMap<String, Session>,
+    refresh: HashSet<String>,
+    lifetime: Duration,
+}
+
+impl Sessions {
+    /// A store that accepts `initial_refresh_token` from the start.
+    pub fn new(lifetime: Duration, initial_refresh_token: &str) -> Self {
+        let mut refresh = HashSet::new();
+        if !initial_refresh_token.is_empty() {
+            refresh.insert(initial_refresh_token.to_owned());
+        }
+        Self { access: HashMap::new(), refresh, lifetime }
+    }
+
+    /// Issues an access token for a user.
+    pub fn issue(&mut self, org_id15: &str, user: RecordRef) -> String {
+        let opaque: String = rand::rng().sample_iter(&Alphanumeric).take(96).map(char::from).collect();
+        let token = format!("{org_id15}!{opaque}");
+        self.access.insert(token.clone(), Session { user, expires_at: Instant::now() + self.lifetime });
+        self.access.retain(|_, s| s.expires_at > Instant::now());
+        token
+    }
+
+    /// The session behind a token, if it is live.
+    pub fn check(&self, token: &str) -> Option<Session> {
+        self.access.get(token).copied().filter(|s| s.expires_at > Instant::now())
+    }
+
+    /// Revokes an access or refresh token; true if it existed.
+    pub fn revoke(&mut self, token: &str) -> bool {
+        self.access.remove(token).is_some() | self.refresh.remove(token)
+    }
+
+    /// Expires every access token now (the control API's session-expiry fault).
+    pub fn expire_all(&mut self) -> usize {
+        let count = self.access.len();
+        self.access.clear();
+        count
+    }
+
+    /// Mints a new refresh token.
+    pub fn mint_refresh_token(&mut self) -> String {
+        let opaque: String = rand::rng().sample_iter(&Alphanumeric).take(64).map(char::from).collect();
+        let token = format!("5Aep861{opaque}");
+        self.refresh.insert(token.clone());
+        token
+    }
+
+    /// Whether a refresh token is valid.
+    pub fn is_refresh_token(&self, token: &str) -> bool {
+        self.refresh.contains(token)
+    }
+
+    /// How long new tokens live.
+    pub fn lifetime(&self) -> Duration {
+        self.lifetime
+    }
+
+    /// Changes how long new tokens live.
+    pub fn set_lifetime(&mut self, lifetime: Duration) {
+        self.lifetime = lifetime;
+    }
+}

@@ -1,0 +1,86 @@
+//! The state every request handler shares.
+//!
+//! Locks are std locks held only inside synchronous sections, never across an `.await`
+//! (clippy's `await_holding_lock` is denied). The org's lock is the only one that matters
+//! for throughput: reads share it, writes take it alone.
+
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use crate::config::EmulatorConfig;
+use crate::faults::FaultConfig;
+use crate::org::{AdminUser, Org, Schema, SchemaError};
+use crate::query::CursorStore;
+use crate::sessions::Sessions;
+use crate::stats::Stats;
+use crate::usage::ApiUsage;
+use crate::workload::Workload;
+
+/// Everything one emulator holds.
+#[derive(Debug)]
+pub struct Shared {
+    pub config: EmulatorConfig,
+    /// The org's records. Reads in parallel; writes serialised (monotonic SystemModstamp).
+    org: RwLock<Org>,
+    /// Issued access and refresh tokens.
+    sessions: Mutex<Sessions>,
+    /// Open query cursors.
+    cursors: Mutex<CursorStore>,
+    /// Faults in force; read on every request, changed by the control API.
+    faults: RwLock<FaultConfig>,
+    pub usage: ApiUsage,
+    pub stats: Stats,
+    pub workload: Workload,
+}
+
+impl Shared {
+    /// A new org from a configuration.
+    pub fn new(config: EmulatorConfig) -> Result<Self, SchemaError> {
+        let schema = Schema::with_files(&config.schema_files)?;
+        let admin = AdminUser {
+            username: config.username.clone(),
+            email: if config.username.contains('@') { config.username.clone() } else { "admin@example.com".to_owned() },
+            first_name: "Ada".to_owned(),
+            last_name: "Admin".to_owned(),
+        };
+        Ok(Self {
+            org: RwLock::new(Org::new(schema, &admin)),
+            sessions: Mutex::new(Sessions::new(config.session_lifetime, &config.refresh_token)),
+            cursors: Mutex::new(CursorStore::default()),
+            faults: RwLock::new(config.faults.clone()),
+            usage: ApiUsage::new(config.daily_api_limit),
+            stats: Stats::default(),
+            workload: Workload::default(),
+            config,
+        })
+    }
+
+    /// Shared read access to the org.
+    pub fn org(&self) -> RwLockReadGuard<'_, Org> {
+        self.org.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Exclusive write access to the org.
+    pub fn org_mut(&self) -> RwLockWriteGuard<'_, Org> {
+        self.org.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The token store.
+    pub fn sessions(&self) -> MutexGuard<'_, Sessions> {
+        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The cursor store.
+    pub fn cursors(&self) -> MutexGuard<'_, CursorStore> {
+        self.cursors.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The faults in force now.
+    pub fn faults(&self) -> FaultConfig {
+        self.faults.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Replaces the faults in force.
+    pub fn set_faults(&self, faults: FaultConfig) {
+        *self.faults.write().unwrap_or_else(PoisonError::into_inner) = faults;
+    }
+}

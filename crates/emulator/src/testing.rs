@@ -1,0 +1,79 @@
+//! Test support (feature `test-support`): an emulator on `127.0.0.1:0` for one test.
+//!
+//! Each [`TestOrg`] is a separate org with its own listeners, so tests run in parallel and
+//! share nothing. Dropping it shuts the server down.
+
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::{Emulator, EmulatorConfig, Listeners, generate_tls_identity};
+
+/// A running emulator for one test.
+#[derive(Debug)]
+pub struct TestOrg {
+    pub emulator: Emulator,
+    /// `http://127.0.0.1:<port>`.
+    pub http_url: String,
+    /// `https://localhost:<port>`.
+    pub https_url: String,
+    /// PEM of the CA that signed the HTTPS certificate.
+    pub ca_pem: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl TestOrg {
+    /// Starts an emulator with the default configuration.
+    pub async fn start() -> Self {
+        Self::start_with(EmulatorConfig::default()).await
+    }
+
+    /// Starts an emulator with a configuration.
+    pub async fn start_with(config: EmulatorConfig) -> Self {
+        let emulator = Emulator::new(config).expect("test configuration is valid");
+        let identity = generate_tls_identity().expect("TLS identity can be generated");
+        let http = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
+        let https = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
+        let http_addr: SocketAddr = http.local_addr().expect("bound listener has an address");
+        let https_addr: SocketAddr = https.local_addr().expect("bound listener has an address");
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        let listeners = Listeners { http: Some(http), https: Some((https, identity.server_config)) };
+        let server = emulator.clone();
+        let task = tokio::spawn(async move {
+            server
+                .run(listeners, async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        Self {
+            emulator,
+            http_url: format!("http://{http_addr}"),
+            https_url: format!("https://localhost:{}", https_addr.port()),
+            ca_pem: identity.ca_pem,
+            shutdown: Some(shutdown),
+            task: Some(task),
+        }
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for TestOrg {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
