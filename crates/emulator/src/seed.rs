@@ -159,7 +159,8 @@ impl<'a> Generator<'a> {
             FieldType::Id => return None,
             FieldType::String | FieldType::Textarea if field.unique || field.external_id => {
                 let prefix: String = self.org.schema().object(object).name.chars().filter(char::is_ascii_alphabetic).take(3).collect();
-                json!(format!("{}-{:x}-{n:08}", prefix.to_uppercase(), self.salt))
+                // The counter comes first so a short field keeps values unique when truncated.
+                json!(format!("{}{n}-{:x}", prefix.to_uppercase(), self.salt))
             }
             FieldType::String | FieldType::Textarea => json!(self.text(object, &name, field, n, person, rng)),
         };

@@ -239,7 +239,8 @@ fn replication_window(ctx: &RequestContext, oldest_days: i64) -> Result<(i64, i6
             format!("start date cannot be more than {oldest_days} days ago"),
         ));
     }
-    Ok((start, end.min(now.div_euclid(minute) * minute)))
+    // A window reaching into the future covers changes up to now.
+    Ok((start, end.min(now + 1)))
 }
 
 /// `GET /sobjects/{Obj}/updated/?start=&end=`.
