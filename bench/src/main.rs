@@ -1,1 +1,44 @@
-fn main() {}
+//! pgforce's benchmark harness: named scenarios that print a table and write JSON.
+//!
+//! Each scenario measures its own baseline in the same run and reports medians of several
+//! runs, so figures compare like with like on whatever machine runs them.
+
+mod emulator;
+mod report;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "pgforce-bench", about = "pgforce benchmarks")]
+struct Cli {
+    #[command(subcommand)]
+    scenario: Scenario,
+    /// Where to write the JSON report.
+    #[arg(long, global = true, default_value = "bench/results/latest.json")]
+    report_path: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+enum Scenario {
+    /// The Salesforce emulator: memory per record, query paging and collections writes.
+    Emulator(emulator::Options),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let report = runtime.block_on(async {
+        match cli.scenario {
+            Scenario::Emulator(options) => emulator::run(options).await,
+        }
+    })?;
+    report.print();
+    report.write(&cli.report_path)?;
+    Ok(())
+}

@@ -24,9 +24,14 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     output::init_logging();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
-        Err(error) => return output::fail(&anyhow::Error::new(error).context("starting the async runtime")),
+        Err(error) => {
+            return output::fail(&anyhow::Error::new(error).context("starting the async runtime"));
+        }
     };
     let result = runtime.block_on(async {
         match cli.command {

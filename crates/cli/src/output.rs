@@ -7,7 +7,10 @@ use tracing_subscriber::EnvFilter;
 /// Logs go to stderr, `info` by default, `RUST_LOG` to change.
 pub fn init_logging() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 /// Prints a message for the user on stdout.

@@ -25,7 +25,11 @@ pub const CONTROL_PREFIX: &str = "/__emulator";
 type AppState = State<Arc<Shared>>;
 
 fn bad_request(message: impl Into<String>) -> Response {
-    (StatusCode::BAD_REQUEST, Json(json!({ "error": "bad_request", "message": message.into() }))).into_response()
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({ "error": "bad_request", "message": message.into() })),
+    )
+        .into_response()
 }
 
 /// Routes of the control API (to be nested under [`CONTROL_PREFIX`]).
@@ -39,7 +43,12 @@ pub fn router() -> Router<Arc<Shared>> {
         .route("/sessions", put(put_sessions))
         .route("/refresh-tokens", post(mint_refresh_token))
         .route("/limits", put(put_limits))
-        .route("/workload", get(workload_status).post(start_workload).delete(stop_workload))
+        .route(
+            "/workload",
+            get(workload_status)
+                .post(start_workload)
+                .delete(stop_workload),
+        )
         .route("/stats", get(stats))
 }
 
@@ -56,7 +65,10 @@ async fn reset(State(shared): AppState) -> Response {
 
 /// `POST /seed` with `{"Account": 1000, "Contact": 3000}`: creates realistic records, in
 /// the order given (parents first, so children can reference them).
-async fn seed_records(State(shared): AppState, Json(plan): Json<serde_json::Map<String, JsonValue>>) -> Response {
+async fn seed_records(
+    State(shared): AppState,
+    Json(plan): Json<serde_json::Map<String, JsonValue>>,
+) -> Response {
     let plan: Result<seed::SeedPlan, String> = plan
         .into_iter()
         .map(|(name, count)| {
@@ -94,11 +106,17 @@ async fn undelete(State(shared): AppState, Json(request): Json<UndeleteRequest>)
     let mut org = shared.org_mut();
     let user = org.admin();
     let mut results = Vec::with_capacity(request.ids.len());
-    let targets: Vec<_> = request.ids.iter().map(|id| (id.clone(), org.resolve_id(id))).collect();
+    let targets: Vec<_> = request
+        .ids
+        .iter()
+        .map(|id| (id.clone(), org.resolve_id(id)))
+        .collect();
     let mut txn = org.begin(user);
     for (id, target) in targets {
         let outcome = match target {
-            Ok(target) => txn.undelete(target).map_err(|e| format!("{}: {}", e.code, e.message)),
+            Ok(target) => txn
+                .undelete(target)
+                .map_err(|e| format!("{}: {}", e.code, e.message)),
             Err(_) => Err("NOT_FOUND: no such record".to_owned()),
         };
         results.push(match outcome {
@@ -136,7 +154,9 @@ struct SessionSettings {
 
 /// `PUT /sessions` with `{"lifetimeSeconds": N}`: how long new tokens live.
 async fn put_sessions(State(shared): AppState, Json(settings): Json<SessionSettings>) -> Response {
-    shared.sessions().set_lifetime(Duration::from_secs(settings.lifetime_seconds));
+    shared
+        .sessions()
+        .set_lifetime(Duration::from_secs(settings.lifetime_seconds));
     Json(json!({ "lifetimeSeconds": settings.lifetime_seconds })).into_response()
 }
 
@@ -156,7 +176,9 @@ struct LimitSettings {
 /// `PUT /limits` with `{"dailyApiRequests": N, "used": M}`.
 async fn put_limits(State(shared): AppState, Json(settings): Json<LimitSettings>) -> Response {
     let (used, _) = shared.usage.snapshot();
-    shared.usage.set(settings.used.unwrap_or(used), settings.daily_api_requests);
+    shared
+        .usage
+        .set(settings.used.unwrap_or(used), settings.daily_api_requests);
     let (used, limit) = shared.usage.snapshot();
     Json(json!({ "used": used, "dailyApiRequests": limit })).into_response()
 }
@@ -188,7 +210,10 @@ async fn stats(State(shared): AppState) -> Response {
             .enumerate()
             .filter_map(|(i, o)| {
                 let table = org.table(crate::org::ObjectIndex::try_from(i).ok()?);
-                Some((o.name.clone(), json!({ "live": table.live_count(), "deleted": table.deleted_count() })))
+                Some((
+                    o.name.clone(),
+                    json!({ "live": table.live_count(), "deleted": table.deleted_count() }),
+                ))
             })
             .collect()
     };

@@ -166,7 +166,10 @@ mod tests {
     #[test]
     fn formats_like_salesforce() {
         assert_eq!(format_datetime(0), "1970-01-01T00:00:00.000+0000");
-        assert_eq!(format_datetime(1_719_847_200_123), "2024-07-01T15:20:00.123+0000");
+        assert_eq!(
+            format_datetime(1_719_847_200_123),
+            "2024-07-01T15:20:00.123+0000"
+        );
         assert_eq!(format_date(19_723), "2024-01-01");
     }
 

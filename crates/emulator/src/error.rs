@@ -27,7 +27,12 @@ pub struct ApiError {
 impl ApiError {
     /// An error with an HTTP status, Salesforce error code and message.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code: Cow::Borrowed(code), message: message.into(), fields: Vec::new() }
+        Self {
+            status,
+            code: Cow::Borrowed(code),
+            message: message.into(),
+            fields: Vec::new(),
+        }
     }
 
     /// A 400 error, the status of most validation failures.
@@ -44,17 +49,28 @@ impl ApiError {
 
     /// 404 NOT_FOUND for a path that names nothing.
     pub fn not_found() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "NOT_FOUND", "The requested resource does not exist")
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "The requested resource does not exist",
+        )
     }
 
     /// 401 INVALID_SESSION_ID.
     pub fn invalid_session() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "INVALID_SESSION_ID", "Session expired or invalid")
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "INVALID_SESSION_ID",
+            "Session expired or invalid",
+        )
     }
 
     /// 400 JSON_PARSER_ERROR for a body that is not the JSON the call takes.
     pub fn json_parser(detail: impl std::fmt::Display) -> Self {
-        Self::bad_request("JSON_PARSER_ERROR", format!("The request body is not valid: {detail}"))
+        Self::bad_request(
+            "JSON_PARSER_ERROR",
+            format!("The request body is not valid: {detail}"),
+        )
     }
 
     /// The element of a top-level error array.
@@ -76,9 +92,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Json::Array(vec![self.to_top_level_json()]).to_string();
         let mut response = (self.status, body).into_response();
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(JSON_CONTENT_TYPE),
+        );
         response
     }
 }

@@ -51,7 +51,11 @@ impl FaultConfig {
 
     /// The latency to add to one request.
     pub fn draw_latency(&self) -> Duration {
-        let jitter = if self.latency_jitter_ms > 0 { rand::rng().random_range(0..=self.latency_jitter_ms) } else { 0 };
+        let jitter = if self.latency_jitter_ms > 0 {
+            rand::rng().random_range(0..=self.latency_jitter_ms)
+        } else {
+            0
+        };
         Duration::from_millis(self.latency_ms + jitter)
     }
 
@@ -60,7 +64,9 @@ impl FaultConfig {
         let mut rng = rand::rng();
         if self.drop_connection_rate > 0.0 && rng.random_bool(self.drop_connection_rate) {
             Fault::DropConnection
-        } else if self.server_unavailable_rate > 0.0 && rng.random_bool(self.server_unavailable_rate) {
+        } else if self.server_unavailable_rate > 0.0
+            && rng.random_bool(self.server_unavailable_rate)
+        {
             Fault::ServerUnavailable
         } else {
             Fault::None

@@ -50,8 +50,8 @@ use std::sync::Arc;
 use axum::Router;
 
 pub use config::{
-    DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_PASSWORD, DEFAULT_REFRESH_TOKEN, DEFAULT_USERNAME,
-    EmulatorConfig, LATEST_API_VERSION,
+    DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_PASSWORD, DEFAULT_REFRESH_TOKEN,
+    DEFAULT_USERNAME, EmulatorConfig, LATEST_API_VERSION,
 };
 pub use control::CONTROL_PREFIX;
 pub use faults::FaultConfig;
@@ -65,7 +65,9 @@ use state::Shared;
 
 /// The whole HTTP application: Salesforce API plus control API.
 fn app(shared: Arc<Shared>) -> Router {
-    api::router().nest(CONTROL_PREFIX, control::router()).with_state(shared)
+    api::router()
+        .nest(CONTROL_PREFIX, control::router())
+        .with_state(shared)
 }
 
 /// Why an emulator could not be built.
@@ -86,7 +88,9 @@ pub struct Emulator {
 impl Emulator {
     /// Builds an org from a configuration.
     pub fn new(config: EmulatorConfig) -> Result<Self, Error> {
-        Ok(Self { shared: Arc::new(Shared::new(config)?) })
+        Ok(Self {
+            shared: Arc::new(Shared::new(config)?),
+        })
     }
 
     /// Creates realistic records; returns how many of each object were created.

@@ -14,21 +14,82 @@ use crate::org::{FieldDef, FieldType, ObjectIndex, Org, RecordRef};
 use crate::state::Shared;
 
 const FIRST_NAMES: [&str; 24] = [
-    "Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Ken", "Margaret", "Linus", "Radia",
-    "Tim", "Frances", "John", "Katherine", "Dennis", "Hedy", "Niklaus", "Sophie", "Bjarne",
-    "Lynn", "Guido", "Annie", "Yukihiro", "Shafi",
+    "Ada",
+    "Grace",
+    "Alan",
+    "Edsger",
+    "Barbara",
+    "Donald",
+    "Ken",
+    "Margaret",
+    "Linus",
+    "Radia",
+    "Tim",
+    "Frances",
+    "John",
+    "Katherine",
+    "Dennis",
+    "Hedy",
+    "Niklaus",
+    "Sophie",
+    "Bjarne",
+    "Lynn",
+    "Guido",
+    "Annie",
+    "Yukihiro",
+    "Shafi",
 ];
 const LAST_NAMES: [&str; 24] = [
-    "Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Thompson", "Hamilton",
-    "Torvalds", "Perlman", "Berners-Lee", "Allen", "McCarthy", "Johnson", "Ritchie", "Lamarr",
-    "Wirth", "Wilson", "Stroustrup", "Conway", "van Rossum", "Easley", "Matsumoto", "Goldwasser",
+    "Lovelace",
+    "Hopper",
+    "Turing",
+    "Dijkstra",
+    "Liskov",
+    "Knuth",
+    "Thompson",
+    "Hamilton",
+    "Torvalds",
+    "Perlman",
+    "Berners-Lee",
+    "Allen",
+    "McCarthy",
+    "Johnson",
+    "Ritchie",
+    "Lamarr",
+    "Wirth",
+    "Wilson",
+    "Stroustrup",
+    "Conway",
+    "van Rossum",
+    "Easley",
+    "Matsumoto",
+    "Goldwasser",
 ];
 const COMPANY_WORDS: [&str; 20] = [
-    "Acme", "Globex", "Initech", "Umbrella", "Stark", "Wayne", "Tyrell", "Cyberdyne", "Soylent",
-    "Hooli", "Vandelay", "Wonka", "Gringotts", "Monarch", "Oscorp", "Aperture", "Massive",
-    "Dynamic", "Blue Sun", "Nakatomi",
+    "Acme",
+    "Globex",
+    "Initech",
+    "Umbrella",
+    "Stark",
+    "Wayne",
+    "Tyrell",
+    "Cyberdyne",
+    "Soylent",
+    "Hooli",
+    "Vandelay",
+    "Wonka",
+    "Gringotts",
+    "Monarch",
+    "Oscorp",
+    "Aperture",
+    "Massive",
+    "Dynamic",
+    "Blue Sun",
+    "Nakatomi",
 ];
-const COMPANY_SUFFIXES: [&str; 8] = ["Inc", "Corp", "LLC", "Ltd", "Group", "Holdings", "Labs", "GmbH"];
+const COMPANY_SUFFIXES: [&str; 8] = [
+    "Inc", "Corp", "LLC", "Ltd", "Group", "Holdings", "Labs", "GmbH",
+];
 const CITIES: [(&str, &str, &str); 10] = [
     ("San Francisco", "CA", "USA"),
     ("New York", "NY", "USA"),
@@ -42,8 +103,22 @@ const CITIES: [(&str, &str, &str); 10] = [
     ("São Paulo", "SP", "Brazil"),
 ];
 const WORDS: [&str; 16] = [
-    "renewal", "pilot", "expansion", "upgrade", "support", "migration", "onboarding", "audit",
-    "integration", "training", "license", "rollout", "review", "escalation", "quote", "follow-up",
+    "renewal",
+    "pilot",
+    "expansion",
+    "upgrade",
+    "support",
+    "migration",
+    "onboarding",
+    "audit",
+    "integration",
+    "training",
+    "license",
+    "rollout",
+    "review",
+    "escalation",
+    "quote",
+    "follow-up",
 ];
 
 /// Makes plausible field values for records of any object.
@@ -72,19 +147,30 @@ impl<'a> Generator<'a> {
                 return Some(RecordRef { object, seq });
             }
         }
-        table.iter().rev().find(|(_, r)| !r.is_deleted()).map(|(seq, _)| RecordRef { object, seq })
+        table
+            .iter()
+            .rev()
+            .find(|(_, r)| !r.is_deleted())
+            .map(|(seq, _)| RecordRef { object, seq })
     }
 
     /// A full record body for a create: required fields always, others most of the time.
     pub fn record(&self, object: ObjectIndex, n: u64, rng: &mut impl Rng) -> Map<String, Json> {
         let def = self.org.schema().object(object);
         let mut body = Map::new();
-        let person = (FIRST_NAMES.choose(rng).copied().unwrap_or("Ada"), LAST_NAMES.choose(rng).copied().unwrap_or("Lovelace"));
+        let person = (
+            FIRST_NAMES.choose(rng).copied().unwrap_or("Ada"),
+            LAST_NAMES.choose(rng).copied().unwrap_or("Lovelace"),
+        );
         for field in &def.fields {
             if field.system || !field.createable {
                 continue;
             }
-            if !field.required_on_create() && !field.unique && !field.external_id && rng.random_bool(0.15) {
+            if !field.required_on_create()
+                && !field.unique
+                && !field.external_id
+                && rng.random_bool(0.15)
+            {
                 continue;
             }
             if let Some(value) = self.value(object, field, n, person, rng) {
@@ -100,10 +186,19 @@ impl<'a> Generator<'a> {
         let candidates: Vec<&FieldDef> = def
             .fields
             .iter()
-            .filter(|f| f.updateable && !f.system && f.field_type != FieldType::Reference && !f.unique && !f.external_id)
+            .filter(|f| {
+                f.updateable
+                    && !f.system
+                    && f.field_type != FieldType::Reference
+                    && !f.unique
+                    && !f.external_id
+            })
             .collect();
         let mut body = Map::new();
-        let person = (FIRST_NAMES.choose(rng).copied().unwrap_or("Ada"), LAST_NAMES.choose(rng).copied().unwrap_or("Lovelace"));
+        let person = (
+            FIRST_NAMES.choose(rng).copied().unwrap_or("Ada"),
+            LAST_NAMES.choose(rng).copied().unwrap_or("Lovelace"),
+        );
         for _ in 0..rng.random_range(1..=3) {
             if let Some(field) = candidates.choose(rng)
                 && let Some(value) = self.value(object, field, n, person, rng)
@@ -114,11 +209,21 @@ impl<'a> Generator<'a> {
         body
     }
 
-    fn value(&self, object: ObjectIndex, field: &FieldDef, n: u64, person: (&str, &str), rng: &mut impl Rng) -> Option<Json> {
+    fn value(
+        &self,
+        object: ObjectIndex,
+        field: &FieldDef,
+        n: u64,
+        person: (&str, &str),
+        rng: &mut impl Rng,
+    ) -> Option<Json> {
         let name = field.name.to_ascii_lowercase();
         let value = match field.field_type {
             FieldType::Reference => {
-                let target = self.org.schema().object_index(field.reference_to.first()?)?;
+                let target = self
+                    .org
+                    .schema()
+                    .object_index(field.reference_to.first()?)?;
                 if target == object && rng.random_bool(0.8) {
                     return None;
                 }
@@ -130,13 +235,21 @@ impl<'a> Generator<'a> {
             FieldType::Picklist | FieldType::Combobox => json!(field.picklist_values.choose(rng)?),
             FieldType::Multipicklist => {
                 let picked: Vec<&String> = field.picklist_values.choose_multiple(rng, 2).collect();
-                json!(picked.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(";"))
+                json!(
+                    picked
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(";")
+                )
             }
             FieldType::Boolean => json!(rng.random_bool(0.3)),
             FieldType::Int => json!(rng.random_range(1..10_000)),
             FieldType::Percent => json!(rng.random_range(0..=100)),
             FieldType::Double | FieldType::Currency => {
-                let digits = i32::try_from(field.precision.saturating_sub(field.scale)).unwrap_or(18).min(9);
+                let digits = i32::try_from(field.precision.saturating_sub(field.scale))
+                    .unwrap_or(18)
+                    .min(9);
                 let max = 10_f64.powi(digits) - 1.0;
                 let scale = 10_f64.powi(i32::try_from(field.scale).unwrap_or(0));
                 json!((rng.random_range(0.0..max.min(5_000_000.0)) * scale).round() / scale)
@@ -146,7 +259,9 @@ impl<'a> Generator<'a> {
                 json!(datetime::format_date(today + rng.random_range(-365..365)))
             }
             FieldType::Datetime => {
-                json!(datetime::format_datetime(datetime::now_millis() - rng.random_range(0..30 * 86_400_000)))
+                json!(datetime::format_datetime(
+                    datetime::now_millis() - rng.random_range(0..30 * 86_400_000)
+                ))
             }
             FieldType::Email => json!(format!(
                 "{}.{}{}@example.com",
@@ -154,25 +269,52 @@ impl<'a> Generator<'a> {
                 person.1.to_lowercase().replace(' ', ""),
                 n
             )),
-            FieldType::Phone => json!(format!("(555) {:03}-{:04}", rng.random_range(100..1000), rng.random_range(0..10_000))),
-            FieldType::Url => json!(format!("https://www.{}.example.com", COMPANY_WORDS.choose(rng)?.to_lowercase().replace(' ', ""))),
+            FieldType::Phone => json!(format!(
+                "(555) {:03}-{:04}",
+                rng.random_range(100..1000),
+                rng.random_range(0..10_000)
+            )),
+            FieldType::Url => json!(format!(
+                "https://www.{}.example.com",
+                COMPANY_WORDS.choose(rng)?.to_lowercase().replace(' ', "")
+            )),
             FieldType::Id => return None,
             FieldType::String | FieldType::Textarea if field.unique || field.external_id => {
-                let prefix: String = self.org.schema().object(object).name.chars().filter(char::is_ascii_alphabetic).take(3).collect();
+                let prefix: String = self
+                    .org
+                    .schema()
+                    .object(object)
+                    .name
+                    .chars()
+                    .filter(char::is_ascii_alphabetic)
+                    .take(3)
+                    .collect();
                 // The counter comes first so a short field keeps values unique when truncated.
                 json!(format!("{}{n}-{:x}", prefix.to_uppercase(), self.salt))
             }
-            FieldType::String | FieldType::Textarea => json!(self.text(object, &name, field, n, person, rng)),
+            FieldType::String | FieldType::Textarea => {
+                json!(self.text(object, &name, field, n, person, rng))
+            }
         };
         Some(match value {
-            Json::String(s) if field.field_type.is_text() && s.chars().count() > field.length as usize => {
+            Json::String(s)
+                if field.field_type.is_text() && s.chars().count() > field.length as usize =>
+            {
                 Json::String(s.chars().take(field.length as usize).collect())
             }
             other => other,
         })
     }
 
-    fn text(&self, object: ObjectIndex, name: &str, field: &FieldDef, n: u64, person: (&str, &str), rng: &mut impl Rng) -> String {
+    fn text(
+        &self,
+        object: ObjectIndex,
+        name: &str,
+        field: &FieldDef,
+        n: u64,
+        person: (&str, &str),
+        rng: &mut impl Rng,
+    ) -> String {
         let (city, state, country) = *CITIES.choose(rng).unwrap_or(&CITIES[0]);
         let company = || {
             format!(
@@ -188,13 +330,27 @@ impl<'a> Generator<'a> {
             n if n.contains("state") => state.to_owned(),
             n if n.contains("country") => country.to_owned(),
             n if n.contains("postalcode") => format!("{:05}", rng.random_range(10_000..99_999)),
-            n if n.contains("street") => format!("{} {} Street", rng.random_range(1..999), LAST_NAMES.choose(rng).unwrap_or(&"Main")),
+            n if n.contains("street") => format!(
+                "{} {} Street",
+                rng.random_range(1..999),
+                LAST_NAMES.choose(rng).unwrap_or(&"Main")
+            ),
             "company" | "companyname" | "suppliedcompany" => company(),
             "name" if field.name_field => match self.org.schema().object(object).name.as_str() {
                 "Opportunity" => format!("{} {}", company(), WORDS.choose(rng).unwrap_or(&"deal")),
                 _ => company(),
             },
-            "title" => ["CEO", "CTO", "VP Sales", "Engineer", "Buyer", "Director of IT"].choose(rng).unwrap_or(&"CEO").to_string(),
+            "title" => [
+                "CEO",
+                "CTO",
+                "VP Sales",
+                "Engineer",
+                "Buyer",
+                "Director of IT",
+            ]
+            .choose(rng)
+            .unwrap_or(&"CEO")
+            .to_string(),
             "alias" => format!("u{n}"),
             n if n.contains("description") || n.contains("subject") || n.contains("nextstep") => {
                 let words: Vec<&str> = WORDS.choose_multiple(rng, 3).copied().collect();
@@ -228,7 +384,11 @@ pub fn seed(shared: &Shared, plan: &SeedPlan) -> Result<Vec<(String, usize)>, St
     let mut rng = rand::rng();
     let salt: u64 = rng.random();
     for (name, count) in plan {
-        let object = shared.org().schema().object_index(name).ok_or_else(|| format!("unknown object {name:?}"))?;
+        let object = shared
+            .org()
+            .schema()
+            .object_index(name)
+            .ok_or_else(|| format!("unknown object {name:?}"))?;
         let mut done = 0;
         while done < *count {
             let chunk = SEED_CHUNK.min(count - done);
@@ -236,11 +396,14 @@ pub fn seed(shared: &Shared, plan: &SeedPlan) -> Result<Vec<(String, usize)>, St
             let user = org.admin();
             let bodies: Vec<Map<String, Json>> = {
                 let generator = Generator::new(&org, salt);
-                (0..chunk).map(|i| generator.record(object, (done + i) as u64, &mut rng)).collect()
+                (0..chunk)
+                    .map(|i| generator.record(object, (done + i) as u64, &mut rng))
+                    .collect()
             };
             let mut txn = org.begin(user);
             for body in &bodies {
-                txn.create(object, body).map_err(|e| format!("seeding {name}: {}: {}", e.code, e.message))?;
+                txn.create(object, body)
+                    .map_err(|e| format!("seeding {name}: {}: {}", e.code, e.message))?;
             }
             done += chunk;
         }

@@ -40,7 +40,10 @@ pub struct Listeners {
 /// Serves until `shutdown` completes, then stops the workload and closes connections.
 pub async fn run(shared: Arc<Shared>, listeners: Listeners, shutdown: impl Future<Output = ()>) {
     let app = crate::app(Arc::clone(&shared));
-    let tls = listeners.https.as_ref().map(|(_, config)| tokio_rustls::TlsAcceptor::from(Arc::clone(config)));
+    let tls = listeners
+        .https
+        .as_ref()
+        .map(|(_, config)| tokio_rustls::TlsAcceptor::from(Arc::clone(config)));
     // Connection tasks live here, so shutdown can end them; none is detached.
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
@@ -71,7 +74,9 @@ pub async fn run(shared: Arc<Shared>, listeners: Listeners, shutdown: impl Futur
     connections.shutdown().await;
 }
 
-async fn accept(listener: Option<&TcpListener>) -> std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)> {
+async fn accept(
+    listener: Option<&TcpListener>,
+) -> std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)> {
     match listener {
         Some(listener) => listener.accept().await,
         None => std::future::pending().await,
@@ -86,12 +91,18 @@ where
         request.extensions_mut().insert(info);
         let app = app.clone();
         async move {
-            let response = app.oneshot(request.map(Body::new)).await.unwrap_or_else(|never| match never {});
+            let response = app
+                .oneshot(request.map(Body::new))
+                .await
+                .unwrap_or_else(|never| match never {});
             if response.extensions().get::<DropConnection>().is_some() {
                 return Err(DroppedByFault);
             }
             Ok(response)
         }
     });
-    let _ = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service).await;
+    let _ = http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
 }

@@ -34,21 +34,38 @@ impl Sessions {
         if !initial_refresh_token.is_empty() {
             refresh.insert(initial_refresh_token.to_owned());
         }
-        Self { access: HashMap::new(), refresh, lifetime }
+        Self {
+            access: HashMap::new(),
+            refresh,
+            lifetime,
+        }
     }
 
     /// Issues an access token for a user.
     pub fn issue(&mut self, org_id15: &str, user: RecordRef) -> String {
-        let opaque: String = rand::rng().sample_iter(&Alphanumeric).take(96).map(char::from).collect();
+        let opaque: String = rand::rng()
+            .sample_iter(&Alphanumeric)
+            .take(96)
+            .map(char::from)
+            .collect();
         let token = format!("{org_id15}!{opaque}");
-        self.access.insert(token.clone(), Session { user, expires_at: Instant::now() + self.lifetime });
+        self.access.insert(
+            token.clone(),
+            Session {
+                user,
+                expires_at: Instant::now() + self.lifetime,
+            },
+        );
         self.access.retain(|_, s| s.expires_at > Instant::now());
         token
     }
 
     /// The session behind a token, if it is live.
     pub fn check(&self, token: &str) -> Option<Session> {
-        self.access.get(token).copied().filter(|s| s.expires_at > Instant::now())
+        self.access
+            .get(token)
+            .copied()
+            .filter(|s| s.expires_at > Instant::now())
     }
 
     /// Revokes an access or refresh token; true if it existed.
@@ -65,7 +82,11 @@ impl Sessions {
 
     /// Mints a new refresh token.
     pub fn mint_refresh_token(&mut self) -> String {
-        let opaque: String = rand::rng().sample_iter(&Alphanumeric).take(64).map(char::from).collect();
+        let opaque: String = rand::rng()
+            .sample_iter(&Alphanumeric)
+            .take(64)
+            .map(char::from)
+            .collect();
         let token = format!("5Aep861{opaque}");
         self.refresh.insert(token.clone());
         token

@@ -38,13 +38,20 @@ impl Shared {
         let schema = Schema::with_files(&config.schema_files)?;
         let admin = AdminUser {
             username: config.username.clone(),
-            email: if config.username.contains('@') { config.username.clone() } else { "admin@example.com".to_owned() },
+            email: if config.username.contains('@') {
+                config.username.clone()
+            } else {
+                "admin@example.com".to_owned()
+            },
             first_name: "Ada".to_owned(),
             last_name: "Admin".to_owned(),
         };
         Ok(Self {
             org: RwLock::new(Org::new(schema, &admin)),
-            sessions: Mutex::new(Sessions::new(config.session_lifetime, &config.refresh_token)),
+            sessions: Mutex::new(Sessions::new(
+                config.session_lifetime,
+                &config.refresh_token,
+            )),
             cursors: Mutex::new(CursorStore::default()),
             faults: RwLock::new(config.faults.clone()),
             usage: ApiUsage::new(config.daily_api_limit),
@@ -76,7 +83,10 @@ impl Shared {
 
     /// The faults in force now.
     pub fn faults(&self) -> FaultConfig {
-        self.faults.read().unwrap_or_else(PoisonError::into_inner).clone()
+        self.faults
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Replaces the faults in force.

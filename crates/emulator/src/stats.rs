@@ -28,9 +28,15 @@ pub struct Counts {
 impl Stats {
     /// Records one call to an endpoint, for an object when it concerns one.
     pub fn record_call(&self, endpoint: &str, object: Option<&str>) {
-        let mut counts = self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut counts = self
+            .counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         counts.total_calls += 1;
-        *counts.calls_by_endpoint.entry(endpoint.to_owned()).or_default() += 1;
+        *counts
+            .calls_by_endpoint
+            .entry(endpoint.to_owned())
+            .or_default() += 1;
         if let Some(object) = object {
             *counts.calls_by_object.entry(object.to_owned()).or_default() += 1;
         }
@@ -38,18 +44,27 @@ impl Stats {
 
     /// Adds to the records written and returned.
     pub fn record_records(&self, written: u64, returned: u64) {
-        let mut counts = self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut counts = self
+            .counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         counts.records_written += written;
         counts.records_returned += returned;
     }
 
     /// The counters now.
     pub fn snapshot(&self) -> Counts {
-        self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        self.counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Zeroes every counter.
     pub fn reset(&self) {
-        *self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Counts::default();
+        *self
+            .counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Counts::default();
     }
 }

@@ -35,12 +35,19 @@ impl TestOrg {
     pub async fn start_with(config: EmulatorConfig) -> Self {
         let emulator = Emulator::new(config).expect("test configuration is valid");
         let identity = generate_tls_identity().expect("TLS identity can be generated");
-        let http = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
-        let https = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
+        let http = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port");
+        let https = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port");
         let http_addr: SocketAddr = http.local_addr().expect("bound listener has an address");
         let https_addr: SocketAddr = https.local_addr().expect("bound listener has an address");
         let (shutdown, stopped) = oneshot::channel::<()>();
-        let listeners = Listeners { http: Some(http), https: Some((https, identity.server_config)) };
+        let listeners = Listeners {
+            http: Some(http),
+            https: Some((https, identity.server_config)),
+        };
         let server = emulator.clone();
         let task = tokio::spawn(async move {
             server

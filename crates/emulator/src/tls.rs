@@ -38,22 +38,37 @@ pub fn generate() -> Result<TlsIdentity, TlsError> {
     let ca_key = KeyPair::generate()?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(DnType::CommonName, "pgforce emulator CA");
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "pgforce emulator CA");
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let ca_cert = ca_params.self_signed(&ca_key)?;
 
     let server_key = KeyPair::generate()?;
-    let mut server_params =
-        CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()])?;
-    server_params.distinguished_name.push(DnType::CommonName, "localhost");
+    let mut server_params = CertificateParams::new(vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ])?;
+    server_params
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
     let server_cert = server_params.signed_by(&server_key, &ca_cert, &ca_key)?;
 
-    let chain = vec![CertificateDer::from(server_cert.der().to_vec()), CertificateDer::from(ca_cert.der().to_vec())];
+    let chain = vec![
+        CertificateDer::from(server_cert.der().to_vec()),
+        CertificateDer::from(ca_cert.der().to_vec()),
+    ];
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der()));
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_single_cert(chain, key)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(TlsIdentity { ca_pem: ca_cert.pem(), server_config: Arc::new(config) })
+    Ok(TlsIdentity {
+        ca_pem: ca_cert.pem(),
+        server_config: Arc::new(config),
+    })
 }

@@ -16,20 +16,28 @@ pub struct ApiUsage {
 impl ApiUsage {
     /// A fresh counter with an allocation.
     pub fn new(limit: u64) -> Self {
-        Self { used: AtomicU64::new(0), limit: AtomicU64::new(limit) }
+        Self {
+            used: AtomicU64::new(0),
+            limit: AtomicU64::new(limit),
+        }
     }
 
     /// Counts one request if the allocation allows it; false when it is used up.
     pub fn try_take(&self) -> bool {
         let limit = self.limit.load(Ordering::Relaxed);
         self.used
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| (used < limit).then_some(used + 1))
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                (used < limit).then_some(used + 1)
+            })
             .is_ok()
     }
 
     /// `(used, limit)`.
     pub fn snapshot(&self) -> (u64, u64) {
-        (self.used.load(Ordering::Relaxed), self.limit.load(Ordering::Relaxed))
+        (
+            self.used.load(Ordering::Relaxed),
+            self.limit.load(Ordering::Relaxed),
+        )
     }
 
     /// Sets the counter and, if given, the allocation.

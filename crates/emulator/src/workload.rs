@@ -39,7 +39,11 @@ impl Default for WorkloadSpec {
     fn default() -> Self {
         Self {
             rate_per_second: 20.0,
-            objects: vec!["Account".to_owned(), "Contact".to_owned(), "Opportunity".to_owned()],
+            objects: vec![
+                "Account".to_owned(),
+                "Contact".to_owned(),
+                "Opportunity".to_owned(),
+            ],
             insert_share: 0.3,
             update_share: 0.6,
             delete_share: 0.1,
@@ -87,17 +91,31 @@ impl Workload {
     /// Starts (or restarts with a new spec) the workload.
     pub async fn start(&self, shared: Arc<Shared>, spec: WorkloadSpec) -> Result<(), String> {
         if !(spec.rate_per_second > 0.0 && spec.rate_per_second <= 100_000.0) {
-            return Err(format!("ratePerSecond must be between 0 and 100000, got {}", spec.rate_per_second));
+            return Err(format!(
+                "ratePerSecond must be between 0 and 100000, got {}",
+                spec.rate_per_second
+            ));
         }
         let total = spec.insert_share + spec.update_share + spec.delete_share;
-        if total <= 0.0 || [spec.insert_share, spec.update_share, spec.delete_share].iter().any(|s| *s < 0.0) {
-            return Err("insertShare, updateShare and deleteShare must be non-negative and not all zero".to_owned());
+        if total <= 0.0
+            || [spec.insert_share, spec.update_share, spec.delete_share]
+                .iter()
+                .any(|s| *s < 0.0)
+        {
+            return Err(
+                "insertShare, updateShare and deleteShare must be non-negative and not all zero"
+                    .to_owned(),
+            );
         }
         let objects = {
             let org = shared.org();
             spec.objects
                 .iter()
-                .map(|name| org.schema().object_index(name).ok_or_else(|| format!("unknown object {name:?}")))
+                .map(|name| {
+                    org.schema()
+                        .object_index(name)
+                        .ok_or_else(|| format!("unknown object {name:?}"))
+                })
                 .collect::<Result<Vec<_>, _>>()?
         };
         if objects.is_empty() {
@@ -120,7 +138,14 @@ impl Workload {
                 due += task_spec.rate_per_second * TICK.as_secs_f64();
                 let count = due.floor() as u64;
                 due -= count as f64;
-                apply_changes(&shared, &task_spec, &objects, count, (salt, &mut n), &counters);
+                apply_changes(
+                    &shared,
+                    &task_spec,
+                    &objects,
+                    count,
+                    (salt, &mut n),
+                    &counters,
+                );
             }
         });
         *self.running.lock().await = Some(Running { spec, stop, task });
@@ -169,10 +194,15 @@ fn apply_changes(
     for _ in 0..count {
         *n += 1;
         let pick: f64 = rng.random_range(0.0..total);
-        let Some(&object) = objects.choose(&mut rng) else { return };
+        let Some(&object) = objects.choose(&mut rng) else {
+            return;
+        };
         let (counter, result) = if pick < spec.insert_share {
             let body = Generator::new(&org, salt).record(object, *n, &mut rng);
-            (&counters.inserted, org.begin(user).create(object, &body).map(|_| ()))
+            (
+                &counters.inserted,
+                org.begin(user).create(object, &body).map(|_| ()),
+            )
         } else if pick < spec.insert_share + spec.update_share {
             let target = Generator::new(&org, salt).random_live(object, &mut rng);
             let body = Generator::new(&org, salt).changes(object, *n, &mut rng);
@@ -183,7 +213,11 @@ fn apply_changes(
         } else {
             // Deletes take leaf objects only when parents are edited too, as users rarely
             // delete an account with contacts (the emulator does not cascade deletes).
-            let leaf = if objects.len() > 1 && object == objects[0] { objects[1] } else { object };
+            let leaf = if objects.len() > 1 && object == objects[0] {
+                objects[1]
+            } else {
+                object
+            };
             match Generator::new(&org, salt).random_live(leaf, &mut rng) {
                 Some(target) => (&counters.deleted, org.begin(user).delete(target)),
                 None => continue,

@@ -1,13 +1,19 @@
 //! Logging in: every OAuth grant, SOAP login, token expiry, and where clients are sent.
 
 use pgforce_emulator::testing::TestOrg;
-use pgforce_emulator::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_PASSWORD, DEFAULT_USERNAME};
+use pgforce_emulator::{
+    DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_PASSWORD, DEFAULT_USERNAME,
+};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 use crate::support::{self, Org, VERSION};
 
-async fn token_request(http: &reqwest::Client, base: &str, form: &[(&str, &str)]) -> (StatusCode, Value) {
+async fn token_request(
+    http: &reqwest::Client,
+    base: &str,
+    form: &[(&str, &str)],
+) -> (StatusCode, Value) {
     let response = http
         .post(format!("{base}/services/oauth2/token"))
         .form(form)
@@ -15,10 +21,17 @@ async fn token_request(http: &reqwest::Client, base: &str, form: &[(&str, &str)]
         .await
         .expect("token endpoint answers");
     let status = response.status();
-    (status, response.json().await.expect("token endpoint answers JSON"))
+    (
+        status,
+        response.json().await.expect("token endpoint answers JSON"),
+    )
 }
 
-fn password_form<'a>(password: &'a str, client_id: &'a str, secret: &'a str) -> Vec<(&'a str, &'a str)> {
+fn password_form<'a>(
+    password: &'a str,
+    client_id: &'a str,
+    secret: &'a str,
+) -> Vec<(&'a str, &'a str)> {
     vec![
         ("grant_type", "password"),
         ("client_id", client_id),
@@ -44,16 +57,32 @@ async fn password_grant_issues_a_token_shaped_like_salesforce() {
     let login = support::password_login(&http, &org.https_url).await;
     let token = login["access_token"].as_str().unwrap();
     let (org_part, opaque) = token.split_once('!').unwrap();
-    assert_eq!(org_part.len(), 15, "token starts with the 15-character org id");
+    assert_eq!(
+        org_part.len(),
+        15,
+        "token starts with the 15-character org id"
+    );
     assert!(opaque.len() > 40);
-    assert!(login["issued_at"].as_str().unwrap().parse::<i64>().is_ok(), "issued_at is epoch ms as a string");
+    assert!(
+        login["issued_at"].as_str().unwrap().parse::<i64>().is_ok(),
+        "issued_at is epoch ms as a string"
+    );
     assert_eq!(login["token_type"], "Bearer");
-    assert!(login.get("expires_in").is_none(), "Salesforce sends no expires_in");
+    assert!(
+        login.get("expires_in").is_none(),
+        "Salesforce sends no expires_in"
+    );
     let id = login["id"].as_str().unwrap();
     let parts: Vec<&str> = id.rsplit('/').take(2).collect();
     assert_eq!(parts[0].len(), 18, "identity URL ends with the user id");
-    assert!(parts[0].starts_with("005") && parts[1].starts_with("00D"), "{id}");
-    assert_eq!(limits_status(&http, &org.https_url, token).await, StatusCode::OK);
+    assert!(
+        parts[0].starts_with("005") && parts[1].starts_with("00D"),
+        "{id}"
+    );
+    assert_eq!(
+        limits_status(&http, &org.https_url, token).await,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
@@ -73,10 +102,26 @@ async fn wrong_credentials_answer_as_salesforce_does() {
     let http = support::client_for(&org);
     let base = &org.https_url;
     let cases = [
-        (password_form("wrong", DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET), "invalid_grant", "authentication failure"),
-        (password_form(DEFAULT_PASSWORD, "nope", DEFAULT_CLIENT_SECRET), "invalid_client_id", "client identifier invalid"),
-        (password_form(DEFAULT_PASSWORD, DEFAULT_CLIENT_ID, "nope"), "invalid_client", "invalid client credentials"),
-        (vec![("grant_type", "magic")], "unsupported_grant_type", "grant type not supported"),
+        (
+            password_form("wrong", DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET),
+            "invalid_grant",
+            "authentication failure",
+        ),
+        (
+            password_form(DEFAULT_PASSWORD, "nope", DEFAULT_CLIENT_SECRET),
+            "invalid_client_id",
+            "client identifier invalid",
+        ),
+        (
+            password_form(DEFAULT_PASSWORD, DEFAULT_CLIENT_ID, "nope"),
+            "invalid_client",
+            "invalid client credentials",
+        ),
+        (
+            vec![("grant_type", "magic")],
+            "unsupported_grant_type",
+            "grant type not supported",
+        ),
     ];
     for (form, error, description) in cases {
         let (status, body) = token_request(&http, base, &form).await;
@@ -98,7 +143,10 @@ async fn refresh_token_and_client_credentials_grants_issue_tokens() {
     ];
     let (status, body) = token_request(&http, base, &refresh).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(limits_status(&http, base, body["access_token"].as_str().unwrap()).await, StatusCode::OK);
+    assert_eq!(
+        limits_status(&http, base, body["access_token"].as_str().unwrap()).await,
+        StatusCode::OK
+    );
 
     let minted: Value = http
         .post(format!("{}/__emulator/refresh-tokens", org.http_url))
@@ -109,31 +157,46 @@ async fn refresh_token_and_client_credentials_grants_issue_tokens() {
         .await
         .unwrap();
     let minted = minted["refresh_token"].as_str().unwrap();
-    let (status, _) = token_request(&http, base, &[
-        ("grant_type", "refresh_token"),
-        ("client_id", DEFAULT_CLIENT_ID),
-        ("refresh_token", minted),
-    ])
+    let (status, _) = token_request(
+        &http,
+        base,
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", DEFAULT_CLIENT_ID),
+            ("refresh_token", minted),
+        ],
+    )
     .await;
     assert_eq!(status, StatusCode::OK);
 
-    let (status, body) = token_request(&http, base, &[
-        ("grant_type", "refresh_token"),
-        ("client_id", DEFAULT_CLIENT_ID),
-        ("refresh_token", "unknown"),
-    ])
+    let (status, body) = token_request(
+        &http,
+        base,
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", DEFAULT_CLIENT_ID),
+            ("refresh_token", "unknown"),
+        ],
+    )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error_description"], "expired access/refresh token");
 
-    let (status, body) = token_request(&http, base, &[
-        ("grant_type", "client_credentials"),
-        ("client_id", DEFAULT_CLIENT_ID),
-        ("client_secret", DEFAULT_CLIENT_SECRET),
-    ])
+    let (status, body) = token_request(
+        &http,
+        base,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", DEFAULT_CLIENT_ID),
+            ("client_secret", DEFAULT_CLIENT_SECRET),
+        ],
+    )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(limits_status(&http, base, body["access_token"].as_str().unwrap()).await, StatusCode::OK);
+    assert_eq!(
+        limits_status(&http, base, body["access_token"].as_str().unwrap()).await,
+        StatusCode::OK
+    );
 }
 
 /// Builds an unsigned-signature JWT (`alg: RS256`) with the given claims; accepted only when
@@ -143,7 +206,10 @@ fn jwt(claims: &Value) -> String {
     let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let header = engine.encode(br#"{"alg":"RS256","typ":"JWT"}"#);
     let payload = engine.encode(claims.to_string());
-    format!("{header}.{payload}.{}", engine.encode(b"not-a-real-signature"))
+    format!(
+        "{header}.{payload}.{}",
+        engine.encode(b"not-a-real-signature")
+    )
 }
 
 #[tokio::test]
@@ -151,27 +217,81 @@ async fn jwt_bearer_grant_checks_issuer_subject_audience_and_expiry() {
     let org = TestOrg::start().await;
     let http = support::client_for(&org);
     let base = &org.https_url;
-    let exp = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 180) as i64;
+    let exp = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 180) as i64;
     let grant = "urn:ietf:params:oauth:grant-type:jwt-bearer";
-    let claims = |iss: &str, sub: &str, aud: &str, exp: i64| {
-        serde_json::json!({ "iss": iss, "sub": sub, "aud": aud, "exp": exp })
-    };
-    let good = jwt(&claims(DEFAULT_CLIENT_ID, DEFAULT_USERNAME, "https://login.salesforce.com", exp));
-    let (status, body) = token_request(&http, base, &[("grant_type", grant), ("assertion", &good)]).await;
+    let claims = |iss: &str, sub: &str, aud: &str, exp: i64| serde_json::json!({ "iss": iss, "sub": sub, "aud": aud, "exp": exp });
+    let good = jwt(&claims(
+        DEFAULT_CLIENT_ID,
+        DEFAULT_USERNAME,
+        "https://login.salesforce.com",
+        exp,
+    ));
+    let (status, body) =
+        token_request(&http, base, &[("grant_type", grant), ("assertion", &good)]).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(limits_status(&http, base, body["access_token"].as_str().unwrap()).await, StatusCode::OK);
+    assert_eq!(
+        limits_status(&http, base, body["access_token"].as_str().unwrap()).await,
+        StatusCode::OK
+    );
 
     let bad = [
-        (claims(DEFAULT_CLIENT_ID, DEFAULT_USERNAME, "https://elsewhere.example", exp), "Audience validation failed"),
-        (claims(DEFAULT_CLIENT_ID, DEFAULT_USERNAME, "https://login.salesforce.com", exp - 3600), "expired"),
-        (claims("other-app", DEFAULT_USERNAME, "https://login.salesforce.com", exp), "client identifier invalid"),
-        (claims(DEFAULT_CLIENT_ID, "someone@else.example", "https://login.salesforce.com", exp), "approved"),
+        (
+            claims(
+                DEFAULT_CLIENT_ID,
+                DEFAULT_USERNAME,
+                "https://elsewhere.example",
+                exp,
+            ),
+            "Audience validation failed",
+        ),
+        (
+            claims(
+                DEFAULT_CLIENT_ID,
+                DEFAULT_USERNAME,
+                "https://login.salesforce.com",
+                exp - 3600,
+            ),
+            "expired",
+        ),
+        (
+            claims(
+                "other-app",
+                DEFAULT_USERNAME,
+                "https://login.salesforce.com",
+                exp,
+            ),
+            "client identifier invalid",
+        ),
+        (
+            claims(
+                DEFAULT_CLIENT_ID,
+                "someone@else.example",
+                "https://login.salesforce.com",
+                exp,
+            ),
+            "approved",
+        ),
     ];
     for (claims, expected) in bad {
-        let (status, body) = token_request(&http, base, &[("grant_type", grant), ("assertion", &jwt(&claims))]).await;
+        let (status, body) = token_request(
+            &http,
+            base,
+            &[("grant_type", grant), ("assertion", &jwt(&claims))],
+        )
+        .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{claims}");
         assert_eq!(body["error"], "invalid_grant");
-        assert!(body["error_description"].as_str().unwrap().contains(expected), "{body} should mention {expected}");
+        assert!(
+            body["error_description"]
+                .as_str()
+                .unwrap()
+                .contains(expected),
+            "{body} should mention {expected}"
+        );
     }
 }
 
@@ -179,17 +299,33 @@ async fn jwt_bearer_grant_checks_issuer_subject_audience_and_expiry() {
 async fn jwt_signatures_are_verified_when_a_public_key_is_configured() {
     // Any key: the unsigned test assertion must now be refused for its signature.
     let key = include_str!("keys/jwt_test_public.pem").to_owned();
-    let config = pgforce_emulator::EmulatorConfig { jwt_public_key_pem: Some(key), ..support::config() };
+    let config = pgforce_emulator::EmulatorConfig {
+        jwt_public_key_pem: Some(key),
+        ..support::config()
+    };
     let org = TestOrg::start_with(config).await;
     let http = support::client_for(&org);
-    let exp = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 180) as i64;
+    let exp = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 180) as i64;
     let claims = serde_json::json!({
         "iss": DEFAULT_CLIENT_ID, "sub": DEFAULT_USERNAME, "aud": "https://login.salesforce.com", "exp": exp
     });
-    let form = [("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"), ("assertion", &jwt(&claims))];
+    let form = [
+        ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+        ("assertion", &jwt(&claims)),
+    ];
     let (status, body) = token_request(&http, &org.https_url, &form).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(body["error_description"].as_str().unwrap().contains("invalid assertion"), "{body}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("invalid assertion"),
+        "{body}"
+    );
 }
 
 fn soap_login_envelope(username: &str, password: &str) -> String {
@@ -227,30 +363,62 @@ async fn soap_login_returns_a_working_session_and_faults_on_bad_passwords() {
     assert_eq!(response.status(), StatusCode::OK);
     let xml = response.text().await.unwrap();
     let server_url = element(&xml, "serverUrl").unwrap();
-    assert!(server_url.starts_with(&format!("{}/services/Soap/u/59.0/00D", org.https_url)), "{server_url}");
+    assert!(
+        server_url.starts_with(&format!("{}/services/Soap/u/59.0/00D", org.https_url)),
+        "{server_url}"
+    );
     assert_eq!(element(&xml, "sessionSecondsValid"), Some("7200"));
     let session = element(&xml, "sessionId").unwrap();
-    assert_eq!(limits_status(&http, &org.https_url, session).await, StatusCode::OK);
+    assert_eq!(
+        limits_status(&http, &org.https_url, session).await,
+        StatusCode::OK
+    );
 
-    let response = http.post(&url).body(soap_login_envelope(DEFAULT_USERNAME, "wrong")).send().await.unwrap();
+    let response = http
+        .post(&url)
+        .body(soap_login_envelope(DEFAULT_USERNAME, "wrong"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
     let xml = response.text().await.unwrap();
-    assert!(xml.contains("<faultcode>sf:INVALID_LOGIN</faultcode>"), "{xml}");
+    assert!(
+        xml.contains("<faultcode>sf:INVALID_LOGIN</faultcode>"),
+        "{xml}"
+    );
     assert!(xml.contains("Invalid username, password, security token; or user locked out."));
 }
 
 #[tokio::test]
 async fn expired_sessions_answer_401_invalid_session_id() {
     let org = Org::start().await;
-    assert_eq!(org.call(Method::GET, "/limits", None).await.0, StatusCode::OK);
-    org.control_call(Method::PUT, "/sessions", Some(serde_json::json!({ "lifetimeSeconds": 0 }))).await;
+    assert_eq!(
+        org.call(Method::GET, "/limits", None).await.0,
+        StatusCode::OK
+    );
+    org.control_call(
+        Method::PUT,
+        "/sessions",
+        Some(serde_json::json!({ "lifetimeSeconds": 0 })),
+    )
+    .await;
     let fresh = support::password_login(&org.http, &org.base).await;
     let fresh_token = fresh["access_token"].as_str().unwrap();
-    assert_eq!(limits_status(&org.http, &org.base, fresh_token).await, StatusCode::UNAUTHORIZED);
-    org.control_call(Method::POST, "/sessions/expire", None).await;
+    assert_eq!(
+        limits_status(&org.http, &org.base, fresh_token).await,
+        StatusCode::UNAUTHORIZED
+    );
+    org.control_call(Method::POST, "/sessions/expire", None)
+        .await;
     let (status, _, body) = org.call(Method::GET, "/limits", None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert_eq!(support::single_error(&body), ("INVALID_SESSION_ID".to_owned(), "Session expired or invalid".to_owned()));
+    assert_eq!(
+        support::single_error(&body),
+        (
+            "INVALID_SESSION_ID".to_owned(),
+            "Session expired or invalid".to_owned()
+        )
+    );
 }
 
 #[tokio::test]
@@ -276,5 +444,8 @@ async fn revoked_tokens_stop_working_and_userinfo_names_the_user() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(org.call(Method::GET, "/limits", None).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        org.call(Method::GET, "/limits", None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
 }

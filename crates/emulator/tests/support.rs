@@ -45,8 +45,12 @@ pub struct Org {
 
 /// The emulator's configuration with the test schema.
 pub fn config() -> EmulatorConfig {
-    let schema = pgforce_emulator::Emulator::parse_schema_file(TEST_SCHEMA).expect("test schema parses");
-    EmulatorConfig { schema_files: vec![schema], ..EmulatorConfig::default() }
+    let schema =
+        pgforce_emulator::Emulator::parse_schema_file(TEST_SCHEMA).expect("test schema parses");
+    EmulatorConfig {
+        schema_files: vec![schema],
+        ..EmulatorConfig::default()
+    }
 }
 
 /// An HTTP client that trusts the emulator's CA.
@@ -88,9 +92,20 @@ impl Org {
         let org = TestOrg::start_with(config).await;
         let http = client_for(&org);
         let login = password_login(&http, &org.https_url).await;
-        let token = login["access_token"].as_str().expect("access_token").to_owned();
-        let base = login["instance_url"].as_str().expect("instance_url").to_owned();
-        Self { org, http, token, base }
+        let token = login["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned();
+        let base = login["instance_url"]
+            .as_str()
+            .expect("instance_url")
+            .to_owned();
+        Self {
+            org,
+            http,
+            token,
+            base,
+        }
     }
 
     /// A data API URL: `path` is relative to `/services/data/vXX.X`.
@@ -100,12 +115,22 @@ impl Org {
 
     /// Sends a data API request with the session; returns status, headers and JSON body
     /// (`Value::Null` for an empty body).
-    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
         self.call_url(method, &self.url(path), body).await
     }
 
     /// Like [`Org::call`] with a full URL.
-    pub async fn call_url(&self, method: Method, url: &str, body: Option<Value>) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    pub async fn call_url(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
         let mut request = self.http.request(method, url).bearer_auth(&self.token);
         if let Some(body) = body {
             request = request.json(&body);
@@ -114,7 +139,11 @@ impl Org {
         let status = response.status();
         let headers = response.headers().clone();
         let text = response.text().await.expect("body is readable");
-        let json = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or_else(|e| panic!("body is not JSON ({e}): {text}")) };
+        let json = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("body is not JSON ({e}): {text}"))
+        };
         (status, headers, json)
     }
 
@@ -137,7 +166,9 @@ impl Org {
 
     /// Creates a record, expecting 201; returns its Id.
     pub async fn create(&self, object: &str, fields: Value) -> String {
-        let (status, _, body) = self.call(Method::POST, &format!("/sobjects/{object}"), Some(fields)).await;
+        let (status, _, body) = self
+            .call(Method::POST, &format!("/sobjects/{object}"), Some(fields))
+            .await;
         assert_eq!(status, StatusCode::CREATED, "create {object}: {body}");
         body["id"].as_str().expect("id").to_owned()
     }
@@ -154,9 +185,17 @@ impl Org {
             request = request.json(&body);
         }
         let response = request.send().await.expect("control request is answered");
-        assert!(response.status().is_success(), "control {path}: {}", response.status());
+        assert!(
+            response.status().is_success(),
+            "control {path}: {}",
+            response.status()
+        );
         let text = response.text().await.expect("body");
-        if text.is_empty() { Value::Null } else { serde_json::from_str(&text).expect("control body is JSON") }
+        if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).expect("control body is JSON")
+        }
     }
 
     /// Seeds records through the control API.
@@ -170,7 +209,9 @@ pub fn urlencode(text: &str) -> String {
     let mut out = String::new();
     for byte in text.bytes() {
         match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(char::from(byte)),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(char::from(byte))
+            }
             _ => out.push_str(&format!("%{byte:02X}")),
         }
     }
@@ -179,10 +220,15 @@ pub fn urlencode(text: &str) -> String {
 
 /// The single error of a Salesforce error array: `(errorCode, message)`.
 pub fn single_error(body: &Value) -> (String, String) {
-    let errors = body.as_array().unwrap_or_else(|| panic!("expected an error array, got {body}"));
+    let errors = body
+        .as_array()
+        .unwrap_or_else(|| panic!("expected an error array, got {body}"));
     assert_eq!(errors.len(), 1, "one error expected: {body}");
     (
-        errors[0]["errorCode"].as_str().expect("errorCode").to_owned(),
+        errors[0]["errorCode"]
+            .as_str()
+            .expect("errorCode")
+            .to_owned(),
         errors[0]["message"].as_str().expect("message").to_owned(),
     )
 }

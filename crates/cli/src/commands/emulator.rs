@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
-use pgforce_emulator::{Emulator, EmulatorConfig, FaultConfig, Listeners, demo_plan, generate_tls_identity};
+use pgforce_emulator::{
+    Emulator, EmulatorConfig, FaultConfig, Listeners, demo_plan, generate_tls_identity,
+};
 use tokio::net::TcpListener;
 
 use crate::output;
@@ -97,12 +99,17 @@ impl EmulatorArgs {
     fn config(&self) -> anyhow::Result<EmulatorConfig> {
         let mut schema_files = Vec::new();
         for path in &self.schema {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading schema file {}", path.display()))?;
-            let file = Emulator::parse_schema_file(&text).with_context(|| format!("schema file {}", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading schema file {}", path.display()))?;
+            let file = Emulator::parse_schema_file(&text)
+                .with_context(|| format!("schema file {}", path.display()))?;
             schema_files.push(file);
         }
         let jwt_public_key_pem = match &self.jwt_public_key {
-            Some(path) => Some(std::fs::read_to_string(path).with_context(|| format!("reading JWT key {}", path.display()))?),
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("reading JWT key {}", path.display()))?,
+            ),
             None => None,
         };
         let faults = FaultConfig {
@@ -112,7 +119,9 @@ impl EmulatorArgs {
             server_unavailable_rate: self.fault_unavailable,
             drop_connection_rate: self.fault_drop,
         };
-        faults.validate().map_err(|message| anyhow::anyhow!("--fault-*: {message}"))?;
+        faults
+            .validate()
+            .map_err(|message| anyhow::anyhow!("--fault-*: {message}"))?;
         Ok(EmulatorConfig {
             username: self.username.clone(),
             password: self.password.clone(),
@@ -139,8 +148,13 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<()> {
     let config = args.config()?;
     let emulator = Emulator::new(config).context("building the org")?;
     if args.seed == SeedChoice::Demo {
-        let created = emulator.seed(&demo_plan()).context("seeding the demo org")?;
-        let summary: Vec<String> = created.iter().map(|(object, n)| format!("{n} {object}")).collect();
+        let created = emulator
+            .seed(&demo_plan())
+            .context("seeding the demo org")?;
+        let summary: Vec<String> = created
+            .iter()
+            .map(|(object, n)| format!("{n} {object}"))
+            .collect();
         output::say(&format!("seeded {}", summary.join(", ")));
     }
     let mut listeners = Listeners::default();
@@ -149,16 +163,24 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("listening on {}:{} (--port)", args.bind, args.port))?;
         let addr = listener.local_addr().context("reading the HTTP address")?;
-        output::say(&format!("http:  http://{addr}  (login URL; OAuth at /services/oauth2/token)"));
+        output::say(&format!(
+            "http:  http://{addr}  (login URL; OAuth at /services/oauth2/token)"
+        ));
         listeners.http = Some(listener);
     }
     if !args.no_tls {
         let identity = generate_tls_identity().context("generating the HTTPS certificate")?;
-        std::fs::write(&args.cert_out, &identity.ca_pem)
-            .with_context(|| format!("writing the CA certificate to {} (--cert-out)", args.cert_out.display()))?;
+        std::fs::write(&args.cert_out, &identity.ca_pem).with_context(|| {
+            format!(
+                "writing the CA certificate to {} (--cert-out)",
+                args.cert_out.display()
+            )
+        })?;
         let listener = TcpListener::bind((args.bind.as_str(), args.tls_port))
             .await
-            .with_context(|| format!("listening on {}:{} (--tls-port)", args.bind, args.tls_port))?;
+            .with_context(|| {
+                format!("listening on {}:{} (--tls-port)", args.bind, args.tls_port)
+            })?;
         let addr = listener.local_addr().context("reading the HTTPS address")?;
         output::say(&format!(
             "https: https://localhost:{}  (trust {} to verify it)",
@@ -170,9 +192,17 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<()> {
     output::say(&format!(
         "user {} / password {}, consumer key {} / secret {}; ready in {} ms",
         args.username,
-        if args.password == pgforce_emulator::DEFAULT_PASSWORD { args.password.as_str() } else { "(as given)" },
+        if args.password == pgforce_emulator::DEFAULT_PASSWORD {
+            args.password.as_str()
+        } else {
+            "(as given)"
+        },
         args.client_id,
-        if args.client_secret == pgforce_emulator::DEFAULT_CLIENT_SECRET { args.client_secret.as_str() } else { "(as given)" },
+        if args.client_secret == pgforce_emulator::DEFAULT_CLIENT_SECRET {
+            args.client_secret.as_str()
+        } else {
+            "(as given)"
+        },
         started.elapsed().as_millis()
     ));
     emulator.run(listeners, shutdown_signal()).await;
@@ -184,13 +214,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

@@ -34,19 +34,27 @@ struct Batch {
 
 fn parse_batch(ctx: &RequestContext) -> Result<Batch, ApiError> {
     let body = ctx.json_object()?;
-    let all_or_none = body.get("allOrNone").and_then(Json::as_bool).unwrap_or(false);
+    let all_or_none = body
+        .get("allOrNone")
+        .and_then(Json::as_bool)
+        .unwrap_or(false);
     let records = match body.get("records") {
         Some(Json::Array(items)) => items
             .iter()
             .map(|item| match item {
                 Json::Object(map) => Ok(map.clone()),
-                _ => Err(ApiError::json_parser("each element of records must be a JSON object")),
+                _ => Err(ApiError::json_parser(
+                    "each element of records must be a JSON object",
+                )),
             })
             .collect::<Result<Vec<_>, _>>()?,
         _ => return Err(ApiError::json_parser("records must be an array")),
     };
     check_count(records.len(), MAX_WRITE_RECORDS)?;
-    Ok(Batch { all_or_none, records })
+    Ok(Batch {
+        all_or_none,
+        records,
+    })
 }
 
 fn check_count(count: usize, max: usize) -> Result<(), ApiError> {
@@ -64,7 +72,10 @@ fn record_type(record: &Map<String, Json>) -> Option<&str> {
 }
 
 fn record_id(record: &Map<String, Json>) -> Option<&str> {
-    record.iter().find(|(k, _)| k.eq_ignore_ascii_case("id")).and_then(|(_, v)| v.as_str())
+    record
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("id"))
+        .and_then(|(_, v)| v.as_str())
 }
 
 /// Runs `apply` for each record in one transaction, honouring allOrNone, and renders the
@@ -105,7 +116,10 @@ fn run_batch<T>(
     }
     drop(txn);
     drop(org);
-    let written = outcomes.iter().filter(|o| matches!(o, Outcome::Ok { .. })).count();
+    let written = outcomes
+        .iter()
+        .filter(|o| matches!(o, Outcome::Ok { .. }))
+        .count();
     ctx.shared.stats.record_records(written as u64, 0);
     let results: Vec<Json> = outcomes
         .into_iter()
@@ -130,7 +144,10 @@ fn object_of(txn: &Txn<'_>, record: &Map<String, Json>) -> Result<ObjectIndex, A
         ApiError::bad_request("INVALID_TYPE", "Must send a concrete entity type.")
     })?;
     txn.org().schema().object_index(name).ok_or_else(|| {
-        ApiError::bad_request("INVALID_TYPE", format!("sObject type '{name}' is not supported."))
+        ApiError::bad_request(
+            "INVALID_TYPE",
+            format!("sObject type '{name}' is not supported."),
+        )
     })
 }
 
@@ -145,10 +162,16 @@ pub fn create(ctx: &RequestContext) -> ApiResult {
         fail_or((|| {
             let object = object_of(txn, record)?;
             if record_id(record).is_some() {
-                return Err(ApiError::bad_request("INVALID_FIELD", "cannot specify Id in an insert call"));
+                return Err(ApiError::bad_request(
+                    "INVALID_FIELD",
+                    "cannot specify Id in an insert call",
+                ));
             }
             let created = txn.create(object, record)?;
-            Ok(Outcome::Ok { id: created.id18(txn.org().schema()), created: None })
+            Ok(Outcome::Ok {
+                id: created.id18(txn.org().schema()),
+                created: None,
+            })
         })())
     })
 }
@@ -159,11 +182,15 @@ pub fn update(ctx: &RequestContext) -> ApiResult {
     run_batch(ctx, &batch.records, batch.all_or_none, |txn, record| {
         fail_or((|| {
             let object = object_of(txn, record)?;
-            let id = record_id(record)
-                .ok_or_else(|| ApiError::bad_request("MISSING_ARGUMENT", "Id not specified in an update call"))?;
+            let id = record_id(record).ok_or_else(|| {
+                ApiError::bad_request("MISSING_ARGUMENT", "Id not specified in an update call")
+            })?;
             let target = resolve(txn, object, id)?;
             txn.update(target, record)?;
-            Ok(Outcome::Ok { id: target.id18(txn.org().schema()), created: None })
+            Ok(Outcome::Ok {
+                id: target.id18(txn.org().schema()),
+                created: None,
+            })
         })())
     })
 }
@@ -171,10 +198,14 @@ pub fn update(ctx: &RequestContext) -> ApiResult {
 fn resolve(txn: &Txn<'_>, object: ObjectIndex, id: &str) -> Result<RecordRef, ApiError> {
     match txn.org().resolve_id(id) {
         Ok(r) if r.object == object => Ok(r),
-        Err(LookupError::Malformed) => Err(ApiError::bad_request("MALFORMED_ID", format!("malformed id {id}"))),
-        Ok(_) | Err(LookupError::NotFound) => {
-            Err(ApiError::bad_request("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id"))
-        }
+        Err(LookupError::Malformed) => Err(ApiError::bad_request(
+            "MALFORMED_ID",
+            format!("malformed id {id}"),
+        )),
+        Ok(_) | Err(LookupError::NotFound) => Err(ApiError::bad_request(
+            "INVALID_CROSS_REFERENCE_KEY",
+            "invalid cross reference id",
+        )),
     }
 }
 
@@ -219,15 +250,25 @@ pub fn upsert(ctx: &RequestContext, name: &str, field_name: &str) -> ApiResult {
                 })
                 .unwrap_or_default();
             match txn.upsert(object, key_field, &key, record)? {
-                UpsertOutcome::Created(r) => Ok(Outcome::Ok { id: r.id18(txn.org().schema()), created: Some(true) }),
-                UpsertOutcome::Updated(r) => Ok(Outcome::Ok { id: r.id18(txn.org().schema()), created: Some(false) }),
+                UpsertOutcome::Created(r) => Ok(Outcome::Ok {
+                    id: r.id18(txn.org().schema()),
+                    created: Some(true),
+                }),
+                UpsertOutcome::Updated(r) => Ok(Outcome::Ok {
+                    id: r.id18(txn.org().schema()),
+                    created: Some(false),
+                }),
                 UpsertOutcome::Multiple(records) => {
-                    let ids: Vec<String> = records.iter().map(|r| r.id18(txn.org().schema())).collect();
+                    let ids: Vec<String> =
+                        records.iter().map(|r| r.id18(txn.org().schema())).collect();
                     Err(ApiError::bad_request(
                         "DUPLICATE_EXTERNAL_ID",
-                        format!("{key_name}: more than one record found for external id field: [{}]", ids.join(", ")),
+                        format!(
+                            "{key_name}: more than one record found for external id field: [{}]",
+                            ids.join(", ")
+                        ),
                     )
-                    .with_fields(vec![key_name.clone()]))
+                    .with_fields(vec![key_name]))
                 }
             }
         })())
@@ -238,26 +279,45 @@ pub fn upsert(ctx: &RequestContext, name: &str, field_name: &str) -> ApiResult {
 pub fn delete(ctx: &RequestContext) -> ApiResult {
     let ids: Vec<String> = ctx
         .param("ids")
-        .map(|ids| ids.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
+        .map(|ids| {
+            ids.split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
         .unwrap_or_default();
     if ids.is_empty() {
-        return Err(ApiError::bad_request("MISSING_ARGUMENT", "ids parameter is required"));
+        return Err(ApiError::bad_request(
+            "MISSING_ARGUMENT",
+            "ids parameter is required",
+        ));
     }
     check_count(ids.len(), MAX_WRITE_RECORDS)?;
-    let all_or_none = ctx.param("allOrNone").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let all_or_none = ctx
+        .param("allOrNone")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
     run_batch(ctx, &ids, all_or_none, |txn, id| {
         fail_or((|| {
             let target = match txn.org().resolve_id(id) {
                 Ok(r) => r,
                 Err(LookupError::Malformed) => {
-                    return Err(ApiError::bad_request("MALFORMED_ID", format!("malformed id {id}")));
+                    return Err(ApiError::bad_request(
+                        "MALFORMED_ID",
+                        format!("malformed id {id}"),
+                    ));
                 }
                 Err(LookupError::NotFound) => {
-                    return Err(ApiError::bad_request("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id"));
+                    return Err(ApiError::bad_request(
+                        "INVALID_CROSS_REFERENCE_KEY",
+                        "invalid cross reference id",
+                    ));
                 }
             };
             txn.delete(target)?;
-            Ok(Outcome::Ok { id: target.id18(txn.org().schema()), created: None })
+            Ok(Outcome::Ok {
+                id: target.id18(txn.org().schema()),
+                created: None,
+            })
         })())
     })
 }
@@ -269,19 +329,34 @@ pub fn retrieve(ctx: &RequestContext, name: &str) -> ApiResult {
         let list = |key: &str| -> Vec<String> {
             body.get(key)
                 .and_then(Json::as_array)
-                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         (list("ids"), list("fields").join(","))
     } else {
         let split = |v: Option<&str>| -> Vec<String> {
-            v.map(|s| s.split(',').map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()).collect())
-                .unwrap_or_default()
+            v.map(|s| {
+                s.split(',')
+                    .map(|p| p.trim().to_owned())
+                    .filter(|p| !p.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default()
         };
-        (split(ctx.param("ids")), split(ctx.param("fields")).join(","))
+        (
+            split(ctx.param("ids")),
+            split(ctx.param("fields")).join(","),
+        )
     };
     if fields.is_empty() {
-        return Err(ApiError::bad_request("MISSING_ARGUMENT", "fields parameter is required"));
+        return Err(ApiError::bad_request(
+            "MISSING_ARGUMENT",
+            "fields parameter is required",
+        ));
     }
     check_count(ids.len(), MAX_RETRIEVE_IDS)?;
     let org = ctx.shared.org();
@@ -296,10 +371,22 @@ pub fn retrieve(ctx: &RequestContext, name: &str) -> ApiResult {
             .resolve_id(id)
             .ok()
             .filter(|r| r.object == object)
-            .and_then(|r| org.get(r).filter(|rec| !rec.is_deleted()).map(|rec| (r, rec)));
+            .and_then(|r| {
+                org.get(r)
+                    .filter(|rec| !rec.is_deleted())
+                    .map(|rec| (r, rec))
+            });
         match found {
             Some((r, record)) => {
-                render::write_record(&mut out, &org, object, r.seq, record, &projection, &ctx.version);
+                render::write_record(
+                    &mut out,
+                    &org,
+                    object,
+                    r.seq,
+                    record,
+                    &projection,
+                    &ctx.version,
+                );
             }
             None => out.push_str("null"),
         }

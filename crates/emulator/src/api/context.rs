@@ -35,7 +35,11 @@ pub struct RequestContext {
 impl RequestContext {
     /// The major API version as a number (`62`).
     pub fn major_version(&self) -> u32 {
-        self.version.split('.').next().and_then(|m| m.parse().ok()).unwrap_or(0)
+        self.version
+            .split('.')
+            .next()
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(0)
     }
 
     /// The body as a JSON object, or JSON_PARSER_ERROR.
@@ -64,12 +68,18 @@ pub fn base_url(shared: &Shared, headers: &HeaderMap, connection: ConnectionInfo
     if let Some(url) = &shared.config.public_url {
         return url.trim_end_matches('/').to_owned();
     }
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
     format!("{}://{host}", connection.scheme)
 }
 
 /// The bearer token of a request (`Bearer` or the older `OAuth` scheme).
 pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("OAuth ")).map(str::trim)
+    value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("OAuth "))
+        .map(str::trim)
 }

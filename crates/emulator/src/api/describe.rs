@@ -75,7 +75,12 @@ fn global_entry(object: &ObjectDef, prefix: &str) -> Json {
 pub fn describe_global(ctx: &RequestContext) -> ApiResult {
     let org = ctx.shared.org();
     let prefix = ctx.data_prefix();
-    let sobjects: Vec<Json> = org.schema().objects().iter().map(|o| global_entry(o, &prefix)).collect();
+    let sobjects: Vec<Json> = org
+        .schema()
+        .objects()
+        .iter()
+        .map(|o| global_entry(o, &prefix))
+        .collect();
     Ok(json_response(
         StatusCode::OK,
         &json!({ "encoding": "UTF-8", "maxBatchSize": 200, "sobjects": sobjects }),
@@ -148,7 +153,13 @@ pub fn describe(ctx: &RequestContext, name: &str) -> ApiResult {
 
 fn field_json(field: &FieldDef) -> Json {
     let t = field.field_type;
-    let byte_length = if t.is_text() { field.length * 3 } else if matches!(t, FieldType::Id | FieldType::Reference) { 18 } else { 0 };
+    let byte_length = if t.is_text() {
+        field.length * 3
+    } else if matches!(t, FieldType::Id | FieldType::Reference) {
+        18
+    } else {
+        0
+    };
     let filterable = !(t == FieldType::Textarea && field.length > 255);
     let picklist_values: Vec<Json> = field
         .picklist_values

@@ -40,7 +40,10 @@ const STATIC_LIMITS: [(&str, u64); 25] = [
 pub fn limits(ctx: &RequestContext) -> Response {
     let (used, max) = ctx.shared.usage.snapshot();
     let mut body = Map::new();
-    body.insert("DailyApiRequests".to_owned(), json!({ "Max": max, "Remaining": max.saturating_sub(used) }));
+    body.insert(
+        "DailyApiRequests".to_owned(),
+        json!({ "Max": max, "Remaining": max.saturating_sub(used) }),
+    );
     for (name, max) in STATIC_LIMITS {
         body.insert(name.to_owned(), json!({ "Max": max, "Remaining": max }));
     }

@@ -26,14 +26,19 @@ use crate::state::Shared;
 
 const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 /// Audiences Salesforce accepts in a JWT assertion besides the org's own URL.
-const JWT_AUDIENCES: [&str; 2] = ["https://login.salesforce.com", "https://test.salesforce.com"];
+const JWT_AUDIENCES: [&str; 2] = [
+    "https://login.salesforce.com",
+    "https://test.salesforce.com",
+];
 
 fn oauth_error(error: &str, description: &str) -> Response {
     let mut response = json_response(
         StatusCode::BAD_REQUEST,
         &json!({ "error": error, "error_description": description }),
     );
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 
@@ -52,8 +57,12 @@ fn token_response(shared: &Shared, base: &str, user: RecordRef) -> Response {
     let id = identity_url(base, &org_id, &user_id);
     let issued_at = datetime::now_millis().to_string();
     // Salesforce signs `id` + `issued_at` with the consumer secret (HMAC-SHA256, base64).
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, shared.config.client_secret.as_bytes());
-    let signature = BASE64.encode(ring::hmac::sign(&key, format!("{id}{issued_at}").as_bytes()).as_ref());
+    let key = ring::hmac::Key::new(
+        ring::hmac::HMAC_SHA256,
+        shared.config.client_secret.as_bytes(),
+    );
+    let signature =
+        BASE64.encode(ring::hmac::sign(&key, format!("{id}{issued_at}").as_bytes()).as_ref());
     json_response(
         StatusCode::OK,
         &json!({
@@ -68,17 +77,26 @@ fn token_response(shared: &Shared, base: &str, user: RecordRef) -> Response {
 }
 
 /// Client credentials from the body or an `Authorization: Basic` header.
-fn client_credentials(form: &HashMap<String, String>, headers: &HeaderMap) -> (Option<String>, Option<String>) {
+fn client_credentials(
+    form: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> (Option<String>, Option<String>) {
     let basic = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Basic "))
         .and_then(|b| BASE64.decode(b.trim()).ok())
         .and_then(|raw| String::from_utf8(raw).ok())
-        .and_then(|pair| pair.split_once(':').map(|(i, s)| (i.to_owned(), s.to_owned())));
+        .and_then(|pair| {
+            pair.split_once(':')
+                .map(|(i, s)| (i.to_owned(), s.to_owned()))
+        });
     match basic {
         Some((id, secret)) => (Some(id), Some(secret)),
-        None => (form.get("client_id").cloned(), form.get("client_secret").cloned()),
+        None => (
+            form.get("client_id").cloned(),
+            form.get("client_secret").cloned(),
+        ),
     }
 }
 
@@ -95,7 +113,10 @@ pub async fn token(
     let base = base_url(&shared, &headers, connection);
     let config = &shared.config;
     let (client_id, client_secret) = client_credentials(&form, &headers);
-    let grant = form.get("grant_type").map(String::as_str).unwrap_or_default();
+    let grant = form
+        .get("grant_type")
+        .map(String::as_str)
+        .unwrap_or_default();
     let client_ok = client_id.as_deref() == Some(config.client_id.as_str());
     let secret_ok = client_secret.as_deref() == Some(config.client_secret.as_str());
     match grant {
@@ -120,7 +141,10 @@ pub async fn token(
             if client_secret.is_some() && !secret_ok {
                 return oauth_error("invalid_client", "invalid client credentials");
             }
-            let refresh = form.get("refresh_token").map(String::as_str).unwrap_or_default();
+            let refresh = form
+                .get("refresh_token")
+                .map(String::as_str)
+                .unwrap_or_default();
             if !shared.sessions().is_refresh_token(refresh) {
                 return oauth_error("invalid_grant", "expired access/refresh token");
             }
@@ -135,7 +159,10 @@ pub async fn token(
             token_response(&shared, &base, admin)
         }
         JWT_BEARER_GRANT => {
-            let assertion = form.get("assertion").map(String::as_str).unwrap_or_default();
+            let assertion = form
+                .get("assertion")
+                .map(String::as_str)
+                .unwrap_or_default();
             match verify_jwt(&shared, &base, assertion) {
                 Ok(user) => token_response(&shared, &base, user),
                 Err(description) => oauth_error("invalid_grant", &description),
@@ -169,7 +196,8 @@ fn verify_jwt(shared: &Shared, base: &str, assertion: &str) -> Result<RecordRef,
     validation.set_audience(&audiences);
     validation.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
     let key = match &shared.config.jwt_public_key_pem {
-        Some(pem) => DecodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| format!("invalid assertion: {e}"))?,
+        Some(pem) => DecodingKey::from_rsa_pem(pem.as_bytes())
+            .map_err(|e| format!("invalid assertion: {e}"))?,
         None => {
             validation.insecure_disable_signature_validation();
             DecodingKey::from_secret(&[])
@@ -186,10 +214,17 @@ fn verify_jwt(shared: &Shared, base: &str, assertion: &str) -> Result<RecordRef,
     if data.claims.iss != shared.config.client_id {
         return Err("invalid_client_id: client identifier invalid".to_owned());
     }
-    if !data.claims.sub.eq_ignore_ascii_case(&shared.config.username) {
+    if !data
+        .claims
+        .sub
+        .eq_ignore_ascii_case(&shared.config.username)
+    {
         return Err("user hasn't approved this consumer".to_owned());
     }
-    shared.org().user_by_username(&data.claims.sub).ok_or_else(|| "user hasn't approved this consumer".to_owned())
+    shared
+        .org()
+        .user_by_username(&data.claims.sub)
+        .ok_or_else(|| "user hasn't approved this consumer".to_owned())
 }
 
 /// `POST /services/oauth2/revoke`.

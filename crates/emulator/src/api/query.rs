@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use super::context::RequestContext;
 use super::rest::{ApiResult, raw_json_response};
 use crate::error::ApiError;
+use crate::query::render::Page;
 use crate::query::{self, Cursor, render};
 
 /// Salesforce's default and largest query batch.
@@ -23,10 +24,15 @@ fn batch_size(ctx: &RequestContext) -> usize {
         .and_then(|v| {
             v.split(',').find_map(|part| {
                 let (key, value) = part.split_once('=')?;
-                key.trim().eq_ignore_ascii_case("batchSize").then(|| value.trim().parse().ok()).flatten()
+                key.trim()
+                    .eq_ignore_ascii_case("batchSize")
+                    .then(|| value.trim().parse().ok())
+                    .flatten()
             })
         })
-        .map_or(DEFAULT_BATCH_SIZE, |n: usize| n.clamp(MIN_BATCH_SIZE, DEFAULT_BATCH_SIZE))
+        .map_or(DEFAULT_BATCH_SIZE, |n: usize| {
+            n.clamp(MIN_BATCH_SIZE, DEFAULT_BATCH_SIZE)
+        })
 }
 
 /// Runs the query in `q` and answers its first page.
@@ -34,16 +40,21 @@ pub fn start(ctx: &RequestContext, include_deleted: bool) -> ApiResult {
     let text = ctx
         .param("q")
         .filter(|q| !q.trim().is_empty())
-        .ok_or_else(|| ApiError::bad_request("MALFORMED_QUERY", "A query string has to be specified"))?;
+        .ok_or_else(|| {
+            ApiError::bad_request("MALFORMED_QUERY", "A query string has to be specified")
+        })?;
     let org = ctx.shared.org();
-    let bound = query::bind(org.schema(), text)
-        .map_err(|e| ApiError::bad_request(e.code, e.message))?;
+    let bound =
+        query::bind(org.schema(), text).map_err(|e| ApiError::bad_request(e.code, e.message))?;
     let rows = query::execute(&org, &bound, include_deleted);
     if bound.count_only {
         drop(org);
         return Ok(raw_json_response(
             StatusCode::OK,
-            format!("{{\"totalSize\":{},\"done\":true,\"records\":[]}}", rows.len()),
+            format!(
+                "{{\"totalSize\":{},\"done\":true,\"records\":[]}}",
+                rows.len()
+            ),
         ));
     }
     let batch = batch_size(ctx);
@@ -51,12 +62,33 @@ pub fn start(ctx: &RequestContext, include_deleted: bool) -> ApiResult {
     let projection = Arc::new(bound.projection);
     let mut out = String::with_capacity(256 * total.min(batch) + 64);
     if total <= batch {
-        render::write_page(&mut out, &org, bound.object, &rows, &projection, total, None, &ctx.version);
+        let page = Page {
+            object: bound.object,
+            rows: &rows,
+            projection: &projection,
+            total_size: total,
+            next_records_url: None,
+            api_version: &ctx.version,
+        };
+        render::write_page(&mut out, &org, &page);
     } else {
         let rows: Arc<[u64]> = rows.into();
-        let locator = ctx.shared.cursors().open(bound.object, Arc::clone(&rows), Arc::clone(&projection), batch);
+        let locator = ctx.shared.cursors().open(
+            bound.object,
+            Arc::clone(&rows),
+            Arc::clone(&projection),
+            batch,
+        );
         let next = format!("{}/query/{locator}-{batch}", ctx.data_prefix());
-        render::write_page(&mut out, &org, bound.object, &rows[..batch], &projection, total, Some(&next), &ctx.version);
+        let page = Page {
+            object: bound.object,
+            rows: &rows[..batch],
+            projection: &projection,
+            total_size: total,
+            next_records_url: Some(&next),
+            api_version: &ctx.version,
+        };
+        render::write_page(&mut out, &org, &page);
     }
     drop(org);
     ctx.shared.stats.record_records(0, total.min(batch) as u64);
@@ -73,19 +105,19 @@ pub fn more(ctx: &RequestContext, locator_and_offset: &str) -> ApiResult {
         return Err(invalid());
     }
     let end = (offset + cursor.batch_size).min(cursor.rows.len());
-    let next = (end < cursor.rows.len()).then(|| format!("{}/query/{locator}-{end}", ctx.data_prefix()));
+    let next =
+        (end < cursor.rows.len()).then(|| format!("{}/query/{locator}-{end}", ctx.data_prefix()));
     let org = ctx.shared.org();
     let mut out = String::with_capacity(256 * (end - offset) + 64);
-    render::write_page(
-        &mut out,
-        &org,
-        cursor.object,
-        &cursor.rows[offset..end],
-        &cursor.projection,
-        cursor.rows.len(),
-        next.as_deref(),
-        &ctx.version,
-    );
+    let page = Page {
+        object: cursor.object,
+        rows: &cursor.rows[offset..end],
+        projection: &cursor.projection,
+        total_size: cursor.rows.len(),
+        next_records_url: next.as_deref(),
+        api_version: &ctx.version,
+    };
+    render::write_page(&mut out, &org, &page);
     drop(org);
     ctx.shared.stats.record_records(0, (end - offset) as u64);
     Ok(raw_json_response(StatusCode::OK, out))

@@ -40,13 +40,20 @@ pub fn json_response(status: StatusCode, body: &Json) -> Response {
 /// A response whose body is already JSON text.
 pub fn raw_json_response(status: StatusCode, body: String) -> Response {
     let mut response = (status, body).into_response();
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(JSON_CONTENT_TYPE),
+    );
     response
 }
 
 /// `GET /services/data/`: the versions list. Needs no session, as on Salesforce.
 pub async fn versions(headers: HeaderMap) -> Response {
-    let latest: u32 = LATEST_API_VERSION.split('.').next().and_then(|v| v.parse().ok()).unwrap_or(66);
+    let latest: u32 = LATEST_API_VERSION
+        .split('.')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(66);
     let seasons = ["Winter", "Spring", "Summer"];
     let list: Vec<Json> = (OLDEST_MAJOR_VERSION..=latest)
         .map(|major| {
@@ -82,16 +89,29 @@ pub async fn dispatch(
             response.extensions_mut().insert(DropConnection);
             return response;
         }
-        Fault::ServerUnavailable => {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "SERVER_UNAVAILABLE", "Server temporarily unavailable")
-                .into_response()
-        }
+        Fault::ServerUnavailable => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "SERVER_UNAVAILABLE",
+            "Server temporarily unavailable",
+        )
+        .into_response(),
         Fault::None => {
-            let is_write = matches!(method, Method::POST | Method::PATCH | Method::PUT | Method::DELETE);
+            let is_write = matches!(
+                method,
+                Method::POST | Method::PATCH | Method::PUT | Method::DELETE
+            );
             let lock_fault = is_write && faults.draw_lock_failure();
-            admit_and_route(&shared, &rest, method, &uri, headers.clone(), body, lock_fault)
-                .await
-                .unwrap_or_else(IntoResponse::into_response)
+            admit_and_route(
+                &shared,
+                &rest,
+                method,
+                &uri,
+                headers.clone(),
+                body,
+                lock_fault,
+            )
+            .await
+            .unwrap_or_else(IntoResponse::into_response)
         }
     };
     let mut response = pretty_if_asked(&headers, response).await;
@@ -114,16 +134,24 @@ async fn admit_and_route(
     if segments.last().is_some_and(String::is_empty) {
         segments.pop();
     }
-    let Some(version_segment) = segments.first() else { return Err(ApiError::not_found()) };
+    let Some(version_segment) = segments.first() else {
+        return Err(ApiError::not_found());
+    };
     let version = parse_version(version_segment).ok_or_else(ApiError::not_found)?;
     let session = bearer_token(&headers)
         .and_then(|token| shared.sessions().check(token))
         .ok_or_else(ApiError::invalid_session)?;
     if !shared.usage.try_take() {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded."));
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "REQUEST_LIMIT_EXCEEDED",
+            "TotalRequests Limit exceeded.",
+        ));
     }
-    let params: HashMap<String, String> =
-        uri.query().and_then(|q| serde_urlencoded::from_str(q).ok()).unwrap_or_default();
+    let params: HashMap<String, String> = uri
+        .query()
+        .and_then(|q| serde_urlencoded::from_str(q).ok())
+        .unwrap_or_default();
     let ctx = RequestContext {
         shared: Arc::clone(shared),
         method,
@@ -250,12 +278,46 @@ fn parse_version(segment: &str) -> Option<String> {
 fn resources(ctx: &RequestContext) -> Response {
     let prefix = ctx.data_prefix();
     let mut body = serde_json::Map::new();
-    for name in ["tooling", "metadata", "eclair", "folders", "prechatForms", "chatter", "tabs", "appMenu",
-        "quickActions", "queryAll", "commerce", "wave", "iot", "analytics", "search", "identity", "composite",
-        "parameterizedSearch", "fingerprint", "theme", "nouns", "event", "serviceTemplates", "recent",
-        "connect", "licensing", "limits", "process", "async-queries", "query", "jobs", "match", "emailConnect",
-        "compactLayouts", "knowledgeManagement", "sobjects", "actions", "support"]
-    {
+    for name in [
+        "tooling",
+        "metadata",
+        "eclair",
+        "folders",
+        "prechatForms",
+        "chatter",
+        "tabs",
+        "appMenu",
+        "quickActions",
+        "queryAll",
+        "commerce",
+        "wave",
+        "iot",
+        "analytics",
+        "search",
+        "identity",
+        "composite",
+        "parameterizedSearch",
+        "fingerprint",
+        "theme",
+        "nouns",
+        "event",
+        "serviceTemplates",
+        "recent",
+        "connect",
+        "licensing",
+        "limits",
+        "process",
+        "async-queries",
+        "query",
+        "jobs",
+        "match",
+        "emailConnect",
+        "compactLayouts",
+        "knowledgeManagement",
+        "sobjects",
+        "actions",
+        "support",
+    ] {
         let url = if name == "identity" {
             let org = ctx.shared.org();
             format!("/id/{}/{}", org.org_id(), ctx.user.id18(org.schema()))
@@ -269,7 +331,9 @@ fn resources(ctx: &RequestContext) -> Response {
 
 /// Re-renders a JSON body pretty-printed when the client sent `X-PrettyPrint: 1`.
 async fn pretty_if_asked(headers: &HeaderMap, response: Response) -> Response {
-    let wants_pretty = headers.get("x-prettyprint").is_some_and(|v| v.as_bytes() == b"1");
+    let wants_pretty = headers
+        .get("x-prettyprint")
+        .is_some_and(|v| v.as_bytes() == b"1");
     let is_json = response
         .headers()
         .get(header::CONTENT_TYPE)

@@ -22,12 +22,18 @@ const XML_CONTENT_TYPE: &str = "text/xml;charset=UTF-8";
 
 fn xml_response(status: StatusCode, body: String) -> Response {
     let mut response = (status, body).into_response();
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(XML_CONTENT_TYPE));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(XML_CONTENT_TYPE),
+    );
     response
 }
 
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 fn fault(code: &str, fault_type: &str, message: &str) -> Response {
@@ -56,7 +62,11 @@ struct LoginRequest {
 
 fn parse_request(body: &[u8]) -> Option<LoginRequest> {
     let mut reader = Reader::from_reader(body);
-    let mut request = LoginRequest { operation: None, username: None, password: None };
+    let mut request = LoginRequest {
+        operation: None,
+        username: None,
+        password: None,
+    };
     let mut in_body = false;
     let mut current: Option<String> = None;
     let mut buf = Vec::new();
@@ -98,7 +108,11 @@ pub async fn login(
     body: Bytes,
 ) -> Response {
     let Some(request) = parse_request(&body) else {
-        return fault("INVALID_REQUEST", "UnexpectedErrorFault", "the request is not a SOAP envelope");
+        return fault(
+            "INVALID_REQUEST",
+            "UnexpectedErrorFault",
+            "the request is not a SOAP envelope",
+        );
     };
     if request.operation.as_deref() != Some("login") {
         let name = request.operation.unwrap_or_default();
@@ -110,7 +124,11 @@ pub async fn login(
     }
     let username = request.username.unwrap_or_default();
     let Some(user) = authenticate(&shared, &username, &request.password.unwrap_or_default()) else {
-        return fault("INVALID_LOGIN", "LoginFault", "Invalid username, password, security token; or user locked out.");
+        return fault(
+            "INVALID_LOGIN",
+            "LoginFault",
+            "Invalid username, password, security token; or user locked out.",
+        );
     };
     let base = base_url(&shared, &headers, connection);
     let (org_id, user_id, full_name, email) = {

@@ -38,7 +38,10 @@ pub fn create(ctx: &RequestContext, name: &str) -> ApiResult {
     let id = created.id18(org.schema());
     drop(org);
     ctx.shared.stats.record_records(1, 0);
-    Ok(json_response(StatusCode::CREATED, &json!({ "id": id, "success": true, "errors": [] })))
+    Ok(json_response(
+        StatusCode::CREATED,
+        &json!({ "id": id, "success": true, "errors": [] }),
+    ))
 }
 
 /// `GET|PATCH|DELETE /sobjects/{Obj}/{id}`.
@@ -54,7 +57,9 @@ pub fn by_id(ctx: &RequestContext, name: &str, id: &str) -> ApiResult {
     }
     let target = match ctx.shared.org().resolve_id(id) {
         Ok(r) if r.object == object => r,
-        Ok(_) | Err(LookupError::NotFound | LookupError::Malformed) => return Err(ApiError::not_found()),
+        Ok(_) | Err(LookupError::NotFound | LookupError::Malformed) => {
+            return Err(ApiError::not_found());
+        }
     };
     match ctx.method {
         Method::GET => retrieve(ctx, target),
@@ -68,32 +73,54 @@ fn retrieve(ctx: &RequestContext, target: RecordRef) -> ApiResult {
     let org = ctx.shared.org();
     let record = org.get(target).ok_or_else(ApiError::not_found)?;
     if record.is_deleted() {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "ENTITY_IS_DELETED", "entity is deleted"));
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "ENTITY_IS_DELETED",
+            "entity is deleted",
+        ));
     }
     let projection = field_projection(&org, target.object, ctx.param("fields"))?;
     let mut out = String::with_capacity(1024);
-    render::write_record(&mut out, &org, target.object, target.seq, record, &projection, &ctx.version);
+    render::write_record(
+        &mut out,
+        &org,
+        target.object,
+        target.seq,
+        record,
+        &projection,
+        &ctx.version,
+    );
     drop(org);
     ctx.shared.stats.record_records(0, 1);
     Ok(raw_json_response(StatusCode::OK, out))
 }
 
 /// All fields, or the comma-separated `fields` a client asked for.
-pub fn field_projection(org: &Org, object: ObjectIndex, fields: Option<&str>) -> Result<Projection, ApiError> {
+pub fn field_projection(
+    org: &Org,
+    object: ObjectIndex,
+    fields: Option<&str>,
+) -> Result<Projection, ApiError> {
     let def = org.schema().object(object);
     let items = match fields.filter(|f| !f.trim().is_empty()) {
         None => def
             .fields
             .iter()
             .enumerate()
-            .map(|(i, f)| ProjectionItem::Field { name: f.name.clone(), field: i })
+            .map(|(i, f)| ProjectionItem::Field {
+                name: f.name.clone(),
+                field: i,
+            })
             .collect(),
         Some(list) => list
             .split(',')
             .map(|name| {
                 let name = name.trim();
                 def.field_index(name)
-                    .map(|i| ProjectionItem::Field { name: def.fields[i].name.clone(), field: i })
+                    .map(|i| ProjectionItem::Field {
+                        name: def.fields[i].name.clone(),
+                        field: i,
+                    })
                     .ok_or_else(|| {
                         ApiError::bad_request(
                             "INVALID_FIELD",
@@ -130,7 +157,12 @@ fn delete(ctx: &RequestContext, target: RecordRef) -> ApiResult {
 }
 
 /// `GET|PATCH|DELETE /sobjects/{Obj}/{ExtField}/{value}`.
-pub fn by_external_id(ctx: &RequestContext, name: &str, field_name: &str, value: &str) -> ApiResult {
+pub fn by_external_id(
+    ctx: &RequestContext,
+    name: &str,
+    field_name: &str,
+    value: &str,
+) -> ApiResult {
     let (object, key_field) = {
         let org = ctx.shared.org();
         let object = object_from_path(org.schema(), name)?;
@@ -167,7 +199,10 @@ pub fn by_external_id(ctx: &RequestContext, name: &str, field_name: &str, value:
                         .iter()
                         .map(|seq| json!(record_url(&org, ctx, RecordRef { object, seq: *seq })))
                         .collect();
-                    return Ok(json_response(StatusCode::MULTIPLE_CHOICES, &Json::Array(urls)));
+                    return Ok(json_response(
+                        StatusCode::MULTIPLE_CHOICES,
+                        &Json::Array(urls),
+                    ));
                 }
             }
         }
@@ -181,7 +216,11 @@ pub fn by_external_id(ctx: &RequestContext, name: &str, field_name: &str, value:
 
 fn record_url(org: &Org, ctx: &RequestContext, record: RecordRef) -> String {
     let object = &org.schema().object(record.object).name;
-    format!("{}/sobjects/{object}/{}", ctx.data_prefix(), record.id18(org.schema()))
+    format!(
+        "{}/sobjects/{object}/{}",
+        ctx.data_prefix(),
+        record.id18(org.schema())
+    )
 }
 
 fn upsert(ctx: &RequestContext, object: ObjectIndex, key_field: usize, value: &str) -> ApiResult {
@@ -190,7 +229,9 @@ fn upsert(ctx: &RequestContext, object: ObjectIndex, key_field: usize, value: &s
     if ctx.lock_fault {
         return Err(lock_row_error(""));
     }
-    let outcome = org.begin(ctx.user).upsert(object, key_field, value, &body)?;
+    let outcome = org
+        .begin(ctx.user)
+        .upsert(object, key_field, value, &body)?;
     let modern = ctx.major_version() >= 46;
     let response = match outcome {
         UpsertOutcome::Created(r) => {
@@ -206,7 +247,10 @@ fn upsert(ctx: &RequestContext, object: ObjectIndex, key_field: usize, value: &s
         ),
         UpsertOutcome::Updated(_) => StatusCode::NO_CONTENT.into_response(),
         UpsertOutcome::Multiple(records) => {
-            let urls: Vec<Json> = records.iter().map(|r| json!(record_url(&org, ctx, *r))).collect();
+            let urls: Vec<Json> = records
+                .iter()
+                .map(|r| json!(record_url(&org, ctx, *r)))
+                .collect();
             json_response(StatusCode::MULTIPLE_CHOICES, &Json::Array(urls))
         }
     };
@@ -223,7 +267,10 @@ fn replication_window(ctx: &RequestContext, oldest_days: i64) -> Result<(i64, i6
             ApiError::bad_request("MISSING_ARGUMENT", format!("{name} parameter is required"))
         })?;
         datetime::parse_datetime(raw).ok_or_else(|| {
-            ApiError::bad_request("INVALID_REPLICATION_DATE", format!("{name} is not a valid date: {raw}"))
+            ApiError::bad_request(
+                "INVALID_REPLICATION_DATE",
+                format!("{name} is not a valid date: {raw}"),
+            )
         })
     };
     let minute = 60_000;
@@ -231,7 +278,10 @@ fn replication_window(ctx: &RequestContext, oldest_days: i64) -> Result<(i64, i6
     let end = parse("end")?.div_euclid(minute) * minute;
     let now = datetime::now_millis();
     if start >= end {
-        return Err(ApiError::bad_request("INVALID_REPLICATION_DATE", "start date must be before end date"));
+        return Err(ApiError::bad_request(
+            "INVALID_REPLICATION_DATE",
+            "start date must be before end date",
+        ));
     }
     if start < now - oldest_days * 86_400_000 {
         return Err(ApiError::bad_request(
@@ -255,7 +305,10 @@ pub fn get_updated(ctx: &RequestContext, name: &str) -> ApiResult {
         .map(|(_, seq)| json!(RecordRef { object, seq }.id18(org.schema())))
         .collect();
     if ids.len() > REPLICATION_ID_LIMIT {
-        return Err(ApiError::bad_request("EXCEEDED_ID_LIMIT", "too many ids: narrow the window"));
+        return Err(ApiError::bad_request(
+            "EXCEEDED_ID_LIMIT",
+            "too many ids: narrow the window",
+        ));
     }
     Ok(json_response(
         StatusCode::OK,
@@ -271,11 +324,18 @@ pub fn get_deleted(ctx: &RequestContext, name: &str) -> ApiResult {
     let table = org.table(object);
     let mut deleted: Vec<(i64, u64)> = table
         .iter()
-        .filter_map(|(seq, r)| r.deleted_at.filter(|at| (start..end).contains(at)).map(|at| (at, seq)))
+        .filter_map(|(seq, r)| {
+            r.deleted_at
+                .filter(|at| (start..end).contains(at))
+                .map(|at| (at, seq))
+        })
         .collect();
     deleted.sort_unstable();
     if deleted.len() > REPLICATION_ID_LIMIT {
-        return Err(ApiError::bad_request("EXCEEDED_ID_LIMIT", "too many ids: narrow the window"));
+        return Err(ApiError::bad_request(
+            "EXCEEDED_ID_LIMIT",
+            "too many ids: narrow the window",
+        ));
     }
     let records: Vec<Json> = deleted
         .iter()

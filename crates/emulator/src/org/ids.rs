@@ -120,7 +120,11 @@ impl ParsedId {
     /// The 18-character form.
     pub fn to_id18(self) -> String {
         let suffix = checksum(&self.id15);
-        self.id15.iter().chain(suffix.iter()).map(|&b| char::from(b)).collect()
+        self.id15
+            .iter()
+            .chain(suffix.iter())
+            .map(|&b| char::from(b))
+            .collect()
     }
 }
 
@@ -145,15 +149,27 @@ mod tests {
     #[test]
     fn eighteen_character_ids_are_case_insensitive() {
         let lowered = "a0re000000ijmcnmat";
-        assert_eq!(ParsedId::parse(lowered).unwrap().to_id18(), "a0RE000000IJmcNMAT");
-        assert_eq!(ParsedId::parse("a0RE000000IJmcNMAA"), Err(IdError::Malformed));
-        assert_eq!(ParsedId::parse("001-00000qfPySIAU"), Err(IdError::Malformed));
+        assert_eq!(
+            ParsedId::parse(lowered).unwrap().to_id18(),
+            "a0RE000000IJmcNMAT"
+        );
+        assert_eq!(
+            ParsedId::parse("a0RE000000IJmcNMAA"),
+            Err(IdError::Malformed)
+        );
+        assert_eq!(
+            ParsedId::parse("001-00000qfPySIAU"),
+            Err(IdError::Malformed)
+        );
         assert_eq!(ParsedId::parse("001"), Err(IdError::Malformed));
     }
 
     #[test]
     fn minted_ids_round_trip_and_sort_in_creation_order() {
-        let ids: Vec<String> = [1, 35, 36, 1_000_000, MAX_SEQ].iter().map(|&n| mint("a01", n)).collect();
+        let ids: Vec<String> = [1, 35, 36, 1_000_000, MAX_SEQ]
+            .iter()
+            .map(|&n| mint("a01", n))
+            .collect();
         for (id, n) in ids.iter().zip([1, 35, 36, 1_000_000, MAX_SEQ]) {
             assert_eq!(id.len(), 18);
             let parsed = ParsedId::parse(id).unwrap();
@@ -166,6 +182,11 @@ mod tests {
         assert_eq!(sorted, ids);
         let mut folded: Vec<String> = ids.iter().map(|i| i.to_ascii_lowercase()).collect();
         folded.sort();
-        assert_eq!(folded, ids.iter().map(|i| i.to_ascii_lowercase()).collect::<Vec<_>>());
+        assert_eq!(
+            folded,
+            ids.iter()
+                .map(|i| i.to_ascii_lowercase())
+                .collect::<Vec<_>>()
+        );
     }
 }

@@ -76,7 +76,10 @@ impl Org {
             schema: Arc::new(schema),
             tables,
             last_stamp: 0,
-            admin: RecordRef { object: user_object, seq: 1 },
+            admin: RecordRef {
+                object: user_object,
+                seq: 1,
+            },
         };
         org.create_admin(admin);
         org
@@ -84,14 +87,23 @@ impl Org {
 
     fn create_admin(&mut self, admin: &AdminUser) {
         let mut fields = Map::new();
-        let alias: String = admin.first_name.chars().take(1).chain(admin.last_name.chars()).take(8).collect();
+        let alias: String = admin
+            .first_name
+            .chars()
+            .take(1)
+            .chain(admin.last_name.chars())
+            .take(8)
+            .collect();
         for (name, value) in [
             ("Username", admin.username.as_str()),
             ("Email", admin.email.as_str()),
             ("FirstName", admin.first_name.as_str()),
             ("LastName", admin.last_name.as_str()),
             ("Alias", alias.as_str()),
-            ("CommunityNickname", admin.username.split('@').next().unwrap_or("admin")),
+            (
+                "CommunityNickname",
+                admin.username.split('@').next().unwrap_or("admin"),
+            ),
             ("TimeZoneSidKey", "GMT"),
             ("LocaleSidKey", "en_US"),
             ("EmailEncodingKey", "UTF-8"),
@@ -143,10 +155,15 @@ impl Org {
     /// Resolves an Id string to a stored record (deleted or not).
     pub fn resolve_id(&self, text: &str) -> Result<RecordRef, LookupError> {
         let parsed = ParsedId::parse(text).map_err(|_| LookupError::Malformed)?;
-        let object = self.schema.object_by_prefix(parsed.prefix()).ok_or(LookupError::NotFound)?;
+        let object = self
+            .schema
+            .object_by_prefix(parsed.prefix())
+            .ok_or(LookupError::NotFound)?;
         let seq = parsed.seq().ok_or(LookupError::NotFound)?;
         let record = RecordRef { object, seq };
-        self.get(record).map(|_| record).ok_or(LookupError::NotFound)
+        self.get(record)
+            .map(|_| record)
+            .ok_or(LookupError::NotFound)
     }
 
     /// The active user with this username.
@@ -181,7 +198,12 @@ impl Org {
         // One stamp per transaction, never earlier than the last: SystemModstamp is monotonic.
         let stamp = datetime::now_millis().max(self.last_stamp);
         self.last_stamp = stamp;
-        Txn { org: self, stamp, user, undo: Vec::new() }
+        Txn {
+            org: self,
+            stamp,
+            user,
+            undo: Vec::new(),
+        }
     }
 
     fn put(&mut self, record: RecordRef, value: Option<Record>) -> Option<Record> {
@@ -193,14 +215,20 @@ impl Org {
     /// object the field may point at, and a record that exists and is not deleted.
     fn resolve_reference(&self, field: &FieldDef, text: &str) -> Result<RecordRef, ApiError> {
         let incorrect = |code: &'static str| {
-            ApiError::bad_request(code, format!("{}: id value of incorrect type: {text}", field.label))
-                .with_fields(vec![field.name.clone()])
+            ApiError::bad_request(
+                code,
+                format!("{}: id value of incorrect type: {text}", field.label),
+            )
+            .with_fields(vec![field.name.clone()])
         };
         let parsed = ParsedId::parse(text).map_err(|_| incorrect("MALFORMED_ID"))?;
         let object = self.schema.object_by_prefix(parsed.prefix());
         let allowed = object.filter(|o| {
             let name = &self.schema.object(*o).name;
-            field.reference_to.iter().any(|t| t.eq_ignore_ascii_case(name))
+            field
+                .reference_to
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(name))
         });
         let Some(object) = allowed else {
             return Err(incorrect("FIELD_INTEGRITY_EXCEPTION"));
@@ -208,10 +236,15 @@ impl Org {
         let record = parsed.seq().map(|seq| RecordRef { object, seq });
         match record.and_then(|r| self.get(r).map(|stored| (r, stored))) {
             Some((r, stored)) if !stored.is_deleted() => Ok(r),
-            Some(_) => Err(ApiError::bad_request("ENTITY_IS_DELETED", "entity is deleted")
-                .with_fields(vec![field.name.clone()])),
-            None => Err(ApiError::bad_request("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id")
-                .with_fields(vec![field.name.clone()])),
+            Some(_) => Err(
+                ApiError::bad_request("ENTITY_IS_DELETED", "entity is deleted")
+                    .with_fields(vec![field.name.clone()]),
+            ),
+            None => Err(ApiError::bad_request(
+                "INVALID_CROSS_REFERENCE_KEY",
+                "invalid cross reference id",
+            )
+            .with_fields(vec![field.name.clone()])),
         }
     }
 
@@ -222,29 +255,47 @@ impl Org {
         body: &Map<String, Json>,
     ) -> Result<RecordRef, ApiError> {
         let invalid = |message: String| {
-            ApiError::bad_request("INVALID_FIELD", message).with_fields(vec![reference.name.clone()])
+            ApiError::bad_request("INVALID_FIELD", message)
+                .with_fields(vec![reference.name.clone()])
         };
-        let target_name = match body.get("attributes").and_then(|a| a.get("type")).and_then(Json::as_str) {
+        let target_name = match body
+            .get("attributes")
+            .and_then(|a| a.get("type"))
+            .and_then(Json::as_str)
+        {
             Some(t) => t.to_owned(),
             None => reference.reference_to.first().cloned().unwrap_or_default(),
         };
         let target = self
             .schema
             .object_index(&target_name)
-            .filter(|_| reference.reference_to.iter().any(|t| t.eq_ignore_ascii_case(&target_name)))
+            .filter(|_| {
+                reference
+                    .reference_to
+                    .iter()
+                    .any(|t| t.eq_ignore_ascii_case(&target_name))
+            })
             .ok_or_else(|| invalid(format!("Invalid relationship target type: {target_name}")))?;
         let keys: Vec<(&String, &Json)> = body.iter().filter(|(k, _)| *k != "attributes").collect();
         let [(key_name, key_value)] = keys.as_slice() else {
             return Err(invalid(format!(
                 "relationship {} must name exactly one external id field",
-                reference.relationship_name.as_deref().unwrap_or(&reference.name)
+                reference
+                    .relationship_name
+                    .as_deref()
+                    .unwrap_or(&reference.name)
             )));
         };
         let object = self.schema.object(target);
         let key_field = object
             .field_index(key_name)
             .filter(|i| object.fields[*i].id_lookup || object.fields[*i].external_id)
-            .ok_or_else(|| invalid(format!("Field {key_name} is not an external id field on {}", object.name)))?;
+            .ok_or_else(|| {
+                invalid(format!(
+                    "Field {key_name} is not an external id field on {}",
+                    object.name
+                ))
+            })?;
         let key_text = match key_value {
             Json::String(s) => s.trim().to_owned(),
             other => other.to_string(),
@@ -254,7 +305,10 @@ impl Org {
         }
         let matches = self.table(target).lookup_key(key_field, &key_text);
         match matches {
-            [seq] => Ok(RecordRef { object: target, seq: *seq }),
+            [seq] => Ok(RecordRef {
+                object: target,
+                seq: *seq,
+            }),
             [] => Err(invalid(format!(
                 "Foreign key external ID: {key_text} not found for field {} in entity {}",
                 object.fields[key_field].name, object.name
@@ -282,28 +336,31 @@ impl Org {
             if name == "attributes" {
                 continue;
             }
-            let field_index = match object.field_index(name) {
-                Some(i) => i,
-                None => match (object.relationship_field(name), json) {
-                    (Some(i), Json::Object(parent)) => {
-                        let reference = &object.fields[i];
-                        let writable =
-                            if existing.is_some() { reference.updateable } else { reference.createable };
-                        if !writable {
-                            not_writable.push(reference.name.clone());
-                            continue;
-                        }
-                        let parent = self.resolve_relationship(reference, parent)?;
-                        assignments.push((i, Value::Ref(parent)));
-                        continue;
-                    }
+            let Some(field_index) = object.field_index(name) else {
+                // Not a field: a parent given by external id, `"Account": {"Ext__c": "A-1"}`.
+                let reference = match (object.relationship_field(name), json) {
+                    (Some(i), Json::Object(parent)) => (i, parent),
                     _ => {
                         return Err(ApiError::bad_request(
                             "INVALID_FIELD",
                             format!("No such column '{name}' on sobject of type {}", object.name),
                         ));
                     }
-                },
+                };
+                let (index, parent) = reference;
+                let field = &object.fields[index];
+                let writable = if existing.is_some() {
+                    field.updateable
+                } else {
+                    field.createable
+                };
+                if writable {
+                    assignments
+                        .push((index, Value::Ref(self.resolve_relationship(field, parent)?)));
+                } else {
+                    not_writable.push(field.name.clone());
+                }
+                continue;
             };
             let field = &object.fields[field_index];
             if field_index == object.system.id {
@@ -313,10 +370,17 @@ impl Org {
                 if json.is_null() {
                     continue;
                 }
-                return Err(ApiError::bad_request("INVALID_FIELD", "cannot specify Id in an insert call")
-                    .with_fields(vec![field.name.clone()]));
+                return Err(ApiError::bad_request(
+                    "INVALID_FIELD",
+                    "cannot specify Id in an insert call",
+                )
+                .with_fields(vec![field.name.clone()]));
             }
-            let writable = if existing.is_some() { field.updateable } else { field.createable };
+            let writable = if existing.is_some() {
+                field.updateable
+            } else {
+                field.createable
+            };
             if !writable {
                 not_writable.push(field.name.clone());
                 continue;
@@ -340,7 +404,11 @@ impl Org {
             .iter()
             .enumerate()
             .filter(|(i, f)| {
-                let assigned = assignments.iter().rev().find(|(a, _)| a == i).map(|(_, v)| v);
+                let assigned = assignments
+                    .iter()
+                    .rev()
+                    .find(|(a, _)| a == i)
+                    .map(|(_, v)| v);
                 match (existing, assigned) {
                     (_, Some(v)) => v.is_null() && !f.nillable && (f.createable || f.updateable),
                     (None, None) => f.required_on_create(),
@@ -367,12 +435,25 @@ impl Org {
             if !field.unique {
                 continue;
             }
-            let Some(text) = record.values[index].to_text(&self.schema) else { continue };
-            if let Some(other) = table.lookup_key(index, &text).iter().find(|s| **s != target.seq) {
-                let other_id = RecordRef { object: target.object, seq: *other }.id18(&self.schema);
+            let Some(text) = record.values[index].to_text(&self.schema) else {
+                continue;
+            };
+            if let Some(other) = table
+                .lookup_key(index, &text)
+                .iter()
+                .find(|s| **s != target.seq)
+            {
+                let other_id = RecordRef {
+                    object: target.object,
+                    seq: *other,
+                }
+                .id18(&self.schema);
                 return Err(ApiError::bad_request(
                     "DUPLICATE_VALUE",
-                    format!("duplicate value found: {} duplicates value on record with id: {other_id}", field.name),
+                    format!(
+                        "duplicate value found: {} duplicates value on record with id: {other_id}",
+                        field.name
+                    ),
                 )
                 .with_fields(vec![field.name.clone()]));
             }
@@ -423,16 +504,30 @@ impl Txn<'_> {
     }
 
     /// Creates a record; returns its reference.
-    pub fn create(&mut self, object_index: ObjectIndex, body: &Map<String, Json>) -> Result<RecordRef, ApiError> {
+    pub fn create(
+        &mut self,
+        object_index: ObjectIndex,
+        body: &Map<String, Json>,
+    ) -> Result<RecordRef, ApiError> {
         let assignments = self.org.prepare(object_index, body, None)?;
         let schema = Arc::clone(&self.org.schema);
         let object = schema.object(object_index);
         let seq = self.org.table(object_index).next_seq();
         if seq > ids::MAX_SEQ {
-            return Err(ApiError::bad_request("STORAGE_LIMIT_EXCEEDED", "storage limit exceeded"));
+            return Err(ApiError::bad_request(
+                "STORAGE_LIMIT_EXCEEDED",
+                "storage limit exceeded",
+            ));
         }
-        let target = RecordRef { object: object_index, seq };
-        let mut values: Vec<Value> = object.fields.iter().map(|f| f.default_value.clone().unwrap_or(Value::Null)).collect();
+        let target = RecordRef {
+            object: object_index,
+            seq,
+        };
+        let mut values: Vec<Value> = object
+            .fields
+            .iter()
+            .map(|f| f.default_value.clone().unwrap_or(Value::Null))
+            .collect();
         values[object.system.id] = Value::Ref(target);
         values[object.system.is_deleted] = Value::Bool(false);
         values[object.system.created_date] = Value::DateTime(self.stamp);
@@ -451,7 +546,10 @@ impl Txn<'_> {
             }
         }
         compute_name(object, &mut values);
-        let record = Record { values: values.into_boxed_slice(), deleted_at: None };
+        let record = Record {
+            values: values.into_boxed_slice(),
+            deleted_at: None,
+        };
         self.org.check_unique(target, &record)?;
         self.store(target, record);
         Ok(target)
@@ -469,7 +567,10 @@ impl Txn<'_> {
         }
         self.stamp_modified(object, &mut values);
         compute_name(object, &mut values);
-        let record = Record { values: values.into_boxed_slice(), deleted_at: None };
+        let record = Record {
+            values: values.into_boxed_slice(),
+            deleted_at: None,
+        };
         self.org.check_unique(target, &record)?;
         self.store(target, record);
         Ok(())
@@ -483,22 +584,38 @@ impl Txn<'_> {
         let mut values = existing.values.into_vec();
         values[object.system.is_deleted] = Value::Bool(true);
         self.stamp_modified(object, &mut values);
-        self.store(target, Record { values: values.into_boxed_slice(), deleted_at: Some(self.stamp) });
+        self.store(
+            target,
+            Record {
+                values: values.into_boxed_slice(),
+                deleted_at: Some(self.stamp),
+            },
+        );
         Ok(())
     }
 
     /// Restores a record from the recycle bin.
     pub fn undelete(&mut self, target: RecordRef) -> Result<(), ApiError> {
-        let existing = self.org.get(target).cloned().ok_or_else(ApiError::not_found)?;
+        let existing = self
+            .org
+            .get(target)
+            .cloned()
+            .ok_or_else(ApiError::not_found)?;
         if !existing.is_deleted() {
-            return Err(ApiError::bad_request("UNDELETE_FAILED", "Entity is not in the recycle bin"));
+            return Err(ApiError::bad_request(
+                "UNDELETE_FAILED",
+                "Entity is not in the recycle bin",
+            ));
         }
         let schema = Arc::clone(&self.org.schema);
         let object = schema.object(target.object);
         let mut values = existing.values.into_vec();
         values[object.system.is_deleted] = Value::Bool(false);
         self.stamp_modified(object, &mut values);
-        let record = Record { values: values.into_boxed_slice(), deleted_at: None };
+        let record = Record {
+            values: values.into_boxed_slice(),
+            deleted_at: None,
+        };
         self.org.check_unique(target, &record)?;
         self.store(target, record);
         Ok(())
@@ -531,12 +648,17 @@ impl Txn<'_> {
             let target = match self.org.resolve_id(key_text) {
                 Ok(r) if r.object == object_index => r,
                 Ok(_) | Err(LookupError::Malformed) => {
-                    return Err(ApiError::bad_request("MALFORMED_ID", format!("Id: id value of incorrect type: {key_text}"))
-                        .with_fields(vec!["Id".to_owned()]));
+                    return Err(ApiError::bad_request(
+                        "MALFORMED_ID",
+                        format!("Id: id value of incorrect type: {key_text}"),
+                    )
+                    .with_fields(vec!["Id".to_owned()]));
                 }
                 Err(LookupError::NotFound) => return Err(ApiError::not_found()),
             };
-            return self.update(target, body).map(|()| UpsertOutcome::Updated(target));
+            return self
+                .update(target, body)
+                .map(|()| UpsertOutcome::Updated(target));
         }
         if key_text.is_empty() {
             return Err(ApiError::bad_request(
@@ -551,7 +673,11 @@ impl Txn<'_> {
         })?
         .to_text(&schema)
         .unwrap_or_default();
-        let matches: Vec<u64> = self.org.table(object_index).lookup_key(key_field, &stored_key).to_vec();
+        let matches: Vec<u64> = self
+            .org
+            .table(object_index)
+            .lookup_key(key_field, &stored_key)
+            .to_vec();
         let mut with_key = body.clone();
         with_key.retain(|k, _| !k.eq_ignore_ascii_case(&field.name));
         match matches.as_slice() {
@@ -559,14 +685,25 @@ impl Txn<'_> {
                 if field.createable {
                     with_key.insert(field.name.clone(), Json::String(key_text.to_owned()));
                 }
-                self.create(object_index, &with_key).map(UpsertOutcome::Created)
+                self.create(object_index, &with_key)
+                    .map(UpsertOutcome::Created)
             }
             [seq] => {
-                let target = RecordRef { object: object_index, seq: *seq };
-                self.update(target, &with_key).map(|()| UpsertOutcome::Updated(target))
+                let target = RecordRef {
+                    object: object_index,
+                    seq: *seq,
+                };
+                self.update(target, &with_key)
+                    .map(|()| UpsertOutcome::Updated(target))
             }
             several => Ok(UpsertOutcome::Multiple(
-                several.iter().map(|seq| RecordRef { object: object_index, seq: *seq }).collect(),
+                several
+                    .iter()
+                    .map(|seq| RecordRef {
+                        object: object_index,
+                        seq: *seq,
+                    })
+                    .collect(),
             )),
         }
     }
@@ -592,6 +729,10 @@ fn compute_name(object: &ObjectDef, values: &mut [Value]) {
             .flatten()
             .collect::<Vec<_>>()
             .join(" ");
-        values[name] = if full.is_empty() { Value::Null } else { Value::Text(full.into()) };
+        values[name] = if full.is_empty() {
+            Value::Null
+        } else {
+            Value::Text(full.into())
+        };
     }
 }

@@ -222,12 +222,18 @@ impl ObjectDef {
 
     /// The reference field whose relationship name is this, case-insensitively.
     pub fn relationship_field(&self, relationship: &str) -> Option<usize> {
-        self.by_lower_relationship.get(&relationship.to_ascii_lowercase()).copied()
+        self.by_lower_relationship
+            .get(&relationship.to_ascii_lowercase())
+            .copied()
     }
 
     /// Indexes of the fields that are upsert keys or unique.
     pub fn indexed_keys(&self) -> impl Iterator<Item = usize> + '_ {
-        self.fields.iter().enumerate().filter(|(_, f)| f.is_indexed_key()).map(|(i, _)| i)
+        self.fields
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.is_indexed_key())
+            .map(|(i, _)| i)
     }
 }
 
@@ -250,7 +256,11 @@ pub enum SchemaError {
     #[error("object {object:?}: {problem}")]
     Object { object: String, problem: String },
     #[error("object {object:?}, field {field:?}: {problem}")]
-    Field { object: String, field: String, problem: String },
+    Field {
+        object: String,
+        field: String,
+        problem: String,
+    },
 }
 
 impl Schema {
@@ -261,11 +271,15 @@ impl Schema {
 
     /// The standard objects plus the given declarations, applied in order.
     pub fn with_files(files: &[SchemaFile]) -> Result<Self, SchemaError> {
-        let standard: SchemaFile = serde_json::from_str(STANDARD_OBJECTS).map_err(SchemaError::Json)?;
+        let standard: SchemaFile =
+            serde_json::from_str(STANDARD_OBJECTS).map_err(SchemaError::Json)?;
         let mut specs: Vec<ObjectSpec> = standard.objects;
         for file in files {
             for object in &file.objects {
-                if specs.iter().any(|s| s.name.eq_ignore_ascii_case(&object.name)) {
+                if specs
+                    .iter()
+                    .any(|s| s.name.eq_ignore_ascii_case(&object.name))
+                {
                     return Err(object_error(&object.name, "is declared twice"));
                 }
                 specs.push(object.clone());
@@ -302,12 +316,22 @@ impl Schema {
             };
             objects.push(compile_object(spec, key_prefix)?);
         }
-        let mut schema = Self { objects, by_lower_name: HashMap::new(), by_prefix: HashMap::new() };
+        let mut schema = Self {
+            objects,
+            by_lower_name: HashMap::new(),
+            by_prefix: HashMap::new(),
+        };
         for (index, object) in schema.objects.iter().enumerate() {
             let index = ObjectIndex::try_from(index)
                 .map_err(|_| object_error(&object.name, "too many objects"))?;
-            schema.by_lower_name.insert(object.name.to_ascii_lowercase(), index);
-            if schema.by_prefix.insert(object.key_prefix.clone(), index).is_some() {
+            schema
+                .by_lower_name
+                .insert(object.name.to_ascii_lowercase(), index);
+            if schema
+                .by_prefix
+                .insert(object.key_prefix.clone(), index)
+                .is_some()
+            {
                 return Err(object_error(&object.name, "key prefix is used twice"));
             }
         }
@@ -341,7 +365,9 @@ impl Schema {
                     continue;
                 }
                 for target in &field.reference_to {
-                    let Some(target_index) = self.object_index(target) else { continue };
+                    let Some(target_index) = self.object_index(target) else {
+                        continue;
+                    };
                     let relationship_name = child_relationship_name(object, field, target);
                     links.push((
                         target_index,
@@ -356,7 +382,9 @@ impl Schema {
             }
         }
         for (target, link) in links {
-            self.objects[usize::from(target)].child_relationships.push(link);
+            self.objects[usize::from(target)]
+                .child_relationships
+                .push(link);
         }
     }
 
@@ -393,11 +421,18 @@ fn child_relationship_name(child: &ObjectDef, field: &FieldDef, target: &str) ->
 }
 
 fn object_error(object: &str, problem: &str) -> SchemaError {
-    SchemaError::Object { object: object.to_owned(), problem: problem.to_owned() }
+    SchemaError::Object {
+        object: object.to_owned(),
+        problem: problem.to_owned(),
+    }
 }
 
 fn field_error(object: &str, field: &str, problem: &str) -> SchemaError {
-    SchemaError::Field { object: object.to_owned(), field: field.to_owned(), problem: problem.to_owned() }
+    SchemaError::Field {
+        object: object.to_owned(),
+        field: field.to_owned(),
+        problem: problem.to_owned(),
+    }
 }
 
 fn label_from_name(name: &str) -> String {
@@ -427,22 +462,41 @@ const SYSTEM_FIELD_NAMES: [&str; 8] = [
 
 fn compile_object(spec: &ObjectSpec, key_prefix: String) -> Result<ObjectDef, SchemaError> {
     if !is_valid_api_name(&spec.name) {
-        return Err(object_error(&spec.name, "is not a valid Salesforce API name"));
+        return Err(object_error(
+            &spec.name,
+            "is not a valid Salesforce API name",
+        ));
     }
     if key_prefix.len() != 3 || !key_prefix.chars().all(|c| c.is_ascii_alphanumeric()) {
-        return Err(object_error(&spec.name, "key prefix must be three letters or digits"));
+        return Err(object_error(
+            &spec.name,
+            "key prefix must be three letters or digits",
+        ));
     }
     let custom = spec.name.ends_with("__c");
-    let label = spec.label.clone().unwrap_or_else(|| label_from_name(&spec.name));
-    let label_plural = spec.label_plural.clone().unwrap_or_else(|| format!("{label}s"));
+    let label = spec
+        .label
+        .clone()
+        .unwrap_or_else(|| label_from_name(&spec.name));
+    let label_plural = spec
+        .label_plural
+        .clone()
+        .unwrap_or_else(|| format!("{label}s"));
 
     let mut fields = vec![
         system_field("Id", &format!("{label} ID"), FieldType::Id),
         system_field("IsDeleted", "Deleted", FieldType::Boolean),
     ];
     for field in &spec.fields {
-        if SYSTEM_FIELD_NAMES.iter().any(|s| s.eq_ignore_ascii_case(&field.name)) {
-            return Err(field_error(&spec.name, &field.name, "is a system field and is added by the org"));
+        if SYSTEM_FIELD_NAMES
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(&field.name))
+        {
+            return Err(field_error(
+                &spec.name,
+                &field.name,
+                "is a system field and is added by the org",
+            ));
         }
         fields.push(compile_field(&spec.name, field)?);
     }
@@ -459,22 +513,41 @@ fn compile_object(spec: &ObjectSpec, key_prefix: String) -> Result<ObjectDef, Sc
         None
     };
     let audit_start = fields.len();
-    fields.push(system_field("CreatedDate", "Created Date", FieldType::Datetime));
+    fields.push(system_field(
+        "CreatedDate",
+        "Created Date",
+        FieldType::Datetime,
+    ));
     let mut created_by = system_field("CreatedById", "Created By ID", FieldType::Reference);
     created_by.reference_to = vec!["User".to_owned()];
     created_by.relationship_name = Some("CreatedBy".to_owned());
     fields.push(created_by);
-    fields.push(system_field("LastModifiedDate", "Last Modified Date", FieldType::Datetime));
-    let mut modified_by = system_field("LastModifiedById", "Last Modified By ID", FieldType::Reference);
+    fields.push(system_field(
+        "LastModifiedDate",
+        "Last Modified Date",
+        FieldType::Datetime,
+    ));
+    let mut modified_by = system_field(
+        "LastModifiedById",
+        "Last Modified By ID",
+        FieldType::Reference,
+    );
     modified_by.reference_to = vec!["User".to_owned()];
     modified_by.relationship_name = Some("LastModifiedBy".to_owned());
     fields.push(modified_by);
-    fields.push(system_field("SystemModstamp", "System Modstamp", FieldType::Datetime));
+    fields.push(system_field(
+        "SystemModstamp",
+        "System Modstamp",
+        FieldType::Datetime,
+    ));
 
     let mut by_lower_name = HashMap::new();
     let mut by_lower_relationship = HashMap::new();
     for (index, field) in fields.iter().enumerate() {
-        if by_lower_name.insert(field.name.to_ascii_lowercase(), index).is_some() {
+        if by_lower_name
+            .insert(field.name.to_ascii_lowercase(), index)
+            .is_some()
+        {
             return Err(field_error(&spec.name, &field.name, "is declared twice"));
         }
         if let Some(relationship) = &field.relationship_name {
@@ -487,7 +560,9 @@ fn compile_object(spec: &ObjectSpec, key_prefix: String) -> Result<ObjectDef, Sc
                 by_lower_name
                     .get(&n.to_ascii_lowercase())
                     .copied()
-                    .ok_or_else(|| field_error(&spec.name, n, "is named in nameFrom but not declared"))
+                    .ok_or_else(|| {
+                        field_error(&spec.name, n, "is named in nameFrom but not declared")
+                    })
             };
             Some((find(first)?, find(last)?, find("Name")?))
         }
@@ -567,10 +642,14 @@ fn compile_field(object: &str, spec: &FieldSpec) -> Result<FieldDef, SchemaError
     if is_picklist && spec.picklist_values.is_empty() {
         return Err(problem("a picklist needs picklistValues"));
     }
-    if (spec.external_id || spec.unique) && !field_type.is_text() && field_type != FieldType::Int
+    if (spec.external_id || spec.unique)
+        && !field_type.is_text()
+        && field_type != FieldType::Int
         && field_type != FieldType::Double
     {
-        return Err(problem("only text and number fields can be external ids or unique"));
+        return Err(problem(
+            "only text and number fields can be external ids or unique",
+        ));
     }
     let (precision, scale) = match field_type {
         t if t.is_decimal() => (spec.precision.unwrap_or(18), spec.scale.unwrap_or(2)),
@@ -600,7 +679,10 @@ fn compile_field(object: &str, spec: &FieldSpec) -> Result<FieldDef, SchemaError
     let nillable = !spec.required && field_type != FieldType::Boolean && !spec.auto_number;
     Ok(FieldDef {
         name: spec.name.clone(),
-        label: spec.label.clone().unwrap_or_else(|| label_from_name(&spec.name)),
+        label: spec
+            .label
+            .clone()
+            .unwrap_or_else(|| label_from_name(&spec.name)),
         field_type,
         length,
         precision,
@@ -636,7 +718,13 @@ mod tests {
         let schema = Schema::standard().unwrap();
         for name in ["Account", "Contact", "Lead", "Opportunity", "Case", "User"] {
             let object = schema.object(schema.object_index(name).unwrap());
-            for system in ["Id", "IsDeleted", "CreatedDate", "SystemModstamp", "LastModifiedById"] {
+            for system in [
+                "Id",
+                "IsDeleted",
+                "CreatedDate",
+                "SystemModstamp",
+                "LastModifiedById",
+            ] {
                 assert!(object.field(system).is_some(), "{name}.{system}");
             }
         }
@@ -644,7 +732,10 @@ mod tests {
         assert!(user.system.owner.is_none(), "User has no owner");
         let contact = schema.object(schema.object_index("CONTACT").unwrap());
         assert!(contact.name_from.is_some());
-        assert_eq!(contact.fields[contact.relationship_field("account").unwrap()].name, "AccountId");
+        assert_eq!(
+            contact.fields[contact.relationship_field("account").unwrap()].name,
+            "AccountId"
+        );
     }
 
     #[test]
@@ -664,7 +755,10 @@ mod tests {
         let account = schema.object(schema.object_index("Account").unwrap());
         assert!(account.field("Region__c").unwrap().custom);
         assert!(
-            account.child_relationships.iter().any(|c| c.relationship_name == "Invoices__r"),
+            account
+                .child_relationships
+                .iter()
+                .any(|c| c.relationship_name == "Invoices__r"),
             "custom child relationship is listed on the parent"
         );
     }
@@ -672,9 +766,18 @@ mod tests {
     #[test]
     fn bad_declarations_name_object_and_field() {
         let cases = [
-            (r#"{"objects":[{"name":"Bad Name","fields":[]}]}"#, "Bad Name"),
-            (r#"{"objects":[{"name":"X__c","fields":[{"name":"Id","type":"string"}]}]}"#, "system field"),
-            (r#"{"objects":[{"name":"X__c","fields":[{"name":"A__c","type":"blob"}]}]}"#, "unknown field type"),
+            (
+                r#"{"objects":[{"name":"Bad Name","fields":[]}]}"#,
+                "Bad Name",
+            ),
+            (
+                r#"{"objects":[{"name":"X__c","fields":[{"name":"Id","type":"string"}]}]}"#,
+                "system field",
+            ),
+            (
+                r#"{"objects":[{"name":"X__c","fields":[{"name":"A__c","type":"blob"}]}]}"#,
+                "unknown field type",
+            ),
             (
                 r#"{"objects":[{"name":"X__c","fields":[{"name":"R__c","type":"reference",
                    "referenceTo":["Nope__c"],"relationshipName":"R__r"}]}]}"#,
@@ -687,7 +790,10 @@ mod tests {
                 .and_then(|file| Schema::with_files(&[file]))
                 .unwrap_err()
                 .to_string();
-            assert!(error.contains(expected), "{error:?} should mention {expected:?}");
+            assert!(
+                error.contains(expected),
+                "{error:?} should mention {expected:?}"
+            );
         }
     }
 }

@@ -37,7 +37,11 @@ struct KeyIndex {
 
 impl KeyIndex {
     fn key(&self, text: &str) -> Box<str> {
-        if self.case_sensitive { text.into() } else { text.to_lowercase().into() }
+        if self.case_sensitive {
+            text.into()
+        } else {
+            text.to_lowercase().into()
+        }
     }
 }
 
@@ -112,14 +116,23 @@ impl Table {
     }
 
     /// Record numbers in `(SystemModstamp, Id)` order within a stamp range (inclusive).
-    pub fn by_modstamp(&self, from: i64, to: i64) -> impl DoubleEndedIterator<Item = (i64, u64)> + '_ {
+    pub fn by_modstamp(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> impl DoubleEndedIterator<Item = (i64, u64)> + '_ {
         self.by_modstamp.range((from, 0)..=(to, u64::MAX)).copied()
     }
 
     /// Record numbers whose key field holds this value (deleted records are not indexed).
     pub fn lookup_key(&self, field: usize, text: &str) -> &[u64] {
-        let Some(index) = self.keys.iter().find(|k| k.field == field) else { return &[] };
-        index.seqs_by_key.get(&index.key(text)).map_or(&[], Vec::as_slice)
+        let Some(index) = self.keys.iter().find(|k| k.field == field) else {
+            return &[];
+        };
+        index
+            .seqs_by_key
+            .get(&index.key(text))
+            .map_or(&[], Vec::as_slice)
     }
 
     /// Whether a key field is indexed.
@@ -130,7 +143,9 @@ impl Table {
     /// Puts `record` at `seq` (None removes it entirely), keeping every index in step, and
     /// returns what was there.
     pub fn replace(&mut self, schema: &Schema, seq: u64, record: Option<Record>) -> Option<Record> {
-        let Ok(index) = usize::try_from(seq.saturating_sub(1)) else { return None };
+        let Ok(index) = usize::try_from(seq.saturating_sub(1)) else {
+            return None;
+        };
         if index >= self.slots.len() {
             self.slots.resize_with(index + 1, || None);
         }

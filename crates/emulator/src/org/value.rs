@@ -65,7 +65,9 @@ impl Value {
             (FieldType::Int, Json::Number(n)) => n.as_i64().map(Self::Int),
             (t, Json::Number(n)) if t.is_decimal() => n.as_f64().map(Self::Double),
             (FieldType::Date, Json::String(s)) => datetime::parse_date(s).map(Self::Date),
-            (FieldType::Datetime, Json::String(s)) => datetime::parse_datetime(s).map(Self::DateTime),
+            (FieldType::Datetime, Json::String(s)) => {
+                datetime::parse_datetime(s).map(Self::DateTime)
+            }
             (t, Json::String(s)) if t.is_text() => Some(Self::Text(s.as_str().into())),
             _ => None,
         }
@@ -125,7 +127,11 @@ pub fn compare_text_folded(a: &str, b: &str) -> Ordering {
 
 /// Doubles print with a fractional part, as Salesforce's do (`23.0`).
 pub fn format_double(d: f64) -> String {
-    if d.fract() == 0.0 && d.abs() < 1e15 { format!("{d:.1}") } else { d.to_string() }
+    if d.fract() == 0.0 && d.abs() < 1e15 {
+        format!("{d:.1}")
+    } else {
+        d.to_string()
+    }
 }
 
 /// Converts a JSON value written to a field into a stored value, applying Salesforce's
@@ -138,7 +144,11 @@ pub fn value_from_json(
 ) -> Result<Value, ApiError> {
     let t = field.field_type;
     match json {
-        Json::Null => Ok(if t == FieldType::Boolean { Value::Bool(false) } else { Value::Null }),
+        Json::Null => Ok(if t == FieldType::Boolean {
+            Value::Bool(false)
+        } else {
+            Value::Null
+        }),
         Json::Array(_) | Json::Object(_) => Err(not_of_type(field, &json.to_string())),
         _ if t.is_text() => {
             let raw = match json {
@@ -153,7 +163,11 @@ pub fn value_from_json(
                 other => other.to_string(),
             };
             if raw.is_empty() {
-                return Ok(if t == FieldType::Boolean { Value::Bool(false) } else { Value::Null });
+                return Ok(if t == FieldType::Boolean {
+                    Value::Bool(false)
+                } else {
+                    Value::Null
+                });
             }
             scalar_value(field, json, &raw, resolve_ref)
         }
@@ -168,7 +182,10 @@ fn text_value(field: &FieldDef, text: &str) -> Result<Value, ApiError> {
     if length > field.length as usize {
         return Err(ApiError::bad_request(
             "STRING_TOO_LONG",
-            format!("{}: data value too large: {} (max length={})", field.label, text, field.length),
+            format!(
+                "{}: data value too large: {} (max length={})",
+                field.label, text, field.length
+            ),
         )
         .with_fields(vec![field.name.clone()]));
     }
@@ -190,7 +207,10 @@ fn text_value(field: &FieldDef, text: &str) -> Result<Value, ApiError> {
             } else {
                 Err(ApiError::bad_request(
                     "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
-                    format!("{}: bad value for restricted picklist field: {}", field.label, text),
+                    format!(
+                        "{}: bad value for restricted picklist field: {}",
+                        field.label, text
+                    ),
                 )
                 .with_fields(vec![field.name.clone()]))
             }
@@ -236,16 +256,18 @@ fn scalar_value(
             .or_else(|| datetime::parse_datetime(raw).map(datetime::date_of))
             .map(Value::Date)
             .ok_or_else(|| not_of_type(field, raw)),
-        FieldType::Datetime => {
-            datetime::parse_datetime(raw).map(Value::DateTime).ok_or_else(|| not_of_type(field, raw))
-        }
+        FieldType::Datetime => datetime::parse_datetime(raw)
+            .map(Value::DateTime)
+            .ok_or_else(|| not_of_type(field, raw)),
         FieldType::Reference | FieldType::Id => resolve_ref(field, raw).map(Value::Ref),
         _ => Err(not_of_type(field, raw)),
     }
 }
 
 fn is_email(text: &str) -> bool {
-    let Some((local, domain)) = text.split_once('@') else { return false };
+    let Some((local, domain)) = text.split_once('@') else {
+        return false;
+    };
     !local.is_empty()
         && domain.contains('.')
         && !domain.starts_with('.')
@@ -265,7 +287,10 @@ fn not_of_type(field: &FieldDef, raw: &str) -> ApiError {
 fn out_of_range(field: &FieldDef, raw: &str) -> ApiError {
     ApiError::bad_request(
         "NUMBER_OUTSIDE_VALID_RANGE",
-        format!("{}: value outside of valid range on numeric field: {}", field.label, raw),
+        format!(
+            "{}: value outside of valid range on numeric field: {}",
+            field.label, raw
+        ),
     )
     .with_fields(vec![field.name.clone()])
 }
@@ -285,7 +310,10 @@ mod tests {
     }
 
     fn no_refs(_: &FieldDef, _: &str) -> Result<RecordRef, ApiError> {
-        Err(ApiError::bad_request("MALFORMED_ID", "no references in this test"))
+        Err(ApiError::bad_request(
+            "MALFORMED_ID",
+            "no references in this test",
+        ))
     }
 
     fn convert(f: &FieldDef, json: Json) -> Result<Value, ApiError> {
@@ -295,11 +323,17 @@ mod tests {
     #[test]
     fn text_is_trimmed_and_empty_becomes_null() {
         let f = field(r#"{"name":"S__c","type":"string","length":5}"#);
-        assert_eq!(convert(&f, Json::from("  ab ")).unwrap(), Value::Text("ab".into()));
+        assert_eq!(
+            convert(&f, Json::from("  ab ")).unwrap(),
+            Value::Text("ab".into())
+        );
         assert_eq!(convert(&f, Json::from("   ")).unwrap(), Value::Null);
         let error = convert(&f, Json::from("abcdef")).unwrap_err();
         assert_eq!(error.code, "STRING_TOO_LONG");
-        assert_eq!(error.message, "S: data value too large: abcdef (max length=5)");
+        assert_eq!(
+            error.message,
+            "S: data value too large: abcdef (max length=5)"
+        );
         assert_eq!(error.fields, vec!["S__c".to_owned()]);
     }
 
@@ -323,10 +357,19 @@ mod tests {
     #[test]
     fn numbers_round_to_scale_and_respect_precision() {
         let f = field(r#"{"name":"N__c","type":"currency","precision":5,"scale":2}"#);
-        assert_eq!(convert(&f, Json::from(12.345)).unwrap(), Value::Double(12.35));
+        assert_eq!(
+            convert(&f, Json::from(12.345)).unwrap(),
+            Value::Double(12.35)
+        );
         assert_eq!(convert(&f, Json::from("7")).unwrap(), Value::Double(7.0));
-        assert_eq!(convert(&f, Json::from(1000.0)).unwrap_err().code, "NUMBER_OUTSIDE_VALID_RANGE");
-        assert_eq!(convert(&f, Json::from("12,5")).unwrap_err().code, "INVALID_TYPE_ON_FIELD_IN_RECORD");
+        assert_eq!(
+            convert(&f, Json::from(1000.0)).unwrap_err().code,
+            "NUMBER_OUTSIDE_VALID_RANGE"
+        );
+        assert_eq!(
+            convert(&f, Json::from("12,5")).unwrap_err().code,
+            "INVALID_TYPE_ON_FIELD_IN_RECORD"
+        );
         let i = field(r#"{"name":"I__c","type":"int"}"#);
         assert_eq!(convert(&i, Json::from(42)).unwrap(), Value::Int(42));
         assert!(convert(&i, Json::from(1.5)).is_err());
@@ -335,7 +378,10 @@ mod tests {
     #[test]
     fn dates_booleans_and_emails_follow_salesforce() {
         let d = field(r#"{"name":"D__c","type":"date"}"#);
-        assert_eq!(convert(&d, Json::from("2024-01-01")).unwrap(), Value::Date(19_723));
+        assert_eq!(
+            convert(&d, Json::from("2024-01-01")).unwrap(),
+            Value::Date(19_723)
+        );
         assert!(convert(&d, Json::from("2024-13-01")).is_err());
         let t = field(r#"{"name":"T__c","type":"datetime"}"#);
         assert_eq!(
@@ -347,7 +393,10 @@ mod tests {
         assert_eq!(convert(&b, Json::from("TRUE")).unwrap(), Value::Bool(true));
         let e = field(r#"{"name":"E__c","type":"email"}"#);
         assert!(convert(&e, Json::from("a@b.co")).is_ok());
-        assert_eq!(convert(&e, Json::from("not-an-email")).unwrap_err().code, "INVALID_EMAIL_ADDRESS");
+        assert_eq!(
+            convert(&e, Json::from("not-an-email")).unwrap_err().code,
+            "INVALID_EMAIL_ADDRESS"
+        );
     }
 
     #[test]

@@ -17,8 +17,15 @@ pub struct QueryError {
 
 impl QueryError {
     fn at(code: &'static str, soql_text: &str, pos: Pos, message: String) -> Self {
-        let located = soql::SoqlError { kind: soql::SoqlErrorKind::MalformedQuery, message, pos };
-        Self { code, message: located.salesforce_message(soql_text) }
+        let located = soql::SoqlError {
+            kind: soql::SoqlErrorKind::MalformedQuery,
+            message,
+            pos,
+        };
+        Self {
+            code,
+            message: located.salesforce_message(soql_text),
+        }
     }
 }
 
@@ -43,7 +50,12 @@ pub enum ProjectionItem {
     /// A field of this object: its describe name and index.
     Field { name: String, field: usize },
     /// A parent record through a reference field, with the parent's own projection.
-    Parent { name: String, reference: usize, object: ObjectIndex, projection: Projection },
+    Parent {
+        name: String,
+        reference: usize,
+        object: ObjectIndex,
+        projection: Projection,
+    },
 }
 
 /// A condition over one record.
@@ -52,9 +64,20 @@ pub enum Condition {
     And(Vec<Condition>),
     Or(Vec<Condition>),
     Not(Box<Condition>),
-    Compare { path: Path, op: CompareOp, value: Value },
-    In { path: Path, negated: bool, values: Vec<Value> },
-    Like { path: Path, pattern: Vec<LikeToken> },
+    Compare {
+        path: Path,
+        op: CompareOp,
+        value: Value,
+    },
+    In {
+        path: Path,
+        negated: bool,
+        values: Vec<Value>,
+    },
+    Like {
+        path: Path,
+        pattern: Vec<LikeToken>,
+    },
 }
 
 /// A compiled LIKE pattern element.
@@ -90,8 +113,10 @@ pub struct BoundQuery {
 
 /// Parses and binds SOQL text.
 pub fn bind(schema: &Schema, text: &str) -> Result<BoundQuery, QueryError> {
-    let query: Query = soql::parse(text)
-        .map_err(|e| QueryError { code: "MALFORMED_QUERY", message: e.salesforce_message(text) })?;
+    let query: Query = soql::parse(text).map_err(|e| QueryError {
+        code: "MALFORMED_QUERY",
+        message: e.salesforce_message(text),
+    })?;
     Binder { schema, text }.bind(&query)
 }
 
@@ -134,7 +159,11 @@ impl Binder<'_> {
                 message: format!("Maximum SOQL offset allowed is 2000, got {offset}"),
             });
         }
-        let filter = query.where_clause.as_ref().map(|e| self.condition(object, e)).transpose()?;
+        let filter = query
+            .where_clause
+            .as_ref()
+            .map(|e| self.condition(object, e))
+            .transpose()?;
         let order = query
             .order_by
             .iter()
@@ -159,15 +188,26 @@ impl Binder<'_> {
 
     fn path(&self, base: ObjectIndex, path: &FieldPath) -> Result<Path, QueryError> {
         let Some((last, parents)) = path.parts.split_last() else {
-            return Err(QueryError { code: "MALFORMED_QUERY", message: "empty field path".to_owned() });
+            return Err(QueryError {
+                code: "MALFORMED_QUERY",
+                message: "empty field path".to_owned(),
+            });
         };
         let mut object = base;
         let mut hops = Vec::new();
         let mut parts = parents;
         // `SELECT Account.Name FROM Account` may qualify a field with its own object name.
         if let Some(first) = parts.first()
-            && self.schema.object(object).name.eq_ignore_ascii_case(&first.text)
-            && self.schema.object(object).relationship_field(&first.text).is_none()
+            && self
+                .schema
+                .object(object)
+                .name
+                .eq_ignore_ascii_case(&first.text)
+            && self
+                .schema
+                .object(object)
+                .relationship_field(&first.text)
+                .is_none()
         {
             parts = &parts[1..];
         }
@@ -187,7 +227,11 @@ impl Binder<'_> {
                     ),
                 )
             })?;
-            let target_name = def.fields[reference].reference_to.first().cloned().unwrap_or_default();
+            let target_name = def.fields[reference]
+                .reference_to
+                .first()
+                .cloned()
+                .unwrap_or_default();
             hops.push((object, reference));
             object = self.schema.object_index(&target_name).unwrap_or(object);
         }
@@ -205,7 +249,11 @@ impl Binder<'_> {
                 ),
             )
         })?;
-        Ok(Path { hops, object, field })
+        Ok(Path {
+            hops,
+            object,
+            field,
+        })
     }
 
     fn project(&self, projection: &mut Projection, base: ObjectIndex, path: &Path) {
@@ -214,7 +262,10 @@ impl Binder<'_> {
         for (_, reference) in &path.hops {
             let def = self.schema.object(object);
             let field = &def.fields[*reference];
-            let name = field.relationship_name.clone().unwrap_or_else(|| field.name.clone());
+            let name = field
+                .relationship_name
+                .clone()
+                .unwrap_or_else(|| field.name.clone());
             let target = self
                 .schema
                 .object_index(field.reference_to.first().map_or("", String::as_str))
@@ -231,53 +282,96 @@ impl Binder<'_> {
                 });
                 current.items.len() - 1
             });
-            let ProjectionItem::Parent { projection: inner, .. } = &mut current.items[position] else {
+            let ProjectionItem::Parent {
+                projection: inner, ..
+            } = &mut current.items[position]
+            else {
                 unreachable!("position points at the parent entry just found or added")
             };
             current = inner;
             object = target;
         }
-        let already = current
-            .items
-            .iter()
-            .any(|item| matches!(item, ProjectionItem::Field { field, .. } if *field == path.field));
+        let already = current.items.iter().any(
+            |item| matches!(item, ProjectionItem::Field { field, .. } if *field == path.field),
+        );
         if !already {
-            let name = self.schema.object(path.object).fields[path.field].name.clone();
-            current.items.push(ProjectionItem::Field { name, field: path.field });
+            let name = self.schema.object(path.object).fields[path.field]
+                .name
+                .clone();
+            current.items.push(ProjectionItem::Field {
+                name,
+                field: path.field,
+            });
         }
     }
 
     fn condition(&self, object: ObjectIndex, expr: &Expr) -> Result<Condition, QueryError> {
         Ok(match expr {
-            Expr::And(items) => {
-                Condition::And(items.iter().map(|e| self.condition(object, e)).collect::<Result<_, _>>()?)
-            }
-            Expr::Or(items) => {
-                Condition::Or(items.iter().map(|e| self.condition(object, e)).collect::<Result<_, _>>()?)
-            }
+            Expr::And(items) => Condition::And(
+                items
+                    .iter()
+                    .map(|e| self.condition(object, e))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Expr::Or(items) => Condition::Or(
+                items
+                    .iter()
+                    .map(|e| self.condition(object, e))
+                    .collect::<Result<_, _>>()?,
+            ),
             Expr::Not(inner) => Condition::Not(Box::new(self.condition(object, inner)?)),
             Expr::Compare { field, op, value } => {
                 let path = self.path(object, field)?;
                 let value = self.literal(&path, field, value)?;
-                Condition::Compare { path, op: *op, value }
+                Condition::Compare {
+                    path,
+                    op: *op,
+                    value,
+                }
             }
-            Expr::In { field, negated, values } => {
+            Expr::In {
+                field,
+                negated,
+                values,
+            } => {
                 let path = self.path(object, field)?;
-                let values =
-                    values.iter().map(|v| self.literal(&path, field, v)).collect::<Result<_, _>>()?;
-                Condition::In { path, negated: *negated, values }
+                let values = values
+                    .iter()
+                    .map(|v| self.literal(&path, field, v))
+                    .collect::<Result<_, _>>()?;
+                Condition::In {
+                    path,
+                    negated: *negated,
+                    values,
+                }
             }
             Expr::Like { field, pattern } => {
                 let path = self.path(object, field)?;
-                if !self.schema.object(path.object).fields[path.field].field_type.is_text() {
-                    return Err(self.type_error(field, &path, "string", "should be enclosed in quotes"));
+                if !self.schema.object(path.object).fields[path.field]
+                    .field_type
+                    .is_text()
+                {
+                    return Err(self.type_error(
+                        field,
+                        &path,
+                        "string",
+                        "should be enclosed in quotes",
+                    ));
                 }
-                Condition::Like { path, pattern: compile_like(pattern) }
+                Condition::Like {
+                    path,
+                    pattern: compile_like(pattern),
+                }
             }
         })
     }
 
-    fn literal(&self, path: &Path, source: &FieldPath, literal: &Literal) -> Result<Value, QueryError> {
+    fn literal(
+        &self,
+        path: &Path,
+        source: &FieldPath,
+        literal: &Literal,
+    ) -> Result<Value, QueryError> {
         let field = &self.schema.object(path.object).fields[path.field];
         let t = field.field_type;
         match (t, literal) {
@@ -301,23 +395,44 @@ impl Binder<'_> {
                     _ => Value::Text(parsed.to_id18().into()),
                 })
             }
-            (FieldType::Boolean, _) => Err(self.type_error(source, path, "boolean", "should not be enclosed in quotes")),
-            (FieldType::Date, _) => Err(self.type_error(source, path, "date", "should not be enclosed in quotes")),
-            (FieldType::Datetime, _) => Err(self.type_error(source, path, "dateTime", "should not be enclosed in quotes")),
-            (FieldType::Int, _) => Err(self.type_error(source, path, "int", "should not be enclosed in quotes")),
-            (t, _) if t.is_decimal() => Err(self.type_error(source, path, "double", "should not be enclosed in quotes")),
+            (FieldType::Boolean, _) => {
+                Err(self.type_error(source, path, "boolean", "should not be enclosed in quotes"))
+            }
+            (FieldType::Date, _) => {
+                Err(self.type_error(source, path, "date", "should not be enclosed in quotes"))
+            }
+            (FieldType::Datetime, _) => {
+                Err(self.type_error(source, path, "dateTime", "should not be enclosed in quotes"))
+            }
+            (FieldType::Int, _) => {
+                Err(self.type_error(source, path, "int", "should not be enclosed in quotes"))
+            }
+            (t, _) if t.is_decimal() => {
+                Err(self.type_error(source, path, "double", "should not be enclosed in quotes"))
+            }
             _ => Err(self.type_error(source, path, "string", "should be enclosed in quotes")),
         }
     }
 
-    fn type_error(&self, source: &FieldPath, path: &Path, expected: &str, quoting: &str) -> QueryError {
+    fn type_error(
+        &self,
+        source: &FieldPath,
+        path: &Path,
+        expected: &str,
+        quoting: &str,
+    ) -> QueryError {
         let name = &self.schema.object(path.object).fields[path.field].name;
-        let pos = source.parts.last().map_or(Pos { row: 1, column: 1 }, |p| p.pos);
+        let pos = source
+            .parts
+            .last()
+            .map_or(Pos { row: 1, column: 1 }, |p| p.pos);
         QueryError::at(
             "INVALID_FIELD",
             self.text,
             pos,
-            format!("value of filter criterion for field '{name}' must be of type {expected} and {quoting}"),
+            format!(
+                "value of filter criterion for field '{name}' must be of type {expected} and {quoting}"
+            ),
         )
     }
 }
@@ -342,7 +457,10 @@ fn compile_like(pattern: &str) -> Vec<LikeToken> {
 
 /// Whether `text` matches a compiled LIKE pattern, case-insensitively.
 pub fn like_matches(pattern: &[LikeToken], text: &str) -> bool {
-    let chars: Vec<char> = text.chars().map(|c| c.to_lowercase().next().unwrap_or(c)).collect();
+    let chars: Vec<char> = text
+        .chars()
+        .map(|c| c.to_lowercase().next().unwrap_or(c))
+        .collect();
     // Classic two-pointer wildcard match with backtracking to the last `%`.
     let (mut p, mut t) = (0, 0);
     let (mut star, mut star_t) = (None, 0);
@@ -371,7 +489,9 @@ pub fn like_matches(pattern: &[LikeToken], text: &str) -> bool {
             },
         }
     }
-    pattern[p.min(pattern.len())..].iter().all(|token| *token == LikeToken::Any)
+    pattern[p.min(pattern.len())..]
+        .iter()
+        .all(|token| *token == LikeToken::Any)
 }
 
 #[cfg(test)]
@@ -406,28 +526,66 @@ mod tests {
     fn unknown_field_and_relationship_are_invalid_field() {
         let error = bind(&schema(), "SELECT Id, Nope FROM Account").unwrap_err();
         assert_eq!(error.code, "INVALID_FIELD");
-        assert!(error.message.contains("No such column 'Nope' on entity 'Account'"));
+        assert!(
+            error
+                .message
+                .contains("No such column 'Nope' on entity 'Account'")
+        );
         assert!(error.message.contains("ERROR at Row:1:Column:12"));
         let error = bind(&schema(), "SELECT Acount.Name FROM Contact").unwrap_err();
-        assert!(error.message.contains("Didn't understand relationship 'Acount'"));
+        assert!(
+            error
+                .message
+                .contains("Didn't understand relationship 'Acount'")
+        );
     }
 
     #[test]
     fn literals_must_match_field_types() {
         let s = schema();
-        assert!(bind(&s, "SELECT Id FROM Account WHERE SystemModstamp >= 2024-01-01T00:00:00Z").is_ok());
-        let error = bind(&s, "SELECT Id FROM Account WHERE SystemModstamp >= '2024-01-01'").unwrap_err();
-        assert!(error.message.contains("must be of type dateTime and should not be enclosed in quotes"));
+        assert!(
+            bind(
+                &s,
+                "SELECT Id FROM Account WHERE SystemModstamp >= 2024-01-01T00:00:00Z"
+            )
+            .is_ok()
+        );
+        let error = bind(
+            &s,
+            "SELECT Id FROM Account WHERE SystemModstamp >= '2024-01-01'",
+        )
+        .unwrap_err();
+        assert!(
+            error
+                .message
+                .contains("must be of type dateTime and should not be enclosed in quotes")
+        );
         let error = bind(&s, "SELECT Id FROM Account WHERE Name = 5").unwrap_err();
-        assert!(error.message.contains("must be of type string and should be enclosed in quotes"));
-        assert_eq!(bind(&s, "SELECT Id FROM Account WHERE Id = 'bad'").unwrap_err().code, "INVALID_QUERY_FILTER_OPERATOR");
+        assert!(
+            error
+                .message
+                .contains("must be of type string and should be enclosed in quotes")
+        );
+        assert_eq!(
+            bind(&s, "SELECT Id FROM Account WHERE Id = 'bad'")
+                .unwrap_err()
+                .code,
+            "INVALID_QUERY_FILTER_OPERATOR"
+        );
     }
 
     #[test]
     fn parent_fields_share_one_nested_projection() {
-        let q = bind(&schema(), "SELECT Id, Account.Name, Account.Owner.Username, Account.Id FROM Contact").unwrap();
+        let q = bind(
+            &schema(),
+            "SELECT Id, Account.Name, Account.Owner.Username, Account.Id FROM Contact",
+        )
+        .unwrap();
         assert_eq!(q.projection.items.len(), 2);
-        let ProjectionItem::Parent { name, projection, .. } = &q.projection.items[1] else {
+        let ProjectionItem::Parent {
+            name, projection, ..
+        } = &q.projection.items[1]
+        else {
             panic!("expected the Account parent")
         };
         assert_eq!(name, "Account");

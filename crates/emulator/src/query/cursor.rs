@@ -49,7 +49,13 @@ impl CursorStore {
         self.next_number += 1;
         let locator = mint_id("0r8", self.next_number);
         self.held_rows += rows.len();
-        let cursor = Cursor { object, rows, projection, batch_size, opened: Instant::now() };
+        let cursor = Cursor {
+            object,
+            rows,
+            projection,
+            batch_size,
+            opened: Instant::now(),
+        };
         self.cursors.insert(locator.clone(), Arc::new(cursor));
         self.order.push_back(locator.clone());
         self.evict();
@@ -58,19 +64,31 @@ impl CursorStore {
 
     /// The cursor behind a locator, if it is still open.
     pub fn get(&self, locator: &str) -> Option<Arc<Cursor>> {
-        self.cursors.get(locator).filter(|c| c.opened.elapsed() < CURSOR_LIFETIME).cloned()
+        self.cursors
+            .get(locator)
+            .filter(|c| c.opened.elapsed() < CURSOR_LIFETIME)
+            .cloned()
     }
 
     /// Drops every cursor.
     pub fn clear(&mut self) {
-        *self = Self { next_number: self.next_number, ..Self::default() };
+        *self = Self {
+            next_number: self.next_number,
+            ..Self::default()
+        };
     }
 
     fn evict(&mut self) {
         while self.held_rows > MAX_HELD_ROWS
-            || self.order.front().is_some_and(|l| self.cursors.get(l).is_none_or(|c| c.opened.elapsed() >= CURSOR_LIFETIME))
+            || self.order.front().is_some_and(|l| {
+                self.cursors
+                    .get(l)
+                    .is_none_or(|c| c.opened.elapsed() >= CURSOR_LIFETIME)
+            })
         {
-            let Some(oldest) = self.order.pop_front() else { break };
+            let Some(oldest) = self.order.pop_front() else {
+                break;
+            };
             if let Some(cursor) = self.cursors.remove(&oldest) {
                 self.held_rows -= cursor.rows.len();
             }

@@ -25,15 +25,20 @@ pub fn execute(org: &Org, query: &BoundQuery, include_deleted: bool) -> Vec<u64>
     let direct_path = |path: &Path| path.hops.is_empty();
 
     let mut presorted_by_stamp = false;
-    let candidates: Box<dyn Iterator<Item = u64> + '_> = if let Some(ids) = conjuncts.iter().find_map(|c| match c {
-        Condition::Compare { path, op: CompareOp::Eq, value } if direct_path(path) && path.field == object.system.id => {
-            Some(vec![value.clone()])
-        }
-        Condition::In { path, negated: false, values } if direct_path(path) && path.field == object.system.id => {
-            Some(values.clone())
-        }
-        _ => None,
-    }) {
+    let candidates: Box<dyn Iterator<Item = u64> + '_> = if let Some(ids) =
+        conjuncts.iter().find_map(|c| match c {
+            Condition::Compare {
+                path,
+                op: CompareOp::Eq,
+                value,
+            } if direct_path(path) && path.field == object.system.id => Some(vec![value.clone()]),
+            Condition::In {
+                path,
+                negated: false,
+                values,
+            } if direct_path(path) && path.field == object.system.id => Some(values.clone()),
+            _ => None,
+        }) {
         let mut seqs: Vec<u64> = ids
             .iter()
             .filter_map(|v| match v {
@@ -44,12 +49,21 @@ pub fn execute(org: &Org, query: &BoundQuery, include_deleted: bool) -> Vec<u64>
         seqs.sort_unstable();
         seqs.dedup();
         Box::new(seqs.into_iter())
-    } else if let Some(seqs) = (!include_deleted).then(|| conjuncts.iter().find_map(|c| match c {
-        Condition::Compare { path, op: CompareOp::Eq, value } if direct_path(path) && table.has_key_index(path.field) => {
-            value.to_text(schema).map(|text| table.lookup_key(path.field, &text).to_vec())
-        }
-        _ => None,
-    })).flatten() {
+    } else if let Some(seqs) = (!include_deleted)
+        .then(|| {
+            conjuncts.iter().find_map(|c| match c {
+                Condition::Compare {
+                    path,
+                    op: CompareOp::Eq,
+                    value,
+                } if direct_path(path) && table.has_key_index(path.field) => value
+                    .to_text(schema)
+                    .map(|text| table.lookup_key(path.field, &text).to_vec()),
+                _ => None,
+            })
+        })
+        .flatten()
+    {
         let mut seqs = seqs;
         seqs.sort_unstable();
         Box::new(seqs.into_iter())
@@ -62,14 +76,24 @@ pub fn execute(org: &Org, query: &BoundQuery, include_deleted: bool) -> Vec<u64>
 
     let mut rows: Vec<u64> = candidates
         .filter(|seq| {
-            let Some(record) = table.get(*seq) else { return false };
+            let Some(record) = table.get(*seq) else {
+                return false;
+            };
             (include_deleted || !record.is_deleted())
-                && query.filter.as_ref().is_none_or(|c| matches(org, query.object, record, c))
+                && query
+                    .filter
+                    .as_ref()
+                    .is_none_or(|c| matches(org, record, c))
         })
         .collect();
 
     let already_ordered = query.order.is_empty()
-        || is_index_order(&query.order, object.system.system_modstamp, object.system.id, presorted_by_stamp);
+        || is_index_order(
+            &query.order,
+            object.system.system_modstamp,
+            object.system.id,
+            presorted_by_stamp,
+        );
     if !already_ordered {
         sort_rows(org, query, &mut rows);
     }
@@ -85,7 +109,9 @@ pub fn execute(org: &Org, query: &BoundQuery, include_deleted: bool) -> Vec<u64>
 
 /// Whether ORDER BY asks for the order candidates already come in.
 fn is_index_order(order: &[OrderKey], stamp_field: usize, id_field: usize, by_stamp: bool) -> bool {
-    let ascending = |k: &OrderKey, field: usize| k.path.hops.is_empty() && k.path.field == field && !k.descending;
+    let ascending = |k: &OrderKey, field: usize| {
+        k.path.hops.is_empty() && k.path.field == field && !k.descending
+    };
     match order {
         [only] if by_stamp => ascending(only, stamp_field),
         [first, second] if by_stamp => ascending(first, stamp_field) && ascending(second, id_field),
@@ -98,7 +124,14 @@ fn is_index_order(order: &[OrderKey], stamp_field: usize, id_field: usize, by_st
 fn stamp_range(conjuncts: &[&Condition], stamp_field: usize) -> Option<(i64, i64)> {
     let mut range: Option<(i64, i64)> = None;
     for condition in conjuncts {
-        let Condition::Compare { path, op, value: Value::DateTime(ms) } = condition else { continue };
+        let Condition::Compare {
+            path,
+            op,
+            value: Value::DateTime(ms),
+        } = condition
+        else {
+            continue;
+        };
         if !path.hops.is_empty() || path.field != stamp_field {
             continue;
         }
@@ -119,22 +152,28 @@ fn stamp_range(conjuncts: &[&Condition], stamp_field: usize) -> Option<(i64, i64
 pub fn read_path<'a>(org: &'a Org, record: &'a Record, path: &Path) -> Option<&'a Value> {
     let mut current = record;
     for (_, reference) in &path.hops {
-        let Value::Ref(parent) = &current.values[*reference] else { return None };
+        let Value::Ref(parent) = &current.values[*reference] else {
+            return None;
+        };
         current = org.get(*parent)?;
     }
     current.values.get(path.field)
 }
 
-fn matches(org: &Org, object: crate::org::ObjectIndex, record: &Record, condition: &Condition) -> bool {
+fn matches(org: &Org, record: &Record, condition: &Condition) -> bool {
     match condition {
-        Condition::And(items) => items.iter().all(|c| matches(org, object, record, c)),
-        Condition::Or(items) => items.iter().any(|c| matches(org, object, record, c)),
-        Condition::Not(inner) => !matches(org, object, record, inner),
+        Condition::And(items) => items.iter().all(|c| matches(org, record, c)),
+        Condition::Or(items) => items.iter().any(|c| matches(org, record, c)),
+        Condition::Not(inner) => !matches(org, record, inner),
         Condition::Compare { path, op, value } => {
             let actual = read_path(org, record, path).unwrap_or(&Value::Null);
             compare(actual, *op, value)
         }
-        Condition::In { path, negated, values } => {
+        Condition::In {
+            path,
+            negated,
+            values,
+        } => {
             let actual = read_path(org, record, path).unwrap_or(&Value::Null);
             let found = values.iter().any(|v| compare(actual, CompareOp::Eq, v));
             found != *negated
@@ -152,7 +191,9 @@ fn compare(actual: &Value, op: CompareOp, expected: &Value) -> bool {
         (true, false) | (false, true) => return op == CompareOp::Ne,
         (false, false) => {}
     }
-    let Some(ordering) = actual.compare(expected) else { return op == CompareOp::Ne };
+    let Some(ordering) = actual.compare(expected) else {
+        return op == CompareOp::Ne;
+    };
     match op {
         CompareOp::Eq => ordering == Ordering::Equal,
         CompareOp::Ne => ordering != Ordering::Equal,
@@ -166,16 +207,38 @@ fn compare(actual: &Value, op: CompareOp, expected: &Value) -> bool {
 fn sort_rows(org: &Org, query: &BoundQuery, rows: &mut [u64]) {
     let table = org.table(query.object);
     let key_of = |seq: u64| -> Vec<Value> {
-        let Some(record) = table.get(seq) else { return Vec::new() };
-        query.order.iter().map(|k| read_path(org, record, &k.path).cloned().unwrap_or(Value::Null)).collect()
+        let Some(record) = table.get(seq) else {
+            return Vec::new();
+        };
+        query
+            .order
+            .iter()
+            .map(|k| {
+                read_path(org, record, &k.path)
+                    .cloned()
+                    .unwrap_or(Value::Null)
+            })
+            .collect()
     };
     let mut keyed: Vec<(Vec<Value>, u64)> = rows.iter().map(|seq| (key_of(*seq), *seq)).collect();
     keyed.sort_by(|(a, sa), (b, sb)| {
         for ((x, y), key) in a.iter().zip(b).zip(&query.order) {
             let ordering = match (x.is_null(), y.is_null()) {
                 (true, true) => Ordering::Equal,
-                (true, false) => if key.nulls_last { Ordering::Greater } else { Ordering::Less },
-                (false, true) => if key.nulls_last { Ordering::Less } else { Ordering::Greater },
+                (true, false) => {
+                    if key.nulls_last {
+                        Ordering::Greater
+                    } else {
+                        Ordering::Less
+                    }
+                }
+                (false, true) => {
+                    if key.nulls_last {
+                        Ordering::Less
+                    } else {
+                        Ordering::Greater
+                    }
+                }
                 (false, false) => {
                     let o = x.compare(y).unwrap_or(Ordering::Equal);
                     if key.descending { o.reverse() } else { o }

@@ -51,7 +51,11 @@ pub fn write_attributes(out: &mut String, schema: &Schema, record: RecordRef, ap
     let object = &schema.object(record.object).name;
     out.push_str("{\"attributes\":{\"type\":");
     write_json_str(out, object);
-    let _ = write!(out, ",\"url\":\"/services/data/v{api_version}/sobjects/{object}/{}\"}}", record.id18(schema));
+    let _ = write!(
+        out,
+        ",\"url\":\"/services/data/v{api_version}/sobjects/{object}/{}\"}}",
+        record.id18(schema)
+    );
 }
 
 /// Writes one record with the given projection.
@@ -74,7 +78,12 @@ pub fn write_record(
                 out.push(':');
                 write_value(out, schema, &record.values[*field]);
             }
-            ProjectionItem::Parent { name, reference, projection, .. } => {
+            ProjectionItem::Parent {
+                name,
+                reference,
+                projection,
+                ..
+            } => {
                 write_json_str(out, name);
                 out.push(':');
                 match &record.values[*reference] {
@@ -98,34 +107,53 @@ pub fn write_record(
     out.push('}');
 }
 
+/// One page of a query result.
+#[derive(Debug, Clone, Copy)]
+pub struct Page<'a> {
+    pub object: ObjectIndex,
+    pub rows: &'a [u64],
+    pub projection: &'a Projection,
+    /// Rows in the whole result.
+    pub total_size: usize,
+    /// Where the next page is, if this is not the last.
+    pub next_records_url: Option<&'a str>,
+    pub api_version: &'a str,
+}
+
 /// Writes a query response body: `totalSize`, `done`, `nextRecordsUrl` when not done, and
 /// the page's records.
-pub fn write_page(
-    out: &mut String,
-    org: &Org,
-    object: ObjectIndex,
-    page: &[u64],
-    projection: &Projection,
-    total_size: usize,
-    next_records_url: Option<&str>,
-    api_version: &str,
-) {
-    let _ = write!(out, "{{\"totalSize\":{total_size},\"done\":{}", next_records_url.is_none());
-    if let Some(url) = next_records_url {
+pub fn write_page(out: &mut String, org: &Org, page: &Page<'_>) {
+    let _ = write!(
+        out,
+        "{{\"totalSize\":{},\"done\":{}",
+        page.total_size,
+        page.next_records_url.is_none()
+    );
+    if let Some(url) = page.next_records_url {
         out.push_str(",\"nextRecordsUrl\":");
         write_json_str(out, url);
     }
     out.push_str(",\"records\":[");
-    let table = org.table(object);
+    let table = org.table(page.object);
     let mut first = true;
-    for seq in page {
+    for seq in page.rows {
         // A record hard-deleted after the cursor was opened is skipped, not rendered as null.
-        let Some(record) = table.get(*seq) else { continue };
+        let Some(record) = table.get(*seq) else {
+            continue;
+        };
         if !first {
             out.push(',');
         }
         first = false;
-        write_record(out, org, object, *seq, record, projection, api_version);
+        write_record(
+            out,
+            org,
+            page.object,
+            *seq,
+            record,
+            page.projection,
+            page.api_version,
+        );
     }
     out.push_str("]}");
 }
