@@ -1,0 +1,247 @@
+//! Obtaining access tokens from the OAuth 2.0 token endpoint.
+//!
+//! Flows and their parameters follow Salesforce's OAuth documentation as summarised in the
+//! project's `salesforce-api.md` §1: form-encoded `POST /services/oauth2/token`, a JSON
+//! answer with `access_token` and `instance_url`, and `{"error", "error_description"}` on
+//! failure. The JWT assertion's three-minute lifetime is what simple-salesforce uses.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ClientConfig, Credentials, PRODUCTION_LOGIN_URL, SANDBOX_LOGIN_URL};
+use crate::error::{Error, Result};
+
+const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+/// Lifetime of a JWT assertion, in seconds.
+const JWT_LIFETIME_SECONDS: u64 = 180;
+
+/// A live session: the token and the instance it is for.
+#[derive(Clone)]
+pub struct Session {
+    pub(crate) access_token: SecretString,
+    /// Base URL of the org's instance, without a trailing slash.
+    pub instance_url: String,
+    /// Increases with every new token; lets concurrent callers tell a fresh token from the
+    /// stale one they failed with.
+    pub(crate) generation: u64,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("instance_url", &self.instance_url)
+            .field("generation", &self.generation)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    instance_url: String,
+}
+
+#[derive(Deserialize)]
+struct TokenError {
+    error: String,
+    #[serde(default)]
+    error_description: String,
+}
+
+#[derive(Serialize)]
+struct JwtClaims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: &'a str,
+    exp: u64,
+}
+
+/// The `aud` claim for a login URL: sandbox logins use the sandbox audience.
+fn default_audience(login_url: &str) -> &'static str {
+    if login_url.contains("test.salesforce.com") || login_url.contains(".sandbox.") {
+        SANDBOX_LOGIN_URL
+    } else {
+        PRODUCTION_LOGIN_URL
+    }
+}
+
+fn jwt_assertion(
+    client_id: &str,
+    username: &str,
+    key_pem: &SecretString,
+    audience: &str,
+) -> Result<String> {
+    let exp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+        + JWT_LIFETIME_SECONDS;
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(key_pem.expose_secret().as_bytes())
+        .map_err(Error::Jwt)?;
+    let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    let claims = JwtClaims {
+        iss: client_id,
+        sub: username,
+        aud: audience,
+        exp,
+    };
+    jsonwebtoken::encode(&header, &claims, &key).map_err(Error::Jwt)
+}
+
+/// Logs in with the configured credentials and returns a session.
+pub(crate) async fn login(
+    http: &reqwest::Client,
+    config: &ClientConfig,
+    generation: u64,
+) -> Result<Session> {
+    let login_url = config.login_url.trim_end_matches('/');
+    let form: Vec<(&str, String)> = match &config.credentials {
+        Credentials::AccessToken {
+            instance_url,
+            access_token,
+        } => {
+            return Ok(Session {
+                access_token: access_token.clone(),
+                instance_url: instance_url.trim_end_matches('/').to_owned(),
+                generation,
+            });
+        }
+        Credentials::Password {
+            client_id,
+            client_secret,
+            username,
+            password,
+        } => vec![
+            ("grant_type", "password".to_owned()),
+            ("client_id", client_id.clone()),
+            ("client_secret", client_secret.expose_secret().to_owned()),
+            ("username", username.clone()),
+            ("password", password.expose_secret().to_owned()),
+        ],
+        Credentials::RefreshToken {
+            client_id,
+            client_secret,
+            refresh_token,
+        } => {
+            let mut form = vec![
+                ("grant_type", "refresh_token".to_owned()),
+                ("client_id", client_id.clone()),
+                ("refresh_token", refresh_token.expose_secret().to_owned()),
+            ];
+            if let Some(secret) = client_secret {
+                form.push(("client_secret", secret.expose_secret().to_owned()));
+            }
+            form
+        }
+        Credentials::JwtBearer {
+            client_id,
+            username,
+            private_key_pem,
+            audience,
+        } => {
+            let audience = audience
+                .as_deref()
+                .unwrap_or_else(|| default_audience(login_url));
+            vec![
+                ("grant_type", JWT_BEARER_GRANT.to_owned()),
+                (
+                    "assertion",
+                    jwt_assertion(client_id, username, private_key_pem, audience)?,
+                ),
+            ]
+        }
+        Credentials::ClientCredentials {
+            client_id,
+            client_secret,
+        } => vec![
+            ("grant_type", "client_credentials".to_owned()),
+            ("client_id", client_id.clone()),
+            ("client_secret", client_secret.expose_secret().to_owned()),
+        ],
+    };
+    let url = format!("{login_url}/services/oauth2/token");
+    let path = "/services/oauth2/token".to_owned();
+    let response = http
+        .post(&url)
+        .form(&form)
+        .send()
+        .await
+        .map_err(|source| Error::Transport {
+            method: "POST".to_owned(),
+            path: path.clone(),
+            maybe_applied: !source.is_connect(),
+            source,
+        })?;
+    let status = response.status().as_u16();
+    let body = response.bytes().await.map_err(|source| Error::Transport {
+        method: "POST".to_owned(),
+        path: path.clone(),
+        maybe_applied: true,
+        source,
+    })?;
+    if (200..300).contains(&status) {
+        let token: TokenResponse =
+            serde_json::from_slice(&body).map_err(|e| Error::UnexpectedResponse {
+                path,
+                status,
+                detail: format!("token response is not the JSON Salesforce sends: {e}"),
+            })?;
+        tracing::info!(login_url, "logged in to salesforce");
+        return Ok(Session {
+            access_token: SecretString::from(token.access_token),
+            instance_url: token.instance_url.trim_end_matches('/').to_owned(),
+            generation,
+        });
+    }
+    match serde_json::from_slice::<TokenError>(&body) {
+        Ok(error) => Err(Error::Auth {
+            login_url: login_url.to_owned(),
+            status,
+            error: error.error,
+            description: error.error_description,
+        }),
+        Err(_) => Err(Error::UnexpectedResponse {
+            path,
+            status,
+            detail: crate::client::snippet(&body),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sandbox_logins_use_the_sandbox_audience() {
+        assert_eq!(
+            default_audience("https://test.salesforce.com"),
+            SANDBOX_LOGIN_URL
+        );
+        assert_eq!(
+            default_audience("https://acme--dev.sandbox.my.salesforce.com"),
+            SANDBOX_LOGIN_URL
+        );
+        assert_eq!(
+            default_audience("https://login.salesforce.com"),
+            PRODUCTION_LOGIN_URL
+        );
+        assert_eq!(
+            default_audience("https://acme.my.salesforce.com"),
+            PRODUCTION_LOGIN_URL
+        );
+    }
+
+    #[test]
+    fn a_bad_private_key_is_a_jwt_error_not_a_panic() {
+        let error = jwt_assertion(
+            "id",
+            "user",
+            &SecretString::from("not a key"),
+            PRODUCTION_LOGIN_URL,
+        )
+        .unwrap_err();
+        assert!(matches!(error, Error::Jwt(_)));
+    }
+}

@@ -1,0 +1,300 @@
+//! Errors of Salesforce calls, with Salesforce's own `errorCode` kept as a typed value.
+//!
+//! Callers decide what to do from the error, so every error answers three questions:
+//! what Salesforce said ([`ApiErrorCode`], message, fields), whether trying again can help
+//! ([`Error::is_retryable`]), and, for a failed write, whether it may have been applied
+//! anyway ([`Error::may_have_been_applied`]) — the question that keeps a create from
+//! happening twice.
+
+use std::fmt;
+
+/// Salesforce's `errorCode` (or `statusCode` in per-record results).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ApiErrorCode {
+    AllOrNoneOperationRolledBack,
+    DuplicateExternalId,
+    DuplicateValue,
+    EntityIsDeleted,
+    FieldCustomValidationException,
+    FieldIntegrityException,
+    InvalidCrossReferenceKey,
+    InvalidEmailAddress,
+    InvalidField,
+    InvalidFieldForInsertUpdate,
+    InvalidOrNullForRestrictedPicklist,
+    InvalidQueryLocator,
+    InvalidSessionId,
+    InvalidType,
+    InvalidTypeOnFieldInRecord,
+    JsonParserError,
+    MalformedId,
+    MalformedQuery,
+    NotFound,
+    NumberOutsideValidRange,
+    QueryTimeout,
+    RequestLimitExceeded,
+    RequiredFieldMissing,
+    ServerUnavailable,
+    StringTooLong,
+    UnableToLockRow,
+    /// Any code this crate does not name, kept as Salesforce spelled it.
+    Other(String),
+}
+
+const NAMED_CODES: [(&str, ApiErrorCode); 26] = [
+    (
+        "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+        ApiErrorCode::AllOrNoneOperationRolledBack,
+    ),
+    ("DUPLICATE_EXTERNAL_ID", ApiErrorCode::DuplicateExternalId),
+    ("DUPLICATE_VALUE", ApiErrorCode::DuplicateValue),
+    ("ENTITY_IS_DELETED", ApiErrorCode::EntityIsDeleted),
+    (
+        "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+        ApiErrorCode::FieldCustomValidationException,
+    ),
+    (
+        "FIELD_INTEGRITY_EXCEPTION",
+        ApiErrorCode::FieldIntegrityException,
+    ),
+    (
+        "INVALID_CROSS_REFERENCE_KEY",
+        ApiErrorCode::InvalidCrossReferenceKey,
+    ),
+    ("INVALID_EMAIL_ADDRESS", ApiErrorCode::InvalidEmailAddress),
+    ("INVALID_FIELD", ApiErrorCode::InvalidField),
+    (
+        "INVALID_FIELD_FOR_INSERT_UPDATE",
+        ApiErrorCode::InvalidFieldForInsertUpdate,
+    ),
+    (
+        "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+        ApiErrorCode::InvalidOrNullForRestrictedPicklist,
+    ),
+    ("INVALID_QUERY_LOCATOR", ApiErrorCode::InvalidQueryLocator),
+    ("INVALID_SESSION_ID", ApiErrorCode::InvalidSessionId),
+    ("INVALID_TYPE", ApiErrorCode::InvalidType),
+    (
+        "INVALID_TYPE_ON_FIELD_IN_RECORD",
+        ApiErrorCode::InvalidTypeOnFieldInRecord,
+    ),
+    ("JSON_PARSER_ERROR", ApiErrorCode::JsonParserError),
+    ("MALFORMED_ID", ApiErrorCode::MalformedId),
+    ("MALFORMED_QUERY", ApiErrorCode::MalformedQuery),
+    ("NOT_FOUND", ApiErrorCode::NotFound),
+    (
+        "NUMBER_OUTSIDE_VALID_RANGE",
+        ApiErrorCode::NumberOutsideValidRange,
+    ),
+    ("QUERY_TIMEOUT", ApiErrorCode::QueryTimeout),
+    ("REQUEST_LIMIT_EXCEEDED", ApiErrorCode::RequestLimitExceeded),
+    ("REQUIRED_FIELD_MISSING", ApiErrorCode::RequiredFieldMissing),
+    ("SERVER_UNAVAILABLE", ApiErrorCode::ServerUnavailable),
+    ("STRING_TOO_LONG", ApiErrorCode::StringTooLong),
+    ("UNABLE_TO_LOCK_ROW", ApiErrorCode::UnableToLockRow),
+];
+
+impl ApiErrorCode {
+    /// The code for Salesforce's spelling.
+    pub fn parse(code: &str) -> Self {
+        NAMED_CODES
+            .iter()
+            .find(|(name, _)| *name == code)
+            .map_or_else(|| Self::Other(code.to_owned()), |(_, c)| c.clone())
+    }
+
+    /// Salesforce's spelling.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Other(code) => code,
+            named => NAMED_CODES
+                .iter()
+                .find(|(_, c)| c == named)
+                .map_or("", |(name, _)| name),
+        }
+    }
+
+    /// Whether the same call may succeed later: row locks, unavailability, query timeouts.
+    /// (An expired session is handled by refreshing, not by retrying.)
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::UnableToLockRow | Self::ServerUnavailable | Self::QueryTimeout
+        )
+    }
+}
+
+impl fmt::Display for ApiErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failure of one record inside a collections call (or a single-record write).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordError {
+    pub code: ApiErrorCode,
+    pub message: String,
+    pub fields: Vec<String>,
+}
+
+impl fmt::Display for RecordError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)?;
+        if !self.fields.is_empty() {
+            write!(f, " (fields: {})", self.fields.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a Salesforce call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Salesforce answered with an error body.
+    #[error("{method} {path}: HTTP {status}: {error}")]
+    Api {
+        method: String,
+        path: String,
+        status: u16,
+        error: RecordError,
+    },
+    /// The daily API allocation is used up (403 REQUEST_LIMIT_EXCEEDED).
+    #[error("{path}: the org's API request limit is exhausted: {message}")]
+    RequestLimitExceeded { path: String, message: String },
+    /// This client's own daily call budget is used up; no call was made.
+    #[error("daily API call budget of {budget} calls is used up ({used} used)")]
+    BudgetExhausted { used: u64, budget: u64 },
+    /// The token endpoint refused the credentials.
+    #[error("login to {login_url} failed: {error}: {description}")]
+    Auth {
+        login_url: String,
+        status: u16,
+        error: String,
+        description: String,
+    },
+    /// The request did not get an answer: connect failure, timeout, dropped connection.
+    #[error("{method} {path}: no answer from Salesforce{}", if *maybe_applied { " (the request may have been applied)" } else { "" })]
+    Transport {
+        method: String,
+        path: String,
+        /// False only when the request provably never reached the server.
+        maybe_applied: bool,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The answer was not what Salesforce sends: an HTML error page, truncated JSON.
+    #[error("{path}: unexpected response (HTTP {status}): {detail}")]
+    UnexpectedResponse {
+        path: String,
+        status: u16,
+        detail: String,
+    },
+    /// An upsert key matched several records (HTTP 300).
+    #[error("{path}: the external id matches {} records", urls.len())]
+    MultipleMatches { path: String, urls: Vec<String> },
+    /// A call was asked for with arguments Salesforce would refuse.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// The JWT assertion could not be signed (bad private key).
+    #[error("signing the JWT assertion failed")]
+    Jwt(#[source] jsonwebtoken::errors::Error),
+    /// The HTTP client could not be built (bad root certificate).
+    #[error("building the HTTP client failed: {0}")]
+    Setup(String),
+}
+
+impl Error {
+    /// The Salesforce error code, when Salesforce sent one.
+    pub fn code(&self) -> Option<&ApiErrorCode> {
+        match self {
+            Self::Api { error, .. } => Some(&error.code),
+            Self::RequestLimitExceeded { .. } => Some(&ApiErrorCode::RequestLimitExceeded),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status, when there was an answer.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Api { status, .. }
+            | Self::Auth { status, .. }
+            | Self::UnexpectedResponse { status, .. } => Some(*status),
+            Self::RequestLimitExceeded { .. } => Some(403),
+            _ => None,
+        }
+    }
+
+    /// Whether trying the same call again later can succeed: transient Salesforce errors,
+    /// 5xx answers, timeouts and dropped connections.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Api { status, error, .. } => error.code.is_transient() || *status >= 500,
+            Self::Transport { .. } => true,
+            Self::UnexpectedResponse { status, .. } => *status >= 500 || *status == 429,
+            _ => false,
+        }
+    }
+
+    /// Whether a failed write may nevertheless have been applied by Salesforce. When false,
+    /// resending it cannot create a duplicate.
+    pub fn may_have_been_applied(&self) -> bool {
+        match self {
+            Self::Transport { maybe_applied, .. } => *maybe_applied,
+            Self::Api { status, error, .. } => {
+                *status >= 500 && error.code != ApiErrorCode::ServerUnavailable
+            }
+            Self::UnexpectedResponse { status, .. } => *status >= 500 && *status != 503,
+            _ => false,
+        }
+    }
+}
+
+/// This crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_and_unknown_ones_are_kept() {
+        for (name, code) in &NAMED_CODES {
+            assert_eq!(&ApiErrorCode::parse(name), code);
+            assert_eq!(code.as_str(), *name);
+        }
+        assert_eq!(
+            ApiErrorCode::parse("SOMETHING_NEW").as_str(),
+            "SOMETHING_NEW"
+        );
+    }
+
+    fn api(status: u16, code: &str) -> Error {
+        Error::Api {
+            method: "POST".to_owned(),
+            path: "/x".to_owned(),
+            status,
+            error: RecordError {
+                code: ApiErrorCode::parse(code),
+                message: String::new(),
+                fields: Vec::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn transient_errors_are_retryable_and_validation_errors_are_not() {
+        assert!(api(400, "UNABLE_TO_LOCK_ROW").is_retryable());
+        assert!(api(503, "SERVER_UNAVAILABLE").is_retryable());
+        assert!(api(500, "UNKNOWN_EXCEPTION").is_retryable());
+        assert!(!api(400, "REQUIRED_FIELD_MISSING").is_retryable());
+        assert!(!api(404, "NOT_FOUND").is_retryable());
+    }
+
+    #[test]
+    fn only_ambiguous_failures_may_have_been_applied() {
+        assert!(!api(503, "SERVER_UNAVAILABLE").may_have_been_applied());
+        assert!(!api(400, "UNABLE_TO_LOCK_ROW").may_have_been_applied());
+        assert!(api(500, "UNKNOWN_EXCEPTION").may_have_been_applied());
+    }
+}

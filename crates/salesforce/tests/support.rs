@@ -1,0 +1,108 @@
+//! A running emulator and clients pointed at it.
+
+use std::time::Duration;
+
+use pgforce_emulator::testing::TestOrg;
+use pgforce_emulator::{
+    DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_PASSWORD, DEFAULT_USERNAME, EmulatorConfig,
+};
+use pgforce_salesforce::rest::Record;
+use pgforce_salesforce::{Client, ClientConfig, Credentials, RetryPolicy, SecretString};
+use serde_json::{Value, json};
+
+/// Custom fields the tests rely on.
+pub const SCHEMA: &str = r#"{"extend": {"Account": [
+  {"name": "External_Id__c", "type": "string", "length": 40, "externalId": true, "unique": true}]}}"#;
+
+/// Starts an emulator with the test schema.
+pub async fn org() -> TestOrg {
+    org_with(EmulatorConfig::default()).await
+}
+
+/// Starts an emulator with the test schema on top of a configuration.
+pub async fn org_with(config: EmulatorConfig) -> TestOrg {
+    let schema = pgforce_emulator::Emulator::parse_schema_file(SCHEMA).expect("schema parses");
+    TestOrg::start_with(EmulatorConfig {
+        schema_files: vec![schema],
+        ..config
+    })
+    .await
+}
+
+/// The password credentials of the emulator's administrator.
+pub fn password_credentials() -> Credentials {
+    Credentials::Password {
+        client_id: DEFAULT_CLIENT_ID.to_owned(),
+        client_secret: SecretString::from(DEFAULT_CLIENT_SECRET),
+        username: DEFAULT_USERNAME.to_owned(),
+        password: SecretString::from(DEFAULT_PASSWORD),
+    }
+}
+
+/// A client configuration for an org over HTTPS, with fast retries for tests.
+pub fn config(org: &TestOrg, credentials: Credentials) -> ClientConfig {
+    let mut config = ClientConfig::new(org.https_url.clone(), credentials);
+    config.extra_root_certificate_pem = Some(org.ca_pem.clone());
+    config.retry = RetryPolicy {
+        max_attempts: 8,
+        initial_backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(40),
+        max_elapsed: Duration::from_secs(20),
+    };
+    config.request_timeout = Duration::from_secs(20);
+    config
+}
+
+/// A client logged in with the password flow.
+pub fn client(org: &TestOrg) -> Client {
+    Client::new(config(org, password_credentials())).expect("client builds")
+}
+
+/// A record body from a JSON object literal.
+pub fn record(value: Value) -> Record {
+    match value {
+        Value::Object(map) => map,
+        other => panic!("not an object: {other}"),
+    }
+}
+
+/// Sends a control API call to the emulator.
+pub async fn control(
+    org: &TestOrg,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> Value {
+    let http = reqwest::Client::new();
+    let mut request = http.request(method, format!("{}/__emulator{path}", org.http_url));
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("control API answers");
+    assert!(
+        response.status().is_success(),
+        "control {path}: {}",
+        response.status()
+    );
+    let text = response.text().await.expect("body");
+    if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).expect("JSON")
+    }
+}
+
+/// Seeds records through the control API.
+pub async fn seed(org: &TestOrg, plan: Value) {
+    control(org, reqwest::Method::POST, "/seed", Some(plan)).await;
+}
+
+/// Sets the emulator's faults.
+pub async fn faults(org: &TestOrg, faults: Value) {
+    control(org, reqwest::Method::PUT, "/faults", Some(faults)).await;
+}
+
+/// An Account body with an external id.
+pub fn account(key: &str) -> Record {
+    record(json!({ "Name": format!("Account {key}"), "External_Id__c": key }))
+}
