@@ -3,6 +3,7 @@
 //! Each scenario measures its own baseline in the same run and reports medians of several
 //! runs, so figures compare like with like on whatever machine runs them.
 
+mod client;
 mod emulator;
 mod report;
 
@@ -25,6 +26,8 @@ struct Cli {
 enum Scenario {
     /// The Salesforce emulator: memory per record, query paging and collections writes.
     Emulator(emulator::Options),
+    /// The Salesforce client: records per second streamed by query, and its CPU share.
+    Client(client::Options),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -36,6 +39,7 @@ fn main() -> anyhow::Result<()> {
     let report = runtime.block_on(async {
         match cli.scenario {
             Scenario::Emulator(options) => emulator::run(options).await,
+            Scenario::Client(options) => client::run(options).await,
         }
     })?;
     report.print();

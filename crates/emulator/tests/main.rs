@@ -1,5 +1,8 @@
 //! Integration tests for the emulator: every feature over real HTTP(S).
 
+// Integration tests are test code: unwrapping is how they fail loudly.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 mod auth;

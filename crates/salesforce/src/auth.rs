@@ -28,6 +28,13 @@ pub struct Session {
     pub(crate) generation: u64,
 }
 
+impl Session {
+    /// The access token, for handing to another HTTP client (benchmarks, tools). Never log it.
+    pub fn bearer_token(&self) -> &str {
+        self.access_token.expose_secret()
+    }
+}
+
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")

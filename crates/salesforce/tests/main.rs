@@ -1,5 +1,8 @@
 //! Integration tests for the Salesforce client, against the emulator over HTTPS.
 
+// Integration tests are test code: unwrapping is how they fail loudly.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 mod auth;

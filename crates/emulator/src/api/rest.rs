@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value as Json, json};
@@ -72,7 +72,6 @@ pub async fn versions(headers: HeaderMap) -> Response {
 /// Any other `/services/data/...` call.
 pub async fn dispatch(
     State(shared): State<Arc<Shared>>,
-    Path(rest): Path<String>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -101,9 +100,14 @@ pub async fn dispatch(
                 Method::POST | Method::PATCH | Method::PUT | Method::DELETE
             );
             let lock_fault = is_write && faults.draw_lock_failure();
+            // The raw path, not a decoded one: an external id value may hold `%2F`.
+            let rest = uri
+                .path()
+                .strip_prefix("/services/data/")
+                .unwrap_or_default();
             admit_and_route(
                 &shared,
-                &rest,
+                rest,
                 method,
                 &uri,
                 headers.clone(),

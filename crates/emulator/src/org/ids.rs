@@ -153,8 +153,13 @@ mod tests {
             ParsedId::parse(lowered).unwrap().to_id18(),
             "a0RE000000IJmcNMAT"
         );
+        // A suffix that says a digit is upper case cannot be right.
         assert_eq!(
-            ParsedId::parse("a0RE000000IJmcNMAA"),
+            ParsedId::parse("001M000000qfPySI5U"),
+            Err(IdError::Malformed)
+        );
+        assert_eq!(
+            ParsedId::parse("001M000000qfPySIA9"),
             Err(IdError::Malformed)
         );
         assert_eq!(

@@ -87,43 +87,90 @@ fn typed(object: &str, records: &[Record]) -> Vec<Value> {
 }
 
 impl Client {
-    async fn save(
+    /// Sends a collections write, then resends the records that failed only with transient
+    /// errors (UNABLE_TO_LOCK_ROW), with backoff, until they settle or the retry policy
+    /// runs out. A record that failed that way was not written, so resending it is safe
+    /// even for creates. Under `allOrNone` a resend happens only when no record failed for
+    /// good, and then the whole batch goes again.
+    async fn write_batch(
         &self,
-        method: Method,
-        path: String,
-        body: Value,
-        expected: usize,
-        idempotency: Idempotency,
+        count: usize,
+        all_or_none: bool,
+        build: impl Fn(&[usize]) -> Call,
     ) -> Result<Vec<SaveResult>> {
-        let mut call = Call::new(method, path.clone(), idempotency);
-        call.json = Some(body);
-        let results: Vec<SaveResult> = self.execute(&call).await?.json(&path)?;
-        if results.len() != expected {
-            return Err(Error::UnexpectedResponse {
-                path,
-                status: 200,
-                detail: format!("{} results for {expected} records", results.len()),
-            });
+        let policy = self.config().retry;
+        let started = std::time::Instant::now();
+        let mut results: Vec<Option<SaveResult>> = vec![None; count];
+        let mut pending: Vec<usize> = (0..count).collect();
+        let mut attempt = 0;
+        while !pending.is_empty() {
+            attempt += 1;
+            let call = build(&pending);
+            let answer: Vec<SaveResult> = self.execute(&call).await?.json(&call.path)?;
+            if answer.len() != pending.len() {
+                return Err(Error::UnexpectedResponse {
+                    path: call.path,
+                    status: 200,
+                    detail: format!("{} results for {} records", answer.len(), pending.len()),
+                });
+            }
+            let transient = |r: &SaveResult| {
+                !r.success
+                    && !r.errors.is_empty()
+                    && r.errors.iter().all(|e| {
+                        e.code.is_transient()
+                            || e.code == ApiErrorCode::AllOrNoneOperationRolledBack
+                    })
+            };
+            let some_transient = answer
+                .iter()
+                .any(|r| !r.success && r.errors.iter().any(|e| e.code.is_transient()));
+            let some_permanent = answer.iter().any(|r| !r.success && !transient(r));
+            let retry = some_transient
+                && !(all_or_none && some_permanent)
+                && policy.allows(attempt, started.elapsed());
+            let mut next = Vec::new();
+            for (index, result) in pending.iter().zip(answer) {
+                if retry && transient(&result) {
+                    next.push(*index);
+                } else {
+                    results[*index] = Some(result);
+                }
+            }
+            if !next.is_empty() {
+                let wait = policy.backoff(attempt);
+                tracing::warn!(
+                    records = next.len(),
+                    attempt,
+                    wait_ms = wait.as_millis() as u64,
+                    "resending records that hit transient errors"
+                );
+                tokio::time::sleep(wait).await;
+            }
+            pending = next;
         }
-        Ok(results)
+        Ok(results
+            .into_iter()
+            .map(|r| r.expect("every record got a final result"))
+            .collect())
     }
 
-    /// Creates records of one object. Not retried after an ambiguous failure (see
-    /// [`Error::may_have_been_applied`]); use [`Client::upsert_records`] to make creates
-    /// safe to resend.
+    /// Creates records of one object. Records refused with transient errors are resent;
+    /// an ambiguous failure of the whole call is not (see [`Error::may_have_been_applied`]):
+    /// use [`Client::upsert_records`] to make creates safe to resend.
     pub async fn create_records(
         &self,
         object: &str,
         records: &[Record],
         all_or_none: bool,
     ) -> Result<Vec<SaveResult>> {
-        check_count(records.len(), MAX_WRITE_RECORDS, "records")?;
-        let body = json!({ "allOrNone": all_or_none, "records": typed(object, records) });
-        self.save(
+        let path = self.data_path("/composite/sobjects");
+        self.write_records(
             Method::POST,
-            self.data_path("/composite/sobjects"),
-            body,
-            records.len(),
+            &path,
+            object,
+            records,
+            all_or_none,
             Idempotency::NotIdempotent,
         )
         .await
@@ -136,13 +183,13 @@ impl Client {
         records: &[Record],
         all_or_none: bool,
     ) -> Result<Vec<SaveResult>> {
-        check_count(records.len(), MAX_WRITE_RECORDS, "records")?;
-        let body = json!({ "allOrNone": all_or_none, "records": typed(object, records) });
-        self.save(
+        let path = self.data_path("/composite/sobjects");
+        self.write_records(
             Method::PATCH,
-            self.data_path("/composite/sobjects"),
-            body,
-            records.len(),
+            &path,
+            object,
+            records,
+            all_or_none,
             Idempotency::Idempotent,
         )
         .await
@@ -156,35 +203,55 @@ impl Client {
         records: &[Record],
         all_or_none: bool,
     ) -> Result<Vec<SaveResult>> {
-        check_count(records.len(), MAX_WRITE_RECORDS, "records")?;
-        let body = json!({ "allOrNone": all_or_none, "records": typed(object, records) });
         let path = self.data_path(&format!(
             "/composite/sobjects/{}/{}",
             segment(object),
             segment(external_id_field)
         ));
-        self.save(
+        self.write_records(
             Method::PATCH,
-            path,
-            body,
-            records.len(),
+            &path,
+            object,
+            records,
+            all_or_none,
             Idempotency::Idempotent,
         )
+        .await
+    }
+
+    async fn write_records(
+        &self,
+        method: Method,
+        path: &str,
+        object: &str,
+        records: &[Record],
+        all_or_none: bool,
+        idempotency: Idempotency,
+    ) -> Result<Vec<SaveResult>> {
+        check_count(records.len(), MAX_WRITE_RECORDS, "records")?;
+        self.write_batch(records.len(), all_or_none, |subset| {
+            let chosen: Vec<Record> = subset.iter().map(|i| records[*i].clone()).collect();
+            let mut call = Call::new(method.clone(), path.to_owned(), idempotency);
+            call.json =
+                Some(json!({ "allOrNone": all_or_none, "records": typed(object, &chosen) }));
+            call
+        })
         .await
     }
 
     /// Deletes records by Id.
     pub async fn delete_records(&self, ids: &[&str], all_or_none: bool) -> Result<Vec<SaveResult>> {
         check_count(ids.len(), MAX_WRITE_RECORDS, "ids")?;
-        let mut call = Call::new(
-            Method::DELETE,
-            self.data_path("/composite/sobjects"),
-            Idempotency::Idempotent,
-        );
-        call.query.push(("ids".to_owned(), ids.join(",")));
-        call.query
-            .push(("allOrNone".to_owned(), all_or_none.to_string()));
-        self.execute(&call).await?.json(&call.path)
+        let path = self.data_path("/composite/sobjects");
+        self.write_batch(ids.len(), all_or_none, |subset| {
+            let chosen: Vec<&str> = subset.iter().map(|i| ids[*i]).collect();
+            let mut call = Call::new(Method::DELETE, path.clone(), Idempotency::Idempotent);
+            call.query.push(("ids".to_owned(), chosen.join(",")));
+            call.query
+                .push(("allOrNone".to_owned(), all_or_none.to_string()));
+            call
+        })
+        .await
     }
 
     /// Retrieves records of one object by Id; `None` where an Id names no readable record.
