@@ -204,6 +204,28 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
             .to_owned(),
     };
 
+    let sample = client.query("SELECT Id FROM Account LIMIT 1").await?;
+    let sample_id = sample["records"][0]["Id"]
+        .as_str()
+        .context("a record")?
+        .to_owned();
+    let sample = client
+        .get(&format!(
+            "/services/data/v62.0/sobjects/Account/{sample_id}"
+        ))
+        .await?;
+    let populated = sample.as_object().map_or(0, |r| {
+        r.iter()
+            .filter(|(k, v)| *k != "attributes" && !v.is_null())
+            .count()
+    });
+    report.add(
+        "populated fields per record",
+        populated as f64,
+        "fields",
+        "of one sampled record, system fields included",
+    );
+
     let mut baseline = Vec::new();
     for _ in 0..options.runs * 10 {
         baseline.push(timed(client.get("/services/data/")).await?.0);

@@ -1,5 +1,10 @@
 //! The `pgforce` command line: parse, wire, run, exit. Logic lives in the library crates.
 
+/// mimalloc keeps the emulator's millions of small strings compact (no per-allocation
+/// header) and returns freed memory, where the system allocator would hold on to it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod commands;
 mod output;
 

@@ -20,21 +20,30 @@ pub enum Credentials {
     /// OAuth username-password flow. `password` includes the security token when the org
     /// requires one.
     Password {
+        /// Consumer key of the connected app.
         client_id: String,
+        /// Consumer secret of the connected app.
         client_secret: SecretString,
+        /// Salesforce username.
         username: String,
+        /// Password, with the security token appended when the org needs one.
         password: SecretString,
     },
     /// OAuth refresh-token flow. The client secret is optional when the connected app does
     /// not require it.
     RefreshToken {
+        /// Consumer key of the connected app.
         client_id: String,
+        /// Consumer secret of the connected app.
         client_secret: Option<SecretString>,
+        /// The refresh token.
         refresh_token: SecretString,
     },
     /// OAuth JWT bearer flow: an RS256 assertion signed with the connected app's key.
     JwtBearer {
+        /// Consumer key of the connected app.
         client_id: String,
+        /// Salesforce username.
         username: String,
         /// PEM of the RSA private key whose certificate is uploaded to the connected app.
         private_key_pem: SecretString,
@@ -44,12 +53,16 @@ pub enum Credentials {
     },
     /// OAuth client-credentials flow (needs a My Domain login URL on real orgs).
     ClientCredentials {
+        /// Consumer key of the connected app.
         client_id: String,
+        /// Consumer secret of the connected app.
         client_secret: SecretString,
     },
     /// A session obtained elsewhere; it cannot be refreshed when it expires.
     AccessToken {
+        /// Base URL of the org's instance.
         instance_url: String,
+        /// The access token.
         access_token: SecretString,
     },
 }

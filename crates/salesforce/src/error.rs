@@ -11,31 +11,57 @@ use std::fmt;
 /// Salesforce's `errorCode` (or `statusCode` in per-record results).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ApiErrorCode {
+    /// `ALL_OR_NONE_OPERATION_ROLLED_BACK`.
     AllOrNoneOperationRolledBack,
+    /// `DUPLICATE_EXTERNAL_ID`.
     DuplicateExternalId,
+    /// `DUPLICATE_VALUE`.
     DuplicateValue,
+    /// `ENTITY_IS_DELETED`.
     EntityIsDeleted,
+    /// `FIELD_CUSTOM_VALIDATION_EXCEPTION`.
     FieldCustomValidationException,
+    /// `FIELD_INTEGRITY_EXCEPTION`.
     FieldIntegrityException,
+    /// `INVALID_CROSS_REFERENCE_KEY`.
     InvalidCrossReferenceKey,
+    /// `INVALID_EMAIL_ADDRESS`.
     InvalidEmailAddress,
+    /// `INVALID_FIELD`.
     InvalidField,
+    /// `INVALID_FIELD_FOR_INSERT_UPDATE`.
     InvalidFieldForInsertUpdate,
+    /// `INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST`.
     InvalidOrNullForRestrictedPicklist,
+    /// `INVALID_QUERY_LOCATOR`.
     InvalidQueryLocator,
+    /// `INVALID_SESSION_ID`.
     InvalidSessionId,
+    /// `INVALID_TYPE`.
     InvalidType,
+    /// `INVALID_TYPE_ON_FIELD_IN_RECORD`.
     InvalidTypeOnFieldInRecord,
+    /// `JSON_PARSER_ERROR`.
     JsonParserError,
+    /// `MALFORMED_ID`.
     MalformedId,
+    /// `MALFORMED_QUERY`.
     MalformedQuery,
+    /// `NOT_FOUND`.
     NotFound,
+    /// `NUMBER_OUTSIDE_VALID_RANGE`.
     NumberOutsideValidRange,
+    /// `QUERY_TIMEOUT`.
     QueryTimeout,
+    /// `REQUEST_LIMIT_EXCEEDED`.
     RequestLimitExceeded,
+    /// `REQUIRED_FIELD_MISSING`.
     RequiredFieldMissing,
+    /// `SERVER_UNAVAILABLE`.
     ServerUnavailable,
+    /// `STRING_TOO_LONG`.
     StringTooLong,
+    /// `UNABLE_TO_LOCK_ROW`.
     UnableToLockRow,
     /// Any code this crate does not name, kept as Salesforce spelled it.
     Other(String),
@@ -133,8 +159,11 @@ impl fmt::Display for ApiErrorCode {
 /// A failure of one record inside a collections call (or a single-record write).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordError {
+    /// Salesforce's code.
     pub code: ApiErrorCode,
+    /// Salesforce's message.
     pub message: String,
+    /// The fields the error concerns (often empty).
     pub fields: Vec<String>,
 }
 
@@ -154,45 +183,74 @@ pub enum Error {
     /// Salesforce answered with an error body.
     #[error("{method} {path}: HTTP {status}: {error}")]
     Api {
+        /// HTTP method of the call.
         method: String,
+        /// Path of the call.
         path: String,
+        /// HTTP status of the answer.
         status: u16,
+        /// What Salesforce said.
         error: RecordError,
     },
     /// The daily API allocation is used up (403 REQUEST_LIMIT_EXCEEDED).
     #[error("{path}: the org's API request limit is exhausted: {message}")]
-    RequestLimitExceeded { path: String, message: String },
+    RequestLimitExceeded {
+        /// Path of the refused call.
+        path: String,
+        /// Salesforce's message.
+        message: String,
+    },
     /// This client's own daily call budget is used up; no call was made.
     #[error("daily API call budget of {budget} calls is used up ({used} used)")]
-    BudgetExhausted { used: u64, budget: u64 },
+    BudgetExhausted {
+        /// Requests the org reports used today.
+        used: u64,
+        /// The configured budget.
+        budget: u64,
+    },
     /// The token endpoint refused the credentials.
     #[error("login to {login_url} failed: {error}: {description}")]
     Auth {
+        /// Where the login was tried.
         login_url: String,
+        /// HTTP status of the answer.
         status: u16,
+        /// What Salesforce said.
         error: String,
+        /// OAuth `error_description`.
         description: String,
     },
     /// The request did not get an answer: connect failure, timeout, dropped connection.
     #[error("{method} {path}: no answer from Salesforce{}", if *maybe_applied { " (the request may have been applied)" } else { "" })]
     Transport {
+        /// HTTP method of the call.
         method: String,
+        /// Path of the call.
         path: String,
         /// False only when the request provably never reached the server.
         maybe_applied: bool,
+        /// The transport failure.
         #[source]
         source: reqwest::Error,
     },
     /// The answer was not what Salesforce sends: an HTML error page, truncated JSON.
     #[error("{path}: unexpected response (HTTP {status}): {detail}")]
     UnexpectedResponse {
+        /// Path of the call.
         path: String,
+        /// HTTP status of the answer.
         status: u16,
+        /// What was wrong, with the start of the body.
         detail: String,
     },
     /// An upsert key matched several records (HTTP 300).
     #[error("{path}: the external id matches {} records", urls.len())]
-    MultipleMatches { path: String, urls: Vec<String> },
+    MultipleMatches {
+        /// Path of the call.
+        path: String,
+        /// The matching records' URLs.
+        urls: Vec<String>,
+    },
     /// A call was asked for with arguments Salesforce would refuse.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

@@ -17,6 +17,7 @@
 //! - `error`, `retry`, `usage`, `config`, `soql`: supporting types.
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
+#![warn(missing_docs)]
 
 mod auth;
 mod client;

@@ -18,10 +18,13 @@ pub const MAX_RETRIEVE_IDS: usize = 2000;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(from = "WireResult")]
 pub struct SaveResult {
+    /// The record's Id.
     pub id: Option<String>,
+    /// Whether the record was written.
     pub success: bool,
     /// For upserts: whether the record was created.
     pub created: Option<bool>,
+    /// Why it was not.
     pub errors: Vec<RecordError>,
 }
 

@@ -10,29 +10,53 @@ use crate::error::Result;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(from = "String")]
 pub enum FieldType {
+    /// `id`.
     Id,
+    /// `reference`.
     Reference,
+    /// `string`.
     String,
+    /// `textarea`.
     Textarea,
+    /// `picklist`.
     Picklist,
+    /// `multipicklist`.
     Multipicklist,
+    /// `combobox`.
     Combobox,
+    /// `email`.
     Email,
+    /// `phone`.
     Phone,
+    /// `url`.
     Url,
+    /// `encryptedstring`.
     EncryptedString,
+    /// `boolean`.
     Boolean,
+    /// `int`.
     Int,
+    /// `long`.
     Long,
+    /// `double`.
     Double,
+    /// `currency`.
     Currency,
+    /// `percent`.
     Percent,
+    /// `date`.
     Date,
+    /// `datetime`.
     DateTime,
+    /// `time`.
     Time,
+    /// `base64`.
     Base64,
+    /// `address`.
     Address,
+    /// `location`.
     Location,
+    /// `anyType`.
     AnyType,
     /// A type this crate does not name.
     Other(String),
@@ -74,20 +98,29 @@ impl From<String> for FieldType {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GlobalObject {
+    /// API name.
     pub name: String,
+    /// Label.
     pub label: String,
+    /// Id prefix of the object's records.
     #[serde(default)]
     pub key_prefix: Option<String>,
+    /// Whether it is custom (`__c`).
     #[serde(default)]
     pub custom: bool,
+    /// Whether SOQL can read it.
     #[serde(default)]
     pub queryable: bool,
+    /// Whether records or values can be created.
     #[serde(default)]
     pub createable: bool,
+    /// Whether it can be updated.
     #[serde(default)]
     pub updateable: bool,
+    /// Whether records can be deleted.
     #[serde(default)]
     pub deletable: bool,
+    /// Whether getUpdated/getDeleted serve it.
     #[serde(default)]
     pub replicateable: bool,
 }
@@ -96,8 +129,10 @@ pub struct GlobalObject {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GlobalDescribe {
+    /// Most records a collections call takes.
     #[serde(default)]
     pub max_batch_size: u32,
+    /// The org's objects.
     pub sobjects: Vec<GlobalObject>,
 }
 
@@ -105,11 +140,15 @@ pub struct GlobalDescribe {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PicklistValue {
+    /// The stored value.
     pub value: String,
+    /// Label.
     #[serde(default)]
     pub label: Option<String>,
+    /// Whether the value can be chosen.
     #[serde(default)]
     pub active: bool,
+    /// Whether it is the default.
     #[serde(default)]
     pub default_value: bool,
 }
@@ -118,50 +157,74 @@ pub struct PicklistValue {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FieldDescribe {
+    /// API name.
     pub name: String,
+    /// Label.
     pub label: String,
+    /// Salesforce type.
     #[serde(rename = "type")]
     pub field_type: FieldType,
+    /// SOAP type (`xsd:string`, `tns:ID`, …).
     #[serde(default)]
     pub soap_type: String,
+    /// Maximum characters, for text.
     #[serde(default)]
     pub length: u32,
+    /// Total digits, for numbers.
     #[serde(default)]
     pub precision: u32,
+    /// Digits after the point, for numbers.
     #[serde(default)]
     pub scale: u32,
+    /// Digits, for integers.
     #[serde(default)]
     pub digits: u32,
+    /// Whether it may be null.
     #[serde(default)]
     pub nillable: bool,
+    /// Whether records or values can be created.
     #[serde(default)]
     pub createable: bool,
+    /// Whether it can be updated.
     #[serde(default)]
     pub updateable: bool,
+    /// Whether values are unique.
     #[serde(default)]
     pub unique: bool,
+    /// Whether it is an External ID (an upsert key).
     #[serde(default)]
     pub external_id: bool,
+    /// Whether it can identify a record in an upsert.
     #[serde(default)]
     pub id_lookup: bool,
+    /// Whether it is the record's name.
     #[serde(default)]
     pub name_field: bool,
+    /// Whether it is a formula or roll-up (read-only).
     #[serde(default)]
     pub calculated: bool,
+    /// Whether Salesforce numbers it.
     #[serde(default)]
     pub auto_number: bool,
+    /// Whether Salesforce fills it on create when absent.
     #[serde(default)]
     pub defaulted_on_create: bool,
+    /// Whether comparisons are case-sensitive.
     #[serde(default)]
     pub case_sensitive: bool,
+    /// Whether it is custom (`__c`).
     #[serde(default)]
     pub custom: bool,
+    /// Whether only listed picklist values are accepted.
     #[serde(default)]
     pub restricted_picklist: bool,
+    /// Objects a reference may point at.
     #[serde(default)]
     pub reference_to: Vec<String>,
+    /// Relationship name used in SOQL paths.
     #[serde(default)]
     pub relationship_name: Option<String>,
+    /// Picklist entries.
     #[serde(default)]
     pub picklist_values: Vec<PicklistValue>,
 }
@@ -170,11 +233,15 @@ pub struct FieldDescribe {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChildRelationship {
+    /// The child object.
     #[serde(rename = "childSObject")]
     pub child_sobject: String,
+    /// The child's reference field.
     pub field: String,
+    /// Relationship name used in SOQL paths.
     #[serde(default)]
     pub relationship_name: Option<String>,
+    /// Whether deleting the parent deletes the child.
     #[serde(default)]
     pub cascade_delete: bool,
 }
@@ -183,21 +250,31 @@ pub struct ChildRelationship {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectDescribe {
+    /// API name.
     pub name: String,
+    /// Label.
     pub label: String,
+    /// Id prefix of the object's records.
     #[serde(default)]
     pub key_prefix: Option<String>,
+    /// Whether it is custom (`__c`).
     #[serde(default)]
     pub custom: bool,
+    /// Whether SOQL can read it.
     #[serde(default)]
     pub queryable: bool,
+    /// Whether records or values can be created.
     #[serde(default)]
     pub createable: bool,
+    /// Whether it can be updated.
     #[serde(default)]
     pub updateable: bool,
+    /// Whether records can be deleted.
     #[serde(default)]
     pub deletable: bool,
+    /// The object's fields.
     pub fields: Vec<FieldDescribe>,
+    /// Objects that reference this one.
     #[serde(default)]
     pub child_relationships: Vec<ChildRelationship>,
 }

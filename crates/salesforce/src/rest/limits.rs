@@ -12,8 +12,10 @@ use crate::error::Result;
 /// One limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub struct Limit {
+    /// The allocation.
     #[serde(rename = "Max")]
     pub max: i64,
+    /// What is left of it.
     #[serde(rename = "Remaining")]
     pub remaining: i64,
 }

@@ -20,9 +20,12 @@ const QUERY_OPTIONS_HEADER: &str = "sforce-query-options";
 pub struct QueryPage {
     /// Rows in the whole result (for `COUNT()`, the count).
     pub total_size: u64,
+    /// Whether this is the last page.
     pub done: bool,
+    /// Where the next page is, when not done.
     #[serde(default)]
     pub next_records_url: Option<String>,
+    /// This page's records.
     pub records: Vec<Record>,
 }
 

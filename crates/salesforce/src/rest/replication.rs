@@ -11,7 +11,9 @@ use crate::rest::segment;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Updated {
+    /// Ids changed in the window.
     pub ids: Vec<String>,
+    /// Up to when the answer is complete; start the next window there.
     pub latest_date_covered: String,
 }
 
@@ -19,7 +21,9 @@ pub struct Updated {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeletedRecord {
+    /// The record's Id.
     pub id: String,
+    /// When it was deleted.
     pub deleted_date: String,
 }
 
@@ -27,8 +31,11 @@ pub struct DeletedRecord {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Deleted {
+    /// Records deleted in the window.
     pub deleted_records: Vec<DeletedRecord>,
+    /// How far back deletes are kept.
     pub earliest_date_available: String,
+    /// Up to when the answer is complete; start the next window there.
     pub latest_date_covered: String,
 }
 

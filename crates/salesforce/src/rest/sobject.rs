@@ -13,6 +13,7 @@ use crate::rest::{Record, segment};
 pub struct UpsertResult {
     /// The record's Id (absent when an API version before 46.0 answered 204).
     pub id: Option<String>,
+    /// Whether the record was created (rather than updated).
     pub created: bool,
 }
 
