@@ -24,6 +24,8 @@ pub struct RequestContext {
     pub method: Method,
     /// The API version without the `v`, e.g. `62.0`.
     pub version: String,
+    /// The URL the client reached the org by (scheme, host, port), for absolute links.
+    pub base_url: String,
     pub user: RecordRef,
     pub headers: HeaderMap,
     pub params: HashMap<String, String>,

@@ -104,6 +104,10 @@ pub fn describe(ctx: &RequestContext, name: &str) -> ApiResult {
     let object = schema.object(object_from_path(schema, name)?);
     let prefix = ctx.data_prefix();
     let mut body = global_entry(object, &prefix);
+    let base = &ctx.base_url;
+    body["urls"]["uiDetailTemplate"] = json!(format!("{base}/{{ID}}"));
+    body["urls"]["uiEditTemplate"] = json!(format!("{base}/{{ID}}/e"));
+    body["urls"]["uiNewRecord"] = json!(format!("{base}/{}/e", object.key_prefix));
     let extra = json!({
         "actionOverrides": [],
         "childRelationships": object.child_relationships.iter().map(|c| json!({

@@ -10,13 +10,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value as Json, json};
 
-use super::context::{RequestContext, bearer_token};
+use super::context::{ConnectionInfo, RequestContext, base_url, bearer_token};
 use super::{collections, describe, limits, query, sobjects};
 use crate::config::LATEST_API_VERSION;
 use crate::error::{ApiError, JSON_CONTENT_TYPE};
@@ -72,6 +73,7 @@ pub async fn versions(headers: HeaderMap) -> Response {
 /// Any other `/services/data/...` call.
 pub async fn dispatch(
     State(shared): State<Arc<Shared>>,
+    Extension(connection): Extension<ConnectionInfo>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -101,21 +103,21 @@ pub async fn dispatch(
             );
             let lock_fault = is_write && faults.draw_lock_failure();
             // The raw path, not a decoded one: an external id value may hold `%2F`.
-            let rest = uri
-                .path()
-                .strip_prefix("/services/data/")
-                .unwrap_or_default();
-            admit_and_route(
-                &shared,
-                rest,
+            let request = Incoming {
+                path: uri
+                    .path()
+                    .strip_prefix("/services/data/")
+                    .unwrap_or_default(),
+                base_url: base_url(&shared, &headers, connection),
+                query: uri.query(),
                 method,
-                &uri,
-                headers.clone(),
+                headers: headers.clone(),
                 body,
                 lock_fault,
-            )
-            .await
-            .unwrap_or_else(IntoResponse::into_response)
+            };
+            admit_and_route(&shared, request)
+                .await
+                .unwrap_or_else(IntoResponse::into_response)
         }
     };
     let mut response = pretty_if_asked(&headers, response).await;
@@ -125,15 +127,28 @@ pub async fn dispatch(
     response
 }
 
-async fn admit_and_route(
-    shared: &Arc<Shared>,
-    rest: &str,
+/// A data API request as it arrived.
+struct Incoming<'a> {
+    /// The path after `/services/data/`, still percent-encoded.
+    path: &'a str,
+    base_url: String,
+    query: Option<&'a str>,
     method: Method,
-    uri: &Uri,
     headers: HeaderMap,
     body: Bytes,
     lock_fault: bool,
-) -> ApiResult {
+}
+
+async fn admit_and_route(shared: &Arc<Shared>, request: Incoming<'_>) -> ApiResult {
+    let Incoming {
+        path: rest,
+        base_url,
+        query,
+        method,
+        headers,
+        body,
+        lock_fault,
+    } = request;
     let mut segments: Vec<String> = rest.split('/').map(percent_decode).collect();
     if segments.last().is_some_and(String::is_empty) {
         segments.pop();
@@ -152,14 +167,14 @@ async fn admit_and_route(
             "TotalRequests Limit exceeded.",
         ));
     }
-    let params: HashMap<String, String> = uri
-        .query()
+    let params: HashMap<String, String> = query
         .and_then(|q| serde_urlencoded::from_str(q).ok())
         .unwrap_or_default();
     let ctx = RequestContext {
         shared: Arc::clone(shared),
         method,
         version,
+        base_url,
         user: session.user,
         headers,
         params,
