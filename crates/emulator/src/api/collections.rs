@@ -57,6 +57,9 @@ fn parse_batch(ctx: &RequestContext) -> Result<Batch, ApiError> {
     })
 }
 
+/// Salesforce's code for an oversized collections call is not documented (the project's
+/// API reference lists it as unconfirmed); EXCEEDED_ID_LIMIT is the code its retrieve and
+/// replication limits use, so the emulator answers with it.
 fn check_count(count: usize, max: usize) -> Result<(), ApiError> {
     if count > max {
         return Err(ApiError::bad_request(

@@ -70,7 +70,9 @@ impl Client {
 
     /// Fetches one page: the first of `soql`, or the one a `nextRecordsUrl` points at.
     async fn fetch_page(&self, call: &Call) -> Result<QueryPage> {
-        self.execute(call).await?.json(&call.path)
+        let page: QueryPage = self.execute(call).await?.json(&call.path)?;
+        tracing::debug!(path = %call.path, records = page.records.len(), total = page.total_size, "query page");
+        Ok(page)
     }
 
     /// The pages of a query, one at a time. `include_deleted` uses queryAll, which also
