@@ -150,7 +150,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         let mut url = format!(
             "{}/services/data/v62.0/query?q={}",
             emulator.base,
-            encode(SOQL)
+            crate::report::url_encode(SOQL)
         );
         let mut pages = 0;
         loop {
@@ -213,17 +213,6 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
 
 fn token(session: &pgforce_salesforce::Session) -> String {
     session.bearer_token().to_owned()
-}
-
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
-                char::from(b).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn find_next_url(body: &[u8]) -> Option<String> {

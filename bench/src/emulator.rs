@@ -77,7 +77,7 @@ impl Client {
     }
 
     async fn query(&self, soql: &str) -> anyhow::Result<Value> {
-        let encoded: String = url_encode(soql);
+        let encoded: String = crate::report::url_encode(soql);
         self.get(&format!("/services/data/v62.0/query?q={encoded}"))
             .await
     }
@@ -102,17 +102,6 @@ impl Client {
         }
         Ok(body)
     }
-}
-
-fn url_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
-                char::from(b).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 async fn timed<T>(

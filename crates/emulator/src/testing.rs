@@ -66,6 +66,33 @@ impl TestOrg {
         }
     }
 
+    /// Calls the control API (`/__emulator{path}`) and returns its JSON answer (null when
+    /// empty). Panics when the call fails: it is for tests.
+    pub async fn control(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> serde_json::Value {
+        let mut request =
+            reqwest::Client::new().request(method, format!("{}/__emulator{path}", self.http_url));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the control API answers");
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .expect("the control API's answer is readable");
+        assert!(status.is_success(), "control API {path}: {status}: {text}");
+        if text.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text).expect("the control API answers JSON")
+        }
+    }
+
     /// Stops the server and waits for it.
     pub async fn stop(mut self) {
         if let Some(shutdown) = self.shutdown.take() {

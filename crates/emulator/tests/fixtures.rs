@@ -439,7 +439,7 @@ async fn limits_and_replication_answers_have_salesforce_shapes() {
     let created = org
         .get(&format!("/sobjects/Invoice__c/{kept}?fields=CreatedDate"))
         .await;
-    // A window from the minute before the records were written.
+    // A window from the start of the minute the records were written in.
     let start = format!(
         "{}00+00:00",
         &created["CreatedDate"].as_str().unwrap()[..17]

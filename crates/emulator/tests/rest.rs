@@ -400,12 +400,15 @@ async fn get_updated_and_get_deleted_report_changes_in_a_window() {
     let gone = org.create("Account", json!({ "Name": "Gone" })).await;
     org.call(Method::DELETE, &format!("/sobjects/Account/{gone}"), None)
         .await;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let start = format_utc(now - 3600);
-    let end = format_utc(now + 120);
+    // A window from the start of the minute the records were written in, by the org's clock.
+    let created = org
+        .get(&format!("/sobjects/Account/{kept}?fields=CreatedDate"))
+        .await;
+    let start = format!(
+        "{}00+00:00",
+        &created["CreatedDate"].as_str().unwrap()[..17]
+    );
+    let end = "2999-01-01T00:00:00+00:00".to_owned();
     let window = format!(
         "?start={}&end={}",
         crate::support::urlencode(&start),
@@ -444,27 +447,6 @@ async fn get_updated_and_get_deleted_report_changes_in_a_window() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body[0]["errorCode"], "INVALID_REPLICATION_DATE");
-}
-
-fn format_utc(epoch_seconds: u64) -> String {
-    let days = (epoch_seconds / 86_400) as i64;
-    let secs = epoch_seconds % 86_400;
-    // Civil date from days since the epoch (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}+00:00",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
 }
 
 #[tokio::test]

@@ -180,22 +180,7 @@ impl Org {
 
     /// Sends a control API request and returns the JSON body.
     pub async fn control_call(&self, method: Method, path: &str, body: Option<Value>) -> Value {
-        let mut request = self.http.request(method, self.control(path));
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("control request is answered");
-        assert!(
-            response.status().is_success(),
-            "control {path}: {}",
-            response.status()
-        );
-        let text = response.text().await.expect("body");
-        if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).expect("control body is JSON")
-        }
+        self.org.control(method, path, body).await
     }
 
     /// Seeds records through the control API.

@@ -35,7 +35,7 @@ fn real_describes_parse_into_typed_metadata() {
         "rest/describe_account_v59_person_accounts.json",
     ] {
         let describe: ObjectDescribe = parse(path);
-        assert_eq!(describe.name, "Account");
+        assert_eq!(describe.object.name, "Account");
         let id = describe.field("Id").unwrap();
         assert_eq!(id.field_type, FieldType::Id);
         assert!(id.id_lookup && !id.createable);

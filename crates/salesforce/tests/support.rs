@@ -73,23 +73,7 @@ pub async fn control(
     path: &str,
     body: Option<Value>,
 ) -> Value {
-    let http = reqwest::Client::new();
-    let mut request = http.request(method, format!("{}/__emulator{path}", org.http_url));
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("control API answers");
-    assert!(
-        response.status().is_success(),
-        "control {path}: {}",
-        response.status()
-    );
-    let text = response.text().await.expect("body");
-    if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).expect("JSON")
-    }
+    org.control(method, path, body).await
 }
 
 /// Seeds records through the control API.

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use serde_json::{Map, Value as Json, json};
 
 use super::context::RequestContext;
-use super::describe::object_from_path;
+use super::describe::{external_id_field, object_from_path};
 use super::rest::{ApiResult, json_response, raw_json_response};
 use super::sobjects::{field_projection, lock_row_error};
 use crate::error::ApiError;
@@ -215,22 +215,7 @@ fn resolve(txn: &Txn<'_>, object: ObjectIndex, id: &str) -> Result<RecordRef, Ap
 /// `PATCH /composite/sobjects/{Obj}/{ExtField}`.
 pub fn upsert(ctx: &RequestContext, name: &str, field_name: &str) -> ApiResult {
     let batch = parse_batch(ctx)?;
-    let (object, key_field) = {
-        let org = ctx.shared.org();
-        let object = object_from_path(org.schema(), name)?;
-        let def = org.schema().object(object);
-        let key_field = def
-            .field_index(field_name)
-            .filter(|i| def.fields[*i].id_lookup || def.fields[*i].external_id)
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    "NOT_FOUND",
-                    format!("Provided external ID field does not exist or is not accessible: {field_name}"),
-                )
-            })?;
-        (object, key_field)
-    };
+    let (object, key_field) = external_id_field(ctx, name, field_name)?;
     run_batch(ctx, &batch.records, batch.all_or_none, |txn, record| {
         fail_or((|| {
             if let Some(declared) = record_type(record)

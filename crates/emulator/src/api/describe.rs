@@ -22,6 +22,31 @@ pub fn object_from_path(schema: &Schema, name: &str) -> Result<ObjectIndex, ApiE
     schema.object_index(name).ok_or_else(ApiError::not_found)
 }
 
+/// Resolves `{Obj}/{Field}` of an upsert or external-id path: the object and a field that
+/// can identify a record (an External ID, unique or idLookup field), or Salesforce's 404.
+pub fn external_id_field(
+    ctx: &RequestContext,
+    object_name: &str,
+    field_name: &str,
+) -> Result<(ObjectIndex, usize), ApiError> {
+    let org = ctx.shared.org();
+    let object = object_from_path(org.schema(), object_name)?;
+    let def = org.schema().object(object);
+    let field = def
+        .field_index(field_name)
+        .filter(|i| def.fields[*i].id_lookup || def.fields[*i].external_id)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+                format!(
+                    "Provided external ID field does not exist or is not accessible: {field_name}"
+                ),
+            )
+        })?;
+    Ok((object, field))
+}
+
 fn object_urls(object: &ObjectDef, prefix: &str) -> Json {
     let name = &object.name;
     json!({

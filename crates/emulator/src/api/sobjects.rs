@@ -6,7 +6,7 @@ use axum::response::IntoResponse;
 use serde_json::{Value as Json, json};
 
 use super::context::RequestContext;
-use super::describe::object_from_path;
+use super::describe::{external_id_field, object_from_path};
 use super::rest::{ApiResult, json_response, method_not_allowed, raw_json_response};
 use crate::datetime;
 use crate::error::ApiError;
@@ -163,22 +163,7 @@ pub fn by_external_id(
     field_name: &str,
     value: &str,
 ) -> ApiResult {
-    let (object, key_field) = {
-        let org = ctx.shared.org();
-        let object = object_from_path(org.schema(), name)?;
-        let def = org.schema().object(object);
-        let key_field = def
-            .field_index(field_name)
-            .filter(|i| def.fields[*i].id_lookup || def.fields[*i].external_id)
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    "NOT_FOUND",
-                    format!("Provided external ID field does not exist or is not accessible: {field_name}"),
-                )
-            })?;
-        (object, key_field)
-    };
+    let (object, key_field) = external_id_field(ctx, name, field_name)?;
     if ctx.method == Method::PATCH || ctx.method == Method::POST {
         return upsert(ctx, object, key_field, value);
     }

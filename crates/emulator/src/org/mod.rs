@@ -559,39 +559,17 @@ impl Txn<'_> {
     pub fn update(&mut self, target: RecordRef, body: &Map<String, Json>) -> Result<(), ApiError> {
         let existing = self.live_record(target)?;
         let assignments = self.org.prepare(target.object, body, Some(&existing))?;
-        let schema = Arc::clone(&self.org.schema);
-        let object = schema.object(target.object);
-        let mut values = existing.values.into_vec();
-        for (index, value) in assignments {
-            values[index] = value;
-        }
-        self.stamp_modified(object, &mut values);
-        compute_name(object, &mut values);
-        let record = Record {
-            values: values.into_boxed_slice(),
-            deleted_at: None,
-        };
-        self.org.check_unique(target, &record)?;
-        self.store(target, record);
-        Ok(())
+        self.rewrite(target, existing, None, |values| {
+            for (index, value) in assignments {
+                values[index] = value;
+            }
+        })
     }
 
     /// Moves a record to the recycle bin.
     pub fn delete(&mut self, target: RecordRef) -> Result<(), ApiError> {
         let existing = self.live_record(target)?;
-        let schema = Arc::clone(&self.org.schema);
-        let object = schema.object(target.object);
-        let mut values = existing.values.into_vec();
-        values[object.system.is_deleted] = Value::Bool(true);
-        self.stamp_modified(object, &mut values);
-        self.store(
-            target,
-            Record {
-                values: values.into_boxed_slice(),
-                deleted_at: Some(self.stamp),
-            },
-        );
-        Ok(())
+        self.rewrite(target, existing, Some(self.stamp), |_| {})
     }
 
     /// Restores a record from the recycle bin.
@@ -607,16 +585,32 @@ impl Txn<'_> {
                 "Entity is not in the recycle bin",
             ));
         }
+        self.rewrite(target, existing, None, |_| {})
+    }
+
+    /// Stores a changed version of a record: applies `change`, sets `IsDeleted` from
+    /// `deleted_at`, stamps it modified, recomputes its name and checks unique fields.
+    fn rewrite(
+        &mut self,
+        target: RecordRef,
+        existing: Record,
+        deleted_at: Option<i64>,
+        change: impl FnOnce(&mut [Value]),
+    ) -> Result<(), ApiError> {
         let schema = Arc::clone(&self.org.schema);
         let object = schema.object(target.object);
         let mut values = existing.values.into_vec();
-        values[object.system.is_deleted] = Value::Bool(false);
+        change(&mut values);
+        values[object.system.is_deleted] = Value::Bool(deleted_at.is_some());
         self.stamp_modified(object, &mut values);
+        compute_name(object, &mut values);
         let record = Record {
             values: values.into_boxed_slice(),
-            deleted_at: None,
+            deleted_at,
         };
-        self.org.check_unique(target, &record)?;
+        if deleted_at.is_none() {
+            self.org.check_unique(target, &record)?;
+        }
         self.store(target, record);
         Ok(())
     }

@@ -94,7 +94,7 @@ impl From<String> for FieldType {
     }
 }
 
-/// One entry of describeGlobal.
+/// One entry of describeGlobal; also the object-level part of a describe.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GlobalObject {
@@ -250,28 +250,9 @@ pub struct ChildRelationship {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectDescribe {
-    /// API name.
-    pub name: String,
-    /// Label.
-    pub label: String,
-    /// Id prefix of the object's records.
-    #[serde(default)]
-    pub key_prefix: Option<String>,
-    /// Whether it is custom (`__c`).
-    #[serde(default)]
-    pub custom: bool,
-    /// Whether SOQL can read it.
-    #[serde(default)]
-    pub queryable: bool,
-    /// Whether records or values can be created.
-    #[serde(default)]
-    pub createable: bool,
-    /// Whether it can be updated.
-    #[serde(default)]
-    pub updateable: bool,
-    /// Whether records can be deleted.
-    #[serde(default)]
-    pub deletable: bool,
+    /// The object-level attributes describeGlobal also lists.
+    #[serde(flatten)]
+    pub object: GlobalObject,
     /// The object's fields.
     pub fields: Vec<FieldDescribe>,
     /// Objects that reference this one.
