@@ -1,0 +1,31 @@
+//! A connection's schema with Heroku Connect's support objects: `_trigger_log`,
+//! `_trigger_log_archive`, the NOTIFY trigger, `public.get_xmlbinary()` and the
+//! `hc_capture_*_from_row` helpers.
+
+use tokio_postgres::Client;
+
+use super::render;
+use crate::error::{Context as _, Result};
+use crate::ident::{Ident, literal};
+
+const CONNECTION_SCHEMA_SQL: &str = include_str!("../../sql/connection_schema.sql");
+
+/// The NOTIFY channel a connection's writer listens on: `<schema>.hc_trigger_log`.
+pub fn trigger_log_channel(schema: &Ident) -> String {
+    format!("{}.hc_trigger_log", schema.as_str())
+}
+
+/// Creates (or completes) a connection's schema. Idempotent.
+pub async fn ensure_connection_schema(client: &Client, schema: &Ident) -> Result<()> {
+    let sql = render(
+        CONNECTION_SCHEMA_SQL,
+        &[
+            ("schema", schema.to_string()),
+            ("channel", literal(&trigger_log_channel(schema))),
+        ],
+    );
+    client
+        .batch_execute(&sql)
+        .await
+        .context(|| format!("creating the trigger log in schema {schema}"))
+}

@@ -1,0 +1,178 @@
+//! One mapped table: Heroku Connect's layout, indexes and triggers.
+//!
+//! Layout (reference §2.2–§2.5): `id serial` primary key, `sfid varchar(18)` with the
+//! binary `ucs_basic` collation and unique index `hcu_idx_<t>_sfid`, `systemmodstamp`
+//! with index `hc_idx_<t>_systemmodstamp`, `isdeleted`, `_hc_lastop varchar(32)`,
+//! `_hc_err text`, one column per mapped field, a unique `hcu_idx_<t>_<field>` for the
+//! upsert field, and the status and logger triggers. Creating a table that exists adds the
+//! columns it lacks, which is how adding fields to a mapping alters the table.
+
+use std::fmt;
+
+use tokio_postgres::Client;
+
+use super::render;
+use crate::error::{Context as _, Result};
+use crate::ident::{Ident, literal};
+
+const TABLE_TRIGGERS_SQL: &str = include_str!("../../sql/table_triggers.sql");
+
+/// Columns every mapped table has, added by pgforce whatever the mapping says.
+const SYSTEM_COLUMNS: [&str; 6] = [
+    "id",
+    "sfid",
+    "systemmodstamp",
+    "isdeleted",
+    "_hc_lastop",
+    "_hc_err",
+];
+
+/// A column type pgforce creates (Salesforce types map onto these; reference §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PgType {
+    /// `character varying(n)`.
+    Varchar(u32),
+    /// `text`.
+    Text,
+    /// `boolean`.
+    Boolean,
+    /// `integer`.
+    Integer,
+    /// `double precision`.
+    DoublePrecision,
+    /// `date`.
+    Date,
+    /// `timestamp without time zone`, holding UTC.
+    Timestamp,
+    /// `time without time zone`.
+    Time,
+}
+
+impl fmt::Display for PgType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Varchar(n) => write!(f, "character varying({n})"),
+            Self::Text => f.write_str("text"),
+            Self::Boolean => f.write_str("boolean"),
+            Self::Integer => f.write_str("integer"),
+            Self::DoublePrecision => f.write_str("double precision"),
+            Self::Date => f.write_str("date"),
+            Self::Timestamp => f.write_str("timestamp without time zone"),
+            Self::Time => f.write_str("time without time zone"),
+        }
+    }
+}
+
+/// A mapped column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnSpec {
+    /// The lower-cased field name.
+    pub name: Ident,
+    /// Its type.
+    pub pg_type: PgType,
+}
+
+/// Whether the app's changes are sent to Salesforce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Changes are logged as READONLY and never sent.
+    ReadOnly,
+    /// Changes are logged as NEW for the writer.
+    ReadWrite,
+}
+
+/// Everything needed to create a mapped table.
+#[derive(Debug, Clone)]
+pub struct MappedTable {
+    /// The connection's schema.
+    pub schema: Ident,
+    /// The lower-cased object name.
+    pub table: Ident,
+    /// Mapped fields other than the system columns (those are skipped if given).
+    pub columns: Vec<ColumnSpec>,
+    /// The upsert field, which gets a unique index.
+    pub unique_column: Option<Ident>,
+    /// Read-only or read-write.
+    pub access: Access,
+}
+
+/// Creates the table, its indexes and triggers, or adds the columns an existing one
+/// lacks. Runs in one transaction.
+pub async fn create_mapped_table(client: &mut Client, spec: &MappedTable) -> Result<()> {
+    let (schema, table) = (&spec.schema, &spec.table);
+    let t = table.as_str();
+    let columns: Vec<&ColumnSpec> = spec
+        .columns
+        .iter()
+        .filter(|c| !SYSTEM_COLUMNS.contains(&c.name.as_str()))
+        .collect();
+    let mut sql = format!(
+        "create table if not exists {schema}.{table} (\n\
+         id serial primary key,\n\
+         sfid character varying(18) collate \"ucs_basic\",\n\
+         systemmodstamp timestamp without time zone,\n\
+         isdeleted boolean,\n\
+         _hc_lastop character varying(32),\n\
+         _hc_err text);\n"
+    );
+    for column in &columns {
+        sql.push_str(&format!(
+            "alter table {schema}.{table} add column if not exists {} {};\n",
+            column.name, column.pg_type
+        ));
+    }
+    let sfid_index = Ident::derived(&["hcu_idx_", t, "_sfid"])?;
+    let stamp_index = Ident::derived(&["hc_idx_", t, "_systemmodstamp"])?;
+    sql.push_str(&format!(
+        "create unique index if not exists {sfid_index} on {schema}.{table} (sfid);\n"
+    ));
+    sql.push_str(&format!(
+        "create index if not exists {stamp_index} on {schema}.{table} (systemmodstamp);\n"
+    ));
+    if let Some(unique) = &spec.unique_column {
+        let index = Ident::derived(&["hcu_idx_", t, "_", unique.as_str()])?;
+        sql.push_str(&format!(
+            "create unique index if not exists {index} on {schema}.{table} ({unique});\n"
+        ));
+    }
+    let read_write = spec.access == Access::ReadWrite;
+    sql.push_str(&render(
+        TABLE_TRIGGERS_SQL,
+        &[
+            ("schema", schema.to_string()),
+            ("table", table.to_string()),
+            (
+                "status_fn",
+                Ident::derived(&["hc_", t, "_status"])?.to_string(),
+            ),
+            (
+                "logger_fn",
+                Ident::derived(&["hc_", t, "_logger"])?.to_string(),
+            ),
+            (
+                "status_trigger",
+                Ident::derived(&["hc_", t, "_status_trigger"])?.to_string(),
+            ),
+            (
+                "log_trigger",
+                Ident::derived(&["hc_", t, "_logtrigger"])?.to_string(),
+            ),
+            ("log_table", literal(&format!("{schema}._trigger_log"))),
+            (
+                "initial_state",
+                literal(if read_write { "NEW" } else { "READONLY" }),
+            ),
+            ("read_write", read_write.to_string()),
+        ],
+    ));
+    let tx = client
+        .transaction()
+        .await
+        .context(|| format!("starting to create table {schema}.{table}"))?;
+    tx.batch_execute(&sql)
+        .await
+        .context(|| format!("creating mapped table {schema}.{table}"))?;
+    tx.commit()
+        .await
+        .context(|| format!("committing table {schema}.{table}"))
+}

@@ -1,0 +1,69 @@
+//! Errors of Postgres work, with the SQLSTATE kept.
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A name that cannot be a Postgres identifier pgforce creates.
+    #[error(
+        "{name:?} is not a valid table or column name (lower-case letters, digits and _; at most 63 bytes)"
+    )]
+    InvalidIdentifier {
+        /// The name as given.
+        name: String,
+    },
+    /// A statement failed.
+    #[error("{context}")]
+    Postgres {
+        /// What was being done.
+        context: String,
+        /// The driver's error (with the SQLSTATE, when the server sent one).
+        #[source]
+        source: tokio_postgres::Error,
+    },
+}
+
+impl Error {
+    /// The SQLSTATE code, when the server sent one.
+    pub fn sqlstate(&self) -> Option<&str> {
+        match self {
+            Self::Postgres { source, .. } => {
+                source.code().map(tokio_postgres::error::SqlState::code)
+            }
+            Self::InvalidIdentifier { .. } => None,
+        }
+    }
+
+    /// Whether trying again later can succeed: connection loss, serialization failures,
+    /// deadlocks, the server shutting down or out of connections.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Postgres { source, .. } => match source.code() {
+                Some(code) => {
+                    let code = code.code();
+                    code.starts_with("08")
+                        || code.starts_with("57P")
+                        || matches!(code, "40001" | "40P01" | "53300")
+                }
+                None => source.is_closed(),
+            },
+            Self::InvalidIdentifier { .. } => false,
+        }
+    }
+}
+
+/// Adds what was being done to a driver error.
+pub(crate) trait Context<T> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> Context<T> for std::result::Result<T, tokio_postgres::Error> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|source| Error::Postgres {
+            context: what(),
+            source,
+        })
+    }
+}
+
+/// This crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

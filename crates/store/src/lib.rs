@@ -1,0 +1,28 @@
+//! Everything pgforce keeps in PostgreSQL.
+//!
+//! It owns the `pgforce` catalog schema and its migrations, and the objects it creates in
+//! each connection's schema exactly as Heroku Connect creates them: mapped tables, the
+//! trigger log and its archive, the capture and status triggers, the NOTIFY trigger and
+//! the re-queue helpers. It never talks to Salesforce. Every identifier reaches SQL
+//! through [`Ident`]; every value is a bind parameter.
+//!
+//! Main types: [`Ident`], [`ddl::MappedTable`], [`Error`].
+//!
+//! Layout:
+//! - `catalog`: migrations of the `pgforce` schema.
+//! - `ddl`: connection schema and mapped tables (`sql/*.sql` hold the bodies).
+//! - `ident`, `error`: identifiers and errors.
+//! - `testing` (feature `test-support`): a database per test.
+
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+#![warn(missing_docs)]
+
+pub mod catalog;
+pub mod ddl;
+mod error;
+pub mod ident;
+#[cfg(feature = "test-support")]
+pub mod testing;
+
+pub use error::{Error, Result};
+pub use ident::Ident;

@@ -1,0 +1,175 @@
+//! The tables, columns, types, indexes, triggers and functions pgforce creates match
+//! Heroku Connect's (reference §2.2–§2.5), checked through the system catalogs.
+
+use pgforce_store::Ident;
+use pgforce_store::ddl::{Access, ColumnSpec, PgType, create_mapped_table};
+use tokio_postgres::Client;
+
+use crate::support::{account_table, database_with_account};
+
+async fn strings(client: &Client, sql: &str) -> Vec<String> {
+    client
+        .query(sql, &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+#[tokio::test]
+async fn mapped_table_has_heroku_connect_columns_and_types() {
+    let (_db, client) = database_with_account(Access::ReadWrite).await;
+    let columns = strings(
+        &client,
+        "select column_name || ' ' || case when data_type = 'character varying'
+                then 'varchar(' || character_maximum_length || ')' else data_type end
+         from information_schema.columns where table_schema = 'salesforce' and table_name = 'account'
+         order by column_name",
+    )
+    .await;
+    assert_eq!(
+        columns,
+        [
+            "_hc_err text",
+            "_hc_lastop varchar(32)",
+            "annualrevenue double precision",
+            "createddate timestamp without time zone",
+            "description text",
+            "external_id__c varchar(40)",
+            "id integer",
+            "isdeleted boolean",
+            "name varchar(255)",
+            "numberofemployees integer",
+            "sfid varchar(18)",
+            "systemmodstamp timestamp without time zone",
+        ]
+    );
+    let sfid_collation = strings(&client, "select collation_name::text from information_schema.columns where table_name = 'account' and column_name = 'sfid'").await;
+    assert_eq!(sfid_collation, ["ucs_basic"]);
+    let id_default = strings(&client, "select column_default from information_schema.columns where table_name = 'account' and column_name = 'id'").await;
+    assert_eq!(
+        id_default,
+        ["nextval('salesforce.account_id_seq'::regclass)"]
+    );
+}
+
+#[tokio::test]
+async fn indexes_and_constraints_carry_heroku_connect_names() {
+    let (_db, client) = database_with_account(Access::ReadWrite).await;
+    let indexes = strings(&client, "select indexname::text || ' ' || indexdef from pg_indexes where schemaname = 'salesforce' and tablename = 'account' order by 1").await;
+    assert_eq!(indexes.len(), 4, "{indexes:#?}");
+    assert!(indexes[0].starts_with(
+        "account_pkey CREATE UNIQUE INDEX account_pkey ON salesforce.account USING btree (id)"
+    ));
+    assert!(indexes[1].starts_with("hc_idx_account_systemmodstamp CREATE INDEX"));
+    assert!(indexes[2].starts_with("hcu_idx_account_external_id__c CREATE UNIQUE INDEX"));
+    assert!(indexes[3].starts_with("hcu_idx_account_sfid CREATE UNIQUE INDEX"));
+    let log_indexes = strings(&client, "select indexname::text from pg_indexes where schemaname = 'salesforce' and tablename like '\\_trigger\\_log%' order by 1").await;
+    assert_eq!(
+        log_indexes,
+        [
+            "_trigger_log_archive_idx_created_at",
+            "_trigger_log_archive_idx_record_id",
+            "_trigger_log_archive_idx_state_table_name",
+            "_trigger_log_archive_pkey",
+            "_trigger_log_idx_created_at",
+            "_trigger_log_idx_state_id",
+            "_trigger_log_idx_state_table_name",
+            "_trigger_log_pkey",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn trigger_log_tables_have_heroku_connect_columns() {
+    let (_db, client) = database_with_account(Access::ReadWrite).await;
+    for table in ["_trigger_log", "_trigger_log_archive"] {
+        let columns = strings(
+            &client,
+            &format!(
+                "select column_name || ' ' || case when data_type = 'character varying'
+                        then 'varchar(' || character_maximum_length || ')' else data_type end
+                 from information_schema.columns where table_schema = 'salesforce' and table_name = '{table}'
+                 order by ordinal_position"
+            ),
+        )
+        .await;
+        assert_eq!(
+            columns,
+            [
+                "id integer",
+                "txid bigint",
+                "created_at timestamp with time zone",
+                "updated_at timestamp with time zone",
+                "processed_at timestamp with time zone",
+                "processed_tx bigint",
+                "state varchar(8)",
+                "action varchar(7)",
+                "table_name varchar(128)",
+                "record_id integer",
+                "sfid varchar(18)",
+                "old text",
+                "values text",
+                "sf_result integer",
+                "sf_message text",
+            ],
+            "{table}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn triggers_and_functions_carry_heroku_connect_names() {
+    let (_db, client) = database_with_account(Access::ReadWrite).await;
+    let triggers = strings(&client, "select event_object_table::text || '.' || trigger_name::text || ' ' || action_timing || ' ' || event_manipulation from information_schema.triggers where trigger_schema = 'salesforce' order by 1").await;
+    assert_eq!(
+        triggers,
+        [
+            "_trigger_log.tlog_insert_trigger AFTER INSERT",
+            "account.hc_account_logtrigger AFTER DELETE",
+            "account.hc_account_logtrigger AFTER INSERT",
+            "account.hc_account_logtrigger AFTER UPDATE",
+            "account.hc_account_status_trigger BEFORE INSERT",
+            "account.hc_account_status_trigger BEFORE UPDATE",
+        ]
+    );
+    let functions = strings(&client, "select n.nspname || '.' || p.proname from pg_proc p join pg_namespace n on n.oid = p.pronamespace where n.nspname in ('salesforce', 'public') and p.proname like any (array['hc\\_%', 'tlog%', 'get_xmlbinary']) order by 1").await;
+    assert_eq!(
+        functions,
+        [
+            "public.get_xmlbinary",
+            "salesforce.hc_account_logger",
+            "salesforce.hc_account_status",
+            "salesforce.hc_capture_insert_from_row",
+            "salesforce.hc_capture_update_from_row",
+            "salesforce.tlog_notify_trigger",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn creating_again_is_idempotent_and_adds_new_fields() {
+    let (_db, mut client) = database_with_account(Access::ReadWrite).await;
+    let mut spec = account_table(Access::ReadWrite);
+    spec.columns.push(ColumnSpec {
+        name: Ident::new("industry").unwrap(),
+        pg_type: PgType::Varchar(255),
+    });
+    create_mapped_table(&mut client, &spec).await.unwrap();
+    create_mapped_table(&mut client, &spec).await.unwrap();
+    let added = strings(&client, "select column_name::text from information_schema.columns where table_name = 'account' and column_name = 'industry'").await;
+    assert_eq!(added, ["industry"]);
+    let user = pgforce_store::ddl::MappedTable {
+        table: Ident::new("user").unwrap(),
+        unique_column: None,
+        ..spec
+    };
+    create_mapped_table(&mut client, &user).await.unwrap();
+    let count: i64 = client
+        .query_one("select count(*) from salesforce.\"user\"", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(count, 0, "a table named after a reserved word works quoted");
+}

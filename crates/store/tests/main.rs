@@ -1,0 +1,10 @@
+//! Integration tests for the store, on a real PostgreSQL (a fresh database per test).
+
+// Integration tests are test code: unwrapping is how they fail loudly.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+mod catalog;
+mod layout;
+mod triggers;
