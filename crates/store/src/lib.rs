@@ -9,7 +9,8 @@
 //! Main types: [`Ident`], [`ddl::MappedTable`], [`Error`].
 //!
 //! Layout:
-//! - `catalog`: migrations of the `pgforce` schema.
+//! - `catalog`: migrations of the `pgforce` schema; `cursor`: connections, mappings and
+//!   read cursors in it.
 //! - `ddl`: connection schema and mapped tables (`sql/*.sql` hold the bodies).
 //! - `ident`, `error`: identifiers and errors.
 //! - `testing` (feature `test-support`): a database per test.
@@ -18,6 +19,7 @@
 #![warn(missing_docs)]
 
 pub mod catalog;
+pub mod cursor;
 pub mod ddl;
 mod error;
 pub mod ident;

@@ -1,0 +1,26 @@
+//! pgforce's sync engine.
+//!
+//! It owns the mapping model (what to sync, checked against the org), the conversion of
+//! Salesforce values into Postgres columns, and the workers that move changes: so far the
+//! reader (Salesforce → Postgres: initial load and incremental polls). It talks to
+//! Salesforce only through `pgforce-salesforce` and to Postgres through `pgforce-store`
+//! and the driver, and follows the worker contract in ARCHITECTURE.md: cursors advance in
+//! the transaction that applied the rows, and pgforce's own writes never echo back.
+//!
+//! Main types: [`mapping::MappingSpec`], [`mapping::Mapping`], [`reader::Target`],
+//! [`reader::ReadOutcome`], [`Error`].
+//!
+//! Layout:
+//! - `mapping`: configured mappings resolved against describe.
+//! - `convert`: Salesforce types and values into Postgres (pure).
+//! - `reader`: initial load and polling.
+
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+#![warn(missing_docs)]
+
+pub mod convert;
+mod error;
+pub mod mapping;
+pub mod reader;
+
+pub use error::{Error, Result};

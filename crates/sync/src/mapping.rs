@@ -1,0 +1,176 @@
+//! What to sync for one object, checked against the org's describe.
+//!
+//! A [`MappingSpec`] is what the user configures; [`Mapping::resolve`] checks it against
+//! describe (the object is queryable and not a big object or platform event, every field
+//! exists and has a mappable type, the upsert field is an External ID) and fixes the
+//! columns: `Id` becomes `sfid`, names are lower-cased, and `SystemModstamp` and
+//! `IsDeleted` are always read.
+
+use pgforce_salesforce::rest::describe::ObjectDescribe;
+use pgforce_salesforce::soql;
+use pgforce_store::Ident;
+use pgforce_store::ddl::{Access, ColumnSpec, MappedTable, PgType};
+
+use crate::convert;
+use crate::error::{Error, Result};
+
+/// A mapping as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappingSpec {
+    /// The object's API name.
+    pub object: String,
+    /// Fields to sync (API names).
+    pub fields: Vec<String>,
+    /// Whether app changes go back to Salesforce.
+    pub access: Access,
+    /// An External ID field to match and upsert by.
+    pub upsert_field: Option<String>,
+    /// Seconds between polls.
+    pub polling_seconds: u64,
+}
+
+/// One synced field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappedField {
+    /// API name as describe spells it.
+    pub api_name: String,
+    /// The column (`sfid` for `Id`).
+    pub column: Ident,
+    /// The column type.
+    pub pg_type: PgType,
+}
+
+/// A mapping checked against the org.
+#[derive(Debug, Clone)]
+pub struct Mapping {
+    /// What was configured.
+    pub spec: MappingSpec,
+    /// The object's API name as describe spells it.
+    pub object: String,
+    /// The table.
+    pub table: Ident,
+    /// Every field read, `Id`, `SystemModstamp` and (when the object has it) `IsDeleted`
+    /// included.
+    pub fields: Vec<MappedField>,
+    /// The upsert field's column.
+    pub upsert_column: Option<Ident>,
+}
+
+fn config_error(object: &str, problem: String) -> Error {
+    Error::Config {
+        object: object.to_owned(),
+        problem,
+    }
+}
+
+impl Mapping {
+    /// Checks a spec against the object's describe.
+    pub fn resolve(spec: MappingSpec, describe: &ObjectDescribe) -> Result<Self> {
+        let object = describe.object.name.clone();
+        let fail = |problem: String| config_error(&spec.object, problem);
+        if object.ends_with("__b") || object.ends_with("__e") {
+            return Err(fail(
+                "big objects (__b) and platform events (__e) cannot be synced".to_owned(),
+            ));
+        }
+        if !describe.object.queryable {
+            return Err(fail(format!("{object} is not queryable")));
+        }
+        let table = Ident::from_salesforce(&object).map_err(|e| fail(e.to_string()))?;
+        let mut wanted: Vec<String> = vec!["Id".to_owned(), "SystemModstamp".to_owned()];
+        if describe.field("IsDeleted").is_some() {
+            wanted.push("IsDeleted".to_owned());
+        }
+        if describe.field("SystemModstamp").is_none() {
+            return Err(fail(format!("{object} has no SystemModstamp to poll by")));
+        }
+        wanted.extend(spec.fields.iter().cloned());
+        let mut fields: Vec<MappedField> = Vec::with_capacity(wanted.len());
+        for name in &wanted {
+            soql::name(name).map_err(|_| {
+                fail(format!(
+                    "field {name:?} is not a valid Salesforce field name"
+                ))
+            })?;
+            let field = describe
+                .field(name)
+                .ok_or_else(|| fail(format!("field {name} does not exist on {object}")))?;
+            if fields.iter().any(|f| f.api_name == field.name) {
+                continue;
+            }
+            let pg_type =
+                convert::pg_type(field).map_err(|problem| fail(format!("field {problem}")))?;
+            let column = if field.name == "Id" {
+                Ident::new("sfid")
+            } else {
+                Ident::from_salesforce(&field.name)
+            };
+            let column = column.map_err(|e| fail(format!("field {}: {e}", field.name)))?;
+            fields.push(MappedField {
+                api_name: field.name.clone(),
+                column,
+                pg_type,
+            });
+        }
+        let upsert_column = match &spec.upsert_field {
+            None => None,
+            Some(name) => {
+                let field = describe.field(name).ok_or_else(|| {
+                    fail(format!("upsert field {name} does not exist on {object}"))
+                })?;
+                if !field.external_id {
+                    return Err(fail(format!(
+                        "upsert field {} is not an External ID field",
+                        field.name
+                    )));
+                }
+                let column = fields
+                    .iter()
+                    .find(|f| f.api_name == field.name)
+                    .ok_or_else(|| {
+                        fail(format!(
+                            "upsert field {} must also be one of the mapped fields",
+                            field.name
+                        ))
+                    })?
+                    .column
+                    .clone();
+                Some(column)
+            }
+        };
+        Ok(Self {
+            spec,
+            object,
+            table,
+            fields,
+            upsert_column,
+        })
+    }
+
+    /// The table to create in a connection's schema.
+    pub fn table_spec(&self, schema: &Ident) -> MappedTable {
+        MappedTable {
+            schema: schema.clone(),
+            table: self.table.clone(),
+            columns: self
+                .fields
+                .iter()
+                .map(|f| ColumnSpec {
+                    name: f.column.clone(),
+                    pg_type: f.pg_type,
+                })
+                .collect(),
+            unique_column: self.upsert_column.clone(),
+            access: self.spec.access,
+        }
+    }
+
+    /// The SOQL field list, in [`Mapping::fields`] order.
+    pub fn select_list(&self) -> String {
+        self.fields
+            .iter()
+            .map(|f| f.api_name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}

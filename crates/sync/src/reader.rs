@@ -1,0 +1,416 @@
+//! Salesforce → Postgres: the initial load and incremental polls of one mapping.
+//!
+//! Data flow:
+//! - **Initial load**: note the newest `SystemModstamp` in the org, then stream the
+//!   object page by page and COPY each page into the table, all in one transaction that
+//!   also sets the cursor to that noted stamp. A crash rolls the whole load back; changes
+//!   made while it ran have later stamps and arrive with the first poll. Memory holds one
+//!   page.
+//! - **Poll**: queryAll the records with `(SystemModstamp, Id)` after the cursor, ordered
+//!   by both, so ties on one stamp across a page boundary are neither skipped nor
+//!   repeated; each page is applied (matched by `sfid`, then by the upsert field when the
+//!   row has no `sfid` yet; deleted records removed) in one transaction that advances the
+//!   cursor to its last record.
+//!
+//! All writes run with `xmlbinary = 'hex'`, so the capture triggers skip them and nothing
+//! echoes back to Salesforce.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures_util::{SinkExt as _, TryStreamExt as _};
+use pgforce_salesforce::rest::Record;
+use pgforce_salesforce::{Client as Salesforce, soql};
+use pgforce_store::Ident;
+use pgforce_store::cursor::{ReadCursor, load_cursor, save_cursor, set_mapping_state};
+use serde_json::Value;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client as Postgres, Transaction};
+
+use crate::convert::{push_copy_field, to_pg_text};
+use crate::error::{Error, Result};
+use crate::mapping::Mapping;
+
+/// A record that could not be stored, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedRecord {
+    /// The record's Id.
+    pub sfid: String,
+    /// The field at fault.
+    pub field: String,
+    /// Why its value does not fit.
+    pub reason: String,
+}
+
+/// What one load or poll did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadOutcome {
+    /// Records inserted or updated.
+    pub applied: u64,
+    /// Rows deleted because their record was deleted in Salesforce.
+    pub deleted: u64,
+    /// Records not stored, reported on the mapping.
+    pub rejected: Vec<RejectedRecord>,
+}
+
+/// The target of one mapping: where its rows and cursor live.
+#[derive(Debug, Clone)]
+pub struct Target<'a> {
+    /// The connection's schema.
+    pub schema: &'a Ident,
+    /// The mapping.
+    pub mapping: &'a Mapping,
+    /// Its catalog id.
+    pub mapping_id: i64,
+}
+
+impl Target<'_> {
+    fn object(&self) -> &str {
+        &self.mapping.object
+    }
+
+    fn sf_error(&self, source: pgforce_salesforce::Error) -> Error {
+        Error::Salesforce {
+            object: self.object().to_owned(),
+            source: Box::new(source),
+        }
+    }
+
+    fn store_error(&self, source: pgforce_store::Error) -> Error {
+        Error::Store {
+            object: self.object().to_owned(),
+            source,
+        }
+    }
+
+    fn pg_error(&self, context: &str) -> impl FnOnce(tokio_postgres::Error) -> Error + '_ {
+        let context = context.to_owned();
+        move |source| Error::Postgres {
+            object: self.object().to_owned(),
+            context,
+            source,
+        }
+    }
+
+    /// Records the outcome on the mapping: DATA_SYNCED, with the first rejected record
+    /// as the mapping's last error when some were rejected.
+    async fn finish(&self, pg: &Postgres, outcome: &ReadOutcome) -> Result<()> {
+        let error = outcome.rejected.first().map(|r| {
+            format!(
+                "{} record(s) could not be stored; first: {} field {}: {}",
+                outcome.rejected.len(),
+                r.sfid,
+                r.field,
+                r.reason
+            )
+        });
+        if let Some(error) = &error {
+            tracing::error!(object = self.object(), error = %error, "records rejected");
+        }
+        set_mapping_state(pg, self.mapping_id, "DATA_SYNCED", error.as_deref())
+            .await
+            .map_err(|e| self.store_error(e))
+    }
+}
+
+/// The SOQL datetime literal for a `SystemModstamp` Salesforce sent (`…+0000` → `…Z`).
+fn soql_datetime(stamp: &str) -> String {
+    stamp
+        .strip_suffix("+0000")
+        .map_or_else(|| stamp.to_owned(), |s| format!("{s}Z"))
+}
+
+fn text_of<'r>(record: &'r Record, field: &str) -> Option<&'r str> {
+    record.get(field).and_then(Value::as_str)
+}
+
+/// The Postgres text of every mapped field of a record, in mapping order, or why not.
+fn row_values(
+    mapping: &Mapping,
+    record: &Record,
+) -> std::result::Result<Vec<Option<String>>, RejectedRecord> {
+    let sfid = text_of(record, "Id").unwrap_or_default();
+    mapping
+        .fields
+        .iter()
+        .map(|field| {
+            let value = record.get(&field.api_name).unwrap_or(&Value::Null);
+            to_pg_text(value, &field.api_name, field.pg_type).map_err(|rejected| RejectedRecord {
+                sfid: sfid.to_owned(),
+                field: rejected.field,
+                reason: rejected.reason,
+            })
+        })
+        .collect()
+}
+
+/// Loads the whole object into its (emptied) table and sets the cursor.
+pub async fn initial_load(
+    sf: &Salesforce,
+    pg: &mut Postgres,
+    target: &Target<'_>,
+    progress: &mut (dyn FnMut(u64) + Send),
+) -> Result<ReadOutcome> {
+    let mapping = target.mapping;
+    let object = soql::name(&mapping.object).map_err(|e| target.sf_error(e))?;
+    set_mapping_state(&*pg, target.mapping_id, "RELOAD_TABLE", None)
+        .await
+        .map_err(|e| target.store_error(e))?;
+    let newest_soql = format!(
+        "SELECT Id, SystemModstamp FROM {object} ORDER BY SystemModstamp DESC, Id DESC LIMIT 1"
+    );
+    let newest: Vec<Record> = sf
+        .query_all(&newest_soql)
+        .try_collect()
+        .await
+        .map_err(|e| target.sf_error(e))?;
+    let newest_stamp = newest
+        .first()
+        .and_then(|r| text_of(r, "SystemModstamp"))
+        .map(soql_datetime);
+
+    let (schema, table) = (target.schema, &mapping.table);
+    let columns: Vec<String> = mapping
+        .fields
+        .iter()
+        .map(|f| f.column.to_string())
+        .collect();
+    let copy_sql = format!("copy {schema}.{table} ({}) from stdin", columns.join(", "));
+    let tx = pg
+        .transaction()
+        .await
+        .map_err(target.pg_error("starting the load transaction"))?;
+    tx.batch_execute(&format!(
+        "set local xmlbinary = 'hex'; truncate table {schema}.{table}"
+    ))
+    .await
+    .map_err(target.pg_error("emptying the table for the load"))?;
+    let mut outcome = ReadOutcome::default();
+    let mut pages = Box::pin(sf.query_pages(
+        &format!("SELECT {} FROM {object}", mapping.select_list()),
+        false,
+    ));
+    while let Some(page) = pages.try_next().await.map_err(|e| target.sf_error(e))? {
+        let started = Instant::now();
+        let mut buffer = String::with_capacity(page.records.len() * 256);
+        let mut rows = 0_u64;
+        for record in &page.records {
+            match row_values(mapping, record) {
+                Ok(values) => {
+                    for (i, value) in values.iter().enumerate() {
+                        if i > 0 {
+                            buffer.push('\t');
+                        }
+                        push_copy_field(&mut buffer, value.as_deref());
+                    }
+                    buffer.push('\n');
+                    rows += 1;
+                }
+                Err(rejected) => outcome.rejected.push(rejected),
+            }
+        }
+        copy_page(&tx, &copy_sql, buffer)
+            .await
+            .map_err(target.pg_error("copying a page into the table"))?;
+        outcome.applied += rows;
+        tracing::info!(
+            "{} INSERT ↓DATABASE {rows} rows ({:.2} secs)",
+            mapping.object,
+            started.elapsed().as_secs_f64()
+        );
+        progress(outcome.applied);
+    }
+    if let Some(stamp) = newest_stamp {
+        // The cursor starts at the newest record that existed when the load began, with no
+        // Id: the first poll re-reads that whole stamp, so nothing changed during the load
+        // is missed. Same transaction as the rows (worker contract).
+        let cursor = ReadCursor {
+            system_modstamp: stamp,
+            last_sfid: String::new(),
+        };
+        save_cursor(&tx, target.mapping_id, &cursor)
+            .await
+            .map_err(|e| target.store_error(e))?;
+    }
+    tx.commit()
+        .await
+        .map_err(target.pg_error("committing the load"))?;
+    target.finish(&*pg, &outcome).await?;
+    Ok(outcome)
+}
+
+async fn copy_page(
+    tx: &Transaction<'_>,
+    copy_sql: &str,
+    buffer: String,
+) -> std::result::Result<u64, tokio_postgres::Error> {
+    let sink = tx.copy_in::<_, Bytes>(copy_sql).await?;
+    futures_util::pin_mut!(sink);
+    sink.send(Bytes::from(buffer)).await?;
+    sink.as_mut().finish().await
+}
+
+/// The statements that apply one changed record, prepared per poll.
+struct Statements {
+    update_by_sfid: String,
+    update_by_key: Option<String>,
+    insert: String,
+    delete: String,
+}
+
+impl Statements {
+    fn new(schema: &Ident, mapping: &Mapping) -> Self {
+        let table = &mapping.table;
+        // Parameter 1 is the sfid; parameters 2.. follow the mapped fields after Id.
+        let others: Vec<(usize, &crate::mapping::MappedField)> = mapping
+            .fields
+            .iter()
+            .filter(|f| f.api_name != "Id")
+            .enumerate()
+            .map(|(i, f)| (i + 2, f))
+            .collect();
+        let cast = |n: usize, f: &crate::mapping::MappedField| format!("${n}::text::{}", f.pg_type);
+        let assignments: Vec<String> = others
+            .iter()
+            .map(|(n, f)| format!("{} = {}", f.column, cast(*n, f)))
+            .collect();
+        let columns: Vec<String> = others.iter().map(|(_, f)| f.column.to_string()).collect();
+        let values: Vec<String> = others.iter().map(|(n, f)| cast(*n, f)).collect();
+        let update_by_key = mapping.upsert_column.as_ref().and_then(|key| {
+            let (n, f) = others.iter().find(|(_, f)| &f.column == key)?;
+            Some(format!(
+                "update {schema}.{table} set sfid = $1, {} where sfid is null and {key} = {}",
+                assignments.join(", "),
+                cast(*n, f)
+            ))
+        });
+        Self {
+            update_by_sfid: format!(
+                "update {schema}.{table} set {} where sfid = $1",
+                assignments.join(", ")
+            ),
+            update_by_key,
+            insert: format!(
+                "insert into {schema}.{table} (sfid, {}) values ($1, {})",
+                columns.join(", "),
+                values.join(", ")
+            ),
+            delete: format!("delete from {schema}.{table} where sfid = $1"),
+        }
+    }
+}
+
+/// Reads and applies what changed in Salesforce since the cursor.
+pub async fn poll_once(
+    sf: &Salesforce,
+    pg: &mut Postgres,
+    target: &Target<'_>,
+) -> Result<ReadOutcome> {
+    let mapping = target.mapping;
+    let object = soql::name(&mapping.object).map_err(|e| target.sf_error(e))?;
+    set_mapping_state(&*pg, target.mapping_id, "POLLING_SF_CHANGES", None)
+        .await
+        .map_err(|e| target.store_error(e))?;
+    let cursor = load_cursor(&*pg, target.mapping_id)
+        .await
+        .map_err(|e| target.store_error(e))?;
+    let filter = match &cursor {
+        None => String::new(),
+        Some(c) if c.last_sfid.is_empty() => {
+            format!(" WHERE SystemModstamp >= {}", c.system_modstamp)
+        }
+        Some(c) => format!(
+            " WHERE SystemModstamp >= {stamp} AND (SystemModstamp > {stamp} OR Id > {id})",
+            stamp = c.system_modstamp,
+            id = soql::quote(&c.last_sfid)
+        ),
+    };
+    let has_is_deleted = mapping.fields.iter().any(|f| f.api_name == "IsDeleted");
+    let query = format!(
+        "SELECT {} FROM {object}{filter} ORDER BY SystemModstamp, Id",
+        mapping.select_list()
+    );
+    let statements = Statements::new(target.schema, mapping);
+    let mut outcome = ReadOutcome::default();
+    let mut pages = Box::pin(sf.query_pages(&query, has_is_deleted));
+    while let Some(page) = pages.try_next().await.map_err(|e| target.sf_error(e))? {
+        let started = Instant::now();
+        tracing::info!(
+            "{} QUERY ↷SALESFORCE {} rows",
+            mapping.object,
+            page.records.len()
+        );
+        let tx = pg
+            .transaction()
+            .await
+            .map_err(target.pg_error("starting a poll transaction"))?;
+        tx.batch_execute("set local xmlbinary = 'hex'")
+            .await
+            .map_err(target.pg_error("marking the session as pgforce's"))?;
+        let mut last: Option<ReadCursor> = None;
+        for record in &page.records {
+            let sfid = text_of(record, "Id").unwrap_or_default().to_owned();
+            if let Some(stamp) = text_of(record, "SystemModstamp") {
+                last = Some(ReadCursor {
+                    system_modstamp: soql_datetime(stamp),
+                    last_sfid: sfid.clone(),
+                });
+            }
+            if record.get("IsDeleted") == Some(&Value::Bool(true)) {
+                let removed = tx
+                    .execute(&statements.delete, &[&sfid])
+                    .await
+                    .map_err(target.pg_error("deleting a row"))?;
+                outcome.deleted += removed;
+                continue;
+            }
+            match row_values(mapping, record) {
+                Ok(values) => {
+                    apply_record(&tx, &statements, &values)
+                        .await
+                        .map_err(target.pg_error("applying a changed record"))?;
+                    outcome.applied += 1;
+                }
+                Err(rejected) => outcome.rejected.push(rejected),
+            }
+        }
+        if let Some(cursor) = &last {
+            // The cursor moves in the transaction that applied these rows (worker contract).
+            save_cursor(&tx, target.mapping_id, cursor)
+                .await
+                .map_err(|e| target.store_error(e))?;
+        }
+        tx.commit()
+            .await
+            .map_err(target.pg_error("committing a poll page"))?;
+        tracing::info!(
+            "{} UPDATE ↓DATABASE {} rows ({:.2} secs)",
+            mapping.object,
+            page.records.len(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    target.finish(&*pg, &outcome).await?;
+    Ok(outcome)
+}
+
+/// Applies one record: by `sfid`, else by the upsert field on a row without `sfid`, else
+/// as a new row.
+async fn apply_record(
+    tx: &Transaction<'_>,
+    statements: &Statements,
+    values: &[Option<String>],
+) -> std::result::Result<(), tokio_postgres::Error> {
+    // values[0] is the sfid; the others are in parameter order.
+    let params: Vec<&(dyn ToSql + Sync)> =
+        values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+    if tx.execute(&statements.update_by_sfid, &params).await? > 0 {
+        return Ok(());
+    }
+    if let Some(by_key) = &statements.update_by_key
+        && tx.execute(by_key, &params).await? > 0
+    {
+        return Ok(());
+    }
+    tx.execute(&statements.insert, &params).await.map(|_| ())
+}

@@ -1,0 +1,9 @@
+//! Integration tests for the engine: the emulator over HTTPS and a real PostgreSQL.
+
+// Integration tests are test code: unwrapping is how they fail loudly.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+mod mapping;
+mod reader;

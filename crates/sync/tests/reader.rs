@@ -1,0 +1,272 @@
+//! The reader against the emulator and a real Postgres: every type, initial load,
+//! incremental changes, ties across pages, interrupted loads, rejected values, no echo.
+
+use std::time::Duration;
+
+use pgforce_emulator::EmulatorConfig;
+use pgforce_store::ddl::PgType;
+use pgforce_sync::reader::{initial_load, poll_once};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::support::{Harness, harness};
+
+async fn create(h: &Harness, fields: Value) -> String {
+    let Value::Object(record) = fields else {
+        unreachable!("test records are objects")
+    };
+    h.sf.create("Gadget__c", &record).await.unwrap()
+}
+
+fn full_gadget(code: &str, account: &str) -> Value {
+    json!({
+        "Name": "Widget \"Pro\"\ttab", "Code__c": code, "Price__c": 1234.5, "Stock__c": -7, "Ratio__c": 12.25,
+        "Active__c": true, "Launched__c": "2024-02-29", "Checked_At__c": "2024-03-01T10:20:30.456Z",
+        "Notes__c": "line 1\nline 2 \\ back\u{e9}", "Kind__c": "B", "Tags__c": "x;z", "Email__c": "a@b.example",
+        "Site__c": "https://example.com", "Account__c": account
+    })
+}
+
+#[tokio::test]
+async fn initial_load_stores_every_type_exactly() {
+    let mut h = harness(2000, EmulatorConfig::default()).await;
+    let account =
+        h.sf.create(
+            "Account",
+            &serde_json::from_value(json!({ "Name": "Parent" })).unwrap(),
+        )
+        .await
+        .unwrap();
+    let id = create(&h, full_gadget("G-1", &account)).await;
+    create(&h, json!({ "Name": "Empty", "Code__c": "G-2" })).await;
+    let target_mapping = h.mapping.clone();
+    let target = pgforce_sync::reader::Target {
+        schema: &h.schema,
+        mapping: &target_mapping,
+        mapping_id: h.mapping_id,
+    };
+    let outcome = initial_load(&h.sf, &mut h.pg, &target, &mut |_| {})
+        .await
+        .unwrap();
+    assert_eq!((outcome.applied, outcome.rejected.len()), (2, 0));
+    let row = h
+        .pg
+        .query_one(
+            "select name, code__c, price__c, stock__c, ratio__c, active__c, launched__c::text, checked_at__c::text,
+                    notes__c, kind__c, tags__c, email__c, site__c, account__c, isdeleted, systemmodstamp is not null,
+                    createddate is not null, _hc_lastop
+             from salesforce.gadget__c where sfid = $1",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "Widget \"Pro\"\ttab");
+    assert_eq!(row.get::<_, String>(1), "G-1");
+    assert_eq!(row.get::<_, f64>(2), 1234.5);
+    assert_eq!(row.get::<_, i32>(3), -7);
+    assert_eq!(row.get::<_, f64>(4), 12.25);
+    assert!(row.get::<_, bool>(5));
+    assert_eq!(row.get::<_, String>(6), "2024-02-29");
+    assert_eq!(
+        row.get::<_, String>(7),
+        "2024-03-01 10:20:30.456",
+        "UTC wall time, milliseconds kept"
+    );
+    assert_eq!(row.get::<_, String>(8), "line 1\nline 2 \\ back\u{e9}");
+    assert_eq!(
+        (row.get::<_, String>(9), row.get::<_, String>(10)),
+        ("B".to_owned(), "x;z".to_owned())
+    );
+    assert_eq!(row.get::<_, String>(13), account);
+    assert!(!row.get::<_, bool>(14));
+    assert!(row.get::<_, bool>(15) && row.get::<_, bool>(16));
+    assert_eq!(
+        row.get::<_, String>(17),
+        "SYNCED",
+        "rows pgforce writes are marked synced"
+    );
+    let empty: (Option<f64>, Option<bool>) = {
+        let r =
+            h.pg.query_one(
+                "select price__c, active__c from salesforce.gadget__c where code__c = 'G-2'",
+                &[],
+            )
+            .await
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(
+        empty,
+        (None, Some(false)),
+        "nulls stay null; Salesforce checkboxes are never null"
+    );
+    assert_eq!(h.mapping_state().await, ("DATA_SYNCED".to_owned(), None));
+    let logged: i64 =
+        h.pg.query_one("select count(*) from salesforce._trigger_log", &[])
+            .await
+            .unwrap()
+            .get(0);
+    assert_eq!(
+        logged, 0,
+        "nothing pgforce wrote was captured for the writer"
+    );
+}
+
+#[tokio::test]
+async fn polls_bring_inserts_updates_deletes_and_undeletes() {
+    let mut h = harness(2000, EmulatorConfig::default()).await;
+    let kept = create(&h, json!({ "Name": "Kept", "Code__c": "K" })).await;
+    let gone = create(&h, json!({ "Name": "Gone", "Code__c": "D" })).await;
+    let mapping = h.mapping.clone();
+    let target = pgforce_sync::reader::Target {
+        schema: &h.schema,
+        mapping: &mapping,
+        mapping_id: h.mapping_id,
+    };
+    initial_load(&h.sf, &mut h.pg, &target, &mut |_| {})
+        .await
+        .unwrap();
+    create(&h, json!({ "Name": "Added", "Code__c": "A" })).await;
+    h.sf.update(
+        "Gadget__c",
+        &kept,
+        &serde_json::from_value(json!({ "Name": "Renamed", "Stock__c": 3 })).unwrap(),
+    )
+    .await
+    .unwrap();
+    h.sf.delete("Gadget__c", &gone).await.unwrap();
+    let outcome = poll_once(&h.sf, &mut h.pg, &target).await.unwrap();
+    assert_eq!(outcome.deleted, 1);
+    assert!(outcome.applied >= 2, "{outcome:?}");
+    let names: Vec<String> =
+        h.pg.query("select name from salesforce.gadget__c order by name", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+    assert_eq!(names, ["Added", "Renamed"]);
+    assert_eq!(
+        poll_once(&h.sf, &mut h.pg, &target).await.unwrap().applied,
+        0,
+        "a quiet org changes nothing"
+    );
+    h.org
+        .control(Method::POST, "/undelete", Some(json!({ "ids": [gone] })))
+        .await;
+    poll_once(&h.sf, &mut h.pg, &target).await.unwrap();
+    assert_eq!(h.count().await, 3, "the undeleted record is back");
+    let logged: i64 =
+        h.pg.query_one("select count(*) from salesforce._trigger_log", &[])
+            .await
+            .unwrap()
+            .get(0);
+    assert_eq!(logged, 0, "no echo");
+}
+
+#[tokio::test]
+async fn ties_on_one_stamp_across_page_boundaries_lose_nothing() {
+    let mut h = harness(200, EmulatorConfig::default()).await;
+    let mapping = h.mapping.clone();
+    let target = pgforce_sync::reader::Target {
+        schema: &h.schema,
+        mapping: &mapping,
+        mapping_id: h.mapping_id,
+    };
+    initial_load(&h.sf, &mut h.pg, &target, &mut |_| {})
+        .await
+        .unwrap();
+    // One seed call writes 2,000 records per transaction: thousands share a stamp.
+    h.org
+        .control(Method::POST, "/seed", Some(json!({ "Gadget__c": 2500 })))
+        .await;
+    let outcome = poll_once(&h.sf, &mut h.pg, &target).await.unwrap();
+    assert_eq!(outcome.applied, 2500);
+    assert_eq!((h.count().await, h.distinct_sfids().await), (2500, 2500));
+    h.org
+        .control(Method::POST, "/seed", Some(json!({ "Gadget__c": 450 })))
+        .await;
+    poll_once(&h.sf, &mut h.pg, &target).await.unwrap();
+    assert_eq!((h.count().await, h.distinct_sfids().await), (2950, 2950));
+}
+
+#[tokio::test]
+async fn an_interrupted_load_leaves_nothing_and_a_rerun_converges() {
+    let config = EmulatorConfig {
+        faults: pgforce_emulator::FaultConfig {
+            latency_ms: 40,
+            ..Default::default()
+        },
+        ..EmulatorConfig::default()
+    };
+    let mut h = harness(200, config).await;
+    h.org
+        .control(Method::POST, "/seed", Some(json!({ "Gadget__c": 3000 })))
+        .await;
+    let mapping = h.mapping.clone();
+    let target = pgforce_sync::reader::Target {
+        schema: &h.schema,
+        mapping: &mapping,
+        mapping_id: h.mapping_id,
+    };
+    let mut pages = 0;
+    let interrupted = tokio::time::timeout(
+        Duration::from_millis(300),
+        initial_load(&h.sf, &mut h.pg, &target, &mut |_| pages += 1),
+    )
+    .await;
+    assert!(interrupted.is_err(), "the load was cut off");
+    let pg = h.db.client().await;
+    let rows: i64 = pg
+        .query_one("select count(*) from salesforce.gadget__c", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let cursors: i64 = pg
+        .query_one("select count(*) from pgforce.read_cursors", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!((rows, cursors), (0, 0), "a cut-off load commits nothing");
+    let mut pg = pg;
+    initial_load(&h.sf, &mut pg, &target, &mut |_| {})
+        .await
+        .unwrap();
+    poll_once(&h.sf, &mut pg, &target).await.unwrap();
+    h.pg = pg;
+    assert_eq!((h.count().await, h.distinct_sfids().await), (3000, 3000));
+}
+
+#[tokio::test]
+async fn values_that_do_not_fit_are_reported_with_the_record_not_dropped_silently() {
+    let mut h = harness(2000, EmulatorConfig::default()).await;
+    let long = create(
+        &h,
+        json!({ "Name": "A name longer than five", "Code__c": "L" }),
+    )
+    .await;
+    create(&h, json!({ "Name": "Ok", "Code__c": "S" })).await;
+    let mut mapping = h.mapping.clone();
+    for field in &mut mapping.fields {
+        if field.api_name == "Name" {
+            field.pg_type = PgType::Varchar(5);
+        }
+    }
+    let target = pgforce_sync::reader::Target {
+        schema: &h.schema,
+        mapping: &mapping,
+        mapping_id: h.mapping_id,
+    };
+    let outcome = initial_load(&h.sf, &mut h.pg, &target, &mut |_| {})
+        .await
+        .unwrap();
+    assert_eq!(outcome.applied, 1);
+    assert_eq!(outcome.rejected[0].sfid, long);
+    assert_eq!(outcome.rejected[0].field, "Name");
+    let (_, error) = h.mapping_state().await;
+    let error = error.unwrap();
+    assert!(
+        error.contains(&long) && error.contains("Name") && error.contains("do not fit varchar(5)"),
+        "{error}"
+    );
+}

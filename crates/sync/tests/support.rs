@@ -1,0 +1,158 @@
+//! An org, a database and one mapping wired together.
+
+use std::time::Duration;
+
+use pgforce_emulator::testing::TestOrg;
+use pgforce_emulator::{
+    DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_PASSWORD, DEFAULT_USERNAME, EmulatorConfig,
+};
+use pgforce_salesforce::{Client, ClientConfig, Credentials, RetryPolicy, SecretString};
+use pgforce_store::Ident;
+use pgforce_store::cursor::{ensure_connection, ensure_mapping};
+use pgforce_store::ddl::{Access, create_mapped_table, ensure_connection_schema};
+use pgforce_store::testing::TestDatabase;
+use pgforce_sync::mapping::{Mapping, MappingSpec};
+
+/// A custom object with every field type the reader maps.
+pub const SCHEMA: &str = r#"{"objects": [{"name": "Gadget__c", "fields": [
+  {"name": "Name", "type": "string", "length": 80, "nameField": true},
+  {"name": "Code__c", "type": "string", "length": 20, "externalId": true, "unique": true},
+  {"name": "Price__c", "type": "currency", "precision": 10, "scale": 2},
+  {"name": "Stock__c", "type": "int"},
+  {"name": "Ratio__c", "type": "percent", "precision": 5, "scale": 2},
+  {"name": "Active__c", "type": "boolean"},
+  {"name": "Launched__c", "type": "date"},
+  {"name": "Checked_At__c", "type": "datetime"},
+  {"name": "Notes__c", "type": "textarea", "length": 32000},
+  {"name": "Kind__c", "type": "picklist", "picklistValues": ["A", "B"]},
+  {"name": "Tags__c", "type": "multipicklist", "picklistValues": ["x", "y", "z"]},
+  {"name": "Email__c", "type": "email"},
+  {"name": "Site__c", "type": "url"},
+  {"name": "Account__c", "type": "reference", "referenceTo": ["Account"], "relationshipName": "Account__r"}
+]}]}"#;
+
+/// Every custom field of Gadget__c plus Name.
+pub const FIELDS: [&str; 15] = [
+    "Name",
+    "Code__c",
+    "Price__c",
+    "Stock__c",
+    "Ratio__c",
+    "Active__c",
+    "Launched__c",
+    "Checked_At__c",
+    "Notes__c",
+    "Kind__c",
+    "Tags__c",
+    "Email__c",
+    "Site__c",
+    "Account__c",
+    "CreatedDate",
+];
+
+/// Everything one test needs.
+pub struct Harness {
+    pub org: TestOrg,
+    pub sf: Client,
+    pub db: TestDatabase,
+    pub pg: tokio_postgres::Client,
+    pub schema: Ident,
+    pub mapping: Mapping,
+    pub mapping_id: i64,
+}
+
+/// Starts an org with the test schema, logs in with pages of `batch` records, creates a
+/// database with the Gadget__c table and registers the mapping.
+pub async fn harness(batch: u32, config: EmulatorConfig) -> Harness {
+    let schema_file = pgforce_emulator::Emulator::parse_schema_file(SCHEMA).unwrap();
+    let org = TestOrg::start_with(EmulatorConfig {
+        schema_files: vec![schema_file],
+        ..config
+    })
+    .await;
+    let credentials = Credentials::Password {
+        client_id: DEFAULT_CLIENT_ID.to_owned(),
+        client_secret: SecretString::from(DEFAULT_CLIENT_SECRET),
+        username: DEFAULT_USERNAME.to_owned(),
+        password: SecretString::from(DEFAULT_PASSWORD),
+    };
+    let mut config = ClientConfig::new(org.https_url.clone(), credentials);
+    config.extra_root_certificate_pem = Some(org.ca_pem.clone());
+    config.query_batch_size = Some(batch);
+    config.retry = RetryPolicy {
+        initial_backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(50),
+        ..RetryPolicy::default()
+    };
+    let sf = Client::new(config).unwrap();
+    let describe = sf.describe("Gadget__c").await.unwrap();
+    let spec = MappingSpec {
+        object: "Gadget__c".to_owned(),
+        fields: FIELDS.iter().map(|f| (*f).to_owned()).collect(),
+        access: Access::ReadWrite,
+        upsert_field: Some("Code__c".to_owned()),
+        polling_seconds: 1,
+    };
+    let mapping = Mapping::resolve(spec, &describe).unwrap();
+    let db = TestDatabase::create().await;
+    let mut pg = db.client().await;
+    let schema = Ident::new("salesforce").unwrap();
+    ensure_connection_schema(&pg, &schema).await.unwrap();
+    create_mapped_table(&mut pg, &mapping.table_spec(&schema))
+        .await
+        .unwrap();
+    let connection = ensure_connection(&pg, "main", schema.as_str())
+        .await
+        .unwrap();
+    let mapping_id = ensure_mapping(
+        &pg,
+        connection,
+        &mapping.object,
+        mapping.table.as_str(),
+        true,
+    )
+    .await
+    .unwrap();
+    Harness {
+        org,
+        sf,
+        db,
+        pg,
+        schema,
+        mapping,
+        mapping_id,
+    }
+}
+
+impl Harness {
+    /// Rows in the table.
+    pub async fn count(&self) -> i64 {
+        self.pg
+            .query_one("select count(*) from salesforce.gadget__c", &[])
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    /// Distinct sfids in the table.
+    pub async fn distinct_sfids(&self) -> i64 {
+        self.pg
+            .query_one("select count(distinct sfid) from salesforce.gadget__c", &[])
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    /// The mapping's state and last error in the catalog.
+    pub async fn mapping_state(&self) -> (String, Option<String>) {
+        let row = self
+            .pg
+            .query_one(
+                "select state, last_error from pgforce.mappings where id = $1",
+                &[&self.mapping_id],
+            )
+            .await
+            .unwrap();
+        (row.get(0), row.get(1))
+    }
+}
