@@ -20,8 +20,12 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per process; boxing the larger variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// See pgforce work: a local org synced into Postgres, with a change shown arriving.
+    Demo(commands::demo::DemoArgs),
     /// Run a local Salesforce org (the bundled emulator) over HTTP and HTTPS.
     Emulator(commands::emulator::EmulatorArgs),
 }
@@ -41,6 +45,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Emulator(args) => commands::emulator::run(args).await,
+            Command::Demo(args) => commands::demo::run(args).await,
         }
     });
     match result {

@@ -103,6 +103,15 @@ impl Emulator {
         org::Schema::parse_file(text)
     }
 
+    /// Starts the workload generator (users editing the org) in the background; it stops
+    /// when the emulator stops.
+    pub async fn start_workload(&self, spec: WorkloadSpec) -> Result<(), String> {
+        self.shared
+            .workload
+            .start(Arc::clone(&self.shared), spec)
+            .await
+    }
+
     /// Serves on the given listeners until `shutdown` completes.
     pub async fn run(&self, listeners: Listeners, shutdown: impl Future<Output = ()>) {
         server::run(Arc::clone(&self.shared), listeners, shutdown).await;

@@ -348,6 +348,7 @@ pub async fn poll_once(
             .await
             .map_err(target.pg_error("marking the session as pgforce's"))?;
         let mut last: Option<ReadCursor> = None;
+        let mut changed: Vec<Vec<Option<String>>> = Vec::with_capacity(page.records.len());
         for record in &page.records {
             let sfid = text_of(record, "Id").unwrap_or_default().to_owned();
             if let Some(stamp) = text_of(record, "SystemModstamp") {
@@ -365,15 +366,13 @@ pub async fn poll_once(
                 continue;
             }
             match row_values(mapping, record) {
-                Ok(values) => {
-                    apply_record(&tx, &statements, &values)
-                        .await
-                        .map_err(target.pg_error("applying a changed record"))?;
-                    outcome.applied += 1;
-                }
+                Ok(values) => changed.push(values),
                 Err(rejected) => outcome.rejected.push(rejected),
             }
         }
+        outcome.applied += apply_records(&tx, &statements, &changed)
+            .await
+            .map_err(target.pg_error("applying changed records"))?;
         if let Some(cursor) = &last {
             // The cursor moves in the transaction that applied these rows (worker contract).
             save_cursor(&tx, target.mapping_id, cursor)
@@ -394,23 +393,35 @@ pub async fn poll_once(
     Ok(outcome)
 }
 
-/// Applies one record: by `sfid`, else by the upsert field on a row without `sfid`, else
-/// as a new row.
-async fn apply_record(
+/// The values of one record as statement parameters.
+fn params(values: &[Option<String>]) -> Vec<&(dyn ToSql + Sync)> {
+    values.iter().map(|v| v as &(dyn ToSql + Sync)).collect()
+}
+
+/// Applies a page of changed records: updates by `sfid` all sent at once (the driver
+/// pipelines them on the connection), then, for records no row matched, an update by the
+/// upsert field on a row without `sfid`, else an insert. Returns how many were applied.
+async fn apply_records(
     tx: &Transaction<'_>,
     statements: &Statements,
-    values: &[Option<String>],
-) -> std::result::Result<(), tokio_postgres::Error> {
-    // values[0] is the sfid; the others are in parameter order.
-    let params: Vec<&(dyn ToSql + Sync)> =
-        values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
-    if tx.execute(&statements.update_by_sfid, &params).await? > 0 {
-        return Ok(());
+    records: &[Vec<Option<String>>],
+) -> std::result::Result<u64, tokio_postgres::Error> {
+    let update = tx.prepare(&statements.update_by_sfid).await?;
+    let updates = records.iter().map(|values| {
+        let update = &update;
+        async move { tx.execute(update, &params(values)).await }
+    });
+    let matched = futures_util::future::try_join_all(updates).await?;
+    for (values, rows) in records.iter().zip(matched) {
+        if rows > 0 {
+            continue;
+        }
+        if let Some(by_key) = &statements.update_by_key
+            && tx.execute(by_key, &params(values)).await? > 0
+        {
+            continue;
+        }
+        tx.execute(&statements.insert, &params(values)).await?;
     }
-    if let Some(by_key) = &statements.update_by_key
-        && tx.execute(by_key, &params).await? > 0
-    {
-        return Ok(());
-    }
-    tx.execute(&statements.insert, &params).await.map(|_| ())
+    Ok(records.len() as u64)
 }

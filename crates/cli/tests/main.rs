@@ -1,0 +1,6 @@
+//! End-to-end tests of the `pgforce` binary: the real executable, a real PostgreSQL.
+
+// Integration tests are test code: unwrapping is how they fail loudly.
+#![allow(clippy::unwrap_used)]
+
+mod demo;
