@@ -6,6 +6,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod commands;
+mod config;
 mod output;
 
 use std::process::ExitCode;
@@ -26,6 +27,10 @@ struct Cli {
 enum Command {
     /// See pgforce work: a local org synced into Postgres, with a change shown arriving.
     Demo(commands::demo::DemoArgs),
+    /// Sync the configured orgs and databases until stopped.
+    Run(commands::run::RunArgs),
+    /// Show every mapping's state, row count, last sync and last error.
+    Status(commands::status::StatusArgs),
     /// Run a local Salesforce org (the bundled emulator) over HTTP and HTTPS.
     Emulator(commands::emulator::EmulatorArgs),
 }
@@ -46,6 +51,8 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Emulator(args) => commands::emulator::run(args).await,
             Command::Demo(args) => commands::demo::run(args).await,
+            Command::Run(args) => commands::run::run(args).await,
+            Command::Status(args) => commands::status::run(args).await,
         }
     });
     match result {

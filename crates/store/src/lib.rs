@@ -19,6 +19,7 @@
 #![warn(missing_docs)]
 
 pub mod catalog;
+mod connect;
 pub mod cursor;
 pub mod ddl;
 mod error;
@@ -26,5 +27,6 @@ pub mod ident;
 #[cfg(feature = "test-support")]
 pub mod testing;
 
+pub use connect::connect;
 pub use error::{Error, Result};
 pub use ident::Ident;

@@ -6,7 +6,7 @@
 //! leave nothing behind.
 
 use rand::Rng as _;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use crate::catalog;
 
@@ -25,17 +25,11 @@ pub struct TestDatabase {
     pub url: String,
 }
 
-/// Connects and drives the connection in the background.
+/// Connects, or panics saying how to point the tests at a server.
 pub async fn connect(url: &str) -> Client {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
-        .await
-        .unwrap_or_else(|e| {
-            panic!("cannot connect to PostgreSQL at {url}: {e} (is it running? set DATABASE_URL)")
-        });
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    client
+    crate::connect(url).await.unwrap_or_else(|e| {
+        panic!("cannot connect to PostgreSQL at {url}: {e:?} (is it running? set DATABASE_URL)")
+    })
 }
 
 impl TestDatabase {

@@ -14,13 +14,17 @@
 //! - `mapping`: configured mappings resolved against describe.
 //! - `convert`: Salesforce types and values into Postgres (pure).
 //! - `reader`: initial load and polling.
+//! - `config`: connections and mappings as configured; `supervisor`: one worker per
+//!   mapping, fail-fast setup, shutdown.
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 #![warn(missing_docs)]
 
+pub mod config;
 pub mod convert;
 mod error;
 pub mod mapping;
 pub mod reader;
+pub mod supervisor;
 
 pub use error::{Error, Result};

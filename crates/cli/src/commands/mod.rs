@@ -2,3 +2,5 @@
 
 pub mod demo;
 pub mod emulator;
+pub mod run;
+pub mod status;

@@ -1,0 +1,58 @@
+//! `pgforce status`: every mapping's state, row count, last sync and last error.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::{config, output};
+
+/// Options of `pgforce status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The configuration file (for the database URL).
+    #[arg(long, short, default_value = "pgforce.toml")]
+    config: PathBuf,
+}
+
+/// Prints the status table.
+pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
+    let config = config::load(&args.config)?;
+    let pg = pgforce_store::connect(&config.database.url)
+        .await
+        .with_context(|| format!("connecting to {}", output::redact_url(&config.database.url)))?;
+    let rows = pg
+        .query(
+            "select c.name, m.object_name, c.schema_name, m.table_name, m.state,
+                    coalesce(to_char(m.last_sync_at, 'YYYY-MM-DD HH24:MI:SS'), '-'), coalesce(m.last_error, '')
+             from pgforce.mappings m join pgforce.connections c on c.id = m.connection_id
+             order by c.name, m.object_name",
+            &[],
+        )
+        .await
+        .context("reading the catalog (has `pgforce run` set it up?)")?;
+    output::say(&format!(
+        "{:<10} {:<16} {:<20} {:>9} {:<20} {}",
+        "CONNECTION", "OBJECT", "STATE", "ROWS", "LAST SYNC", "LAST ERROR"
+    ));
+    for row in rows {
+        let (schema, table): (String, String) = (row.get(2), row.get(3));
+        let schema = pgforce_store::Ident::new(&schema)?;
+        let table = pgforce_store::Ident::new(&table)?;
+        let count: i64 = pg
+            .query_one(&format!("select count(*) from {schema}.{table}"), &[])
+            .await
+            .map(|r| r.get(0))
+            .unwrap_or(-1);
+        output::say(&format!(
+            "{:<10} {:<16} {:<20} {:>9} {:<20} {}",
+            row.get::<_, String>(0),
+            row.get::<_, String>(1),
+            row.get::<_, String>(4),
+            count,
+            row.get::<_, String>(5),
+            row.get::<_, String>(6)
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,112 @@
+//! The configuration file: `[database]` and `[[connection]]` with their mappings.
+//!
+//! String values may name environment variables as `${NAME}` (so secrets stay out of the
+//! file); `DATABASE_URL` in the environment overrides `database.url`. Unknown keys, a
+//! missing variable or a malformed file are errors that name the key and the file.
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use pgforce_sync::config::ConnectionConfig;
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where the catalog and the synced tables live.
+    pub database: DatabaseConfig,
+    /// The orgs to sync.
+    #[serde(default, rename = "connection")]
+    pub connections: Vec<ConnectionConfig>,
+}
+
+/// `[database]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// Postgres connection URL.
+    pub url: String,
+}
+
+/// Replaces `${NAME}` in every string of a TOML document.
+fn interpolate(value: &mut toml::Value, path: &str) -> anyhow::Result<()> {
+    match value {
+        toml::Value::String(text) => {
+            let mut out = String::with_capacity(text.len());
+            let mut rest = text.as_str();
+            while let Some(start) = rest.find("${") {
+                out.push_str(&rest[..start]);
+                let after = &rest[start + 2..];
+                let end = after
+                    .find('}')
+                    .with_context(|| format!("{path}: unterminated ${{ in value"))?;
+                let name = &after[..end];
+                let value = std::env::var(name)
+                    .with_context(|| format!("{path}: environment variable {name} is not set"))?;
+                out.push_str(&value);
+                rest = &after[end + 1..];
+            }
+            out.push_str(rest);
+            *text = out;
+        }
+        toml::Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                interpolate(item, &format!("{path}[{i}]"))?;
+            }
+        }
+        toml::Value::Table(table) => {
+            for (key, item) in table.iter_mut() {
+                let inner = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                interpolate(item, &inner)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Reads, interpolates and checks a configuration file.
+pub fn load(path: &Path) -> anyhow::Result<Config> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading config file {}", path.display()))?;
+    let mut document: toml::Value = toml::from_str(&text)
+        .with_context(|| format!("config file {} is not valid TOML", path.display()))?;
+    interpolate(&mut document, "").with_context(|| format!("config file {}", path.display()))?;
+    let mut config: Config = document
+        .try_into()
+        .with_context(|| format!("config file {}", path.display()))?;
+    if let Ok(url) = std::env::var("DATABASE_URL") {
+        config.database.url = url;
+    }
+    if config.connections.is_empty() {
+        bail!("config file {}: no [[connection]] to sync", path.display());
+    }
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variables_are_interpolated_and_missing_ones_named() {
+        let mut value: toml::Value =
+            toml::from_str("a = \"x-${PATH}-y\"\nb = [\"${PGFORCE_SURELY_UNSET}\"]").unwrap();
+        let error = interpolate(&mut value, "").unwrap_err().to_string();
+        assert!(
+            error.contains("b[0]") && error.contains("PGFORCE_SURELY_UNSET"),
+            "{error}"
+        );
+        let mut value: toml::Value = toml::from_str("a = \"x-${PATH}-y\"").unwrap();
+        interpolate(&mut value, "").unwrap();
+        assert_eq!(
+            value["a"].as_str().unwrap(),
+            format!("x-{}-y", std::env::var("PATH").unwrap())
+        );
+    }
+}

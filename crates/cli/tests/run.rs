@@ -1,0 +1,201 @@
+//! `pgforce run` syncs what the config file names, reports bad config with the mapping and
+//! field named, stops cleanly on SIGTERM; `pgforce status` shows the mappings.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use pgforce_emulator::testing::TestOrg;
+use pgforce_salesforce::{Client, ClientConfig, Credentials, SecretString};
+use pgforce_store::testing::TestDatabase;
+use tokio::process::Command;
+
+fn config_file(org: &TestOrg, db: &TestDatabase, mappings: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("{}.toml", db.name));
+    let text = format!(
+        r#"[database]
+url = "{url}"
+
+[[connection]]
+name = "main"
+schema = "salesforce"
+login_url = "{login}"
+auth = "password"
+username = "admin@example.com"
+password = "${{PGFORCE_TEST_SF_PASSWORD}}"
+client_id = "pgforce"
+client_secret = "pgforce"
+{mappings}"#,
+        url = db.url,
+        login = org.http_url,
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+const ACCOUNT_MAPPING: &str = r#"
+[[connection.mapping]]
+object = "Account"
+access = "read_only"
+fields = ["Name", "Industry", "AnnualRevenue"]
+polling_seconds = 1
+"#;
+
+fn pgforce(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pgforce"));
+    command
+        .args(args)
+        .env(
+            "PGFORCE_TEST_SF_PASSWORD",
+            pgforce_emulator::DEFAULT_PASSWORD,
+        )
+        .env("RUST_LOG", "warn")
+        .env_remove("DATABASE_URL");
+    command
+}
+
+async fn count(db: &TestDatabase, sql: &str) -> i64 {
+    db.client()
+        .await
+        .query_one(sql, &[])
+        .await
+        .map(|r| r.get(0))
+        .unwrap_or(-1)
+}
+
+/// Waits (bounded) until `sql` counts `expected`.
+async fn wait_for_count(db: &TestDatabase, sql: &str, expected: i64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = count(db, sql).await;
+        if now == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {sql} = {expected} (now {now})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn run_loads_polls_and_stops_cleanly_on_sigterm() {
+    let org = TestOrg::start().await;
+    org.control(
+        reqwest::Method::POST,
+        "/seed",
+        Some(serde_json::json!({ "Account": 300 })),
+    )
+    .await;
+    let db = TestDatabase::create().await;
+    let config = config_file(&org, &db, ACCOUNT_MAPPING);
+    let mut daemon = pgforce(&["run", "--config", config.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_count(&db, "select count(*) from salesforce.account", 300).await;
+
+    let credentials = Credentials::Password {
+        client_id: "pgforce".to_owned(),
+        client_secret: SecretString::from("pgforce"),
+        username: "admin@example.com".to_owned(),
+        password: SecretString::from(pgforce_emulator::DEFAULT_PASSWORD),
+    };
+    let sf = Client::new(ClientConfig::new(org.http_url.clone(), credentials)).unwrap();
+    let fields =
+        serde_json::from_value(serde_json::json!({ "Name": "Arrived", "Industry": "Banking" }))
+            .unwrap();
+    sf.create("Account", &fields).await.unwrap();
+    wait_for_count(
+        &db,
+        "select count(*) from salesforce.account where name = 'Arrived'",
+        1,
+    )
+    .await;
+
+    let status = pgforce(&["status", "--config", config.to_str().unwrap()])
+        .output()
+        .await
+        .unwrap();
+    let table = String::from_utf8_lossy(&status.stdout);
+    assert!(status.status.success(), "{table}");
+    assert!(
+        table.contains("main") && table.contains("Account") && table.contains("301"),
+        "{table}"
+    );
+
+    let pid = daemon.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let exit = tokio::time::timeout(Duration::from_secs(20), daemon.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(exit.success(), "pgforce run exits 0 on SIGTERM");
+    let _ = std::fs::remove_file(config);
+}
+
+#[tokio::test]
+async fn bad_configuration_fails_fast_naming_the_mapping_and_field() {
+    let secret = "Zebra-s3cret-991";
+    let org = TestOrg::start_with(pgforce_emulator::EmulatorConfig {
+        password: secret.to_owned(),
+        ..Default::default()
+    })
+    .await;
+    let db = TestDatabase::create().await;
+    let cases = [
+        (
+            ACCOUNT_MAPPING.replace("\"AnnualRevenue\"", "\"Revenue__c\""),
+            "mapping Account: field Revenue__c does not exist on Account",
+        ),
+        (
+            ACCOUNT_MAPPING.replace("object = \"Account\"", "object = \"Nope__c\""),
+            "object Nope__c does not exist in the org",
+        ),
+        (
+            format!("{ACCOUNT_MAPPING}upsert_field = \"Name\"\n"),
+            "upsert field Name is not an External ID field",
+        ),
+        (
+            ACCOUNT_MAPPING.replace("polling_seconds = 1", "polling_seconds = 1\nspeed = 3"),
+            "unknown field `speed`",
+        ),
+        (
+            ACCOUNT_MAPPING.replace("polling_seconds = 1", "polling_seconds = 0"),
+            "polling_seconds must be at least 1",
+        ),
+    ];
+    for (mapping, expected) in cases {
+        let config = config_file(&org, &db, &mapping);
+        let output = pgforce(&["run", "--config", config.to_str().unwrap()])
+            .env("PGFORCE_TEST_SF_PASSWORD", secret)
+            .output()
+            .await
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr),
+        );
+        assert!(!output.status.success(), "{expected}: should fail");
+        assert!(
+            stderr.contains(expected),
+            "{stderr:?} should contain {expected:?}"
+        );
+        assert!(
+            !stderr.contains(secret) && !stdout.contains(secret),
+            "the password never appears in output"
+        );
+    }
+    let output = pgforce(&["run", "--config", "/nonexistent/pgforce.toml"])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("reading config file /nonexistent/pgforce.toml")
+    );
+}

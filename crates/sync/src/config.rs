@@ -1,0 +1,219 @@
+//! What to sync, as the configuration file states it: connections and their mappings.
+//!
+//! Every field's doc comment is the reference text for that setting. Unknown keys are
+//! errors, so a typo never silently changes behaviour.
+
+use std::time::Duration;
+
+use pgforce_salesforce::{ClientConfig, Credentials, SecretString};
+use pgforce_store::ddl::Access;
+use serde::Deserialize;
+
+use crate::mapping::MappingSpec;
+
+/// How a connection logs in to Salesforce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthKind {
+    /// OAuth username-password flow (`username`, `password`, `client_id`, `client_secret`).
+    Password,
+    /// OAuth refresh-token flow (`refresh_token`, `client_id`, optional `client_secret`).
+    RefreshToken,
+    /// OAuth JWT bearer flow (`username`, `client_id`, `private_key_file`).
+    Jwt,
+    /// OAuth client-credentials flow (`client_id`, `client_secret`).
+    ClientCredentials,
+}
+
+/// How writes are grouped (used by the writer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteAlgorithm {
+    /// Every change in capture order.
+    #[default]
+    Ordered,
+    /// Changes per record collapsed to their net effect.
+    Merged,
+}
+
+/// Whether a mapping's table is written back to Salesforce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessConfig {
+    /// Salesforce → Postgres only.
+    ReadOnly,
+    /// Both ways.
+    ReadWrite,
+}
+
+/// One `[[connection]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionConfig {
+    /// A name for the connection, unique in the catalog.
+    pub name: String,
+    /// Postgres schema holding this org's tables (default `salesforce`).
+    #[serde(default = "default_schema")]
+    pub schema: String,
+    /// Where to log in: `https://login.salesforce.com`, `https://test.salesforce.com`, a My
+    /// Domain, or an emulator.
+    pub login_url: String,
+    /// Login flow.
+    pub auth: AuthKind,
+    /// Salesforce username (password and JWT flows).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Password, with the security token appended if the org needs one.
+    #[serde(default)]
+    pub password: Option<SecretString>,
+    /// Consumer key of the connected app.
+    pub client_id: String,
+    /// Consumer secret of the connected app.
+    #[serde(default)]
+    pub client_secret: Option<SecretString>,
+    /// Refresh token (refresh-token flow).
+    #[serde(default)]
+    pub refresh_token: Option<SecretString>,
+    /// PEM file of the connected app's private key (JWT flow).
+    #[serde(default)]
+    pub private_key_file: Option<String>,
+    /// PEM file of an extra certificate authority to trust (the emulator's).
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    /// REST API version (default 62.0).
+    #[serde(default = "default_api_version")]
+    pub api_version: String,
+    /// How the writer groups changes.
+    #[serde(default)]
+    pub write_algorithm: WriteAlgorithm,
+    /// The objects to sync.
+    #[serde(default, rename = "mapping")]
+    pub mappings: Vec<MappingConfig>,
+}
+
+/// One `[[connection.mapping]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MappingConfig {
+    /// The object's API name.
+    pub object: String,
+    /// `read_only` or `read_write`.
+    pub access: AccessConfig,
+    /// Fields to sync; `Id`, `SystemModstamp` and `IsDeleted` are always read.
+    pub fields: Vec<String>,
+    /// Seconds between polls (default 600, as Heroku Connect; any value ≥ 1).
+    #[serde(default = "default_polling_seconds")]
+    pub polling_seconds: u64,
+    /// An External ID field to match and upsert by.
+    #[serde(default)]
+    pub upsert_field: Option<String>,
+    /// API calls this mapping may use per day (default 30,000).
+    #[serde(default = "default_max_daily_api_calls")]
+    pub max_daily_api_calls: u64,
+}
+
+fn default_schema() -> String {
+    "salesforce".to_owned()
+}
+
+fn default_api_version() -> String {
+    pgforce_salesforce::DEFAULT_API_VERSION.to_owned()
+}
+
+fn default_polling_seconds() -> u64 {
+    600
+}
+
+fn default_max_daily_api_calls() -> u64 {
+    30_000
+}
+
+impl ConnectionConfig {
+    /// The client configuration, or what is missing for the chosen login flow.
+    pub fn client_config(&self) -> Result<ClientConfig, String> {
+        let need = |value: &Option<SecretString>, key: &str| {
+            value.clone().ok_or_else(|| {
+                format!(
+                    "connection {}: auth = {:?} needs {key}",
+                    self.name, self.auth
+                )
+            })
+        };
+        let username = || {
+            self.username.clone().ok_or_else(|| {
+                format!(
+                    "connection {}: auth = {:?} needs username",
+                    self.name, self.auth
+                )
+            })
+        };
+        let credentials = match self.auth {
+            AuthKind::Password => Credentials::Password {
+                client_id: self.client_id.clone(),
+                client_secret: need(&self.client_secret, "client_secret")?,
+                username: username()?,
+                password: need(&self.password, "password")?,
+            },
+            AuthKind::RefreshToken => Credentials::RefreshToken {
+                client_id: self.client_id.clone(),
+                client_secret: self.client_secret.clone(),
+                refresh_token: need(&self.refresh_token, "refresh_token")?,
+            },
+            AuthKind::Jwt => {
+                let file = self.private_key_file.as_deref().ok_or_else(|| {
+                    format!(
+                        "connection {}: auth = \"jwt\" needs private_key_file",
+                        self.name
+                    )
+                })?;
+                let pem = std::fs::read_to_string(file).map_err(|e| {
+                    format!(
+                        "connection {}: reading private_key_file {file}: {e}",
+                        self.name
+                    )
+                })?;
+                Credentials::JwtBearer {
+                    client_id: self.client_id.clone(),
+                    username: username()?,
+                    private_key_pem: SecretString::from(pem),
+                    audience: None,
+                }
+            }
+            AuthKind::ClientCredentials => Credentials::ClientCredentials {
+                client_id: self.client_id.clone(),
+                client_secret: need(&self.client_secret, "client_secret")?,
+            },
+        };
+        let mut config = ClientConfig::new(self.login_url.clone(), credentials);
+        config.api_version = self.api_version.clone();
+        config.request_timeout = Duration::from_secs(120);
+        if let Some(file) = &self.ca_file {
+            let pem = std::fs::read_to_string(file)
+                .map_err(|e| format!("connection {}: reading ca_file {file}: {e}", self.name))?;
+            config.extra_root_certificate_pem = Some(pem);
+        }
+        Ok(config)
+    }
+}
+
+impl MappingConfig {
+    /// The mapping spec, or why the settings are invalid.
+    pub fn spec(&self, connection: &str) -> Result<MappingSpec, String> {
+        if self.polling_seconds == 0 {
+            return Err(format!(
+                "connection {connection}, mapping {}: polling_seconds must be at least 1",
+                self.object
+            ));
+        }
+        Ok(MappingSpec {
+            object: self.object.clone(),
+            fields: self.fields.clone(),
+            access: match self.access {
+                AccessConfig::ReadOnly => Access::ReadOnly,
+                AccessConfig::ReadWrite => Access::ReadWrite,
+            },
+            upsert_field: self.upsert_field.clone(),
+            polling_seconds: self.polling_seconds,
+        })
+    }
+}

@@ -1,0 +1,260 @@
+//! Running the configured connections: set up every mapping, then one worker per
+//! mapping that loads it once and polls it on its interval, until shutdown.
+//!
+//! Key concepts:
+//! - **Fail fast on configuration.** [`prepare`] logs in, describes every mapped object
+//!   and resolves every mapping before any worker starts, so a wrong object or field stops
+//!   `pgforce run` at once with the mapping and field named.
+//! - **Shutdown.** Workers watch one channel; a worker finishes the poll page it is
+//!   applying (each page is one transaction) and then stops. Workers live in a `JoinSet`
+//!   that [`run`] awaits.
+//! - **Errors.** Retryable ones (network, 5xx, lost database connection) are logged and
+//!   retried on the next interval; others put the mapping in `SYSTEM_ERROR` with the
+//!   message and stop its worker.
+
+use std::time::Duration;
+
+use pgforce_salesforce::{ApiErrorCode, Client};
+use pgforce_store::Ident;
+use pgforce_store::cursor::{ensure_connection, ensure_mapping, load_cursor, set_mapping_state};
+use pgforce_store::ddl::{Access, create_mapped_table, ensure_connection_schema};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::config::ConnectionConfig;
+use crate::error::{Error, Result};
+use crate::mapping::Mapping;
+use crate::reader::{Target, initial_load, poll_once};
+
+/// A connection ready to run: logged in, mappings resolved, tables in place.
+#[derive(Debug)]
+pub struct PreparedConnection {
+    /// The connection's name.
+    pub name: String,
+    /// Its Salesforce client.
+    pub salesforce: Client,
+    /// Its schema.
+    pub schema: Ident,
+    /// Its mappings with their catalog ids.
+    pub mappings: Vec<(Mapping, i64)>,
+}
+
+fn config_error(object: &str, problem: String) -> Error {
+    Error::Config {
+        object: object.to_owned(),
+        problem,
+    }
+}
+
+/// Checks and sets up every connection: catalog, schemas, tables, catalog rows.
+pub async fn prepare(
+    database_url: &str,
+    connections: &[ConnectionConfig],
+) -> Result<Vec<PreparedConnection>> {
+    let store = |source| Error::Store {
+        object: "catalog".to_owned(),
+        source,
+    };
+    let mut pg = pgforce_store::connect(database_url).await.map_err(store)?;
+    pgforce_store::catalog::migrate(&mut pg)
+        .await
+        .map_err(store)?;
+    let mut prepared = Vec::with_capacity(connections.len());
+    for connection in connections {
+        let config = connection
+            .client_config()
+            .map_err(|problem| config_error("(connection)", problem))?;
+        let salesforce =
+            Client::new(config).map_err(|e| config_error("(connection)", e.to_string()))?;
+        let schema = Ident::new(&connection.schema).map_err(|e| {
+            config_error(
+                "(connection)",
+                format!("connection {}: schema: {e}", connection.name),
+            )
+        })?;
+        let mut mappings = Vec::with_capacity(connection.mappings.len());
+        for mapping in &connection.mappings {
+            let spec = mapping
+                .spec(&connection.name)
+                .map_err(|problem| config_error(&mapping.object, problem))?;
+            let describe =
+                salesforce
+                    .describe(&mapping.object)
+                    .await
+                    .map_err(|source| match source.code() {
+                        Some(ApiErrorCode::NotFound) => config_error(
+                            &mapping.object,
+                            format!("object {} does not exist in the org", mapping.object),
+                        ),
+                        _ => Error::Salesforce {
+                            object: mapping.object.clone(),
+                            source: Box::new(source),
+                        },
+                    })?;
+            mappings.push(Mapping::resolve(spec, &describe)?);
+        }
+        let store = |object: &str| {
+            let object = object.to_owned();
+            move |source| Error::Store { object, source }
+        };
+        ensure_connection_schema(&pg, &schema)
+            .await
+            .map_err(store("(schema)"))?;
+        let connection_id = ensure_connection(&pg, &connection.name, schema.as_str())
+            .await
+            .map_err(store("(connection)"))?;
+        let mut registered = Vec::with_capacity(mappings.len());
+        for mapping in mappings {
+            create_mapped_table(&mut pg, &mapping.table_spec(&schema))
+                .await
+                .map_err(store(&mapping.object))?;
+            let read_write = mapping.spec.access == Access::ReadWrite;
+            let id = ensure_mapping(
+                &pg,
+                connection_id,
+                &mapping.object,
+                mapping.table.as_str(),
+                read_write,
+            )
+            .await
+            .map_err(store(&mapping.object))?;
+            registered.push((mapping, id));
+        }
+        prepared.push(PreparedConnection {
+            name: connection.name.clone(),
+            salesforce,
+            schema,
+            mappings: registered,
+        });
+    }
+    Ok(prepared)
+}
+
+/// Runs a worker per mapping until `shutdown` turns true.
+pub async fn run(
+    database_url: &str,
+    connections: Vec<PreparedConnection>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<()> {
+    let mut workers = JoinSet::new();
+    for connection in connections {
+        for (mapping, id) in connection.mappings {
+            let worker = Worker {
+                database_url: database_url.to_owned(),
+                pg: None,
+                salesforce: connection.salesforce.clone(),
+                schema: connection.schema.clone(),
+                mapping,
+                mapping_id: id,
+            };
+            workers.spawn(worker.run(shutdown.clone()));
+        }
+    }
+    while let Some(finished) = workers.join_next().await {
+        if let Ok(Err(error)) = finished {
+            tracing::error!(error = %error, "a mapping stopped");
+        }
+    }
+    Ok(())
+}
+
+struct Worker {
+    database_url: String,
+    /// The worker's database connection, reopened after it is lost.
+    pg: Option<tokio_postgres::Client>,
+    salesforce: Client,
+    schema: Ident,
+    mapping: Mapping,
+    mapping_id: i64,
+}
+
+impl Worker {
+    async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<()> {
+        let object = self.mapping.object.clone();
+        let interval = Duration::from_secs(self.mapping.spec.polling_seconds.max(1));
+        loop {
+            if *shutdown.borrow() {
+                return Ok(());
+            }
+            match self.sync_once().await {
+                Ok(()) => {}
+                Err(error) if error.is_retryable() => {
+                    tracing::warn!(object = %object, error = %error, "sync failed; retrying next interval");
+                }
+                Err(error) => {
+                    tracing::error!(object = %object, error = %error, "mapping stopped");
+                    if let Ok(pg) = pgforce_store::connect(&self.database_url).await {
+                        let message = format!(
+                            "{error}: {}",
+                            std::error::Error::source(&error)
+                                .map(ToString::to_string)
+                                .unwrap_or_default()
+                        );
+                        let _ =
+                            set_mapping_state(&pg, self.mapping_id, "SYSTEM_ERROR", Some(&message))
+                                .await;
+                    }
+                    return Err(error);
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = shutdown.changed() => return Ok(()),
+            }
+        }
+    }
+
+    /// Loads the mapping if it never was, else polls it.
+    async fn sync_once(&mut self) -> Result<()> {
+        let store = |source| Error::Store {
+            object: self.mapping.object.clone(),
+            source,
+        };
+        let mut pg = match self.pg.take() {
+            Some(pg) if !pg.is_closed() => pg,
+            _ => pgforce_store::connect(&self.database_url)
+                .await
+                .map_err(store)?,
+        };
+        let result = self.sync_with(&mut pg).await;
+        if result.is_ok() {
+            self.pg = Some(pg);
+        }
+        result
+    }
+
+    async fn sync_with(&self, pg: &mut tokio_postgres::Client) -> Result<()> {
+        let store = |source| Error::Store {
+            object: self.mapping.object.clone(),
+            source,
+        };
+        let target = Target {
+            schema: &self.schema,
+            mapping: &self.mapping,
+            mapping_id: self.mapping_id,
+        };
+        let cursor = load_cursor(&*pg, self.mapping_id).await.map_err(store)?;
+        if cursor.is_none() {
+            let count: i64 = pg
+                .query_one(
+                    &format!(
+                        "select count(*) from {}.{}",
+                        self.schema, self.mapping.table
+                    ),
+                    &[],
+                )
+                .await
+                .map_err(|source| Error::Postgres {
+                    object: self.mapping.object.clone(),
+                    context: "counting rows".to_owned(),
+                    source,
+                })?
+                .get(0);
+            if count == 0 {
+                initial_load(&self.salesforce, pg, &target, &mut |_| {}).await?;
+                return Ok(());
+            }
+        }
+        poll_once(&self.salesforce, pg, &target).await.map(|_| ())
+    }
+}
