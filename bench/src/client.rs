@@ -37,7 +37,7 @@ BillingPostalCode, BillingCountry, Phone, Website, AnnualRevenue, NumberOfEmploy
 Description, AccountSource, OwnerId, CreatedDate, LastModifiedDate, SystemModstamp FROM Account";
 
 /// CPU seconds (user + system) a process has used, from /proc.
-fn cpu_seconds(pid: &str) -> f64 {
+pub fn cpu_seconds(pid: &str) -> f64 {
     let ticks_per_second = 100.0;
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
@@ -55,9 +55,9 @@ fn cpu_seconds(pid: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-struct Emulator {
-    child: Child,
-    base: String,
+pub struct Emulator {
+    pub child: Child,
+    pub base: String,
 }
 
 impl Drop for Emulator {
@@ -67,7 +67,7 @@ impl Drop for Emulator {
     }
 }
 
-async fn start_emulator(bin: &PathBuf) -> anyhow::Result<Emulator> {
+pub async fn start_emulator(bin: &PathBuf) -> anyhow::Result<Emulator> {
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let child = Command::new(bin)
         .args([

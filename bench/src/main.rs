@@ -11,6 +11,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod client;
 mod emulator;
 mod report;
+mod sync;
 
 use std::path::PathBuf;
 
@@ -33,6 +34,8 @@ enum Scenario {
     Emulator(emulator::Options),
     /// The Salesforce client: records per second streamed by query, and its CPU share.
     Client(client::Options),
+    /// Salesforce → Postgres: initial load vs `psql \copy`, peak memory, poll latency.
+    Sync(sync::Options),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -45,6 +48,7 @@ fn main() -> anyhow::Result<()> {
         match cli.scenario {
             Scenario::Emulator(options) => emulator::run(options).await,
             Scenario::Client(options) => client::run(options).await,
+            Scenario::Sync(options) => sync::run(options).await,
         }
     })?;
     report.print();

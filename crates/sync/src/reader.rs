@@ -18,7 +18,7 @@
 use std::time::Instant;
 
 use bytes::Bytes;
-use futures_util::{SinkExt as _, TryStreamExt as _};
+use futures_util::{SinkExt as _, StreamExt as _, TryStreamExt as _};
 use pgforce_salesforce::rest::Record;
 use pgforce_salesforce::{Client as Salesforce, soql};
 use pgforce_store::Ident;
@@ -186,11 +186,29 @@ pub async fn initial_load(
     .await
     .map_err(target.pg_error("emptying the table for the load"))?;
     let mut outcome = ReadOutcome::default();
-    let mut pages = Box::pin(sf.query_pages(
+    // The next page is fetched while this one is copied: a one-slot channel between a
+    // fetching task and this loop keeps at most two pages in memory.
+    let (pages_tx, mut pages) = tokio::sync::mpsc::channel(1);
+    let mut stream = Box::pin(sf.query_pages(
         &format!("SELECT {} FROM {object}", mapping.select_list()),
         false,
     ));
-    while let Some(page) = pages.try_next().await.map_err(|e| target.sf_error(e))? {
+    let fetcher = tokio::spawn(async move {
+        while let Some(page) = stream.next().await {
+            let failed = page.is_err();
+            if pages_tx.send(page).await.is_err() || failed {
+                break;
+            }
+        }
+    });
+    // Leaving the loop early (an error, a cancelled load) stops the fetcher too.
+    let _fetcher = AbortOnDrop(fetcher);
+    while let Some(page) = pages
+        .recv()
+        .await
+        .transpose()
+        .map_err(|e| target.sf_error(e))?
+    {
         let started = Instant::now();
         let mut buffer = String::with_capacity(page.records.len() * 256);
         let mut rows = 0_u64;
@@ -237,6 +255,15 @@ pub async fn initial_load(
         .map_err(target.pg_error("committing the load"))?;
     target.finish(&*pg, &outcome).await?;
     Ok(outcome)
+}
+
+/// Aborts a task when dropped, so no fetch outlives the load that started it.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 async fn copy_page(
