@@ -29,6 +29,8 @@ enum Command {
     Demo(commands::demo::DemoArgs),
     /// Sync the configured orgs and databases until stopped.
     Run(commands::run::RunArgs),
+    /// Empty a mapping's table and load it again from Salesforce.
+    Reload(commands::reload::ReloadArgs),
     /// Show every mapping's state, row count, last sync and last error.
     Status(commands::status::StatusArgs),
     /// Run a local Salesforce org (the bundled emulator) over HTTP and HTTPS.
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
             Command::Demo(args) => commands::demo::run(args).await,
             Command::Run(args) => commands::run::run(args).await,
             Command::Status(args) => commands::status::run(args).await,
+            Command::Reload(args) => commands::reload::run(args).await,
         }
     });
     match result {

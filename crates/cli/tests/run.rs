@@ -199,3 +199,60 @@ async fn bad_configuration_fails_fast_naming_the_mapping_and_field() {
             .contains("reading config file /nonexistent/pgforce.toml")
     );
 }
+
+#[tokio::test]
+async fn reload_empties_the_table_and_loads_it_again() {
+    let org = TestOrg::start().await;
+    org.control(
+        reqwest::Method::POST,
+        "/seed",
+        Some(serde_json::json!({ "Account": 50 })),
+    )
+    .await;
+    let db = TestDatabase::create().await;
+    let config = config_file(&org, &db, ACCOUNT_MAPPING);
+    let config_path = config.to_str().unwrap();
+    let mut daemon = pgforce(&["run", "--config", config_path])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_count(&db, "select count(*) from salesforce.account", 50).await;
+    std::process::Command::new("kill")
+        .args(["-TERM", &daemon.id().unwrap().to_string()])
+        .status()
+        .unwrap();
+    assert!(daemon.wait().await.unwrap().success());
+
+    db.client().await.batch_execute("delete from salesforce.account where id % 2 = 0; update salesforce.account set name = 'damaged'").await.unwrap();
+    let output = pgforce(&["reload", "--config", config_path, "--now", "account"])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("RELOAD COMPLETE: Account 50 rows"),
+        "{stdout}"
+    );
+    assert_eq!(
+        count(
+            &db,
+            "select count(*) from salesforce.account where name <> 'damaged'"
+        )
+        .await,
+        50
+    );
+    let output = pgforce(&["reload", "--config", config_path, "Contact"])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("connection main has no mapping for Contact")
+    );
+    let _ = std::fs::remove_file(config);
+}

@@ -2,5 +2,6 @@
 
 pub mod demo;
 pub mod emulator;
+pub mod reload;
 pub mod run;
 pub mod status;
