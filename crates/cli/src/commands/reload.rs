@@ -100,7 +100,7 @@ pub async fn run(args: ReloadArgs) -> anyhow::Result<()> {
         let bar = output::progress(total, &format!("loading {}", mapping.object));
         let outcome =
             pgforce_sync::reader::initial_load(&prepared.salesforce, &mut pg, &target, &mut |n| {
-                bar.set_position(n)
+                bar.set_position(n);
             })
             .await?;
         bar.finish_and_clear();
