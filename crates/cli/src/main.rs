@@ -29,6 +29,10 @@ enum Command {
     Demo(commands::demo::DemoArgs),
     /// Sync the configured orgs and databases until stopped.
     Run(commands::run::RunArgs),
+    /// Import a Heroku Connect mapping export document into a connection.
+    Import(commands::mappings::ImportArgs),
+    /// Write a connection's mappings as a Heroku Connect mapping export document.
+    Export(commands::mappings::ExportArgs),
     /// Empty a mapping's table and load it again from Salesforce.
     Reload(commands::reload::ReloadArgs),
     /// Show every mapping's state, row count, last sync and last error.
@@ -56,6 +60,8 @@ fn main() -> ExitCode {
             Command::Run(args) => commands::run::run(args).await,
             Command::Status(args) => commands::status::run(args).await,
             Command::Reload(args) => commands::reload::run(args).await,
+            Command::Import(args) => commands::mappings::import(args).await,
+            Command::Export(args) => commands::mappings::export(args).await,
         }
     });
     match result {

@@ -4,4 +4,5 @@
 #![allow(clippy::unwrap_used)]
 
 mod demo;
+mod mappings;
 mod run;

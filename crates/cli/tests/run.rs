@@ -10,7 +10,7 @@ use pgforce_salesforce::{Client, ClientConfig, Credentials, SecretString};
 use pgforce_store::testing::TestDatabase;
 use tokio::process::Command;
 
-fn config_file(org: &TestOrg, db: &TestDatabase, mappings: &str) -> PathBuf {
+pub fn config_file(org: &TestOrg, db: &TestDatabase, mappings: &str) -> PathBuf {
     let path = std::env::temp_dir().join(format!("{}.toml", db.name));
     let text = format!(
         r#"[database]
@@ -33,7 +33,7 @@ client_secret = "pgforce"
     path
 }
 
-const ACCOUNT_MAPPING: &str = r#"
+pub const ACCOUNT_MAPPING: &str = r#"
 [[connection.mapping]]
 object = "Account"
 access = "read_only"
@@ -41,7 +41,7 @@ fields = ["Name", "Industry", "AnnualRevenue"]
 polling_seconds = 1
 "#;
 
-fn pgforce(args: &[&str]) -> Command {
+pub fn pgforce(args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_pgforce"));
     command
         .args(args)
@@ -64,7 +64,7 @@ async fn count(db: &TestDatabase, sql: &str) -> i64 {
 }
 
 /// Waits (bounded) until `sql` counts `expected`.
-async fn wait_for_count(db: &TestDatabase, sql: &str, expected: i64) {
+pub async fn wait_for_count(db: &TestDatabase, sql: &str, expected: i64) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let now = count(db, sql).await;

@@ -122,3 +122,64 @@ pub async fn clear_cursor(client: &impl GenericClient, mapping: i64) -> Result<(
         .context(|| format!("clearing the cursor of mapping {mapping}"))
         .map(|_| ())
 }
+
+/// Keeps a mapping's Heroku Connect `config` object (JSON text), as imported.
+pub async fn save_mapping_config(
+    client: &impl GenericClient,
+    mapping: i64,
+    config_json: &str,
+) -> Result<()> {
+    client
+        .execute("update pgforce.mappings set config = $2::text::jsonb, updated_at = now() where id = $1", &[&mapping, &config_json])
+        .await
+        .context(|| format!("saving the imported configuration of mapping {mapping}"))
+        .map(|_| ())
+}
+
+/// Keeps the `connection` block of an imported export document (JSON text).
+pub async fn save_connection_document(
+    client: &impl GenericClient,
+    connection: &str,
+    block_json: &str,
+) -> Result<()> {
+    client
+        .execute(
+            "update pgforce.connections set config = jsonb_set(config, '{hc_connection}', $2::text::jsonb), updated_at = now()
+             where name = $1",
+            &[&connection, &block_json],
+        )
+        .await
+        .context(|| format!("saving the imported connection block of {connection}"))
+        .map(|_| ())
+}
+
+/// The imported `connection` block of a connection (JSON text), if one was imported.
+pub async fn connection_document(
+    client: &impl GenericClient,
+    connection: &str,
+) -> Result<Option<String>> {
+    let row = client
+        .query_opt(
+            "select (config -> 'hc_connection')::text from pgforce.connections where name = $1",
+            &[&connection],
+        )
+        .await
+        .context(|| format!("reading connection {connection}"))?;
+    Ok(row.and_then(|r| r.get::<_, Option<String>>(0)))
+}
+
+/// `(object, config JSON text)` of every imported mapping of a connection.
+pub async fn imported_mappings(
+    client: &impl GenericClient,
+    connection: &str,
+) -> Result<Vec<(String, String)>> {
+    let rows = client
+        .query(
+            "select m.object_name, m.config::text from pgforce.mappings m join pgforce.connections c on c.id = m.connection_id
+             where c.name = $1 and m.config <> '{}'::jsonb order by m.object_name",
+            &[&connection],
+        )
+        .await
+        .context(|| format!("reading the imported mappings of {connection}"))?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}

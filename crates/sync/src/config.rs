@@ -92,7 +92,7 @@ pub struct ConnectionConfig {
 }
 
 /// One `[[connection.mapping]]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MappingConfig {
     /// The object's API name.

@@ -11,7 +11,8 @@
 //! [`reader::ReadOutcome`], [`Error`].
 //!
 //! Layout:
-//! - `mapping`: configured mappings resolved against describe.
+//! - `mapping`: configured mappings resolved against describe; `hc_json`: Heroku Connect's
+//!   mapping export document.
 //! - `convert`: Salesforce types and values into Postgres (pure).
 //! - `reader`: initial load and polling.
 //! - `config`: connections and mappings as configured; `supervisor`: one worker per
@@ -23,6 +24,7 @@
 pub mod config;
 pub mod convert;
 mod error;
+pub mod hc_json;
 pub mod mapping;
 pub mod reader;
 pub mod supervisor;

@@ -16,13 +16,16 @@ use std::time::Duration;
 
 use pgforce_salesforce::{ApiErrorCode, Client};
 use pgforce_store::Ident;
-use pgforce_store::cursor::{ensure_connection, ensure_mapping, load_cursor, set_mapping_state};
+use pgforce_store::cursor::{
+    ensure_connection, ensure_mapping, imported_mappings, load_cursor, set_mapping_state,
+};
 use pgforce_store::ddl::{Access, create_mapped_table, ensure_connection_schema};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::config::ConnectionConfig;
 use crate::error::{Error, Result};
+use crate::hc_json;
 use crate::mapping::Mapping;
 use crate::reader::{Target, initial_load, poll_once};
 
@@ -61,6 +64,7 @@ pub async fn prepare(
         .map_err(store)?;
     let mut prepared = Vec::with_capacity(connections.len());
     for connection in connections {
+        let connection = &with_imported_mappings(&pg, connection).await?;
         let config = connection
             .client_config()
             .map_err(|problem| config_error("(connection)", problem))?;
@@ -128,6 +132,44 @@ pub async fn prepare(
         });
     }
     Ok(prepared)
+}
+
+/// The connection with the mappings imported into the catalog added (the config file's
+/// own mapping of an object wins over an imported one).
+async fn with_imported_mappings(
+    pg: &tokio_postgres::Client,
+    connection: &ConnectionConfig,
+) -> Result<ConnectionConfig> {
+    let imported = imported_mappings(pg, &connection.name)
+        .await
+        .map_err(|source| Error::Store {
+            object: "(catalog)".to_owned(),
+            source,
+        })?;
+    let mut merged = connection.clone();
+    for (object, config) in imported {
+        if merged
+            .mappings
+            .iter()
+            .any(|m| m.object.eq_ignore_ascii_case(&object))
+        {
+            continue;
+        }
+        let config: serde_json::Value = serde_json::from_str(&config).map_err(|e| {
+            config_error(&object, format!("imported configuration is not JSON: {e}"))
+        })?;
+        let config = config.as_object().ok_or_else(|| {
+            config_error(
+                &object,
+                "imported configuration is not an object".to_owned(),
+            )
+        })?;
+        merged.mappings.push(
+            hc_json::mapping_config(&object, config)
+                .map_err(|problem| config_error(&object, problem))?,
+        );
+    }
+    Ok(merged)
 }
 
 /// Runs a worker per mapping until `shutdown` turns true.

@@ -2,6 +2,7 @@
 
 pub mod demo;
 pub mod emulator;
+pub mod mappings;
 pub mod reload;
 pub mod run;
 pub mod status;
