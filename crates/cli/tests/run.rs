@@ -256,3 +256,66 @@ async fn reload_empties_the_table_and_loads_it_again() {
     );
     let _ = std::fs::remove_file(config);
 }
+
+#[tokio::test]
+async fn fields_added_to_a_mapping_are_back_filled_in_place() {
+    let org = TestOrg::start().await;
+    org.control(
+        reqwest::Method::POST,
+        "/seed",
+        Some(serde_json::json!({ "Account": 40 })),
+    )
+    .await;
+    let db = TestDatabase::create().await;
+    let narrow =
+        ACCOUNT_MAPPING.replace("[\"Name\", \"Industry\", \"AnnualRevenue\"]", "[\"Name\"]");
+    let config = config_file(&org, &db, &narrow);
+    let path = config.to_str().unwrap().to_owned();
+    let stop = |daemon: &tokio::process::Child| {
+        std::process::Command::new("kill")
+            .args(["-TERM", &daemon.id().unwrap().to_string()])
+            .status()
+            .unwrap();
+    };
+    let mut daemon = pgforce(&["run", "--config", &path])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_count(&db, "select count(*) from salesforce.account", 40).await;
+    stop(&daemon);
+    assert!(daemon.wait().await.unwrap().success());
+    let ids_before = count(&db, "select sum(id) from salesforce.account").await;
+
+    config_file(&org, &db, ACCOUNT_MAPPING);
+    let credentials = Credentials::Password {
+        client_id: "pgforce".to_owned(),
+        client_secret: SecretString::from("pgforce"),
+        username: "admin@example.com".to_owned(),
+        password: SecretString::from(pgforce_emulator::DEFAULT_PASSWORD),
+    };
+    let sf = Client::new(ClientConfig::new(org.http_url.clone(), credentials)).unwrap();
+    let with_revenue = sf
+        .count("SELECT COUNT() FROM Account WHERE AnnualRevenue != null")
+        .await
+        .unwrap();
+    assert!(with_revenue > 0);
+    let mut daemon = pgforce(&["run", "--config", &path])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let filled = "select count(*) from salesforce.account where annualrevenue is not null";
+    wait_for_count(&db, filled, i64::try_from(with_revenue).unwrap()).await;
+    stop(&daemon);
+    assert!(daemon.wait().await.unwrap().success());
+    assert_eq!(
+        count(&db, "select count(*) from salesforce.account").await,
+        40,
+        "no row was added"
+    );
+    assert_eq!(
+        count(&db, "select sum(id) from salesforce.account").await,
+        ids_before,
+        "rows were filled in place"
+    );
+    let _ = std::fs::remove_file(config);
+}

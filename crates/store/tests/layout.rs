@@ -2,7 +2,7 @@
 //! Heroku Connect's (reference §2.2–§2.5), checked through the system catalogs.
 
 use pgforce_store::Ident;
-use pgforce_store::ddl::{Access, ColumnSpec, PgType, create_mapped_table};
+use pgforce_store::ddl::{Access, ColumnSpec, PgType, TableChange, create_mapped_table};
 use tokio_postgres::Client;
 
 use crate::support::{account_table, database_with_account};
@@ -156,8 +156,17 @@ async fn creating_again_is_idempotent_and_adds_new_fields() {
         name: Ident::new("industry").unwrap(),
         pg_type: PgType::Varchar(255),
     });
-    create_mapped_table(&mut client, &spec).await.unwrap();
-    create_mapped_table(&mut client, &spec).await.unwrap();
+    let added = create_mapped_table(&mut client, &spec).await.unwrap();
+    assert_eq!(
+        added,
+        TableChange::Altered(vec![Ident::new("industry").unwrap()])
+    );
+    let again = create_mapped_table(&mut client, &spec).await.unwrap();
+    assert_eq!(
+        again,
+        TableChange::Altered(Vec::new()),
+        "nothing to add the second time"
+    );
     let added = strings(&client, "select column_name::text from information_schema.columns where table_name = 'account' and column_name = 'industry'").await;
     assert_eq!(added, ["industry"]);
     let user = pgforce_store::ddl::MappedTable {
@@ -165,7 +174,10 @@ async fn creating_again_is_idempotent_and_adds_new_fields() {
         unique_column: None,
         ..spec
     };
-    create_mapped_table(&mut client, &user).await.unwrap();
+    assert_eq!(
+        create_mapped_table(&mut client, &user).await.unwrap(),
+        TableChange::Created
+    );
     let count: i64 = client
         .query_one("select count(*) from salesforce.\"user\"", &[])
         .await

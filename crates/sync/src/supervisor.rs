@@ -17,9 +17,10 @@ use std::time::Duration;
 use pgforce_salesforce::{ApiErrorCode, Client};
 use pgforce_store::Ident;
 use pgforce_store::cursor::{
-    ensure_connection, ensure_mapping, imported_mappings, load_cursor, set_mapping_state,
+    clear_cursor, ensure_connection, ensure_mapping, imported_mappings, load_cursor,
+    set_mapping_state,
 };
-use pgforce_store::ddl::{Access, create_mapped_table, ensure_connection_schema};
+use pgforce_store::ddl::{Access, TableChange, create_mapped_table, ensure_connection_schema};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -109,7 +110,7 @@ pub async fn prepare(
             .map_err(store("(connection)"))?;
         let mut registered = Vec::with_capacity(mappings.len());
         for mapping in mappings {
-            create_mapped_table(&mut pg, &mapping.table_spec(&schema))
+            let change = create_mapped_table(&mut pg, &mapping.table_spec(&schema))
                 .await
                 .map_err(store(&mapping.object))?;
             let read_write = mapping.spec.access == Access::ReadWrite;
@@ -122,6 +123,20 @@ pub async fn prepare(
             )
             .await
             .map_err(store(&mapping.object))?;
+            if let TableChange::Altered(added) = &change
+                && !added.is_empty()
+            {
+                // New columns: forget the cursor but keep the rows, so the next pass
+                // re-reads every record and fills the new columns in place (ids kept).
+                let names: Vec<&str> = added.iter().map(Ident::as_str).collect();
+                tracing::info!(object = %mapping.object, columns = %names.join(", "), "fields added; back-filling");
+                clear_cursor(&pg, id)
+                    .await
+                    .map_err(store(&mapping.object))?;
+                set_mapping_state(&pg, id, "RESYNC", None)
+                    .await
+                    .map_err(store(&mapping.object))?;
+            }
             registered.push((mapping, id));
         }
         prepared.push(PreparedConnection {

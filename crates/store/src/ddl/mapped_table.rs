@@ -96,9 +96,18 @@ pub struct MappedTable {
     pub access: Access,
 }
 
+/// What [`create_mapped_table`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TableChange {
+    /// The table did not exist and was created.
+    Created,
+    /// The table existed; these mapped columns were added to it (empty when none).
+    Altered(Vec<Ident>),
+}
+
 /// Creates the table, its indexes and triggers, or adds the columns an existing one
 /// lacks. Runs in one transaction.
-pub async fn create_mapped_table(client: &mut Client, spec: &MappedTable) -> Result<()> {
+pub async fn create_mapped_table(client: &mut Client, spec: &MappedTable) -> Result<TableChange> {
     let (schema, table) = (&spec.schema, &spec.table);
     let t = table.as_str();
     let columns: Vec<&ColumnSpec> = spec
@@ -169,10 +178,28 @@ pub async fn create_mapped_table(client: &mut Client, spec: &MappedTable) -> Res
         .transaction()
         .await
         .context(|| format!("starting to create table {schema}.{table}"))?;
+    let existing: Vec<String> = tx
+        .query(
+            "select column_name::text from information_schema.columns where table_schema = $1 and table_name = $2",
+            &[&schema.as_str(), &table.as_str()],
+        )
+        .await
+        .context(|| format!("reading the columns of {schema}.{table}"))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     tx.batch_execute(&sql)
         .await
         .context(|| format!("creating mapped table {schema}.{table}"))?;
     tx.commit()
         .await
-        .context(|| format!("committing table {schema}.{table}"))
+        .context(|| format!("committing table {schema}.{table}"))?;
+    Ok(if existing.is_empty() {
+        TableChange::Created
+    } else {
+        let added = columns
+            .iter()
+            .filter(|c| !existing.iter().any(|e| e == c.name.as_str()));
+        TableChange::Altered(added.map(|c| c.name.clone()).collect())
+    })
 }
