@@ -140,6 +140,7 @@ async fn measure(
         access: Access::ReadOnly,
         upsert_field: None,
         polling_seconds: 1,
+        max_daily_api_calls: u64::MAX,
     };
     let mapping = Mapping::resolve(spec, &describe)?;
     create_mapped_table(&mut pg, &mapping.table_spec(&schema)).await?;

@@ -319,3 +319,104 @@ async fn fields_added_to_a_mapping_are_back_filled_in_place() {
     );
     let _ = std::fs::remove_file(config);
 }
+
+/// Starts `pgforce run` with warnings on stderr and waits (bounded) for a line containing
+/// `pattern`; returns the daemon.
+async fn run_until_logged(config: &str, pattern: &str) -> tokio::process::Child {
+    use tokio::io::{AsyncBufReadExt as _, BufReader};
+    let mut daemon = pgforce(&["run", "--config", config])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(daemon.stderr.take().unwrap()).lines();
+    let found = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains(pattern) {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(
+        found.ok(),
+        Some(true),
+        "pgforce run never logged {pattern:?}"
+    );
+    daemon
+}
+
+async fn stop(mut daemon: tokio::process::Child) {
+    std::process::Command::new("kill")
+        .args(["-TERM", &daemon.id().unwrap().to_string()])
+        .status()
+        .unwrap();
+    assert!(daemon.wait().await.unwrap().success());
+}
+
+#[tokio::test]
+async fn a_spent_daily_budget_pauses_polling_and_events_are_logged() {
+    let org = TestOrg::start().await;
+    org.control(
+        reqwest::Method::POST,
+        "/seed",
+        Some(serde_json::json!({ "Account": 10 })),
+    )
+    .await;
+    let db = TestDatabase::create().await;
+    // The load costs two calls (the newest record, one page): the budget is then spent.
+    let mapping = format!("{ACCOUNT_MAPPING}max_daily_api_calls = 2\n");
+    let config = config_file(&org, &db, &mapping);
+    let daemon = run_until_logged(
+        config.to_str().unwrap(),
+        "max_daily_api_calls (2) reached for today",
+    )
+    .await;
+    assert_eq!(
+        count(&db, "select count(*) from salesforce.account").await,
+        10
+    );
+    let calls_before = org.control(reqwest::Method::GET, "/stats", None).await["usage"]["used"]
+        .as_i64()
+        .unwrap();
+    let events = "select count(*) from pgforce.sync_events where kind = 'load' and outcome = 'ok' and records = 10 and api_calls = 2";
+    assert_eq!(
+        count(&db, events).await,
+        1,
+        "the load is in the event log with its cost"
+    );
+    stop(daemon).await;
+    let calls_after = org.control(reqwest::Method::GET, "/stats", None).await["usage"]["used"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(calls_after, calls_before, "a paused mapping makes no calls");
+    let _ = std::fs::remove_file(config);
+}
+
+#[tokio::test]
+async fn polling_pauses_when_the_org_nears_its_daily_limit() {
+    let org = TestOrg::start().await;
+    org.control(
+        reqwest::Method::POST,
+        "/seed",
+        Some(serde_json::json!({ "Account": 10 })),
+    )
+    .await;
+    org.control(
+        reqwest::Method::PUT,
+        "/limits",
+        Some(serde_json::json!({ "dailyApiRequests": 100, "used": 96 })),
+    )
+    .await;
+    let db = TestDatabase::create().await;
+    let config = config_file(&org, &db, ACCOUNT_MAPPING);
+    let daemon = run_until_logged(config.to_str().unwrap(), "API requests today").await;
+    let rows = count(&db, "select count(*) from salesforce.account").await;
+    assert_eq!(
+        rows, 0,
+        "setup's describe calls showed the ceiling: not even the load runs"
+    );
+    stop(daemon).await;
+    let _ = std::fs::remove_file(config);
+}

@@ -183,3 +183,39 @@ pub async fn imported_mappings(
         .context(|| format!("reading the imported mappings of {connection}"))?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
+
+/// One load or poll, as the sync event log records it.
+#[derive(Debug, Clone)]
+pub struct SyncEvent<'a> {
+    /// The mapping.
+    pub mapping: i64,
+    /// `load` or `poll`.
+    pub kind: &'a str,
+    /// `sf_to_pg` or `pg_to_sf`.
+    pub direction: &'a str,
+    /// Records applied.
+    pub records: i64,
+    /// Salesforce API calls used.
+    pub api_calls: i64,
+    /// How long it took.
+    pub duration_ms: i64,
+    /// `ok`, `rejected` (some records not stored) or `error`.
+    pub outcome: &'a str,
+    /// Details for the operator.
+    pub message: Option<&'a str>,
+}
+
+/// Appends to the sync event log.
+pub async fn record_event(client: &impl GenericClient, event: &SyncEvent<'_>) -> Result<()> {
+    client
+        .execute(
+            "insert into pgforce.sync_events
+                 (connection_id, mapping_id, kind, direction, records, api_calls, duration_ms, outcome, message)
+             select connection_id, id, $2, $3, $4::bigint::integer, $5::bigint::integer, $6::bigint::integer, $7, $8
+             from pgforce.mappings where id = $1",
+            &[&event.mapping, &event.kind, &event.direction, &event.records, &event.api_calls, &event.duration_ms, &event.outcome, &event.message],
+        )
+        .await
+        .context(|| format!("recording a sync event of mapping {}", event.mapping))
+        .map(|_| ())
+}

@@ -214,6 +214,7 @@ impl MappingConfig {
             },
             upsert_field: self.upsert_field.clone(),
             polling_seconds: self.polling_seconds,
+            max_daily_api_calls: self.max_daily_api_calls,
         })
     }
 }

@@ -27,6 +27,8 @@ pub struct MappingSpec {
     pub upsert_field: Option<String>,
     /// Seconds between polls.
     pub polling_seconds: u64,
+    /// API calls the mapping may use per day (UTC); polls pause beyond it.
+    pub max_daily_api_calls: u64,
 }
 
 /// One synced field.

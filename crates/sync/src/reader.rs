@@ -51,6 +51,8 @@ pub struct ReadOutcome {
     pub deleted: u64,
     /// Records not stored, reported on the mapping.
     pub rejected: Vec<RejectedRecord>,
+    /// Salesforce API calls made (one per query page, plus the load's newest-record query).
+    pub api_calls: u64,
 }
 
 /// The target of one mapping: where its rows and cursor live.
@@ -185,7 +187,10 @@ pub async fn initial_load(
     ))
     .await
     .map_err(target.pg_error("emptying the table for the load"))?;
-    let mut outcome = ReadOutcome::default();
+    let mut outcome = ReadOutcome {
+        api_calls: 1,
+        ..ReadOutcome::default()
+    };
     // The next page is fetched while this one is copied: a one-slot channel between a
     // fetching task and this loop keeps at most two pages in memory.
     let (pages_tx, mut pages) = tokio::sync::mpsc::channel(1);
@@ -209,6 +214,7 @@ pub async fn initial_load(
         .transpose()
         .map_err(|e| target.sf_error(e))?
     {
+        outcome.api_calls += 1;
         let started = Instant::now();
         let mut buffer = String::with_capacity(page.records.len() * 256);
         let mut rows = 0_u64;
@@ -361,6 +367,7 @@ pub async fn poll_once(
     let mut outcome = ReadOutcome::default();
     let mut pages = Box::pin(sf.query_pages(&query, has_is_deleted));
     while let Some(page) = pages.try_next().await.map_err(|e| target.sf_error(e))? {
+        outcome.api_calls += 1;
         let started = Instant::now();
         tracing::info!(
             "{} QUERY ↷SALESFORCE {} rows",

@@ -17,8 +17,8 @@ use std::time::Duration;
 use pgforce_salesforce::{ApiErrorCode, Client};
 use pgforce_store::Ident;
 use pgforce_store::cursor::{
-    clear_cursor, ensure_connection, ensure_mapping, imported_mappings, load_cursor,
-    set_mapping_state,
+    SyncEvent, clear_cursor, ensure_connection, ensure_mapping, imported_mappings, load_cursor,
+    record_event, set_mapping_state,
 };
 use pgforce_store::ddl::{Access, TableChange, create_mapped_table, ensure_connection_schema};
 use tokio::sync::watch;
@@ -28,7 +28,7 @@ use crate::config::ConnectionConfig;
 use crate::error::{Error, Result};
 use crate::hc_json;
 use crate::mapping::Mapping;
-use crate::reader::{Target, initial_load, poll_once};
+use crate::reader::{ReadOutcome, Target, initial_load, poll_once};
 
 /// A connection ready to run: logged in, mappings resolved, tables in place.
 #[derive(Debug)]
@@ -199,6 +199,8 @@ pub async fn run(
             let worker = Worker {
                 database_url: database_url.to_owned(),
                 pg: None,
+                budget: DailyBudget::default(),
+                mapping_max_daily_calls: mapping.spec.max_daily_api_calls,
                 salesforce: connection.salesforce.clone(),
                 schema: connection.schema.clone(),
                 mapping,
@@ -215,8 +217,47 @@ pub async fn run(
     Ok(())
 }
 
+/// API calls a mapping has used today (UTC), against its `max_daily_api_calls`.
+#[derive(Debug, Default)]
+struct DailyBudget {
+    day: u64,
+    calls: u64,
+}
+
+impl DailyBudget {
+    fn today() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() / 86_400)
+    }
+
+    /// Calls used today, starting afresh at UTC midnight.
+    fn used(&mut self) -> u64 {
+        let today = Self::today();
+        if self.day != today {
+            *self = Self {
+                day: today,
+                calls: 0,
+            };
+        }
+        self.calls
+    }
+
+    fn spend(&mut self, calls: u64) {
+        self.used();
+        self.calls += calls;
+    }
+}
+
+/// Polls pause while the org has used this share of its daily API allocation.
+const ORG_USAGE_CEILING_PERCENT: u64 = 95;
+
 struct Worker {
     database_url: String,
+    /// Calls this mapping has made today; polls stop at `max_daily_api_calls`.
+    budget: DailyBudget,
+    /// The mapping's `max_daily_api_calls`.
+    mapping_max_daily_calls: u64,
     /// The worker's database connection, reopened after it is lost.
     pg: Option<tokio_postgres::Client>,
     salesforce: Client,
@@ -233,25 +274,34 @@ impl Worker {
             if *shutdown.borrow() {
                 return Ok(());
             }
-            match self.sync_once().await {
-                Ok(()) => {}
-                Err(error) if error.is_retryable() => {
-                    tracing::warn!(object = %object, error = %error, "sync failed; retrying next interval");
-                }
-                Err(error) => {
-                    tracing::error!(object = %object, error = %error, "mapping stopped");
-                    if let Ok(pg) = pgforce_store::connect(&self.database_url).await {
-                        let message = format!(
-                            "{error}: {}",
-                            std::error::Error::source(&error)
-                                .map(ToString::to_string)
-                                .unwrap_or_default()
-                        );
-                        let _ =
-                            set_mapping_state(&pg, self.mapping_id, "SYSTEM_ERROR", Some(&message))
-                                .await;
+            if let Some(reason) = self.paused() {
+                tracing::warn!(object = %object, reason = %reason, "polling paused");
+            } else {
+                let started = std::time::Instant::now();
+                let result = self.sync_once().await;
+                self.record(&result, started.elapsed()).await;
+                match result {
+                    Ok(_) => {}
+                    Err(error) if error.is_retryable() => {
+                        tracing::warn!(object = %object, error = %error, "sync failed; retrying next interval");
                     }
-                    return Err(error);
+                    Err(error) => {
+                        tracing::error!(object = %object, error = %error, "mapping stopped");
+                        if let Ok(pg) = pgforce_store::connect(&self.database_url).await {
+                            let source = std::error::Error::source(&error)
+                                .map(ToString::to_string)
+                                .unwrap_or_default();
+                            let message = format!("{error}: {source}");
+                            let _ = set_mapping_state(
+                                &pg,
+                                self.mapping_id,
+                                "SYSTEM_ERROR",
+                                Some(&message),
+                            )
+                            .await;
+                        }
+                        return Err(error);
+                    }
                 }
             }
             tokio::select! {
@@ -261,8 +311,63 @@ impl Worker {
         }
     }
 
+    /// Why this tick should not call Salesforce: the mapping's daily budget is spent, or
+    /// the org is close to its daily allocation.
+    fn paused(&mut self) -> Option<String> {
+        let max = self.mapping_max_daily_calls;
+        if self.budget.used() >= max {
+            return Some(format!("max_daily_api_calls ({max}) reached for today"));
+        }
+        let usage = self.salesforce.api_usage()?;
+        (usage.used * 100 >= usage.limit * ORG_USAGE_CEILING_PERCENT).then(|| {
+            format!(
+                "the org has used {}/{} API requests today",
+                usage.used, usage.limit
+            )
+        })
+    }
+
+    /// Spends the calls on the budget and appends the outcome to the sync event log.
+    async fn record(&mut self, result: &Result<(&'static str, ReadOutcome)>, took: Duration) {
+        let (kind, records, calls, outcome, message) = match result {
+            Ok((kind, o)) => {
+                let message = o.rejected.first().map(|r| {
+                    format!(
+                        "{} rejected; first {} {}: {}",
+                        o.rejected.len(),
+                        r.sfid,
+                        r.field,
+                        r.reason
+                    )
+                });
+                let outcome = if o.rejected.is_empty() {
+                    "ok"
+                } else {
+                    "rejected"
+                };
+                (*kind, o.applied + o.deleted, o.api_calls, outcome, message)
+            }
+            Err(error) => ("poll", 0, 1, "error", Some(error.to_string())),
+        };
+        self.budget.spend(calls);
+        let Some(pg) = &self.pg else { return };
+        let event = SyncEvent {
+            mapping: self.mapping_id,
+            kind,
+            direction: "sf_to_pg",
+            records: i64::try_from(records).unwrap_or(i64::MAX),
+            api_calls: i64::try_from(calls).unwrap_or(i64::MAX),
+            duration_ms: i64::try_from(took.as_millis()).unwrap_or(i64::MAX),
+            outcome,
+            message: message.as_deref(),
+        };
+        if let Err(error) = record_event(pg, &event).await {
+            tracing::warn!(error = %error, "could not record a sync event");
+        }
+    }
+
     /// Loads the mapping if it never was, else polls it.
-    async fn sync_once(&mut self) -> Result<()> {
+    async fn sync_once(&mut self) -> Result<(&'static str, ReadOutcome)> {
         let store = |source| Error::Store {
             object: self.mapping.object.clone(),
             source,
@@ -280,7 +385,10 @@ impl Worker {
         result
     }
 
-    async fn sync_with(&self, pg: &mut tokio_postgres::Client) -> Result<()> {
+    async fn sync_with(
+        &self,
+        pg: &mut tokio_postgres::Client,
+    ) -> Result<(&'static str, ReadOutcome)> {
         let store = |source| Error::Store {
             object: self.mapping.object.clone(),
             source,
@@ -308,10 +416,13 @@ impl Worker {
                 })?
                 .get(0);
             if count == 0 {
-                initial_load(&self.salesforce, pg, &target, &mut |_| {}).await?;
-                return Ok(());
+                return initial_load(&self.salesforce, pg, &target, &mut |_| {})
+                    .await
+                    .map(|o| ("load", o));
             }
         }
-        poll_once(&self.salesforce, pg, &target).await.map(|_| ())
+        poll_once(&self.salesforce, pg, &target)
+            .await
+            .map(|o| ("poll", o))
     }
 }

@@ -28,6 +28,7 @@ fn spec(object: &str, fields: &[&str], upsert: Option<&str>) -> MappingSpec {
         access: Access::ReadOnly,
         upsert_field: upsert.map(str::to_owned),
         polling_seconds: 600,
+        max_daily_api_calls: 30_000,
     }
 }
 

@@ -92,6 +92,7 @@ pub async fn harness(batch: u32, config: EmulatorConfig) -> Harness {
         access: Access::ReadWrite,
         upsert_field: Some("Code__c".to_owned()),
         polling_seconds: 1,
+        max_daily_api_calls: 30_000,
     };
     let mapping = Mapping::resolve(spec, &describe).unwrap();
     let db = TestDatabase::create().await;

@@ -166,6 +166,7 @@ async fn tour(
             access: Access::ReadOnly,
             upsert_field: None,
             polling_seconds: 1,
+            max_daily_api_calls: 30_000,
         };
         let mapping = Mapping::resolve(spec, &describe)?;
         create_mapped_table(&mut pg, &mapping.table_spec(&schema))
