@@ -31,25 +31,46 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
         )
         .await
         .context("reading the catalog (has `pgforce run` set it up?)")?;
+    // Live Salesforce counts, one COUNT() per mapping; a connection that cannot log in shows "?".
+    let mut clients = std::collections::HashMap::new();
+    for connection in &config.connections {
+        if let Ok(client_config) = connection.client_config()
+            && let Ok(client) = pgforce_salesforce::Client::new(client_config)
+        {
+            clients.insert(connection.name.clone(), client);
+        }
+    }
     output::say(&format!(
-        "{:<10} {:<16} {:<20} {:>9} {:<20} {}",
-        "CONNECTION", "OBJECT", "STATE", "ROWS", "LAST SYNC", "LAST ERROR"
+        "{:<10} {:<16} {:<20} {:>9} {:>9} {:<20} {}",
+        "CONNECTION", "OBJECT", "STATE", "SF ROWS", "PG ROWS", "LAST SYNC", "LAST ERROR"
     ));
     for row in rows {
+        let (connection, object): (String, String) = (row.get(0), row.get(1));
+        let salesforce = match (
+            clients.get(&connection),
+            pgforce_salesforce::soql::name(&object),
+        ) {
+            (Some(client), Ok(object)) => client
+                .count(&format!("SELECT COUNT() FROM {object}"))
+                .await
+                .map_or_else(|_| "?".to_owned(), |n| n.to_string()),
+            _ => "?".to_owned(),
+        };
         let (schema, table): (String, String) = (row.get(2), row.get(3));
         let schema = pgforce_store::Ident::new(&schema)?;
         let table = pgforce_store::Ident::new(&table)?;
-        let count: i64 = pg
+        let postgres: i64 = pg
             .query_one(&format!("select count(*) from {schema}.{table}"), &[])
             .await
             .map(|r| r.get(0))
             .unwrap_or(-1);
         output::say(&format!(
-            "{:<10} {:<16} {:<20} {:>9} {:<20} {}",
-            row.get::<_, String>(0),
-            row.get::<_, String>(1),
+            "{:<10} {:<16} {:<20} {:>9} {:>9} {:<20} {}",
+            connection,
+            object,
             row.get::<_, String>(4),
-            count,
+            salesforce,
+            postgres,
             row.get::<_, String>(5),
             row.get::<_, String>(6)
         ));
