@@ -120,9 +120,19 @@ async fn run_loads_polls_and_stops_cleanly_on_sigterm() {
         .unwrap();
     let table = String::from_utf8_lossy(&status.stdout);
     assert!(status.status.success(), "{table}");
-    assert!(
-        table.contains("main") && table.contains("Account") && table.contains("301"),
+    let account_row = table
+        .lines()
+        .find(|l| l.contains("Account"))
+        .unwrap_or_default();
+    let columns: Vec<&str> = account_row.split_whitespace().collect();
+    assert_eq!(
+        [columns[0], columns[1], columns[3], columns[4]],
+        ["main", "Account", "301", "301"],
         "{table}"
+    );
+    assert!(
+        ["DATA_SYNCED", "POLLING_SF_CHANGES"].contains(&columns[2]),
+        "a synced mapping: {table}"
     );
 
     let pid = daemon.id().unwrap().to_string();
