@@ -42,6 +42,33 @@ pub fn progress(total: u64, message: &str) -> indicatif::ProgressBar {
     bar
 }
 
+/// Progress bars for the initial loads `pgforce run` performs, one per loading object,
+/// showing records and rate.
+pub fn load_progress() -> pgforce_sync::supervisor::LoadProgress {
+    let bars = indicatif::MultiProgress::new();
+    let active: std::sync::Mutex<std::collections::HashMap<String, indicatif::ProgressBar>> =
+        Default::default();
+    std::sync::Arc::new(move |object: &str, done: u64, finished: bool| {
+        let mut active = active
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let bar = active.entry(object.to_owned()).or_insert_with(|| {
+            let bar = bars.add(indicatif::ProgressBar::new_spinner());
+            let style =
+                indicatif::ProgressStyle::with_template("{msg:>22} {pos} records ({per_sec})")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
+            bar.set_style(style);
+            bar.set_message(format!("loading {object}"));
+            bar
+        });
+        bar.set_position(done);
+        if finished {
+            bar.finish_with_message(format!("loaded {object}"));
+            active.remove(object);
+        }
+    })
+}
+
 /// A connection URL without its password, for messages.
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {

@@ -187,11 +187,15 @@ async fn with_imported_mappings(
     Ok(merged)
 }
 
+/// Told how far initial loads have got: `(object, records loaded so far, done)`.
+pub type LoadProgress = std::sync::Arc<dyn Fn(&str, u64, bool) + Send + Sync>;
+
 /// Runs a worker per mapping until `shutdown` turns true.
 pub async fn run(
     database_url: &str,
     connections: Vec<PreparedConnection>,
     shutdown: watch::Receiver<bool>,
+    progress: Option<LoadProgress>,
 ) -> Result<()> {
     let mut workers = JoinSet::new();
     for connection in connections {
@@ -201,6 +205,7 @@ pub async fn run(
                 pg: None,
                 budget: DailyBudget::default(),
                 mapping_max_daily_calls: mapping.spec.max_daily_api_calls,
+                progress: progress.clone(),
                 salesforce: connection.salesforce.clone(),
                 schema: connection.schema.clone(),
                 mapping,
@@ -258,6 +263,8 @@ struct Worker {
     budget: DailyBudget,
     /// The mapping's `max_daily_api_calls`.
     mapping_max_daily_calls: u64,
+    /// Where load progress goes (the CLI's progress bars).
+    progress: Option<LoadProgress>,
     /// The worker's database connection, reopened after it is lost.
     pg: Option<tokio_postgres::Client>,
     salesforce: Client,
@@ -416,9 +423,18 @@ impl Worker {
                 })?
                 .get(0);
             if count == 0 {
-                return initial_load(&self.salesforce, pg, &target, &mut |_| {})
-                    .await
-                    .map(|o| ("load", o));
+                let object = self.mapping.object.clone();
+                let report = |done: u64, finished: bool| {
+                    if let Some(progress) = &self.progress {
+                        progress(&object, done, finished);
+                    }
+                };
+                let outcome = initial_load(&self.salesforce, pg, &target, &mut |done| {
+                    report(done, false);
+                })
+                .await;
+                report(outcome.as_ref().map_or(0, |o| o.applied), true);
+                return outcome.map(|o| ("load", o));
             }
         }
         poll_once(&self.salesforce, pg, &target)

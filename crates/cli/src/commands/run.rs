@@ -33,7 +33,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         crate::commands::emulator::shutdown_signal().await;
         let _ = stop.send(true);
     });
-    pgforce_sync::supervisor::run(&url, prepared, stopped).await?;
+    pgforce_sync::supervisor::run(&url, prepared, stopped, Some(output::load_progress())).await?;
     signals.abort();
     output::say("stopped");
     Ok(())
