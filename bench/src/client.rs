@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Args;
 use futures_util::TryStreamExt as _;
-use pgforce_salesforce::{Client, ClientConfig, Credentials, SecretString};
+use pgforce_salesforce::{Client, ClientConfig};
 
 use crate::report::{Report, median};
 
@@ -116,12 +116,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     if !seeded.status().is_success() {
         bail!("seeding failed: {}", seeded.text().await?);
     }
-    let credentials = Credentials::Password {
-        client_id: "pgforce".to_owned(),
-        client_secret: SecretString::from("pgforce"),
-        username: "admin@example.com".to_owned(),
-        password: SecretString::from("pgforce"),
-    };
+    let credentials = crate::report::emulator_credentials();
     let client = Client::new(ClientConfig::new(emulator.base.clone(), credentials))?;
     let session = client.session().await?;
     let me = std::process::id().to_string();

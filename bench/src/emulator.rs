@@ -38,22 +38,6 @@ const FIELDS: &str = "Id, Name, Type, Industry, BillingStreet, BillingCity, Bill
 BillingCountry, Phone, Website, AnnualRevenue, NumberOfEmployees, Rating, Description, AccountSource, \
 External_Id__c, OwnerId, CreatedDate, SystemModstamp";
 
-fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .map(str::to_owned)
-        })
-        .and_then(|l| {
-            l.split_whitespace()
-                .nth(1)
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
-}
-
 struct Client {
     http: reqwest::Client,
     base: String,
@@ -121,7 +105,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         daily_api_limit: u64::MAX,
         ..EmulatorConfig::default()
     })?;
-    let before = rss_bytes();
+    let before = crate::report::proc_status_bytes("VmRSS:");
     let started = Instant::now();
     let seeded = tokio::task::spawn_blocking({
         let emulator = emulator.clone();
@@ -130,7 +114,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     })
     .await??;
     let seed_seconds = started.elapsed().as_secs_f64();
-    let org_bytes = rss_bytes().saturating_sub(before);
+    let org_bytes = crate::report::proc_status_bytes("VmRSS:").saturating_sub(before);
     let records = seeded.first().map_or(0, |(_, n)| *n);
     report.add(
         "accounts seeded",

@@ -116,3 +116,26 @@ pub fn url_encode(text: &str) -> String {
         })
         .collect()
 }
+
+/// A size from `/proc/self/status` (`VmRSS`, `VmHWM`, …) in bytes, 0 when unreadable.
+pub fn proc_status_bytes(key: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with(key)).map(str::to_owned))
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// The emulator administrator's password-flow credentials.
+pub fn emulator_credentials() -> pgforce_salesforce::Credentials {
+    pgforce_salesforce::Credentials::Password {
+        client_id: "pgforce".to_owned(),
+        client_secret: pgforce_salesforce::SecretString::from("pgforce"),
+        username: "admin@example.com".to_owned(),
+        password: pgforce_salesforce::SecretString::from("pgforce"),
+    }
+}

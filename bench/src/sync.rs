@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use pgforce_salesforce::{Client, ClientConfig, Credentials, SecretString};
+use pgforce_salesforce::{Client, ClientConfig};
 use pgforce_store::Ident;
 use pgforce_store::cursor::{ensure_connection, ensure_mapping};
 use pgforce_store::ddl::{Access, create_mapped_table, ensure_connection_schema};
@@ -66,22 +66,6 @@ const FIELDS: [&str; 15] = [
     "CreatedDate",
 ];
 
-fn peak_rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .map(str::to_owned)
-        })
-        .and_then(|l| {
-            l.split_whitespace()
-                .nth(1)
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
-}
-
 /// Runs the scenario.
 pub async fn run(options: Options) -> anyhow::Result<Report> {
     let mut report = Report::new("sync");
@@ -93,12 +77,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         .await?
         .error_for_status()
         .context("seeding the org")?;
-    let credentials = Credentials::Password {
-        client_id: "pgforce".to_owned(),
-        client_secret: SecretString::from("pgforce"),
-        username: "admin@example.com".to_owned(),
-        password: SecretString::from("pgforce"),
-    };
+    let credentials = crate::report::emulator_credentials();
     let sf = Client::new(ClientConfig::new(emulator.base.clone(), credentials))?;
 
     let (server, _) = options
@@ -152,7 +131,7 @@ async fn measure(
         mapping_id,
     };
 
-    let rss_before = peak_rss_bytes();
+    let rss_before = crate::report::proc_status_bytes("VmHWM:");
     let mut load_rates = Vec::new();
     for _ in 0..options.runs {
         let started = Instant::now();
@@ -166,7 +145,7 @@ async fn measure(
         }
         load_rates.push(outcome.applied as f64 / started.elapsed().as_secs_f64());
     }
-    let peak = peak_rss_bytes();
+    let peak = crate::report::proc_status_bytes("VmHWM:");
 
     // Baseline: the same rows, exported to a file, loaded into the same table by psql.
     let columns: Vec<String> = mapping

@@ -7,7 +7,7 @@ use pgforce_emulator::testing::TestOrg;
 use pgforce_store::testing::TestDatabase;
 use serde_json::{Value, json};
 
-use crate::run::{ACCOUNT_MAPPING, config_file, pgforce, wait_for_count};
+use crate::run::{ACCOUNT_MAPPING, config_file, pgforce, stop, wait_for_count};
 
 fn export_document() -> Value {
     json!({
@@ -100,17 +100,13 @@ async fn import_then_export_round_trips_and_run_syncs_imported_mappings() {
         json!({ "Id": {}, "IsDeleted": {}, "SystemModstamp": {}, "Name": {}, "Industry": {}, "AnnualRevenue": {} })
     );
 
-    let mut daemon = pgforce(&["run", "--config", config_path])
+    let daemon = pgforce(&["run", "--config", config_path])
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
     wait_for_count(&db, "select count(*) from salesforce.contact", 30).await;
     wait_for_count(&db, "select count(*) from salesforce.account", 20).await;
-    std::process::Command::new("kill")
-        .args(["-TERM", &daemon.id().unwrap().to_string()])
-        .status()
-        .unwrap();
-    assert!(daemon.wait().await.unwrap().success());
+    stop(daemon).await;
     let _ = std::fs::remove_file(document);
     let _ = std::fs::remove_file(config);
 }

@@ -41,6 +41,17 @@ fields = ["Name", "Industry", "AnnualRevenue"]
 polling_seconds = 1
 "#;
 
+/// A client logged in to the org as its administrator, over plain HTTP.
+fn salesforce(org: &TestOrg) -> Client {
+    let credentials = Credentials::Password {
+        client_id: "pgforce".to_owned(),
+        client_secret: SecretString::from("pgforce"),
+        username: "admin@example.com".to_owned(),
+        password: SecretString::from(pgforce_emulator::DEFAULT_PASSWORD),
+    };
+    Client::new(ClientConfig::new(org.http_url.clone(), credentials)).unwrap()
+}
+
 pub fn pgforce(args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_pgforce"));
     command
@@ -96,13 +107,7 @@ async fn run_loads_polls_and_stops_cleanly_on_sigterm() {
         .unwrap();
     wait_for_count(&db, "select count(*) from salesforce.account", 300).await;
 
-    let credentials = Credentials::Password {
-        client_id: "pgforce".to_owned(),
-        client_secret: SecretString::from("pgforce"),
-        username: "admin@example.com".to_owned(),
-        password: SecretString::from(pgforce_emulator::DEFAULT_PASSWORD),
-    };
-    let sf = Client::new(ClientConfig::new(org.http_url.clone(), credentials)).unwrap();
+    let sf = salesforce(&org);
     let fields =
         serde_json::from_value(serde_json::json!({ "Name": "Arrived", "Industry": "Banking" }))
             .unwrap();
@@ -222,16 +227,12 @@ async fn reload_empties_the_table_and_loads_it_again() {
     let db = TestDatabase::create().await;
     let config = config_file(&org, &db, ACCOUNT_MAPPING);
     let config_path = config.to_str().unwrap();
-    let mut daemon = pgforce(&["run", "--config", config_path])
+    let daemon = pgforce(&["run", "--config", config_path])
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
     wait_for_count(&db, "select count(*) from salesforce.account", 50).await;
-    std::process::Command::new("kill")
-        .args(["-TERM", &daemon.id().unwrap().to_string()])
-        .status()
-        .unwrap();
-    assert!(daemon.wait().await.unwrap().success());
+    stop(daemon).await;
 
     db.client().await.batch_execute("delete from salesforce.account where id % 2 = 0; update salesforce.account set name = 'damaged'").await.unwrap();
     let output = pgforce(&["reload", "--config", config_path, "--now", "account"])
@@ -281,42 +282,28 @@ async fn fields_added_to_a_mapping_are_back_filled_in_place() {
         ACCOUNT_MAPPING.replace("[\"Name\", \"Industry\", \"AnnualRevenue\"]", "[\"Name\"]");
     let config = config_file(&org, &db, &narrow);
     let path = config.to_str().unwrap().to_owned();
-    let stop = |daemon: &tokio::process::Child| {
-        std::process::Command::new("kill")
-            .args(["-TERM", &daemon.id().unwrap().to_string()])
-            .status()
-            .unwrap();
-    };
-    let mut daemon = pgforce(&["run", "--config", &path])
+    let daemon = pgforce(&["run", "--config", &path])
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
     wait_for_count(&db, "select count(*) from salesforce.account", 40).await;
-    stop(&daemon);
-    assert!(daemon.wait().await.unwrap().success());
+    stop(daemon).await;
     let ids_before = count(&db, "select sum(id) from salesforce.account").await;
 
     config_file(&org, &db, ACCOUNT_MAPPING);
-    let credentials = Credentials::Password {
-        client_id: "pgforce".to_owned(),
-        client_secret: SecretString::from("pgforce"),
-        username: "admin@example.com".to_owned(),
-        password: SecretString::from(pgforce_emulator::DEFAULT_PASSWORD),
-    };
-    let sf = Client::new(ClientConfig::new(org.http_url.clone(), credentials)).unwrap();
+    let sf = salesforce(&org);
     let with_revenue = sf
         .count("SELECT COUNT() FROM Account WHERE AnnualRevenue != null")
         .await
         .unwrap();
     assert!(with_revenue > 0);
-    let mut daemon = pgforce(&["run", "--config", &path])
+    let daemon = pgforce(&["run", "--config", &path])
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
     let filled = "select count(*) from salesforce.account where annualrevenue is not null";
     wait_for_count(&db, filled, i64::try_from(with_revenue).unwrap()).await;
-    stop(&daemon);
-    assert!(daemon.wait().await.unwrap().success());
+    stop(daemon).await;
     assert_eq!(
         count(&db, "select count(*) from salesforce.account").await,
         40,
@@ -357,12 +344,17 @@ async fn run_until_logged(config: &str, pattern: &str) -> tokio::process::Child 
     daemon
 }
 
-async fn stop(mut daemon: tokio::process::Child) {
+/// Sends SIGTERM and expects a clean exit.
+pub async fn stop(mut daemon: tokio::process::Child) {
+    let pid = daemon.id().unwrap().to_string();
     std::process::Command::new("kill")
-        .args(["-TERM", &daemon.id().unwrap().to_string()])
+        .args(["-TERM", &pid])
         .status()
         .unwrap();
-    assert!(daemon.wait().await.unwrap().success());
+    assert!(
+        daemon.wait().await.unwrap().success(),
+        "pgforce run exits 0 on SIGTERM"
+    );
 }
 
 #[tokio::test]

@@ -31,23 +31,8 @@ create index if not exists _trigger_log_idx_state_id on {schema}._trigger_log (s
 create index if not exists _trigger_log_idx_state_table_name on {schema}._trigger_log (state, table_name)
     where ((state)::text = 'NEW'::text) or ((state)::text = 'PENDING'::text);
 
-create table if not exists {schema}._trigger_log_archive (
-    id integer primary key,
-    txid bigint,
-    created_at timestamp with time zone,
-    updated_at timestamp with time zone,
-    processed_at timestamp with time zone,
-    processed_tx bigint,
-    state character varying(8),
-    action character varying(7),
-    table_name character varying(128),
-    record_id integer,
-    sfid character varying(18),
-    old text,
-    "values" text,
-    sf_result integer,
-    sf_message text
-);
+-- Same columns as the live log, without its defaults; ids are carried over.
+create table if not exists {schema}._trigger_log_archive (like {schema}._trigger_log, primary key (id));
 create index if not exists _trigger_log_archive_idx_created_at on {schema}._trigger_log_archive (created_at);
 create index if not exists _trigger_log_archive_idx_record_id on {schema}._trigger_log_archive (record_id);
 create index if not exists _trigger_log_archive_idx_state_table_name on {schema}._trigger_log_archive (state, table_name)
