@@ -41,6 +41,15 @@ fields = ["Name", "Industry", "AnnualRevenue"]
 polling_seconds = 1
 "#;
 
+/// An org with `accounts` seeded Accounts.
+async fn seeded_org(accounts: u64) -> TestOrg {
+    let org = TestOrg::start().await;
+    let plan = serde_json::json!({ "Account": accounts });
+    org.control(reqwest::Method::POST, "/seed", Some(plan))
+        .await;
+    org
+}
+
 /// A client logged in to the org as its administrator, over plain HTTP.
 fn salesforce(org: &TestOrg) -> Client {
     let credentials = Credentials::Password {
@@ -92,13 +101,7 @@ pub async fn wait_for_count(db: &TestDatabase, sql: &str, expected: i64) {
 
 #[tokio::test]
 async fn run_loads_polls_and_stops_cleanly_on_sigterm() {
-    let org = TestOrg::start().await;
-    org.control(
-        reqwest::Method::POST,
-        "/seed",
-        Some(serde_json::json!({ "Account": 300 })),
-    )
-    .await;
+    let org = seeded_org(300).await;
     let db = TestDatabase::create().await;
     let config = config_file(&org, &db, ACCOUNT_MAPPING);
     let mut daemon = pgforce(&["run", "--config", config.to_str().unwrap()])
@@ -217,13 +220,7 @@ async fn bad_configuration_fails_fast_naming_the_mapping_and_field() {
 
 #[tokio::test]
 async fn reload_empties_the_table_and_loads_it_again() {
-    let org = TestOrg::start().await;
-    org.control(
-        reqwest::Method::POST,
-        "/seed",
-        Some(serde_json::json!({ "Account": 50 })),
-    )
-    .await;
+    let org = seeded_org(50).await;
     let db = TestDatabase::create().await;
     let config = config_file(&org, &db, ACCOUNT_MAPPING);
     let config_path = config.to_str().unwrap();
@@ -270,13 +267,7 @@ async fn reload_empties_the_table_and_loads_it_again() {
 
 #[tokio::test]
 async fn fields_added_to_a_mapping_are_back_filled_in_place() {
-    let org = TestOrg::start().await;
-    org.control(
-        reqwest::Method::POST,
-        "/seed",
-        Some(serde_json::json!({ "Account": 40 })),
-    )
-    .await;
+    let org = seeded_org(40).await;
     let db = TestDatabase::create().await;
     let narrow =
         ACCOUNT_MAPPING.replace("[\"Name\", \"Industry\", \"AnnualRevenue\"]", "[\"Name\"]");
@@ -359,13 +350,7 @@ pub async fn stop(mut daemon: tokio::process::Child) {
 
 #[tokio::test]
 async fn a_spent_daily_budget_pauses_polling_and_events_are_logged() {
-    let org = TestOrg::start().await;
-    org.control(
-        reqwest::Method::POST,
-        "/seed",
-        Some(serde_json::json!({ "Account": 10 })),
-    )
-    .await;
+    let org = seeded_org(10).await;
     let db = TestDatabase::create().await;
     // The load costs two calls (the newest record, one page): the budget is then spent.
     let mapping = format!("{ACCOUNT_MAPPING}max_daily_api_calls = 2\n");
@@ -398,13 +383,7 @@ async fn a_spent_daily_budget_pauses_polling_and_events_are_logged() {
 
 #[tokio::test]
 async fn polling_pauses_when_the_org_nears_its_daily_limit() {
-    let org = TestOrg::start().await;
-    org.control(
-        reqwest::Method::POST,
-        "/seed",
-        Some(serde_json::json!({ "Account": 10 })),
-    )
-    .await;
+    let org = seeded_org(10).await;
     org.control(
         reqwest::Method::PUT,
         "/limits",
