@@ -401,3 +401,66 @@ async fn polling_pauses_when_the_org_nears_its_daily_limit() {
     stop(daemon).await;
     let _ = std::fs::remove_file(config);
 }
+
+#[tokio::test]
+async fn a_daemon_killed_mid_load_restarts_and_converges_without_duplicates() {
+    // Slow answers stretch the load so the kill lands in the middle of it.
+    let faults = pgforce_emulator::FaultConfig {
+        latency_ms: 150,
+        ..Default::default()
+    };
+    let org = TestOrg::start_with(pgforce_emulator::EmulatorConfig {
+        faults,
+        ..Default::default()
+    })
+    .await;
+    org.control(
+        reqwest::Method::POST,
+        "/seed",
+        Some(serde_json::json!({ "Account": 9000 })),
+    )
+    .await;
+    let db = TestDatabase::create().await;
+    let config = config_file(&org, &db, ACCOUNT_MAPPING);
+    let path = config.to_str().unwrap().to_owned();
+    let mut daemon = pgforce(&["run", "--config", &path])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_count(
+        &db,
+        "select count(*) from pgforce.mappings where state = 'RELOAD_TABLE'",
+        1,
+    )
+    .await;
+    std::process::Command::new("kill")
+        .args(["-KILL", &daemon.id().unwrap().to_string()])
+        .status()
+        .unwrap();
+    assert!(
+        !daemon.wait().await.unwrap().success(),
+        "killed, not stopped"
+    );
+    assert_eq!(
+        count(&db, "select count(*) from salesforce.account").await,
+        0,
+        "the cut-off load left nothing"
+    );
+    assert_eq!(
+        count(&db, "select count(*) from pgforce.read_cursors").await,
+        0,
+        "nor a cursor"
+    );
+
+    let daemon = pgforce(&["run", "--config", &path])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_count(&db, "select count(*) from salesforce.account", 9000).await;
+    assert_eq!(
+        count(&db, "select count(distinct sfid) from salesforce.account").await,
+        9000
+    );
+    stop(daemon).await;
+    let _ = std::fs::remove_file(config);
+}
