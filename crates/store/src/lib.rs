@@ -12,6 +12,7 @@
 //! - `catalog`: migrations of the `pgforce` schema; `cursor`: connections, mappings and
 //!   read cursors in it.
 //! - `ddl`: connection schema and mapped tables (`sql/*.sql` hold the bodies).
+//! - `hstore`: the trigger log's hstore text payloads.
 //! - `ident`, `error`: identifiers and errors.
 //! - `testing` (feature `test-support`): a database per test.
 
@@ -23,6 +24,7 @@ mod connect;
 pub mod cursor;
 pub mod ddl;
 mod error;
+pub mod hstore;
 pub mod ident;
 #[cfg(feature = "test-support")]
 pub mod testing;

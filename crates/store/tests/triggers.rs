@@ -270,3 +270,26 @@ async fn capture_helpers_requeue_rows_as_heroku_connect_users_do() {
         .get(0);
     assert_eq!(none, None, "a row without an id is not captured");
 }
+
+#[tokio::test]
+async fn captured_payloads_parse_back_to_the_values_written() {
+    let (_db, client) = database_with_account(Access::ReadWrite).await;
+    let tricky = "Say \"hi\" \\ to\nO'Brien, => é";
+    client
+        .execute("insert into salesforce.account (name, description, annualrevenue) values ($1, null, 12.5)", &[&tricky])
+        .await
+        .unwrap();
+    let values: String = client
+        .query_one("select \"values\" from salesforce._trigger_log", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let pairs = pgforce_store::hstore::parse(&values).unwrap();
+    let get = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+    assert_eq!(get("name"), Some(Some(tricky.to_owned())));
+    assert_eq!(get("description"), Some(None), "NULL reads as null");
+    assert_eq!(get("annualrevenue"), Some(Some("12.5".to_owned())));
+    assert_eq!(get("sfid"), Some(None));
+    assert!(get("id").is_some_and(|v| v.is_some()));
+    assert_eq!(get("_hc_lastop"), None);
+}
