@@ -2,12 +2,12 @@
 
 use pgforce_store::testing::TestDatabase;
 
+use crate::run::pgforce;
+
 #[tokio::test]
 async fn demo_loads_the_org_and_shows_an_edit_arriving() {
     let db = TestDatabase::create().await;
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_pgforce"))
-        .args(["demo", "--exit", "--database-url", &db.url])
-        .env("RUST_LOG", "warn")
+    let output = pgforce(&["demo", "--exit", "--database-url", &db.url])
         .output()
         .await
         .unwrap();
