@@ -15,6 +15,8 @@
 //!   mapping export document.
 //! - `convert`: Salesforce types and values into Postgres (pure).
 //! - `reader`: initial load and polling.
+//! - `plan`: ordered and merged write plans from captured changes (pure; the writer that
+//!   sends them comes next).
 //! - `config`: connections and mappings as configured; `supervisor`: one worker per
 //!   mapping, fail-fast setup, shutdown.
 
@@ -26,6 +28,7 @@ pub mod convert;
 mod error;
 pub mod hc_json;
 pub mod mapping;
+pub mod plan;
 pub mod reader;
 pub mod supervisor;
 
