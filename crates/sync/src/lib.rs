@@ -15,8 +15,8 @@
 //!   mapping export document.
 //! - `convert`: Salesforce types and values into Postgres (pure).
 //! - `reader`: initial load and polling.
-//! - `plan`: ordered and merged write plans from captured changes (pure; the writer that
-//!   sends them comes next).
+//! - `plan`: ordered and merged write plans from captured changes (pure).
+//! - `writer`: one pass over the trigger log: claim, send, record outcomes.
 //! - `config`: connections and mappings as configured; `supervisor`: one worker per
 //!   mapping, fail-fast setup, shutdown.
 
@@ -31,5 +31,6 @@ pub mod mapping;
 pub mod plan;
 pub mod reader;
 pub mod supervisor;
+pub mod writer;
 
 pub use error::{Error, Result};

@@ -40,6 +40,10 @@ pub struct MappedField {
     pub column: Ident,
     /// The column type.
     pub pg_type: PgType,
+    /// Whether Salesforce accepts a value for it on create.
+    pub createable: bool,
+    /// Whether Salesforce accepts a value for it on update.
+    pub updateable: bool,
 }
 
 /// A mapping checked against the org.
@@ -112,6 +116,8 @@ impl Mapping {
                 api_name: field.name.clone(),
                 column,
                 pg_type,
+                createable: field.createable,
+                updateable: field.updateable,
             });
         }
         let upsert_column = match &spec.upsert_field {

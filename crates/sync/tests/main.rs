@@ -7,3 +7,4 @@ mod support;
 
 mod mapping;
 mod reader;
+mod writer;

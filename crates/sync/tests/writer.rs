@@ -1,0 +1,200 @@
+//! One writer pass against the emulator and a real Postgres: app inserts, updates and
+//! deletes reach Salesforce, refusals are recorded, write-backs land with the outcome,
+//! and nothing echoes back through the reader.
+
+use pgforce_emulator::EmulatorConfig;
+use pgforce_sync::config::WriteAlgorithm;
+use pgforce_sync::reader::{Target, initial_load, poll_once};
+use pgforce_sync::writer::write_once;
+use serde_json::json;
+
+use crate::support::harness;
+
+async fn log_states(pg: &tokio_postgres::Client) -> Vec<(String, String, Option<String>)> {
+    pg.query(
+        "select action::text, state::text, sf_message from salesforce._trigger_log order by id",
+        &[],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1), r.get(2)))
+    .collect()
+}
+
+#[tokio::test]
+async fn app_changes_reach_salesforce_with_outcomes_written_back() {
+    let mut h = harness(2000, EmulatorConfig::default()).await;
+    let kept =
+        h.sf.create(
+            "Gadget__c",
+            &serde_json::from_value(json!({ "Name": "Kept", "Code__c": "K" })).unwrap(),
+        )
+        .await
+        .unwrap();
+    let gone =
+        h.sf.create(
+            "Gadget__c",
+            &serde_json::from_value(json!({ "Name": "Gone", "Code__c": "G" })).unwrap(),
+        )
+        .await
+        .unwrap();
+    let mapping = h.mapping.clone();
+    let target = Target {
+        schema: &h.schema,
+        mapping: &mapping,
+        mapping_id: h.mapping_id,
+    };
+    initial_load(&h.sf, &mut h.pg, &target, &mut |_| {})
+        .await
+        .unwrap();
+
+    h.pg.batch_execute(
+        "insert into salesforce.gadget__c (name, code__c, price__c, active__c, launched__c, checked_at__c)
+             values ('New one', 'N-1', 12.5, true, '2024-02-29', '2024-03-01 10:20:30.5');
+         insert into salesforce.gadget__c (name, code__c, email__c) values ('Bad', 'B-1', 'not-an-email');
+         update salesforce.gadget__c set name = 'Kept, renamed' where code__c = 'K';
+         delete from salesforce.gadget__c where code__c = 'G';",
+    )
+    .await
+    .unwrap();
+    let outcome = write_once(
+        &h.sf,
+        &mut h.pg,
+        &h.schema,
+        std::slice::from_ref(&mapping),
+        WriteAlgorithm::Ordered,
+    )
+    .await
+    .unwrap();
+    assert_eq!((outcome.succeeded, outcome.failed), (3, 1), "{outcome:?}");
+
+    let states = log_states(&h.pg).await;
+    assert_eq!(states[0].1, "SUCCESS");
+    assert_eq!(states[1].1, "FAILED");
+    assert!(
+        states[1]
+            .2
+            .as_deref()
+            .unwrap()
+            .starts_with("INVALID_EMAIL_ADDRESS:"),
+        "{states:?}"
+    );
+    assert_eq!(
+        (states[2].1.as_str(), states[3].1.as_str()),
+        ("SUCCESS", "SUCCESS")
+    );
+
+    let row =
+        h.pg.query_one(
+            "select sfid, _hc_lastop from salesforce.gadget__c where code__c = 'N-1'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (sfid, lastop): (Option<String>, String) = (row.get(0), row.get(1));
+    assert_eq!(lastop, "INSERTED");
+    let created =
+        h.sf.get("Gadget__c", sfid.as_deref().unwrap(), None)
+            .await
+            .unwrap();
+    assert_eq!(created["Name"], "New one");
+    assert_eq!(created["Price__c"], 12.5);
+    assert_eq!(created["Active__c"], true);
+    assert_eq!(created["Launched__c"], "2024-02-29");
+    assert_eq!(created["Checked_At__c"], "2024-03-01T10:20:30.500+0000");
+    let failed =
+        h.pg.query_one(
+            "select _hc_lastop, _hc_err from salesforce.gadget__c where code__c = 'B-1'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(failed.get::<_, String>(0), "FAILED");
+    let err: serde_json::Value = serde_json::from_str(&failed.get::<_, String>(1)).unwrap();
+    assert_eq!(
+        (err["op"].as_str(), err["code"].as_str()),
+        (Some("INSERT"), Some("INVALID_EMAIL_ADDRESS"))
+    );
+    assert_eq!(
+        h.sf.get("Gadget__c", &kept, Some(&["Name"])).await.unwrap()["Name"],
+        "Kept, renamed"
+    );
+    assert!(
+        h.sf.get("Gadget__c", &gone, None).await.is_err(),
+        "the deleted record is gone in Salesforce"
+    );
+
+    // The reader brings the written records back without capturing them again.
+    poll_once(&h.sf, &mut h.pg, &target).await.unwrap();
+    let new_entries: i64 =
+        h.pg.query_one(
+            "select count(*) from salesforce._trigger_log where state = 'NEW'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(new_entries, 0, "no echo");
+    assert_eq!(
+        write_once(
+            &h.sf,
+            &mut h.pg,
+            &h.schema,
+            std::slice::from_ref(&mapping),
+            WriteAlgorithm::Ordered
+        )
+        .await
+        .unwrap()
+        .succeeded,
+        0
+    );
+}
+
+#[tokio::test]
+async fn merged_writes_send_an_insert_and_its_updates_as_one_insert() {
+    let mut h = harness(2000, EmulatorConfig::default()).await;
+    let mapping = h.mapping.clone();
+    h.pg.batch_execute(
+        "insert into salesforce.gadget__c (name, code__c) values ('First', 'M-1');
+         update salesforce.gadget__c set name = 'Second' where code__c = 'M-1';
+         update salesforce.gadget__c set stock__c = 4 where code__c = 'M-1';",
+    )
+    .await
+    .unwrap();
+    let outcome = write_once(
+        &h.sf,
+        &mut h.pg,
+        &h.schema,
+        std::slice::from_ref(&mapping),
+        WriteAlgorithm::Merged,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (outcome.succeeded, outcome.merged, outcome.failed),
+        (1, 2, 0),
+        "{outcome:?}"
+    );
+    let states: Vec<String> = log_states(&h.pg).await.into_iter().map(|s| s.1).collect();
+    assert_eq!(states, ["SUCCESS", "MERGED", "MERGED"]);
+    let sfid: String =
+        h.pg.query_one("select sfid from salesforce.gadget__c", &[])
+            .await
+            .unwrap()
+            .get(0);
+    let record =
+        h.sf.get("Gadget__c", &sfid, Some(&["Name", "Stock__c"]))
+            .await
+            .unwrap();
+    assert_eq!(
+        (record["Name"].as_str(), record["Stock__c"].as_i64()),
+        (Some("Second"), Some(4)),
+        "latest values"
+    );
+    assert_eq!(
+        h.sf.count("SELECT COUNT() FROM Gadget__c").await.unwrap(),
+        1,
+        "one create"
+    );
+}
