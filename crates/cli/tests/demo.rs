@@ -2,21 +2,12 @@
 
 use pgforce_store::testing::TestDatabase;
 
-use crate::run::pgforce;
+use crate::run::pgforce_ok;
 
 #[tokio::test]
 async fn demo_loads_the_org_and_shows_an_edit_arriving() {
     let db = TestDatabase::create().await;
-    let output = pgforce(&["demo", "--exit", "--database-url", &db.url])
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "demo failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = pgforce_ok(&["demo", "--exit", "--database-url", &db.url]).await;
     assert!(
         stdout.contains("2000 rows loaded into salesforce.account"),
         "{stdout}"

@@ -7,7 +7,7 @@ use pgforce_emulator::testing::TestOrg;
 use pgforce_store::testing::TestDatabase;
 use serde_json::{Value, json};
 
-use crate::run::{ACCOUNT_MAPPING, config_file, pgforce, stop, wait_for_count};
+use crate::run::{ACCOUNT_MAPPING, config_file, pgforce, pgforce_ok, stop, wait_for_count};
 
 fn export_document() -> Value {
     json!({
@@ -46,35 +46,17 @@ async fn import_then_export_round_trips_and_run_syncs_imported_mappings() {
     let document = std::env::temp_dir().join(format!("{}-export.json", db.name));
     std::fs::write(&document, export_document().to_string()).unwrap();
 
-    let imported = pgforce(&[
+    let imported = pgforce_ok(&[
         "import",
         "--config",
         config_path,
         document.to_str().unwrap(),
     ])
-    .output()
-    .await
-    .unwrap();
-    assert!(
-        imported.status.success(),
-        "{}",
-        String::from_utf8_lossy(&imported.stderr)
-    );
-    assert!(
-        String::from_utf8_lossy(&imported.stdout)
-            .contains("imported 1 mapping(s) into connection main")
-    );
+    .await;
+    assert!(imported.contains("imported 1 mapping(s) into connection main"));
 
-    let exported = pgforce(&["export", "--config", config_path])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        exported.status.success(),
-        "{}",
-        String::from_utf8_lossy(&exported.stderr)
-    );
-    let exported: Value = serde_json::from_slice(&exported.stdout).unwrap();
+    let exported = pgforce_ok(&["export", "--config", config_path]).await;
+    let exported: Value = serde_json::from_str(&exported).unwrap();
     let original = export_document();
     assert_eq!(
         exported["connection"], original["connection"],

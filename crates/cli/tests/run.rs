@@ -74,6 +74,20 @@ pub fn pgforce(args: &[&str]) -> Command {
     command
 }
 
+/// Runs `pgforce args`, fails the test with both output streams unless it succeeds,
+/// and returns its stdout.
+pub async fn pgforce_ok(args: &[&str]) -> String {
+    let output = pgforce(args).output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "pgforce {} failed:\n{stdout}\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
 async fn count(db: &TestDatabase, sql: &str) -> i64 {
     db.client()
         .await
@@ -122,12 +136,7 @@ async fn run_loads_polls_and_stops_cleanly_on_sigterm() {
     )
     .await;
 
-    let status = pgforce(&["status", "--config", config.to_str().unwrap()])
-        .output()
-        .await
-        .unwrap();
-    let table = String::from_utf8_lossy(&status.stdout);
-    assert!(status.status.success(), "{table}");
+    let table = pgforce_ok(&["status", "--config", config.to_str().unwrap()]).await;
     let account_row = table
         .lines()
         .find(|l| l.contains("Account"))
@@ -232,16 +241,7 @@ async fn reload_empties_the_table_and_loads_it_again() {
     stop(daemon).await;
 
     db.client().await.batch_execute("delete from salesforce.account where id % 2 = 0; update salesforce.account set name = 'damaged'").await.unwrap();
-    let output = pgforce(&["reload", "--config", config_path, "--now", "account"])
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = pgforce_ok(&["reload", "--config", config_path, "--now", "account"]).await;
     assert!(
         stdout.contains("RELOAD COMPLETE: Account 50 rows"),
         "{stdout}"

@@ -5,10 +5,23 @@
 use pgforce_emulator::EmulatorConfig;
 use pgforce_sync::config::WriteAlgorithm;
 use pgforce_sync::reader::{Target, initial_load, poll_once};
-use pgforce_sync::writer::write_once;
+use pgforce_sync::writer::{WriteOutcome, write_once};
 use serde_json::json;
 
-use crate::support::harness;
+use crate::support::{Harness, harness};
+
+/// One writer pass over the harness's mapping.
+async fn write_pass(h: &mut Harness, algorithm: WriteAlgorithm) -> WriteOutcome {
+    write_once(
+        &h.sf,
+        &mut h.pg,
+        &h.schema,
+        std::slice::from_ref(&h.mapping),
+        algorithm,
+    )
+    .await
+    .unwrap()
+}
 
 async fn log_states(pg: &tokio_postgres::Client) -> Vec<(String, String, Option<String>)> {
     pg.query(
@@ -39,9 +52,9 @@ async fn app_changes_reach_salesforce_with_outcomes_written_back() {
         )
         .await
         .unwrap();
-    let mapping = h.mapping.clone();
+    let (mapping, schema) = (h.mapping.clone(), h.schema.clone());
     let target = Target {
-        schema: &h.schema,
+        schema: &schema,
         mapping: &mapping,
         mapping_id: h.mapping_id,
     };
@@ -58,15 +71,7 @@ async fn app_changes_reach_salesforce_with_outcomes_written_back() {
     )
     .await
     .unwrap();
-    let outcome = write_once(
-        &h.sf,
-        &mut h.pg,
-        &h.schema,
-        std::slice::from_ref(&mapping),
-        WriteAlgorithm::Ordered,
-    )
-    .await
-    .unwrap();
+    let outcome = write_pass(&mut h, WriteAlgorithm::Ordered).await;
     assert_eq!((outcome.succeeded, outcome.failed), (3, 1), "{outcome:?}");
 
     let states = log_states(&h.pg).await;
@@ -137,16 +142,7 @@ async fn app_changes_reach_salesforce_with_outcomes_written_back() {
         .get(0);
     assert_eq!(new_entries, 0, "no echo");
     assert_eq!(
-        write_once(
-            &h.sf,
-            &mut h.pg,
-            &h.schema,
-            std::slice::from_ref(&mapping),
-            WriteAlgorithm::Ordered
-        )
-        .await
-        .unwrap()
-        .succeeded,
+        write_pass(&mut h, WriteAlgorithm::Ordered).await.succeeded,
         0
     );
 }
@@ -154,7 +150,6 @@ async fn app_changes_reach_salesforce_with_outcomes_written_back() {
 #[tokio::test]
 async fn merged_writes_send_an_insert_and_its_updates_as_one_insert() {
     let mut h = harness(2000, EmulatorConfig::default()).await;
-    let mapping = h.mapping.clone();
     h.pg.batch_execute(
         "insert into salesforce.gadget__c (name, code__c) values ('First', 'M-1');
          update salesforce.gadget__c set name = 'Second' where code__c = 'M-1';
@@ -162,15 +157,7 @@ async fn merged_writes_send_an_insert_and_its_updates_as_one_insert() {
     )
     .await
     .unwrap();
-    let outcome = write_once(
-        &h.sf,
-        &mut h.pg,
-        &h.schema,
-        std::slice::from_ref(&mapping),
-        WriteAlgorithm::Merged,
-    )
-    .await
-    .unwrap();
+    let outcome = write_pass(&mut h, WriteAlgorithm::Merged).await;
     assert_eq!(
         (outcome.succeeded, outcome.merged, outcome.failed),
         (1, 2, 0),
