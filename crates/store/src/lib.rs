@@ -13,6 +13,7 @@
 //!   read cursors in it.
 //! - `ddl`: connection schema and mapped tables (`sql/*.sql` hold the bodies).
 //! - `hstore`: the trigger log's hstore text payloads.
+//! - `notify`: LISTEN wake-ups for the writer; `lease`: who works on what.
 //! - `ident`, `error`: identifiers and errors.
 //! - `testing` (feature `test-support`): a database per test.
 
@@ -26,6 +27,8 @@ pub mod ddl;
 mod error;
 pub mod hstore;
 pub mod ident;
+pub mod lease;
+pub mod notify;
 #[cfg(feature = "test-support")]
 pub mod testing;
 

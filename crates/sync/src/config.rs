@@ -36,6 +36,17 @@ pub enum WriteAlgorithm {
     Merged,
 }
 
+/// What ordered writes do when Salesforce refuses an insert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnInsertFailure {
+    /// Hold back only the later changes of that record; everything else keeps flowing.
+    #[default]
+    HoldDependents,
+    /// Stop the whole queue until the failed insert is fixed (Heroku Connect's behaviour).
+    BlockQueue,
+}
+
 /// Whether a mapping's table is written back to Salesforce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -86,6 +97,16 @@ pub struct ConnectionConfig {
     /// How the writer groups changes.
     #[serde(default)]
     pub write_algorithm: WriteAlgorithm,
+    /// What ordered writes do when an insert is refused (default: hold back its record only).
+    #[serde(default)]
+    pub on_insert_failure: OnInsertFailure,
+    /// Seconds a processed trigger-log row stays in `_trigger_log` before it moves to
+    /// `_trigger_log_archive` (default 600).
+    #[serde(default = "default_archive_after_seconds")]
+    pub archive_after_seconds: u64,
+    /// Days `_trigger_log_archive` keeps rows (default 31, as Heroku Connect).
+    #[serde(default = "default_archive_retention_days")]
+    pub archive_retention_days: u64,
     /// The objects to sync.
     #[serde(default, rename = "mapping")]
     pub mappings: Vec<MappingConfig>,
@@ -118,6 +139,14 @@ fn default_schema() -> String {
 
 fn default_api_version() -> String {
     pgforce_salesforce::DEFAULT_API_VERSION.to_owned()
+}
+
+fn default_archive_after_seconds() -> u64 {
+    600
+}
+
+fn default_archive_retention_days() -> u64 {
+    31
 }
 
 fn default_polling_seconds() -> u64 {

@@ -1,8 +1,9 @@
 //! pgforce's sync engine.
 //!
 //! It owns the mapping model (what to sync, checked against the org), the conversion of
-//! Salesforce values into Postgres columns, and the workers that move changes: so far the
-//! reader (Salesforce → Postgres: initial load and incremental polls). It talks to
+//! Salesforce values into Postgres columns, and the workers that move changes: the reader
+//! (Salesforce → Postgres: initial load and incremental polls) and the writer (Postgres →
+//! Salesforce: the trigger log). It talks to
 //! Salesforce only through `pgforce-salesforce` and to Postgres through `pgforce-store`
 //! and the driver, and follows the worker contract in ARCHITECTURE.md: cursors advance in
 //! the transaction that applied the rows, and pgforce's own writes never echo back.
@@ -16,7 +17,8 @@
 //! - `convert`: Salesforce types and values into Postgres (pure).
 //! - `reader`: initial load and polling.
 //! - `plan`: ordered and merged write plans from captured changes (pure).
-//! - `writer`: one pass over the trigger log: claim, send, record outcomes.
+//! - `writer`: one pass over the trigger log (claim, send, record outcomes), resuming
+//!   after a crash, archiving; `write_worker`: the writer as a daemon (lease, LISTEN).
 //! - `config`: connections and mappings as configured; `supervisor`: one worker per
 //!   mapping, fail-fast setup, shutdown.
 
@@ -31,6 +33,7 @@ pub mod mapping;
 pub mod plan;
 pub mod reader;
 pub mod supervisor;
+pub mod write_worker;
 pub mod writer;
 
 pub use error::{Error, Result};

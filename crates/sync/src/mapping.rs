@@ -46,6 +46,22 @@ pub struct MappedField {
     pub updateable: bool,
 }
 
+/// A relationship external-id column (`account__r__code__c` for `Account__r.Code__c`):
+/// write-only, it lets a child reference its parent by the parent's external id, so both
+/// can be inserted in one transaction before the parent has an `sfid`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelationshipReference {
+    /// The relationship's name (`Account`, `Parent__r`).
+    pub relationship: String,
+    /// The parent's External ID field (`Code__c`).
+    pub external_field: String,
+    /// The column: relationship name, `__`, field name, lower-cased.
+    pub column: Ident,
+}
+
+/// Width of relationship external-id columns.
+const REFERENCE_COLUMN_LENGTH: u32 = 255;
+
 /// A mapping checked against the org.
 #[derive(Debug, Clone)]
 pub struct Mapping {
@@ -60,6 +76,8 @@ pub struct Mapping {
     pub fields: Vec<MappedField>,
     /// The upsert field's column.
     pub upsert_column: Option<Ident>,
+    /// Relationship external-id columns (configured as `Relationship.ExternalField`).
+    pub references: Vec<RelationshipReference>,
 }
 
 fn config_error(object: &str, problem: String) -> Error {
@@ -90,7 +108,13 @@ impl Mapping {
         if describe.field("SystemModstamp").is_none() {
             return Err(fail(format!("{object} has no SystemModstamp to poll by")));
         }
-        wanted.extend(spec.fields.iter().cloned());
+        let (paths, plain): (Vec<&String>, Vec<&String>) =
+            spec.fields.iter().partition(|f| f.contains('.'));
+        wanted.extend(plain.into_iter().cloned());
+        let references = paths
+            .into_iter()
+            .map(|path| resolve_reference(describe, path).map_err(&fail))
+            .collect::<Result<Vec<_>>>()?;
         let mut fields: Vec<MappedField> = Vec::with_capacity(wanted.len());
         for name in &wanted {
             soql::name(name).map_err(|_| {
@@ -152,6 +176,7 @@ impl Mapping {
             table,
             fields,
             upsert_column,
+            references,
         })
     }
 
@@ -167,6 +192,10 @@ impl Mapping {
                     name: f.column.clone(),
                     pg_type: f.pg_type,
                 })
+                .chain(self.references.iter().map(|r| ColumnSpec {
+                    name: r.column.clone(),
+                    pg_type: PgType::Varchar(REFERENCE_COLUMN_LENGTH),
+                }))
                 .collect(),
             unique_column: self.upsert_column.clone(),
             access: self.spec.access,
@@ -181,4 +210,38 @@ impl Mapping {
             .collect::<Vec<_>>()
             .join(", ")
     }
+}
+
+/// Checks `Relationship.ExternalField` against the object's relationships.
+fn resolve_reference(
+    describe: &ObjectDescribe,
+    path: &str,
+) -> std::result::Result<RelationshipReference, String> {
+    let (relationship, external_field) = path.split_once('.').unwrap_or((path, ""));
+    for part in [relationship, external_field] {
+        soql::name(part)
+            .map_err(|_| format!("{path:?} is not Relationship.ExternalIdField of valid names"))?;
+    }
+    let lookup = describe
+        .fields
+        .iter()
+        .find(|f| {
+            f.relationship_name
+                .as_deref()
+                .is_some_and(|r| r.eq_ignore_ascii_case(relationship))
+        })
+        .ok_or_else(|| {
+            format!(
+                "{path}: {} has no relationship named {relationship}",
+                describe.object.name
+            )
+        })?;
+    let relationship = lookup.relationship_name.clone().unwrap_or_default();
+    let column = Ident::from_salesforce(&format!("{relationship}__{external_field}"))
+        .map_err(|e| format!("{path}: {e}"))?;
+    Ok(RelationshipReference {
+        relationship,
+        external_field: external_field.to_owned(),
+        column,
+    })
 }

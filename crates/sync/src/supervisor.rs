@@ -1,5 +1,6 @@
-//! Running the configured connections: set up every mapping, then one worker per
-//! mapping that loads it once and polls it on its interval, until shutdown.
+//! Running the configured connections: set up every mapping, then one reader per
+//! mapping that loads it once and polls it on its interval, and one writer per connection
+//! with read-write mappings ([`crate::write_worker`]), until shutdown.
 //!
 //! Key concepts:
 //! - **Fail fast on configuration.** [`prepare`] logs in, describes every mapped object
@@ -29,6 +30,8 @@ use crate::error::{Error, Result};
 use crate::hc_json;
 use crate::mapping::Mapping;
 use crate::reader::{ReadOutcome, Target, initial_load, poll_once};
+use crate::write_worker::WriteWorker;
+use crate::writer::WritePolicy;
 
 /// A connection ready to run: logged in, mappings resolved, tables in place.
 #[derive(Debug)]
@@ -41,6 +44,12 @@ pub struct PreparedConnection {
     pub schema: Ident,
     /// Its mappings with their catalog ids.
     pub mappings: Vec<(Mapping, i64)>,
+    /// How its writer groups changes.
+    pub write_policy: WritePolicy,
+    /// How long processed trigger-log rows stay before they are archived.
+    pub archive_after: Duration,
+    /// How long the archive keeps rows.
+    pub archive_retention: Duration,
 }
 
 fn config_error(object: &str, problem: String) -> Error {
@@ -144,6 +153,14 @@ pub async fn prepare(
             salesforce,
             schema,
             mappings: registered,
+            write_policy: WritePolicy {
+                algorithm: connection.write_algorithm,
+                on_insert_failure: connection.on_insert_failure,
+            },
+            archive_after: Duration::from_secs(connection.archive_after_seconds),
+            archive_retention: Duration::from_secs(
+                connection.archive_retention_days.saturating_mul(86_400),
+            ),
         });
     }
     Ok(prepared)
@@ -190,7 +207,8 @@ async fn with_imported_mappings(
 /// Told how far initial loads have got: `(object, records loaded so far, done)`.
 pub type LoadProgress = std::sync::Arc<dyn Fn(&str, u64, bool) + Send + Sync>;
 
-/// Runs a worker per mapping until `shutdown` turns true.
+/// Runs a reader per mapping and a writer per connection with read-write mappings, until
+/// `shutdown` turns true.
 pub async fn run(
     database_url: &str,
     connections: Vec<PreparedConnection>,
@@ -199,6 +217,25 @@ pub async fn run(
 ) -> Result<()> {
     let mut workers = JoinSet::new();
     for connection in connections {
+        let writable: Vec<(Mapping, i64)> = connection
+            .mappings
+            .iter()
+            .filter(|(m, _)| m.spec.access == Access::ReadWrite)
+            .cloned()
+            .collect();
+        if !writable.is_empty() {
+            let writer = WriteWorker {
+                database_url: database_url.to_owned(),
+                connection: connection.name.clone(),
+                salesforce: connection.salesforce.clone(),
+                schema: connection.schema.clone(),
+                mappings: writable,
+                policy: connection.write_policy,
+                archive_after: connection.archive_after,
+                archive_retention: connection.archive_retention,
+            };
+            workers.spawn(writer.run(shutdown.clone()));
+        }
         for (mapping, id) in connection.mappings {
             let worker = Worker {
                 database_url: database_url.to_owned(),

@@ -8,3 +8,4 @@ mod support;
 mod mapping;
 mod reader;
 mod writer;
+mod writer_recovery;

@@ -64,6 +64,15 @@ pub struct Harness {
 /// Starts an org with the test schema, logs in with pages of `batch` records, creates a
 /// database with the Gadget__c table and registers the mapping.
 pub async fn harness(batch: u32, config: EmulatorConfig) -> Harness {
+    harness_with(batch, config, Some("Code__c")).await
+}
+
+/// As [`harness`], with the given upsert field (or none).
+pub async fn harness_with(
+    batch: u32,
+    config: EmulatorConfig,
+    upsert_field: Option<&str>,
+) -> Harness {
     let schema_file = pgforce_emulator::Emulator::parse_schema_file(SCHEMA).unwrap();
     let org = TestOrg::start_with(EmulatorConfig {
         schema_files: vec![schema_file],
@@ -90,7 +99,7 @@ pub async fn harness(batch: u32, config: EmulatorConfig) -> Harness {
         object: "Gadget__c".to_owned(),
         fields: FIELDS.iter().map(|f| (*f).to_owned()).collect(),
         access: Access::ReadWrite,
-        upsert_field: Some("Code__c".to_owned()),
+        upsert_field: upsert_field.map(str::to_owned),
         polling_seconds: 1,
         max_daily_api_calls: 30_000,
     };

@@ -5,19 +5,27 @@
 use pgforce_emulator::EmulatorConfig;
 use pgforce_sync::config::WriteAlgorithm;
 use pgforce_sync::reader::{Target, initial_load, poll_once};
-use pgforce_sync::writer::{WriteOutcome, write_once};
+use pgforce_sync::writer::{WriteOutcome, WritePolicy, write_once};
 use serde_json::json;
 
 use crate::support::{Harness, harness};
 
 /// One writer pass over the harness's mapping.
 async fn write_pass(h: &mut Harness, algorithm: WriteAlgorithm) -> WriteOutcome {
+    let policy = WritePolicy {
+        algorithm,
+        ..WritePolicy::default()
+    };
+    write_with(h, &policy).await
+}
+
+async fn write_with(h: &mut Harness, policy: &WritePolicy) -> WriteOutcome {
     write_once(
         &h.sf,
         &mut h.pg,
         &h.schema,
         std::slice::from_ref(&h.mapping),
-        algorithm,
+        policy,
     )
     .await
     .unwrap()

@@ -1,0 +1,66 @@
+//! Leases: who works on what, so two `pgforce run` processes on one catalog never do the
+//! same work twice.
+//!
+//! A lease is a row in `pgforce.leases` naming its holder and when it expires. The holder
+//! renews it well before expiry (heartbeat); anyone may take it once it has expired, so
+//! work moves to another process within one lease period when its holder dies. Taking and
+//! renewing are the same single statement, so two processes racing for a lease cannot
+//! both win.
+
+use std::time::Duration;
+
+use tokio_postgres::Client;
+
+use crate::error::{Context as _, Result};
+
+/// A name for this process as a lease holder: host, pid and a random part, so a restarted
+/// process never mistakes an old lease for its own.
+pub fn holder_name() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".to_owned());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{host}:{}:{nanos:08x}", std::process::id())
+}
+
+/// Takes or renews the lease `name` for `ttl`. `true` when `holder` holds it afterwards.
+pub async fn acquire(client: &Client, name: &str, holder: &str, ttl: Duration) -> Result<bool> {
+    let millis = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+    let row = client
+        .query_opt(
+            "insert into pgforce.leases (name, holder, expires_at)
+             values ($1, $2, now() + make_interval(secs => $3::bigint / 1000.0))
+             on conflict (name) do update
+                 set holder = excluded.holder, expires_at = excluded.expires_at
+                 where leases.holder = excluded.holder or leases.expires_at < now()
+             returning holder",
+            &[&name, &holder, &millis],
+        )
+        .await
+        .context(|| format!("taking lease {name}"))?;
+    Ok(row.is_some())
+}
+
+/// Gives the lease up, if `holder` holds it.
+pub async fn release(client: &Client, name: &str, holder: &str) -> Result<()> {
+    client
+        .execute(
+            "delete from pgforce.leases where name = $1 and holder = $2",
+            &[&name, &holder],
+        )
+        .await
+        .context(|| format!("releasing lease {name}"))
+        .map(|_| ())
+}
+
+/// Who holds the lease `name` now (expired leases count as free).
+pub async fn holder(client: &Client, name: &str) -> Result<Option<String>> {
+    client
+        .query_opt(
+            "select holder from pgforce.leases where name = $1 and expires_at >= now()",
+            &[&name],
+        )
+        .await
+        .context(|| format!("reading lease {name}"))
+        .map(|row| row.map(|r| r.get(0)))
+}

@@ -1,0 +1,61 @@
+//! Waking the writer: LISTEN on a connection's trigger-log channel.
+//!
+//! The trigger log's insert trigger runs `pg_notify('<schema>.hc_trigger_log', 'ping')`
+//! for every captured change. A [`Listener`] holds its own database session (LISTEN is
+//! per session), drives it on the runtime and turns notifications into wake-ups. Bursts
+//! collapse: the wake-up channel holds one pending wake-up, so a thousand pings while the
+//! writer is busy cost one extra pass, not a thousand.
+
+use std::future::poll_fn;
+
+use tokio::sync::mpsc;
+use tokio_postgres::{AsyncMessage, Client, NoTls};
+
+use crate::error::{Context as _, Result};
+
+/// A session listening on one channel.
+#[derive(Debug)]
+pub struct Listener {
+    wakeups: mpsc::Receiver<()>,
+    /// Kept so the session stays open.
+    _client: Client,
+}
+
+impl Listener {
+    /// Opens a session and listens on `channel`.
+    pub async fn listen(url: &str, channel: &str) -> Result<Self> {
+        let (client, mut connection) = tokio_postgres::connect(url, NoTls)
+            .await
+            .context(|| "connecting to PostgreSQL to listen for changes".to_owned())?;
+        let (sender, wakeups) = mpsc::channel(1);
+        tokio::spawn(async move {
+            while let Some(message) = poll_fn(|cx| connection.poll_message(cx)).await {
+                match message {
+                    Ok(AsyncMessage::Notification(_)) => {
+                        // Full means a wake-up is already pending: that one covers this.
+                        let _ = sender.try_send(());
+                    }
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::warn!(error = %error, "listening session lost");
+                        break;
+                    }
+                }
+            }
+        });
+        let quoted = format!("\"{}\"", channel.replace('"', "\"\""));
+        client
+            .batch_execute(&format!("listen {quoted}"))
+            .await
+            .context(|| format!("listening on channel {channel}"))?;
+        Ok(Self {
+            wakeups,
+            _client: client,
+        })
+    }
+
+    /// Waits for the next notification. `false` when the session is gone (reconnect).
+    pub async fn notified(&mut self) -> bool {
+        self.wakeups.recv().await.is_some()
+    }
+}

@@ -1,0 +1,308 @@
+//! Postgres → Salesforce: one pass of the writer over a connection's trigger log.
+//!
+//! Data flow: claim NEW log rows in id order, marking them PENDING ([`claim`]); plan them
+//! ([`crate::plan`]: ordered or merged); send each batch with sObject Collections
+//! ([`send`]); record every outcome with the row's write-back in one transaction per batch
+//! ([`record`]). Around the pass: [`resume`] settles rows a crash left PENDING, and
+//! [`archive`] moves processed rows to `_trigger_log_archive` and prunes it.
+//!
+//! Ordering: changes of one record are never reordered. When a change must be retried
+//! (transient failure), it and every change planned after it go back to NEW and the pass
+//! ends, so the next pass sends them again in capture order. Under ordered writes a
+//! refused insert holds back the later changes of its record (or, with `block_queue`,
+//! everything after it) until it is fixed and re-queued.
+
+mod archive;
+mod claim;
+mod record;
+mod resume;
+mod send;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use pgforce_salesforce::Client as Salesforce;
+use pgforce_store::Ident;
+use tokio_postgres::Client as Postgres;
+
+pub use archive::{ArchiveOutcome, archive_processed};
+pub use resume::{ResumeOutcome, resume_pending};
+
+use crate::config::{OnInsertFailure, WriteAlgorithm};
+use crate::error::{Error, Result};
+use crate::mapping::Mapping;
+use crate::plan::{self, Action, Batch, Change};
+
+/// How a connection's writes are grouped and what a refused insert stops.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WritePolicy {
+    /// Ordered or merged.
+    pub algorithm: WriteAlgorithm,
+    /// Under ordered writes: hold back the record, or block the queue.
+    pub on_insert_failure: OnInsertFailure,
+}
+
+/// The most log rows one pass claims.
+const CLAIM_LIMIT: i64 = 10_000;
+
+/// What one pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteOutcome {
+    /// Changes written to Salesforce successfully.
+    pub succeeded: u64,
+    /// Changes Salesforce refused (state FAILED, message kept).
+    pub failed: u64,
+    /// Log rows folded into another change or cancelled out (state MERGED).
+    pub merged: u64,
+    /// Log rows newly held back behind a failed insert (state HELD).
+    pub held: u64,
+    /// Log rows given back to NEW after a transient failure, to be sent again.
+    pub retried: u64,
+    /// Log rows left PENDING because their create may have happened; [`resume_pending`]
+    /// settles them.
+    pub in_doubt: u64,
+    /// sObject Collections calls made.
+    pub api_calls: u64,
+    /// Successful changes per table.
+    pub by_table: BTreeMap<String, u64>,
+    /// Records whose insert Salesforce refused in this pass.
+    pub failed_inserts: BTreeSet<(String, i64)>,
+}
+
+impl WriteOutcome {
+    /// Whether the pass found nothing to do.
+    pub fn is_idle(&self) -> bool {
+        self.succeeded + self.failed + self.merged + self.retried + self.in_doubt == 0
+    }
+}
+
+pub(crate) fn pg_error(context: &str) -> impl FnOnce(tokio_postgres::Error) -> Error + '_ {
+    move |source| Error::Postgres {
+        object: "(trigger log)".to_owned(),
+        context: context.to_owned(),
+        source,
+    }
+}
+
+/// Runs one pass: claim, plan, send, record.
+pub async fn write_once(
+    sf: &Salesforce,
+    pg: &mut Postgres,
+    schema: &Ident,
+    mappings: &[Mapping],
+    policy: &WritePolicy,
+) -> Result<WriteOutcome> {
+    let by_table: HashMap<&str, &Mapping> =
+        mappings.iter().map(|m| (m.table.as_str(), m)).collect();
+    let (mut changes, held) = claim::claim(pg, schema, &by_table, policy, CLAIM_LIMIT).await?;
+    let mut outcome = WriteOutcome {
+        held,
+        ..WriteOutcome::default()
+    };
+    if changes.is_empty() {
+        return Ok(outcome);
+    }
+    if policy.algorithm == WriteAlgorithm::Merged {
+        retry_failed_inserts(pg, schema, &by_table, &mut changes).await?;
+    }
+    let plan = match policy.algorithm {
+        WriteAlgorithm::Ordered => plan::ordered(changes),
+        WriteAlgorithm::Merged => plan::merged(changes, &parent_depths(mappings)),
+    };
+    record::mark(pg, schema, &plan.cancelled_log_ids, "MERGED", None).await?;
+    outcome.merged += plan.cancelled_log_ids.len() as u64;
+    let mut batches = plan.batches.into_iter();
+    while let Some(batch) = batches.next() {
+        let Some(mapping) = by_table.get(batch.table.as_str()) else {
+            let ids = log_ids(&batch);
+            let message = format!("pgforce: table {} is not mapped read-write", batch.table);
+            record::mark(pg, schema, &ids, "FAILED", Some(&message)).await?;
+            outcome.failed += batch.changes.len() as u64;
+            continue;
+        };
+        let batch = hold_dependents(pg, schema, policy, &mut outcome, batch).await?;
+        let Some(mut batch) = batch else { continue };
+        if batch.action != Action::Insert {
+            fill_sfids(pg, schema, mapping, &mut batch).await?;
+        }
+        let results = send_batch(sf, mapping, &batch, &mut outcome).await;
+        let (retry, in_doubt) =
+            record::record_results(pg, schema, mapping, &batch, &results, &mut outcome).await?;
+        outcome.in_doubt += in_doubt.len() as u64;
+        if !retry.is_empty() || !in_doubt.is_empty() {
+            // Give back what must be resent and everything planned after it, in order.
+            let mut back = retry;
+            for later in batches.by_ref() {
+                back.extend(log_ids(&later));
+            }
+            claim::unclaim(pg, schema, &back).await?;
+            outcome.retried += back.len() as u64;
+            break;
+        }
+    }
+    Ok(outcome)
+}
+
+/// Every log row a batch carries, merged ones included.
+fn log_ids(batch: &Batch) -> Vec<i64> {
+    batch
+        .changes
+        .iter()
+        .map(|c| c.log_id)
+        .chain(batch.merged_log_ids.iter().flatten().copied())
+        .collect()
+}
+
+/// Under ordered writes, takes out of a batch the changes of records whose insert was
+/// refused earlier in this pass (or everything, with `block_queue`) and holds them back.
+async fn hold_dependents(
+    pg: &Postgres,
+    schema: &Ident,
+    policy: &WritePolicy,
+    outcome: &mut WriteOutcome,
+    mut batch: Batch,
+) -> Result<Option<Batch>> {
+    if policy.algorithm != WriteAlgorithm::Ordered || outcome.failed_inserts.is_empty() {
+        return Ok(Some(batch));
+    }
+    let blocked = |change: &Change| match policy.on_insert_failure {
+        OnInsertFailure::BlockQueue => true,
+        OnInsertFailure::HoldDependents => outcome
+            .failed_inserts
+            .contains(&(change.table.clone(), change.record_id)),
+    };
+    let (held, kept): (Vec<Change>, Vec<Change>) = batch.changes.drain(..).partition(blocked);
+    if !held.is_empty() {
+        let ids: Vec<i64> = held.iter().map(|c| c.log_id).collect();
+        let message = "pgforce: held back until the failed insert of this record (this pass) \
+                       is fixed and re-queued";
+        record::mark(pg, schema, &ids, "HELD", Some(message)).await?;
+        outcome.held += ids.len() as u64;
+    }
+    batch.merged_log_ids.truncate(kept.len());
+    batch.changes = kept;
+    Ok((!batch.changes.is_empty()).then_some(batch))
+}
+
+/// Fills the `sfid` of changes captured before their record's insert was written.
+async fn fill_sfids(
+    pg: &Postgres,
+    schema: &Ident,
+    mapping: &Mapping,
+    batch: &mut Batch,
+) -> Result<()> {
+    let missing: Vec<i32> = batch
+        .changes
+        .iter()
+        .filter(|c| c.sfid.is_none())
+        .filter_map(|c| i32::try_from(c.record_id).ok())
+        .collect();
+    if missing.is_empty() || batch.action == Action::Delete {
+        return Ok(());
+    }
+    let sfids = claim::current_sfids(pg, schema, mapping, &missing).await?;
+    for change in &mut batch.changes {
+        if change.sfid.is_none() {
+            change.sfid = sfids.get(&change.record_id).cloned();
+        }
+    }
+    Ok(())
+}
+
+/// Sends a batch. Updates and deletes of rows without an `sfid` (their insert never
+/// reached Salesforce) are refused without a call; the rest go in one call.
+async fn send_batch(
+    sf: &Salesforce,
+    mapping: &Mapping,
+    batch: &Batch,
+    outcome: &mut WriteOutcome,
+) -> Vec<send::Sent> {
+    let sendable = |c: &Change| batch.action == Action::Insert || c.sfid.is_some();
+    let to_send = Batch {
+        changes: batch
+            .changes
+            .iter()
+            .filter(|c| sendable(c))
+            .cloned()
+            .collect(),
+        ..batch.clone()
+    };
+    let mut answers = Vec::new().into_iter();
+    if !to_send.changes.is_empty() {
+        outcome.api_calls += 1;
+        answers = send::send(sf, mapping, &to_send).await.into_iter();
+    }
+    batch
+        .changes
+        .iter()
+        .map(|change| match sendable(change) {
+            true => answers
+                .next()
+                .unwrap_or_else(|| send::Sent::Retry("no answer for this record".to_owned())),
+            false => send::Sent::Refused(send::refusal(
+                "the row has no sfid: its insert never reached Salesforce",
+            )),
+        })
+        .collect()
+}
+
+/// Merged writes retry a refused insert on a later update: an update of a record that has
+/// no `sfid` (and no insert in this pass) becomes an insert of the row as it is now.
+async fn retry_failed_inserts(
+    pg: &Postgres,
+    schema: &Ident,
+    mappings: &HashMap<&str, &Mapping>,
+    changes: &mut [Change],
+) -> Result<()> {
+    let inserted: BTreeSet<(String, i64)> = changes
+        .iter()
+        .filter(|c| c.action == Action::Insert)
+        .map(|c| (c.table.clone(), c.record_id))
+        .collect();
+    for change in changes.iter_mut() {
+        if change.action != Action::Update
+            || change.sfid.is_some()
+            || inserted.contains(&(change.table.clone(), change.record_id))
+        {
+            continue;
+        }
+        let (Some(mapping), Ok(record_id)) = (
+            mappings.get(change.table.as_str()),
+            i32::try_from(change.record_id),
+        ) else {
+            continue;
+        };
+        if let Some(sfid) = claim::current_sfids(pg, schema, mapping, &[record_id])
+            .await?
+            .remove(&change.record_id)
+        {
+            change.sfid = Some(sfid);
+            continue;
+        }
+        if let Some(values) = claim::current_values(pg, schema, mapping, record_id).await? {
+            let pairs = pgforce_store::hstore::parse(&values).map_err(|e| Error::Config {
+                object: change.table.clone(),
+                problem: format!("row {record_id}: {e}"),
+            })?;
+            change.action = Action::Insert;
+            change.values = pairs.into_iter().collect();
+        }
+    }
+    Ok(())
+}
+
+/// Parents before children: a table's depth is one more than the deepest mapped table
+/// it references through a relationship external-id column.
+fn parent_depths(mappings: &[Mapping]) -> HashMap<String, usize> {
+    let mut depth: HashMap<String, usize> = mappings
+        .iter()
+        .map(|m| (m.table.as_str().to_owned(), 0))
+        .collect();
+    // Relationship names do not say the parent object; a table referencing any other
+    // mapped table by external id goes after the tables that reference nothing.
+    for mapping in mappings {
+        if !mapping.references.is_empty() {
+            depth.insert(mapping.table.as_str().to_owned(), 1);
+        }
+    }
+    depth
+}

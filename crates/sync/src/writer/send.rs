@@ -1,0 +1,162 @@
+//! Sending one planned batch with sObject Collections and classifying every answer.
+//!
+//! Each change gets one [`Sent`]: written (with the new Id after an insert), refused by
+//! Salesforce (a FAILED log row), worth retrying (transient: UNABLE_TO_LOCK_ROW, 5xx,
+//! timeouts, dropped connections; never FAILED for that alone), or in doubt (a create
+//! whose answer was lost: it may exist in Salesforce, so it is checked before resending).
+
+use pgforce_salesforce::rest::Record;
+use pgforce_salesforce::rest::collections::SaveResult;
+use pgforce_salesforce::{ApiErrorCode, Client as Salesforce, RecordError};
+use pgforce_store::ddl::PgType;
+use serde_json::{Value, json};
+
+use crate::mapping::Mapping;
+use crate::plan::{Action, Batch, Change};
+
+/// What became of one change sent to Salesforce.
+#[derive(Debug, Clone)]
+pub(super) enum Sent {
+    /// Salesforce applied it (the record's Id after an insert or upsert).
+    Written(Option<String>),
+    /// Salesforce refused it; sending it again unchanged would fail again.
+    Refused(RecordError),
+    /// A transient failure: send it again later.
+    Retry(String),
+    /// The call failed in a way that may have created the record.
+    InDoubt(String),
+}
+
+/// A refusal pgforce gives itself, without a call.
+pub(super) fn refusal(message: impl Into<String>) -> RecordError {
+    RecordError {
+        code: ApiErrorCode::Other("PGFORCE".to_owned()),
+        message: message.into(),
+        fields: Vec::new(),
+    }
+}
+
+/// A Postgres text value as the JSON Salesforce takes for the column's type.
+pub(super) fn to_salesforce(value: Option<&str>, pg_type: PgType) -> Value {
+    let Some(text) = value else {
+        return Value::Null;
+    };
+    match pg_type {
+        PgType::Boolean => json!(text == "t" || text == "true"),
+        PgType::Integer => text
+            .parse::<i64>()
+            .map_or_else(|_| json!(text), |n| json!(n)),
+        PgType::DoublePrecision => text
+            .parse::<f64>()
+            .map_or_else(|_| json!(text), |n| json!(n)),
+        // `2024-01-01 10:00:00.5` (UTC wall time) → `2024-01-01T10:00:00.5Z`.
+        PgType::Timestamp => json!(format!("{}Z", text.replacen(' ', "T", 1))),
+        _ => json!(text),
+    }
+}
+
+/// The Salesforce record for a change: writable mapped fields only, and relationship
+/// external-id columns as references to the parent by its external id.
+pub(super) fn record_for(mapping: &Mapping, change: &Change) -> Record {
+    let mut record = Record::new();
+    for field in &mapping.fields {
+        let writable = match change.action {
+            Action::Insert => field.createable,
+            _ => field.updateable,
+        };
+        if !writable {
+            continue;
+        }
+        if let Some(value) = change.values.get(field.column.as_str()) {
+            record.insert(
+                field.api_name.clone(),
+                to_salesforce(value.as_deref(), field.pg_type),
+            );
+        }
+    }
+    for reference in &mapping.references {
+        if let Some(Some(value)) = change.values.get(reference.column.as_str()) {
+            record.insert(
+                reference.relationship.clone(),
+                json!({ reference.external_field.as_str(): value }),
+            );
+        }
+    }
+    if change.action == Action::Update
+        && let Some(sfid) = &change.sfid
+    {
+        record.insert("Id".to_owned(), json!(sfid));
+    }
+    record
+}
+
+/// Sends a batch; one [`Sent`] per change, in order.
+pub(super) async fn send(sf: &Salesforce, mapping: &Mapping, batch: &Batch) -> Vec<Sent> {
+    let object = mapping.object.as_str();
+    let records = || -> Vec<Record> {
+        batch
+            .changes
+            .iter()
+            .map(|c| record_for(mapping, c))
+            .collect()
+    };
+    let upsert_field = mapping.spec.upsert_field.as_deref();
+    let call = match batch.action {
+        Action::Insert => match upsert_field {
+            Some(field) => sf.upsert_records(object, field, &records(), false).await,
+            None => sf.create_records(object, &records(), false).await,
+        },
+        Action::Update => sf.update_records(object, &records(), false).await,
+        Action::Delete => {
+            let ids: Vec<&str> = batch
+                .changes
+                .iter()
+                .filter_map(|c| c.sfid.as_deref())
+                .collect();
+            sf.delete_records(&ids, false).await
+        }
+    };
+    match call {
+        Ok(results) => results.into_iter().map(classify).collect(),
+        Err(error) if error.is_retryable() => {
+            let creates = batch.action == Action::Insert && upsert_field.is_none();
+            let message = error.to_string();
+            batch
+                .changes
+                .iter()
+                .map(|_| {
+                    if creates && error.may_have_been_applied() {
+                        Sent::InDoubt(message.clone())
+                    } else {
+                        Sent::Retry(message.clone())
+                    }
+                })
+                .collect()
+        }
+        Err(error) => {
+            let message = error.to_string();
+            batch
+                .changes
+                .iter()
+                .map(|_| Sent::Refused(refusal(message.clone())))
+                .collect()
+        }
+    }
+}
+
+fn classify(result: SaveResult) -> Sent {
+    if result.success {
+        return Sent::Written(result.id);
+    }
+    if !result.errors.is_empty() && result.errors.iter().all(|e| e.code.is_transient()) {
+        let error = &result.errors[0];
+        return Sent::Retry(format!("{}: {}", error.code, error.message));
+    }
+    Sent::Refused(
+        result
+            .errors
+            .into_iter()
+            .find(|e| !e.code.is_transient())
+            .unwrap_or_else(|| refusal("Salesforce gave no reason")),
+    )
+}

@@ -1,0 +1,303 @@
+//! The writer when things go wrong: refused inserts that hold back (or block) what depends
+//! on them and resume once fixed, transient faults that are retried and never FAILED, a
+//! crash that leaves creates in doubt, and two writers racing for one connection.
+
+use std::time::Duration;
+
+use pgforce_emulator::EmulatorConfig;
+use pgforce_sync::config::{OnInsertFailure, WriteAlgorithm};
+use pgforce_sync::write_worker::WriteWorker;
+use pgforce_sync::writer::{WriteOutcome, WritePolicy, resume_pending, write_once};
+use reqwest::Method;
+use serde_json::json;
+
+use crate::support::{Harness, harness, harness_with};
+
+async fn pass(h: &mut Harness, policy: &WritePolicy) -> WriteOutcome {
+    write_once(
+        &h.sf,
+        &mut h.pg,
+        &h.schema,
+        std::slice::from_ref(&h.mapping),
+        policy,
+    )
+    .await
+    .unwrap()
+}
+
+/// `(record name, state)` of every log row, in id order.
+async fn states(h: &Harness) -> Vec<(String, String)> {
+    h.pg.query(
+        "select coalesce(g.name, '?'), l.state::text from salesforce._trigger_log l
+         left join salesforce.gadget__c g on g.id = l.record_id order by l.id",
+        &[],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect()
+}
+
+async fn salesforce_names(h: &Harness) -> Vec<String> {
+    use futures_util::TryStreamExt as _;
+    let mut names: Vec<String> =
+        h.sf.query("SELECT Name FROM Gadget__c")
+            .try_collect::<Vec<_>>()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r["Name"].as_str().unwrap().to_owned())
+            .collect();
+    names.sort();
+    names
+}
+
+fn ordered(on_insert_failure: OnInsertFailure) -> WritePolicy {
+    WritePolicy {
+        algorithm: WriteAlgorithm::Ordered,
+        on_insert_failure,
+    }
+}
+
+#[tokio::test]
+async fn a_refused_insert_holds_back_its_record_only_until_fixed_and_requeued() {
+    let mut h = harness(2000, EmulatorConfig::default()).await;
+    let policy = ordered(OnInsertFailure::HoldDependents);
+    h.pg.batch_execute(
+        "insert into salesforce.gadget__c (name, code__c, email__c) values ('Bad', 'B', 'nope');
+         insert into salesforce.gadget__c (name, code__c) values ('Good', 'G');
+         update salesforce.gadget__c set stock__c = 3 where code__c = 'B';
+         update salesforce.gadget__c set stock__c = 5 where code__c = 'G';",
+    )
+    .await
+    .unwrap();
+    let outcome = pass(&mut h, &policy).await;
+    assert_eq!(
+        (outcome.succeeded, outcome.failed, outcome.held),
+        (2, 1, 1),
+        "{outcome:?}"
+    );
+    let held: String =
+        h.pg.query_one(
+            "select sf_message from salesforce._trigger_log where state = 'HELD'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(held.contains("held back"), "{held}");
+    assert_eq!(salesforce_names(&h).await, ["Good"]);
+
+    // A new change to the failed record is held too; nothing is sent for it.
+    h.pg.batch_execute(
+        "update salesforce.gadget__c set email__c = 'ok@example.com' where code__c = 'B'",
+    )
+    .await
+    .unwrap();
+    let outcome = pass(&mut h, &policy).await;
+    assert_eq!((outcome.succeeded, outcome.held), (0, 1), "{outcome:?}");
+
+    // Re-queue the failed insert (Heroku Connect's procedure): it goes with the row as it
+    // is now, and the held changes follow.
+    h.pg.batch_execute("update salesforce._trigger_log set state = 'NEW' where state = 'FAILED'")
+        .await
+        .unwrap();
+    let outcome = pass(&mut h, &policy).await;
+    assert_eq!((outcome.succeeded, outcome.failed), (3, 0), "{outcome:?}");
+    assert!(
+        states(&h).await.iter().all(|(_, s)| s == "SUCCESS"),
+        "{:?}",
+        states(&h).await
+    );
+    assert_eq!(salesforce_names(&h).await, ["Bad", "Good"]);
+    let sfid: String =
+        h.pg.query_one(
+            "select sfid from salesforce.gadget__c where code__c = 'B'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let record =
+        h.sf.get("Gadget__c", &sfid, Some(&["Email__c", "Stock__c"]))
+            .await
+            .unwrap();
+    assert_eq!(
+        (record["Email__c"].as_str(), record["Stock__c"].as_i64()),
+        (Some("ok@example.com"), Some(3))
+    );
+}
+
+#[tokio::test]
+async fn block_queue_stops_everything_after_a_refused_insert() {
+    let mut h = harness(2000, EmulatorConfig::default()).await;
+    let policy = ordered(OnInsertFailure::BlockQueue);
+    h.pg.batch_execute("insert into salesforce.gadget__c (name, code__c) values ('Other', 'O')")
+        .await
+        .unwrap();
+    assert_eq!(pass(&mut h, &policy).await.succeeded, 1);
+    h.pg.batch_execute(
+        "insert into salesforce.gadget__c (name, code__c, email__c) values ('Bad', 'B', 'nope');
+         update salesforce.gadget__c set name = 'Other, renamed' where code__c = 'O';",
+    )
+    .await
+    .unwrap();
+    let outcome = pass(&mut h, &policy).await;
+    assert_eq!(
+        (outcome.succeeded, outcome.failed, outcome.held),
+        (0, 1, 1),
+        "{outcome:?}"
+    );
+    // A later change of another record, in a later pass, waits too.
+    h.pg.batch_execute("insert into salesforce.gadget__c (name, code__c) values ('Later', 'L')")
+        .await
+        .unwrap();
+    let outcome = pass(&mut h, &policy).await;
+    assert_eq!((outcome.succeeded, outcome.held), (0, 1), "{outcome:?}");
+    assert_eq!(salesforce_names(&h).await, ["Other"]);
+    // Ignoring the failed row (Heroku Connect's other way out) lets the queue go on.
+    h.pg.batch_execute(
+        "update salesforce._trigger_log set state = 'IGNORED' where state = 'FAILED'",
+    )
+    .await
+    .unwrap();
+    let outcome = pass(&mut h, &policy).await;
+    assert_eq!(outcome.succeeded, 2, "{outcome:?}");
+    assert_eq!(salesforce_names(&h).await, ["Later", "Other, renamed"]);
+}
+
+#[tokio::test]
+async fn transient_faults_are_retried_never_failed() {
+    let mut h = harness(2000, EmulatorConfig::default()).await;
+    let policy = WritePolicy::default();
+    h.pg.batch_execute(
+        "insert into salesforce.gadget__c (name, code__c) values ('One', '1'), ('Two', '2');",
+    )
+    .await
+    .unwrap();
+    for faults in [
+        json!({ "unableToLockRowRate": 1.0 }),
+        json!({ "serverUnavailableRate": 1.0 }),
+    ] {
+        h.org
+            .control(Method::PUT, "/faults", Some(faults.clone()))
+            .await;
+        let outcome = pass(&mut h, &policy).await;
+        assert_eq!(
+            (outcome.succeeded, outcome.failed, outcome.retried),
+            (0, 0, 2),
+            "{faults}: {outcome:?}"
+        );
+        assert!(
+            states(&h).await.iter().all(|(_, s)| s == "NEW"),
+            "{faults}: {:?}",
+            states(&h).await
+        );
+    }
+    h.org.control(Method::PUT, "/faults", Some(json!({}))).await;
+    let outcome = pass(&mut h, &policy).await;
+    assert_eq!((outcome.succeeded, outcome.failed), (2, 0), "{outcome:?}");
+    assert_eq!(salesforce_names(&h).await, ["One", "Two"]);
+}
+
+#[tokio::test]
+async fn a_create_done_before_a_crash_is_found_not_sent_again() {
+    // No upsert field: a resent create would duplicate the record.
+    let mut h = harness_with(2000, EmulatorConfig::default(), None).await;
+    h.pg.batch_execute(
+        "insert into salesforce.gadget__c (name, code__c, price__c) values ('Made', 'M', 9.5);
+         insert into salesforce.gadget__c (name, code__c, price__c) values ('Not made', 'N', 1);
+         update salesforce._trigger_log set state = 'PENDING';",
+    )
+    .await
+    .unwrap();
+    // The crashed writer's first create reached Salesforce; its answer was lost.
+    let made =
+        h.sf.create(
+            "Gadget__c",
+            &serde_json::from_value(json!({ "Name": "Made", "Code__c": "M", "Price__c": 9.5 }))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let mappings = std::slice::from_ref(&h.mapping);
+    let resumed = resume_pending(&h.sf, &mut h.pg, &h.schema, mappings)
+        .await
+        .unwrap();
+    assert_eq!((resumed.found, resumed.requeued), (1, 1), "{resumed:?}");
+    let outcome = pass(&mut h, &WritePolicy::default()).await;
+    assert_eq!(outcome.succeeded, 1, "{outcome:?}");
+    assert_eq!(
+        salesforce_names(&h).await,
+        ["Made", "Not made"],
+        "no duplicate"
+    );
+    let sfid: String =
+        h.pg.query_one(
+            "select sfid from salesforce.gadget__c where code__c = 'M'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(sfid, made);
+}
+
+#[tokio::test]
+async fn two_writers_on_one_catalog_write_each_change_once() {
+    let h = harness(2000, EmulatorConfig::default()).await;
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let mut workers = Vec::new();
+    for _ in 0..2 {
+        let worker = WriteWorker {
+            database_url: h.db.url.clone(),
+            connection: "main".to_owned(),
+            salesforce: h.sf.clone(),
+            schema: h.schema.clone(),
+            mappings: vec![(h.mapping.clone(), h.mapping_id)],
+            policy: WritePolicy::default(),
+            archive_after: Duration::from_secs(600),
+            archive_retention: Duration::from_secs(86_400),
+        };
+        workers.push(tokio::spawn(worker.run(shutdown.clone())));
+    }
+    h.pg.batch_execute(
+        "insert into salesforce.gadget__c (name, code__c)
+         select 'Row ' || n, 'R-' || n from generate_series(1, 450) n;
+         update salesforce.gadget__c set stock__c = id;",
+    )
+    .await
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let open: i64 =
+            h.pg.query_one(
+                "select count(*) from salesforce._trigger_log where state not in ('SUCCESS', 'MERGED')",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if open == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{open} rows never written"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.send(true).unwrap();
+    for worker in workers {
+        worker.await.unwrap().unwrap();
+    }
+    assert_eq!(
+        h.sf.count("SELECT COUNT() FROM Gadget__c").await.unwrap(),
+        450,
+        "each row created once"
+    );
+    let stats = h.org.control(Method::GET, "/stats", None).await;
+    let written = stats["api"]["recordsWritten"].as_u64().unwrap_or_default();
+    assert_eq!(written, 900, "each change sent once: {stats}");
+}
