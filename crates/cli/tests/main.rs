@@ -6,3 +6,4 @@
 mod demo;
 mod mappings;
 mod run;
+mod write;

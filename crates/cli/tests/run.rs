@@ -42,7 +42,7 @@ polling_seconds = 1
 "#;
 
 /// An org with `accounts` seeded Accounts.
-async fn seeded_org(accounts: u64) -> TestOrg {
+pub async fn seeded_org(accounts: u64) -> TestOrg {
     let org = TestOrg::start().await;
     let plan = serde_json::json!({ "Account": accounts });
     org.control(reqwest::Method::POST, "/seed", Some(plan))
@@ -51,7 +51,7 @@ async fn seeded_org(accounts: u64) -> TestOrg {
 }
 
 /// A client logged in to the org as its administrator, over plain HTTP.
-fn salesforce(org: &TestOrg) -> Client {
+pub fn salesforce(org: &TestOrg) -> Client {
     let credentials = Credentials::Password {
         client_id: "pgforce".to_owned(),
         client_secret: SecretString::from("pgforce"),
@@ -88,7 +88,7 @@ pub async fn pgforce_ok(args: &[&str]) -> String {
     stdout
 }
 
-async fn count(db: &TestDatabase, sql: &str) -> i64 {
+pub async fn count(db: &TestDatabase, sql: &str) -> i64 {
     db.client()
         .await
         .query_one(sql, &[])

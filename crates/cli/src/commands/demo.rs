@@ -2,9 +2,10 @@
 //!
 //! Starts the bundled emulator in-process with a realistic seeded org, uses `DATABASE_URL`
 //! or the local PostgreSQL (creating a `pgforce_demo` database), maps Account, Contact and
-//! Opportunity, loads them, then edits an Account in the org and shows the change arriving
-//! in Postgres with its latency. Without `--exit` it keeps syncing, with the emulator's
-//! workload generator editing the org, until Ctrl-C.
+//! Opportunity read-write, loads them, then edits an Account in the org and shows the
+//! change arriving in Postgres, and renames another Account in Postgres and shows the
+//! change arriving in Salesforce, each with its latency. Without `--exit` it keeps syncing
+//! both ways, with the emulator's workload generator editing the org, until Ctrl-C.
 
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,8 @@ use pgforce_store::cursor::{ensure_connection, ensure_mapping};
 use pgforce_store::ddl::{Access, create_mapped_table, ensure_connection_schema};
 use pgforce_sync::mapping::{Mapping, MappingSpec};
 use pgforce_sync::reader::{Target, initial_load, poll_once};
+use pgforce_sync::write_worker::WriteWorker;
+use pgforce_sync::writer::WritePolicy;
 use tokio::net::TcpListener;
 use tokio_postgres::NoTls;
 
@@ -163,7 +166,7 @@ async fn tour(
         let spec = MappingSpec {
             object: object.to_owned(),
             fields: fields.iter().map(|f| (*f).to_owned()).collect(),
-            access: Access::ReadOnly,
+            access: Access::ReadWrite,
             upsert_field: None,
             polling_seconds: 1,
             max_daily_api_calls: 30_000,
@@ -177,7 +180,7 @@ async fn tour(
             connection,
             &mapping.object,
             mapping.table.as_str(),
-            false,
+            true,
         )
         .await?;
         mappings.push((mapping, id));
@@ -220,10 +223,45 @@ async fn tour(
         "Salesforce → Postgres latency: {} ms (edit in the org until the row changed here)",
         latency.as_millis()
     ));
-    if args.exit {
-        return Ok(());
-    }
 
+    let (stop_writer, writer_shutdown) = tokio::sync::watch::channel(false);
+    let writer = WriteWorker {
+        database_url: args.database_url.clone(),
+        connection: "demo".to_owned(),
+        salesforce: sf.clone(),
+        schema: schema.clone(),
+        mappings: mappings.clone(),
+        policy: WritePolicy::default(),
+        archive_after: Duration::from_secs(600),
+        archive_retention: Duration::from_secs(31 * 86_400),
+    };
+    let writer = tokio::spawn(writer.run(writer_shutdown));
+    let result = async {
+        let latency = show_a_write(&sf, &pg).await?;
+        output::say(&format!(
+            "Postgres → Salesforce latency: {} ms (commit in Postgres until Salesforce had it)",
+            latency.as_millis()
+        ));
+        if args.exit {
+            return Ok(());
+        }
+        keep_syncing(emulator, &sf, &mut pg, &schema, &mappings).await
+    }
+    .await;
+    let _ = stop_writer.send(true);
+    let _ = writer.await;
+    result
+}
+
+/// Polls every mapping every second while the emulator's users edit the org (the writer
+/// runs beside it), until Ctrl-C.
+async fn keep_syncing(
+    emulator: &Emulator,
+    sf: &Client,
+    pg: &mut tokio_postgres::Client,
+    schema: &Ident,
+    mappings: &[(Mapping, i64)],
+) -> anyhow::Result<()> {
     output::say("syncing every second while the emulator's users edit the org; Ctrl-C to stop");
     emulator
         .start_workload(WorkloadSpec {
@@ -239,9 +277,9 @@ async fn tour(
         tokio::select! {
             _ = &mut shutdown => break,
             _ = ticker.tick() => {
-                for (mapping, id) in &mappings {
-                    let target = Target { schema: &schema, mapping, mapping_id: *id };
-                    let outcome = poll_once(&sf, &mut pg, &target).await?;
+                for (mapping, id) in mappings {
+                    let target = Target { schema, mapping, mapping_id: *id };
+                    let outcome = poll_once(sf, pg, &target).await?;
                     if outcome.applied + outcome.deleted > 0 {
                         output::say(&format!("{:<12} {} changed, {} deleted", mapping.object, outcome.applied, outcome.deleted));
                     }
@@ -251,6 +289,44 @@ async fn tour(
     }
     output::say("stopped");
     Ok(())
+}
+
+/// Renames one Account in Postgres, as an app would, and waits until Salesforce has it.
+async fn show_a_write(sf: &Client, pg: &tokio_postgres::Client) -> anyhow::Result<Duration> {
+    let row = pg
+        .query_one(
+            "select id, sfid, name from salesforce.account order by id offset 1 limit 1",
+            &[],
+        )
+        .await
+        .context("picking an account")?;
+    let (id, sfid, old_name): (i32, String, String) = (row.get(0), row.get(1), row.get(2));
+    let new_name = format!("{old_name} (edited in Postgres)");
+    let committed = Instant::now();
+    pg.execute(
+        "update salesforce.account set name = $2 where id = $1",
+        &[&id, &new_name],
+    )
+    .await
+    .context("editing the account in Postgres")?;
+    output::say(&format!(
+        "updated salesforce.account row {id} in Postgres: name = {new_name:?}"
+    ));
+    while committed.elapsed() < Duration::from_secs(30) {
+        let record = sf
+            .get("Account", &sfid, Some(&["Name"]))
+            .await
+            .context("reading the account in the org")?;
+        if record.get("Name").and_then(|n| n.as_str()) == Some(new_name.as_str()) {
+            let latency = committed.elapsed();
+            output::say(&format!(
+                "Account {sfid} in Salesforce now reads Name = {new_name:?}"
+            ));
+            return Ok(latency);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    bail!("the edit did not reach Salesforce within 30 s")
 }
 
 /// Edits one Account in the org and polls until Postgres has the change.

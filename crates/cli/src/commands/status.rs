@@ -1,4 +1,6 @@
-//! `pgforce status`: every mapping's state, row count, last sync and last error.
+//! `pgforce status`: every mapping's state, row count, last sync and last error; then each
+//! connection's writer: who holds it, its queue by state, and the changes it is stuck on
+//! (FAILED and HELD trigger-log rows with Salesforce's message).
 
 use std::path::PathBuf;
 
@@ -74,6 +76,71 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
             row.get::<_, String>(5),
             row.get::<_, String>(6)
         ));
+    }
+    writers(&pg).await
+}
+
+/// Trigger-log rows listed per connection when the writer is stuck on some.
+const STUCK_SHOWN: i64 = 10;
+
+/// The writer section: lease holder, queue counts, and the first stuck changes.
+async fn writers(pg: &tokio_postgres::Client) -> anyhow::Result<()> {
+    let connections = pg
+        .query(
+            "select c.name, c.schema_name, l.holder from pgforce.connections c
+             left join pgforce.leases l on l.name = 'writer:' || c.name and l.expires_at >= now()
+             where exists (select 1 from pgforce.mappings m where m.connection_id = c.id and m.access = 'read_write')
+             order by c.name",
+            &[],
+        )
+        .await
+        .context("reading the writers")?;
+    for connection in connections {
+        let (name, schema, holder): (String, String, Option<String>) =
+            (connection.get(0), connection.get(1), connection.get(2));
+        let schema = pgforce_store::Ident::new(&schema)?;
+        let counts = pg
+            .query_one(
+                &format!(
+                    "select count(*) filter (where state = 'NEW'), count(*) filter (where state = 'PENDING'),
+                            count(*) filter (where state = 'HELD'), count(*) filter (where state = 'FAILED')
+                     from {schema}._trigger_log"
+                ),
+                &[],
+            )
+            .await
+            .context("counting the trigger log")?;
+        let count = |i: usize| counts.get::<_, i64>(i);
+        output::say("");
+        output::say(&format!(
+            "writer {name}: {}; queue: {} new, {} pending, {} held back, {} failed",
+            holder.map_or_else(|| "not running".to_owned(), |h| format!("held by {h}")),
+            count(0),
+            count(1),
+            count(2),
+            count(3)
+        ));
+        let stuck = pg
+            .query(
+                &format!(
+                    "select state::text, table_name::text, record_id, action::text, coalesce(sf_message, '')
+                     from {schema}._trigger_log where state in ('FAILED', 'HELD') order by id limit $1"
+                ),
+                &[&STUCK_SHOWN],
+            )
+            .await
+            .context("reading failed changes")?;
+        for row in stuck {
+            output::say(&format!(
+                "  {:<6} {}.{} row {} {}: {}",
+                row.get::<_, String>(0),
+                schema,
+                row.get::<_, String>(1),
+                row.get::<_, Option<i32>>(2).unwrap_or_default(),
+                row.get::<_, String>(3),
+                row.get::<_, String>(4)
+            ));
+        }
     }
     Ok(())
 }

@@ -1,0 +1,184 @@
+//! `pgforce run` with a read-write mapping: an app's inserts, updates and deletes reach
+//! Salesforce, `pgforce status` shows the writer, and a writer killed mid-batch restarts
+//! without creating any record twice or losing any change.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use futures_util::TryStreamExt as _;
+use pgforce_emulator::testing::TestOrg;
+use pgforce_store::testing::TestDatabase;
+use reqwest::Method;
+
+use crate::run::{
+    config_file, count, pgforce, pgforce_ok, salesforce, seeded_org, stop, wait_for_count,
+};
+
+const WRITABLE_ACCOUNTS: &str = r#"
+[[connection.mapping]]
+object = "Account"
+access = "read_write"
+fields = ["Name", "Industry"]
+polling_seconds = 1
+"#;
+
+async fn names_in_salesforce(org: &TestOrg, like: &str) -> Vec<String> {
+    let soql = format!("SELECT Name FROM Account WHERE Name LIKE '{like}' ORDER BY Name");
+    salesforce(org)
+        .query(&soql)
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r["Name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Waits (bounded) until Salesforce has exactly `expected` accounts named like `like`.
+async fn wait_for_salesforce(org: &TestOrg, like: &str, expected: usize) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let names = names_in_salesforce(org, like).await;
+        if names.len() == expected {
+            return names;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Salesforce has {} accounts like {like}, expected {expected}",
+            names.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn app_changes_reach_salesforce_through_the_daemon() {
+    let org = seeded_org(20).await;
+    let db = TestDatabase::create().await;
+    let config = config_file(&org, &db, WRITABLE_ACCOUNTS);
+    let path = config.to_str().unwrap().to_owned();
+    let daemon = pgforce(&["run", "--config", &path])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_count(&db, "select count(*) from salesforce.account", 20).await;
+    let pg = db.client().await;
+
+    pg.batch_execute(
+        "insert into salesforce.account (name, industry) values ('App One', 'Banking'), ('App Two', 'Energy')",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        wait_for_salesforce(&org, "App %", 2).await,
+        ["App One", "App Two"]
+    );
+    wait_for_count(
+        &db,
+        "select count(*) from salesforce.account where name like 'App %' and sfid is not null",
+        2,
+    )
+    .await;
+
+    pg.batch_execute(
+        "update salesforce.account set name = 'App One, renamed' where name = 'App One';
+         delete from salesforce.account where name = 'App Two';",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        wait_for_salesforce(&org, "App %", 1).await,
+        ["App One, renamed"]
+    );
+
+    // A refused change shows in status with Salesforce's reason; the rest keep flowing.
+    pg.batch_execute("insert into salesforce.account (industry) values ('Banking')")
+        .await
+        .unwrap();
+    wait_for_count(
+        &db,
+        "select count(*) from salesforce._trigger_log where state = 'FAILED'",
+        1,
+    )
+    .await;
+    let status = pgforce_ok(&["status", "--config", &path]).await;
+    assert!(status.contains("writer main: held by"), "{status}");
+    assert!(status.contains("REQUIRED_FIELD_MISSING"), "{status}");
+    stop(daemon).await;
+    let _ = std::fs::remove_file(config);
+}
+
+#[tokio::test]
+async fn a_writer_killed_mid_batch_restarts_without_duplicates_or_losses() {
+    let org = seeded_org(5).await;
+    let db = TestDatabase::create().await;
+    let config = config_file(&org, &db, WRITABLE_ACCOUNTS);
+    let path = config.to_str().unwrap().to_owned();
+    let daemon = pgforce(&["run", "--config", &path])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_count(&db, "select count(*) from salesforce.account", 5).await;
+    stop(daemon).await;
+
+    // 3,000 app inserts (no upsert field: a resent create would duplicate), written
+    // slowly so the kill lands while batches are in flight.
+    let pg = db.client().await;
+    pg.batch_execute(
+        "insert into salesforce.account (name) select 'Bulk ' || lpad(n::text, 4, '0') from generate_series(1, 3000) n",
+    )
+    .await
+    .unwrap();
+    org.control(
+        Method::PUT,
+        "/faults",
+        Some(serde_json::json!({ "latencyMs": 40 })),
+    )
+    .await;
+    let mut daemon = pgforce(&["run", "--config", &path])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let written = "select count(*) from salesforce._trigger_log where state = 'SUCCESS'";
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while count(&db, written).await < 600 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the writer never got going"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    daemon.start_kill().unwrap();
+    daemon.wait().await.unwrap();
+    let after_kill = count(&db, written).await;
+    assert!(
+        after_kill < 3000,
+        "the kill landed mid-run ({after_kill} written)"
+    );
+
+    let daemon = pgforce(&["run", "--config", &path])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let names = wait_for_salesforce(&org, "Bulk %", 3000).await;
+    let mut distinct = names.clone();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 3000, "no record created twice");
+    wait_for_count(
+        &db,
+        "select count(*) from salesforce._trigger_log where state in ('NEW', 'PENDING')",
+        0,
+    )
+    .await;
+    assert_eq!(
+        count(
+            &db,
+            "select count(distinct sfid) from salesforce.account where name like 'Bulk %'"
+        )
+        .await,
+        3000,
+        "every row has its own record"
+    );
+    stop(daemon).await;
+    let _ = std::fs::remove_file(config);
+}
