@@ -41,6 +41,41 @@ pub async fn acquire(client: &Client, name: &str, holder: &str, ttl: Duration) -
     Ok(row.is_some())
 }
 
+/// Takes the lease from `dead`, a holder known to have died (a process of this host that
+/// no longer runs), without waiting for it to expire. `true` when it was taken.
+pub async fn take_over(
+    client: &Client,
+    name: &str,
+    dead: &str,
+    holder: &str,
+    ttl: Duration,
+) -> Result<bool> {
+    let millis = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+    client
+        .execute(
+            "update pgforce.leases set holder = $3, expires_at = now() + make_interval(secs => $4::bigint / 1000.0)
+             where name = $1 and holder = $2",
+            &[&name, &dead, &holder, &millis],
+        )
+        .await
+        .context(|| format!("taking over lease {name}"))
+        .map(|n| n == 1)
+}
+
+/// Whether `holder` names a process of this host that no longer runs (Linux: no
+/// `/proc/<pid>`). Holders of other hosts are never judged dead here.
+pub fn is_dead_local(holder: &str) -> bool {
+    let mut parts = holder.split(':');
+    let (Some(host), Some(pid)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    let ours = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".to_owned());
+    host == ours
+        && pid.parse::<u32>().is_ok()
+        && std::path::Path::new("/proc/self").exists()
+        && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
 /// Gives the lease up, if `holder` holds it.
 pub async fn release(client: &Client, name: &str, holder: &str) -> Result<()> {
     client

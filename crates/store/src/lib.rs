@@ -13,7 +13,8 @@
 //!   read cursors in it.
 //! - `ddl`: connection schema and mapped tables (`sql/*.sql` hold the bodies).
 //! - `hstore`: the trigger log's hstore text payloads.
-//! - `notify`: LISTEN wake-ups for the writer; `lease`: who works on what.
+//! - `notify`: LISTEN wake-ups for the writer; `lease`: who works on what; `sync_lock`:
+//!   a table's reader and writer never interleave their `sfid` changes.
 //! - `ident`, `error`: identifiers and errors.
 //! - `testing` (feature `test-support`): a database per test.
 
@@ -29,6 +30,7 @@ pub mod hstore;
 pub mod ident;
 pub mod lease;
 pub mod notify;
+pub mod sync_lock;
 #[cfg(feature = "test-support")]
 pub mod testing;
 

@@ -381,6 +381,10 @@ pub async fn poll_once(
         tx.batch_execute("set local xmlbinary = 'hex'")
             .await
             .map_err(target.pg_error("marking the session as pgforce's"))?;
+        // The writer may be writing back Ids of records it created (see `sync_lock`).
+        pgforce_store::sync_lock::lock_table(&tx, target.schema, &mapping.table)
+            .await
+            .map_err(|e| target.store_error(e))?;
         let mut last: Option<ReadCursor> = None;
         let mut changed: Vec<Vec<Option<String>>> = Vec::with_capacity(page.records.len());
         for record in &page.records {

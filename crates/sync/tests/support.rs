@@ -28,7 +28,11 @@ pub const SCHEMA: &str = r#"{"objects": [{"name": "Gadget__c", "fields": [
   {"name": "Tags__c", "type": "multipicklist", "picklistValues": ["x", "y", "z"]},
   {"name": "Email__c", "type": "email"},
   {"name": "Site__c", "type": "url"},
-  {"name": "Account__c", "type": "reference", "referenceTo": ["Account"], "relationshipName": "Account__r"}
+  {"name": "Account__c", "type": "reference", "referenceTo": ["Account"], "relationshipName": "Account__r"},
+  {"name": "Maker__c", "type": "reference", "referenceTo": ["Maker__c"], "relationshipName": "Maker__r"}
+]}, {"name": "Maker__c", "fields": [
+  {"name": "Name", "type": "string", "length": 80, "nameField": true},
+  {"name": "Code__c", "type": "string", "length": 20, "externalId": true, "unique": true}
 ]}]}"#;
 
 /// Every custom field of Gadget__c plus Name.

@@ -301,3 +301,65 @@ async fn two_writers_on_one_catalog_write_each_change_once() {
     let written = stats["api"]["recordsWritten"].as_u64().unwrap_or_default();
     assert_eq!(written, 900, "each change sent once: {stats}");
 }
+
+#[tokio::test]
+async fn parent_and_child_inserted_together_sync_in_one_pass_by_external_id() {
+    use pgforce_store::ddl::{Access, create_mapped_table};
+    use pgforce_sync::mapping::{Mapping, MappingSpec};
+    let mut h = harness(2000, EmulatorConfig::default()).await;
+    let resolve = async |object: &str, fields: &[&str]| {
+        let spec = MappingSpec {
+            object: object.to_owned(),
+            fields: fields.iter().map(|f| (*f).to_owned()).collect(),
+            access: Access::ReadWrite,
+            upsert_field: Some("Code__c".to_owned()),
+            polling_seconds: 1,
+            max_daily_api_calls: 30_000,
+        };
+        Mapping::resolve(spec, &h.sf.describe(object).await.unwrap()).unwrap()
+    };
+    let maker = resolve("Maker__c", &["Name", "Code__c"]).await;
+    let gadget = resolve(
+        "Gadget__c",
+        &["Name", "Code__c", "Maker__c", "maker__r.Code__c"],
+    )
+    .await;
+    assert_eq!(gadget.references[0].column.as_str(), "maker__r__code__c");
+    for mapping in [&maker, &gadget] {
+        create_mapped_table(&mut h.pg, &mapping.table_spec(&h.schema))
+            .await
+            .unwrap();
+    }
+    h.pg.batch_execute(
+        "begin;
+         insert into salesforce.gadget__c (name, code__c, maker__r__code__c) values ('Widget', 'W', 'ACME');
+         insert into salesforce.maker__c (name, code__c) values ('Acme', 'ACME');
+         commit;",
+    )
+    .await
+    .unwrap();
+    // Merged writes put parents first even though the child was captured first.
+    let policy = WritePolicy {
+        algorithm: WriteAlgorithm::Merged,
+        ..WritePolicy::default()
+    };
+    let outcome = write_once(&h.sf, &mut h.pg, &h.schema, &[maker, gadget], &policy)
+        .await
+        .unwrap();
+    assert_eq!((outcome.succeeded, outcome.failed), (2, 0), "{outcome:?}");
+    let maker_id: String =
+        h.pg.query_one("select sfid from salesforce.maker__c", &[])
+            .await
+            .unwrap()
+            .get(0);
+    let gadget_id: String =
+        h.pg.query_one("select sfid from salesforce.gadget__c", &[])
+            .await
+            .unwrap()
+            .get(0);
+    let record =
+        h.sf.get("Gadget__c", &gadget_id, Some(&["Maker__c"]))
+            .await
+            .unwrap();
+    assert_eq!(record["Maker__c"].as_str(), Some(maker_id.as_str()));
+}

@@ -42,6 +42,12 @@ pub(super) async fn record_results(
     tx.batch_execute("set local xmlbinary = 'hex'")
         .await
         .map_err(pg_error("marking the session as pgforce's"))?;
+    pgforce_store::sync_lock::lock_table(&tx, schema, table)
+        .await
+        .map_err(|source| crate::Error::Store {
+            object: mapping.object.clone(),
+            source,
+        })?;
     let log_update = format!(
         "update {schema}._trigger_log set state = $2, sf_message = $3, processed_at = now(),
              processed_tx = txid_current(), updated_at = now(), sfid = coalesce($4, sfid)
@@ -60,6 +66,15 @@ pub(super) async fn record_results(
                     Action::Update => "UPDATED",
                     Action::Delete => "DELETED",
                 };
+                if change.action == Action::Insert {
+                    // The reader may have added a row for this new record already.
+                    tx.execute(
+                        &format!("delete from {schema}.{table} where sfid = $2 and id <> $1"),
+                        &[&record_id, sfid],
+                    )
+                    .await
+                    .map_err(pg_error("removing a row read back before its write-back"))?;
+                }
                 if change.action != Action::Delete {
                     let found = tx
                         .execute(

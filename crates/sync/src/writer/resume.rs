@@ -143,7 +143,9 @@ async fn created_since(sf: &Salesforce, mapping: &Mapping, since: &str) -> Resul
         })
 }
 
-/// Which of the candidates' Ids some row of the table already has.
+/// Which of the candidates' Ids an app-inserted row already has. A row the reader added
+/// for one of them (it read the record back before the Id was written back) does not
+/// count: adopting the record removes that duplicate row.
 async fn owned_sfids(
     pg: &Postgres,
     schema: &Ident,
@@ -157,8 +159,14 @@ async fn owned_sfids(
     let table = &mapping.table;
     let rows = pg
         .query(
-            &format!("select sfid::text from {schema}.{table} where sfid = any($1)"),
-            &[&ids],
+            &format!(
+                "select t.sfid::text from {schema}.{table} t where t.sfid = any($1) and (
+                     exists (select 1 from {schema}._trigger_log l
+                             where l.table_name = $2 and l.record_id = t.id and l.action = 'INSERT')
+                     or exists (select 1 from {schema}._trigger_log_archive l
+                                where l.table_name = $2 and l.record_id = t.id and l.action = 'INSERT'))"
+            ),
+            &[&ids, &table.as_str()],
         )
         .await
         .map_err(pg_error("checking which records rows own"))?;
@@ -218,6 +226,18 @@ async fn adopt(
     tx.batch_execute("set local xmlbinary = 'hex'")
         .await
         .map_err(pg_error("marking the session as pgforce's"))?;
+    pgforce_store::sync_lock::lock_table(&tx, schema, table)
+        .await
+        .map_err(|source| Error::Store {
+            object: mapping.object.clone(),
+            source,
+        })?;
+    tx.execute(
+        &format!("delete from {schema}.{table} where sfid = $2 and id <> $1"),
+        &[&record_id, &sfid],
+    )
+    .await
+    .map_err(pg_error("removing a row read back before its write-back"))?;
     tx.execute(
         &format!("update {schema}.{table} set sfid = $2, _hc_lastop = 'INSERTED', _hc_err = null where id = $1"),
         &[&record_id, &sfid],
