@@ -11,7 +11,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod client;
 mod emulator;
 mod report;
+mod scratch;
 mod sync;
+mod write;
 
 use std::path::PathBuf;
 
@@ -36,6 +38,8 @@ enum Scenario {
     Client(client::Options),
     /// Salesforce → Postgres: initial load vs `psql \copy`, peak memory, poll latency.
     Sync(sync::Options),
+    /// Postgres → Salesforce: write latency and throughput vs direct collections calls.
+    Write(write::Options),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -49,6 +53,7 @@ fn main() -> anyhow::Result<()> {
             Scenario::Emulator(options) => emulator::run(options).await,
             Scenario::Client(options) => client::run(options).await,
             Scenario::Sync(options) => sync::run(options).await,
+            Scenario::Write(options) => write::run(options).await,
         }
     })?;
     report.print();

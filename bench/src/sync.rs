@@ -23,6 +23,7 @@ use pgforce_sync::reader::{Target, initial_load, poll_once};
 
 use crate::client::start_emulator;
 use crate::report::{Report, median, percentile};
+use crate::scratch::ScratchDatabase;
 
 /// Options of the sync scenario.
 #[derive(Debug, Args)]
@@ -80,24 +81,9 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     let credentials = crate::report::emulator_credentials();
     let sf = Client::new(ClientConfig::new(emulator.base.clone(), credentials))?;
 
-    let (server, _) = options
-        .database_url
-        .rsplit_once('/')
-        .context("DATABASE_URL must end with a database name")?;
-    let name = format!("pgforce_bench_{}", std::process::id());
-    let admin = pgforce_store::connect(&options.database_url).await?;
-    // One statement per call: DROP/CREATE DATABASE cannot run in a transaction block.
-    admin
-        .batch_execute(&format!("drop database if exists {name}"))
-        .await?;
-    admin
-        .batch_execute(&format!("create database {name}"))
-        .await?;
-    let db_url = format!("{server}/{name}");
-    let result = measure(&options, &sf, &db_url, &mut report).await;
-    admin
-        .batch_execute(&format!("drop database if exists {name} with (force)"))
-        .await?;
+    let db = ScratchDatabase::create(&options.database_url, "sync").await?;
+    let result = measure(&options, &sf, &db.url, &mut report).await;
+    db.drop().await?;
     result?;
     Ok(report)
 }

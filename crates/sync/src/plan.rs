@@ -67,12 +67,16 @@ pub struct Plan {
     pub cancelled_log_ids: Vec<i64>,
 }
 
+/// Adds a change to the last batch when it fits: same table and action, room left, and
+/// not a second change of a record already in it (one call cannot carry two changes of
+/// one record, and the second must see the first applied).
 fn push_batched(batches: &mut Vec<Batch>, change: Change, merged: Vec<i64>) {
     match batches.last_mut() {
         Some(last)
             if last.table == change.table
                 && last.action == change.action
-                && last.changes.len() < MAX_BATCH =>
+                && last.changes.len() < MAX_BATCH
+                && !last.changes.iter().any(|c| c.record_id == change.record_id) =>
         {
             last.changes.push(change);
             last.merged_log_ids.push(merged);
@@ -234,6 +238,22 @@ mod tests {
                 ("account".to_owned(), Action::Insert, vec![1, 2]),
                 ("contact".to_owned(), Action::Insert, vec![3]),
                 ("account".to_owned(), Action::Update, vec![4, 5]),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_record_changed_twice_in_a_row_goes_in_two_calls() {
+        let changes = vec![
+            change(1, "account", Action::Update, 1, &[("name", "a")]),
+            change(2, "account", Action::Update, 2, &[("name", "b")]),
+            change(3, "account", Action::Update, 1, &[("name", "c")]),
+        ];
+        assert_eq!(
+            shape(&ordered(changes)),
+            vec![
+                ("account".to_owned(), Action::Update, vec![1, 2]),
+                ("account".to_owned(), Action::Update, vec![3]),
             ]
         );
     }

@@ -30,7 +30,7 @@ const LEASE_TTL: Duration = Duration::from_secs(15);
 /// How often the lease is renewed (and the safety-net poll runs).
 const HEARTBEAT: Duration = Duration::from_secs(2);
 /// How long a wake-up waits for the rest of a burst.
-const COALESCE: Duration = Duration::from_millis(5);
+const COALESCE: Duration = Duration::from_millis(2);
 /// How often processed rows are archived.
 const ARCHIVE_EVERY: Duration = Duration::from_secs(60);
 

@@ -6,6 +6,10 @@
 //! ([`record`]). Around the pass: [`resume`] settles rows a crash left PENDING, and
 //! [`archive`] moves processed rows to `_trigger_log_archive` and prunes it.
 //!
+//! Throughput: up to [`MAX_CALLS_IN_FLIGHT`] calls at once, for consecutive batches of one
+//! table and action that touch different records; their outcomes are recorded in plan
+//! order.
+//!
 //! Ordering: changes of one record are never reordered. When a change must be retried
 //! (transient failure), it and every change planned after it go back to NEW and the pass
 //! ends, so the next pass sends them again in capture order. Under ordered writes a
@@ -18,7 +22,9 @@ mod record;
 mod resume;
 mod send;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+
+use futures_util::future::join_all;
 
 use pgforce_salesforce::Client as Salesforce;
 use pgforce_store::Ident;
@@ -43,6 +49,9 @@ pub struct WritePolicy {
 
 /// The most log rows one pass claims.
 const CLAIM_LIMIT: i64 = 10_000;
+
+/// Calls in flight at once (batches of one table and action touching different records).
+pub const MAX_CALLS_IN_FLIGHT: usize = 4;
 
 /// What one pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -110,36 +119,97 @@ pub async fn write_once(
     };
     record::mark(pg, schema, &plan.cancelled_log_ids, "MERGED", None).await?;
     outcome.merged += plan.cancelled_log_ids.len() as u64;
-    let mut batches = plan.batches.into_iter();
-    while let Some(batch) = batches.next() {
-        let Some(mapping) = by_table.get(batch.table.as_str()) else {
-            let ids = log_ids(&batch);
-            let message = format!("pgforce: table {} is not mapped read-write", batch.table);
-            record::mark(pg, schema, &ids, "FAILED", Some(&message)).await?;
-            outcome.failed += batch.changes.len() as u64;
-            continue;
-        };
-        let batch = hold_dependents(pg, schema, policy, &mut outcome, batch).await?;
-        let Some(mut batch) = batch else { continue };
-        if batch.action != Action::Insert {
-            fill_sfids(pg, schema, mapping, &mut batch).await?;
+    let in_flight = match (policy.algorithm, policy.on_insert_failure) {
+        // Blocking the queue means nothing may pass a refused insert: one call at a time.
+        (WriteAlgorithm::Ordered, OnInsertFailure::BlockQueue) => 1,
+        _ => MAX_CALLS_IN_FLIGHT,
+    };
+    let mut pending: VecDeque<Batch> = plan.batches.into();
+    while !pending.is_empty() {
+        let wave = next_wave(
+            pg,
+            schema,
+            policy,
+            &by_table,
+            &mut pending,
+            in_flight,
+            &mut outcome,
+        )
+        .await?;
+        let answers = join_all(
+            wave.iter()
+                .map(|(batch, mapping)| send_batch(sf, mapping, batch)),
+        )
+        .await;
+        let mut back = Vec::new();
+        let mut stop = false;
+        let mut recording = record::Recording::default();
+        for ((batch, _), (results, calls)) in wave.iter().zip(answers) {
+            outcome.api_calls += calls;
+            let (batch_recording, retry, in_doubt) = record::prepare(batch, &results, &mut outcome);
+            recording.extend(batch_recording);
+            outcome.in_doubt += in_doubt.len() as u64;
+            stop |= !retry.is_empty() || !in_doubt.is_empty();
+            back.extend(retry);
         }
-        let results = send_batch(sf, mapping, &batch, &mut outcome).await;
-        let (retry, in_doubt) =
-            record::record_results(pg, schema, mapping, &batch, &results, &mut outcome).await?;
-        outcome.in_doubt += in_doubt.len() as u64;
-        if !retry.is_empty() || !in_doubt.is_empty() {
+        if let Some((batch, mapping)) = wave.first() {
+            // One transaction for the whole wave: its batches share a table.
+            record::write(pg, schema, mapping, &batch.table, &recording).await?;
+        }
+        if stop {
             // Give back what must be resent and everything planned after it, in order.
-            let mut back = retry;
-            for later in batches.by_ref() {
-                back.extend(log_ids(&later));
-            }
+            back.extend(pending.iter().flat_map(log_ids));
             claim::unclaim(pg, schema, &back).await?;
             outcome.retried += back.len() as u64;
             break;
         }
     }
     Ok(outcome)
+}
+
+/// Takes the next batches that may be in flight together: the same table and action, no
+/// record in two of them, at most `limit`. Batches of unmapped tables are marked FAILED
+/// and changes held back behind refused inserts are set aside on the way.
+async fn next_wave<'m>(
+    pg: &Postgres,
+    schema: &Ident,
+    policy: &WritePolicy,
+    mappings: &HashMap<&str, &'m Mapping>,
+    pending: &mut VecDeque<Batch>,
+    limit: usize,
+    outcome: &mut WriteOutcome,
+) -> Result<Vec<(Batch, &'m Mapping)>> {
+    let mut wave: Vec<(Batch, &Mapping)> = Vec::new();
+    let mut records: HashSet<i64> = HashSet::new();
+    while wave.len() < limit {
+        let Some(next) = pending.front() else { break };
+        if let Some((first, _)) = wave.first()
+            && (next.table != first.table
+                || next.action != first.action
+                || next.changes.iter().any(|c| records.contains(&c.record_id)))
+        {
+            break;
+        }
+        let Some(batch) = pending.pop_front() else {
+            break;
+        };
+        let Some(mapping) = mappings.get(batch.table.as_str()).copied() else {
+            let ids = log_ids(&batch);
+            let message = format!("pgforce: table {} is not mapped read-write", batch.table);
+            record::mark(pg, schema, &ids, "FAILED", Some(&message)).await?;
+            outcome.failed += batch.changes.len() as u64;
+            continue;
+        };
+        let Some(mut batch) = hold_dependents(pg, schema, policy, outcome, batch).await? else {
+            continue;
+        };
+        if batch.action != Action::Insert {
+            fill_sfids(pg, schema, mapping, &mut batch).await?;
+        }
+        records.extend(batch.changes.iter().map(|c| c.record_id));
+        wave.push((batch, mapping));
+    }
+    Ok(wave)
 }
 
 /// Every log row a batch carries, merged ones included.
@@ -209,13 +279,9 @@ async fn fill_sfids(
 }
 
 /// Sends a batch. Updates and deletes of rows without an `sfid` (their insert never
-/// reached Salesforce) are refused without a call; the rest go in one call.
-async fn send_batch(
-    sf: &Salesforce,
-    mapping: &Mapping,
-    batch: &Batch,
-    outcome: &mut WriteOutcome,
-) -> Vec<send::Sent> {
+/// reached Salesforce) are refused without a call; the rest go in one call. Returns the
+/// results and the calls made.
+async fn send_batch(sf: &Salesforce, mapping: &Mapping, batch: &Batch) -> (Vec<send::Sent>, u64) {
     let sendable = |c: &Change| batch.action == Action::Insert || c.sfid.is_some();
     let to_send = Batch {
         changes: batch
@@ -227,11 +293,12 @@ async fn send_batch(
         ..batch.clone()
     };
     let mut answers = Vec::new().into_iter();
+    let mut calls = 0;
     if !to_send.changes.is_empty() {
-        outcome.api_calls += 1;
+        calls = 1;
         answers = send::send(sf, mapping, &to_send).await.into_iter();
     }
-    batch
+    let results = batch
         .changes
         .iter()
         .map(|change| match sendable(change) {
@@ -242,7 +309,8 @@ async fn send_batch(
                 "the row has no sfid: its insert never reached Salesforce",
             )),
         })
-        .collect()
+        .collect();
+    (results, calls)
 }
 
 /// Merged writes retry a refused insert on a later update: an update of a record that has

@@ -1,0 +1,349 @@
+//! Scenario `write`: Postgres → Salesforce, through the writer daemon's worker.
+//!
+//! For each emulator latency (0 ms and 50 ms added per call):
+//! - Latency: a row is updated in Postgres (one committed statement, as an app does) and
+//!   the time until its trigger-log row reads SUCCESS is measured: commit → captured →
+//!   LISTEN wake-up → sent → Salesforce acknowledged → outcome recorded.
+//! - Throughput: every one of N rows is updated in one statement and the time from its
+//!   commit until all N log rows read SUCCESS gives records per second (the statement's
+//!   own time, capture triggers included, is reported beside it). Baseline, same run: the same updates
+//!   sent straight with sObject Collections, 200 per call, one call after another, with no
+//!   database at all — what a simple sequential client achieves.
+//! - API calls per 1,000 records, from the emulator's call counter.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use clap::Args;
+use pgforce_salesforce::rest::Record;
+use pgforce_salesforce::{Client, ClientConfig};
+use pgforce_store::Ident;
+use pgforce_store::cursor::{ensure_connection, ensure_mapping};
+use pgforce_store::ddl::{Access, create_mapped_table, ensure_connection_schema};
+use pgforce_sync::mapping::{Mapping, MappingSpec};
+use pgforce_sync::reader::{Target, initial_load};
+use pgforce_sync::write_worker::WriteWorker;
+use pgforce_sync::writer::WritePolicy;
+use serde_json::json;
+
+use crate::client::start_emulator;
+use crate::report::{Report, median, percentile};
+use crate::scratch::ScratchDatabase;
+
+/// Options of the write scenario.
+#[derive(Debug, Args)]
+pub struct Options {
+    /// The `pgforce` binary that serves the emulator.
+    #[arg(long, default_value = "target/release/pgforce")]
+    emulator_bin: PathBuf,
+    /// Accounts updated per throughput run.
+    #[arg(long, default_value_t = 100_000)]
+    records: usize,
+    /// Throughput runs per latency setting (medians reported).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Single-row edits whose latency is measured per latency setting.
+    #[arg(long, default_value_t = 30)]
+    edits: usize,
+    /// PostgreSQL server (a database is created on it and dropped afterwards).
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    database_url: String,
+}
+
+/// Emulator latencies measured, in ms per call.
+const LATENCIES_MS: [u64; 2] = [0, 50];
+
+/// Runs the scenario.
+pub async fn run(options: Options) -> anyhow::Result<Report> {
+    let mut report = Report::new("write");
+    let emulator = start_emulator(&options.emulator_bin).await?;
+    let http = reqwest::Client::new();
+    http.post(format!("{}/__emulator/seed", emulator.base))
+        .json(&json!({ "Account": options.records }))
+        .send()
+        .await?
+        .error_for_status()?;
+    let sf = Client::new(ClientConfig::new(
+        emulator.base.clone(),
+        crate::report::emulator_credentials(),
+    ))?;
+    let db = ScratchDatabase::create(&options.database_url, "write").await?;
+    let result = measure(&options, &sf, &emulator.base, &db.url, &mut report).await;
+    db.drop().await?;
+    result?;
+    Ok(report)
+}
+
+async fn set_latency(base: &str, ms: u64) -> anyhow::Result<()> {
+    reqwest::Client::new()
+        .put(format!("{base}/__emulator/faults"))
+        .json(&json!({ "latencyMs": ms }))
+        .send()
+        .await?
+        .error_for_status()?;
+    Ok(())
+}
+
+async fn api_calls(base: &str) -> anyhow::Result<f64> {
+    let stats: serde_json::Value = reqwest::get(format!("{base}/__emulator/stats"))
+        .await?
+        .json()
+        .await?;
+    Ok(stats["api"]["totalCalls"].as_f64().unwrap_or_default())
+}
+
+async fn measure(
+    options: &Options,
+    sf: &Client,
+    base: &str,
+    db_url: &str,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let mut pg = pgforce_store::connect(db_url).await?;
+    pgforce_store::catalog::migrate(&mut pg).await?;
+    let schema = Ident::new("salesforce")?;
+    ensure_connection_schema(&pg, &schema).await?;
+    let spec = MappingSpec {
+        object: "Account".to_owned(),
+        fields: ["Name", "Industry", "AnnualRevenue", "Phone"]
+            .map(str::to_owned)
+            .to_vec(),
+        access: Access::ReadWrite,
+        upsert_field: None,
+        polling_seconds: 1,
+        max_daily_api_calls: u64::MAX,
+    };
+    let mapping = Mapping::resolve(spec, &sf.describe("Account").await?)?;
+    create_mapped_table(&mut pg, &mapping.table_spec(&schema)).await?;
+    let connection = ensure_connection(&pg, "bench", "salesforce").await?;
+    let mapping_id = ensure_mapping(&pg, connection, "Account", "account", true).await?;
+    let target = Target {
+        schema: &schema,
+        mapping: &mapping,
+        mapping_id,
+    };
+    initial_load(sf, &mut pg, &target, &mut |_| {}).await?;
+
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let worker = WriteWorker {
+        database_url: db_url.to_owned(),
+        connection: "bench".to_owned(),
+        salesforce: sf.clone(),
+        schema: schema.clone(),
+        mappings: vec![(mapping.clone(), mapping_id)],
+        policy: WritePolicy::default(),
+        archive_after: Duration::from_secs(3600),
+        archive_retention: Duration::from_secs(86_400),
+    };
+    let worker = tokio::spawn(worker.run(shutdown));
+    let result = async {
+        for latency_ms in LATENCIES_MS {
+            set_latency(base, latency_ms).await?;
+            let label = format!("{latency_ms} ms emulator latency");
+            let mut latencies = edit_latencies(&pg, options.edits).await?;
+            report.add(
+                &format!("PG→SF latency, median ({label})"),
+                median(&mut latencies),
+                "ms",
+                &format!("commit until SUCCESS, {} single-row edits", options.edits),
+            );
+            report.add(
+                &format!("PG→SF latency, p99 ({label})"),
+                percentile(&mut latencies, 99.0),
+                "ms",
+                "",
+            );
+            let (mut rates, mut calls, mut captures) = (Vec::new(), Vec::new(), Vec::new());
+            for run in 0..options.runs {
+                let before = api_calls(base).await?;
+                let (rate, capture_ms) = bulk_update_rate(&pg, options.records, run).await?;
+                rates.push(rate);
+                captures.push(capture_ms);
+                calls.push((api_calls(base).await? - before) * 1000.0 / options.records as f64);
+            }
+            let mut direct = Vec::new();
+            for run in 0..options.runs {
+                direct.push(direct_update_rate(sf, &pg, run).await?);
+            }
+            let (rate, direct) = (median(&mut rates), median(&mut direct));
+            report.add(
+                &format!("PG→SF throughput ({label})"),
+                rate,
+                "records/s",
+                &format!(
+                    "{} rows updated in one statement; commit until all SUCCESS, median of {}",
+                    options.records, options.runs
+                ),
+            );
+            report.add(
+                &format!("the app's UPDATE statement itself ({label})"),
+                median(&mut captures),
+                "ms",
+                "capture triggers included; not in the throughput",
+            );
+            report.add(
+                &format!("direct collections updates, baseline ({label})"),
+                direct,
+                "records/s",
+                "same records, 200 per call, sequential, no database",
+            );
+            report.add(
+                &format!("pgforce / baseline ({label})"),
+                rate / direct,
+                "x",
+                "",
+            );
+            report.add(
+                &format!("API calls per 1,000 records ({label})"),
+                median(&mut calls),
+                "calls",
+                "emulator call counter",
+            );
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    let _ = stop.send(true);
+    worker.await??;
+    result
+}
+
+/// Commits single-row updates one at a time and times each until its log row is SUCCESS.
+async fn edit_latencies(pg: &tokio_postgres::Client, edits: usize) -> anyhow::Result<Vec<f64>> {
+    let mut latencies = Vec::with_capacity(edits);
+    for n in 0..edits {
+        let committed = Instant::now();
+        let id = i32::try_from(n % 1000)? + 1;
+        pg.execute(
+            "update salesforce.account set phone = $1 where id = $2",
+            &[&format!("+1 555 {n:04} {}", unique_suffix()), &id],
+        )
+        .await?;
+        let newest: i32 = pg
+            .query_one("select max(id) from salesforce._trigger_log", &[])
+            .await?
+            .get(0);
+        loop {
+            let state: String = pg
+                .query_one(
+                    "select state::text from salesforce._trigger_log where id = $1",
+                    &[&newest],
+                )
+                .await?
+                .get(0);
+            if state == "SUCCESS" {
+                latencies.push(committed.elapsed().as_secs_f64() * 1000.0);
+                break;
+            }
+            if committed.elapsed() > Duration::from_secs(30) {
+                let row = pg
+                    .query_one(
+                        "select action::text, record_id, coalesce(\"values\", ''), coalesce(old, '') from salesforce._trigger_log where id = $1",
+                        &[&newest],
+                    )
+                    .await?;
+                bail!(
+                    "edit {n} (log row {newest}: {} of row {}, values {}, old {}) was not written within 30 s (state {state})",
+                    row.get::<_, String>(0),
+                    row.get::<_, i32>(1),
+                    row.get::<_, String>(2),
+                    row.get::<_, String>(3)
+                );
+            }
+            tokio::time::sleep(Duration::from_micros(500)).await;
+        }
+        // Edits land at different moments relative to the writer's safety-net timer.
+        tokio::time::sleep(Duration::from_millis(37 * (n as u64 % 5))).await;
+    }
+    Ok(latencies)
+}
+
+/// Differs on every call, so every edit really changes the row (an unchanged row is not
+/// captured: its log row reads IGNORE).
+fn unique_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
+/// Updates every row in one statement and waits until all are written.
+async fn bulk_update_rate(
+    pg: &tokio_postgres::Client,
+    records: usize,
+    run: usize,
+) -> anyhow::Result<(f64, f64)> {
+    let statement = Instant::now();
+    let changed = pg
+        .execute(
+            "update salesforce.account set industry = $1",
+            &[&format!("Run {run} {}", unique_suffix())],
+        )
+        .await?;
+    if changed as usize != records {
+        bail!("updated {changed} rows, expected {records}");
+    }
+    let capture_ms = statement.elapsed().as_secs_f64() * 1000.0;
+    let started = Instant::now();
+    loop {
+        let open: i64 = pg
+            .query_one(
+                "select count(*) from salesforce._trigger_log where state in ('NEW', 'PENDING')",
+                &[],
+            )
+            .await?
+            .get(0);
+        if open == 0 {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(1800) {
+            bail!("{open} updates still unwritten after 30 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let failed: i64 = pg
+        .query_one(
+            "select count(*) from salesforce._trigger_log where state = 'FAILED'",
+            &[],
+        )
+        .await?
+        .get(0);
+    if failed > 0 {
+        bail!("{failed} updates failed");
+    }
+    Ok((records as f64 / started.elapsed().as_secs_f64(), capture_ms))
+}
+
+/// Sends the same kind of updates straight to Salesforce, 200 per call, in sequence.
+async fn direct_update_rate(
+    sf: &Client,
+    pg: &tokio_postgres::Client,
+    run: usize,
+) -> anyhow::Result<f64> {
+    let ids: Vec<String> = pg
+        .query("select sfid from salesforce.account order by id", &[])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let started = Instant::now();
+    for chunk in ids.chunks(200) {
+        let records: Vec<Record> = chunk
+            .iter()
+            .map(|id| {
+                serde_json::from_value(
+                    json!({ "Id": id, "Industry": format!("Direct {run} {}", unique_suffix()) }),
+                )
+            })
+            .collect::<Result<_, _>>()?;
+        let results = sf.update_records("Account", &records, false).await?;
+        if results.iter().any(|r| !r.success) {
+            bail!("a direct update failed");
+        }
+    }
+    Ok(ids.len() as f64 / started.elapsed().as_secs_f64())
+}
