@@ -15,7 +15,8 @@
 //! - `mapping`: configured mappings resolved against describe; `hc_json`: Heroku Connect's
 //!   mapping export document.
 //! - `convert`: Salesforce types and values into Postgres (pure).
-//! - `reader`: initial load and polling.
+//! - `reader`: initial load and polling; `conflict`: last writer wins when both sides
+//!   changed a record.
 //! - `plan`: ordered and merged write plans from captured changes (pure).
 //! - `writer`: one pass over the trigger log (claim, send, record outcomes), resuming
 //!   after a crash, archiving; `write_worker`: the writer as a daemon (lease, LISTEN).
@@ -26,6 +27,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod conflict;
 pub mod convert;
 mod error;
 pub mod hc_json;

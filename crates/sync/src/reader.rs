@@ -10,7 +10,8 @@
 //!   by both, so ties on one stamp across a page boundary are neither skipped nor
 //!   repeated; each page is applied (matched by `sfid`, then by the upsert field when the
 //!   row has no `sfid` yet; deleted records removed) in one transaction that advances the
-//!   cursor to its last record.
+//!   cursor to its last record. Records with unsent local changes follow the
+//!   last-writer-wins rule of [`crate::conflict`].
 //!
 //! All writes run with `xmlbinary = 'hex'`, so the capture triggers skip them and nothing
 //! echoes back to Salesforce.
@@ -27,6 +28,7 @@ use serde_json::Value;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client as Postgres, Transaction};
 
+use crate::conflict;
 use crate::convert::{push_copy_field, to_pg_text};
 use crate::error::{Error, Result};
 use crate::mapping::Mapping;
@@ -53,6 +55,10 @@ pub struct ReadOutcome {
     pub rejected: Vec<RejectedRecord>,
     /// Salesforce API calls made (one per query page, plus the load's newest-record query).
     pub api_calls: u64,
+    /// Records changed on both sides whose newer local change was kept (not applied).
+    pub local_wins: u64,
+    /// Local changes superseded by newer Salesforce changes (set to IGNORED).
+    pub superseded: u64,
 }
 
 /// The target of one mapping: where its rows and cursor live.
@@ -387,6 +393,22 @@ pub async fn poll_once(
             .map_err(|e| target.store_error(e))?;
         let mut last: Option<ReadCursor> = None;
         let mut changed: Vec<Vec<Option<String>>> = Vec::with_capacity(page.records.len());
+        let stamps: Vec<(String, String)> = page
+            .records
+            .iter()
+            .filter(|r| r.get("IsDeleted") != Some(&Value::Bool(true)))
+            .filter_map(|r| {
+                Some((
+                    text_of(r, "Id")?.to_owned(),
+                    text_of(r, "SystemModstamp")?.to_owned(),
+                ))
+            })
+            .collect();
+        let settled = conflict::settle(&tx, target.schema, &mapping.table, &stamps)
+            .await
+            .map_err(target.pg_error("settling changes made on both sides"))?;
+        outcome.local_wins += settled.local_wins.len() as u64;
+        outcome.superseded += settled.superseded;
         for record in &page.records {
             let sfid = text_of(record, "Id").unwrap_or_default().to_owned();
             if let Some(stamp) = text_of(record, "SystemModstamp") {
@@ -401,6 +423,9 @@ pub async fn poll_once(
                     .await
                     .map_err(target.pg_error("deleting a row"))?;
                 outcome.deleted += removed;
+                continue;
+            }
+            if settled.local_wins.contains(&sfid) {
                 continue;
             }
             match row_values(mapping, record) {

@@ -5,6 +5,7 @@
 
 mod support;
 
+mod conflict;
 mod mapping;
 mod reader;
 mod writer;

@@ -193,3 +193,127 @@ async fn merged_writes_send_an_insert_and_its_updates_as_one_insert() {
         "one create"
     );
 }
+
+#[tokio::test]
+async fn a_thousand_round_trips_leave_no_echo() {
+    let mut h = harness(2000, EmulatorConfig::default()).await;
+    h.pg.batch_execute(
+        "insert into salesforce.gadget__c (name, code__c, stock__c)
+         select 'Echo ' || n, 'E-' || n, 0 from generate_series(1, 10) n",
+    )
+    .await
+    .unwrap();
+    write_pass(&mut h, WriteAlgorithm::Ordered).await;
+    let (mapping, schema) = (h.mapping.clone(), h.schema.clone());
+    let target = Target {
+        schema: &schema,
+        mapping: &mapping,
+        mapping_id: h.mapping_id,
+    };
+    // 100 rounds of 10 records: Postgres → Salesforce → back through the reader.
+    for round in 1..=100 {
+        h.pg.execute("update salesforce.gadget__c set stock__c = $1", &[&round])
+            .await
+            .unwrap();
+        let outcome = write_pass(&mut h, WriteAlgorithm::Ordered).await;
+        assert_eq!(
+            (outcome.succeeded, outcome.failed),
+            (10, 0),
+            "round {round}"
+        );
+        poll_once(&h.sf, &mut h.pg, &target).await.unwrap();
+    }
+    let counts =
+        h.pg.query_one(
+            "select count(*), count(*) filter (where state = 'SUCCESS') from salesforce._trigger_log",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (logged, succeeded): (i64, i64) = (counts.get(0), counts.get(1));
+    assert_eq!(
+        (logged, succeeded),
+        (1010, 1010),
+        "exactly the app's 10 inserts and 1,000 updates were captured; the reader's writes never were"
+    );
+    assert_eq!(
+        write_pass(&mut h, WriteAlgorithm::Ordered).await,
+        WriteOutcome::default()
+    );
+    let stock: Vec<i32> =
+        h.pg.query("select stock__c from salesforce.gadget__c", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+    assert_eq!(stock, [100; 10]);
+    assert_eq!(
+        h.sf.count("SELECT COUNT() FROM Gadget__c WHERE Stock__c = 100")
+            .await
+            .unwrap(),
+        10
+    );
+}
+
+#[tokio::test]
+async fn processed_rows_move_to_the_archive_and_requeue_helpers_resend() {
+    use pgforce_sync::writer::archive_processed;
+    use std::time::Duration;
+    let mut h = harness(2000, EmulatorConfig::default()).await;
+    h.pg.batch_execute("insert into salesforce.gadget__c (name, code__c) values ('Kept', 'K');")
+        .await
+        .unwrap();
+    write_pass(&mut h, WriteAlgorithm::Ordered).await;
+    // Re-capture the row as Heroku Connect users do; it is sent again.
+    h.pg.batch_execute(
+        "select salesforce.hc_capture_update_from_row(hstore(g.*), 'gadget__c', array['name'])
+         from salesforce.gadget__c g",
+    )
+    .await
+    .unwrap();
+    let outcome = write_pass(&mut h, WriteAlgorithm::Ordered).await;
+    assert_eq!(outcome.succeeded, 1, "{outcome:?}");
+
+    let kept = archive_processed(
+        &mut h.pg,
+        &h.schema,
+        Duration::from_secs(3600),
+        Duration::from_secs(86_400),
+    )
+    .await
+    .unwrap();
+    assert_eq!(kept.archived, 0, "younger than the delay");
+    let moved = archive_processed(
+        &mut h.pg,
+        &h.schema,
+        Duration::ZERO,
+        Duration::from_secs(86_400),
+    )
+    .await
+    .unwrap();
+    assert_eq!(moved.archived, 2);
+    let archived: i64 =
+        h.pg.query_one(
+            "select count(*) from salesforce._trigger_log_archive where state = 'SUCCESS'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(archived, 2);
+    h.pg.batch_execute(
+        "update salesforce._trigger_log_archive set created_at = now() - interval '40 days'",
+    )
+    .await
+    .unwrap();
+    let pruned = archive_processed(
+        &mut h.pg,
+        &h.schema,
+        Duration::ZERO,
+        Duration::from_secs(31 * 86_400),
+    )
+    .await
+    .unwrap();
+    assert_eq!(pruned.pruned, 2, "older than the retention");
+}

@@ -88,6 +88,16 @@ async fn a_refused_insert_holds_back_its_record_only_until_fixed_and_requeued() 
         .get(0);
     assert!(held.contains("held back"), "{held}");
     assert_eq!(salesforce_names(&h).await, ["Good"]);
+    // Archiving keeps the failed insert in the live log while changes wait behind it.
+    let archived = pgforce_sync::writer::archive_processed(
+        &mut h.pg,
+        &h.schema,
+        Duration::ZERO,
+        Duration::from_secs(86_400),
+    )
+    .await
+    .unwrap();
+    assert_eq!(archived.archived, 2, "the two successes only");
 
     // A new change to the failed record is held too; nothing is sent for it.
     h.pg.batch_execute(

@@ -1,0 +1,136 @@
+//! A record changed on both sides before a sync: the later change wins, by time, and the
+//! decision is visible.
+
+use std::time::Duration;
+
+use pgforce_emulator::EmulatorConfig;
+use pgforce_sync::reader::{Target, initial_load, poll_once};
+use pgforce_sync::writer::{WritePolicy, write_once};
+use serde_json::json;
+
+use crate::support::{Harness, harness};
+
+/// A harness with one record loaded; returns its sfid.
+async fn one_record(h: &mut Harness) -> String {
+    let sfid =
+        h.sf.create(
+            "Gadget__c",
+            &serde_json::from_value(json!({ "Name": "Original", "Code__c": "C" })).unwrap(),
+        )
+        .await
+        .unwrap();
+    let (mapping, schema) = (h.mapping.clone(), h.schema.clone());
+    let target = Target {
+        schema: &schema,
+        mapping: &mapping,
+        mapping_id: h.mapping_id,
+    };
+    initial_load(&h.sf, &mut h.pg, &target, &mut |_| {})
+        .await
+        .unwrap();
+    sfid
+}
+
+async fn edit_in_salesforce(h: &Harness, sfid: &str, name: &str) {
+    h.sf.update(
+        "Gadget__c",
+        sfid,
+        &serde_json::from_value(json!({ "Name": name })).unwrap(),
+    )
+    .await
+    .unwrap();
+}
+
+async fn edit_in_postgres(h: &Harness, name: &str) {
+    h.pg.execute("update salesforce.gadget__c set name = $1", &[&name])
+        .await
+        .unwrap();
+}
+
+async fn poll(h: &mut Harness) -> pgforce_sync::reader::ReadOutcome {
+    let (mapping, schema) = (h.mapping.clone(), h.schema.clone());
+    let target = Target {
+        schema: &schema,
+        mapping: &mapping,
+        mapping_id: h.mapping_id,
+    };
+    poll_once(&h.sf, &mut h.pg, &target).await.unwrap()
+}
+
+async fn write(h: &mut Harness) -> u64 {
+    write_once(
+        &h.sf,
+        &mut h.pg,
+        &h.schema,
+        std::slice::from_ref(&h.mapping),
+        &WritePolicy::default(),
+    )
+    .await
+    .unwrap()
+    .succeeded
+}
+
+async fn names(h: &Harness, sfid: &str) -> (String, String) {
+    let local: String =
+        h.pg.query_one("select name from salesforce.gadget__c", &[])
+            .await
+            .unwrap()
+            .get(0);
+    let remote = h.sf.get("Gadget__c", sfid, Some(&["Name"])).await.unwrap()["Name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (local, remote)
+}
+
+#[tokio::test]
+async fn a_newer_local_change_wins_over_an_older_salesforce_change() {
+    let mut h = harness(2000, EmulatorConfig::default()).await;
+    let sfid = one_record(&mut h).await;
+    edit_in_salesforce(&h, &sfid, "Salesforce edit").await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    edit_in_postgres(&h, "Postgres edit").await;
+
+    let read = poll(&mut h).await;
+    assert_eq!(read.local_wins, 1, "{read:?}");
+    assert_eq!(
+        names(&h, &sfid).await.0,
+        "Postgres edit",
+        "the newer local value stays"
+    );
+    assert_eq!(write(&mut h).await, 1);
+    poll(&mut h).await;
+    assert_eq!(
+        names(&h, &sfid).await,
+        ("Postgres edit".to_owned(), "Postgres edit".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn a_newer_salesforce_change_wins_over_an_older_local_change() {
+    let mut h = harness(2000, EmulatorConfig::default()).await;
+    let sfid = one_record(&mut h).await;
+    edit_in_postgres(&h, "Postgres edit").await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    edit_in_salesforce(&h, &sfid, "Salesforce edit").await;
+
+    let read = poll(&mut h).await;
+    assert_eq!(read.superseded, 1, "{read:?}");
+    let (state, message): (String, String) = {
+        let row =
+            h.pg.query_one(
+                "select state::text, sf_message from salesforce._trigger_log where action = 'UPDATE'",
+                &[],
+            )
+            .await
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert_eq!(state, "IGNORED");
+    assert!(message.contains("last writer wins"), "{message}");
+    assert_eq!(write(&mut h).await, 0, "the older local change is not sent");
+    assert_eq!(
+        names(&h, &sfid).await,
+        ("Salesforce edit".to_owned(), "Salesforce edit".to_owned())
+    );
+}
