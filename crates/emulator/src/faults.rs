@@ -24,6 +24,10 @@ pub struct FaultConfig {
     pub server_unavailable_rate: f64,
     /// Share of API calls whose connection is dropped without an answer.
     pub drop_connection_rate: f64,
+    /// Share of write calls that are carried out and then lose their answer (the
+    /// connection drops after the work is done): the case that tempts a client to write
+    /// twice.
+    pub lost_response_rate: f64,
 }
 
 /// What to do to one request.
@@ -41,6 +45,7 @@ impl FaultConfig {
             ("unableToLockRowRate", self.unable_to_lock_row_rate),
             ("serverUnavailableRate", self.server_unavailable_rate),
             ("dropConnectionRate", self.drop_connection_rate),
+            ("lostResponseRate", self.lost_response_rate),
         ] {
             if !(0.0..=1.0).contains(&rate) {
                 return Err(format!("{name} must be between 0 and 1, got {rate}"));
@@ -71,6 +76,11 @@ impl FaultConfig {
         } else {
             Fault::None
         }
+    }
+
+    /// Whether one write call, once carried out, loses its answer.
+    pub fn draw_lost_response(&self) -> bool {
+        self.lost_response_rate > 0.0 && rand::rng().random_bool(self.lost_response_rate)
     }
 
     /// Whether one write call fails with UNABLE_TO_LOCK_ROW.

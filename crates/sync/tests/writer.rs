@@ -317,3 +317,48 @@ async fn processed_rows_move_to_the_archive_and_requeue_helpers_resend() {
     .unwrap();
     assert_eq!(pruned.pruned, 2, "older than the retention");
 }
+
+#[tokio::test]
+async fn each_refusal_lands_as_failed_with_its_reason_while_the_rest_go_through() {
+    let mut h = harness(2000, EmulatorConfig::default()).await;
+    h.pg.batch_execute(
+        "insert into salesforce.gadget__c (name, code__c) values ('Good', 'G');
+         insert into salesforce.gadget__c (name, code__c, account__c) values ('No such parent', 'N', '001000000000000AAA');
+         insert into salesforce.gadget__c (name, code__c, email__c) values ('Bad email', 'E', 'at@');
+         insert into salesforce.gadget__c (name, code__c, price__c) values ('Too dear', 'P', 1e12);
+         insert into salesforce.gadget__c (name, code__c) values ('Also good', 'A');",
+    )
+    .await
+    .unwrap();
+    let outcome = write_pass(&mut h, WriteAlgorithm::Merged).await;
+    assert_eq!((outcome.succeeded, outcome.failed), (2, 3), "{outcome:?}");
+    let rows =
+        h.pg.query(
+            "select g.code__c, l.state::text, coalesce(l.sf_message, ''), g._hc_lastop, coalesce(g._hc_err, '{}')
+             from salesforce._trigger_log l join salesforce.gadget__c g on g.id = l.record_id order by l.id",
+            &[],
+        )
+        .await
+        .unwrap();
+    let expected = [
+        ("G", "SUCCESS", ""),
+        ("N", "FAILED", "INVALID_CROSS_REFERENCE_KEY"),
+        ("E", "FAILED", "INVALID_EMAIL_ADDRESS"),
+        ("P", "FAILED", "NUMBER_OUTSIDE_VALID_RANGE"),
+        ("A", "SUCCESS", ""),
+    ];
+    for (row, (name, state, code)) in rows.iter().zip(expected) {
+        let (got_name, got_state, message, lastop, err): (String, String, String, String, String) =
+            (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+        assert_eq!((got_name.as_str(), got_state.as_str()), (name, state));
+        assert!(message.starts_with(code), "{name}: {message}");
+        let err: serde_json::Value = serde_json::from_str(&err).unwrap();
+        if state == "FAILED" {
+            assert_eq!(lastop, "FAILED");
+            assert_eq!(err["code"], code, "{name}: {err}");
+            assert!(!err["message"].as_str().unwrap().is_empty(), "{err}");
+        } else {
+            assert_eq!(lastop, "INSERTED");
+        }
+    }
+}

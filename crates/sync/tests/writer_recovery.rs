@@ -373,3 +373,51 @@ async fn parent_and_child_inserted_together_sync_in_one_pass_by_external_id() {
             .unwrap();
     assert_eq!(record["Maker__c"].as_str(), Some(maker_id.as_str()));
 }
+
+#[tokio::test]
+async fn creates_whose_answer_was_lost_are_never_made_twice() {
+    for upsert_field in [Some("Code__c"), None] {
+        let mut h = harness_with(2000, EmulatorConfig::default(), upsert_field).await;
+        h.pg.batch_execute(
+            "insert into salesforce.gadget__c (name, code__c) values ('One', '1'), ('Two', '2');",
+        )
+        .await
+        .unwrap();
+        h.org
+            .control(
+                Method::PUT,
+                "/faults",
+                Some(json!({ "lostResponseRate": 1.0 })),
+            )
+            .await;
+        let outcome = pass(&mut h, &WritePolicy::default()).await;
+        assert_eq!(
+            outcome.succeeded + outcome.failed,
+            0,
+            "{upsert_field:?}: {outcome:?}"
+        );
+        match upsert_field {
+            // Upserts are idempotent: sent again as they are.
+            Some(_) => assert_eq!(outcome.retried, 2, "{outcome:?}"),
+            // Plain creates may have happened: held PENDING until Salesforce is checked.
+            None => assert_eq!(outcome.in_doubt, 2, "{outcome:?}"),
+        }
+        h.org.control(Method::PUT, "/faults", Some(json!({}))).await;
+        let mappings = std::slice::from_ref(&h.mapping);
+        let resumed = resume_pending(&h.sf, &mut h.pg, &h.schema, mappings)
+            .await
+            .unwrap();
+        pass(&mut h, &WritePolicy::default()).await;
+        assert_eq!(
+            salesforce_names(&h).await,
+            ["One", "Two"],
+            "{upsert_field:?}: {resumed:?}"
+        );
+        let with_sfid: i64 =
+            h.pg.query_one("select count(distinct sfid) from salesforce.gadget__c", &[])
+                .await
+                .unwrap()
+                .get(0);
+        assert_eq!(with_sfid, 2, "{upsert_field:?}");
+    }
+}

@@ -93,6 +93,9 @@ pub struct EmulatorArgs {
     /// Share of API calls whose connection is dropped (0 to 1).
     #[arg(long, default_value_t = 0.0)]
     fault_drop: f64,
+    /// Share of write calls carried out whose answer is then lost (0 to 1).
+    #[arg(long, default_value_t = 0.0)]
+    fault_lost_response: f64,
 }
 
 impl EmulatorArgs {
@@ -118,6 +121,7 @@ impl EmulatorArgs {
             unable_to_lock_row_rate: self.fault_lock_row,
             server_unavailable_rate: self.fault_unavailable,
             drop_connection_rate: self.fault_drop,
+            lost_response_rate: self.fault_lost_response,
         };
         faults
             .validate()

@@ -115,9 +115,15 @@ pub async fn dispatch(
                 body,
                 lock_fault,
             };
-            admit_and_route(&shared, request)
+            let mut response = admit_and_route(&shared, request)
                 .await
-                .unwrap_or_else(IntoResponse::into_response)
+                .unwrap_or_else(IntoResponse::into_response);
+            if is_write && faults.draw_lost_response() {
+                // Done, but the client never hears so.
+                response.extensions_mut().insert(DropConnection);
+                return response;
+            }
+            response
         }
     };
     let mut response = pretty_if_asked(&headers, response).await;
