@@ -109,4 +109,31 @@ mod tests {
             format!("x-{}-y", std::env::var("PATH").unwrap())
         );
     }
+
+    #[test]
+    fn the_example_config_is_valid_and_says_what_it_shows() {
+        let text = include_str!("../../../pgforce.example.toml");
+        let mut document: toml::Value = toml::from_str(text).unwrap();
+        // The example names secrets as ${VARIABLES}; any value will do here.
+        fn fill(value: &mut toml::Value) {
+            match value {
+                toml::Value::String(s) if s.starts_with("${") => *s = "x".to_owned(),
+                toml::Value::Table(t) => t.iter_mut().for_each(|(_, v)| fill(v)),
+                toml::Value::Array(a) => a.iter_mut().for_each(fill),
+                _ => {}
+            }
+        }
+        fill(&mut document);
+        let config: Config = document.try_into().unwrap();
+        let connection = &config.connections[0];
+        assert_eq!(
+            connection.write_algorithm,
+            pgforce_sync::config::WriteAlgorithm::Ordered
+        );
+        assert_eq!(connection.archive_retention_days, 31);
+        assert_eq!(
+            connection.mappings[0].access,
+            pgforce_sync::config::AccessConfig::ReadWrite
+        );
+    }
 }
