@@ -53,6 +53,8 @@ pub struct MappedField {
 pub struct RelationshipReference {
     /// The relationship's name (`Account`, `Parent__r`).
     pub relationship: String,
+    /// The object the relationship points to (`Account`, `Parent__c`).
+    pub parent_object: String,
     /// The parent's External ID field (`Code__c`).
     pub external_field: String,
     /// The column: relationship name, `__`, field name, lower-cased.
@@ -237,10 +239,12 @@ fn resolve_reference(
             )
         })?;
     let relationship = lookup.relationship_name.clone().unwrap_or_default();
+    let parent_object = lookup.reference_to.first().cloned().unwrap_or_default();
     let column = Ident::from_salesforce(&format!("{relationship}__{external_field}"))
         .map_err(|e| format!("{path}: {e}"))?;
     Ok(RelationshipReference {
         relationship,
+        parent_object,
         external_field: external_field.to_owned(),
         column,
     })

@@ -32,7 +32,8 @@ pub const SCHEMA: &str = r#"{"objects": [{"name": "Gadget__c", "fields": [
   {"name": "Maker__c", "type": "reference", "referenceTo": ["Maker__c"], "relationshipName": "Maker__r"}
 ]}, {"name": "Maker__c", "fields": [
   {"name": "Name", "type": "string", "length": 80, "nameField": true},
-  {"name": "Code__c", "type": "string", "length": 20, "externalId": true, "unique": true}
+  {"name": "Code__c", "type": "string", "length": 20, "externalId": true, "unique": true},
+  {"name": "Email__c", "type": "email"}
 ]}]}"#;
 
 /// Every custom field of Gadget__c plus Name.

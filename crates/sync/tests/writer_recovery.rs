@@ -312,12 +312,18 @@ async fn two_writers_on_one_catalog_write_each_change_once() {
     assert_eq!(written, 900, "each change sent once: {stats}");
 }
 
-#[tokio::test]
-async fn parent_and_child_inserted_together_sync_in_one_pass_by_external_id() {
+/// Maker__c (parent, upsert by Code__c) and Gadget__c naming its maker by `Maker__r.Code__c`.
+async fn maker_and_gadget(h: &mut Harness) -> [pgforce_sync::mapping::Mapping; 2] {
     use pgforce_store::ddl::{Access, create_mapped_table};
     use pgforce_sync::mapping::{Mapping, MappingSpec};
-    let mut h = harness(2000, EmulatorConfig::default()).await;
-    let resolve = async |object: &str, fields: &[&str]| {
+    let mut resolved = Vec::new();
+    for (object, fields) in [
+        ("Maker__c", &["Name", "Code__c", "Email__c"][..]),
+        (
+            "Gadget__c",
+            &["Name", "Code__c", "Maker__c", "maker__r.Code__c"][..],
+        ),
+    ] {
         let spec = MappingSpec {
             object: object.to_owned(),
             fields: fields.iter().map(|f| (*f).to_owned()).collect(),
@@ -326,20 +332,33 @@ async fn parent_and_child_inserted_together_sync_in_one_pass_by_external_id() {
             polling_seconds: 1,
             max_daily_api_calls: 30_000,
         };
-        Mapping::resolve(spec, &h.sf.describe(object).await.unwrap()).unwrap()
-    };
-    let maker = resolve("Maker__c", &["Name", "Code__c"]).await;
-    let gadget = resolve(
-        "Gadget__c",
-        &["Name", "Code__c", "Maker__c", "maker__r.Code__c"],
-    )
-    .await;
-    assert_eq!(gadget.references[0].column.as_str(), "maker__r__code__c");
-    for mapping in [&maker, &gadget] {
+        let mapping = Mapping::resolve(spec, &h.sf.describe(object).await.unwrap()).unwrap();
         create_mapped_table(&mut h.pg, &mapping.table_spec(&h.schema))
             .await
             .unwrap();
+        resolved.push(mapping);
     }
+    assert_eq!(
+        resolved[1].references[0].column.as_str(),
+        "maker__r__code__c"
+    );
+    [resolved.remove(0), resolved.remove(0)]
+}
+
+async fn sfid_of(h: &Harness, table: &str, code: &str) -> Option<String> {
+    h.pg.query_one(
+        &format!("select sfid from salesforce.{table} where code__c = $1"),
+        &[&code],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+#[tokio::test]
+async fn parent_and_child_inserted_together_sync_in_one_pass_by_external_id() {
+    let mut h = harness(2000, EmulatorConfig::default()).await;
+    let mappings = maker_and_gadget(&mut h).await;
     h.pg.batch_execute(
         "begin;
          insert into salesforce.gadget__c (name, code__c, maker__r__code__c) values ('Widget', 'W', 'ACME');
@@ -353,25 +372,107 @@ async fn parent_and_child_inserted_together_sync_in_one_pass_by_external_id() {
         algorithm: WriteAlgorithm::Merged,
         ..WritePolicy::default()
     };
-    let outcome = write_once(&h.sf, &mut h.pg, &h.schema, &[maker, gadget], &policy)
+    let outcome = write_once(&h.sf, &mut h.pg, &h.schema, &mappings, &policy)
         .await
         .unwrap();
     assert_eq!((outcome.succeeded, outcome.failed), (2, 0), "{outcome:?}");
-    let maker_id: String =
-        h.pg.query_one("select sfid from salesforce.maker__c", &[])
-            .await
-            .unwrap()
-            .get(0);
-    let gadget_id: String =
-        h.pg.query_one("select sfid from salesforce.gadget__c", &[])
-            .await
-            .unwrap()
-            .get(0);
+    let maker_id = sfid_of(&h, "maker__c", "ACME").await.unwrap();
+    let gadget_id = sfid_of(&h, "gadget__c", "W").await.unwrap();
     let record =
         h.sf.get("Gadget__c", &gadget_id, Some(&["Maker__c"]))
             .await
             .unwrap();
     assert_eq!(record["Maker__c"].as_str(), Some(maker_id.as_str()));
+}
+
+#[tokio::test]
+async fn children_of_a_refused_parent_wait_for_it_and_follow_once_it_is_fixed() {
+    let mut h = harness(2000, EmulatorConfig::default()).await;
+    let mappings = maker_and_gadget(&mut h).await;
+    let policy = ordered(OnInsertFailure::HoldDependents);
+    h.pg.batch_execute(
+        "begin;
+         insert into salesforce.maker__c (name, code__c, email__c) values ('Acme', 'ACME', 'not an email');
+         insert into salesforce.gadget__c (name, code__c, maker__r__code__c) values ('Widget', 'W', 'ACME');
+         insert into salesforce.gadget__c (name, code__c) values ('Free', 'F');
+         commit;",
+    )
+    .await
+    .unwrap();
+    let outcome = write_once(&h.sf, &mut h.pg, &h.schema, &mappings, &policy)
+        .await
+        .unwrap();
+    assert_eq!(
+        (outcome.succeeded, outcome.failed, outcome.held),
+        (1, 1, 1),
+        "{outcome:?}"
+    );
+    assert!(
+        sfid_of(&h, "gadget__c", "F").await.is_some(),
+        "unrelated rows flow"
+    );
+    // Still waiting on the next pass, and the reason names the parent's log row.
+    let outcome = write_once(&h.sf, &mut h.pg, &h.schema, &mappings, &policy)
+        .await
+        .unwrap();
+    assert_eq!(outcome.succeeded, 0, "{outcome:?}");
+    let message: String =
+        h.pg.query_one(
+            "select sf_message from salesforce._trigger_log where state = 'HELD'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        message.contains("its parent in trigger log row 1"),
+        "{message}"
+    );
+
+    h.pg.batch_execute(
+        "update salesforce.maker__c set email__c = 'hello@acme.example';
+         update salesforce._trigger_log set state = 'NEW' where state = 'FAILED';",
+    )
+    .await
+    .unwrap();
+    let outcome = write_once(&h.sf, &mut h.pg, &h.schema, &mappings, &policy)
+        .await
+        .unwrap();
+    assert_eq!((outcome.succeeded, outcome.failed), (3, 0), "{outcome:?}");
+    let maker_id = sfid_of(&h, "maker__c", "ACME").await.unwrap();
+    let gadget_id = sfid_of(&h, "gadget__c", "W").await.unwrap();
+    let record =
+        h.sf.get("Gadget__c", &gadget_id, Some(&["Maker__c"]))
+            .await
+            .unwrap();
+    assert_eq!(record["Maker__c"].as_str(), Some(maker_id.as_str()));
+}
+
+#[tokio::test]
+async fn merged_writes_retry_a_refused_insert_on_a_later_update() {
+    let mut h = harness(2000, EmulatorConfig::default()).await;
+    let policy = WritePolicy {
+        algorithm: WriteAlgorithm::Merged,
+        ..WritePolicy::default()
+    };
+    h.pg.batch_execute(
+        "insert into salesforce.gadget__c (name, code__c, email__c) values ('Bad', 'B', 'nope')",
+    )
+    .await
+    .unwrap();
+    assert_eq!(pass(&mut h, &policy).await.failed, 1);
+    h.pg.batch_execute("update salesforce.gadget__c set email__c = 'ok@example.com'")
+        .await
+        .unwrap();
+    let outcome = pass(&mut h, &policy).await;
+    assert_eq!((outcome.succeeded, outcome.failed), (1, 0), "{outcome:?}");
+    assert_eq!(salesforce_names(&h).await, ["Bad"]);
+    let lastop: String =
+        h.pg.query_one("select _hc_lastop from salesforce.gadget__c", &[])
+            .await
+            .unwrap()
+            .get(0);
+    assert_eq!(lastop, "INSERTED");
 }
 
 #[tokio::test]

@@ -2,8 +2,9 @@
 //!
 //! Before claiming, held-back rows whose failed insert is gone (re-queued, ignored, or the
 //! record got an `sfid`) return to NEW, and NEW rows that depend on a still-failed insert
-//! are held back (state `HELD`, the reason in `sf_message`) — only that record's rows by
-//! default, every later row under `on_insert_failure = "block_queue"`. Then NEW rows are
+//! are held back (state `HELD`, the reason in `sf_message`) — by default that record's
+//! rows and the inserts of children naming it by external id, every later row under
+//! `on_insert_failure = "block_queue"`. Then NEW rows are
 //! taken in id order and marked PENDING in the same statement.
 //!
 //! A row set back to NEW after it was processed (a re-queue) is an insert the user fixed:
@@ -14,7 +15,7 @@ use std::collections::HashMap;
 use pgforce_store::Ident;
 use tokio_postgres::Client as Postgres;
 
-use super::{WritePolicy, pg_error};
+use super::{ParentLink, WritePolicy, pg_error};
 use crate::config::{OnInsertFailure, WriteAlgorithm};
 use crate::error::{Error, Result};
 use crate::mapping::Mapping;
@@ -23,8 +24,17 @@ use crate::plan::{Action, Change};
 /// Columns never sent: pgforce's own bookkeeping.
 const BOOKKEEPING: &str = "array['_hc_lastop', '_hc_err']";
 
+/// How the message of a child held behind its parent begins.
+const PARENT_HOLD: &str =
+    "pgforce: held back until the failed insert of its parent in trigger log row ";
+
 /// Releases and holds back rows as the failed inserts dictate (ordered writes only).
-async fn hold_back(pg: &Postgres, schema: &Ident, policy: &WritePolicy) -> Result<u64> {
+async fn hold_back(
+    pg: &Postgres,
+    schema: &Ident,
+    links: &[ParentLink],
+    policy: &WritePolicy,
+) -> Result<u64> {
     if policy.algorithm != WriteAlgorithm::Ordered {
         return Ok(0);
     }
@@ -41,23 +51,65 @@ async fn hold_back(pg: &Postgres, schema: &Ident, policy: &WritePolicy) -> Resul
     pg.execute(
         &format!(
             "update {log} r set state = 'NEW', sf_message = null, updated_at = now()
-             where r.state = 'HELD' and not exists ({failed_insert})"
+             where r.state = 'HELD' and r.sf_message not like '{PARENT_HOLD}%'
+               and not exists ({failed_insert})"
         ),
         &[],
     )
     .await
     .map_err(pg_error("releasing held-back trigger log rows"))?;
-    pg.execute(
-        &format!(
-            "update {log} r set state = 'HELD', updated_at = now(),
-                 sf_message = 'pgforce: held back until the failed insert in trigger log row '
-                     || ({failed_insert} order by f.id limit 1) || ' is fixed and re-queued'
-             where r.state = 'NEW' and exists ({failed_insert})"
-        ),
-        &[],
-    )
-    .await
-    .map_err(pg_error("holding back trigger log rows"))
+    let mut held = pg
+        .execute(
+            &format!(
+                "update {log} r set state = 'HELD', updated_at = now(),
+                     sf_message = 'pgforce: held back until the failed insert in trigger log row '
+                         || ({failed_insert} order by f.id limit 1) || ' is fixed and re-queued'
+                 where r.state = 'NEW' and exists ({failed_insert})"
+            ),
+            &[],
+        )
+        .await
+        .map_err(pg_error("holding back trigger log rows"))?;
+    for link in links {
+        // A child insert naming a parent whose own insert failed waits for it.
+        let failed_parent = format!(
+            "select f.id from {log} f where f.state = 'FAILED' and f.action = 'INSERT'
+                 and f.table_name = $2 and f.id < r.id
+                 and (f.\"values\"::hstore -> $3) = (r.\"values\"::hstore -> $4)"
+        );
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] = [
+            &link.child_table,
+            &link.parent_table,
+            &link.parent_column,
+            &link.child_column,
+        ];
+        pg.execute(
+            &format!(
+                "update {log} r set state = 'NEW', sf_message = null, updated_at = now()
+                 where r.state = 'HELD' and r.table_name = $1 and r.sf_message like '{PARENT_HOLD}%'
+                   and not exists ({failed_parent})"
+            ),
+            &params,
+        )
+        .await
+        .map_err(pg_error("releasing children of fixed inserts"))?;
+        if policy.on_insert_failure == OnInsertFailure::HoldDependents {
+            held += pg
+                .execute(
+                    &format!(
+                        "update {log} r set state = 'HELD', updated_at = now(),
+                             sf_message = '{PARENT_HOLD}' || ({failed_parent} order by f.id limit 1)
+                                 || ' is fixed and re-queued'
+                         where r.state = 'NEW' and r.action = 'INSERT' and r.table_name = $1
+                           and exists ({failed_parent})"
+                    ),
+                    &params,
+                )
+                .await
+                .map_err(pg_error("holding back children of failed inserts"))?;
+        }
+    }
+    Ok(held)
 }
 
 /// Claims up to `limit` NEW log rows, oldest first, marking them PENDING.
@@ -65,10 +117,11 @@ pub(super) async fn claim(
     pg: &Postgres,
     schema: &Ident,
     mappings: &HashMap<&str, &Mapping>,
+    links: &[ParentLink],
     policy: &WritePolicy,
     limit: i64,
 ) -> Result<(Vec<Change>, u64)> {
-    let held = hold_back(pg, schema, policy).await?;
+    let held = hold_back(pg, schema, links, policy).await?;
     let rows = pg
         .query(
             &format!(

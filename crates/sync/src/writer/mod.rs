@@ -75,6 +75,8 @@ pub struct WriteOutcome {
     pub by_table: BTreeMap<String, u64>,
     /// Records whose insert Salesforce refused in this pass.
     pub failed_inserts: BTreeSet<(String, i64)>,
+    /// Upsert-field values of those records, per table: children naming them wait.
+    pub failed_keys: BTreeSet<(String, String)>,
 }
 
 impl WriteOutcome {
@@ -102,7 +104,9 @@ pub async fn write_once(
 ) -> Result<WriteOutcome> {
     let by_table: HashMap<&str, &Mapping> =
         mappings.iter().map(|m| (m.table.as_str(), m)).collect();
-    let (mut changes, held) = claim::claim(pg, schema, &by_table, policy, CLAIM_LIMIT).await?;
+    let links = parent_links(mappings);
+    let (mut changes, held) =
+        claim::claim(pg, schema, &by_table, &links, policy, CLAIM_LIMIT).await?;
     let mut outcome = WriteOutcome {
         held,
         ..WriteOutcome::default()
@@ -130,6 +134,7 @@ pub async fn write_once(
             pg,
             schema,
             policy,
+            &links,
             &by_table,
             &mut pending,
             in_flight,
@@ -144,9 +149,10 @@ pub async fn write_once(
         let mut back = Vec::new();
         let mut stop = false;
         let mut recording = record::Recording::default();
-        for ((batch, _), (results, calls)) in wave.iter().zip(answers) {
+        for ((batch, mapping), (results, calls)) in wave.iter().zip(answers) {
             outcome.api_calls += calls;
-            let (batch_recording, retry, in_doubt) = record::prepare(batch, &results, &mut outcome);
+            let (batch_recording, retry, in_doubt) =
+                record::prepare(mapping, batch, &results, &mut outcome);
             recording.extend(batch_recording);
             outcome.in_doubt += in_doubt.len() as u64;
             stop |= !retry.is_empty() || !in_doubt.is_empty();
@@ -170,10 +176,12 @@ pub async fn write_once(
 /// Takes the next batches that may be in flight together: the same table and action, no
 /// record in two of them, at most `limit`. Batches of unmapped tables are marked FAILED
 /// and changes held back behind refused inserts are set aside on the way.
+#[allow(clippy::too_many_arguments)]
 async fn next_wave<'m>(
     pg: &Postgres,
     schema: &Ident,
     policy: &WritePolicy,
+    links: &[ParentLink],
     mappings: &HashMap<&str, &'m Mapping>,
     pending: &mut VecDeque<Batch>,
     limit: usize,
@@ -200,7 +208,8 @@ async fn next_wave<'m>(
             outcome.failed += batch.changes.len() as u64;
             continue;
         };
-        let Some(mut batch) = hold_dependents(pg, schema, policy, outcome, batch).await? else {
+        let Some(mut batch) = hold_dependents(pg, schema, policy, links, outcome, batch).await?
+        else {
             continue;
         };
         if batch.action != Action::Insert {
@@ -210,6 +219,46 @@ async fn next_wave<'m>(
         wave.push((batch, mapping));
     }
     Ok(wave)
+}
+
+/// A child table's column that names a parent row by the parent's upsert field: the
+/// child's insert depends on the parent's.
+#[derive(Debug, Clone)]
+pub(crate) struct ParentLink {
+    /// The child table.
+    pub child_table: String,
+    /// The child's relationship external-id column.
+    pub child_column: String,
+    /// The parent table.
+    pub parent_table: String,
+    /// The parent's upsert column (holding the value the child names).
+    pub parent_column: String,
+}
+
+/// The parent links among the mapped tables (parents mapped with a matching upsert field).
+pub(crate) fn parent_links(mappings: &[Mapping]) -> Vec<ParentLink> {
+    let mut links = Vec::new();
+    for child in mappings {
+        for reference in &child.references {
+            let parent = mappings
+                .iter()
+                .find(|m| m.object.eq_ignore_ascii_case(&reference.parent_object));
+            if let Some(parent) = parent
+                && let Some(upsert) = &parent.upsert_column
+                && upsert
+                    .as_str()
+                    .eq_ignore_ascii_case(&reference.external_field)
+            {
+                links.push(ParentLink {
+                    child_table: child.table.as_str().to_owned(),
+                    child_column: reference.column.as_str().to_owned(),
+                    parent_table: parent.table.as_str().to_owned(),
+                    parent_column: upsert.as_str().to_owned(),
+                });
+            }
+        }
+    }
+    links
 }
 
 /// Every log row a batch carries, merged ones included.
@@ -228,6 +277,7 @@ async fn hold_dependents(
     pg: &Postgres,
     schema: &Ident,
     policy: &WritePolicy,
+    links: &[ParentLink],
     outcome: &mut WriteOutcome,
     mut batch: Batch,
 ) -> Result<Option<Batch>> {
@@ -236,14 +286,27 @@ async fn hold_dependents(
     }
     let blocked = |change: &Change| match policy.on_insert_failure {
         OnInsertFailure::BlockQueue => true,
-        OnInsertFailure::HoldDependents => outcome
-            .failed_inserts
-            .contains(&(change.table.clone(), change.record_id)),
+        OnInsertFailure::HoldDependents => {
+            outcome
+                .failed_inserts
+                .contains(&(change.table.clone(), change.record_id))
+                || (change.action == Action::Insert
+                    && links.iter().any(|link| {
+                        link.child_table == change.table
+                            && change.values.get(&link.child_column).is_some_and(|value| {
+                                value.as_ref().is_some_and(|v| {
+                                    outcome
+                                        .failed_keys
+                                        .contains(&(link.parent_table.clone(), v.clone()))
+                                })
+                            })
+                    }))
+        }
     };
     let (held, kept): (Vec<Change>, Vec<Change>) = batch.changes.drain(..).partition(blocked);
     if !held.is_empty() {
         let ids: Vec<i64> = held.iter().map(|c| c.log_id).collect();
-        let message = "pgforce: held back until the failed insert of this record (this pass) \
+        let message = "pgforce: held back until the failed insert of this record or its parent \
                        is fixed and re-queued";
         record::mark(pg, schema, &ids, "HELD", Some(message)).await?;
         outcome.held += ids.len() as u64;

@@ -78,6 +78,7 @@ impl Recording {
 /// What a batch's results come to: the recording to [`write`], the log ids to give back
 /// (retry) and those left PENDING because their create may have happened (in doubt).
 pub(super) fn prepare(
+    mapping: &Mapping,
     batch: &Batch,
     results: &[Sent],
     outcome: &mut WriteOutcome,
@@ -132,6 +133,15 @@ pub(super) fn prepare(
                     outcome
                         .failed_inserts
                         .insert((batch.table.clone(), change.record_id));
+                    if let Some(Some(key)) = mapping
+                        .upsert_column
+                        .as_ref()
+                        .and_then(|column| change.values.get(column.as_str()))
+                    {
+                        outcome
+                            .failed_keys
+                            .insert((batch.table.clone(), key.clone()));
+                    }
                 }
             }
             Sent::Retry(reason) => {
