@@ -12,6 +12,7 @@ mod client;
 mod emulator;
 mod report;
 mod scratch;
+mod services;
 mod sync;
 mod write;
 

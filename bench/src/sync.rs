@@ -8,7 +8,6 @@
 //!   does; records are edited in the org at random moments and the time until the change
 //!   is visible in Postgres is measured.
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -24,13 +23,13 @@ use pgforce_sync::reader::{Target, initial_load, poll_once};
 use crate::client::start_emulator;
 use crate::report::{Report, median, percentile};
 use crate::scratch::ScratchDatabase;
+use crate::services::Services;
 
 /// Options of the sync scenario.
 #[derive(Debug, Args)]
 pub struct Options {
-    /// The `pgforce` binary that serves the emulator.
-    #[arg(long, default_value = "target/release/pgforce")]
-    emulator_bin: PathBuf,
+    #[command(flatten)]
+    services: Services,
     /// Accounts to load.
     #[arg(long, default_value_t = 200_000)]
     records: usize,
@@ -40,13 +39,6 @@ pub struct Options {
     /// Edits whose latency is measured.
     #[arg(long, default_value_t = 20)]
     edits: usize,
-    /// PostgreSQL server (a database is created on it and dropped afterwards).
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
-    )]
-    database_url: String,
 }
 
 const FIELDS: [&str; 15] = [
@@ -70,7 +62,7 @@ const FIELDS: [&str; 15] = [
 /// Runs the scenario.
 pub async fn run(options: Options) -> anyhow::Result<Report> {
     let mut report = Report::new("sync");
-    let emulator = start_emulator(&options.emulator_bin).await?;
+    let emulator = start_emulator(&options.services.emulator_bin).await?;
     reqwest::Client::new()
         .post(format!("{}/__emulator/seed", emulator.base))
         .json(&serde_json::json!({ "Account": options.records }))
@@ -81,7 +73,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     let credentials = crate::report::emulator_credentials();
     let sf = Client::new(ClientConfig::new(emulator.base.clone(), credentials))?;
 
-    let db = ScratchDatabase::create(&options.database_url, "sync").await?;
+    let db = ScratchDatabase::create(&options.services.database_url, "sync").await?;
     let result = measure(&options, &sf, &db.url, &mut report).await;
     db.drop().await?;
     result?;

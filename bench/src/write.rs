@@ -11,7 +11,6 @@
 //!   database at all — what a simple sequential client achieves.
 //! - API calls per 1,000 records, from the emulator's call counter.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
@@ -30,13 +29,13 @@ use serde_json::json;
 use crate::client::start_emulator;
 use crate::report::{Report, median, percentile};
 use crate::scratch::ScratchDatabase;
+use crate::services::Services;
 
 /// Options of the write scenario.
 #[derive(Debug, Args)]
 pub struct Options {
-    /// The `pgforce` binary that serves the emulator.
-    #[arg(long, default_value = "target/release/pgforce")]
-    emulator_bin: PathBuf,
+    #[command(flatten)]
+    services: Services,
     /// Accounts updated per throughput run.
     #[arg(long, default_value_t = 100_000)]
     records: usize,
@@ -46,13 +45,6 @@ pub struct Options {
     /// Single-row edits whose latency is measured per latency setting.
     #[arg(long, default_value_t = 30)]
     edits: usize,
-    /// PostgreSQL server (a database is created on it and dropped afterwards).
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
-    )]
-    database_url: String,
 }
 
 /// Emulator latencies measured, in ms per call.
@@ -61,7 +53,7 @@ const LATENCIES_MS: [u64; 2] = [0, 50];
 /// Runs the scenario.
 pub async fn run(options: Options) -> anyhow::Result<Report> {
     let mut report = Report::new("write");
-    let emulator = start_emulator(&options.emulator_bin).await?;
+    let emulator = start_emulator(&options.services.emulator_bin).await?;
     let http = reqwest::Client::new();
     http.post(format!("{}/__emulator/seed", emulator.base))
         .json(&json!({ "Account": options.records }))
@@ -72,7 +64,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         emulator.base.clone(),
         crate::report::emulator_credentials(),
     ))?;
-    let db = ScratchDatabase::create(&options.database_url, "write").await?;
+    let db = ScratchDatabase::create(&options.services.database_url, "write").await?;
     let result = measure(&options, &sf, &emulator.base, &db.url, &mut report).await;
     db.drop().await?;
     result?;

@@ -2,6 +2,7 @@
 //! Salesforce, `pgforce status` shows the writer, and a writer killed mid-batch restarts
 //! without creating any record twice or losing any change.
 
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use futures_util::TryStreamExt as _;
 use pgforce_emulator::testing::TestOrg;
 use pgforce_store::testing::TestDatabase;
 use reqwest::Method;
+use tokio::process::Child;
 
 use crate::run::{
     config_file, count, pgforce, pgforce_ok, salesforce, seeded_org, stop, wait_for_count,
@@ -51,17 +53,25 @@ async fn wait_for_salesforce(org: &TestOrg, like: &str, expected: usize) -> Vec<
     }
 }
 
-#[tokio::test]
-async fn app_changes_reach_salesforce_through_the_daemon() {
-    let org = seeded_org(20).await;
+/// An org with `accounts` Accounts, a database, a config mapping them read-write, and
+/// `pgforce run` on it once its initial load is done.
+async fn running(accounts: u64) -> (TestOrg, TestDatabase, PathBuf, Child) {
+    let org = seeded_org(accounts).await;
     let db = TestDatabase::create().await;
     let config = config_file(&org, &db, WRITABLE_ACCOUNTS);
-    let path = config.to_str().unwrap().to_owned();
-    let daemon = pgforce(&["run", "--config", &path])
+    let daemon = pgforce(&["run", "--config", config.to_str().unwrap()])
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    wait_for_count(&db, "select count(*) from salesforce.account", 20).await;
+    let expected = i64::try_from(accounts).unwrap();
+    wait_for_count(&db, "select count(*) from salesforce.account", expected).await;
+    (org, db, config, daemon)
+}
+
+#[tokio::test]
+async fn app_changes_reach_salesforce_through_the_daemon() {
+    let (org, db, config, daemon) = running(20).await;
+    let path = config.to_str().unwrap().to_owned();
     let pg = db.client().await;
 
     pg.batch_execute(
@@ -110,15 +120,8 @@ async fn app_changes_reach_salesforce_through_the_daemon() {
 
 #[tokio::test]
 async fn a_writer_killed_mid_batch_restarts_without_duplicates_or_losses() {
-    let org = seeded_org(5).await;
-    let db = TestDatabase::create().await;
-    let config = config_file(&org, &db, WRITABLE_ACCOUNTS);
+    let (org, db, config, daemon) = running(5).await;
     let path = config.to_str().unwrap().to_owned();
-    let daemon = pgforce(&["run", "--config", &path])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for_count(&db, "select count(*) from salesforce.account", 5).await;
     stop(daemon).await;
 
     // 3,000 app inserts (no upsert field: a resent create would duplicate), written

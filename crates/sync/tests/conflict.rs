@@ -4,30 +4,17 @@
 use std::time::Duration;
 
 use pgforce_emulator::EmulatorConfig;
-use pgforce_sync::reader::{Target, initial_load, poll_once};
-use pgforce_sync::writer::{WritePolicy, write_once};
+use pgforce_sync::writer::WritePolicy;
 use serde_json::json;
 
 use crate::support::{Harness, harness};
 
 /// A harness with one record loaded; returns its sfid.
 async fn one_record(h: &mut Harness) -> String {
-    let sfid =
-        h.sf.create(
-            "Gadget__c",
-            &serde_json::from_value(json!({ "Name": "Original", "Code__c": "C" })).unwrap(),
-        )
-        .await
-        .unwrap();
-    let (mapping, schema) = (h.mapping.clone(), h.schema.clone());
-    let target = Target {
-        schema: &schema,
-        mapping: &mapping,
-        mapping_id: h.mapping_id,
-    };
-    initial_load(&h.sf, &mut h.pg, &target, &mut |_| {})
-        .await
-        .unwrap();
+    let sfid = h
+        .create_in_salesforce(json!({ "Name": "Original", "Code__c": "C" }))
+        .await;
+    h.load().await;
     sfid
 }
 
@@ -47,27 +34,8 @@ async fn edit_in_postgres(h: &Harness, name: &str) {
         .unwrap();
 }
 
-async fn poll(h: &mut Harness) -> pgforce_sync::reader::ReadOutcome {
-    let (mapping, schema) = (h.mapping.clone(), h.schema.clone());
-    let target = Target {
-        schema: &schema,
-        mapping: &mapping,
-        mapping_id: h.mapping_id,
-    };
-    poll_once(&h.sf, &mut h.pg, &target).await.unwrap()
-}
-
 async fn write(h: &mut Harness) -> u64 {
-    write_once(
-        &h.sf,
-        &mut h.pg,
-        &h.schema,
-        std::slice::from_ref(&h.mapping),
-        &WritePolicy::default(),
-    )
-    .await
-    .unwrap()
-    .succeeded
+    h.write(&WritePolicy::default()).await.succeeded
 }
 
 async fn names(h: &Harness, sfid: &str) -> (String, String) {
@@ -91,7 +59,7 @@ async fn a_newer_local_change_wins_over_an_older_salesforce_change() {
     tokio::time::sleep(Duration::from_millis(20)).await;
     edit_in_postgres(&h, "Postgres edit").await;
 
-    let read = poll(&mut h).await;
+    let read = h.poll().await;
     assert_eq!(read.local_wins, 1, "{read:?}");
     assert_eq!(
         names(&h, &sfid).await.0,
@@ -99,7 +67,7 @@ async fn a_newer_local_change_wins_over_an_older_salesforce_change() {
         "the newer local value stays"
     );
     assert_eq!(write(&mut h).await, 1);
-    poll(&mut h).await;
+    h.poll().await;
     assert_eq!(
         names(&h, &sfid).await,
         ("Postgres edit".to_owned(), "Postgres edit".to_owned())
@@ -114,7 +82,7 @@ async fn a_newer_salesforce_change_wins_over_an_older_local_change() {
     tokio::time::sleep(Duration::from_millis(20)).await;
     edit_in_salesforce(&h, &sfid, "Salesforce edit").await;
 
-    let read = poll(&mut h).await;
+    let read = h.poll().await;
     assert_eq!(read.superseded, 1, "{read:?}");
     let (state, message): (String, String) = {
         let row =

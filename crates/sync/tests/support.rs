@@ -12,6 +12,8 @@ use pgforce_store::cursor::{ensure_connection, ensure_mapping};
 use pgforce_store::ddl::{Access, create_mapped_table, ensure_connection_schema};
 use pgforce_store::testing::TestDatabase;
 use pgforce_sync::mapping::{Mapping, MappingSpec};
+use pgforce_sync::reader::{ReadOutcome, Target, initial_load, poll_once};
+use pgforce_sync::writer::{WriteOutcome, WritePolicy, write_once};
 
 /// A custom object with every field type the reader maps.
 pub const SCHEMA: &str = r#"{"objects": [{"name": "Gadget__c", "fields": [
@@ -140,6 +142,49 @@ pub async fn harness_with(
 }
 
 impl Harness {
+    /// Loads the mapping (initial load), as the daemon's first pass does.
+    pub async fn load(&mut self) -> ReadOutcome {
+        let target = Target {
+            schema: &self.schema,
+            mapping: &self.mapping,
+            mapping_id: self.mapping_id,
+        };
+        initial_load(&self.sf, &mut self.pg, &target, &mut |_| {})
+            .await
+            .unwrap()
+    }
+
+    /// One poll of the mapping.
+    pub async fn poll(&mut self) -> ReadOutcome {
+        let target = Target {
+            schema: &self.schema,
+            mapping: &self.mapping,
+            mapping_id: self.mapping_id,
+        };
+        poll_once(&self.sf, &mut self.pg, &target).await.unwrap()
+    }
+
+    /// One writer pass over the mapping.
+    pub async fn write(&mut self, policy: &WritePolicy) -> WriteOutcome {
+        write_once(
+            &self.sf,
+            &mut self.pg,
+            &self.schema,
+            std::slice::from_ref(&self.mapping),
+            policy,
+        )
+        .await
+        .unwrap()
+    }
+
+    /// Creates a Gadget__c in the org; returns its Id.
+    pub async fn create_in_salesforce(&self, fields: serde_json::Value) -> String {
+        self.sf
+            .create("Gadget__c", &serde_json::from_value(fields).unwrap())
+            .await
+            .unwrap()
+    }
+
     /// Rows in the table.
     pub async fn count(&self) -> i64 {
         self.pg

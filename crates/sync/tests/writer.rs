@@ -4,31 +4,18 @@
 
 use pgforce_emulator::EmulatorConfig;
 use pgforce_sync::config::WriteAlgorithm;
-use pgforce_sync::reader::{Target, initial_load, poll_once};
-use pgforce_sync::writer::{WriteOutcome, WritePolicy, write_once};
+use pgforce_sync::writer::{WriteOutcome, WritePolicy};
 use serde_json::json;
 
 use crate::support::{Harness, harness};
 
 /// One writer pass over the harness's mapping.
 async fn write_pass(h: &mut Harness, algorithm: WriteAlgorithm) -> WriteOutcome {
-    let policy = WritePolicy {
+    h.write(&WritePolicy {
         algorithm,
         ..WritePolicy::default()
-    };
-    write_with(h, &policy).await
-}
-
-async fn write_with(h: &mut Harness, policy: &WritePolicy) -> WriteOutcome {
-    write_once(
-        &h.sf,
-        &mut h.pg,
-        &h.schema,
-        std::slice::from_ref(&h.mapping),
-        policy,
-    )
+    })
     .await
-    .unwrap()
 }
 
 async fn log_states(pg: &tokio_postgres::Client) -> Vec<(String, String, Option<String>)> {
@@ -46,29 +33,13 @@ async fn log_states(pg: &tokio_postgres::Client) -> Vec<(String, String, Option<
 #[tokio::test]
 async fn app_changes_reach_salesforce_with_outcomes_written_back() {
     let mut h = harness(2000, EmulatorConfig::default()).await;
-    let kept =
-        h.sf.create(
-            "Gadget__c",
-            &serde_json::from_value(json!({ "Name": "Kept", "Code__c": "K" })).unwrap(),
-        )
-        .await
-        .unwrap();
-    let gone =
-        h.sf.create(
-            "Gadget__c",
-            &serde_json::from_value(json!({ "Name": "Gone", "Code__c": "G" })).unwrap(),
-        )
-        .await
-        .unwrap();
-    let (mapping, schema) = (h.mapping.clone(), h.schema.clone());
-    let target = Target {
-        schema: &schema,
-        mapping: &mapping,
-        mapping_id: h.mapping_id,
-    };
-    initial_load(&h.sf, &mut h.pg, &target, &mut |_| {})
-        .await
-        .unwrap();
+    let kept = h
+        .create_in_salesforce(json!({ "Name": "Kept", "Code__c": "K" }))
+        .await;
+    let gone = h
+        .create_in_salesforce(json!({ "Name": "Gone", "Code__c": "G" }))
+        .await;
+    h.load().await;
 
     h.pg.batch_execute(
         "insert into salesforce.gadget__c (name, code__c, price__c, active__c, launched__c, checked_at__c)
@@ -139,7 +110,7 @@ async fn app_changes_reach_salesforce_with_outcomes_written_back() {
     );
 
     // The reader brings the written records back without capturing them again.
-    poll_once(&h.sf, &mut h.pg, &target).await.unwrap();
+    h.poll().await;
     let new_entries: i64 =
         h.pg.query_one(
             "select count(*) from salesforce._trigger_log where state = 'NEW'",
@@ -204,12 +175,6 @@ async fn a_thousand_round_trips_leave_no_echo() {
     .await
     .unwrap();
     write_pass(&mut h, WriteAlgorithm::Ordered).await;
-    let (mapping, schema) = (h.mapping.clone(), h.schema.clone());
-    let target = Target {
-        schema: &schema,
-        mapping: &mapping,
-        mapping_id: h.mapping_id,
-    };
     // 100 rounds of 10 records: Postgres → Salesforce → back through the reader.
     for round in 1..=100 {
         h.pg.execute("update salesforce.gadget__c set stock__c = $1", &[&round])
@@ -221,7 +186,7 @@ async fn a_thousand_round_trips_leave_no_echo() {
             (10, 0),
             "round {round}"
         );
-        poll_once(&h.sf, &mut h.pg, &target).await.unwrap();
+        h.poll().await;
     }
     let counts =
         h.pg.query_one(

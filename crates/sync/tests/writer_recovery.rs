@@ -14,15 +14,7 @@ use serde_json::json;
 use crate::support::{Harness, harness, harness_with};
 
 async fn pass(h: &mut Harness, policy: &WritePolicy) -> WriteOutcome {
-    write_once(
-        &h.sf,
-        &mut h.pg,
-        &h.schema,
-        std::slice::from_ref(&h.mapping),
-        policy,
-    )
-    .await
-    .unwrap()
+    h.write(policy).await
 }
 
 /// `(record name, state)` of every log row, in id order.
@@ -223,14 +215,9 @@ async fn a_create_done_before_a_crash_is_found_not_sent_again() {
     .await
     .unwrap();
     // The crashed writer's first create reached Salesforce; its answer was lost.
-    let made =
-        h.sf.create(
-            "Gadget__c",
-            &serde_json::from_value(json!({ "Name": "Made", "Code__c": "M", "Price__c": 9.5 }))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let made = h
+        .create_in_salesforce(json!({ "Name": "Made", "Code__c": "M", "Price__c": 9.5 }))
+        .await;
     let mappings = std::slice::from_ref(&h.mapping);
     let resumed = resume_pending(&h.sf, &mut h.pg, &h.schema, mappings)
         .await
@@ -345,6 +332,28 @@ async fn maker_and_gadget(h: &mut Harness) -> [pgforce_sync::mapping::Mapping; 2
     [resolved.remove(0), resolved.remove(0)]
 }
 
+/// One writer pass over several mappings.
+async fn write_all(
+    h: &mut Harness,
+    mappings: &[pgforce_sync::mapping::Mapping],
+    policy: &WritePolicy,
+) -> WriteOutcome {
+    write_once(&h.sf, &mut h.pg, &h.schema, mappings, policy)
+        .await
+        .unwrap()
+}
+
+/// Checks that gadget `gadget` points at maker `maker` in Salesforce.
+async fn assert_gadget_made_by(h: &Harness, gadget: &str, maker: &str) {
+    let maker_id = sfid_of(h, "maker__c", maker).await.unwrap();
+    let gadget_id = sfid_of(h, "gadget__c", gadget).await.unwrap();
+    let record =
+        h.sf.get("Gadget__c", &gadget_id, Some(&["Maker__c"]))
+            .await
+            .unwrap();
+    assert_eq!(record["Maker__c"].as_str(), Some(maker_id.as_str()));
+}
+
 async fn sfid_of(h: &Harness, table: &str, code: &str) -> Option<String> {
     h.pg.query_one(
         &format!("select sfid from salesforce.{table} where code__c = $1"),
@@ -372,17 +381,9 @@ async fn parent_and_child_inserted_together_sync_in_one_pass_by_external_id() {
         algorithm: WriteAlgorithm::Merged,
         ..WritePolicy::default()
     };
-    let outcome = write_once(&h.sf, &mut h.pg, &h.schema, &mappings, &policy)
-        .await
-        .unwrap();
+    let outcome = write_all(&mut h, &mappings, &policy).await;
     assert_eq!((outcome.succeeded, outcome.failed), (2, 0), "{outcome:?}");
-    let maker_id = sfid_of(&h, "maker__c", "ACME").await.unwrap();
-    let gadget_id = sfid_of(&h, "gadget__c", "W").await.unwrap();
-    let record =
-        h.sf.get("Gadget__c", &gadget_id, Some(&["Maker__c"]))
-            .await
-            .unwrap();
-    assert_eq!(record["Maker__c"].as_str(), Some(maker_id.as_str()));
+    assert_gadget_made_by(&h, "W", "ACME").await;
 }
 
 #[tokio::test]
@@ -399,9 +400,7 @@ async fn children_of_a_refused_parent_wait_for_it_and_follow_once_it_is_fixed() 
     )
     .await
     .unwrap();
-    let outcome = write_once(&h.sf, &mut h.pg, &h.schema, &mappings, &policy)
-        .await
-        .unwrap();
+    let outcome = write_all(&mut h, &mappings, &policy).await;
     assert_eq!(
         (outcome.succeeded, outcome.failed, outcome.held),
         (1, 1, 1),
@@ -412,9 +411,7 @@ async fn children_of_a_refused_parent_wait_for_it_and_follow_once_it_is_fixed() 
         "unrelated rows flow"
     );
     // Still waiting on the next pass, and the reason names the parent's log row.
-    let outcome = write_once(&h.sf, &mut h.pg, &h.schema, &mappings, &policy)
-        .await
-        .unwrap();
+    let outcome = write_all(&mut h, &mappings, &policy).await;
     assert_eq!(outcome.succeeded, 0, "{outcome:?}");
     let message: String =
         h.pg.query_one(
@@ -435,17 +432,9 @@ async fn children_of_a_refused_parent_wait_for_it_and_follow_once_it_is_fixed() 
     )
     .await
     .unwrap();
-    let outcome = write_once(&h.sf, &mut h.pg, &h.schema, &mappings, &policy)
-        .await
-        .unwrap();
+    let outcome = write_all(&mut h, &mappings, &policy).await;
     assert_eq!((outcome.succeeded, outcome.failed), (3, 0), "{outcome:?}");
-    let maker_id = sfid_of(&h, "maker__c", "ACME").await.unwrap();
-    let gadget_id = sfid_of(&h, "gadget__c", "W").await.unwrap();
-    let record =
-        h.sf.get("Gadget__c", &gadget_id, Some(&["Maker__c"]))
-            .await
-            .unwrap();
-    assert_eq!(record["Maker__c"].as_str(), Some(maker_id.as_str()));
+    assert_gadget_made_by(&h, "W", "ACME").await;
 }
 
 #[tokio::test]
