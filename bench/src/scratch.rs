@@ -43,3 +43,52 @@ impl ScratchDatabase {
             .context("dropping the benchmark database")
     }
 }
+
+/// Account mapped in a scratch database: catalog, schema, table and catalog rows.
+pub struct MappedAccount {
+    /// A session on the database.
+    pub pg: tokio_postgres::Client,
+    /// The `salesforce` schema.
+    pub schema: pgforce_store::Ident,
+    /// The resolved mapping.
+    pub mapping: pgforce_sync::mapping::Mapping,
+    /// Its catalog id.
+    pub mapping_id: i64,
+}
+
+impl MappedAccount {
+    /// Sets up Account with `fields` in the database at `url`.
+    pub async fn create(
+        url: &str,
+        sf: &pgforce_salesforce::Client,
+        fields: &[&str],
+        access: pgforce_store::ddl::Access,
+    ) -> anyhow::Result<Self> {
+        use pgforce_store::cursor::{ensure_connection, ensure_mapping};
+        use pgforce_store::ddl::{create_mapped_table, ensure_connection_schema};
+        let mut pg = pgforce_store::connect(url).await?;
+        pgforce_store::catalog::migrate(&mut pg).await?;
+        let schema = pgforce_store::Ident::new("salesforce")?;
+        ensure_connection_schema(&pg, &schema).await?;
+        let spec = pgforce_sync::mapping::MappingSpec {
+            object: "Account".to_owned(),
+            fields: fields.iter().map(|f| (*f).to_owned()).collect(),
+            access,
+            upsert_field: None,
+            polling_seconds: 1,
+            max_daily_api_calls: u64::MAX,
+        };
+        let mapping =
+            pgforce_sync::mapping::Mapping::resolve(spec, &sf.describe("Account").await?)?;
+        create_mapped_table(&mut pg, &mapping.table_spec(&schema)).await?;
+        let connection = ensure_connection(&pg, "bench", "salesforce").await?;
+        let read_write = access == pgforce_store::ddl::Access::ReadWrite;
+        let mapping_id = ensure_mapping(&pg, connection, "Account", "account", read_write).await?;
+        Ok(Self {
+            pg,
+            schema,
+            mapping,
+            mapping_id,
+        })
+    }
+}

@@ -15,14 +15,13 @@ use anyhow::{Context, bail};
 use clap::Args;
 use pgforce_salesforce::{Client, ClientConfig};
 use pgforce_store::Ident;
-use pgforce_store::cursor::{ensure_connection, ensure_mapping};
-use pgforce_store::ddl::{Access, create_mapped_table, ensure_connection_schema};
-use pgforce_sync::mapping::{Mapping, MappingSpec};
+use pgforce_store::ddl::Access;
+use pgforce_sync::mapping::Mapping;
 use pgforce_sync::reader::{Target, initial_load, poll_once};
 
 use crate::client::start_emulator;
 use crate::report::{Report, median, percentile};
-use crate::scratch::ScratchDatabase;
+use crate::scratch::{MappedAccount, ScratchDatabase};
 use crate::services::Services;
 
 /// Options of the sync scenario.
@@ -86,23 +85,12 @@ async fn measure(
     db_url: &str,
     report: &mut Report,
 ) -> anyhow::Result<()> {
-    let mut pg = pgforce_store::connect(db_url).await?;
-    pgforce_store::catalog::migrate(&mut pg).await?;
-    let schema = Ident::new("salesforce")?;
-    ensure_connection_schema(&pg, &schema).await?;
-    let describe = sf.describe("Account").await?;
-    let spec = MappingSpec {
-        object: "Account".to_owned(),
-        fields: FIELDS.iter().map(|f| (*f).to_owned()).collect(),
-        access: Access::ReadOnly,
-        upsert_field: None,
-        polling_seconds: 1,
-        max_daily_api_calls: u64::MAX,
-    };
-    let mapping = Mapping::resolve(spec, &describe)?;
-    create_mapped_table(&mut pg, &mapping.table_spec(&schema)).await?;
-    let connection = ensure_connection(&pg, "bench", "salesforce").await?;
-    let mapping_id = ensure_mapping(&pg, connection, "Account", "account", false).await?;
+    let MappedAccount {
+        mut pg,
+        schema,
+        mapping,
+        mapping_id,
+    } = MappedAccount::create(db_url, sf, &FIELDS, Access::ReadOnly).await?;
     let target = Target {
         schema: &schema,
         mapping: &mapping,

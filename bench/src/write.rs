@@ -17,10 +17,7 @@ use anyhow::bail;
 use clap::Args;
 use pgforce_salesforce::rest::Record;
 use pgforce_salesforce::{Client, ClientConfig};
-use pgforce_store::Ident;
-use pgforce_store::cursor::{ensure_connection, ensure_mapping};
-use pgforce_store::ddl::{Access, create_mapped_table, ensure_connection_schema};
-use pgforce_sync::mapping::{Mapping, MappingSpec};
+use pgforce_store::ddl::Access;
 use pgforce_sync::reader::{Target, initial_load};
 use pgforce_sync::write_worker::WriteWorker;
 use pgforce_sync::writer::WritePolicy;
@@ -28,7 +25,7 @@ use serde_json::json;
 
 use crate::client::start_emulator;
 use crate::report::{Report, median, percentile};
-use crate::scratch::ScratchDatabase;
+use crate::scratch::{MappedAccount, ScratchDatabase};
 use crate::services::Services;
 
 /// Options of the write scenario.
@@ -96,24 +93,18 @@ async fn measure(
     db_url: &str,
     report: &mut Report,
 ) -> anyhow::Result<()> {
-    let mut pg = pgforce_store::connect(db_url).await?;
-    pgforce_store::catalog::migrate(&mut pg).await?;
-    let schema = Ident::new("salesforce")?;
-    ensure_connection_schema(&pg, &schema).await?;
-    let spec = MappingSpec {
-        object: "Account".to_owned(),
-        fields: ["Name", "Industry", "AnnualRevenue", "Phone"]
-            .map(str::to_owned)
-            .to_vec(),
-        access: Access::ReadWrite,
-        upsert_field: None,
-        polling_seconds: 1,
-        max_daily_api_calls: u64::MAX,
-    };
-    let mapping = Mapping::resolve(spec, &sf.describe("Account").await?)?;
-    create_mapped_table(&mut pg, &mapping.table_spec(&schema)).await?;
-    let connection = ensure_connection(&pg, "bench", "salesforce").await?;
-    let mapping_id = ensure_mapping(&pg, connection, "Account", "account", true).await?;
+    let MappedAccount {
+        mut pg,
+        schema,
+        mapping,
+        mapping_id,
+    } = MappedAccount::create(
+        db_url,
+        sf,
+        &["Name", "Industry", "AnnualRevenue", "Phone"],
+        Access::ReadWrite,
+    )
+    .await?;
     let target = Target {
         schema: &schema,
         mapping: &mapping,
