@@ -57,6 +57,7 @@ async fn reset(State(shared): AppState) -> Response {
     shared.workload.stop().await;
     shared.org_mut().reset();
     shared.cursors().clear();
+    shared.jobs().clear();
     shared.stats.reset();
     let (_, limit) = shared.usage.snapshot();
     shared.usage.set(0, Some(limit));
@@ -220,6 +221,7 @@ async fn stats(State(shared): AppState) -> Response {
     let (used, limit) = shared.usage.snapshot();
     Json(json!({
         "api": shared.stats.snapshot(),
+        "bulkJobs": shared.jobs().created,
         "usage": { "used": used, "dailyApiRequests": limit },
         "records": records,
         "workload": shared.workload.status().await,

@@ -46,12 +46,20 @@ pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
 
 /// Formats UTC milliseconds as Salesforce does: `2024-01-01T10:00:05.123+0000`.
 pub fn format_datetime(millis: i64) -> String {
+    let mut text = format_datetime_z(millis);
+    text.truncate(text.len() - 1);
+    text.push_str("+0000");
+    text
+}
+
+/// Milliseconds since the epoch as Bulk API CSV writes datetimes: `2024-01-03T23:52:01.000Z`.
+pub fn format_datetime_z(millis: i64) -> String {
     let days = millis.div_euclid(MS_PER_DAY);
     let ms_of_day = millis.rem_euclid(MS_PER_DAY);
     let (y, mo, d) = civil_from_days(days);
     let secs = ms_of_day / 1000;
     format!(
-        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{:03}+0000",
+        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
         secs / 3600,
         (secs / 60) % 60,
         secs % 60,

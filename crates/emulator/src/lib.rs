@@ -24,6 +24,7 @@
 #![recursion_limit = "256"]
 
 mod api;
+mod bulk;
 mod config;
 mod control;
 mod datetime;

@@ -6,6 +6,7 @@
 
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use crate::bulk::JobStore;
 use crate::config::EmulatorConfig;
 use crate::faults::FaultConfig;
 use crate::org::{AdminUser, Org, Schema, SchemaError};
@@ -25,6 +26,8 @@ pub struct Shared {
     sessions: Mutex<Sessions>,
     /// Open query cursors.
     cursors: Mutex<CursorStore>,
+    /// Bulk API 2.0 jobs.
+    jobs: Mutex<JobStore>,
     /// Faults in force; read on every request, changed by the control API.
     faults: RwLock<FaultConfig>,
     pub usage: ApiUsage,
@@ -53,6 +56,7 @@ impl Shared {
                 &config.refresh_token,
             )),
             cursors: Mutex::new(CursorStore::default()),
+            jobs: Mutex::new(JobStore::default()),
             faults: RwLock::new(config.faults.clone()),
             usage: ApiUsage::new(config.daily_api_limit),
             stats: Stats::default(),
@@ -79,6 +83,11 @@ impl Shared {
     /// The cursor store.
     pub fn cursors(&self) -> MutexGuard<'_, CursorStore> {
         self.cursors.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The Bulk API job store.
+    pub fn jobs(&self) -> MutexGuard<'_, JobStore> {
+        self.jobs.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The faults in force now.

@@ -4,6 +4,7 @@
 //! ([`sobjects`], [`collections`], [`query`], [`describe`], [`limits`]); [`oauth`] and
 //! [`soap`] issue sessions; [`context`] is what an admitted request carries.
 
+pub mod bulk;
 pub mod collections;
 pub mod context;
 pub mod describe;

@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value as Json, json};
 
 use super::context::{ConnectionInfo, RequestContext, base_url, bearer_token};
-use super::{collections, describe, limits, query, sobjects};
+use super::{bulk, collections, describe, limits, query, sobjects};
 use crate::config::LATEST_API_VERSION;
 use crate::error::{ApiError, JSON_CONTENT_TYPE};
 use crate::faults::Fault;
@@ -266,10 +266,49 @@ fn route(ctx: &RequestContext, path: &[&str]) -> ApiResult {
             stats.record_call("collectionsUpsert", Some(object));
             collections::upsert(ctx, object, field)
         }
+        ["jobs", kind @ ("query" | "ingest"), rest @ ..] => {
+            stats.record_call(
+                &format!(
+                    "bulk{}{}",
+                    if *kind == "query" { "Query" } else { "Ingest" },
+                    verb(m)
+                ),
+                None,
+            );
+            route_bulk(ctx, *kind == "query", rest)
+        }
         _ => {
             stats.record_call("notFound", None);
             Err(ApiError::not_found())
         }
+    }
+}
+
+/// `/jobs/query…` and `/jobs/ingest…`.
+fn route_bulk(ctx: &RequestContext, query_job: bool, path: &[&str]) -> ApiResult {
+    let m = &ctx.method;
+    match (path, query_job) {
+        ([], true) if m == Method::POST => bulk::create_query(ctx),
+        ([], false) if m == Method::POST => bulk::create_ingest(ctx),
+        ([], _) if m == Method::GET => bulk::list(ctx, query_job),
+        ([id], _) => match *m {
+            Method::GET => bulk::info(ctx, id, query_job),
+            Method::PATCH => bulk::change_state(ctx, id, query_job),
+            Method::DELETE => bulk::delete(ctx, id, query_job),
+            _ => Err(method_not_allowed(m)),
+        },
+        ([id, "results"], true) if m == Method::GET => bulk::query_results(ctx, id),
+        ([id, "batches"], false) if m == Method::PUT => bulk::upload(ctx, id),
+        ([id, which], false) if m == Method::GET => {
+            let which = match *which {
+                "successfulResults" => bulk::IngestResults::Successful,
+                "failedResults" => bulk::IngestResults::Failed,
+                "unprocessedrecords" => bulk::IngestResults::Unprocessed,
+                _ => return Err(ApiError::not_found()),
+            };
+            bulk::ingest_results(ctx, id, which)
+        }
+        _ => Err(ApiError::not_found()),
     }
 }
 
@@ -279,6 +318,7 @@ fn verb(method: &Method) -> &'static str {
         Method::POST => "Post",
         Method::PATCH => "Patch",
         Method::DELETE => "Delete",
+        Method::PUT => "Put",
         _ => "Other",
     }
 }

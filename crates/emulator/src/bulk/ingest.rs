@@ -1,0 +1,316 @@
+//! Processing an ingest job: each uploaded row becomes a create, update, upsert or delete
+//! through the org's normal write path (same validation and errors as REST), in internal
+//! batches of 10,000 rows, each batch one transaction with a savepoint per row, so a bad
+//! row fails alone.
+
+use serde_json::{Map, Value as Json};
+
+use super::csv;
+use super::jobs::{JobKind, JobState, RowResult};
+use crate::datetime;
+use crate::error::ApiError;
+use crate::org::{FieldType, LookupError, ObjectIndex, RecordRef, Schema, UpsertOutcome};
+use crate::state::Shared;
+
+/// Rows per internal batch (Salesforce splits uploads the same way).
+const INTERNAL_BATCH: usize = 10_000;
+
+/// What the job asks for, copied out of the store.
+struct Work {
+    operation: String,
+    object: ObjectIndex,
+    key_field: Option<usize>,
+    user: RecordRef,
+    delimiter: u8,
+    upload: Vec<u8>,
+}
+
+/// Processes the job's upload; the job ends `JobComplete` or `Failed`.
+pub async fn process(shared: &Shared, job_id: &str) {
+    let started = std::time::Instant::now();
+    let Some(work) = take_work(shared, job_id) else {
+        return;
+    };
+    let parsed = csv::read(&work.upload, work.delimiter).and_then(|(header, rows)| {
+        check_header(shared.org().schema(), work.object, &work.operation, &header)?;
+        Ok((header, rows))
+    });
+    let (header, rows) = match parsed {
+        Ok(parsed) => parsed,
+        Err(message) => {
+            finish(shared, job_id, |job| {
+                job.error_message = Some(message);
+                job.set_state(JobState::Failed);
+            });
+            return;
+        }
+    };
+    let mut results = Vec::with_capacity(rows.len());
+    for (batch_number, batch) in rows.chunks(INTERNAL_BATCH).enumerate() {
+        if aborted(shared, job_id) {
+            break;
+        }
+        {
+            let mut org = shared.org_mut();
+            let mut txn = org.begin(work.user);
+            for (offset, row) in batch.iter().enumerate() {
+                let index = batch_number * INTERNAL_BATCH + offset;
+                let savepoint = txn.savepoint();
+                let outcome = apply(&mut txn, &work, &header, row);
+                let result = match outcome {
+                    Ok((id, created)) => RowResult {
+                        row: index,
+                        id,
+                        outcome: Ok(created),
+                    },
+                    Err(error) => {
+                        txn.rollback_to(savepoint);
+                        RowResult {
+                            row: index,
+                            id: row_id(&header, row).unwrap_or_default(),
+                            outcome: Err(format!(
+                                "{}:{}:{} --",
+                                error.code,
+                                error.message,
+                                error.fields.join(",")
+                            )),
+                        }
+                    }
+                };
+                results.push(result);
+            }
+        }
+        let written = results.iter().filter(|r| r.outcome.is_ok()).count() as u64;
+        finish(shared, job_id, |job| {
+            job.records_processed = results.len() as u64;
+            job.records_failed = results.len() as u64 - written;
+        });
+        // Let queries and other calls in between batches, as the real org does.
+        tokio::task::yield_now().await;
+    }
+    let written = results.iter().filter(|r| r.outcome.is_ok()).count() as u64;
+    shared.stats.record_records(written, 0);
+    let elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    finish(shared, job_id, move |job| {
+        job.records_processed = results.len() as u64;
+        job.records_failed = results.len() as u64 - written;
+        job.processing_ms = elapsed;
+        if let JobKind::Ingest {
+            header: kept_header,
+            rows: kept_rows,
+            results: kept_results,
+            ..
+        } = &mut job.kind
+        {
+            *kept_header = header;
+            *kept_rows = rows;
+            *kept_results = results;
+        }
+        if job.state != JobState::Aborted {
+            job.set_state(JobState::JobComplete);
+        }
+    });
+}
+
+/// Copies what processing needs out of the store and marks the job InProgress.
+fn take_work(shared: &Shared, job_id: &str) -> Option<Work> {
+    let mut jobs = shared.jobs();
+    let job = jobs.get_mut(job_id)?;
+    let JobKind::Ingest {
+        operation,
+        external_id_field,
+        uploads,
+        ..
+    } = &job.kind
+    else {
+        return None;
+    };
+    let org = shared.org();
+    let schema = org.schema();
+    let object = schema.object_index(&job.object)?;
+    let key_field = external_id_field
+        .as_deref()
+        .and_then(|name| schema.object(object).field_index(name));
+    let work = Work {
+        operation: operation.clone(),
+        object,
+        key_field,
+        user: job.user,
+        delimiter: job.format.delimiter,
+        upload: uploads.first().map(|b| b.to_vec()).unwrap_or_default(),
+    };
+    job.set_state(JobState::InProgress);
+    Some(work)
+}
+
+fn finish(shared: &Shared, job_id: &str, change: impl FnOnce(&mut super::Job)) {
+    if let Some(job) = shared.jobs().get_mut(job_id) {
+        change(job);
+        job.system_modstamp = datetime::now_millis();
+    }
+}
+
+fn aborted(shared: &Shared, job_id: &str) -> bool {
+    shared
+        .jobs()
+        .get(job_id)
+        .is_none_or(|job| job.state == JobState::Aborted)
+}
+
+/// Every column must name a field of the object, or `Relationship.Field`.
+fn check_header(
+    schema: &Schema,
+    object: ObjectIndex,
+    operation: &str,
+    header: &[String],
+) -> Result<(), String> {
+    let def = schema.object(object);
+    for column in header {
+        let known = match column.split_once('.') {
+            Some((relationship, _)) => def.fields.iter().any(|f| {
+                f.relationship_name
+                    .as_deref()
+                    .is_some_and(|r| r.eq_ignore_ascii_case(relationship))
+            }),
+            None => def.field_index(column).is_some(),
+        };
+        if !known {
+            return Err(format!("InvalidBatch : Field name not found : {column}"));
+        }
+    }
+    let needs_id = matches!(operation, "update" | "delete" | "hardDelete");
+    if needs_id && !header.iter().any(|c| c.eq_ignore_ascii_case("Id")) {
+        return Err("InvalidBatch : Field name not found : Id".to_owned());
+    }
+    Ok(())
+}
+
+fn row_id(header: &[String], row: &[String]) -> Option<String> {
+    header
+        .iter()
+        .position(|c| c.eq_ignore_ascii_case("Id"))
+        .and_then(|i| row.get(i).cloned())
+}
+
+/// A CSV value as the JSON the write path takes for the field's type.
+fn typed(field_type: Option<FieldType>, text: &str) -> Json {
+    if text == "#N/A" {
+        return Json::Null;
+    }
+    match field_type {
+        Some(FieldType::Boolean) => match text.to_ascii_lowercase().as_str() {
+            "true" | "1" => Json::Bool(true),
+            "false" | "0" => Json::Bool(false),
+            _ => Json::String(text.to_owned()),
+        },
+        Some(FieldType::Int) => text
+            .parse::<i64>()
+            .map_or_else(|_| Json::String(text.to_owned()), Json::from),
+        Some(FieldType::Double | FieldType::Currency | FieldType::Percent) => text
+            .parse::<f64>()
+            .ok()
+            .and_then(serde_json::Number::from_f64)
+            .map_or_else(|| Json::String(text.to_owned()), Json::Number),
+        _ => Json::String(text.to_owned()),
+    }
+}
+
+/// The row as a write body: empty fields left out (unchanged), `Rel.Field` as a parent
+/// reference by that field.
+fn body(
+    schema: &Schema,
+    object: ObjectIndex,
+    header: &[String],
+    row: &[String],
+) -> Map<String, Json> {
+    let def = schema.object(object);
+    let mut body = Map::new();
+    for (column, text) in header.iter().zip(row) {
+        if text.is_empty() || column.eq_ignore_ascii_case("Id") {
+            continue;
+        }
+        match column.split_once('.') {
+            Some((relationship, field)) => {
+                body.insert(
+                    relationship.to_owned(),
+                    Json::Object(Map::from_iter([(
+                        field.to_owned(),
+                        Json::String(text.clone()),
+                    )])),
+                );
+            }
+            None => {
+                let field_type = def.field(column).map(|f| f.field_type);
+                body.insert(column.clone(), typed(field_type, text));
+            }
+        }
+    }
+    body
+}
+
+fn resolve(
+    txn: &crate::org::Txn<'_>,
+    object: ObjectIndex,
+    id: &str,
+) -> Result<RecordRef, ApiError> {
+    match txn.org().resolve_id(id) {
+        Ok(r) if r.object == object => Ok(r),
+        Err(LookupError::Malformed) => Err(ApiError::bad_request(
+            "MALFORMED_ID",
+            format!("malformed id {id}"),
+        )),
+        Ok(_) | Err(LookupError::NotFound) => Err(ApiError::bad_request(
+            "INVALID_CROSS_REFERENCE_KEY",
+            "invalid cross reference id",
+        )),
+    }
+}
+
+/// Applies one row; returns the record's Id and whether it was created.
+fn apply(
+    txn: &mut crate::org::Txn<'_>,
+    work: &Work,
+    header: &[String],
+    row: &[String],
+) -> Result<(String, bool), ApiError> {
+    let schema = std::sync::Arc::clone(txn.org().schema());
+    let body = body(&schema, work.object, header, row);
+    let id = row_id(header, row).unwrap_or_default();
+    match work.operation.as_str() {
+        "insert" => {
+            let created = txn.create(work.object, &body)?;
+            Ok((created.id18(&schema), true))
+        }
+        "update" => {
+            let target = resolve(txn, work.object, &id)?;
+            txn.update(target, &body)?;
+            Ok((target.id18(&schema), false))
+        }
+        "upsert" => {
+            let key_field = work.key_field.ok_or_else(|| {
+                ApiError::bad_request("INVALIDJOB", "the external id field is not on the object")
+            })?;
+            let key_name = &schema.object(work.object).fields[key_field].name;
+            let key = header
+                .iter()
+                .position(|c| c.eq_ignore_ascii_case(key_name))
+                .and_then(|i| row.get(i))
+                .cloned()
+                .unwrap_or_default();
+            match txn.upsert(work.object, key_field, &key, &body)? {
+                UpsertOutcome::Created(r) => Ok((r.id18(&schema), true)),
+                UpsertOutcome::Updated(r) => Ok((r.id18(&schema), false)),
+                UpsertOutcome::Multiple(_) => Err(ApiError::bad_request(
+                    "DUPLICATE_EXTERNAL_ID",
+                    format!("{key_name}: more than one record found for external id field"),
+                )
+                .with_fields(vec![key_name.clone()])),
+            }
+        }
+        _ => {
+            let target = resolve(txn, work.object, &id)?;
+            txn.delete(target)?;
+            Ok((target.id18(&schema), false))
+        }
+    }
+}
