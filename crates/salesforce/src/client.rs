@@ -50,6 +50,10 @@ pub(crate) struct Call {
     pub path: String,
     pub query: Vec<(String, String)>,
     pub json: Option<serde_json::Value>,
+    /// A non-JSON body and its content type (Bulk API CSV uploads).
+    pub raw: Option<(Bytes, &'static str)>,
+    /// What the call accepts back (`application/json` unless said otherwise).
+    pub accept: &'static str,
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub idempotency: Idempotency,
 }
@@ -62,6 +66,8 @@ impl Call {
             path,
             query: Vec::new(),
             json: None,
+            raw: None,
+            accept: "application/json",
             headers: Vec::new(),
             idempotency,
         }
@@ -72,6 +78,7 @@ impl Call {
 #[derive(Debug)]
 pub(crate) struct Answer {
     pub status: StatusCode,
+    pub headers: HeaderMap,
     pub body: Bytes,
 }
 
@@ -285,7 +292,7 @@ impl Client {
                 .http
                 .request(call.method.clone(), url)
                 .bearer_auth(session.access_token.expose_secret())
-                .header(reqwest::header::ACCEPT, "application/json");
+                .header(reqwest::header::ACCEPT, call.accept);
             if !call.query.is_empty() {
                 request = request.query(&call.query);
             }
@@ -294,6 +301,11 @@ impl Client {
             }
             if let Some(json) = &call.json {
                 request = request.json(json);
+            }
+            if let Some((body, content_type)) = &call.raw {
+                request = request
+                    .header(reqwest::header::CONTENT_TYPE, *content_type)
+                    .body(body.clone());
             }
             self.inner.usage.count_call();
             let transport = |source: reqwest::Error, sent: bool| Error::Transport {
@@ -305,10 +317,15 @@ impl Client {
             let response = request.send().await.map_err(|e| transport(e, true))?;
             let status = response.status();
             self.observe_headers(response.headers());
+            let headers = response.headers().clone();
             let body = response.bytes().await.map_err(|e| transport(e, true))?;
             tracing::Span::current().record("status", status.as_u16());
             if status.is_success() || status == StatusCode::MULTIPLE_CHOICES {
-                return Ok(Answer { status, body });
+                return Ok(Answer {
+                    status,
+                    headers,
+                    body,
+                });
             }
             Err(self.error_from(call, status, &body))
         }

@@ -260,6 +260,16 @@ pub enum Error {
     /// The HTTP client could not be built (bad root certificate).
     #[error("building the HTTP client failed: {0}")]
     Setup(String),
+    /// A Bulk API job ended without completing.
+    #[error("bulk job {id} ended {state}: {message}")]
+    JobFailed {
+        /// The job's Id.
+        id: String,
+        /// Its final state.
+        state: String,
+        /// Salesforce's `errorMessage`.
+        message: String,
+    },
 }
 
 impl Error {

@@ -3,7 +3,7 @@
 //! It owns OAuth (password, refresh token, JWT bearer, client credentials) and transparent
 //! session refresh, the REST calls a sync engine makes (describe, query and queryAll as
 //! streams, sObject Collections, single-record CRUD and upsert, getUpdated/getDeleted,
-//! limits), typed errors carrying Salesforce's `errorCode`, retries with backoff that never
+//! limits) and Bulk API 2.0 jobs, typed errors carrying Salesforce's `errorCode`, retries with backoff that never
 //! duplicate a write, and API usage tracking. It knows nothing of Postgres, and never logs
 //! tokens, passwords or record contents.
 //!
@@ -13,13 +13,14 @@
 //!
 //! Layout:
 //! - `client`: the call loop (concurrency, budget, refresh, retries); `auth`: token flows.
-//! - `rest`: one module per resource family.
+//! - `rest`: one module per resource family; `bulk`: Bulk API 2.0 query and ingest jobs.
 //! - `error`, `retry`, `usage`, `config`, `soql`: supporting types.
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 #![warn(missing_docs)]
 
 mod auth;
+pub mod bulk;
 mod client;
 mod config;
 mod error;

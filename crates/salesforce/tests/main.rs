@@ -6,6 +6,7 @@
 mod support;
 
 mod auth;
+mod bulk;
 mod collections;
 mod malformed;
 mod parsing;
