@@ -77,6 +77,7 @@ impl MappedAccount {
             upsert_field: None,
             polling_seconds: 1,
             max_daily_api_calls: u64::MAX,
+            bulk_threshold: pgforce_sync::mapping::DEFAULT_BULK_THRESHOLD,
         };
         let mapping =
             pgforce_sync::mapping::Mapping::resolve(spec, &sf.describe("Account").await?)?;

@@ -131,6 +131,9 @@ pub struct MappingConfig {
     /// API calls this mapping may use per day (default 30,000).
     #[serde(default = "default_max_daily_api_calls")]
     pub max_daily_api_calls: u64,
+    /// Loads and polls of more records than this use Bulk API 2.0 (default 10,000).
+    #[serde(default = "default_bulk_threshold")]
+    pub bulk_threshold: u64,
 }
 
 fn default_schema() -> String {
@@ -151,6 +154,10 @@ fn default_archive_retention_days() -> u64 {
 
 fn default_polling_seconds() -> u64 {
     600
+}
+
+fn default_bulk_threshold() -> u64 {
+    crate::mapping::DEFAULT_BULK_THRESHOLD
 }
 
 fn default_max_daily_api_calls() -> u64 {
@@ -244,6 +251,7 @@ impl MappingConfig {
             upsert_field: self.upsert_field.clone(),
             polling_seconds: self.polling_seconds,
             max_daily_api_calls: self.max_daily_api_calls,
+            bulk_threshold: self.bulk_threshold,
         })
     }
 }

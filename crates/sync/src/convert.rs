@@ -84,23 +84,45 @@ pub fn to_pg_text(value: &Value, field: &str, pg_type: PgType) -> Result<Option<
             ));
         }
     };
+    check_fits(&text, pg_type).map_err(reject)?;
+    Ok(Some(text))
+}
+
+/// Whether a value's text fits its column: varchar length, integer range.
+pub fn check_fits(text: &str, pg_type: PgType) -> Result<(), String> {
     match pg_type {
         PgType::Varchar(max) => {
             let length = text.chars().count();
             if length > max as usize {
-                return Err(reject(format!(
-                    "{length} characters do not fit varchar({max})"
-                )));
+                return Err(format!("{length} characters do not fit varchar({max})"));
             }
         }
         PgType::Integer if text.parse::<i32>().is_err() => {
-            return Err(reject(format!(
-                "{text} is not a whole number that fits integer"
-            )));
+            return Err(format!("{text} is not a whole number that fits integer"));
         }
         _ => {}
     }
-    Ok(Some(text))
+    Ok(())
+}
+
+/// A Bulk API CSV value as the JSON a REST answer would carry for the column's type
+/// (empty is null: Bulk query results do not tell null from empty).
+pub fn csv_to_json(text: &str, pg_type: PgType) -> Value {
+    if text.is_empty() {
+        return Value::Null;
+    }
+    match pg_type {
+        PgType::Boolean => Value::Bool(text.eq_ignore_ascii_case("true")),
+        PgType::Integer => text
+            .parse::<i64>()
+            .map_or_else(|_| Value::String(text.to_owned()), Value::from),
+        PgType::DoublePrecision => text
+            .parse::<f64>()
+            .ok()
+            .and_then(serde_json::Number::from_f64)
+            .map_or_else(|| Value::String(text.to_owned()), Value::Number),
+        _ => Value::String(text.to_owned()),
+    }
 }
 
 /// Appends one value to a COPY text-format row (`\N` for null; backslash, tab, newline

@@ -15,7 +15,8 @@
 //! - `mapping`: configured mappings resolved against describe; `hc_json`: Heroku Connect's
 //!   mapping export document.
 //! - `convert`: Salesforce types and values into Postgres (pure).
-//! - `reader`: initial load and polling; `conflict`: last writer wins when both sides
+//! - `reader`: initial load and polling (`bulk_read`: through Bulk API 2.0 above the
+//!   mapping's threshold); `conflict`: last writer wins when both sides
 //!   changed a record.
 //! - `plan`: ordered and merged write plans from captured changes (pure).
 //! - `writer`: one pass over the trigger log (claim, send, record outcomes), resuming
@@ -26,6 +27,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 #![warn(missing_docs)]
 
+pub mod bulk_read;
 pub mod config;
 pub mod conflict;
 pub mod convert;

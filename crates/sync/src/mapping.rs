@@ -29,7 +29,13 @@ pub struct MappingSpec {
     pub polling_seconds: u64,
     /// API calls the mapping may use per day (UTC); polls pause beyond it.
     pub max_daily_api_calls: u64,
+    /// Loads and polls of more records than this go through Bulk API 2.0
+    /// (`u64::MAX`: never).
+    pub bulk_threshold: u64,
 }
+
+/// Heroku Connect's threshold for reading through the Bulk API.
+pub const DEFAULT_BULK_THRESHOLD: u64 = 10_000;
 
 /// One synced field.
 #[derive(Debug, Clone, PartialEq, Eq)]

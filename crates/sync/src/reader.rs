@@ -28,6 +28,7 @@ use serde_json::Value;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client as Postgres, Transaction};
 
+use crate::bulk_read;
 use crate::conflict;
 use crate::convert::{push_copy_field, to_pg_text};
 use crate::error::{Error, Result};
@@ -177,6 +178,35 @@ pub async fn initial_load(
         .and_then(|r| text_of(r, "SystemModstamp"))
         .map(soql_datetime);
 
+    let soql = format!("SELECT {} FROM {object}", mapping.select_list());
+    let mut outcome = ReadOutcome {
+        api_calls: 1,
+        ..ReadOutcome::default()
+    };
+    // Above the threshold the records come through a Bulk API query job, run to
+    // completion before the load transaction starts.
+    let mut bulk_job = None;
+    if mapping.spec.bulk_threshold < u64::MAX {
+        outcome.api_calls += 1;
+        let total = sf
+            .count(&format!("SELECT COUNT() FROM {object}"))
+            .await
+            .map_err(|e| target.sf_error(e))?;
+        if total > mapping.spec.bulk_threshold {
+            set_mapping_state(&*pg, target.mapping_id, "WAIT_BULK_LOAD", None)
+                .await
+                .map_err(|e| target.store_error(e))?;
+            let (id, calls) = bulk_read::run_query_job(sf, &soql, false, &mut |_| {})
+                .await
+                .map_err(|e| target.sf_error(e))?;
+            outcome.api_calls += calls;
+            set_mapping_state(&*pg, target.mapping_id, "LOADING_BULK_JOB", None)
+                .await
+                .map_err(|e| target.store_error(e))?;
+            bulk_job = Some(id);
+        }
+    }
+
     let (schema, table) = (target.schema, &mapping.table);
     let columns: Vec<String> = mapping
         .fields
@@ -193,59 +223,30 @@ pub async fn initial_load(
     ))
     .await
     .map_err(target.pg_error("emptying the table for the load"))?;
-    let mut outcome = ReadOutcome {
-        api_calls: 1,
-        ..ReadOutcome::default()
-    };
-    // The next page is fetched while this one is copied: a one-slot channel between a
-    // fetching task and this loop keeps at most two pages in memory.
+    // Pages are fetched and turned into COPY text on their own task while the previous
+    // page is copied: a one-slot channel keeps at most two pages in memory.
     let (pages_tx, mut pages) = tokio::sync::mpsc::channel(1);
-    let mut stream = Box::pin(sf.query_pages(
-        &format!("SELECT {} FROM {object}", mapping.select_list()),
-        false,
+    let fetcher = tokio::spawn(fetch_load_pages(
+        sf.clone(),
+        mapping.clone(),
+        soql,
+        bulk_job,
+        pages_tx,
     ));
-    let fetcher = tokio::spawn(async move {
-        while let Some(page) = stream.next().await {
-            let failed = page.is_err();
-            if pages_tx.send(page).await.is_err() || failed {
-                break;
-            }
-        }
-    });
     // Leaving the loop early (an error, a cancelled load) stops the fetcher too.
     let _fetcher = AbortOnDrop(fetcher);
-    while let Some(page) = pages
-        .recv()
-        .await
-        .transpose()
-        .map_err(|e| target.sf_error(e))?
-    {
-        outcome.api_calls += 1;
+    while let Some(page) = pages.recv().await.transpose()? {
         let started = Instant::now();
-        let mut buffer = String::with_capacity(page.records.len() * 256);
-        let mut rows = 0_u64;
-        for record in &page.records {
-            match row_values(mapping, record) {
-                Ok(values) => {
-                    for (i, value) in values.iter().enumerate() {
-                        if i > 0 {
-                            buffer.push('\t');
-                        }
-                        push_copy_field(&mut buffer, value.as_deref());
-                    }
-                    buffer.push('\n');
-                    rows += 1;
-                }
-                Err(rejected) => outcome.rejected.push(rejected),
-            }
-        }
-        copy_page(&tx, &copy_sql, buffer)
+        outcome.api_calls += 1;
+        outcome.rejected.extend(page.rejected);
+        copy_page(&tx, &copy_sql, page.text)
             .await
             .map_err(target.pg_error("copying a page into the table"))?;
-        outcome.applied += rows;
+        outcome.applied += page.rows;
         tracing::info!(
-            "{} INSERT ↓DATABASE {rows} rows ({:.2} secs)",
+            "{} INSERT ↓DATABASE {} rows ({:.2} secs)",
             mapping.object,
+            page.rows,
             started.elapsed().as_secs_f64()
         );
         progress(outcome.applied);
@@ -267,6 +268,82 @@ pub async fn initial_load(
         .map_err(target.pg_error("committing the load"))?;
     target.finish(&*pg, &outcome).await?;
     Ok(outcome)
+}
+
+/// One page of a load, ready for COPY.
+struct LoadPage {
+    text: String,
+    rows: u64,
+    rejected: Vec<RejectedRecord>,
+}
+
+/// Fetches the load's pages (REST query pages, or the results of a completed Bulk query
+/// job) and sends them as COPY text; stops at the first error, which it sends on.
+async fn fetch_load_pages(
+    sf: Salesforce,
+    mapping: Mapping,
+    soql: String,
+    bulk_job: Option<String>,
+    pages: tokio::sync::mpsc::Sender<Result<LoadPage>>,
+) {
+    let object = mapping.object.clone();
+    let sf_error = |source| Error::Salesforce {
+        object: object.clone(),
+        source: Box::new(source),
+    };
+    if let Some(job) = bulk_job {
+        let mut results = Box::pin(sf.query_job_results(&job, bulk_read::PAGE_RECORDS));
+        while let Some(page) = results.next().await {
+            let page = page.map_err(sf_error).and_then(|page| {
+                let mut rejected = Vec::new();
+                bulk_read::copy_text(&mapping, &page, &mut rejected)
+                    .map(|(text, rows)| LoadPage {
+                        text,
+                        rows,
+                        rejected,
+                    })
+                    .map_err(|problem| Error::Config {
+                        object: object.clone(),
+                        problem,
+                    })
+            });
+            let failed = page.is_err();
+            if pages.send(page).await.is_err() || failed {
+                return;
+            }
+        }
+        return;
+    }
+    let mut stream = Box::pin(sf.query_pages(&soql, false));
+    while let Some(page) = stream.next().await {
+        let page = page.map_err(sf_error).map(|page| {
+            let mut load = LoadPage {
+                text: String::with_capacity(page.records.len() * 256),
+                rows: 0,
+                rejected: Vec::new(),
+            };
+            for record in &page.records {
+                match row_values(&mapping, record) {
+                    Ok(values) => {
+                        for (i, value) in values.iter().enumerate() {
+                            if i > 0 {
+                                load.text.push('\t');
+                            }
+                            push_copy_field(&mut load.text, value.as_deref());
+                        }
+                        load.text.push('\n');
+                        load.rows += 1;
+                    }
+                    Err(rejected) => load.rejected.push(rejected),
+                }
+            }
+            load
+        });
+        let failed = page.is_err();
+        if pages.send(page).await.is_err() || failed {
+            return;
+        }
+    }
 }
 
 /// Aborts a task when dropped, so no fetch outlives the load that started it.
@@ -371,14 +448,14 @@ pub async fn poll_once(
     );
     let statements = Statements::new(target.schema, mapping);
     let mut outcome = ReadOutcome::default();
-    let mut pages = Box::pin(sf.query_pages(&query, has_is_deleted));
-    while let Some(page) = pages.try_next().await.map_err(|e| target.sf_error(e))? {
+    let mut pages = changed_pages(sf, pg, target, &query, has_is_deleted, &mut outcome).await?;
+    while let Some(records) = pages.try_next().await? {
         outcome.api_calls += 1;
         let started = Instant::now();
         tracing::info!(
             "{} QUERY ↷SALESFORCE {} rows",
             mapping.object,
-            page.records.len()
+            records.len()
         );
         let tx = pg
             .transaction()
@@ -392,9 +469,8 @@ pub async fn poll_once(
             .await
             .map_err(|e| target.store_error(e))?;
         let mut last: Option<ReadCursor> = None;
-        let mut changed: Vec<Vec<Option<String>>> = Vec::with_capacity(page.records.len());
-        let stamps: Vec<(String, String)> = page
-            .records
+        let mut changed: Vec<Vec<Option<String>>> = Vec::with_capacity(records.len());
+        let stamps: Vec<(String, String)> = records
             .iter()
             .filter(|r| r.get("IsDeleted") != Some(&Value::Bool(true)))
             .filter_map(|r| {
@@ -409,7 +485,7 @@ pub async fn poll_once(
             .map_err(target.pg_error("settling changes made on both sides"))?;
         outcome.local_wins += settled.local_wins.len() as u64;
         outcome.superseded += settled.superseded;
-        for record in &page.records {
+        for record in &records {
             let sfid = text_of(record, "Id").unwrap_or_default().to_owned();
             if let Some(stamp) = text_of(record, "SystemModstamp") {
                 last = Some(ReadCursor {
@@ -448,13 +524,64 @@ pub async fn poll_once(
         tracing::info!(
             "{} UPDATE ↓DATABASE {} rows ({:.2} secs)",
             mapping.object,
-            page.records.len(),
+            records.len(),
             started.elapsed().as_secs_f64()
         );
     }
     target.finish(&*pg, &outcome).await?;
     Ok(outcome)
 }
+
+/// Pages of records changed since the cursor: REST query pages, or, when the first page
+/// says more than the mapping's bulk threshold changed, the results of a Bulk API query
+/// job running the same query (shaped as REST's records).
+async fn changed_pages(
+    sf: &Salesforce,
+    pg: &Postgres,
+    target: &Target<'_>,
+    query: &str,
+    include_deleted: bool,
+    outcome: &mut ReadOutcome,
+) -> Result<RecordPages> {
+    let mapping = target.mapping.clone();
+    let object = mapping.object.clone();
+    let sf_error = move |source| Error::Salesforce {
+        object: object.clone(),
+        source: Box::new(source),
+    };
+    let mut rest = Box::pin(sf.query_pages(query, include_deleted));
+    let Some(first) = rest.try_next().await.map_err(|e| target.sf_error(e))? else {
+        return Ok(Box::pin(futures_util::stream::empty()));
+    };
+    if first.done || first.total_size <= mapping.spec.bulk_threshold {
+        let rest = rest.map(move |page| page.map(|p| p.records).map_err(&sf_error));
+        return Ok(Box::pin(
+            futures_util::stream::once(async move { Ok(first.records) }).chain(rest),
+        ));
+    }
+    outcome.api_calls += 1;
+    tracing::info!(object = %mapping.object, changed = first.total_size, "many changes; reading them through a Bulk API query job");
+    set_mapping_state(pg, target.mapping_id, "POLLING_SF_BULK", None)
+        .await
+        .map_err(|e| target.store_error(e))?;
+    let (job, calls) = bulk_read::run_query_job(sf, query, include_deleted, &mut |_| {})
+        .await
+        .map_err(|e| target.sf_error(e))?;
+    outcome.api_calls += calls;
+    let object = mapping.object.clone();
+    let results = sf.query_job_results(&job, bulk_read::PAGE_RECORDS);
+    Ok(Box::pin(results.map(move |page| {
+        page.map_err(&sf_error).and_then(|page| {
+            bulk_read::records(&mapping, &page).map_err(|problem| Error::Config {
+                object: object.clone(),
+                problem,
+            })
+        })
+    })))
+}
+
+/// A stream of pages of records, whichever API they came through.
+type RecordPages = std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Vec<Record>>> + Send>>;
 
 /// The values of one record as statement parameters.
 fn params(values: &[Option<String>]) -> Vec<&(dyn ToSql + Sync)> {

@@ -5,6 +5,7 @@
 
 mod support;
 
+mod bulk;
 mod conflict;
 mod mapping;
 mod reader;

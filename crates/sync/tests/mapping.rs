@@ -29,6 +29,7 @@ fn spec(object: &str, fields: &[&str], upsert: Option<&str>) -> MappingSpec {
         upsert_field: upsert.map(str::to_owned),
         polling_seconds: 600,
         max_daily_api_calls: 30_000,
+        bulk_threshold: pgforce_sync::mapping::DEFAULT_BULK_THRESHOLD,
     }
 }
 

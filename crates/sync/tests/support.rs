@@ -109,6 +109,7 @@ pub async fn harness_with(
         upsert_field: upsert_field.map(str::to_owned),
         polling_seconds: 1,
         max_daily_api_calls: 30_000,
+        bulk_threshold: pgforce_sync::mapping::DEFAULT_BULK_THRESHOLD,
     };
     let mapping = Mapping::resolve(spec, &describe).unwrap();
     let db = TestDatabase::create().await;

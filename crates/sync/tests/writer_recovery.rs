@@ -318,6 +318,7 @@ async fn maker_and_gadget(h: &mut Harness) -> [pgforce_sync::mapping::Mapping; 2
             upsert_field: Some("Code__c".to_owned()),
             polling_seconds: 1,
             max_daily_api_calls: 30_000,
+            bulk_threshold: pgforce_sync::mapping::DEFAULT_BULK_THRESHOLD,
         };
         let mapping = Mapping::resolve(spec, &h.sf.describe(object).await.unwrap()).unwrap();
         create_mapped_table(&mut h.pg, &mapping.table_spec(&h.schema))

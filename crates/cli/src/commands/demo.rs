@@ -170,6 +170,7 @@ async fn tour(
             upsert_field: None,
             polling_seconds: 1,
             max_daily_api_calls: 30_000,
+            bulk_threshold: pgforce_sync::mapping::DEFAULT_BULK_THRESHOLD,
         };
         let mapping = Mapping::resolve(spec, &describe)?;
         create_mapped_table(&mut pg, &mapping.table_spec(&schema))

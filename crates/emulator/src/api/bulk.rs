@@ -27,7 +27,7 @@ const STEP: Duration = Duration::from_millis(5);
 /// Records per results page when the client sets no `maxRecords`.
 const DEFAULT_MAX_RECORDS: usize = 50_000;
 /// The largest upload Salesforce takes (150 MB base64 ≈ 100 MB raw).
-const MAX_UPLOAD_BYTES: usize = 100 * 1024 * 1024;
+pub const MAX_UPLOAD_BYTES: usize = 100 * 1024 * 1024;
 /// The query-string value of `Sforce-Locator` on the last page.
 const NO_MORE: &str = "null";
 

@@ -18,6 +18,7 @@ pub mod sobjects;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{any, get, post};
 
 use crate::state::Shared;
@@ -32,5 +33,9 @@ pub fn router() -> Router<Arc<Shared>> {
         .route("/services/Soap/u/{version}", post(soap::login))
         .route("/services/data", get(rest::versions))
         .route("/services/data/", get(rest::versions))
-        .route("/services/data/{*rest}", any(rest::dispatch))
+        .route(
+            "/services/data/{*rest}",
+            // Bulk uploads may be as large as Salesforce takes; the handler checks the limit.
+            any(rest::dispatch).layer(DefaultBodyLimit::max(bulk::MAX_UPLOAD_BYTES + 1)),
+        )
 }
