@@ -404,6 +404,20 @@ async fn polling_pauses_when_the_org_nears_its_daily_limit() {
 
 #[tokio::test]
 async fn a_daemon_killed_mid_load_restarts_and_converges_without_duplicates() {
+    // 9,000 Accounts: read through REST pages.
+    killed_mid_load_then_restarted(9000, "RELOAD_TABLE").await;
+}
+
+#[tokio::test]
+async fn a_daemon_killed_during_a_bulk_load_restarts_and_converges_without_duplicates() {
+    // 12,000 Accounts: above the bulk threshold, read through a Bulk API query job.
+    killed_mid_load_then_restarted(12_000, "LOADING_BULK_JOB").await;
+}
+
+/// Kills `pgforce run` with SIGKILL once the mapping reaches `state` during the initial
+/// load of `accounts` Accounts, checks the cut-off load left nothing, restarts it and
+/// expects every Account exactly once.
+async fn killed_mid_load_then_restarted(accounts: i64, state: &str) {
     // Slow answers stretch the load so the kill lands in the middle of it.
     let faults = pgforce_emulator::FaultConfig {
         latency_ms: 150,
@@ -417,7 +431,7 @@ async fn a_daemon_killed_mid_load_restarts_and_converges_without_duplicates() {
     org.control(
         reqwest::Method::POST,
         "/seed",
-        Some(serde_json::json!({ "Account": 9000 })),
+        Some(serde_json::json!({ "Account": accounts })),
     )
     .await;
     let db = TestDatabase::create().await;
@@ -429,7 +443,7 @@ async fn a_daemon_killed_mid_load_restarts_and_converges_without_duplicates() {
         .unwrap();
     wait_for_count(
         &db,
-        "select count(*) from pgforce.mappings where state = 'RELOAD_TABLE'",
+        &format!("select count(*) from pgforce.mappings where state = '{state}'"),
         1,
     )
     .await;
@@ -456,10 +470,10 @@ async fn a_daemon_killed_mid_load_restarts_and_converges_without_duplicates() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    wait_for_count(&db, "select count(*) from salesforce.account", 9000).await;
+    wait_for_count(&db, "select count(*) from salesforce.account", accounts).await;
     assert_eq!(
         count(&db, "select count(distinct sfid) from salesforce.account").await,
-        9000
+        accounts
     );
     stop(daemon).await;
     let _ = std::fs::remove_file(config);

@@ -16,7 +16,10 @@ use crate::run::{
     config_file, count, pgforce, pgforce_ok, salesforce, seeded_org, stop, wait_for_count,
 };
 
-const WRITABLE_ACCOUNTS: &str = r#"
+/// Accounts mapped read-write; writes stay on sObject Collections (bulk writes are
+/// covered by the engine's tests), so a kill can land between calls.
+const WRITABLE_ACCOUNTS: &str = r#"bulk_write_threshold = 1000000
+
 [[connection.mapping]]
 object = "Account"
 access = "read_write"

@@ -28,6 +28,8 @@ pub struct FaultConfig {
     /// connection drops after the work is done): the case that tempts a client to write
     /// twice.
     pub lost_response_rate: f64,
+    /// Share of Bulk API ingest jobs that fail as a whole once closed (state `Failed`).
+    pub bulk_job_failure_rate: f64,
 }
 
 /// What to do to one request.
@@ -46,6 +48,7 @@ impl FaultConfig {
             ("serverUnavailableRate", self.server_unavailable_rate),
             ("dropConnectionRate", self.drop_connection_rate),
             ("lostResponseRate", self.lost_response_rate),
+            ("bulkJobFailureRate", self.bulk_job_failure_rate),
         ] {
             if !(0.0..=1.0).contains(&rate) {
                 return Err(format!("{name} must be between 0 and 1, got {rate}"));
@@ -81,6 +84,11 @@ impl FaultConfig {
     /// Whether one write call, once carried out, loses its answer.
     pub fn draw_lost_response(&self) -> bool {
         self.lost_response_rate > 0.0 && rand::rng().random_bool(self.lost_response_rate)
+    }
+
+    /// Whether one closed ingest job fails as a whole.
+    pub fn draw_bulk_job_failure(&self) -> bool {
+        self.bulk_job_failure_rate > 0.0 && rand::rng().random_bool(self.bulk_job_failure_rate)
     }
 
     /// Whether one write call fails with UNABLE_TO_LOCK_ROW.

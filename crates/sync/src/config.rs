@@ -100,6 +100,10 @@ pub struct ConnectionConfig {
     /// What ordered writes do when an insert is refused (default: hold back its record only).
     #[serde(default)]
     pub on_insert_failure: OnInsertFailure,
+    /// Under ordered writes, runs of at least this many changes of one table and action go
+    /// as one Bulk API ingest job (default 2,000).
+    #[serde(default = "default_bulk_write_threshold")]
+    pub bulk_write_threshold: u64,
     /// Seconds a processed trigger-log row stays in `_trigger_log` before it moves to
     /// `_trigger_log_archive` (default 600).
     #[serde(default = "default_archive_after_seconds")]
@@ -154,6 +158,10 @@ fn default_archive_retention_days() -> u64 {
 
 fn default_polling_seconds() -> u64 {
     600
+}
+
+fn default_bulk_write_threshold() -> u64 {
+    crate::writer::DEFAULT_BULK_WRITE_THRESHOLD
 }
 
 fn default_bulk_threshold() -> u64 {

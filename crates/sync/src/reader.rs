@@ -183,16 +183,15 @@ pub async fn initial_load(
         api_calls: 1,
         ..ReadOutcome::default()
     };
-    // Above the threshold the records come through a Bulk API query job, run to
-    // completion before the load transaction starts.
-    let mut bulk_job = None;
-    if mapping.spec.bulk_threshold < u64::MAX {
-        outcome.api_calls += 1;
-        let total = sf
-            .count(&format!("SELECT COUNT() FROM {object}"))
-            .await
-            .map_err(|e| target.sf_error(e))?;
-        if total > mapping.spec.bulk_threshold {
+    // The first page says how many records there are; above the threshold they come
+    // through a Bulk API query job instead, run to completion before the load's
+    // transaction starts.
+    let mut rest: RestPages = Box::pin(sf.query_pages(&soql, false));
+    let first = rest.try_next().await.map_err(|e| target.sf_error(e))?;
+    outcome.api_calls += 1;
+    let source = match first {
+        Some(page) if !page.done && page.total_size > mapping.spec.bulk_threshold => {
+            drop(rest);
             set_mapping_state(&*pg, target.mapping_id, "WAIT_BULK_LOAD", None)
                 .await
                 .map_err(|e| target.store_error(e))?;
@@ -203,9 +202,10 @@ pub async fn initial_load(
             set_mapping_state(&*pg, target.mapping_id, "LOADING_BULK_JOB", None)
                 .await
                 .map_err(|e| target.store_error(e))?;
-            bulk_job = Some(id);
+            LoadSource::Bulk(id)
         }
-    }
+        first => LoadSource::Rest(first, rest),
+    };
 
     let (schema, table) = (target.schema, &mapping.table);
     let columns: Vec<String> = mapping
@@ -229,15 +229,14 @@ pub async fn initial_load(
     let fetcher = tokio::spawn(fetch_load_pages(
         sf.clone(),
         mapping.clone(),
-        soql,
-        bulk_job,
+        source,
         pages_tx,
     ));
     // Leaving the loop early (an error, a cancelled load) stops the fetcher too.
     let _fetcher = AbortOnDrop(fetcher);
     while let Some(page) = pages.recv().await.transpose()? {
         let started = Instant::now();
-        outcome.api_calls += 1;
+        outcome.api_calls += page.calls;
         outcome.rejected.extend(page.rejected);
         copy_page(&tx, &copy_sql, page.text)
             .await
@@ -275,6 +274,31 @@ struct LoadPage {
     text: String,
     rows: u64,
     rejected: Vec<RejectedRecord>,
+    /// Calls it took that were not counted yet.
+    calls: u64,
+}
+
+/// REST query pages as a boxed stream.
+type RestPages = std::pin::Pin<
+    Box<
+        dyn futures_util::Stream<
+                Item = std::result::Result<
+                    pgforce_salesforce::rest::query::QueryPage,
+                    pgforce_salesforce::Error,
+                >,
+            > + Send,
+    >,
+>;
+
+/// Where a load's records come from.
+enum LoadSource {
+    /// REST query pages: the first (already fetched and counted) and the rest.
+    Rest(
+        Option<pgforce_salesforce::rest::query::QueryPage>,
+        RestPages,
+    ),
+    /// The results of a completed Bulk API query job.
+    Bulk(String),
 }
 
 /// Fetches the load's pages (REST query pages, or the results of a completed Bulk query
@@ -282,8 +306,7 @@ struct LoadPage {
 async fn fetch_load_pages(
     sf: Salesforce,
     mapping: Mapping,
-    soql: String,
-    bulk_job: Option<String>,
+    source: LoadSource,
     pages: tokio::sync::mpsc::Sender<Result<LoadPage>>,
 ) {
     let object = mapping.object.clone();
@@ -291,59 +314,82 @@ async fn fetch_load_pages(
         object: object.clone(),
         source: Box::new(source),
     };
-    if let Some(job) = bulk_job {
-        let mut results = Box::pin(sf.query_job_results(&job, bulk_read::PAGE_RECORDS));
-        while let Some(page) = results.next().await {
-            let page = page.map_err(sf_error).and_then(|page| {
-                let mut rejected = Vec::new();
-                bulk_read::copy_text(&mapping, &page, &mut rejected)
-                    .map(|(text, rows)| LoadPage {
-                        text,
-                        rows,
-                        rejected,
-                    })
-                    .map_err(|problem| Error::Config {
-                        object: object.clone(),
-                        problem,
-                    })
-            });
-            let failed = page.is_err();
-            if pages.send(page).await.is_err() || failed {
-                return;
-            }
-        }
-        return;
-    }
-    let mut stream = Box::pin(sf.query_pages(&soql, false));
-    while let Some(page) = stream.next().await {
-        let page = page.map_err(sf_error).map(|page| {
-            let mut load = LoadPage {
-                text: String::with_capacity(page.records.len() * 256),
-                rows: 0,
-                rejected: Vec::new(),
-            };
-            for record in &page.records {
-                match row_values(&mapping, record) {
-                    Ok(values) => {
-                        for (i, value) in values.iter().enumerate() {
-                            if i > 0 {
-                                load.text.push('\t');
-                            }
-                            push_copy_field(&mut load.text, value.as_deref());
-                        }
-                        load.text.push('\n');
-                        load.rows += 1;
-                    }
-                    Err(rejected) => load.rejected.push(rejected),
+    match source {
+        LoadSource::Bulk(job) => {
+            let mut results = Box::pin(sf.query_job_results(&job, bulk_read::PAGE_RECORDS));
+            while let Some(page) = results.next().await {
+                let page = page.map_err(sf_error).and_then(|page| {
+                    let mut rejected = Vec::new();
+                    bulk_read::copy_text(&mapping, &page, &mut rejected)
+                        .map(|(text, rows)| LoadPage {
+                            text,
+                            rows,
+                            rejected,
+                            calls: 1,
+                        })
+                        .map_err(|problem| Error::Config {
+                            object: object.clone(),
+                            problem,
+                        })
+                });
+                if !forward(&pages, page).await {
+                    return;
                 }
             }
-            load
-        });
-        let failed = page.is_err();
-        if pages.send(page).await.is_err() || failed {
-            return;
+        }
+        LoadSource::Rest(first, mut rest) => {
+            if let Some(first) = first {
+                let mut page = copy_text_of(&mapping, &first);
+                page.calls = 0;
+                if !forward(&pages, Ok(page)).await {
+                    return;
+                }
+            }
+            while let Some(page) = rest.next().await {
+                let page = page
+                    .map_err(sf_error)
+                    .map(|page| copy_text_of(&mapping, &page));
+                if !forward(&pages, page).await {
+                    return;
+                }
+            }
         }
     }
+}
+
+/// Sends a page on; `false` when the load stopped listening or the page was an error.
+async fn forward(
+    pages: &tokio::sync::mpsc::Sender<Result<LoadPage>>,
+    page: Result<LoadPage>,
+) -> bool {
+    let failed = page.is_err();
+    pages.send(page).await.is_ok() && !failed
+}
+
+/// A REST page's records as COPY text; records that do not fit are reported.
+fn copy_text_of(mapping: &Mapping, page: &pgforce_salesforce::rest::query::QueryPage) -> LoadPage {
+    let mut load = LoadPage {
+        text: String::with_capacity(page.records.len() * 256),
+        rows: 0,
+        rejected: Vec::new(),
+        calls: 1,
+    };
+    for record in &page.records {
+        match row_values(mapping, record) {
+            Ok(values) => {
+                for (i, value) in values.iter().enumerate() {
+                    if i > 0 {
+                        load.text.push('\t');
+                    }
+                    push_copy_field(&mut load.text, value.as_deref());
+                }
+                load.text.push('\n');
+                load.rows += 1;
+            }
+            Err(rejected) => load.rejected.push(rejected),
+        }
+    }
+    load
 }
 
 /// Aborts a task when dropped, so no fetch outlives the load that started it.

@@ -156,6 +156,7 @@ pub async fn prepare(
             write_policy: WritePolicy {
                 algorithm: connection.write_algorithm,
                 on_insert_failure: connection.on_insert_failure,
+                bulk_threshold: connection.bulk_write_threshold,
             },
             archive_after: Duration::from_secs(connection.archive_after_seconds),
             archive_retention: Duration::from_secs(

@@ -148,3 +148,136 @@ async fn a_poll_finding_many_changes_reads_them_through_bulk() {
         "the cursor moved past everything the job read"
     );
 }
+
+async fn ingest_jobs(h: &Harness) -> u64 {
+    let stats = h.org.control(Method::GET, "/stats", None).await;
+    stats["api"]["callsByEndpoint"]["bulkIngestPost"]
+        .as_u64()
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_large_run_of_inserts_goes_as_one_ingest_job_with_each_result_recorded() {
+    let mut h = crate::support::harness_with(2000, EmulatorConfig::default(), None).await;
+    h.pg.batch_execute(
+        "insert into salesforce.gadget__c (name, code__c, stock__c, active__c, checked_at__c, email__c)
+         select 'Bulk ' || n, 'B-' || n, n, n % 2 = 0, '2024-03-01 10:20:30.5',
+                case when n % 1000 = 0 then 'not an email' else 'g' || n || '@example.com' end
+         from generate_series(1, 2500) n",
+    )
+    .await
+    .unwrap();
+    let outcome = h.write(&pgforce_sync::writer::WritePolicy::default()).await;
+    assert_eq!(
+        (outcome.succeeded, outcome.failed, outcome.bulk_jobs),
+        (2498, 2, 1),
+        "{outcome:?}"
+    );
+    assert!(
+        outcome.api_calls < 20,
+        "{} calls for 2,500 records",
+        outcome.api_calls
+    );
+    assert_eq!(ingest_jobs(&h).await, 1);
+    assert_eq!(
+        h.distinct_sfids().await,
+        2498,
+        "every success has its own Id written back"
+    );
+    let failed: Vec<(String, String)> = h
+        .pg
+        .query(
+            "select g.code__c, l.sf_message from salesforce._trigger_log l
+             join salesforce.gadget__c g on g.id = l.record_id where l.state = 'FAILED' order by g.stock__c",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(failed.len(), 2);
+    assert_eq!(failed[0].0, "B-1000");
+    assert!(
+        failed[0].1.starts_with("INVALID_EMAIL_ADDRESS:"),
+        "{}",
+        failed[0].1
+    );
+    let sfid: String =
+        h.pg.query_one(
+            "select sfid from salesforce.gadget__c where code__c = 'B-42'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let record =
+        h.sf.get(
+            "Gadget__c",
+            &sfid,
+            Some(&["Stock__c", "Active__c", "Checked_At__c"]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            record["Stock__c"].as_i64(),
+            record["Active__c"].as_bool(),
+            record["Checked_At__c"].as_str()
+        ),
+        (Some(42), Some(true), Some("2024-03-01T10:20:30.500+0000"))
+    );
+
+    // Updates of one column go as an update job and leave the other fields alone.
+    h.pg.batch_execute(
+        "update salesforce.gadget__c set stock__c = stock__c + 1000000 where sfid is not null",
+    )
+    .await
+    .unwrap();
+    let outcome = h.write(&pgforce_sync::writer::WritePolicy::default()).await;
+    assert_eq!(
+        (outcome.succeeded, outcome.bulk_jobs),
+        (2498, 1),
+        "{outcome:?}"
+    );
+    let record =
+        h.sf.get("Gadget__c", &sfid, Some(&["Stock__c", "Name"]))
+            .await
+            .unwrap();
+    assert_eq!(
+        (record["Stock__c"].as_i64(), record["Name"].as_str()),
+        (Some(1_000_042), Some("Bulk 42"))
+    );
+}
+
+#[tokio::test]
+async fn a_failed_ingest_job_falls_back_to_collections() {
+    let mut h = harness(2000, EmulatorConfig::default()).await;
+    h.org
+        .control(
+            Method::PUT,
+            "/faults",
+            Some(serde_json::json!({ "bulkJobFailureRate": 1.0 })),
+        )
+        .await;
+    h.pg.batch_execute(
+        "insert into salesforce.gadget__c (name, code__c) select 'F ' || n, 'F-' || n from generate_series(1, 2100) n",
+    )
+    .await
+    .unwrap();
+    let outcome = h.write(&pgforce_sync::writer::WritePolicy::default()).await;
+    assert_eq!(
+        (outcome.bulk_fallbacks, outcome.bulk_jobs),
+        (1, 0),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        (outcome.succeeded, outcome.failed),
+        (2100, 0),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        h.sf.count("SELECT COUNT() FROM Gadget__c").await.unwrap(),
+        2100
+    );
+}

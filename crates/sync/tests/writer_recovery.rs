@@ -49,6 +49,7 @@ fn ordered(on_insert_failure: OnInsertFailure) -> WritePolicy {
     WritePolicy {
         algorithm: WriteAlgorithm::Ordered,
         on_insert_failure,
+        ..WritePolicy::default()
     }
 }
 

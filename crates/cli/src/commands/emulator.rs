@@ -96,6 +96,9 @@ pub struct EmulatorArgs {
     /// Share of write calls carried out whose answer is then lost (0 to 1).
     #[arg(long, default_value_t = 0.0)]
     fault_lost_response: f64,
+    /// Share of Bulk API ingest jobs that fail as a whole (0 to 1).
+    #[arg(long, default_value_t = 0.0)]
+    fault_bulk_job: f64,
 }
 
 impl EmulatorArgs {
@@ -122,6 +125,7 @@ impl EmulatorArgs {
             server_unavailable_rate: self.fault_unavailable,
             drop_connection_rate: self.fault_drop,
             lost_response_rate: self.fault_lost_response,
+            bulk_job_failure_rate: self.fault_bulk_job,
         };
         faults
             .validate()

@@ -31,6 +31,15 @@ pub async fn process(shared: &Shared, job_id: &str) {
     let Some(work) = take_work(shared, job_id) else {
         return;
     };
+    if shared.faults().draw_bulk_job_failure() {
+        finish(shared, job_id, |job| {
+            job.error_message = Some(
+                "InternalServerError : the job failed in Salesforce (injected fault)".to_owned(),
+            );
+            job.set_state(JobState::Failed);
+        });
+        return;
+    }
     let parsed = csv::read(&work.upload, work.delimiter).and_then(|(header, rows)| {
         check_header(shared.org().schema(), work.object, &work.operation, &header)?;
         Ok((header, rows))

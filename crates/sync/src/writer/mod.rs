@@ -6,6 +6,10 @@
 //! ([`record`]). Around the pass: [`resume`] settles rows a crash left PENDING, and
 //! [`archive`] moves processed rows to `_trigger_log_archive` and prunes it.
 //!
+//! Bulk: under ordered writes, a run of at least `bulk_threshold` changes of one table
+//! and action goes as one Bulk API ingest job ([`bulk`]), falling back to collections if
+//! the job fails as a whole.
+//!
 //! Throughput: up to [`MAX_CALLS_IN_FLIGHT`] calls at once, for consecutive batches of one
 //! table and action that touch different records; their outcomes are recorded in plan
 //! order.
@@ -17,6 +21,7 @@
 //! everything after it) until it is fixed and re-queued.
 
 mod archive;
+mod bulk;
 mod claim;
 mod record;
 mod resume;
@@ -39,12 +44,28 @@ use crate::mapping::Mapping;
 use crate::plan::{self, Action, Batch, Change};
 
 /// How a connection's writes are grouped and what a refused insert stops.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WritePolicy {
     /// Ordered or merged.
     pub algorithm: WriteAlgorithm,
     /// Under ordered writes: hold back the record, or block the queue.
     pub on_insert_failure: OnInsertFailure,
+    /// Under ordered writes, runs of at least this many changes of one table and action
+    /// go as one Bulk API ingest job (`u64::MAX`: never).
+    pub bulk_threshold: u64,
+}
+
+/// Heroku Connect-like default for writing a run through the Bulk API.
+pub const DEFAULT_BULK_WRITE_THRESHOLD: u64 = 2_000;
+
+impl Default for WritePolicy {
+    fn default() -> Self {
+        Self {
+            algorithm: WriteAlgorithm::default(),
+            on_insert_failure: OnInsertFailure::default(),
+            bulk_threshold: DEFAULT_BULK_WRITE_THRESHOLD,
+        }
+    }
 }
 
 /// The most log rows one pass claims.
@@ -69,8 +90,12 @@ pub struct WriteOutcome {
     /// Log rows left PENDING because their create may have happened; [`resume_pending`]
     /// settles them.
     pub in_doubt: u64,
-    /// sObject Collections calls made.
+    /// Salesforce calls made (collections calls, and every call of bulk jobs).
     pub api_calls: u64,
+    /// Bulk API ingest jobs that carried changes.
+    pub bulk_jobs: u64,
+    /// Runs meant for a bulk job that fell back to collections.
+    pub bulk_fallbacks: u64,
     /// Successful changes per table.
     pub by_table: BTreeMap<String, u64>,
     /// Records whose insert Salesforce refused in this pass.
@@ -129,48 +154,173 @@ pub async fn write_once(
         _ => MAX_CALLS_IN_FLIGHT,
     };
     let mut pending: VecDeque<Batch> = plan.batches.into();
+    let mut bulk_allowed = policy.algorithm == WriteAlgorithm::Ordered;
     while !pending.is_empty() {
-        let wave = next_wave(
-            pg,
-            schema,
-            policy,
-            &links,
-            &by_table,
-            &mut pending,
-            in_flight,
-            &mut outcome,
-        )
-        .await?;
-        let answers = join_all(
-            wave.iter()
-                .map(|(batch, mapping)| send_batch(sf, mapping, batch)),
-        )
-        .await;
-        let mut back = Vec::new();
-        let mut stop = false;
-        let mut recording = record::Recording::default();
-        for ((batch, mapping), (results, calls)) in wave.iter().zip(answers) {
-            outcome.api_calls += calls;
-            let (batch_recording, retry, in_doubt) =
-                record::prepare(mapping, batch, &results, &mut outcome);
-            recording.extend(batch_recording);
-            outcome.in_doubt += in_doubt.len() as u64;
-            stop |= !retry.is_empty() || !in_doubt.is_empty();
-            back.extend(retry);
-        }
-        if let Some((batch, mapping)) = wave.first() {
-            // One transaction for the whole wave: its batches share a table.
-            record::write(pg, schema, mapping, &batch.table, &recording).await?;
-        }
-        if stop {
-            // Give back what must be resent and everything planned after it, in order.
-            back.extend(pending.iter().flat_map(log_ids));
-            claim::unclaim(pg, schema, &back).await?;
-            outcome.retried += back.len() as u64;
+        let run = bulk_allowed
+            .then(|| bulk::take_run(&mut pending, policy.bulk_threshold))
+            .flatten();
+        let wave = match run {
+            Some(run) => {
+                match send_run(
+                    sf,
+                    pg,
+                    schema,
+                    policy,
+                    &links,
+                    &by_table,
+                    run,
+                    &mut pending,
+                    &mut outcome,
+                )
+                .await?
+                {
+                    Some(sent) => sent,
+                    None => {
+                        // Fell back: the run is back at the front, for collections.
+                        bulk_allowed = false;
+                        continue;
+                    }
+                }
+            }
+            None => {
+                let wave = next_wave(
+                    pg,
+                    schema,
+                    policy,
+                    &links,
+                    &by_table,
+                    &mut pending,
+                    in_flight,
+                    &mut outcome,
+                )
+                .await?;
+                let answers = join_all(
+                    wave.iter()
+                        .map(|(batch, mapping)| send_batch(sf, mapping, batch)),
+                )
+                .await;
+                wave.into_iter().zip(answers).collect()
+            }
+        };
+        if record_wave(pg, schema, wave, &mut pending, &mut outcome).await? {
             break;
         }
     }
     Ok(outcome)
+}
+
+/// A wave's batches with their mappings and their answers (results, calls made).
+type SentWave<'m> = Vec<((Batch, &'m Mapping), (Vec<send::Sent>, u64))>;
+
+/// Records a wave's answers in one transaction. `true` when the pass must stop: some
+/// changes must be sent again, so they and everything planned after them went back to NEW.
+async fn record_wave(
+    pg: &mut Postgres,
+    schema: &Ident,
+    wave: SentWave<'_>,
+    pending: &mut VecDeque<Batch>,
+    outcome: &mut WriteOutcome,
+) -> Result<bool> {
+    let mut back = Vec::new();
+    let mut stop = false;
+    let mut recording = record::Recording::default();
+    for ((batch, mapping), (results, calls)) in &wave {
+        outcome.api_calls += calls;
+        let (batch_recording, retry, in_doubt) = record::prepare(mapping, batch, results, outcome);
+        recording.extend(batch_recording);
+        outcome.in_doubt += in_doubt.len() as u64;
+        stop |= !retry.is_empty() || !in_doubt.is_empty();
+        back.extend(retry);
+    }
+    if let Some(((batch, mapping), _)) = wave.first() {
+        // One transaction for the whole wave: its batches share a table.
+        record::write(pg, schema, mapping, &batch.table, &recording).await?;
+    }
+    if stop {
+        back.extend(pending.iter().flat_map(log_ids));
+        pending.clear();
+        claim::unclaim(pg, schema, &back).await?;
+        outcome.retried += back.len() as u64;
+    }
+    Ok(stop)
+}
+
+/// Sends a run through one Bulk API ingest job. `None` when it fell back: the run's
+/// batches are back at the front of `pending`, to go through collections.
+#[allow(clippy::too_many_arguments)]
+async fn send_run<'m>(
+    sf: &Salesforce,
+    pg: &Postgres,
+    schema: &Ident,
+    policy: &WritePolicy,
+    links: &[ParentLink],
+    mappings: &HashMap<&str, &'m Mapping>,
+    run: Vec<Batch>,
+    pending: &mut VecDeque<Batch>,
+    outcome: &mut WriteOutcome,
+) -> Result<Option<SentWave<'m>>> {
+    let Some(mapping) = run
+        .first()
+        .and_then(|b| mappings.get(b.table.as_str()).copied())
+    else {
+        // Unmapped: the collections path marks it FAILED.
+        for batch in run.into_iter().rev() {
+            pending.push_front(batch);
+        }
+        return Ok(None);
+    };
+    let mut prepared = Vec::with_capacity(run.len());
+    for batch in run {
+        if let Some(mut batch) = hold_dependents(pg, schema, policy, links, outcome, batch).await? {
+            if batch.action != Action::Insert {
+                fill_sfids(pg, schema, mapping, &mut batch).await?;
+            }
+            prepared.push(batch);
+        }
+    }
+    let Some(joined) = bulk::join(&prepared) else {
+        return Ok(Some(Vec::new()));
+    };
+    let sendable = |c: &Change| joined.action == Action::Insert || c.sfid.is_some();
+    let to_send = Batch {
+        changes: joined
+            .changes
+            .iter()
+            .filter(|c| sendable(c))
+            .cloned()
+            .collect(),
+        ..joined.clone()
+    };
+    match bulk::send(sf, mapping, &to_send).await {
+        Ok((answers, calls)) => {
+            outcome.bulk_jobs += 1;
+            let mut answers = answers.into_iter();
+            let results = joined
+                .changes
+                .iter()
+                .map(|change| match sendable(change) {
+                    true => answers.next().unwrap_or_else(|| {
+                        send::Sent::Retry("no answer for this record".to_owned())
+                    }),
+                    false => send::Sent::Refused(send::refusal(
+                        "the row has no sfid: its insert never reached Salesforce",
+                    )),
+                })
+                .collect();
+            Ok(Some(vec![((joined, mapping), (results, calls))]))
+        }
+        Err(reason) => {
+            tracing::warn!(
+                "BULK write batch to {} ended due to {reason}. Will fall back to REST sObject Collections",
+                mapping.object
+            );
+            outcome.bulk_fallbacks += 1;
+            for batch in prepared.into_iter().rev() {
+                pending.push_front(batch);
+            }
+            Ok(None)
+        }
+    }
 }
 
 /// Takes the next batches that may be in flight together: the same table and action, no
