@@ -10,7 +10,10 @@ use tokio_postgres::Client;
 use crate::error::{Context as _, Result};
 
 /// `(version, SQL)` of every migration, in order.
-const MIGRATIONS: [(i32, &str); 1] = [(1, include_str!("../migrations/0001_catalog.sql"))];
+const MIGRATIONS: [(i32, &str); 2] = [
+    (1, include_str!("../migrations/0001_catalog.sql")),
+    (2, include_str!("../migrations/0002_mapping_activity.sql")),
+];
 
 /// Key of the advisory lock that serialises migrations ("pgforce" in ASCII).
 const MIGRATION_LOCK: i64 = 0x0070_6766_6f72_6365;

@@ -67,13 +67,30 @@ pub async fn set_mapping_state(
 ) -> Result<()> {
     client
         .execute(
-            "update pgforce.mappings set state = $2, last_error = $3, updated_at = now(),
+            "update pgforce.mappings set state = $2, last_error = $3, activity = null, updated_at = now(),
                  last_sync_at = case when $2 = 'DATA_SYNCED' then now() else last_sync_at end
              where id = $1",
             &[&mapping, &state, &error],
         )
         .await
         .context(|| format!("setting the state of mapping {mapping}"))
+        .map(|_| ())
+}
+
+/// Says what the mapping is doing that takes a while (a running Bulk API job); the next
+/// state change clears it.
+pub async fn set_mapping_activity(
+    client: &impl GenericClient,
+    mapping: i64,
+    activity: &str,
+) -> Result<()> {
+    client
+        .execute(
+            "update pgforce.mappings set activity = $2, updated_at = now() where id = $1",
+            &[&mapping, &activity],
+        )
+        .await
+        .context(|| format!("setting the activity of mapping {mapping}"))
         .map(|_| ())
 }
 

@@ -10,6 +10,7 @@ use pgforce_salesforce::Client as Salesforce;
 use pgforce_salesforce::bulk::JobKind;
 use pgforce_salesforce::bulk::csv::CsvPage;
 use pgforce_salesforce::rest::Record;
+use pgforce_store::cursor::set_mapping_activity;
 
 use crate::convert::{check_fits, csv_to_json, push_copy_field};
 use crate::mapping::Mapping;
@@ -18,21 +19,23 @@ use crate::reader::RejectedRecord;
 /// Records per results page.
 pub const PAGE_RECORDS: u64 = 50_000;
 
-/// Runs a query job to completion; returns its Id and the calls it took. `on_poll` hears
-/// each poll of the job (for states and progress).
+/// Runs a query job to completion, telling the catalog which job the mapping waits on;
+/// returns the job's Id and the calls it took.
 pub async fn run_query_job(
     sf: &Salesforce,
+    pg: &tokio_postgres::Client,
+    mapping_id: i64,
     soql: &str,
     include_deleted: bool,
-    on_poll: &mut (dyn FnMut(u64) + Send),
 ) -> Result<(String, u64), pgforce_salesforce::Error> {
     let job = sf.create_query_job(soql, include_deleted).await?;
+    let activity = format!("bulk query job {}", job.id);
+    if let Err(error) = set_mapping_activity(pg, mapping_id, &activity).await {
+        tracing::warn!(error = %error, "could not record the bulk job on the mapping");
+    }
     let mut polls = 0;
     let done = sf
-        .wait_for_job(JobKind::Query, &job.id, &mut |info| {
-            polls += 1;
-            on_poll(info.number_records_processed);
-        })
+        .wait_for_job(JobKind::Query, &job.id, &mut |_| polls += 1)
         .await?;
     tracing::info!(job = %done.id, records = done.number_records_processed, "bulk query job complete");
     Ok((done.id, 1 + polls))

@@ -23,7 +23,9 @@ use futures_util::{SinkExt as _, StreamExt as _, TryStreamExt as _};
 use pgforce_salesforce::rest::Record;
 use pgforce_salesforce::{Client as Salesforce, soql};
 use pgforce_store::Ident;
-use pgforce_store::cursor::{ReadCursor, load_cursor, save_cursor, set_mapping_state};
+use pgforce_store::cursor::{
+    ReadCursor, load_cursor, save_cursor, set_mapping_activity, set_mapping_state,
+};
 use serde_json::Value;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client as Postgres, Transaction};
@@ -195,13 +197,20 @@ pub async fn initial_load(
             set_mapping_state(&*pg, target.mapping_id, "WAIT_BULK_LOAD", None)
                 .await
                 .map_err(|e| target.store_error(e))?;
-            let (id, calls) = bulk_read::run_query_job(sf, &soql, false, &mut |_| {})
+            let (id, calls) = bulk_read::run_query_job(sf, pg, target.mapping_id, &soql, false)
                 .await
                 .map_err(|e| target.sf_error(e))?;
             outcome.api_calls += calls;
             set_mapping_state(&*pg, target.mapping_id, "LOADING_BULK_JOB", None)
                 .await
                 .map_err(|e| target.store_error(e))?;
+            set_mapping_activity(
+                &*pg,
+                target.mapping_id,
+                &format!("loading the results of bulk query job {id}"),
+            )
+            .await
+            .map_err(|e| target.store_error(e))?;
             LoadSource::Bulk(id)
         }
         first => LoadSource::Rest(first, rest),
@@ -610,7 +619,7 @@ async fn changed_pages(
     set_mapping_state(pg, target.mapping_id, "POLLING_SF_BULK", None)
         .await
         .map_err(|e| target.store_error(e))?;
-    let (job, calls) = bulk_read::run_query_job(sf, query, include_deleted, &mut |_| {})
+    let (job, calls) = bulk_read::run_query_job(sf, pg, target.mapping_id, query, include_deleted)
         .await
         .map_err(|e| target.sf_error(e))?;
     outcome.api_calls += calls;

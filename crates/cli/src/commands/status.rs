@@ -1,4 +1,5 @@
-//! `pgforce status`: every mapping's state, row count, last sync and last error; then each
+//! `pgforce status`: every mapping's state, row count, last sync, last error and what it
+//! is busy with (a running Bulk API job); then each
 //! connection's writer: who holds it, its queue by state, and the changes it is stuck on
 //! (FAILED and HELD trigger-log rows with Salesforce's message).
 
@@ -26,7 +27,8 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
     let rows = pg
         .query(
             "select c.name, m.object_name, c.schema_name, m.table_name, m.state,
-                    coalesce(to_char(m.last_sync_at, 'YYYY-MM-DD HH24:MI:SS'), '-'), coalesce(m.last_error, '')
+                    coalesce(to_char(m.last_sync_at, 'YYYY-MM-DD HH24:MI:SS'), '-'), coalesce(m.last_error, ''),
+                    m.activity
              from pgforce.mappings m join pgforce.connections c on c.id = m.connection_id
              order by c.name, m.object_name",
             &[],
@@ -76,6 +78,9 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
             row.get::<_, String>(5),
             row.get::<_, String>(6)
         ));
+        if let Some(activity) = row.get::<_, Option<String>>(7) {
+            output::say(&format!("{:<10} ↳ {activity}", ""));
+        }
     }
     writers(&pg).await
 }
