@@ -1,6 +1,6 @@
 //! Scenario `sync`: Salesforce → Postgres.
 //!
-//! - Initial load of N Accounts (15 fields) from the emulator (a separate process) into a
+//! - Initial load of N Accounts (15 fields; above 10,000 through a Bulk API query job) from the emulator (a separate process) into a
 //!   fresh database: records per second, against the baseline of `psql \copy` loading the
 //!   very same rows into the very same (emptied) table in the same run; and pgforce's peak
 //!   resident memory (VmHWM of this process, which only runs the client and the reader).
@@ -99,9 +99,11 @@ async fn measure(
 
     let rss_before = crate::report::proc_status_bytes("VmHWM:");
     let mut load_rates = Vec::new();
+    let mut load_calls = Vec::new();
     for _ in 0..options.runs {
         let started = Instant::now();
         let outcome = initial_load(sf, &mut pg, &target, &mut |_| {}).await?;
+        load_calls.push(outcome.api_calls as f64);
         if outcome.applied != options.records as u64 {
             bail!(
                 "loaded {} records, expected {}",
@@ -158,6 +160,16 @@ async fn measure(
         "same table, same run",
     );
     report.add("load / \\copy", load / copy, "x", "");
+    report.add(
+        "API calls per load",
+        median(&mut load_calls),
+        "calls",
+        if options.records as u64 > pgforce_sync::mapping::DEFAULT_BULK_THRESHOLD {
+            "through a Bulk API query job (above 10,000 records)"
+        } else {
+            "REST query pages"
+        },
+    );
     report.add(
         "peak memory (pgforce process)",
         peak as f64 / 1_048_576.0,

@@ -9,6 +9,8 @@
 //!   own time, capture triggers included, is reported beside it). Baseline, same run: the same updates
 //!   sent straight with sObject Collections, 200 per call, one call after another, with no
 //!   database at all — what a simple sequential client achieves.
+//! - Throughput is measured twice: through sObject Collections only, and with runs of
+//!   2,000+ changes going as Bulk API ingest jobs (the default).
 //! - API calls per 1,000 records, from the emulator's call counter.
 
 use std::time::{Duration, Instant};
@@ -20,7 +22,7 @@ use pgforce_salesforce::{Client, ClientConfig};
 use pgforce_store::ddl::Access;
 use pgforce_sync::reader::{Target, initial_load};
 use pgforce_sync::write_worker::WriteWorker;
-use pgforce_sync::writer::WritePolicy;
+use pgforce_sync::writer::{DEFAULT_BULK_WRITE_THRESHOLD, WritePolicy};
 use serde_json::json;
 
 use crate::client::start_emulator;
@@ -112,41 +114,56 @@ async fn measure(
     };
     initial_load(sf, &mut pg, &target, &mut |_| {}).await?;
 
-    let (stop, shutdown) = tokio::sync::watch::channel(false);
-    let worker = WriteWorker {
-        database_url: db_url.to_owned(),
-        connection: "bench".to_owned(),
-        salesforce: sf.clone(),
-        schema: schema.clone(),
-        mappings: vec![(mapping.clone(), mapping_id)],
-        policy: WritePolicy::default(),
-        archive_after: Duration::from_secs(3600),
-        archive_retention: Duration::from_secs(86_400),
+    let setup = Setup {
+        db_url,
+        sf,
+        schema: &schema,
+        mapping: &mapping,
+        mapping_id,
     };
-    let worker = tokio::spawn(worker.run(shutdown));
-    let result = async {
-        // Latencies first, on a quiet database: the throughput runs leave hundreds of
-        // thousands of dead tuples for autovacuum, which would slow single commits.
-        for latency_ms in LATENCIES_MS {
-            set_latency(base, latency_ms).await?;
-            let label = format!("{latency_ms} ms emulator latency");
-            let mut latencies = edit_latencies(&pg, options.edits).await?;
-            report.add(
-                &format!("PG→SF latency, median ({label})"),
-                median(&mut latencies),
-                "ms",
-                &format!("commit until SUCCESS, {} single-row edits", options.edits),
-            );
-            report.add(
-                &format!("PG→SF latency, p99 ({label})"),
-                percentile(&mut latencies, 99.0),
-                "ms",
-                "",
-            );
+    // Latencies first, on a quiet database: the throughput runs leave hundreds of
+    // thousands of dead tuples for autovacuum, which would slow single commits.
+    let worker = setup.start_writer(WritePolicy::default());
+    for latency_ms in LATENCIES_MS {
+        set_latency(base, latency_ms).await?;
+        let label = format!("{latency_ms} ms emulator latency");
+        let mut latencies = edit_latencies(&pg, options.edits).await?;
+        report.add(
+            &format!("PG→SF latency, median ({label})"),
+            median(&mut latencies),
+            "ms",
+            &format!("commit until SUCCESS, {} single-row edits", options.edits),
+        );
+        report.add(
+            &format!("PG→SF latency, p99 ({label})"),
+            percentile(&mut latencies, 99.0),
+            "ms",
+            "",
+        );
+    }
+    worker.stop().await?;
+    for latency_ms in LATENCIES_MS {
+        set_latency(base, latency_ms).await?;
+        let label = format!("{latency_ms} ms emulator latency");
+        let mut direct = Vec::new();
+        for run in 0..options.runs {
+            direct.push(direct_update_rate(sf, &pg, run).await?);
         }
-        for latency_ms in LATENCIES_MS {
-            set_latency(base, latency_ms).await?;
-            let label = format!("{latency_ms} ms emulator latency");
+        let direct = median(&mut direct);
+        report.add(
+            &format!("direct collections updates, baseline ({label})"),
+            direct,
+            "records/s",
+            "same records, 200 per call, sequential, no database",
+        );
+        for (path, bulk_threshold) in [
+            ("sObject Collections", u64::MAX),
+            ("Bulk API ingest", DEFAULT_BULK_WRITE_THRESHOLD),
+        ] {
+            let worker = setup.start_writer(WritePolicy {
+                bulk_threshold,
+                ..WritePolicy::default()
+            });
             let (mut rates, mut calls, mut captures) = (Vec::new(), Vec::new(), Vec::new());
             for run in 0..options.runs {
                 let before = api_calls(base).await?;
@@ -155,13 +172,10 @@ async fn measure(
                 captures.push(capture_ms);
                 calls.push((api_calls(base).await? - before) * 1000.0 / options.records as f64);
             }
-            let mut direct = Vec::new();
-            for run in 0..options.runs {
-                direct.push(direct_update_rate(sf, &pg, run).await?);
-            }
-            let (rate, direct) = (median(&mut rates), median(&mut direct));
+            worker.stop().await?;
+            let rate = median(&mut rates);
             report.add(
-                &format!("PG→SF throughput ({label})"),
+                &format!("PG→SF throughput, {path} ({label})"),
                 rate,
                 "records/s",
                 &format!(
@@ -170,36 +184,69 @@ async fn measure(
                 ),
             );
             report.add(
-                &format!("the app's UPDATE statement itself ({label})"),
-                median(&mut captures),
-                "ms",
-                "capture triggers included; not in the throughput",
-            );
-            report.add(
-                &format!("direct collections updates, baseline ({label})"),
-                direct,
-                "records/s",
-                "same records, 200 per call, sequential, no database",
-            );
-            report.add(
-                &format!("pgforce / baseline ({label})"),
+                &format!("pgforce / baseline, {path} ({label})"),
                 rate / direct,
                 "x",
                 "",
             );
             report.add(
-                &format!("API calls per 1,000 records ({label})"),
+                &format!("API calls per 1,000 records, {path} ({label})"),
                 median(&mut calls),
                 "calls",
                 "emulator call counter",
             );
+            report.add(
+                &format!("the app's UPDATE statement itself, {path} ({label})"),
+                median(&mut captures),
+                "ms",
+                "capture triggers included; not in the throughput",
+            );
         }
-        anyhow::Ok(())
     }
-    .await;
-    let _ = stop.send(true);
-    worker.await??;
-    result
+    Ok(())
+}
+
+/// What every writer of the scenario works on.
+struct Setup<'a> {
+    db_url: &'a str,
+    sf: &'a Client,
+    schema: &'a pgforce_store::Ident,
+    mapping: &'a pgforce_sync::mapping::Mapping,
+    mapping_id: i64,
+}
+
+/// A running writer and the switch that stops it.
+struct RunningWriter {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<(), pgforce_sync::Error>>,
+}
+
+impl Setup<'_> {
+    fn start_writer(&self, policy: WritePolicy) -> RunningWriter {
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let worker = WriteWorker {
+            database_url: self.db_url.to_owned(),
+            connection: "bench".to_owned(),
+            salesforce: self.sf.clone(),
+            schema: self.schema.clone(),
+            mappings: vec![(self.mapping.clone(), self.mapping_id)],
+            policy,
+            archive_after: Duration::from_secs(3600),
+            archive_retention: Duration::from_secs(86_400),
+        };
+        RunningWriter {
+            stop,
+            task: tokio::spawn(worker.run(shutdown)),
+        }
+    }
+}
+
+impl RunningWriter {
+    async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        self.task.await??;
+        Ok(())
+    }
 }
 
 /// Commits single-row updates one at a time and times each until its log row is SUCCESS.

@@ -72,6 +72,10 @@ pub fn copy_text(
     let mut rows = 0;
     'rows: for row in &page.rows {
         for (text, field) in row.iter().zip(&mapping.fields) {
+            // Empty is null: nothing to fit.
+            if text.is_empty() {
+                continue;
+            }
             if let Err(reason) = check_fits(text, field.pg_type) {
                 rejected.push(RejectedRecord {
                     sfid: row.first().cloned().unwrap_or_default(),
