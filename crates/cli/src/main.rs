@@ -35,6 +35,8 @@ enum Command {
     Export(commands::mappings::ExportArgs),
     /// Empty a mapping's table and load it again from Salesforce.
     Reload(commands::reload::ReloadArgs),
+    /// Compare each mapping's Salesforce records with its Postgres rows (--repair fixes).
+    Reconcile(commands::reconcile::ReconcileArgs),
     /// Show every mapping's state, row count, last sync and last error.
     Status(commands::status::StatusArgs),
     /// Run a local Salesforce org (the bundled emulator) over HTTP and HTTPS.
@@ -60,6 +62,7 @@ fn main() -> ExitCode {
             Command::Run(args) => commands::run::run(args).await,
             Command::Status(args) => commands::status::run(args).await,
             Command::Reload(args) => commands::reload::run(args).await,
+            Command::Reconcile(args) => commands::reconcile::run(args).await,
             Command::Import(args) => commands::mappings::import(args).await,
             Command::Export(args) => commands::mappings::export(args).await,
         }

@@ -5,5 +5,6 @@
 
 mod demo;
 mod mappings;
+mod reconcile;
 mod run;
 mod write;

@@ -10,9 +10,10 @@ use tokio_postgres::Client;
 use crate::error::{Context as _, Result};
 
 /// `(version, SQL)` of every migration, in order.
-const MIGRATIONS: [(i32, &str); 2] = [
+const MIGRATIONS: [(i32, &str); 3] = [
     (1, include_str!("../migrations/0001_catalog.sql")),
     (2, include_str!("../migrations/0002_mapping_activity.sql")),
+    (3, include_str!("../migrations/0003_mapping_drift.sql")),
 ];
 
 /// Key of the advisory lock that serialises migrations ("pgforce" in ASCII).

@@ -18,6 +18,7 @@
 //! - `reader`: initial load and polling (`bulk_read`: through Bulk API 2.0 above the
 //!   mapping's threshold); `conflict`: last writer wins when both sides
 //!   changed a record.
+//! - `reconcile`: comparing both sides of a mapping and repairing drift.
 //! - `plan`: ordered and merged write plans from captured changes (pure).
 //! - `writer`: one pass over the trigger log (claim, send, record outcomes), resuming
 //!   after a crash, archiving; `write_worker`: the writer as a daemon (lease, LISTEN).
@@ -36,6 +37,7 @@ pub mod hc_json;
 pub mod mapping;
 pub mod plan;
 pub mod reader;
+pub mod reconcile;
 pub mod supervisor;
 pub mod write_worker;
 pub mod writer;

@@ -670,3 +670,54 @@ async fn apply_records(
     }
     Ok(records.len() as u64)
 }
+
+/// Reads the given records again from Salesforce and stores them as they are there,
+/// whatever the cursor says (reconcile's repair). Returns how many were stored.
+pub async fn refresh_records(
+    sf: &Salesforce,
+    pg: &mut Postgres,
+    target: &Target<'_>,
+    ids: &[String],
+) -> Result<u64> {
+    let mapping = target.mapping;
+    let object = soql::name(&mapping.object).map_err(|e| target.sf_error(e))?;
+    let statements = Statements::new(target.schema, mapping);
+    let mut stored = 0;
+    // 200 Ids keep the SOQL text well under Salesforce's length limit.
+    for chunk in ids.chunks(200) {
+        let list: Vec<String> = chunk.iter().map(|id| soql::quote(id)).collect();
+        let query = format!(
+            "SELECT {} FROM {object} WHERE Id IN ({})",
+            mapping.select_list(),
+            list.join(", ")
+        );
+        let records: Vec<Record> = sf
+            .query(&query)
+            .try_collect()
+            .await
+            .map_err(|e| target.sf_error(e))?;
+        let mut rows = Vec::with_capacity(records.len());
+        for record in &records {
+            if let Ok(values) = row_values(mapping, record) {
+                rows.push(values);
+            }
+        }
+        let tx = pg
+            .transaction()
+            .await
+            .map_err(target.pg_error("starting a refresh transaction"))?;
+        tx.batch_execute("set local xmlbinary = 'hex'")
+            .await
+            .map_err(target.pg_error("marking the session as pgforce's"))?;
+        pgforce_store::sync_lock::lock_table(&tx, target.schema, &mapping.table)
+            .await
+            .map_err(|e| target.store_error(e))?;
+        stored += apply_records(&tx, &statements, &rows)
+            .await
+            .map_err(target.pg_error("storing refreshed records"))?;
+        tx.commit()
+            .await
+            .map_err(target.pg_error("committing refreshed records"))?;
+    }
+    Ok(stored)
+}

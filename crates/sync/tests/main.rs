@@ -9,5 +9,6 @@ mod bulk;
 mod conflict;
 mod mapping;
 mod reader;
+mod reconcile;
 mod writer;
 mod writer_recovery;

@@ -28,7 +28,9 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
         .query(
             "select c.name, m.object_name, c.schema_name, m.table_name, m.state,
                     coalesce(to_char(m.last_sync_at, 'YYYY-MM-DD HH24:MI:SS'), '-'), coalesce(m.last_error, ''),
-                    m.activity
+                    m.activity,
+                    (m.drift - 'checked_at' - 'salesforce_records' - 'postgres_rows')::text,
+                    to_char((m.drift ->> 'checked_at')::timestamptz, 'YYYY-MM-DD HH24:MI:SS')
              from pgforce.mappings m join pgforce.connections c on c.id = m.connection_id
              order by c.name, m.object_name",
             &[],
@@ -80,6 +82,24 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
         ));
         if let Some(activity) = row.get::<_, Option<String>>(7) {
             output::say(&format!("{:<10} ↳ {activity}", ""));
+        }
+        if let Some(drift) = row.get::<_, Option<String>>(8) {
+            let drift: serde_json::Value = serde_json::from_str(&drift).unwrap_or_default();
+            let kinds: Vec<String> = drift
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(_, n)| n.as_u64().unwrap_or_default() > 0)
+                .map(|(kind, n)| format!("{n} {}", kind.replace('_', " ")))
+                .collect();
+            let when = row.get::<_, Option<String>>(9).unwrap_or_default();
+            if !kinds.is_empty() {
+                output::say(&format!(
+                    "{:<10} ↳ drift at the last reconcile ({when}): {}",
+                    "",
+                    kinds.join(", ")
+                ));
+            }
         }
     }
     writers(&pg).await
