@@ -166,68 +166,6 @@ async fn run_loads_polls_and_stops_cleanly_on_sigterm() {
 }
 
 #[tokio::test]
-async fn bad_configuration_fails_fast_naming_the_mapping_and_field() {
-    let secret = "Zebra-s3cret-991";
-    let org = TestOrg::start_with(pgforce_emulator::EmulatorConfig {
-        password: secret.to_owned(),
-        ..Default::default()
-    })
-    .await;
-    let db = TestDatabase::create().await;
-    let cases = [
-        (
-            ACCOUNT_MAPPING.replace("\"AnnualRevenue\"", "\"Revenue__c\""),
-            "mapping Account: field Revenue__c does not exist on Account",
-        ),
-        (
-            ACCOUNT_MAPPING.replace("object = \"Account\"", "object = \"Nope__c\""),
-            "object Nope__c does not exist in the org",
-        ),
-        (
-            format!("{ACCOUNT_MAPPING}upsert_field = \"Name\"\n"),
-            "upsert field Name is not an External ID field",
-        ),
-        (
-            ACCOUNT_MAPPING.replace("polling_seconds = 1", "polling_seconds = 1\nspeed = 3"),
-            "unknown field `speed`",
-        ),
-        (
-            ACCOUNT_MAPPING.replace("polling_seconds = 1", "polling_seconds = 0"),
-            "polling_seconds must be at least 1",
-        ),
-    ];
-    for (mapping, expected) in cases {
-        let config = config_file(&org, &db, &mapping);
-        let output = pgforce(&["run", "--config", config.to_str().unwrap()])
-            .env("PGFORCE_TEST_SF_PASSWORD", secret)
-            .output()
-            .await
-            .unwrap();
-        let (stdout, stderr) = (
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr),
-        );
-        assert!(!output.status.success(), "{expected}: should fail");
-        assert!(
-            stderr.contains(expected),
-            "{stderr:?} should contain {expected:?}"
-        );
-        assert!(
-            !stderr.contains(secret) && !stdout.contains(secret),
-            "the password never appears in output"
-        );
-    }
-    let output = pgforce(&["run", "--config", "/nonexistent/pgforce.toml"])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        String::from_utf8_lossy(&output.stderr)
-            .contains("reading config file /nonexistent/pgforce.toml")
-    );
-}
-
-#[tokio::test]
 async fn reload_empties_the_table_and_loads_it_again() {
     let org = seeded_org(50).await;
     let db = TestDatabase::create().await;

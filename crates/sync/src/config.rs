@@ -243,6 +243,12 @@ impl ConnectionConfig {
 impl MappingConfig {
     /// The mapping spec, or why the settings are invalid.
     pub fn spec(&self, connection: &str) -> Result<MappingSpec, String> {
+        if self.object.contains('.') || pgforce_salesforce::soql::name(&self.object).is_err() {
+            return Err(format!(
+                "connection {connection}: object {:?} is not a valid Salesforce name (letters, digits and single underscores)",
+                self.object
+            ));
+        }
         if self.polling_seconds == 0 {
             return Err(format!(
                 "connection {connection}, mapping {}: polling_seconds must be at least 1",
