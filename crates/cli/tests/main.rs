@@ -8,4 +8,5 @@ mod demo;
 mod mappings;
 mod reconcile;
 mod run;
+mod torture;
 mod write;

@@ -23,6 +23,8 @@ pub struct Counts {
     pub calls_by_object: BTreeMap<String, u64>,
     pub records_written: u64,
     pub records_returned: u64,
+    /// Faults injected (dropped connections, 503s, lock failures, lost answers, failed jobs).
+    pub faults_injected: u64,
 }
 
 impl Stats {
@@ -50,6 +52,14 @@ impl Stats {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         counts.records_written += written;
         counts.records_returned += returned;
+    }
+
+    /// Counts one injected fault.
+    pub fn record_fault(&self) {
+        self.counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .faults_injected += 1;
     }
 
     /// The counters now.

@@ -84,7 +84,11 @@ pub async fn dispatch(
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    let response = match faults.draw_request_fault() {
+    let fault = faults.draw_request_fault();
+    if fault != Fault::None {
+        shared.stats.record_fault();
+    }
+    let response = match fault {
         Fault::DropConnection => {
             let mut response = StatusCode::INTERNAL_SERVER_ERROR.into_response();
             response.extensions_mut().insert(DropConnection);
@@ -102,6 +106,9 @@ pub async fn dispatch(
                 Method::POST | Method::PATCH | Method::PUT | Method::DELETE
             );
             let lock_fault = is_write && faults.draw_lock_failure();
+            if lock_fault {
+                shared.stats.record_fault();
+            }
             // The raw path, not a decoded one: an external id value may hold `%2F`.
             let request = Incoming {
                 path: uri
@@ -119,6 +126,7 @@ pub async fn dispatch(
                 .await
                 .unwrap_or_else(IntoResponse::into_response);
             if is_write && faults.draw_lost_response() {
+                shared.stats.record_fault();
                 // Done, but the client never hears so.
                 response.extensions_mut().insert(DropConnection);
                 return response;

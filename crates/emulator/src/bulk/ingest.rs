@@ -32,6 +32,7 @@ pub async fn process(shared: &Shared, job_id: &str) {
         return;
     };
     if shared.faults().draw_bulk_job_failure() {
+        shared.stats.record_fault();
         finish(shared, job_id, |job| {
             job.error_message = Some(
                 "InternalServerError : the job failed in Salesforce (injected fault)".to_owned(),
