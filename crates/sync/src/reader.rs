@@ -512,17 +512,7 @@ pub async fn poll_once(
             mapping.object,
             records.len()
         );
-        let tx = pg
-            .transaction()
-            .await
-            .map_err(target.pg_error("starting a poll transaction"))?;
-        tx.batch_execute("set local xmlbinary = 'hex'")
-            .await
-            .map_err(target.pg_error("marking the session as pgforce's"))?;
-        // The writer may be writing back Ids of records it created (see `sync_lock`).
-        pgforce_store::sync_lock::lock_table(&tx, target.schema, &mapping.table)
-            .await
-            .map_err(|e| target.store_error(e))?;
+        let tx = apply_transaction(pg, target).await?;
         let mut last: Option<ReadCursor> = None;
         let mut changed: Vec<Vec<Option<String>>> = Vec::with_capacity(records.len());
         let stamps: Vec<(String, String)> = records
@@ -638,6 +628,26 @@ async fn changed_pages(
 /// A stream of pages of records, whichever API they came through.
 type RecordPages = std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Vec<Record>>> + Send>>;
 
+/// A transaction for applying records read from Salesforce: pgforce's own (nothing is
+/// captured) and holding the table's sync lock (the writer may be writing back Ids of
+/// records it created, see `sync_lock`).
+async fn apply_transaction<'c>(
+    pg: &'c mut Postgres,
+    target: &Target<'_>,
+) -> Result<Transaction<'c>> {
+    let tx = pg
+        .transaction()
+        .await
+        .map_err(target.pg_error("starting a transaction to apply records"))?;
+    tx.batch_execute("set local xmlbinary = 'hex'")
+        .await
+        .map_err(target.pg_error("marking the session as pgforce's"))?;
+    pgforce_store::sync_lock::lock_table(&tx, target.schema, &target.mapping.table)
+        .await
+        .map_err(|e| target.store_error(e))?;
+    Ok(tx)
+}
+
 /// The values of one record as statement parameters.
 fn params(values: &[Option<String>]) -> Vec<&(dyn ToSql + Sync)> {
     values.iter().map(|v| v as &(dyn ToSql + Sync)).collect()
@@ -702,16 +712,7 @@ pub async fn refresh_records(
                 rows.push(values);
             }
         }
-        let tx = pg
-            .transaction()
-            .await
-            .map_err(target.pg_error("starting a refresh transaction"))?;
-        tx.batch_execute("set local xmlbinary = 'hex'")
-            .await
-            .map_err(target.pg_error("marking the session as pgforce's"))?;
-        pgforce_store::sync_lock::lock_table(&tx, target.schema, &mapping.table)
-            .await
-            .map_err(|e| target.store_error(e))?;
+        let tx = apply_transaction(pg, target).await?;
         stored += apply_records(&tx, &statements, &rows)
             .await
             .map_err(target.pg_error("storing refreshed records"))?;

@@ -198,7 +198,8 @@ pub fn update(ctx: &RequestContext) -> ApiResult {
     })
 }
 
-fn resolve(txn: &Txn<'_>, object: ObjectIndex, id: &str) -> Result<RecordRef, ApiError> {
+/// The record an Id names, if it is one of `object`'s (REST's errors otherwise).
+pub(crate) fn resolve(txn: &Txn<'_>, object: ObjectIndex, id: &str) -> Result<RecordRef, ApiError> {
     match txn.org().resolve_id(id) {
         Ok(r) if r.object == object => Ok(r),
         Err(LookupError::Malformed) => Err(ApiError::bad_request(

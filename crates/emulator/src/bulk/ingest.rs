@@ -7,9 +7,10 @@ use serde_json::{Map, Value as Json};
 
 use super::csv;
 use super::jobs::{JobKind, JobState, RowResult};
+use crate::api::collections::resolve;
 use crate::datetime;
 use crate::error::ApiError;
-use crate::org::{FieldType, LookupError, ObjectIndex, RecordRef, Schema, UpsertOutcome};
+use crate::org::{FieldType, ObjectIndex, RecordRef, Schema, UpsertOutcome};
 use crate::state::Shared;
 
 /// Rows per internal batch (Salesforce splits uploads the same way).
@@ -256,24 +257,6 @@ fn body(
         }
     }
     body
-}
-
-fn resolve(
-    txn: &crate::org::Txn<'_>,
-    object: ObjectIndex,
-    id: &str,
-) -> Result<RecordRef, ApiError> {
-    match txn.org().resolve_id(id) {
-        Ok(r) if r.object == object => Ok(r),
-        Err(LookupError::Malformed) => Err(ApiError::bad_request(
-            "MALFORMED_ID",
-            format!("malformed id {id}"),
-        )),
-        Ok(_) | Err(LookupError::NotFound) => Err(ApiError::bad_request(
-            "INVALID_CROSS_REFERENCE_KEY",
-            "invalid cross reference id",
-        )),
-    }
 }
 
 /// Applies one row; returns the record's Id and whether it was created.
