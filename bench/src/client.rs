@@ -68,16 +68,31 @@ impl Drop for Emulator {
 }
 
 pub async fn start_emulator(bin: &PathBuf) -> anyhow::Result<Emulator> {
+    start_emulator_with(bin, None).await
+}
+
+/// Starts the emulator over HTTP and, with `tls` (`(port, CA file)`), HTTPS as well.
+pub async fn start_emulator_with(
+    bin: &PathBuf,
+    tls: Option<(u16, &std::path::Path)>,
+) -> anyhow::Result<Emulator> {
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let mut args: Vec<String> = vec![
+        "emulator".into(),
+        "--port".into(),
+        port.to_string(),
+        "--api-limit".into(),
+        "100000000".into(),
+    ];
+    match tls {
+        None => args.push("--no-tls".into()),
+        Some((tls_port, ca)) => {
+            args.extend(["--tls-port".into(), tls_port.to_string()]);
+            args.extend(["--cert-out".into(), ca.display().to_string()]);
+        }
+    }
     let child = Command::new(bin)
-        .args([
-            "emulator",
-            "--no-tls",
-            "--port",
-            &port.to_string(),
-            "--api-limit",
-            "100000000",
-        ])
+        .args(&args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -10,6 +10,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod client;
 mod emulator;
+mod full_report;
+mod peers;
 mod report;
 mod scratch;
 mod services;
@@ -41,6 +43,10 @@ enum Scenario {
     Sync(sync::Options),
     /// Postgres → Salesforce: write latency and throughput vs direct collections calls.
     Write(write::Options),
+    /// pgforce against simple-salesforce scripts on the same data (Python, bench/peers).
+    Peers(peers::Options),
+    /// Every scenario, then docs/benchmarks.md and bench/results/latest.json.
+    Report(full_report::Options),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -55,6 +61,8 @@ fn main() -> anyhow::Result<()> {
             Scenario::Client(options) => client::run(options).await,
             Scenario::Sync(options) => sync::run(options).await,
             Scenario::Write(options) => write::run(options).await,
+            Scenario::Peers(options) => peers::run(options).await,
+            Scenario::Report(options) => full_report::run(options).await,
         }
     })?;
     report.print();

@@ -3,10 +3,10 @@
 use std::path::Path;
 
 use anyhow::Context;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One measured figure.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Row {
     pub name: String,
     pub value: f64,
@@ -16,7 +16,7 @@ pub struct Row {
 }
 
 /// A scenario's results.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Report {
     pub scenario: String,
     pub machine: String,

@@ -2,9 +2,10 @@
 //!
 //! Heroku Connect switches to Bulk above 10,000 records; so does pgforce (per mapping,
 //! `bulk_threshold`). A query job runs the same SOQL the REST path would; its CSV pages
-//! (50,000 records each, one in memory at a time) become either COPY text for an initial
-//! load, without a detour through JSON, or records shaped as REST's for a poll, so the
-//! poll's matching, conflict and cursor logic stay the same whichever API read them.
+//! (25,000 records each: the page being copied and the next one are all that is held)
+//! become either COPY text for an initial load, without a detour through JSON, or records
+//! shaped as REST's for a poll, so the poll's matching, conflict and cursor logic stay the
+//! same whichever API read them.
 
 use pgforce_salesforce::Client as Salesforce;
 use pgforce_salesforce::bulk::JobKind;
@@ -17,7 +18,7 @@ use crate::mapping::Mapping;
 use crate::reader::RejectedRecord;
 
 /// Records per results page.
-pub const PAGE_RECORDS: u64 = 50_000;
+pub const PAGE_RECORDS: u64 = 25_000;
 
 /// Runs a query job to completion, telling the catalog which job the mapping waits on;
 /// returns the job's Id and the calls it took.

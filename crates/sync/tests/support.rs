@@ -36,6 +36,12 @@ pub const SCHEMA: &str = r#"{"objects": [{"name": "Gadget__c", "fields": [
   {"name": "Name", "type": "string", "length": 80, "nameField": true},
   {"name": "Code__c", "type": "string", "length": 20, "externalId": true, "unique": true},
   {"name": "Email__c", "type": "email"}
+]}, {"name": "Strict__c", "fields": [
+  {"name": "Name", "type": "string", "length": 10, "nameField": true},
+  {"name": "Status__c", "type": "picklist", "picklistValues": ["Open", "Closed"], "restrictedPicklist": true},
+  {"name": "Owner_Code__c", "type": "string", "length": 10, "required": true},
+  {"name": "Count__c", "type": "int"},
+  {"name": "Account__c", "type": "reference", "referenceTo": ["Account"], "relationshipName": "Account__r"}
 ]}]}"#;
 
 /// Every custom field of Gadget__c plus Name.

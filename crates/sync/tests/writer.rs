@@ -4,7 +4,7 @@
 
 use pgforce_emulator::EmulatorConfig;
 use pgforce_sync::config::WriteAlgorithm;
-use pgforce_sync::writer::{WriteOutcome, WritePolicy};
+use pgforce_sync::writer::{WriteOutcome, WritePolicy, write_once};
 use serde_json::json;
 
 use crate::support::{Harness, harness};
@@ -325,5 +325,100 @@ async fn each_refusal_lands_as_failed_with_its_reason_while_the_rest_go_through(
         } else {
             assert_eq!(lastop, "INSERTED");
         }
+    }
+}
+
+#[tokio::test]
+async fn bad_values_are_refused_where_they_are_caught_and_nothing_else_is_lost() {
+    use pgforce_store::ddl::{Access, create_mapped_table};
+    use pgforce_sync::mapping::{DEFAULT_BULK_THRESHOLD, Mapping, MappingSpec};
+    let mut h = harness(2000, EmulatorConfig::default()).await;
+    let spec = MappingSpec {
+        object: "Strict__c".to_owned(),
+        fields: [
+            "Name",
+            "Status__c",
+            "Owner_Code__c",
+            "Count__c",
+            "Account__c",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+        access: Access::ReadWrite,
+        upsert_field: None,
+        polling_seconds: 1,
+        max_daily_api_calls: 30_000,
+        bulk_threshold: DEFAULT_BULK_THRESHOLD,
+    };
+    let strict = Mapping::resolve(spec, &h.sf.describe("Strict__c").await.unwrap()).unwrap();
+    create_mapped_table(&mut h.pg, &strict.table_spec(&h.schema))
+        .await
+        .unwrap();
+
+    // Caught by Postgres, at the app's own statement: too long for the field, wrong type.
+    for (what, statement, expected) in [
+        (
+            "a string longer than the Salesforce field",
+            "insert into salesforce.strict__c (name, owner_code__c) values ('eleven chars', 'O')",
+            "value too long for type character varying(10)",
+        ),
+        (
+            "text where the field is a number",
+            "insert into salesforce.strict__c (name, owner_code__c, count__c) values ('n', 'O', 'many')",
+            "invalid input syntax for type integer",
+        ),
+    ] {
+        let error = h.pg.batch_execute(statement).await.unwrap_err();
+        let message = error
+            .as_db_error()
+            .map(|e| e.message().to_owned())
+            .unwrap_or_default();
+        assert!(message.contains(expected), "{what}: {message}");
+    }
+
+    // Caught by Salesforce: each lands FAILED with its code; the valid row goes through.
+    h.pg.batch_execute(
+        "insert into salesforce.strict__c (name, owner_code__c, status__c) values ('picklist', 'O', 'Maybe');
+         insert into salesforce.strict__c (name) values ('required');
+         insert into salesforce.strict__c (name, owner_code__c, account__c) values ('reference', 'O', '001000000000000AAA');
+         insert into salesforce.strict__c (name, owner_code__c, status__c, count__c) values ('valid', 'O', 'Open', 3);",
+    )
+    .await
+    .unwrap();
+    let outcome = write_once(
+        &h.sf,
+        &mut h.pg,
+        &h.schema,
+        &[strict],
+        &WritePolicy::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!((outcome.succeeded, outcome.failed), (1, 3), "{outcome:?}");
+    let rows: Vec<(String, String, String)> = h
+        .pg
+        .query(
+            "select s.name, l.state::text, coalesce(l.sf_message, '') from salesforce._trigger_log l
+             join salesforce.strict__c s on s.id = l.record_id order by l.id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let expected = [
+        (
+            "picklist",
+            "FAILED",
+            "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+        ),
+        ("required", "FAILED", "REQUIRED_FIELD_MISSING"),
+        ("reference", "FAILED", "INVALID_CROSS_REFERENCE_KEY"),
+        ("valid", "SUCCESS", ""),
+    ];
+    for ((name, state, message), (want_name, want_state, code)) in rows.iter().zip(expected) {
+        assert_eq!((name.as_str(), state.as_str()), (want_name, want_state));
+        assert!(message.starts_with(code), "{name}: {message}");
     }
 }
