@@ -25,6 +25,10 @@ pub struct Options {
     /// Where the Markdown goes.
     #[arg(long, default_value = "docs/benchmarks.md")]
     markdown: std::path::PathBuf,
+    /// Run only these scenarios (comma-separated) and take the others' figures from their
+    /// last results in bench/results/ (default: run all).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
 }
 
 /// How each scenario is run: name and arguments.
@@ -101,15 +105,17 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     let _ = writeln!(markdown, "Machine: {}.\n", combined.machine);
     for (scenario, args) in plan(&options) {
         let path = format!("bench/results/{scenario}.json");
-        eprintln!("running {scenario} …");
-        let status = Command::new(&exe)
-            .arg(scenario)
-            .args(&args)
-            .args(["--report-path", &path])
-            .status()
-            .with_context(|| format!("running the {scenario} scenario"))?;
-        if !status.success() {
-            bail!("the {scenario} scenario failed");
+        if options.only.is_empty() || options.only.iter().any(|o| o == scenario) {
+            eprintln!("running {scenario} …");
+            let status = Command::new(&exe)
+                .arg(scenario)
+                .args(&args)
+                .args(["--report-path", &path])
+                .status()
+                .with_context(|| format!("running the {scenario} scenario"))?;
+            if !status.success() {
+                bail!("the {scenario} scenario failed");
+            }
         }
         let report: Report = serde_json::from_str(
             &std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?,

@@ -250,7 +250,10 @@ async fn measure(
 
     // Writes: only the first write_records rows, so both sides send the same changes.
     pg.batch_execute(&format!(
-        "set xmlbinary = 'hex'; delete from salesforce.account where id > {}; set xmlbinary = 'base64'",
+        "set xmlbinary = 'hex';
+         delete from salesforce.account where id not in
+             (select id from salesforce.account order by id limit {});
+         set xmlbinary = 'base64'",
         options.write_records
     ))
     .await?;
@@ -260,6 +263,13 @@ async fn measure(
         .iter()
         .map(|r| r.get(0))
         .collect();
+    if ids.len() != options.write_records {
+        bail!(
+            "{} rows kept for the write comparison, expected {}",
+            ids.len(),
+            options.write_records
+        );
+    }
     for latency in [0_u64, 50] {
         set_latency(base, latency).await?;
         let label = format!("{latency} ms emulator latency");
