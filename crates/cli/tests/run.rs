@@ -421,3 +421,57 @@ async fn killed_mid_load_then_restarted(accounts: i64, condition: &str) {
     stop(daemon).await;
     let _ = std::fs::remove_file(config);
 }
+
+#[tokio::test]
+async fn a_second_daemon_stands_by_and_takes_over_reading_when_the_first_dies() {
+    let org = seeded_org(20).await;
+    let db = TestDatabase::create().await;
+    let config = config_file(&org, &db, ACCOUNT_MAPPING);
+    let path = config.to_str().unwrap().to_owned();
+    let mut first = pgforce(&["run", "--config", &path])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_count(&db, "select count(*) from salesforce.account", 20).await;
+    let second = pgforce(&["run", "--config", &path])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let first_pid = first.id().unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let holder_is_first = format!(
+        "select count(*) from pgforce.leases where name like 'reader:%' and split_part(holder, ':', 2) = '{first_pid}'"
+    );
+    assert_eq!(
+        count(&db, &holder_is_first).await,
+        1,
+        "the first daemon reads"
+    );
+
+    first.start_kill().unwrap();
+    first.wait().await.unwrap();
+    let sf = salesforce(&org);
+    let sfid: String = db
+        .client()
+        .await
+        .query_one("select sfid from salesforce.account limit 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let fields =
+        serde_json::from_value(serde_json::json!({ "Name": "Read by the second" })).unwrap();
+    sf.update("Account", &sfid, &fields).await.unwrap();
+    wait_for_count(
+        &db,
+        "select count(*) from salesforce.account where name = 'Read by the second'",
+        1,
+    )
+    .await;
+    assert_eq!(
+        count(&db, &holder_is_first).await,
+        0,
+        "the lease moved to the second daemon"
+    );
+    stop(second).await;
+    let _ = std::fs::remove_file(config);
+}

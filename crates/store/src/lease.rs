@@ -76,6 +76,26 @@ pub fn is_dead_local(holder: &str) -> bool {
         && !std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
+/// Takes or renews the lease like [`acquire`], and also takes it from a holder that is a
+/// dead process of this host (a restart after a kill need not wait for expiry).
+pub async fn acquire_or_take_over(
+    client: &Client,
+    name: &str,
+    holder: &str,
+    ttl: Duration,
+) -> Result<bool> {
+    if acquire(client, name, holder, ttl).await? {
+        return Ok(true);
+    }
+    match self::holder(client, name).await? {
+        Some(other) if is_dead_local(&other) => {
+            tracing::info!(lease = name, previous = %other, "the previous holder died; taking over");
+            take_over(client, name, &other, holder, ttl).await
+        }
+        _ => Ok(false),
+    }
+}
+
 /// Gives the lease up, if `holder` holds it.
 pub async fn release(client: &Client, name: &str, holder: &str) -> Result<()> {
     client
@@ -98,4 +118,72 @@ pub async fn holder(client: &Client, name: &str) -> Result<Option<String>> {
         .await
         .context(|| format!("reading lease {name}"))
         .map(|row| row.map(|r| r.get(0)))
+}
+
+/// Holds a lease in the background: tries to take it, then renews it, every `every`, on
+/// its own connection, so long work (an initial load) never lets it lapse. Dropping the
+/// keeper stops it; [`LeaseKeeper::release`] also gives the lease up.
+#[derive(Debug)]
+pub struct LeaseKeeper {
+    held: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+    url: String,
+    name: String,
+    holder: String,
+}
+
+impl LeaseKeeper {
+    /// Starts keeping lease `name` for `holder`.
+    pub fn start(url: &str, name: &str, holder: &str, ttl: Duration, every: Duration) -> Self {
+        use std::sync::atomic::Ordering;
+        let held = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (task_url, task_name, task_holder, task_held) = (
+            url.to_owned(),
+            name.to_owned(),
+            holder.to_owned(),
+            std::sync::Arc::clone(&held),
+        );
+        let task = tokio::spawn(async move {
+            let mut client: Option<Client> = None;
+            loop {
+                if client.as_ref().is_none_or(Client::is_closed) {
+                    client = crate::connect(&task_url).await.ok();
+                }
+                let now_held = match &client {
+                    Some(client) => acquire_or_take_over(client, &task_name, &task_holder, ttl)
+                        .await
+                        .unwrap_or(false),
+                    None => false,
+                };
+                task_held.store(now_held, Ordering::SeqCst);
+                tokio::time::sleep(every).await;
+            }
+        });
+        Self {
+            held,
+            task,
+            url: url.to_owned(),
+            name: name.to_owned(),
+            holder: holder.to_owned(),
+        }
+    }
+
+    /// Whether the lease was held at the last try.
+    pub fn is_held(&self) -> bool {
+        self.held.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Stops renewing and gives the lease up.
+    pub async fn release(self) {
+        self.task.abort();
+        if let Ok(client) = crate::connect(&self.url).await {
+            let _ = release(&client, &self.name, &self.holder).await;
+        }
+    }
+}
+
+impl Drop for LeaseKeeper {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }

@@ -6,6 +6,9 @@
 //! - **Fail fast on configuration.** [`prepare`] logs in, describes every mapped object
 //!   and resolves every mapping before any worker starts, so a wrong object or field stops
 //!   `pgforce run` at once with the mapping and field named.
+//! - **Leases.** Each reader holds `reader:<mapping id>` in `pgforce.leases` (15 s,
+//!   renewed every 2 s): with several `pgforce run` on one catalog each mapping is read by
+//!   one of them, and another takes over when it dies.
 //! - **Shutdown.** Workers watch one channel; a worker finishes the poll page it is
 //!   applying (each page is one transaction) and then stops. Workers live in a `JoinSet`
 //!   that [`run`] awaits.
@@ -13,15 +16,15 @@
 //!   retried on the next interval; others put the mapping in `SYSTEM_ERROR` with the
 //!   message and stop its worker.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pgforce_salesforce::{ApiErrorCode, Client};
-use pgforce_store::Ident;
 use pgforce_store::cursor::{
     SyncEvent, clear_cursor, ensure_connection, ensure_mapping, imported_mappings, load_cursor,
     record_event, set_mapping_state,
 };
 use pgforce_store::ddl::{Access, TableChange, create_mapped_table, ensure_connection_schema};
+use pgforce_store::{Ident, lease};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -292,6 +295,10 @@ impl DailyBudget {
     }
 }
 
+/// How long a reader lease lasts without renewal, and how often it is renewed.
+const LEASE_TTL: Duration = Duration::from_secs(15);
+const LEASE_HEARTBEAT: Duration = Duration::from_secs(2);
+
 /// Polls pause while the org has used this share of its daily API allocation.
 const ORG_USAGE_CEILING_PERCENT: u64 = 95;
 
@@ -315,43 +322,77 @@ impl Worker {
     async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<()> {
         let object = self.mapping.object.clone();
         let interval = Duration::from_secs(self.mapping.spec.polling_seconds.max(1));
+        let keeper = lease::LeaseKeeper::start(
+            &self.database_url,
+            &format!("reader:{}", self.mapping_id),
+            &lease::holder_name(),
+            LEASE_TTL,
+            LEASE_HEARTBEAT,
+        );
+        let mut next_sync = Instant::now();
+        let mut standing_by = true;
         loop {
             if *shutdown.borrow() {
+                keeper.release().await;
                 return Ok(());
             }
-            if let Some(reason) = self.paused() {
-                tracing::warn!(object = %object, reason = %reason, "polling paused");
-            } else {
-                let started = std::time::Instant::now();
-                let result = self.sync_once().await;
-                self.record(&result, started.elapsed()).await;
-                match result {
-                    Ok(_) => {}
-                    Err(error) if error.is_retryable() => {
-                        tracing::warn!(object = %object, error = %error, "sync failed; retrying next interval");
-                    }
-                    Err(error) => {
-                        tracing::error!(object = %object, error = %error, "mapping stopped");
-                        if let Ok(pg) = pgforce_store::connect(&self.database_url).await {
-                            let source = std::error::Error::source(&error)
-                                .map(ToString::to_string)
-                                .unwrap_or_default();
-                            let message = format!("{error}: {source}");
-                            let _ = set_mapping_state(
-                                &pg,
-                                self.mapping_id,
-                                "SYSTEM_ERROR",
-                                Some(&message),
-                            )
-                            .await;
-                        }
+            if keeper.is_held() {
+                if standing_by {
+                    tracing::debug!(object = %object, "reader lease held");
+                    standing_by = false;
+                    next_sync = Instant::now();
+                }
+                if Instant::now() >= next_sync {
+                    next_sync = Instant::now() + interval;
+                    if let Err(error) = self.tick(&object).await {
+                        keeper.release().await;
                         return Err(error);
                     }
                 }
+            } else if !standing_by {
+                tracing::info!(object = %object, "another pgforce reads this mapping; standing by");
+                standing_by = true;
             }
+            let wait = next_sync
+                .saturating_duration_since(Instant::now())
+                .clamp(Duration::from_millis(100), LEASE_HEARTBEAT);
             tokio::select! {
-                _ = tokio::time::sleep(interval) => {}
-                _ = shutdown.changed() => return Ok(()),
+                () = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => {
+                    keeper.release().await;
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// One load or poll, unless paused. `Err` only when the mapping must stop (its state
+    /// is then SYSTEM_ERROR with the message); retryable failures wait for the next tick.
+    async fn tick(&mut self, object: &str) -> Result<()> {
+        if let Some(reason) = self.paused() {
+            tracing::warn!(object = %object, reason = %reason, "polling paused");
+            return Ok(());
+        }
+        let started = Instant::now();
+        let result = self.sync_once().await;
+        self.record(&result, started.elapsed()).await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) if error.is_retryable() => {
+                tracing::warn!(object = %object, error = %error, "sync failed; retrying next interval");
+                Ok(())
+            }
+            Err(error) => {
+                tracing::error!(object = %object, error = %error, "mapping stopped");
+                if let Ok(pg) = pgforce_store::connect(&self.database_url).await {
+                    let source = std::error::Error::source(&error)
+                        .map(ToString::to_string)
+                        .unwrap_or_default();
+                    let message = format!("{error}: {source}");
+                    let _ = set_mapping_state(&pg, self.mapping_id, "SYSTEM_ERROR", Some(&message))
+                        .await;
+                }
+                Err(error)
             }
         }
     }

@@ -108,8 +108,7 @@ impl WriteWorker {
         let mut pg = pgforce_store::connect(&self.database_url)
             .await
             .map_err(store)?;
-        if !self
-            .take_lease(&pg, lease_name, holder)
+        if !lease::acquire_or_take_over(&pg, lease_name, holder, LEASE_TTL)
             .await
             .map_err(store)?
         {
@@ -207,26 +206,6 @@ impl WriteWorker {
                     return Ok(Ended::Shutdown);
                 }
             }
-        }
-    }
-
-    /// Takes the writer lease: free or expired, or held by a process of this host that has
-    /// died (a restart after a kill need not wait for the lease to expire).
-    async fn take_lease(
-        &self,
-        pg: &tokio_postgres::Client,
-        lease_name: &str,
-        holder: &str,
-    ) -> pgforce_store::Result<bool> {
-        if lease::acquire(pg, lease_name, holder, LEASE_TTL).await? {
-            return Ok(true);
-        }
-        match lease::holder(pg, lease_name).await? {
-            Some(other) if lease::is_dead_local(&other) => {
-                tracing::info!(connection = %self.connection, previous = %other, "the previous writer died; taking over");
-                lease::take_over(pg, lease_name, &other, holder, LEASE_TTL).await
-            }
-            _ => Ok(false),
         }
     }
 
