@@ -16,14 +16,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::Args;
 use pgforce_salesforce::{Client, ClientConfig};
 use pgforce_store::ddl::Access;
 use pgforce_sync::reader::{Target, initial_load};
-use pgforce_sync::write_worker::WriteWorker;
 use pgforce_sync::writer::WritePolicy;
 use serde_json::{Value, json};
 
@@ -31,6 +30,7 @@ use crate::client::start_emulator_with;
 use crate::report::{Report, median};
 use crate::scratch::{MappedAccount, ScratchDatabase};
 use crate::services::Services;
+use crate::write::{Setup, bulk_update_rate};
 
 /// Options of the peers scenario.
 #[derive(Debug, Args)]
@@ -273,38 +273,18 @@ async fn measure(
     for latency in [0_u64, 50] {
         set_latency(base, latency).await?;
         let label = format!("{latency} ms emulator latency");
-        let (stop, shutdown) = tokio::sync::watch::channel(false);
-        let worker = WriteWorker {
-            database_url: db_url.to_owned(),
-            connection: "peers".to_owned(),
-            salesforce: sf.clone(),
-            schema: schema.clone(),
-            mappings: vec![(mapping.clone(), mapping_id)],
-            policy: WritePolicy::default(),
-            archive_after: Duration::from_secs(3600),
-            archive_retention: Duration::from_secs(86_400),
-        };
-        let task = tokio::spawn(worker.run(shutdown));
+        let writer = Setup {
+            db_url,
+            sf,
+            schema: &schema,
+            mapping: &mapping,
+            mapping_id,
+        }
+        .start_writer(WritePolicy::default());
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
         for run in 0..options.runs {
-            let value = format!("Run {latency}-{run}");
-            pg.execute("update salesforce.account set industry = $1", &[&value])
-                .await?;
-            let started = Instant::now();
-            loop {
-                let open: i64 = pg
-                    .query_one(
-                        "select count(*) from salesforce._trigger_log where state in ('NEW', 'PENDING')",
-                        &[],
-                    )
-                    .await?
-                    .get(0);
-                if open == 0 {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            ours.push(ids.len() as f64 / started.elapsed().as_secs_f64());
+            let (rate, _) = bulk_update_rate(&pg, ids.len(), run).await?;
+            ours.push(rate);
             let mut args: Vec<&str> = credentials.to_vec();
             let peer_value = format!("Peer {latency}-{run}");
             let count = ids.len().to_string();
@@ -316,8 +296,7 @@ async fn measure(
                     / peer["seconds"].as_f64().unwrap_or(f64::MAX),
             );
         }
-        let _ = stop.send(true);
-        task.await??;
+        writer.stop().await?;
         let (ours, theirs) = (median(&mut ours), median(&mut theirs));
         let note = format!(
             "{} records each: pgforce from the commit of one UPDATE until all written; the peer 200 per call",

@@ -207,22 +207,22 @@ async fn measure(
 }
 
 /// What every writer of the scenario works on.
-struct Setup<'a> {
-    db_url: &'a str,
-    sf: &'a Client,
-    schema: &'a pgforce_store::Ident,
-    mapping: &'a pgforce_sync::mapping::Mapping,
-    mapping_id: i64,
+pub(crate) struct Setup<'a> {
+    pub db_url: &'a str,
+    pub sf: &'a Client,
+    pub schema: &'a pgforce_store::Ident,
+    pub mapping: &'a pgforce_sync::mapping::Mapping,
+    pub mapping_id: i64,
 }
 
 /// A running writer and the switch that stops it.
-struct RunningWriter {
+pub(crate) struct RunningWriter {
     stop: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<Result<(), pgforce_sync::Error>>,
 }
 
 impl Setup<'_> {
-    fn start_writer(&self, policy: WritePolicy) -> RunningWriter {
+    pub(crate) fn start_writer(&self, policy: WritePolicy) -> RunningWriter {
         let (stop, shutdown) = tokio::sync::watch::channel(false);
         let worker = WriteWorker {
             database_url: self.db_url.to_owned(),
@@ -242,7 +242,7 @@ impl Setup<'_> {
 }
 
 impl RunningWriter {
-    async fn stop(self) -> anyhow::Result<()> {
+    pub(crate) async fn stop(self) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
         self.task.await??;
         Ok(())
@@ -308,7 +308,7 @@ fn unique_suffix() -> u128 {
 }
 
 /// Updates every row in one statement and waits until all are written.
-async fn bulk_update_rate(
+pub(crate) async fn bulk_update_rate(
     pg: &tokio_postgres::Client,
     records: usize,
     run: usize,
