@@ -1,0 +1,157 @@
+//! Salesforce → Postgres: the initial load and incremental polls of one mapping.
+//!
+//! Data flow:
+//! - **Initial load**: note the newest `SystemModstamp` in the org, then stream the
+//!   object page by page and COPY each page into the table, all in one transaction that
+//!   also sets the cursor to that noted stamp. A crash rolls the whole load back; changes
+//!   made while it ran have later stamps and arrive with the first poll. Memory holds one
+//!   page.
+//! - **Poll**: queryAll the records with `(SystemModstamp, Id)` after the cursor, ordered
+//!   by both, so ties on one stamp across a page boundary are neither skipped nor
+//!   repeated; each page is applied (matched by `sfid`, then by the upsert field when the
+//!   row has no `sfid` yet; deleted records removed) in one transaction that advances the
+//!   cursor to its last record. Records with unsent local changes follow the
+//!   last-writer-wins rule of [`crate::conflict`].
+//!
+//! Layout: `load` (initial load), `poll` (incremental polls), `apply` (storing records,
+//! shared by polls and reconcile's refresh).
+//!
+//! All writes run with `xmlbinary = 'hex'`, so the capture triggers skip them and nothing
+//! echoes back to Salesforce.
+
+use pgforce_salesforce::rest::Record;
+use pgforce_store::Ident;
+use pgforce_store::cursor::set_mapping_state;
+use serde_json::Value;
+use tokio_postgres::Client as Postgres;
+
+use crate::convert::to_pg_text;
+use crate::error::{Error, Result};
+use crate::mapping::Mapping;
+
+/// A record that could not be stored, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedRecord {
+    /// The record's Id.
+    pub sfid: String,
+    /// The field at fault.
+    pub field: String,
+    /// Why its value does not fit.
+    pub reason: String,
+}
+
+/// What one load or poll did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadOutcome {
+    /// Records inserted or updated.
+    pub applied: u64,
+    /// Rows deleted because their record was deleted in Salesforce.
+    pub deleted: u64,
+    /// Records not stored, reported on the mapping.
+    pub rejected: Vec<RejectedRecord>,
+    /// Salesforce API calls made (one per query page, plus the load's newest-record query).
+    pub api_calls: u64,
+    /// Records changed on both sides whose newer local change was kept (not applied).
+    pub local_wins: u64,
+    /// Local changes superseded by newer Salesforce changes (set to IGNORED).
+    pub superseded: u64,
+}
+
+/// The target of one mapping: where its rows and cursor live.
+#[derive(Debug, Clone)]
+pub struct Target<'a> {
+    /// The connection's schema.
+    pub schema: &'a Ident,
+    /// The mapping.
+    pub mapping: &'a Mapping,
+    /// Its catalog id.
+    pub mapping_id: i64,
+}
+
+impl Target<'_> {
+    fn object(&self) -> &str {
+        &self.mapping.object
+    }
+
+    fn sf_error(&self, source: pgforce_salesforce::Error) -> Error {
+        Error::Salesforce {
+            object: self.object().to_owned(),
+            source: Box::new(source),
+        }
+    }
+
+    fn store_error(&self, source: pgforce_store::Error) -> Error {
+        Error::Store {
+            object: self.object().to_owned(),
+            source,
+        }
+    }
+
+    fn pg_error(&self, context: &str) -> impl FnOnce(tokio_postgres::Error) -> Error + '_ {
+        let context = context.to_owned();
+        move |source| Error::Postgres {
+            object: self.object().to_owned(),
+            context,
+            source,
+        }
+    }
+
+    /// Records the outcome on the mapping: DATA_SYNCED, with the first rejected record
+    /// as the mapping's last error when some were rejected.
+    async fn finish(&self, pg: &Postgres, outcome: &ReadOutcome) -> Result<()> {
+        let error = outcome.rejected.first().map(|r| {
+            format!(
+                "{} record(s) could not be stored; first: {} field {}: {}",
+                outcome.rejected.len(),
+                r.sfid,
+                r.field,
+                r.reason
+            )
+        });
+        if let Some(error) = &error {
+            tracing::error!(object = self.object(), error = %error, "records rejected");
+        }
+        set_mapping_state(pg, self.mapping_id, "DATA_SYNCED", error.as_deref())
+            .await
+            .map_err(|e| self.store_error(e))
+    }
+}
+
+/// The SOQL datetime literal for a `SystemModstamp` Salesforce sent (`…+0000` → `…Z`).
+fn soql_datetime(stamp: &str) -> String {
+    stamp
+        .strip_suffix("+0000")
+        .map_or_else(|| stamp.to_owned(), |s| format!("{s}Z"))
+}
+
+fn text_of<'r>(record: &'r Record, field: &str) -> Option<&'r str> {
+    record.get(field).and_then(Value::as_str)
+}
+
+/// The Postgres text of every mapped field of a record, in mapping order, or why not.
+fn row_values(
+    mapping: &Mapping,
+    record: &Record,
+) -> std::result::Result<Vec<Option<String>>, RejectedRecord> {
+    let sfid = text_of(record, "Id").unwrap_or_default();
+    mapping
+        .fields
+        .iter()
+        .map(|field| {
+            let value = record.get(&field.api_name).unwrap_or(&Value::Null);
+            to_pg_text(value, &field.api_name, field.pg_type).map_err(|rejected| RejectedRecord {
+                sfid: sfid.to_owned(),
+                field: rejected.field,
+                reason: rejected.reason,
+            })
+        })
+        .collect()
+}
+
+mod apply;
+mod load;
+mod poll;
+
+pub use apply::refresh_records;
+pub use load::initial_load;
+pub use poll::poll_once;
