@@ -15,7 +15,8 @@ use std::collections::HashMap;
 use pgforce_store::Ident;
 use tokio_postgres::Client as Postgres;
 
-use super::{ParentLink, WritePolicy, pg_error};
+use super::links::ParentLink;
+use super::{WritePolicy, pg_error};
 use crate::config::{OnInsertFailure, WriteAlgorithm};
 use crate::error::{Error, Result};
 use crate::mapping::Mapping;

@@ -6,6 +6,10 @@
 //! ([`record`]). Around the pass: [`resume`] settles rows a crash left PENDING, and
 //! [`archive`] moves processed rows to `_trigger_log_archive` and prunes it.
 //!
+//! Layout: `claim`, `send`, `record` (one change's trip), `wave` (batches in flight
+//! together, bulk runs, holding back dependents), `bulk` (ingest jobs), `links` and
+//! `merged` (dependencies between tables, merged-write extras), `resume`, `archive`.
+//!
 //! Bulk: under ordered writes, a run of at least `bulk_threshold` changes of one table
 //! and action goes as one Bulk API ingest job ([`bulk`]), falling back to collections if
 //! the job fails as a whole.
@@ -23,11 +27,14 @@
 mod archive;
 mod bulk;
 mod claim;
+mod links;
+mod merged;
 mod record;
 mod resume;
 mod send;
+mod wave;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use futures_util::future::join_all;
 
@@ -38,10 +45,14 @@ use tokio_postgres::Client as Postgres;
 pub use archive::{ArchiveOutcome, archive_processed};
 pub use resume::{ResumeOutcome, resume_pending};
 
+use links::parent_links;
+use merged::{parent_depths, retry_failed_inserts};
+use wave::{next_wave, record_wave, send_batch, send_run};
+
 use crate::config::{OnInsertFailure, WriteAlgorithm};
 use crate::error::{Error, Result};
 use crate::mapping::Mapping;
-use crate::plan::{self, Action, Batch, Change};
+use crate::plan::{self, Batch};
 
 /// How a connection's writes are grouped and what a refused insert stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,383 +218,4 @@ pub async fn write_once(
         }
     }
     Ok(outcome)
-}
-
-/// A wave's batches with their mappings and their answers (results, calls made).
-type SentWave<'m> = Vec<((Batch, &'m Mapping), (Vec<send::Sent>, u64))>;
-
-/// Records a wave's answers in one transaction. `true` when the pass must stop: some
-/// changes must be sent again, so they and everything planned after them went back to NEW.
-async fn record_wave(
-    pg: &mut Postgres,
-    schema: &Ident,
-    wave: SentWave<'_>,
-    pending: &mut VecDeque<Batch>,
-    outcome: &mut WriteOutcome,
-) -> Result<bool> {
-    let mut back = Vec::new();
-    let mut stop = false;
-    let mut recording = record::Recording::default();
-    for ((batch, mapping), (results, calls)) in &wave {
-        outcome.api_calls += calls;
-        let (batch_recording, retry, in_doubt) = record::prepare(mapping, batch, results, outcome);
-        recording.extend(batch_recording);
-        outcome.in_doubt += in_doubt.len() as u64;
-        stop |= !retry.is_empty() || !in_doubt.is_empty();
-        back.extend(retry);
-    }
-    if let Some(((batch, mapping), _)) = wave.first() {
-        // One transaction for the whole wave: its batches share a table.
-        record::write(pg, schema, mapping, &batch.table, &recording).await?;
-    }
-    if stop {
-        back.extend(pending.iter().flat_map(log_ids));
-        pending.clear();
-        claim::unclaim(pg, schema, &back).await?;
-        outcome.retried += back.len() as u64;
-    }
-    Ok(stop)
-}
-
-/// Sends a run through one Bulk API ingest job. `None` when it fell back: the run's
-/// batches are back at the front of `pending`, to go through collections.
-#[allow(clippy::too_many_arguments)]
-async fn send_run<'m>(
-    sf: &Salesforce,
-    pg: &Postgres,
-    schema: &Ident,
-    policy: &WritePolicy,
-    links: &[ParentLink],
-    mappings: &HashMap<&str, &'m Mapping>,
-    run: Vec<Batch>,
-    pending: &mut VecDeque<Batch>,
-    outcome: &mut WriteOutcome,
-) -> Result<Option<SentWave<'m>>> {
-    let Some(mapping) = run
-        .first()
-        .and_then(|b| mappings.get(b.table.as_str()).copied())
-    else {
-        // Unmapped: the collections path marks it FAILED.
-        for batch in run.into_iter().rev() {
-            pending.push_front(batch);
-        }
-        return Ok(None);
-    };
-    let mut prepared = Vec::with_capacity(run.len());
-    for batch in run {
-        if let Some(mut batch) = hold_dependents(pg, schema, policy, links, outcome, batch).await? {
-            if batch.action != Action::Insert {
-                fill_sfids(pg, schema, mapping, &mut batch).await?;
-            }
-            prepared.push(batch);
-        }
-    }
-    let Some(joined) = bulk::join(&prepared) else {
-        return Ok(Some(Vec::new()));
-    };
-    let sendable = |c: &Change| joined.action == Action::Insert || c.sfid.is_some();
-    let to_send = Batch {
-        changes: joined
-            .changes
-            .iter()
-            .filter(|c| sendable(c))
-            .cloned()
-            .collect(),
-        ..joined.clone()
-    };
-    match bulk::send(sf, mapping, &to_send).await {
-        Ok((answers, calls)) => {
-            outcome.bulk_jobs += 1;
-            let mut answers = answers.into_iter();
-            let results = joined
-                .changes
-                .iter()
-                .map(|change| match sendable(change) {
-                    true => answers.next().unwrap_or_else(|| {
-                        send::Sent::Retry("no answer for this record".to_owned())
-                    }),
-                    false => send::Sent::Refused(send::refusal(
-                        "the row has no sfid: its insert never reached Salesforce",
-                    )),
-                })
-                .collect();
-            Ok(Some(vec![((joined, mapping), (results, calls))]))
-        }
-        Err(reason) => {
-            tracing::warn!(
-                "BULK write batch to {} ended due to {reason}. Will fall back to REST sObject Collections",
-                mapping.object
-            );
-            outcome.bulk_fallbacks += 1;
-            for batch in prepared.into_iter().rev() {
-                pending.push_front(batch);
-            }
-            Ok(None)
-        }
-    }
-}
-
-/// Takes the next batches that may be in flight together: the same table and action, no
-/// record in two of them, at most `limit`. Batches of unmapped tables are marked FAILED
-/// and changes held back behind refused inserts are set aside on the way.
-#[allow(clippy::too_many_arguments)]
-async fn next_wave<'m>(
-    pg: &Postgres,
-    schema: &Ident,
-    policy: &WritePolicy,
-    links: &[ParentLink],
-    mappings: &HashMap<&str, &'m Mapping>,
-    pending: &mut VecDeque<Batch>,
-    limit: usize,
-    outcome: &mut WriteOutcome,
-) -> Result<Vec<(Batch, &'m Mapping)>> {
-    let mut wave: Vec<(Batch, &Mapping)> = Vec::new();
-    let mut records: HashSet<i64> = HashSet::new();
-    while wave.len() < limit {
-        let Some(next) = pending.front() else { break };
-        if let Some((first, _)) = wave.first()
-            && (next.table != first.table
-                || next.action != first.action
-                || next.changes.iter().any(|c| records.contains(&c.record_id)))
-        {
-            break;
-        }
-        let Some(batch) = pending.pop_front() else {
-            break;
-        };
-        let Some(mapping) = mappings.get(batch.table.as_str()).copied() else {
-            let ids = log_ids(&batch);
-            let message = format!("pgforce: table {} is not mapped read-write", batch.table);
-            record::mark(pg, schema, &ids, "FAILED", Some(&message)).await?;
-            outcome.failed += batch.changes.len() as u64;
-            continue;
-        };
-        let Some(mut batch) = hold_dependents(pg, schema, policy, links, outcome, batch).await?
-        else {
-            continue;
-        };
-        if batch.action != Action::Insert {
-            fill_sfids(pg, schema, mapping, &mut batch).await?;
-        }
-        records.extend(batch.changes.iter().map(|c| c.record_id));
-        wave.push((batch, mapping));
-    }
-    Ok(wave)
-}
-
-/// A child table's column that names a parent row by the parent's upsert field: the
-/// child's insert depends on the parent's.
-#[derive(Debug, Clone)]
-pub(crate) struct ParentLink {
-    /// The child table.
-    pub child_table: String,
-    /// The child's relationship external-id column.
-    pub child_column: String,
-    /// The parent table.
-    pub parent_table: String,
-    /// The parent's upsert column (holding the value the child names).
-    pub parent_column: String,
-}
-
-/// The parent links among the mapped tables (parents mapped with a matching upsert field).
-pub(crate) fn parent_links(mappings: &[Mapping]) -> Vec<ParentLink> {
-    let mut links = Vec::new();
-    for child in mappings {
-        for reference in &child.references {
-            let parent = mappings
-                .iter()
-                .find(|m| m.object.eq_ignore_ascii_case(&reference.parent_object));
-            if let Some(parent) = parent
-                && let Some(upsert) = &parent.upsert_column
-                && upsert
-                    .as_str()
-                    .eq_ignore_ascii_case(&reference.external_field)
-            {
-                links.push(ParentLink {
-                    child_table: child.table.as_str().to_owned(),
-                    child_column: reference.column.as_str().to_owned(),
-                    parent_table: parent.table.as_str().to_owned(),
-                    parent_column: upsert.as_str().to_owned(),
-                });
-            }
-        }
-    }
-    links
-}
-
-/// Every log row a batch carries, merged ones included.
-fn log_ids(batch: &Batch) -> Vec<i64> {
-    batch
-        .changes
-        .iter()
-        .map(|c| c.log_id)
-        .chain(batch.merged_log_ids.iter().flatten().copied())
-        .collect()
-}
-
-/// Under ordered writes, takes out of a batch the changes of records whose insert was
-/// refused earlier in this pass (or everything, with `block_queue`) and holds them back.
-async fn hold_dependents(
-    pg: &Postgres,
-    schema: &Ident,
-    policy: &WritePolicy,
-    links: &[ParentLink],
-    outcome: &mut WriteOutcome,
-    mut batch: Batch,
-) -> Result<Option<Batch>> {
-    if policy.algorithm != WriteAlgorithm::Ordered || outcome.failed_inserts.is_empty() {
-        return Ok(Some(batch));
-    }
-    let blocked = |change: &Change| match policy.on_insert_failure {
-        OnInsertFailure::BlockQueue => true,
-        OnInsertFailure::HoldDependents => {
-            outcome
-                .failed_inserts
-                .contains(&(change.table.clone(), change.record_id))
-                || (change.action == Action::Insert
-                    && links.iter().any(|link| {
-                        link.child_table == change.table
-                            && change.values.get(&link.child_column).is_some_and(|value| {
-                                value.as_ref().is_some_and(|v| {
-                                    outcome
-                                        .failed_keys
-                                        .contains(&(link.parent_table.clone(), v.clone()))
-                                })
-                            })
-                    }))
-        }
-    };
-    let (held, kept): (Vec<Change>, Vec<Change>) = batch.changes.drain(..).partition(blocked);
-    if !held.is_empty() {
-        let ids: Vec<i64> = held.iter().map(|c| c.log_id).collect();
-        let message = "pgforce: held back until the failed insert of this record or its parent \
-                       is fixed and re-queued";
-        record::mark(pg, schema, &ids, "HELD", Some(message)).await?;
-        outcome.held += ids.len() as u64;
-    }
-    batch.merged_log_ids.truncate(kept.len());
-    batch.changes = kept;
-    Ok((!batch.changes.is_empty()).then_some(batch))
-}
-
-/// Fills the `sfid` of changes captured before their record's insert was written.
-async fn fill_sfids(
-    pg: &Postgres,
-    schema: &Ident,
-    mapping: &Mapping,
-    batch: &mut Batch,
-) -> Result<()> {
-    let missing: Vec<i32> = batch
-        .changes
-        .iter()
-        .filter(|c| c.sfid.is_none())
-        .filter_map(|c| i32::try_from(c.record_id).ok())
-        .collect();
-    if missing.is_empty() || batch.action == Action::Delete {
-        return Ok(());
-    }
-    let sfids = claim::current_sfids(pg, schema, mapping, &missing).await?;
-    for change in &mut batch.changes {
-        if change.sfid.is_none() {
-            change.sfid = sfids.get(&change.record_id).cloned();
-        }
-    }
-    Ok(())
-}
-
-/// Sends a batch. Updates and deletes of rows without an `sfid` (their insert never
-/// reached Salesforce) are refused without a call; the rest go in one call. Returns the
-/// results and the calls made.
-async fn send_batch(sf: &Salesforce, mapping: &Mapping, batch: &Batch) -> (Vec<send::Sent>, u64) {
-    let sendable = |c: &Change| batch.action == Action::Insert || c.sfid.is_some();
-    let to_send = Batch {
-        changes: batch
-            .changes
-            .iter()
-            .filter(|c| sendable(c))
-            .cloned()
-            .collect(),
-        ..batch.clone()
-    };
-    let mut answers = Vec::new().into_iter();
-    let mut calls = 0;
-    if !to_send.changes.is_empty() {
-        calls = 1;
-        answers = send::send(sf, mapping, &to_send).await.into_iter();
-    }
-    let results = batch
-        .changes
-        .iter()
-        .map(|change| match sendable(change) {
-            true => answers
-                .next()
-                .unwrap_or_else(|| send::Sent::Retry("no answer for this record".to_owned())),
-            false => send::Sent::Refused(send::refusal(
-                "the row has no sfid: its insert never reached Salesforce",
-            )),
-        })
-        .collect();
-    (results, calls)
-}
-
-/// Merged writes retry a refused insert on a later update: an update of a record that has
-/// no `sfid` (and no insert in this pass) becomes an insert of the row as it is now.
-async fn retry_failed_inserts(
-    pg: &Postgres,
-    schema: &Ident,
-    mappings: &HashMap<&str, &Mapping>,
-    changes: &mut [Change],
-) -> Result<()> {
-    let inserted: BTreeSet<(String, i64)> = changes
-        .iter()
-        .filter(|c| c.action == Action::Insert)
-        .map(|c| (c.table.clone(), c.record_id))
-        .collect();
-    for change in changes.iter_mut() {
-        if change.action != Action::Update
-            || change.sfid.is_some()
-            || inserted.contains(&(change.table.clone(), change.record_id))
-        {
-            continue;
-        }
-        let (Some(mapping), Ok(record_id)) = (
-            mappings.get(change.table.as_str()),
-            i32::try_from(change.record_id),
-        ) else {
-            continue;
-        };
-        if let Some(sfid) = claim::current_sfids(pg, schema, mapping, &[record_id])
-            .await?
-            .remove(&change.record_id)
-        {
-            change.sfid = Some(sfid);
-            continue;
-        }
-        if let Some(values) = claim::current_values(pg, schema, mapping, record_id).await? {
-            let pairs = pgforce_store::hstore::parse(&values).map_err(|e| Error::Config {
-                object: change.table.clone(),
-                problem: format!("row {record_id}: {e}"),
-            })?;
-            change.action = Action::Insert;
-            change.values = pairs.into_iter().collect();
-        }
-    }
-    Ok(())
-}
-
-/// Parents before children: a table's depth is one more than the deepest mapped table
-/// it references through a relationship external-id column.
-fn parent_depths(mappings: &[Mapping]) -> HashMap<String, usize> {
-    let mut depth: HashMap<String, usize> = mappings
-        .iter()
-        .map(|m| (m.table.as_str().to_owned(), 0))
-        .collect();
-    // Relationship names do not say the parent object; a table referencing any other
-    // mapped table by external id goes after the tables that reference nothing.
-    for mapping in mappings {
-        if !mapping.references.is_empty() {
-            depth.insert(mapping.table.as_str().to_owned(), 1);
-        }
-    }
-    depth
 }

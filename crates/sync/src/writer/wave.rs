@@ -1,0 +1,297 @@
+//! Sending planned batches: waves of calls in flight together, bulk runs, holding back
+//! what depends on a refused insert, and recording each wave's outcomes.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use pgforce_salesforce::Client as Salesforce;
+use pgforce_store::Ident;
+use tokio_postgres::Client as Postgres;
+
+use crate::config::{OnInsertFailure, WriteAlgorithm};
+use crate::error::Result;
+use crate::mapping::Mapping;
+use crate::plan::{Action, Batch, Change};
+
+use super::links::ParentLink;
+use super::{WriteOutcome, WritePolicy, bulk, claim, record, send};
+
+/// A wave's batches with their mappings and their answers (results, calls made).
+pub(super) type SentWave<'m> = Vec<((Batch, &'m Mapping), (Vec<send::Sent>, u64))>;
+
+/// Records a wave's answers in one transaction. `true` when the pass must stop: some
+/// changes must be sent again, so they and everything planned after them went back to NEW.
+pub(super) async fn record_wave(
+    pg: &mut Postgres,
+    schema: &Ident,
+    wave: SentWave<'_>,
+    pending: &mut VecDeque<Batch>,
+    outcome: &mut WriteOutcome,
+) -> Result<bool> {
+    let mut back = Vec::new();
+    let mut stop = false;
+    let mut recording = record::Recording::default();
+    for ((batch, mapping), (results, calls)) in &wave {
+        outcome.api_calls += calls;
+        let (batch_recording, retry, in_doubt) = record::prepare(mapping, batch, results, outcome);
+        recording.extend(batch_recording);
+        outcome.in_doubt += in_doubt.len() as u64;
+        stop |= !retry.is_empty() || !in_doubt.is_empty();
+        back.extend(retry);
+    }
+    if let Some(((batch, mapping), _)) = wave.first() {
+        // One transaction for the whole wave: its batches share a table.
+        record::write(pg, schema, mapping, &batch.table, &recording).await?;
+    }
+    if stop {
+        back.extend(pending.iter().flat_map(log_ids));
+        pending.clear();
+        claim::unclaim(pg, schema, &back).await?;
+        outcome.retried += back.len() as u64;
+    }
+    Ok(stop)
+}
+
+/// Sends a run through one Bulk API ingest job. `None` when it fell back: the run's
+/// batches are back at the front of `pending`, to go through collections.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn send_run<'m>(
+    sf: &Salesforce,
+    pg: &Postgres,
+    schema: &Ident,
+    policy: &WritePolicy,
+    links: &[ParentLink],
+    mappings: &HashMap<&str, &'m Mapping>,
+    run: Vec<Batch>,
+    pending: &mut VecDeque<Batch>,
+    outcome: &mut WriteOutcome,
+) -> Result<Option<SentWave<'m>>> {
+    let Some(mapping) = run
+        .first()
+        .and_then(|b| mappings.get(b.table.as_str()).copied())
+    else {
+        // Unmapped: the collections path marks it FAILED.
+        for batch in run.into_iter().rev() {
+            pending.push_front(batch);
+        }
+        return Ok(None);
+    };
+    let mut prepared = Vec::with_capacity(run.len());
+    for batch in run {
+        if let Some(mut batch) = hold_dependents(pg, schema, policy, links, outcome, batch).await? {
+            if batch.action != Action::Insert {
+                fill_sfids(pg, schema, mapping, &mut batch).await?;
+            }
+            prepared.push(batch);
+        }
+    }
+    let Some(joined) = bulk::join(&prepared) else {
+        return Ok(Some(Vec::new()));
+    };
+    let sendable = |c: &Change| joined.action == Action::Insert || c.sfid.is_some();
+    let to_send = Batch {
+        changes: joined
+            .changes
+            .iter()
+            .filter(|c| sendable(c))
+            .cloned()
+            .collect(),
+        ..joined.clone()
+    };
+    match bulk::send(sf, mapping, &to_send).await {
+        Ok((answers, calls)) => {
+            outcome.bulk_jobs += 1;
+            let mut answers = answers.into_iter();
+            let results = joined
+                .changes
+                .iter()
+                .map(|change| match sendable(change) {
+                    true => answers.next().unwrap_or_else(|| {
+                        send::Sent::Retry("no answer for this record".to_owned())
+                    }),
+                    false => send::Sent::Refused(send::refusal(
+                        "the row has no sfid: its insert never reached Salesforce",
+                    )),
+                })
+                .collect();
+            Ok(Some(vec![((joined, mapping), (results, calls))]))
+        }
+        Err(reason) => {
+            tracing::warn!(
+                "BULK write batch to {} ended due to {reason}. Will fall back to REST sObject Collections",
+                mapping.object
+            );
+            outcome.bulk_fallbacks += 1;
+            for batch in prepared.into_iter().rev() {
+                pending.push_front(batch);
+            }
+            Ok(None)
+        }
+    }
+}
+
+/// Takes the next batches that may be in flight together: the same table and action, no
+/// record in two of them, at most `limit`. Batches of unmapped tables are marked FAILED
+/// and changes held back behind refused inserts are set aside on the way.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn next_wave<'m>(
+    pg: &Postgres,
+    schema: &Ident,
+    policy: &WritePolicy,
+    links: &[ParentLink],
+    mappings: &HashMap<&str, &'m Mapping>,
+    pending: &mut VecDeque<Batch>,
+    limit: usize,
+    outcome: &mut WriteOutcome,
+) -> Result<Vec<(Batch, &'m Mapping)>> {
+    let mut wave: Vec<(Batch, &Mapping)> = Vec::new();
+    let mut records: HashSet<i64> = HashSet::new();
+    while wave.len() < limit {
+        let Some(next) = pending.front() else { break };
+        if let Some((first, _)) = wave.first()
+            && (next.table != first.table
+                || next.action != first.action
+                || next.changes.iter().any(|c| records.contains(&c.record_id)))
+        {
+            break;
+        }
+        let Some(batch) = pending.pop_front() else {
+            break;
+        };
+        let Some(mapping) = mappings.get(batch.table.as_str()).copied() else {
+            let ids = log_ids(&batch);
+            let message = format!("pgforce: table {} is not mapped read-write", batch.table);
+            record::mark(pg, schema, &ids, "FAILED", Some(&message)).await?;
+            outcome.failed += batch.changes.len() as u64;
+            continue;
+        };
+        let Some(mut batch) = hold_dependents(pg, schema, policy, links, outcome, batch).await?
+        else {
+            continue;
+        };
+        if batch.action != Action::Insert {
+            fill_sfids(pg, schema, mapping, &mut batch).await?;
+        }
+        records.extend(batch.changes.iter().map(|c| c.record_id));
+        wave.push((batch, mapping));
+    }
+    Ok(wave)
+}
+
+/// Every log row a batch carries, merged ones included.
+pub(super) fn log_ids(batch: &Batch) -> Vec<i64> {
+    batch
+        .changes
+        .iter()
+        .map(|c| c.log_id)
+        .chain(batch.merged_log_ids.iter().flatten().copied())
+        .collect()
+}
+
+/// Under ordered writes, takes out of a batch the changes of records whose insert was
+/// refused earlier in this pass (or everything, with `block_queue`) and holds them back.
+pub(super) async fn hold_dependents(
+    pg: &Postgres,
+    schema: &Ident,
+    policy: &WritePolicy,
+    links: &[ParentLink],
+    outcome: &mut WriteOutcome,
+    mut batch: Batch,
+) -> Result<Option<Batch>> {
+    if policy.algorithm != WriteAlgorithm::Ordered || outcome.failed_inserts.is_empty() {
+        return Ok(Some(batch));
+    }
+    let blocked = |change: &Change| match policy.on_insert_failure {
+        OnInsertFailure::BlockQueue => true,
+        OnInsertFailure::HoldDependents => {
+            outcome
+                .failed_inserts
+                .contains(&(change.table.clone(), change.record_id))
+                || (change.action == Action::Insert
+                    && links.iter().any(|link| {
+                        link.child_table == change.table
+                            && change.values.get(&link.child_column).is_some_and(|value| {
+                                value.as_ref().is_some_and(|v| {
+                                    outcome
+                                        .failed_keys
+                                        .contains(&(link.parent_table.clone(), v.clone()))
+                                })
+                            })
+                    }))
+        }
+    };
+    let (held, kept): (Vec<Change>, Vec<Change>) = batch.changes.drain(..).partition(blocked);
+    if !held.is_empty() {
+        let ids: Vec<i64> = held.iter().map(|c| c.log_id).collect();
+        let message = "pgforce: held back until the failed insert of this record or its parent \
+                       is fixed and re-queued";
+        record::mark(pg, schema, &ids, "HELD", Some(message)).await?;
+        outcome.held += ids.len() as u64;
+    }
+    batch.merged_log_ids.truncate(kept.len());
+    batch.changes = kept;
+    Ok((!batch.changes.is_empty()).then_some(batch))
+}
+
+/// Fills the `sfid` of changes captured before their record's insert was written.
+pub(super) async fn fill_sfids(
+    pg: &Postgres,
+    schema: &Ident,
+    mapping: &Mapping,
+    batch: &mut Batch,
+) -> Result<()> {
+    let missing: Vec<i32> = batch
+        .changes
+        .iter()
+        .filter(|c| c.sfid.is_none())
+        .filter_map(|c| i32::try_from(c.record_id).ok())
+        .collect();
+    if missing.is_empty() || batch.action == Action::Delete {
+        return Ok(());
+    }
+    let sfids = claim::current_sfids(pg, schema, mapping, &missing).await?;
+    for change in &mut batch.changes {
+        if change.sfid.is_none() {
+            change.sfid = sfids.get(&change.record_id).cloned();
+        }
+    }
+    Ok(())
+}
+
+/// Sends a batch. Updates and deletes of rows without an `sfid` (their insert never
+/// reached Salesforce) are refused without a call; the rest go in one call. Returns the
+/// results and the calls made.
+pub(super) async fn send_batch(
+    sf: &Salesforce,
+    mapping: &Mapping,
+    batch: &Batch,
+) -> (Vec<send::Sent>, u64) {
+    let sendable = |c: &Change| batch.action == Action::Insert || c.sfid.is_some();
+    let to_send = Batch {
+        changes: batch
+            .changes
+            .iter()
+            .filter(|c| sendable(c))
+            .cloned()
+            .collect(),
+        ..batch.clone()
+    };
+    let mut answers = Vec::new().into_iter();
+    let mut calls = 0;
+    if !to_send.changes.is_empty() {
+        calls = 1;
+        answers = send::send(sf, mapping, &to_send).await.into_iter();
+    }
+    let results = batch
+        .changes
+        .iter()
+        .map(|change| match sendable(change) {
+            true => answers
+                .next()
+                .unwrap_or_else(|| send::Sent::Retry("no answer for this record".to_owned())),
+            false => send::Sent::Refused(send::refusal(
+                "the row has no sfid: its insert never reached Salesforce",
+            )),
+        })
+        .collect();
+    (results, calls)
+}
