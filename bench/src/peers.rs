@@ -22,7 +22,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use pgforce_salesforce::{Client, ClientConfig};
 use pgforce_store::ddl::Access;
-use pgforce_sync::reader::{Target, initial_load};
+use pgforce_sync::reader::initial_load;
 use pgforce_sync::writer::WritePolicy;
 use serde_json::{Value, json};
 
@@ -174,17 +174,8 @@ async fn measure(
     db_url: &str,
     report: &mut Report,
 ) -> anyhow::Result<()> {
-    let MappedAccount {
-        mut pg,
-        schema,
-        mapping,
-        mapping_id,
-    } = MappedAccount::create(db_url, sf, &FIELDS, Access::ReadWrite).await?;
-    let target = Target {
-        schema: &schema,
-        mapping: &mapping,
-        mapping_id,
-    };
+    let (mut pg, account) = MappedAccount::create(db_url, sf, &FIELDS, Access::ReadWrite).await?;
+    let target = account.target();
     pg.batch_execute(
         "create table public.peer_account (like salesforce.account including defaults)",
     )
@@ -276,9 +267,7 @@ async fn measure(
         let writer = Setup {
             db_url,
             sf,
-            schema: &schema,
-            mapping: &mapping,
-            mapping_id,
+            account: &account,
         }
         .start_writer(WritePolicy::default());
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());

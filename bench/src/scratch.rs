@@ -46,8 +46,6 @@ impl ScratchDatabase {
 
 /// Account mapped in a scratch database: catalog, schema, table and catalog rows.
 pub struct MappedAccount {
-    /// A session on the database.
-    pub pg: tokio_postgres::Client,
     /// The `salesforce` schema.
     pub schema: pgforce_store::Ident,
     /// The resolved mapping.
@@ -57,13 +55,14 @@ pub struct MappedAccount {
 }
 
 impl MappedAccount {
-    /// Sets up Account with `fields` in the database at `url`.
+    /// Sets up Account with `fields` in the database at `url`; returns a session on the
+    /// database with the mapping.
     pub async fn create(
         url: &str,
         sf: &pgforce_salesforce::Client,
         fields: &[&str],
         access: pgforce_store::ddl::Access,
-    ) -> anyhow::Result<Self> {
+    ) -> anyhow::Result<(tokio_postgres::Client, Self)> {
         use pgforce_store::cursor::{ensure_connection, ensure_mapping};
         use pgforce_store::ddl::{create_mapped_table, ensure_connection_schema};
         let mut pg = pgforce_store::connect(url).await?;
@@ -85,11 +84,22 @@ impl MappedAccount {
         let connection = ensure_connection(&pg, "bench", "salesforce").await?;
         let read_write = access == pgforce_store::ddl::Access::ReadWrite;
         let mapping_id = ensure_mapping(&pg, connection, "Account", "account", read_write).await?;
-        Ok(Self {
+        Ok((
             pg,
-            schema,
-            mapping,
-            mapping_id,
-        })
+            Self {
+                schema,
+                mapping,
+                mapping_id,
+            },
+        ))
+    }
+
+    /// Where the reader writes.
+    pub fn target(&self) -> pgforce_sync::reader::Target<'_> {
+        pgforce_sync::reader::Target {
+            schema: &self.schema,
+            mapping: &self.mapping,
+            mapping_id: self.mapping_id,
+        }
     }
 }

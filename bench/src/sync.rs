@@ -85,17 +85,8 @@ async fn measure(
     db_url: &str,
     report: &mut Report,
 ) -> anyhow::Result<()> {
-    let MappedAccount {
-        mut pg,
-        schema,
-        mapping,
-        mapping_id,
-    } = MappedAccount::create(db_url, sf, &FIELDS, Access::ReadOnly).await?;
-    let target = Target {
-        schema: &schema,
-        mapping: &mapping,
-        mapping_id,
-    };
+    let (mut pg, account) = MappedAccount::create(db_url, sf, &FIELDS, Access::ReadOnly).await?;
+    let target = account.target();
 
     let rss_before = crate::report::proc_status_bytes("VmHWM:");
     let mut load_rates = Vec::new();
@@ -116,7 +107,8 @@ async fn measure(
     let peak = crate::report::proc_status_bytes("VmHWM:");
 
     // Baseline: the same rows, exported to a file, loaded into the same table by psql.
-    let columns: Vec<String> = mapping
+    let columns: Vec<String> = account
+        .mapping
         .fields
         .iter()
         .map(|f| f.column.as_str().to_owned())
@@ -182,7 +174,15 @@ async fn measure(
 
     // Reload so the table is pgforce's again, then measure poll latency.
     initial_load(sf, &mut pg, &target, &mut |_| {}).await?;
-    let latencies = poll_latency(options, sf, db_url, &schema, &mapping, mapping_id).await?;
+    let latencies = poll_latency(
+        options,
+        sf,
+        db_url,
+        &account.schema,
+        &account.mapping,
+        account.mapping_id,
+    )
+    .await?;
     let mut samples = latencies;
     report.add(
         "SF→PG latency, median",

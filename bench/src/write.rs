@@ -20,7 +20,7 @@ use clap::Args;
 use pgforce_salesforce::rest::Record;
 use pgforce_salesforce::{Client, ClientConfig};
 use pgforce_store::ddl::Access;
-use pgforce_sync::reader::{Target, initial_load};
+use pgforce_sync::reader::initial_load;
 use pgforce_sync::write_worker::WriteWorker;
 use pgforce_sync::writer::{DEFAULT_BULK_WRITE_THRESHOLD, WritePolicy};
 use serde_json::json;
@@ -95,31 +95,20 @@ async fn measure(
     db_url: &str,
     report: &mut Report,
 ) -> anyhow::Result<()> {
-    let MappedAccount {
-        mut pg,
-        schema,
-        mapping,
-        mapping_id,
-    } = MappedAccount::create(
+    let (mut pg, account) = MappedAccount::create(
         db_url,
         sf,
         &["Name", "Industry", "AnnualRevenue", "Phone"],
         Access::ReadWrite,
     )
     .await?;
-    let target = Target {
-        schema: &schema,
-        mapping: &mapping,
-        mapping_id,
-    };
+    let target = account.target();
     initial_load(sf, &mut pg, &target, &mut |_| {}).await?;
 
     let setup = Setup {
         db_url,
         sf,
-        schema: &schema,
-        mapping: &mapping,
-        mapping_id,
+        account: &account,
     };
     // Latencies first, on a quiet database: the throughput runs leave hundreds of
     // thousands of dead tuples for autovacuum, which would slow single commits.
@@ -210,9 +199,7 @@ async fn measure(
 pub(crate) struct Setup<'a> {
     pub db_url: &'a str,
     pub sf: &'a Client,
-    pub schema: &'a pgforce_store::Ident,
-    pub mapping: &'a pgforce_sync::mapping::Mapping,
-    pub mapping_id: i64,
+    pub account: &'a MappedAccount,
 }
 
 /// A running writer and the switch that stops it.
@@ -228,8 +215,8 @@ impl Setup<'_> {
             database_url: self.db_url.to_owned(),
             connection: "bench".to_owned(),
             salesforce: self.sf.clone(),
-            schema: self.schema.clone(),
-            mappings: vec![(self.mapping.clone(), self.mapping_id)],
+            schema: self.account.schema.clone(),
+            mappings: vec![(self.account.mapping.clone(), self.account.mapping_id)],
             policy,
             archive_after: Duration::from_secs(3600),
             archive_retention: Duration::from_secs(86_400),

@@ -45,6 +45,13 @@ async fn salesforce_names(h: &Harness) -> Vec<String> {
     names
 }
 
+fn merged() -> WritePolicy {
+    WritePolicy {
+        algorithm: WriteAlgorithm::Merged,
+        ..WritePolicy::default()
+    }
+}
+
 fn ordered(on_insert_failure: OnInsertFailure) -> WritePolicy {
     WritePolicy {
         algorithm: WriteAlgorithm::Ordered,
@@ -379,10 +386,7 @@ async fn parent_and_child_inserted_together_sync_in_one_pass_by_external_id() {
     .await
     .unwrap();
     // Merged writes put parents first even though the child was captured first.
-    let policy = WritePolicy {
-        algorithm: WriteAlgorithm::Merged,
-        ..WritePolicy::default()
-    };
+    let policy = merged();
     let outcome = write_all(&mut h, &mappings, &policy).await;
     assert_eq!((outcome.succeeded, outcome.failed), (2, 0), "{outcome:?}");
     assert_gadget_made_by(&h, "W", "ACME").await;
@@ -442,10 +446,7 @@ async fn children_of_a_refused_parent_wait_for_it_and_follow_once_it_is_fixed() 
 #[tokio::test]
 async fn merged_writes_retry_a_refused_insert_on_a_later_update() {
     let mut h = harness(2000, EmulatorConfig::default()).await;
-    let policy = WritePolicy {
-        algorithm: WriteAlgorithm::Merged,
-        ..WritePolicy::default()
-    };
+    let policy = merged();
     h.pg.batch_execute(
         "insert into salesforce.gadget__c (name, code__c, email__c) values ('Bad', 'B', 'nope')",
     )
