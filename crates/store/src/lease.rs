@@ -16,11 +16,21 @@ use crate::error::{Context as _, Result};
 /// A name for this process as a lease holder: host, pid and a random part, so a restarted
 /// process never mistakes an old lease for its own.
 pub fn holder_name() -> String {
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".to_owned());
+    let host = host_name().unwrap_or_else(|| "unknown-host".to_owned());
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
     format!("{host}:{}:{nanos:08x}", std::process::id())
+}
+
+/// This machine's host name (the kernel's, else `$HOSTNAME`), without `:` so it can lead a
+/// holder name; `None` when neither is known.
+fn host_name() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().replace(':', "_"))
+        .filter(|h| !h.is_empty())
 }
 
 /// Takes or renews the lease `name` for `ttl`. `true` when `holder` holds it afterwards.
@@ -69,7 +79,10 @@ pub fn is_dead_local(holder: &str) -> bool {
     let (Some(host), Some(pid)) = (parts.next(), parts.next()) else {
         return false;
     };
-    let ours = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".to_owned());
+    // Without a known host name no holder can be told apart from one on another machine.
+    let Some(ours) = host_name() else {
+        return false;
+    };
     host == ours
         && pid.parse::<u32>().is_ok()
         && std::path::Path::new("/proc/self").exists()
