@@ -20,15 +20,12 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use pgforce_salesforce::{Client, ClientConfig};
-use pgforce_store::ddl::Access;
-use pgforce_sync::reader::initial_load;
-use pgforce_sync::writer::WritePolicy;
+use pgforce_sync::DEFAULT_BULK_WRITE_THRESHOLD;
 use serde_json::{Value, json};
 
 use crate::client::start_emulator_with;
 use crate::report::{Report, median};
-use crate::scratch::{MappedAccount, ScratchDatabase};
+use crate::scratch::{ScratchDatabase, load};
 use crate::services::Services;
 use crate::write::{Setup, bulk_update_rate};
 
@@ -149,17 +146,13 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         .await?
         .error_for_status()
         .context("seeding the org")?;
-    let sf = Client::new(ClientConfig::new(
-        emulator.base.clone(),
-        crate::report::emulator_credentials(),
-    ))?;
     let db = ScratchDatabase::create(&options.services.database_url, "peers").await?;
     let peer = Peer {
         python,
         login_url: https,
         ca,
     };
-    let result = measure(&options, &peer, &sf, &emulator.base, &db.url, &mut report).await;
+    let result = measure(&options, &peer, &emulator.base, &db.url, &mut report).await;
     let _ = std::fs::remove_file(&peer.ca);
     db.drop().await?;
     result?;
@@ -169,13 +162,17 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
 async fn measure(
     options: &Options,
     peer: &Peer,
-    sf: &Client,
     base: &str,
     db_url: &str,
     report: &mut Report,
 ) -> anyhow::Result<()> {
-    let (mut pg, account) = MappedAccount::create(db_url, sf, &FIELDS, Access::ReadWrite).await?;
-    let target = account.target();
+    let setup = Setup {
+        db_url,
+        base,
+        fields: &FIELDS,
+    };
+    let engine = setup.engine(DEFAULT_BULK_WRITE_THRESHOLD).await?;
+    let pg = pgforce_store::connect(db_url).await?;
     pg.batch_execute(
         "create table public.peer_account (like salesforce.account including defaults)",
     )
@@ -188,9 +185,9 @@ async fn measure(
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..options.runs {
         let started = Instant::now();
-        let outcome = initial_load(sf, &mut pg, &target, &mut |_| {}).await?;
-        ours.push(outcome.applied as f64 / started.elapsed().as_secs_f64());
-        our_calls.push(outcome.api_calls as f64);
+        let (rows, calls) = load(&engine).await?;
+        ours.push(rows as f64 / started.elapsed().as_secs_f64());
+        our_calls.push(calls as f64);
         pg.batch_execute("truncate public.peer_account").await?;
         let mut args: Vec<&str> = credentials.to_vec();
         args.extend([db_url, "public.peer_account"]);
@@ -264,12 +261,7 @@ async fn measure(
     for latency in [0_u64, 50] {
         set_latency(base, latency).await?;
         let label = format!("{latency} ms emulator latency");
-        let writer = Setup {
-            db_url,
-            sf,
-            account: &account,
-        }
-        .start_writer(WritePolicy::default());
+        let writer = setup.start_writer(DEFAULT_BULK_WRITE_THRESHOLD).await?;
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
         for run in 0..options.runs {
             let (rate, _) = bulk_update_rate(&pg, ids.len(), run).await?;

@@ -1,6 +1,9 @@
-//! A database created for one benchmark run and dropped after it.
+//! What every scenario sets up: a database created for one benchmark run and dropped
+//! after it, and the engine on it with Account mapped from the emulator.
 
 use anyhow::Context;
+use pgforce_sync::config::ConnectionConfig;
+use pgforce_sync::{Engine, EngineOptions, ReloadMode, Reloaded};
 
 /// A fresh database on the server of `DATABASE_URL`.
 pub struct ScratchDatabase {
@@ -44,62 +47,99 @@ impl ScratchDatabase {
     }
 }
 
-/// Account mapped in a scratch database: catalog, schema, table and catalog rows.
-pub struct MappedAccount {
-    /// The `salesforce` schema.
-    pub schema: pgforce_store::Ident,
-    /// The resolved mapping.
-    pub mapping: pgforce_sync::mapping::Mapping,
-    /// Its catalog id.
-    pub mapping_id: i64,
+/// The benchmarks' connection to the emulator at `base`: Account with `fields`.
+pub fn account_connection(
+    base: &str,
+    fields: &[&str],
+    access: pgforce_sync::Access,
+    polling_seconds: u64,
+    bulk_write_threshold: u64,
+) -> anyhow::Result<ConnectionConfig> {
+    serde_json::from_value(serde_json::json!({
+        "name": BENCH_CONNECTION,
+        "schema": "salesforce",
+        "login_url": base,
+        "auth": "password",
+        "username": "admin@example.com",
+        "password": "pgforce",
+        "client_id": "pgforce",
+        "client_secret": "pgforce",
+        "bulk_write_threshold": bulk_write_threshold,
+        // Loads and polls alike: the benchmarks measure what pgforce run does.
+        "mapping": [{
+            "object": "Account",
+            "access": access,
+            "fields": fields,
+            "polling_seconds": polling_seconds,
+            "max_daily_api_calls": u64::MAX,
+        }],
+    }))
+    .context("building the benchmark's connection")
 }
 
-impl MappedAccount {
-    /// Sets up Account with `fields` in the database at `url`; returns a session on the
-    /// database with the mapping.
-    pub async fn create(
-        url: &str,
-        sf: &pgforce_salesforce::Client,
-        fields: &[&str],
-        access: pgforce_store::ddl::Access,
-    ) -> anyhow::Result<(tokio_postgres::Client, Self)> {
-        use pgforce_store::cursor::{ensure_connection, ensure_mapping};
-        use pgforce_store::ddl::{create_mapped_table, ensure_connection_schema};
-        let mut pg = pgforce_store::connect(url).await?;
-        pgforce_store::catalog::migrate(&mut pg).await?;
-        let schema = pgforce_store::Ident::new("salesforce")?;
-        ensure_connection_schema(&pg, &schema).await?;
-        let spec = pgforce_sync::mapping::MappingSpec {
-            object: "Account".to_owned(),
-            fields: fields.iter().map(|f| (*f).to_owned()).collect(),
-            access,
-            upsert_field: None,
-            polling_seconds: 1,
-            max_daily_api_calls: u64::MAX,
-            bulk_threshold: pgforce_sync::mapping::DEFAULT_BULK_THRESHOLD,
+/// The connection every scenario declares.
+pub const BENCH_CONNECTION: &str = "bench";
+
+/// Opens the engine on `url` with `connection` and applies it (schema, table, catalog).
+pub async fn engine(url: &str, connection: ConnectionConfig) -> anyhow::Result<Engine> {
+    let engine = Engine::open(url, vec![connection], EngineOptions::default()).await?;
+    engine.apply().await?;
+    Ok(engine)
+}
+
+/// Loads Account into its table now (the table emptied first), as `pgforce reload --now`
+/// does; returns the rows loaded and the API calls they took.
+pub async fn load(engine: &Engine) -> anyhow::Result<(u64, u64)> {
+    match engine
+        .reload(BENCH_CONNECTION, "Account", ReloadMode::Now(None))
+        .await?
+    {
+        Reloaded::Done {
+            rows,
+            api_calls: Some(calls),
+            ..
+        } => Ok((rows, calls)),
+        other => anyhow::bail!("the load was not done here: {other:?}"),
+    }
+}
+
+/// An engine running as `pgforce run` runs it, and the switch that stops it.
+pub struct RunningEngine {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<pgforce_sync::Result<()>>,
+}
+
+impl RunningEngine {
+    /// Starts `engine` and waits until Account's reader has read once (so its first poll
+    /// does not fall into what is measured next).
+    pub async fn start(engine: &Engine) -> anyhow::Result<Self> {
+        let mut events = engine.subscribe();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn({
+            let engine = engine.clone();
+            async move { engine.run(stopped).await }
+        });
+        let read = async {
+            loop {
+                match events.recv().await {
+                    Ok(event) if event.kind != pgforce_sync::EventKind::Write => return Ok(()),
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        anyhow::bail!("the engine stopped before reading")
+                    }
+                }
+            }
         };
-        let mapping =
-            pgforce_sync::mapping::Mapping::resolve(spec, &sf.describe("Account").await?)?;
-        create_mapped_table(&mut pg, &mapping.table_spec(&schema)).await?;
-        let connection = ensure_connection(&pg, "bench", "salesforce").await?;
-        let read_write = access == pgforce_store::ddl::Access::ReadWrite;
-        let mapping_id = ensure_mapping(&pg, connection, "Account", "account", read_write).await?;
-        Ok((
-            pg,
-            Self {
-                schema,
-                mapping,
-                mapping_id,
-            },
-        ))
+        tokio::time::timeout(std::time::Duration::from_secs(600), read)
+            .await
+            .context("the engine's first read took more than ten minutes")??;
+        Ok(Self { stop, task })
     }
 
-    /// Where the reader writes.
-    pub fn target(&self) -> pgforce_sync::reader::Target<'_> {
-        pgforce_sync::reader::Target {
-            schema: &self.schema,
-            mapping: &self.mapping,
-            mapping_id: self.mapping_id,
-        }
+    /// Stops the engine and waits for it.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        self.task.await??;
+        Ok(())
     }
 }

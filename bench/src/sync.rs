@@ -4,9 +4,9 @@
 //!   fresh database: records per second, against the baseline of `psql \copy` loading the
 //!   very same rows into the very same (emptied) table in the same run; and pgforce's peak
 //!   resident memory (VmHWM of this process, which only runs the client and the reader).
-//! - Latency with `polling_seconds = 1`: a poller polls every second, as `pgforce run`
-//!   does; records are edited in the org at random moments and the time until the change
-//!   is visible in Postgres is measured.
+//! - Latency with `polling_seconds = 1`: the engine runs as `pgforce run` runs it;
+//!   records are edited in the org at random moments and the time until the change is
+//!   visible in Postgres is measured.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -14,14 +14,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Args;
 use pgforce_salesforce::{Client, ClientConfig};
-use pgforce_store::Ident;
-use pgforce_store::ddl::Access;
-use pgforce_sync::mapping::Mapping;
-use pgforce_sync::reader::{Target, initial_load, poll_once};
+use pgforce_sync::{Access, DEFAULT_BULK_THRESHOLD, DEFAULT_BULK_WRITE_THRESHOLD};
 
 use crate::client::start_emulator;
 use crate::report::{Report, median, percentile};
-use crate::scratch::{MappedAccount, ScratchDatabase};
+use crate::scratch::{RunningEngine, ScratchDatabase, account_connection, engine, load};
 use crate::services::Services;
 
 /// Options of the sync scenario.
@@ -73,7 +70,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     let sf = Client::new(ClientConfig::new(emulator.base.clone(), credentials))?;
 
     let db = ScratchDatabase::create(&options.services.database_url, "sync").await?;
-    let result = measure(&options, &sf, &db.url, &mut report).await;
+    let result = measure(&options, &sf, &emulator.base, &db.url, &mut report).await;
     db.drop().await?;
     result?;
     Ok(report)
@@ -82,36 +79,40 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
 async fn measure(
     options: &Options,
     sf: &Client,
+    base: &str,
     db_url: &str,
     report: &mut Report,
 ) -> anyhow::Result<()> {
-    let (mut pg, account) = MappedAccount::create(db_url, sf, &FIELDS, Access::ReadOnly).await?;
-    let target = account.target();
+    let connection = account_connection(
+        base,
+        &FIELDS,
+        Access::ReadOnly,
+        1,
+        DEFAULT_BULK_WRITE_THRESHOLD,
+    )?;
+    let engine = engine(db_url, connection).await?;
+    let pg = pgforce_store::connect(db_url).await?;
 
     let rss_before = crate::report::proc_status_bytes("VmHWM:");
     let mut load_rates = Vec::new();
     let mut load_calls = Vec::new();
     for _ in 0..options.runs {
         let started = Instant::now();
-        let outcome = initial_load(sf, &mut pg, &target, &mut |_| {}).await?;
-        load_calls.push(outcome.api_calls as f64);
-        if outcome.applied != options.records as u64 {
-            bail!(
-                "loaded {} records, expected {}",
-                outcome.applied,
-                options.records
-            );
+        let (rows, calls) = load(&engine).await?;
+        load_calls.push(calls as f64);
+        if rows != options.records as u64 {
+            bail!("loaded {rows} records, expected {}", options.records);
         }
-        load_rates.push(outcome.applied as f64 / started.elapsed().as_secs_f64());
+        load_rates.push(rows as f64 / started.elapsed().as_secs_f64());
     }
     let peak = crate::report::proc_status_bytes("VmHWM:");
 
     // Baseline: the same rows, exported to a file, loaded into the same table by psql.
-    let columns: Vec<String> = account
-        .mapping
-        .fields
-        .iter()
-        .map(|f| f.column.as_str().to_owned())
+    // The mapping's columns: Id, SystemModstamp and IsDeleted, then the fields.
+    let columns: Vec<String> = ["sfid", "systemmodstamp", "isdeleted"]
+        .into_iter()
+        .map(str::to_owned)
+        .chain(FIELDS.iter().map(|f| f.to_lowercase()))
         .collect();
     let file = std::env::temp_dir().join(format!("pgforce_bench_{}.tsv", std::process::id()));
     let export = format!(
@@ -134,11 +135,11 @@ async fn measure(
         copy_rates.push(options.records as f64 / started.elapsed().as_secs_f64());
     }
     let _ = std::fs::remove_file(&file);
-    let load = median(&mut load_rates);
+    let load_rate = median(&mut load_rates);
     let copy = median(&mut copy_rates);
     report.add(
         "initial load",
-        load,
+        load_rate,
         "records/s",
         &format!(
             "{} Accounts x 15 fields, median of {}",
@@ -151,12 +152,12 @@ async fn measure(
         "records/s",
         "same table, same run",
     );
-    report.add("load / \\copy", load / copy, "x", "");
+    report.add("load / \\copy", load_rate / copy, "x", "");
     report.add(
         "API calls per load",
         median(&mut load_calls),
         "calls",
-        if options.records as u64 > pgforce_sync::mapping::DEFAULT_BULK_THRESHOLD {
+        if options.records as u64 > DEFAULT_BULK_THRESHOLD {
             "through a Bulk API query job (above 10,000 records)"
         } else {
             "REST query pages"
@@ -173,17 +174,11 @@ async fn measure(
     );
 
     // Reload so the table is pgforce's again, then measure poll latency.
-    initial_load(sf, &mut pg, &target, &mut |_| {}).await?;
-    let latencies = poll_latency(
-        options,
-        sf,
-        db_url,
-        &account.schema,
-        &account.mapping,
-        account.mapping_id,
-    )
-    .await?;
-    let mut samples = latencies;
+    load(&engine).await?;
+    let running = RunningEngine::start(&engine).await?;
+    let latencies = poll_latency(options, sf, &pg).await;
+    running.stop().await?;
+    let mut samples = latencies?;
     report.add(
         "SF→PG latency, median",
         median(&mut samples),
@@ -215,39 +210,13 @@ fn psql(url: &str, commands: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Edits records in the org while the engine polls every second; the time from each edit
+/// until Postgres shows it.
 async fn poll_latency(
     options: &Options,
     sf: &Client,
-    db_url: &str,
-    schema: &Ident,
-    mapping: &Mapping,
-    mapping_id: i64,
+    reader: &tokio_postgres::Client,
 ) -> anyhow::Result<Vec<f64>> {
-    let (stop, mut stopped) = tokio::sync::watch::channel(false);
-    let poller = {
-        let (sf, db_url, schema, mapping) = (
-            sf.clone(),
-            db_url.to_owned(),
-            schema.clone(),
-            mapping.clone(),
-        );
-        tokio::spawn(async move {
-            let mut pg = pgforce_store::connect(&db_url).await?;
-            let target = Target {
-                schema: &schema,
-                mapping: &mapping,
-                mapping_id,
-            };
-            let mut ticker = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                tokio::select! {
-                    _ = ticker.tick() => { poll_once(&sf, &mut pg, &target).await?; }
-                    _ = stopped.changed() => return anyhow::Ok(()),
-                }
-            }
-        })
-    };
-    let reader = pgforce_store::connect(db_url).await?;
     let ids: Vec<String> = reader
         .query(
             "select sfid from salesforce.account limit $1",
@@ -280,7 +249,5 @@ async fn poll_latency(
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
-    let _ = stop.send(true);
-    poller.await??;
     Ok(latencies)
 }

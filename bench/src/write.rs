@@ -1,4 +1,4 @@
-//! Scenario `write`: Postgres → Salesforce, through the writer daemon's worker.
+//! Scenario `write`: Postgres → Salesforce, through the engine as `pgforce run` runs it.
 //!
 //! For each emulator latency (0 ms and 50 ms added per call):
 //! - Latency: a row is updated in Postgres (one committed statement, as an app does) and
@@ -19,15 +19,12 @@ use anyhow::bail;
 use clap::Args;
 use pgforce_salesforce::rest::Record;
 use pgforce_salesforce::{Client, ClientConfig};
-use pgforce_store::ddl::Access;
-use pgforce_sync::reader::initial_load;
-use pgforce_sync::write_worker::WriteWorker;
-use pgforce_sync::writer::{DEFAULT_BULK_WRITE_THRESHOLD, WritePolicy};
+use pgforce_sync::{Access, DEFAULT_BULK_WRITE_THRESHOLD};
 use serde_json::json;
 
 use crate::client::start_emulator;
 use crate::report::{Report, median, percentile};
-use crate::scratch::{MappedAccount, ScratchDatabase};
+use crate::scratch::{RunningEngine, ScratchDatabase, account_connection, engine, load};
 use crate::services::Services;
 
 /// Options of the write scenario.
@@ -88,6 +85,9 @@ async fn api_calls(base: &str) -> anyhow::Result<f64> {
     Ok(stats["api"]["totalCalls"].as_f64().unwrap_or_default())
 }
 
+/// The fields the write scenarios map.
+const FIELDS: [&str; 4] = ["Name", "Industry", "AnnualRevenue", "Phone"];
+
 async fn measure(
     options: &Options,
     sf: &Client,
@@ -95,24 +95,17 @@ async fn measure(
     db_url: &str,
     report: &mut Report,
 ) -> anyhow::Result<()> {
-    let (mut pg, account) = MappedAccount::create(
-        db_url,
-        sf,
-        &["Name", "Industry", "AnnualRevenue", "Phone"],
-        Access::ReadWrite,
-    )
-    .await?;
-    let target = account.target();
-    initial_load(sf, &mut pg, &target, &mut |_| {}).await?;
-
     let setup = Setup {
         db_url,
-        sf,
-        account: &account,
+        base,
+        fields: &FIELDS,
     };
+    let loaded = setup.engine(DEFAULT_BULK_WRITE_THRESHOLD).await?;
+    load(&loaded).await?;
+    let pg = pgforce_store::connect(db_url).await?;
     // Latencies first, on a quiet database: the throughput runs leave hundreds of
     // thousands of dead tuples for autovacuum, which would slow single commits.
-    let worker = setup.start_writer(WritePolicy::default());
+    let worker = setup.start_writer(DEFAULT_BULK_WRITE_THRESHOLD).await?;
     for latency_ms in LATENCIES_MS {
         set_latency(base, latency_ms).await?;
         let label = format!("{latency_ms} ms emulator latency");
@@ -149,10 +142,7 @@ async fn measure(
             ("sObject Collections", u64::MAX),
             ("Bulk API ingest", DEFAULT_BULK_WRITE_THRESHOLD),
         ] {
-            let worker = setup.start_writer(WritePolicy {
-                bulk_threshold,
-                ..WritePolicy::default()
-            });
+            let worker = setup.start_writer(bulk_threshold).await?;
             let (mut rates, mut calls, mut captures) = (Vec::new(), Vec::new(), Vec::new());
             for run in 0..options.runs {
                 let before = api_calls(base).await?;
@@ -195,44 +185,30 @@ async fn measure(
     Ok(())
 }
 
-/// What every writer of the scenario works on.
+/// What every writer of a scenario works on: Account with `fields`, read-write, never
+/// polled while measuring (the poll interval is a day; the engine reads once at start).
 pub(crate) struct Setup<'a> {
     pub db_url: &'a str,
-    pub sf: &'a Client,
-    pub account: &'a MappedAccount,
-}
-
-/// A running writer and the switch that stops it.
-pub(crate) struct RunningWriter {
-    stop: tokio::sync::watch::Sender<bool>,
-    task: tokio::task::JoinHandle<Result<(), pgforce_sync::Error>>,
+    pub base: &'a str,
+    pub fields: &'a [&'a str],
 }
 
 impl Setup<'_> {
-    pub(crate) fn start_writer(&self, policy: WritePolicy) -> RunningWriter {
-        let (stop, shutdown) = tokio::sync::watch::channel(false);
-        let worker = WriteWorker {
-            database_url: self.db_url.to_owned(),
-            connection: "bench".to_owned(),
-            salesforce: self.sf.clone(),
-            schema: self.account.schema.clone(),
-            mappings: vec![(self.account.mapping.clone(), self.account.mapping_id)],
-            policy,
-            archive_after: Duration::from_secs(3600),
-            archive_retention: Duration::from_secs(86_400),
-        };
-        RunningWriter {
-            stop,
-            task: tokio::spawn(worker.run(shutdown)),
-        }
+    /// The engine, with runs of `bulk_threshold` changes going as Bulk API ingest jobs.
+    pub(crate) async fn engine(&self, bulk_threshold: u64) -> anyhow::Result<pgforce_sync::Engine> {
+        let connection = account_connection(
+            self.base,
+            self.fields,
+            Access::ReadWrite,
+            86_400,
+            bulk_threshold,
+        )?;
+        engine(self.db_url, connection).await
     }
-}
 
-impl RunningWriter {
-    pub(crate) async fn stop(self) -> anyhow::Result<()> {
-        let _ = self.stop.send(true);
-        self.task.await??;
-        Ok(())
+    /// The engine running, its writer ready for work.
+    pub(crate) async fn start_writer(&self, bulk_threshold: u64) -> anyhow::Result<RunningEngine> {
+        RunningEngine::start(&self.engine(bulk_threshold).await?).await
     }
 }
 

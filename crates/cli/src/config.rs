@@ -8,7 +8,10 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use pgforce_sync::config::ConnectionConfig;
+use pgforce_sync::{Engine, EngineOptions};
 use serde::Deserialize;
+
+use crate::output;
 
 /// The whole file.
 #[derive(Debug, Deserialize)]
@@ -89,6 +92,18 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
     Ok(config)
 }
 
+/// The engine on the configuration's database, with its connections declared.
+pub async fn open_engine(config: &Config, options: EngineOptions) -> anyhow::Result<Engine> {
+    Engine::open(&config.database.url, config.connections.clone(), options)
+        .await
+        .with_context(|| {
+            format!(
+                "opening the catalog at {}",
+                output::redact_url(&config.database.url)
+            )
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,7 +148,7 @@ mod tests {
         assert_eq!(connection.archive_retention_days, 31);
         assert_eq!(
             connection.mappings[0].access,
-            pgforce_sync::config::AccessConfig::ReadWrite
+            pgforce_sync::Access::ReadWrite
         );
     }
 }

@@ -29,10 +29,14 @@ enum Command {
     Demo(commands::demo::DemoArgs),
     /// Sync the configured orgs and databases until stopped.
     Run(commands::run::RunArgs),
+    /// Add, change, pause, resume or remove a mapping while pgforce runs.
+    Mapping(commands::mapping::MappingArgs),
+    /// Pause or resume a connection while pgforce runs.
+    Connection(commands::mapping::ConnectionArgs),
     /// Import a Heroku Connect mapping export document into a connection.
-    Import(commands::mappings::ImportArgs),
+    Import(commands::documents::ImportArgs),
     /// Write a connection's mappings as a Heroku Connect mapping export document.
-    Export(commands::mappings::ExportArgs),
+    Export(commands::documents::ExportArgs),
     /// Empty a mapping's table and load it again from Salesforce.
     Reload(commands::reload::ReloadArgs),
     /// Compare each mapping's Salesforce records with its Postgres rows (--repair fixes).
@@ -63,8 +67,10 @@ fn main() -> ExitCode {
             Command::Status(args) => commands::status::run(args).await,
             Command::Reload(args) => commands::reload::run(args).await,
             Command::Reconcile(args) => commands::reconcile::run(args).await,
-            Command::Import(args) => commands::mappings::import(args).await,
-            Command::Export(args) => commands::mappings::export(args).await,
+            Command::Mapping(args) => commands::mapping::run(args).await,
+            Command::Connection(args) => commands::mapping::connection(args).await,
+            Command::Import(args) => commands::documents::import(args).await,
+            Command::Export(args) => commands::documents::export(args).await,
         }
     });
     match result {

@@ -29,22 +29,9 @@ pub fn fail(error: &anyhow::Error) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// A progress bar for long work (records loaded), drawn on stderr.
-pub fn progress(total: u64, message: &str) -> indicatif::ProgressBar {
-    let bar = indicatif::ProgressBar::new(total);
-    let style = indicatif::ProgressStyle::with_template(
-        "{msg:>22} [{bar:30}] {pos}/{len} {per_sec} eta {eta}",
-    )
-    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-    .progress_chars("=> ");
-    bar.set_style(style);
-    bar.set_message(message.to_owned());
-    bar
-}
-
 /// Progress bars for the initial loads `pgforce run` performs, one per loading object,
 /// showing records and rate.
-pub fn load_progress() -> pgforce_sync::supervisor::LoadProgress {
+pub fn load_progress() -> pgforce_sync::LoadProgress {
     let bars = indicatif::MultiProgress::new();
     let active: std::sync::Mutex<std::collections::HashMap<String, indicatif::ProgressBar>> =
         Default::default();

@@ -11,8 +11,26 @@ pub enum Error {
         /// The name as given.
         name: String,
     },
+    /// Another connection already syncs into this schema.
+    #[error(
+        "schema {schema} already belongs to connection {owner}; give connection {name} its own schema"
+    )]
+    SchemaTaken {
+        /// The schema both claim.
+        schema: String,
+        /// The connection that has it.
+        owner: String,
+        /// The connection that asked for it.
+        name: String,
+    },
+    /// A catalog row holds something this version cannot read.
+    #[error("{what}")]
+    Catalog {
+        /// What is wrong, naming the row.
+        what: String,
+    },
     /// A statement failed.
-    #[error("{context}")]
+    #[error("{context}{}", sqlstate_suffix(source))]
     Postgres {
         /// What was being done.
         context: String,
@@ -29,7 +47,9 @@ impl Error {
             Self::Postgres { source, .. } => {
                 source.code().map(tokio_postgres::error::SqlState::code)
             }
-            Self::InvalidIdentifier { .. } => None,
+            Self::InvalidIdentifier { .. } | Self::SchemaTaken { .. } | Self::Catalog { .. } => {
+                None
+            }
         }
     }
 
@@ -46,9 +66,20 @@ impl Error {
                 }
                 None => source.is_closed(),
             },
-            Self::InvalidIdentifier { .. } => false,
+            Self::InvalidIdentifier { .. } | Self::SchemaTaken { .. } | Self::Catalog { .. } => {
+                false
+            }
         }
     }
+}
+
+/// ` (SQLSTATE 40P01)` when the server sent a code; the server's message itself is the
+/// error's source.
+fn sqlstate_suffix(source: &tokio_postgres::Error) -> String {
+    source
+        .code()
+        .map(|code| format!(" (SQLSTATE {})", code.code()))
+        .unwrap_or_default()
 }
 
 /// Adds what was being done to a driver error.

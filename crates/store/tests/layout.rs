@@ -1,8 +1,9 @@
 //! The tables, columns, types, indexes, triggers and functions pgforce creates match
 //! Heroku Connect's (reference §2.2–§2.5), checked through the system catalogs.
 
+use pgforce_store::Access;
 use pgforce_store::Ident;
-use pgforce_store::ddl::{Access, ColumnSpec, PgType, TableChange, create_mapped_table};
+use pgforce_store::ddl::{ColumnSpec, PgType, TableChange, create_mapped_table};
 use tokio_postgres::Client;
 
 use crate::support::{account_table, database_with_account};

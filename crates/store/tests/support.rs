@@ -1,11 +1,11 @@
 //! A database with a connection schema and an Account table like the ones the reader
 //! will create.
 
-use pgforce_store::Ident;
 use pgforce_store::ddl::{
-    Access, ColumnSpec, MappedTable, PgType, create_mapped_table, ensure_connection_schema,
+    ColumnSpec, MappedTable, PgType, create_mapped_table, ensure_connection_schema,
 };
 use pgforce_store::testing::TestDatabase;
+use pgforce_store::{Access, Ident};
 use tokio_postgres::Client;
 
 fn column(name: &str, pg_type: PgType) -> ColumnSpec {

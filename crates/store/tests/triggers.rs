@@ -1,8 +1,9 @@
 //! Capture, status and loop prevention behave as Heroku Connect's (reference §4–§5).
 
 use futures_util::StreamExt as _;
+use pgforce_store::Access;
 use pgforce_store::Ident;
-use pgforce_store::ddl::{Access, trigger_log_channel};
+use pgforce_store::ddl::trigger_log_channel;
 use tokio_postgres::{AsyncMessage, Client, NoTls};
 
 use crate::support::database_with_account;

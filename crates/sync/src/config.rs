@@ -1,18 +1,22 @@
-//! What to sync, as the configuration file states it: connections and their mappings.
+//! What to sync, as it is declared: connections and their mappings.
 //!
-//! Every field's doc comment is the reference text for that setting. Unknown keys are
-//! errors, so a typo never silently changes behaviour.
+//! These are the shapes of a configuration file's `[[connection]]` and
+//! `[[connection.mapping]]`, of run-time additions, and (serialised, secrets left out) of
+//! the `settings` the catalog keeps for each connection and mapping. Every field's doc
+//! comment is the reference text for that setting. Unknown keys are errors, so a typo
+//! never silently changes behaviour.
 
 use std::time::Duration;
 
 use pgforce_salesforce::{ClientConfig, Credentials, SecretString};
-use pgforce_store::ddl::Access;
-use serde::Deserialize;
+use pgforce_store::Access;
+use serde::{Deserialize, Serialize};
 
+use crate::error::{Error, Result};
 use crate::mapping::MappingSpec;
 
 /// How a connection logs in to Salesforce.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthKind {
     /// OAuth username-password flow (`username`, `password`, `client_id`, `client_secret`).
@@ -26,7 +30,7 @@ pub enum AuthKind {
 }
 
 /// How writes are grouped (used by the writer).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WriteAlgorithm {
     /// Every change in capture order.
@@ -37,7 +41,7 @@ pub enum WriteAlgorithm {
 }
 
 /// What ordered writes do when Salesforce refuses an insert.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OnInsertFailure {
     /// Hold back only the later changes of that record; everything else keeps flowing.
@@ -47,18 +51,9 @@ pub enum OnInsertFailure {
     BlockQueue,
 }
 
-/// Whether a mapping's table is written back to Salesforce.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AccessConfig {
-    /// Salesforce → Postgres only.
-    ReadOnly,
-    /// Both ways.
-    ReadWrite,
-}
-
-/// One `[[connection]]`.
-#[derive(Debug, Clone, Deserialize)]
+/// One `[[connection]]`. Serialised (for the catalog's `settings`), its secrets and
+/// mappings are left out.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionConfig {
     /// A name for the connection, unique in the catalog.
@@ -75,15 +70,15 @@ pub struct ConnectionConfig {
     #[serde(default)]
     pub username: Option<String>,
     /// Password, with the security token appended if the org needs one.
-    #[serde(default)]
+    #[serde(default, skip_serializing)]
     pub password: Option<SecretString>,
     /// Consumer key of the connected app.
     pub client_id: String,
     /// Consumer secret of the connected app.
-    #[serde(default)]
+    #[serde(default, skip_serializing)]
     pub client_secret: Option<SecretString>,
     /// Refresh token (refresh-token flow).
-    #[serde(default)]
+    #[serde(default, skip_serializing)]
     pub refresh_token: Option<SecretString>,
     /// PEM file of the connected app's private key (JWT flow).
     #[serde(default)]
@@ -112,18 +107,18 @@ pub struct ConnectionConfig {
     #[serde(default = "default_archive_retention_days")]
     pub archive_retention_days: u64,
     /// The objects to sync.
-    #[serde(default, rename = "mapping")]
+    #[serde(default, rename = "mapping", skip_serializing)]
     pub mappings: Vec<MappingConfig>,
 }
 
 /// One `[[connection.mapping]]`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MappingConfig {
     /// The object's API name.
     pub object: String,
     /// `read_only` or `read_write`.
-    pub access: AccessConfig,
+    pub access: Access,
     /// Fields to sync; `Id`, `SystemModstamp` and `IsDeleted` are always read.
     pub fields: Vec<String>,
     /// Seconds between polls (default 600, as Heroku Connect; any value ≥ 1).
@@ -173,23 +168,24 @@ fn default_max_daily_api_calls() -> u64 {
 }
 
 impl ConnectionConfig {
+    fn problem(&self, problem: String) -> Error {
+        Error::Connection {
+            connection: self.name.clone(),
+            problem,
+        }
+    }
+
     /// The client configuration, or what is missing for the chosen login flow.
-    pub fn client_config(&self) -> Result<ClientConfig, String> {
+    pub fn client_config(&self) -> Result<ClientConfig> {
         let need = |value: &Option<SecretString>, key: &str| {
-            value.clone().ok_or_else(|| {
-                format!(
-                    "connection {}: auth = {:?} needs {key}",
-                    self.name, self.auth
-                )
-            })
+            value
+                .clone()
+                .ok_or_else(|| self.problem(format!("auth = {:?} needs {key}", self.auth)))
         };
         let username = || {
-            self.username.clone().ok_or_else(|| {
-                format!(
-                    "connection {}: auth = {:?} needs username",
-                    self.name, self.auth
-                )
-            })
+            self.username
+                .clone()
+                .ok_or_else(|| self.problem(format!("auth = {:?} needs username", self.auth)))
         };
         let credentials = match self.auth {
             AuthKind::Password => Credentials::Password {
@@ -205,17 +201,10 @@ impl ConnectionConfig {
             },
             AuthKind::Jwt => {
                 let file = self.private_key_file.as_deref().ok_or_else(|| {
-                    format!(
-                        "connection {}: auth = \"jwt\" needs private_key_file",
-                        self.name
-                    )
+                    self.problem("auth = \"jwt\" needs private_key_file".to_owned())
                 })?;
-                let pem = std::fs::read_to_string(file).map_err(|e| {
-                    format!(
-                        "connection {}: reading private_key_file {file}: {e}",
-                        self.name
-                    )
-                })?;
+                let pem = std::fs::read_to_string(file)
+                    .map_err(|e| self.problem(format!("reading private_key_file {file}: {e}")))?;
                 Credentials::JwtBearer {
                     client_id: self.client_id.clone(),
                     username: username()?,
@@ -233,35 +222,52 @@ impl ConnectionConfig {
         config.request_timeout = Duration::from_secs(120);
         if let Some(file) = &self.ca_file {
             let pem = std::fs::read_to_string(file)
-                .map_err(|e| format!("connection {}: reading ca_file {file}: {e}", self.name))?;
+                .map_err(|e| self.problem(format!("reading ca_file {file}: {e}")))?;
             config.extra_root_certificate_pem = Some(pem);
         }
         Ok(config)
+    }
+
+    /// How the connection's writer groups changes.
+    pub(crate) fn write_policy(&self) -> crate::writer::WritePolicy {
+        crate::writer::WritePolicy {
+            algorithm: self.write_algorithm,
+            on_insert_failure: self.on_insert_failure,
+            bulk_threshold: self.bulk_write_threshold,
+        }
+    }
+
+    /// How long processed trigger-log rows stay live, and the archive keeps them.
+    pub(crate) fn archive_policy(&self) -> crate::writer::ArchivePolicy {
+        crate::writer::ArchivePolicy {
+            after: Duration::from_secs(self.archive_after_seconds),
+            retention: Duration::from_secs(self.archive_retention_days.saturating_mul(86_400)),
+        }
     }
 }
 
 impl MappingConfig {
     /// The mapping spec, or why the settings are invalid.
-    pub fn spec(&self, connection: &str) -> Result<MappingSpec, String> {
+    pub fn spec(&self, connection: &str) -> Result<MappingSpec> {
         if self.object.contains('.') || pgforce_salesforce::soql::name(&self.object).is_err() {
-            return Err(format!(
-                "connection {connection}: object {:?} is not a valid Salesforce name (letters, digits and single underscores)",
-                self.object
+            return Err(Error::config(
+                &self.object,
+                format!(
+                    "connection {connection}: object {:?} is not a valid Salesforce name (letters, digits and single underscores)",
+                    self.object
+                ),
             ));
         }
         if self.polling_seconds == 0 {
-            return Err(format!(
-                "connection {connection}, mapping {}: polling_seconds must be at least 1",
-                self.object
+            return Err(Error::config(
+                &self.object,
+                format!("connection {connection}: polling_seconds must be at least 1"),
             ));
         }
         Ok(MappingSpec {
             object: self.object.clone(),
             fields: self.fields.clone(),
-            access: match self.access {
-                AccessConfig::ReadOnly => Access::ReadOnly,
-                AccessConfig::ReadWrite => Access::ReadWrite,
-            },
+            access: self.access,
             upsert_field: self.upsert_field.clone(),
             polling_seconds: self.polling_seconds,
             max_daily_api_calls: self.max_daily_api_calls,

@@ -14,8 +14,22 @@ use serde_json::Value;
 /// Long text areas up to this length stay `varchar`; longer ones are `text`.
 const LONGEST_VARCHAR_TEXTAREA: u32 = 4000;
 
+/// Why a Salesforce field cannot be mapped to a column.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field} {why}")]
+pub struct Unmappable {
+    /// The field's API name.
+    pub field: String,
+    /// What about its type prevents it.
+    pub why: String,
+}
+
 /// The column type for a Salesforce field, or why it cannot be mapped.
-pub fn pg_type(field: &FieldDescribe) -> Result<PgType, String> {
+pub fn pg_type(field: &FieldDescribe) -> Result<PgType, Unmappable> {
+    let unmappable = |why: String| Unmappable {
+        field: field.name.clone(),
+        why,
+    };
     Ok(match &field.field_type {
         FieldType::Id | FieldType::Reference => PgType::Varchar(18),
         FieldType::Multipicklist => PgType::Varchar(4099),
@@ -38,22 +52,19 @@ pub fn pg_type(field: &FieldDescribe) -> Result<PgType, String> {
         FieldType::Time => PgType::Time,
         FieldType::AnyType => PgType::Text,
         FieldType::Address | FieldType::Location => {
-            return Err(format!(
-                "{} is a compound field; map its component fields instead",
-                field.name
+            return Err(unmappable(
+                "is a compound field; map its component fields instead".to_owned(),
             ));
         }
         FieldType::Base64 => {
-            return Err(format!(
-                "{} is a base64 field, which cannot be synced",
-                field.name
+            return Err(unmappable(
+                "is a base64 field, which cannot be synced".to_owned(),
             ));
         }
         FieldType::Other(other) => {
-            return Err(format!(
-                "{} has type {other}, which pgforce cannot map",
-                field.name
-            ));
+            return Err(unmappable(format!(
+                "has type {other}, which pgforce cannot map"
+            )));
         }
     })
 }
@@ -84,25 +95,26 @@ pub fn to_pg_text(value: &Value, field: &str, pg_type: PgType) -> Result<Option<
             ));
         }
     };
-    check_fits(&text, pg_type).map_err(reject)?;
-    Ok(Some(text))
+    match misfit(&text, pg_type) {
+        Some(reason) => Err(reject(reason)),
+        None => Ok(Some(text)),
+    }
 }
 
-/// Whether a value's text fits its column: varchar length, integer range.
-pub fn check_fits(text: &str, pg_type: PgType) -> Result<(), String> {
+/// Why a value's text does not fit its column (varchar length, integer range), if it
+/// does not.
+pub fn misfit(text: &str, pg_type: PgType) -> Option<String> {
     match pg_type {
         PgType::Varchar(max) => {
             let length = text.chars().count();
-            if length > max as usize {
-                return Err(format!("{length} characters do not fit varchar({max})"));
-            }
+            (length > max as usize)
+                .then(|| format!("{length} characters do not fit varchar({max})"))
         }
         PgType::Integer if text.parse::<i32>().is_err() => {
-            return Err(format!("{text} is not a whole number that fits integer"));
+            Some(format!("{text} is not a whole number that fits integer"))
         }
-        _ => {}
+        _ => None,
     }
-    Ok(())
 }
 
 /// A Bulk API CSV value as the JSON a REST answer would carry for the column's type
@@ -210,6 +222,7 @@ mod tests {
         assert!(
             pg_type(&field(serde_json::json!({ "type": "address" })))
                 .unwrap_err()
+                .to_string()
                 .contains("compound")
         );
         assert!(pg_type(&field(serde_json::json!({ "type": "base64" }))).is_err());

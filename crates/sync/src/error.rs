@@ -1,9 +1,15 @@
-//! Errors of the engine, with the mapping and record they concern.
+//! Errors of the engine, with the connection, mapping or record they concern.
+//!
+//! Causes stay attached as sources (Salesforce's `errorCode`, Postgres's SQLSTATE);
+//! [`Error::chain`] renders the whole chain for the places a person reads it (a mapping's
+//! last error, a log line), so the message always names the cause, never just "db error".
 
-/// Why a mapping could not be set up or synced.
+use std::fmt::Write as _;
+
+/// Why the engine could not do what it was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The mapping's configuration does not fit the org.
+    /// A mapping's configuration does not fit the org.
     #[error("mapping {object}: {problem}")]
     Config {
         /// The mapped object.
@@ -11,50 +17,112 @@ pub enum Error {
         /// What is wrong, naming the field when a field is at fault.
         problem: String,
     },
+    /// A connection's configuration is incomplete or unusable.
+    #[error("connection {connection}: {problem}")]
+    Connection {
+        /// The connection.
+        connection: String,
+        /// What is wrong, naming the setting.
+        problem: String,
+    },
+    /// A Heroku Connect mapping document is malformed.
+    #[error("{problem}")]
+    Document {
+        /// What is wrong, naming the path in the document.
+        problem: String,
+    },
+    /// What an operation names does not exist.
+    #[error("{what}")]
+    NotFound {
+        /// What was looked for, and where.
+        what: String,
+    },
     /// A Salesforce call failed.
     #[error("mapping {object}: Salesforce call failed")]
     Salesforce {
-        /// The mapped object.
+        /// The mapped object (or `(connection)`).
         object: String,
         /// The client's error (boxed: it is large, and errors travel by value).
         #[source]
         source: Box<pgforce_salesforce::Error>,
     },
     /// A Postgres operation failed.
-    #[error("mapping {object}: database operation failed")]
+    #[error("{what}: database operation failed")]
     Store {
-        /// The mapped object.
-        object: String,
-        /// The store's error.
+        /// What was being worked on (`mapping Account`, `the catalog`).
+        what: String,
+        /// The store's error, with the SQLSTATE.
         #[source]
         source: pgforce_store::Error,
-    },
-    /// A Postgres statement failed.
-    #[error("mapping {object}: {context}")]
-    Postgres {
-        /// The mapped object.
-        object: String,
-        /// What was being done.
-        context: String,
-        /// The driver's error.
-        #[source]
-        source: tokio_postgres::Error,
     },
 }
 
 impl Error {
-    /// Whether trying again later can succeed.
-    pub fn is_retryable(&self) -> bool {
-        match self {
-            Self::Config { .. } => false,
-            Self::Salesforce { source, .. } => source.is_retryable(),
-            Self::Store { source, .. } => source.is_retryable(),
-            Self::Postgres { source, .. } => {
-                source.is_closed() || source.code().is_some_and(|c| c.code().starts_with("08"))
-            }
+    /// A Salesforce error of a mapping.
+    pub(crate) fn salesforce(object: &str, source: pgforce_salesforce::Error) -> Self {
+        Self::Salesforce {
+            object: object.to_owned(),
+            source: Box::new(source),
         }
     }
+
+    /// A store error of a mapping.
+    pub(crate) fn store(object: &str, source: pgforce_store::Error) -> Self {
+        Self::Store {
+            what: format!("mapping {object}"),
+            source,
+        }
+    }
+
+    /// A store error of the catalog.
+    pub(crate) fn catalog(source: pgforce_store::Error) -> Self {
+        Self::Store {
+            what: "the catalog".to_owned(),
+            source,
+        }
+    }
+
+    /// A configuration problem of a mapping.
+    pub(crate) fn config(object: &str, problem: impl Into<String>) -> Self {
+        Self::Config {
+            object: object.to_owned(),
+            problem: problem.into(),
+        }
+    }
+
+    /// The error and every cause, joined with `: ` (what a person reads).
+    pub fn chain(&self) -> String {
+        chain(self)
+    }
+}
+
+/// Any error and every cause, joined with `: `.
+pub(crate) fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(error) = cause {
+        let _ = write!(text, ": {error}");
+        cause = error.source();
+    }
+    text
 }
 
 /// This crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_chain_names_every_cause() {
+        let error = Error::salesforce(
+            "Account",
+            pgforce_salesforce::Error::InvalidArgument("201 records".to_owned()),
+        );
+        assert_eq!(
+            error.chain(),
+            "mapping Account: Salesforce call failed: invalid argument: 201 records"
+        );
+    }
+}

@@ -7,7 +7,10 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::config::{AccessConfig, MappingConfig};
+use pgforce_store::Access;
+
+use crate::config::MappingConfig;
+use crate::error::{Error, Result};
 
 /// Fields Heroku Connect lists in every mapping; pgforce reads them without being told.
 const ALWAYS_SYNCED: [&str; 3] = ["Id", "IsDeleted", "SystemModstamp"];
@@ -30,34 +33,43 @@ pub struct HcDocument {
     pub mappings: Vec<HcMapping>,
 }
 
+/// A problem with a document, naming where it is.
+fn doc(problem: impl Into<String>) -> Error {
+    Error::Document {
+        problem: problem.into(),
+    }
+}
+
 /// Parses and checks an export document.
-pub fn parse(text: &str) -> Result<HcDocument, String> {
-    let document: Value = serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
+pub(crate) fn parse(text: &str) -> Result<HcDocument> {
+    let document: Value =
+        serde_json::from_str(text).map_err(|e| doc(format!("not valid JSON: {e}")))?;
     let top = document
         .as_object()
-        .ok_or("the document must be a JSON object")?;
+        .ok_or_else(|| doc("the document must be a JSON object"))?;
     match top.get("version") {
         Some(Value::Number(n)) if n.as_i64() == Some(1) => {}
-        Some(other) => return Err(format!("version: expected 1, got {other}")),
-        None => return Err("version: missing".to_owned()),
+        Some(other) => return Err(doc(format!("version: expected 1, got {other}"))),
+        None => return Err(doc("version: missing")),
     }
     let mappings = top
         .get("mappings")
         .and_then(Value::as_array)
-        .ok_or("mappings: missing or not an array")?;
+        .ok_or_else(|| doc("mappings: missing or not an array"))?;
     let mut parsed = Vec::with_capacity(mappings.len());
     for (i, mapping) in mappings.iter().enumerate() {
         let at = format!("mappings[{i}]");
         let object_name = mapping
             .get("object_name")
             .and_then(Value::as_str)
-            .ok_or_else(|| format!("{at}.object_name: missing or not a string"))?
+            .ok_or_else(|| doc(format!("{at}.object_name: missing or not a string")))?
             .to_owned();
         let config = mapping
             .get("config")
             .and_then(Value::as_object)
-            .ok_or_else(|| format!("{at}.config: missing or not an object"))?;
-        mapping_config(&object_name, config).map_err(|e| format!("{at} ({object_name}): {e}"))?;
+            .ok_or_else(|| doc(format!("{at}.config: missing or not an object")))?;
+        mapping_config(&object_name, config)
+            .map_err(|e| doc(format!("{at} ({object_name}): {e}")))?;
         parsed.push(HcMapping {
             object_name,
             config: config.clone(),
@@ -70,33 +82,35 @@ pub fn parse(text: &str) -> Result<HcDocument, String> {
 }
 
 /// The mapping settings a `config` object states.
-pub fn mapping_config(object: &str, config: &Map<String, Value>) -> Result<MappingConfig, String> {
+pub(crate) fn mapping_config(object: &str, config: &Map<String, Value>) -> Result<MappingConfig> {
     let access = match config.get("access").and_then(Value::as_str) {
-        Some("read_only") => AccessConfig::ReadOnly,
-        Some("read_write") => AccessConfig::ReadWrite,
+        Some("read_only") => Access::ReadOnly,
+        Some("read_write") => Access::ReadWrite,
         other => {
-            return Err(format!(
+            return Err(doc(format!(
                 "config.access: expected \"read_only\" or \"read_write\", got {other:?}"
-            ));
+            )));
         }
     };
     let fields = config
         .get("fields")
         .and_then(Value::as_object)
-        .ok_or("config.fields: missing or not an object")?;
+        .ok_or_else(|| doc("config.fields: missing or not an object"))?;
     let number = |key: &str, default: u64| match config.get(key) {
         None => Ok(default),
-        Some(value) => value
-            .as_u64()
-            .ok_or_else(|| format!("config.{key}: expected a whole number, got {value}")),
+        Some(value) => value.as_u64().ok_or_else(|| {
+            doc(format!(
+                "config.{key}: expected a whole number, got {value}"
+            ))
+        }),
     };
     let upsert_field = match config.get("upsert_field") {
         None | Some(Value::Null) => None,
         Some(Value::String(field)) => Some(field.clone()),
         Some(other) => {
-            return Err(format!(
+            return Err(doc(format!(
                 "config.upsert_field: expected a field name, got {other}"
-            ));
+            )));
         }
     };
     Ok(MappingConfig {
@@ -115,7 +129,7 @@ pub fn mapping_config(object: &str, config: &Map<String, Value>) -> Result<Mappi
 }
 
 /// The `config` object for a mapping from the config file, in Heroku Connect's shape.
-pub fn config_object(mapping: &MappingConfig) -> Map<String, Value> {
+pub(crate) fn config_object(mapping: &MappingConfig) -> Map<String, Value> {
     let mut fields = Map::new();
     for field in ALWAYS_SYNCED
         .iter()
@@ -131,8 +145,8 @@ pub fn config_object(mapping: &MappingConfig) -> Map<String, Value> {
     config.insert(
         "access".to_owned(),
         json!(match mapping.access {
-            AccessConfig::ReadOnly => "read_only",
-            AccessConfig::ReadWrite => "read_write",
+            Access::ReadOnly => "read_only",
+            Access::ReadWrite => "read_write",
         }),
     );
     config.insert("sf_notify_enabled".to_owned(), json!(false));
@@ -154,7 +168,7 @@ pub fn config_object(mapping: &MappingConfig) -> Map<String, Value> {
 }
 
 /// The document for a set of mappings.
-pub fn document(connection: Value, mappings: &[HcMapping]) -> Value {
+pub(crate) fn document(connection: Value, mappings: &[HcMapping]) -> Value {
     let mappings: Vec<Value> = mappings
         .iter()
         .map(|m| json!({ "object_name": m.object_name, "config": m.config }))
@@ -186,7 +200,7 @@ mod tests {
             (mapping.polling_seconds, mapping.upsert_field.as_deref()),
             (120, Some("External_Id__c"))
         );
-        assert_eq!(mapping.access, AccessConfig::ReadWrite);
+        assert_eq!(mapping.access, Access::ReadWrite);
         let written = document_value(&document);
         let original: Value = serde_json::from_str(EXPORT).unwrap();
         assert_eq!(written, original, "round trip is exact");
@@ -226,7 +240,7 @@ mod tests {
         for (text, expected) in cases {
             let error = parse(text).unwrap_err();
             assert!(
-                error.contains(expected),
+                error.to_string().contains(expected),
                 "{error:?} should contain {expected:?}"
             );
         }
@@ -236,7 +250,7 @@ mod tests {
     fn config_file_mappings_are_written_in_heroku_connect_shape() {
         let mapping = MappingConfig {
             object: "Contact".to_owned(),
-            access: AccessConfig::ReadOnly,
+            access: Access::ReadOnly,
             fields: vec!["Email".to_owned()],
             polling_seconds: 600,
             upsert_field: Some("Email".to_owned()),

@@ -1,45 +1,63 @@
 //! pgforce's sync engine.
 //!
 //! It owns the mapping model (what to sync, checked against the org), the conversion of
-//! Salesforce values into Postgres columns, and the workers that move changes: the reader
-//! (Salesforce → Postgres: initial load and incremental polls) and the writer (Postgres →
-//! Salesforce: the trigger log). It talks to
-//! Salesforce only through `pgforce-salesforce` and to Postgres through `pgforce-store`
-//! and the driver, and follows the worker contract in ARCHITECTURE.md: cursors advance in
-//! the transaction that applied the rows, and pgforce's own writes never echo back.
+//! Salesforce values into Postgres columns, and the workers that move changes: a reader per
+//! mapping (Salesforce → Postgres: initial load and incremental polls) and a writer per
+//! connection (Postgres → Salesforce: the trigger log). It talks to Salesforce only
+//! through `pgforce-salesforce` and to Postgres only through `pgforce-store`, and follows
+//! the worker contract in ARCHITECTURE.md: cursors advance in the transaction that applied
+//! the rows, pgforce's own writes never echo back, every error goes through one policy.
 //!
-//! Main types: [`mapping::MappingSpec`], [`mapping::Mapping`], [`reader::Target`],
-//! [`reader::ReadOutcome`], [`Error`].
+//! The one public entry is [`Engine`]: opened on a catalog with the connections a
+//! configuration declares, it applies them ([`Engine::apply`]), runs until shutdown
+//! ([`Engine::run`]), and offers the operations the command line, the demo, the server
+//! and the benchmarks use (add, change, pause, resume, reload and remove mappings and
+//! connections, reconcile, import, export, status). Readers and writers are private.
+//!
+//! Main types: [`Engine`], [`EngineOptions`], [`config::ConnectionConfig`],
+//! [`config::MappingConfig`], [`Event`], [`Status`], [`Error`].
 //!
 //! Layout:
-//! - `mapping`: configured mappings resolved against describe; `hc_json`: Heroku Connect's
-//!   mapping export document.
-//! - `convert`: Salesforce types and values into Postgres (pure).
-//! - `reader`: initial load and polling (`bulk_read`: through Bulk API 2.0 above the
-//!   mapping's threshold); `conflict`: last writer wins when both sides
-//!   changed a record.
-//! - `reconcile`: comparing both sides of a mapping and repairing drift.
-//! - `plan`: ordered and merged write plans from captured changes (pure).
-//! - `writer`: one pass over the trigger log (claim, send, record outcomes), resuming
-//!   after a crash, archiving; `write_worker`: the writer as a daemon (lease, LISTEN).
-//! - `config`: connections and mappings as configured; `supervisor`: one worker per
-//!   mapping, fail-fast setup, shutdown.
+//! - `engine`: the engine, its supervisor and operations.
+//! - `reader`, `writer`: the workers (`worker` holds what they share); `conflict`: last
+//!   writer wins when both sides changed a record; `reconcile`: comparing both sides.
+//! - `mapping`: configured mappings resolved against describe; `hc_json`: Heroku
+//!   Connect's mapping export document; `config`: declarations.
+//! - `convert`: Salesforce types and values into Postgres (pure); `plan`: ordered and
+//!   merged write plans (pure).
+//! - `error`, `error_policy`: errors and what each means; `events`: what the engine
+//!   reports, each in one wording.
+//! - `testing` (feature `test-support`): the workers' steps, one at a time, for tests.
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 #![warn(missing_docs)]
 
-pub mod bulk_read;
 pub mod config;
-pub mod conflict;
-pub mod convert;
+mod conflict;
+mod convert;
+mod engine;
 mod error;
-pub mod hc_json;
-pub mod mapping;
-pub mod plan;
-pub mod reader;
-pub mod reconcile;
-pub mod supervisor;
-pub mod write_worker;
-pub mod writer;
+mod error_policy;
+mod events;
+mod hc_json;
+mod mapping;
+mod plan;
+mod reader;
+mod reconcile;
+#[cfg(feature = "test-support")]
+pub mod testing;
+mod worker;
+mod writer;
 
+pub use engine::{
+    Applied, Engine, EngineOptions, MappingReconcile, MappingStatus, ReconcileRequest, ReloadMode,
+    Reloaded, Status, WriterStatus,
+};
 pub use error::{Error, Result};
+pub use events::{Event, EventKind, EventOutcome};
+pub use mapping::DEFAULT_BULK_THRESHOLD;
+pub use pgforce_store::{Access, ConnectionId, ConnectionState, MappingId, MappingState};
+pub use reader::{LoadProgress, ReadOutcome, RejectedRecord};
+pub use reconcile::{Drift, Repair};
+pub use worker::LeaseTiming;
+pub use writer::DEFAULT_BULK_WRITE_THRESHOLD;

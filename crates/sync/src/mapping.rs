@@ -8,8 +8,9 @@
 
 use pgforce_salesforce::rest::describe::ObjectDescribe;
 use pgforce_salesforce::soql;
-use pgforce_store::Ident;
-use pgforce_store::ddl::{Access, ColumnSpec, MappedTable, PgType};
+use pgforce_store::ddl::{ColumnSpec, MappedTable, PgType};
+use pgforce_store::table::RowShape;
+use pgforce_store::{Access, Ident};
 
 use crate::convert;
 use crate::error::{Error, Result};
@@ -88,18 +89,11 @@ pub struct Mapping {
     pub references: Vec<RelationshipReference>,
 }
 
-fn config_error(object: &str, problem: String) -> Error {
-    Error::Config {
-        object: object.to_owned(),
-        problem,
-    }
-}
-
 impl Mapping {
     /// Checks a spec against the object's describe.
     pub fn resolve(spec: MappingSpec, describe: &ObjectDescribe) -> Result<Self> {
         let object = describe.object.name.clone();
-        let fail = |problem: String| config_error(&spec.object, problem);
+        let fail = |problem: String| Error::config(&spec.object, problem);
         if object.ends_with("__b") || object.ends_with("__e") {
             return Err(fail(
                 "big objects (__b) and platform events (__e) cannot be synced".to_owned(),
@@ -208,6 +202,26 @@ impl Mapping {
             unique_column: self.upsert_column.clone(),
             access: self.spec.access,
         }
+    }
+
+    /// Where records read from Salesforce go: the mapped columns in [`Mapping::fields`]
+    /// order (`sfid` first).
+    pub fn row_shape(&self, schema: &Ident) -> crate::Result<RowShape> {
+        let columns = self
+            .fields
+            .iter()
+            .map(|f| ColumnSpec {
+                name: f.column.clone(),
+                pg_type: f.pg_type,
+            })
+            .collect();
+        RowShape::new(
+            schema.clone(),
+            self.table.clone(),
+            columns,
+            self.upsert_column.clone(),
+        )
+        .map_err(|e| Error::store(&self.object, e))
     }
 
     /// The SOQL field list, in [`Mapping::fields`] order.

@@ -17,16 +17,8 @@ use std::collections::{BTreeMap, HashMap};
 /// The most records one sObject Collections call takes.
 pub const MAX_BATCH: usize = 200;
 
-/// A captured change's action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Action {
-    /// `INSERT`.
-    Insert,
-    /// `UPDATE`.
-    Update,
-    /// `DELETE`.
-    Delete,
-}
+/// A captured change's action (the trigger log's).
+pub(crate) use pgforce_store::LogAction as Action;
 
 /// One trigger-log entry, as the writer read it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,13 +15,14 @@ use std::collections::HashMap;
 
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use pgforce_salesforce::{Client as Salesforce, soql};
-use pgforce_store::ddl::Access;
+use pgforce_store::catalog::mappings;
+use pgforce_store::table::rows;
+use pgforce_store::trigger_log::queue;
+use pgforce_store::{Access, MappingId, Session as Postgres};
 use serde::Serialize;
-use tokio_postgres::Client as Postgres;
 
-use crate::bulk_read;
 use crate::error::{Error, Result};
-use crate::mapping::Mapping;
+use crate::reader::bulk;
 use crate::reader::{Target, refresh_records};
 
 /// How one mapping's two sides differ.
@@ -78,15 +79,6 @@ pub struct Repair {
     pub requeued: u64,
 }
 
-fn pg_error(object: &str, context: &str) -> impl FnOnce(tokio_postgres::Error) -> Error {
-    let (object, context) = (object.to_owned(), context.to_owned());
-    move |source| Error::Postgres {
-        object,
-        context,
-        source,
-    }
-}
-
 /// `2024-01-01T10:00:05.123+0000` or `…123Z` → `2024-01-01T10:00:05.123`.
 fn stamp_key(stamp: &str) -> String {
     stamp.chars().take(23).collect()
@@ -99,12 +91,10 @@ async fn salesforce_stamps(
     target: &Target<'_>,
 ) -> Result<HashMap<String, String>> {
     let mapping = target.mapping;
-    let object = soql::name(&mapping.object).map_err(|e| target_error(mapping, e))?;
+    let object =
+        soql::name(&mapping.object).map_err(|e| Error::config(&mapping.object, e.to_string()))?;
     let query = format!("SELECT Id, SystemModstamp FROM {object}");
-    let sf_error = |source| Error::Salesforce {
-        object: mapping.object.clone(),
-        source: Box::new(source),
-    };
+    let sf_error = |source| Error::salesforce(&mapping.object, source);
     let mut stamps = HashMap::new();
     let mut pages = Box::pin(sf.query_pages(&query, false));
     let Some(first) = pages.try_next().await.map_err(sf_error)? else {
@@ -112,10 +102,10 @@ async fn salesforce_stamps(
     };
     if !first.done && first.total_size > mapping.spec.bulk_threshold {
         drop(pages);
-        let (job, _) = bulk_read::run_query_job(sf, pg, target.mapping_id, &query, false)
+        let (job, _) = bulk::run_query_job(sf, pg, target.mapping_id, &query, false)
             .await
             .map_err(sf_error)?;
-        let mut results = Box::pin(sf.query_job_results(&job, bulk_read::PAGE_RECORDS));
+        let mut results = Box::pin(sf.query_job_results(&job, bulk::PAGE_RECORDS));
         while let Some(page) = results.next().await {
             for row in page.map_err(sf_error)?.rows {
                 if let [id, stamp, ..] = row.as_slice() {
@@ -142,45 +132,28 @@ async fn salesforce_stamps(
     Ok(stamps)
 }
 
-fn target_error(mapping: &Mapping, error: impl std::fmt::Display) -> Error {
-    Error::Config {
-        object: mapping.object.clone(),
-        problem: error.to_string(),
-    }
-}
-
 /// Compares one mapping's records and rows.
 pub async fn compare(sf: &Salesforce, pg: &Postgres, target: &Target<'_>) -> Result<Drift> {
     let mapping = target.mapping;
     let (schema, table) = (target.schema, &mapping.table);
     let object = mapping.object.as_str();
+    let store = |e| Error::store(object, e);
     let remote = salesforce_stamps(sf, pg, target).await?;
-    let rows = pg
-        .query(
-            &format!(
-                "select id, sfid::text, to_char(systemmodstamp, 'YYYY-MM-DD\"T\"HH24:MI:SS.MS')
-                 from {schema}.{table}"
-            ),
-            &[],
-        )
-        .await
-        .map_err(pg_error(object, "reading the rows' Ids and stamps"))?;
+    let rows = rows::stamps(pg, schema, table).await.map_err(store)?;
     let mut drift = Drift {
         salesforce_records: remote.len() as u64,
         postgres_rows: rows.len() as u64,
         ..Drift::default()
     };
     let mut seen = std::collections::HashSet::with_capacity(rows.len());
-    for row in &rows {
-        let (id, sfid, stamp): (i32, Option<String>, Option<String>) =
-            (row.get(0), row.get(1), row.get(2));
-        let Some(sfid) = sfid else {
-            drift.never_sent.push(id);
+    for row in rows {
+        let Some(sfid) = row.sfid else {
+            drift.never_sent.push(row.id);
             continue;
         };
         match remote.get(&sfid) {
             None => drift.gone_from_salesforce.push(sfid.clone()),
-            Some(remote_stamp) if stamp.as_deref() != Some(remote_stamp.as_str()) => {
+            Some(remote_stamp) if row.stamp.as_deref() != Some(remote_stamp.as_str()) => {
                 drift.differing.push(sfid.clone());
             }
             Some(_) => {}
@@ -194,47 +167,23 @@ pub async fn compare(sf: &Salesforce, pg: &Postgres, target: &Target<'_>) -> Res
         .collect();
     drift.missing_in_postgres.sort();
     if mapping.spec.access == Access::ReadWrite {
-        drift.unsent_changes = pg
-            .query_one(
-                &format!(
-                    "select count(*) from {schema}._trigger_log
-                     where table_name = $1 and state in ('NEW', 'PENDING', 'HELD', 'FAILED')"
-                ),
-                &[&table.as_str()],
-            )
+        drift.unsent_changes = queue::unsent_count(pg, schema, table)
             .await
-            .map_err(pg_error(object, "counting unsent changes"))?
-            .get::<_, i64>(0)
-            .try_into()
-            .unwrap_or_default();
+            .map_err(store)?;
         // A row without sfid whose insert is queued or failed is an unsent change, not lost.
-        let queued: Vec<i32> = pg
-            .query(
-                &format!(
-                    "select distinct record_id from {schema}._trigger_log
-                     where table_name = $1 and action = 'INSERT' and state in ('NEW', 'PENDING', 'HELD', 'FAILED')"
-                ),
-                &[&table.as_str()],
-            )
+        let queued = queue::unsent_inserts(pg, schema, table)
             .await
-            .map_err(pg_error(object, "reading queued inserts"))?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
+            .map_err(store)?;
         drift.never_sent.retain(|id| !queued.contains(id));
     }
     Ok(drift)
 }
 
 /// Records the drift counts on the mapping (shown by `pgforce status`).
-pub async fn record(pg: &Postgres, mapping_id: i64, drift: &Drift) -> Result<()> {
-    pg.execute(
-        "update pgforce.mappings set drift = $2::text::jsonb || jsonb_build_object('checked_at', now()) where id = $1",
-        &[&mapping_id, &drift.summary().to_string()],
-    )
-    .await
-    .map_err(pg_error("(catalog)", "recording drift"))
-    .map(|_| ())
+pub async fn record(pg: &Postgres, mapping_id: MappingId, drift: &Drift) -> Result<()> {
+    mappings::record_drift(pg, mapping_id, &drift.summary().to_string())
+        .await
+        .map_err(Error::catalog)
 }
 
 /// Repairs what [`compare`] found.
@@ -247,6 +196,7 @@ pub async fn repair(
     let mapping = target.mapping;
     let (schema, table) = (target.schema, &mapping.table);
     let object = mapping.object.as_str();
+    let store = |e| Error::store(object, e);
     let mut done = Repair::default();
     let stale: Vec<String> = drift
         .missing_in_postgres
@@ -258,45 +208,17 @@ pub async fn repair(
         done.refreshed = refresh_records(sf, pg, target, &stale).await?;
     }
     if !drift.gone_from_salesforce.is_empty() {
-        let tx = pg
-            .transaction()
+        done.deleted = rows::delete_by_sfids(pg, schema, table, &drift.gone_from_salesforce)
             .await
-            .map_err(pg_error(object, "starting the repair"))?;
-        tx.batch_execute("set local xmlbinary = 'hex'")
-            .await
-            .map_err(pg_error(object, "marking the session as pgforce's"))?;
-        done.deleted = tx
-            .execute(
-                &format!("delete from {schema}.{table} where sfid = any($1)"),
-                &[&drift.gone_from_salesforce],
-            )
-            .await
-            .map_err(pg_error(object, "deleting rows whose record is gone"))?;
-        tx.commit()
-            .await
-            .map_err(pg_error(object, "committing the repair"))?;
+            .map_err(store)?;
     }
     if mapping.spec.access == Access::ReadWrite {
-        let log = format!("{schema}._trigger_log");
-        done.requeued += pg
-            .execute(
-                &format!("update {log} set state = 'NEW', updated_at = now() where table_name = $1 and state = 'FAILED'"),
-                &[&table.as_str()],
-            )
+        done.requeued += queue::requeue_failed(&*pg, schema, table)
             .await
-            .map_err(pg_error(object, "queueing failed changes again"))?;
-        if !drift.never_sent.is_empty() {
-            done.requeued += pg
-                .execute(
-                    &format!(
-                        "select {schema}.hc_capture_insert_from_row(hstore(t.*), $1) from {schema}.{table} t
-                         where t.id = any($2) and t.sfid is null"
-                    ),
-                    &[&table.as_str(), &drift.never_sent],
-                )
-                .await
-                .map_err(pg_error(object, "queueing rows that never reached Salesforce"))?;
-        }
+            .map_err(store)?;
+        done.requeued += queue::capture_inserts(&*pg, schema, table, &drift.never_sent)
+            .await
+            .map_err(store)?;
     }
     Ok(done)
 }

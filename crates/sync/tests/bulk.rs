@@ -169,7 +169,9 @@ async fn a_large_run_of_inserts_goes_as_one_ingest_job_with_each_result_recorded
     )
     .await
     .unwrap();
-    let outcome = h.write(&pgforce_sync::writer::WritePolicy::default()).await;
+    let outcome = h
+        .write(&pgforce_sync::testing::WritePolicy::default())
+        .await;
     assert_eq!(
         (outcome.succeeded, outcome.failed, outcome.bulk_jobs),
         (2498, 2, 1),
@@ -236,7 +238,9 @@ async fn a_large_run_of_inserts_goes_as_one_ingest_job_with_each_result_recorded
     )
     .await
     .unwrap();
-    let outcome = h.write(&pgforce_sync::writer::WritePolicy::default()).await;
+    let outcome = h
+        .write(&pgforce_sync::testing::WritePolicy::default())
+        .await;
     assert_eq!(
         (outcome.succeeded, outcome.bulk_jobs),
         (2498, 1),
@@ -267,7 +271,9 @@ async fn a_failed_ingest_job_falls_back_to_collections() {
     )
     .await
     .unwrap();
-    let outcome = h.write(&pgforce_sync::writer::WritePolicy::default()).await;
+    let outcome = h
+        .write(&pgforce_sync::testing::WritePolicy::default())
+        .await;
     assert_eq!(
         (outcome.bulk_fallbacks, outcome.bulk_jobs),
         (1, 0),

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use pgforce_emulator::EmulatorConfig;
-use pgforce_sync::writer::WritePolicy;
+use pgforce_sync::testing::WritePolicy;
 use serde_json::json;
 
 use crate::support::{Harness, harness};
@@ -100,5 +100,59 @@ async fn a_newer_salesforce_change_wins_over_an_older_local_change() {
     assert_eq!(
         names(&h, &sfid).await,
         ("Salesforce edit".to_owned(), "Salesforce edit".to_owned())
+    );
+}
+
+/// The record's `SystemModstamp` as Postgres holds it, and as Salesforce has it.
+async fn stamps(h: &Harness, sfid: &str) -> (String, String) {
+    let local: String =
+        h.pg.query_one(
+            "select to_char(systemmodstamp, 'YYYY-MM-DD\"T\"HH24:MI:SS.MS') from salesforce.gadget__c",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let remote =
+        h.sf.get("Gadget__c", sfid, Some(&["SystemModstamp"]))
+            .await
+            .unwrap()["SystemModstamp"]
+            .as_str()
+            .unwrap()
+            .chars()
+            .take(23)
+            .collect();
+    (local, remote)
+}
+
+#[tokio::test]
+async fn a_record_read_while_its_write_is_in_flight_is_read_again_once_it_landed() {
+    let mut h = harness(2000, EmulatorConfig::default()).await;
+    let sfid = one_record(&mut h).await;
+    edit_in_postgres(&h, "Postgres edit").await;
+    // The writer has claimed the change and its call has reached Salesforce, but the
+    // outcome is not recorded yet: a poll now sees the write's own version of the record.
+    h.pg.batch_execute(
+        "update salesforce._trigger_log set state = 'PENDING' where action = 'UPDATE'",
+    )
+    .await
+    .unwrap();
+    edit_in_salesforce(&h, &sfid, "Postgres edit").await;
+    let read = h.poll().await;
+    assert_eq!(
+        read.local_wins, 1,
+        "an in-flight change keeps its local values: {read:?}"
+    );
+    // The outcome is recorded; nothing changes in Salesforce any more.
+    h.pg.batch_execute(
+        "update salesforce._trigger_log set state = 'SUCCESS' where action = 'UPDATE'",
+    )
+    .await
+    .unwrap();
+    h.poll().await;
+    let (local, remote) = stamps(&h, &sfid).await;
+    assert_eq!(
+        local, remote,
+        "the next poll reads the record again and takes Salesforce's stamp"
     );
 }

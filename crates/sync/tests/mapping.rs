@@ -1,8 +1,8 @@
 //! Mapping configuration errors name the mapping and the field.
 
 use pgforce_salesforce::rest::describe::ObjectDescribe;
-use pgforce_store::ddl::Access;
-use pgforce_sync::mapping::{Mapping, MappingSpec};
+use pgforce_store::Access;
+use pgforce_sync::testing::{Mapping, MappingSpec};
 use serde_json::json;
 
 fn describe(name: &str, queryable: bool) -> ObjectDescribe {
@@ -29,7 +29,7 @@ fn spec(object: &str, fields: &[&str], upsert: Option<&str>) -> MappingSpec {
         upsert_field: upsert.map(str::to_owned),
         polling_seconds: 600,
         max_daily_api_calls: 30_000,
-        bulk_threshold: pgforce_sync::mapping::DEFAULT_BULK_THRESHOLD,
+        bulk_threshold: pgforce_sync::DEFAULT_BULK_THRESHOLD,
     }
 }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use pgforce_emulator::EmulatorConfig;
 use pgforce_store::ddl::PgType;
-use pgforce_sync::reader::{initial_load, poll_once};
+use pgforce_sync::testing::{initial_load, poll_once};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -40,7 +40,7 @@ async fn initial_load_stores_every_type_exactly() {
     let id = create(&h, full_gadget("G-1", &account)).await;
     create(&h, json!({ "Name": "Empty", "Code__c": "G-2" })).await;
     let target_mapping = h.mapping.clone();
-    let target = pgforce_sync::reader::Target {
+    let target = pgforce_sync::testing::Target {
         schema: &h.schema,
         mapping: &target_mapping,
         mapping_id: h.mapping_id,
@@ -118,7 +118,7 @@ async fn polls_bring_inserts_updates_deletes_and_undeletes() {
     let kept = create(&h, json!({ "Name": "Kept", "Code__c": "K" })).await;
     let gone = create(&h, json!({ "Name": "Gone", "Code__c": "D" })).await;
     let mapping = h.mapping.clone();
-    let target = pgforce_sync::reader::Target {
+    let target = pgforce_sync::testing::Target {
         schema: &h.schema,
         mapping: &mapping,
         mapping_id: h.mapping_id,
@@ -168,7 +168,7 @@ async fn polls_bring_inserts_updates_deletes_and_undeletes() {
 async fn ties_on_one_stamp_across_page_boundaries_lose_nothing() {
     let mut h = harness(200, EmulatorConfig::default()).await;
     let mapping = h.mapping.clone();
-    let target = pgforce_sync::reader::Target {
+    let target = pgforce_sync::testing::Target {
         schema: &h.schema,
         mapping: &mapping,
         mapping_id: h.mapping_id,
@@ -204,7 +204,7 @@ async fn an_interrupted_load_leaves_nothing_and_a_rerun_converges() {
         .control(Method::POST, "/seed", Some(json!({ "Gadget__c": 3000 })))
         .await;
     let mapping = h.mapping.clone();
-    let target = pgforce_sync::reader::Target {
+    let target = pgforce_sync::testing::Target {
         schema: &h.schema,
         mapping: &mapping,
         mapping_id: h.mapping_id,
@@ -252,7 +252,7 @@ async fn values_that_do_not_fit_are_reported_with_the_record_not_dropped_silentl
             field.pg_type = PgType::Varchar(5);
         }
     }
-    let target = pgforce_sync::reader::Target {
+    let target = pgforce_sync::testing::Target {
         schema: &h.schema,
         mapping: &mapping,
         mapping_id: h.mapping_id,

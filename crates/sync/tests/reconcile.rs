@@ -2,9 +2,9 @@
 //! fixes it, and a second comparison is clean.
 
 use pgforce_emulator::EmulatorConfig;
-use pgforce_sync::reader::Target;
-use pgforce_sync::reconcile::{compare, record, repair};
-use pgforce_sync::writer::WritePolicy;
+use pgforce_sync::testing::Target;
+use pgforce_sync::testing::WritePolicy;
+use pgforce_sync::testing::{compare, record, repair};
 use serde_json::json;
 
 use crate::support::harness;
@@ -80,7 +80,7 @@ async fn every_kind_of_drift_is_found_and_repaired() {
     let stored: serde_json::Value =
         h.pg.query_one(
             "select drift::text from pgforce.mappings where id = $1",
-            &[&h.mapping_id],
+            &[&h.mapping_id.get()],
         )
         .await
         .map(|r| serde_json::from_str(&r.get::<_, String>(0)).unwrap())

@@ -7,13 +7,14 @@ use pgforce_emulator::{
     DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_PASSWORD, DEFAULT_USERNAME, EmulatorConfig,
 };
 use pgforce_salesforce::{Client, ClientConfig, Credentials, RetryPolicy, SecretString};
-use pgforce_store::Ident;
-use pgforce_store::cursor::{ensure_connection, ensure_mapping};
-use pgforce_store::ddl::{Access, create_mapped_table, ensure_connection_schema};
+use pgforce_store::catalog::{connections, mappings};
+use pgforce_store::ddl::{create_mapped_table, ensure_connection_schema};
 use pgforce_store::testing::TestDatabase;
-use pgforce_sync::mapping::{Mapping, MappingSpec};
-use pgforce_sync::reader::{ReadOutcome, Target, initial_load, poll_once};
-use pgforce_sync::writer::{WriteOutcome, WritePolicy, write_once};
+use pgforce_store::{Access, Ident, MappingId};
+use pgforce_sync::ReadOutcome;
+use pgforce_sync::testing::{
+    Mapping, MappingSpec, Target, WriteOutcome, WritePolicy, initial_load, poll_once, write_once,
+};
 
 /// A custom object with every field type the reader maps.
 pub const SCHEMA: &str = r#"{"objects": [{"name": "Gadget__c", "fields": [
@@ -71,7 +72,7 @@ pub struct Harness {
     pub pg: tokio_postgres::Client,
     pub schema: Ident,
     pub mapping: Mapping,
-    pub mapping_id: i64,
+    pub mapping_id: MappingId,
 }
 
 /// Starts an org with the test schema, logs in with pages of `batch` records, creates a
@@ -115,7 +116,7 @@ pub async fn harness_with(
         upsert_field: upsert_field.map(str::to_owned),
         polling_seconds: 1,
         max_daily_api_calls: 30_000,
-        bulk_threshold: pgforce_sync::mapping::DEFAULT_BULK_THRESHOLD,
+        bulk_threshold: pgforce_sync::DEFAULT_BULK_THRESHOLD,
     };
     let mapping = Mapping::resolve(spec, &describe).unwrap();
     let db = TestDatabase::create().await;
@@ -125,18 +126,7 @@ pub async fn harness_with(
     create_mapped_table(&mut pg, &mapping.table_spec(&schema))
         .await
         .unwrap();
-    let connection = ensure_connection(&pg, "main", schema.as_str())
-        .await
-        .unwrap();
-    let mapping_id = ensure_mapping(
-        &pg,
-        connection,
-        &mapping.object,
-        mapping.table.as_str(),
-        true,
-    )
-    .await
-    .unwrap();
+    let mapping_id = register(&pg, &mapping).await;
     Harness {
         org,
         sf,
@@ -146,6 +136,28 @@ pub async fn harness_with(
         mapping,
         mapping_id,
     }
+}
+
+/// Registers the `main` connection (schema `salesforce`) and a mapping in the catalog,
+/// as the engine does; returns the mapping's id.
+pub async fn register(pg: &tokio_postgres::Client, mapping: &Mapping) -> MappingId {
+    let connection = connections::declare(pg, "main", "salesforce", "{}")
+        .await
+        .unwrap();
+    mappings::declare(
+        pg,
+        &mappings::Declaration {
+            connection,
+            object: &mapping.object,
+            table: mapping.table.as_str(),
+            access: mapping.spec.access,
+            settings: "{}",
+            origin: mappings::Origin::Runtime,
+            imported_config: None,
+        },
+    )
+    .await
+    .unwrap()
 }
 
 impl Harness {
@@ -216,7 +228,7 @@ impl Harness {
             .pg
             .query_one(
                 "select state, last_error from pgforce.mappings where id = $1",
-                &[&self.mapping_id],
+                &[&self.mapping_id.get()],
             )
             .await
             .unwrap();

@@ -4,7 +4,7 @@
 
 use pgforce_emulator::EmulatorConfig;
 use pgforce_sync::config::WriteAlgorithm;
-use pgforce_sync::writer::{WriteOutcome, WritePolicy, write_once};
+use pgforce_sync::testing::{WriteOutcome, WritePolicy, write_once};
 use serde_json::json;
 
 use crate::support::{Harness, harness};
@@ -223,7 +223,7 @@ async fn a_thousand_round_trips_leave_no_echo() {
 
 #[tokio::test]
 async fn processed_rows_move_to_the_archive_and_requeue_helpers_resend() {
-    use pgforce_sync::writer::archive_processed;
+    use pgforce_sync::testing::archive_processed;
     use std::time::Duration;
     let mut h = harness(2000, EmulatorConfig::default()).await;
     h.pg.batch_execute("insert into salesforce.gadget__c (name, code__c) values ('Kept', 'K');")
@@ -330,8 +330,10 @@ async fn each_refusal_lands_as_failed_with_its_reason_while_the_rest_go_through(
 
 #[tokio::test]
 async fn bad_values_are_refused_where_they_are_caught_and_nothing_else_is_lost() {
-    use pgforce_store::ddl::{Access, create_mapped_table};
-    use pgforce_sync::mapping::{DEFAULT_BULK_THRESHOLD, Mapping, MappingSpec};
+    use pgforce_store::Access;
+    use pgforce_store::ddl::create_mapped_table;
+    use pgforce_sync::DEFAULT_BULK_THRESHOLD;
+    use pgforce_sync::testing::{Mapping, MappingSpec};
     let mut h = harness(2000, EmulatorConfig::default()).await;
     let spec = MappingSpec {
         object: "Strict__c".to_owned(),

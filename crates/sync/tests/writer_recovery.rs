@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use pgforce_emulator::EmulatorConfig;
 use pgforce_sync::config::{OnInsertFailure, WriteAlgorithm};
-use pgforce_sync::write_worker::WriteWorker;
-use pgforce_sync::writer::{WriteOutcome, WritePolicy, resume_pending, write_once};
+use pgforce_sync::testing::{WriteOutcome, WritePolicy, resume_pending, write_once};
 use reqwest::Method;
 use serde_json::json;
 
@@ -89,7 +88,7 @@ async fn a_refused_insert_holds_back_its_record_only_until_fixed_and_requeued() 
     assert!(held.contains("held back"), "{held}");
     assert_eq!(salesforce_names(&h).await, ["Good"]);
     // Archiving keeps the failed insert in the live log while changes wait behind it.
-    let archived = pgforce_sync::writer::archive_processed(
+    let archived = pgforce_sync::testing::archive_processed(
         &mut h.pg,
         &h.schema,
         Duration::ZERO,
@@ -255,17 +254,15 @@ async fn two_writers_on_one_catalog_write_each_change_once() {
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     let mut workers = Vec::new();
     for _ in 0..2 {
-        let worker = WriteWorker {
-            database_url: h.db.url.clone(),
-            connection: "main".to_owned(),
-            salesforce: h.sf.clone(),
-            schema: h.schema.clone(),
-            mappings: vec![(h.mapping.clone(), h.mapping_id)],
-            policy: WritePolicy::default(),
-            archive_after: Duration::from_secs(600),
-            archive_retention: Duration::from_secs(86_400),
-        };
-        workers.push(tokio::spawn(worker.run(shutdown.clone())));
+        workers.push(tokio::spawn(pgforce_sync::testing::run_writer(
+            h.db.url.clone(),
+            "main".to_owned(),
+            h.sf.clone(),
+            h.schema.clone(),
+            vec![(h.mapping.clone(), h.mapping_id)],
+            WritePolicy::default(),
+            shutdown.clone(),
+        )));
     }
     h.pg.batch_execute(
         "insert into salesforce.gadget__c (name, code__c)
@@ -308,9 +305,10 @@ async fn two_writers_on_one_catalog_write_each_change_once() {
 }
 
 /// Maker__c (parent, upsert by Code__c) and Gadget__c naming its maker by `Maker__r.Code__c`.
-async fn maker_and_gadget(h: &mut Harness) -> [pgforce_sync::mapping::Mapping; 2] {
-    use pgforce_store::ddl::{Access, create_mapped_table};
-    use pgforce_sync::mapping::{Mapping, MappingSpec};
+async fn maker_and_gadget(h: &mut Harness) -> [pgforce_sync::testing::Mapping; 2] {
+    use pgforce_store::Access;
+    use pgforce_store::ddl::create_mapped_table;
+    use pgforce_sync::testing::{Mapping, MappingSpec};
     let mut resolved = Vec::new();
     for (object, fields) in [
         ("Maker__c", &["Name", "Code__c", "Email__c"][..]),
@@ -326,7 +324,7 @@ async fn maker_and_gadget(h: &mut Harness) -> [pgforce_sync::mapping::Mapping; 2
             upsert_field: Some("Code__c".to_owned()),
             polling_seconds: 1,
             max_daily_api_calls: 30_000,
-            bulk_threshold: pgforce_sync::mapping::DEFAULT_BULK_THRESHOLD,
+            bulk_threshold: pgforce_sync::DEFAULT_BULK_THRESHOLD,
         };
         let mapping = Mapping::resolve(spec, &h.sf.describe(object).await.unwrap()).unwrap();
         create_mapped_table(&mut h.pg, &mapping.table_spec(&h.schema))
@@ -344,7 +342,7 @@ async fn maker_and_gadget(h: &mut Harness) -> [pgforce_sync::mapping::Mapping; 2
 /// One writer pass over several mappings.
 async fn write_all(
     h: &mut Harness,
-    mappings: &[pgforce_sync::mapping::Mapping],
+    mappings: &[pgforce_sync::testing::Mapping],
     policy: &WritePolicy,
 ) -> WriteOutcome {
     write_once(&h.sf, &mut h.pg, &h.schema, mappings, policy)

@@ -1,27 +1,27 @@
 //! `pgforce demo`: see pgforce work in one command.
 //!
 //! Starts the bundled emulator in-process with a realistic seeded org, uses `DATABASE_URL`
-//! or the local PostgreSQL (creating a `pgforce_demo` database), maps Account, Contact and
-//! Opportunity read-write, loads them, then edits an Account in the org and shows the
-//! change arriving in Postgres, and renames another Account in Postgres and shows the
-//! change arriving in Salesforce, each with its latency. Without `--exit` it keeps syncing
-//! both ways, with the emulator's workload generator editing the org, until Ctrl-C.
+//! or the local PostgreSQL (creating a `pgforce_demo` database), and hands the engine a
+//! configuration mapping Account, Contact and Opportunity read-write — the same engine
+//! `pgforce run` drives, with its leases, events and error policy. Once the loads are
+//! done it edits an Account in the org and shows the change arriving in Postgres, and
+//! renames another Account in Postgres, as an app would, and shows the change arriving in
+//! Salesforce, each with its latency. Without `--exit` it keeps syncing both ways, with
+//! the emulator's workload generator editing the org, until Ctrl-C.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Args;
 use pgforce_emulator::{Emulator, EmulatorConfig, Listeners, WorkloadSpec, demo_plan};
 use pgforce_salesforce::{Client, ClientConfig, Credentials, SecretString};
-use pgforce_store::Ident;
-use pgforce_store::cursor::{ensure_connection, ensure_mapping};
-use pgforce_store::ddl::{Access, create_mapped_table, ensure_connection_schema};
-use pgforce_sync::mapping::{Mapping, MappingSpec};
-use pgforce_sync::reader::{Target, initial_load, poll_once};
-use pgforce_sync::write_worker::WriteWorker;
-use pgforce_sync::writer::WritePolicy;
+use pgforce_store::table::probe;
+use pgforce_store::{Ident, Session};
+use pgforce_sync::config::ConnectionConfig;
+use pgforce_sync::{Engine, EngineOptions, Event, EventKind, EventOutcome, MappingId, ReloadMode};
 use tokio::net::TcpListener;
-use tokio_postgres::NoTls;
+use tokio::sync::{broadcast, watch};
 
 use crate::output;
 
@@ -71,6 +71,9 @@ const DEMO_MAPPINGS: [(&str, &[&str]); 3] = [
         ],
     ),
 ];
+
+/// How long the tour waits for anything before it gives up.
+const PATIENCE: Duration = Duration::from_secs(120);
 
 /// Options of `pgforce demo`.
 #[derive(Debug, Args)]
@@ -126,118 +129,84 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     result
 }
 
+/// The demo's connection: the emulator's org, the three mappings, polled every second.
+fn demo_connection(base: &str) -> anyhow::Result<ConnectionConfig> {
+    let mappings: Vec<serde_json::Value> = DEMO_MAPPINGS
+        .iter()
+        .map(|(object, fields)| {
+            serde_json::json!({
+                "object": object,
+                "access": "read_write",
+                "fields": fields,
+                "polling_seconds": 1,
+            })
+        })
+        .collect();
+    serde_json::from_value(serde_json::json!({
+        "name": "demo",
+        "schema": "salesforce",
+        "login_url": base,
+        "auth": "password",
+        "username": pgforce_emulator::DEFAULT_USERNAME,
+        "password": pgforce_emulator::DEFAULT_PASSWORD,
+        "client_id": pgforce_emulator::DEFAULT_CLIENT_ID,
+        "client_secret": pgforce_emulator::DEFAULT_CLIENT_SECRET,
+        "mapping": mappings,
+    }))
+    .context("building the demo's configuration")
+}
+
 async fn tour(
     args: &DemoArgs,
     emulator: &Emulator,
     base: &str,
     started: Instant,
 ) -> anyhow::Result<()> {
-    let mut pg = connect_creating(&args.database_url).await?;
+    let (pg, created) = pgforce_store::connect_creating(&args.database_url)
+        .await
+        .with_context(|| {
+            format!(
+                "connecting to PostgreSQL at {} (start it, or set DATABASE_URL)",
+                output::redact_url(&args.database_url)
+            )
+        })?;
+    if created {
+        output::say("created the demo database");
+    }
     output::say(&format!(
         "PostgreSQL: {}",
         output::redact_url(&args.database_url)
     ));
-    pgforce_store::catalog::migrate(&mut pg)
-        .await
-        .context("applying the pgforce catalog migrations")?;
-    let schema = Ident::new("salesforce")?;
-    ensure_connection_schema(&pg, &schema)
-        .await
-        .context("creating the salesforce schema")?;
-    let connection = ensure_connection(&pg, "demo", schema.as_str())
-        .await
-        .context("registering the demo connection")?;
-
-    let credentials = Credentials::Password {
-        client_id: pgforce_emulator::DEFAULT_CLIENT_ID.to_owned(),
-        client_secret: SecretString::from(pgforce_emulator::DEFAULT_CLIENT_SECRET),
-        username: pgforce_emulator::DEFAULT_USERNAME.to_owned(),
-        password: SecretString::from(pgforce_emulator::DEFAULT_PASSWORD),
+    let options = EngineOptions {
+        load_progress: Some(output::load_progress()),
+        ..EngineOptions::default()
     };
-    let sf = Client::new(ClientConfig::new(base, credentials))
-        .context("building the Salesforce client")?;
-
-    let mut mappings = Vec::new();
-    for (object, fields) in DEMO_MAPPINGS {
-        let describe = sf
-            .describe(object)
-            .await
-            .with_context(|| format!("describing {object}"))?;
-        let spec = MappingSpec {
-            object: object.to_owned(),
-            fields: fields.iter().map(|f| (*f).to_owned()).collect(),
-            access: Access::ReadWrite,
-            upsert_field: None,
-            polling_seconds: 1,
-            max_daily_api_calls: 30_000,
-            bulk_threshold: pgforce_sync::mapping::DEFAULT_BULK_THRESHOLD,
-        };
-        let mapping = Mapping::resolve(spec, &describe)?;
-        create_mapped_table(&mut pg, &mapping.table_spec(&schema))
-            .await
-            .with_context(|| format!("creating table for {object}"))?;
-        let id = ensure_mapping(
-            &pg,
-            connection,
-            &mapping.object,
-            mapping.table.as_str(),
-            true,
-        )
-        .await?;
-        mappings.push((mapping, id));
+    let engine = Engine::open(&args.database_url, vec![demo_connection(base)?], options)
+        .await
+        .context("opening the demo's catalog")?;
+    engine
+        .apply()
+        .await
+        .context("setting up the demo's mappings")?;
+    // Every tour starts from a fresh load, also on a database an earlier tour filled.
+    for (object, _) in DEMO_MAPPINGS {
+        engine.reload("demo", object, ReloadMode::Request).await?;
     }
-    for (mapping, id) in &mappings {
-        let target = Target {
-            schema: &schema,
-            mapping,
-            mapping_id: *id,
-        };
-        let total = sf
-            .count(&format!("SELECT COUNT() FROM {}", mapping.object))
-            .await?;
-        let bar = output::progress(total, &format!("loading {}", mapping.object));
-        let load_started = Instant::now();
-        let outcome =
-            initial_load(&sf, &mut pg, &target, &mut |done| bar.set_position(done)).await?;
-        bar.finish_and_clear();
-        output::say(&format!(
-            "{:<12} {:>6} rows loaded into salesforce.{} ({:.2} s)",
-            mapping.object,
-            outcome.applied,
-            mapping.table.as_str(),
-            load_started.elapsed().as_secs_f64()
-        ));
-    }
-    output::say(&format!(
-        "initial sync done in {:.1} s",
-        started.elapsed().as_secs_f64()
-    ));
-
-    let account_mapping = &mappings[0];
-    let account_target = Target {
-        schema: &schema,
-        mapping: &account_mapping.0,
-        mapping_id: account_mapping.1,
-    };
-    let latency = show_a_change(&sf, &mut pg, &account_target).await?;
-    output::say(&format!(
-        "Salesforce → Postgres latency: {} ms (edit in the org until the row changed here)",
-        latency.as_millis()
-    ));
-
-    let (stop_writer, writer_shutdown) = tokio::sync::watch::channel(false);
-    let writer = WriteWorker {
-        database_url: args.database_url.clone(),
-        connection: "demo".to_owned(),
-        salesforce: sf.clone(),
-        schema: schema.clone(),
-        mappings: mappings.clone(),
-        policy: WritePolicy::default(),
-        archive_after: Duration::from_secs(600),
-        archive_retention: Duration::from_secs(31 * 86_400),
-    };
-    let writer = tokio::spawn(writer.run(writer_shutdown));
+    let mut events = engine.subscribe();
+    let (stop_engine, engine_stopped) = watch::channel(false);
+    let running = tokio::spawn({
+        let engine = engine.clone();
+        async move { engine.run(engine_stopped).await }
+    });
     let result = async {
+        let ids = show_the_loads(&engine, &mut events, started).await?;
+        let sf = salesforce(base)?;
+        let account = *ids.get("Account").context("the Account mapping")?;
+        let latency = show_a_change(&engine, &sf, &pg, account).await?;
+        output::say(&format!(
+            "Salesforce → Postgres latency: {} ms (edit in the org until the row changed here)",
+            latency.as_millis()
+        ));
         let latency = show_a_write(&sf, &pg).await?;
         output::say(&format!(
             "Postgres → Salesforce latency: {} ms (commit in Postgres until Salesforce had it)",
@@ -246,24 +215,162 @@ async fn tour(
         if args.exit {
             return Ok(());
         }
-        keep_syncing(emulator, &sf, &mut pg, &schema, &mappings).await
+        keep_syncing(emulator, &mut events).await
     }
     .await;
-    let _ = stop_writer.send(true);
-    let _ = writer.await;
+    let _ = stop_engine.send(true);
+    running
+        .await
+        .context("waiting for the engine to stop")?
+        .context("running the sync engine")?;
     result
 }
 
-/// Polls every mapping every second while the emulator's users edit the org (the writer
-/// runs beside it), until Ctrl-C.
+/// Waits until every mapping is loaded, telling each load as it ends; returns the
+/// mappings' ids by object.
+async fn show_the_loads(
+    engine: &Engine,
+    events: &mut broadcast::Receiver<Event>,
+    started: Instant,
+) -> anyhow::Result<HashMap<String, MappingId>> {
+    let ids: HashMap<String, MappingId> = engine
+        .status(false)
+        .await?
+        .mappings
+        .into_iter()
+        .map(|m| (m.object, m.id))
+        .collect();
+    let mut loaded = 0;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while loaded < ids.len() {
+        let event = tokio::time::timeout_at(deadline, events.recv())
+            .await
+            .context("the initial loads did not finish in time")?
+            .context("the engine stopped")?;
+        if event.kind != EventKind::Load {
+            continue;
+        }
+        if event.outcome == EventOutcome::Error {
+            bail!(
+                "loading {} failed: {}",
+                event.object,
+                event.message.unwrap_or_default()
+            );
+        }
+        loaded += 1;
+        output::say(&format!(
+            "{:<12} {:>6} rows loaded into salesforce.{} ({:.2} s)",
+            event.object,
+            event.records,
+            event.object.to_lowercase(),
+            event.duration.as_secs_f64()
+        ));
+    }
+    output::say(&format!(
+        "initial sync done in {:.1} s",
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(ids)
+}
+
+/// A client of the demo org, for the tour's own edits.
+fn salesforce(base: &str) -> anyhow::Result<Client> {
+    let credentials = Credentials::Password {
+        client_id: pgforce_emulator::DEFAULT_CLIENT_ID.to_owned(),
+        client_secret: SecretString::from(pgforce_emulator::DEFAULT_CLIENT_SECRET),
+        username: pgforce_emulator::DEFAULT_USERNAME.to_owned(),
+        password: SecretString::from(pgforce_emulator::DEFAULT_PASSWORD),
+    };
+    Client::new(ClientConfig::new(base, credentials)).context("building the Salesforce client")
+}
+
+fn account_table() -> anyhow::Result<(Ident, Ident, Ident)> {
+    Ok((
+        Ident::new("salesforce")?,
+        Ident::new("account")?,
+        Ident::new("name")?,
+    ))
+}
+
+/// Edits one Account in the org and nudges its reader until Postgres has the change.
+async fn show_a_change(
+    engine: &Engine,
+    sf: &Client,
+    pg: &Session,
+    account: MappingId,
+) -> anyhow::Result<Duration> {
+    let (schema, table, name) = account_table()?;
+    let row = probe::sample(pg, &schema, &table, &name, 0)
+        .await?
+        .context("the account table is empty")?;
+    let new_name = format!("{} (edited in Salesforce)", row.value.unwrap_or_default());
+    let mut fields = pgforce_salesforce::rest::Record::new();
+    fields.insert(
+        "Name".to_owned(),
+        serde_json::Value::String(new_name.clone()),
+    );
+    let edited = Instant::now();
+    sf.update("Account", &row.sfid, &fields)
+        .await
+        .context("editing the account in the org")?;
+    output::say(&format!(
+        "edited Account {} in Salesforce: Name = {new_name:?}",
+        row.sfid
+    ));
+    // The poll runs every second; the nudge stands in for a change event.
+    engine.read_now(account);
+    while edited.elapsed() < PATIENCE {
+        let now = probe::value_of(pg, &schema, &table, &name, &row.sfid).await?;
+        if now.as_deref() == Some(new_name.as_str()) {
+            let latency = edited.elapsed();
+            output::say(&format!(
+                "salesforce.account row {} now reads Name = {new_name:?}",
+                row.sfid
+            ));
+            return Ok(latency);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    bail!("the edit did not arrive in Postgres in time")
+}
+
+/// Renames one Account in Postgres, as an app would, and waits until Salesforce has it.
+async fn show_a_write(sf: &Client, pg: &Session) -> anyhow::Result<Duration> {
+    let (schema, table, name) = account_table()?;
+    let row = probe::sample(pg, &schema, &table, &name, 1)
+        .await?
+        .context("the account table has fewer than two rows")?;
+    let new_name = format!("{} (edited in Postgres)", row.value.unwrap_or_default());
+    let committed = Instant::now();
+    probe::set_value(pg, &schema, &table, &name, row.id, &new_name).await?;
+    output::say(&format!(
+        "updated salesforce.account row {} in Postgres: name = {new_name:?}",
+        row.id
+    ));
+    while committed.elapsed() < PATIENCE {
+        let record = sf
+            .get("Account", &row.sfid, Some(&["Name"]))
+            .await
+            .context("reading the account in the org")?;
+        if record.get("Name").and_then(|n| n.as_str()) == Some(new_name.as_str()) {
+            let latency = committed.elapsed();
+            output::say(&format!(
+                "Account {} in Salesforce now reads Name = {new_name:?}",
+                row.sfid
+            ));
+            return Ok(latency);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    bail!("the edit did not reach Salesforce in time")
+}
+
+/// Lets the emulator's users edit the org and tells what the engine moves, until Ctrl-C.
 async fn keep_syncing(
     emulator: &Emulator,
-    sf: &Client,
-    pg: &mut tokio_postgres::Client,
-    schema: &Ident,
-    mappings: &[(Mapping, i64)],
+    events: &mut broadcast::Receiver<Event>,
 ) -> anyhow::Result<()> {
-    output::say("syncing every second while the emulator's users edit the org; Ctrl-C to stop");
+    output::say("syncing both ways while the emulator's users edit the org; Ctrl-C to stop");
     emulator
         .start_workload(WorkloadSpec {
             rate_per_second: 5.0,
@@ -271,156 +378,24 @@ async fn keep_syncing(
         })
         .await
         .map_err(|message| anyhow::anyhow!("starting the emulator's workload: {message}"))?;
-    let mut ticker = tokio::time::interval(Duration::from_secs(1));
-    let shutdown = tokio::signal::ctrl_c();
+    let shutdown = crate::commands::emulator::shutdown_signal();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
-            _ = &mut shutdown => break,
-            _ = ticker.tick() => {
-                for (mapping, id) in mappings {
-                    let target = Target { schema, mapping, mapping_id: *id };
-                    let outcome = poll_once(sf, pg, &target).await?;
-                    if outcome.applied + outcome.deleted > 0 {
-                        output::say(&format!("{:<12} {} changed, {} deleted", mapping.object, outcome.applied, outcome.deleted));
-                    }
+            () = &mut shutdown => break,
+            event = events.recv() => match event {
+                Ok(event) if event.records > 0 => {
+                    let direction = match event.kind {
+                        EventKind::Write => "written to Salesforce",
+                        EventKind::Load | EventKind::Poll => "read from Salesforce",
+                    };
+                    output::say(&format!("{:<12} {} {direction}", event.object, event.records));
                 }
-            }
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
         }
     }
     output::say("stopped");
     Ok(())
-}
-
-/// Renames one Account in Postgres, as an app would, and waits until Salesforce has it.
-async fn show_a_write(sf: &Client, pg: &tokio_postgres::Client) -> anyhow::Result<Duration> {
-    let row = pg
-        .query_one(
-            "select id, sfid, name from salesforce.account order by id offset 1 limit 1",
-            &[],
-        )
-        .await
-        .context("picking an account")?;
-    let (id, sfid, old_name): (i32, String, String) = (row.get(0), row.get(1), row.get(2));
-    let new_name = format!("{old_name} (edited in Postgres)");
-    let committed = Instant::now();
-    pg.execute(
-        "update salesforce.account set name = $2 where id = $1",
-        &[&id, &new_name],
-    )
-    .await
-    .context("editing the account in Postgres")?;
-    output::say(&format!(
-        "updated salesforce.account row {id} in Postgres: name = {new_name:?}"
-    ));
-    while committed.elapsed() < Duration::from_secs(30) {
-        let record = sf
-            .get("Account", &sfid, Some(&["Name"]))
-            .await
-            .context("reading the account in the org")?;
-        if record.get("Name").and_then(|n| n.as_str()) == Some(new_name.as_str()) {
-            let latency = committed.elapsed();
-            output::say(&format!(
-                "Account {sfid} in Salesforce now reads Name = {new_name:?}"
-            ));
-            return Ok(latency);
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    bail!("the edit did not reach Salesforce within 30 s")
-}
-
-/// Edits one Account in the org and polls until Postgres has the change.
-async fn show_a_change(
-    sf: &Client,
-    pg: &mut tokio_postgres::Client,
-    target: &Target<'_>,
-) -> anyhow::Result<Duration> {
-    let row = pg
-        .query_one(
-            "select sfid, name from salesforce.account order by id limit 1",
-            &[],
-        )
-        .await
-        .context("picking an account")?;
-    let (sfid, old_name): (String, String) = (row.get(0), row.get(1));
-    let new_name = format!("{old_name} (edited in Salesforce)");
-    let mut fields = pgforce_salesforce::rest::Record::new();
-    fields.insert(
-        "Name".to_owned(),
-        serde_json::Value::String(new_name.clone()),
-    );
-    let edited = Instant::now();
-    sf.update("Account", &sfid, &fields)
-        .await
-        .context("editing the account in the org")?;
-    output::say(&format!(
-        "edited Account {sfid} in Salesforce: Name = {new_name:?}"
-    ));
-    for _ in 0..100 {
-        poll_once(sf, pg, target).await?;
-        let name: String = pg
-            .query_one(
-                "select name from salesforce.account where sfid = $1",
-                &[&sfid],
-            )
-            .await
-            .context("reading the account back")?
-            .get(0);
-        if name == new_name {
-            let latency = edited.elapsed();
-            output::say(&format!(
-                "salesforce.account row {sfid} now reads Name = {name:?}"
-            ));
-            return Ok(latency);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    bail!("the edit did not arrive in Postgres within 100 polls")
-}
-
-/// Connects to the database, creating it first when it is missing.
-async fn connect_creating(url: &str) -> anyhow::Result<tokio_postgres::Client> {
-    match connect(url).await {
-        Ok(client) => Ok(client),
-        Err(error)
-            if error.code() == Some(&tokio_postgres::error::SqlState::INVALID_CATALOG_NAME) =>
-        {
-            let (server, name) = url
-                .rsplit_once('/')
-                .context("the database URL must end with a database name")?;
-            let name = name.split('?').next().unwrap_or(name);
-            let name = Ident::new(name).with_context(|| format!("database name {name:?}"))?;
-            let admin = connect(&format!("{server}/postgres"))
-                .await
-                .with_context(|| {
-                    format!(
-                        "connecting to {} to create the demo database",
-                        output::redact_url(server)
-                    )
-                })?;
-            admin
-                .batch_execute(&format!("create database {name}"))
-                .await
-                .with_context(|| format!("creating database {name}"))?;
-            output::say(&format!("created database {name}"));
-            connect(url)
-                .await
-                .with_context(|| format!("connecting to {}", output::redact_url(url)))
-        }
-        Err(error) => Err(anyhow::Error::new(error).context(format!(
-            "connecting to PostgreSQL at {} (start it, or set DATABASE_URL)",
-            output::redact_url(url)
-        ))),
-    }
-}
-
-async fn connect(url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
-    tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            tracing::error!(error = %error, "database connection lost");
-        }
-    });
-    Ok(client)
 }

@@ -1,8 +1,9 @@
 //! One module per subcommand.
 
 pub mod demo;
+pub mod documents;
 pub mod emulator;
-pub mod mappings;
+pub mod mapping;
 pub mod reconcile;
 pub mod reload;
 pub mod run;

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
+use pgforce_sync::{Engine, EngineOptions};
 use tokio::sync::watch;
 
 use crate::{config, output};
@@ -16,25 +17,35 @@ pub struct RunArgs {
     config: PathBuf,
 }
 
-/// Sets up every mapping, then syncs until SIGINT or SIGTERM.
+/// Applies the configuration to the catalog, then syncs until SIGINT or SIGTERM.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let config = config::load(&args.config)?;
-    let url = config.database.url.clone();
-    let prepared = pgforce_sync::supervisor::prepare(&url, &config.connections)
+    let options = EngineOptions {
+        load_progress: Some(output::load_progress()),
+        ..EngineOptions::default()
+    };
+    let engine = config::open_engine(&config, options).await?;
+    let applied = engine
+        .apply()
         .await
         .context("setting up the configured mappings")?;
-    let mappings: usize = prepared.iter().map(|c| c.mappings.len()).sum();
     output::say(&format!(
-        "syncing {mappings} mapping(s) of {} connection(s); Ctrl-C to stop",
-        prepared.len()
+        "syncing {} mapping(s) of {} connection(s); Ctrl-C to stop",
+        applied.mappings, applied.connections
     ));
+    run_until_signal(&engine).await?;
+    output::say("stopped");
+    Ok(())
+}
+
+/// Runs the engine until SIGINT or SIGTERM.
+pub async fn run_until_signal(engine: &Engine) -> anyhow::Result<()> {
     let (stop, stopped) = watch::channel(false);
     let signals = tokio::spawn(async move {
         crate::commands::emulator::shutdown_signal().await;
         let _ = stop.send(true);
     });
-    pgforce_sync::supervisor::run(&url, prepared, stopped, Some(output::load_progress())).await?;
+    let result = engine.run(stopped).await;
     signals.abort();
-    output::say("stopped");
-    Ok(())
+    result.context("running the sync engine")
 }

@@ -14,6 +14,7 @@ use tokio_postgres::Client;
 use super::render;
 use crate::error::{Context as _, Result};
 use crate::ident::{Ident, literal};
+use crate::states::{Access, LogState};
 
 const TABLE_TRIGGERS_SQL: &str = include_str!("../../sql/table_triggers.sql");
 
@@ -70,15 +71,6 @@ pub struct ColumnSpec {
     pub name: Ident,
     /// Its type.
     pub pg_type: PgType,
-}
-
-/// Whether the app's changes are sent to Salesforce.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    /// Changes are logged as READONLY and never sent.
-    ReadOnly,
-    /// Changes are logged as NEW for the writer.
-    ReadWrite,
 }
 
 /// Everything needed to create a mapped table.
@@ -169,7 +161,11 @@ pub async fn create_mapped_table(client: &mut Client, spec: &MappedTable) -> Res
             ("log_table", literal(&format!("{schema}._trigger_log"))),
             (
                 "initial_state",
-                literal(if read_write { "NEW" } else { "READONLY" }),
+                literal(if read_write {
+                    LogState::New.as_str()
+                } else {
+                    LogState::Readonly.as_str()
+                }),
             ),
             ("read_write", read_write.to_string()),
         ],
@@ -202,4 +198,19 @@ pub async fn create_mapped_table(client: &mut Client, spec: &MappedTable) -> Res
             .filter(|c| !existing.iter().any(|e| e == c.name.as_str()));
         TableChange::Altered(added.map(|c| c.name.clone()).collect())
     })
+}
+
+/// Stops capturing a table's changes (its mapping was removed): drops the status and
+/// logger triggers, keeps the table and its rows. Idempotent.
+pub async fn detach_mapped_table(client: &Client, schema: &Ident, table: &Ident) -> Result<()> {
+    let t = table.as_str();
+    let status_trigger = Ident::derived(&["hc_", t, "_status_trigger"])?;
+    let log_trigger = Ident::derived(&["hc_", t, "_logtrigger"])?;
+    client
+        .batch_execute(&format!(
+            "drop trigger if exists {status_trigger} on {schema}.{table};
+             drop trigger if exists {log_trigger} on {schema}.{table};"
+        ))
+        .await
+        .context(|| format!("removing the capture triggers of {schema}.{table}"))
 }

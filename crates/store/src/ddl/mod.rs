@@ -8,7 +8,9 @@ mod connection_schema;
 mod mapped_table;
 
 pub use connection_schema::{ensure_connection_schema, trigger_log_channel};
-pub use mapped_table::{Access, ColumnSpec, MappedTable, PgType, TableChange, create_mapped_table};
+pub use mapped_table::{
+    ColumnSpec, MappedTable, PgType, TableChange, create_mapped_table, detach_mapped_table,
+};
 
 /// Fills `{name}` placeholders of a SQL template.
 fn render(template: &str, values: &[(&str, String)]) -> String {

@@ -1,16 +1,18 @@
-//! The initial load: the whole object into its emptied table, in one transaction that also
-//! sets the cursor; pages come from REST or from a Bulk query job and are copied with COPY.
+//! The initial load (and a reload): the whole object into its emptied table, in one
+//! transaction that also sets the cursor and marks a requested reload done; pages come
+//! from REST or from a Bulk query job and are copied with COPY.
 
 use std::time::Instant;
 
-use bytes::Bytes;
-use futures_util::{SinkExt as _, StreamExt as _, TryStreamExt as _};
+use futures_util::{StreamExt as _, TryStreamExt as _};
 use pgforce_salesforce::rest::Record;
 use pgforce_salesforce::{Client as Salesforce, soql};
-use pgforce_store::cursor::{ReadCursor, save_cursor, set_mapping_activity, set_mapping_state};
-use tokio_postgres::{Client as Postgres, Transaction};
+use pgforce_store::catalog::cursors::{self, ReadCursor};
+use pgforce_store::catalog::mappings;
+use pgforce_store::table::load::Load;
+use pgforce_store::{MappingState, Session as Postgres};
 
-use crate::bulk_read;
+use super::bulk;
 use crate::convert::push_copy_field;
 use crate::error::{Error, Result};
 use crate::mapping::Mapping;
@@ -26,9 +28,8 @@ pub async fn initial_load(
 ) -> Result<ReadOutcome> {
     let mapping = target.mapping;
     let object = soql::name(&mapping.object).map_err(|e| target.sf_error(e))?;
-    set_mapping_state(&*pg, target.mapping_id, "RELOAD_TABLE", None)
-        .await
-        .map_err(|e| target.store_error(e))?;
+    let shape = mapping.row_shape(target.schema)?;
+    target.set_state(pg, MappingState::ReloadTable).await?;
     let newest_soql = format!(
         "SELECT Id, SystemModstamp FROM {object} ORDER BY SystemModstamp DESC, Id DESC LIMIT 1"
     );
@@ -56,17 +57,13 @@ pub async fn initial_load(
     let source = match first {
         Some(page) if !page.done && page.total_size > mapping.spec.bulk_threshold => {
             drop(rest);
-            set_mapping_state(&*pg, target.mapping_id, "WAIT_BULK_LOAD", None)
-                .await
-                .map_err(|e| target.store_error(e))?;
-            let (id, calls) = bulk_read::run_query_job(sf, pg, target.mapping_id, &soql, false)
+            target.set_state(pg, MappingState::WaitBulkLoad).await?;
+            let (id, calls) = bulk::run_query_job(sf, pg, target.mapping_id, &soql, false)
                 .await
                 .map_err(|e| target.sf_error(e))?;
             outcome.api_calls += calls;
-            set_mapping_state(&*pg, target.mapping_id, "LOADING_BULK_JOB", None)
-                .await
-                .map_err(|e| target.store_error(e))?;
-            set_mapping_activity(
+            target.set_state(pg, MappingState::LoadingBulkJob).await?;
+            mappings::set_activity(
                 &*pg,
                 target.mapping_id,
                 &format!("loading the results of bulk query job {id}"),
@@ -78,22 +75,9 @@ pub async fn initial_load(
         first => LoadSource::Rest(first, rest),
     };
 
-    let (schema, table) = (target.schema, &mapping.table);
-    let columns: Vec<String> = mapping
-        .fields
-        .iter()
-        .map(|f| f.column.to_string())
-        .collect();
-    let copy_sql = format!("copy {schema}.{table} ({}) from stdin", columns.join(", "));
-    let tx = pg
-        .transaction()
+    let load = Load::begin(pg, &shape)
         .await
-        .map_err(target.pg_error("starting the load transaction"))?;
-    tx.batch_execute(&format!(
-        "set local xmlbinary = 'hex'; truncate table {schema}.{table}"
-    ))
-    .await
-    .map_err(target.pg_error("emptying the table for the load"))?;
+        .map_err(|e| target.store_error(e))?;
     // Pages are fetched and turned into COPY text on their own task while the previous
     // page is copied: a one-slot channel keeps at most two pages in memory.
     let (pages_tx, mut pages) = tokio::sync::mpsc::channel(1);
@@ -109,9 +93,9 @@ pub async fn initial_load(
         let started = Instant::now();
         outcome.api_calls += page.calls;
         outcome.rejected.extend(page.rejected);
-        copy_page(&tx, &copy_sql, page.text)
+        load.copy_page(page.text)
             .await
-            .map_err(target.pg_error("copying a page into the table"))?;
+            .map_err(|e| target.store_error(e))?;
         outcome.applied += page.rows;
         tracing::info!(
             "{} INSERT ↓DATABASE {} rows ({:.2} secs)",
@@ -129,13 +113,15 @@ pub async fn initial_load(
             system_modstamp: stamp,
             last_sfid: String::new(),
         };
-        save_cursor(&tx, target.mapping_id, &cursor)
+        cursors::save(load.transaction(), target.mapping_id, &cursor)
             .await
             .map_err(|e| target.store_error(e))?;
     }
-    tx.commit()
+    // A reload asked for is done when this commits, not before.
+    mappings::finish_reload(load.transaction(), target.mapping_id)
         .await
-        .map_err(target.pg_error("committing the load"))?;
+        .map_err(|e| target.store_error(e))?;
+    load.commit().await.map_err(|e| target.store_error(e))?;
     target.finish(&*pg, &outcome).await?;
     Ok(outcome)
 }
@@ -181,27 +167,19 @@ async fn fetch_load_pages(
     pages: tokio::sync::mpsc::Sender<Result<LoadPage>>,
 ) {
     let object = mapping.object.clone();
-    let sf_error = |source| Error::Salesforce {
-        object: object.clone(),
-        source: Box::new(source),
-    };
+    let sf_error = |source| Error::salesforce(&object, source);
     match source {
         LoadSource::Bulk(job) => {
-            let mut results = Box::pin(sf.query_job_results(&job, bulk_read::PAGE_RECORDS));
+            let mut results = Box::pin(sf.query_job_results(&job, bulk::PAGE_RECORDS));
             while let Some(page) = results.next().await {
                 let page = page.map_err(sf_error).and_then(|page| {
                     let mut rejected = Vec::new();
-                    bulk_read::copy_text(&mapping, &page, &mut rejected)
-                        .map(|(text, rows)| LoadPage {
-                            text,
-                            rows,
-                            rejected,
-                            calls: 1,
-                        })
-                        .map_err(|problem| Error::Config {
-                            object: object.clone(),
-                            problem,
-                        })
+                    bulk::copy_text(&mapping, &page, &mut rejected).map(|(text, rows)| LoadPage {
+                        text,
+                        rows,
+                        rejected,
+                        calls: 1,
+                    })
                 });
                 if !forward(&pages, page).await {
                     return;
@@ -270,15 +248,4 @@ impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
     }
-}
-
-async fn copy_page(
-    tx: &Transaction<'_>,
-    copy_sql: &str,
-    buffer: String,
-) -> std::result::Result<u64, tokio_postgres::Error> {
-    let sink = tx.copy_in::<_, Bytes>(copy_sql).await?;
-    futures_util::pin_mut!(sink);
-    sink.send(Bytes::from(buffer)).await?;
-    sink.as_mut().finish().await
 }

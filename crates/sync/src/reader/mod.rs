@@ -13,17 +13,18 @@
 //!   cursor to its last record. Records with unsent local changes follow the
 //!   last-writer-wins rule of [`crate::conflict`].
 //!
-//! Layout: `load` (initial load), `poll` (incremental polls), `apply` (storing records,
-//! shared by polls and reconcile's refresh).
+//! Layout: `worker` (the reader as a long-running worker: lease, interval, wake-ups,
+//! error policy), `load` (initial load and reload), `poll` (incremental polls), `apply`
+//! (storing records, shared by polls and reconcile's refresh), `bulk` (reading through
+//! Bulk API 2.0).
 //!
-//! All writes run with `xmlbinary = 'hex'`, so the capture triggers skip them and nothing
-//! echoes back to Salesforce.
+//! All writes are pgforce's own (`pgforce_store::OwnWrite`), so the capture triggers skip
+//! them and nothing echoes back to Salesforce.
 
 use pgforce_salesforce::rest::Record;
-use pgforce_store::Ident;
-use pgforce_store::cursor::set_mapping_state;
+use pgforce_store::catalog::mappings;
+use pgforce_store::{Ident, MappingId, MappingState, Session as Postgres};
 use serde_json::Value;
-use tokio_postgres::Client as Postgres;
 
 use crate::convert::to_pg_text;
 use crate::error::{Error, Result};
@@ -65,7 +66,7 @@ pub struct Target<'a> {
     /// The mapping.
     pub mapping: &'a Mapping,
     /// Its catalog id.
-    pub mapping_id: i64,
+    pub mapping_id: MappingId,
 }
 
 impl Target<'_> {
@@ -74,26 +75,18 @@ impl Target<'_> {
     }
 
     fn sf_error(&self, source: pgforce_salesforce::Error) -> Error {
-        Error::Salesforce {
-            object: self.object().to_owned(),
-            source: Box::new(source),
-        }
+        Error::salesforce(self.object(), source)
     }
 
     fn store_error(&self, source: pgforce_store::Error) -> Error {
-        Error::Store {
-            object: self.object().to_owned(),
-            source,
-        }
+        Error::store(self.object(), source)
     }
 
-    fn pg_error(&self, context: &str) -> impl FnOnce(tokio_postgres::Error) -> Error + '_ {
-        let context = context.to_owned();
-        move |source| Error::Postgres {
-            object: self.object().to_owned(),
-            context,
-            source,
-        }
+    /// Sets the mapping's state (clearing its last error and activity).
+    async fn set_state(&self, pg: &Postgres, state: MappingState) -> Result<()> {
+        mappings::set_state(pg, self.mapping_id, &state, None)
+            .await
+            .map_err(|e| self.store_error(e))
     }
 
     /// Records the outcome on the mapping: DATA_SYNCED, with the first rejected record
@@ -108,12 +101,14 @@ impl Target<'_> {
                 r.reason
             )
         });
-        if let Some(error) = &error {
-            tracing::error!(object = self.object(), error = %error, "records rejected");
-        }
-        set_mapping_state(pg, self.mapping_id, "DATA_SYNCED", error.as_deref())
-            .await
-            .map_err(|e| self.store_error(e))
+        mappings::set_state(
+            pg,
+            self.mapping_id,
+            &MappingState::DataSynced,
+            error.as_deref(),
+        )
+        .await
+        .map_err(|e| self.store_error(e))
     }
 }
 
@@ -149,9 +144,13 @@ fn row_values(
 }
 
 mod apply;
+pub(crate) mod bulk;
 mod load;
 mod poll;
+mod worker;
 
 pub use apply::refresh_records;
 pub use load::initial_load;
 pub use poll::poll_once;
+pub use worker::LoadProgress;
+pub(crate) use worker::ReaderWorker;

@@ -6,15 +6,15 @@ use std::time::Instant;
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use pgforce_salesforce::rest::Record;
 use pgforce_salesforce::{Client as Salesforce, soql};
-use pgforce_store::cursor::{ReadCursor, load_cursor, save_cursor, set_mapping_state};
+use pgforce_store::catalog::cursors::{self, ReadCursor};
+use pgforce_store::table::apply::{ApplyStatements, apply_records, delete_record};
+use pgforce_store::{MappingState, OwnWrite, Session as Postgres};
 use serde_json::Value;
-use tokio_postgres::Client as Postgres;
 
-use crate::bulk_read;
+use super::bulk;
 use crate::conflict;
 use crate::error::{Error, Result};
 
-use super::apply::{Statements, apply_records, apply_transaction};
 use super::{ReadOutcome, Target, row_values, soql_datetime, text_of};
 
 /// Reads and applies what changed in Salesforce since the cursor.
@@ -25,10 +25,8 @@ pub async fn poll_once(
 ) -> Result<ReadOutcome> {
     let mapping = target.mapping;
     let object = soql::name(&mapping.object).map_err(|e| target.sf_error(e))?;
-    set_mapping_state(&*pg, target.mapping_id, "POLLING_SF_CHANGES", None)
-        .await
-        .map_err(|e| target.store_error(e))?;
-    let cursor = load_cursor(&*pg, target.mapping_id)
+    target.set_state(pg, MappingState::PollingSfChanges).await?;
+    let cursor = cursors::load(&*pg, target.mapping_id)
         .await
         .map_err(|e| target.store_error(e))?;
     let filter = match &cursor {
@@ -47,9 +45,12 @@ pub async fn poll_once(
         "SELECT {} FROM {object}{filter} ORDER BY SystemModstamp, Id",
         mapping.select_list()
     );
-    let statements = Statements::new(target.schema, mapping);
+    let statements = ApplyStatements::new(&mapping.row_shape(target.schema)?);
     let mut outcome = ReadOutcome::default();
     let mut pages = changed_pages(sf, pg, target, &query, has_is_deleted, &mut outcome).await?;
+    // Where the cursor must stay for the rest of the poll: before the first record whose
+    // local change was in flight when it was read (see `conflict`).
+    let mut hold: Option<ReadCursor> = None;
     while let Some(records) = pages.try_next().await? {
         outcome.api_calls += 1;
         let started = Instant::now();
@@ -58,7 +59,10 @@ pub async fn poll_once(
             mapping.object,
             records.len()
         );
-        let tx = apply_transaction(pg, target).await?;
+        let tx = OwnWrite::on_table(target.schema, &mapping.table)
+            .begin(pg)
+            .await
+            .map_err(|e| target.store_error(e))?;
         let mut last: Option<ReadCursor> = None;
         let mut changed: Vec<Vec<Option<String>>> = Vec::with_capacity(records.len());
         let stamps: Vec<(String, String)> = records
@@ -71,24 +75,28 @@ pub async fn poll_once(
                 ))
             })
             .collect();
-        let settled = conflict::settle(&tx, target.schema, &mapping.table, &stamps)
-            .await
-            .map_err(target.pg_error("settling changes made on both sides"))?;
+        let settled = conflict::settle(&tx, target, &stamps).await?;
         outcome.local_wins += settled.local_wins.len() as u64;
         outcome.superseded += settled.superseded;
         for record in &records {
             let sfid = text_of(record, "Id").unwrap_or_default().to_owned();
             if let Some(stamp) = text_of(record, "SystemModstamp") {
+                if hold.is_none() && settled.in_flight.contains(&sfid) {
+                    // Without an Id, the next poll reads this whole stamp again.
+                    hold = Some(ReadCursor {
+                        system_modstamp: soql_datetime(stamp),
+                        last_sfid: String::new(),
+                    });
+                }
                 last = Some(ReadCursor {
                     system_modstamp: soql_datetime(stamp),
                     last_sfid: sfid.clone(),
                 });
             }
             if record.get("IsDeleted") == Some(&Value::Bool(true)) {
-                let removed = tx
-                    .execute(&statements.delete, &[&sfid])
+                let removed = delete_record(&tx, &statements, &sfid)
                     .await
-                    .map_err(target.pg_error("deleting a row"))?;
+                    .map_err(|e| target.store_error(e))?;
                 outcome.deleted += removed;
                 continue;
             }
@@ -102,16 +110,16 @@ pub async fn poll_once(
         }
         outcome.applied += apply_records(&tx, &statements, &changed)
             .await
-            .map_err(target.pg_error("applying changed records"))?;
-        if let Some(cursor) = &last {
+            .map_err(|e| target.store_error(e))?;
+        if let Some(cursor) = hold.as_ref().or(last.as_ref()) {
             // The cursor moves in the transaction that applied these rows (worker contract).
-            save_cursor(&tx, target.mapping_id, cursor)
+            cursors::save(&tx, target.mapping_id, cursor)
                 .await
                 .map_err(|e| target.store_error(e))?;
         }
-        tx.commit()
+        pgforce_store::commit(tx, "a poll page")
             .await
-            .map_err(target.pg_error("committing a poll page"))?;
+            .map_err(|e| target.store_error(e))?;
         tracing::info!(
             "{} UPDATE ↓DATABASE {} rows ({:.2} secs)",
             mapping.object,
@@ -136,10 +144,7 @@ async fn changed_pages(
 ) -> Result<RecordPages> {
     let mapping = target.mapping.clone();
     let object = mapping.object.clone();
-    let sf_error = move |source| Error::Salesforce {
-        object: object.clone(),
-        source: Box::new(source),
-    };
+    let sf_error = move |source| Error::salesforce(&object, source);
     let mut rest = Box::pin(sf.query_pages(query, include_deleted));
     let Some(first) = rest.try_next().await.map_err(|e| target.sf_error(e))? else {
         return Ok(Box::pin(futures_util::stream::empty()));
@@ -152,22 +157,15 @@ async fn changed_pages(
     }
     outcome.api_calls += 1;
     tracing::info!(object = %mapping.object, changed = first.total_size, "many changes; reading them through a Bulk API query job");
-    set_mapping_state(pg, target.mapping_id, "POLLING_SF_BULK", None)
-        .await
-        .map_err(|e| target.store_error(e))?;
-    let (job, calls) = bulk_read::run_query_job(sf, pg, target.mapping_id, query, include_deleted)
+    target.set_state(pg, MappingState::PollingSfBulk).await?;
+    let (job, calls) = bulk::run_query_job(sf, pg, target.mapping_id, query, include_deleted)
         .await
         .map_err(|e| target.sf_error(e))?;
     outcome.api_calls += calls;
-    let object = mapping.object.clone();
-    let results = sf.query_job_results(&job, bulk_read::PAGE_RECORDS);
+    let results = sf.query_job_results(&job, bulk::PAGE_RECORDS);
     Ok(Box::pin(results.map(move |page| {
-        page.map_err(&sf_error).and_then(|page| {
-            bulk_read::records(&mapping, &page).map_err(|problem| Error::Config {
-                object: object.clone(),
-                problem,
-            })
-        })
+        page.map_err(&sf_error)
+            .and_then(|page| bulk::records(&mapping, &page))
     })))
 }
 

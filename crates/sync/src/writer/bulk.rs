@@ -18,6 +18,7 @@ use pgforce_salesforce::{ApiErrorCode, Client as Salesforce, RecordError};
 use pgforce_store::ddl::PgType;
 
 use super::send::Sent;
+use crate::error_policy::{self, Decision};
 use crate::mapping::Mapping;
 use crate::plan::{Action, Batch, Change};
 
@@ -141,7 +142,7 @@ pub(super) async fn send(
     sf: &Salesforce,
     mapping: &Mapping,
     batch: &Batch,
-) -> Result<(Vec<Sent>, u64), String> {
+) -> Result<(Vec<Sent>, u64), pgforce_salesforce::Error> {
     let (operation, external_id) = match (batch.action, mapping.spec.upsert_field.as_deref()) {
         (Action::Insert, Some(field)) => (IngestOperation::Upsert, Some(field)),
         (Action::Insert, None) => (IngestOperation::Insert, None),
@@ -156,23 +157,16 @@ pub(super) async fn send(
     }
     let job = sf
         .create_ingest_job(&mapping.object, operation, external_id)
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     let mut calls = 1;
-    sf.upload_and_close(&job, csv.into())
-        .await
-        .map_err(|e| e.to_string())?;
+    sf.upload_and_close(&job, csv.into()).await?;
     calls += 2;
     let mut polls = 0;
     let done = sf
         .wait_for_job(JobKind::Ingest, &job.id, &mut |_| polls += 1)
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     calls += polls;
-    let results = sf
-        .ingest_results(&done.id)
-        .await
-        .map_err(|e| e.to_string())?;
+    let results = sf.ingest_results(&done.id).await?;
     calls += 2;
     // Match every result to the change whose row it echoes.
     let mut by_row: HashMap<Vec<String>, VecDeque<usize>> = HashMap::new();
@@ -192,10 +186,9 @@ pub(super) async fn send(
             Ok(_) => Sent::Written(result.id),
             Err(error) => {
                 let error = record_error(&error);
-                if error.code.is_transient() {
-                    Sent::Retry(format!("{}: {}", error.code, error.message))
-                } else {
-                    Sent::Refused(error)
+                match error_policy::decide_record(&error) {
+                    Decision::Retry => Sent::Retry(format!("{}: {}", error.code, error.message)),
+                    _ => Sent::Refused(error),
                 }
             }
         });

@@ -1,22 +1,12 @@
 //! Which mapped tables depend on which: children naming a parent by its external id.
 
+use pgforce_store::trigger_log::claim::ParentLink;
+
 use crate::mapping::Mapping;
 
-/// A child table's column that names a parent row by the parent's upsert field: the
-/// child's insert depends on the parent's.
-#[derive(Debug, Clone)]
-pub(crate) struct ParentLink {
-    /// The child table.
-    pub child_table: String,
-    /// The child's relationship external-id column.
-    pub child_column: String,
-    /// The parent table.
-    pub parent_table: String,
-    /// The parent's upsert column (holding the value the child names).
-    pub parent_column: String,
-}
-
-/// The parent links among the mapped tables (parents mapped with a matching upsert field).
+/// The parent links among the mapped tables (parents mapped with a matching upsert field):
+/// a child table's column that names a parent row by the parent's upsert field makes the
+/// child's insert depend on the parent's.
 pub(crate) fn parent_links(mappings: &[Mapping]) -> Vec<ParentLink> {
     let mut links = Vec::new();
     for child in mappings {

@@ -3,8 +3,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use pgforce_store::Ident;
-use tokio_postgres::Client as Postgres;
+use pgforce_store::{Ident, Session as Postgres};
 
 use crate::error::{Error, Result};
 use crate::mapping::Mapping;
@@ -46,10 +45,8 @@ pub(super) async fn retry_failed_inserts(
             continue;
         }
         if let Some(values) = claim::current_values(pg, schema, mapping, record_id).await? {
-            let pairs = pgforce_store::hstore::parse(&values).map_err(|e| Error::Config {
-                object: change.table.clone(),
-                problem: format!("row {record_id}: {e}"),
-            })?;
+            let pairs = pgforce_store::hstore::parse(&values)
+                .map_err(|e| Error::config(&change.table, format!("row {record_id}: {e}")))?;
             change.action = Action::Insert;
             change.values = pairs.into_iter().collect();
         }

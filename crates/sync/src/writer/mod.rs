@@ -3,12 +3,13 @@
 //! Data flow: claim NEW log rows in id order, marking them PENDING ([`claim`]); plan them
 //! ([`crate::plan`]: ordered or merged); send each batch with sObject Collections
 //! ([`send`]); record every outcome with the row's write-back in one transaction per batch
-//! ([`record`]). Around the pass: [`resume`] settles rows a crash left PENDING, and
-//! [`archive`] moves processed rows to `_trigger_log_archive` and prunes it.
+//! ([`record`]). Around the pass: [`resume`] settles rows a crash left PENDING, and the
+//! worker archives processed rows (`pgforce_store::trigger_log::archive`).
 //!
-//! Layout: `claim`, `send`, `record` (one change's trip), `wave` (batches in flight
-//! together, bulk runs, holding back dependents), `bulk` (ingest jobs), `links` and
-//! `merged` (dependencies between tables, merged-write extras), `resume`, `archive`.
+//! Layout: `worker` (the writer as a long-running worker: lease, LISTEN, backoff),
+//! `claim`, `send`, `record` (one change's trip), `wave` (batches in flight together,
+//! bulk runs, holding back dependents), `bulk` (ingest jobs), `links` and `merged`
+//! (dependencies between tables, merged-write extras), `resume`.
 //!
 //! Bulk: under ordered writes, a run of at least `bulk_threshold` changes of one table
 //! and action goes as one Bulk API ingest job ([`bulk`]), falling back to collections if
@@ -24,7 +25,6 @@
 //! refused insert holds back the later changes of its record (or, with `block_queue`,
 //! everything after it) until it is fixed and re-queued.
 
-mod archive;
 mod bulk;
 mod claim;
 mod links;
@@ -33,17 +33,21 @@ mod record;
 mod resume;
 mod send;
 mod wave;
+mod worker;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::time::Duration;
 
 use futures_util::future::join_all;
 
 use pgforce_salesforce::Client as Salesforce;
-use pgforce_store::Ident;
-use tokio_postgres::Client as Postgres;
+use pgforce_store::trigger_log::claim::{HoldRule, ParentLink};
+use pgforce_store::{Ident, LogState, Session as Postgres};
 
-pub use archive::{ArchiveOutcome, archive_processed};
-pub use resume::{ResumeOutcome, resume_pending};
+#[cfg(feature = "test-support")]
+pub use resume::ResumeOutcome;
+pub use resume::resume_pending;
+pub(crate) use worker::{WriteWorker, WriterMapping};
 
 use links::parent_links;
 use merged::{parent_depths, retry_failed_inserts};
@@ -64,6 +68,37 @@ pub struct WritePolicy {
     /// Under ordered writes, runs of at least this many changes of one table and action
     /// go as one Bulk API ingest job (`u64::MAX`: never).
     pub bulk_threshold: u64,
+}
+
+impl WritePolicy {
+    /// What a refused insert holds back, when it holds anything back (ordered writes).
+    fn hold_rule(&self) -> Option<HoldRule> {
+        match (self.algorithm, self.on_insert_failure) {
+            (WriteAlgorithm::Merged, _) => None,
+            (WriteAlgorithm::Ordered, OnInsertFailure::HoldDependents) => {
+                Some(HoldRule::HoldDependents)
+            }
+            (WriteAlgorithm::Ordered, OnInsertFailure::BlockQueue) => Some(HoldRule::BlockQueue),
+        }
+    }
+}
+
+/// How long processed trigger-log rows stay live, and the archive keeps them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArchivePolicy {
+    /// Processed rows move to the archive after this long.
+    pub after: Duration,
+    /// The archive keeps rows this long.
+    pub retention: Duration,
+}
+
+impl Default for ArchivePolicy {
+    fn default() -> Self {
+        Self {
+            after: Duration::from_secs(600),
+            retention: Duration::from_secs(31 * 86_400),
+        }
+    }
 }
 
 /// Heroku Connect-like default for writing a run through the Bulk API.
@@ -122,15 +157,49 @@ impl WriteOutcome {
     }
 }
 
-pub(crate) fn pg_error(context: &str) -> impl FnOnce(tokio_postgres::Error) -> Error + '_ {
-    move |source| Error::Postgres {
-        object: "(trigger log)".to_owned(),
-        context: context.to_owned(),
+/// A trigger-log store error, as the engine reports it.
+pub(crate) fn log_error(source: pgforce_store::Error) -> Error {
+    Error::Store {
+        what: "the trigger log".to_owned(),
         source,
     }
 }
 
-/// Runs one pass: claim, plan, send, record.
+/// What every step of a pass needs: the connection's client and schema, its policy, and
+/// its read-write mappings by table.
+pub(crate) struct Pass<'a> {
+    pub sf: &'a Salesforce,
+    pub schema: &'a Ident,
+    pub policy: &'a WritePolicy,
+    pub mappings: &'a [Mapping],
+    pub by_table: HashMap<&'a str, &'a Mapping>,
+    pub links: Vec<ParentLink>,
+    /// Tables whose changes wait (their mapping is paused): never claimed.
+    pub waiting: &'a [&'a str],
+}
+
+impl<'a> Pass<'a> {
+    pub(crate) fn new(
+        sf: &'a Salesforce,
+        schema: &'a Ident,
+        policy: &'a WritePolicy,
+        mappings: &'a [Mapping],
+        waiting: &'a [&'a str],
+    ) -> Self {
+        Self {
+            sf,
+            schema,
+            policy,
+            mappings,
+            by_table: mappings.iter().map(|m| (m.table.as_str(), m)).collect(),
+            links: parent_links(mappings),
+            waiting,
+        }
+    }
+}
+
+/// Runs one pass: claim, plan, send, record (tests run passes one at a time).
+#[cfg(feature = "test-support")]
 pub async fn write_once(
     sf: &Salesforce,
     pg: &mut Postgres,
@@ -138,11 +207,13 @@ pub async fn write_once(
     mappings: &[Mapping],
     policy: &WritePolicy,
 ) -> Result<WriteOutcome> {
-    let by_table: HashMap<&str, &Mapping> =
-        mappings.iter().map(|m| (m.table.as_str(), m)).collect();
-    let links = parent_links(mappings);
-    let (mut changes, held) =
-        claim::claim(pg, schema, &by_table, &links, policy, CLAIM_LIMIT).await?;
+    run_pass(&Pass::new(sf, schema, policy, mappings, &[]), pg).await
+}
+
+/// Runs one pass with everything it needs.
+pub(crate) async fn run_pass(pass: &Pass<'_>, pg: &mut Postgres) -> Result<WriteOutcome> {
+    let (schema, policy) = (pass.schema, pass.policy);
+    let (mut changes, held) = claim::claim(pass, pg, CLAIM_LIMIT).await?;
     let mut outcome = WriteOutcome {
         held,
         ..WriteOutcome::default()
@@ -151,13 +222,13 @@ pub async fn write_once(
         return Ok(outcome);
     }
     if policy.algorithm == WriteAlgorithm::Merged {
-        retry_failed_inserts(pg, schema, &by_table, &mut changes).await?;
+        retry_failed_inserts(pg, schema, &pass.by_table, &mut changes).await?;
     }
     let plan = match policy.algorithm {
         WriteAlgorithm::Ordered => plan::ordered(changes),
-        WriteAlgorithm::Merged => plan::merged(changes, &parent_depths(mappings)),
+        WriteAlgorithm::Merged => plan::merged(changes, &parent_depths(pass.mappings)),
     };
-    record::mark(pg, schema, &plan.cancelled_log_ids, "MERGED", None).await?;
+    record::mark(pg, schema, &plan.cancelled_log_ids, &LogState::Merged, None).await?;
     outcome.merged += plan.cancelled_log_ids.len() as u64;
     let in_flight = match (policy.algorithm, policy.on_insert_failure) {
         // Blocking the queue means nothing may pass a refused insert: one call at a time.
@@ -172,19 +243,7 @@ pub async fn write_once(
             .flatten();
         let wave = match run {
             Some(run) => {
-                match send_run(
-                    sf,
-                    pg,
-                    schema,
-                    policy,
-                    &links,
-                    &by_table,
-                    run,
-                    &mut pending,
-                    &mut outcome,
-                )
-                .await?
-                {
+                match send_run(pass, pg, run, &mut pending, &mut outcome).await? {
                     Some(sent) => sent,
                     None => {
                         // Fell back: the run is back at the front, for collections.
@@ -194,20 +253,10 @@ pub async fn write_once(
                 }
             }
             None => {
-                let wave = next_wave(
-                    pg,
-                    schema,
-                    policy,
-                    &links,
-                    &by_table,
-                    &mut pending,
-                    in_flight,
-                    &mut outcome,
-                )
-                .await?;
+                let wave = next_wave(pass, pg, &mut pending, in_flight, &mut outcome).await?;
                 let answers = join_all(
                     wave.iter()
-                        .map(|(batch, mapping)| send_batch(sf, mapping, batch)),
+                        .map(|(batch, mapping)| send_batch(pass.sf, mapping, batch)),
                 )
                 .await;
                 wave.into_iter().zip(answers).collect()
@@ -218,4 +267,38 @@ pub async fn write_once(
         }
     }
     Ok(outcome)
+}
+
+/// Sends what waits in a connection's trigger log now, from this process, when no writer
+/// holds the connection's lease (a command run without a daemon): passes until one finds
+/// nothing or must wait to retry. `false` when a running writer holds the lease (it sends
+/// the changes itself).
+pub(crate) async fn drain_here(
+    pass: &Pass<'_>,
+    pg: &mut Postgres,
+    connection: &str,
+    ttl: Duration,
+) -> Result<bool> {
+    use pgforce_store::catalog::leases;
+    let lease = leases::writer_lease(connection);
+    let holder = leases::holder_name();
+    if !leases::acquire(pg, &lease, &holder, ttl)
+        .await
+        .map_err(log_error)?
+    {
+        return Ok(false);
+    }
+    let drained = async {
+        loop {
+            let outcome = run_pass(pass, pg).await?;
+            if outcome.is_idle() || outcome.retried > 0 {
+                return Ok(());
+            }
+        }
+    }
+    .await;
+    leases::release(pg, &lease, &holder)
+        .await
+        .map_err(log_error)?;
+    drained.map(|()| true)
 }

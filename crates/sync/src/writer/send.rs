@@ -11,6 +11,7 @@ use pgforce_salesforce::{ApiErrorCode, Client as Salesforce, RecordError};
 use pgforce_store::ddl::PgType;
 use serde_json::{Value, json};
 
+use crate::error_policy::{self, Decision};
 use crate::mapping::Mapping;
 use crate::plan::{Action, Batch, Change};
 
@@ -116,47 +117,50 @@ pub(super) async fn send(sf: &Salesforce, mapping: &Mapping, batch: &Batch) -> V
             sf.delete_records(&ids, false).await
         }
     };
+    let creates = batch.action == Action::Insert && upsert_field.is_none();
     match call {
         Ok(results) => results.into_iter().map(classify).collect(),
-        Err(error) if error.is_retryable() => {
-            let creates = batch.action == Action::Insert && upsert_field.is_none();
-            let message = error.to_string();
-            batch
-                .changes
-                .iter()
-                .map(|_| {
-                    if creates && error.may_have_been_applied() {
-                        Sent::InDoubt(message.clone())
-                    } else {
-                        Sent::Retry(message.clone())
-                    }
-                })
-                .collect()
-        }
         Err(error) => {
-            let message = error.to_string();
-            batch
-                .changes
-                .iter()
-                .map(|_| Sent::Refused(refusal(message.clone())))
-                .collect()
+            let sent = when_the_call_failed(&error, creates);
+            batch.changes.iter().map(|_| sent.clone()).collect()
         }
     }
 }
 
+/// What becomes of every change of a call that failed as a whole, as the error policy
+/// decides: passing trouble and an unusable org send it again (a create that may have
+/// happened is checked first); anything else refuses it with the call's error.
+pub(super) fn when_the_call_failed(error: &pgforce_salesforce::Error, creates: bool) -> Sent {
+    let message = error.to_string();
+    match error_policy::decide_call(error).decision {
+        Decision::Retry | Decision::PauseConnection => {
+            if creates && error.may_have_been_applied() {
+                Sent::InDoubt(message)
+            } else {
+                Sent::Retry(message)
+            }
+        }
+        Decision::FailRecord | Decision::StopMapping => Sent::Refused(refusal(message)),
+    }
+}
+
+/// One record's result: written, or refused for a reason of its own, or sent again when
+/// every error it got is passing (a row lock).
 fn classify(result: SaveResult) -> Sent {
     if result.success {
         return Sent::Written(result.id);
     }
-    if !result.errors.is_empty() && result.errors.iter().all(|e| e.code.is_transient()) {
-        let error = &result.errors[0];
-        return Sent::Retry(format!("{}: {}", error.code, error.message));
+    let passing = |e: &RecordError| error_policy::decide_record(e) == Decision::Retry;
+    if let Some(first) = result.errors.first()
+        && result.errors.iter().all(passing)
+    {
+        return Sent::Retry(format!("{}: {}", first.code, first.message));
     }
     Sent::Refused(
         result
             .errors
             .into_iter()
-            .find(|e| !e.code.is_transient())
+            .find(|e| !passing(e))
             .unwrap_or_else(|| refusal("Salesforce gave no reason")),
     )
 }

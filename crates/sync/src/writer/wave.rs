@@ -1,19 +1,17 @@
 //! Sending planned batches: waves of calls in flight together, bulk runs, holding back
 //! what depends on a refused insert, and recording each wave's outcomes.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 
 use pgforce_salesforce::Client as Salesforce;
-use pgforce_store::Ident;
-use tokio_postgres::Client as Postgres;
+use pgforce_store::{Ident, LogState, Session as Postgres};
 
 use crate::config::{OnInsertFailure, WriteAlgorithm};
 use crate::error::Result;
 use crate::mapping::Mapping;
 use crate::plan::{Action, Batch, Change};
 
-use super::links::ParentLink;
-use super::{WriteOutcome, WritePolicy, bulk, claim, record, send};
+use super::{Pass, WriteOutcome, bulk, claim, record, send};
 
 /// A wave's batches with their mappings and their answers (results, calls made).
 pub(super) type SentWave<'m> = Vec<((Batch, &'m Mapping), (Vec<send::Sent>, u64))>;
@@ -29,7 +27,7 @@ pub(super) async fn record_wave(
 ) -> Result<bool> {
     let mut back = Vec::new();
     let mut stop = false;
-    let mut recording = record::Recording::default();
+    let mut recording = pgforce_store::trigger_log::outcomes::Recording::default();
     for ((batch, mapping), (results, calls)) in &wave {
         outcome.api_calls += calls;
         let (batch_recording, retry, in_doubt) = record::prepare(mapping, batch, results, outcome);
@@ -38,9 +36,9 @@ pub(super) async fn record_wave(
         stop |= !retry.is_empty() || !in_doubt.is_empty();
         back.extend(retry);
     }
-    if let Some(((batch, mapping), _)) = wave.first() {
+    if let Some(((_, mapping), _)) = wave.first() {
         // One transaction for the whole wave: its batches share a table.
-        record::write(pg, schema, mapping, &batch.table, &recording).await?;
+        record::write(pg, schema, mapping, &recording).await?;
     }
     if stop {
         back.extend(pending.iter().flat_map(log_ids));
@@ -53,21 +51,16 @@ pub(super) async fn record_wave(
 
 /// Sends a run through one Bulk API ingest job. `None` when it fell back: the run's
 /// batches are back at the front of `pending`, to go through collections.
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn send_run<'m>(
-    sf: &Salesforce,
+    pass: &Pass<'m>,
     pg: &Postgres,
-    schema: &Ident,
-    policy: &WritePolicy,
-    links: &[ParentLink],
-    mappings: &HashMap<&str, &'m Mapping>,
     run: Vec<Batch>,
     pending: &mut VecDeque<Batch>,
     outcome: &mut WriteOutcome,
 ) -> Result<Option<SentWave<'m>>> {
     let Some(mapping) = run
         .first()
-        .and_then(|b| mappings.get(b.table.as_str()).copied())
+        .and_then(|b| pass.by_table.get(b.table.as_str()).copied())
     else {
         // Unmapped: the collections path marks it FAILED.
         for batch in run.into_iter().rev() {
@@ -77,9 +70,9 @@ pub(super) async fn send_run<'m>(
     };
     let mut prepared = Vec::with_capacity(run.len());
     for batch in run {
-        if let Some(mut batch) = hold_dependents(pg, schema, policy, links, outcome, batch).await? {
+        if let Some(mut batch) = hold_dependents(pass, pg, outcome, batch).await? {
             if batch.action != Action::Insert {
-                fill_sfids(pg, schema, mapping, &mut batch).await?;
+                fill_sfids(pg, pass.schema, mapping, &mut batch).await?;
             }
             prepared.push(batch);
         }
@@ -97,7 +90,7 @@ pub(super) async fn send_run<'m>(
             .collect(),
         ..joined.clone()
     };
-    match bulk::send(sf, mapping, &to_send).await {
+    match bulk::send(pass.sf, mapping, &to_send).await {
         Ok((answers, calls)) => {
             outcome.bulk_jobs += 1;
             let mut answers = answers.into_iter();
@@ -132,13 +125,9 @@ pub(super) async fn send_run<'m>(
 /// Takes the next batches that may be in flight together: the same table and action, no
 /// record in two of them, at most `limit`. Batches of unmapped tables are marked FAILED
 /// and changes held back behind refused inserts are set aside on the way.
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn next_wave<'m>(
+    pass: &Pass<'m>,
     pg: &Postgres,
-    schema: &Ident,
-    policy: &WritePolicy,
-    links: &[ParentLink],
-    mappings: &HashMap<&str, &'m Mapping>,
     pending: &mut VecDeque<Batch>,
     limit: usize,
     outcome: &mut WriteOutcome,
@@ -157,19 +146,18 @@ pub(super) async fn next_wave<'m>(
         let Some(batch) = pending.pop_front() else {
             break;
         };
-        let Some(mapping) = mappings.get(batch.table.as_str()).copied() else {
+        let Some(mapping) = pass.by_table.get(batch.table.as_str()).copied() else {
             let ids = log_ids(&batch);
             let message = format!("pgforce: table {} is not mapped read-write", batch.table);
-            record::mark(pg, schema, &ids, "FAILED", Some(&message)).await?;
+            record::mark(pg, pass.schema, &ids, &LogState::Failed, Some(&message)).await?;
             outcome.failed += batch.changes.len() as u64;
             continue;
         };
-        let Some(mut batch) = hold_dependents(pg, schema, policy, links, outcome, batch).await?
-        else {
+        let Some(mut batch) = hold_dependents(pass, pg, outcome, batch).await? else {
             continue;
         };
         if batch.action != Action::Insert {
-            fill_sfids(pg, schema, mapping, &mut batch).await?;
+            fill_sfids(pg, pass.schema, mapping, &mut batch).await?;
         }
         records.extend(batch.changes.iter().map(|c| c.record_id));
         wave.push((batch, mapping));
@@ -190,13 +178,12 @@ pub(super) fn log_ids(batch: &Batch) -> Vec<i64> {
 /// Under ordered writes, takes out of a batch the changes of records whose insert was
 /// refused earlier in this pass (or everything, with `block_queue`) and holds them back.
 pub(super) async fn hold_dependents(
+    pass: &Pass<'_>,
     pg: &Postgres,
-    schema: &Ident,
-    policy: &WritePolicy,
-    links: &[ParentLink],
     outcome: &mut WriteOutcome,
     mut batch: Batch,
 ) -> Result<Option<Batch>> {
+    let policy = pass.policy;
     if policy.algorithm != WriteAlgorithm::Ordered || outcome.failed_inserts.is_empty() {
         return Ok(Some(batch));
     }
@@ -207,7 +194,7 @@ pub(super) async fn hold_dependents(
                 .failed_inserts
                 .contains(&(change.table.clone(), change.record_id))
                 || (change.action == Action::Insert
-                    && links.iter().any(|link| {
+                    && pass.links.iter().any(|link| {
                         link.child_table == change.table
                             && change.values.get(&link.child_column).is_some_and(|value| {
                                 value.as_ref().is_some_and(|v| {
@@ -224,7 +211,7 @@ pub(super) async fn hold_dependents(
         let ids: Vec<i64> = held.iter().map(|c| c.log_id).collect();
         let message = "pgforce: held back until the failed insert of this record or its parent \
                        is fixed and re-queued";
-        record::mark(pg, schema, &ids, "HELD", Some(message)).await?;
+        record::mark(pg, pass.schema, &ids, &LogState::Held, Some(message)).await?;
         outcome.held += ids.len() as u64;
     }
     batch.merged_log_ids.truncate(kept.len());

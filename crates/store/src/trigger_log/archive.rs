@@ -6,11 +6,12 @@
 
 use std::time::Duration;
 
-use pgforce_store::Ident;
-use tokio_postgres::Client as Postgres;
+use tokio_postgres::Client;
 
-use super::pg_error;
-use crate::error::Result;
+use super::log_table;
+use crate::Ident;
+use crate::error::{Context as _, Result};
+use crate::states::LogState;
 
 /// What [`archive_processed`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -24,42 +25,47 @@ pub struct ArchiveOutcome {
 /// Moves rows processed more than `after` ago into the archive (one transaction) and
 /// prunes archive rows created more than `retention` ago.
 pub async fn archive_processed(
-    pg: &mut Postgres,
+    client: &mut Client,
     schema: &Ident,
     after: Duration,
     retention: Duration,
 ) -> Result<ArchiveOutcome> {
-    let log = format!("{schema}._trigger_log");
+    let log = log_table(schema);
     let archive = format!("{schema}._trigger_log_archive");
-    let tx = pg
+    let tx = client
         .transaction()
         .await
-        .map_err(pg_error("starting to archive"))?;
+        .context(|| format!("starting to archive {log}"))?;
     let archived = tx
         .execute(
             &format!(
                 "with moved as (
                      delete from {log} l
-                     where l.state in ('SUCCESS', 'MERGED', 'FAILED', 'IGNORE', 'IGNORED', 'READONLY', 'REQUEUED')
+                     where l.state = any($2)
                        and coalesce(l.processed_at, l.updated_at) < now() - make_interval(secs => $1)
-                       and not (l.state = 'FAILED' and exists
-                                (select 1 from {log} h where h.state = 'HELD' and h.id > l.id))
+                       and not (l.state = $3 and exists
+                                (select 1 from {log} h where h.state = $4 and h.id > l.id))
                      returning l.*)
                  insert into {archive} select * from moved on conflict (id) do nothing"
             ),
-            &[&after.as_secs_f64()],
+            &[
+                &after.as_secs_f64(),
+                &LogState::texts(&LogState::PROCESSED),
+                &LogState::Failed.as_str(),
+                &LogState::Held.as_str(),
+            ],
         )
         .await
-        .map_err(pg_error("moving processed rows to the archive"))?;
+        .context(|| format!("moving processed rows of {log} to the archive"))?;
     let pruned = tx
         .execute(
             &format!("delete from {archive} where created_at < now() - make_interval(secs => $1)"),
             &[&retention.as_secs_f64()],
         )
         .await
-        .map_err(pg_error("pruning the archive"))?;
+        .context(|| format!("pruning {archive}"))?;
     tx.commit()
         .await
-        .map_err(pg_error("committing the archive"))?;
+        .context(|| format!("committing the archive of {log}"))?;
     Ok(ArchiveOutcome { archived, pruned })
 }

@@ -11,28 +11,30 @@ use pgforce_salesforce::Client as Salesforce;
 use pgforce_salesforce::bulk::JobKind;
 use pgforce_salesforce::bulk::csv::CsvPage;
 use pgforce_salesforce::rest::Record;
-use pgforce_store::cursor::set_mapping_activity;
+use pgforce_store::catalog::mappings;
+use pgforce_store::{MappingId, Session};
 
-use crate::convert::{check_fits, csv_to_json, push_copy_field};
+use crate::convert::{csv_to_json, misfit, push_copy_field};
+use crate::error::{Error, Result};
 use crate::mapping::Mapping;
 use crate::reader::RejectedRecord;
 
 /// Records per results page.
-pub const PAGE_RECORDS: u64 = 25_000;
+pub(crate) const PAGE_RECORDS: u64 = 25_000;
 
 /// Runs a query job to completion, telling the catalog which job the mapping waits on;
 /// returns the job's Id and the calls it took.
-pub async fn run_query_job(
+pub(crate) async fn run_query_job(
     sf: &Salesforce,
-    pg: &tokio_postgres::Client,
-    mapping_id: i64,
+    pg: &Session,
+    mapping_id: MappingId,
     soql: &str,
     include_deleted: bool,
 ) -> Result<(String, u64), pgforce_salesforce::Error> {
     let job = sf.create_query_job(soql, include_deleted).await?;
     let activity = format!("bulk query job {}", job.id);
-    if let Err(error) = set_mapping_activity(pg, mapping_id, &activity).await {
-        tracing::warn!(error = %error, "could not record the bulk job on the mapping");
+    if let Err(error) = mappings::set_activity(pg, mapping_id, &activity).await {
+        tracing::warn!(error = %crate::error::chain(&error), "could not record the bulk job on the mapping");
     }
     let mut polls = 0;
     let done = sf
@@ -43,7 +45,7 @@ pub async fn run_query_job(
 }
 
 /// Checks that a result page has the mapping's columns, in order.
-fn check_header(mapping: &Mapping, page: &CsvPage) -> Result<(), String> {
+fn check_header(mapping: &Mapping, page: &CsvPage) -> Result<()> {
     let matches = page.header.len() == mapping.fields.len()
         && page
             .header
@@ -53,21 +55,24 @@ fn check_header(mapping: &Mapping, page: &CsvPage) -> Result<(), String> {
     if matches {
         Ok(())
     } else {
-        Err(format!(
-            "bulk result columns {:?} are not the mapping's fields ({})",
-            page.header,
-            mapping.select_list()
+        Err(Error::config(
+            &mapping.object,
+            format!(
+                "bulk result columns {:?} are not the mapping's fields ({})",
+                page.header,
+                mapping.select_list()
+            ),
         ))
     }
 }
 
 /// A page as COPY text for the mapping's columns; rows whose values do not fit their
 /// columns are left out and reported.
-pub fn copy_text(
+pub(crate) fn copy_text(
     mapping: &Mapping,
     page: &CsvPage,
     rejected: &mut Vec<RejectedRecord>,
-) -> Result<(String, u64), String> {
+) -> Result<(String, u64)> {
     check_header(mapping, page)?;
     let mut buffer = String::with_capacity(page.rows.len() * 256);
     let mut rows = 0;
@@ -77,7 +82,7 @@ pub fn copy_text(
             if text.is_empty() {
                 continue;
             }
-            if let Err(reason) = check_fits(text, field.pg_type) {
+            if let Some(reason) = misfit(text, field.pg_type) {
                 rejected.push(RejectedRecord {
                     sfid: row.first().cloned().unwrap_or_default(),
                     field: field.api_name.clone(),
@@ -99,7 +104,7 @@ pub fn copy_text(
 }
 
 /// A page as records shaped like REST's (typed values, null for empty).
-pub fn records(mapping: &Mapping, page: &CsvPage) -> Result<Vec<Record>, String> {
+pub(crate) fn records(mapping: &Mapping, page: &CsvPage) -> Result<Vec<Record>> {
     check_header(mapping, page)?;
     Ok(page
         .rows

@@ -1,19 +1,44 @@
-//! The `pgforce` catalog schema and its migrations.
+//! The `pgforce` catalog: what to sync and where it stands.
+//!
+//! The catalog is the source of truth for connections and mappings: configuration files
+//! and imports are applied to it, and running engines follow it (every change of a
+//! connection's or mapping's settings raises its `revision` and notifies
+//! [`CATALOG_CHANNEL`]). One module per table: `connections`, `mappings`, `cursors` (read
+//! cursors), `events` (the sync event log), `leases`; `status` reads what `pgforce status`
+//! shows.
 //!
 //! Migrations are numbered SQL files embedded in the binary, applied in order inside one
 //! transaction that holds an advisory lock, so several `pgforce run` processes starting
 //! at once apply each migration exactly once. Applied files are never edited; a change is
 //! a new file.
 
+pub mod connections;
+pub mod cursors;
+pub mod events;
+pub mod leases;
+pub mod mappings;
+pub mod status;
+
 use tokio_postgres::Client;
 
 use crate::error::{Context as _, Result};
 
+/// The channel on which the catalog announces changes of connections and mappings
+/// (payload `connections:<id>` or `mappings:<id>`).
+pub const CATALOG_CHANNEL: &str = "pgforce_catalog";
+
 /// `(version, SQL)` of every migration, in order.
-const MIGRATIONS: [(i32, &str); 3] = [
-    (1, include_str!("../migrations/0001_catalog.sql")),
-    (2, include_str!("../migrations/0002_mapping_activity.sql")),
-    (3, include_str!("../migrations/0003_mapping_drift.sql")),
+const MIGRATIONS: [(i32, &str); 4] = [
+    (1, include_str!("../../migrations/0001_catalog.sql")),
+    (
+        2,
+        include_str!("../../migrations/0002_mapping_activity.sql"),
+    ),
+    (3, include_str!("../../migrations/0003_mapping_drift.sql")),
+    (
+        4,
+        include_str!("../../migrations/0004_catalog_source_of_truth.sql"),
+    ),
 ];
 
 /// Key of the advisory lock that serialises migrations ("pgforce" in ASCII).

@@ -1,5 +1,5 @@
-//! Leases: who works on what, so two `pgforce run` processes on one catalog never do the
-//! same work twice.
+//! `pgforce.leases`: who works on what, so two `pgforce run` processes on one catalog
+//! never do the same work twice.
 //!
 //! A lease is a row in `pgforce.leases` naming its holder and when it expires. The holder
 //! renews it well before expiry (heartbeat); anyone may take it once it has expired, so
@@ -12,6 +12,22 @@ use std::time::Duration;
 use tokio_postgres::Client;
 
 use crate::error::{Context as _, Result};
+use crate::ids::MappingId;
+
+/// How writer lease names begin: `writer:<connection name>`.
+pub const WRITER_PREFIX: &str = "writer:";
+/// How reader lease names begin: `reader:<mapping id>`.
+pub const READER_PREFIX: &str = "reader:";
+
+/// The lease of a connection's writer.
+pub fn writer_lease(connection: &str) -> String {
+    format!("{WRITER_PREFIX}{connection}")
+}
+
+/// The lease of a mapping's reader.
+pub fn reader_lease(mapping: MappingId) -> String {
+    format!("{READER_PREFIX}{mapping}")
+}
 
 /// A name for this process as a lease holder: host, pid and a random part, so a restarted
 /// process never mistakes an old lease for its own.

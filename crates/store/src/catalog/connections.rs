@@ -1,0 +1,195 @@
+//! `pgforce.connections`: one row per Salesforce org synced into one Postgres schema.
+//!
+//! A connection's `settings` are its declared configuration as JSON (login URL, flow,
+//! write policy…) without secrets, which stay with the process that declared them. An
+//! operator's pause is a column of its own, separate from the `state` the workers report,
+//! so resuming knows what to return to.
+
+use tokio_postgres::GenericClient;
+use tokio_postgres::error::SqlState;
+
+use crate::error::{Context as _, Error, Result};
+use crate::ids::ConnectionId;
+use crate::states::ConnectionState;
+
+/// A connection as the catalog holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionRow {
+    /// Its id.
+    pub id: ConnectionId,
+    /// Its unique name.
+    pub name: String,
+    /// The Postgres schema its tables live in.
+    pub schema: String,
+    /// Its settings (JSON text, secrets excepted), when declared by this version.
+    pub settings: Option<String>,
+    /// Whether an operator paused it.
+    pub paused: bool,
+    /// What its workers last reported.
+    pub state: ConnectionState,
+    /// Why it is in an error or paused state.
+    pub last_error: Option<String>,
+    /// Grows with every change of its settings or pause.
+    pub revision: i64,
+}
+
+const COLUMNS: &str = "id, name, schema_name, settings::text, paused, state, last_error, revision";
+
+fn from_row(row: &tokio_postgres::Row) -> ConnectionRow {
+    ConnectionRow {
+        id: ConnectionId::from(row.get::<_, i64>(0)),
+        name: row.get(1),
+        schema: row.get(2),
+        settings: row.get(3),
+        paused: row.get(4),
+        state: ConnectionState::parse(row.get(5)),
+        last_error: row.get(6),
+        revision: row.get(7),
+    }
+}
+
+/// Registers a connection or updates its schema and settings (by name); returns its id.
+/// A schema another connection already uses is refused, naming that connection.
+pub async fn declare(
+    client: &impl GenericClient,
+    name: &str,
+    schema: &str,
+    settings_json: &str,
+) -> Result<ConnectionId> {
+    let declared = client
+        .query_one(
+            "insert into pgforce.connections (name, schema_name, settings) values ($1, $2, $3::text::jsonb)
+             on conflict (name) do update set schema_name = excluded.schema_name,
+                 settings = excluded.settings, updated_at = now()
+             returning id",
+            &[&name, &schema, &settings_json],
+        )
+        .await;
+    match declared {
+        Ok(row) => Ok(ConnectionId::from(row.get::<_, i64>(0))),
+        Err(error) if error.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+            let owner = client
+                .query_opt(
+                    "select name from pgforce.connections where schema_name = $1 and name <> $2",
+                    &[&schema, &name],
+                )
+                .await
+                .context(|| format!("finding the connection that owns schema {schema}"))?;
+            match owner {
+                Some(owner) => Err(Error::SchemaTaken {
+                    schema: schema.to_owned(),
+                    owner: owner.get(0),
+                    name: name.to_owned(),
+                }),
+                None => Err(error).context(|| format!("registering connection {name}")),
+            }
+        }
+        Err(error) => Err(error).context(|| format!("registering connection {name}")),
+    }
+}
+
+/// Every connection, by name.
+pub async fn list(client: &impl GenericClient) -> Result<Vec<ConnectionRow>> {
+    let rows = client
+        .query(
+            &format!("select {COLUMNS} from pgforce.connections order by name"),
+            &[],
+        )
+        .await
+        .context(|| "reading the connections".to_owned())?;
+    Ok(rows.iter().map(from_row).collect())
+}
+
+/// The connection named `name`, if there is one.
+pub async fn find(client: &impl GenericClient, name: &str) -> Result<Option<ConnectionRow>> {
+    let row = client
+        .query_opt(
+            &format!("select {COLUMNS} from pgforce.connections where name = $1"),
+            &[&name],
+        )
+        .await
+        .context(|| format!("reading connection {name}"))?;
+    Ok(row.as_ref().map(from_row))
+}
+
+/// Pauses or resumes a connection; `false` when there is no such connection.
+pub async fn set_paused(
+    client: &impl GenericClient,
+    connection: ConnectionId,
+    paused: bool,
+) -> Result<bool> {
+    let state = if paused {
+        ConnectionState::Paused
+    } else {
+        ConnectionState::Idle
+    };
+    client
+        .execute(
+            "update pgforce.connections set paused = $2, state = $3, last_error = null, updated_at = now()
+             where id = $1",
+            &[&connection.get(), &paused, &state.as_str()],
+        )
+        .await
+        .context(|| format!("pausing or resuming connection {connection}"))
+        .map(|n| n == 1)
+}
+
+/// Sets what the connection's workers report, with the reason for error states.
+pub async fn set_state(
+    client: &impl GenericClient,
+    connection: ConnectionId,
+    state: &ConnectionState,
+    error: Option<&str>,
+) -> Result<()> {
+    client
+        .execute(
+            "update pgforce.connections set state = $2, last_error = $3, updated_at = now()
+             where id = $1 and (state, coalesce(last_error, '')) is distinct from ($2, coalesce($3, ''))",
+            &[&connection.get(), &state.as_str(), &error],
+        )
+        .await
+        .context(|| format!("setting the state of connection {connection}"))
+        .map(|_| ())
+}
+
+/// Removes a connection and, with it, its mappings, cursors and events from the catalog
+/// (its schema and tables stay). `false` when there was no such connection.
+pub async fn remove(client: &impl GenericClient, connection: ConnectionId) -> Result<bool> {
+    client
+        .execute(
+            "delete from pgforce.connections where id = $1",
+            &[&connection.get()],
+        )
+        .await
+        .context(|| format!("removing connection {connection}"))
+        .map(|n| n == 1)
+}
+
+/// Keeps the `connection` block of an imported export document (JSON text).
+pub async fn save_document(
+    client: &impl GenericClient,
+    connection: &str,
+    block_json: &str,
+) -> Result<()> {
+    client
+        .execute(
+            "update pgforce.connections set config = jsonb_set(config, '{hc_connection}', $2::text::jsonb), updated_at = now()
+             where name = $1",
+            &[&connection, &block_json],
+        )
+        .await
+        .context(|| format!("saving the imported connection block of {connection}"))
+        .map(|_| ())
+}
+
+/// The imported `connection` block of a connection (JSON text), if one was imported.
+pub async fn document(client: &impl GenericClient, connection: &str) -> Result<Option<String>> {
+    let row = client
+        .query_opt(
+            "select (config -> 'hc_connection')::text from pgforce.connections where name = $1",
+            &[&connection],
+        )
+        .await
+        .context(|| format!("reading connection {connection}"))?;
+    Ok(row.and_then(|r| r.get::<_, Option<String>>(0)))
+}

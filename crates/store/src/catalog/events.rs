@@ -1,0 +1,107 @@
+//! `pgforce.sync_events`: the log of what each mapping's reads and writes did, with their
+//! cost in records, API calls and time, for operators and the dashboard.
+
+use std::time::Duration;
+
+use tokio_postgres::GenericClient;
+
+use crate::error::{Context as _, Result};
+use crate::ids::MappingId;
+
+/// What kind of work an event reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// An initial load or reload.
+    Load,
+    /// An incremental poll.
+    Poll,
+    /// A writer pass.
+    Write,
+}
+
+impl EventKind {
+    /// The text stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Load => "load",
+            Self::Poll => "poll",
+            Self::Write => "write",
+        }
+    }
+
+    /// Which way the work moved records.
+    pub fn direction(self) -> &'static str {
+        match self {
+            Self::Load | Self::Poll => "sf_to_pg",
+            Self::Write => "pg_to_sf",
+        }
+    }
+}
+
+/// How the work ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventOutcome {
+    /// Everything went through.
+    Ok,
+    /// Some records were refused or could not be stored.
+    Rejected,
+    /// The work failed.
+    Error,
+}
+
+impl EventOutcome {
+    /// The text stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Rejected => "rejected",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// One load, poll or write pass of a mapping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncEvent {
+    /// The mapping.
+    pub mapping: MappingId,
+    /// What was done.
+    pub kind: EventKind,
+    /// Records applied or written.
+    pub records: u64,
+    /// Salesforce API calls used.
+    pub api_calls: u64,
+    /// How long it took.
+    pub duration: Duration,
+    /// How it ended.
+    pub outcome: EventOutcome,
+    /// Details for the operator.
+    pub message: Option<String>,
+}
+
+/// Appends to the sync event log.
+pub async fn record(client: &impl GenericClient, event: &SyncEvent) -> Result<()> {
+    let as_int = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    let duration_ms = i64::try_from(event.duration.as_millis()).unwrap_or(i64::MAX);
+    client
+        .execute(
+            "insert into pgforce.sync_events
+                 (connection_id, mapping_id, kind, direction, records, api_calls, duration_ms, outcome, message)
+             select connection_id, id, $2, $3, least($4::bigint, 2147483647)::integer,
+                    least($5::bigint, 2147483647)::integer, least($6::bigint, 2147483647)::integer, $7, $8
+             from pgforce.mappings where id = $1",
+            &[
+                &event.mapping.get(),
+                &event.kind.as_str(),
+                &event.kind.direction(),
+                &as_int(event.records),
+                &as_int(event.api_calls),
+                &duration_ms,
+                &event.outcome.as_str(),
+                &event.message,
+            ],
+        )
+        .await
+        .context(|| format!("recording a sync event of mapping {}", event.mapping))
+        .map(|_| ())
+}

@@ -1,0 +1,91 @@
+//! The one way pgforce opens a transaction for its own writes to synced tables.
+//!
+//! Every such transaction must do the same things first, and doing them in one place is
+//! how none is forgotten:
+//! - `set local xmlbinary = 'hex'`: the capture triggers (as Heroku Connect installs them)
+//!   skip sessions with that setting, so what pgforce writes is never captured and sent
+//!   back to where it came from (the worker contract's no-echo rule).
+//! - The table's **sync lock**, a transaction-scoped advisory lock shared by the table's
+//!   reader and writer. The reader inserts rows for records new in Salesforce; the writer
+//!   writes back the `sfid` of records it just created. Without the lock the reader can
+//!   see a record the writer created before its Id is written back and insert a second
+//!   row for it. Holding it, each sees the other's committed work: the writer removes a
+//!   row the reader added for its own record, and the reader updates the row the writer
+//!   wrote back.
+//! - Optionally relaxed durability (`synchronous_commit = off`) for work whose loss in a
+//!   database crash is recovered by the caller (the writer's outcomes: rows left PENDING
+//!   are checked against Salesforce before anything is sent again).
+
+use tokio_postgres::{Client, GenericClient, Transaction};
+
+use crate::Ident;
+use crate::error::{Context as _, Result};
+
+/// What a transaction for pgforce's own writes covers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OwnWrite<'a> {
+    /// The synced table whose sync lock to take.
+    table: Option<(&'a Ident, &'a Ident)>,
+    /// Whether commits may skip waiting for the flush.
+    relaxed: bool,
+}
+
+impl<'a> OwnWrite<'a> {
+    /// A transaction that writes the synced table `schema.table` (and takes its lock).
+    pub fn on_table(schema: &'a Ident, table: &'a Ident) -> Self {
+        Self {
+            table: Some((schema, table)),
+            relaxed: false,
+        }
+    }
+
+    /// A transaction that writes no synced table's `sfid`s (trigger-log bookkeeping).
+    pub fn untabled() -> Self {
+        Self::default()
+    }
+
+    /// Lets the commit return before the flush; only for work the caller recovers when a
+    /// database crash loses it.
+    pub fn relaxed(mut self) -> Self {
+        self.relaxed = true;
+        self
+    }
+
+    /// Opens the transaction.
+    pub async fn begin(self, client: &mut Client) -> Result<Transaction<'_>> {
+        let tx = client
+            .transaction()
+            .await
+            .context(|| "starting a transaction for pgforce's own writes".to_owned())?;
+        let settings = if self.relaxed {
+            "set local xmlbinary = 'hex'; set local synchronous_commit = off"
+        } else {
+            "set local xmlbinary = 'hex'"
+        };
+        tx.batch_execute(settings)
+            .await
+            .context(|| "marking the transaction as pgforce's own".to_owned())?;
+        if let Some((schema, table)) = self.table {
+            lock_table(&tx, schema, table).await?;
+        }
+        Ok(tx)
+    }
+}
+
+/// Takes the table's sync lock until the end of the current transaction.
+async fn lock_table(client: &impl GenericClient, schema: &Ident, table: &Ident) -> Result<()> {
+    let key = format!("pgforce:{}.{}", schema.as_str(), table.as_str());
+    client
+        .execute(
+            "select pg_advisory_xact_lock(hashtextextended($1, 0))",
+            &[&key],
+        )
+        .await
+        .context(|| format!("locking {schema}.{table} for sync"))
+        .map(|_| ())
+}
+
+/// Commits a transaction opened with [`OwnWrite`], naming `what` it held if that fails.
+pub async fn commit(tx: Transaction<'_>, what: &str) -> Result<()> {
+    tx.commit().await.context(|| format!("committing {what}"))
+}

@@ -1,0 +1,122 @@
+//! Reading rows of a mapped table: current values and `sfid`s for the writer, Ids and
+//! stamps for reconcile, counts for status; and deleting rows whose record is gone.
+
+use std::collections::HashMap;
+
+use tokio_postgres::{Client, GenericClient};
+
+use crate::Ident;
+use crate::error::{Context as _, Result};
+use crate::own_write::OwnWrite;
+
+/// Columns never sent to Salesforce: pgforce's own bookkeeping.
+const BOOKKEEPING: &str = "array['_hc_lastop', '_hc_err']";
+
+/// A row's current values as hstore text (bookkeeping columns left out).
+pub async fn current_values(
+    client: &impl GenericClient,
+    schema: &Ident,
+    table: &Ident,
+    record_id: i32,
+) -> Result<Option<String>> {
+    client
+        .query_opt(
+            &format!(
+                "select (hstore(t.*) - {BOOKKEEPING})::text from {schema}.{table} t where id = $1"
+            ),
+            &[&record_id],
+        )
+        .await
+        .context(|| format!("reading row {record_id} of {schema}.{table}"))
+        .map(|row| row.map(|r| r.get(0)))
+}
+
+/// The rows' `sfid`s now (row id → sfid), for rows that have one.
+pub async fn current_sfids(
+    client: &impl GenericClient,
+    schema: &Ident,
+    table: &Ident,
+    record_ids: &[i32],
+) -> Result<HashMap<i64, String>> {
+    let rows = client
+        .query(
+            &format!(
+                "select id, sfid::text from {schema}.{table} where id = any($1) and sfid is not null"
+            ),
+            &[&record_ids],
+        )
+        .await
+        .context(|| format!("reading sfids of {schema}.{table}"))?;
+    Ok(rows
+        .iter()
+        .map(|r| (i64::from(r.get::<_, i32>(0)), r.get(1)))
+        .collect())
+}
+
+/// How many rows the table has.
+pub async fn count(client: &impl GenericClient, schema: &Ident, table: &Ident) -> Result<u64> {
+    let row = client
+        .query_one(&format!("select count(*) from {schema}.{table}"), &[])
+        .await
+        .context(|| format!("counting the rows of {schema}.{table}"))?;
+    Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or_default())
+}
+
+/// A row's id, `sfid` and `systemmodstamp` (`YYYY-MM-DDTHH:MI:SS.MS`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StampedRow {
+    /// The row's id.
+    pub id: i32,
+    /// Its Salesforce Id, once it has one.
+    pub sfid: Option<String>,
+    /// Its `SystemModstamp`.
+    pub stamp: Option<String>,
+}
+
+/// Every row's id, `sfid` and stamp.
+pub async fn stamps(
+    client: &impl GenericClient,
+    schema: &Ident,
+    table: &Ident,
+) -> Result<Vec<StampedRow>> {
+    let rows = client
+        .query(
+            &format!(
+                "select id, sfid::text, to_char(systemmodstamp, 'YYYY-MM-DD\"T\"HH24:MI:SS.MS')
+                 from {schema}.{table}"
+            ),
+            &[],
+        )
+        .await
+        .context(|| format!("reading the Ids and stamps of {schema}.{table}"))?;
+    Ok(rows
+        .iter()
+        .map(|row| StampedRow {
+            id: row.get(0),
+            sfid: row.get(1),
+            stamp: row.get(2),
+        })
+        .collect())
+}
+
+/// Deletes the rows of records gone from Salesforce (pgforce's own write); returns how
+/// many went.
+pub async fn delete_by_sfids(
+    client: &mut Client,
+    schema: &Ident,
+    table: &Ident,
+    sfids: &[String],
+) -> Result<u64> {
+    let tx = OwnWrite::on_table(schema, table).begin(client).await?;
+    let deleted = tx
+        .execute(
+            &format!("delete from {schema}.{table} where sfid = any($1)"),
+            &[&sfids],
+        )
+        .await
+        .context(|| format!("deleting rows of {schema}.{table} whose record is gone"))?;
+    tx.commit()
+        .await
+        .context(|| format!("committing the deletes in {schema}.{table}"))?;
+    Ok(deleted)
+}

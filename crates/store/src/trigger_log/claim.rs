@@ -1,0 +1,233 @@
+//! Taking trigger-log rows to work on, and giving them back.
+//!
+//! Before claiming, held-back rows whose failed insert is gone (re-queued, ignored, or the
+//! record got an `sfid`) return to NEW, and NEW rows that depend on a still-failed insert
+//! are held back (state `HELD`, the reason in `sf_message`): by default that record's
+//! rows and the inserts of children naming it by external id, every later row under
+//! [`HoldRule::BlockQueue`]. Then NEW rows are taken in id order and marked PENDING in the
+//! same statement.
+
+use tokio_postgres::GenericClient;
+use tokio_postgres::types::ToSql;
+
+use super::{log_table, stored_ids};
+use crate::Ident;
+use crate::error::{Context as _, Result};
+use crate::states::{LogAction, LogState};
+
+/// How the message of a child held behind its parent begins.
+const PARENT_HOLD: &str =
+    "pgforce: held back until the failed insert of its parent in trigger log row ";
+/// How the message of a row held behind its own record's insert begins.
+const RECORD_HOLD: &str = "pgforce: held back until the failed insert in trigger log row ";
+/// How both messages end.
+const HOLD_END: &str = " is fixed and re-queued";
+
+/// A child table's column that names a parent row by the parent's upsert field: the
+/// child's insert depends on the parent's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParentLink {
+    /// The child table.
+    pub child_table: String,
+    /// The child's relationship external-id column.
+    pub child_column: String,
+    /// The parent table.
+    pub parent_table: String,
+    /// The parent's upsert column (holding the value the child names).
+    pub parent_column: String,
+}
+
+/// What a refused insert holds back under ordered writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldRule {
+    /// The later changes of its record and the inserts of children naming it.
+    HoldDependents,
+    /// Every later change.
+    BlockQueue,
+}
+
+/// Releases and holds back rows as the failed inserts dictate; returns how many rows were
+/// newly held back.
+pub async fn hold_back(
+    client: &impl GenericClient,
+    schema: &Ident,
+    links: &[ParentLink],
+    rule: HoldRule,
+) -> Result<u64> {
+    let log = log_table(schema);
+    let (failed, insert, held, new) = (
+        LogState::Failed.as_str(),
+        LogAction::Insert.as_str(),
+        LogState::Held.as_str(),
+        LogState::New.as_str(),
+    );
+    let blocks = match rule {
+        HoldRule::HoldDependents => {
+            "f.table_name = r.table_name and f.record_id = r.record_id and f.id < r.id"
+        }
+        HoldRule::BlockQueue => "f.id < r.id",
+    };
+    // $1 FAILED, $2 INSERT, $3 HELD, $4 NEW, $5 the message's beginning.
+    let failed_insert =
+        format!("select f.id from {log} f where f.state = $1 and f.action = $2 and {blocks}");
+    client
+        .execute(
+            &format!(
+                "update {log} r set state = $4, sf_message = null, updated_at = now()
+                 where r.state = $3 and r.sf_message not like $5 || '%'
+                   and not exists ({failed_insert})"
+            ),
+            &[&failed, &insert, &held, &new, &PARENT_HOLD],
+        )
+        .await
+        .context(|| format!("releasing held-back rows of {log}"))?;
+    let mut newly_held = client
+        .execute(
+            &format!(
+                "update {log} r set state = $3, updated_at = now(),
+                     sf_message = $5 || ({failed_insert} order by f.id limit 1) || $6
+                 where r.state = $4 and exists ({failed_insert})"
+            ),
+            &[&failed, &insert, &held, &new, &RECORD_HOLD, &HOLD_END],
+        )
+        .await
+        .context(|| format!("holding back rows of {log}"))?;
+    for link in links {
+        // A child insert naming a parent whose own insert failed waits for it.
+        // $5 child table, $6 parent table, $7 parent column, $8 child column.
+        let failed_parent = format!(
+            "select f.id from {log} f where f.state = $1 and f.action = $2
+                 and f.table_name = $6 and f.id < r.id
+                 and (f.\"values\"::hstore -> $7) = (r.\"values\"::hstore -> $8)"
+        );
+        let params: [&(dyn ToSql + Sync); 9] = [
+            &failed,
+            &insert,
+            &held,
+            &new,
+            &link.child_table,
+            &link.parent_table,
+            &link.parent_column,
+            &link.child_column,
+            &PARENT_HOLD,
+        ];
+        client
+            .execute(
+                &format!(
+                    "update {log} r set state = $4, sf_message = null, updated_at = now()
+                     where r.state = $3 and r.table_name = $5 and r.sf_message like $9 || '%'
+                       and not exists ({failed_parent})"
+                ),
+                &params,
+            )
+            .await
+            .context(|| format!("releasing children of fixed inserts in {log}"))?;
+        if rule == HoldRule::HoldDependents {
+            newly_held += client
+                .execute(
+                    &format!(
+                        "update {log} r set state = $3, updated_at = now(),
+                             sf_message = $9 || ({failed_parent} order by f.id limit 1) || $10
+                         where r.state = $4 and r.action = $2 and r.table_name = $5
+                           and exists ({failed_parent})"
+                    ),
+                    &[
+                        params[0], params[1], params[2], params[3], params[4], params[5],
+                        params[6], params[7], params[8], &HOLD_END,
+                    ],
+                )
+                .await
+                .context(|| format!("holding back children of failed inserts in {log}"))?;
+        }
+    }
+    Ok(newly_held)
+}
+
+/// A claimed trigger-log row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedRow {
+    /// The log row's id.
+    pub log_id: i32,
+    /// What was captured.
+    pub action: LogAction,
+    /// The mapped table.
+    pub table: String,
+    /// The mapped row's `id`.
+    pub record_id: Option<i32>,
+    /// The row's Salesforce Id, when the capture knew it.
+    pub sfid: Option<String>,
+    /// The captured values (hstore text).
+    pub values: Option<String>,
+    /// Whether it was processed before and set back to NEW (a re-queue).
+    pub requeued: bool,
+}
+
+/// Claims up to `limit` NEW rows, oldest first, marking them PENDING; rows of the
+/// `waiting` tables (paused mappings) stay NEW. Returned in id order.
+pub async fn claim(
+    client: &impl GenericClient,
+    schema: &Ident,
+    waiting: &[&str],
+    limit: i64,
+) -> Result<Vec<ClaimedRow>> {
+    let log = log_table(schema);
+    let rows = client
+        .query(
+            &format!(
+                "update {log} set state = $1, updated_at = now()
+                 where id in (select id from {log} where state = $2 and not (table_name = any($4))
+                              order by id limit $3 for update skip locked)
+                 returning id, action::text, table_name::text, record_id, sfid::text, \"values\",
+                           processed_at is not null"
+            ),
+            &[
+                &LogState::Pending.as_str(),
+                &LogState::New.as_str(),
+                &limit,
+                &waiting,
+            ],
+        )
+        .await
+        .context(|| format!("claiming new rows of {log}"))?;
+    let mut claimed: Vec<ClaimedRow> = rows
+        .iter()
+        .map(|row| {
+            let action: String = row.get(1);
+            ClaimedRow {
+                log_id: row.get(0),
+                // The column is varchar(7) filled by the capture triggers; anything else
+                // is a delete-like change Salesforce cannot be asked to make.
+                action: LogAction::parse(&action).unwrap_or(LogAction::Delete),
+                table: row.get(2),
+                record_id: row.get(3),
+                sfid: row.get(4),
+                values: row.get(5),
+                requeued: row.get(6),
+            }
+        })
+        .collect();
+    claimed.sort_by_key(|row| row.log_id);
+    Ok(claimed)
+}
+
+/// Puts claimed rows back to NEW (to be sent again, in order, by a later pass).
+pub async fn unclaim(client: &impl GenericClient, schema: &Ident, log_ids: &[i64]) -> Result<()> {
+    if log_ids.is_empty() {
+        return Ok(());
+    }
+    let log = log_table(schema);
+    client
+        .execute(
+            &format!(
+                "update {log} set state = $2, updated_at = now() where id = any($1) and state = $3"
+            ),
+            &[
+                &stored_ids(log_ids),
+                &LogState::New.as_str(),
+                &LogState::Pending.as_str(),
+            ],
+        )
+        .await
+        .context(|| format!("returning rows of {log} to NEW"))
+        .map(|_| ())
+}

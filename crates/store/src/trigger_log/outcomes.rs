@@ -1,0 +1,238 @@
+//! Recording what Salesforce did with a wave of changes: log states and row write-backs in
+//! one transaction (worker contract), as pgforce's own writes under the table's sync lock
+//! (see [`crate::own_write`]).
+//!
+//! - Written: SUCCESS; after an insert the new `sfid` goes into the row and `_hc_lastop`
+//!   becomes INSERTED (UPDATED after an update). A row the reader already added for the
+//!   new record is removed. If the row was deleted while its insert was in flight, a
+//!   DELETE of the new record is queued so Salesforce ends up agreeing.
+//! - Refused: FAILED with the message in `sf_message`; the row gets `_hc_lastop = 'FAILED'`
+//!   and `_hc_err`.
+//!
+//! Every step is one set-based statement over arrays (`unnest`), so recording a batch of
+//! 200 costs a handful of round trips, not hundreds.
+
+use std::collections::HashSet;
+
+use tokio_postgres::{Client, GenericClient};
+
+use super::{log_table, stored_ids};
+use crate::Ident;
+use crate::error::{Context as _, Result};
+use crate::own_write::OwnWrite;
+use crate::states::{LastOp, LogAction, LogState};
+
+fn stored_id(id: i64) -> i32 {
+    i32::try_from(id).unwrap_or(i32::MAX)
+}
+
+/// Column-wise arrays of what to write for one table.
+#[derive(Debug, Default)]
+pub struct Recording {
+    /// Log rows: id, state, message, sfid.
+    log_ids: Vec<i32>,
+    log_states: Vec<String>,
+    log_messages: Vec<Option<String>>,
+    log_sfids: Vec<Option<String>>,
+    /// Rows written: id, sfid, `_hc_lastop`.
+    written_ids: Vec<i32>,
+    written_sfids: Vec<Option<String>>,
+    written_lastops: Vec<String>,
+    /// Rows refused: id, `_hc_err`.
+    refused_ids: Vec<i32>,
+    refused_errors: Vec<String>,
+    /// Inserted rows and their new Ids (duplicates to remove, rows gone to check).
+    inserted_ids: Vec<i32>,
+    inserted_sfids: Vec<String>,
+}
+
+impl Recording {
+    /// Adds another recording of the same table.
+    pub fn extend(&mut self, other: Self) {
+        self.log_ids.extend(other.log_ids);
+        self.log_states.extend(other.log_states);
+        self.log_messages.extend(other.log_messages);
+        self.log_sfids.extend(other.log_sfids);
+        self.written_ids.extend(other.written_ids);
+        self.written_sfids.extend(other.written_sfids);
+        self.written_lastops.extend(other.written_lastops);
+        self.refused_ids.extend(other.refused_ids);
+        self.refused_errors.extend(other.refused_errors);
+        self.inserted_ids.extend(other.inserted_ids);
+        self.inserted_sfids.extend(other.inserted_sfids);
+    }
+
+    /// Sets the final state of log rows.
+    pub fn log(
+        &mut self,
+        ids: &[i64],
+        state: &LogState,
+        message: Option<&str>,
+        sfid: Option<&str>,
+    ) {
+        for id in ids {
+            self.log_ids.push(stored_id(*id));
+            self.log_states.push(state.as_str().to_owned());
+            self.log_messages.push(message.map(str::to_owned));
+            self.log_sfids.push(sfid.map(str::to_owned));
+        }
+    }
+
+    /// A row whose change Salesforce applied (`sfid` after an insert).
+    pub fn written(&mut self, record_id: i64, action: LogAction, sfid: Option<&str>) {
+        let lastop = match action {
+            LogAction::Insert => LastOp::Inserted,
+            LogAction::Update => LastOp::Updated,
+            // The row is gone: nothing to write back.
+            LogAction::Delete => return,
+        };
+        self.written_ids.push(stored_id(record_id));
+        self.written_sfids.push(sfid.map(str::to_owned));
+        self.written_lastops.push(lastop.as_str().to_owned());
+        if action == LogAction::Insert
+            && let Some(sfid) = sfid
+        {
+            self.inserted_ids.push(stored_id(record_id));
+            self.inserted_sfids.push(sfid.to_owned());
+        }
+    }
+
+    /// A row whose change Salesforce refused; `error_json` goes to `_hc_err`.
+    pub fn refused(&mut self, record_id: i64, error_json: String) {
+        self.refused_ids.push(stored_id(record_id));
+        self.refused_errors.push(error_json);
+    }
+}
+
+/// Writes a recording for `table` (whose trigger-log name is `table_name`) in one
+/// transaction.
+pub async fn record(
+    client: &mut Client,
+    schema: &Ident,
+    table: &Ident,
+    rec: &Recording,
+) -> Result<()> {
+    let log = log_table(schema);
+    // Not waiting for the flush is safe: an outcome lost in a database crash leaves its
+    // rows PENDING, and resuming them checks Salesforce before sending anything again.
+    let tx = OwnWrite::on_table(schema, table)
+        .relaxed()
+        .begin(client)
+        .await?;
+    let (ids, sfids) = (&rec.inserted_ids, &rec.inserted_sfids);
+    if !ids.is_empty() {
+        // The reader may have added a row for a new record already.
+        tx.execute(
+            &format!(
+                "delete from {schema}.{table} t using unnest($1::int[], $2::text[]) u(id, sfid)
+                 where t.sfid = u.sfid and t.id <> u.id"
+            ),
+            &[ids, sfids],
+        )
+        .await
+        .context(|| {
+            format!("removing rows of {schema}.{table} read back before their write-back")
+        })?;
+    }
+    let (ids, sfids, lastops) = (&rec.written_ids, &rec.written_sfids, &rec.written_lastops);
+    let mut found = HashSet::new();
+    if !ids.is_empty() {
+        let rows = tx
+            .query(
+                &format!(
+                    "update {schema}.{table} t set sfid = coalesce(u.sfid, t.sfid), _hc_lastop = u.lastop, _hc_err = null
+                     from unnest($1::int[], $2::text[], $3::text[]) u(id, sfid, lastop) where t.id = u.id
+                     returning t.id"
+                ),
+                &[ids, sfids, lastops],
+            )
+            .await
+            .context(|| format!("writing back synced rows of {schema}.{table}"))?;
+        found.extend(rows.iter().map(|r| r.get::<_, i32>(0)));
+    }
+    let (gone_ids, gone_sfids): (Vec<i32>, Vec<String>) = rec
+        .inserted_ids
+        .iter()
+        .zip(&rec.inserted_sfids)
+        .filter(|(id, _)| !found.contains(*id))
+        .map(|(id, sfid)| (*id, sfid.clone()))
+        .unzip();
+    if !gone_ids.is_empty() {
+        // Deleted locally while the insert was in flight: delete the new records too.
+        tx.execute(
+            &format!(
+                "insert into {log} (action, table_name, txid, state, record_id, sfid)
+                 select $4, $1, txid_current(), $5, u.id, u.sfid from unnest($2::int[], $3::text[]) u(id, sfid)"
+            ),
+            &[
+                &table.as_str(),
+                &gone_ids,
+                &gone_sfids,
+                &LogAction::Delete.as_str(),
+                &LogState::New.as_str(),
+            ],
+        )
+        .await
+        .context(|| format!("queueing deletes of {schema}.{table} rows removed in flight"))?;
+    }
+    let (ids, errors) = (&rec.refused_ids, &rec.refused_errors);
+    if !ids.is_empty() {
+        tx.execute(
+            &format!(
+                "update {schema}.{table} t set _hc_lastop = $3, _hc_err = u.err
+                 from unnest($1::int[], $2::text[]) u(id, err) where t.id = u.id"
+            ),
+            &[ids, errors, &LastOp::Failed.as_str()],
+        )
+        .await
+        .context(|| format!("writing back failed rows of {schema}.{table}"))?;
+    }
+    let (ids, states, messages, sfids) = (
+        &rec.log_ids,
+        &rec.log_states,
+        &rec.log_messages,
+        &rec.log_sfids,
+    );
+    if !ids.is_empty() {
+        tx.execute(
+            &format!(
+                "update {log} l set state = u.state, sf_message = u.message,
+                     sfid = coalesce(u.sfid, l.sfid), processed_at = now(),
+                     processed_tx = txid_current(), updated_at = now()
+                 from unnest($1::int[], $2::text[], $3::text[], $4::text[]) u(id, state, message, sfid)
+                 where l.id = u.id"
+            ),
+            &[ids, states, messages, sfids],
+        )
+        .await
+        .context(|| format!("recording outcomes in {log}"))?;
+    }
+    tx.commit()
+        .await
+        .context(|| format!("committing the outcomes of {schema}.{table}"))
+}
+
+/// Sets a final state on log rows no call was made for.
+pub async fn mark(
+    client: &impl GenericClient,
+    schema: &Ident,
+    ids: &[i64],
+    state: &LogState,
+    message: Option<&str>,
+) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let log = log_table(schema);
+    client
+        .execute(
+            &format!(
+                "update {log} set state = $2, sf_message = $3, processed_at = now(), updated_at = now()
+                 where id = any($1)"
+            ),
+            &[&stored_ids(ids), &state.as_str(), &message],
+        )
+        .await
+        .context(|| format!("marking rows of {log} {state}"))
+        .map(|_| ())
+}

@@ -1,0 +1,144 @@
+//! Settling rows left PENDING by a writer that stopped mid-pass: the reads and writes the
+//! writer's resume step needs (which creates may already be in Salesforce, adopting one,
+//! returning the rest to NEW).
+
+use std::collections::HashSet;
+
+use tokio_postgres::{Client, GenericClient};
+
+use super::log_table;
+use crate::Ident;
+use crate::error::{Context as _, Result};
+use crate::own_write::OwnWrite;
+use crate::states::{LastOp, LogAction, LogState};
+
+/// A PENDING insert whose row has no `sfid` yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingCreate {
+    /// The log row's id.
+    pub log_id: i32,
+    /// The mapped row's id.
+    pub record_id: i32,
+    /// The captured values (hstore text).
+    pub values: Option<String>,
+    /// When it was claimed, moved back by the margin (`2024-01-01T10:00:00Z`, UTC).
+    pub claimed_before: String,
+}
+
+/// PENDING inserts of `table` whose row has no `sfid`, oldest first, with when they were
+/// claimed minus `margin_seconds`.
+pub async fn pending_creates(
+    client: &impl GenericClient,
+    schema: &Ident,
+    table: &Ident,
+    margin_seconds: f64,
+) -> Result<Vec<PendingCreate>> {
+    let log = log_table(schema);
+    let rows = client
+        .query(
+            &format!(
+                "select l.id, l.record_id, l.\"values\",
+                        to_char((l.updated_at - make_interval(secs => $2)) at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
+                 from {log} l
+                 join {schema}.{table} t on t.id = l.record_id and t.sfid is null
+                 where l.state = $3 and l.action = $4 and l.table_name = $1
+                 order by l.id"
+            ),
+            &[
+                &table.as_str(),
+                &margin_seconds,
+                &LogState::Pending.as_str(),
+                &LogAction::Insert.as_str(),
+            ],
+        )
+        .await
+        .context(|| format!("reading pending inserts of {schema}.{table}"))?;
+    Ok(rows
+        .iter()
+        .map(|row| PendingCreate {
+            log_id: row.get(0),
+            record_id: row.get(1),
+            values: row.get(2),
+            claimed_before: row.get(3),
+        })
+        .collect())
+}
+
+/// Which of `sfids` a row of `table` already owns through an app insert. A row the reader
+/// added for one of them (it read the record back before the Id was written back) does not
+/// count: adopting the record removes that duplicate row.
+pub async fn owned_sfids(
+    client: &impl GenericClient,
+    schema: &Ident,
+    table: &Ident,
+    sfids: &[&str],
+) -> Result<HashSet<String>> {
+    let log = log_table(schema);
+    let rows = client
+        .query(
+            &format!(
+                "select t.sfid::text from {schema}.{table} t where t.sfid = any($1) and (
+                     exists (select 1 from {log} l
+                             where l.table_name = $2 and l.record_id = t.id and l.action = $3)
+                     or exists (select 1 from {schema}._trigger_log_archive l
+                                where l.table_name = $2 and l.record_id = t.id and l.action = $3))"
+            ),
+            &[&sfids, &table.as_str(), &LogAction::Insert.as_str()],
+        )
+        .await
+        .context(|| format!("checking which records rows of {schema}.{table} own"))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Writes a found record's Id back to its row and marks its create SUCCESS, in one
+/// transaction.
+pub async fn adopt(
+    client: &mut Client,
+    schema: &Ident,
+    table: &Ident,
+    log_id: i32,
+    record_id: i32,
+    sfid: &str,
+) -> Result<()> {
+    let log = log_table(schema);
+    let tx = OwnWrite::on_table(schema, table).begin(client).await?;
+    tx.execute(
+        &format!("delete from {schema}.{table} where sfid = $2 and id <> $1"),
+        &[&record_id, &sfid],
+    )
+    .await
+    .context(|| format!("removing a row of {schema}.{table} read back before its write-back"))?;
+    tx.execute(
+        &format!(
+            "update {schema}.{table} set sfid = $2, _hc_lastop = $3, _hc_err = null where id = $1"
+        ),
+        &[&record_id, &sfid, &LastOp::Inserted.as_str()],
+    )
+    .await
+    .context(|| format!("writing back a found record's Id to {schema}.{table}"))?;
+    tx.execute(
+        &format!(
+            "update {log} set state = $3, sfid = $2, processed_at = now(), updated_at = now(),
+                 sf_message = 'pgforce: created before a restart; found in Salesforce, not sent again'
+             where id = $1"
+        ),
+        &[&log_id, &sfid, &LogState::Success.as_str()],
+    )
+    .await
+    .context(|| format!("marking a found create SUCCESS in {log}"))?;
+    tx.commit()
+        .await
+        .context(|| format!("committing a found create of {schema}.{table}"))
+}
+
+/// Returns every PENDING row to NEW; returns how many.
+pub async fn requeue_pending(client: &impl GenericClient, schema: &Ident) -> Result<u64> {
+    let log = log_table(schema);
+    client
+        .execute(
+            &format!("update {log} set state = $1, updated_at = now() where state = $2"),
+            &[&LogState::New.as_str(), &LogState::Pending.as_str()],
+        )
+        .await
+        .context(|| format!("returning pending rows of {log} to NEW"))
+}

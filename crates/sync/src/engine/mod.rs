@@ -1,0 +1,240 @@
+//! The engine: the one public entry to everything pgforce does.
+//!
+//! Key concepts:
+//! - **The catalog is the source of truth** for connections and mappings. Declarations
+//!   (a configuration file's connections, an import, a run-time addition) are applied to
+//!   it; [`Engine::run`] follows it, picking up every change without a restart.
+//! - **Secrets stay with the process that declared them.** The catalog keeps a
+//!   connection's settings without its password, client secret or refresh token; an
+//!   engine runs the connections it has credentials for (declared in its configuration,
+//!   or added through it) and leaves the others to the processes that have them.
+//! - **Operations** (add, change, pause, resume, reload, remove, reconcile, import,
+//!   export, status) change the catalog through the same code whether or not a daemon
+//!   runs: a running engine, here or in another process on the same catalog, notices.
+//!
+//! Layout: `setup` (declarations → catalog, resolving mappings against the org),
+//! `supervisor` (running a worker per mapping and per connection, following the catalog),
+//! `operations` (run-time changes, reload), `reconciling`, `documents` (Heroku Connect
+//! import/export), `status`.
+
+mod documents;
+mod operations;
+mod reconciling;
+mod setup;
+mod status;
+mod supervisor;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pgforce_salesforce::Client;
+use pgforce_store::catalog::connections::ConnectionRow;
+use pgforce_store::{MappingId, Session};
+use tokio::sync::{Notify, broadcast, watch};
+
+pub use operations::{ReloadMode, Reloaded};
+pub use reconciling::{MappingReconcile, ReconcileRequest};
+pub use setup::Applied;
+pub use status::{MappingStatus, Status, WriterStatus};
+
+use crate::config::ConnectionConfig;
+use crate::error::{Error, Result};
+use crate::events::{Event, EventBus};
+use crate::reader::LoadProgress;
+use crate::worker::LeaseTiming;
+
+/// How an engine runs (not what it syncs: that is the catalog's).
+#[derive(Clone)]
+pub struct EngineOptions {
+    /// Told how far loads have got (the CLI's progress bars).
+    pub load_progress: Option<LoadProgress>,
+    /// How often the catalog is read again when no notification came (default 5 s).
+    pub catalog_poll: Duration,
+    /// Lease lifetime and renewal of every worker.
+    pub lease: LeaseTiming,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            load_progress: None,
+            catalog_poll: Duration::from_secs(5),
+            lease: LeaseTiming::default(),
+        }
+    }
+}
+
+impl std::fmt::Debug for EngineOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineOptions")
+            .field("load_progress", &self.load_progress.is_some())
+            .field("catalog_poll", &self.catalog_poll)
+            .field("lease", &self.lease)
+            .finish()
+    }
+}
+
+/// pgforce's engine. Cheap to clone: clones share everything.
+#[derive(Clone)]
+pub struct Engine {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("connections", &self.connection_names())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What every clone of an engine shares.
+struct Shared {
+    database_url: String,
+    options: EngineOptions,
+    /// Connections declared to this process, with their secrets (by name). Declarations
+    /// from the configuration file come first; run-time additions are appended.
+    declared: std::sync::RwLock<Vec<ConnectionConfig>>,
+    /// Salesforce clients by connection name, with the settings they were built from.
+    clients: std::sync::Mutex<HashMap<String, (String, Client)>>,
+    /// Nudges for readers running in this process.
+    wakes: std::sync::Mutex<HashMap<MappingId, Arc<Notify>>>,
+    bus: EventBus,
+}
+
+impl Engine {
+    /// An engine on the catalog at `database_url` (migrated to this version), with the
+    /// connections `declared` (a configuration file's; not applied to the catalog until
+    /// [`Engine::apply`]). Makes no Salesforce call.
+    pub async fn open(
+        database_url: &str,
+        declared: Vec<ConnectionConfig>,
+        options: EngineOptions,
+    ) -> Result<Self> {
+        let mut pg = pgforce_store::connect(database_url)
+            .await
+            .map_err(Error::catalog)?;
+        pgforce_store::catalog::migrate(&mut pg)
+            .await
+            .map_err(Error::catalog)?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                database_url: database_url.to_owned(),
+                options,
+                declared: std::sync::RwLock::new(declared),
+                clients: std::sync::Mutex::default(),
+                wakes: std::sync::Mutex::default(),
+                bus: EventBus::new(1024),
+            }),
+        })
+    }
+
+    /// Syncs every connection this engine has credentials for, following the catalog,
+    /// until `shutdown` turns true.
+    pub async fn run(&self, shutdown: watch::Receiver<bool>) -> Result<()> {
+        supervisor::run(self, shutdown).await
+    }
+
+    /// Events from now on (loads, polls, writer passes, failures).
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.shared.bus.subscribe()
+    }
+
+    /// Asks a mapping's reader, if it runs in this process, to read at once. `false` when
+    /// it does not run here.
+    pub fn read_now(&self, mapping: MappingId) -> bool {
+        let wakes = self
+            .shared
+            .wakes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match wakes.get(&mapping) {
+            Some(wake) => {
+                wake.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Names of the connections declared to this engine.
+    pub fn connection_names(&self) -> Vec<String> {
+        self.declared().iter().map(|c| c.name.clone()).collect()
+    }
+
+    /// The connection an operation means: the one named, or the only one declared.
+    pub fn pick_connection(&self, name: Option<&str>) -> Result<String> {
+        let names = self.connection_names();
+        match (name, names.as_slice()) {
+            (Some(name), _) => Ok(name.to_owned()),
+            (None, [only]) => Ok(only.clone()),
+            (None, []) => Err(Error::NotFound {
+                what: "no connection is declared".to_owned(),
+            }),
+            (None, _) => Err(Error::NotFound {
+                what: "several connections are declared; name one".to_owned(),
+            }),
+        }
+    }
+
+    fn declared(&self) -> Vec<ConnectionConfig> {
+        self.shared
+            .declared
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Keeps a connection declared at run time (replacing one of the same name).
+    fn remember(&self, config: ConnectionConfig) {
+        let mut declared = self
+            .shared
+            .declared
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        declared.retain(|c| c.name != config.name);
+        declared.push(config);
+    }
+
+    /// A session on the catalog's database.
+    async fn session(&self) -> Result<Session> {
+        pgforce_store::connect(&self.shared.database_url)
+            .await
+            .map_err(Error::catalog)
+    }
+
+    /// A connection's full configuration: its declaration here (with secrets), else its
+    /// catalog settings when they suffice to log in (a JWT key file, say). `None` when
+    /// this process cannot run it.
+    fn configuration(&self, row: &ConnectionRow) -> Option<ConnectionConfig> {
+        if let Some(declared) = self.declared().into_iter().find(|c| c.name == row.name) {
+            return Some(declared);
+        }
+        let mut config: ConnectionConfig = serde_json::from_str(row.settings.as_deref()?).ok()?;
+        config.name.clone_from(&row.name);
+        config.schema.clone_from(&row.schema);
+        config.client_config().ok().map(|_| config)
+    }
+
+    /// The Salesforce client of a connection, built once per settings.
+    fn client(&self, config: &ConnectionConfig) -> Result<Client> {
+        let fingerprint = serde_json::to_string(config).unwrap_or_default();
+        let mut clients = self
+            .shared
+            .clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((built_from, client)) = clients.get(&config.name)
+            && *built_from == fingerprint
+        {
+            return Ok(client.clone());
+        }
+        let client = Client::new(config.client_config()?).map_err(|e| Error::Connection {
+            connection: config.name.clone(),
+            problem: e.to_string(),
+        })?;
+        clients.insert(config.name.clone(), (fingerprint, client.clone()));
+        Ok(client)
+    }
+}

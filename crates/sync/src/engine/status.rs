@@ -1,0 +1,159 @@
+//! What pgforce is doing, for `pgforce status` (and later the dashboard): every mapping's
+//! state, counts on both sides, last sync and error, what it is busy with and its drift;
+//! every writer's holder, queue and the changes it is stuck on.
+
+use pgforce_salesforce::soql;
+use pgforce_store::catalog::{connections, status};
+use pgforce_store::table::rows;
+use pgforce_store::trigger_log::queue::{self, QueueCounts, StuckChange};
+use pgforce_store::{ConnectionState, Ident, MappingId, MappingState};
+
+use super::Engine;
+use crate::error::{Error, Result};
+
+/// Trigger-log rows listed per connection when its writer is stuck on some.
+const STUCK_SHOWN: i64 = 10;
+
+/// Everything `status` reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// Every mapping, by connection and object.
+    pub mappings: Vec<MappingStatus>,
+    /// Every connection with read-write mappings.
+    pub writers: Vec<WriterStatus>,
+}
+
+/// One mapping's status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappingStatus {
+    /// Its catalog id.
+    pub id: MappingId,
+    /// Its connection.
+    pub connection: String,
+    /// The mapped object.
+    pub object: String,
+    /// Its state.
+    pub state: MappingState,
+    /// Whether it or its connection is paused.
+    pub paused: bool,
+    /// Records in Salesforce now, when this process can ask.
+    pub salesforce_count: Option<u64>,
+    /// Rows in Postgres now.
+    pub postgres_count: Option<u64>,
+    /// When it was last in sync (UTC).
+    pub last_sync: Option<String>,
+    /// Its last error.
+    pub last_error: Option<String>,
+    /// What it is busy with (a running Bulk API job).
+    pub activity: Option<String>,
+    /// Drift kinds with their counts at the last reconcile (non-zero ones).
+    pub drift: Vec<(String, u64)>,
+    /// When that reconcile ran (UTC).
+    pub drift_checked: Option<String>,
+}
+
+/// One connection's writer status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriterStatus {
+    /// The connection.
+    pub connection: String,
+    /// Its schema.
+    pub schema: String,
+    /// The process holding its writer lease.
+    pub holder: Option<String>,
+    /// The connection's state.
+    pub state: ConnectionState,
+    /// Why it is paused or in error.
+    pub last_error: Option<String>,
+    /// Its queue.
+    pub queue: QueueCounts,
+    /// The first changes it is stuck on.
+    pub stuck: Vec<StuckChange>,
+}
+
+impl Engine {
+    /// The status of every mapping and writer; with `live_counts`, each mapping's record
+    /// count in Salesforce too (one COUNT() each, for connections this process can run).
+    pub async fn status(&self, live_counts: bool) -> Result<Status> {
+        let pg = self.session().await?;
+        let catalog = Error::catalog;
+        let connection_rows = connections::list(&pg).await.map_err(catalog)?;
+        let mut mappings = Vec::new();
+        for report in status::mappings(&pg).await.map_err(catalog)? {
+            let table = Ident::new(&report.schema)
+                .and_then(|schema| Ok((schema, Ident::new(&report.table)?)));
+            let postgres_count = match &table {
+                Ok((schema, table)) => rows::count(&pg, schema, table).await.ok(),
+                Err(_) => None,
+            };
+            let salesforce_count = if live_counts {
+                self.salesforce_count(&connection_rows, &report.connection, &report.object)
+                    .await
+            } else {
+                None
+            };
+            mappings.push(MappingStatus {
+                id: report.id,
+                drift: drift_kinds(report.drift.as_deref()),
+                connection: report.connection,
+                object: report.object,
+                state: report.state,
+                paused: report.paused,
+                salesforce_count,
+                postgres_count,
+                last_sync: report.last_sync,
+                last_error: report.last_error,
+                activity: report.activity,
+                drift_checked: report.drift_checked,
+            });
+        }
+        let mut writers = Vec::new();
+        for writer in status::writers(&pg).await.map_err(catalog)? {
+            let schema = Ident::new(&writer.schema).map_err(catalog)?;
+            writers.push(WriterStatus {
+                queue: queue::counts(&pg, &schema).await.map_err(catalog)?,
+                stuck: queue::stuck(&pg, &schema, STUCK_SHOWN)
+                    .await
+                    .map_err(catalog)?,
+                connection: writer.name,
+                schema: writer.schema,
+                holder: writer.holder,
+                state: writer.state,
+                last_error: writer.last_error,
+            });
+        }
+        Ok(Status { mappings, writers })
+    }
+
+    /// `SELECT COUNT() FROM object` on the connection's org, when this process can log in
+    /// to it and the org answers.
+    async fn salesforce_count(
+        &self,
+        connections: &[connections::ConnectionRow],
+        connection: &str,
+        object: &str,
+    ) -> Option<u64> {
+        let row = connections.iter().find(|c| c.name == connection)?;
+        let live = self.live(row).ok()??;
+        let object = soql::name(object).ok()?;
+        live.salesforce
+            .count(&format!("SELECT COUNT() FROM {object}"))
+            .await
+            .ok()
+    }
+}
+
+/// The non-zero drift counts of a reconcile summary (JSON object of kind → count).
+fn drift_kinds(summary: Option<&str>) -> Vec<(String, u64)> {
+    let Some(summary) = summary else {
+        return Vec::new();
+    };
+    let Ok(serde_json::Value::Object(kinds)) = serde_json::from_str(summary) else {
+        return Vec::new();
+    };
+    kinds
+        .into_iter()
+        .filter_map(|(kind, n)| Some((kind.replace('_', " "), n.as_u64()?)))
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}

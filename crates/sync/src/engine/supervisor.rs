@@ -1,0 +1,463 @@
+//! Running the catalog: a reader per mapping and a writer per connection with read-write
+//! mappings, started, stopped and restarted as the catalog changes, until shutdown.
+//!
+//! Key concepts:
+//! - **Desired and running.** Each round reads the catalog and works out which workers
+//!   should run, each with a fingerprint of what it was started from (the revisions of its
+//!   rows). A worker whose fingerprint changed is stopped and started again; one no longer
+//!   wanted (its mapping paused or removed) is stopped.
+//! - **Rounds** run when the catalog notifies a change (`pgforce_catalog` channel), when a
+//!   worker ends, and every `catalog_poll` as a safety net.
+//! - **Failures.** A worker that fails (or panics) is logged and started again after a
+//!   backoff (1 s doubling to a minute). One the error policy parks (the operator must
+//!   act) stays stopped until its catalog row changes. A mapping that cannot be resolved
+//!   against the org shows `BAD_CONFIG` with the reason until it changes.
+//! - **Shutdown.** Every worker is told to stop and awaited; none is left detached.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pgforce_store::catalog::connections::ConnectionRow;
+use pgforce_store::catalog::mappings::{self, MappingRow};
+use pgforce_store::catalog::{CATALOG_CHANNEL, connections};
+use pgforce_store::notify::Listener;
+use pgforce_store::{Access, ConnectionId, MappingId, MappingState, Session};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+
+use super::Engine;
+use super::setup::{LiveConnection, LiveMapping};
+use crate::error::{Error, Result};
+use crate::error_policy::{self, Decision};
+use crate::reader::ReaderWorker;
+use crate::worker::{Backoff, Exit};
+use crate::writer::{WriteWorker, WriterMapping};
+
+/// Which worker: a mapping's reader or a connection's writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum WorkerKey {
+    Reader(MappingId),
+    Writer(ConnectionId),
+}
+
+/// A worker that should run, and how to start it.
+struct Wanted {
+    fingerprint: String,
+    start: Starter,
+}
+
+enum Starter {
+    Reader(Box<ReaderWorker>),
+    Writer(Box<WriteWorker>),
+}
+
+/// A worker that runs (or is stopping).
+struct Running {
+    fingerprint: String,
+    stop: watch::Sender<bool>,
+}
+
+/// What the supervisor knows between rounds.
+#[derive(Default)]
+struct Supervision {
+    running: HashMap<WorkerKey, Running>,
+    /// Task ids of running workers, to tell which one panicked.
+    tasks: HashMap<tokio::task::Id, WorkerKey>,
+    /// Workers the error policy stopped, with the fingerprint they stopped at.
+    parked: HashMap<WorkerKey, String>,
+    /// Workers that failed, and when they may start again.
+    retry: HashMap<WorkerKey, (Instant, Backoff)>,
+    /// Mappings resolved against the org, by id and the revisions they were resolved at.
+    resolved: HashMap<MappingId, (String, LiveMapping)>,
+    /// Mappings that do not fit the org, with the revisions they were checked at.
+    bad_config: HashMap<MappingId, String>,
+    /// Connections already reported as not runnable here.
+    foreign: HashSet<ConnectionId>,
+}
+
+type Outcome = (WorkerKey, Result<Exit>);
+
+/// Runs the catalog until `shutdown` turns true.
+pub(super) async fn run(engine: &Engine, mut shutdown: watch::Receiver<bool>) -> Result<()> {
+    let poll = engine.shared.options.catalog_poll;
+    let mut listener = listen(engine).await;
+    let mut state = Supervision::default();
+    let mut workers: JoinSet<Outcome> = JoinSet::new();
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        match engine.session().await {
+            Ok(pg) => {
+                if let Err(error) = round(engine, &pg, &mut state, &mut workers).await {
+                    tracing::warn!(error = %error.chain(), "could not read the catalog; trying again");
+                }
+            }
+            Err(error) => {
+                tracing::warn!(error = %error.chain(), "could not reach the catalog; trying again");
+            }
+        }
+        let next_retry = state
+            .retry
+            .values()
+            .map(|(at, _)| at.saturating_duration_since(Instant::now()))
+            .min()
+            .unwrap_or(poll)
+            .min(poll);
+        tokio::select! {
+            notified = notified(&mut listener) => {
+                if !notified {
+                    listener = listen(engine).await;
+                }
+                // Let a burst of catalog changes settle into one round.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Some(finished) = workers.join_next_with_id() => ended(engine, &mut state, finished),
+            () = tokio::time::sleep(next_retry) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+    for running in state.running.values() {
+        let _ = running.stop.send(true);
+    }
+    while let Some(finished) = workers.join_next_with_id().await {
+        ended(engine, &mut state, finished);
+    }
+    Ok(())
+}
+
+/// A LISTEN session on the catalog channel, or none (the poll then does the work).
+async fn listen(engine: &Engine) -> Option<Listener> {
+    match Listener::listen(&engine.shared.database_url, CATALOG_CHANNEL).await {
+        Ok(listener) => Some(listener),
+        Err(error) => {
+            tracing::warn!(error = %crate::error::chain(&error), "cannot listen for catalog changes; reading it every few seconds");
+            None
+        }
+    }
+}
+
+/// Waits for a catalog notification; `false` when the session is gone. Without a
+/// session, never returns.
+async fn notified(listener: &mut Option<Listener>) -> bool {
+    match listener {
+        Some(listener) => listener.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// One round: work out what should run, stop what should not, start what should.
+async fn round(
+    engine: &Engine,
+    pg: &Session,
+    state: &mut Supervision,
+    workers: &mut JoinSet<Outcome>,
+) -> Result<()> {
+    let wanted = wanted_workers(engine, pg, state).await?;
+    for (key, running) in &state.running {
+        let keep = wanted
+            .get(key)
+            .is_some_and(|w| w.fingerprint == running.fingerprint);
+        if !keep {
+            let _ = running.stop.send(true);
+        }
+    }
+    state.parked.retain(|key, fingerprint| {
+        wanted
+            .get(key)
+            .is_some_and(|w| w.fingerprint == *fingerprint)
+    });
+    let now = Instant::now();
+    for (key, wanted) in wanted {
+        let blocked = state.running.contains_key(&key)
+            || state.parked.contains_key(&key)
+            || state.retry.get(&key).is_some_and(|(at, _)| *at > now);
+        if blocked {
+            continue;
+        }
+        start(engine, state, workers, key, wanted);
+    }
+    Ok(())
+}
+
+/// Starts one worker with its own stop signal.
+fn start(
+    engine: &Engine,
+    state: &mut Supervision,
+    workers: &mut JoinSet<Outcome>,
+    key: WorkerKey,
+    wanted: Wanted,
+) {
+    let (stop, stopped) = watch::channel(false);
+    let handle = match wanted.start {
+        Starter::Reader(worker) => {
+            let wakes = Arc::clone(&engine.shared);
+            let mapping = worker.mapping_id;
+            lock(&wakes.wakes).insert(mapping, Arc::clone(&worker.wake));
+            workers.spawn(async move { (key, worker.run(stopped).await) })
+        }
+        Starter::Writer(worker) => workers.spawn(async move { (key, worker.run(stopped).await) }),
+    };
+    state.tasks.insert(handle.id(), key);
+    state.running.insert(
+        key,
+        Running {
+            fingerprint: wanted.fingerprint,
+            stop,
+        },
+    );
+}
+
+/// Handles a worker that ended: forgotten when stopped, parked when the policy says so,
+/// started again after a backoff when it failed or panicked.
+fn ended(
+    engine: &Engine,
+    state: &mut Supervision,
+    finished: std::result::Result<(tokio::task::Id, Outcome), tokio::task::JoinError>,
+) {
+    let (key, result) = match finished {
+        Ok((id, (key, result))) => {
+            state.tasks.remove(&id);
+            (key, result.map_err(|e| e.chain()))
+        }
+        Err(join_error) => {
+            let Some(key) = state.tasks.remove(&join_error.id()) else {
+                return;
+            };
+            (key, Err(format!("the worker panicked: {join_error}")))
+        }
+    };
+    if let WorkerKey::Reader(mapping) = key {
+        lock(&engine.shared.wakes).remove(&mapping);
+    }
+    let Some(running) = state.running.remove(&key) else {
+        return;
+    };
+    match result {
+        Ok(Exit::Stopped) => {
+            state.retry.remove(&key);
+        }
+        Ok(Exit::Parked { reason }) => {
+            tracing::error!(worker = ?key, reason = %reason, "worker stopped until its configuration changes");
+            state.parked.insert(key, running.fingerprint);
+        }
+        Err(reason) => {
+            let wait = retry_later(state, key);
+            tracing::error!(worker = ?key, error = %reason, retry_in_ms = wait.as_millis() as u64, "worker failed; starting it again");
+        }
+    }
+}
+
+/// Schedules another attempt at `key` after a growing wait (1 s doubling to a minute);
+/// returns the wait.
+fn retry_later(state: &mut Supervision, key: WorkerKey) -> Duration {
+    let (at, backoff) = state.retry.entry(key).or_insert_with(|| {
+        (
+            Instant::now(),
+            Backoff::new(Duration::from_secs(1), Duration::from_secs(60)),
+        )
+    });
+    let wait = backoff.next_wait();
+    *at = Instant::now() + wait;
+    wait
+}
+
+/// The workers the catalog asks for, each with its fingerprint.
+async fn wanted_workers(
+    engine: &Engine,
+    pg: &Session,
+    state: &mut Supervision,
+) -> Result<HashMap<WorkerKey, Wanted>> {
+    let catalog = Error::catalog;
+    let all_connections = connections::list(pg).await.map_err(catalog)?;
+    let all_mappings = mappings::list(pg, None).await.map_err(catalog)?;
+    let mut wanted = HashMap::new();
+    for connection in all_connections.iter().filter(|c| !c.paused) {
+        let live = match engine.live(connection) {
+            Ok(Some(live)) => live,
+            Ok(None) => {
+                if state.foreign.insert(connection.id) {
+                    tracing::info!(connection = %connection.name, "no credentials for this connection here; another pgforce runs it");
+                }
+                continue;
+            }
+            Err(error) => {
+                tracing::error!(connection = %connection.name, error = %error.chain(), "connection cannot run");
+                continue;
+            }
+        };
+        let rows: Vec<&MappingRow> = all_mappings
+            .iter()
+            .filter(|m| m.connection == connection.id)
+            .collect();
+        let mut writable = Vec::new();
+        let mut waiting = Vec::new();
+        for row in rows {
+            let resolved = if row.paused {
+                None
+            } else {
+                resolve_cached(engine, pg, state, connection, &live, row).await
+            };
+            let Some(mapping) = resolved else {
+                if row.access == Access::ReadWrite {
+                    waiting.push(row.table.clone());
+                }
+                continue;
+            };
+            if row.access == Access::ReadWrite {
+                writable.push(mapping.clone());
+            }
+            wanted.insert(
+                WorkerKey::Reader(row.id),
+                Wanted {
+                    fingerprint: format!("{}/{}", connection.revision, row.revision),
+                    start: Starter::Reader(Box::new(reader(engine, &live, mapping))),
+                },
+            );
+        }
+        if !writable.is_empty() {
+            let fingerprint = writer_fingerprint(connection, &writable, &waiting);
+            wanted.insert(
+                WorkerKey::Writer(connection.id),
+                Wanted {
+                    fingerprint,
+                    start: Starter::Writer(Box::new(writer(engine, &live, writable, waiting))),
+                },
+            );
+        }
+    }
+    let live_ids: HashSet<MappingId> = all_mappings.iter().map(|m| m.id).collect();
+    state.resolved.retain(|id, _| live_ids.contains(id));
+    state.bad_config.retain(|id, _| live_ids.contains(id));
+    Ok(wanted)
+}
+
+/// A writer's fingerprint: its connection's revision and its mappings' settings (not their
+/// revisions, which also grow with reload requests the writer does not care about).
+fn writer_fingerprint(
+    connection: &ConnectionRow,
+    writable: &[LiveMapping],
+    waiting: &[String],
+) -> String {
+    let mut parts: Vec<String> = writable
+        .iter()
+        .map(|m| {
+            format!(
+                "{}:{}",
+                m.row.id,
+                m.row.settings.as_deref().unwrap_or_default()
+            )
+        })
+        .collect();
+    parts.sort();
+    format!(
+        "{}|{}|{}",
+        connection.revision,
+        parts.join(","),
+        waiting.join(",")
+    )
+}
+
+/// A mapping checked against the org, once per revision. A mapping that does not fit the
+/// org is shown `BAD_CONFIG`; one that cannot be checked now (the org unreachable) is
+/// tried again next round.
+async fn resolve_cached(
+    engine: &Engine,
+    pg: &Session,
+    state: &mut Supervision,
+    connection: &ConnectionRow,
+    live: &LiveConnection,
+    row: &MappingRow,
+) -> Option<LiveMapping> {
+    let fingerprint = format!("{}/{}", connection.revision, row.revision);
+    if let Some((at, resolved)) = state.resolved.get(&row.id)
+        && *at == fingerprint
+    {
+        let mut resolved = resolved.clone();
+        resolved.row = row.clone();
+        return Some(resolved);
+    }
+    let key = WorkerKey::Reader(row.id);
+    if state.bad_config.get(&row.id) == Some(&fingerprint)
+        || state
+            .retry
+            .get(&key)
+            .is_some_and(|(at, _)| *at > Instant::now())
+    {
+        return None;
+    }
+    match engine.live_mapping(live, row).await {
+        Ok(resolved) => {
+            state
+                .resolved
+                .insert(row.id, (fingerprint, resolved.clone()));
+            Some(resolved)
+        }
+        Err(error) => {
+            let verdict = error_policy::decide(&error);
+            let message = error.chain();
+            if verdict.decision == Decision::StopMapping {
+                tracing::error!(object = %row.object, error = %message, hint = verdict.hint, "mapping cannot run");
+                if let Err(error) =
+                    mappings::set_state(pg, row.id, &MappingState::BadConfig, Some(&message)).await
+                {
+                    tracing::warn!(error = %crate::error::chain(&error), "could not record the mapping's state");
+                }
+                state.bad_config.insert(row.id, fingerprint);
+            } else {
+                tracing::warn!(object = %row.object, error = %message, hint = verdict.hint, "cannot check the mapping against the org now; trying again");
+                retry_later(state, key);
+            }
+            None
+        }
+    }
+}
+
+fn reader(engine: &Engine, live: &LiveConnection, mapping: LiveMapping) -> ReaderWorker {
+    let shared = &engine.shared;
+    ReaderWorker {
+        database_url: shared.database_url.clone(),
+        salesforce: live.salesforce.clone(),
+        schema: live.schema.clone(),
+        mapping_id: mapping.row.id,
+        mapping: mapping.mapping,
+        bus: shared.bus.clone(),
+        progress: shared.options.load_progress.clone(),
+        wake: Arc::new(Notify::new()),
+        lease: shared.options.lease,
+    }
+}
+
+fn writer(
+    engine: &Engine,
+    live: &LiveConnection,
+    writable: Vec<LiveMapping>,
+    waiting: Vec<String>,
+) -> WriteWorker {
+    let shared = &engine.shared;
+    WriteWorker {
+        database_url: shared.database_url.clone(),
+        connection: live.name().to_owned(),
+        salesforce: live.salesforce.clone(),
+        schema: live.schema.clone(),
+        mappings: writable
+            .into_iter()
+            .map(|m| WriterMapping {
+                id: m.row.id,
+                mapping: m.mapping,
+            })
+            .collect(),
+        waiting,
+        policy: live.config.write_policy(),
+        archive: live.config.archive_policy(),
+        bus: shared.bus.clone(),
+        lease: shared.options.lease,
+    }
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

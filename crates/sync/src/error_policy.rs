@@ -1,0 +1,208 @@
+//! The engine's one error policy: what an error means for the work it interrupted.
+//!
+//! Every worker and command asks [`decide`] (for any engine error) or [`decide_call`] (for a
+//! failed Salesforce call) instead of judging errors itself, so the same error never gets
+//! two treatments in two places. Four decisions:
+//!
+//! - **Retry**: the cause is passing (a dropped connection, a 5xx, a row lock, a deadlock,
+//!   a Postgres restart). Try again with backoff; nothing is marked failed.
+//! - **Fail the record**: Salesforce refused one record for something about that record
+//!   (a validation rule, a bad value). Only per-record results get this decision; the
+//!   change becomes FAILED with Salesforce's message.
+//! - **Pause the connection**: the org cannot be used at all for now (its daily API limit
+//!   is spent, the credentials no longer work). Nothing is the records' fault: their
+//!   changes wait, and work resumes once the org answers again.
+//! - **Stop the mapping**: the operator must act (an object or field that does not exist,
+//!   a configuration that does not fit). The mapping shows the error until it changes.
+//!
+//! Each decision comes with a one-line hint for the operator.
+
+use pgforce_salesforce::{ApiErrorCode, RecordError};
+
+use crate::error::Error;
+
+/// What to do about an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Decision {
+    /// Try again later, with backoff.
+    Retry,
+    /// The error belongs to one record: it fails with Salesforce's message.
+    FailRecord,
+    /// The org is unusable for now: the connection's work waits for it.
+    PauseConnection,
+    /// The operator must act: the mapping stops and shows the error.
+    StopMapping,
+}
+
+/// A decision and what to tell the operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Verdict {
+    /// What to do.
+    pub decision: Decision,
+    /// One line for the operator.
+    pub hint: &'static str,
+}
+
+const fn verdict(decision: Decision, hint: &'static str) -> Verdict {
+    Verdict { decision, hint }
+}
+
+/// The verdict on an engine error.
+pub(crate) fn decide(error: &Error) -> Verdict {
+    match error {
+        Error::Salesforce { source, .. } => decide_call(source),
+        Error::Store { source, .. } => decide_store(source),
+        Error::Config { .. } | Error::Document { .. } => verdict(
+            Decision::StopMapping,
+            "the mapping does not fit the org; change it and it starts again",
+        ),
+        Error::Connection { .. } => verdict(
+            Decision::StopMapping,
+            "the connection's settings are incomplete; fix them and restart",
+        ),
+        Error::NotFound { .. } => verdict(
+            Decision::StopMapping,
+            "what the operation names does not exist",
+        ),
+    }
+}
+
+/// The verdict on a Postgres error: passing trouble (connection loss, a deadlock, a
+/// serialization failure, a server shutting down or out of connections) is retried;
+/// anything else needs the operator.
+pub(crate) fn decide_store(error: &pgforce_store::Error) -> Verdict {
+    if error.is_retryable() {
+        verdict(
+            Decision::Retry,
+            "PostgreSQL was unavailable or the transaction conflicted; retrying",
+        )
+    } else {
+        verdict(
+            Decision::StopMapping,
+            "PostgreSQL refused the statement; see its message and SQLSTATE",
+        )
+    }
+}
+
+/// The verdict on a failed Salesforce call as a whole.
+pub(crate) fn decide_call(error: &pgforce_salesforce::Error) -> Verdict {
+    use pgforce_salesforce::Error as Sf;
+    if error.is_retryable() {
+        return verdict(
+            Decision::Retry,
+            "Salesforce was unavailable or busy; retrying with backoff",
+        );
+    }
+    match error {
+        Sf::RequestLimitExceeded { .. } | Sf::BudgetExhausted { .. } => verdict(
+            Decision::PauseConnection,
+            "the org's API allocation is used up; work resumes when it is available again",
+        ),
+        Sf::Auth { .. } => verdict(
+            Decision::PauseConnection,
+            "Salesforce refused the connection's credentials; renew them",
+        ),
+        Sf::Api { error, .. } if error.code == ApiErrorCode::InvalidSessionId => verdict(
+            Decision::PauseConnection,
+            "Salesforce refused the session even after logging in again; check the credentials",
+        ),
+        Sf::Api { error, .. }
+            if matches!(
+                error.code,
+                ApiErrorCode::NotFound
+                    | ApiErrorCode::InvalidField
+                    | ApiErrorCode::InvalidType
+                    | ApiErrorCode::MalformedQuery
+            ) =>
+        {
+            verdict(
+                Decision::StopMapping,
+                "the object or a field is not what the mapping expects; check the org's schema",
+            )
+        }
+        _ => verdict(
+            Decision::StopMapping,
+            "Salesforce refused the call; see its errorCode and message",
+        ),
+    }
+}
+
+/// The decision on one record's error inside a successful call: transient ones (a row
+/// lock) are sent again, the rest belong to the record.
+pub(crate) fn decide_record(error: &RecordError) -> Decision {
+    if error.code.is_transient() {
+        Decision::Retry
+    } else {
+        Decision::FailRecord
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use pgforce_salesforce::Error as Sf;
+
+    use super::*;
+
+    fn api(status: u16, code: &str) -> Sf {
+        Sf::Api {
+            method: "POST".to_owned(),
+            path: "/x".to_owned(),
+            status,
+            error: record(code),
+        }
+    }
+
+    fn record(code: &str) -> RecordError {
+        RecordError {
+            code: ApiErrorCode::parse(code),
+            message: String::new(),
+            fields: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn passing_trouble_is_retried_and_org_wide_trouble_pauses() {
+        assert_eq!(
+            decide_call(&api(503, "SERVER_UNAVAILABLE")).decision,
+            Decision::Retry
+        );
+        assert_eq!(
+            decide_call(&api(400, "UNABLE_TO_LOCK_ROW")).decision,
+            Decision::Retry
+        );
+        let limit = Sf::RequestLimitExceeded {
+            path: "/x".to_owned(),
+            message: "TotalRequests Limit exceeded.".to_owned(),
+        };
+        assert_eq!(decide_call(&limit).decision, Decision::PauseConnection);
+        let auth = Sf::Auth {
+            login_url: "https://login.salesforce.com".to_owned(),
+            status: 400,
+            error: "invalid_grant".to_owned(),
+            description: "expired access/refresh token".to_owned(),
+        };
+        assert_eq!(decide_call(&auth).decision, Decision::PauseConnection);
+        assert_eq!(
+            decide_call(&api(400, "INVALID_FIELD")).decision,
+            Decision::StopMapping
+        );
+    }
+
+    #[test]
+    fn only_record_errors_fail_records() {
+        assert_eq!(
+            decide_record(&record("UNABLE_TO_LOCK_ROW")),
+            Decision::Retry
+        );
+        assert_eq!(
+            decide_record(&record("REQUIRED_FIELD_MISSING")),
+            Decision::FailRecord
+        );
+    }
+
+    #[test]
+    fn config_errors_stop_the_mapping() {
+        let error = Error::config("Account", "field Foo does not exist");
+        assert_eq!(decide(&error).decision, Decision::StopMapping);
+    }
+}

@@ -1,0 +1,255 @@
+//! What the engine tells about its work, each in one wording.
+//!
+//! An observable event is a struct here whose `emit` does everything that event means at
+//! once: the log line, the row in `pgforce.sync_events`, and the [`Event`] sent to
+//! subscribers ([`crate::Engine::subscribe`]: the demo, later the dashboard and metrics).
+//! Workers never write those three themselves, so the same event cannot be worded two
+//! ways or recorded in one place and not another.
+
+use std::time::Duration;
+
+use pgforce_store::catalog::events::{self as store_events, SyncEvent};
+use pgforce_store::{MappingId, Session};
+use tokio::sync::broadcast;
+
+pub use pgforce_store::catalog::events::{EventKind, EventOutcome};
+
+use crate::error::Error;
+use crate::error_policy::{Decision, Verdict};
+use crate::reader::ReadOutcome;
+use crate::writer::WriteOutcome;
+
+/// One thing the engine did, as subscribers see it (the shape of a sync event row).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// The mapping it concerns.
+    pub mapping: MappingId,
+    /// The mapped object.
+    pub object: String,
+    /// Load, poll or write.
+    pub kind: EventKind,
+    /// Records applied, deleted or written.
+    pub records: u64,
+    /// Salesforce API calls it used.
+    pub api_calls: u64,
+    /// How long it took.
+    pub duration: Duration,
+    /// How it ended.
+    pub outcome: EventOutcome,
+    /// What went wrong or was refused, for a person.
+    pub message: Option<String>,
+}
+
+/// Where events go besides the log: the catalog and the subscribers.
+#[derive(Debug, Clone)]
+pub(crate) struct EventBus {
+    sender: broadcast::Sender<Event>,
+}
+
+impl EventBus {
+    /// A bus keeping up to `capacity` events for slow subscribers.
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            sender: broadcast::channel(capacity).0,
+        }
+    }
+
+    /// A new subscriber (it sees events sent from now on).
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.sender.subscribe()
+    }
+
+    /// Records an event in the catalog (when a session is at hand) and tells subscribers.
+    async fn publish(&self, pg: Option<&Session>, event: Event) {
+        if let Some(pg) = pg {
+            let row = SyncEvent {
+                mapping: event.mapping,
+                kind: event.kind,
+                records: event.records,
+                api_calls: event.api_calls,
+                duration: event.duration,
+                outcome: event.outcome,
+                message: event.message.clone(),
+            };
+            if let Err(error) = store_events::record(pg, &row).await {
+                tracing::warn!(error = %crate::error::chain(&error), "could not record a sync event");
+            }
+        }
+        // No subscriber is not an error.
+        let _ = self.sender.send(event);
+    }
+}
+
+/// A load or poll that finished.
+pub(crate) struct ReadDone<'a> {
+    pub mapping: MappingId,
+    pub object: &'a str,
+    pub kind: EventKind,
+    pub outcome: &'a ReadOutcome,
+    pub took: Duration,
+}
+
+impl ReadDone<'_> {
+    pub(crate) async fn emit(self, bus: &EventBus, pg: Option<&Session>) {
+        let outcome = self.outcome;
+        let message = outcome.rejected.first().map(|r| {
+            format!(
+                "{} record(s) could not be stored; first: {} field {}: {}",
+                outcome.rejected.len(),
+                r.sfid,
+                r.field,
+                r.reason
+            )
+        });
+        match &message {
+            Some(message) => {
+                tracing::error!(object = self.object, error = %message, "records rejected");
+            }
+            None if outcome.applied + outcome.deleted > 0 => tracing::info!(
+                object = self.object,
+                kind = self.kind.as_str(),
+                applied = outcome.applied,
+                deleted = outcome.deleted,
+                api_calls = outcome.api_calls,
+                took_ms = self.took.as_millis() as u64,
+                "records read from Salesforce"
+            ),
+            None => tracing::debug!(
+                object = self.object,
+                kind = self.kind.as_str(),
+                "nothing changed"
+            ),
+        }
+        let event = Event {
+            mapping: self.mapping,
+            object: self.object.to_owned(),
+            kind: self.kind,
+            records: outcome.applied + outcome.deleted,
+            api_calls: outcome.api_calls,
+            duration: self.took,
+            outcome: if outcome.rejected.is_empty() {
+                EventOutcome::Ok
+            } else {
+                EventOutcome::Rejected
+            },
+            message,
+        };
+        bus.publish(pg, event).await;
+    }
+}
+
+/// A load or poll that failed, with what the error policy decided.
+pub(crate) struct ReadFailed<'a> {
+    pub mapping: MappingId,
+    pub object: &'a str,
+    pub kind: EventKind,
+    pub error: &'a Error,
+    pub verdict: Verdict,
+    pub took: Duration,
+}
+
+impl ReadFailed<'_> {
+    pub(crate) async fn emit(self, bus: &EventBus, pg: Option<&Session>) {
+        let error = self.error.chain();
+        let hint = self.verdict.hint;
+        match self.verdict.decision {
+            Decision::StopMapping => {
+                tracing::error!(object = self.object, error = %error, hint, "mapping stopped");
+            }
+            Decision::PauseConnection => {
+                tracing::warn!(object = self.object, error = %error, hint, "reading paused; retrying later");
+            }
+            Decision::Retry | Decision::FailRecord => {
+                tracing::warn!(object = self.object, error = %error, hint, "sync failed; retrying");
+            }
+        }
+        let event = Event {
+            mapping: self.mapping,
+            object: self.object.to_owned(),
+            kind: self.kind,
+            records: 0,
+            api_calls: 1,
+            duration: self.took,
+            outcome: EventOutcome::Error,
+            message: Some(error),
+        };
+        bus.publish(pg, event).await;
+    }
+}
+
+/// A writer pass that did something, reported per mapping it wrote for.
+pub(crate) struct WritePass<'a> {
+    pub connection: &'a str,
+    /// The connection's read-write mappings: id, object, table.
+    pub mappings: &'a [(MappingId, String, String)],
+    pub outcome: &'a WriteOutcome,
+    pub took: Duration,
+}
+
+impl WritePass<'_> {
+    pub(crate) async fn emit(self, bus: &EventBus, pg: Option<&Session>) {
+        let outcome = self.outcome;
+        if outcome.is_idle() {
+            return;
+        }
+        let message = (outcome.failed + outcome.held + outcome.retried > 0).then(|| {
+            format!(
+                "{} failed, {} held back, {} to send again",
+                outcome.failed, outcome.held, outcome.retried
+            )
+        });
+        tracing::debug!(
+            connection = self.connection,
+            succeeded = outcome.succeeded,
+            failed = outcome.failed,
+            merged = outcome.merged,
+            held = outcome.held,
+            retried = outcome.retried,
+            in_doubt = outcome.in_doubt,
+            api_calls = outcome.api_calls,
+            took_ms = self.took.as_millis() as u64,
+            "writer pass"
+        );
+        for (mapping, object, table) in self.mappings {
+            let records = outcome.by_table.get(table).copied().unwrap_or(0);
+            if records == 0 && message.is_none() {
+                continue;
+            }
+            let event = Event {
+                mapping: *mapping,
+                object: object.clone(),
+                kind: EventKind::Write,
+                records,
+                api_calls: outcome.api_calls,
+                duration: self.took,
+                outcome: if outcome.failed > 0 {
+                    EventOutcome::Rejected
+                } else {
+                    EventOutcome::Ok
+                },
+                message: message.clone(),
+            };
+            bus.publish(pg, event).await;
+        }
+    }
+}
+
+/// A worker took its lease, or lost it to another process.
+pub(crate) struct LeaseChanged<'a> {
+    /// `reader Account` or `writer main`.
+    pub worker: &'a str,
+    pub held: bool,
+}
+
+impl LeaseChanged<'_> {
+    pub(crate) fn emit(self) {
+        if self.held {
+            tracing::info!(worker = self.worker, "lease held; working");
+        } else {
+            tracing::info!(
+                worker = self.worker,
+                "another pgforce holds this work; standing by"
+            );
+        }
+    }
+}

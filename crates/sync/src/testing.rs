@@ -1,0 +1,51 @@
+//! Test support (feature `test-support`): the workers' steps one at a time.
+//!
+//! The engine runs readers and writers itself; integration tests that prove what one load,
+//! poll or writer pass does (against a real Postgres and the emulator) call the steps
+//! directly through this module. Nothing outside tests uses it.
+
+use pgforce_salesforce::Client;
+use pgforce_store::{Ident, MappingId};
+use tokio::sync::watch;
+
+pub use crate::mapping::{Mapping, MappingSpec};
+pub use crate::reader::{Target, initial_load, poll_once, refresh_records};
+pub use crate::reconcile::{compare, record, repair};
+pub use crate::writer::{ResumeOutcome, WriteOutcome, WritePolicy, resume_pending, write_once};
+pub use pgforce_store::trigger_log::archive::archive_processed;
+
+use crate::events::EventBus;
+use crate::worker::{Exit, LeaseTiming};
+use crate::writer::{ArchivePolicy, WriteWorker, WriterMapping};
+
+/// Runs a connection's writer as `pgforce run` does (lease, LISTEN, passes) until
+/// `shutdown` turns true.
+pub async fn run_writer(
+    database_url: String,
+    connection: String,
+    salesforce: Client,
+    schema: Ident,
+    mappings: Vec<(Mapping, MappingId)>,
+    policy: WritePolicy,
+    shutdown: watch::Receiver<bool>,
+) -> crate::Result<()> {
+    let worker = WriteWorker {
+        database_url,
+        connection,
+        salesforce,
+        schema,
+        mappings: mappings
+            .into_iter()
+            .map(|(mapping, id)| WriterMapping { id, mapping })
+            .collect(),
+        waiting: Vec::new(),
+        policy,
+        archive: ArchivePolicy::default(),
+        bus: EventBus::new(16),
+        lease: LeaseTiming::default(),
+    };
+    match worker.run(shutdown).await? {
+        Exit::Stopped => Ok(()),
+        Exit::Parked { reason } => Err(crate::Error::NotFound { what: reason }),
+    }
+}
