@@ -12,4 +12,5 @@ mod control;
 mod errors;
 mod fixtures;
 mod query;
+mod record_locks;
 mod rest;

@@ -8,6 +8,7 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, header};
 
 use crate::error::ApiError;
+use crate::faults::LockedRecords;
 use crate::org::RecordRef;
 use crate::state::Shared;
 
@@ -30,8 +31,16 @@ pub struct RequestContext {
     pub headers: HeaderMap,
     pub params: HashMap<String, String>,
     pub body: Bytes,
-    /// Whether fault injection chose this write to fail with UNABLE_TO_LOCK_ROW.
-    pub lock_fault: bool,
+    /// Faults chosen for this call before its work starts.
+    pub faults: CallFaults,
+}
+
+/// Faults chosen for one call once it is admitted, which its handler carries out.
+#[derive(Debug, Clone, Default)]
+pub struct CallFaults {
+    /// Records refused with UNABLE_TO_LOCK_ROW (by position in the call; a single-record
+    /// call is position 0).
+    pub locked: LockedRecords,
 }
 
 impl RequestContext {

@@ -17,11 +17,11 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value as Json, json};
 
-use super::context::{ConnectionInfo, RequestContext, base_url, bearer_token};
+use super::context::{CallFaults, ConnectionInfo, RequestContext, base_url, bearer_token};
 use super::{bulk, collections, describe, limits, query, sobjects};
 use crate::config::LATEST_API_VERSION;
 use crate::error::{ApiError, JSON_CONTENT_TYPE};
-use crate::faults::Fault;
+use crate::faults::{Fault, LockedRecords};
 use crate::server::DropConnection;
 use crate::state::Shared;
 
@@ -120,7 +120,13 @@ pub async fn dispatch(
                 method,
                 headers: headers.clone(),
                 body,
-                lock_fault,
+                faults: CallFaults {
+                    locked: if lock_fault {
+                        LockedRecords::All
+                    } else {
+                        LockedRecords::None
+                    },
+                },
             };
             let mut response = admit_and_route(&shared, request)
                 .await
@@ -150,7 +156,7 @@ struct Incoming<'a> {
     method: Method,
     headers: HeaderMap,
     body: Bytes,
-    lock_fault: bool,
+    faults: CallFaults,
 }
 
 async fn admit_and_route(shared: &Arc<Shared>, request: Incoming<'_>) -> ApiResult {
@@ -161,7 +167,7 @@ async fn admit_and_route(shared: &Arc<Shared>, request: Incoming<'_>) -> ApiResu
         method,
         headers,
         body,
-        lock_fault,
+        faults,
     } = request;
     let mut segments: Vec<String> = rest.split('/').map(percent_decode).collect();
     if segments.last().is_some_and(String::is_empty) {
@@ -193,7 +199,7 @@ async fn admit_and_route(shared: &Arc<Shared>, request: Incoming<'_>) -> ApiResu
         headers,
         params,
         body,
-        lock_fault,
+        faults,
     };
     let path: Vec<&str> = segments[1..].iter().map(String::as_str).collect();
     route(&ctx, &path)

@@ -18,18 +18,21 @@ use axum::http::Method;
 /// The most Ids getUpdated and getDeleted return.
 const REPLICATION_ID_LIMIT: usize = 600_000;
 
-/// UNABLE_TO_LOCK_ROW for a write the fault injector picked.
+/// UNABLE_TO_LOCK_ROW for a write the fault injector picked, naming the locked record when
+/// the call names one (an insert has no Id yet, so its message names none).
 pub fn lock_row_error(id: &str) -> ApiError {
-    ApiError::bad_request(
-        "UNABLE_TO_LOCK_ROW",
-        format!("unable to obtain exclusive access to this record or 1 records: {id}"),
-    )
+    let message = if id.is_empty() {
+        "unable to obtain exclusive access to this record".to_owned()
+    } else {
+        format!("unable to obtain exclusive access to this record or 1 records: {id}")
+    };
+    ApiError::bad_request("UNABLE_TO_LOCK_ROW", message)
 }
 
 /// `POST /sobjects/{Obj}`.
 pub fn create(ctx: &RequestContext, name: &str) -> ApiResult {
     let body = ctx.json_object()?;
-    if ctx.lock_fault {
+    if ctx.faults.locked.contains(0) {
         return Err(lock_row_error(""));
     }
     let mut org = ctx.shared.org_mut();
@@ -136,7 +139,7 @@ pub fn field_projection(
 fn update(ctx: &RequestContext, target: RecordRef) -> ApiResult {
     let body = ctx.json_object()?;
     let mut org = ctx.shared.org_mut();
-    if ctx.lock_fault {
+    if ctx.faults.locked.contains(0) {
         return Err(lock_row_error(&target.id18(org.schema())));
     }
     org.begin(ctx.user).update(target, &body)?;
@@ -147,7 +150,7 @@ fn update(ctx: &RequestContext, target: RecordRef) -> ApiResult {
 
 fn delete(ctx: &RequestContext, target: RecordRef) -> ApiResult {
     let mut org = ctx.shared.org_mut();
-    if ctx.lock_fault {
+    if ctx.faults.locked.contains(0) {
         return Err(lock_row_error(&target.id18(org.schema())));
     }
     org.begin(ctx.user).delete(target)?;
@@ -211,7 +214,7 @@ fn record_url(org: &Org, ctx: &RequestContext, record: RecordRef) -> String {
 fn upsert(ctx: &RequestContext, object: ObjectIndex, key_field: usize, value: &str) -> ApiResult {
     let body = ctx.json_object()?;
     let mut org = ctx.shared.org_mut();
-    if ctx.lock_fault {
+    if ctx.faults.locked.contains(0) {
         return Err(lock_row_error(""));
     }
     let outcome = org

@@ -2,8 +2,9 @@
 //!
 //! Sync engines must survive what real orgs do under load: row locks, 503s from the edge,
 //! connections that drop mid-request, and slow answers. Each fault has a rate (0.0–1.0)
-//! drawn per request; the configuration can be changed while the emulator runs (control
-//! API `PUT /__emulator/faults`), so a test can turn faults on around one step.
+//! drawn per request (or per record, for record locks inside a call); the configuration can
+//! be changed while the emulator runs (control API `PUT /__emulator/faults`), so a test can
+//! turn faults on around one step.
 
 use std::time::Duration;
 
@@ -18,8 +19,11 @@ pub struct FaultConfig {
     pub latency_ms: u64,
     /// Up to this many milliseconds more, uniformly random.
     pub latency_jitter_ms: u64,
-    /// Share of write calls that fail with UNABLE_TO_LOCK_ROW.
+    /// Share of write calls that fail with UNABLE_TO_LOCK_ROW (every record of the call).
     pub unable_to_lock_row_rate: f64,
+    /// Share of the records of an sObject Collections write that are refused, each on its
+    /// own, with UNABLE_TO_LOCK_ROW while the other records of the call are written.
+    pub record_lock_rate: f64,
     /// Share of API calls answered 503 SERVER_UNAVAILABLE.
     pub server_unavailable_rate: f64,
     /// Share of API calls whose connection is dropped without an answer.
@@ -30,6 +34,25 @@ pub struct FaultConfig {
     pub lost_response_rate: f64,
     /// Share of Bulk API ingest jobs that fail as a whole once closed (state `Failed`).
     pub bulk_job_failure_rate: f64,
+}
+
+/// Which records of one call are refused with UNABLE_TO_LOCK_ROW before they are written.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum LockedRecords {
+    #[default]
+    None,
+    /// Every record of the call (a whole-call lock fault).
+    All,
+}
+
+impl LockedRecords {
+    /// Whether the record at `position` of the call is locked.
+    pub fn contains(&self, _position: usize) -> bool {
+        match self {
+            Self::None => false,
+            Self::All => true,
+        }
+    }
 }
 
 /// What to do to one request.
@@ -45,6 +68,7 @@ impl FaultConfig {
     pub fn validate(&self) -> Result<(), String> {
         for (name, rate) in [
             ("unableToLockRowRate", self.unable_to_lock_row_rate),
+            ("recordLockRate", self.record_lock_rate),
             ("serverUnavailableRate", self.server_unavailable_rate),
             ("dropConnectionRate", self.drop_connection_rate),
             ("lostResponseRate", self.lost_response_rate),
@@ -94,5 +118,10 @@ impl FaultConfig {
     /// Whether one write call fails with UNABLE_TO_LOCK_ROW.
     pub fn draw_lock_failure(&self) -> bool {
         self.unable_to_lock_row_rate > 0.0 && rand::rng().random_bool(self.unable_to_lock_row_rate)
+    }
+
+    /// Whether one record of a collections write is refused with UNABLE_TO_LOCK_ROW.
+    pub fn draw_record_lock(&self) -> bool {
+        self.record_lock_rate > 0.0 && rand::rng().random_bool(self.record_lock_rate)
     }
 }
