@@ -15,6 +15,7 @@ use serde::Deserialize;
 use serde_json::{Value as JsonValue, json};
 
 use crate::faults::FaultConfig;
+use crate::faults::script::ScriptStep;
 use crate::seed;
 use crate::state::Shared;
 use crate::workload::WorkloadSpec;
@@ -39,6 +40,10 @@ pub fn router() -> Router<Arc<Shared>> {
         .route("/seed", post(seed_records))
         .route("/undelete", post(undelete))
         .route("/faults", get(get_faults).put(put_faults))
+        .route(
+            "/faults/script",
+            get(get_script).post(append_script).delete(clear_script),
+        )
         .route("/sessions/expire", post(expire_sessions))
         .route("/sessions", put(put_sessions))
         .route("/refresh-tokens", post(mint_refresh_token))
@@ -139,6 +144,36 @@ async fn put_faults(State(shared): AppState, Json(faults): Json<FaultConfig>) ->
     }
     shared.set_faults(faults.clone());
     Json(faults).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScriptRequest {
+    steps: Vec<ScriptStep>,
+}
+
+fn script_body(shared: &Shared) -> Response {
+    Json(json!({ "steps": shared.fault_script().steps() })).into_response()
+}
+
+/// `GET /faults/script`: the scripted faults still to happen, in order.
+async fn get_script(State(shared): AppState) -> Response {
+    script_body(&shared)
+}
+
+/// `POST /faults/script` with `{"steps": [...]}`: appends one-shot faults; answers what is
+/// left to happen.
+async fn append_script(State(shared): AppState, Json(request): Json<ScriptRequest>) -> Response {
+    if let Err(message) = shared.fault_script().append(request.steps) {
+        return bad_request(message);
+    }
+    script_body(&shared)
+}
+
+/// `DELETE /faults/script`: forgets every scripted fault.
+async fn clear_script(State(shared): AppState) -> Response {
+    shared.fault_script().clear();
+    script_body(&shared)
 }
 
 /// `POST /sessions/expire`: every access token stops working now.

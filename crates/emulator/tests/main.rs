@@ -10,6 +10,7 @@ mod bulk;
 mod collections;
 mod control;
 mod errors;
+mod fault_script;
 mod fixtures;
 mod query;
 mod record_locks;

@@ -4,8 +4,12 @@
 //! connections that drop mid-request, and slow answers. Each fault has a rate (0.0–1.0)
 //! drawn per request (or per record, for record locks inside a call); the configuration can
 //! be changed while the emulator runs (control API `PUT /__emulator/faults`), so a test can
-//! turn faults on around one step.
+//! turn faults on around one step. Where a test needs a fault at one exact call, the
+//! [`script`] of one-shot steps puts it there.
 
+pub mod script;
+
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use rand::Rng;
@@ -43,24 +47,29 @@ pub enum LockedRecords {
     None,
     /// Every record of the call (a whole-call lock fault).
     All,
+    /// The records at these positions in the call, counted from 0.
+    At(BTreeSet<usize>),
 }
 
 impl LockedRecords {
     /// Whether the record at `position` of the call is locked.
-    pub fn contains(&self, _position: usize) -> bool {
+    pub fn contains(&self, position: usize) -> bool {
         match self {
             Self::None => false,
             Self::All => true,
+            Self::At(positions) => positions.contains(&position),
         }
     }
 }
 
-/// What to do to one request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What happens to one request at Salesforce's edge, before anything is checked or done.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Fault {
+    #[default]
     None,
     DropConnection,
     ServerUnavailable,
+    RequestLimitExceeded,
 }
 
 impl FaultConfig {
