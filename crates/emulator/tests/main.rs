@@ -7,6 +7,7 @@ mod support;
 
 mod auth;
 mod bulk;
+mod bulk_failures;
 mod collections;
 mod control;
 mod errors;

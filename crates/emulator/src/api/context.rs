@@ -39,8 +39,10 @@ pub struct RequestContext {
 #[derive(Debug, Clone, Default)]
 pub struct CallFaults {
     /// Records refused with UNABLE_TO_LOCK_ROW (by position in the call; a single-record
-    /// call is position 0).
+    /// call is position 0; rows of the upload for an ingest job close).
     pub locked: LockedRecords,
+    /// For an ingest job close: the job processes part of its rows, then fails.
+    pub bulk_partial_failure: bool,
 }
 
 impl RequestContext {

@@ -75,7 +75,9 @@ fn edge_of(fault: StepFault) -> Fault {
         StepFault::ServerUnavailable => Fault::ServerUnavailable,
         StepFault::DropConnection => Fault::DropConnection,
         StepFault::RequestLimitExceeded => Fault::RequestLimitExceeded,
-        StepFault::LostResponse | StepFault::LockRecords => Fault::None,
+        StepFault::LostResponse | StepFault::LockRecords | StepFault::BulkJobPartialFailure => {
+            Fault::None
+        }
     }
 }
 
@@ -140,10 +142,12 @@ pub fn work_faults(shared: &Shared, faults: &FaultConfig, call: &CallKind) -> Wo
         match step.fault {
             StepFault::LostResponse => chosen.lose_answer = true,
             StepFault::LockRecords => chosen.call.locked = locked(&step.records),
+            StepFault::BulkJobPartialFailure => chosen.call.bulk_partial_failure = true,
             edge => chosen.edge = edge_of(edge),
         }
     }
-    if call.write && chosen.call.locked == LockedRecords::None && faults.draw_lock_failure() {
+    let lockable = call.record_write && chosen.call.locked == LockedRecords::None;
+    if lockable && faults.draw_lock_failure() {
         shared.stats.record_fault();
         chosen.call.locked = LockedRecords::All;
     }

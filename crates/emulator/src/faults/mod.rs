@@ -16,7 +16,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 /// Fault and latency settings.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct FaultConfig {
     /// Milliseconds added to every Salesforce API request.
@@ -38,6 +38,29 @@ pub struct FaultConfig {
     pub lost_response_rate: f64,
     /// Share of Bulk API ingest jobs that fail as a whole once closed (state `Failed`).
     pub bulk_job_failure_rate: f64,
+    /// Share of closed Bulk API ingest jobs that process only part of their rows and then
+    /// fail (state `Failed`), keeping the results of the rows they processed.
+    pub bulk_job_partial_failure_rate: f64,
+    /// Share of its rows (first ones first) a partially failing ingest job processes before
+    /// it fails; default 0.5.
+    pub bulk_partial_processed_share: f64,
+}
+
+impl Default for FaultConfig {
+    fn default() -> Self {
+        Self {
+            latency_ms: 0,
+            latency_jitter_ms: 0,
+            unable_to_lock_row_rate: 0.0,
+            record_lock_rate: 0.0,
+            server_unavailable_rate: 0.0,
+            drop_connection_rate: 0.0,
+            lost_response_rate: 0.0,
+            bulk_job_failure_rate: 0.0,
+            bulk_job_partial_failure_rate: 0.0,
+            bulk_partial_processed_share: 0.5,
+        }
+    }
 }
 
 /// Which records of one call are refused with UNABLE_TO_LOCK_ROW before they are written.
@@ -82,6 +105,14 @@ impl FaultConfig {
             ("dropConnectionRate", self.drop_connection_rate),
             ("lostResponseRate", self.lost_response_rate),
             ("bulkJobFailureRate", self.bulk_job_failure_rate),
+            (
+                "bulkJobPartialFailureRate",
+                self.bulk_job_partial_failure_rate,
+            ),
+            (
+                "bulkPartialProcessedShare",
+                self.bulk_partial_processed_share,
+            ),
         ] {
             if !(0.0..=1.0).contains(&rate) {
                 return Err(format!("{name} must be between 0 and 1, got {rate}"));
@@ -122,6 +153,19 @@ impl FaultConfig {
     /// Whether one closed ingest job fails as a whole.
     pub fn draw_bulk_job_failure(&self) -> bool {
         self.bulk_job_failure_rate > 0.0 && rand::rng().random_bool(self.bulk_job_failure_rate)
+    }
+
+    /// Whether one closed ingest job fails after processing part of its rows.
+    pub fn draw_bulk_partial_failure(&self) -> bool {
+        self.bulk_job_partial_failure_rate > 0.0
+            && rand::rng().random_bool(self.bulk_job_partial_failure_rate)
+    }
+
+    /// How many of a partially failing job's `rows` it processes before it fails.
+    pub fn partially_processed_rows(&self, rows: usize) -> usize {
+        let share = self.bulk_partial_processed_share.clamp(0.0, 1.0);
+        // Rounded down: a job of one row at the default share processes none.
+        ((rows as f64) * share).floor() as usize
     }
 
     /// Whether one write call fails with UNABLE_TO_LOCK_ROW.

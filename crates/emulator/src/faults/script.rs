@@ -45,8 +45,11 @@ pub enum StepFault {
     RequestLimitExceeded,
     /// The call is carried out, then its connection closes without an answer.
     LostResponse,
-    /// The records at `records` (all when empty) fail with `UNABLE_TO_LOCK_ROW`.
+    /// The records at `records` (all when empty) fail with `UNABLE_TO_LOCK_ROW`; for an
+    /// ingest job close, the rows at those positions of the upload.
     LockRecords,
+    /// The ingest job being closed processes part of its rows, then fails.
+    BulkJobPartialFailure,
 }
 
 impl StepFault {
@@ -65,14 +68,19 @@ impl StepFault {
             | Self::DropConnection
             | Self::RequestLimitExceeded
             | Self::LostResponse => true,
-            Self::LockRecords => call.record_write,
+            Self::LockRecords => call.record_write || call.ingest_close,
+            Self::BulkJobPartialFailure => call.ingest_close,
         }
     }
 
     /// Whether some call that `target` names can suffer the fault.
     fn can_happen_on(self, target: StepTarget) -> bool {
         match self {
-            Self::LockRecords => !matches!(target, StepTarget::Query | StepTarget::BulkIngest),
+            Self::LockRecords => !matches!(target, StepTarget::Query),
+            Self::BulkJobPartialFailure => matches!(
+                target,
+                StepTarget::Any | StepTarget::Write | StepTarget::BulkIngest
+            ),
             _ => true,
         }
     }
@@ -86,8 +94,8 @@ pub struct ScriptStep {
     pub on: StepTarget,
     /// What it does.
     pub fault: StepFault,
-    /// For `lockRecords`: positions of the records in the call, from 0; empty locks every
-    /// one.
+    /// For `lockRecords`: positions of the records in the call (of the rows in the upload,
+    /// for an ingest job close), from 0; empty locks every one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub records: Vec<usize>,
 }
