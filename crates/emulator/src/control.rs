@@ -1,6 +1,6 @@
 //! The control API under `/__emulator`: what tests, benchmarks and demos use to shape the
-//! org (reset, seed, undelete), inject faults, expire sessions, set limits, run a workload
-//! and read statistics. It is not part of Salesforce's API and needs no session.
+//! org (reset, seed, undelete), inject faults, expire sessions, revoke and restore
+//! credentials, set limits, run a workload and read statistics. It is not part of Salesforce's API and needs no session.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -45,6 +45,9 @@ pub fn router() -> Router<Arc<Shared>> {
             get(get_script).post(append_script).delete(clear_script),
         )
         .route("/sessions/expire", post(expire_sessions))
+        .route("/credentials", get(credentials))
+        .route("/credentials/revoke", post(revoke_credentials))
+        .route("/credentials/restore", post(restore_credentials))
         .route("/sessions", put(put_sessions))
         .route("/refresh-tokens", post(mint_refresh_token))
         .route("/limits", put(put_limits))
@@ -180,6 +183,24 @@ async fn clear_script(State(shared): AppState) -> Response {
 async fn expire_sessions(State(shared): AppState) -> Response {
     let expired = shared.sessions().expire_all();
     Json(json!({ "expired": expired })).into_response()
+}
+
+/// `GET /credentials`: whether the user's credentials are revoked.
+async fn credentials(State(shared): AppState) -> Response {
+    let revoked = shared.sessions().credentials_revoked();
+    Json(json!({ "revoked": revoked })).into_response()
+}
+
+/// `POST /credentials/revoke`: ends every session and refuses every login until restored.
+async fn revoke_credentials(State(shared): AppState) -> Response {
+    let ended = shared.sessions().revoke_credentials();
+    Json(json!({ "revoked": true, "sessionsEnded": ended })).into_response()
+}
+
+/// `POST /credentials/restore`: logins work again (ended sessions stay ended).
+async fn restore_credentials(State(shared): AppState) -> Response {
+    shared.sessions().restore_credentials();
+    Json(json!({ "revoked": false })).into_response()
 }
 
 #[derive(Deserialize)]

@@ -10,6 +10,7 @@ mod bulk;
 mod bulk_failures;
 mod collections;
 mod control;
+mod credentials;
 mod errors;
 mod fault_script;
 mod fixtures;
