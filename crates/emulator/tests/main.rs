@@ -5,6 +5,7 @@
 
 mod support;
 
+mod api_limit;
 mod auth;
 mod bulk;
 mod bulk_failures;
