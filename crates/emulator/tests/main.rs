@@ -18,3 +18,4 @@ mod fixtures;
 mod query;
 mod record_locks;
 mod rest;
+mod schema_changes;

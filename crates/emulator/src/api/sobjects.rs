@@ -107,9 +107,7 @@ pub fn field_projection(
     let def = org.schema().object(object);
     let items = match fields.filter(|f| !f.trim().is_empty()) {
         None => def
-            .fields
-            .iter()
-            .enumerate()
+            .visible_fields()
             .map(|(i, f)| ProjectionItem::Field {
                 name: f.name.clone(),
                 field: i,

@@ -258,11 +258,7 @@ fn check_header(
     let def = schema.object(object);
     for column in header {
         let known = match column.split_once('.') {
-            Some((relationship, _)) => def.fields.iter().any(|f| {
-                f.relationship_name
-                    .as_deref()
-                    .is_some_and(|r| r.eq_ignore_ascii_case(relationship))
-            }),
+            Some((relationship, _)) => def.relationship_field(relationship).is_some(),
             None => def.field_index(column).is_some(),
         };
         if !known {

@@ -8,9 +8,12 @@
 //!   which is how `allOrNone` collections undo their partial work.
 //! - Validation is done before anything changes, and produces Salesforce's error codes and
 //!   messages, so handlers only have to choose how to present them.
+//! - The schema can change at run time (custom fields added, altered, deleted or made
+//!   unreadable) without moving any field's position; see `schema_change`.
 
 mod ids;
 mod schema;
+mod schema_change;
 mod schema_file;
 mod table;
 mod value;
@@ -23,6 +26,7 @@ pub use ids::{IdError, ParsedId, mint as mint_id};
 pub use schema::{
     ChildRelationship, FieldDef, FieldType, ObjectDef, ObjectIndex, Schema, SchemaError,
 };
+pub use schema_change::{FieldChange, SchemaChangeError};
 pub use schema_file::{FieldSpec, ObjectSpec, SchemaFile};
 pub use table::{Record, Table};
 pub use value::{RecordRef, Value, compare_text_folded, format_double, value_from_json};
@@ -400,9 +404,7 @@ impl Org {
             .with_fields(not_writable));
         }
         let missing: Vec<String> = object
-            .fields
-            .iter()
-            .enumerate()
+            .visible_fields()
             .filter(|(i, f)| {
                 let assigned = assignments
                     .iter()
