@@ -32,7 +32,8 @@ pub struct Shared {
     /// Faults in force; read on every request, changed by the control API.
     faults: RwLock<FaultConfig>,
     /// One-shot faults still to happen; every data call may take one, the control API
-    /// appends and clears them.
+    /// appends and clears them. Taken before the org's lock when both are needed, never
+    /// while holding it.
     fault_script: Mutex<FaultScript>,
     pub usage: ApiUsage,
     pub stats: Stats,

@@ -10,6 +10,7 @@ mod auth;
 mod bulk;
 mod bulk_failures;
 mod collections;
+mod commit_delay;
 mod control;
 mod credentials;
 mod errors;

@@ -109,7 +109,7 @@ fn run_batch<T>(
 ) -> ApiResult {
     let faults = ctx.shared.faults();
     let mut org = ctx.shared.org_mut();
-    let mut txn = org.begin(ctx.user);
+    let mut txn = ctx.begin(&mut org);
     let mut outcomes: Vec<Outcome> = items
         .iter()
         .enumerate()

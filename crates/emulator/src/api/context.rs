@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, Method, header};
 
 use crate::error::ApiError;
 use crate::faults::LockedRecords;
-use crate::org::RecordRef;
+use crate::org::{Org, RecordRef, Txn};
 use crate::state::Shared;
 
 /// How the client reached us: the scheme of the listener the connection came in on.
@@ -43,9 +43,17 @@ pub struct CallFaults {
     pub locked: LockedRecords,
     /// For an ingest job close: the job processes part of its rows, then fails.
     pub bulk_partial_failure: bool,
+    /// For a late commit: the `SystemModstamp` the call took when it started.
+    pub stamp: Option<i64>,
 }
 
 impl RequestContext {
+    /// Starts the call's write transaction, with the stamp the call took when it started if
+    /// its commit was delayed.
+    pub fn begin<'o>(&self, org: &'o mut Org) -> Txn<'o> {
+        org.begin_at(self.user, self.faults.stamp)
+    }
+
     /// The major API version as a number (`62`).
     pub fn major_version(&self) -> u32 {
         self.version

@@ -8,6 +8,7 @@
 //! the second; the handlers only carry out what [`CallFaults`] says.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -69,15 +70,28 @@ fn take_step(shared: &Shared, call: &CallKind, phase: Phase) -> Option<ScriptSte
     Some(step)
 }
 
+/// Takes the script's step for an admitted call. A late commit takes its `SystemModstamp`
+/// before the script lock is released, so whoever sees the step gone knows the stamp is
+/// taken (the script lock is always taken before the org's, never while holding it).
+fn take_admitted_step(shared: &Shared, call: &CallKind) -> Option<(ScriptStep, Option<i64>)> {
+    let mut script = shared.fault_script();
+    let step = script.take(call, Phase::Admitted)?;
+    let stamp = (step.fault == StepFault::CommitDelay).then(|| shared.org_mut().reserve_stamp());
+    drop(script);
+    shared.stats.record_fault();
+    Some((step, stamp))
+}
+
 /// The edge fault a step stands for, if it is one.
 fn edge_of(fault: StepFault) -> Fault {
     match fault {
         StepFault::ServerUnavailable => Fault::ServerUnavailable,
         StepFault::DropConnection => Fault::DropConnection,
         StepFault::RequestLimitExceeded => Fault::RequestLimitExceeded,
-        StepFault::LostResponse | StepFault::LockRecords | StepFault::BulkJobPartialFailure => {
-            Fault::None
-        }
+        StepFault::LostResponse
+        | StepFault::LockRecords
+        | StepFault::BulkJobPartialFailure
+        | StepFault::CommitDelay => Fault::None,
     }
 }
 
@@ -133,16 +147,23 @@ pub struct WorkFaults {
     pub call: CallFaults,
     /// The call is carried out, then its answer is lost.
     pub lose_answer: bool,
+    /// The record write has taken its stamp (`call.stamp`) and commits after this long.
+    pub commit_delay: Option<Duration>,
 }
 
 /// Chooses the faults of an admitted call: its scripted step, then the rates in force.
 pub fn work_faults(shared: &Shared, faults: &FaultConfig, call: &CallKind) -> WorkFaults {
     let mut chosen = WorkFaults::default();
-    if let Some(step) = take_step(shared, call, Phase::Admitted) {
+    if let Some((step, stamp)) = take_admitted_step(shared, call) {
         match step.fault {
             StepFault::LostResponse => chosen.lose_answer = true,
             StepFault::LockRecords => chosen.call.locked = locked(&step.records),
             StepFault::BulkJobPartialFailure => chosen.call.bulk_partial_failure = true,
+            StepFault::CommitDelay => {
+                let delay = step.delay_ms.unwrap_or(faults.commit_delay_ms);
+                chosen.commit_delay = Some(Duration::from_millis(delay));
+                chosen.call.stamp = stamp;
+            }
             edge => chosen.edge = edge_of(edge),
         }
     }
@@ -150,6 +171,13 @@ pub fn work_faults(shared: &Shared, faults: &FaultConfig, call: &CallKind) -> Wo
     if lockable && faults.draw_lock_failure() {
         shared.stats.record_fault();
         chosen.call.locked = LockedRecords::All;
+    }
+    if call.record_write && chosen.commit_delay.is_none() {
+        chosen.commit_delay = faults.draw_commit_delay();
+        if chosen.commit_delay.is_some() {
+            shared.stats.record_fault();
+            chosen.call.stamp = Some(shared.org_mut().reserve_stamp());
+        }
     }
     chosen
 }

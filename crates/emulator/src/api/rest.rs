@@ -189,6 +189,11 @@ async fn admit_and_route(
             lose_answer: false,
         };
     }
+    if let Some(delay) = work.commit_delay {
+        // A long transaction: its stamp is taken (`work.call.stamp`), its records appear
+        // after the wait. The org's lock is not held meanwhile, so other writes go on.
+        tokio::time::sleep(delay).await;
+    }
     let params: HashMap<String, String> = query
         .and_then(|q| serde_urlencoded::from_str(q).ok())
         .unwrap_or_default();

@@ -37,7 +37,7 @@ pub fn create(ctx: &RequestContext, name: &str) -> ApiResult {
     }
     let mut org = ctx.shared.org_mut();
     let object = object_from_path(org.schema(), name)?;
-    let created = org.begin(ctx.user).create(object, &body)?;
+    let created = ctx.begin(&mut org).create(object, &body)?;
     let id = created.id18(org.schema());
     drop(org);
     ctx.shared.stats.record_records(1, 0);
@@ -140,7 +140,7 @@ fn update(ctx: &RequestContext, target: RecordRef) -> ApiResult {
     if ctx.faults.locked.contains(0) {
         return Err(lock_row_error(&target.id18(org.schema())));
     }
-    org.begin(ctx.user).update(target, &body)?;
+    ctx.begin(&mut org).update(target, &body)?;
     drop(org);
     ctx.shared.stats.record_records(1, 0);
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -151,7 +151,7 @@ fn delete(ctx: &RequestContext, target: RecordRef) -> ApiResult {
     if ctx.faults.locked.contains(0) {
         return Err(lock_row_error(&target.id18(org.schema())));
     }
-    org.begin(ctx.user).delete(target)?;
+    ctx.begin(&mut org).delete(target)?;
     drop(org);
     ctx.shared.stats.record_records(1, 0);
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -215,8 +215,8 @@ fn upsert(ctx: &RequestContext, object: ObjectIndex, key_field: usize, value: &s
     if ctx.faults.locked.contains(0) {
         return Err(lock_row_error(""));
     }
-    let outcome = org
-        .begin(ctx.user)
+    let outcome = ctx
+        .begin(&mut org)
         .upsert(object, key_field, value, &body)?;
     let modern = ctx.major_version() >= 46;
     let response = match outcome {

@@ -15,6 +15,9 @@ use std::time::Duration;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+/// The longest a commit may be delayed: Salesforce's REST call timeout (10 minutes).
+pub const MAX_COMMIT_DELAY_MS: u64 = 600_000;
+
 /// Fault and latency settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
@@ -44,6 +47,12 @@ pub struct FaultConfig {
     /// Share of its rows (first ones first) a partially failing ingest job processes before
     /// it fails; default 0.5.
     pub bulk_partial_processed_share: f64,
+    /// Share of record writes (single-record and collections) that commit late: the call
+    /// takes its `SystemModstamp` when it starts, then waits `commitDelayMs` before its
+    /// records become visible and it answers, as a long Salesforce transaction does.
+    pub commit_delay_rate: f64,
+    /// How long a late commit waits, in milliseconds (at most 600,000).
+    pub commit_delay_ms: u64,
 }
 
 impl Default for FaultConfig {
@@ -59,6 +68,8 @@ impl Default for FaultConfig {
             bulk_job_failure_rate: 0.0,
             bulk_job_partial_failure_rate: 0.0,
             bulk_partial_processed_share: 0.5,
+            commit_delay_rate: 0.0,
+            commit_delay_ms: 0,
         }
     }
 }
@@ -113,10 +124,17 @@ impl FaultConfig {
                 "bulkPartialProcessedShare",
                 self.bulk_partial_processed_share,
             ),
+            ("commitDelayRate", self.commit_delay_rate),
         ] {
             if !(0.0..=1.0).contains(&rate) {
                 return Err(format!("{name} must be between 0 and 1, got {rate}"));
             }
+        }
+        if self.commit_delay_ms > MAX_COMMIT_DELAY_MS {
+            return Err(format!(
+                "commitDelayMs must be at most {MAX_COMMIT_DELAY_MS}, got {}",
+                self.commit_delay_ms
+            ));
         }
         Ok(())
     }
@@ -166,6 +184,13 @@ impl FaultConfig {
         let share = self.bulk_partial_processed_share.clamp(0.0, 1.0);
         // Rounded down: a job of one row at the default share processes none.
         ((rows as f64) * share).floor() as usize
+    }
+
+    /// The commit delay of one record write, if it is picked to commit late.
+    pub fn draw_commit_delay(&self) -> Option<Duration> {
+        let picked =
+            self.commit_delay_rate > 0.0 && rand::rng().random_bool(self.commit_delay_rate);
+        picked.then(|| Duration::from_millis(self.commit_delay_ms))
     }
 
     /// Whether one write call fails with UNABLE_TO_LOCK_ROW.

@@ -16,6 +16,8 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
+use super::MAX_COMMIT_DELAY_MS;
+
 /// Which calls a step may be spent on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -50,6 +52,9 @@ pub enum StepFault {
     LockRecords,
     /// The ingest job being closed processes part of its rows, then fails.
     BulkJobPartialFailure,
+    /// The record write takes its `SystemModstamp` when it starts, then waits `delayMs`
+    /// (else `commitDelayMs`) before its records become visible and it answers.
+    CommitDelay,
 }
 
 impl StepFault {
@@ -70,6 +75,7 @@ impl StepFault {
             | Self::LostResponse => true,
             Self::LockRecords => call.record_write || call.ingest_close,
             Self::BulkJobPartialFailure => call.ingest_close,
+            Self::CommitDelay => call.record_write,
         }
     }
 
@@ -80,6 +86,10 @@ impl StepFault {
             Self::BulkJobPartialFailure => matches!(
                 target,
                 StepTarget::Any | StepTarget::Write | StepTarget::BulkIngest
+            ),
+            Self::CommitDelay => matches!(
+                target,
+                StepTarget::Any | StepTarget::Write | StepTarget::Collections
             ),
             _ => true,
         }
@@ -98,6 +108,10 @@ pub struct ScriptStep {
     /// for an ingest job close), from 0; empty locks every one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub records: Vec<usize>,
+    /// For `commitDelay`: how long the commit waits, in milliseconds; without it, the
+    /// `commitDelayMs` in force.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u64>,
 }
 
 impl ScriptStep {
@@ -105,6 +119,16 @@ impl ScriptStep {
     fn validate(&self) -> Result<(), String> {
         if !self.records.is_empty() && self.fault != StepFault::LockRecords {
             return Err("records are taken by lockRecords steps only".to_owned());
+        }
+        if let Some(delay) = self.delay_ms {
+            if self.fault != StepFault::CommitDelay {
+                return Err("delayMs is taken by commitDelay steps only".to_owned());
+            }
+            if delay > MAX_COMMIT_DELAY_MS {
+                return Err(format!(
+                    "delayMs must be at most {MAX_COMMIT_DELAY_MS}, got {delay}"
+                ));
+            }
         }
         if !self.fault.can_happen_on(self.on) {
             return Err(format!(
@@ -217,6 +241,7 @@ mod tests {
             on,
             fault,
             records: Vec::new(),
+            delay_ms: None,
         }
     }
 

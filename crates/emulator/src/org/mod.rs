@@ -199,15 +199,34 @@ impl Org {
 
     /// Starts a write transaction on behalf of a user.
     pub fn begin(&mut self, user: RecordRef) -> Txn<'_> {
-        // One stamp per transaction, never earlier than the last: SystemModstamp is monotonic.
-        let stamp = datetime::now_millis().max(self.last_stamp);
-        self.last_stamp = stamp;
+        self.begin_at(user, None)
+    }
+
+    /// Starts a write transaction with a stamp reserved earlier by [`Org::reserve_stamp`]
+    /// (a late commit), or a fresh one.
+    pub fn begin_at(&mut self, user: RecordRef, reserved: Option<i64>) -> Txn<'_> {
+        // One stamp per transaction, never earlier than the last: SystemModstamp is monotonic,
+        // except for a late commit, which keeps the stamp it took when it started.
+        let stamp = reserved.unwrap_or_else(|| {
+            let stamp = datetime::now_millis().max(self.last_stamp);
+            self.last_stamp = stamp;
+            stamp
+        });
         Txn {
             org: self,
             stamp,
             user,
             undo: Vec::new(),
         }
+    }
+
+    /// Takes a `SystemModstamp` now for a write that commits later (a long transaction).
+    /// Every transaction that starts afterwards gets a later stamp, so records written
+    /// meanwhile are stamped after the late ones yet visible before them.
+    pub fn reserve_stamp(&mut self) -> i64 {
+        let stamp = datetime::now_millis().max(self.last_stamp);
+        self.last_stamp = stamp + 1;
+        stamp
     }
 
     fn put(&mut self, record: RecordRef, value: Option<Record>) -> Option<Record> {
