@@ -13,6 +13,7 @@ mod collections;
 mod commit_delay;
 mod control;
 mod credentials;
+mod cursors;
 mod errors;
 mod fault_script;
 mod fixtures;

@@ -53,6 +53,10 @@ pub struct FaultConfig {
     pub commit_delay_rate: f64,
     /// How long a late commit waits, in milliseconds (at most 600,000).
     pub commit_delay_ms: u64,
+    /// The most query cursors one user keeps open; opening another releases that user's
+    /// oldest, whose `nextRecordsUrl` then answers INVALID_QUERY_LOCATOR. None (the default)
+    /// is unlimited, as Salesforce's limits page says since API 56.0; older orgs kept 10.
+    pub max_open_cursors_per_user: Option<u32>,
 }
 
 impl Default for FaultConfig {
@@ -70,6 +74,7 @@ impl Default for FaultConfig {
             bulk_partial_processed_share: 0.5,
             commit_delay_rate: 0.0,
             commit_delay_ms: 0,
+            max_open_cursors_per_user: None,
         }
     }
 }
@@ -129,6 +134,11 @@ impl FaultConfig {
             if !(0.0..=1.0).contains(&rate) {
                 return Err(format!("{name} must be between 0 and 1, got {rate}"));
             }
+        }
+        if self.max_open_cursors_per_user == Some(0) {
+            return Err(
+                "maxOpenCursorsPerUser must be at least 1 (or null for no limit)".to_owned(),
+            );
         }
         if self.commit_delay_ms > MAX_COMMIT_DELAY_MS {
             return Err(format!(
