@@ -183,54 +183,44 @@ fn fail_or(result: Result<Outcome, ApiError>) -> Outcome {
 pub fn create(ctx: &RequestContext) -> ApiResult {
     let batch = parse_batch(ctx)?;
     let no_id_yet = |_: &Txn<'_>, _: &Map<String, Json>| None;
-    run_batch(
-        ctx,
-        &batch.records,
-        batch.all_or_none,
-        no_id_yet,
-        |txn, record| {
-            fail_or((|| {
-                let object = object_of(txn, record)?;
-                if record_id(record).is_some() {
-                    return Err(ApiError::bad_request(
-                        "INVALID_FIELD",
-                        "cannot specify Id in an insert call",
-                    ));
-                }
-                let created = txn.create(object, record)?;
-                Ok(Outcome::Ok {
-                    id: created.id18(txn.org().schema()),
-                    created: None,
-                })
-            })())
-        },
-    )
+    let apply = |txn: &mut Txn<'_>, record: &Map<String, Json>| fail_or(create_one(txn, record));
+    run_batch(ctx, &batch.records, batch.all_or_none, no_id_yet, apply)
+}
+
+fn create_one(txn: &mut Txn<'_>, record: &Map<String, Json>) -> Result<Outcome, ApiError> {
+    let object = object_of(txn, record)?;
+    if record_id(record).is_some() {
+        return Err(ApiError::bad_request(
+            "INVALID_FIELD",
+            "cannot specify Id in an insert call",
+        ));
+    }
+    let created = txn.create(object, record)?;
+    Ok(Outcome::Ok {
+        id: created.id18(txn.org().schema()),
+        created: None,
+    })
 }
 
 /// `PATCH /composite/sobjects`.
 pub fn update(ctx: &RequestContext) -> ApiResult {
     let batch = parse_batch(ctx)?;
     let named = |txn: &Txn<'_>, record: &Map<String, Json>| id18_of(txn, record_id(record)?);
-    run_batch(
-        ctx,
-        &batch.records,
-        batch.all_or_none,
-        named,
-        |txn, record| {
-            fail_or((|| {
-                let object = object_of(txn, record)?;
-                let id = record_id(record).ok_or_else(|| {
-                    ApiError::bad_request("MISSING_ARGUMENT", "Id not specified in an update call")
-                })?;
-                let target = resolve(txn, object, id)?;
-                txn.update(target, record)?;
-                Ok(Outcome::Ok {
-                    id: target.id18(txn.org().schema()),
-                    created: None,
-                })
-            })())
-        },
-    )
+    let apply = |txn: &mut Txn<'_>, record: &Map<String, Json>| fail_or(update_one(txn, record));
+    run_batch(ctx, &batch.records, batch.all_or_none, named, apply)
+}
+
+fn update_one(txn: &mut Txn<'_>, record: &Map<String, Json>) -> Result<Outcome, ApiError> {
+    let object = object_of(txn, record)?;
+    let id = record_id(record).ok_or_else(|| {
+        ApiError::bad_request("MISSING_ARGUMENT", "Id not specified in an update call")
+    })?;
+    let target = resolve(txn, object, id)?;
+    txn.update(target, record)?;
+    Ok(Outcome::Ok {
+        id: target.id18(txn.org().schema()),
+        created: None,
+    })
 }
 
 /// The 18-character Id of the stored record an Id names, if any.
@@ -265,50 +255,53 @@ pub fn upsert(ctx: &RequestContext, name: &str, field_name: &str) -> ApiResult {
             _ => None,
         }
     };
-    run_batch(
-        ctx,
-        &batch.records,
-        batch.all_or_none,
-        matched,
-        |txn, record| {
-            fail_or((|| {
-                if let Some(declared) = record_type(record)
-                    && txn.org().schema().object_index(declared) != Some(object)
-                {
-                    return Err(ApiError::bad_request(
-                        "INVALID_TYPE",
-                        format!("records of type {declared} cannot be upserted as {name}"),
-                    ));
-                }
-                let key_name = txn.org().schema().object(object).fields[key_field]
-                    .name
-                    .clone();
-                let key = upsert_key(txn, object, key_field, record);
-                match txn.upsert(object, key_field, &key, record)? {
-                    UpsertOutcome::Created(r) => Ok(Outcome::Ok {
-                        id: r.id18(txn.org().schema()),
-                        created: Some(true),
-                    }),
-                    UpsertOutcome::Updated(r) => Ok(Outcome::Ok {
-                        id: r.id18(txn.org().schema()),
-                        created: Some(false),
-                    }),
-                    UpsertOutcome::Multiple(records) => {
-                        let ids: Vec<String> =
-                            records.iter().map(|r| r.id18(txn.org().schema())).collect();
-                        Err(ApiError::bad_request(
-                        "DUPLICATE_EXTERNAL_ID",
-                        format!(
-                            "{key_name}: more than one record found for external id field: [{}]",
-                            ids.join(", ")
-                        ),
-                    )
-                    .with_fields(vec![key_name]))
-                    }
-                }
-            })())
-        },
-    )
+    let apply = |txn: &mut Txn<'_>, record: &Map<String, Json>| {
+        fail_or(upsert_one(txn, name, object, key_field, record))
+    };
+    run_batch(ctx, &batch.records, batch.all_or_none, matched, apply)
+}
+
+/// Upserts one record of an upsert call by its external id.
+fn upsert_one(
+    txn: &mut Txn<'_>,
+    name: &str,
+    object: ObjectIndex,
+    key_field: usize,
+    record: &Map<String, Json>,
+) -> Result<Outcome, ApiError> {
+    if let Some(declared) = record_type(record)
+        && txn.org().schema().object_index(declared) != Some(object)
+    {
+        return Err(ApiError::bad_request(
+            "INVALID_TYPE",
+            format!("records of type {declared} cannot be upserted as {name}"),
+        ));
+    }
+    let key = upsert_key(txn, object, key_field, record);
+    let outcome = txn.upsert(object, key_field, &key, record)?;
+    let schema = txn.org().schema();
+    match outcome {
+        UpsertOutcome::Created(r) => Ok(Outcome::Ok {
+            id: r.id18(schema),
+            created: Some(true),
+        }),
+        UpsertOutcome::Updated(r) => Ok(Outcome::Ok {
+            id: r.id18(schema),
+            created: Some(false),
+        }),
+        UpsertOutcome::Multiple(records) => {
+            let key_name = schema.object(object).fields[key_field].name.clone();
+            let ids: Vec<String> = records.iter().map(|r| r.id18(schema)).collect();
+            Err(ApiError::bad_request(
+                "DUPLICATE_EXTERNAL_ID",
+                format!(
+                    "{key_name}: more than one record found for external id field: [{}]",
+                    ids.join(", ")
+                ),
+            )
+            .with_fields(vec![key_name]))
+        }
+    }
 }
 
 /// The external id value a record of an upsert call carries (empty when it has none).
