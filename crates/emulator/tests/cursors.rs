@@ -5,7 +5,9 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::support::{Org, single_error, urlencode};
+use pgforce_emulator::{EmulatorConfig, FaultConfig};
+
+use crate::support::{Org, config, single_error, urlencode};
 
 /// Runs a query in pages of 200 and returns its `nextRecordsUrl`.
 async fn open_cursor(org: &Org) -> String {
@@ -102,4 +104,22 @@ async fn without_a_limit_many_cursors_stay_open_and_unknown_locators_are_refused
         body["message"],
         "maxOpenCursorsPerUser must be at least 1 (or null for no limit)"
     );
+}
+
+#[tokio::test]
+async fn a_limit_set_at_start_applies_from_the_first_query() {
+    let org = Org::start_with(EmulatorConfig {
+        faults: FaultConfig {
+            max_open_cursors_per_user: Some(1),
+            ..FaultConfig::default()
+        },
+        ..config()
+    })
+    .await;
+    org.seed(json!({ "Invoice__c": 250 })).await;
+    let first = open_cursor(&org).await;
+    open_cursor(&org).await;
+    let (status, body) = next_page(&org, &first).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(single_error(&body), invalid_locator());
 }

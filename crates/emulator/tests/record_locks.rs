@@ -2,6 +2,7 @@
 //! their own with UNABLE_TO_LOCK_ROW and are not written, the rest of the call is, and
 //! `allOrNone` rolls everything back as for any other record error.
 
+use pgforce_emulator::{Emulator, EmulatorConfig, FaultConfig};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -213,5 +214,21 @@ async fn record_lock_rates_outside_zero_to_one_are_refused() {
     assert_eq!(
         body["message"],
         "recordLockRate must be between 0 and 1, got -0.1"
+    );
+}
+
+#[test]
+fn record_lock_rates_outside_zero_to_one_are_refused_at_start() {
+    let invalid = EmulatorConfig {
+        faults: FaultConfig {
+            record_lock_rate: 2.0,
+            ..FaultConfig::default()
+        },
+        ..EmulatorConfig::default()
+    };
+    let error = Emulator::new(invalid).unwrap_err().to_string();
+    assert_eq!(
+        error,
+        "fault settings: recordLockRate must be between 0 and 1, got 2"
     );
 }

@@ -26,7 +26,8 @@ pub struct FaultConfig {
     pub latency_ms: u64,
     /// Up to this many milliseconds more, uniformly random.
     pub latency_jitter_ms: u64,
-    /// Share of write calls that fail with UNABLE_TO_LOCK_ROW (every record of the call).
+    /// Share of record writes (single-record and collections) that fail with
+    /// UNABLE_TO_LOCK_ROW as a whole (every record of the call).
     pub unable_to_lock_row_rate: f64,
     /// Share of the records of an sObject Collections write that are refused, each on its
     /// own, with UNABLE_TO_LOCK_ROW while the other records of the call are written.
@@ -211,5 +212,46 @@ impl FaultConfig {
     /// Whether one record of a collections write is refused with UNABLE_TO_LOCK_ROW.
     pub fn draw_record_lock(&self) -> bool {
         self.record_lock_rate > 0.0 && rand::rng().random_bool(self.record_lock_rate)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partial_failure_processes_the_share_rounded_down() {
+        let faults = FaultConfig::default();
+        assert_eq!(faults.partially_processed_rows(10), 5);
+        assert_eq!(faults.partially_processed_rows(1), 0);
+        let most = FaultConfig {
+            bulk_partial_processed_share: 0.99,
+            ..FaultConfig::default()
+        };
+        assert_eq!(most.partially_processed_rows(10), 9);
+    }
+
+    #[test]
+    fn settings_out_of_range_are_named() {
+        let cases = [
+            (
+                FaultConfig {
+                    commit_delay_rate: 1.5,
+                    ..FaultConfig::default()
+                },
+                "commitDelayRate must be between 0 and 1, got 1.5",
+            ),
+            (
+                FaultConfig {
+                    max_open_cursors_per_user: Some(0),
+                    ..FaultConfig::default()
+                },
+                "maxOpenCursorsPerUser must be at least 1 (or null for no limit)",
+            ),
+        ];
+        for (faults, message) in cases {
+            assert_eq!(faults.validate().unwrap_err(), message);
+        }
+        assert_eq!(FaultConfig::default().validate(), Ok(()));
     }
 }
