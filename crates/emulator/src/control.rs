@@ -1,20 +1,23 @@
 //! The control API under `/__emulator`: what tests, benchmarks and demos use to shape the
-//! org (reset, seed, undelete), inject faults, expire sessions, set limits, run a workload
-//! and read statistics. It is not part of Salesforce's API and needs no session.
+//! org (reset, seed, undelete, change the schema), inject faults, expire sessions, revoke
+//! and restore credentials, set limits, run a workload and read statistics. It is not part of Salesforce's API and needs no session.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{get, patch, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value as JsonValue, json};
 
+use crate::api::describe::field_json;
 use crate::faults::FaultConfig;
+use crate::faults::script::ScriptStep;
+use crate::org::{FieldChange, FieldSpec, SchemaChangeError};
 use crate::seed;
 use crate::state::Shared;
 use crate::workload::WorkloadSpec;
@@ -39,7 +42,14 @@ pub fn router() -> Router<Arc<Shared>> {
         .route("/seed", post(seed_records))
         .route("/undelete", post(undelete))
         .route("/faults", get(get_faults).put(put_faults))
+        .route(
+            "/faults/script",
+            get(get_script).post(append_script).delete(clear_script),
+        )
         .route("/sessions/expire", post(expire_sessions))
+        .route("/credentials", get(credentials))
+        .route("/credentials/revoke", post(revoke_credentials))
+        .route("/credentials/restore", post(restore_credentials))
         .route("/sessions", put(put_sessions))
         .route("/refresh-tokens", post(mint_refresh_token))
         .route("/limits", put(put_limits))
@@ -50,6 +60,15 @@ pub fn router() -> Router<Arc<Shared>> {
                 .delete(stop_workload),
         )
         .route("/stats", get(stats))
+        .route("/schema/{object}/fields", post(add_field))
+        .route(
+            "/schema/{object}/fields/{field}",
+            patch(alter_field).delete(remove_field),
+        )
+        .route(
+            "/schema/{object}/fields/{field}/access",
+            put(set_field_access),
+        )
 }
 
 /// `POST /reset`: removes every record but the users, closes cursors, zeroes counters.
@@ -141,10 +160,58 @@ async fn put_faults(State(shared): AppState, Json(faults): Json<FaultConfig>) ->
     Json(faults).into_response()
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScriptRequest {
+    steps: Vec<ScriptStep>,
+}
+
+fn script_body(shared: &Shared) -> Response {
+    Json(json!({ "steps": shared.fault_script().steps() })).into_response()
+}
+
+/// `GET /faults/script`: the scripted faults still to happen, in order.
+async fn get_script(State(shared): AppState) -> Response {
+    script_body(&shared)
+}
+
+/// `POST /faults/script` with `{"steps": [...]}`: appends one-shot faults; answers what is
+/// left to happen.
+async fn append_script(State(shared): AppState, Json(request): Json<ScriptRequest>) -> Response {
+    if let Err(message) = shared.fault_script().append(request.steps) {
+        return bad_request(message);
+    }
+    script_body(&shared)
+}
+
+/// `DELETE /faults/script`: forgets every scripted fault.
+async fn clear_script(State(shared): AppState) -> Response {
+    shared.fault_script().clear();
+    script_body(&shared)
+}
+
 /// `POST /sessions/expire`: every access token stops working now.
 async fn expire_sessions(State(shared): AppState) -> Response {
     let expired = shared.sessions().expire_all();
     Json(json!({ "expired": expired })).into_response()
+}
+
+/// `GET /credentials`: whether the user's credentials are revoked.
+async fn credentials(State(shared): AppState) -> Response {
+    let revoked = shared.sessions().credentials_revoked();
+    Json(json!({ "revoked": revoked })).into_response()
+}
+
+/// `POST /credentials/revoke`: ends every session and refuses every login until restored.
+async fn revoke_credentials(State(shared): AppState) -> Response {
+    let ended = shared.sessions().revoke_credentials();
+    Json(json!({ "revoked": true, "sessionsEnded": ended })).into_response()
+}
+
+/// `POST /credentials/restore`: logins work again (ended sessions stay ended).
+async fn restore_credentials(State(shared): AppState) -> Response {
+    shared.sessions().restore_credentials();
+    Json(json!({ "revoked": false })).into_response()
 }
 
 #[derive(Deserialize)]
@@ -227,4 +294,75 @@ async fn stats(State(shared): AppState) -> Response {
         "workload": shared.workload.status().await,
     }))
     .into_response()
+}
+
+/// A refused schema change: 404 for an object or field that does not exist, else 400.
+fn schema_change_error(error: &SchemaChangeError) -> Response {
+    match error {
+        SchemaChangeError::UnknownObject(_) | SchemaChangeError::UnknownField { .. } => (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": "not_found", "message": error.to_string() })),
+        )
+            .into_response(),
+        SchemaChangeError::Invalid(_) => bad_request(error.to_string()),
+    }
+}
+
+/// `POST /schema/{object}/fields` with a field as schema files declare it: adds a custom
+/// field; answers 201 with the field as describe shows it.
+async fn add_field(
+    State(shared): AppState,
+    Path(object): Path<String>,
+    Json(spec): Json<FieldSpec>,
+) -> Response {
+    match shared.org_mut().add_field(&object, &spec) {
+        Ok(field) => (StatusCode::CREATED, Json(field_json(&field))).into_response(),
+        Err(error) => schema_change_error(&error),
+    }
+}
+
+/// `PATCH /schema/{object}/fields/{field}` with a [`FieldChange`]: alters a custom field and
+/// converts its values; answers the field as describe shows it.
+async fn alter_field(
+    State(shared): AppState,
+    Path((object, field)): Path<(String, String)>,
+    Json(change): Json<FieldChange>,
+) -> Response {
+    match shared.org_mut().alter_field(&object, &field, &change) {
+        Ok(field) => Json(field_json(&field)).into_response(),
+        Err(error) => schema_change_error(&error),
+    }
+}
+
+/// `DELETE /schema/{object}/fields/{field}`: deletes a custom field and its values.
+async fn remove_field(
+    State(shared): AppState,
+    Path((object, field)): Path<(String, String)>,
+) -> Response {
+    match shared.org_mut().remove_field(&object, &field) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(error) => schema_change_error(&error),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FieldAccess {
+    readable: bool,
+}
+
+/// `PUT /schema/{object}/fields/{field}/access` with `{"readable": false}`: takes the API
+/// user's read access to a field away (or gives it back).
+async fn set_field_access(
+    State(shared): AppState,
+    Path((object, field)): Path<(String, String)>,
+    Json(access): Json<FieldAccess>,
+) -> Response {
+    match shared
+        .org_mut()
+        .set_field_readable(&object, &field, access.readable)
+    {
+        Ok(()) => Json(json!({ "readable": access.readable })).into_response(),
+        Err(error) => schema_change_error(&error),
+    }
 }

@@ -78,6 +78,8 @@ pub enum Error {
     Schema(#[from] SchemaError),
     #[error("seeding the org failed: {0}")]
     Seed(String),
+    #[error("fault settings: {0}")]
+    Faults(String),
 }
 
 /// An emulated org, ready to serve.
@@ -87,8 +89,10 @@ pub struct Emulator {
 }
 
 impl Emulator {
-    /// Builds an org from a configuration.
+    /// Builds an org from a configuration; fault rates outside 0–1 and other settings out of
+    /// range are refused, naming the setting.
     pub fn new(config: EmulatorConfig) -> Result<Self, Error> {
+        config.faults.validate().map_err(Error::Faults)?;
         Ok(Self {
             shared: Arc::new(Shared::new(config)?),
         })

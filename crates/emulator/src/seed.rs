@@ -162,7 +162,7 @@ impl<'a> Generator<'a> {
             FIRST_NAMES.choose(rng).copied().unwrap_or("Ada"),
             LAST_NAMES.choose(rng).copied().unwrap_or("Lovelace"),
         );
-        for field in &def.fields {
+        for (_, field) in def.visible_fields() {
             if field.system || !field.createable {
                 continue;
             }
@@ -184,8 +184,8 @@ impl<'a> Generator<'a> {
     pub fn changes(&self, object: ObjectIndex, n: u64, rng: &mut impl Rng) -> Map<String, Json> {
         let def = self.org.schema().object(object);
         let candidates: Vec<&FieldDef> = def
-            .fields
-            .iter()
+            .visible_fields()
+            .map(|(_, f)| f)
             .filter(|f| {
                 f.updateable
                     && !f.system

@@ -3,6 +3,11 @@
 //! Access tokens look like Salesforce's (`<org id 15>!<opaque>`) and expire after the
 //! configured lifetime; an expired or unknown token is answered with 401
 //! INVALID_SESSION_ID on every data call, which is what makes clients refresh.
+//!
+//! An administrator may also take the integration user's access away (freeze the user,
+//! block the connected app) and give it back later: while credentials are revoked every
+//! token has ended and no login succeeds; once restored, logins work again, and a client
+//! must log in anew because its old tokens stay ended.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -25,6 +30,8 @@ pub struct Sessions {
     access: HashMap<String, Session>,
     refresh: HashSet<String>,
     lifetime: Duration,
+    /// Set by the control API: no token is issued or accepted until restored.
+    revoked: bool,
 }
 
 impl Sessions {
@@ -38,11 +45,15 @@ impl Sessions {
             access: HashMap::new(),
             refresh,
             lifetime,
+            revoked: false,
         }
     }
 
-    /// Issues an access token for a user.
-    pub fn issue(&mut self, org_id15: &str, user: RecordRef) -> String {
+    /// Issues an access token for a user; none while credentials are revoked.
+    pub fn issue(&mut self, org_id15: &str, user: RecordRef) -> Option<String> {
+        if self.revoked {
+            return None;
+        }
         let opaque: String = rand::rng()
             .sample_iter(&Alphanumeric)
             .take(96)
@@ -57,11 +68,14 @@ impl Sessions {
             },
         );
         self.access.retain(|_, s| s.expires_at > Instant::now());
-        token
+        Some(token)
     }
 
     /// The session behind a token, if it is live.
     pub fn check(&self, token: &str) -> Option<Session> {
+        if self.revoked {
+            return None;
+        }
         self.access
             .get(token)
             .copied()
@@ -78,6 +92,23 @@ impl Sessions {
         let count = self.access.len();
         self.access.clear();
         count
+    }
+
+    /// Takes the user's access away: every access token ends now and no grant succeeds until
+    /// [`Sessions::restore_credentials`]. Returns how many tokens ended.
+    pub fn revoke_credentials(&mut self) -> usize {
+        self.revoked = true;
+        self.expire_all()
+    }
+
+    /// Gives the user's access back: logins work again (ended tokens stay ended).
+    pub fn restore_credentials(&mut self) {
+        self.revoked = false;
+    }
+
+    /// Whether credentials are revoked now.
+    pub fn credentials_revoked(&self) -> bool {
+        self.revoked
     }
 
     /// Mints a new refresh token.

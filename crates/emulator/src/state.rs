@@ -9,6 +9,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockW
 use crate::bulk::JobStore;
 use crate::config::EmulatorConfig;
 use crate::faults::FaultConfig;
+use crate::faults::script::FaultScript;
 use crate::org::{AdminUser, Org, Schema, SchemaError};
 use crate::query::CursorStore;
 use crate::sessions::Sessions;
@@ -30,6 +31,10 @@ pub struct Shared {
     jobs: Mutex<JobStore>,
     /// Faults in force; read on every request, changed by the control API.
     faults: RwLock<FaultConfig>,
+    /// One-shot faults still to happen; every data call may take one, the control API
+    /// appends and clears them. Taken before the org's lock when both are needed, never
+    /// while holding it.
+    fault_script: Mutex<FaultScript>,
     pub usage: ApiUsage,
     pub stats: Stats,
     pub workload: Workload,
@@ -58,6 +63,7 @@ impl Shared {
             cursors: Mutex::new(CursorStore::default()),
             jobs: Mutex::new(JobStore::default()),
             faults: RwLock::new(config.faults.clone()),
+            fault_script: Mutex::new(FaultScript::default()),
             usage: ApiUsage::new(config.daily_api_limit),
             stats: Stats::default(),
             workload: Workload::default(),
@@ -96,6 +102,13 @@ impl Shared {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// The scripted one-shot faults.
+    pub fn fault_script(&self) -> MutexGuard<'_, FaultScript> {
+        self.fault_script
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Replaces the faults in force.

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::support::{self, Org, VERSION};
 
-async fn token_request(
+pub(crate) async fn token_request(
     http: &reqwest::Client,
     base: &str,
     form: &[(&str, &str)],
@@ -201,7 +201,7 @@ async fn refresh_token_and_client_credentials_grants_issue_tokens() {
 
 /// Builds an unsigned-signature JWT (`alg: RS256`) with the given claims; accepted only when
 /// the emulator has no public key configured.
-fn jwt(claims: &Value) -> String {
+pub(crate) fn jwt(claims: &Value) -> String {
     use base64::Engine as _;
     let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let header = engine.encode(br#"{"alg":"RS256","typ":"JWT"}"#);
@@ -328,7 +328,7 @@ async fn jwt_signatures_are_verified_when_a_public_key_is_configured() {
     );
 }
 
-fn soap_login_envelope(username: &str, password: &str) -> String {
+pub(crate) fn soap_login_envelope(username: &str, password: &str) -> String {
     format!(
         r#"<?xml version="1.0" encoding="utf-8" ?>
 <env:Envelope xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"

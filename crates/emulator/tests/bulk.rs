@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::support::{Org, VERSION};
 
 /// Polls a job until it reaches a final state; returns its JobInfo.
-async fn wait(org: &Org, kind: &str, id: &str) -> Value {
+pub(crate) async fn wait(org: &Org, kind: &str, id: &str) -> Value {
     for _ in 0..400 {
         let info = org.get(&format!("/jobs/{kind}/{id}")).await;
         if matches!(
@@ -25,7 +25,10 @@ async fn wait(org: &Org, kind: &str, id: &str) -> Value {
 }
 
 /// GETs a CSV resource; returns status, the two paging headers and the body.
-async fn csv(org: &Org, path: &str) -> (StatusCode, Option<String>, Option<String>, String) {
+pub(crate) async fn csv(
+    org: &Org,
+    path: &str,
+) -> (StatusCode, Option<String>, Option<String>, String) {
     let response = org
         .http
         .get(org.url(path))
@@ -201,7 +204,7 @@ async fn query_job_errors_name_the_problem() {
     assert_eq!(status, StatusCode::NO_CONTENT);
 }
 
-async fn ingest(org: &Org, body: Value, upload: &str) -> (String, Value) {
+pub(crate) async fn ingest(org: &Org, body: Value, upload: &str) -> (String, Value) {
     let (status, _, info) = org.call(Method::POST, "/jobs/ingest", Some(body)).await;
     assert_eq!(status, StatusCode::OK, "{info}");
     assert_eq!(info["state"], "Open");

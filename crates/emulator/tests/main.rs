@@ -5,11 +5,19 @@
 
 mod support;
 
+mod api_limit;
 mod auth;
 mod bulk;
+mod bulk_failures;
 mod collections;
+mod commit_delay;
 mod control;
+mod credentials;
+mod cursors;
 mod errors;
+mod fault_script;
 mod fixtures;
 mod query;
+mod record_locks;
 mod rest;
+mod schema_changes;

@@ -312,9 +312,13 @@ pub fn change_state(ctx: &RequestContext, id: &str, query_job: bool) -> ApiResul
             job.set_state(JobState::UploadComplete);
             let shared = Arc::clone(&ctx.shared);
             let id = id.to_owned();
+            let job_faults = ingest::JobFaults {
+                locked_rows: ctx.faults.locked.clone(),
+                partial_failure: ctx.faults.bulk_partial_failure,
+            };
             tokio::spawn(async move {
                 tokio::time::sleep(STEP).await;
-                ingest::process(&shared, &id).await;
+                ingest::process(&shared, &id, job_faults).await;
             });
         }
         other => return Err(invalid_job(format!("Invalid state change: {other}"))),

@@ -13,6 +13,7 @@ use super::describe::{external_id_field, object_from_path};
 use super::rest::{ApiResult, json_response, raw_json_response};
 use super::sobjects::{field_projection, lock_row_error};
 use crate::error::ApiError;
+use crate::faults::FaultConfig;
 use crate::org::{LookupError, ObjectIndex, RecordRef, Txn, UpsertOutcome};
 use crate::query::render;
 
@@ -81,21 +82,41 @@ fn record_id(record: &Map<String, Json>) -> Option<&str> {
         .and_then(|(_, v)| v.as_str())
 }
 
+/// Whether the record at `position` of the call is refused with UNABLE_TO_LOCK_ROW: chosen
+/// for the call when it was admitted, or drawn now at `recordLockRate` (each drawn lock counts
+/// as one injected fault).
+fn record_locked(ctx: &RequestContext, faults: &FaultConfig, position: usize) -> bool {
+    if ctx.faults.locked.contains(position) {
+        return true;
+    }
+    let drawn = faults.draw_record_lock();
+    if drawn {
+        ctx.shared.stats.record_fault();
+    }
+    drawn
+}
+
 /// Runs `apply` for each record in one transaction, honouring allOrNone, and renders the
-/// results.
+/// results. A record refused by a lock fault is not applied and fails with UNABLE_TO_LOCK_ROW
+/// naming the record `lock_target` finds (none for an insert), as Salesforce reports a row
+/// another transaction holds; the other records go on.
 fn run_batch<T>(
     ctx: &RequestContext,
     items: &[T],
     all_or_none: bool,
+    lock_target: impl Fn(&Txn<'_>, &T) -> Option<String>,
     mut apply: impl FnMut(&mut Txn<'_>, &T) -> Outcome,
 ) -> ApiResult {
+    let faults = ctx.shared.faults();
     let mut org = ctx.shared.org_mut();
-    let mut txn = org.begin(ctx.user);
+    let mut txn = ctx.begin(&mut org);
     let mut outcomes: Vec<Outcome> = items
         .iter()
-        .map(|item| {
-            if ctx.lock_fault {
-                return Outcome::Failed(lock_row_error(""));
+        .enumerate()
+        .map(|(position, item)| {
+            if record_locked(ctx, &faults, position) {
+                let id = lock_target(&txn, item).unwrap_or_default();
+                return Outcome::Failed(lock_row_error(&id));
             }
             let savepoint = txn.savepoint();
             let outcome = apply(&mut txn, item);
@@ -161,41 +182,51 @@ fn fail_or(result: Result<Outcome, ApiError>) -> Outcome {
 /// `POST /composite/sobjects`.
 pub fn create(ctx: &RequestContext) -> ApiResult {
     let batch = parse_batch(ctx)?;
-    run_batch(ctx, &batch.records, batch.all_or_none, |txn, record| {
-        fail_or((|| {
-            let object = object_of(txn, record)?;
-            if record_id(record).is_some() {
-                return Err(ApiError::bad_request(
-                    "INVALID_FIELD",
-                    "cannot specify Id in an insert call",
-                ));
-            }
-            let created = txn.create(object, record)?;
-            Ok(Outcome::Ok {
-                id: created.id18(txn.org().schema()),
-                created: None,
-            })
-        })())
+    let no_id_yet = |_: &Txn<'_>, _: &Map<String, Json>| None;
+    let apply = |txn: &mut Txn<'_>, record: &Map<String, Json>| fail_or(create_one(txn, record));
+    run_batch(ctx, &batch.records, batch.all_or_none, no_id_yet, apply)
+}
+
+fn create_one(txn: &mut Txn<'_>, record: &Map<String, Json>) -> Result<Outcome, ApiError> {
+    let object = object_of(txn, record)?;
+    if record_id(record).is_some() {
+        return Err(ApiError::bad_request(
+            "INVALID_FIELD",
+            "cannot specify Id in an insert call",
+        ));
+    }
+    let created = txn.create(object, record)?;
+    Ok(Outcome::Ok {
+        id: created.id18(txn.org().schema()),
+        created: None,
     })
 }
 
 /// `PATCH /composite/sobjects`.
 pub fn update(ctx: &RequestContext) -> ApiResult {
     let batch = parse_batch(ctx)?;
-    run_batch(ctx, &batch.records, batch.all_or_none, |txn, record| {
-        fail_or((|| {
-            let object = object_of(txn, record)?;
-            let id = record_id(record).ok_or_else(|| {
-                ApiError::bad_request("MISSING_ARGUMENT", "Id not specified in an update call")
-            })?;
-            let target = resolve(txn, object, id)?;
-            txn.update(target, record)?;
-            Ok(Outcome::Ok {
-                id: target.id18(txn.org().schema()),
-                created: None,
-            })
-        })())
+    let named = |txn: &Txn<'_>, record: &Map<String, Json>| id18_of(txn, record_id(record)?);
+    let apply = |txn: &mut Txn<'_>, record: &Map<String, Json>| fail_or(update_one(txn, record));
+    run_batch(ctx, &batch.records, batch.all_or_none, named, apply)
+}
+
+fn update_one(txn: &mut Txn<'_>, record: &Map<String, Json>) -> Result<Outcome, ApiError> {
+    let object = object_of(txn, record)?;
+    let id = record_id(record).ok_or_else(|| {
+        ApiError::bad_request("MISSING_ARGUMENT", "Id not specified in an update call")
+    })?;
+    let target = resolve(txn, object, id)?;
+    txn.update(target, record)?;
+    Ok(Outcome::Ok {
+        id: target.id18(txn.org().schema()),
+        created: None,
     })
+}
+
+/// The 18-character Id of the stored record an Id names, if any.
+fn id18_of(txn: &Txn<'_>, id: &str) -> Option<String> {
+    let record = txn.org().resolve_id(id).ok()?;
+    Some(record.id18(txn.org().schema()))
 }
 
 /// The record an Id names, if it is one of `object`'s (REST's errors otherwise).
@@ -217,51 +248,79 @@ pub(crate) fn resolve(txn: &Txn<'_>, object: ObjectIndex, id: &str) -> Result<Re
 pub fn upsert(ctx: &RequestContext, name: &str, field_name: &str) -> ApiResult {
     let batch = parse_batch(ctx)?;
     let (object, key_field) = external_id_field(ctx, name, field_name)?;
-    run_batch(ctx, &batch.records, batch.all_or_none, |txn, record| {
-        fail_or((|| {
-            if let Some(declared) = record_type(record)
-                && txn.org().schema().object_index(declared) != Some(object)
-            {
-                return Err(ApiError::bad_request(
-                    "INVALID_TYPE",
-                    format!("records of type {declared} cannot be upserted as {name}"),
-                ));
-            }
-            let def = txn.org().schema().object(object);
-            let key_name = def.fields[key_field].name.clone();
-            let key = record
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(&key_name))
-                .map(|(_, v)| match v {
-                    Json::String(s) => s.clone(),
-                    Json::Null => String::new(),
-                    other => other.to_string(),
-                })
-                .unwrap_or_default();
-            match txn.upsert(object, key_field, &key, record)? {
-                UpsertOutcome::Created(r) => Ok(Outcome::Ok {
-                    id: r.id18(txn.org().schema()),
-                    created: Some(true),
-                }),
-                UpsertOutcome::Updated(r) => Ok(Outcome::Ok {
-                    id: r.id18(txn.org().schema()),
-                    created: Some(false),
-                }),
-                UpsertOutcome::Multiple(records) => {
-                    let ids: Vec<String> =
-                        records.iter().map(|r| r.id18(txn.org().schema())).collect();
-                    Err(ApiError::bad_request(
-                        "DUPLICATE_EXTERNAL_ID",
-                        format!(
-                            "{key_name}: more than one record found for external id field: [{}]",
-                            ids.join(", ")
-                        ),
-                    )
-                    .with_fields(vec![key_name]))
-                }
-            }
-        })())
-    })
+    let matched = |txn: &Txn<'_>, record: &Map<String, Json>| {
+        let key = upsert_key(txn, object, key_field, record);
+        match txn.org().table(object).lookup_key(key_field, key.trim()) {
+            [seq] => Some(RecordRef { object, seq: *seq }.id18(txn.org().schema())),
+            _ => None,
+        }
+    };
+    let apply = |txn: &mut Txn<'_>, record: &Map<String, Json>| {
+        fail_or(upsert_one(txn, name, object, key_field, record))
+    };
+    run_batch(ctx, &batch.records, batch.all_or_none, matched, apply)
+}
+
+/// Upserts one record of an upsert call by its external id.
+fn upsert_one(
+    txn: &mut Txn<'_>,
+    name: &str,
+    object: ObjectIndex,
+    key_field: usize,
+    record: &Map<String, Json>,
+) -> Result<Outcome, ApiError> {
+    if let Some(declared) = record_type(record)
+        && txn.org().schema().object_index(declared) != Some(object)
+    {
+        return Err(ApiError::bad_request(
+            "INVALID_TYPE",
+            format!("records of type {declared} cannot be upserted as {name}"),
+        ));
+    }
+    let key = upsert_key(txn, object, key_field, record);
+    let outcome = txn.upsert(object, key_field, &key, record)?;
+    let schema = txn.org().schema();
+    match outcome {
+        UpsertOutcome::Created(r) => Ok(Outcome::Ok {
+            id: r.id18(schema),
+            created: Some(true),
+        }),
+        UpsertOutcome::Updated(r) => Ok(Outcome::Ok {
+            id: r.id18(schema),
+            created: Some(false),
+        }),
+        UpsertOutcome::Multiple(records) => {
+            let key_name = schema.object(object).fields[key_field].name.clone();
+            let ids: Vec<String> = records.iter().map(|r| r.id18(schema)).collect();
+            Err(ApiError::bad_request(
+                "DUPLICATE_EXTERNAL_ID",
+                format!(
+                    "{key_name}: more than one record found for external id field: [{}]",
+                    ids.join(", ")
+                ),
+            )
+            .with_fields(vec![key_name]))
+        }
+    }
+}
+
+/// The external id value a record of an upsert call carries (empty when it has none).
+fn upsert_key(
+    txn: &Txn<'_>,
+    object: ObjectIndex,
+    key_field: usize,
+    record: &Map<String, Json>,
+) -> String {
+    let key_name = &txn.org().schema().object(object).fields[key_field].name;
+    record
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(key_name))
+        .map(|(_, v)| match v {
+            Json::String(s) => s.clone(),
+            Json::Null => String::new(),
+            other => other.to_string(),
+        })
+        .unwrap_or_default()
 }
 
 /// `DELETE /composite/sobjects?ids=…&allOrNone=…`.
@@ -285,7 +344,8 @@ pub fn delete(ctx: &RequestContext) -> ApiResult {
     let all_or_none = ctx
         .param("allOrNone")
         .is_some_and(|v| v.eq_ignore_ascii_case("true"));
-    run_batch(ctx, &ids, all_or_none, |txn, id| {
+    let named = |txn: &Txn<'_>, id: &String| id18_of(txn, id);
+    run_batch(ctx, &ids, all_or_none, named, |txn, id| {
         fail_or((|| {
             let target = match txn.org().resolve_id(id) {
                 Ok(r) => r,

@@ -8,7 +8,8 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, header};
 
 use crate::error::ApiError;
-use crate::org::RecordRef;
+use crate::faults::LockedRecords;
+use crate::org::{Org, RecordRef, Txn};
 use crate::state::Shared;
 
 /// How the client reached us: the scheme of the listener the connection came in on.
@@ -30,11 +31,29 @@ pub struct RequestContext {
     pub headers: HeaderMap,
     pub params: HashMap<String, String>,
     pub body: Bytes,
-    /// Whether fault injection chose this write to fail with UNABLE_TO_LOCK_ROW.
-    pub lock_fault: bool,
+    /// Faults chosen for this call before its work starts.
+    pub faults: CallFaults,
+}
+
+/// Faults chosen for one call once it is admitted, which its handler carries out.
+#[derive(Debug, Clone, Default)]
+pub struct CallFaults {
+    /// Records refused with UNABLE_TO_LOCK_ROW (by position in the call; a single-record
+    /// call is position 0; rows of the upload for an ingest job close).
+    pub locked: LockedRecords,
+    /// For an ingest job close: the job processes part of its rows, then fails.
+    pub bulk_partial_failure: bool,
+    /// For a late commit: the `SystemModstamp` the call took when it started.
+    pub stamp: Option<i64>,
 }
 
 impl RequestContext {
+    /// Starts the call's write transaction, with the stamp the call took when it started if
+    /// its commit was delayed.
+    pub fn begin<'o>(&self, org: &'o mut Org) -> Txn<'o> {
+        org.begin_at(self.user, self.faults.stamp)
+    }
+
     /// The major API version as a number (`62`).
     pub fn major_version(&self) -> u32 {
         self.version

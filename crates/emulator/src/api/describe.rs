@@ -149,7 +149,7 @@ pub fn describe(ctx: &RequestContext, name: &str) -> ApiResult {
         "defaultImplementation": null,
         "extendedBy": null,
         "extendsInterfaces": null,
-        "fields": object.fields.iter().map(field_json).collect::<Vec<_>>(),
+        "fields": object.visible_fields().map(|(_, f)| field_json(f)).collect::<Vec<_>>(),
         "implementedBy": null,
         "implementsInterfaces": null,
         "listviewable": null,
@@ -180,7 +180,8 @@ pub fn describe(ctx: &RequestContext, name: &str) -> ApiResult {
     Ok(json_response(StatusCode::OK, &body))
 }
 
-fn field_json(field: &FieldDef) -> Json {
+/// One field as describe lists it.
+pub(crate) fn field_json(field: &FieldDef) -> Json {
     let t = field.field_type;
     let byte_length = if t.is_text() {
         field.length * 3

@@ -2,12 +2,14 @@
 //!
 //! Layout: [`rest`] admits and dispatches data calls; one module per resource family
 //! ([`sobjects`], [`collections`], [`query`], [`describe`], [`limits`]); [`oauth`] and
-//! [`soap`] issue sessions; [`context`] is what an admitted request carries.
+//! [`soap`] issue sessions; [`context`] is what an admitted request carries; [`injection`]
+//! chooses the injected faults a call suffers.
 
 pub mod bulk;
 pub mod collections;
 pub mod context;
 pub mod describe;
+pub mod injection;
 pub mod limits;
 pub mod oauth;
 pub mod query;

@@ -25,6 +25,12 @@ use crate::org::RecordRef;
 use crate::state::Shared;
 
 const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+/// `invalid_grant` for a wrong password, and for any grant of a user whose access is revoked.
+const AUTHENTICATION_FAILURE: &str = "authentication failure";
+/// `invalid_grant` for a refresh token that is no longer valid.
+const EXPIRED_TOKEN: &str = "expired access/refresh token";
+/// `invalid_grant` for a JWT whose user may not use the connected app.
+const NOT_APPROVED: &str = "user hasn't approved this consumer";
 /// Audiences Salesforce accepts in a JWT assertion besides the org's own URL.
 const JWT_AUDIENCES: [&str; 2] = [
     "https://login.salesforce.com",
@@ -47,13 +53,16 @@ fn identity_url(base: &str, org_id: &str, user_id: &str) -> String {
     format!("{base}/id/{org_id}/{user_id}")
 }
 
-/// A token response for a user, with Salesforce's keys.
-fn token_response(shared: &Shared, base: &str, user: RecordRef) -> Response {
+/// A token response for a user, with Salesforce's keys; while the user's credentials are
+/// revoked, `invalid_grant` with the description Salesforce gives for the grant.
+fn token_response(shared: &Shared, base: &str, user: RecordRef, refused: &str) -> Response {
     let (org_id, user_id) = {
         let org = shared.org();
         (org.org_id(), user.id18(org.schema()))
     };
-    let token = shared.sessions().issue(&org_id[..15], user);
+    let Some(token) = shared.sessions().issue(&org_id[..15], user) else {
+        return oauth_error("invalid_grant", refused);
+    };
     let id = identity_url(base, &org_id, &user_id);
     let issued_at = datetime::now_millis().to_string();
     // Salesforce signs `id` + `issued_at` with the consumer secret (HMAC-SHA256, base64).
@@ -130,8 +139,8 @@ pub async fn token(
             let username = form.get("username").map(String::as_str).unwrap_or_default();
             let password = form.get("password").map(String::as_str).unwrap_or_default();
             match authenticate(&shared, username, password) {
-                Some(user) => token_response(&shared, &base, user),
-                None => oauth_error("invalid_grant", "authentication failure"),
+                Some(user) => token_response(&shared, &base, user, AUTHENTICATION_FAILURE),
+                None => oauth_error("invalid_grant", AUTHENTICATION_FAILURE),
             }
         }
         "refresh_token" => {
@@ -146,17 +155,17 @@ pub async fn token(
                 .map(String::as_str)
                 .unwrap_or_default();
             if !shared.sessions().is_refresh_token(refresh) {
-                return oauth_error("invalid_grant", "expired access/refresh token");
+                return oauth_error("invalid_grant", EXPIRED_TOKEN);
             }
             let admin = shared.org().admin();
-            token_response(&shared, &base, admin)
+            token_response(&shared, &base, admin, EXPIRED_TOKEN)
         }
         "client_credentials" => {
             if !client_ok || !secret_ok {
                 return oauth_error("invalid_client", "invalid client credentials");
             }
             let admin = shared.org().admin();
-            token_response(&shared, &base, admin)
+            token_response(&shared, &base, admin, AUTHENTICATION_FAILURE)
         }
         JWT_BEARER_GRANT => {
             let assertion = form
@@ -164,7 +173,7 @@ pub async fn token(
                 .map(String::as_str)
                 .unwrap_or_default();
             match verify_jwt(&shared, &base, assertion) {
-                Ok(user) => token_response(&shared, &base, user),
+                Ok(user) => token_response(&shared, &base, user, NOT_APPROVED),
                 Err(description) => oauth_error("invalid_grant", &description),
             }
         }
@@ -219,12 +228,12 @@ fn verify_jwt(shared: &Shared, base: &str, assertion: &str) -> Result<RecordRef,
         .sub
         .eq_ignore_ascii_case(&shared.config.username)
     {
-        return Err("user hasn't approved this consumer".to_owned());
+        return Err(NOT_APPROVED.to_owned());
     }
     shared
         .org()
         .user_by_username(&data.claims.sub)
-        .ok_or_else(|| "user hasn't approved this consumer".to_owned())
+        .ok_or_else(|| NOT_APPROVED.to_owned())
 }
 
 /// `POST /services/oauth2/revoke`.

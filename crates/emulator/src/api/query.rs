@@ -73,11 +73,16 @@ pub fn start(ctx: &RequestContext, include_deleted: bool) -> ApiResult {
         render::write_page(&mut out, &org, &page);
     } else {
         let rows: Arc<[u64]> = rows.into();
+        let max_per_user = ctx
+            .shared
+            .faults()
+            .max_open_cursors_per_user
+            .and_then(|max| usize::try_from(max).ok());
         let locator = ctx.shared.cursors().open(
-            bound.object,
-            Arc::clone(&rows),
-            Arc::clone(&projection),
+            ctx.user,
+            (bound.object, Arc::clone(&rows), Arc::clone(&projection)),
             batch,
+            max_per_user,
         );
         let next = format!("{}/query/{locator}-{batch}", ctx.data_prefix());
         let page = Page {

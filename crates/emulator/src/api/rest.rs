@@ -1,8 +1,9 @@
 //! The `/services/data` entry point: admission, then dispatch by path.
 //!
 //! Every data call passes the same gates in the order a client would meet them on a real
-//! org: added latency, transport faults (dropped connection, 503), the session check (401),
-//! the daily allocation (403), then the resource itself. The answer always carries
+//! org: added latency, edge faults (dropped connection, 503, scripted request limit), the
+//! session check (401), the daily allocation (403), the faults of its work (locks, a lost
+//! answer; see [`super::injection`]), then the resource itself. The answer always carries
 //! `Sforce-Limit-Info`, and is pretty-printed when the client sent `X-PrettyPrint: 1`.
 //! Paths are matched here rather than by the router so that every unknown path gets
 //! Salesforce's 404 body and names are case-insensitive as Salesforce's are.
@@ -18,10 +19,11 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value as Json, json};
 
 use super::context::{ConnectionInfo, RequestContext, base_url, bearer_token};
-use super::{bulk, collections, describe, limits, query, sobjects};
+use super::{bulk, collections, describe, injection, limits, query, sobjects};
 use crate::config::LATEST_API_VERSION;
 use crate::error::{ApiError, JSON_CONTENT_TYPE};
-use crate::faults::Fault;
+use crate::faults::FaultConfig;
+use crate::faults::script::CallKind;
 use crate::server::DropConnection;
 use crate::state::Shared;
 
@@ -84,56 +86,39 @@ pub async fn dispatch(
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    let fault = faults.draw_request_fault();
-    if fault != Fault::None {
-        shared.stats.record_fault();
-    }
-    let response = match fault {
-        Fault::DropConnection => {
-            let mut response = StatusCode::INTERNAL_SERVER_ERROR.into_response();
-            response.extensions_mut().insert(DropConnection);
-            return response;
-        }
-        Fault::ServerUnavailable => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "SERVER_UNAVAILABLE",
-            "Server temporarily unavailable",
-        )
-        .into_response(),
-        Fault::None => {
-            let is_write = matches!(
-                method,
-                Method::POST | Method::PATCH | Method::PUT | Method::DELETE
-            );
-            let lock_fault = is_write && faults.draw_lock_failure();
-            if lock_fault {
-                shared.stats.record_fault();
-            }
-            // The raw path, not a decoded one: an external id value may hold `%2F`.
+    // The raw path, not a decoded one: an external id value may hold `%2F`.
+    let path = uri
+        .path()
+        .strip_prefix("/services/data/")
+        .unwrap_or_default();
+    let call = injection::call_kind(&method, path, &body);
+    let response = match injection::edge_response(injection::edge_fault(&shared, &faults, &call)) {
+        Some(refused) => refused,
+        None => {
             let request = Incoming {
-                path: uri
-                    .path()
-                    .strip_prefix("/services/data/")
-                    .unwrap_or_default(),
+                path,
                 base_url: base_url(&shared, &headers, connection),
                 query: uri.query(),
                 method,
                 headers: headers.clone(),
                 body,
-                lock_fault,
             };
-            let mut response = admit_and_route(&shared, request)
-                .await
-                .unwrap_or_else(IntoResponse::into_response);
-            if is_write && faults.draw_lost_response() {
+            let routed = admit_and_route(&shared, request, &faults, call).await;
+            let mut response = routed.response;
+            let drawn_loss = !routed.lose_answer && call.write && faults.draw_lost_response();
+            if drawn_loss {
                 shared.stats.record_fault();
+            }
+            if routed.lose_answer || drawn_loss {
                 // Done, but the client never hears so.
                 response.extensions_mut().insert(DropConnection);
-                return response;
             }
             response
         }
     };
+    if response.extensions().get::<DropConnection>().is_some() {
+        return response;
+    }
     let mut response = pretty_if_asked(&headers, response).await;
     if let Ok(value) = HeaderValue::from_str(&shared.usage.header_value()) {
         response.headers_mut().insert(LIMIT_INFO_HEADER, value);
@@ -150,10 +135,31 @@ struct Incoming<'a> {
     method: Method,
     headers: HeaderMap,
     body: Bytes,
-    lock_fault: bool,
 }
 
-async fn admit_and_route(shared: &Arc<Shared>, request: Incoming<'_>) -> ApiResult {
+/// An admitted call's answer, and whether the answer is to be lost.
+struct Routed {
+    response: Response,
+    lose_answer: bool,
+}
+
+impl From<ApiError> for Routed {
+    fn from(error: ApiError) -> Self {
+        Self {
+            response: error.into_response(),
+            lose_answer: false,
+        }
+    }
+}
+
+/// Admits a call (version, session, allocation), chooses the faults of its work, then
+/// routes it.
+async fn admit_and_route(
+    shared: &Arc<Shared>,
+    request: Incoming<'_>,
+    faults: &FaultConfig,
+    call: CallKind,
+) -> Routed {
     let Incoming {
         path: rest,
         base_url,
@@ -161,25 +167,32 @@ async fn admit_and_route(shared: &Arc<Shared>, request: Incoming<'_>) -> ApiResu
         method,
         headers,
         body,
-        lock_fault,
     } = request;
     let mut segments: Vec<String> = rest.split('/').map(percent_decode).collect();
     if segments.last().is_some_and(String::is_empty) {
         segments.pop();
     }
-    let Some(version_segment) = segments.first() else {
-        return Err(ApiError::not_found());
+    let Some(version) = segments.first().and_then(|s| parse_version(s)) else {
+        return ApiError::not_found().into();
     };
-    let version = parse_version(version_segment).ok_or_else(ApiError::not_found)?;
-    let session = bearer_token(&headers)
-        .and_then(|token| shared.sessions().check(token))
-        .ok_or_else(ApiError::invalid_session)?;
+    let Some(session) = bearer_token(&headers).and_then(|token| shared.sessions().check(token))
+    else {
+        return ApiError::invalid_session().into();
+    };
     if !shared.usage.try_take() {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "REQUEST_LIMIT_EXCEEDED",
-            "TotalRequests Limit exceeded.",
-        ));
+        return injection::request_limit_exceeded().into();
+    }
+    let work = injection::work_faults(shared, faults, &call);
+    if let Some(refused) = injection::edge_response(work.edge) {
+        return Routed {
+            response: refused,
+            lose_answer: false,
+        };
+    }
+    if let Some(delay) = work.commit_delay {
+        // A long transaction: its stamp is taken (`work.call.stamp`), its records appear
+        // after the wait. The org's lock is not held meanwhile, so other writes go on.
+        tokio::time::sleep(delay).await;
     }
     let params: HashMap<String, String> = query
         .and_then(|q| serde_urlencoded::from_str(q).ok())
@@ -193,10 +206,13 @@ async fn admit_and_route(shared: &Arc<Shared>, request: Incoming<'_>) -> ApiResu
         headers,
         params,
         body,
-        lock_fault,
+        faults: work.call,
     };
     let path: Vec<&str> = segments[1..].iter().map(String::as_str).collect();
-    route(&ctx, &path)
+    Routed {
+        response: route(&ctx, &path).unwrap_or_else(IntoResponse::into_response),
+        lose_answer: work.lose_answer,
+    }
 }
 
 fn route(ctx: &RequestContext, path: &[&str]) -> ApiResult {

@@ -53,6 +53,15 @@ fn fault(code: &str, fault_type: &str, message: &str) -> Response {
     )
 }
 
+/// The fault for credentials that do not log in (wrong, or the user's access revoked).
+fn invalid_login() -> Response {
+    fault(
+        "INVALID_LOGIN",
+        "LoginFault",
+        "Invalid username, password, security token; or user locked out.",
+    )
+}
+
 /// The operation name (first element in the Body) and the `username` / `password` values.
 struct LoginRequest {
     operation: Option<String>,
@@ -124,11 +133,7 @@ pub async fn login(
     }
     let username = request.username.unwrap_or_default();
     let Some(user) = authenticate(&shared, &username, &request.password.unwrap_or_default()) else {
-        return fault(
-            "INVALID_LOGIN",
-            "LoginFault",
-            "Invalid username, password, security token; or user locked out.",
-        );
+        return invalid_login();
     };
     let base = base_url(&shared, &headers, connection);
     let (org_id, user_id, full_name, email) = {
@@ -140,7 +145,10 @@ pub async fn login(
             org.text_of(user, "Email").unwrap_or_default(),
         )
     };
-    let session_id = shared.sessions().issue(&org_id[..15], user);
+    // None while the user's credentials are revoked: the login fails as a locked-out user's.
+    let Some(session_id) = shared.sessions().issue(&org_id[..15], user) else {
+        return invalid_login();
+    };
     let seconds = shared.sessions().lifetime().as_secs();
     let org15 = &org_id[..15];
     xml_response(

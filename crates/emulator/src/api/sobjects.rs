@@ -18,23 +18,26 @@ use axum::http::Method;
 /// The most Ids getUpdated and getDeleted return.
 const REPLICATION_ID_LIMIT: usize = 600_000;
 
-/// UNABLE_TO_LOCK_ROW for a write the fault injector picked.
+/// UNABLE_TO_LOCK_ROW for a write the fault injector picked, naming the locked record when
+/// the call names one (an insert has no Id yet, so its message names none).
 pub fn lock_row_error(id: &str) -> ApiError {
-    ApiError::bad_request(
-        "UNABLE_TO_LOCK_ROW",
-        format!("unable to obtain exclusive access to this record or 1 records: {id}"),
-    )
+    let message = if id.is_empty() {
+        "unable to obtain exclusive access to this record".to_owned()
+    } else {
+        format!("unable to obtain exclusive access to this record or 1 records: {id}")
+    };
+    ApiError::bad_request("UNABLE_TO_LOCK_ROW", message)
 }
 
 /// `POST /sobjects/{Obj}`.
 pub fn create(ctx: &RequestContext, name: &str) -> ApiResult {
     let body = ctx.json_object()?;
-    if ctx.lock_fault {
+    if ctx.faults.locked.contains(0) {
         return Err(lock_row_error(""));
     }
     let mut org = ctx.shared.org_mut();
     let object = object_from_path(org.schema(), name)?;
-    let created = org.begin(ctx.user).create(object, &body)?;
+    let created = ctx.begin(&mut org).create(object, &body)?;
     let id = created.id18(org.schema());
     drop(org);
     ctx.shared.stats.record_records(1, 0);
@@ -104,9 +107,7 @@ pub fn field_projection(
     let def = org.schema().object(object);
     let items = match fields.filter(|f| !f.trim().is_empty()) {
         None => def
-            .fields
-            .iter()
-            .enumerate()
+            .visible_fields()
             .map(|(i, f)| ProjectionItem::Field {
                 name: f.name.clone(),
                 field: i,
@@ -136,10 +137,10 @@ pub fn field_projection(
 fn update(ctx: &RequestContext, target: RecordRef) -> ApiResult {
     let body = ctx.json_object()?;
     let mut org = ctx.shared.org_mut();
-    if ctx.lock_fault {
+    if ctx.faults.locked.contains(0) {
         return Err(lock_row_error(&target.id18(org.schema())));
     }
-    org.begin(ctx.user).update(target, &body)?;
+    ctx.begin(&mut org).update(target, &body)?;
     drop(org);
     ctx.shared.stats.record_records(1, 0);
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -147,10 +148,10 @@ fn update(ctx: &RequestContext, target: RecordRef) -> ApiResult {
 
 fn delete(ctx: &RequestContext, target: RecordRef) -> ApiResult {
     let mut org = ctx.shared.org_mut();
-    if ctx.lock_fault {
+    if ctx.faults.locked.contains(0) {
         return Err(lock_row_error(&target.id18(org.schema())));
     }
-    org.begin(ctx.user).delete(target)?;
+    ctx.begin(&mut org).delete(target)?;
     drop(org);
     ctx.shared.stats.record_records(1, 0);
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -211,11 +212,11 @@ fn record_url(org: &Org, ctx: &RequestContext, record: RecordRef) -> String {
 fn upsert(ctx: &RequestContext, object: ObjectIndex, key_field: usize, value: &str) -> ApiResult {
     let body = ctx.json_object()?;
     let mut org = ctx.shared.org_mut();
-    if ctx.lock_fault {
+    if ctx.faults.locked.contains(0) {
         return Err(lock_row_error(""));
     }
-    let outcome = org
-        .begin(ctx.user)
+    let outcome = ctx
+        .begin(&mut org)
         .upsert(object, key_field, value, &body)?;
     let modern = ctx.major_version() >= 46;
     let response = match outcome {

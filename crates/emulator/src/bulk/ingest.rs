@@ -1,20 +1,32 @@
 //! Processing an ingest job: each uploaded row becomes a create, update, upsert or delete
 //! through the org's normal write path (same validation and errors as REST), in internal
 //! batches of 10,000 rows, each batch one transaction with a savepoint per row, so a bad
-//! row fails alone.
+//! row fails alone. Injected faults make a job fail as a whole, fail partway (keeping the
+//! results of the rows it processed), or refuse chosen rows with UNABLE_TO_LOCK_ROW.
 
 use serde_json::{Map, Value as Json};
 
 use super::csv;
 use super::jobs::{JobKind, JobState, RowResult};
 use crate::api::collections::resolve;
+use crate::api::sobjects::lock_row_error;
 use crate::datetime;
 use crate::error::ApiError;
+use crate::faults::LockedRecords;
 use crate::org::{FieldType, ObjectIndex, RecordRef, Schema, UpsertOutcome};
 use crate::state::Shared;
 
 /// Rows per internal batch (Salesforce splits uploads the same way).
 const INTERNAL_BATCH: usize = 10_000;
+
+/// Faults chosen for one ingest job when it was closed (scripted steps of the close call).
+#[derive(Debug, Clone, Default)]
+pub struct JobFaults {
+    /// Rows refused with UNABLE_TO_LOCK_ROW, by position in the upload.
+    pub locked_rows: LockedRecords,
+    /// The job processes part of its rows, then fails.
+    pub partial_failure: bool,
+}
 
 /// What the job asks for, copied out of the store.
 struct Work {
@@ -24,22 +36,29 @@ struct Work {
     user: RecordRef,
     delimiter: u8,
     upload: Vec<u8>,
+    locked_rows: LockedRecords,
 }
 
 /// Processes the job's upload; the job ends `JobComplete` or `Failed`.
-pub async fn process(shared: &Shared, job_id: &str) {
+///
+/// A job failing as a whole (`bulkJobFailureRate`) processes nothing. A job failing partway
+/// (`bulkJobPartialFailureRate` or a scripted step) processes its first rows — the share
+/// `bulkPartialProcessedShare` — for real, then fails: its processed rows keep their
+/// results and the rest are unprocessed, as Salesforce keeps the results of the batches a
+/// failed job did process.
+pub async fn process(shared: &Shared, job_id: &str, job_faults: JobFaults) {
     let started = std::time::Instant::now();
-    let Some(work) = take_work(shared, job_id) else {
+    let Some(work) = take_work(shared, job_id, job_faults.locked_rows) else {
         return;
     };
-    if shared.faults().draw_bulk_job_failure() {
+    let faults = shared.faults();
+    if faults.draw_bulk_job_failure() {
         shared.stats.record_fault();
-        finish(shared, job_id, |job| {
-            job.error_message = Some(
-                "InternalServerError : the job failed in Salesforce (injected fault)".to_owned(),
-            );
-            job.set_state(JobState::Failed);
-        });
+        fail(
+            shared,
+            job_id,
+            "InternalServerError : the job failed in Salesforce (injected fault)".to_owned(),
+        );
         return;
     }
     let parsed = csv::read(&work.upload, work.delimiter).and_then(|(header, rows)| {
@@ -49,56 +68,30 @@ pub async fn process(shared: &Shared, job_id: &str) {
     let (header, rows) = match parsed {
         Ok(parsed) => parsed,
         Err(message) => {
-            finish(shared, job_id, |job| {
-                job.error_message = Some(message);
-                job.set_state(JobState::Failed);
-            });
+            fail(shared, job_id, message);
             return;
         }
     };
-    let mut results = Vec::with_capacity(rows.len());
-    for (batch_number, batch) in rows.chunks(INTERNAL_BATCH).enumerate() {
-        if aborted(shared, job_id) {
-            break;
+    let partial = job_faults.partial_failure || {
+        let drawn = faults.draw_bulk_partial_failure();
+        if drawn {
+            shared.stats.record_fault();
         }
-        {
-            let mut org = shared.org_mut();
-            let mut txn = org.begin(work.user);
-            for (offset, row) in batch.iter().enumerate() {
-                let index = batch_number * INTERNAL_BATCH + offset;
-                let savepoint = txn.savepoint();
-                let outcome = apply(&mut txn, &work, &header, row);
-                let result = match outcome {
-                    Ok((id, created)) => RowResult {
-                        row: index,
-                        id,
-                        outcome: Ok(created),
-                    },
-                    Err(error) => {
-                        txn.rollback_to(savepoint);
-                        RowResult {
-                            row: index,
-                            id: row_id(&header, row).unwrap_or_default(),
-                            outcome: Err(format!(
-                                "{}:{}:{} --",
-                                error.code,
-                                error.message,
-                                error.fields.join(",")
-                            )),
-                        }
-                    }
-                };
-                results.push(result);
-            }
-        }
-        let written = results.iter().filter(|r| r.outcome.is_ok()).count() as u64;
-        finish(shared, job_id, |job| {
-            job.records_processed = results.len() as u64;
-            job.records_failed = results.len() as u64 - written;
-        });
-        // Let queries and other calls in between batches, as the real org does.
-        tokio::task::yield_now().await;
-    }
+        drawn
+    };
+    let processed = if partial {
+        faults.partially_processed_rows(rows.len())
+    } else {
+        rows.len()
+    };
+    let results = write_rows(shared, job_id, &work, &header, &rows[..processed]).await;
+    let failure = partial.then(|| {
+        format!(
+            "InternalServerError : the job failed after processing {} of {} records (injected fault)",
+            results.len(),
+            rows.len()
+        )
+    });
     let written = results.iter().filter(|r| r.outcome.is_ok()).count() as u64;
     shared.stats.record_records(written, 0);
     let elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -117,14 +110,100 @@ pub async fn process(shared: &Shared, job_id: &str) {
             *kept_rows = rows;
             *kept_results = results;
         }
-        if job.state != JobState::Aborted {
-            job.set_state(JobState::JobComplete);
+        if job.state == JobState::Aborted {
+            return;
+        }
+        match failure {
+            Some(message) => {
+                job.error_message = Some(message);
+                job.set_state(JobState::Failed);
+            }
+            None => job.set_state(JobState::JobComplete),
         }
     });
 }
 
+/// Writes rows in internal batches, each one transaction with a savepoint per row, and
+/// returns one result per row written (fewer when the job is aborted meanwhile).
+async fn write_rows(
+    shared: &Shared,
+    job_id: &str,
+    work: &Work,
+    header: &[String],
+    rows: &[Vec<String>],
+) -> Vec<RowResult> {
+    let mut results = Vec::with_capacity(rows.len());
+    for (batch_number, batch) in rows.chunks(INTERNAL_BATCH).enumerate() {
+        if aborted(shared, job_id) {
+            break;
+        }
+        {
+            let mut org = shared.org_mut();
+            let mut txn = org.begin(work.user);
+            for (offset, row) in batch.iter().enumerate() {
+                let index = batch_number * INTERNAL_BATCH + offset;
+                results.push(write_row(&mut txn, work, header, row, index));
+            }
+        }
+        let written = results.iter().filter(|r| r.outcome.is_ok()).count() as u64;
+        finish(shared, job_id, |job| {
+            job.records_processed = results.len() as u64;
+            job.records_failed = results.len() as u64 - written;
+        });
+        // Let queries and other calls in between batches, as the real org does.
+        tokio::task::yield_now().await;
+    }
+    results
+}
+
+/// Writes one row inside the batch's transaction; a failed row is rolled back alone.
+fn write_row(
+    txn: &mut crate::org::Txn<'_>,
+    work: &Work,
+    header: &[String],
+    row: &[String],
+    index: usize,
+) -> RowResult {
+    let id = row_id(header, row).unwrap_or_default();
+    let outcome = if work.locked_rows.contains(index) {
+        Err(lock_row_error(&id))
+    } else {
+        let savepoint = txn.savepoint();
+        let outcome = apply(txn, work, header, row);
+        if outcome.is_err() {
+            txn.rollback_to(savepoint);
+        }
+        outcome
+    };
+    match outcome {
+        Ok((id, created)) => RowResult {
+            row: index,
+            id,
+            outcome: Ok(created),
+        },
+        Err(error) => RowResult {
+            row: index,
+            id,
+            outcome: Err(format!(
+                "{}:{}:{} --",
+                error.code,
+                error.message,
+                error.fields.join(",")
+            )),
+        },
+    }
+}
+
+/// Ends the job `Failed` with a message, having processed nothing.
+fn fail(shared: &Shared, job_id: &str, message: String) {
+    finish(shared, job_id, |job| {
+        job.error_message = Some(message);
+        job.set_state(JobState::Failed);
+    });
+}
+
 /// Copies what processing needs out of the store and marks the job InProgress.
-fn take_work(shared: &Shared, job_id: &str) -> Option<Work> {
+fn take_work(shared: &Shared, job_id: &str, locked_rows: LockedRecords) -> Option<Work> {
     let mut jobs = shared.jobs();
     let job = jobs.get_mut(job_id)?;
     let JobKind::Ingest {
@@ -149,6 +228,7 @@ fn take_work(shared: &Shared, job_id: &str) -> Option<Work> {
         user: job.user,
         delimiter: job.format.delimiter,
         upload: uploads.first().map(|b| b.to_vec()).unwrap_or_default(),
+        locked_rows,
     };
     job.set_state(JobState::InProgress);
     Some(work)
@@ -178,11 +258,7 @@ fn check_header(
     let def = schema.object(object);
     for column in header {
         let known = match column.split_once('.') {
-            Some((relationship, _)) => def.fields.iter().any(|f| {
-                f.relationship_name
-                    .as_deref()
-                    .is_some_and(|r| r.eq_ignore_ascii_case(relationship))
-            }),
+            Some((relationship, _)) => def.relationship_field(relationship).is_some(),
             None => def.field_index(column).is_some(),
         };
         if !known {

@@ -8,9 +8,12 @@
 //!   which is how `allOrNone` collections undo their partial work.
 //! - Validation is done before anything changes, and produces Salesforce's error codes and
 //!   messages, so handlers only have to choose how to present them.
+//! - The schema can change at run time (custom fields added, altered, deleted or made
+//!   unreadable) without moving any field's position; see `schema_change`.
 
 mod ids;
 mod schema;
+mod schema_change;
 mod schema_file;
 mod table;
 mod value;
@@ -23,6 +26,7 @@ pub use ids::{IdError, ParsedId, mint as mint_id};
 pub use schema::{
     ChildRelationship, FieldDef, FieldType, ObjectDef, ObjectIndex, Schema, SchemaError,
 };
+pub use schema_change::{FieldChange, SchemaChangeError};
 pub use schema_file::{FieldSpec, ObjectSpec, SchemaFile};
 pub use table::{Record, Table};
 pub use value::{RecordRef, Value, compare_text_folded, format_double, value_from_json};
@@ -195,15 +199,34 @@ impl Org {
 
     /// Starts a write transaction on behalf of a user.
     pub fn begin(&mut self, user: RecordRef) -> Txn<'_> {
-        // One stamp per transaction, never earlier than the last: SystemModstamp is monotonic.
-        let stamp = datetime::now_millis().max(self.last_stamp);
-        self.last_stamp = stamp;
+        self.begin_at(user, None)
+    }
+
+    /// Starts a write transaction with a stamp reserved earlier by [`Org::reserve_stamp`]
+    /// (a late commit), or a fresh one.
+    pub fn begin_at(&mut self, user: RecordRef, reserved: Option<i64>) -> Txn<'_> {
+        // One stamp per transaction, never earlier than the last: SystemModstamp is monotonic,
+        // except for a late commit, which keeps the stamp it took when it started.
+        let stamp = reserved.unwrap_or_else(|| {
+            let stamp = datetime::now_millis().max(self.last_stamp);
+            self.last_stamp = stamp;
+            stamp
+        });
         Txn {
             org: self,
             stamp,
             user,
             undo: Vec::new(),
         }
+    }
+
+    /// Takes a `SystemModstamp` now for a write that commits later (a long transaction).
+    /// Every transaction that starts afterwards gets a later stamp, so records written
+    /// meanwhile are stamped after the late ones yet visible before them.
+    pub fn reserve_stamp(&mut self) -> i64 {
+        let stamp = datetime::now_millis().max(self.last_stamp);
+        self.last_stamp = stamp + 1;
+        stamp
     }
 
     fn put(&mut self, record: RecordRef, value: Option<Record>) -> Option<Record> {
@@ -400,9 +423,7 @@ impl Org {
             .with_fields(not_writable));
         }
         let missing: Vec<String> = object
-            .fields
-            .iter()
-            .enumerate()
+            .visible_fields()
             .filter(|(i, f)| {
                 let assigned = assignments
                     .iter()

@@ -156,9 +156,20 @@ pub struct FieldDef {
     pub custom: bool,
     /// Set by the org itself (Id, audit fields, SystemModstamp, IsDeleted).
     pub system: bool,
+    /// Whether the API user may read the field (field-level security); an unreadable field
+    /// is absent from describe, SOQL and writes, but keeps its values.
+    pub readable: bool,
+    /// Removed from the object at run time. Its slot stays so that record layouts and open
+    /// cursors keep their field positions; nothing can name it any more.
+    pub deleted: bool,
 }
 
 impl FieldDef {
+    /// Whether the API sees the field at all.
+    pub fn is_visible(&self) -> bool {
+        self.readable && !self.deleted
+    }
+
     /// Whether a create without this field must fail with REQUIRED_FIELD_MISSING.
     pub fn required_on_create(&self) -> bool {
         !self.nillable && self.createable && !self.defaulted_on_create
@@ -205,13 +216,22 @@ pub struct ObjectDef {
     /// `(FirstName, LastName, Name)` for person-like objects whose Name is computed.
     pub name_from: Option<(usize, usize, usize)>,
     pub child_relationships: Vec<ChildRelationship>,
-    by_lower_name: HashMap<String, usize>,
-    by_lower_relationship: HashMap<String, usize>,
+    /// Fields not deleted, readable or not, by lower-case name.
+    pub(super) by_lower_name: HashMap<String, usize>,
+    /// Reference fields not deleted, by lower-case relationship name.
+    pub(super) by_lower_relationship: HashMap<String, usize>,
 }
 
 impl ObjectDef {
-    /// The field with this API name, case-insensitively.
+    /// The field with this API name, case-insensitively, if the API user can see it.
     pub fn field_index(&self, name: &str) -> Option<usize> {
+        self.declared_field_index(name)
+            .filter(|i| self.fields[*i].readable)
+    }
+
+    /// The field with this API name, case-insensitively, readable or not (deleted fields
+    /// have no name any more).
+    pub fn declared_field_index(&self, name: &str) -> Option<usize> {
         self.by_lower_name.get(&name.to_ascii_lowercase()).copied()
     }
 
@@ -225,6 +245,15 @@ impl ObjectDef {
         self.by_lower_relationship
             .get(&relationship.to_ascii_lowercase())
             .copied()
+            .filter(|i| self.fields[*i].readable)
+    }
+
+    /// The fields the API user sees, with their positions, in describe order.
+    pub fn visible_fields(&self) -> impl Iterator<Item = (usize, &FieldDef)> + '_ {
+        self.fields
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.is_visible())
     }
 
     /// Indexes of the fields that are upsert keys or unique.
@@ -340,6 +369,19 @@ impl Schema {
         Ok(schema)
     }
 
+    /// The object at an index, to change it (run-time schema changes).
+    pub(super) fn object_mut(&mut self, index: ObjectIndex) -> &mut ObjectDef {
+        &mut self.objects[usize::from(index)]
+    }
+
+    /// Lists every object's child relationships anew, after reference fields changed.
+    pub(super) fn relink_children(&mut self) {
+        for object in &mut self.objects {
+            object.child_relationships.clear();
+        }
+        self.link_children();
+    }
+
     fn check_references(&self) -> Result<(), SchemaError> {
         for object in &self.objects {
             for field in &object.fields {
@@ -361,7 +403,7 @@ impl Schema {
         let mut links: Vec<(ObjectIndex, ChildRelationship)> = Vec::new();
         for object in &self.objects {
             for field in &object.fields {
-                if field.system || field.field_type != FieldType::Reference {
+                if field.system || field.deleted || field.field_type != FieldType::Reference {
                     continue;
                 }
                 for target in &field.reference_to {
@@ -420,14 +462,14 @@ fn child_relationship_name(child: &ObjectDef, field: &FieldDef, target: &str) ->
     child.label_plural.replace(' ', "")
 }
 
-fn object_error(object: &str, problem: &str) -> SchemaError {
+pub(super) fn object_error(object: &str, problem: &str) -> SchemaError {
     SchemaError::Object {
         object: object.to_owned(),
         problem: problem.to_owned(),
     }
 }
 
-fn field_error(object: &str, field: &str, problem: &str) -> SchemaError {
+pub(super) fn field_error(object: &str, field: &str, problem: &str) -> SchemaError {
     SchemaError::Field {
         object: object.to_owned(),
         field: field.to_owned(),
@@ -449,7 +491,7 @@ fn is_valid_api_name(name: &str) -> bool {
         && name.len() <= 43
 }
 
-const SYSTEM_FIELD_NAMES: [&str; 8] = [
+pub(super) const SYSTEM_FIELD_NAMES: [&str; 8] = [
     "Id",
     "IsDeleted",
     "CreatedDate",
@@ -619,10 +661,13 @@ fn system_field(name: &str, label: &str, field_type: FieldType) -> FieldDef {
         relationship_name: None,
         custom: false,
         system: true,
+        readable: true,
+        deleted: false,
     }
 }
 
-fn compile_field(object: &str, spec: &FieldSpec) -> Result<FieldDef, SchemaError> {
+/// Compiles one declared field of `object`, with Salesforce's defaults for its type.
+pub(super) fn compile_field(object: &str, spec: &FieldSpec) -> Result<FieldDef, SchemaError> {
     let problem = |p: &str| field_error(object, &spec.name, p);
     if !is_valid_api_name(&spec.name) {
         return Err(problem("is not a valid Salesforce API name"));
@@ -706,6 +751,8 @@ fn compile_field(object: &str, spec: &FieldSpec) -> Result<FieldDef, SchemaError
         relationship_name: spec.relationship_name.clone(),
         custom: spec.name.ends_with("__c"),
         system: false,
+        readable: true,
+        deleted: false,
     })
 }
 

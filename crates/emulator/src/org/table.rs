@@ -140,6 +140,59 @@ impl Table {
         self.keys.iter().any(|k| k.field == field)
     }
 
+    /// Appends a column for a field added at run time: every stored record gets `fill`, or
+    /// the next auto-number in Id order for an auto-number field (as Salesforce numbers the
+    /// existing records of a new auto-number field).
+    pub fn add_column(&mut self, fill: &Value, auto_number: bool) {
+        for index in 0..self.slots.len() {
+            let value = match (auto_number, &self.slots[index]) {
+                (_, None) => continue,
+                (true, Some(_)) => Value::Text(format!("{:08}", self.take_auto_number()).into()),
+                (false, Some(_)) => fill.clone(),
+            };
+            if let Some(record) = &mut self.slots[index] {
+                let mut values = std::mem::take(&mut record.values).into_vec();
+                values.push(value);
+                record.values = values.into_boxed_slice();
+            }
+        }
+    }
+
+    /// Rewrites one column of every stored record in place (a field changed type, length or
+    /// scale, or was removed). Not a write: `SystemModstamp` stays. Key indexes must be
+    /// rebuilt afterwards with [`Table::reindex_keys`].
+    pub fn convert_column(&mut self, field: usize, convert: impl Fn(&Value) -> Value) {
+        for record in self.slots.iter_mut().flatten() {
+            if let Some(value) = record.values.get_mut(field) {
+                *value = convert(value);
+            }
+        }
+    }
+
+    /// Rebuilds the equality indexes from the object's key fields as they are now.
+    pub fn reindex_keys(&mut self, schema: &Schema, object: &ObjectDef) {
+        let mut keys: Vec<KeyIndex> = object
+            .indexed_keys()
+            .map(|field| KeyIndex {
+                field,
+                case_sensitive: object.fields[field].case_sensitive,
+                seqs_by_key: HashMap::new(),
+            })
+            .collect();
+        for (index, slot) in self.slots.iter().enumerate() {
+            let Some(record) = slot.as_ref().filter(|r| !r.is_deleted()) else {
+                continue;
+            };
+            for key in &mut keys {
+                if let Some(text) = record.values[key.field].to_text(schema) {
+                    let k = key.key(&text);
+                    key.seqs_by_key.entry(k).or_default().push(index as u64 + 1);
+                }
+            }
+        }
+        self.keys = keys;
+    }
+
     /// Puts `record` at `seq` (None removes it entirely), keeping every index in step, and
     /// returns what was there.
     pub fn replace(&mut self, schema: &Schema, seq: u64, record: Option<Record>) -> Option<Record> {
