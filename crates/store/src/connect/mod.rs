@@ -72,7 +72,7 @@ struct Target {
 impl Target {
     fn parse(conninfo: &str) -> Result<Self> {
         let info = ConnInfo::parse(conninfo);
-        let (config, refusal) = match (info.driver.parse::<Config>(), info.problem) {
+        let (mut config, refusal) = match (info.driver.parse::<Config>(), info.problem) {
             (Ok(config), problem) => (config, problem),
             (Err(source), problem) => {
                 return Err(Error::Postgres {
@@ -84,6 +84,14 @@ impl Target {
                 });
             }
         };
+        // tokio-postgres hands the TLS handshake the `host` name and has none when only
+        // `hostaddr` is given; the address then stands in as the name (libpq would accept
+        // every mode but verify-full there; verify-full here checks the address).
+        if config.get_hosts().is_empty() {
+            for addr in config.get_hostaddrs().to_vec() {
+                config.host(addr.to_string());
+            }
+        }
         let unix_only = !config.get_hosts().is_empty()
             && config.get_hostaddrs().is_empty()
             && config
@@ -151,24 +159,17 @@ impl Target {
                 .copied()
                 .unwrap_or(DEFAULT_PORT)
         };
-        let hosts: Vec<String> = match self.config.get_hosts() {
-            [] => self
-                .config
-                .get_hostaddrs()
-                .iter()
-                .enumerate()
-                .map(|(i, addr)| format!("{addr}:{}", port(i)))
-                .collect(),
-            hosts => hosts
-                .iter()
-                .enumerate()
-                .map(|(i, host)| match host {
-                    Host::Tcp(name) => format!("{name}:{}", port(i)),
-                    #[cfg(unix)]
-                    Host::Unix(path) => format!("{}:{}", path.display(), port(i)),
-                })
-                .collect(),
-        };
+        let hosts: Vec<String> = self
+            .config
+            .get_hosts()
+            .iter()
+            .enumerate()
+            .map(|(i, host)| match host {
+                Host::Tcp(name) => format!("{name}:{}", port(i)),
+                #[cfg(unix)]
+                Host::Unix(path) => format!("{}:{}", path.display(), port(i)),
+            })
+            .collect();
         hosts.join(",")
     }
 }

@@ -229,3 +229,17 @@ async fn a_listen_session_over_tls_receives_notifications() {
         .expect("the notification arrives within the timeout");
     assert!(woken, "the listening session is still open");
 }
+
+#[tokio::test]
+async fn hostaddr_without_a_host_name_still_uses_tls() {
+    let server = TlsServer::start().await;
+    let ca = server.ca.display();
+    for mode in ["prefer", "require", "verify-ca"] {
+        let conninfo = format!(
+            "hostaddr=127.0.0.1 port={} user=postgres dbname=postgres sslmode={mode} sslrootcert={ca}",
+            server.port
+        );
+        let client = pgforce_store::connect(&conninfo).await.unwrap();
+        assert!(session_uses_tls(&client).await, "sslmode={mode}");
+    }
+}
