@@ -114,14 +114,14 @@ impl Target {
             SslMode::Disable => self.attempt(DriverMode::Disable).await,
             SslMode::Allow => match self.attempt(DriverMode::Disable).await {
                 Err(error) if error.as_db_error().is_some() => {
-                    tracing::debug!(error = %error, "plain session refused under sslmode=allow, trying tls");
+                    tracing::debug!(hosts = %self.hosts(), error = %error, "plain session refused under sslmode=allow, trying tls");
                     self.attempt(DriverMode::Require).await
                 }
                 other => other,
             },
             SslMode::Prefer => match self.attempt(DriverMode::Prefer).await {
                 Err(error) if tls_failed(&error) => {
-                    tracing::warn!(error = %error, "tls failed under sslmode=prefer, connecting without tls");
+                    tracing::warn!(hosts = %self.hosts(), error = %error, "tls failed under sslmode=prefer, connecting without tls");
                     self.attempt(DriverMode::Disable).await
                 }
                 other => other,
