@@ -9,7 +9,7 @@
 use std::future::poll_fn;
 
 use tokio::sync::mpsc;
-use tokio_postgres::{AsyncMessage, Client, NoTls};
+use tokio_postgres::{AsyncMessage, Client};
 
 use crate::error::{Context as _, Result};
 
@@ -24,9 +24,7 @@ pub struct Listener {
 impl Listener {
     /// Opens a session and listens on `channel`.
     pub async fn listen(url: &str, channel: &str) -> Result<Self> {
-        let (client, mut connection) = tokio_postgres::connect(url, NoTls)
-            .await
-            .context(|| "connecting to PostgreSQL to listen for changes".to_owned())?;
+        let (client, mut connection) = crate::connect::open(url).await?;
         let (sender, wakeups) = mpsc::channel(1);
         tokio::spawn(async move {
             while let Some(message) = poll_fn(|cx| connection.poll_message(cx)).await {

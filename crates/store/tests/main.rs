@@ -7,4 +7,5 @@ mod support;
 
 mod catalog;
 mod layout;
+mod tls;
 mod triggers;

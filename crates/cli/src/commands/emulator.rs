@@ -99,6 +99,27 @@ pub struct EmulatorArgs {
     /// Share of Bulk API ingest jobs that fail as a whole (0 to 1).
     #[arg(long, default_value_t = 0.0)]
     fault_bulk_job: f64,
+    /// Share of records in a collections write refused with UNABLE_TO_LOCK_ROW while the
+    /// others are written (0 to 1).
+    #[arg(long, default_value_t = 0.0)]
+    fault_record_lock: f64,
+    /// Share of Bulk API ingest jobs that process part of their rows, then fail (0 to 1).
+    #[arg(long, default_value_t = 0.0)]
+    fault_bulk_job_partial: f64,
+    /// Share of an ingest job's rows processed before a partial failure (0 to 1).
+    #[arg(long, default_value_t = 0.5)]
+    bulk_partial_processed_share: f64,
+    /// Share of write calls whose records become visible only after --commit-delay-ms,
+    /// stamped when the call started (0 to 1).
+    #[arg(long, default_value_t = 0.0)]
+    fault_commit_delay: f64,
+    /// How long a delayed commit waits, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    commit_delay_ms: u64,
+    /// Open query cursors a user may hold; opening more releases the oldest (default: no
+    /// limit, as Salesforce today).
+    #[arg(long)]
+    max_open_cursors_per_user: Option<u32>,
 }
 
 impl EmulatorArgs {
@@ -126,6 +147,12 @@ impl EmulatorArgs {
             drop_connection_rate: self.fault_drop,
             lost_response_rate: self.fault_lost_response,
             bulk_job_failure_rate: self.fault_bulk_job,
+            record_lock_rate: self.fault_record_lock,
+            bulk_job_partial_failure_rate: self.fault_bulk_job_partial,
+            bulk_partial_processed_share: self.bulk_partial_processed_share,
+            commit_delay_rate: self.fault_commit_delay,
+            commit_delay_ms: self.commit_delay_ms,
+            max_open_cursors_per_user: self.max_open_cursors_per_user,
         };
         faults
             .validate()
