@@ -47,3 +47,74 @@ async fn demo_loads_the_org_and_shows_an_edit_arriving() {
         .collect();
     assert_eq!(states, ["DATA_SYNCED"]);
 }
+
+#[tokio::test]
+async fn the_demo_runs_the_engine_with_its_leases_and_sync_events() {
+    use tokio::io::{AsyncBufReadExt as _, BufReader};
+    let db = TestDatabase::create().await;
+    let mut demo = crate::run::pgforce(&["demo", "--database-url", &db.url])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(demo.stdout.take().unwrap()).lines();
+    let toured = tokio::time::timeout(std::time::Duration::from_secs(120), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains("syncing both ways") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(toured.ok(), Some(true), "the demo never finished its tour");
+    let pid = demo.id().unwrap().to_string();
+    let held_by_demo = |name: &str| {
+        format!(
+            "select count(*) from pgforce.leases where name like '{name}' and split_part(holder, ':', 2) = '{pid}' and expires_at > now()"
+        )
+    };
+    let pg = db.client().await;
+    let count = |sql: String| {
+        let pg = &pg;
+        async move { pg.query_one(&sql, &[]).await.unwrap().get::<_, i64>(0) }
+    };
+    assert_eq!(
+        count(held_by_demo("reader:%")).await,
+        3,
+        "a reader lease per mapping"
+    );
+    assert_eq!(
+        count(held_by_demo("writer:demo")).await,
+        1,
+        "the writer's lease"
+    );
+    assert_eq!(
+        count("select count(*) from pgforce.sync_events where kind = 'load' and outcome = 'ok' and records > 0".to_owned()).await,
+        3,
+        "each load is in the event log"
+    );
+    assert!(
+        count(
+            "select count(*) from pgforce.sync_events where kind = 'write' and records > 0"
+                .to_owned()
+        )
+        .await
+            >= 1,
+        "the tour's write is in the event log"
+    );
+    std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    let exit = tokio::time::timeout(std::time::Duration::from_secs(30), demo.wait())
+        .await
+        .expect("the demo stops on Ctrl-C")
+        .unwrap();
+    assert!(exit.success(), "the demo exits 0 on Ctrl-C");
+    assert_eq!(
+        count("select count(*) from pgforce.leases".to_owned()).await,
+        0,
+        "its leases are given back"
+    );
+}

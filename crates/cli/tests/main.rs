@@ -8,5 +8,6 @@ mod demo;
 mod mappings;
 mod reconcile;
 mod run;
+mod runtime_changes;
 mod torture;
 mod write;

@@ -19,26 +19,8 @@ use crate::error_policy::{Decision, Verdict};
 use crate::reader::ReadOutcome;
 use crate::writer::WriteOutcome;
 
-/// One thing the engine did, as subscribers see it (the shape of a sync event row).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Event {
-    /// The mapping it concerns.
-    pub mapping: MappingId,
-    /// The mapped object.
-    pub object: String,
-    /// Load, poll or write.
-    pub kind: EventKind,
-    /// Records applied, deleted or written.
-    pub records: u64,
-    /// Salesforce API calls it used.
-    pub api_calls: u64,
-    /// How long it took.
-    pub duration: Duration,
-    /// How it ended.
-    pub outcome: EventOutcome,
-    /// What went wrong or was refused, for a person.
-    pub message: Option<String>,
-}
+/// One thing the engine did, as subscribers see it: a sync event row.
+pub type Event = SyncEvent;
 
 /// Where events go besides the log: the catalog and the subscribers.
 #[derive(Debug, Clone)]
@@ -61,19 +43,10 @@ impl EventBus {
 
     /// Records an event in the catalog (when a session is at hand) and tells subscribers.
     async fn publish(&self, pg: Option<&Session>, event: Event) {
-        if let Some(pg) = pg {
-            let row = SyncEvent {
-                mapping: event.mapping,
-                kind: event.kind,
-                records: event.records,
-                api_calls: event.api_calls,
-                duration: event.duration,
-                outcome: event.outcome,
-                message: event.message.clone(),
-            };
-            if let Err(error) = store_events::record(pg, &row).await {
-                tracing::warn!(error = %crate::error::chain(&error), "could not record a sync event");
-            }
+        if let Some(pg) = pg
+            && let Err(error) = store_events::record(pg, &event).await
+        {
+            tracing::warn!(error = %crate::error::chain(&error), "could not record a sync event");
         }
         // No subscriber is not an error.
         let _ = self.sender.send(event);
@@ -92,15 +65,7 @@ pub(crate) struct ReadDone<'a> {
 impl ReadDone<'_> {
     pub(crate) async fn emit(self, bus: &EventBus, pg: Option<&Session>) {
         let outcome = self.outcome;
-        let message = outcome.rejected.first().map(|r| {
-            format!(
-                "{} record(s) could not be stored; first: {} field {}: {}",
-                outcome.rejected.len(),
-                r.sfid,
-                r.field,
-                r.reason
-            )
-        });
+        let message = outcome.rejected_summary();
         match &message {
             Some(message) => {
                 tracing::error!(object = self.object, error = %message, "records rejected");

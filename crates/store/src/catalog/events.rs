@@ -65,6 +65,8 @@ impl EventOutcome {
 pub struct SyncEvent {
     /// The mapping.
     pub mapping: MappingId,
+    /// The mapped object (for whoever reads the event; the row names the mapping).
+    pub object: String,
     /// What was done.
     pub kind: EventKind,
     /// Records applied or written.

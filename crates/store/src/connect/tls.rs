@@ -9,9 +9,9 @@
 //! Server verification follows libpq's `sslmode`:
 //! - `verify-full`: chain to the root certificates and host name (rustls's WebPKI verifier);
 //! - `verify-ca`, and `require`/`prefer`/`allow` when a root certificate is available:
-//!   chain only ([`ChainOnly`]);
-//! - otherwise no certificate check ([`AnyCertificate`]); the handshake signatures are still
-//!   verified, so the session is encrypted, just not authenticated.
+//!   chain only ([`ChainOnly`] with roots);
+//! - otherwise no certificate check ([`ChainOnly`] without roots); the handshake signatures
+//!   are still verified, so the session is encrypted, just not authenticated.
 //!
 //! The stream and its channel binding data (`tls-server-end-point`, for
 //! SCRAM-SHA-256-PLUS) come from `tokio-postgres-rustls`.
@@ -254,12 +254,9 @@ fn client_config(options: &TlsOptions) -> Result<ClientConfig, TlsError> {
                 .map_err(|source| TlsError::Verifier { source })?;
             builder.with_webpki_verifier(verifier)
         }
-        (_, Some(roots)) => builder
+        (_, roots) => builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(ChainOnly { roots, algorithms })),
-        (_, None) => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCertificate { algorithms })),
     };
     let mut config = match client_certificate(options)? {
         Some((chain, key)) => builder
@@ -427,10 +424,12 @@ fn home_file(relative: &str) -> Option<PathBuf> {
 }
 
 /// `verify-ca`, and weaker modes with a root certificate: the chain must lead to one of
-/// the roots; the name in the certificate is not compared with the host.
+/// the roots; the name in the certificate is not compared with the host. Without roots
+/// (`require`/`prefer`/`allow` with no root certificate) any certificate is accepted, as
+/// libpq does. Either way the handshake signatures are checked against it.
 #[derive(Debug)]
 struct ChainOnly {
-    roots: Arc<RootCertStore>,
+    roots: Option<Arc<RootCertStore>>,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
@@ -443,56 +442,16 @@ impl ServerCertVerifier for ChainOnly {
         _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let certificate = ParsedCertificate::try_from(end_entity)?;
-        verify_server_cert_signed_by_trust_anchor(
-            &certificate,
-            &self.roots,
-            intermediates,
-            now,
-            self.algorithms.all,
-        )?;
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
-}
-
-/// `require`/`prefer`/`allow` without a root certificate: any certificate is accepted, as
-/// libpq does. The handshake signatures are still checked against it.
-#[derive(Debug)]
-struct AnyCertificate {
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
+        if let Some(roots) = &self.roots {
+            let certificate = ParsedCertificate::try_from(end_entity)?;
+            verify_server_cert_signed_by_trust_anchor(
+                &certificate,
+                roots,
+                intermediates,
+                now,
+                self.algorithms.all,
+            )?;
+        }
         Ok(ServerCertVerified::assertion())
     }
 

@@ -58,6 +58,21 @@ pub struct ReadOutcome {
     pub superseded: u64,
 }
 
+impl ReadOutcome {
+    /// What a person reads about the records that could not be stored, if any were.
+    pub fn rejected_summary(&self) -> Option<String> {
+        self.rejected.first().map(|r| {
+            format!(
+                "{} record(s) could not be stored; first: {} field {}: {}",
+                self.rejected.len(),
+                r.sfid,
+                r.field,
+                r.reason
+            )
+        })
+    }
+}
+
 /// The target of one mapping: where its rows and cursor live.
 #[derive(Debug, Clone)]
 pub struct Target<'a> {
@@ -92,15 +107,7 @@ impl Target<'_> {
     /// Records the outcome on the mapping: DATA_SYNCED, with the first rejected record
     /// as the mapping's last error when some were rejected.
     async fn finish(&self, pg: &Postgres, outcome: &ReadOutcome) -> Result<()> {
-        let error = outcome.rejected.first().map(|r| {
-            format!(
-                "{} record(s) could not be stored; first: {} field {}: {}",
-                outcome.rejected.len(),
-                r.sfid,
-                r.field,
-                r.reason
-            )
-        });
+        let error = outcome.rejected_summary();
         mappings::set_state(
             pg,
             self.mapping_id,
