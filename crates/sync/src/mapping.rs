@@ -115,7 +115,7 @@ impl Mapping {
         wanted.extend(plain.into_iter().cloned());
         let references = paths
             .into_iter()
-            .map(|path| resolve_reference(describe, path).map_err(&fail))
+            .map(|path| resolve_reference(&spec.object, describe, path))
             .collect::<Result<Vec<_>>>()?;
         let mut fields: Vec<MappedField> = Vec::with_capacity(wanted.len());
         for name in &wanted {
@@ -236,13 +236,18 @@ impl Mapping {
 
 /// Checks `Relationship.ExternalField` against the object's relationships.
 fn resolve_reference(
+    object: &str,
     describe: &ObjectDescribe,
     path: &str,
-) -> std::result::Result<RelationshipReference, String> {
+) -> Result<RelationshipReference> {
+    let fail = |problem: String| Error::config(object, problem);
     let (relationship, external_field) = path.split_once('.').unwrap_or((path, ""));
     for part in [relationship, external_field] {
-        soql::name(part)
-            .map_err(|_| format!("{path:?} is not Relationship.ExternalIdField of valid names"))?;
+        soql::name(part).map_err(|_| {
+            fail(format!(
+                "{path:?} is not Relationship.ExternalIdField of valid names"
+            ))
+        })?;
     }
     let lookup = describe
         .fields
@@ -253,15 +258,15 @@ fn resolve_reference(
                 .is_some_and(|r| r.eq_ignore_ascii_case(relationship))
         })
         .ok_or_else(|| {
-            format!(
+            fail(format!(
                 "{path}: {} has no relationship named {relationship}",
                 describe.object.name
-            )
+            ))
         })?;
     let relationship = lookup.relationship_name.clone().unwrap_or_default();
     let parent_object = lookup.reference_to.first().cloned().unwrap_or_default();
     let column = Ident::from_salesforce(&format!("{relationship}__{external_field}"))
-        .map_err(|e| format!("{path}: {e}"))?;
+        .map_err(|e| fail(format!("{path}: {e}")))?;
     Ok(RelationshipReference {
         relationship,
         parent_object,

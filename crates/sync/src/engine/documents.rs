@@ -11,7 +11,7 @@ use pgforce_store::catalog::mappings::{self, Origin};
 use serde_json::{Value, json};
 
 use super::Engine;
-use super::setup::{resolve, schema_of, settings_of};
+use super::setup::{Registration, resolve, schema_of, settings_of};
 use crate::error::{Error, Result};
 use crate::hc_json::{self, HcMapping};
 
@@ -44,16 +44,15 @@ impl Engine {
         let (row, _) = self.live_connection(&pg, connection).await?;
         let schema = schema_of(&config)?;
         for (mapping, mapping_config, text) in &resolved {
-            self.register(
-                &mut pg,
-                row.id,
-                &schema,
+            let registration = Registration {
+                connection: row.id,
+                schema: &schema,
                 mapping,
-                mapping_config,
-                Origin::Import,
-                Some(text),
-            )
-            .await?;
+                config: mapping_config,
+                origin: Origin::Import,
+                imported_config: Some(text),
+            };
+            self.register(&mut pg, &registration).await?;
         }
         if let Some(block) = &document.connection {
             connections::save_document(&pg, connection, &block.to_string())

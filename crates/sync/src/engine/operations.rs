@@ -16,7 +16,7 @@ use pgforce_store::table::rows;
 use pgforce_store::{ConnectionId, Ident, MappingId, MappingState, Session};
 
 use super::Engine;
-use super::setup::{remove_mapping, resolve};
+use super::setup::{Registration, remove_mapping, resolve};
 use crate::config::{ConnectionConfig, MappingConfig};
 use crate::error::{Error, Result};
 use crate::reader::{LoadProgress, Target, initial_load};
@@ -86,16 +86,15 @@ impl Engine {
         let mut pg = self.session().await?;
         let (_, live) = self.live_connection(&pg, connection).await?;
         let resolved = resolve(&live.salesforce, connection, &mapping).await?;
-        self.register(
-            &mut pg,
-            live.id,
-            &live.schema,
-            &resolved,
-            &mapping,
-            Origin::Runtime,
-            None,
-        )
-        .await
+        let registration = Registration {
+            connection: live.id,
+            schema: &live.schema,
+            mapping: &resolved,
+            config: &mapping,
+            origin: Origin::Runtime,
+            imported_config: None,
+        };
+        self.register(&mut pg, &registration).await
     }
 
     /// Pauses a mapping: its reader stops and its changes wait (they are not sent).

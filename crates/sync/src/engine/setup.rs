@@ -54,6 +54,17 @@ impl LiveConnection {
     }
 }
 
+/// A resolved mapping to register, with what its catalog row keeps.
+pub(crate) struct Registration<'a> {
+    pub connection: ConnectionId,
+    pub schema: &'a Ident,
+    pub mapping: &'a Mapping,
+    pub config: &'a MappingConfig,
+    pub origin: Origin,
+    /// The Heroku Connect `config` object of an import (JSON text).
+    pub imported_config: Option<&'a str>,
+}
+
 /// A mapping checked against the org, with its catalog row.
 #[derive(Debug, Clone)]
 pub(crate) struct LiveMapping {
@@ -127,16 +138,15 @@ impl Engine {
                     problem: e.to_string(),
                 })?;
         for (mapping, mapping_config, origin, imported) in &resolved {
-            self.register(
-                pg,
+            let registration = Registration {
                 connection,
-                &schema,
+                schema: &schema,
                 mapping,
-                mapping_config,
-                *origin,
-                imported.as_deref(),
-            )
-            .await?;
+                config: mapping_config,
+                origin: *origin,
+                imported_config: imported.as_deref(),
+            };
+            self.register(pg, &registration).await?;
         }
         for row in existing.iter().filter(|r| r.origin == Origin::Config) {
             if !resolved
@@ -153,17 +163,19 @@ impl Engine {
     /// Registers a resolved mapping of a connection: creates or completes its table and
     /// writes its catalog row; when columns were added, forgets the cursor (keeping the
     /// rows) so the next read fills them in place.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn register(
         &self,
         pg: &mut Session,
-        connection: ConnectionId,
-        schema: &Ident,
-        mapping: &Mapping,
-        config: &MappingConfig,
-        origin: Origin,
-        imported_config: Option<&str>,
+        registration: &Registration<'_>,
     ) -> Result<MappingId> {
+        let Registration {
+            connection,
+            schema,
+            mapping,
+            config,
+            origin,
+            imported_config,
+        } = *registration;
         let store = |e| Error::store(&mapping.object, e);
         let change = create_mapped_table(pg, &mapping.table_spec(schema))
             .await
