@@ -171,11 +171,8 @@ impl Org {
         field_name: &str,
         readable: bool,
     ) -> Result<(), SchemaChangeError> {
-        let object = self.object_named(object_name)?;
+        let (object, index) = self.declared_field(object_name, field_name)?;
         let def = self.schema.object(object);
-        let index = def
-            .declared_field_index(field_name)
-            .ok_or_else(|| unknown_field(&def.name, field_name))?;
         let field = &def.fields[index];
         let problem = if field.system {
             Some("is a system field and is always readable")
@@ -197,8 +194,8 @@ impl Org {
             .ok_or_else(|| SchemaChangeError::UnknownObject(name.to_owned()))
     }
 
-    /// A custom field, readable or not, that may be altered or deleted.
-    fn custom_field_named(
+    /// A field of an object, readable or not: the object's index and the field's.
+    fn declared_field(
         &self,
         object_name: &str,
         field_name: &str,
@@ -208,6 +205,17 @@ impl Org {
         let index = def
             .declared_field_index(field_name)
             .ok_or_else(|| unknown_field(&def.name, field_name))?;
+        Ok((object, index))
+    }
+
+    /// A custom field, readable or not, that may be altered or deleted.
+    fn custom_field_named(
+        &self,
+        object_name: &str,
+        field_name: &str,
+    ) -> Result<(ObjectIndex, usize), SchemaChangeError> {
+        let (object, index) = self.declared_field(object_name, field_name)?;
+        let def = self.schema.object(object);
         let field = &def.fields[index];
         if !field.custom || field.system {
             let problem = "is a standard field; only custom fields can be altered or deleted";
@@ -362,17 +370,7 @@ fn number(value: f64, field: &FieldDef) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::org::Schema;
-
-    fn field(json: &str) -> FieldDef {
-        let file = Schema::parse_file(&format!(
-            r#"{{"objects":[{{"name":"T__c","fields":[{json}]}}]}}"#
-        ))
-        .unwrap();
-        let schema = Schema::with_files(&[file]).unwrap();
-        let object = schema.object(schema.object_index("T__c").unwrap());
-        object.fields.iter().find(|f| f.custom).unwrap().clone()
-    }
+    use crate::org::value::tests::field;
 
     fn text(s: &str) -> Value {
         Value::Text(s.into())

@@ -296,10 +296,11 @@ fn out_of_range(field: &FieldDef, raw: &str) -> ApiError {
 }
 
 #[cfg(test)]
-mod tests {
+pub(in crate::org) mod tests {
     use super::*;
 
-    fn field(json: &str) -> FieldDef {
+    /// The one custom field of a test object declared by `json` (a schema-file field).
+    pub(in crate::org) fn field(json: &str) -> FieldDef {
         let file = Schema::parse_file(&format!(
             r#"{{"objects":[{{"name":"T__c","fields":[{json}]}}]}}"#
         ))
