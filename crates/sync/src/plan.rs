@@ -95,12 +95,25 @@ pub fn ordered(changes: Vec<Change>) -> Plan {
 /// `depth` (0 for tables that reference no other mapped table, larger for their
 /// children; tables missing from it count as 0).
 pub fn merged(changes: Vec<Change>, depth: &HashMap<String, usize>) -> Plan {
-    // Net effect per (table, record), in order of first appearance.
-    let mut order: Vec<(String, i64)> = Vec::new();
-    let mut net: HashMap<(String, i64), (Option<Change>, Vec<i64>)> = HashMap::new();
+    // Net effect per (table, record, generation), in order of first appearance. A record's
+    // generation grows when its row id is inserted again after its delete: the delete (of
+    // the old Salesforce record) and the insert (of a new one) are two changes, in order.
+    let mut order: Vec<(String, i64, usize)> = Vec::new();
+    let mut generations: HashMap<(String, i64), usize> = HashMap::new();
+    let mut net: HashMap<(String, i64, usize), (Option<Change>, Vec<i64>)> = HashMap::new();
     let mut cancelled = Vec::new();
     for change in changes {
-        let key = (change.table.clone(), change.record_id);
+        let record = (change.table.clone(), change.record_id);
+        let generation = generations.entry(record.clone()).or_default();
+        let key = (record.0.clone(), record.1, *generation);
+        let reinserted = change.action == Action::Insert
+            && net.get(&key).is_some_and(|(current, _)| current.is_some());
+        let key = if reinserted {
+            *generation += 1;
+            (record.0, record.1, *generation)
+        } else {
+            key
+        };
         let entry = net.entry(key.clone()).or_insert_with(|| {
             order.push(key.clone());
             (None, Vec::new())
@@ -135,8 +148,8 @@ pub fn merged(changes: Vec<Change>, depth: &HashMap<String, usize>) -> Plan {
                     merged.push(first.log_id);
                     Some(next)
                 }
-                // A delete then a re-insert of the same row id, or an insert after an
-                // insert: keep both in order by not merging (rare; ids are serial).
+                // An insert never meets an earlier change of its generation (a row id
+                // inserted again starts a new one above); should it, the later one wins.
                 (_, Action::Insert) => {
                     merged.push(first.log_id);
                     Some(next)
@@ -144,23 +157,23 @@ pub fn merged(changes: Vec<Change>, depth: &HashMap<String, usize>) -> Plan {
             },
         };
     }
-    let mut collapsed: Vec<(usize, usize, Change, Vec<i64>)> = Vec::new();
+    let mut collapsed: Vec<(usize, usize, usize, Change, Vec<i64>)> = Vec::new();
     for (position, key) in order.iter().enumerate() {
         if let Some((Some(change), merged)) = net.remove(key) {
             let level = depth.get(&change.table).copied().unwrap_or(0);
-            collapsed.push((level, position, change, merged));
+            collapsed.push((level, key.2, position, change, merged));
         }
     }
-    // Parents first; within a level, inserts before updates before deletes, then first
-    // appearance, so batches stay large.
+    // Parents first; within a level and generation, inserts before updates before
+    // deletes, then first appearance, so batches stay large.
     collapsed.sort_by(|a, b| {
-        (a.0, &a.2.table, a.2.action, a.1).cmp(&(b.0, &b.2.table, b.2.action, b.1))
+        (a.0, &a.3.table, a.1, a.3.action, a.2).cmp(&(b.0, &b.3.table, b.1, b.3.action, b.2))
     });
     let mut plan = Plan {
         batches: Vec::new(),
         cancelled_log_ids: cancelled,
     };
-    for (_, _, change, merged) in collapsed {
+    for (_, _, _, change, merged) in collapsed {
         push_batched(&mut plan.batches, change, merged);
     }
     plan
@@ -317,6 +330,37 @@ mod tests {
             (1..=8).collect::<Vec<_>>(),
             "every change is accounted for once"
         );
+    }
+
+    #[test]
+    fn merged_plans_keep_a_delete_and_a_reinsert_of_one_row_id_as_two_changes_in_order() {
+        let mut delete = change(1, "account", Action::Delete, 7, &[]);
+        delete.sfid = Some("001OLD".to_owned());
+        let plan = merged(
+            vec![
+                delete,
+                change(2, "account", Action::Insert, 7, &[("name", "new")]),
+                change(3, "account", Action::Update, 7, &[("name", "newer")]),
+                change(4, "account", Action::Insert, 8, &[("name", "other")]),
+            ],
+            &HashMap::new(),
+        );
+        assert_eq!(
+            shape(&plan),
+            [
+                ("account".to_owned(), Action::Insert, vec![4]),
+                ("account".to_owned(), Action::Delete, vec![1]),
+                ("account".to_owned(), Action::Insert, vec![2]),
+            ],
+            "the old record is deleted before the new one is created"
+        );
+        let reinsert = &plan.batches[2];
+        assert_eq!(reinsert.merged_log_ids, [vec![3]]);
+        assert_eq!(
+            reinsert.changes[0].values.get("name"),
+            Some(&Some("newer".to_owned()))
+        );
+        assert_eq!(plan.batches[1].changes[0].sfid.as_deref(), Some("001OLD"));
     }
 
     #[test]

@@ -424,3 +424,45 @@ async fn bad_values_are_refused_where_they_are_caught_and_nothing_else_is_lost()
         assert!(message.starts_with(code), "{name}: {message}");
     }
 }
+
+#[tokio::test]
+async fn merged_writes_delete_the_old_record_when_a_row_id_is_deleted_and_inserted_again() {
+    let mut h = harness(2000, EmulatorConfig::default()).await;
+    h.pg.batch_execute(
+        "insert into salesforce.gadget__c (id, name, code__c) values (70, 'Old', 'OLD')",
+    )
+    .await
+    .unwrap();
+    write_pass(&mut h, WriteAlgorithm::Merged).await;
+    let old: String =
+        h.pg.query_one("select sfid from salesforce.gadget__c where id = 70", &[])
+            .await
+            .unwrap()
+            .get(0);
+    // One pass sees the row deleted and its id used again for another record.
+    h.pg.batch_execute(
+        "delete from salesforce.gadget__c where id = 70;
+         insert into salesforce.gadget__c (id, name, code__c) values (70, 'New', 'NEW')",
+    )
+    .await
+    .unwrap();
+    let outcome = write_pass(&mut h, WriteAlgorithm::Merged).await;
+    assert_eq!(outcome.succeeded, 2, "a delete and an insert: {outcome:?}");
+    assert_eq!(
+        h.sf.count(&format!("SELECT COUNT() FROM Gadget__c WHERE Id = '{old}'"))
+            .await
+            .unwrap(),
+        0,
+        "the old record is deleted, not orphaned"
+    );
+    assert_eq!(
+        h.sf.count("SELECT COUNT() FROM Gadget__c").await.unwrap(),
+        1
+    );
+    let new: String =
+        h.pg.query_one("select sfid from salesforce.gadget__c where id = 70", &[])
+            .await
+            .unwrap()
+            .get(0);
+    assert_ne!(new, old, "the row holds the new record's Id");
+}
