@@ -91,6 +91,13 @@ pub fn ordered(changes: Vec<Change>) -> Plan {
     plan
 }
 
+/// A record (table, row id) in one generation: a row id inserted again after its delete
+/// is a new one.
+type Generation = (String, i64, usize);
+
+/// A generation's net change so far (`None`: cancelled out) and the log ids merged into it.
+type NetChange = (Option<Change>, Vec<i64>);
+
 /// The merged plan: each record's changes collapsed, tables ordered parents first by
 /// `depth` (0 for tables that reference no other mapped table, larger for their
 /// children; tables missing from it count as 0).
@@ -98,9 +105,9 @@ pub fn merged(changes: Vec<Change>, depth: &HashMap<String, usize>) -> Plan {
     // Net effect per (table, record, generation), in order of first appearance. A record's
     // generation grows when its row id is inserted again after its delete: the delete (of
     // the old Salesforce record) and the insert (of a new one) are two changes, in order.
-    let mut order: Vec<(String, i64, usize)> = Vec::new();
+    let mut order: Vec<Generation> = Vec::new();
     let mut generations: HashMap<(String, i64), usize> = HashMap::new();
-    let mut net: HashMap<(String, i64, usize), (Option<Change>, Vec<i64>)> = HashMap::new();
+    let mut net: HashMap<Generation, NetChange> = HashMap::new();
     let mut cancelled = Vec::new();
     for change in changes {
         let record = (change.table.clone(), change.record_id);
