@@ -305,14 +305,17 @@ impl Error {
     }
 
     /// Whether a failed write may nevertheless have been applied by Salesforce. When false,
-    /// resending it cannot create a duplicate.
+    /// resending it cannot create a duplicate. A success status whose body could not be
+    /// read counts as applied: Salesforce did the work, only its answer is unusable.
     pub fn may_have_been_applied(&self) -> bool {
         match self {
             Self::Transport { maybe_applied, .. } => *maybe_applied,
             Self::Api { status, error, .. } => {
                 *status >= 500 && error.code != ApiErrorCode::ServerUnavailable
             }
-            Self::UnexpectedResponse { status, .. } => *status >= 500 && *status != 503,
+            Self::UnexpectedResponse { status, .. } => {
+                (200..300).contains(status) || (*status >= 500 && *status != 503)
+            }
             _ => false,
         }
     }
@@ -364,5 +367,22 @@ mod tests {
         assert!(!api(503, "SERVER_UNAVAILABLE").may_have_been_applied());
         assert!(!api(400, "UNABLE_TO_LOCK_ROW").may_have_been_applied());
         assert!(api(500, "UNKNOWN_EXCEPTION").may_have_been_applied());
+    }
+
+    fn unexpected(status: u16) -> Error {
+        Error::UnexpectedResponse {
+            path: "/x".to_owned(),
+            status,
+            detail: String::new(),
+        }
+    }
+
+    #[test]
+    fn an_unreadable_success_answer_may_have_been_applied() {
+        assert!(unexpected(200).may_have_been_applied());
+        assert!(unexpected(201).may_have_been_applied());
+        assert!(unexpected(502).may_have_been_applied());
+        assert!(!unexpected(503).may_have_been_applied());
+        assert!(!unexpected(400).may_have_been_applied());
     }
 }

@@ -9,7 +9,17 @@
 //!
 //! Main types: [`Client`] (built from a [`ClientConfig`] with [`Credentials`]), [`Error`]
 //! with [`ApiErrorCode`], [`rest::Record`], [`rest::query::QueryPage`],
-//! [`rest::collections::SaveResult`], [`rest::describe::ObjectDescribe`].
+//! [`rest::collections::SaveResult`] and [`rest::collections::WriteError`],
+//! [`rest::describe::ObjectDescribe`].
+//!
+//! Partial results: an sObject Collections write (`create_records`, `update_records`,
+//! `upsert_records`, `delete_records`) may take several calls, because records refused for
+//! row locks are resent. If a later call fails, the records earlier calls wrote are still
+//! written, so the write fails with a [`rest::collections::WriteError`] that carries, beside
+//! the failed call's [`Error`], every record's outcome learned so far in request order, and
+//! `None` for the records whose fate is unknown because they were in the failed call. An
+//! unknown create whose call may have been applied ([`Error::may_have_been_applied`]) is in
+//! doubt: check for it before sending it again; never just retry it.
 //!
 //! Layout:
 //! - `client`: the call loop (concurrency, budget, refresh, retries); `auth`: token flows.

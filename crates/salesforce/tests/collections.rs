@@ -105,8 +105,14 @@ async fn more_than_two_hundred_records_are_refused_before_any_call() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&error, Error::InvalidArgument(m) if m.contains("201 records")),
-        "{error}"
+        matches!(error.error(), Error::InvalidArgument(m) if m.contains("201 records")),
+        "{:?}",
+        error.error()
+    );
+    assert_eq!(error.results().len(), 201);
+    assert!(
+        error.results().iter().all(Option::is_none),
+        "nothing was written"
     );
     assert_eq!(client.calls_made(), 0);
 }

@@ -10,6 +10,7 @@ mod bulk;
 mod collections;
 mod malformed;
 mod parsing;
+mod partial_writes;
 mod query;
 mod resilience;
 mod rest;

@@ -85,11 +85,12 @@ async fn a_create_whose_answer_is_lost_is_not_resent() {
         1,
         "the create was sent once and not retried"
     );
-    let error = client
+    let failure = client
         .create_records("Account", &[account("lost2")], false)
         .await
         .unwrap_err();
-    assert!(error.may_have_been_applied());
+    assert!(failure.error().may_have_been_applied());
+    assert_eq!(failure.results(), [None], "the record's fate is unknown");
     assert_eq!(client.calls_made() - before, 2);
 }
 

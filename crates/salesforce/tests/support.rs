@@ -90,3 +90,20 @@ pub async fn faults(org: &TestOrg, faults: Value) {
 pub fn account(key: &str) -> Record {
     record(json!({ "Name": format!("Account {key}"), "External_Id__c": key }))
 }
+
+/// Appends one-shot fault steps to the emulator's fault script.
+pub async fn script(org: &TestOrg, steps: Value) {
+    control(
+        org,
+        reqwest::Method::POST,
+        "/faults/script",
+        Some(json!({ "steps": steps })),
+    )
+    .await;
+}
+
+/// The fault script steps not yet spent.
+pub async fn script_left(org: &TestOrg) -> Vec<Value> {
+    let body = control(org, reqwest::Method::GET, "/faults/script", None).await;
+    body["steps"].as_array().cloned().unwrap_or_default()
+}
