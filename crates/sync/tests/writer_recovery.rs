@@ -512,3 +512,100 @@ async fn creates_whose_answer_was_lost_are_never_made_twice() {
         assert_eq!(with_sfid, 2, "{upsert_field:?}");
     }
 }
+
+/// Queues `steps` in the emulator's fault script (each spent by the next call it fits).
+async fn script(h: &Harness, steps: serde_json::Value) {
+    h.org
+        .control(
+            Method::POST,
+            "/faults/script",
+            Some(json!({ "steps": steps })),
+        )
+        .await;
+}
+
+#[tokio::test]
+async fn records_locked_inside_a_call_whose_resend_fails_are_neither_lost_nor_failed_nor_doubled() {
+    // Plain creates (no upsert field): a create sent twice would be a second record.
+    let mut h = harness_with(2000, EmulatorConfig::default(), None).await;
+    h.pg.batch_execute(
+        "insert into salesforce.gadget__c (name) select 'Locked ' || n from generate_series(1, 5) n",
+    )
+    .await
+    .unwrap();
+    // Salesforce refuses two records of the call with row locks and writes the three
+    // others; the client's resend of those two is then refused for the whole org.
+    script(
+        &h,
+        json!([
+            { "on": "collections", "fault": "lockRecords", "records": [1, 3] },
+            { "on": "collections", "fault": "requestLimitExceeded" },
+        ]),
+    )
+    .await;
+    let first = pass(&mut h, &WritePolicy::default()).await;
+    assert_eq!(
+        first.succeeded, 3,
+        "the records the first call wrote: {first:?}"
+    );
+    assert_eq!(
+        first.failed, 0,
+        "no record fails for an org-wide refusal: {first:?}"
+    );
+    let second = pass(&mut h, &WritePolicy::default()).await;
+    assert_eq!(
+        second.succeeded, 2,
+        "the locked records are sent again: {second:?}"
+    );
+    assert_eq!(
+        salesforce_names(&h).await,
+        ["Locked 1", "Locked 2", "Locked 3", "Locked 4", "Locked 5"],
+        "every record once"
+    );
+    assert!(
+        states(&h).await.iter().all(|(_, state)| state == "SUCCESS"),
+        "{:?}",
+        states(&h).await
+    );
+}
+
+#[tokio::test]
+async fn records_locked_inside_a_call_whose_resend_answer_is_lost_are_found_not_made_twice() {
+    let mut h = harness_with(2000, EmulatorConfig::default(), None).await;
+    h.pg.batch_execute(
+        "insert into salesforce.gadget__c (name) select 'Doubt ' || n from generate_series(1, 5) n",
+    )
+    .await
+    .unwrap();
+    script(
+        &h,
+        json!([
+            { "on": "collections", "fault": "lockRecords", "records": [0, 4] },
+            { "on": "collections", "fault": "lostResponse" },
+        ]),
+    )
+    .await;
+    let first = pass(&mut h, &WritePolicy::default()).await;
+    assert_eq!(first.succeeded, 3, "{first:?}");
+    assert_eq!(
+        first.in_doubt, 2,
+        "the resent creates' fate is unknown: {first:?}"
+    );
+    let resumed = resume_pending(
+        &h.sf,
+        &mut h.pg,
+        &h.schema,
+        std::slice::from_ref(&h.mapping),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        resumed.found, 2,
+        "both were created by the lost resend: {resumed:?}"
+    );
+    assert_eq!(
+        salesforce_names(&h).await,
+        ["Doubt 1", "Doubt 2", "Doubt 3", "Doubt 4", "Doubt 5"]
+    );
+    assert!(states(&h).await.iter().all(|(_, state)| state == "SUCCESS"));
+}

@@ -4,6 +4,8 @@
 //! Salesforce (a FAILED log row), worth retrying (transient: UNABLE_TO_LOCK_ROW, 5xx,
 //! timeouts, dropped connections; never FAILED for that alone), or in doubt (a create
 //! whose answer was lost: it may exist in Salesforce, so it is checked before resending).
+//! When the client's resend of some records fails, the outcomes its earlier attempts
+//! learned still count: only the records whose fate is unknown are judged by the error.
 
 use pgforce_salesforce::rest::Record;
 use pgforce_salesforce::rest::collections::SaveResult;
@@ -120,9 +122,15 @@ pub(super) async fn send(sf: &Salesforce, mapping: &Mapping, batch: &Batch) -> V
     let creates = batch.action == Action::Insert && upsert_field.is_none();
     match call {
         Ok(results) => results.into_iter().map(classify).collect(),
-        Err(error) => {
-            let sent = when_the_call_failed(&error, creates);
-            batch.changes.iter().map(|_| sent.clone()).collect()
+        Err(failure) => {
+            // Outcomes learned before a later attempt failed stand; only the records of
+            // the failed attempt are judged by its error.
+            let (error, results) = failure.into_parts();
+            let unknown = when_the_call_failed(&error, creates);
+            results
+                .into_iter()
+                .map(|result| result.map_or_else(|| unknown.clone(), classify))
+                .collect()
         }
     }
 }
