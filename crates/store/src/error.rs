@@ -23,6 +23,12 @@ pub enum Error {
         /// The connection that asked for it.
         name: String,
     },
+    /// Work done under a lease tried to commit after the lease moved to another holder.
+    #[error("lease {lease} is no longer this process's: another pgforce took over this work")]
+    Fenced {
+        /// The lease.
+        lease: String,
+    },
     /// A catalog row holds something this version cannot read.
     #[error("{what}")]
     Catalog {
@@ -47,10 +53,16 @@ impl Error {
             Self::Postgres { source, .. } => {
                 source.code().map(tokio_postgres::error::SqlState::code)
             }
-            Self::InvalidIdentifier { .. } | Self::SchemaTaken { .. } | Self::Catalog { .. } => {
-                None
-            }
+            Self::InvalidIdentifier { .. }
+            | Self::SchemaTaken { .. }
+            | Self::Catalog { .. }
+            | Self::Fenced { .. } => None,
         }
+    }
+
+    /// Whether work stopped because its lease moved to another holder.
+    pub fn is_fenced(&self) -> bool {
+        matches!(self, Self::Fenced { .. })
     }
 
     /// Whether trying again later can succeed: connection loss, serialization failures,
@@ -66,9 +78,10 @@ impl Error {
                 }
                 None => source.is_closed(),
             },
-            Self::InvalidIdentifier { .. } | Self::SchemaTaken { .. } | Self::Catalog { .. } => {
-                false
-            }
+            Self::InvalidIdentifier { .. }
+            | Self::SchemaTaken { .. }
+            | Self::Catalog { .. }
+            | Self::Fenced { .. } => false,
         }
     }
 }

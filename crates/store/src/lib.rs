@@ -48,6 +48,6 @@ pub use database::connect_creating;
 pub use error::{Error, Result};
 pub use ident::Ident;
 pub use ids::{ConnectionId, MappingId};
-pub use own_write::{OwnWrite, commit};
+pub use own_write::{OwnTransaction, OwnWrite};
 pub use states::{Access, ConnectionState, LastOp, LogAction, LogState, MappingState};
 pub use tokio_postgres::{Client as Session, Transaction};

@@ -15,10 +15,17 @@
 //! - Optionally relaxed durability (`synchronous_commit = off`) for work whose loss in a
 //!   database crash is recovered by the caller (the writer's outcomes: rows left PENDING
 //!   are checked against Salesforce before anything is sent again).
+//! - For work done under a lease, the **fence**: [`OwnTransaction::commit`] checks that
+//!   the lease still carries the token the work was started with (and holds the lease row
+//!   until the commit), so a worker that lost its lease commits nothing (see
+//!   [`crate::catalog::leases`]).
+
+use std::ops::Deref;
 
 use tokio_postgres::{Client, GenericClient, Transaction};
 
 use crate::Ident;
+use crate::catalog::leases::{self, Fence};
 use crate::error::{Context as _, Result};
 
 /// What a transaction for pgforce's own writes covers.
@@ -28,6 +35,8 @@ pub struct OwnWrite<'a> {
     table: Option<(&'a Ident, &'a Ident)>,
     /// Whether commits may skip waiting for the flush.
     relaxed: bool,
+    /// The lease the work is done under.
+    fence: Option<&'a Fence>,
 }
 
 impl<'a> OwnWrite<'a> {
@@ -36,6 +45,7 @@ impl<'a> OwnWrite<'a> {
         Self {
             table: Some((schema, table)),
             relaxed: false,
+            fence: None,
         }
     }
 
@@ -51,8 +61,15 @@ impl<'a> OwnWrite<'a> {
         self
     }
 
+    /// Commits only while the lease behind `fence` is still this work's (no fence: work
+    /// no lease guards, such as a command run by hand).
+    pub fn fenced(mut self, fence: Option<&'a Fence>) -> Self {
+        self.fence = fence;
+        self
+    }
+
     /// Opens the transaction.
-    pub async fn begin(self, client: &mut Client) -> Result<Transaction<'_>> {
+    pub async fn begin(self, client: &mut Client) -> Result<OwnTransaction<'_>> {
         let tx = client
             .transaction()
             .await
@@ -68,7 +85,46 @@ impl<'a> OwnWrite<'a> {
         if let Some((schema, table)) = self.table {
             lock_table(&tx, schema, table).await?;
         }
-        Ok(tx)
+        Ok(OwnTransaction {
+            tx,
+            fence: self.fence.cloned(),
+        })
+    }
+}
+
+/// A transaction for pgforce's own writes; statements run on it as on any transaction.
+pub struct OwnTransaction<'c> {
+    tx: Transaction<'c>,
+    fence: Option<Fence>,
+}
+
+impl std::fmt::Debug for OwnTransaction<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OwnTransaction")
+            .field("fence", &self.fence)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'c> Deref for OwnTransaction<'c> {
+    type Target = Transaction<'c>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl OwnTransaction<'_> {
+    /// Checks the fence, when there is one, then commits; `what` names the work for the
+    /// error. A fenced-out transaction is rolled back: nothing of it lands.
+    pub async fn commit(self, what: &str) -> Result<()> {
+        if let Some(fence) = &self.fence {
+            leases::check(&self.tx, fence).await?;
+        }
+        self.tx
+            .commit()
+            .await
+            .context(|| format!("committing {what}"))
     }
 }
 
@@ -83,9 +139,4 @@ async fn lock_table(client: &impl GenericClient, schema: &Ident, table: &Ident) 
         .await
         .context(|| format!("locking {schema}.{table} for sync"))
         .map(|_| ())
-}
-
-/// Commits a transaction opened with [`OwnWrite`], naming `what` it held if that fails.
-pub async fn commit(tx: Transaction<'_>, what: &str) -> Result<()> {
-    tx.commit().await.context(|| format!("committing {what}"))
 }

@@ -37,6 +37,13 @@ pub enum Error {
         /// What was looked for, and where.
         what: String,
     },
+    /// The lease the work was done under can no longer be trusted (it expired by this
+    /// process's clock, or another process holds it): the work stops before its next call.
+    #[error("lease {lease} is no longer held: stopping before the next call")]
+    LeaseLost {
+        /// The lease.
+        lease: String,
+    },
     /// A Salesforce call failed.
     #[error("mapping {object}: Salesforce call failed")]
     Salesforce {

@@ -64,14 +64,24 @@ pub(crate) fn decide(error: &Error) -> Verdict {
             Decision::StopMapping,
             "what the operation names does not exist",
         ),
+        Error::LeaseLost { .. } => lease_lost(),
     }
+}
+
+fn lease_lost() -> Verdict {
+    verdict(
+        Decision::Retry,
+        "another pgforce took over this work; standing by until the lease is free",
+    )
 }
 
 /// The verdict on a Postgres error: passing trouble (connection loss, a deadlock, a
 /// serialization failure, a server shutting down or out of connections) is retried;
 /// anything else needs the operator.
 pub(crate) fn decide_store(error: &pgforce_store::Error) -> Verdict {
-    if error.is_retryable() {
+    if error.is_fenced() {
+        lease_lost()
+    } else if error.is_retryable() {
         verdict(
             Decision::Retry,
             "PostgreSQL was unavailable or the transaction conflicted; retrying",

@@ -44,6 +44,7 @@ async fn initial_load_stores_every_type_exactly() {
         schema: &h.schema,
         mapping: &target_mapping,
         mapping_id: h.mapping_id,
+        fence: None,
     };
     let outcome = initial_load(&h.sf, &mut h.pg, &target, &mut |_| {})
         .await
@@ -122,6 +123,7 @@ async fn polls_bring_inserts_updates_deletes_and_undeletes() {
         schema: &h.schema,
         mapping: &mapping,
         mapping_id: h.mapping_id,
+        fence: None,
     };
     initial_load(&h.sf, &mut h.pg, &target, &mut |_| {})
         .await
@@ -172,6 +174,7 @@ async fn ties_on_one_stamp_across_page_boundaries_lose_nothing() {
         schema: &h.schema,
         mapping: &mapping,
         mapping_id: h.mapping_id,
+        fence: None,
     };
     initial_load(&h.sf, &mut h.pg, &target, &mut |_| {})
         .await
@@ -208,6 +211,7 @@ async fn an_interrupted_load_leaves_nothing_and_a_rerun_converges() {
         schema: &h.schema,
         mapping: &mapping,
         mapping_id: h.mapping_id,
+        fence: None,
     };
     let mut pages = 0;
     let interrupted = tokio::time::timeout(
@@ -256,6 +260,7 @@ async fn values_that_do_not_fit_are_reported_with_the_record_not_dropped_silentl
         schema: &h.schema,
         mapping: &mapping,
         mapping_id: h.mapping_id,
+        fence: None,
     };
     let outcome = initial_load(&h.sf, &mut h.pg, &target, &mut |_| {})
         .await

@@ -30,6 +30,7 @@ async fn every_kind_of_drift_is_found_and_repaired() {
         schema: &schema,
         mapping: &mapping,
         mapping_id: h.mapping_id,
+        fence: None,
     };
     let clean = compare(&h.sf, &h.pg, &target).await.unwrap();
     assert_eq!(

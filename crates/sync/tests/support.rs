@@ -167,6 +167,7 @@ impl Harness {
             schema: &self.schema,
             mapping: &self.mapping,
             mapping_id: self.mapping_id,
+            fence: None,
         };
         initial_load(&self.sf, &mut self.pg, &target, &mut |_| {})
             .await
@@ -179,6 +180,7 @@ impl Harness {
             schema: &self.schema,
             mapping: &self.mapping,
             mapping_id: self.mapping_id,
+            fence: None,
         };
         poll_once(&self.sf, &mut self.pg, &target).await.unwrap()
     }

@@ -1,17 +1,30 @@
 //! `pgforce.leases`: who works on what, so two `pgforce run` processes on one catalog
 //! never do the same work twice.
 //!
-//! A lease is a row in `pgforce.leases` naming its holder and when it expires. The holder
-//! renews it well before expiry (heartbeat); anyone may take it once it has expired, so
-//! work moves to another process within one lease period when its holder dies. Taking and
-//! renewing are the same single statement, so two processes racing for a lease cannot
-//! both win.
+//! A lease is a row in `pgforce.leases` naming its holder, when it expires, and a
+//! **fencing token** that grows with each new holder. The holder renews it well before
+//! expiry, in the background ([`LeaseKeeper`]), whatever its work is doing; anyone may take
+//! it once it has expired, so work moves to another process within one lease period when
+//! its holder dies. Taking and renewing are the same single statement, so two processes
+//! racing for a lease cannot both win.
+//!
+//! Key concepts:
+//! - **Fencing.** A holder's work carries its [`Fence`] (lease, holder, token). Every
+//!   transaction that claims rows, records outcomes or moves a cursor calls [`check`]
+//!   before it commits: it locks the lease row and fails with [`Error::Fenced`] unless the
+//!   lease still carries that token. A holder that lost its lease — frozen past its expiry
+//!   while another took over — commits nothing; a takeover waits for a commit in progress.
+//! - **Local validity.** Outside the database (before a Salesforce call) a holder trusts
+//!   its lease only until its last renewal's start plus the lease's lifetime minus one
+//!   renewal period, by its own monotonic clock: a process that was frozen longer than
+//!   that stops before its next call, before another process can have taken over.
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
-use tokio_postgres::Client;
+use tokio_postgres::{Client, GenericClient};
 
-use crate::error::{Context as _, Result};
+use crate::error::{Context as _, Error, Result};
 use crate::ids::MappingId;
 
 /// How writer lease names begin: `writer:<connection name>`.
@@ -49,43 +62,71 @@ fn host_name() -> Option<String> {
         .filter(|h| !h.is_empty())
 }
 
-/// Takes or renews the lease `name` for `ttl`. `true` when `holder` holds it afterwards.
-pub async fn acquire(client: &Client, name: &str, holder: &str, ttl: Duration) -> Result<bool> {
+/// What work done under a lease carries to prove the lease is still its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    /// The lease's name.
+    pub lease: String,
+    /// Its holder.
+    pub holder: String,
+    /// The token it was taken with.
+    pub token: i64,
+}
+
+fn fence_of(name: &str, holder: &str, row: Option<tokio_postgres::Row>) -> Option<Fence> {
+    row.map(|row| Fence {
+        lease: name.to_owned(),
+        holder: holder.to_owned(),
+        token: row.get(0),
+    })
+}
+
+/// Takes or renews the lease `name` for `ttl`: its fence when `holder` holds it
+/// afterwards (the same token on a renewal, a new one on a takeover).
+pub async fn acquire(
+    client: &Client,
+    name: &str,
+    holder: &str,
+    ttl: Duration,
+) -> Result<Option<Fence>> {
     let millis = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
     let row = client
         .query_opt(
-            "insert into pgforce.leases (name, holder, expires_at)
-             values ($1, $2, now() + make_interval(secs => $3::bigint / 1000.0))
+            "insert into pgforce.leases (name, holder, expires_at, token)
+             values ($1, $2, now() + make_interval(secs => $3::bigint / 1000.0), nextval('pgforce.lease_tokens'))
              on conflict (name) do update
-                 set holder = excluded.holder, expires_at = excluded.expires_at
+                 set holder = excluded.holder, expires_at = excluded.expires_at,
+                     token = case when leases.holder = excluded.holder then leases.token else excluded.token end
                  where leases.holder = excluded.holder or leases.expires_at < now()
-             returning holder",
+             returning token",
             &[&name, &holder, &millis],
         )
         .await
         .context(|| format!("taking lease {name}"))?;
-    Ok(row.is_some())
+    Ok(fence_of(name, holder, row))
 }
 
 /// Takes the lease from `dead`, a holder known to have died (a process of this host that
-/// no longer runs), without waiting for it to expire. `true` when it was taken.
+/// no longer runs), without waiting for it to expire: its fence when it was taken.
 pub async fn take_over(
     client: &Client,
     name: &str,
     dead: &str,
     holder: &str,
     ttl: Duration,
-) -> Result<bool> {
+) -> Result<Option<Fence>> {
     let millis = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
-    client
-        .execute(
-            "update pgforce.leases set holder = $3, expires_at = now() + make_interval(secs => $4::bigint / 1000.0)
-             where name = $1 and holder = $2",
+    let row = client
+        .query_opt(
+            "update pgforce.leases set holder = $3, token = nextval('pgforce.lease_tokens'),
+                 expires_at = now() + make_interval(secs => $4::bigint / 1000.0)
+             where name = $1 and holder = $2
+             returning token",
             &[&name, &dead, &holder, &millis],
         )
         .await
-        .context(|| format!("taking over lease {name}"))
-        .map(|n| n == 1)
+        .context(|| format!("taking over lease {name}"))?;
+    Ok(fence_of(name, holder, row))
 }
 
 /// Whether `holder` names a process of this host that no longer runs (Linux: no
@@ -112,16 +153,36 @@ pub async fn acquire_or_take_over(
     name: &str,
     holder: &str,
     ttl: Duration,
-) -> Result<bool> {
-    if acquire(client, name, holder, ttl).await? {
-        return Ok(true);
+) -> Result<Option<Fence>> {
+    if let Some(fence) = acquire(client, name, holder, ttl).await? {
+        return Ok(Some(fence));
     }
     match self::holder(client, name).await? {
         Some(other) if is_dead_local(&other) => {
             tracing::info!(lease = name, previous = %other, "the previous holder died; taking over");
             take_over(client, name, &other, holder, ttl).await
         }
-        _ => Ok(false),
+        _ => Ok(None),
+    }
+}
+
+/// Checks, inside a transaction about to commit work done under `fence`, that the lease
+/// still carries its token, and locks the lease row until the transaction ends, so no
+/// other process takes over before the work is committed. Fails with
+/// [`Error::Fenced`] when the lease moved on.
+pub async fn check(client: &impl GenericClient, fence: &Fence) -> Result<()> {
+    let held = client
+        .query_opt(
+            "select 1 from pgforce.leases where name = $1 and holder = $2 and token = $3 for share",
+            &[&fence.lease, &fence.holder, &fence.token],
+        )
+        .await
+        .context(|| format!("checking lease {}", fence.lease))?;
+    match held {
+        Some(_) => Ok(()),
+        None => Err(Error::Fenced {
+            lease: fence.lease.clone(),
+        }),
     }
 }
 
@@ -149,42 +210,75 @@ pub async fn holder(client: &Client, name: &str) -> Result<Option<String>> {
         .map(|row| row.map(|r| r.get(0)))
 }
 
+/// What a keeper knows of its lease: the fence, and until when (by this process's clock)
+/// it may be trusted without asking the database.
+#[derive(Debug, Default)]
+struct Held {
+    fence: Option<Fence>,
+    valid_until: Option<Instant>,
+    /// Whether the keeper has tried for the lease at least once.
+    tried: bool,
+}
+
 /// Holds a lease in the background: tries to take it, then renews it, every `every`, on
-/// its own connection, so long work (an initial load) never lets it lapse. Dropping the
-/// keeper stops it; [`LeaseKeeper::release`] also gives the lease up.
+/// its own connection, so long work (an initial load, a slow pass) never lets it lapse.
+/// Dropping the keeper stops it; [`LeaseKeeper::release`] also gives the lease up.
 #[derive(Debug)]
 pub struct LeaseKeeper {
-    held: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    held: Arc<Mutex<Held>>,
     task: tokio::task::JoinHandle<()>,
     url: String,
     name: String,
     holder: String,
 }
 
+/// Notes the outcome of one renewal. A failed one (database unreachable) leaves the lease
+/// trusted until its local deadline; a lease another holds is not ours at all.
+fn record(held: &Mutex<Held>, fence: Option<Fence>, valid_until: Instant, reachable: bool) {
+    let mut held = held.lock().unwrap_or_else(PoisonError::into_inner);
+    match fence {
+        Some(fence) => {
+            held.fence = Some(fence);
+            held.valid_until = Some(valid_until);
+        }
+        None if reachable => {
+            held.fence = None;
+            held.valid_until = None;
+        }
+        None => {}
+    }
+    held.tried = true;
+}
+
 impl LeaseKeeper {
     /// Starts keeping lease `name` for `holder`.
     pub fn start(url: &str, name: &str, holder: &str, ttl: Duration, every: Duration) -> Self {
-        use std::sync::atomic::Ordering;
-        let held = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let held = Arc::new(Mutex::new(Held::default()));
         let (task_url, task_name, task_holder, task_held) = (
             url.to_owned(),
             name.to_owned(),
             holder.to_owned(),
-            std::sync::Arc::clone(&held),
+            Arc::clone(&held),
         );
+        // Trusted for the lifetime less one renewal period: a renewal that is merely late
+        // never lets the lease be trusted after it could have expired.
+        let trusted = ttl.saturating_sub(every);
         let task = tokio::spawn(async move {
             let mut client: Option<Client> = None;
             loop {
                 if client.as_ref().is_none_or(Client::is_closed) {
                     client = crate::connect(&task_url).await.ok();
                 }
-                let now_held = match &client {
+                let started = Instant::now();
+                let fence = match &client {
                     Some(client) => acquire_or_take_over(client, &task_name, &task_holder, ttl)
                         .await
-                        .unwrap_or(false),
-                    None => false,
+                        .ok()
+                        .flatten(),
+                    None => None,
                 };
-                task_held.store(now_held, Ordering::SeqCst);
+                let reachable = client.as_ref().is_some_and(|c| !c.is_closed());
+                record(&task_held, fence, started + trusted, reachable);
                 tokio::time::sleep(every).await;
             }
         });
@@ -197,9 +291,45 @@ impl LeaseKeeper {
         }
     }
 
-    /// Whether the lease was held at the last try.
+    /// The fence of the lease while it may be trusted: held at the last renewal, and that
+    /// renewal recent enough by this process's clock.
+    pub fn fence(&self) -> Option<Fence> {
+        let held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        let valid = held.valid_until.is_some_and(|until| Instant::now() < until);
+        valid.then(|| held.fence.clone()).flatten()
+    }
+
+    /// Whether the keeper has tried for the lease at least once (whether [`Self::fence`]
+    /// says anything yet).
+    pub fn has_tried(&self) -> bool {
+        self.held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .tried
+    }
+
+    /// The lease's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether the lease may be trusted now.
     pub fn is_held(&self) -> bool {
-        self.held.load(std::sync::atomic::Ordering::SeqCst)
+        self.fence().is_some()
+    }
+
+    /// Waits (at most `timeout`) until the lease is held; its fence, or `None`.
+    pub async fn wait_held(&self, timeout: Duration) -> Option<Fence> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(fence) = self.fence() {
+                return Some(fence);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Stops renewing and gives the lease up.

@@ -28,7 +28,7 @@ use crate::error::{Context as _, Result};
 pub const CATALOG_CHANNEL: &str = "pgforce_catalog";
 
 /// `(version, SQL)` of every migration, in order.
-const MIGRATIONS: [(i32, &str); 4] = [
+const MIGRATIONS: [(i32, &str); 5] = [
     (1, include_str!("../../migrations/0001_catalog.sql")),
     (
         2,
@@ -39,6 +39,7 @@ const MIGRATIONS: [(i32, &str); 4] = [
         4,
         include_str!("../../migrations/0004_catalog_source_of_truth.sql"),
     ),
+    (5, include_str!("../../migrations/0005_lease_tokens.sql")),
 ];
 
 /// Key of the advisory lock that serialises migrations ("pgforce" in ASCII).

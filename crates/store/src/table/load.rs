@@ -7,12 +7,13 @@ use futures_util::SinkExt as _;
 use tokio_postgres::{Client, Transaction};
 
 use super::RowShape;
+use crate::catalog::leases::Fence;
 use crate::error::{Context as _, Result};
-use crate::own_write::OwnWrite;
+use crate::own_write::{OwnTransaction, OwnWrite};
 
 /// A load in progress: its transaction and the COPY statement for the shape.
 pub struct Load<'c> {
-    tx: Transaction<'c>,
+    tx: OwnTransaction<'c>,
     copy_sql: String,
     qualified: String,
 }
@@ -26,11 +27,16 @@ impl std::fmt::Debug for Load<'_> {
 }
 
 impl<'c> Load<'c> {
-    /// Opens the load's transaction (pgforce's own write) and empties the table in it.
-    pub async fn begin(client: &'c mut Client, shape: &RowShape) -> Result<Self> {
+    /// Opens the load's transaction (pgforce's own write, committed only while the
+    /// lease behind `fence` holds) and empties the table in it.
+    pub async fn begin(
+        client: &'c mut Client,
+        shape: &RowShape,
+        fence: Option<&Fence>,
+    ) -> Result<Self> {
         let (schema, table) = (&shape.schema, &shape.table);
         let qualified = format!("{schema}.{table}");
-        let tx = OwnWrite::untabled().begin(client).await?;
+        let tx = OwnWrite::untabled().fenced(fence).begin(client).await?;
         tx.batch_execute(&format!("truncate table {schema}.{table}"))
             .await
             .context(|| format!("emptying {qualified} for the load"))?;
@@ -60,11 +66,10 @@ impl<'c> Load<'c> {
         &self.tx
     }
 
-    /// Commits the load.
+    /// Commits the load (when its lease still holds).
     pub async fn commit(self) -> Result<()> {
         self.tx
-            .commit()
+            .commit(&format!("the load of {}", self.qualified))
             .await
-            .context(|| format!("committing the load of {}", self.qualified))
     }
 }

@@ -115,8 +115,7 @@ pub async fn delete_by_sfids(
         )
         .await
         .context(|| format!("deleting rows of {schema}.{table} whose record is gone"))?;
-    tx.commit()
-        .await
-        .context(|| format!("committing the deletes in {schema}.{table}"))?;
+    tx.commit(&format!("the deletes in {schema}.{table}"))
+        .await?;
     Ok(deleted)
 }

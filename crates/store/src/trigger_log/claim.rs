@@ -7,12 +7,14 @@
 //! [`HoldRule::BlockQueue`]. Then NEW rows are taken in id order and marked PENDING in the
 //! same statement.
 
-use tokio_postgres::GenericClient;
 use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, GenericClient};
 
 use super::{log_table, stored_ids};
 use crate::Ident;
+use crate::catalog::leases::Fence;
 use crate::error::{Context as _, Result};
+use crate::own_write::OwnWrite;
 use crate::states::{LogAction, LogState};
 
 /// How the message of a child held behind its parent begins.
@@ -48,7 +50,7 @@ pub enum HoldRule {
 
 /// Releases and holds back rows as the failed inserts dictate; returns how many rows were
 /// newly held back.
-pub async fn hold_back(
+async fn hold_back(
     client: &impl GenericClient,
     schema: &Ident,
     links: &[ParentLink],
@@ -162,16 +164,35 @@ pub struct ClaimedRow {
     pub requeued: bool,
 }
 
-/// Claims up to `limit` NEW rows, oldest first, marking them PENDING; rows of the
-/// `waiting` tables (paused mappings) stay NEW. Returned in id order.
+/// What a claim takes and holds back.
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimRules<'a> {
+    /// Parent links among the connection's tables.
+    pub links: &'a [ParentLink],
+    /// What a refused insert holds back (`None`: nothing, merged writes).
+    pub hold: Option<HoldRule>,
+    /// Tables whose rows stay NEW (paused mappings).
+    pub waiting: &'a [&'a str],
+    /// The most rows to claim.
+    pub limit: i64,
+}
+
+/// Holds back what refused inserts dictate, then claims up to `rules.limit` NEW rows,
+/// oldest first, marking them PENDING — one transaction, committed only while the lease
+/// behind `fence` holds. Returns the rows in id order and how many were newly held back.
 pub async fn claim(
-    client: &impl GenericClient,
+    client: &mut Client,
     schema: &Ident,
-    waiting: &[&str],
-    limit: i64,
-) -> Result<Vec<ClaimedRow>> {
+    rules: ClaimRules<'_>,
+    fence: Option<&Fence>,
+) -> Result<(Vec<ClaimedRow>, u64)> {
     let log = log_table(schema);
-    let rows = client
+    let tx = OwnWrite::untabled().fenced(fence).begin(client).await?;
+    let held = match rules.hold {
+        Some(rule) => hold_back(&*tx, schema, rules.links, rule).await?,
+        None => 0,
+    };
+    let rows = tx
         .query(
             &format!(
                 "update {log} set state = $1, updated_at = now()
@@ -183,12 +204,13 @@ pub async fn claim(
             &[
                 &LogState::Pending.as_str(),
                 &LogState::New.as_str(),
-                &limit,
-                &waiting,
+                &rules.limit,
+                &rules.waiting,
             ],
         )
         .await
         .context(|| format!("claiming new rows of {log}"))?;
+    tx.commit(&format!("a claim of rows of {log}")).await?;
     let mut claimed: Vec<ClaimedRow> = rows
         .iter()
         .map(|row| {
@@ -207,27 +229,33 @@ pub async fn claim(
         })
         .collect();
     claimed.sort_by_key(|row| row.log_id);
-    Ok(claimed)
+    Ok((claimed, held))
 }
 
-/// Puts claimed rows back to NEW (to be sent again, in order, by a later pass).
-pub async fn unclaim(client: &impl GenericClient, schema: &Ident, log_ids: &[i64]) -> Result<()> {
+/// Puts claimed rows back to NEW (to be sent again, in order, by a later pass), only
+/// while the lease behind `fence` holds.
+pub async fn unclaim(
+    client: &mut Client,
+    schema: &Ident,
+    log_ids: &[i64],
+    fence: Option<&Fence>,
+) -> Result<()> {
     if log_ids.is_empty() {
         return Ok(());
     }
     let log = log_table(schema);
-    client
-        .execute(
-            &format!(
-                "update {log} set state = $2, updated_at = now() where id = any($1) and state = $3"
-            ),
-            &[
-                &stored_ids(log_ids),
-                &LogState::New.as_str(),
-                &LogState::Pending.as_str(),
-            ],
-        )
-        .await
-        .context(|| format!("returning rows of {log} to NEW"))
-        .map(|_| ())
+    let tx = OwnWrite::untabled().fenced(fence).begin(client).await?;
+    tx.execute(
+        &format!(
+            "update {log} set state = $2, updated_at = now() where id = any($1) and state = $3"
+        ),
+        &[
+            &stored_ids(log_ids),
+            &LogState::New.as_str(),
+            &LogState::Pending.as_str(),
+        ],
+    )
+    .await
+    .context(|| format!("returning rows of {log} to NEW"))?;
+    tx.commit(&format!("rows of {log} returned to NEW")).await
 }

@@ -14,10 +14,11 @@
 
 use std::collections::HashSet;
 
-use tokio_postgres::{Client, GenericClient};
+use tokio_postgres::Client;
 
 use super::{log_table, stored_ids};
 use crate::Ident;
+use crate::catalog::leases::Fence;
 use crate::error::{Context as _, Result};
 use crate::own_write::OwnWrite;
 use crate::states::{LastOp, LogAction, LogState};
@@ -104,19 +105,21 @@ impl Recording {
     }
 }
 
-/// Writes a recording for `table` (whose trigger-log name is `table_name`) in one
-/// transaction.
+/// Writes a recording for `table` in one transaction, committed only while the lease
+/// behind `fence` holds.
 pub async fn record(
     client: &mut Client,
     schema: &Ident,
     table: &Ident,
     rec: &Recording,
+    fence: Option<&Fence>,
 ) -> Result<()> {
     let log = log_table(schema);
     // Not waiting for the flush is safe: an outcome lost in a database crash leaves its
     // rows PENDING, and resuming them checks Salesforce before sending anything again.
     let tx = OwnWrite::on_table(schema, table)
         .relaxed()
+        .fenced(fence)
         .begin(client)
         .await?;
     let (ids, sfids) = (&rec.inserted_ids, &rec.inserted_sfids);
@@ -207,32 +210,33 @@ pub async fn record(
         .await
         .context(|| format!("recording outcomes in {log}"))?;
     }
-    tx.commit()
+    tx.commit(&format!("the outcomes of {schema}.{table}"))
         .await
-        .context(|| format!("committing the outcomes of {schema}.{table}"))
 }
 
-/// Sets a final state on log rows no call was made for.
+/// Sets a final state on log rows no call was made for (committed only while the lease
+/// behind `fence` holds).
 pub async fn mark(
-    client: &impl GenericClient,
+    client: &mut Client,
     schema: &Ident,
     ids: &[i64],
     state: &LogState,
     message: Option<&str>,
+    fence: Option<&Fence>,
 ) -> Result<()> {
     if ids.is_empty() {
         return Ok(());
     }
     let log = log_table(schema);
-    client
-        .execute(
-            &format!(
-                "update {log} set state = $2, sf_message = $3, processed_at = now(), updated_at = now()
+    let tx = OwnWrite::untabled().fenced(fence).begin(client).await?;
+    tx.execute(
+        &format!(
+            "update {log} set state = $2, sf_message = $3, processed_at = now(), updated_at = now()
                  where id = any($1)"
-            ),
-            &[&stored_ids(ids), &state.as_str(), &message],
-        )
-        .await
-        .context(|| format!("marking rows of {log} {state}"))
-        .map(|_| ())
+        ),
+        &[&stored_ids(ids), &state.as_str(), &message],
+    )
+    .await
+    .context(|| format!("marking rows of {log} {state}"))?;
+    tx.commit(&format!("rows of {log} marked {state}")).await
 }

@@ -8,6 +8,7 @@ use tokio_postgres::{Client, GenericClient};
 
 use super::log_table;
 use crate::Ident;
+use crate::catalog::leases::Fence;
 use crate::error::{Context as _, Result};
 use crate::own_write::OwnWrite;
 use crate::states::{LastOp, LogAction, LogState};
@@ -90,18 +91,36 @@ pub async fn owned_sfids(
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
+/// A create found in Salesforce: its log row, its mapped row and the record's Id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Found<'a> {
+    /// The log row's id.
+    pub log_id: i32,
+    /// The mapped row's id.
+    pub record_id: i32,
+    /// The record's Id.
+    pub sfid: &'a str,
+}
+
 /// Writes a found record's Id back to its row and marks its create SUCCESS, in one
-/// transaction.
+/// transaction (committed only while the lease behind `fence` holds).
 pub async fn adopt(
     client: &mut Client,
     schema: &Ident,
     table: &Ident,
-    log_id: i32,
-    record_id: i32,
-    sfid: &str,
+    found: Found<'_>,
+    fence: Option<&Fence>,
 ) -> Result<()> {
+    let Found {
+        log_id,
+        record_id,
+        sfid,
+    } = found;
     let log = log_table(schema);
-    let tx = OwnWrite::on_table(schema, table).begin(client).await?;
+    let tx = OwnWrite::on_table(schema, table)
+        .fenced(fence)
+        .begin(client)
+        .await?;
     tx.execute(
         &format!("delete from {schema}.{table} where sfid = $2 and id <> $1"),
         &[&record_id, &sfid],
@@ -126,19 +145,27 @@ pub async fn adopt(
     )
     .await
     .context(|| format!("marking a found create SUCCESS in {log}"))?;
-    tx.commit()
+    tx.commit(&format!("a found create of {schema}.{table}"))
         .await
-        .context(|| format!("committing a found create of {schema}.{table}"))
 }
 
-/// Returns every PENDING row to NEW; returns how many.
-pub async fn requeue_pending(client: &impl GenericClient, schema: &Ident) -> Result<u64> {
+/// Returns every PENDING row to NEW (committed only while the lease behind `fence`
+/// holds); returns how many.
+pub async fn requeue_pending(
+    client: &mut Client,
+    schema: &Ident,
+    fence: Option<&Fence>,
+) -> Result<u64> {
     let log = log_table(schema);
-    client
+    let tx = OwnWrite::untabled().fenced(fence).begin(client).await?;
+    let requeued = tx
         .execute(
             &format!("update {log} set state = $1, updated_at = now() where state = $2"),
             &[&LogState::New.as_str(), &LogState::Pending.as_str()],
         )
         .await
-        .context(|| format!("returning pending rows of {log} to NEW"))
+        .context(|| format!("returning pending rows of {log} to NEW"))?;
+    tx.commit(&format!("pending rows of {log} returned to NEW"))
+        .await?;
+    Ok(requeued)
 }

@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use pgforce_store::catalog::connections;
-use pgforce_store::catalog::leases::{self, LeaseKeeper};
+use pgforce_store::catalog::leases::{self, Fence, LeaseKeeper};
 use pgforce_store::catalog::mappings::{self, MappingRow, Origin};
 use pgforce_store::ddl::detach_mapped_table;
 use pgforce_store::table::rows;
@@ -210,16 +210,16 @@ impl Engine {
         let lease = leases::reader_lease(row.id);
         let holder = leases::holder_name();
         let timing = self.shared.options.lease;
-        let here = leases::acquire_or_take_over(&pg, &lease, &holder, timing.ttl)
+        let fence = leases::acquire_or_take_over(&pg, &lease, &holder, timing.ttl)
             .await
             .map_err(catalog_error)?;
-        if !here {
+        let Some(fence) = fence else {
             tracing::info!(
                 object,
                 "a running pgforce reads this mapping; waiting for it to reload"
             );
             return self.await_reload(&pg, &row).await;
-        }
+        };
         // Keep the lease while the load runs, however long it takes.
         let keeper = LeaseKeeper::start(
             &self.shared.database_url,
@@ -228,7 +228,9 @@ impl Engine {
             timing.ttl,
             timing.heartbeat,
         );
-        let result = self.load_here(&mut pg, connection, &row, progress).await;
+        let result = self
+            .load_here(&mut pg, connection, &row, &fence, progress)
+            .await;
         keeper.release().await;
         result
     }
@@ -238,6 +240,7 @@ impl Engine {
         pg: &mut Session,
         connection: &str,
         row: &MappingRow,
+        fence: &Fence,
         progress: Option<LoadProgress>,
     ) -> Result<Reloaded> {
         let (_, live) = self.live_connection(pg, connection).await?;
@@ -246,6 +249,7 @@ impl Engine {
             schema: &live.schema,
             mapping: &mapping,
             mapping_id: row.id,
+            fence: Some(fence),
         };
         let report = |done: u64, finished: bool| {
             if let Some(progress) = &progress {

@@ -2,8 +2,6 @@
 //! with its rows, keep the counts on the mapping, and on request repair what differs —
 //! sending queued changes itself when no running writer holds the connection.
 
-use std::time::Duration;
-
 use pgforce_store::Access;
 use pgforce_store::catalog::connections;
 use pgforce_store::catalog::mappings;
@@ -46,9 +44,6 @@ impl MappingReconcile {
         self.after.as_ref().unwrap_or(&self.drift).is_clean()
     }
 }
-
-/// How long a command holds a connection's writer lease while it sends queued changes.
-const DRAIN_LEASE: Duration = Duration::from_secs(60);
 
 impl Engine {
     /// Reconciles the selected mappings; `on_report` sees each one as it is done.
@@ -96,6 +91,7 @@ impl Engine {
                     schema: &live.schema,
                     mapping: &live_mapping.mapping,
                     mapping_id: live_mapping.row.id,
+                    fence: None,
                 };
                 let drift = compare(&live.salesforce, &pg, &target).await?;
                 record(&pg, live_mapping.row.id, &drift).await?;
@@ -111,7 +107,9 @@ impl Engine {
                     if done.requeued > 0 {
                         let pass =
                             Pass::new(&live.salesforce, &live.schema, &policy, &writable, &[]);
-                        if !drain_here(&pass, &mut pg, &name, DRAIN_LEASE).await? {
+                        let url = &self.shared.database_url;
+                        let timing = self.shared.options.lease;
+                        if !drain_here(pass, &mut pg, url, &name, timing).await? {
                             tracing::info!(connection = %name, "a running pgforce writes this connection; it sends the queued changes");
                         }
                     }

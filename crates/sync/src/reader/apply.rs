@@ -46,7 +46,7 @@ pub async fn refresh_records(
         stored += apply_records(&tx, &statements, &rows)
             .await
             .map_err(|e| target.store_error(e))?;
-        pgforce_store::commit(tx, "refreshed records")
+        tx.commit("refreshed records")
             .await
             .map_err(|e| target.store_error(e))?;
     }

@@ -75,7 +75,7 @@ pub async fn initial_load(
         first => LoadSource::Rest(first, rest),
     };
 
-    let load = Load::begin(pg, &shape)
+    let load = Load::begin(pg, &shape, target.fence)
         .await
         .map_err(|e| target.store_error(e))?;
     // Pages are fetched and turned into COPY text on their own task while the previous

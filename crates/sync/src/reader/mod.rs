@@ -22,6 +22,7 @@
 //! them and nothing echoes back to Salesforce.
 
 use pgforce_salesforce::rest::Record;
+use pgforce_store::catalog::leases::Fence;
 use pgforce_store::catalog::mappings;
 use pgforce_store::{Ident, MappingId, MappingState, Session as Postgres};
 use serde_json::Value;
@@ -82,6 +83,9 @@ pub struct Target<'a> {
     pub mapping: &'a Mapping,
     /// Its catalog id.
     pub mapping_id: MappingId,
+    /// The reader's lease: what it applies commits only while the lease holds (`None`:
+    /// work no lease guards, such as reconcile's repair).
+    pub fence: Option<&'a Fence>,
 }
 
 impl Target<'_> {

@@ -60,6 +60,7 @@ pub async fn poll_once(
             records.len()
         );
         let tx = OwnWrite::on_table(target.schema, &mapping.table)
+            .fenced(target.fence)
             .begin(pg)
             .await
             .map_err(|e| target.store_error(e))?;
@@ -113,11 +114,11 @@ pub async fn poll_once(
             .map_err(|e| target.store_error(e))?;
         if let Some(cursor) = hold.as_ref().or(last.as_ref()) {
             // The cursor moves in the transaction that applied these rows (worker contract).
-            cursors::save(&tx, target.mapping_id, cursor)
+            cursors::save(&*tx, target.mapping_id, cursor)
                 .await
                 .map_err(|e| target.store_error(e))?;
         }
-        pgforce_store::commit(tx, "a poll page")
+        tx.commit("a poll page")
             .await
             .map_err(|e| target.store_error(e))?;
         tracing::info!(

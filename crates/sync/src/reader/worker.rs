@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pgforce_salesforce::Client;
+use pgforce_store::catalog::leases::Fence;
 use pgforce_store::catalog::{cursors, leases, mappings};
 use pgforce_store::table::rows;
 use pgforce_store::{Ident, MappingId, MappingState, Session};
@@ -78,7 +79,7 @@ impl ReaderWorker {
             if *stop.borrow() {
                 break Exit::Stopped;
             }
-            if keeper.is_held() {
+            if let Some(fence) = keeper.fence() {
                 if standing_by {
                     LeaseChanged {
                         worker: &worker_name,
@@ -89,7 +90,7 @@ impl ReaderWorker {
                     next_sync = Instant::now();
                 }
                 if Instant::now() >= next_sync {
-                    match self.tick(&mut state).await {
+                    match self.tick(&mut state, &fence).await {
                         Tick::Done => next_sync = Instant::now() + interval,
                         Tick::Retry(wait) => next_sync = Instant::now() + wait,
                         Tick::Park(reason) => break Exit::Parked { reason },
@@ -116,15 +117,15 @@ impl ReaderWorker {
         Ok(exit)
     }
 
-    /// One load or poll, unless the budget says wait.
-    async fn tick(&self, state: &mut ReaderState) -> Tick {
+    /// One load or poll under the lease's `fence`, unless the budget says wait.
+    async fn tick(&self, state: &mut ReaderState, fence: &Fence) -> Tick {
         let object = self.mapping.object.as_str();
         if let Some(reason) = self.paused(&mut state.budget) {
             tracing::warn!(object, reason = %reason, "polling paused");
             return Tick::Done;
         }
         let started = Instant::now();
-        let result = self.sync_once(state).await;
+        let result = self.sync_once(state, fence).await;
         let took = started.elapsed();
         match result {
             Ok((kind, outcome)) => {
@@ -215,6 +216,7 @@ impl ReaderWorker {
     async fn sync_once(
         &self,
         state: &mut ReaderState,
+        fence: &Fence,
     ) -> std::result::Result<(EventKind, ReadOutcome), (EventKind, Error)> {
         let object = self.mapping.object.as_str();
         let mut pg = match state.pg.take() {
@@ -231,6 +233,7 @@ impl ReaderWorker {
             schema: &self.schema,
             mapping: &self.mapping,
             mapping_id: self.mapping_id,
+            fence: Some(fence),
         };
         let result = match kind {
             EventKind::Load => {

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use pgforce_store::table::rows;
-use pgforce_store::trigger_log::claim::{self as store_claim, ClaimedRow};
+use pgforce_store::trigger_log::claim::{self as store_claim, ClaimRules, ClaimedRow};
 use pgforce_store::{Ident, LogAction, Session as Postgres};
 
 use super::{Pass, log_error};
@@ -20,16 +20,17 @@ use crate::plan::Change;
 /// changes and how many rows were newly held back.
 pub(super) async fn claim(
     pass: &Pass<'_>,
-    pg: &Postgres,
+    pg: &mut Postgres,
     limit: i64,
 ) -> Result<(Vec<Change>, u64)> {
-    let held = match pass.policy.hold_rule() {
-        Some(rule) => store_claim::hold_back(pg, pass.schema, &pass.links, rule)
-            .await
-            .map_err(log_error)?,
-        None => 0,
+    let rules = ClaimRules {
+        links: &pass.links,
+        hold: pass.policy.hold_rule(),
+        waiting: pass.waiting,
+        limit,
     };
-    let rows = store_claim::claim(pg, pass.schema, pass.waiting, limit)
+    let fence = pass.fence()?;
+    let (rows, held) = store_claim::claim(pg, pass.schema, rules, fence.as_ref())
         .await
         .map_err(log_error)?;
     let mut changes = Vec::with_capacity(rows.len());
@@ -88,8 +89,9 @@ pub(super) async fn current_sfids(
 }
 
 /// Puts claimed rows back to NEW (to be sent again, in order, by a later pass).
-pub(super) async fn unclaim(pg: &Postgres, schema: &Ident, log_ids: &[i64]) -> Result<()> {
-    store_claim::unclaim(pg, schema, log_ids)
+pub(super) async fn unclaim(pass: &Pass<'_>, pg: &mut Postgres, log_ids: &[i64]) -> Result<()> {
+    let fence = pass.fence()?;
+    store_claim::unclaim(pg, pass.schema, log_ids, fence.as_ref())
         .await
         .map_err(log_error)
 }

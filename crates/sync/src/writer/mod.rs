@@ -41,6 +41,7 @@ use std::time::Duration;
 use futures_util::future::join_all;
 
 use pgforce_salesforce::Client as Salesforce;
+use pgforce_store::catalog::leases::{Fence, LeaseKeeper};
 use pgforce_store::trigger_log::claim::{HoldRule, ParentLink};
 use pgforce_store::{Ident, LogState, Session as Postgres};
 
@@ -165,8 +166,8 @@ pub(crate) fn log_error(source: pgforce_store::Error) -> Error {
     }
 }
 
-/// What every step of a pass needs: the connection's client and schema, its policy, and
-/// its read-write mappings by table.
+/// What every step of a pass needs: the connection's client and schema, its policy, its
+/// read-write mappings by table, and the lease it works under.
 pub(crate) struct Pass<'a> {
     pub sf: &'a Salesforce,
     pub schema: &'a Ident,
@@ -176,6 +177,8 @@ pub(crate) struct Pass<'a> {
     pub links: Vec<ParentLink>,
     /// Tables whose changes wait (their mapping is paused): never claimed.
     pub waiting: &'a [&'a str],
+    /// The connection's writer lease (`None`: a pass no lease guards, as in tests).
+    pub lease: Option<&'a LeaseKeeper>,
 }
 
 impl<'a> Pass<'a> {
@@ -194,6 +197,24 @@ impl<'a> Pass<'a> {
             by_table: mappings.iter().map(|m| (m.table.as_str(), m)).collect(),
             links: parent_links(mappings),
             waiting,
+            lease: None,
+        }
+    }
+
+    /// The same pass under `lease`.
+    pub(crate) fn under(mut self, lease: &'a LeaseKeeper) -> Self {
+        self.lease = Some(lease);
+        self
+    }
+
+    /// The fence every commit of the pass carries, checked before each Salesforce call:
+    /// a lease that can no longer be trusted stops the pass before it sends anything.
+    pub(crate) fn fence(&self) -> Result<Option<Fence>> {
+        match self.lease {
+            None => Ok(None),
+            Some(lease) => lease.fence().map(Some).ok_or_else(|| Error::LeaseLost {
+                lease: lease.name().to_owned(),
+            }),
         }
     }
 }
@@ -228,7 +249,16 @@ pub(crate) async fn run_pass(pass: &Pass<'_>, pg: &mut Postgres) -> Result<Write
         WriteAlgorithm::Ordered => plan::ordered(changes),
         WriteAlgorithm::Merged => plan::merged(changes, &parent_depths(pass.mappings)),
     };
-    record::mark(pg, schema, &plan.cancelled_log_ids, &LogState::Merged, None).await?;
+    let fence = pass.fence()?;
+    record::mark(
+        pg,
+        schema,
+        &plan.cancelled_log_ids,
+        &LogState::Merged,
+        None,
+        fence.as_ref(),
+    )
+    .await?;
     outcome.merged += plan.cancelled_log_ids.len() as u64;
     let in_flight = match (policy.algorithm, policy.on_insert_failure) {
         // Blocking the queue means nothing may pass a refused insert: one call at a time.
@@ -254,6 +284,8 @@ pub(crate) async fn run_pass(pass: &Pass<'_>, pg: &mut Postgres) -> Result<Write
             }
             None => {
                 let wave = next_wave(pass, pg, &mut pending, in_flight, &mut outcome).await?;
+                // Nothing is sent under a lease that can no longer be trusted.
+                pass.fence()?;
                 let answers = join_all(
                     wave.iter()
                         .map(|(batch, mapping)| send_batch(pass.sf, mapping, batch)),
@@ -262,7 +294,7 @@ pub(crate) async fn run_pass(pass: &Pass<'_>, pg: &mut Postgres) -> Result<Write
                 wave.into_iter().zip(answers).collect()
             }
         };
-        if record_wave(pg, schema, wave, &mut pending, &mut outcome).await? {
+        if record_wave(pass, pg, wave, &mut pending, &mut outcome).await? {
             break;
         }
     }
@@ -271,34 +303,36 @@ pub(crate) async fn run_pass(pass: &Pass<'_>, pg: &mut Postgres) -> Result<Write
 
 /// Sends what waits in a connection's trigger log now, from this process, when no writer
 /// holds the connection's lease (a command run without a daemon): passes until one finds
-/// nothing or must wait to retry. `false` when a running writer holds the lease (it sends
-/// the changes itself).
+/// nothing or must wait to retry, under the lease (kept in the background meanwhile).
+/// `false` when a running writer holds the lease (it sends the changes itself).
 pub(crate) async fn drain_here(
-    pass: &Pass<'_>,
+    pass: Pass<'_>,
     pg: &mut Postgres,
+    database_url: &str,
     connection: &str,
-    ttl: Duration,
+    timing: crate::worker::LeaseTiming,
 ) -> Result<bool> {
     use pgforce_store::catalog::leases;
-    let lease = leases::writer_lease(connection);
-    let holder = leases::holder_name();
-    if !leases::acquire(pg, &lease, &holder, ttl)
-        .await
-        .map_err(log_error)?
-    {
+    let keeper = LeaseKeeper::start(
+        database_url,
+        &leases::writer_lease(connection),
+        &leases::holder_name(),
+        timing.ttl,
+        timing.heartbeat,
+    );
+    if keeper.wait_held(timing.heartbeat * 2).await.is_none() {
         return Ok(false);
     }
+    let pass = pass.under(&keeper);
     let drained = async {
         loop {
-            let outcome = run_pass(pass, pg).await?;
+            let outcome = run_pass(&pass, pg).await?;
             if outcome.is_idle() || outcome.retried > 0 {
                 return Ok(());
             }
         }
     }
     .await;
-    leases::release(pg, &lease, &holder)
-        .await
-        .map_err(log_error)?;
+    keeper.release().await;
     drained.map(|()| true)
 }

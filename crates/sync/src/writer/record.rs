@@ -6,6 +6,7 @@
 //!   `{"op", "code", "message", "fields"}`.
 //! - Retry and in doubt: nothing recorded; the caller gives the rows back.
 
+use pgforce_store::catalog::leases::Fence;
 use pgforce_store::trigger_log::outcomes::{self, Recording};
 use pgforce_store::{Ident, LogState, Session as Postgres};
 use serde_json::json;
@@ -80,27 +81,30 @@ pub(super) fn prepare(
     (rec, retry, in_doubt)
 }
 
-/// Writes a recording of `mapping`'s table in one transaction.
+/// Writes a recording of `mapping`'s table in one transaction, committed only under the
+/// lease behind `fence`.
 pub(super) async fn write(
     pg: &mut Postgres,
     schema: &Ident,
     mapping: &Mapping,
     rec: &Recording,
+    fence: Option<&Fence>,
 ) -> Result<()> {
-    outcomes::record(pg, schema, &mapping.table, rec)
+    outcomes::record(pg, schema, &mapping.table, rec, fence)
         .await
         .map_err(log_error)
 }
 
 /// Sets a final state on log rows no call was made for.
 pub(super) async fn mark(
-    pg: &Postgres,
+    pg: &mut Postgres,
     schema: &Ident,
     ids: &[i64],
     state: &LogState,
     message: Option<&str>,
+    fence: Option<&Fence>,
 ) -> Result<()> {
-    outcomes::mark(pg, schema, ids, state, message)
+    outcomes::mark(pg, schema, ids, state, message, fence)
         .await
         .map_err(log_error)
 }

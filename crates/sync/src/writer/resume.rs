@@ -13,6 +13,7 @@ use std::collections::HashSet;
 use futures_util::TryStreamExt as _;
 use pgforce_salesforce::Client as Salesforce;
 use pgforce_salesforce::rest::Record;
+use pgforce_store::catalog::leases::Fence;
 use pgforce_store::ddl::PgType;
 use pgforce_store::trigger_log::resume as store_resume;
 use pgforce_store::{Ident, Session as Postgres};
@@ -37,12 +38,13 @@ pub struct ResumeOutcome {
 const CLOCK_MARGIN_SECONDS: f64 = 300.0;
 
 /// Settles every PENDING row of the connection's trigger log. Call it only while holding
-/// the connection's writer lease, before the first pass.
+/// the connection's writer lease (its `fence`), before the first pass.
 pub async fn resume_pending(
     sf: &Salesforce,
     pg: &mut Postgres,
     schema: &Ident,
     mappings: &[Mapping],
+    fence: Option<&Fence>,
 ) -> Result<ResumeOutcome> {
     let mut outcome = ResumeOutcome::default();
     for mapping in mappings.iter().filter(|m| m.upsert_column.is_none()) {
@@ -69,15 +71,19 @@ pub async fn resume_pending(
             });
             if let Some(sfid) = found {
                 taken.insert(sfid.to_owned());
-                let (log_id, record_id) = (stored(change.log_id), stored(change.record_id));
-                store_resume::adopt(pg, schema, &mapping.table, log_id, record_id, sfid)
+                let found = store_resume::Found {
+                    log_id: stored(change.log_id),
+                    record_id: stored(change.record_id),
+                    sfid,
+                };
+                store_resume::adopt(pg, schema, &mapping.table, found, fence)
                     .await
                     .map_err(store)?;
                 outcome.found += 1;
             }
         }
     }
-    outcome.requeued = store_resume::requeue_pending(pg, schema)
+    outcome.requeued = store_resume::requeue_pending(pg, schema, fence)
         .await
         .map_err(log_error)?;
     Ok(outcome)

@@ -19,8 +19,8 @@ pub(super) type SentWave<'m> = Vec<((Batch, &'m Mapping), (Vec<send::Sent>, u64)
 /// Records a wave's answers in one transaction. `true` when the pass must stop: some
 /// changes must be sent again, so they and everything planned after them went back to NEW.
 pub(super) async fn record_wave(
+    pass: &Pass<'_>,
     pg: &mut Postgres,
-    schema: &Ident,
     wave: SentWave<'_>,
     pending: &mut VecDeque<Batch>,
     outcome: &mut WriteOutcome,
@@ -38,12 +38,13 @@ pub(super) async fn record_wave(
     }
     if let Some(((_, mapping), _)) = wave.first() {
         // One transaction for the whole wave: its batches share a table.
-        record::write(pg, schema, mapping, &recording).await?;
+        let fence = pass.fence()?;
+        record::write(pg, pass.schema, mapping, &recording, fence.as_ref()).await?;
     }
     if stop {
         back.extend(pending.iter().flat_map(log_ids));
         pending.clear();
-        claim::unclaim(pg, schema, &back).await?;
+        claim::unclaim(pass, pg, &back).await?;
         outcome.retried += back.len() as u64;
     }
     Ok(stop)
@@ -53,7 +54,7 @@ pub(super) async fn record_wave(
 /// batches are back at the front of `pending`, to go through collections.
 pub(super) async fn send_run<'m>(
     pass: &Pass<'m>,
-    pg: &Postgres,
+    pg: &mut Postgres,
     run: Vec<Batch>,
     pending: &mut VecDeque<Batch>,
     outcome: &mut WriteOutcome,
@@ -90,6 +91,7 @@ pub(super) async fn send_run<'m>(
             .collect(),
         ..joined.clone()
     };
+    pass.fence()?;
     match bulk::send(pass.sf, mapping, &to_send).await {
         Ok((answers, calls)) => {
             outcome.bulk_jobs += 1;
@@ -127,7 +129,7 @@ pub(super) async fn send_run<'m>(
 /// and changes held back behind refused inserts are set aside on the way.
 pub(super) async fn next_wave<'m>(
     pass: &Pass<'m>,
-    pg: &Postgres,
+    pg: &mut Postgres,
     pending: &mut VecDeque<Batch>,
     limit: usize,
     outcome: &mut WriteOutcome,
@@ -149,7 +151,16 @@ pub(super) async fn next_wave<'m>(
         let Some(mapping) = pass.by_table.get(batch.table.as_str()).copied() else {
             let ids = log_ids(&batch);
             let message = format!("pgforce: table {} is not mapped read-write", batch.table);
-            record::mark(pg, pass.schema, &ids, &LogState::Failed, Some(&message)).await?;
+            let fence = pass.fence()?;
+            record::mark(
+                pg,
+                pass.schema,
+                &ids,
+                &LogState::Failed,
+                Some(&message),
+                fence.as_ref(),
+            )
+            .await?;
             outcome.failed += batch.changes.len() as u64;
             continue;
         };
@@ -179,7 +190,7 @@ pub(super) fn log_ids(batch: &Batch) -> Vec<i64> {
 /// refused earlier in this pass (or everything, with `block_queue`) and holds them back.
 pub(super) async fn hold_dependents(
     pass: &Pass<'_>,
-    pg: &Postgres,
+    pg: &mut Postgres,
     outcome: &mut WriteOutcome,
     mut batch: Batch,
 ) -> Result<Option<Batch>> {
@@ -211,7 +222,16 @@ pub(super) async fn hold_dependents(
         let ids: Vec<i64> = held.iter().map(|c| c.log_id).collect();
         let message = "pgforce: held back until the failed insert of this record or its parent \
                        is fixed and re-queued";
-        record::mark(pg, pass.schema, &ids, &LogState::Held, Some(message)).await?;
+        let fence = pass.fence()?;
+        record::mark(
+            pg,
+            pass.schema,
+            &ids,
+            &LogState::Held,
+            Some(message),
+            fence.as_ref(),
+        )
+        .await?;
         outcome.held += ids.len() as u64;
     }
     batch.merged_log_ids.truncate(kept.len());

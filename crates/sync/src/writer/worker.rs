@@ -18,7 +18,7 @@
 use std::time::{Duration, Instant};
 
 use pgforce_salesforce::Client;
-use pgforce_store::catalog::leases;
+use pgforce_store::catalog::leases::{self, LeaseKeeper};
 use pgforce_store::notify::Listener;
 use pgforce_store::trigger_log::archive::archive_processed;
 use pgforce_store::{Ident, MappingId, Session};
@@ -68,41 +68,64 @@ pub(crate) struct WriteWorker {
 /// Why an inner session ended.
 enum Ended {
     Stopped,
-    /// Lost the database, the listener or the lease: start over.
+    /// Lost the database or the listener: start over.
     Restart,
 }
 
 impl WriteWorker {
-    /// Writes until `stop` turns true, reconnecting and re-taking the lease as needed.
+    /// Writes until `stop` turns true; stands by while another process holds the lease,
+    /// reconnects and starts over after failures.
     pub(crate) async fn run(self, mut stop: watch::Receiver<bool>) -> Result<Exit> {
-        let holder = leases::holder_name();
-        let lease_name = leases::writer_lease(&self.connection);
+        let keeper = LeaseKeeper::start(
+            &self.database_url,
+            &leases::writer_lease(&self.connection),
+            &leases::holder_name(),
+            self.lease.ttl,
+            self.lease.heartbeat,
+        );
+        let exit = self.work(&keeper, &mut stop).await;
+        keeper.release().await;
+        exit
+    }
+
+    async fn work(&self, keeper: &LeaseKeeper, stop: &mut watch::Receiver<bool>) -> Result<Exit> {
         let worker_name = format!("writer {}", self.connection);
-        let mut standing_by = false;
+        let mut held: Option<bool> = None;
         let mut backoff = Backoff::new(self.lease.heartbeat, Duration::from_secs(30));
         loop {
             if *stop.borrow() {
                 return Ok(Exit::Stopped);
             }
-            let wait = match self
-                .session(&holder, &lease_name, &mut standing_by, &mut stop)
-                .await
-            {
-                Ok(Ended::Stopped) => return Ok(Exit::Stopped),
-                Ok(Ended::Restart) => {
-                    backoff.reset();
-                    self.lease.heartbeat
+            let holds = keeper.is_held();
+            // Announced once per change, once the keeper has tried for the lease.
+            if held != Some(holds) && keeper.has_tried() {
+                LeaseChanged {
+                    worker: &worker_name,
+                    held: holds,
                 }
-                Err(error) => {
-                    let verdict = error_policy::decide(&error);
-                    if verdict.decision == Decision::StopMapping {
-                        tracing::error!(worker = %worker_name, error = %error.chain(), hint = verdict.hint, "writer stopped");
-                        return Ok(Exit::Parked {
-                            reason: error.chain(),
-                        });
+                .emit();
+                held = Some(holds);
+            }
+            let wait = if !holds {
+                Duration::from_millis(100).max(self.lease.heartbeat / 4)
+            } else {
+                match self.session(keeper, stop).await {
+                    Ok(Ended::Stopped) => return Ok(Exit::Stopped),
+                    Ok(Ended::Restart) => {
+                        backoff.reset();
+                        self.lease.heartbeat
                     }
-                    tracing::warn!(worker = %worker_name, error = %error.chain(), hint = verdict.hint, "writer lost its footing; starting over");
-                    backoff.next_wait()
+                    Err(error) => {
+                        let verdict = error_policy::decide(&error);
+                        if verdict.decision == Decision::StopMapping {
+                            tracing::error!(worker = %worker_name, error = %error.chain(), hint = verdict.hint, "writer stopped");
+                            return Ok(Exit::Parked {
+                                reason: error.chain(),
+                            });
+                        }
+                        tracing::warn!(worker = %worker_name, error = %error.chain(), hint = verdict.hint, "writer lost its footing; starting over");
+                        backoff.next_wait()
+                    }
                 }
             };
             tokio::select! {
@@ -112,40 +135,16 @@ impl WriteWorker {
         }
     }
 
-    /// One database session: take the lease, settle PENDING rows, then drain and wait.
+    /// One database session under the lease: settle PENDING rows, then drain and wait.
+    /// Between passes it stops as soon as it is told to, however much is waiting.
     async fn session(
         &self,
-        holder: &str,
-        lease_name: &str,
-        standing_by: &mut bool,
+        keeper: &LeaseKeeper,
         stop: &mut watch::Receiver<bool>,
     ) -> Result<Ended> {
-        let worker_name = format!("writer {}", self.connection);
         let mut pg = pgforce_store::connect(&self.database_url)
             .await
             .map_err(log_error)?;
-        if !leases::acquire_or_take_over(&pg, lease_name, holder, self.lease.ttl)
-            .await
-            .map_err(log_error)?
-        {
-            if !*standing_by {
-                LeaseChanged {
-                    worker: &worker_name,
-                    held: false,
-                }
-                .emit();
-                *standing_by = true;
-            }
-            return Ok(Ended::Restart);
-        }
-        if *standing_by {
-            LeaseChanged {
-                worker: &worker_name,
-                held: true,
-            }
-            .emit();
-        }
-        *standing_by = false;
         let channel = pgforce_store::ddl::trigger_log_channel(&self.schema);
         let mut listener = Listener::listen(&self.database_url, &channel)
             .await
@@ -158,8 +157,17 @@ impl WriteWorker {
             &self.policy,
             &mappings,
             &waiting,
-        );
-        let resumed = resume_pending(&self.salesforce, &mut pg, &self.schema, &mappings).await?;
+        )
+        .under(keeper);
+        let fence = pass.fence()?;
+        let resumed = resume_pending(
+            &self.salesforce,
+            &mut pg,
+            &self.schema,
+            &mappings,
+            fence.as_ref(),
+        )
+        .await?;
         if resumed.requeued + resumed.found > 0 {
             tracing::info!(connection = %self.connection, requeued = resumed.requeued, found = resumed.found, "resumed changes a stopped writer left pending");
         }
@@ -175,34 +183,19 @@ impl WriteWorker {
                 )
             })
             .collect();
-        let mut renewed = Instant::now();
         let mut archived: Option<Instant> = None;
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
         loop {
-            if renewed.elapsed() >= self.lease.heartbeat {
-                if !leases::acquire(&pg, lease_name, holder, self.lease.ttl)
-                    .await
-                    .map_err(log_error)?
-                {
-                    tracing::warn!(connection = %self.connection, "writer lease lost; stopping writes");
-                    return Ok(Ended::Restart);
-                }
-                renewed = Instant::now();
+            if *stop.borrow() {
+                return Ok(Ended::Stopped);
             }
             if archived.is_none_or(|at| at.elapsed() >= ARCHIVE_EVERY) {
                 self.archive(&mut pg).await?;
                 archived = Some(Instant::now());
             }
             let started = Instant::now();
-            let pass_result = run_pass(&pass, &mut pg).await;
-            let outcome = match pass_result {
-                Ok(outcome) => outcome,
-                Err(error) => {
-                    // Rows of the broken pass stay PENDING; the next session settles them.
-                    let _ = leases::release(&pg, lease_name, holder).await;
-                    return Err(error);
-                }
-            };
+            // Rows of a broken pass stay PENDING; the next session settles them.
+            let outcome = run_pass(&pass, &mut pg).await?;
             WritePass {
                 connection: &self.connection,
                 mappings: &catalog_mappings,
@@ -212,7 +205,15 @@ impl WriteWorker {
             .emit(&self.bus, Some(&pg))
             .await;
             if outcome.in_doubt > 0 {
-                resume_pending(&self.salesforce, &mut pg, &self.schema, &mappings).await?;
+                let fence = pass.fence()?;
+                resume_pending(
+                    &self.salesforce,
+                    &mut pg,
+                    &self.schema,
+                    &mappings,
+                    fence.as_ref(),
+                )
+                .await?;
             }
             let wait = if outcome.retried + outcome.in_doubt > 0 {
                 backoff.next_wait()
@@ -232,10 +233,7 @@ impl WriteWorker {
                     tokio::time::sleep(COALESCE).await;
                 }
                 () = tokio::time::sleep(wait) => {}
-                _ = stop.changed() => {
-                    let _ = leases::release(&pg, lease_name, holder).await;
-                    return Ok(Ended::Stopped);
-                }
+                _ = stop.changed() => return Ok(Ended::Stopped),
             }
         }
     }
