@@ -19,6 +19,9 @@ use crate::output;
 pub struct Config {
     /// Where the catalog and the synced tables live.
     pub database: DatabaseConfig,
+    /// How the engine runs in this process.
+    #[serde(default)]
+    pub engine: pgforce_sync::config::RuntimeConfig,
     /// The orgs to sync.
     #[serde(default, rename = "connection")]
     pub connections: Vec<ConnectionConfig>,
@@ -92,8 +95,16 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
     Ok(config)
 }
 
-/// The engine on the configuration's database, with its connections declared.
-pub async fn open_engine(config: &Config, options: EngineOptions) -> anyhow::Result<Engine> {
+/// The engine on the configuration's database, with its connections declared and run as
+/// its `[engine]` says; `load_progress` shows loads (progress bars).
+pub async fn open_engine(
+    config: &Config,
+    load_progress: Option<pgforce_sync::LoadProgress>,
+) -> anyhow::Result<Engine> {
+    let options = EngineOptions {
+        load_progress,
+        ..EngineOptions::from_config(&config.engine)
+    };
     Engine::open(&config.database.url, config.connections.clone(), options)
         .await
         .with_context(|| {
@@ -146,6 +157,10 @@ mod tests {
             pgforce_sync::config::WriteAlgorithm::Ordered
         );
         assert_eq!(connection.archive_retention_days, 31);
+        assert_eq!(
+            config.engine,
+            pgforce_sync::config::RuntimeConfig::default()
+        );
         assert_eq!(
             connection.mappings[0].access,
             pgforce_sync::Access::ReadWrite

@@ -9,5 +9,6 @@ mod mappings;
 mod reconcile;
 mod run;
 mod runtime_changes;
+mod takeover;
 mod torture;
 mod write;

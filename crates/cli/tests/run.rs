@@ -70,7 +70,9 @@ pub fn pgforce(args: &[&str]) -> Command {
             pgforce_emulator::DEFAULT_PASSWORD,
         )
         .env("RUST_LOG", "warn")
-        .env_remove("DATABASE_URL");
+        .env_remove("DATABASE_URL")
+        // A failing test must not leave a daemon running.
+        .kill_on_drop(true);
     command
 }
 

@@ -13,6 +13,10 @@
 //!   that timed out is returned to the caller as `Error::Transport { maybe_applied: true }`:
 //!   callers make creates safe by upserting on an external id, or by checking whether the
 //!   record exists before resending.
+//! - **A send guard** ([`Client::guarded`]) is asked immediately before each request
+//!   leaves, after everything that could take time: a caller whose right to write may lapse
+//!   (a writer's lease) makes a call that finds it lapsed fail as not sent, instead of
+//!   sending late.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -96,10 +100,16 @@ impl Answer {
     }
 }
 
+/// Asked immediately before each request leaves: `Some(reason)` stops it (the call fails
+/// as not sent, with the reason).
+pub type SendGuard = Arc<dyn Fn() -> Option<String> + Send + Sync>;
+
 /// A Salesforce API client. Cheap to clone; clones share the session and connection pool.
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
+    /// What must hold for a request of this handle to leave.
+    guard: Option<SendGuard>,
 }
 
 impl std::fmt::Debug for Client {
@@ -175,7 +185,17 @@ impl Client {
                 usage: UsageTracker::default(),
                 logins: AtomicU64::new(0),
             }),
+            guard: None,
         })
+    }
+
+    /// A handle on the same session and pool whose requests leave only while `guard`
+    /// lets them (it is asked immediately before each request is sent).
+    pub fn guarded(&self, guard: SendGuard) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+            guard: Some(guard),
+        }
     }
 
     /// The configuration the client was built with.
@@ -314,6 +334,15 @@ impl Client {
                 maybe_applied: sent && !source.is_connect(),
                 source,
             };
+            // The last moment before the request leaves: a caller's right to write is
+            // checked here, after everything that could have taken time.
+            if let Some(reason) = self.guard.as_ref().and_then(|guard| guard()) {
+                return Err(Error::NotSent {
+                    method: call.method.to_string(),
+                    path: call.path.clone(),
+                    reason,
+                });
+            }
             let response = request.send().await.map_err(|e| transport(e, true))?;
             let status = response.status();
             self.observe_headers(response.headers());

@@ -260,6 +260,16 @@ pub enum Error {
     /// The HTTP client could not be built (bad root certificate).
     #[error("building the HTTP client failed: {0}")]
     Setup(String),
+    /// The client's send guard stopped the request before it left.
+    #[error("{method} {path}: not sent: {reason}")]
+    NotSent {
+        /// HTTP method of the call.
+        method: String,
+        /// Path of the call.
+        path: String,
+        /// Why the guard stopped it.
+        reason: String,
+    },
     /// A Bulk API job ended without completing.
     #[error("bulk job {id} ended {state}: {message}")]
     JobFailed {

@@ -40,7 +40,7 @@ pub mod soql;
 mod usage;
 
 pub use auth::Session;
-pub use client::Client;
+pub use client::{Client, SendGuard};
 pub use config::{
     ClientConfig, Credentials, DEFAULT_API_VERSION, PRODUCTION_LOGIN_URL, SANDBOX_LOGIN_URL,
 };

@@ -28,6 +28,7 @@ async fn migrations_apply_once_and_create_the_catalog() {
             "mappings",
             "read_cursors",
             "schema_migrations",
+            "stale_creates",
             "sync_events"
         ]
     );
@@ -47,4 +48,69 @@ async fn concurrent_migrations_do_not_collide() {
     for run in runs {
         assert_eq!(run.await.unwrap().unwrap(), 0);
     }
+}
+
+#[tokio::test]
+async fn work_under_a_lease_another_holder_took_over_commits_nothing() {
+    use std::time::Duration;
+
+    use pgforce_store::OwnWrite;
+    use pgforce_store::catalog::leases;
+
+    let db = TestDatabase::create().await;
+    let mut client = db.client().await;
+    client
+        .batch_execute("create table work (n integer)")
+        .await
+        .unwrap();
+    let first = leases::acquire(&client, "writer:x", "first", Duration::from_millis(1))
+        .await
+        .unwrap()
+        .expect("a free lease is taken");
+    let renewed = leases::acquire(&client, "writer:x", "first", Duration::from_millis(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        renewed.map(|f| f.token),
+        Some(first.token),
+        "a renewal keeps the token"
+    );
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let second = leases::acquire(&client, "writer:x", "second", Duration::from_secs(60))
+        .await
+        .unwrap()
+        .expect("an expired lease is taken over");
+    assert!(
+        second.token > first.token,
+        "a new holder gets a larger token"
+    );
+
+    // The first holder wakes up and tries to commit work begun under its old lease.
+    let tx = OwnWrite::untabled()
+        .fenced(Some(&first))
+        .begin(&mut client)
+        .await
+        .unwrap();
+    tx.execute("insert into work values (1)", &[])
+        .await
+        .unwrap();
+    let refused = tx.commit("stale work").await.unwrap_err();
+    assert!(refused.is_fenced(), "{refused}");
+    let tx = OwnWrite::untabled()
+        .fenced(Some(&second))
+        .begin(&mut client)
+        .await
+        .unwrap();
+    tx.execute("insert into work values (2)", &[])
+        .await
+        .unwrap();
+    tx.commit("current work").await.unwrap();
+    let rows: Vec<i32> = client
+        .query("select n from work", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(rows, [2], "only the current holder's work landed");
 }

@@ -15,6 +15,38 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::mapping::MappingSpec;
 
+/// How the engine runs in this process (the configuration file's `[engine]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Seconds a worker's lease lasts without renewal (default 15). A standby process
+    /// takes a dead one's work over after this long; a holder renews it about seven times
+    /// per lifetime and stops working when it could not for this long.
+    #[serde(default = "default_lease_seconds")]
+    pub lease_seconds: u64,
+    /// Seconds every worker has to stop on SIGTERM or Ctrl-C (default 30); work still
+    /// running then is abandoned, never half-recorded, and resumed by the next start.
+    #[serde(default = "default_shutdown_seconds")]
+    pub shutdown_seconds: u64,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            lease_seconds: default_lease_seconds(),
+            shutdown_seconds: default_shutdown_seconds(),
+        }
+    }
+}
+
+fn default_lease_seconds() -> u64 {
+    15
+}
+
+fn default_shutdown_seconds() -> u64 {
+    30
+}
+
 /// How a connection logs in to Salesforce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -97,6 +97,10 @@ pub(crate) fn decide_store(error: &pgforce_store::Error) -> Verdict {
 /// The verdict on a failed Salesforce call as a whole.
 pub(crate) fn decide_call(error: &pgforce_salesforce::Error) -> Verdict {
     use pgforce_salesforce::Error as Sf;
+    if let Sf::NotSent { .. } = error {
+        // Stopped by the writer's own lease check: nothing reached Salesforce.
+        return lease_lost();
+    }
     if error.is_retryable() {
         return verdict(
             Decision::Retry,

@@ -30,12 +30,20 @@ pub struct LeaseTiming {
     pub heartbeat: Duration,
 }
 
+impl LeaseTiming {
+    /// A lease of `seconds`, renewed about every seventh of it (2 s for the default 15).
+    pub fn from_seconds(seconds: u64) -> Self {
+        let ttl = Duration::from_secs(seconds.max(1));
+        Self {
+            ttl,
+            heartbeat: (ttl * 2 / 15).max(Duration::from_millis(100)),
+        }
+    }
+}
+
 impl Default for LeaseTiming {
     fn default() -> Self {
-        Self {
-            ttl: Duration::from_secs(15),
-            heartbeat: Duration::from_secs(2),
-        }
+        Self::from_seconds(15)
     }
 }
 

@@ -9,7 +9,6 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use pgforce_sync::EngineOptions;
 
 use crate::{config, output};
 
@@ -43,7 +42,7 @@ pub struct ExportArgs {
 /// Imports an export document into a connection.
 pub async fn import(args: ImportArgs) -> anyhow::Result<()> {
     let config = config::load(&args.config)?;
-    let engine = config::open_engine(&config, EngineOptions::default()).await?;
+    let engine = config::open_engine(&config, None).await?;
     let connection = engine.pick_connection(args.connection.as_deref())?;
     let text = std::fs::read_to_string(&args.file)
         .with_context(|| format!("reading {}", args.file.display()))?;
@@ -60,7 +59,7 @@ pub async fn import(args: ImportArgs) -> anyhow::Result<()> {
 /// Writes a connection's mappings as an export document.
 pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
     let config = config::load(&args.config)?;
-    let engine = config::open_engine(&config, EngineOptions::default()).await?;
+    let engine = config::open_engine(&config, None).await?;
     let connection = engine.pick_connection(args.connection.as_deref())?;
     let document = engine.export(&connection).await?;
     let text = serde_json::to_string_pretty(&document).context("writing the document")?;

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use pgforce_sync::Access;
 use pgforce_sync::config::MappingConfig;
-use pgforce_sync::{Access, EngineOptions};
 
 use crate::{config, output};
 
@@ -76,7 +76,7 @@ fn parse_access(text: &str) -> Result<Access, String> {
 /// Carries out a `pgforce mapping` subcommand.
 pub async fn run(args: MappingArgs) -> anyhow::Result<()> {
     let config = config::load(&args.config)?;
-    let engine = config::open_engine(&config, EngineOptions::default()).await?;
+    let engine = config::open_engine(&config, None).await?;
     let connection = engine.pick_connection(args.connection.as_deref())?;
     match args.action {
         MappingAction::Add(add) => {
@@ -145,7 +145,7 @@ enum ConnectionAction {
 /// Carries out a `pgforce connection` subcommand.
 pub async fn connection(args: ConnectionArgs) -> anyhow::Result<()> {
     let config = config::load(&args.config)?;
-    let engine = config::open_engine(&config, EngineOptions::default()).await?;
+    let engine = config::open_engine(&config, None).await?;
     match args.action {
         ConnectionAction::Pause { name } => {
             engine.pause_connection(&name).await?;

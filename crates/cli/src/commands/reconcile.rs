@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use pgforce_sync::{Drift, EngineOptions, MappingReconcile, ReconcileRequest};
+use pgforce_sync::{Drift, MappingReconcile, ReconcileRequest};
 
 use crate::{config, output};
 
@@ -66,7 +66,7 @@ pub async fn run(args: ReconcileArgs) -> anyhow::Result<()> {
     {
         bail!("no connection named {name} in the config");
     }
-    let engine = config::open_engine(&config, EngineOptions::default()).await?;
+    let engine = config::open_engine(&config, None).await?;
     engine
         .apply()
         .await

@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use pgforce_sync::{EngineOptions, ReloadMode, Reloaded};
+use pgforce_sync::{ReloadMode, Reloaded};
 
 use crate::{config, output};
 
@@ -31,7 +31,7 @@ pub struct ReloadArgs {
 /// Asks for the reload; with `--now`, waits for it.
 pub async fn run(args: ReloadArgs) -> anyhow::Result<()> {
     let config = config::load(&args.config)?;
-    let engine = config::open_engine(&config, EngineOptions::default()).await?;
+    let engine = config::open_engine(&config, None).await?;
     let connection = engine.pick_connection(args.connection.as_deref())?;
     let mode = if args.now {
         ReloadMode::Now(Some(output::load_progress()))

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use pgforce_sync::{Engine, EngineOptions};
+use pgforce_sync::Engine;
 use tokio::sync::watch;
 
 use crate::{config, output};
@@ -20,11 +20,7 @@ pub struct RunArgs {
 /// Applies the configuration to the catalog, then syncs until SIGINT or SIGTERM.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let config = config::load(&args.config)?;
-    let options = EngineOptions {
-        load_progress: Some(output::load_progress()),
-        ..EngineOptions::default()
-    };
-    let engine = config::open_engine(&config, options).await?;
+    let engine = config::open_engine(&config, Some(output::load_progress())).await?;
     let applied = engine
         .apply()
         .await

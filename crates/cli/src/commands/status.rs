@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use pgforce_sync::{EngineOptions, MappingStatus, WriterStatus};
+use pgforce_sync::{MappingStatus, WriterStatus};
 
 use crate::{config, output};
 
@@ -21,7 +21,7 @@ pub struct StatusArgs {
 /// Prints the status table.
 pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
     let config = config::load(&args.config)?;
-    let engine = config::open_engine(&config, EngineOptions::default()).await?;
+    let engine = config::open_engine(&config, None).await?;
     let status = engine.status(true).await?;
     output::say(&format!(
         "{:<10} {:<16} {:<20} {:>9} {:>9} {:<20} {}",

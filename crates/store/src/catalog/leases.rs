@@ -294,9 +294,14 @@ impl LeaseKeeper {
     /// The fence of the lease while it may be trusted: held at the last renewal, and that
     /// renewal recent enough by this process's clock.
     pub fn fence(&self) -> Option<Fence> {
-        let held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
-        let valid = held.valid_until.is_some_and(|until| Instant::now() < until);
-        valid.then(|| held.fence.clone()).flatten()
+        trusted(&self.held)
+    }
+
+    /// A handle that tells, from anywhere, whether the lease may still be trusted.
+    pub fn watch(&self) -> LeaseWatch {
+        LeaseWatch {
+            held: Arc::clone(&self.held),
+        }
     }
 
     /// Whether the keeper has tried for the lease at least once (whether [`Self::fence`]
@@ -338,6 +343,26 @@ impl LeaseKeeper {
         if let Ok(client) = crate::connect(&self.url).await {
             let _ = release(&client, &self.name, &self.holder).await;
         }
+    }
+}
+
+fn trusted(held: &Mutex<Held>) -> Option<Fence> {
+    let held = held.lock().unwrap_or_else(PoisonError::into_inner);
+    let valid = held.valid_until.is_some_and(|until| Instant::now() < until);
+    valid.then(|| held.fence.clone()).flatten()
+}
+
+/// Tells whether a kept lease may still be trusted (see [`LeaseKeeper::watch`]); cheap to
+/// clone and to ask, for a check made right before an external call.
+#[derive(Debug, Clone)]
+pub struct LeaseWatch {
+    held: Arc<Mutex<Held>>,
+}
+
+impl LeaseWatch {
+    /// The fence while the lease may be trusted.
+    pub fn fence(&self) -> Option<Fence> {
+        trusted(&self.held)
     }
 }
 

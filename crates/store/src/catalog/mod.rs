@@ -4,8 +4,8 @@
 //! and imports are applied to it, and running engines follow it (every change of a
 //! connection's or mapping's settings raises its `revision` and notifies
 //! [`CATALOG_CHANNEL`]). One module per table: `connections`, `mappings`, `cursors` (read
-//! cursors), `events` (the sync event log), `leases`; `status` reads what `pgforce status`
-//! shows.
+//! cursors), `events` (the sync event log), `leases`, `stale_creates` (records a writer
+//! made after losing its lease); `status` reads what `pgforce status` shows.
 //!
 //! Migrations are numbered SQL files embedded in the binary, applied in order inside one
 //! transaction that holds an advisory lock, so several `pgforce run` processes starting
@@ -17,6 +17,7 @@ pub mod cursors;
 pub mod events;
 pub mod leases;
 pub mod mappings;
+pub mod stale_creates;
 pub mod status;
 
 use tokio_postgres::Client;
@@ -28,7 +29,7 @@ use crate::error::{Context as _, Result};
 pub const CATALOG_CHANNEL: &str = "pgforce_catalog";
 
 /// `(version, SQL)` of every migration, in order.
-const MIGRATIONS: [(i32, &str); 5] = [
+const MIGRATIONS: [(i32, &str); 6] = [
     (1, include_str!("../../migrations/0001_catalog.sql")),
     (
         2,
@@ -40,6 +41,7 @@ const MIGRATIONS: [(i32, &str); 5] = [
         include_str!("../../migrations/0004_catalog_source_of_truth.sql"),
     ),
     (5, include_str!("../../migrations/0005_lease_tokens.sql")),
+    (6, include_str!("../../migrations/0006_stale_creates.sql")),
 ];
 
 /// Key of the advisory lock that serialises migrations ("pgforce" in ASCII).

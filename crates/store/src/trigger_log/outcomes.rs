@@ -98,6 +98,11 @@ impl Recording {
         }
     }
 
+    /// The Ids of the records this recording says were created.
+    pub fn created_sfids(&self) -> &[String] {
+        &self.inserted_sfids
+    }
+
     /// A row whose change Salesforce refused; `error_json` goes to `_hc_err`.
     pub fn refused(&mut self, record_id: i64, error_json: String) {
         self.refused_ids.push(stored_id(record_id));

@@ -53,6 +53,19 @@ pub struct EngineOptions {
     pub catalog_poll: Duration,
     /// Lease lifetime and renewal of every worker.
     pub lease: LeaseTiming,
+    /// How long workers have to stop at shutdown before they are abandoned.
+    pub shutdown: Duration,
+}
+
+impl EngineOptions {
+    /// The options a configuration file's `[engine]` asks for.
+    pub fn from_config(runtime: &crate::config::RuntimeConfig) -> Self {
+        Self {
+            lease: LeaseTiming::from_seconds(runtime.lease_seconds),
+            shutdown: Duration::from_secs(runtime.shutdown_seconds),
+            ..Self::default()
+        }
+    }
 }
 
 impl Default for EngineOptions {
@@ -61,6 +74,7 @@ impl Default for EngineOptions {
             load_progress: None,
             catalog_poll: Duration::from_secs(5),
             lease: LeaseTiming::default(),
+            shutdown: Duration::from_secs(30),
         }
     }
 }
@@ -71,6 +85,7 @@ impl std::fmt::Debug for EngineOptions {
             .field("load_progress", &self.load_progress.is_some())
             .field("catalog_poll", &self.catalog_poll)
             .field("lease", &self.lease)
+            .field("shutdown", &self.shutdown)
             .finish()
     }
 }

@@ -118,13 +118,30 @@ pub(super) async fn run(engine: &Engine, mut shutdown: watch::Receiver<bool>) ->
             _ = shutdown.changed() => {}
         }
     }
+    stop_all(engine, &mut state, &mut workers).await;
+    Ok(())
+}
+
+/// Tells every worker to stop and waits for them, at most the engine's shutdown time;
+/// workers still running then are abandoned (their transactions roll back with their
+/// sessions; what they had in flight is settled by the next start).
+async fn stop_all(engine: &Engine, state: &mut Supervision, workers: &mut JoinSet<Outcome>) {
     for running in state.running.values() {
         let _ = running.stop.send(true);
     }
-    while let Some(finished) = workers.join_next_with_id().await {
-        ended(engine, &mut state, finished);
+    let deadline = tokio::time::Instant::now() + engine.shared.options.shutdown;
+    loop {
+        match tokio::time::timeout_at(deadline, workers.join_next_with_id()).await {
+            Ok(Some(finished)) => ended(engine, state, finished),
+            Ok(None) => return,
+            Err(_) => {
+                let keys: Vec<String> = state.running.keys().map(|k| format!("{k:?}")).collect();
+                tracing::warn!(workers = %keys.join(", "), "workers did not stop in time; abandoning them");
+                workers.shutdown().await;
+                return;
+            }
+        }
     }
-    Ok(())
 }
 
 /// A LISTEN session on the catalog channel, or none (the poll then does the work).

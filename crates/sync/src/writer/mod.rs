@@ -32,6 +32,7 @@ mod merged;
 mod record;
 mod resume;
 mod send;
+mod stale;
 mod wave;
 mod worker;
 
@@ -48,6 +49,7 @@ use pgforce_store::{Ident, LogState, Session as Postgres};
 #[cfg(feature = "test-support")]
 pub use resume::ResumeOutcome;
 pub use resume::resume_pending;
+pub(crate) use stale::settle_stale_creates;
 pub(crate) use worker::{WriteWorker, WriterMapping};
 
 use links::parent_links;
@@ -177,8 +179,9 @@ pub(crate) struct Pass<'a> {
     pub links: Vec<ParentLink>,
     /// Tables whose changes wait (their mapping is paused): never claimed.
     pub waiting: &'a [&'a str],
-    /// The connection's writer lease (`None`: a pass no lease guards, as in tests).
-    pub lease: Option<&'a LeaseKeeper>,
+    /// The connection's writer lease and the connection's name (`None`: a pass no lease
+    /// guards, as in tests).
+    pub lease: Option<(&'a LeaseKeeper, &'a str)>,
 }
 
 impl<'a> Pass<'a> {
@@ -201,9 +204,9 @@ impl<'a> Pass<'a> {
         }
     }
 
-    /// The same pass under `lease`.
-    pub(crate) fn under(mut self, lease: &'a LeaseKeeper) -> Self {
-        self.lease = Some(lease);
+    /// The same pass under `connection`'s writer lease.
+    pub(crate) fn under(mut self, lease: &'a LeaseKeeper, connection: &'a str) -> Self {
+        self.lease = Some((lease, connection));
         self
     }
 
@@ -212,7 +215,7 @@ impl<'a> Pass<'a> {
     pub(crate) fn fence(&self) -> Result<Option<Fence>> {
         match self.lease {
             None => Ok(None),
-            Some(lease) => lease.fence().map(Some).ok_or_else(|| Error::LeaseLost {
+            Some((lease, _)) => lease.fence().map(Some).ok_or_else(|| Error::LeaseLost {
                 lease: lease.name().to_owned(),
             }),
         }
@@ -323,7 +326,7 @@ pub(crate) async fn drain_here(
     if keeper.wait_held(timing.heartbeat * 2).await.is_none() {
         return Ok(false);
     }
-    let pass = pass.under(&keeper);
+    let pass = pass.under(&keeper, connection);
     let drained = async {
         loop {
             let outcome = run_pass(&pass, pg).await?;

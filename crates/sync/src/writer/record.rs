@@ -26,6 +26,7 @@ pub(super) fn prepare(
     outcome: &mut WriteOutcome,
 ) -> (Recording, Vec<i64>, Vec<i64>) {
     let (mut retry, mut in_doubt) = (Vec::new(), Vec::new());
+    let (mut first_retry, mut first_doubt): (Option<&String>, Option<&String>) = (None, None);
     let mut rec = Recording::default();
     for ((change, merged), result) in batch.changes.iter().zip(&batch.merged_log_ids).zip(results) {
         let own = [change.log_id];
@@ -69,14 +70,21 @@ pub(super) fn prepare(
                 }
             }
             Sent::Retry(reason) => {
-                tracing::warn!(table = %batch.table, log_id = change.log_id, reason = %reason, "will send again");
+                first_retry.get_or_insert(reason);
                 retry.extend(own.iter().chain(merged));
             }
             Sent::InDoubt(reason) => {
-                tracing::warn!(table = %batch.table, log_id = change.log_id, reason = %reason, "create in doubt; checking Salesforce before sending again");
+                first_doubt.get_or_insert(reason);
                 in_doubt.extend(own.iter().chain(merged));
             }
         }
+    }
+    // One line per batch, never one per record.
+    if let Some(reason) = first_retry {
+        tracing::warn!(table = %batch.table, changes = retry.len(), reason = %reason, "will send again");
+    }
+    if let Some(reason) = first_doubt {
+        tracing::warn!(table = %batch.table, changes = in_doubt.len(), reason = %reason, "creates in doubt; checking Salesforce before sending again");
     }
     (rec, retry, in_doubt)
 }

@@ -38,8 +38,14 @@ pub(super) async fn record_wave(
     }
     if let Some(((_, mapping), _)) = wave.first() {
         // One transaction for the whole wave: its batches share a table.
-        let fence = pass.fence()?;
-        record::write(pg, pass.schema, mapping, &recording, fence.as_ref()).await?;
+        let written = match pass.fence() {
+            Ok(fence) => record::write(pg, pass.schema, mapping, &recording, fence.as_ref()).await,
+            Err(lost) => Err(lost),
+        };
+        if let Err(error) = written {
+            super::stale::report_if_fenced(pass, pg, mapping, &recording, &error).await;
+            return Err(error);
+        }
     }
     if stop {
         back.extend(pending.iter().flat_map(log_ids));

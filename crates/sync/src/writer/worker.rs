@@ -15,6 +15,7 @@
 //!   again); the error policy decides whether to start over after a backoff or to park.
 //! - **Archive.** Once a minute, processed rows move to the archive and it is pruned.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pgforce_salesforce::Client;
@@ -24,7 +25,9 @@ use pgforce_store::trigger_log::archive::archive_processed;
 use pgforce_store::{Ident, MappingId, Session};
 use tokio::sync::watch;
 
-use super::{ArchivePolicy, Pass, WritePolicy, log_error, resume_pending, run_pass};
+use super::{
+    ArchivePolicy, Pass, WritePolicy, log_error, resume_pending, run_pass, settle_stale_creates,
+};
 use crate::error::Result;
 use crate::error_policy::{self, Decision};
 use crate::events::{EventBus, LeaseChanged, WritePass};
@@ -151,17 +154,22 @@ impl WriteWorker {
             .map_err(log_error)?;
         let mappings: Vec<Mapping> = self.mappings.iter().map(|m| m.mapping.clone()).collect();
         let waiting: Vec<&str> = self.waiting.iter().map(String::as_str).collect();
-        let pass = Pass::new(
-            &self.salesforce,
-            &self.schema,
-            &self.policy,
-            &mappings,
-            &waiting,
-        )
-        .under(keeper);
+        // Every request this session sends leaves only while the lease may be trusted,
+        // checked at the last moment: a process frozen between its pass's checks and a
+        // request (a pause, a VM migration) finds on waking that it may no longer send.
+        let watch = keeper.watch();
+        let lease = keeper.name().to_owned();
+        let salesforce = self.salesforce.guarded(Arc::new(move || {
+            watch
+                .fence()
+                .is_none()
+                .then(|| format!("lease {lease} is no longer held"))
+        }));
+        let pass = Pass::new(&salesforce, &self.schema, &self.policy, &mappings, &waiting)
+            .under(keeper, &self.connection);
         let fence = pass.fence()?;
         let resumed = resume_pending(
-            &self.salesforce,
+            &salesforce,
             &mut pg,
             &self.schema,
             &mappings,
@@ -193,6 +201,7 @@ impl WriteWorker {
                 self.archive(&mut pg).await?;
                 archived = Some(Instant::now());
             }
+            settle_stale_creates(&pass, &mut pg).await?;
             let started = Instant::now();
             // Rows of a broken pass stay PENDING; the next session settles them.
             let outcome = run_pass(&pass, &mut pg).await?;
@@ -207,7 +216,7 @@ impl WriteWorker {
             if outcome.in_doubt > 0 {
                 let fence = pass.fence()?;
                 resume_pending(
-                    &self.salesforce,
+                    &salesforce,
                     &mut pg,
                     &self.schema,
                     &mappings,
