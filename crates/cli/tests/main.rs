@@ -6,6 +6,7 @@
 mod bad_input;
 mod demo;
 mod mappings;
+mod pause;
 mod reconcile;
 mod run;
 mod runtime_changes;

@@ -57,6 +57,10 @@ states! {
         PollingDbChanges = "POLLING_DB_CHANGES",
         /// Paused by an operator: nothing is read or written.
         Paused = "PAUSED",
+        /// Waiting for the org's daily API allocation: changes wait, none fails.
+        PausedApiLimit = "PAUSED_API_LIMIT",
+        /// Waiting for Salesforce to accept the connection's credentials again.
+        PausedAuth = "PAUSED_AUTH",
         /// Stopped by an error the operator must look at.
         SystemError = "SYSTEM_ERROR",
     }
@@ -111,6 +115,13 @@ states! {
         Readonly = "READONLY",
         /// An archived row copied back to be processed again.
         Requeued = "REQUEUED",
+    }
+}
+
+impl ConnectionState {
+    /// Whether the state is a pause the engine set itself (and lifts itself).
+    pub fn is_org_pause(&self) -> bool {
+        matches!(self, Self::PausedApiLimit | Self::PausedAuth)
     }
 }
 

@@ -18,6 +18,7 @@
 //! Each decision comes with a one-line hint for the operator.
 
 use pgforce_salesforce::{ApiErrorCode, RecordError};
+use pgforce_store::ConnectionState;
 
 use crate::error::Error;
 
@@ -92,6 +93,41 @@ pub(crate) fn decide_store(error: &pgforce_store::Error) -> Verdict {
             "PostgreSQL refused the statement; see its message and SQLSTATE",
         )
     }
+}
+
+/// Which pause an org-wide condition calls for: the connection state that shows it.
+pub(crate) fn pause_state(error: &pgforce_salesforce::Error) -> ConnectionState {
+    use pgforce_salesforce::Error as Sf;
+    match error {
+        Sf::RequestLimitExceeded { .. } | Sf::BudgetExhausted { .. } => {
+            ConnectionState::PausedApiLimit
+        }
+        _ => ConnectionState::PausedAuth,
+    }
+}
+
+/// The pause an engine error calls for, when the policy says pause.
+pub(crate) fn pause_of(error: &Error) -> Option<Pause> {
+    match error {
+        Error::Salesforce { source, .. }
+            if decide_call(source).decision == Decision::PauseConnection =>
+        {
+            Some(Pause {
+                state: pause_state(source),
+                reason: source.to_string(),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// An org-wide condition the connection waits out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pause {
+    /// The state that shows it (`PAUSED_API_LIMIT`, `PAUSED_AUTH`).
+    pub state: ConnectionState,
+    /// Salesforce's words.
+    pub reason: String,
 }
 
 /// The verdict on a failed Salesforce call as a whole.

@@ -199,6 +199,59 @@ impl WritePass<'_> {
     }
 }
 
+/// A connection's writer paused for an org-wide condition, or resumed after it.
+pub(crate) struct ConnectionPaused<'a> {
+    pub connection: &'a str,
+    /// The connection's read-write mappings: id, object, table.
+    pub mappings: &'a [(MappingId, String, String)],
+    pub pause: &'a crate::error_policy::Pause,
+    /// How long the pause lasted, once it is over.
+    pub resumed_after: Option<Duration>,
+}
+
+impl ConnectionPaused<'_> {
+    pub(crate) async fn emit(self, bus: &EventBus, pg: Option<&Session>) {
+        let (outcome, message, duration) = match self.resumed_after {
+            None => {
+                tracing::warn!(connection = self.connection, state = %self.pause.state, reason = %self.pause.reason, "connection paused: its changes wait until the org answers again");
+                (
+                    EventOutcome::Error,
+                    format!(
+                        "connection paused ({}): {}",
+                        self.pause.state, self.pause.reason
+                    ),
+                    Duration::ZERO,
+                )
+            }
+            Some(after) => {
+                tracing::info!(connection = self.connection, state = %self.pause.state, paused_s = after.as_secs(), "connection resumed");
+                (
+                    EventOutcome::Ok,
+                    format!(
+                        "connection resumed after {} s ({})",
+                        after.as_secs(),
+                        self.pause.state
+                    ),
+                    after,
+                )
+            }
+        };
+        for (mapping, object, _) in self.mappings {
+            let event = Event {
+                mapping: *mapping,
+                object: object.clone(),
+                kind: EventKind::Write,
+                records: 0,
+                api_calls: 0,
+                duration,
+                outcome,
+                message: Some(message.clone()),
+            };
+            bus.publish(pg, event).await;
+        }
+    }
+}
+
 /// A worker took its lease, or lost it to another process.
 pub(crate) struct LeaseChanged<'a> {
     /// `reader Account` or `writer main`.

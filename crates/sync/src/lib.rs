@@ -50,8 +50,8 @@ mod worker;
 mod writer;
 
 pub use engine::{
-    Applied, Engine, EngineOptions, MappingReconcile, MappingStatus, ReconcileRequest, ReloadMode,
-    Reloaded, Status, WriterStatus,
+    Applied, ConnectionStatus, Engine, EngineOptions, MappingReconcile, MappingStatus,
+    ReconcileRequest, ReloadMode, Reloaded, Status, WriterStatus,
 };
 pub use error::{Error, Result};
 pub use events::{Event, EventKind, EventOutcome};

@@ -32,6 +32,7 @@ pub async fn run_writer(
     let worker = WriteWorker {
         database_url,
         connection,
+        connection_id: None,
         salesforce,
         schema,
         mappings: mappings

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use pgforce_sync::{MappingStatus, WriterStatus};
+use pgforce_sync::{ConnectionState, MappingStatus, WriterStatus};
 
 use crate::{config, output};
 
@@ -29,6 +29,21 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
     ));
     for mapping in &status.mappings {
         print_mapping(mapping);
+    }
+    for connection in &status.connections {
+        if connection.state != ConnectionState::Idle {
+            output::say("");
+            output::say(&format!(
+                "connection {}: {}{}",
+                connection.name,
+                connection.state,
+                connection
+                    .last_error
+                    .as_ref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            ));
+        }
     }
     for writer in &status.writers {
         print_writer(writer);
@@ -89,9 +104,6 @@ fn print_writer(writer: &WriterStatus) {
         queue.held,
         queue.failed
     ));
-    if let Some(error) = &writer.last_error {
-        output::say(&format!("  {}: {error}", writer.state));
-    }
     for change in &writer.stuck {
         output::say(&format!(
             "  {:<6} {}.{} row {} {}: {}",

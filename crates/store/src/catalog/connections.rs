@@ -152,6 +152,27 @@ pub async fn set_state(
         .map(|_| ())
 }
 
+/// Lifts a pause the engine set itself (an org-wide condition that has passed): back to
+/// IDLE, unless an operator paused the connection or it is in another state meanwhile.
+pub async fn lift_org_pause(client: &impl GenericClient, connection: ConnectionId) -> Result<()> {
+    client
+        .execute(
+            "update pgforce.connections set state = $2, last_error = null, updated_at = now()
+             where id = $1 and state = any($3)",
+            &[
+                &connection.get(),
+                &ConnectionState::Idle.as_str(),
+                &vec![
+                    ConnectionState::PausedApiLimit.as_str(),
+                    ConnectionState::PausedAuth.as_str(),
+                ],
+            ],
+        )
+        .await
+        .context(|| format!("lifting the pause of connection {connection}"))
+        .map(|_| ())
+}
+
 /// Removes a connection and, with it, its mappings, cursors and events from the catalog
 /// (its schema and tables stay). `false` when there was no such connection.
 pub async fn remove(client: &impl GenericClient, connection: ConnectionId) -> Result<bool> {

@@ -36,7 +36,7 @@ use tokio::sync::{Notify, broadcast, watch};
 pub use operations::{ReloadMode, Reloaded};
 pub use reconciling::{MappingReconcile, ReconcileRequest};
 pub use setup::Applied;
-pub use status::{MappingStatus, Status, WriterStatus};
+pub use status::{ConnectionStatus, MappingStatus, Status, WriterStatus};
 
 use crate::config::ConnectionConfig;
 use crate::error::{Error, Result};

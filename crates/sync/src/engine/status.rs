@@ -17,10 +17,23 @@ const STUCK_SHOWN: i64 = 10;
 /// Everything `status` reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
+    /// Every connection, by name.
+    pub connections: Vec<ConnectionStatus>,
     /// Every mapping, by connection and object.
     pub mappings: Vec<MappingStatus>,
     /// Every connection with read-write mappings.
     pub writers: Vec<WriterStatus>,
+}
+
+/// One connection's status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionStatus {
+    /// Its name.
+    pub name: String,
+    /// Its state (`IDLE`, `PAUSED`, `PAUSED_API_LIMIT`, `PAUSED_AUTH`, …).
+    pub state: ConnectionState,
+    /// Why it is paused or in error.
+    pub last_error: Option<String>,
 }
 
 /// One mapping's status.
@@ -122,7 +135,19 @@ impl Engine {
                 last_error: writer.last_error,
             });
         }
-        Ok(Status { mappings, writers })
+        let connections = connection_rows
+            .into_iter()
+            .map(|row| ConnectionStatus {
+                name: row.name,
+                state: row.state,
+                last_error: row.last_error,
+            })
+            .collect();
+        Ok(Status {
+            connections,
+            mappings,
+            writers,
+        })
     }
 
     /// `SELECT COUNT() FROM object` on the connection's org, when this process can log in

@@ -438,6 +438,7 @@ fn reader(engine: &Engine, live: &LiveConnection, mapping: LiveMapping) -> Reade
         salesforce: live.salesforce.clone(),
         schema: live.schema.clone(),
         mapping_id: mapping.row.id,
+        connection_id: live.id,
         mapping: mapping.mapping,
         bus: shared.bus.clone(),
         progress: shared.options.load_progress.clone(),
@@ -456,6 +457,7 @@ fn writer(
     WriteWorker {
         database_url: shared.database_url.clone(),
         connection: live.name().to_owned(),
+        connection_id: Some(live.id),
         salesforce: live.salesforce.clone(),
         schema: live.schema.clone(),
         mappings: writable

@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 
 use pgforce_salesforce::Client;
 use pgforce_store::catalog::leases::Fence;
-use pgforce_store::catalog::{cursors, leases, mappings};
+use pgforce_store::catalog::{connections, cursors, leases, mappings};
 use pgforce_store::table::rows;
-use pgforce_store::{Ident, MappingId, MappingState, Session};
+use pgforce_store::{ConnectionId, Ident, MappingId, MappingState, Session};
 use tokio::sync::{Notify, watch};
 
 use super::{ReadOutcome, Target, initial_load, poll_once};
@@ -45,6 +45,8 @@ pub(crate) struct ReaderWorker {
     pub schema: Ident,
     pub mapping: Mapping,
     pub mapping_id: MappingId,
+    /// The mapping's connection, whose state shows an org-wide pause.
+    pub connection_id: ConnectionId,
     pub bus: EventBus,
     /// Where load progress goes (the CLI's progress bars).
     pub progress: Option<LoadProgress>,
@@ -72,6 +74,7 @@ impl ReaderWorker {
                 Duration::from_secs(1),
                 interval.min(Duration::from_secs(60)),
             ),
+            showed_pause: false,
         };
         let mut next_sync = Instant::now();
         let mut standing_by = true;
@@ -131,6 +134,10 @@ impl ReaderWorker {
             Ok((kind, outcome)) => {
                 state.budget.spend(outcome.api_calls);
                 state.backoff.reset();
+                if state.showed_pause {
+                    state.showed_pause = false;
+                    self.lift_pause(state).await;
+                }
                 ReadDone {
                     mapping: self.mapping_id,
                     object,
@@ -161,7 +168,11 @@ impl ReaderWorker {
                         self.show(MappingState::SystemError, &message).await;
                         Tick::Park(message)
                     }
-                    Decision::Retry | Decision::PauseConnection | Decision::FailRecord => {
+                    Decision::PauseConnection => {
+                        self.show_pause(state, &error).await;
+                        Tick::Retry(state.backoff.next_wait())
+                    }
+                    Decision::Retry | Decision::FailRecord => {
                         self.show_error(state, &message).await;
                         Tick::Retry(state.backoff.next_wait())
                     }
@@ -193,6 +204,35 @@ impl ReaderWorker {
             && let Err(error) = mappings::set_error(pg, self.mapping_id, Some(message)).await
         {
             tracing::debug!(error = %crate::error::chain(&error), "could not record the mapping's last error");
+        }
+    }
+
+    /// Shows an org-wide condition on the connection (its readers and writer all wait for
+    /// it) and on the mapping.
+    async fn show_pause(&self, state: &mut ReaderState, error: &Error) {
+        let Some(pause) = error_policy::pause_of(error) else {
+            return;
+        };
+        self.show_error(state, &pause.reason).await;
+        if let Some(pg) = &state.pg {
+            match connections::set_state(pg, self.connection_id, &pause.state, Some(&pause.reason))
+                .await
+            {
+                Ok(()) => state.showed_pause = true,
+                Err(error) => {
+                    tracing::debug!(error = %crate::error::chain(&error), "could not record the connection's state");
+                }
+            }
+        }
+    }
+
+    /// The org answers again: lifts the pause this reader showed (unless an operator's
+    /// pause or another state replaced it meanwhile).
+    async fn lift_pause(&self, state: &ReaderState) {
+        if let Some(pg) = &state.pg
+            && let Err(error) = connections::lift_org_pause(pg, self.connection_id).await
+        {
+            tracing::debug!(error = %crate::error::chain(&error), "could not record that the connection resumed");
         }
     }
 
@@ -298,6 +338,8 @@ struct ReaderState {
     budget: DailyBudget,
     /// Waits between failed attempts.
     backoff: Backoff,
+    /// Whether this reader showed an org-wide pause on its connection.
+    showed_pause: bool,
 }
 
 /// How a tick ended.

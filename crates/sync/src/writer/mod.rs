@@ -29,6 +29,7 @@ mod bulk;
 mod claim;
 mod links;
 mod merged;
+mod pause;
 mod record;
 mod resume;
 mod send;
@@ -58,6 +59,7 @@ use wave::{next_wave, record_wave, send_batch, send_run};
 
 use crate::config::{OnInsertFailure, WriteAlgorithm};
 use crate::error::{Error, Result};
+use crate::error_policy::Pause;
 use crate::mapping::Mapping;
 use crate::plan::{self, Batch};
 
@@ -151,6 +153,9 @@ pub struct WriteOutcome {
     pub failed_inserts: BTreeSet<(String, i64)>,
     /// Upsert-field values of those records, per table: children naming them wait.
     pub failed_keys: BTreeSet<(String, String)>,
+    /// The org-wide condition that stopped the pass, when one did: the connection waits
+    /// it out (its changes went back to NEW).
+    pub paused: Option<Pause>,
 }
 
 impl WriteOutcome {

@@ -77,6 +77,11 @@ pub(super) fn prepare(
                 first_doubt.get_or_insert(reason);
                 in_doubt.extend(own.iter().chain(merged));
             }
+            Sent::Paused(pause) => {
+                // Nothing was written: the change goes back to wait, like a retry.
+                outcome.paused.get_or_insert_with(|| pause.clone());
+                retry.extend(own.iter().chain(merged));
+            }
         }
     }
     // One line per batch, never one per record.

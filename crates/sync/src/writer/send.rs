@@ -13,7 +13,7 @@ use pgforce_salesforce::{ApiErrorCode, Client as Salesforce, RecordError};
 use pgforce_store::ddl::PgType;
 use serde_json::{Value, json};
 
-use crate::error_policy::{self, Decision};
+use crate::error_policy::{self, Decision, Pause};
 use crate::mapping::Mapping;
 use crate::plan::{Action, Batch, Change};
 
@@ -28,6 +28,9 @@ pub(super) enum Sent {
     Retry(String),
     /// The call failed in a way that may have created the record.
     InDoubt(String),
+    /// The org cannot be used now (its API allocation is spent, the credentials are
+    /// refused): nothing was written; the change waits for the connection to resume.
+    Paused(Pause),
 }
 
 /// A refusal pgforce gives itself, without a call.
@@ -141,6 +144,12 @@ pub(super) async fn send(sf: &Salesforce, mapping: &Mapping, batch: &Batch) -> V
 pub(super) fn when_the_call_failed(error: &pgforce_salesforce::Error, creates: bool) -> Sent {
     let message = error.to_string();
     match error_policy::decide_call(error).decision {
+        Decision::PauseConnection if !(creates && error.may_have_been_applied()) => {
+            Sent::Paused(Pause {
+                state: error_policy::pause_state(error),
+                reason: message,
+            })
+        }
         Decision::Retry | Decision::PauseConnection => {
             if creates && error.may_have_been_applied() {
                 Sent::InDoubt(message)

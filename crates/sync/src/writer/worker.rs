@@ -22,14 +22,15 @@ use pgforce_salesforce::Client;
 use pgforce_store::catalog::leases::{self, LeaseKeeper};
 use pgforce_store::notify::Listener;
 use pgforce_store::trigger_log::archive::archive_processed;
-use pgforce_store::{Ident, MappingId, Session};
+use pgforce_store::{ConnectionId, Ident, MappingId, Session};
 use tokio::sync::watch;
 
+use super::pause::Waited;
 use super::{
     ArchivePolicy, Pass, WritePolicy, log_error, resume_pending, run_pass, settle_stale_creates,
 };
 use crate::error::Result;
-use crate::error_policy::{self, Decision};
+use crate::error_policy::{self, Decision, Pause, pause_of};
 use crate::events::{EventBus, LeaseChanged, WritePass};
 use crate::mapping::Mapping;
 use crate::worker::{Backoff, Exit, LeaseTiming};
@@ -55,6 +56,8 @@ pub(crate) struct WriteWorker {
     pub database_url: String,
     /// The connection's name (names the lease).
     pub connection: String,
+    /// Its catalog id, where its state is shown (`None` in tests without a catalog row).
+    pub connection_id: Option<ConnectionId>,
     pub salesforce: Client,
     pub schema: Ident,
     /// Its read-write mappings that are not paused.
@@ -73,6 +76,8 @@ enum Ended {
     Stopped,
     /// Lost the database or the listener: start over.
     Restart,
+    /// The org cannot be used for now: wait it out, then start over.
+    Paused(Pause),
 }
 
 impl WriteWorker {
@@ -112,11 +117,25 @@ impl WriteWorker {
             let wait = if !holds {
                 Duration::from_millis(100).max(self.lease.heartbeat / 4)
             } else {
-                match self.session(keeper, stop).await {
+                let ended = match self.session(keeper, stop).await {
+                    Err(error) => match pause_of(&error) {
+                        Some(pause) => Ok(Ended::Paused(pause)),
+                        None => Err(error),
+                    },
+                    ended => ended,
+                };
+                match ended {
                     Ok(Ended::Stopped) => return Ok(Exit::Stopped),
                     Ok(Ended::Restart) => {
                         backoff.reset();
                         self.lease.heartbeat
+                    }
+                    Ok(Ended::Paused(pause)) => {
+                        let salesforce = self.salesforce.clone();
+                        match self.wait_out(&pause, &salesforce, keeper, stop).await {
+                            Waited::Stopped => return Ok(Exit::Stopped),
+                            Waited::Resumed | Waited::LeaseLost => Duration::ZERO,
+                        }
                     }
                     Err(error) => {
                         let verdict = error_policy::decide(&error);
@@ -180,17 +199,7 @@ impl WriteWorker {
             tracing::info!(connection = %self.connection, requeued = resumed.requeued, found = resumed.found, "resumed changes a stopped writer left pending");
         }
         tracing::info!(connection = %self.connection, "writer started");
-        let catalog_mappings: Vec<(MappingId, String, String)> = self
-            .mappings
-            .iter()
-            .map(|m| {
-                (
-                    m.id,
-                    m.mapping.object.clone(),
-                    m.mapping.table.as_str().to_owned(),
-                )
-            })
-            .collect();
+        let catalog_mappings = self.catalog_mappings();
         let mut archived: Option<Instant> = None;
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
         loop {
@@ -213,6 +222,9 @@ impl WriteWorker {
             }
             .emit(&self.bus, Some(&pg))
             .await;
+            if let Some(pause) = outcome.paused {
+                return Ok(Ended::Paused(pause));
+            }
             if outcome.in_doubt > 0 {
                 let fence = pass.fence()?;
                 resume_pending(
@@ -245,6 +257,20 @@ impl WriteWorker {
                 _ = stop.changed() => return Ok(Ended::Stopped),
             }
         }
+    }
+
+    /// The read-write mappings as events name them: id, object, table.
+    pub(super) fn catalog_mappings(&self) -> Vec<(MappingId, String, String)> {
+        self.mappings
+            .iter()
+            .map(|m| {
+                (
+                    m.id,
+                    m.mapping.object.clone(),
+                    m.mapping.table.as_str().to_owned(),
+                )
+            })
+            .collect()
     }
 
     /// Moves processed rows to the archive and prunes it.
