@@ -1,6 +1,6 @@
 //! Bulk API 2.0 ingest jobs that fail partway (rate or scripted step) keep the results of
 //! the rows they processed and list the rest as unprocessed; scripted row locks fail chosen
-//! rows of a job.
+//! rows of a job; a delay keeps closed jobs queued.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -172,4 +172,33 @@ async fn scripted_row_locks_fail_the_chosen_rows_of_a_job() {
         .map(|r| r["Short__c"].clone())
         .collect();
     assert_eq!(shorts, [json!("b"), json!("a"), json!("b")]);
+}
+
+#[tokio::test]
+async fn a_job_delay_keeps_closed_jobs_queued_before_they_run() {
+    let org = Org::start().await;
+    org.control_call(
+        Method::PUT,
+        "/faults",
+        Some(json!({ "bulkJobDelayMs": 600 })),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let (_, info) = ingest(&org, insert_job(), "Code__c,Short__c\nD-0,a\n").await;
+    assert_eq!(info["state"], "JobComplete", "{info}");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(600),
+        "the job ran after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(stored_codes(&org).await, ["D-0"]);
+
+    let response = org
+        .http
+        .put(org.control("/faults"))
+        .json(&json!({ "bulkJobDelayMs": 600_001 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 }

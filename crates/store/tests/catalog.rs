@@ -29,7 +29,8 @@ async fn migrations_apply_once_and_create_the_catalog() {
             "read_cursors",
             "schema_migrations",
             "stale_creates",
-            "sync_events"
+            "sync_events",
+            "writer_jobs"
         ]
     );
 }

@@ -289,3 +289,151 @@ async fn a_failed_ingest_job_falls_back_to_collections() {
         2100
     );
 }
+
+/// Log rows per state, e.g. `[("PENDING", 2500)]`.
+async fn log_states(h: &Harness) -> Vec<(String, i64)> {
+    h.pg.query(
+        "select state::text, count(*) from salesforce._trigger_log group by 1 order by 1",
+        &[],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect()
+}
+
+async fn records_written(h: &Harness) -> u64 {
+    let stats = h.org.control(Method::GET, "/stats", None).await;
+    stats["api"]["recordsWritten"].as_u64().unwrap_or_default()
+}
+
+async fn kept_jobs(h: &Harness) -> i64 {
+    h.pg.query_one("select count(*) from pgforce.writer_jobs", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test]
+async fn an_ingest_job_that_fails_partway_keeps_what_it_processed() {
+    // Plain creates (no upsert field): sending a processed row again would duplicate it.
+    let mut h = crate::support::harness_with(2000, EmulatorConfig::default(), None).await;
+    h.org
+        .control(
+            Method::POST,
+            "/faults/script",
+            Some(serde_json::json!({ "steps": [
+                { "on": "bulkIngest", "fault": "bulkJobPartialFailure" }
+            ]})),
+        )
+        .await;
+    h.pg.batch_execute(
+        "insert into salesforce.gadget__c (name, code__c, stock__c)
+         select 'Half ' || n, 'H-' || n, n from generate_series(1, 2500) n",
+    )
+    .await
+    .unwrap();
+    let outcome = h
+        .write(&pgforce_sync::testing::WritePolicy::default())
+        .await;
+    // Half the job was processed; the other half went through collections.
+    assert_eq!(
+        (
+            outcome.succeeded,
+            outcome.failed,
+            outcome.bulk_jobs,
+            outcome.bulk_fallbacks
+        ),
+        (2500, 0, 1, 1),
+        "{outcome:?}"
+    );
+    assert_eq!(log_states(&h).await, [("SUCCESS".to_owned(), 2500)]);
+    assert_eq!(
+        h.sf.count("SELECT COUNT() FROM Gadget__c").await.unwrap(),
+        2500,
+        "no row the job processed was created again"
+    );
+    assert_eq!(records_written(&h).await, 2500, "each row sent once");
+    assert_eq!(h.distinct_sfids().await, 2500);
+    assert_eq!(kept_jobs(&h).await, 0, "the job is forgotten once recorded");
+}
+
+#[tokio::test]
+async fn a_job_left_running_by_a_stopped_writer_is_read_by_the_next_one() {
+    use pgforce_sync::testing::{WritePolicy, run_writer};
+    use std::time::Duration;
+    let h = crate::support::harness_with(2000, EmulatorConfig::default(), None).await;
+    // The job waits in Salesforce's queue long enough for the writer to be stopped.
+    h.org
+        .control(
+            Method::PUT,
+            "/faults",
+            Some(serde_json::json!({ "bulkJobDelayMs": 1500 })),
+        )
+        .await;
+    let writer = |stop| {
+        tokio::spawn(run_writer(
+            h.db.url.clone(),
+            "main".to_owned(),
+            h.sf.clone(),
+            h.schema.clone(),
+            vec![(h.mapping.clone(), h.mapping_id)],
+            WritePolicy::default(),
+            stop,
+        ))
+    };
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let first = writer(shutdown);
+    h.pg.batch_execute(
+        "insert into salesforce.gadget__c (name, code__c, stock__c)
+         select 'Queued ' || n, 'Q-' || n, n from generate_series(1, 2500) n",
+    )
+    .await
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while kept_jobs(&h).await == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "no job was started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.send(true).unwrap();
+    let stopping = tokio::time::Instant::now();
+    first.await.unwrap().unwrap();
+    assert!(
+        stopping.elapsed() < Duration::from_millis(1200),
+        "the writer waited for the job instead of stopping: {:?}",
+        stopping.elapsed()
+    );
+    assert_eq!(
+        kept_jobs(&h).await,
+        1,
+        "the job is kept for the next writer"
+    );
+    assert_eq!(log_states(&h).await, [("PENDING".to_owned(), 2500)]);
+
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let second = writer(shutdown);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while log_states(&h).await != [("SUCCESS".to_owned(), 2500)] {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never recorded: {:?}",
+            log_states(&h).await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.send(true).unwrap();
+    second.await.unwrap().unwrap();
+    assert_eq!(
+        h.sf.count("SELECT COUNT() FROM Gadget__c").await.unwrap(),
+        2500
+    );
+    assert_eq!(records_written(&h).await, 2500, "each row sent once");
+    assert_eq!(
+        ingest_jobs(&h).await,
+        1,
+        "the next writer read the job, it sent none"
+    );
+    assert_eq!(h.distinct_sfids().await, 2500);
+    assert_eq!(kept_jobs(&h).await, 0);
+}

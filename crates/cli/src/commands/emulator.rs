@@ -109,6 +109,9 @@ pub struct EmulatorArgs {
     /// Share of an ingest job's rows processed before a partial failure (0 to 1).
     #[arg(long, default_value_t = 0.5)]
     bulk_partial_processed_share: f64,
+    /// Milliseconds a closed ingest job waits before it is processed.
+    #[arg(long, default_value_t = 0)]
+    bulk_job_delay_ms: u64,
     /// Share of write calls whose records become visible only after --commit-delay-ms,
     /// stamped when the call started (0 to 1).
     #[arg(long, default_value_t = 0.0)]
@@ -150,6 +153,7 @@ impl EmulatorArgs {
             record_lock_rate: self.fault_record_lock,
             bulk_job_partial_failure_rate: self.fault_bulk_job_partial,
             bulk_partial_processed_share: self.bulk_partial_processed_share,
+            bulk_job_delay_ms: self.bulk_job_delay_ms,
             commit_delay_rate: self.fault_commit_delay,
             commit_delay_ms: self.commit_delay_ms,
             max_open_cursors_per_user: self.max_open_cursors_per_user,

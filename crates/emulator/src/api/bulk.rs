@@ -316,8 +316,9 @@ pub fn change_state(ctx: &RequestContext, id: &str, query_job: bool) -> ApiResul
                 locked_rows: ctx.faults.locked.clone(),
                 partial_failure: ctx.faults.bulk_partial_failure,
             };
+            let queued = Duration::from_millis(ctx.shared.faults().bulk_job_delay_ms);
             tokio::spawn(async move {
-                tokio::time::sleep(STEP).await;
+                tokio::time::sleep(STEP + queued).await;
                 ingest::process(&shared, &id, job_faults).await;
             });
         }

@@ -48,6 +48,9 @@ pub struct FaultConfig {
     /// Share of its rows (first ones first) a partially failing ingest job processes before
     /// it fails; default 0.5.
     pub bulk_partial_processed_share: f64,
+    /// Milliseconds a closed Bulk API ingest job waits before it is processed, as jobs
+    /// queue in a busy org (at most 600,000).
+    pub bulk_job_delay_ms: u64,
     /// Share of record writes (single-record and collections) that commit late: the call
     /// takes its `SystemModstamp` when it starts, then waits `commitDelayMs` before its
     /// records become visible and it answers, as a long Salesforce transaction does.
@@ -73,6 +76,7 @@ impl Default for FaultConfig {
             bulk_job_failure_rate: 0.0,
             bulk_job_partial_failure_rate: 0.0,
             bulk_partial_processed_share: 0.5,
+            bulk_job_delay_ms: 0,
             commit_delay_rate: 0.0,
             commit_delay_ms: 0,
             max_open_cursors_per_user: None,
@@ -141,11 +145,15 @@ impl FaultConfig {
                 "maxOpenCursorsPerUser must be at least 1 (or null for no limit)".to_owned(),
             );
         }
-        if self.commit_delay_ms > MAX_COMMIT_DELAY_MS {
-            return Err(format!(
-                "commitDelayMs must be at most {MAX_COMMIT_DELAY_MS}, got {}",
-                self.commit_delay_ms
-            ));
+        for (name, ms) in [
+            ("commitDelayMs", self.commit_delay_ms),
+            ("bulkJobDelayMs", self.bulk_job_delay_ms),
+        ] {
+            if ms > MAX_COMMIT_DELAY_MS {
+                return Err(format!(
+                    "{name} must be at most {MAX_COMMIT_DELAY_MS}, got {ms}"
+                ));
+            }
         }
         Ok(())
     }

@@ -73,6 +73,12 @@ impl Client {
 
     /// Uploads the job's CSV (once per job) and closes it, so Salesforce starts.
     pub async fn upload_and_close(&self, job: &JobInfo, csv: Bytes) -> Result<JobInfo> {
+        self.upload(job, csv).await?;
+        self.close_ingest_job(&job.id).await
+    }
+
+    /// Uploads the job's CSV, once per job. Nothing is processed until the job is closed.
+    pub async fn upload(&self, job: &JobInfo, csv: Bytes) -> Result<()> {
         let path = match &job.content_url {
             Some(url) => format!("/{}", url.trim_start_matches('/')),
             None => self.job_path(
@@ -83,9 +89,26 @@ impl Client {
         // A second PUT would fail the job: never resent after an unknown outcome.
         let mut call = Call::new(Method::PUT, path, Idempotency::NotIdempotent);
         call.raw = Some((csv, "text/csv"));
-        self.execute(&call).await?;
-        self.set_job_state(JobKind::Ingest, &job.id, "UploadComplete")
+        self.execute(&call).await.map(|_| ())
+    }
+
+    /// Closes an ingest job's upload: from now on Salesforce processes it.
+    pub async fn close_ingest_job(&self, id: &str) -> Result<JobInfo> {
+        self.set_job_state(JobKind::Ingest, id, "UploadComplete")
             .await
+    }
+
+    /// The rows of an ingest job Salesforce never processed (a job that failed or was
+    /// aborted partway), each as uploaded, in upload column order.
+    pub async fn unprocessed_records(&self, id: &str) -> Result<Vec<Vec<String>>> {
+        let path = self.job_path(
+            JobKind::Ingest,
+            &format!("/{}/unprocessedrecords/", crate::rest::segment(id)),
+        );
+        let mut call = Call::new(Method::GET, path.clone(), Idempotency::Idempotent);
+        call.accept = "text/csv";
+        let page = parse(&self.execute(&call).await?.body, &path)?;
+        Ok(page.rows)
     }
 
     /// Every row's result of a completed ingest job: successes, then failures.

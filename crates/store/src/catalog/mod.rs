@@ -29,7 +29,7 @@ use crate::error::{Context as _, Result};
 pub const CATALOG_CHANNEL: &str = "pgforce_catalog";
 
 /// `(version, SQL)` of every migration, in order.
-const MIGRATIONS: [(i32, &str); 6] = [
+const MIGRATIONS: [(i32, &str); 7] = [
     (1, include_str!("../../migrations/0001_catalog.sql")),
     (
         2,
@@ -42,6 +42,7 @@ const MIGRATIONS: [(i32, &str); 6] = [
     ),
     (5, include_str!("../../migrations/0005_lease_tokens.sql")),
     (6, include_str!("../../migrations/0006_stale_creates.sql")),
+    (7, include_str!("../../migrations/0007_writer_jobs.sql")),
 ];
 
 /// Key of the advisory lock that serialises migrations ("pgforce" in ASCII).

@@ -164,6 +164,21 @@ pub struct ClaimedRow {
     pub requeued: bool,
 }
 
+fn claimed_row(row: &tokio_postgres::Row) -> ClaimedRow {
+    let action: String = row.get(1);
+    ClaimedRow {
+        log_id: row.get(0),
+        // The column is varchar(7) filled by the capture triggers; anything else is a
+        // delete-like change Salesforce cannot be asked to make.
+        action: LogAction::parse(&action).unwrap_or(LogAction::Delete),
+        table: row.get(2),
+        record_id: row.get(3),
+        sfid: row.get(4),
+        values: row.get(5),
+        requeued: row.get(6),
+    }
+}
+
 /// What a claim takes and holds back.
 #[derive(Debug, Clone, Copy)]
 pub struct ClaimRules<'a> {
@@ -211,25 +226,30 @@ pub async fn claim(
         .await
         .context(|| format!("claiming new rows of {log}"))?;
     tx.commit(&format!("a claim of rows of {log}")).await?;
-    let mut claimed: Vec<ClaimedRow> = rows
-        .iter()
-        .map(|row| {
-            let action: String = row.get(1);
-            ClaimedRow {
-                log_id: row.get(0),
-                // The column is varchar(7) filled by the capture triggers; anything else
-                // is a delete-like change Salesforce cannot be asked to make.
-                action: LogAction::parse(&action).unwrap_or(LogAction::Delete),
-                table: row.get(2),
-                record_id: row.get(3),
-                sfid: row.get(4),
-                values: row.get(5),
-                requeued: row.get(6),
-            }
-        })
-        .collect();
+    let mut claimed: Vec<ClaimedRow> = rows.iter().map(claimed_row).collect();
     claimed.sort_by_key(|row| row.log_id);
     Ok((claimed, held))
+}
+
+/// The PENDING rows among `log_ids` (a job's rows a stopped writer left), in id order.
+pub async fn pending_rows(
+    client: &impl GenericClient,
+    schema: &Ident,
+    log_ids: &[i32],
+) -> Result<Vec<ClaimedRow>> {
+    let log = log_table(schema);
+    let rows = client
+        .query(
+            &format!(
+                "select id, action::text, table_name::text, record_id, sfid::text, \"values\",
+                        processed_at is not null
+                 from {log} where id = any($1) and state = $2 order by id"
+            ),
+            &[&log_ids, &LogState::Pending.as_str()],
+        )
+        .await
+        .context(|| format!("reading pending rows of {log}"))?;
+    Ok(rows.iter().map(claimed_row).collect())
 }
 
 /// Puts claimed rows back to NEW (to be sent again, in order, by a later pass), only

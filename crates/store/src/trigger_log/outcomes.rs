@@ -45,6 +45,8 @@ pub struct Recording {
     /// Inserted rows and their new Ids (duplicates to remove, rows gone to check).
     inserted_ids: Vec<i32>,
     inserted_sfids: Vec<String>,
+    /// Bulk API jobs whose outcomes these are: forgotten with them.
+    finished_jobs: Vec<String>,
 }
 
 impl Recording {
@@ -61,6 +63,12 @@ impl Recording {
         self.refused_errors.extend(other.refused_errors);
         self.inserted_ids.extend(other.inserted_ids);
         self.inserted_sfids.extend(other.inserted_sfids);
+        self.finished_jobs.extend(other.finished_jobs);
+    }
+
+    /// The outcomes are those of a Bulk API job: it is forgotten in the same transaction.
+    pub fn finishes_job(&mut self, job_id: &str) {
+        self.finished_jobs.push(job_id.to_owned());
     }
 
     /// Sets the final state of log rows.
@@ -214,6 +222,14 @@ pub async fn record(
         )
         .await
         .context(|| format!("recording outcomes in {log}"))?;
+    }
+    if !rec.finished_jobs.is_empty() {
+        tx.execute(
+            "delete from pgforce.writer_jobs where job_id = any($1)",
+            &[&rec.finished_jobs],
+        )
+        .await
+        .context(|| format!("forgetting the bulk jobs of {schema}.{table} just recorded"))?;
     }
     tx.commit(&format!("the outcomes of {schema}.{table}"))
         .await

@@ -4,21 +4,14 @@
 //! A run is a stretch of consecutive planned batches of one table and one action, with no
 //! record twice (a job processes its rows in parallel, so two changes of one record must
 //! not share one), of at least the connection's `bulk_write_threshold` changes. It goes as
-//! one job (upsert by the upsert field for inserts when there is one); every result row is
-//! matched back to the change it came from by its content, and recorded exactly as
-//! collections results are. If the job cannot be run or fails as a whole, the run falls
-//! back to collections and the reason is logged.
+//! one job (upsert by the upsert field for inserts when there is one); see `bulk_job` for
+//! the job's life. This module chooses runs and builds their upload.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 
-use pgforce_salesforce::bulk::JobKind;
-use pgforce_salesforce::bulk::csv::push_row;
-use pgforce_salesforce::bulk::ingest::IngestOperation;
-use pgforce_salesforce::{ApiErrorCode, Client as Salesforce, RecordError};
+use pgforce_salesforce::{ApiErrorCode, RecordError};
 use pgforce_store::ddl::PgType;
 
-use super::send::Sent;
-use crate::error_policy::{self, Decision};
 use crate::mapping::Mapping;
 use crate::plan::{Action, Batch, Change};
 
@@ -56,7 +49,7 @@ fn csv_text(value: Option<&str>, pg_type: PgType) -> Option<String> {
 
 /// The upload for a batch: header and one row per change (`None` is `#N/A`, `Some("")`
 /// leaves the field unchanged).
-fn upload(mapping: &Mapping, batch: &Batch) -> (Vec<String>, Vec<Vec<Option<String>>>) {
+pub(super) fn upload(mapping: &Mapping, batch: &Batch) -> (Vec<String>, Vec<Vec<Option<String>>>) {
     let action = batch.action;
     let mut header: Vec<String> = Vec::new();
     let mut columns: Vec<(String, PgType)> = Vec::new();
@@ -114,7 +107,7 @@ fn upload(mapping: &Mapping, batch: &Batch) -> (Vec<String>, Vec<Vec<Option<Stri
 }
 
 /// `CODE:message:fields --` as a record error.
-fn record_error(text: &str) -> RecordError {
+pub(super) fn record_error(text: &str) -> RecordError {
     let text = text.trim_end_matches(" --").trim_end_matches("--");
     let mut parts = text.splitn(3, ':');
     let code = parts.next().unwrap_or_default();
@@ -136,79 +129,6 @@ fn record_error(text: &str) -> RecordError {
     }
 }
 
-/// Sends a run as one ingest job. `Ok`: one [`Sent`] per change and the calls made;
-/// `Err`: why the job could not do the work (the caller falls back to collections).
-pub(super) async fn send(
-    sf: &Salesforce,
-    mapping: &Mapping,
-    batch: &Batch,
-) -> Result<(Vec<Sent>, u64), pgforce_salesforce::Error> {
-    let (operation, external_id) = match (batch.action, mapping.spec.upsert_field.as_deref()) {
-        (Action::Insert, Some(field)) => (IngestOperation::Upsert, Some(field)),
-        (Action::Insert, None) => (IngestOperation::Insert, None),
-        (Action::Update, _) => (IngestOperation::Update, None),
-        (Action::Delete, _) => (IngestOperation::Delete, None),
-    };
-    let (header, rows) = upload(mapping, batch);
-    let mut csv = String::with_capacity(rows.len() * 128);
-    push_row(&mut csv, &header.iter().map(Some).collect::<Vec<_>>());
-    for row in &rows {
-        push_row(&mut csv, row);
-    }
-    let job = sf
-        .create_ingest_job(&mapping.object, operation, external_id)
-        .await?;
-    let mut calls = 1;
-    sf.upload_and_close(&job, csv.into()).await?;
-    calls += 2;
-    let mut polls = 0;
-    let done = sf
-        .wait_for_job(JobKind::Ingest, &job.id, &mut |_| polls += 1)
-        .await?;
-    calls += polls;
-    let results = sf.ingest_results(&done.id).await?;
-    calls += 2;
-    // Match every result to the change whose row it echoes.
-    let mut by_row: HashMap<Vec<String>, VecDeque<usize>> = HashMap::new();
-    for (index, row) in rows.iter().enumerate() {
-        let key = row
-            .iter()
-            .map(|v| v.clone().unwrap_or_else(|| "#N/A".to_owned()))
-            .collect();
-        by_row.entry(key).or_default().push_back(index);
-    }
-    let mut sent: Vec<Option<Sent>> = vec![None; rows.len()];
-    for result in results {
-        let Some(index) = by_row.get_mut(&result.row).and_then(VecDeque::pop_front) else {
-            continue;
-        };
-        sent[index] = Some(match result.outcome {
-            Ok(_) => Sent::Written(result.id),
-            Err(error) => {
-                let error = record_error(&error);
-                match error_policy::decide_record(&error) {
-                    Decision::Retry => Sent::Retry(format!("{}: {}", error.code, error.message)),
-                    _ => Sent::Refused(error),
-                }
-            }
-        });
-    }
-    let missing = sent.iter().filter(|s| s.is_none()).count();
-    if missing > 0 {
-        tracing::warn!(job = %done.id, missing, "bulk job returned no result for some rows; they will be sent again");
-    }
-    Ok((
-        sent.into_iter()
-            .map(|s| {
-                s.unwrap_or_else(|| {
-                    Sent::Retry("the bulk job gave no result for this row".to_owned())
-                })
-            })
-            .collect(),
-        calls,
-    ))
-}
-
 /// The run's batches joined into one.
 pub(super) fn join(run: &[Batch]) -> Option<Batch> {
     let first = run.first()?;
@@ -223,4 +143,15 @@ pub(super) fn join(run: &[Batch]) -> Option<Batch> {
         changes,
         merged_log_ids,
     })
+}
+
+/// The key a result row is matched by: the uploaded values (`#N/A` for null) joined.
+pub(super) fn row_key<S: AsRef<str>>(values: impl IntoIterator<Item = S>) -> String {
+    let parts: Vec<String> = values.into_iter().map(|v| v.as_ref().to_owned()).collect();
+    parts.join("\u{1f}")
+}
+
+/// The key of an upload row (`None` is `#N/A`).
+pub(super) fn upload_key(row: &[Option<String>]) -> String {
+    row_key(row.iter().map(|v| v.as_deref().unwrap_or("#N/A")))
 }

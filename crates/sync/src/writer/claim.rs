@@ -41,7 +41,7 @@ pub(super) async fn claim(
 }
 
 /// A claimed row as a change: its captured values, or a re-queued insert's current ones.
-async fn change_of(pg: &Postgres, pass: &Pass<'_>, row: ClaimedRow) -> Result<Change> {
+pub(super) async fn change_of(pg: &Postgres, pass: &Pass<'_>, row: ClaimedRow) -> Result<Change> {
     let mut values = row.values;
     if row.requeued
         && row.action == LogAction::Insert

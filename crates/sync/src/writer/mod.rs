@@ -8,12 +8,14 @@
 //!
 //! Layout: `worker` (the writer as a long-running worker: lease, LISTEN, backoff),
 //! `claim`, `send`, `record` (one change's trip), `wave` (batches in flight together,
-//! bulk runs, holding back dependents), `bulk` (ingest jobs), `links` and `merged`
+//! bulk runs, holding back dependents), `bulk` and `bulk_job` (ingest jobs), `links` and `merged`
 //! (dependencies between tables, merged-write extras), `resume`.
 //!
 //! Bulk: under ordered writes, a run of at least `bulk_threshold` changes of one table
-//! and action goes as one Bulk API ingest job ([`bulk`]), falling back to collections if
-//! the job fails as a whole.
+//! and action goes as one Bulk API ingest job ([`bulk`], [`bulk_job`]). The job is kept in
+//! the catalog while it runs; what it processed is recorded as such even when it fails
+//! partway, and only the rows it never processed go through collections. A writer that
+//! stops while a job runs leaves it to the next, which reads its results first.
 //!
 //! Throughput: up to [`MAX_CALLS_IN_FLIGHT`] calls at once, for consecutive batches of one
 //! table and action that touch different records; their outcomes are recorded in plan
@@ -26,6 +28,7 @@
 //! everything after it) until it is fixed and re-queued.
 
 mod bulk;
+mod bulk_job;
 mod claim;
 mod links;
 mod merged;
@@ -41,6 +44,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
 
 use futures_util::future::join_all;
+use tokio::sync::watch;
 
 use pgforce_salesforce::Client as Salesforce;
 use pgforce_store::catalog::leases::{Fence, LeaseKeeper};
@@ -55,7 +59,7 @@ pub(crate) use worker::{WriteWorker, WriterMapping};
 
 use links::parent_links;
 use merged::{parent_depths, retry_failed_inserts};
-use wave::{next_wave, record_wave, send_batch, send_run};
+use wave::{RunSent, next_wave, record_wave, send_batch, send_run};
 
 use crate::config::{OnInsertFailure, WriteAlgorithm};
 use crate::error::{Error, Result};
@@ -187,6 +191,9 @@ pub(crate) struct Pass<'a> {
     /// The connection's writer lease and the connection's name (`None`: a pass no lease
     /// guards, as in tests).
     pub lease: Option<(&'a LeaseKeeper, &'a str)>,
+    /// Turns true when the writer must stop: a pass waiting on a bulk job leaves it to
+    /// the next writer instead of holding the shutdown up.
+    pub stop: Option<watch::Receiver<bool>>,
 }
 
 impl<'a> Pass<'a> {
@@ -206,6 +213,7 @@ impl<'a> Pass<'a> {
             links: parent_links(mappings),
             waiting,
             lease: None,
+            stop: None,
         }
     }
 
@@ -213,6 +221,30 @@ impl<'a> Pass<'a> {
     pub(crate) fn under(mut self, lease: &'a LeaseKeeper, connection: &'a str) -> Self {
         self.lease = Some((lease, connection));
         self
+    }
+
+    /// The same pass, told to stop by `stop`.
+    pub(crate) fn stopped_by(mut self, stop: watch::Receiver<bool>) -> Self {
+        self.stop = Some(stop);
+        self
+    }
+
+    /// Whether the writer was told to stop.
+    pub(crate) fn must_stop(&self) -> bool {
+        self.stop.as_ref().is_some_and(|stop| *stop.borrow())
+    }
+
+    /// Sleeps for `pause`, or less when the writer is told to stop meanwhile.
+    pub(crate) async fn pause(&self, pause: Duration) {
+        match self.stop.clone() {
+            None => tokio::time::sleep(pause).await,
+            Some(mut stop) => {
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+        }
     }
 
     /// The fence every commit of the pass carries, checked before each Salesforce call:
@@ -279,17 +311,30 @@ pub(crate) async fn run_pass(pass: &Pass<'_>, pg: &mut Postgres) -> Result<Write
         let run = bulk_allowed
             .then(|| bulk::take_run(&mut pending, policy.bulk_threshold))
             .flatten();
-        let wave = match run {
-            Some(run) => {
-                match send_run(pass, pg, run, &mut pending, &mut outcome).await? {
-                    Some(sent) => sent,
-                    None => {
-                        // Fell back: the run is back at the front, for collections.
-                        bulk_allowed = false;
-                        continue;
-                    }
+        let (wave, job) = match run {
+            Some(run) => match send_run(pass, pg, run, &mut pending, &mut outcome).await? {
+                RunSent::Answers {
+                    wave,
+                    job,
+                    fell_back,
+                } => {
+                    bulk_allowed &= !fell_back;
+                    (wave, job)
                 }
-            }
+                RunSent::FellBack => {
+                    // The run is back at the front, for collections.
+                    bulk_allowed = false;
+                    continue;
+                }
+                RunSent::LeftRunning => {
+                    // The job's rows stay PENDING for the next writer; what was planned
+                    // after it goes back to NEW.
+                    let back: Vec<i64> = pending.iter().flat_map(wave::log_ids).collect();
+                    claim::unclaim(pass, pg, &back).await?;
+                    outcome.retried += back.len() as u64;
+                    break;
+                }
+            },
             None => {
                 let wave = next_wave(pass, pg, &mut pending, in_flight, &mut outcome).await?;
                 // Nothing is sent under a lease that can no longer be trusted.
@@ -299,10 +344,10 @@ pub(crate) async fn run_pass(pass: &Pass<'_>, pg: &mut Postgres) -> Result<Write
                         .map(|(batch, mapping)| send_batch(pass.sf, mapping, batch)),
                 )
                 .await;
-                wave.into_iter().zip(answers).collect()
+                (wave.into_iter().zip(answers).collect(), None)
             }
         };
-        if record_wave(pass, pg, wave, &mut pending, &mut outcome).await? {
+        if record_wave(pass, pg, wave, job.as_deref(), &mut pending, &mut outcome).await? {
             break;
         }
     }

@@ -9,19 +9,22 @@ use pgforce_store::{Ident, LogState, Session as Postgres};
 use crate::config::{OnInsertFailure, WriteAlgorithm};
 use crate::error::Result;
 use crate::mapping::Mapping;
-use crate::plan::{Action, Batch, Change};
+use crate::plan::{self, Action, Batch, Change};
 
+use super::bulk_job::{self, JobOutcome};
 use super::{Pass, WriteOutcome, bulk, claim, record, send};
 
 /// A wave's batches with their mappings and their answers (results, calls made).
 pub(super) type SentWave<'m> = Vec<((Batch, &'m Mapping), (Vec<send::Sent>, u64))>;
 
-/// Records a wave's answers in one transaction. `true` when the pass must stop: some
-/// changes must be sent again, so they and everything planned after them went back to NEW.
+/// Records a wave's answers in one transaction (forgetting the bulk job they come from,
+/// if any). `true` when the pass must stop: some changes must be sent again, so they and
+/// everything planned after them went back to NEW.
 pub(super) async fn record_wave(
     pass: &Pass<'_>,
     pg: &mut Postgres,
     wave: SentWave<'_>,
+    job: Option<&str>,
     pending: &mut VecDeque<Batch>,
     outcome: &mut WriteOutcome,
 ) -> Result<bool> {
@@ -35,6 +38,9 @@ pub(super) async fn record_wave(
         outcome.in_doubt += in_doubt.len() as u64;
         stop |= !retry.is_empty() || !in_doubt.is_empty();
         back.extend(retry);
+    }
+    if let Some(job) = job {
+        recording.finishes_job(job);
     }
     if let Some(((_, mapping), _)) = wave.first() {
         // One transaction for the whole wave: its batches share a table.
@@ -56,15 +62,33 @@ pub(super) async fn record_wave(
     Ok(stop)
 }
 
-/// Sends a run through one Bulk API ingest job. `None` when it fell back: the run's
-/// batches are back at the front of `pending`, to go through collections.
+/// What became of a run meant for a bulk job.
+pub(super) enum RunSent<'m> {
+    /// Answers to record (none when everything was held back), and the job they come
+    /// from, forgotten when they are recorded. When the job failed partway (`fell_back`),
+    /// the rows it never processed are at the front of `pending`, to go through
+    /// collections.
+    Answers {
+        wave: SentWave<'m>,
+        job: Option<String>,
+        fell_back: bool,
+    },
+    /// The job could not start: the run's batches are back at the front of `pending`, to
+    /// go through collections.
+    FellBack,
+    /// The writer must stop while the job runs: its rows stay PENDING and the job is kept
+    /// for the next writer.
+    LeftRunning,
+}
+
+/// Sends a run through one Bulk API ingest job (see `bulk_job`).
 pub(super) async fn send_run<'m>(
     pass: &Pass<'m>,
     pg: &mut Postgres,
     run: Vec<Batch>,
     pending: &mut VecDeque<Batch>,
     outcome: &mut WriteOutcome,
-) -> Result<Option<SentWave<'m>>> {
+) -> Result<RunSent<'m>> {
     let Some(mapping) = run
         .first()
         .and_then(|b| pass.by_table.get(b.table.as_str()).copied())
@@ -73,7 +97,7 @@ pub(super) async fn send_run<'m>(
         for batch in run.into_iter().rev() {
             pending.push_front(batch);
         }
-        return Ok(None);
+        return Ok(RunSent::FellBack);
     };
     let mut prepared = Vec::with_capacity(run.len());
     for batch in run {
@@ -85,7 +109,11 @@ pub(super) async fn send_run<'m>(
         }
     }
     let Some(joined) = bulk::join(&prepared) else {
-        return Ok(Some(Vec::new()));
+        return Ok(RunSent::Answers {
+            wave: Vec::new(),
+            job: None,
+            fell_back: false,
+        });
     };
     let sendable = |c: &Change| joined.action == Action::Insert || c.sfid.is_some();
     let to_send = Batch {
@@ -98,25 +126,61 @@ pub(super) async fn send_run<'m>(
         ..joined.clone()
     };
     pass.fence()?;
-    match bulk::send(pass.sf, mapping, &to_send).await {
-        Ok((answers, calls)) => {
-            outcome.bulk_jobs += 1;
-            let mut answers = answers.into_iter();
-            let results = joined
-                .changes
-                .iter()
-                .map(|change| match sendable(change) {
+    match bulk_job::run_job(pass, pg, mapping, &to_send).await? {
+        JobOutcome::Ran {
+            sent,
+            calls,
+            job_id,
+        } => {
+            // Rows the job never processed go through collections, in this pass.
+            let mut answers = sent.into_iter();
+            let mut answered = Batch {
+                changes: Vec::new(),
+                merged_log_ids: Vec::new(),
+                ..joined.clone()
+            };
+            let (mut results, mut unprocessed) = (Vec::new(), Vec::new());
+            for (change, merged) in joined.changes.into_iter().zip(joined.merged_log_ids) {
+                let result = match sendable(&change) {
                     true => answers.next().unwrap_or_else(|| {
-                        send::Sent::Retry("no answer for this record".to_owned())
+                        Some(send::Sent::Retry("no answer for this record".to_owned()))
                     }),
-                    false => send::Sent::Refused(send::refusal(
+                    false => Some(send::Sent::Refused(send::refusal(
                         "the row has no sfid: its insert never reached Salesforce",
-                    )),
-                })
-                .collect();
-            Ok(Some(vec![((joined, mapping), (results, calls))]))
+                    ))),
+                };
+                match result {
+                    Some(result) => {
+                        answered.changes.push(change);
+                        answered.merged_log_ids.push(merged);
+                        results.push(result);
+                    }
+                    None => unprocessed.push(change),
+                }
+            }
+            if !answered.changes.is_empty() {
+                outcome.bulk_jobs += 1;
+            }
+            let fell_back = !unprocessed.is_empty();
+            if fell_back {
+                tracing::warn!(
+                    "BULK write batch to {} ended after {} of its rows. Will fall back to REST sObject Collections for the {} others",
+                    mapping.object,
+                    answered.changes.len(),
+                    unprocessed.len()
+                );
+                outcome.bulk_fallbacks += 1;
+                for batch in plan::ordered(unprocessed).batches.into_iter().rev() {
+                    pending.push_front(batch);
+                }
+            }
+            Ok(RunSent::Answers {
+                wave: vec![((answered, mapping), (results, calls))],
+                job: Some(job_id),
+                fell_back,
+            })
         }
-        Err(reason) => {
+        JobOutcome::NotStarted(reason) => {
             tracing::warn!(
                 "BULK write batch to {} ended due to {reason}. Will fall back to REST sObject Collections",
                 mapping.object
@@ -125,8 +189,9 @@ pub(super) async fn send_run<'m>(
             for batch in prepared.into_iter().rev() {
                 pending.push_front(batch);
             }
-            Ok(None)
+            Ok(RunSent::FellBack)
         }
+        JobOutcome::LeftRunning => Ok(RunSent::LeftRunning),
     }
 }
 

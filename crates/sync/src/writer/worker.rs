@@ -25,6 +25,7 @@ use pgforce_store::trigger_log::archive::archive_processed;
 use pgforce_store::{ConnectionId, Ident, MappingId, Session};
 use tokio::sync::watch;
 
+use super::bulk_job::settle_left_jobs;
 use super::pause::Waited;
 use super::{
     ArchivePolicy, Pass, WritePolicy, log_error, resume_pending, run_pass, settle_stale_creates,
@@ -185,7 +186,13 @@ impl WriteWorker {
                 .then(|| format!("lease {lease} is no longer held"))
         }));
         let pass = Pass::new(&salesforce, &self.schema, &self.policy, &mappings, &waiting)
-            .under(keeper, &self.connection);
+            .under(keeper, &self.connection)
+            .stopped_by(stop.clone());
+        // Jobs a stopped writer left are read first: their rows are PENDING but must not
+        // be sent again.
+        if !settle_left_jobs(&pass, &mut pg).await? {
+            return Ok(Ended::Stopped);
+        }
         let fence = pass.fence()?;
         let resumed = resume_pending(
             &salesforce,
