@@ -186,3 +186,30 @@ async fn creating_again_is_idempotent_and_adds_new_fields() {
         .get(0);
     assert_eq!(count, 0, "a table named after a reserved word works quoted");
 }
+
+#[tokio::test]
+async fn processes_setting_up_one_fresh_database_together_all_succeed() {
+    use pgforce_store::ddl::ensure_connection_schema;
+    let db = pgforce_store::testing::TestDatabase::create().await;
+    let mut setups = Vec::new();
+    for _ in 0..4 {
+        let url = db.url.clone();
+        setups.push(tokio::spawn(async move {
+            let mut client = pgforce_store::testing::connect(&url).await;
+            let schema = Ident::new("salesforce").unwrap();
+            ensure_connection_schema(&client, &schema).await?;
+            create_mapped_table(&mut client, &account_table(Access::ReadWrite)).await
+        }));
+    }
+    let mut created = 0;
+    for setup in setups {
+        // Without serialised DDL, one fails on the hstore extension or the table.
+        if setup.await.unwrap().unwrap() == TableChange::Created {
+            created += 1;
+        }
+    }
+    assert_eq!(
+        created, 1,
+        "one process created the table, the others found it"
+    );
+}

@@ -437,3 +437,38 @@ async fn a_job_left_running_by_a_stopped_writer_is_read_by_the_next_one() {
     assert_eq!(h.distinct_sfids().await, 2500);
     assert_eq!(kept_jobs(&h).await, 0);
 }
+
+#[tokio::test]
+async fn a_lost_answer_to_closing_a_job_does_not_send_its_rows_again() {
+    let mut h = crate::support::harness_with(2000, EmulatorConfig::default(), None).await;
+    // The close is carried out but its answer is lost; the client's retry is refused
+    // because the job is no longer open.
+    h.org
+        .control(
+            Method::POST,
+            "/faults/script",
+            Some(serde_json::json!({ "steps": [
+                { "on": "bulkClose", "fault": "lostResponse" }
+            ]})),
+        )
+        .await;
+    h.pg.batch_execute(
+        "insert into salesforce.gadget__c (name, code__c)
+         select 'Closed ' || n, 'C-' || n from generate_series(1, 2500) n",
+    )
+    .await
+    .unwrap();
+    let outcome = h
+        .write(&pgforce_sync::testing::WritePolicy::default())
+        .await;
+    assert_eq!(
+        (outcome.succeeded, outcome.bulk_jobs, outcome.bulk_fallbacks),
+        (2500, 1, 0),
+        "the job's own results are recorded: {outcome:?}"
+    );
+    assert_eq!(
+        h.sf.count("SELECT COUNT() FROM Gadget__c").await.unwrap(),
+        2500
+    );
+    assert_eq!(records_written(&h).await, 2500, "each row sent once");
+}

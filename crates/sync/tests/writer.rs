@@ -466,3 +466,41 @@ async fn merged_writes_delete_the_old_record_when_a_row_id_is_deleted_and_insert
             .get(0);
     assert_ne!(new, old, "the row holds the new record's Id");
 }
+
+#[tokio::test]
+async fn updates_of_a_row_deleted_before_they_were_sent_reach_its_record_before_its_delete() {
+    let mut h = harness(2000, EmulatorConfig::default()).await;
+    // Inserted, edited twice and deleted before the writer's pass: every change was
+    // captured before the insert had an Id.
+    h.pg.batch_execute(
+        "insert into salesforce.gadget__c (name, code__c) values ('Brief', 'BR-1');
+         update salesforce.gadget__c set stock__c = 1 where code__c = 'BR-1';
+         update salesforce.gadget__c set stock__c = 2 where code__c = 'BR-1';
+         delete from salesforce.gadget__c where code__c = 'BR-1';",
+    )
+    .await
+    .unwrap();
+    let mut passes = 0;
+    while !write_pass(&mut h, WriteAlgorithm::Ordered).await.is_idle() {
+        passes += 1;
+        assert!(passes < 5, "the writer never settled");
+    }
+    let states = log_states(&h.pg).await;
+    assert!(
+        states.iter().all(|(_, state, _)| state != "FAILED"),
+        "nothing failed: {states:?}"
+    );
+    assert_eq!(
+        states
+            .iter()
+            .filter(|(action, state, _)| action == "UPDATE" && state == "SUCCESS")
+            .count(),
+        2,
+        "both updates were sent: {states:?}"
+    );
+    assert_eq!(
+        h.sf.count("SELECT COUNT() FROM Gadget__c").await.unwrap(),
+        0,
+        "the record is deleted in the end"
+    );
+}

@@ -610,3 +610,34 @@ async fn records_locked_inside_a_call_whose_resend_answer_is_lost_are_found_not_
     );
     assert!(states(&h).await.iter().all(|(_, state)| state == "SUCCESS"));
 }
+
+#[tokio::test]
+async fn a_delete_whose_answer_was_lost_is_done_not_failed() {
+    let mut h = harness(2000, EmulatorConfig::default()).await;
+    h.pg.batch_execute("insert into salesforce.gadget__c (name, code__c) values ('Gone', 'GN-1')")
+        .await
+        .unwrap();
+    assert_eq!(pass(&mut h, &WritePolicy::default()).await.succeeded, 1);
+    // The delete is carried out but its answer is lost: the client's resend finds the
+    // record deleted already.
+    h.org
+        .control(
+            Method::POST,
+            "/faults/script",
+            Some(json!({ "steps": [{ "on": "collections", "fault": "lostResponse" }] })),
+        )
+        .await;
+    h.pg.batch_execute("delete from salesforce.gadget__c where code__c = 'GN-1'")
+        .await
+        .unwrap();
+    let outcome = pass(&mut h, &WritePolicy::default()).await;
+    assert_eq!((outcome.succeeded, outcome.failed), (1, 0), "{outcome:?}");
+    assert_eq!(
+        states(&h).await.last().map(|(_, state)| state.clone()),
+        Some("SUCCESS".to_owned())
+    );
+    assert_eq!(
+        h.sf.count("SELECT COUNT() FROM Gadget__c").await.unwrap(),
+        0
+    );
+}

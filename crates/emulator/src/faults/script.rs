@@ -31,6 +31,9 @@ pub enum StepTarget {
     Collections,
     /// Every Bulk API 2.0 ingest call (`/jobs/ingest…`).
     BulkIngest,
+    /// Closing an ingest job (`PATCH /jobs/ingest/{id}` to `UploadComplete`): the moment
+    /// a job starts, where a lost answer matters most.
+    BulkClose,
     /// `query`, `queryAll` and their `nextRecordsUrl` continuations.
     Query,
 }
@@ -85,7 +88,10 @@ impl StepFault {
             Self::LockRecords => !matches!(target, StepTarget::Query),
             Self::BulkJobPartialFailure => matches!(
                 target,
-                StepTarget::Any | StepTarget::Write | StepTarget::BulkIngest
+                StepTarget::Any
+                    | StepTarget::Write
+                    | StepTarget::BulkIngest
+                    | StepTarget::BulkClose
             ),
             Self::CommitDelay => matches!(
                 target,
@@ -177,6 +183,7 @@ impl CallKind {
             StepTarget::Write => self.write,
             StepTarget::Collections => self.collections,
             StepTarget::BulkIngest => self.bulk_ingest,
+            StepTarget::BulkClose => self.ingest_close,
             StepTarget::Query => self.query,
         }
     }

@@ -4,7 +4,7 @@
 
 use tokio_postgres::Client;
 
-use super::render;
+use super::{SERIAL_DDL, render};
 use crate::error::{Context as _, Result};
 use crate::ident::{Ident, literal};
 
@@ -24,8 +24,9 @@ pub async fn ensure_connection_schema(client: &Client, schema: &Ident) -> Result
             ("channel", literal(&trigger_log_channel(schema))),
         ],
     );
+    // One simple-query batch runs as one transaction: the lock holds until its end.
     client
-        .batch_execute(&sql)
+        .batch_execute(&format!("{SERIAL_DDL}{sql}"))
         .await
         .context(|| format!("creating the trigger log in schema {schema}"))
 }

@@ -11,7 +11,7 @@ use std::fmt;
 
 use tokio_postgres::Client;
 
-use super::render;
+use super::{SERIAL_DDL, render};
 use crate::error::{Context as _, Result};
 use crate::ident::{Ident, literal};
 use crate::states::{Access, LogState};
@@ -174,6 +174,9 @@ pub async fn create_mapped_table(client: &mut Client, spec: &MappedTable) -> Res
         .transaction()
         .await
         .context(|| format!("starting to create table {schema}.{table}"))?;
+    tx.batch_execute(SERIAL_DDL)
+        .await
+        .context(|| format!("waiting for other schema changes before {schema}.{table}"))?;
     let existing: Vec<String> = tx
         .query(
             "select column_name::text from information_schema.columns where table_schema = $1 and table_name = $2",
@@ -208,7 +211,7 @@ pub async fn detach_mapped_table(client: &Client, schema: &Ident, table: &Ident)
     let log_trigger = Ident::derived(&["hc_", t, "_logtrigger"])?;
     client
         .batch_execute(&format!(
-            "drop trigger if exists {status_trigger} on {schema}.{table};
+            "{SERIAL_DDL}drop trigger if exists {status_trigger} on {schema}.{table};
              drop trigger if exists {log_trigger} on {schema}.{table};"
         ))
         .await

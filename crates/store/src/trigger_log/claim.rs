@@ -279,3 +279,36 @@ pub async fn unclaim(
     .context(|| format!("returning rows of {log} to NEW"))?;
     tx.commit(&format!("rows of {log} returned to NEW")).await
 }
+
+/// The Ids inserts of these rows of `table` got, as their trigger-log rows recorded them
+/// (row id → sfid): for changes of a row deleted locally before they were sent, whose
+/// record still exists in Salesforce until the row's delete, queued after them, is sent.
+pub async fn logged_sfids(
+    client: &impl GenericClient,
+    schema: &Ident,
+    table: &str,
+    record_ids: &[i32],
+) -> Result<std::collections::HashMap<i64, String>> {
+    let log = log_table(schema);
+    let rows = client
+        .query(
+            &format!(
+                "select distinct on (record_id) record_id, sfid::text from {log}
+                 where table_name = $1 and record_id = any($2) and action = $3 and state = $4
+                   and sfid is not null
+                 order by record_id, id desc"
+            ),
+            &[
+                &table,
+                &record_ids,
+                &LogAction::Insert.as_str(),
+                &LogState::Success.as_str(),
+            ],
+        )
+        .await
+        .context(|| format!("reading the Ids inserts recorded in {log}"))?;
+    Ok(rows
+        .iter()
+        .map(|r| (i64::from(r.get::<_, i32>(0)), r.get(1)))
+        .collect())
+}

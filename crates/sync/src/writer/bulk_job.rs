@@ -100,13 +100,10 @@ pub(super) async fn run_job(
         .map_err(log_error)?;
     let mut calls = 2;
     pass.fence()?;
-    if let Err(error) = sf.close_ingest_job(&job.id).await
-        && !error.may_have_been_applied()
-    {
-        let _ = sf.abort_job(JobKind::Ingest, &job.id).await;
-        jobs::forget(pg, &job.id).await.map_err(log_error)?;
-        return Ok(JobOutcome::NotStarted(error));
-    }
+    // Whatever the close call answered, the job's state says whether it took: an answer
+    // lost on the way, or a retry refused because the first attempt closed the job, must
+    // not make the run go through collections while the job processes it.
+    let closing = sf.close_ingest_job(&job.id).await.err();
     calls += 1;
     let Some((done, polls)) = wait(pass, &job.id).await? else {
         return Ok(JobOutcome::LeftRunning);
@@ -116,11 +113,13 @@ pub(super) async fn run_job(
         // The close never took: the job holds its upload unprocessed.
         let _ = sf.abort_job(JobKind::Ingest, &job.id).await;
         jobs::forget(pg, &job.id).await.map_err(log_error)?;
-        return Ok(JobOutcome::NotStarted(SfError::JobFailed {
-            id: job.id,
-            state: "Open".to_owned(),
-            message: "the job was never closed".to_owned(),
-        }));
+        return Ok(JobOutcome::NotStarted(closing.unwrap_or(
+            SfError::JobFailed {
+                id: job.id,
+                state: "Open".to_owned(),
+                message: "the job was never closed".to_owned(),
+            },
+        )));
     }
     let (sent, result_calls) = results(sf, &done, &kept.row_keys, batch, mapping).await?;
     Ok(JobOutcome::Ran {

@@ -76,16 +76,30 @@ pub(super) async fn current_values(
 }
 
 /// The rows' `sfid`s now (record id → sfid), for changes captured before their insert
-/// was written.
+/// was written. A row deleted since has none in its table; its insert's log row keeps
+/// the Id (its record lives in Salesforce until the row's delete, queued later, is sent).
 pub(super) async fn current_sfids(
     pg: &Postgres,
     schema: &Ident,
     mapping: &Mapping,
     record_ids: &[i32],
 ) -> Result<HashMap<i64, String>> {
-    rows::current_sfids(pg, schema, &mapping.table, record_ids)
+    let store = |e| Error::store(&mapping.object, e);
+    let mut sfids = rows::current_sfids(pg, schema, &mapping.table, record_ids)
         .await
-        .map_err(|e| Error::store(&mapping.object, e))
+        .map_err(store)?;
+    let gone: Vec<i32> = record_ids
+        .iter()
+        .copied()
+        .filter(|id| !sfids.contains_key(&i64::from(*id)))
+        .collect();
+    if !gone.is_empty() {
+        let logged = store_claim::logged_sfids(pg, schema, mapping.table.as_str(), &gone)
+            .await
+            .map_err(store)?;
+        sfids.extend(logged);
+    }
+    Ok(sfids)
 }
 
 /// Puts claimed rows back to NEW (to be sent again, in order, by a later pass).

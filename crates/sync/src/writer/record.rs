@@ -3,9 +3,11 @@
 //!
 //! - Written: SUCCESS, with the new `sfid` after an insert.
 //! - Refused: FAILED with `CODE: message` in `sf_message`; the row's `_hc_err` gets
-//!   `{"op", "code", "message", "fields"}`.
+//!   `{"op", "code", "message", "fields"}`. A delete refused with `ENTITY_IS_DELETED` is
+//!   SUCCESS: the record is gone, as asked.
 //! - Retry and in doubt: nothing recorded; the caller gives the rows back.
 
+use pgforce_salesforce::ApiErrorCode;
 use pgforce_store::catalog::leases::Fence;
 use pgforce_store::trigger_log::outcomes::{self, Recording};
 use pgforce_store::{Ident, LogState, Session as Postgres};
@@ -28,8 +30,14 @@ pub(super) fn prepare(
     let (mut retry, mut in_doubt) = (Vec::new(), Vec::new());
     let (mut first_retry, mut first_doubt): (Option<&String>, Option<&String>) = (None, None);
     let mut rec = Recording::default();
+    let deleted = Sent::Written(None);
     for ((change, merged), result) in batch.changes.iter().zip(&batch.merged_log_ids).zip(results) {
         let own = [change.log_id];
+        let result = if already_deleted(change.action, result) {
+            &deleted
+        } else {
+            result
+        };
         match result {
             Sent::Written(sfid) => {
                 rec.written(change.record_id, change.action, sfid.as_deref());
@@ -92,6 +100,13 @@ pub(super) fn prepare(
         tracing::warn!(table = %batch.table, changes = in_doubt.len(), reason = %reason, "creates in doubt; checking Salesforce before sending again");
     }
     (rec, retry, in_doubt)
+}
+
+/// A delete refused because the record is deleted already (a resend after a lost answer,
+/// or a delete a writer that lost its lease still sent): what it asked for is done.
+fn already_deleted(action: Action, result: &Sent) -> bool {
+    matches!(result, Sent::Refused(error)
+        if action == Action::Delete && error.code == ApiErrorCode::EntityIsDeleted)
 }
 
 /// Writes a recording of `mapping`'s table in one transaction, committed only under the
