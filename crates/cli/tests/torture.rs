@@ -1,11 +1,14 @@
 //! The torture test: users edit the org and an app edits the tables at the same time while
-//! `pgforce run` is killed with SIGKILL at random moments, a share of API calls fail
-//! (row locks, 503s, dropped connections, answers lost after the work was done) and
-//! sessions expire. Then everything stops, pgforce settles, and the two sides must agree:
-//! no record lost, none duplicated, no change left unsent, and FAILED only for the changes
-//! that were invalid by design.
+//! two `pgforce run` processes share the catalog (one writes, one stands by) and trouble
+//! comes from every side: a process killed with SIGKILL or frozen with SIGSTOP past its
+//! lease at random moments, a share of API calls failing (whole-call row locks and
+//! per-record ones, 503s, dropped connections, answers lost after the work was done, bulk
+//! jobs failing partway), sessions expiring, a window with the org's API allocation spent
+//! and one with the credentials revoked. Then everything stops, pgforce settles, and the
+//! two sides must agree: no record lost, none duplicated, no change left unsent, and
+//! FAILED only for the changes that were invalid by design.
 //!
-//! Short form (10 kills, about half a minute) in the test suite. Long form:
+//! Short form (10 steps, about a minute) in the test suite. Long form:
 //! `PGFORCE_TORTURE_KILLS=100 cargo test --release -p pgforce --test main torture -- --nocapture`
 //! (add `PGFORCE_TORTURE_PG_RESTART=1` to restart PostgreSQL halfway; only when nothing
 //! else uses the server).
@@ -23,12 +26,16 @@ use reqwest::Method;
 use serde_json::json;
 use tokio::process::Child;
 
-use crate::run::{config_file, count, pgforce, pgforce_ok, salesforce, stop, wait_for_count};
+use crate::run::{config_file, count, pgforce, salesforce, stop, wait_for_count};
 
 const SCHEMA: &str = r#"{"extend": {"Account": [
   {"name": "Ext__c", "type": "string", "length": 40, "externalId": true, "unique": true}]}}"#;
 
-const MAPPINGS: &str = r#"
+/// Accounts upserted by an external id; Contacts created plainly (a create sent twice is
+/// a duplicate), in bursts large enough to go as bulk jobs. Short leases, so a freeze
+/// outlives one.
+const MAPPINGS: &str = r#"bulk_write_threshold = 100
+
 [[connection.mapping]]
 object = "Account"
 access = "read_write"
@@ -38,10 +45,19 @@ polling_seconds = 1
 
 [[connection.mapping]]
 object = "Contact"
-access = "read_only"
+access = "read_write"
 fields = ["LastName", "Email", "AccountId"]
 polling_seconds = 1
+
+[engine]
+lease_seconds = 3
+shutdown_seconds = 5
 "#;
+
+/// How long a frozen process stays frozen: past its lease.
+const FREEZE: Duration = Duration::from_secs(5);
+/// How long the org's allocation stays spent, and its credentials revoked.
+const WINDOW: Duration = Duration::from_secs(3);
 
 /// A small deterministic-enough generator (no dependency for a test's dice).
 struct Dice(u64);
@@ -70,16 +86,25 @@ fn env_number(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// Starts `pgforce run`. With `PGFORCE_TORTURE_LOGS=<dir>`, its log (at info level) is
+/// appended to `<dir>/pgforce.log`, to see what happened after a failure.
 fn start(path: &str) -> Child {
-    pgforce(&["run", "--config", path])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+    let mut command = pgforce(&["run", "--config", path]);
+    command.stdout(Stdio::null()).stderr(Stdio::null());
+    if let Ok(dir) = std::env::var("PGFORCE_TORTURE_LOGS") {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(std::path::Path::new(&dir).join("pgforce.log"))
+            .unwrap();
+        command.env("RUST_LOG", "info").stderr(log);
+    }
+    command.spawn().unwrap()
 }
 
-/// The app: inserts Accounts (`T-n`), edits them twice in a row, deletes some, and now
-/// and then inserts one Salesforce must refuse (no Name: `BAD-n`). Returns changes made.
+/// The app: inserts Accounts (`T-n`), edits them twice in a row, deletes some, now and
+/// then inserts one Salesforce must refuse (no Name: `BAD-n`) or a burst of 120 Contacts
+/// (`AppC-n-i`). Counts the changes it made in `changes`.
 async fn app_workload(url: String, running: Arc<AtomicBool>, changes: Arc<AtomicU64>) {
     let mut dice = Dice::new();
     let mut next = 0_u64;
@@ -114,6 +139,16 @@ async fn app_workload(url: String, running: Arc<AtomicBool>, changes: Arc<Atomic
                     )
                     .await;
                 first.and(second).map(|n| n * 2)
+            } else if roll < 83 {
+                // A burst of plain creates: a bulk job.
+                next += 1;
+                pg.execute(
+                    "insert into salesforce.contact (lastname, email)
+                     select 'AppC-' || $1::text || '-' || n, 'c' || n || '@example.com'
+                     from generate_series(1, 120) n",
+                    &[&next.to_string()],
+                )
+                .await
             } else if roll < 92 {
                 pg.execute(
                     "delete from salesforce.account where ext__c = $1",
@@ -140,10 +175,66 @@ async fn app_workload(url: String, running: Arc<AtomicBool>, changes: Arc<Atomic
     }
 }
 
+/// Sends `signal` (`STOP`, `CONT`) to a process.
+fn signal(process: &Child, signal: &str) {
+    let pid = process.id().unwrap().to_string();
+    let sent = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -{signal} {pid}");
+}
+
+/// Which of the processes holds the connection's writer lease now, if one does.
+async fn writer_holder(db: &TestDatabase, daemons: &[Child]) -> Option<usize> {
+    let holder: Option<String> = db
+        .client()
+        .await
+        .query_opt(
+            "select split_part(holder, ':', 2) from pgforce.leases
+             where name = 'writer:main' and expires_at > now()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .map(|row| row.get(0));
+    let pid: u32 = holder?.parse().ok()?;
+    daemons.iter().position(|d| d.id() == Some(pid))
+}
+
+/// Restarts PostgreSQL (long form only, when asked).
+fn restart_postgres() {
+    let version = std::fs::read_dir("/etc/postgresql")
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .file_name();
+    let status = std::process::Command::new("pg_ctlcluster")
+        .args([
+            "--skip-systemctl-redirect",
+            version.to_str().unwrap(),
+            "main",
+            "restart",
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success(), "PostgreSQL restarted");
+}
+
+/// What the test did to pgforce, for its closing line.
+#[derive(Default)]
+struct Trouble {
+    kills: u64,
+    freezes: u64,
+    limit_windows: u64,
+    credential_windows: u64,
+}
+
 #[tokio::test]
-async fn torture_kills_faults_and_edits_on_both_sides_lose_and_duplicate_nothing() {
-    let kills = env_number("PGFORCE_TORTURE_KILLS", 10);
-    let restart_postgres = std::env::var("PGFORCE_TORTURE_PG_RESTART").is_ok_and(|v| v == "1");
+async fn torture_kills_freezes_faults_and_edits_on_both_sides_lose_and_duplicate_nothing() {
+    let steps = env_number("PGFORCE_TORTURE_KILLS", 10);
+    let restart_pg = std::env::var("PGFORCE_TORTURE_PG_RESTART").is_ok_and(|v| v == "1");
     let org = TestOrg::start_with(pgforce_emulator::EmulatorConfig {
         schema_files: vec![pgforce_emulator::Emulator::parse_schema_file(SCHEMA).unwrap()],
         ..Default::default()
@@ -155,11 +246,18 @@ async fn torture_kills_faults_and_edits_on_both_sides_lose_and_duplicate_nothing
         Some(json!({ "Account": 300, "Contact": 600 })),
     )
     .await;
+    org.control(
+        Method::PUT,
+        "/limits",
+        Some(json!({ "dailyApiRequests": 1_000_000, "used": 0 })),
+    )
+    .await;
     let db = TestDatabase::create().await;
     let config = config_file(&org, &db, MAPPINGS);
     let path = config.to_str().unwrap().to_owned();
     let started = Instant::now();
-    let mut daemon = start(&path);
+    // One process writes and reads; the other stands by to take over.
+    let mut daemons = [start(&path), start(&path)];
     wait_for_count(&db, "select count(*) from salesforce.account", 300).await;
     wait_for_count(&db, "select count(*) from salesforce.contact", 600).await;
 
@@ -176,10 +274,9 @@ async fn torture_kills_faults_and_edits_on_both_sides_lose_and_duplicate_nothing
     org.control(
         Method::PUT,
         "/faults",
-        Some(
-            json!({ "unableToLockRowRate": 0.04, "serverUnavailableRate": 0.03,
-                     "dropConnectionRate": 0.02, "lostResponseRate": 0.01 }),
-        ),
+        Some(json!({ "unableToLockRowRate": 0.03, "recordLockRate": 0.02,
+                     "serverUnavailableRate": 0.03, "dropConnectionRate": 0.02,
+                     "lostResponseRate": 0.01, "bulkJobPartialFailureRate": 0.3 })),
     )
     .await;
     let running = Arc::new(AtomicBool::new(true));
@@ -191,32 +288,53 @@ async fn torture_kills_faults_and_edits_on_both_sides_lose_and_duplicate_nothing
     ));
 
     let mut dice = Dice::new();
-    for kill in 0..kills {
+    let mut trouble = Trouble::default();
+    for step in 0..steps {
         tokio::time::sleep(Duration::from_millis(1500 + dice.below(2500))).await;
-        daemon.start_kill().unwrap();
-        daemon.wait().await.unwrap();
-        if kill % 2 == 1 {
+        if step % 2 == 1 {
             org.control(Method::POST, "/sessions/expire", None).await;
         }
-        if restart_postgres && kill == kills / 2 {
-            let version = std::fs::read_dir("/etc/postgresql")
-                .unwrap()
-                .next()
-                .unwrap()
-                .unwrap()
-                .file_name();
-            let status = std::process::Command::new("pg_ctlcluster")
-                .args([
-                    "--skip-systemctl-redirect",
-                    version.to_str().unwrap(),
-                    "main",
-                    "restart",
-                ])
-                .status()
-                .unwrap();
-            assert!(status.success(), "PostgreSQL restarted");
+        if step % 10 == 3 {
+            // The org's daily allocation runs out for a while.
+            org.control(
+                Method::PUT,
+                "/limits",
+                Some(json!({ "dailyApiRequests": 1_000_000, "used": 1_000_000 })),
+            )
+            .await;
+            tokio::time::sleep(WINDOW).await;
+            org.control(
+                Method::PUT,
+                "/limits",
+                Some(json!({ "dailyApiRequests": 1_000_000, "used": 0 })),
+            )
+            .await;
+            trouble.limit_windows += 1;
+        } else if step % 10 == 7 {
+            // An administrator takes the integration user's access away, then gives it back.
+            org.control(Method::POST, "/credentials/revoke", None).await;
+            tokio::time::sleep(WINDOW).await;
+            org.control(Method::POST, "/credentials/restore", None)
+                .await;
+            trouble.credential_windows += 1;
+        } else if step % 4 == 1
+            && let Some(holder) = writer_holder(&db, &daemons).await
+        {
+            // The writer freezes mid-work past its lease; the standby takes over.
+            signal(&daemons[holder], "STOP");
+            tokio::time::sleep(FREEZE).await;
+            signal(&daemons[holder], "CONT");
+            trouble.freezes += 1;
+        } else {
+            let victim = dice.below(2) as usize;
+            daemons[victim].start_kill().unwrap();
+            daemons[victim].wait().await.unwrap();
+            if restart_pg && step == steps / 2 {
+                restart_postgres();
+            }
+            daemons[victim] = start(&path);
+            trouble.kills += 1;
         }
-        daemon = start(&path);
     }
 
     // Stop the workloads and the faults; let pgforce finish what is queued.
@@ -229,90 +347,187 @@ async fn torture_kills_faults_and_edits_on_both_sides_lose_and_duplicate_nothing
     let workload = org.control(Method::GET, "/workload", None).await;
     let org_changes = workload["inserted"].as_u64().unwrap_or_default()
         + workload["updated"].as_u64().unwrap_or_default();
-    wait_for_count(
-        &db,
-        "select count(*) from salesforce._trigger_log where state in ('NEW', 'PENDING', 'HELD')",
-        0,
-    )
-    .await;
+    wait_until_sent(&db).await;
     // Two more polls bring the last writes home.
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    stop(daemon).await;
+    let [first, second] = daemons;
+    stop(first).await;
+    stop(second).await;
 
     // FAILED only for the inserts that were invalid by design, each once.
-    let failed = db
+    let failed: Vec<String> = db
         .client()
         .await
         .query(
-            "select a.ext__c from salesforce._trigger_log l join salesforce.account a on a.id = l.record_id
+            "select coalesce(a.ext__c, l.table_name::text || ' row ' || l.record_id) || ' (' || l.action || '): ' || l.sf_message
+             from salesforce._trigger_log l
+             left join salesforce.account a on l.table_name = 'account' and a.id = l.record_id
              where l.state = 'FAILED'",
             &[],
         )
         .await
-        .unwrap();
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     let bad = count(
         &db,
         "select count(*) from salesforce.account where ext__c like 'BAD-%'",
     )
     .await;
+    let valid: Vec<&String> = failed.iter().filter(|f| !f.starts_with("BAD-")).collect();
+    assert!(valid.is_empty(), "nothing valid failed: {valid:?}");
     assert_eq!(
         failed.len() as i64,
         bad,
         "one FAILED row per invalid insert"
     );
-    assert!(
-        failed
-            .iter()
-            .all(|r| r.get::<_, String>(0).starts_with("BAD-")),
-        "nothing valid failed"
-    );
     // The user's cleanup of the invalid rows (their deletes are logged IGNORE: never sent).
     db.client()
         .await
-        .batch_execute("delete from salesforce.account where ext__c like 'BAD-%'")
-        .await
-        .unwrap();
-    db.client()
-        .await
         .batch_execute(
-            "update salesforce._trigger_log set state = 'IGNORED' where state = 'FAILED'",
+            "delete from salesforce.account where ext__c like 'BAD-%';
+             update salesforce._trigger_log set state = 'IGNORED' where state = 'FAILED';",
         )
         .await
         .unwrap();
 
-    // No duplicate: in Salesforce by external id, in Postgres by sfid and external id.
-    let externals: Vec<String> = salesforce(&org)
+    // No duplicate: in Salesforce by external id and by the app's Contact names, in
+    // Postgres by sfid and external id.
+    let sf = salesforce(&org);
+    let externals: Vec<String> = sf
         .query("SELECT Ext__c FROM Account WHERE Ext__c != null")
         .map_ok(|r| r["Ext__c"].as_str().unwrap_or_default().to_owned())
         .try_collect()
         .await
         .unwrap();
-    let distinct: HashSet<&String> = externals.iter().collect();
-    let duplicated = externals.len() - distinct.len();
-    assert_eq!(duplicated, 0, "no record created twice in Salesforce");
+    let contacts: Vec<String> = sf
+        .query("SELECT LastName FROM Contact WHERE LastName LIKE 'AppC-%'")
+        .map_ok(|r| r["LastName"].as_str().unwrap_or_default().to_owned())
+        .try_collect()
+        .await
+        .unwrap();
+    let twice = |names: &[String]| {
+        let mut seen = HashSet::new();
+        let mut twice: Vec<String> = names.iter().filter(|n| !seen.insert(*n)).cloned().collect();
+        twice.sort();
+        twice
+    };
+    let (accounts_twice, contacts_twice) = (twice(&externals), twice(&contacts));
+    let duplicated = accounts_twice.len() + contacts_twice.len();
+    assert_eq!(
+        duplicated, 0,
+        "no record created twice in Salesforce: Accounts {accounts_twice:?}, Contacts {contacts_twice:?}"
+    );
+    let app_contacts = count(
+        &db,
+        "select count(*) from salesforce.contact where lastname like 'AppC-%'",
+    )
+    .await;
+    assert_eq!(
+        contacts.len() as i64,
+        app_contacts,
+        "every Contact the app created is in Salesforce, once"
+    );
+    for table in ["account", "contact"] {
+        assert_eq!(
+            count(
+                &db,
+                &format!("select count(sfid) - count(distinct sfid) from salesforce.{table}")
+            )
+            .await,
+            0,
+            "{table}: one row per record"
+        );
+    }
     assert_eq!(
         count(&db, "select count(*) - count(distinct ext__c) from salesforce.account where ext__c is not null").await,
         0
     );
-    assert_eq!(
-        count(
-            &db,
-            "select count(sfid) - count(distinct sfid) from salesforce.account"
-        )
-        .await,
-        0
-    );
 
     // Both sides agree on every mapping.
-    let reconciled = pgforce_ok(&["reconcile", "--config", &path]).await;
+    let reconciled = pgforce(&["reconcile", "--config", &path])
+        .output()
+        .await
+        .unwrap();
     assert!(
-        reconciled.contains("Salesforce and Postgres agree"),
-        "{reconciled}"
+        reconciled.status.success(),
+        "{}\nfirst Contacts that differ (Salesforce | Postgres):\n{}",
+        String::from_utf8_lossy(&reconciled.stdout),
+        contact_differences(&org, &db).await.join("\n")
     );
     let changes = app_changes.load(Ordering::Relaxed) + org_changes;
     println!(
-        "torture: {kills} kills, {faults} faults, {changes} changes, 0 lost, {duplicated} duplicated, reconcile clean ({:.0} s)",
+        "torture: {} kills, {} freezes past the lease, {} API-limit and {} credentials windows, {faults} faults, {changes} changes, 0 lost, {duplicated} duplicated, reconcile clean ({:.0} s)",
+        trouble.kills,
+        trouble.freezes,
+        trouble.limit_windows,
+        trouble.credential_windows,
         started.elapsed().as_secs_f64()
     );
     let _ = std::fs::remove_file(config);
+}
+
+/// Waits until nothing is left to send (bounded: pauses and backoffs take a while).
+async fn wait_until_sent(db: &TestDatabase) {
+    let open =
+        "select count(*) from salesforce._trigger_log where state in ('NEW', 'PENDING', 'HELD')";
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let left = count(db, open).await;
+        if left == 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{left} changes never sent");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The first Contacts whose fields differ between the two sides, for a failure message.
+async fn contact_differences(org: &TestOrg, db: &TestDatabase) -> Vec<String> {
+    use std::collections::HashMap;
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("null").to_owned();
+    let remote: HashMap<String, String> = salesforce(org)
+        .query("SELECT Id, LastName, Email, AccountId, SystemModstamp FROM Contact")
+        .map_ok(|r| {
+            (
+                text(&r["Id"]),
+                format!(
+                    "{};{};{};{}",
+                    text(&r["LastName"]),
+                    text(&r["Email"]),
+                    text(&r["AccountId"]),
+                    text(&r["SystemModstamp"])
+                ),
+            )
+        })
+        .try_collect()
+        .await
+        .unwrap();
+    let local = db
+        .client()
+        .await
+        .query(
+            "select sfid::text, concat_ws(';', coalesce(lastname, 'null'), coalesce(email, 'null'),
+                    coalesce(accountid, 'null'), systemmodstamp::text, _hc_lastop) from salesforce.contact",
+            &[],
+        )
+        .await
+        .unwrap();
+    local
+        .iter()
+        .filter_map(|row| {
+            let (sfid, fields): (Option<String>, String) = (row.get(0), row.get(1));
+            let theirs = remote.get(sfid.as_deref()?)?;
+            // Stamps compared to the second: `2026-01-02T03:04:05.000+0000` and
+            // `2026-01-02 03:04:05`. Fields are joined with `;`.
+            let stamp = |s: &str| s.replace('T', " ").chars().take(19).collect::<String>();
+            let mine: Vec<&str> = fields.split(';').collect();
+            let other: Vec<&str> = theirs.split(';').collect();
+            let same = mine.get(..3) == other.get(..3)
+                && mine.get(3).map(|s| stamp(s)) == other.get(3).map(|s| stamp(s));
+            (!same).then(|| format!("{theirs} | {fields}"))
+        })
+        .take(5)
+        .collect()
 }

@@ -308,6 +308,15 @@ async fn records_written(h: &Harness) -> u64 {
     stats["api"]["recordsWritten"].as_u64().unwrap_or_default()
 }
 
+fn target(h: &Harness) -> pgforce_sync::testing::Target<'_> {
+    pgforce_sync::testing::Target {
+        schema: &h.schema,
+        mapping: &h.mapping,
+        mapping_id: h.mapping_id,
+        fence: None,
+    }
+}
+
 async fn kept_jobs(h: &Harness) -> i64 {
     h.pg.query_one("select count(*) from pgforce.writer_jobs", &[])
         .await
@@ -363,7 +372,8 @@ async fn an_ingest_job_that_fails_partway_keeps_what_it_processed() {
 async fn a_job_left_running_by_a_stopped_writer_is_read_by_the_next_one() {
     use pgforce_sync::testing::{WritePolicy, run_writer};
     use std::time::Duration;
-    let h = crate::support::harness_with(2000, EmulatorConfig::default(), None).await;
+    let mut h = crate::support::harness_with(2000, EmulatorConfig::default(), None).await;
+    h.load().await;
     // The job waits in Salesforce's queue long enough for the writer to be stopped.
     h.org
         .control(
@@ -410,6 +420,18 @@ async fn a_job_left_running_by_a_stopped_writer_is_read_by_the_next_one() {
         "the job is kept for the next writer"
     );
     assert_eq!(log_states(&h).await, [("PENDING".to_owned(), 2500)]);
+    // The job runs meanwhile, and a poll reads its records before any writer recorded
+    // them: rows of their own, which the recording folds into the rows that made them.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while h.sf.count("SELECT COUNT() FROM Gadget__c").await.unwrap() < 2500 {
+        assert!(tokio::time::Instant::now() < deadline, "the job never ran");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut poller = h.db.client().await;
+    pgforce_sync::testing::poll_once(&h.sf, &mut poller, &target(&h))
+        .await
+        .unwrap();
+    assert_eq!(h.count().await, 5000, "read back before the write-back");
 
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     let second = writer(shutdown);
@@ -436,6 +458,15 @@ async fn a_job_left_running_by_a_stopped_writer_is_read_by_the_next_one() {
     );
     assert_eq!(h.distinct_sfids().await, 2500);
     assert_eq!(kept_jobs(&h).await, 0);
+    assert_eq!(h.count().await, 2500, "one row per record");
+    let drift = pgforce_sync::testing::compare(&h.sf, &h.pg, &target(&h))
+        .await
+        .unwrap();
+    assert!(
+        drift.differing.is_empty(),
+        "{} rows lost the stamp their read-back carried",
+        drift.differing.len()
+    );
 }
 
 #[tokio::test]

@@ -118,6 +118,21 @@ impl Recording {
     }
 }
 
+/// SQL that folds rows the reader added for new records (read back before their
+/// write-back) into the rows that made them: `$1` row ids, `$2` their new sfids. The
+/// read-back row goes and the row that made the record takes its `systemmodstamp`: the
+/// poll that read it has moved past it, and reconcile compares stamps.
+pub(super) fn fold_read_back(schema: &Ident, table: &Ident) -> String {
+    format!(
+        "with read_back as (
+             delete from {schema}.{table} t using unnest($1::int[], $2::text[]) u(id, sfid)
+             where t.sfid = u.sfid and t.id <> u.id
+             returning u.id, t.systemmodstamp)
+         update {schema}.{table} t set systemmodstamp = r.systemmodstamp
+         from read_back r where t.id = r.id and r.systemmodstamp is not null"
+    )
+}
+
 /// Writes a recording for `table` in one transaction, committed only while the lease
 /// behind `fence` holds.
 pub async fn record(
@@ -138,13 +153,7 @@ pub async fn record(
     let (ids, sfids) = (&rec.inserted_ids, &rec.inserted_sfids);
     if !ids.is_empty() {
         // The reader may have added a row for a new record already.
-        tx.execute(
-            &format!(
-                "delete from {schema}.{table} t using unnest($1::int[], $2::text[]) u(id, sfid)
-                 where t.sfid = u.sfid and t.id <> u.id"
-            ),
-            &[ids, sfids],
-        )
+        tx.execute(&fold_read_back(schema, table), &[ids, sfids])
         .await
         .context(|| {
             format!("removing rows of {schema}.{table} read back before their write-back")

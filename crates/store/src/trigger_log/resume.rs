@@ -122,8 +122,8 @@ pub async fn adopt(
         .begin(client)
         .await?;
     tx.execute(
-        &format!("delete from {schema}.{table} where sfid = $2 and id <> $1"),
-        &[&record_id, &sfid],
+        &super::outcomes::fold_read_back(schema, table),
+        &[&vec![record_id], &vec![sfid]],
     )
     .await
     .context(|| format!("removing a row of {schema}.{table} read back before its write-back"))?;
