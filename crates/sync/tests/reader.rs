@@ -275,3 +275,63 @@ async fn values_that_do_not_fit_are_reported_with_the_record_not_dropped_silentl
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn a_reload_keeps_rows_not_sent_yet_and_rows_with_unsent_changes() {
+    let mut h = harness(2000, EmulatorConfig::default()).await;
+    for n in 0..5 {
+        h.create_in_salesforce(
+            json!({ "Name": format!("Remote {n}"), "Code__c": format!("R-{n}") }),
+        )
+        .await;
+    }
+    h.load().await;
+    // The app inserts a row and edits a loaded one; neither change is sent yet.
+    h.pg.batch_execute(
+        "insert into salesforce.gadget__c (name, code__c) values ('Local', 'L-1');
+         update salesforce.gadget__c set name = 'Edited here' where code__c = 'R-0';",
+    )
+    .await
+    .unwrap();
+    // A reload now (an operator's `pgforce reload`, or a first load racing the app).
+    let outcome = h.load().await;
+    assert_eq!(outcome.applied, 5);
+    let names: Vec<String> =
+        h.pg.query(
+            "select name from salesforce.gadget__c order by code__c",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "Local",
+            "Edited here",
+            "Remote 1",
+            "Remote 2",
+            "Remote 3",
+            "Remote 4"
+        ],
+        "the local row and the local edit stay"
+    );
+    assert_eq!(h.distinct_sfids().await, 5);
+    // Both changes still reach Salesforce, and nothing is deleted there.
+    let written = h
+        .write(&pgforce_sync::testing::WritePolicy::default())
+        .await;
+    assert_eq!((written.succeeded, written.failed), (2, 0), "{written:?}");
+    assert_eq!(
+        h.sf.count("SELECT COUNT() FROM Gadget__c").await.unwrap(),
+        6
+    );
+    assert_eq!(
+        h.sf.count("SELECT COUNT() FROM Gadget__c WHERE Name = 'Edited here'")
+            .await
+            .unwrap(),
+        1
+    );
+}

@@ -1,6 +1,16 @@
-//! Loading a whole object into its table: the table emptied and filled with COPY inside
-//! one transaction, which the caller commits together with the cursor, so a load cut off
-//! at any point leaves the table as it was.
+//! Loading a whole object into its table, keeping local work: inside one transaction that
+//! holds the table's sync lock, the rows that came from Salesforce and have nothing left to
+//! send are replaced by the object's records, copied with COPY. The caller commits it
+//! together with the cursor, so a load cut off at any point leaves the table as it was.
+//!
+//! What stays: rows without an `sfid` (app inserts not sent yet) and rows with unsent
+//! trigger-log entries (`NEW`, `PENDING`, `HELD`). Their changes are sent as usual; a
+//! loaded record that one of them already holds (same `sfid` or upsert-field value) is
+//! left out, and the next poll brings Salesforce's version once the local change is sent.
+//! Whether anything stays is decided inside the transaction, after the rows are removed,
+//! never from a count taken earlier: when nothing does (a first load), pages go straight
+//! into the table; otherwise they go through a staging table and are added with
+//! `on conflict do nothing`.
 
 use bytes::Bytes;
 use futures_util::SinkExt as _;
@@ -10,25 +20,33 @@ use super::RowShape;
 use crate::catalog::leases::Fence;
 use crate::error::{Context as _, Result};
 use crate::own_write::{OwnTransaction, OwnWrite};
+use crate::states::LogState;
 
-/// A load in progress: its transaction and the COPY statement for the shape.
+/// The staging table of a load that keeps rows (temporary, dropped at commit).
+const STAGING: &str = "pgforce_load_staging";
+
+/// A load in progress: its transaction and where its pages go.
 pub struct Load<'c> {
     tx: OwnTransaction<'c>,
     copy_sql: String,
     qualified: String,
+    /// `insert … select` from the staging table, when rows were kept.
+    merge_sql: Option<String>,
 }
 
 impl std::fmt::Debug for Load<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Load")
             .field("table", &self.qualified)
+            .field("keeps_rows", &self.merge_sql.is_some())
             .finish()
     }
 }
 
 impl<'c> Load<'c> {
-    /// Opens the load's transaction (pgforce's own write, committed only while the
-    /// lease behind `fence` holds) and empties the table in it.
+    /// Opens the load's transaction (pgforce's own write under the table's sync lock,
+    /// committed only while the lease behind `fence` holds) and removes the rows the load
+    /// replaces.
     pub async fn begin(
         client: &'c mut Client,
         shape: &RowShape,
@@ -36,15 +54,54 @@ impl<'c> Load<'c> {
     ) -> Result<Self> {
         let (schema, table) = (&shape.schema, &shape.table);
         let qualified = format!("{schema}.{table}");
-        let tx = OwnWrite::untabled().fenced(fence).begin(client).await?;
-        tx.batch_execute(&format!("truncate table {schema}.{table}"))
+        let tx = OwnWrite::on_table(schema, table)
+            .fenced(fence)
+            .begin(client)
+            .await?;
+        let unsent: Vec<String> = [LogState::New, LogState::Pending, LogState::Held]
+            .iter()
+            .map(|s| s.as_str().to_owned())
+            .collect();
+        tx.execute(
+            &format!(
+                "delete from {qualified} t where t.sfid is not null and not exists (
+                     select 1 from {schema}._trigger_log l
+                     where l.table_name = $1 and l.record_id = t.id and l.state = any($2))"
+            ),
+            &[&table.as_str(), &unsent],
+        )
+        .await
+        .context(|| format!("removing the rows of {qualified} the load replaces"))?;
+        let kept: i64 = tx
+            .query_one(&format!("select count(*) from {qualified}"), &[])
             .await
-            .context(|| format!("emptying {qualified} for the load"))?;
+            .context(|| format!("counting the local rows {qualified} keeps"))?
+            .get(0);
         let columns: Vec<String> = shape.columns.iter().map(|c| c.name.to_string()).collect();
+        let columns = columns.join(", ");
+        let (copy_sql, merge_sql) = if kept == 0 {
+            (format!("copy {qualified} ({columns}) from stdin"), None)
+        } else {
+            tracing::info!(table = %qualified, rows = kept, "the load keeps local rows with changes not sent yet");
+            tx.batch_execute(&format!(
+                "create temporary table {STAGING} on commit drop as
+                     select {columns} from {qualified} with no data"
+            ))
+            .await
+            .context(|| format!("creating the staging table of the load of {qualified}"))?;
+            (
+                format!("copy {STAGING} ({columns}) from stdin"),
+                Some(format!(
+                    "insert into {qualified} ({columns}) select {columns} from {STAGING}
+                     on conflict do nothing"
+                )),
+            )
+        };
         Ok(Self {
             tx,
-            copy_sql: format!("copy {schema}.{table} ({}) from stdin", columns.join(", ")),
+            copy_sql,
             qualified,
+            merge_sql,
         })
     }
 
@@ -66,10 +123,30 @@ impl<'c> Load<'c> {
         &self.tx
     }
 
-    /// Commits the load (when its lease still holds).
-    pub async fn commit(self) -> Result<()> {
+    /// Adds the staged records next to the kept rows (when rows were kept) and commits
+    /// the load (when its lease still holds). Returns how many loaded records a kept row
+    /// holds and were left out.
+    pub async fn commit(self) -> Result<u64> {
+        let mut left_out = 0;
+        if let Some(merge) = &self.merge_sql {
+            let staged: i64 = self
+                .tx
+                .query_one(&format!("select count(*) from {STAGING}"), &[])
+                .await
+                .context(|| format!("counting the records staged for {}", self.qualified))?
+                .get(0);
+            let added = self
+                .tx
+                .execute(merge, &[])
+                .await
+                .context(|| format!("adding the loaded records to {}", self.qualified))?;
+            left_out = u64::try_from(staged)
+                .unwrap_or_default()
+                .saturating_sub(added);
+        }
         self.tx
             .commit(&format!("the load of {}", self.qualified))
-            .await
+            .await?;
+        Ok(left_out)
     }
 }

@@ -154,10 +154,10 @@ pub async fn record(
     if !ids.is_empty() {
         // The reader may have added a row for a new record already.
         tx.execute(&fold_read_back(schema, table), &[ids, sfids])
-        .await
-        .context(|| {
-            format!("removing rows of {schema}.{table} read back before their write-back")
-        })?;
+            .await
+            .context(|| {
+                format!("removing rows of {schema}.{table} read back before their write-back")
+            })?;
     }
     let (ids, sfids, lastops) = (&rec.written_ids, &rec.written_sfids, &rec.written_lastops);
     let mut found = HashSet::new();

@@ -1,6 +1,7 @@
-//! The initial load (and a reload): the whole object into its emptied table, in one
-//! transaction that also sets the cursor and marks a requested reload done; pages come
-//! from REST or from a Bulk query job and are copied with COPY.
+//! The initial load (and a reload): the whole object into its table, in one transaction
+//! that also sets the cursor and marks a requested reload done; pages come from REST or
+//! from a Bulk query job and are copied with COPY. Local work stays: rows not sent yet
+//! and rows with unsent changes are kept (see `pgforce_store::table::load`).
 
 use std::time::Instant;
 
@@ -19,7 +20,7 @@ use crate::mapping::Mapping;
 
 use super::{ReadOutcome, RejectedRecord, Target, row_values, soql_datetime, text_of};
 
-/// Loads the whole object into its (emptied) table and sets the cursor.
+/// Loads the whole object into its table (keeping local work) and sets the cursor.
 pub async fn initial_load(
     sf: &Salesforce,
     pg: &mut Postgres,
@@ -121,7 +122,10 @@ pub async fn initial_load(
     mappings::finish_reload(load.transaction(), target.mapping_id)
         .await
         .map_err(|e| target.store_error(e))?;
-    load.commit().await.map_err(|e| target.store_error(e))?;
+    let left_out = load.commit().await.map_err(|e| target.store_error(e))?;
+    if left_out > 0 {
+        tracing::info!(object = %mapping.object, records = left_out, "records whose rows have local changes not sent yet were left as they are; the next poll brings them once the changes are sent");
+    }
     target.finish(&*pg, &outcome).await?;
     Ok(outcome)
 }
