@@ -138,6 +138,10 @@ pub struct ConnectionConfig {
     /// Days `_trigger_log_archive` keeps rows (default 31, as Heroku Connect).
     #[serde(default = "default_archive_retention_days")]
     pub archive_retention_days: u64,
+    /// Seconds before its cursor each poll reads again, so a record committed after a
+    /// later one but stamped before it is not missed (default 10; 0 turns it off).
+    #[serde(default = "default_poll_overlap_seconds")]
+    pub poll_overlap_seconds: u64,
     /// The objects to sync.
     #[serde(default, rename = "mapping", skip_serializing)]
     pub mappings: Vec<MappingConfig>,
@@ -181,6 +185,10 @@ fn default_archive_after_seconds() -> u64 {
 
 fn default_archive_retention_days() -> u64 {
     31
+}
+
+fn default_poll_overlap_seconds() -> u64 {
+    crate::reader::DEFAULT_POLL_OVERLAP.as_secs()
 }
 
 fn default_polling_seconds() -> u64 {

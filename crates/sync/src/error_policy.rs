@@ -152,6 +152,10 @@ pub(crate) fn decide_call(error: &pgforce_salesforce::Error) -> Verdict {
             Decision::PauseConnection,
             "Salesforce refused the connection's credentials; renew them",
         ),
+        Sf::Api { error, .. } if error.code == ApiErrorCode::InvalidQueryLocator => verdict(
+            Decision::Retry,
+            "Salesforce released the query's cursor (too many open for the user); reading again",
+        ),
         Sf::Api { error, .. } if error.code == ApiErrorCode::InvalidSessionId => verdict(
             Decision::PauseConnection,
             "Salesforce refused the session even after logging in again; check the credentials",
@@ -219,6 +223,11 @@ mod tests {
         assert_eq!(
             decide_call(&api(400, "UNABLE_TO_LOCK_ROW")).decision,
             Decision::Retry
+        );
+        assert_eq!(
+            decide_call(&api(400, "INVALID_QUERY_LOCATOR")).decision,
+            Decision::Retry,
+            "a released query cursor is read again"
         );
         let limit = Sf::RequestLimitExceeded {
             path: "/x".to_owned(),

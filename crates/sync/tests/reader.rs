@@ -335,3 +335,120 @@ async fn a_reload_keeps_rows_not_sent_yet_and_rows_with_unsent_changes() {
         1
     );
 }
+
+#[tokio::test]
+async fn a_record_committed_late_with_an_older_stamp_is_read_by_the_overlap() {
+    let mut h = harness(2000, EmulatorConfig::default()).await;
+    h.load().await;
+    // The next write takes its SystemModstamp now and becomes visible 1.5 s later, as a
+    // record written early in a long Salesforce transaction does.
+    h.org
+        .control(
+            Method::POST,
+            "/faults/script",
+            Some(json!({ "steps": [{ "on": "write", "fault": "commitDelay", "delayMs": 1500 }] })),
+        )
+        .await;
+    let late = tokio::spawn({
+        let sf = h.sf.clone();
+        async move {
+            let Value::Object(record) = json!({ "Name": "Late", "Code__c": "LATE" }) else {
+                unreachable!("an object")
+            };
+            sf.create("Gadget__c", &record).await.unwrap()
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    create(&h, json!({ "Name": "Prompt", "Code__c": "PROMPT" })).await;
+    // This poll sees the prompt record only, and its cursor moves past the late one's stamp.
+    assert_eq!(h.poll().await.applied, 1);
+    late.await.unwrap();
+    let outcome = h.poll().await;
+    assert_eq!(outcome.applied, 1, "{outcome:?}");
+    let names: Vec<String> =
+        h.pg.query("select name from salesforce.gadget__c order by name", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+    assert_eq!(names, ["Late", "Prompt"]);
+    assert_eq!(
+        h.poll().await.applied,
+        0,
+        "records read again by the overlap are not applied twice"
+    );
+}
+
+#[tokio::test]
+async fn a_poll_whose_query_cursor_salesforce_released_starts_over_from_its_cursor() {
+    let mut h = harness(200, EmulatorConfig::default()).await;
+    h.load().await;
+    h.org
+        .control(
+            Method::PUT,
+            "/faults",
+            Some(json!({ "maxOpenCursorsPerUser": 1 })),
+        )
+        .await;
+    for batch in 0..3 {
+        let records: Vec<pgforce_salesforce::rest::Record> = (0..200)
+            .map(|n| {
+                let Value::Object(record) =
+                    json!({ "Name": format!("Many {batch}-{n}"), "Code__c": format!("M-{batch}-{n}") })
+                else {
+                    unreachable!("an object")
+                };
+                record
+            })
+            .collect();
+        h.sf.create_records("Gadget__c", &records, true)
+            .await
+            .unwrap();
+    }
+    // The poll reads its first page, then waits for the table's sync lock, held here;
+    // meanwhile another query of the same user opens a cursor, and Salesforce releases
+    // the poll's.
+    let locker = h.db.client().await;
+    locker
+        .execute(
+            "select pg_advisory_lock(hashtextextended('pgforce:salesforce.gadget__c', 0))",
+            &[],
+        )
+        .await
+        .unwrap();
+    let mut poller = h.db.client().await;
+    let target = pgforce_sync::testing::Target {
+        schema: &h.schema,
+        mapping: &h.mapping,
+        mapping_id: h.mapping_id,
+        fence: None,
+    };
+    let evict = async {
+        let waiting = "select count(*) from pg_locks where locktype = 'advisory' and not granted";
+        while locker
+            .query_one(waiting, &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+            == 0
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let mut pages = Box::pin(h.sf.query_pages("SELECT Id FROM Gadget__c", false));
+        use futures_util::TryStreamExt as _;
+        let first = pages.try_next().await.unwrap().unwrap();
+        assert!(!first.done, "this query keeps a cursor open");
+        locker
+            .execute(
+                "select pg_advisory_unlock(hashtextextended('pgforce:salesforce.gadget__c', 0))",
+                &[],
+            )
+            .await
+            .unwrap();
+    };
+    let (outcome, ()) = tokio::join!(poll_once(&h.sf, &mut poller, &target), evict);
+    let outcome = outcome.unwrap();
+    assert_eq!(outcome.applied, 600, "{outcome:?}");
+    assert_eq!(h.count().await, 600);
+}

@@ -64,3 +64,27 @@ pub async fn clear(client: &impl GenericClient, mapping: MappingId) -> Result<()
         .context(|| format!("clearing the cursor of mapping {mapping}"))
         .map(|_| ())
 }
+
+/// The SOQL datetime `overlap` before the cursor's stamp: where a poll with an overlap
+/// starts reading.
+pub async fn window_start(
+    client: &impl GenericClient,
+    cursor: &ReadCursor,
+    overlap: std::time::Duration,
+) -> Result<String> {
+    let row = client
+        .query_one(
+            "select to_char(($1::text::timestamptz - make_interval(secs => $2)) at time zone 'UTC',
+                            'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')",
+            &[&cursor.system_modstamp, &overlap.as_secs_f64()],
+        )
+        .await
+        .context(|| {
+            format!(
+                "computing {} s before the cursor {}",
+                overlap.as_secs_f64(),
+                cursor.system_modstamp
+            )
+        })?;
+    Ok(row.get(0))
+}

@@ -116,3 +116,32 @@ pub async fn delete_record(
         .await
         .context(|| format!("deleting a row of {}", statements.qualified))
 }
+
+/// Of `(sfid, SystemModstamp as Salesforce sent it)` pairs, the sfids whose row already
+/// holds that version or a later one: records a poll's overlap reads again.
+pub async fn already_applied(
+    tx: &Transaction<'_>,
+    statements: &ApplyStatements,
+    stamps: &[(String, String)],
+) -> Result<std::collections::HashSet<String>> {
+    if stamps.is_empty() {
+        return Ok(std::collections::HashSet::new());
+    }
+    let table = &statements.qualified;
+    let (sfids, times): (Vec<&str>, Vec<&str>) = stamps
+        .iter()
+        .map(|(sfid, stamp)| (sfid.as_str(), stamp.as_str()))
+        .unzip();
+    let rows = tx
+        .query(
+            &format!(
+                "select u.sfid from unnest($1::text[], $2::text[]) u(sfid, stamp)
+                 join {table} t on t.sfid = u.sfid
+                 where t.systemmodstamp >= (u.stamp::timestamptz at time zone 'UTC')"
+            ),
+            &[&sfids, &times],
+        )
+        .await
+        .context(|| format!("finding records {table} already holds"))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}

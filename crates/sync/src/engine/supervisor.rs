@@ -444,6 +444,7 @@ fn reader(engine: &Engine, live: &LiveConnection, mapping: LiveMapping) -> Reade
         progress: shared.options.load_progress.clone(),
         wake: Arc::new(Notify::new()),
         lease: shared.options.lease,
+        overlap: std::time::Duration::from_secs(live.config.poll_overlap_seconds),
     }
 }
 

@@ -1,13 +1,23 @@
 //! Polling: what changed since the cursor, page by page, each page one transaction that
 //! advances the cursor (REST pages, or a Bulk query job when many changed).
+//!
+//! Overlap: Salesforce stamps a record when its transaction writes it, so a long
+//! transaction can make a record visible with a stamp older than a cursor that already
+//! moved on. Each poll therefore reads again a window before its cursor
+//! (`poll_overlap_seconds`) and skips the records whose row already holds that version;
+//! the cursor never moves back.
+//!
+//! Released cursors: Salesforce keeps a limited number of open query cursors per user and
+//! answers `INVALID_QUERY_LOCATOR` for one it released. The pages applied so far have moved
+//! the cursor, so the poll simply starts over from it.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use pgforce_salesforce::rest::Record;
-use pgforce_salesforce::{Client as Salesforce, soql};
+use pgforce_salesforce::{ApiErrorCode, Client as Salesforce, soql};
 use pgforce_store::catalog::cursors::{self, ReadCursor};
-use pgforce_store::table::apply::{ApplyStatements, apply_records, delete_record};
+use pgforce_store::table::apply::{ApplyStatements, already_applied, apply_records, delete_record};
 use pgforce_store::{MappingState, OwnWrite, Session as Postgres};
 use serde_json::Value;
 
@@ -17,20 +27,76 @@ use crate::error::{Error, Result};
 
 use super::{ReadOutcome, Target, row_values, soql_datetime, text_of};
 
-/// Reads and applies what changed in Salesforce since the cursor.
+/// How far before its cursor a poll reads again, unless the connection says otherwise.
+pub const DEFAULT_POLL_OVERLAP: Duration = Duration::from_secs(10);
+/// How many times one poll starts over after Salesforce released its query cursor.
+const CURSOR_RESTARTS: u32 = 3;
+
+/// Reads and applies what changed in Salesforce since the cursor, with the default
+/// overlap (tests poll one at a time).
+#[cfg(feature = "test-support")]
 pub async fn poll_once(
     sf: &Salesforce,
     pg: &mut Postgres,
     target: &Target<'_>,
 ) -> Result<ReadOutcome> {
+    poll_with_overlap(sf, pg, target, DEFAULT_POLL_OVERLAP).await
+}
+
+/// Reads and applies what changed in Salesforce since `overlap` before the cursor.
+pub async fn poll_with_overlap(
+    sf: &Salesforce,
+    pg: &mut Postgres,
+    target: &Target<'_>,
+    overlap: Duration,
+) -> Result<ReadOutcome> {
+    target.set_state(pg, MappingState::PollingSfChanges).await?;
+    let mut outcome = ReadOutcome::default();
+    let mut restarts = 0;
+    loop {
+        match read_changes(sf, pg, target, overlap, &mut outcome).await {
+            Err(error) if cursor_released(&error) && restarts < CURSOR_RESTARTS => {
+                restarts += 1;
+                tracing::warn!(object = %target.mapping.object, error = %error.chain(), "Salesforce released the poll's query cursor; reading again from where the poll got to");
+            }
+            result => {
+                result?;
+                break;
+            }
+        }
+    }
+    target.finish(&*pg, &outcome).await?;
+    Ok(outcome)
+}
+
+/// Whether Salesforce answered that it released the query's cursor.
+fn cursor_released(error: &Error) -> bool {
+    matches!(error, Error::Salesforce { source, .. }
+        if matches!(source.as_ref(), pgforce_salesforce::Error::Api { error, .. }
+            if error.code == ApiErrorCode::InvalidQueryLocator))
+}
+
+/// One pass over the changes since the cursor (less the overlap), adding to `outcome`.
+async fn read_changes(
+    sf: &Salesforce,
+    pg: &mut Postgres,
+    target: &Target<'_>,
+    overlap: Duration,
+    outcome: &mut ReadOutcome,
+) -> Result<()> {
     let mapping = target.mapping;
     let object = soql::name(&mapping.object).map_err(|e| target.sf_error(e))?;
-    target.set_state(pg, MappingState::PollingSfChanges).await?;
     let cursor = cursors::load(&*pg, target.mapping_id)
         .await
         .map_err(|e| target.store_error(e))?;
     let filter = match &cursor {
         None => String::new(),
+        Some(c) if !overlap.is_zero() => {
+            let start = cursors::window_start(&*pg, c, overlap)
+                .await
+                .map_err(|e| target.store_error(e))?;
+            format!(" WHERE SystemModstamp >= {start}")
+        }
         Some(c) if c.last_sfid.is_empty() => {
             format!(" WHERE SystemModstamp >= {}", c.system_modstamp)
         }
@@ -46,8 +112,7 @@ pub async fn poll_once(
         mapping.select_list()
     );
     let statements = ApplyStatements::new(&mapping.row_shape(target.schema)?);
-    let mut outcome = ReadOutcome::default();
-    let mut pages = changed_pages(sf, pg, target, &query, has_is_deleted, &mut outcome).await?;
+    let mut pages = changed_pages(sf, pg, target, &query, has_is_deleted, outcome).await?;
     // Where the cursor must stay for the rest of the poll: before the first record whose
     // local change was in flight when it was read (see `conflict`).
     let mut hold: Option<ReadCursor> = None;
@@ -66,7 +131,7 @@ pub async fn poll_once(
             .map_err(|e| target.store_error(e))?;
         let mut last: Option<ReadCursor> = None;
         let mut changed: Vec<Vec<Option<String>>> = Vec::with_capacity(records.len());
-        let stamps: Vec<(String, String)> = records
+        let live: Vec<(String, String)> = records
             .iter()
             .filter(|r| r.get("IsDeleted") != Some(&Value::Bool(true)))
             .filter_map(|r| {
@@ -75,6 +140,14 @@ pub async fn poll_once(
                     text_of(r, "SystemModstamp")?.to_owned(),
                 ))
             })
+            .collect();
+        // Records read again by the overlap that the table already holds.
+        let held = already_applied(&tx, &statements, &live)
+            .await
+            .map_err(|e| target.store_error(e))?;
+        let stamps: Vec<(String, String)> = live
+            .into_iter()
+            .filter(|(sfid, _)| !held.contains(sfid))
             .collect();
         let settled = conflict::settle(&tx, target, &stamps).await?;
         outcome.local_wins += settled.local_wins.len() as u64;
@@ -101,7 +174,7 @@ pub async fn poll_once(
                 outcome.deleted += removed;
                 continue;
             }
-            if settled.local_wins.contains(&sfid) {
+            if held.contains(&sfid) || settled.local_wins.contains(&sfid) {
                 continue;
             }
             match row_values(mapping, record) {
@@ -112,9 +185,11 @@ pub async fn poll_once(
         outcome.applied += apply_records(&tx, &statements, &changed)
             .await
             .map_err(|e| target.store_error(e))?;
-        if let Some(cursor) = hold.as_ref().or(last.as_ref()) {
-            // The cursor moves in the transaction that applied these rows (worker contract).
-            cursors::save(&*tx, target.mapping_id, cursor)
+        let next = hold.as_ref().or(last.as_ref());
+        if let Some(next) = next.filter(|next| is_ahead(next, cursor.as_ref())) {
+            // The cursor moves in the transaction that applied these rows (worker
+            // contract), and only forward: the overlap's pages lie behind it.
+            cursors::save(&*tx, target.mapping_id, next)
                 .await
                 .map_err(|e| target.store_error(e))?;
         }
@@ -128,8 +203,15 @@ pub async fn poll_once(
             started.elapsed().as_secs_f64()
         );
     }
-    target.finish(&*pg, &outcome).await?;
-    Ok(outcome)
+    Ok(())
+}
+
+/// Whether `next` lies after `cursor` (by stamp, then Id; stamps share one format).
+fn is_ahead(next: &ReadCursor, cursor: Option<&ReadCursor>) -> bool {
+    cursor.is_none_or(|c| {
+        (next.system_modstamp.as_str(), next.last_sfid.as_str())
+            > (c.system_modstamp.as_str(), c.last_sfid.as_str())
+    })
 }
 
 /// Pages of records changed since the cursor: REST query pages, or, when the first page

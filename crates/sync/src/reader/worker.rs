@@ -24,7 +24,7 @@ use pgforce_store::table::rows;
 use pgforce_store::{ConnectionId, Ident, MappingId, MappingState, Session};
 use tokio::sync::{Notify, watch};
 
-use super::{ReadOutcome, Target, initial_load, poll_once};
+use super::{ReadOutcome, Target, initial_load, poll_with_overlap};
 use crate::error::{Error, Result};
 use crate::error_policy::{self, Decision};
 use crate::events::{EventBus, EventKind, LeaseChanged, ReadDone, ReadFailed};
@@ -53,6 +53,8 @@ pub(crate) struct ReaderWorker {
     /// Notified to read at once instead of waiting for the interval.
     pub wake: Arc<Notify>,
     pub lease: LeaseTiming,
+    /// How far before its cursor each poll reads again (late commits).
+    pub overlap: Duration,
 }
 
 impl ReaderWorker {
@@ -290,7 +292,7 @@ impl ReaderWorker {
                 outcome
             }
             EventKind::Poll | EventKind::Write => {
-                poll_once(&self.salesforce, &mut pg, &target).await
+                poll_with_overlap(&self.salesforce, &mut pg, &target, self.overlap).await
             }
         };
         // A session that failed mid-work may be unusable; a new one is opened next time.
