@@ -7,6 +7,7 @@ mod bad_input;
 mod demo;
 mod mappings;
 mod pause;
+mod postgres_faults;
 mod reconcile;
 mod run;
 mod runtime_changes;
