@@ -107,6 +107,11 @@ async fn each_bad_input_fails_naming_what_is_wrong() {
             "polling_seconds must be at least 1",
         ),
         (
+            "query page size outside Salesforce's range",
+            format!("query_batch_size = 50\n{ACCOUNT_MAPPING}"),
+            "query_batch_size must be between 200 and 2000 (Salesforce's range), got 50",
+        ),
+        (
             "malformed TOML",
             ACCOUNT_MAPPING.replace("fields = [", "fields = [[["),
             "is not valid TOML",

@@ -3,8 +3,10 @@
 //! comes from every side: a process killed with SIGKILL or frozen with SIGSTOP past its
 //! lease at random moments, a share of API calls failing (whole-call row locks and
 //! per-record ones, 503s, dropped connections, answers lost after the work was done, bulk
-//! jobs failing partway), sessions expiring, a window with the org's API allocation spent
-//! and one with the credentials revoked. Then everything stops, pgforce settles, and the
+//! jobs failing partway, writes that become visible late, query cursors released),
+//! sessions expiring, a window with the org's API allocation spent, one with the
+//! credentials revoked and one with Postgres breaking pgforce's own writes as deadlocks.
+//! pgforce talks to Postgres over TLS only. Then everything stops, pgforce settles, and the
 //! two sides must agree: no record lost, none duplicated, no change left unsent, and
 //! FAILED only for the changes that were invalid by design.
 //!
@@ -33,8 +35,9 @@ const SCHEMA: &str = r#"{"extend": {"Account": [
 
 /// Accounts upserted by an external id; Contacts created plainly (a create sent twice is
 /// a duplicate), in bursts large enough to go as bulk jobs. Short leases, so a freeze
-/// outlives one.
+/// outlives one; small query pages, so polls keep query cursors open.
 const MAPPINGS: &str = r#"bulk_write_threshold = 100
+query_batch_size = 200
 
 [[connection.mapping]]
 object = "Account"
@@ -229,6 +232,49 @@ struct Trouble {
     freezes: u64,
     limit_windows: u64,
     credential_windows: u64,
+    deadlock_windows: u64,
+}
+
+/// Makes a share of pgforce's own writes to the mapped tables (they run with
+/// `xmlbinary = 'hex'`) fail with SQLSTATE 40P01 while `torture_faults.deadlocks_until`
+/// lies ahead, as when the server breaks deadlocks by aborting them.
+async fn install_deadlocks(db: &TestDatabase) {
+    db.client()
+        .await
+        .batch_execute(
+            "create table torture_faults (deadlocks_until timestamptz);
+             insert into torture_faults values (null);
+             create function torture_deadlock() returns trigger language plpgsql as $$
+             begin
+                 if current_setting('xmlbinary') = 'hex' and random() < 0.2
+                    and (select deadlocks_until > now() from torture_faults) then
+                     raise exception 'deadlock detected (injected)' using errcode = '40P01';
+                 end if;
+                 return coalesce(new, old);
+             end $$;
+             create trigger torture_deadlock before insert or update or delete on salesforce.account
+                 for each row execute function torture_deadlock();
+             create trigger torture_deadlock before insert or update or delete on salesforce.contact
+                 for each row execute function torture_deadlock();",
+        )
+        .await
+        .unwrap();
+}
+
+/// pgforce's sessions (named by `application_name`) with and without TLS.
+async fn sessions_by_tls(db: &TestDatabase) -> (i64, i64) {
+    let row = db
+        .client()
+        .await
+        .query_one(
+            "select count(*) filter (where s.ssl), count(*) filter (where not s.ssl)
+             from pg_stat_activity a join pg_stat_ssl s using (pid)
+             where a.application_name = 'pgforce-torture'",
+            &[],
+        )
+        .await
+        .unwrap();
+    (row.get(0), row.get(1))
 }
 
 #[tokio::test]
@@ -254,12 +300,22 @@ async fn torture_kills_freezes_faults_and_edits_on_both_sides_lose_and_duplicate
     .await;
     let db = TestDatabase::create().await;
     let config = config_file(&org, &db, MAPPINGS);
+    // pgforce's sessions speak TLS only, and say who they are.
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        &format!("url = \"{}\"", db.url),
+        &format!(
+            "url = \"{}?sslmode=require&application_name=pgforce-torture\"",
+            db.url
+        ),
+    );
+    std::fs::write(&config, text).unwrap();
     let path = config.to_str().unwrap().to_owned();
     let started = Instant::now();
     // One process writes and reads; the other stands by to take over.
     let mut daemons = [start(&path), start(&path)];
     wait_for_count(&db, "select count(*) from salesforce.account", 300).await;
     wait_for_count(&db, "select count(*) from salesforce.contact", 600).await;
+    install_deadlocks(&db).await;
 
     // Users edit the org; the app edits the tables; a share of calls fail.
     org.control(
@@ -276,7 +332,9 @@ async fn torture_kills_freezes_faults_and_edits_on_both_sides_lose_and_duplicate
         "/faults",
         Some(json!({ "unableToLockRowRate": 0.03, "recordLockRate": 0.02,
                      "serverUnavailableRate": 0.03, "dropConnectionRate": 0.02,
-                     "lostResponseRate": 0.01, "bulkJobPartialFailureRate": 0.3 })),
+                     "lostResponseRate": 0.01, "bulkJobPartialFailureRate": 0.3,
+                     "commitDelayRate": 0.02, "commitDelayMs": 1500,
+                     "maxOpenCursorsPerUser": 1 })),
     )
     .await;
     let running = Arc::new(AtomicBool::new(true));
@@ -317,6 +375,18 @@ async fn torture_kills_freezes_faults_and_edits_on_both_sides_lose_and_duplicate
             org.control(Method::POST, "/credentials/restore", None)
                 .await;
             trouble.credential_windows += 1;
+        } else if step % 10 == 5 {
+            // Postgres breaks a share of pgforce's own writes as deadlocks for a while.
+            db.client()
+                .await
+                .execute(
+                    "update torture_faults set deadlocks_until = now() + $1::text::interval",
+                    &[&format!("{} seconds", WINDOW.as_secs())],
+                )
+                .await
+                .unwrap();
+            tokio::time::sleep(WINDOW).await;
+            trouble.deadlock_windows += 1;
         } else if step % 4 == 1
             && let Some(holder) = writer_holder(&db, &daemons).await
         {
@@ -348,6 +418,11 @@ async fn torture_kills_freezes_faults_and_edits_on_both_sides_lose_and_duplicate
     let org_changes = workload["inserted"].as_u64().unwrap_or_default()
         + workload["updated"].as_u64().unwrap_or_default();
     wait_until_sent(&db).await;
+    let (tls, plain) = sessions_by_tls(&db).await;
+    assert!(
+        tls > 0 && plain == 0,
+        "pgforce's sessions: {tls} over TLS, {plain} in clear text"
+    );
     // Two more polls bring the last writes home.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let [first, second] = daemons;
@@ -458,11 +533,12 @@ async fn torture_kills_freezes_faults_and_edits_on_both_sides_lose_and_duplicate
     );
     let changes = app_changes.load(Ordering::Relaxed) + org_changes;
     println!(
-        "torture: {} kills, {} freezes past the lease, {} API-limit and {} credentials windows, {faults} faults, {changes} changes, 0 lost, {duplicated} duplicated, reconcile clean ({:.0} s)",
+        "torture: {} kills, {} freezes past the lease, {} API-limit, {} credentials and {} deadlock windows, {faults} faults, {changes} changes, 0 lost, {duplicated} duplicated, reconcile clean ({:.0} s)",
         trouble.kills,
         trouble.freezes,
         trouble.limit_windows,
         trouble.credential_windows,
+        trouble.deadlock_windows,
         started.elapsed().as_secs_f64()
     );
     let _ = std::fs::remove_file(config);

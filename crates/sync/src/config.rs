@@ -121,6 +121,9 @@ pub struct ConnectionConfig {
     /// REST API version (default 62.0).
     #[serde(default = "default_api_version")]
     pub api_version: String,
+    /// Records per REST query page (200–2,000; default: Salesforce's, 2,000).
+    #[serde(default)]
+    pub query_batch_size: Option<u32>,
     /// How the writer groups changes.
     #[serde(default)]
     pub write_algorithm: WriteAlgorithm,
@@ -259,6 +262,14 @@ impl ConnectionConfig {
         };
         let mut config = ClientConfig::new(self.login_url.clone(), credentials);
         config.api_version = self.api_version.clone();
+        if let Some(size) = self.query_batch_size {
+            if !(200..=2000).contains(&size) {
+                return Err(self.problem(format!(
+                    "query_batch_size must be between 200 and 2000 (Salesforce's range), got {size}"
+                )));
+            }
+            config.query_batch_size = Some(size);
+        }
         config.request_timeout = Duration::from_secs(120);
         if let Some(file) = &self.ca_file {
             let pem = std::fs::read_to_string(file)
