@@ -10,8 +10,33 @@ if ! command -v pg_isready >/dev/null 2>&1; then
   echo "error: PostgreSQL client tools (pg_isready) are not installed; install postgresql" >&2
   exit 1
 fi
+# The TLS tests need the server to offer TLS: on a local Debian cluster without it, turn it
+# on with the machine's snakeoil certificate; otherwise say how.
+ensure_tls() {
+  local ssl cert=/etc/ssl/certs/ssl-cert-snakeoil.pem key=/etc/ssl/private/ssl-cert-snakeoil.key
+  ssl=$(psql "$url" -Atc "show ssl" 2>/dev/null || echo unknown)
+  [ "$ssl" = "on" ] && return 0
+  if [ ! -f "$cert" ] && command -v make-ssl-cert >/dev/null 2>&1; then
+    make-ssl-cert generate-default-snakeoil || true
+  fi
+  if [ -f "$cert" ] && [ -f "$key" ]; then
+    echo "turning TLS on in PostgreSQL with the snakeoil certificate"
+    psql "$url" -q -c "alter system set ssl_cert_file = '$cert'" \
+      -c "alter system set ssl_key_file = '$key'" -c "alter system set ssl = on" \
+      -c "select pg_reload_conf()" >/dev/null || true
+    sleep 1
+    ssl=$(psql "$url" -Atc "show ssl" 2>/dev/null || echo unknown)
+  fi
+  if [ "$ssl" != "on" ]; then
+    echo "error: PostgreSQL at $url does not offer TLS (ssl = $ssl), which the TLS tests need;" >&2
+    echo "       give it a certificate and set ssl = on (Debian: the ssl-cert package's snakeoil)" >&2
+    exit 1
+  fi
+}
+
 if ready; then
   echo "PostgreSQL is running ($url)"
+  ensure_tls
   exit 0
 fi
 if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
@@ -19,7 +44,7 @@ if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
   echo "starting PostgreSQL cluster $version/main"
   pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
   for _ in $(seq 1 30); do
-    ready && { echo "PostgreSQL is running ($url)"; exit 0; }
+    ready && { echo "PostgreSQL is running ($url)"; ensure_tls; exit 0; }
     sleep 1
   done
 fi
