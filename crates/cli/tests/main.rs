@@ -8,6 +8,7 @@ mod demo;
 mod mappings;
 mod pause;
 mod reconcile;
+mod retention;
 mod run;
 mod runtime_changes;
 mod takeover;
