@@ -6,6 +6,7 @@
 mod bad_input;
 mod demo;
 mod mappings;
+mod passwords;
 mod pause;
 mod reconcile;
 mod retention;
