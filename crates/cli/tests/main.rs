@@ -5,6 +5,7 @@
 
 mod bad_input;
 mod demo;
+mod logging;
 mod mappings;
 mod passwords;
 mod pause;
