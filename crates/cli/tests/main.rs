@@ -13,6 +13,7 @@ mod reconcile;
 mod retention;
 mod run;
 mod runtime_changes;
+mod schemas;
 mod takeover;
 mod torture;
 mod write;
