@@ -11,8 +11,6 @@ use pgforce_sync::config::ConnectionConfig;
 use pgforce_sync::{Engine, EngineOptions};
 use serde::Deserialize;
 
-use crate::output;
-
 /// The whole file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,11 +26,20 @@ pub struct Config {
 }
 
 /// `[database]`.
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseConfig {
-    /// Postgres connection URL.
+    /// Postgres connection URL or keyword/value string; shown only through
+    /// [`pgforce_store::redact_conninfo`], which hides its password.
     pub url: String,
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &pgforce_store::redact_conninfo(&self.url))
+            .finish()
+    }
 }
 
 /// Replaces `${NAME}` in every string of a TOML document.
@@ -110,7 +117,7 @@ pub async fn open_engine(
         .with_context(|| {
             format!(
                 "opening the catalog at {}",
-                output::redact_url(&config.database.url)
+                pgforce_store::redact_conninfo(&config.database.url)
             )
         })
 }
@@ -134,6 +141,16 @@ mod tests {
             value["a"].as_str().unwrap(),
             format!("x-{}-y", std::env::var("PATH").unwrap())
         );
+    }
+
+    #[test]
+    fn debug_output_hides_the_database_password() {
+        let database = DatabaseConfig {
+            url: "host=db user=app password='s3 cret'".to_owned(),
+        };
+        let shown = format!("{database:?}");
+        assert!(shown.contains("password=***"), "{shown}");
+        assert!(!shown.contains("s3 cret"), "{shown}");
     }
 
     #[test]

@@ -17,6 +17,16 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "pgforce", version, about)]
 struct Cli {
+    /// Log lines on stderr as `text` (coloured on a terminal) or `json` (one object per
+    /// line, for log shippers).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t = output::LogFormat::Text,
+        env = "PGFORCE_LOG_FORMAT"
+    )]
+    log_format: output::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -49,7 +59,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    output::init_logging();
+    output::init_logging(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -1,16 +1,51 @@
 //! The only place that writes to the terminal: logs, messages for the user, errors.
+//!
+//! stdout carries only what a command outputs (tables, messages), so it can be piped;
+//! logs, progress bars and errors go to stderr. Colour codes are written only to a
+//! terminal, and never when `NO_COLOR` is set.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::sync::OnceLock;
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::{FormatTime as _, SystemTime};
 
-/// Logs go to stderr, `info` by default, `RUST_LOG` to change.
-pub fn init_logging() {
+/// How log lines are written on stderr (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Lines for people; coloured when stderr is a terminal.
+    Text,
+    /// One JSON object per line, for log shippers: `timestamp`, `level`, `target`,
+    /// `message`, the event's fields, and the span it happened in.
+    Json,
+}
+
+/// The format chosen at start, for the messages written without `tracing` (errors).
+static LOG_FORMAT: OnceLock<LogFormat> = OnceLock::new();
+
+/// Logs go to stderr in `format`, `info` by default, `RUST_LOG` to change.
+pub fn init_logging(format: LogFormat) {
+    let _ = LOG_FORMAT.set(format);
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.with_ansi(colour(&std::io::stderr())).init(),
+        LogFormat::Json => logs.json().flatten_event(true).with_ansi(false).init(),
+    }
+}
+
+/// Whether to colour what goes to `stream`: only a terminal, and not when `NO_COLOR` is
+/// set to anything (no-color.org).
+fn colour(stream: &impl IsTerminal) -> bool {
+    stream.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
+}
+
+fn log_format() -> LogFormat {
+    LOG_FORMAT.get().copied().unwrap_or(LogFormat::Text)
 }
 
 /// Prints a message for the user on stdout.
@@ -19,20 +54,48 @@ pub fn say(message: &str) {
     println!("{message}");
 }
 
-/// Prints an error with its causes and returns the failure exit code.
+/// Prints an error with its causes on stderr (as a log line under `--log-format json`)
+/// and returns the failure exit code.
 #[allow(clippy::print_stderr)]
 pub fn fail(error: &anyhow::Error) -> ExitCode {
-    eprintln!("error: {error}");
-    for cause in error.chain().skip(1) {
-        eprintln!("  caused by: {cause}");
+    match log_format() {
+        LogFormat::Text => {
+            eprintln!("error: {error}");
+            for cause in error.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+        }
+        LogFormat::Json => eprintln!("{}", error_line(error)),
     }
     ExitCode::FAILURE
 }
 
+/// The error a command ended with, shaped as the JSON log lines before it (written
+/// directly, so that no `RUST_LOG` filter can hide it).
+fn error_line(error: &anyhow::Error) -> serde_json::Value {
+    let mut timestamp = String::new();
+    // Formatting the clock into a String cannot fail; an empty timestamp would do.
+    let _ = SystemTime.format_time(&mut Writer::new(&mut timestamp));
+    serde_json::json!({
+        "timestamp": timestamp,
+        "level": "ERROR",
+        "message": "command failed",
+        "error": format!("{error:#}"),
+        "target": env!("CARGO_PKG_NAME"),
+    })
+}
+
 /// Progress bars for the initial loads `pgforce run` performs, one per loading object,
 /// showing records and rate.
+/// Under `--log-format json` they are not drawn: stderr then carries only JSON lines.
 pub fn load_progress() -> pgforce_sync::LoadProgress {
-    let bars = indicatif::MultiProgress::new();
+    let bars = match log_format() {
+        // Drawn on stderr, and only when it is a terminal.
+        LogFormat::Text => indicatif::MultiProgress::new(),
+        LogFormat::Json => {
+            indicatif::MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::hidden())
+        }
+    };
     let active: std::sync::Mutex<std::collections::HashMap<String, indicatif::ProgressBar>> =
         Default::default();
     std::sync::Arc::new(move |object: &str, done: u64, finished: bool| {
@@ -54,30 +117,4 @@ pub fn load_progress() -> pgforce_sync::LoadProgress {
             active.remove(object);
         }
     })
-}
-
-/// A connection URL without its password, for messages.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let credentials = &url[scheme_end + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn passwords_are_redacted_from_urls() {
-        assert_eq!(
-            super::redact_url("postgres://u:secret@h:5432/db"),
-            "postgres://u:***@h:5432/db"
-        );
-        assert_eq!(super::redact_url("postgres://u@h/db"), "postgres://u@h/db");
-    }
 }

@@ -5,12 +5,16 @@
 
 mod bad_input;
 mod demo;
+mod logging;
 mod mappings;
+mod passwords;
 mod pause;
 mod postgres_faults;
 mod reconcile;
+mod retention;
 mod run;
 mod runtime_changes;
+mod schemas;
 mod takeover;
 mod torture;
 mod write;

@@ -28,7 +28,10 @@ pub struct TestDatabase {
 /// Connects, or panics saying how to point the tests at a server.
 pub async fn connect(url: &str) -> Client {
     crate::connect(url).await.unwrap_or_else(|e| {
-        panic!("cannot connect to PostgreSQL at {url}: {e:?} (is it running? set DATABASE_URL)")
+        panic!(
+            "cannot connect to PostgreSQL at {}: {e:?} (is it running? set DATABASE_URL)",
+            crate::redact_conninfo(url)
+        )
     })
 }
 
@@ -44,7 +47,10 @@ impl TestDatabase {
             .expect("the test server lets us create databases");
         let url = match server.rsplit_once('/') {
             Some((base, _)) => format!("{base}/{name}"),
-            None => panic!("DATABASE_URL must end with a database name: {server}"),
+            None => panic!(
+                "DATABASE_URL must end with a database name: {}",
+                crate::redact_conninfo(&server)
+            ),
         };
         let mut client = connect(&url).await;
         catalog::migrate(&mut client)

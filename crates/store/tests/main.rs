@@ -6,6 +6,7 @@
 mod support;
 
 mod catalog;
+mod events;
 mod layout;
 mod tls;
 mod triggers;

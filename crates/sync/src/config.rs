@@ -28,6 +28,10 @@ pub struct RuntimeConfig {
     /// running then is abandoned, never half-recorded, and resumed by the next start.
     #[serde(default = "default_shutdown_seconds")]
     pub shutdown_seconds: u64,
+    /// Days `pgforce.sync_events` keeps events (default 31, as the trigger-log archive);
+    /// a running engine deletes older ones at start and every hour.
+    #[serde(default = "default_events_retention_days")]
+    pub events_retention_days: u64,
 }
 
 impl Default for RuntimeConfig {
@@ -35,6 +39,7 @@ impl Default for RuntimeConfig {
         Self {
             lease_seconds: default_lease_seconds(),
             shutdown_seconds: default_shutdown_seconds(),
+            events_retention_days: default_events_retention_days(),
         }
     }
 }
@@ -45,6 +50,10 @@ fn default_lease_seconds() -> u64 {
 
 fn default_shutdown_seconds() -> u64 {
     30
+}
+
+fn default_events_retention_days() -> u64 {
+    31
 }
 
 /// How a connection logs in to Salesforce.

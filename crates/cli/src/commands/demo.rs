@@ -76,7 +76,7 @@ const DEMO_MAPPINGS: [(&str, &[&str]); 3] = [
 const PATIENCE: Duration = Duration::from_secs(120);
 
 /// Options of `pgforce demo`.
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub struct DemoArgs {
     /// End after the tour instead of syncing until Ctrl-C.
     #[arg(long)]
@@ -84,6 +84,18 @@ pub struct DemoArgs {
     /// Database URL (default: $DATABASE_URL, else the local pgforce_demo database).
     #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DEMO_URL, hide_env_values = true)]
     database_url: String,
+}
+
+impl std::fmt::Debug for DemoArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DemoArgs")
+            .field("exit", &self.exit)
+            .field(
+                "database_url",
+                &pgforce_store::redact_conninfo(&self.database_url),
+            )
+            .finish()
+    }
 }
 
 /// Runs the demo.
@@ -167,7 +179,7 @@ async fn tour(
         .with_context(|| {
             format!(
                 "connecting to PostgreSQL at {} (start it, or set DATABASE_URL)",
-                output::redact_url(&args.database_url)
+                pgforce_store::redact_conninfo(&args.database_url)
             )
         })?;
     if created {
@@ -175,7 +187,7 @@ async fn tour(
     }
     output::say(&format!(
         "PostgreSQL: {}",
-        output::redact_url(&args.database_url)
+        pgforce_store::redact_conninfo(&args.database_url)
     ));
     let options = EngineOptions {
         load_progress: Some(output::load_progress()),

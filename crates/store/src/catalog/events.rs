@@ -1,5 +1,9 @@
 //! `pgforce.sync_events`: the log of what each mapping's reads and writes did, with their
 //! cost in records, API calls and time, for operators and the dashboard.
+//!
+//! Every load, poll and writer pass appends a row, so the log is pruned: a running engine
+//! deletes events older than its retention (`[engine] events_retention_days`) at start and
+//! every hour, see [`prune`].
 
 use std::time::Duration;
 
@@ -106,4 +110,26 @@ pub async fn record(client: &impl GenericClient, event: &SyncEvent) -> Result<()
         .await
         .context(|| format!("recording a sync event of mapping {}", event.mapping))
         .map(|_| ())
+}
+
+/// The longest retention [`prune`] honours: older cut-offs would fall outside the range of
+/// Postgres timestamps, and nothing pgforce records is that old.
+const LONGEST_RETENTION: Duration = Duration::from_secs(1_000 * 365 * 86_400);
+
+/// Deletes the events recorded more than `retention` ago (at most 1,000 years); returns
+/// how many went. Safe to run from several processes at once.
+pub async fn prune(client: &impl GenericClient, retention: Duration) -> Result<u64> {
+    let retention = retention.min(LONGEST_RETENTION);
+    client
+        .execute(
+            "delete from pgforce.sync_events where created_at < now() - make_interval(secs => $1)",
+            &[&retention.as_secs_f64()],
+        )
+        .await
+        .context(|| {
+            format!(
+                "deleting sync events recorded more than {} s ago",
+                retention.as_secs()
+            )
+        })
 }

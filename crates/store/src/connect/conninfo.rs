@@ -378,67 +378,228 @@ fn split_keyword_value(conninfo: &str, reader: &mut OptionReader) -> String {
 struct Pair<'a> {
     key: &'a str,
     value: String,
+    /// The whole pair.
     span: (usize, usize),
+    /// Where its value starts (at the opening quote of a quoted one).
+    value_start: usize,
+}
+
+/// The pairs of a keyword/value string, up to where reading stopped.
+struct Scan<'a> {
+    pairs: Vec<Pair<'a>>,
+    stop: Stop,
+}
+
+/// Where and why reading a keyword/value string stopped.
+enum Stop {
+    /// At the end.
+    End,
+    /// At a pair without a keyword (a stray `=`): tokio-postgres ignores the rest.
+    Ignored(usize),
+    /// At a pair with a syntax error: tokio-postgres rejects the string.
+    Broken(usize),
 }
 
 /// `None` on a syntax error.
 fn keyword_value_pairs(s: &str) -> Option<Vec<Pair<'_>>> {
+    let scan = scan_pairs(s);
+    match scan.stop {
+        Stop::End | Stop::Ignored(_) => Some(scan.pairs),
+        Stop::Broken(_) => None,
+    }
+}
+
+fn scan_pairs(s: &str) -> Scan<'_> {
     let mut pairs = Vec::new();
     let mut chars = s.char_indices().peekable();
     loop {
         while chars.next_if(|&(_, c)| c.is_whitespace()).is_some() {}
         let Some(&(start, _)) = chars.peek() else {
-            return Some(pairs);
+            return Scan {
+                pairs,
+                stop: Stop::End,
+            };
         };
-        let mut key_end = start;
-        while let Some((i, c)) = chars.next_if(|&(_, c)| !c.is_whitespace() && c != '=') {
-            key_end = i + c.len_utf8();
-        }
-        if key_end == start {
-            // tokio-postgres stops at a pair without a keyword (for example a stray `=`)
-            // and ignores the rest.
-            return Some(pairs);
-        }
-        while chars.next_if(|&(_, c)| c.is_whitespace()).is_some() {}
-        chars.next_if(|&(_, c)| c == '=')?;
-        while chars.next_if(|&(_, c)| c.is_whitespace()).is_some() {}
-        let mut value = String::new();
-        let end;
-        if chars.next_if(|&(_, c)| c == '\'').is_some() {
-            loop {
-                let (i, c) = chars.next()?;
-                match c {
-                    '\'' => {
-                        end = i + 1;
-                        break;
-                    }
-                    '\\' => value.extend(chars.next().map(|(_, c)| c)),
-                    c => value.push(c),
-                }
+        match read_pair(s, start, &mut chars) {
+            Some(Some(pair)) => pairs.push(pair),
+            Some(None) => {
+                return Scan {
+                    pairs,
+                    stop: Stop::Ignored(start),
+                };
             }
-        } else {
-            let mut last = None;
-            while let Some((i, c)) = chars.next_if(|&(_, c)| !c.is_whitespace()) {
-                last = Some(i + c.len_utf8());
-                match c {
-                    '\\' => {
-                        if let Some((j, escaped)) = chars.next() {
-                            last = Some(j + escaped.len_utf8());
-                            value.push(escaped);
-                        }
-                    }
-                    c => value.push(c),
-                }
+            None => {
+                return Scan {
+                    pairs,
+                    stop: Stop::Broken(start),
+                };
             }
-            // An empty unquoted value is a syntax error for tokio-postgres.
-            end = last.filter(|_| !value.is_empty())?;
         }
-        pairs.push(Pair {
-            key: &s[start..key_end],
-            value,
-            span: (start, end),
-        });
     }
+}
+
+/// Reads the pair starting at `start`: `None` on a syntax error, `Some(None)` when there
+/// is no keyword (for example a stray `=`).
+fn read_pair<'a>(
+    s: &'a str,
+    start: usize,
+    chars: &mut std::iter::Peekable<std::str::CharIndices<'_>>,
+) -> Option<Option<Pair<'a>>> {
+    let mut key_end = start;
+    while let Some((i, c)) = chars.next_if(|&(_, c)| !c.is_whitespace() && c != '=') {
+        key_end = i + c.len_utf8();
+    }
+    if key_end == start {
+        return Some(None);
+    }
+    while chars.next_if(|&(_, c)| c.is_whitespace()).is_some() {}
+    chars.next_if(|&(_, c)| c == '=')?;
+    while chars.next_if(|&(_, c)| c.is_whitespace()).is_some() {}
+    let value_start = chars.peek().map_or(s.len(), |&(i, _)| i);
+    let mut value = String::new();
+    let end;
+    if chars.next_if(|&(_, c)| c == '\'').is_some() {
+        loop {
+            let (i, c) = chars.next()?;
+            match c {
+                '\'' => {
+                    end = i + 1;
+                    break;
+                }
+                '\\' => value.extend(chars.next().map(|(_, c)| c)),
+                c => value.push(c),
+            }
+        }
+    } else {
+        let mut last = None;
+        while let Some((i, c)) = chars.next_if(|&(_, c)| !c.is_whitespace()) {
+            last = Some(i + c.len_utf8());
+            match c {
+                '\\' => {
+                    if let Some((j, escaped)) = chars.next() {
+                        last = Some(j + escaped.len_utf8());
+                        value.push(escaped);
+                    }
+                }
+                c => value.push(c),
+            }
+        }
+        // An empty unquoted value is a syntax error for tokio-postgres.
+        end = last.filter(|_| !value.is_empty())?;
+    }
+    Some(Some(Pair {
+        key: &s[start..key_end],
+        value,
+        span: (start, end),
+        value_start,
+    }))
+}
+
+/// Connection options whose values are secrets.
+const SECRET_OPTIONS: [&str; 2] = ["password", "sslpassword"];
+
+/// What a secret is shown as.
+const REDACTED: &str = "***";
+
+fn is_secret(key: &str) -> bool {
+    SECRET_OPTIONS.iter().any(|s| s.eq_ignore_ascii_case(key))
+}
+
+/// A connection string fit for messages and logs: every password replaced by `***`, in
+/// the URL's credentials (`postgres://user:***@host/db`), in its parameters
+/// (`?password=***`) and in keyword/value pairs (`password=***`, quoted or not).
+///
+/// Errs on the side of hiding: text pgforce cannot read as a connection string (a syntax
+/// error, something tokio-postgres would ignore) is shown as `***` from where reading
+/// stopped, and in URLs anything that looks like a password parameter is hidden wherever
+/// it stands.
+pub fn redact(conninfo: &str) -> String {
+    match URL_PREFIXES.iter().find(|p| conninfo.starts_with(*p)) {
+        Some(prefix) => redact_url(conninfo, prefix.len()),
+        None => redact_keyword_value(conninfo),
+    }
+}
+
+/// URL form. tokio-postgres takes the credentials up to the first `@`; should a raw `@`
+/// be in the password, the rest of it would read as the host, so the credentials hidden
+/// run to the last `@` before the host ends.
+fn redact_url(url: &str, prefix_len: usize) -> String {
+    let (prefix, rest) = url.split_at(prefix_len);
+    let mut redacted = String::with_capacity(url.len());
+    redacted.push_str(prefix);
+    match rest.find('@') {
+        Some(first) => {
+            let host_end = rest[first + 1..]
+                .find(['/', '?'])
+                .map_or(rest.len(), |i| first + 1 + i);
+            let at = rest[..host_end].rfind('@').unwrap_or(first);
+            let (credentials, after) = rest.split_at(at);
+            match credentials.split_once(':') {
+                Some((user, _)) => {
+                    redacted.push_str(user);
+                    redacted.push(':');
+                    redacted.push_str(REDACTED);
+                }
+                None => redacted.push_str(credentials),
+            }
+            redacted.push_str(after);
+        }
+        None => redacted.push_str(rest),
+    }
+    redact_url_parameters(&redacted)
+}
+
+/// Hides the value of every `password=` (or `sslpassword=`) that follows a `?` or `&`,
+/// the key percent-decoded as tokio-postgres decodes it; the value runs to the next `&`.
+fn redact_url_parameters(url: &str) -> String {
+    let mut redacted = String::with_capacity(url.len());
+    let mut rest = url;
+    while let Some(separator) = rest.find(['?', '&']) {
+        let (before, parameter) = rest.split_at(separator + 1);
+        redacted.push_str(before);
+        rest = parameter;
+        let Some(equals) = parameter.find('=') else {
+            continue;
+        };
+        let key = &parameter[..equals];
+        if key.contains(['?', '&']) {
+            continue;
+        }
+        let decoded = percent_decode_str(key).decode_utf8_lossy();
+        if !is_secret(&decoded) {
+            continue;
+        }
+        let value_end = parameter[equals + 1..]
+            .find('&')
+            .map_or(parameter.len(), |i| equals + 1 + i);
+        redacted.push_str(&parameter[..=equals]);
+        redacted.push_str(REDACTED);
+        rest = &parameter[value_end..];
+    }
+    redacted.push_str(rest);
+    redacted
+}
+
+/// Keyword/value form: each secret pair's value becomes `***` (quotes included), the rest
+/// is copied as it is, up to where the string stops making sense.
+fn redact_keyword_value(conninfo: &str) -> String {
+    let scan = scan_pairs(conninfo);
+    let mut redacted = String::with_capacity(conninfo.len());
+    let mut copied = 0;
+    for pair in scan.pairs.iter().filter(|p| is_secret(p.key)) {
+        redacted.push_str(&conninfo[copied..pair.value_start]);
+        redacted.push_str(REDACTED);
+        copied = pair.span.1;
+    }
+    let readable_end = match scan.stop {
+        Stop::End => conninfo.len(),
+        Stop::Ignored(at) | Stop::Broken(at) => at,
+    };
+    redacted.push_str(&conninfo[copied..readable_end]);
+    if readable_end < conninfo.len() {
+        redacted.push_str(REDACTED);
+    }
+    redacted
 }
 
 #[cfg(test)]
@@ -669,5 +830,127 @@ mod tests {
     fn problems_never_quote_the_password() {
         let info = parse("host=db password=hunter2 sslmode=bogus");
         assert!(!info.problem.unwrap().to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn url_passwords_are_redacted_in_the_credentials() {
+        for (url, redacted) in [
+            (
+                "postgres://app:s3cret@db:5432/app",
+                "postgres://app:***@db:5432/app",
+            ),
+            (
+                "postgresql://app:p%40ss%3Aw@db/app?sslmode=require",
+                "postgresql://app:***@db/app?sslmode=require",
+            ),
+            // A raw `@` or `:` in the password: all of it is hidden, not only up to the first.
+            ("postgres://app:p@ss:w@db/app", "postgres://app:***@db/app"),
+            (
+                "postgres://app:pw@db/app?application_name=a@b",
+                "postgres://app:***@db/app?application_name=a@b",
+            ),
+            ("postgres://app:@db/app", "postgres://app:***@db/app"),
+        ] {
+            assert_eq!(redact(url), redacted, "{url}");
+        }
+    }
+
+    #[test]
+    fn url_password_parameters_are_redacted() {
+        for (url, redacted) in [
+            (
+                "postgres://db/app?sslmode=require&password=s3cret&application_name=x",
+                "postgres://db/app?sslmode=require&password=***&application_name=x",
+            ),
+            (
+                "postgres://app@db/app?password=s3cret",
+                "postgres://app@db/app?password=***",
+            ),
+            (
+                "postgres://db/app?pass%77ord=s3cret",
+                "postgres://db/app?pass%77ord=***",
+            ),
+            (
+                "postgres://db/app?sslpassword=s3cret&PASSWORD=s3cret",
+                "postgres://db/app?sslpassword=***&PASSWORD=***",
+            ),
+            // tokio-postgres would read this `@` as the end of the credentials; the
+            // password parameter is hidden all the same.
+            (
+                "postgres://db/app?password=s3c@ret",
+                "postgres://db/app?password=***",
+            ),
+            (
+                "postgres://u:x@db/app?password=a?b&c=d",
+                "postgres://u:***@db/app?password=***&c=d",
+            ),
+        ] {
+            assert_eq!(redact(url), redacted, "{url}");
+        }
+    }
+
+    #[test]
+    fn strings_without_passwords_are_unchanged() {
+        for conninfo in [
+            "postgres://app@db:5432/app?sslmode=verify-full&sslrootcert=/ca.pem",
+            "postgresql:///app?host=%2Fvar%2Frun%2Fpostgresql",
+            "postgres://postgres@127.0.0.1:5432/postgres",
+            "host=db port=5432 user=app dbname='my app' sslmode=require",
+            "",
+        ] {
+            assert_eq!(redact(conninfo), conninfo);
+        }
+    }
+
+    #[test]
+    fn keyword_value_passwords_are_redacted() {
+        for (conninfo, redacted) in [
+            (
+                "host=db user=app password=s3cret sslmode=require",
+                "host=db user=app password=*** sslmode=require",
+            ),
+            (
+                "host=db password='s3 cr\\'et' dbname=app",
+                "host=db password=*** dbname=app",
+            ),
+            (
+                "password = 's3 cret'\tdbname=app",
+                "password = ***\tdbname=app",
+            ),
+            ("host=db password=s3\\ cret", "host=db password=***"),
+            ("host=db PASSWORD=s3cret", "host=db PASSWORD=***"),
+            ("sslpassword=s3cret host=db", "sslpassword=*** host=db"),
+        ] {
+            assert_eq!(redact(conninfo), redacted, "{conninfo}");
+        }
+    }
+
+    #[test]
+    fn unreadable_rests_are_hidden_whole() {
+        for (conninfo, redacted) in [
+            ("host=db password='s3 cret", "host=db ***"),
+            ("host=db password s3cret", "host=db ***"),
+            ("host=db =x password=s3cret", "host=db ***"),
+            ("POSTGRES://app:s3cret@db/app", "***"),
+        ] {
+            assert_eq!(redact(conninfo), redacted, "{conninfo}");
+        }
+    }
+
+    #[test]
+    fn redacted_strings_keep_every_other_setting() {
+        for conninfo in [
+            "postgres://app:s3cret@db:6543/app?sslmode=disable&application_name=x",
+            "postgres://app@db/app?password=s3cret&connect_timeout=5",
+            "host=db port=6543 user=app password='s3 cret' dbname=app application_name=x",
+        ] {
+            let original: tokio_postgres::Config = conninfo.parse().unwrap();
+            let redacted = redact(conninfo);
+            assert!(!redacted.contains("s3"), "{redacted}");
+            let mut shown: tokio_postgres::Config = redacted.parse().unwrap();
+            assert_eq!(shown.get_password(), Some(&b"***"[..]), "{redacted}");
+            shown.password(original.get_password().unwrap());
+            assert!(shown == original, "{conninfo:?} became {redacted:?}");
+        }
     }
 }

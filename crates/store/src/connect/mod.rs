@@ -19,9 +19,13 @@
 //! ignores `sslmode` for them.
 //!
 //! Errors name the host, port and mode, never the password or the connection string.
+//! Wherever pgforce shows a connection string (messages, logs, `pgforce demo`), it shows
+//! [`redact_conninfo`]'s version of it, without passwords.
 
 mod conninfo;
 mod tls;
+
+pub use self::conninfo::redact as redact_conninfo;
 
 use std::error::Error as _;
 
@@ -165,7 +169,12 @@ impl Target {
             .iter()
             .enumerate()
             .map(|(i, host)| match host {
-                Host::Tcp(name) => format!("{name}:{}", port(i)),
+                // A raw `@` in a URL's password makes tokio-postgres read the rest of the
+                // password as part of the host; no host name holds an `@`.
+                Host::Tcp(name) => {
+                    let name = name.rsplit('@').next().unwrap_or(name);
+                    format!("{name}:{}", port(i))
+                }
                 #[cfg(unix)]
                 Host::Unix(path) => format!("{}:{}", path.display(), port(i)),
             })
@@ -180,4 +189,18 @@ fn tls_failed(error: &tokio_postgres::Error) -> bool {
     error
         .source()
         .is_some_and(|source| source.downcast_ref::<TlsError>().is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Target;
+
+    #[test]
+    fn messages_name_hosts_without_password_text() {
+        // tokio-postgres reads `ss@db` as the host of this URL with a raw `@` in its password.
+        let target = Target::parse("postgres://app:p@ss@db:6543/app").unwrap();
+        assert_eq!(target.hosts(), "db:6543");
+        let target = Target::parse("host=a,b port=1,2 password=x").unwrap();
+        assert_eq!(target.hosts(), "a:1,b:2");
+    }
 }

@@ -55,6 +55,9 @@ pub struct EngineOptions {
     pub lease: LeaseTiming,
     /// How long workers have to stop at shutdown before they are abandoned.
     pub shutdown: Duration,
+    /// How long `pgforce.sync_events` keeps events (default 31 days); the supervisor
+    /// deletes older ones at start and every hour.
+    pub events_retention: Duration,
 }
 
 impl EngineOptions {
@@ -63,6 +66,7 @@ impl EngineOptions {
         Self {
             lease: LeaseTiming::from_seconds(runtime.lease_seconds),
             shutdown: Duration::from_secs(runtime.shutdown_seconds),
+            events_retention: days(runtime.events_retention_days),
             ..Self::default()
         }
     }
@@ -75,8 +79,14 @@ impl Default for EngineOptions {
             catalog_poll: Duration::from_secs(5),
             lease: LeaseTiming::default(),
             shutdown: Duration::from_secs(30),
+            events_retention: days(crate::config::RuntimeConfig::default().events_retention_days),
         }
     }
+}
+
+/// `n` days as a duration.
+fn days(n: u64) -> Duration {
+    Duration::from_secs(n.saturating_mul(86_400))
 }
 
 impl std::fmt::Debug for EngineOptions {
@@ -86,6 +96,7 @@ impl std::fmt::Debug for EngineOptions {
             .field("catalog_poll", &self.catalog_poll)
             .field("lease", &self.lease)
             .field("shutdown", &self.shutdown)
+            .field("events_retention", &self.events_retention)
             .finish()
     }
 }

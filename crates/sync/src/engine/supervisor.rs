@@ -13,6 +13,8 @@
 //!   act) stays stopped until its catalog row changes. A mapping that cannot be resolved
 //!   against the org shows `BAD_CONFIG` with the reason until it changes.
 //! - **Shutdown.** Every worker is told to stop and awaited; none is left detached.
+//! - **Housekeeping.** At start and every hour after a round, sync events older than the
+//!   engine's `events_retention` are deleted.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -20,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use pgforce_store::catalog::connections::ConnectionRow;
 use pgforce_store::catalog::mappings::{self, MappingRow};
-use pgforce_store::catalog::{CATALOG_CHANNEL, connections};
+use pgforce_store::catalog::{CATALOG_CHANNEL, connections, events};
 use pgforce_store::notify::Listener;
 use pgforce_store::{Access, ConnectionId, MappingId, MappingState, Session};
 use tokio::sync::{Notify, watch};
@@ -78,12 +80,16 @@ struct Supervision {
 
 type Outcome = (WorkerKey, Result<Exit>);
 
+/// How often old sync events are deleted (and once at start).
+const PRUNE_EVENTS_EVERY: Duration = Duration::from_secs(3600);
+
 /// Runs the catalog until `shutdown` turns true.
 pub(super) async fn run(engine: &Engine, mut shutdown: watch::Receiver<bool>) -> Result<()> {
     let poll = engine.shared.options.catalog_poll;
     let mut listener = listen(engine).await;
     let mut state = Supervision::default();
     let mut workers: JoinSet<Outcome> = JoinSet::new();
+    let mut prune_at = Instant::now();
     loop {
         if *shutdown.borrow() {
             break;
@@ -92,6 +98,10 @@ pub(super) async fn run(engine: &Engine, mut shutdown: watch::Receiver<bool>) ->
             Ok(pg) => {
                 if let Err(error) = round(engine, &pg, &mut state, &mut workers).await {
                     tracing::warn!(error = %error.chain(), "could not read the catalog; trying again");
+                }
+                if Instant::now() >= prune_at {
+                    prune_events(engine, &pg).await;
+                    prune_at = Instant::now() + PRUNE_EVENTS_EVERY;
                 }
             }
             Err(error) => {
@@ -140,6 +150,25 @@ async fn stop_all(engine: &Engine, state: &mut Supervision, workers: &mut JoinSe
                 workers.shutdown().await;
                 return;
             }
+        }
+    }
+}
+
+/// Deletes sync events older than the engine's retention. A failure is logged and left
+/// for the next hour's attempt: old events take room but stop nothing.
+async fn prune_events(engine: &Engine, pg: &Session) {
+    let retention = engine.shared.options.events_retention;
+    match events::prune(pg, retention).await {
+        Ok(0) => {}
+        Ok(deleted) => {
+            tracing::info!(
+                deleted,
+                retention_days = retention.as_secs() / 86_400,
+                "old sync events deleted"
+            );
+        }
+        Err(error) => {
+            tracing::warn!(error = %crate::error::chain(&error), "could not delete old sync events; trying again in an hour");
         }
     }
 }
