@@ -4,6 +4,8 @@
 set -euo pipefail
 
 url="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+# What the messages show: the URL without a password (user:password@ or password=...).
+shown=$(printf '%s' "$url" | sed -E 's#(://[^:/@]*):[^@]*@#\1:***@#; s#(password=)[^&[:space:]]*#\1***#g')
 ready() { pg_isready -q -d "$url" 2>/dev/null; }
 
 if ! command -v pg_isready >/dev/null 2>&1; then
@@ -28,14 +30,14 @@ ensure_tls() {
     ssl=$(psql "$url" -Atc "show ssl" 2>/dev/null || echo unknown)
   fi
   if [ "$ssl" != "on" ]; then
-    echo "error: PostgreSQL at $url does not offer TLS (ssl = $ssl), which the TLS tests need;" >&2
+    echo "error: PostgreSQL at $shown does not offer TLS (ssl = $ssl), which the TLS tests need;" >&2
     echo "       give it a certificate and set ssl = on (Debian: the ssl-cert package's snakeoil)" >&2
     exit 1
   fi
 }
 
 if ready; then
-  echo "PostgreSQL is running ($url)"
+  echo "PostgreSQL is running ($shown)"
   ensure_tls
   exit 0
 fi
@@ -44,10 +46,10 @@ if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
   echo "starting PostgreSQL cluster $version/main"
   pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
   for _ in $(seq 1 30); do
-    ready && { echo "PostgreSQL is running ($url)"; ensure_tls; exit 0; }
+    ready && { echo "PostgreSQL is running ($shown)"; ensure_tls; exit 0; }
     sleep 1
   done
 fi
-echo "error: no PostgreSQL answers at $url and none could be started;" >&2
+echo "error: no PostgreSQL answers at $shown and none could be started;" >&2
 echo "       install PostgreSQL or set DATABASE_URL to a reachable server" >&2
 exit 1
