@@ -50,8 +50,7 @@ pub(crate) struct WriterMapping {
     pub mapping: Mapping,
 }
 
-/// Everything a connection's writer needs.
-#[derive(Debug)]
+/// Everything a connection's writer needs (no `Debug`: it holds the database URL).
 pub(crate) struct WriteWorker {
     /// Where the catalog and the tables are.
     pub database_url: String,
