@@ -58,6 +58,6 @@ pub use events::{Event, EventKind, EventOutcome};
 pub use mapping::DEFAULT_BULK_THRESHOLD;
 pub use pgforce_store::{Access, ConnectionId, ConnectionState, MappingId, MappingState};
 pub use reader::{LoadProgress, ReadOutcome, RejectedRecord};
-pub use reconcile::{Drift, Repair};
+pub use reconcile::{Drift, LeftAlone, Repair};
 pub use worker::LeaseTiming;
 pub use writer::DEFAULT_BULK_WRITE_THRESHOLD;
