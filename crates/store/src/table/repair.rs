@@ -1,7 +1,7 @@
 //! The statements behind reconcile's repair, which runs beside a live reader and writer.
 //!
 //! Repair works on a mapped table in batches. Each batch is one of pgforce's own
-//! transactions holding the table's sync lock (see [`crate::own_write`]), so the table's
+//! transactions holding the table's sync lock (see [`crate::OwnWrite`]), so the table's
 //! reader and writer cannot store records or write `sfid`s back while the batch decides and
 //! writes. Inside it, the `lock_*` reads take row locks (`for update`) on the rows the
 //! batch may change, so an app's edit of one of them waits for the batch to end, and
