@@ -2,7 +2,7 @@
 //! sync lock, that decides every row again from what is true inside it (see the module doc
 //! of `reconcile`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::SystemTime;
 
 use futures_util::TryStreamExt as _;
@@ -15,7 +15,7 @@ use pgforce_store::trigger_log::queue;
 use pgforce_store::{Access, OwnTransaction, OwnWrite, Session as Postgres};
 use serde_json::Value;
 
-use super::verdict::{self, Lookup, Skip, id15};
+use super::verdict::{self, Lookup, Skip, same_record};
 use super::{BATCH, Drift, Repair};
 use crate::error::{Error, Result};
 use crate::reader::{RejectedRecord, Target, row_values};
@@ -131,8 +131,10 @@ async fn refresh(
         .iter()
         .filter_map(|r| Some((text(r, "Id")?.to_owned(), row_values(mapping, r))))
         .collect();
-    let returned: HashSet<&str> = read.iter().map(|(id, _)| id15(id)).collect();
-    for _ in ids.iter().filter(|id| !returned.contains(id15(id))) {
+    for _ in ids
+        .iter()
+        .filter(|id| !read.iter().any(|(sfid, _)| same_record(id, sfid)))
+    {
         done.left_alone.add(Skip::NoLongerInSalesforce);
     }
     let rows_of = lock_rows_of(&tx, &shape, &read).await.map_err(store)?;
@@ -191,12 +193,9 @@ async fn lock_rows_of(
     Ok(rows)
 }
 
-/// Asks Salesforce, with `queryAll`, about records by Id.
-async fn look_up(
-    sf: &Salesforce,
-    object: &str,
-    ids: &[&String],
-) -> Result<HashMap<String, Lookup>> {
+/// Asks Salesforce, with `queryAll`, about records by Id; returns what it answered, by
+/// the Ids it answered with.
+async fn look_up(sf: &Salesforce, object: &str, ids: &[&String]) -> Result<Vec<(String, Lookup)>> {
     let object_name = soql::name(object).map_err(|e| Error::salesforce(object, e))?;
     let query = format!(
         "SELECT Id, IsDeleted FROM {object_name} WHERE Id IN ({})",
@@ -214,7 +213,7 @@ async fn look_up(
                 Some(Value::Bool(true)) => Lookup::Deleted,
                 _ => Lookup::Live,
             };
-            Some((id15(text(record, "Id")?).to_owned(), lookup))
+            Some((text(record, "Id")?.to_owned(), lookup))
         })
         .collect())
 }
@@ -258,7 +257,10 @@ async fn delete_gone(
     let found = look_up(sf, &mapping.object, &candidates).await?;
     let mut doomed = Vec::with_capacity(candidates.len());
     for sfid in candidates {
-        let lookup = found.get(id15(sfid)).copied().unwrap_or(Lookup::Unknown);
+        let lookup = found
+            .iter()
+            .find(|(id, _)| same_record(sfid, id))
+            .map_or(Lookup::Unknown, |(_, lookup)| *lookup);
         match verdict::gone_record(lookup) {
             Some(skip) => done.left_alone.add(skip),
             None => doomed.extend(row_of.get(sfid)),

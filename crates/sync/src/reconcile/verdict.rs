@@ -45,10 +45,16 @@ pub(super) enum Lookup {
     Unknown,
 }
 
-/// The case-sensitive 15-character form of a Salesforce Id: an 18-character Id is the
-/// 15-character one plus a checksum, and either may be stored.
-pub(super) fn id15(id: &str) -> &str {
-    id.get(..15).unwrap_or(id)
+/// Whether two Salesforce Ids name the same record. An 18-character Id is the
+/// case-sensitive 15-character one plus a suffix that encodes its letter case, so two
+/// 18-character Ids compare without regard to case; otherwise the 15-character forms
+/// compare exactly. A row may hold either form, and Salesforce answers with 18 characters.
+pub(super) fn same_record(one: &str, other: &str) -> bool {
+    if one.len() == 18 && other.len() == 18 {
+        one.eq_ignore_ascii_case(other)
+    } else {
+        one.get(..15).unwrap_or(one) == other.get(..15).unwrap_or(other)
+    }
 }
 
 fn local(change: Option<LocalChange>) -> Option<Skip> {
@@ -149,10 +155,14 @@ mod tests {
     }
 
     #[test]
-    fn ids_compare_by_their_fifteen_character_form() {
-        assert_eq!(id15("001000000000001AAA"), "001000000000001");
-        assert_eq!(id15("001000000000001"), "001000000000001");
-        assert_eq!(id15("short"), "short");
+    fn ids_name_the_same_record_in_either_form() {
+        assert!(same_record("001000000000001AAA", "001000000000001AAA"));
+        assert!(same_record("001000000000001aaa", "001000000000001AAA"));
+        assert!(same_record("001000000000001", "001000000000001AAA"));
+        assert!(same_record("001000000000001AAA", "001000000000001"));
+        assert!(!same_record("001000000000001", "00100000000000"));
+        assert!(!same_record("00100000000000a", "00100000000000A"));
+        assert!(!same_record("00100000000000aAAB", "001000000000001AAA"));
     }
 
     #[test]
