@@ -20,7 +20,8 @@
 //! Layout:
 //! - `engine`: the engine, its supervisor and operations.
 //! - `reader`, `writer`: the workers (`worker` holds what they share); `conflict`: last
-//!   writer wins when both sides changed a record; `reconcile`: comparing both sides.
+//!   writer wins when both sides changed a record; `reconcile`: comparing both sides, and
+//!   repairing what differs safely beside the running workers.
 //! - `mapping`: configured mappings resolved against describe; `hc_json`: Heroku
 //!   Connect's mapping export document; `config`: declarations.
 //! - `convert`: Salesforce types and values into Postgres (pure); `plan`: ordered and
@@ -58,6 +59,6 @@ pub use events::{Event, EventKind, EventOutcome};
 pub use mapping::DEFAULT_BULK_THRESHOLD;
 pub use pgforce_store::{Access, ConnectionId, ConnectionState, MappingId, MappingState};
 pub use reader::{LoadProgress, ReadOutcome, RejectedRecord};
-pub use reconcile::{Drift, Repair};
+pub use reconcile::{Drift, LeftAlone, Repair};
 pub use worker::LeaseTiming;
 pub use writer::DEFAULT_BULK_WRITE_THRESHOLD;

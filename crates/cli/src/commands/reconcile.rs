@@ -2,17 +2,18 @@
 //! and with `--repair` fix what differs.
 //!
 //! The engine does the work (see `pgforce_sync::Engine::reconcile`): repair re-reads
-//! missing and differing records, deletes rows whose record is gone and queues local
-//! changes again; when no `pgforce run` holds the connection's writer lease, it also sends
-//! those changes itself, so a repaired mapping can be checked clean at once. Exit status 0
-//! only when every mapping compared agrees; the counts are kept on the mapping for
-//! `pgforce status`.
+//! missing and differing records, deletes rows whose record Salesforce reports deleted or
+//! does not know, and queues local changes again; when no `pgforce run` holds the
+//! connection's writer lease, it also sends those changes itself, so a repaired mapping
+//! can be checked clean at once. Beside a running `pgforce run` it leaves alone what
+//! changed after its snapshot, and says how many rows, and why. Exit status 0 only when
+//! every mapping compared agrees; the counts are kept on the mapping for `pgforce status`.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use pgforce_sync::{Drift, MappingReconcile, ReconcileRequest};
+use pgforce_sync::{Drift, LeftAlone, MappingReconcile, ReconcileRequest};
 
 use crate::{config, output};
 
@@ -25,7 +26,8 @@ pub struct ReconcileArgs {
     /// Only this connection (by name).
     #[arg(long)]
     connection: Option<String>,
-    /// Fix what differs: re-read from Salesforce, queue local changes again.
+    /// Fix what differs: re-read from Salesforce, delete rows of deleted records, queue
+    /// local changes again (safe beside a running `pgforce run`).
     #[arg(long)]
     repair: bool,
     /// Only these objects (API names; default: every mapping).
@@ -47,6 +49,22 @@ fn row(connection: &str, object: &str, drift: &Drift) -> String {
     )
 }
 
+/// `2 still in Salesforce, 1 with unsent changes`: the non-zero reasons.
+fn left_alone(left: &LeftAlone) -> String {
+    [
+        (left.still_in_salesforce, "still in Salesforce"),
+        (left.unsent_changes, "with unsent changes"),
+        (left.changed_since_snapshot, "changed since the snapshot"),
+        (left.no_longer_in_salesforce, "no longer in Salesforce"),
+        (left.rejected, "not fitting their columns"),
+    ]
+    .iter()
+    .filter(|(count, _)| *count > 0)
+    .map(|(count, why)| format!("{count} {why}"))
+    .collect::<Vec<_>>()
+    .join(", ")
+}
+
 fn print_report(report: &MappingReconcile) {
     output::say(&row(&report.connection, &report.object, &report.drift));
     if let (Some(done), Some(after)) = (&report.repaired, &report.after) {
@@ -54,6 +72,14 @@ fn print_report(report: &MappingReconcile) {
             "{:<10} {:<16} repaired: {} read again, {} deleted, {} queued for Salesforce",
             "", report.object, done.refreshed, done.deleted, done.requeued
         ));
+        if done.left_alone.total() > 0 {
+            output::say(&format!(
+                "{:<10} {:<16} left alone: {}",
+                "",
+                report.object,
+                left_alone(&done.left_alone)
+            ));
+        }
         output::say(&row(&report.connection, &report.object, after));
     }
 }
@@ -107,4 +133,23 @@ pub async fn run(args: ReconcileArgs) -> anyhow::Result<()> {
     }
     output::say("Salesforce and Postgres agree");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_left_alone_are_listed_by_reason_leaving_out_zeroes() {
+        let left = LeftAlone {
+            still_in_salesforce: 2,
+            changed_since_snapshot: 5,
+            ..LeftAlone::default()
+        };
+        assert_eq!(
+            left_alone(&left),
+            "2 still in Salesforce, 5 changed since the snapshot"
+        );
+        assert_eq!(left_alone(&LeftAlone::default()), "");
+    }
 }

@@ -1,6 +1,7 @@
 //! Reads and writes of mapped tables: storing records read from Salesforce ([`apply`],
-//! [`load`]), reading rows the writer and reconcile need ([`rows`]), and touching a table
-//! as an app would, for the demo ([`probe`]).
+//! [`load`]), reading rows the writer and reconcile need ([`rows`]), what reconcile's
+//! repair reads and writes beside a running daemon ([`repair`]), and touching a table as
+//! an app would, for the demo ([`probe`]).
 //!
 //! Every write here is one of pgforce's own (see [`crate::own_write`]): the capture
 //! triggers skip it and the table's sync lock orders it against the writer.
@@ -8,6 +9,7 @@
 pub mod apply;
 pub mod load;
 pub mod probe;
+pub mod repair;
 pub mod rows;
 
 use crate::Ident;

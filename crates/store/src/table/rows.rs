@@ -1,13 +1,12 @@
 //! Reading rows of a mapped table: current values and `sfid`s for the writer, Ids and
-//! stamps for reconcile, counts for status; and deleting rows whose record is gone.
+//! stamps for reconcile, counts for status.
 
 use std::collections::HashMap;
 
-use tokio_postgres::{Client, GenericClient};
+use tokio_postgres::GenericClient;
 
 use crate::Ident;
 use crate::error::{Context as _, Result};
-use crate::own_write::OwnWrite;
 
 /// Columns never sent to Salesforce: pgforce's own bookkeeping.
 const BOOKKEEPING: &str = "array['_hc_lastop', '_hc_err']";
@@ -97,25 +96,4 @@ pub async fn stamps(
             stamp: row.get(2),
         })
         .collect())
-}
-
-/// Deletes the rows of records gone from Salesforce (pgforce's own write); returns how
-/// many went.
-pub async fn delete_by_sfids(
-    client: &mut Client,
-    schema: &Ident,
-    table: &Ident,
-    sfids: &[String],
-) -> Result<u64> {
-    let tx = OwnWrite::on_table(schema, table).begin(client).await?;
-    let deleted = tx
-        .execute(
-            &format!("delete from {schema}.{table} where sfid = any($1)"),
-            &[&sfids],
-        )
-        .await
-        .context(|| format!("deleting rows of {schema}.{table} whose record is gone"))?;
-    tx.commit(&format!("the deletes in {schema}.{table}"))
-        .await?;
-    Ok(deleted)
 }

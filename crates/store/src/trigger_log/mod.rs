@@ -21,7 +21,7 @@ pub mod resume;
 use crate::Ident;
 
 /// The qualified name of a connection's trigger log.
-fn log_table(schema: &Ident) -> String {
+pub(crate) fn log_table(schema: &Ident) -> String {
     format!("{schema}._trigger_log")
 }
 

@@ -14,9 +14,8 @@
 //!   last-writer-wins rule of [`crate::conflict`].
 //!
 //! Layout: `worker` (the reader as a long-running worker: lease, interval, wake-ups,
-//! error policy), `load` (initial load and reload), `poll` (incremental polls), `apply`
-//! (storing records, shared by polls and reconcile's refresh), `bulk` (reading through
-//! Bulk API 2.0).
+//! error policy), `load` (initial load and reload), `poll` (incremental polls), `bulk`
+//! (reading through Bulk API 2.0).
 //!
 //! All writes are pgforce's own (`pgforce_store::OwnWrite`), so the capture triggers skip
 //! them and nothing echoes back to Salesforce.
@@ -135,7 +134,7 @@ fn text_of<'r>(record: &'r Record, field: &str) -> Option<&'r str> {
 }
 
 /// The Postgres text of every mapped field of a record, in mapping order, or why not.
-fn row_values(
+pub(crate) fn row_values(
     mapping: &Mapping,
     record: &Record,
 ) -> std::result::Result<Vec<Option<String>>, RejectedRecord> {
@@ -154,13 +153,11 @@ fn row_values(
         .collect()
 }
 
-mod apply;
 pub(crate) mod bulk;
 mod load;
 mod poll;
 mod worker;
 
-pub use apply::refresh_records;
 pub use load::initial_load;
 #[cfg(feature = "test-support")]
 pub use poll::poll_once;
