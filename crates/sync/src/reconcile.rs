@@ -15,7 +15,7 @@ use std::collections::HashMap;
 
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use pgforce_salesforce::{Client as Salesforce, soql};
-use pgforce_store::catalog::mappings;
+use pgforce_store::catalog::{mappings, rejected};
 use pgforce_store::table::rows;
 use pgforce_store::trigger_log::queue;
 use pgforce_store::{Access, MappingId, Session as Postgres};
@@ -42,6 +42,8 @@ pub struct Drift {
     pub never_sent: Vec<i32>,
     /// Captured changes not written yet: NEW, PENDING, HELD or FAILED trigger-log rows.
     pub unsent_changes: u64,
+    /// Records kept as rejected: read, but their values do not fit their columns.
+    pub rejected: u64,
 }
 
 impl Drift {
@@ -52,6 +54,7 @@ impl Drift {
             && self.differing.is_empty()
             && self.never_sent.is_empty()
             && self.unsent_changes == 0
+            && self.rejected == 0
     }
 
     /// The counts, for the catalog and `pgforce status`.
@@ -64,6 +67,7 @@ impl Drift {
             "differing": self.differing.len(),
             "never_sent": self.never_sent.len(),
             "unsent_changes": self.unsent_changes,
+            "rejected": self.rejected,
         })
     }
 }
@@ -166,6 +170,9 @@ pub async fn compare(sf: &Salesforce, pg: &Postgres, target: &Target<'_>) -> Res
         .cloned()
         .collect();
     drift.missing_in_postgres.sort();
+    drift.rejected = rejected::count(pg, target.mapping_id)
+        .await
+        .map_err(store)?;
     if mapping.spec.access == Access::ReadWrite {
         drift.unsent_changes = queue::unsent_count(pg, schema, table)
             .await

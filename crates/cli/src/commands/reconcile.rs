@@ -4,7 +4,8 @@
 //! The engine does the work (see `pgforce_sync::Engine::reconcile`): repair re-reads
 //! missing and differing records, deletes rows whose record is gone and queues local
 //! changes again; when no `pgforce run` holds the connection's writer lease, it also sends
-//! those changes itself, so a repaired mapping can be checked clean at once. Exit status 0
+//! those changes itself, so a repaired mapping can be checked clean at once. `REJECTED`
+//! counts the records kept as rejected (read, but not fitting their columns). Exit status 0
 //! only when every mapping compared agrees; the counts are kept on the mapping for
 //! `pgforce status`.
 
@@ -34,7 +35,7 @@ pub struct ReconcileArgs {
 
 fn row(connection: &str, object: &str, drift: &Drift) -> String {
     format!(
-        "{:<10} {:<16} {:>9} {:>9} {:>8} {:>6} {:>9} {:>10} {:>7}",
+        "{:<10} {:<16} {:>9} {:>9} {:>8} {:>6} {:>9} {:>10} {:>7} {:>8}",
         connection,
         object,
         drift.salesforce_records,
@@ -43,7 +44,8 @@ fn row(connection: &str, object: &str, drift: &Drift) -> String {
         drift.gone_from_salesforce.len(),
         drift.differing.len(),
         drift.never_sent.len(),
-        drift.unsent_changes
+        drift.unsent_changes,
+        drift.rejected
     )
 }
 
@@ -72,7 +74,7 @@ pub async fn run(args: ReconcileArgs) -> anyhow::Result<()> {
         .await
         .context("setting up the configured mappings")?;
     output::say(&format!(
-        "{:<10} {:<16} {:>9} {:>9} {:>8} {:>6} {:>9} {:>10} {:>7}",
+        "{:<10} {:<16} {:>9} {:>9} {:>8} {:>6} {:>9} {:>10} {:>7} {:>8}",
         "CONNECTION",
         "OBJECT",
         "SF ROWS",
@@ -81,7 +83,8 @@ pub async fn run(args: ReconcileArgs) -> anyhow::Result<()> {
         "GONE",
         "DIFFERING",
         "NEVER SENT",
-        "UNSENT"
+        "UNSENT",
+        "REJECTED"
     ));
     let request = ReconcileRequest {
         connection: args.connection.clone(),

@@ -12,6 +12,10 @@
 //!   row has no `sfid` yet; deleted records removed) in one transaction that advances the
 //!   cursor to its last record. Records with unsent local changes follow the
 //!   last-writer-wins rule of [`crate::conflict`].
+//! - **Rejected records**: a record whose value does not fit its column is not stored, and
+//!   not dropped either: it is kept in `pgforce.rejected_records` in the transaction of
+//!   the page that skipped it (before the cursor moves past it), and forgotten when a
+//!   later read stores it.
 //!
 //! Layout: `worker` (the reader as a long-running worker: lease, interval, wake-ups,
 //! error policy), `load` (initial load and reload), `poll` (incremental polls), `apply`
@@ -24,7 +28,8 @@
 use pgforce_salesforce::rest::Record;
 use pgforce_store::catalog::leases::Fence;
 use pgforce_store::catalog::mappings;
-use pgforce_store::{Ident, MappingId, MappingState, Session as Postgres};
+use pgforce_store::catalog::rejected::{self, Rejection};
+use pgforce_store::{Ident, MappingId, MappingState, Session as Postgres, Transaction};
 use serde_json::Value;
 
 use crate::convert::to_pg_text;
@@ -49,7 +54,7 @@ pub struct ReadOutcome {
     pub applied: u64,
     /// Rows deleted because their record was deleted in Salesforce.
     pub deleted: u64,
-    /// Records not stored, reported on the mapping.
+    /// Records not stored: kept in `pgforce.rejected_records` and reported on the mapping.
     pub rejected: Vec<RejectedRecord>,
     /// Salesforce API calls made (one per query page, plus the load's newest-record query).
     pub api_calls: u64,
@@ -121,6 +126,46 @@ impl Target<'_> {
         .await
         .map_err(|e| self.store_error(e))
     }
+}
+
+/// Keeps the records a read could not store and forgets those it stored or deleted, in the
+/// read's transaction (before its cursor moves): `stored` are the rows it applied (`sfid`
+/// first), `records` what it read.
+async fn settle_rejected(
+    client: &Transaction<'_>,
+    target: &Target<'_>,
+    records: &[Record],
+    stored: &[Vec<Option<String>>],
+    rejected: &[RejectedRecord],
+) -> Result<()> {
+    let mut done: Vec<&str> = stored
+        .iter()
+        .filter_map(|row| row.first()?.as_deref())
+        .collect();
+    done.extend(
+        records
+            .iter()
+            .filter(|r| r.get("IsDeleted") == Some(&Value::Bool(true)))
+            .filter_map(|r| text_of(r, "Id")),
+    );
+    rejected::forget(client, target.mapping_id, &done)
+        .await
+        .map_err(|e| target.store_error(e))?;
+    rejected::record(client, target.mapping_id, &rejections(rejected))
+        .await
+        .map_err(|e| target.store_error(e))
+}
+
+/// Rejected records as the catalog keeps them.
+fn rejections(rejected: &[RejectedRecord]) -> Vec<Rejection<'_>> {
+    rejected
+        .iter()
+        .map(|r| Rejection {
+            sfid: &r.sfid,
+            field: &r.field,
+            reason: &r.reason,
+        })
+        .collect()
 }
 
 /// The SOQL datetime literal for a `SystemModstamp` Salesforce sent (`…+0000` → `…Z`).

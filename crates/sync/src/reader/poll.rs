@@ -66,6 +66,7 @@ pub async fn poll_once(
             .map_err(|e| target.store_error(e))?;
         let mut last: Option<ReadCursor> = None;
         let mut changed: Vec<Vec<Option<String>>> = Vec::with_capacity(records.len());
+        let page_rejected = outcome.rejected.len();
         let stamps: Vec<(String, String)> = records
             .iter()
             .filter(|r| r.get("IsDeleted") != Some(&Value::Bool(true)))
@@ -112,6 +113,9 @@ pub async fn poll_once(
         outcome.applied += apply_records(&tx, &statements, &changed)
             .await
             .map_err(|e| target.store_error(e))?;
+        // Kept before the cursor moves past them, in the same transaction.
+        let rejected = &outcome.rejected[page_rejected..];
+        super::settle_rejected(&tx, target, &records, &changed, rejected).await?;
         if let Some(cursor) = hold.as_ref().or(last.as_ref()) {
             // The cursor moves in the transaction that applied these rows (worker contract).
             cursors::save(&*tx, target.mapping_id, cursor)
