@@ -28,6 +28,12 @@ pub struct RuntimeConfig {
     /// running then is abandoned, never half-recorded, and resumed by the next start.
     #[serde(default = "default_shutdown_seconds")]
     pub shutdown_seconds: u64,
+    /// Seconds between a reader's checks of its object's schema (default 600): fields
+    /// Salesforce widened widen their columns, a mapped field deleted or hidden puts its
+    /// mapping in `SCHEMA_CHANGED`. Readers also check when they start, after a read that
+    /// rejected records, and when a read fails on a field.
+    #[serde(default = "default_schema_check_seconds")]
+    pub schema_check_seconds: u64,
 }
 
 impl Default for RuntimeConfig {
@@ -35,6 +41,7 @@ impl Default for RuntimeConfig {
         Self {
             lease_seconds: default_lease_seconds(),
             shutdown_seconds: default_shutdown_seconds(),
+            schema_check_seconds: default_schema_check_seconds(),
         }
     }
 }
@@ -45,6 +52,10 @@ fn default_lease_seconds() -> u64 {
 
 fn default_shutdown_seconds() -> u64 {
     30
+}
+
+fn default_schema_check_seconds() -> u64 {
+    crate::engine::DEFAULT_SCHEMA_CHECK_SECONDS
 }
 
 /// How a connection logs in to Salesforce.

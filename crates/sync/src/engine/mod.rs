@@ -44,6 +44,9 @@ use crate::events::{Event, EventBus};
 use crate::reader::LoadProgress;
 use crate::worker::LeaseTiming;
 
+/// Seconds between a reader's schema checks, unless configured otherwise.
+pub(crate) const DEFAULT_SCHEMA_CHECK_SECONDS: u64 = 600;
+
 /// How an engine runs (not what it syncs: that is the catalog's).
 #[derive(Clone)]
 pub struct EngineOptions {
@@ -55,6 +58,10 @@ pub struct EngineOptions {
     pub lease: LeaseTiming,
     /// How long workers have to stop at shutdown before they are abandoned.
     pub shutdown: Duration,
+    /// How often each reader compares its object's describe with its table (default ten
+    /// minutes; also at its start, after a read rejected records, and when a read fails on
+    /// a field).
+    pub schema_check: Duration,
 }
 
 impl EngineOptions {
@@ -63,6 +70,7 @@ impl EngineOptions {
         Self {
             lease: LeaseTiming::from_seconds(runtime.lease_seconds),
             shutdown: Duration::from_secs(runtime.shutdown_seconds),
+            schema_check: Duration::from_secs(runtime.schema_check_seconds.max(1)),
             ..Self::default()
         }
     }
@@ -75,6 +83,7 @@ impl Default for EngineOptions {
             catalog_poll: Duration::from_secs(5),
             lease: LeaseTiming::default(),
             shutdown: Duration::from_secs(30),
+            schema_check: Duration::from_secs(DEFAULT_SCHEMA_CHECK_SECONDS),
         }
     }
 }
@@ -86,6 +95,7 @@ impl std::fmt::Debug for EngineOptions {
             .field("catalog_poll", &self.catalog_poll)
             .field("lease", &self.lease)
             .field("shutdown", &self.shutdown)
+            .field("schema_check", &self.schema_check)
             .finish()
     }
 }

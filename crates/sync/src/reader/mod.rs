@@ -15,12 +15,13 @@
 //! - **Rejected records**: a record whose value does not fit its column is not stored, and
 //!   not dropped either: it is kept in `pgforce.rejected_records` in the transaction of
 //!   the page that skipped it (before the cursor moves past it), and forgotten when a
-//!   later read stores it.
+//!   later read stores it. After a schema change widened a column, the reader reads the
+//!   rejected records again by Id.
 //!
 //! Layout: `worker` (the reader as a long-running worker: lease, interval, wake-ups,
 //! error policy), `load` (initial load and reload), `poll` (incremental polls), `apply`
 //! (storing records, shared by polls and reconcile's refresh), `bulk` (reading through
-//! Bulk API 2.0).
+//! Bulk API 2.0), `schema` (following the object's schema as it changes).
 //!
 //! All writes are pgforce's own (`pgforce_store::OwnWrite`), so the capture triggers skip
 //! them and nothing echoes back to Salesforce.
@@ -203,6 +204,7 @@ mod apply;
 pub(crate) mod bulk;
 mod load;
 mod poll;
+pub(crate) mod schema;
 mod worker;
 
 pub use apply::refresh_records;
