@@ -5,6 +5,7 @@
 
 mod bad_input;
 mod demo;
+mod drift;
 mod logging;
 mod mappings;
 mod passwords;

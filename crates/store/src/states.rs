@@ -75,6 +75,9 @@ states! {
         DataSynced = "DATA_SYNCED",
         /// Loading again after fields were added.
         Resync = "RESYNC",
+        /// Waiting for the org's schema: a mapped field was deleted or made unreadable in
+        /// Salesforce (or changed to a type its column cannot hold); other mappings go on.
+        SchemaChanged = "SCHEMA_CHANGED",
         /// Initial load or reload.
         ReloadTable = "RELOAD_TABLE",
         /// Polling Salesforce for changes.
@@ -251,7 +254,11 @@ mod tests {
 
     #[test]
     fn states_round_trip_through_their_text_and_keep_unknown_ones() {
-        for state in [MappingState::DataSynced, MappingState::LoadingBulkJob] {
+        for state in [
+            MappingState::DataSynced,
+            MappingState::LoadingBulkJob,
+            MappingState::SchemaChanged,
+        ] {
             assert_eq!(MappingState::parse(state.as_str()), state);
         }
         assert_eq!(LogState::parse("HELD"), LogState::Held);

@@ -27,6 +27,7 @@ async fn migrations_apply_once_and_create_the_catalog() {
             "leases",
             "mappings",
             "read_cursors",
+            "rejected_records",
             "schema_migrations",
             "stale_creates",
             "sync_events",

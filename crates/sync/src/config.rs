@@ -32,6 +32,12 @@ pub struct RuntimeConfig {
     /// a running engine deletes older ones at start and every hour.
     #[serde(default = "default_events_retention_days")]
     pub events_retention_days: u64,
+    /// Seconds between a reader's checks of its object's schema (default 600): fields
+    /// Salesforce widened widen their columns, a mapped field deleted or hidden puts its
+    /// mapping in `SCHEMA_CHANGED`. Readers also check when they start, after a read that
+    /// rejected records, and when a read fails on a field.
+    #[serde(default = "default_schema_check_seconds")]
+    pub schema_check_seconds: u64,
 }
 
 impl Default for RuntimeConfig {
@@ -40,6 +46,7 @@ impl Default for RuntimeConfig {
             lease_seconds: default_lease_seconds(),
             shutdown_seconds: default_shutdown_seconds(),
             events_retention_days: default_events_retention_days(),
+            schema_check_seconds: default_schema_check_seconds(),
         }
     }
 }
@@ -54,6 +61,10 @@ fn default_shutdown_seconds() -> u64 {
 
 fn default_events_retention_days() -> u64 {
     31
+}
+
+fn default_schema_check_seconds() -> u64 {
+    crate::engine::DEFAULT_SCHEMA_CHECK_SECONDS
 }
 
 /// How a connection logs in to Salesforce.

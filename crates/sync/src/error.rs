@@ -17,6 +17,17 @@ pub enum Error {
         /// What is wrong, naming the field when a field is at fault.
         problem: String,
     },
+    /// Mapped fields the object's describe does not list: never there, deleted, or hidden
+    /// from the integration user by field-level security.
+    #[error("mapping {object}: {problem}")]
+    MissingFields {
+        /// The mapped object.
+        object: String,
+        /// The fields' API names, as the mapping spells them.
+        fields: Vec<String>,
+        /// What is wrong, naming the fields.
+        problem: String,
+    },
     /// A connection's configuration is incomplete or unusable.
     #[error("connection {connection}: {problem}")]
     Connection {

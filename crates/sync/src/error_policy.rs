@@ -14,6 +14,11 @@
 //!   changes wait, and work resumes once the org answers again.
 //! - **Stop the mapping**: the operator must act (an object or field that does not exist,
 //!   a configuration that does not fit). The mapping shows the error until it changes.
+//! - **Check the schema**: the error names a field or a value too wide for its column
+//!   (Salesforce's `INVALID_FIELD`, Postgres's 22001 and 22003), which is what a field
+//!   changed in Salesforce looks like. The reader describes the object again and follows
+//!   the change (widens the column; waits in `SCHEMA_CHANGED` for a field that is gone);
+//!   when nothing changed, the mapping stops as above.
 //!
 //! Each decision comes with a one-line hint for the operator.
 
@@ -33,6 +38,9 @@ pub(crate) enum Decision {
     PauseConnection,
     /// The operator must act: the mapping stops and shows the error.
     StopMapping,
+    /// A field may have changed in Salesforce: describe the object again and follow the
+    /// change; stop the mapping when nothing changed.
+    CheckSchema,
 }
 
 /// A decision and what to tell the operator.
@@ -53,7 +61,7 @@ pub(crate) fn decide(error: &Error) -> Verdict {
     match error {
         Error::Salesforce { source, .. } => decide_call(source),
         Error::Store { source, .. } => decide_store(source),
-        Error::Config { .. } | Error::Document { .. } => verdict(
+        Error::Config { .. } | Error::MissingFields { .. } | Error::Document { .. } => verdict(
             Decision::StopMapping,
             "the mapping does not fit the org; change it and it starts again",
         ),
@@ -87,11 +95,38 @@ pub(crate) fn decide_store(error: &pgforce_store::Error) -> Verdict {
             Decision::Retry,
             "PostgreSQL was unavailable or the transaction conflicted; retrying",
         )
+    } else if matches!(
+        error.sqlstate(),
+        Some(STRING_DATA_RIGHT_TRUNCATION | NUMERIC_VALUE_OUT_OF_RANGE)
+    ) {
+        verdict(
+            Decision::CheckSchema,
+            "a value does not fit its column; checking whether Salesforce widened the field",
+        )
     } else {
         verdict(
             Decision::StopMapping,
             "PostgreSQL refused the statement; see its message and SQLSTATE",
         )
+    }
+}
+
+/// SQLSTATE of a value too long for its column.
+const STRING_DATA_RIGHT_TRUNCATION: &str = "22001";
+/// SQLSTATE of a number out of its column's range.
+const NUMERIC_VALUE_OUT_OF_RANGE: &str = "22003";
+
+/// The verdict on a column Postgres would not widen. Passing trouble is retried; anything
+/// else (a view or rule depends on the column, say) leaves the column as it is and fails
+/// only the records that need it: they are kept as rejected records, the mapping goes on,
+/// and the widening is tried again at the next schema check.
+pub(crate) fn decide_widening(error: &pgforce_store::Error) -> Verdict {
+    match decide_store(error).decision {
+        Decision::Retry => decide_store(error),
+        _ => verdict(
+            Decision::FailRecord,
+            "PostgreSQL would not widen the column (does a view or rule depend on it?); records that need it are kept as rejected and the widening is tried again at the next schema check",
+        ),
     }
 }
 
@@ -160,13 +195,14 @@ pub(crate) fn decide_call(error: &pgforce_salesforce::Error) -> Verdict {
             Decision::PauseConnection,
             "Salesforce refused the session even after logging in again; check the credentials",
         ),
+        Sf::Api { error, .. } if error.code == ApiErrorCode::InvalidField => verdict(
+            Decision::CheckSchema,
+            "Salesforce does not know a mapped field; checking whether it was deleted or hidden",
+        ),
         Sf::Api { error, .. }
             if matches!(
                 error.code,
-                ApiErrorCode::NotFound
-                    | ApiErrorCode::InvalidField
-                    | ApiErrorCode::InvalidType
-                    | ApiErrorCode::MalformedQuery
+                ApiErrorCode::NotFound | ApiErrorCode::InvalidType | ApiErrorCode::MalformedQuery
             ) =>
         {
             verdict(
@@ -242,9 +278,23 @@ mod tests {
         };
         assert_eq!(decide_call(&auth).decision, Decision::PauseConnection);
         assert_eq!(
-            decide_call(&api(400, "INVALID_FIELD")).decision,
+            decide_call(&api(400, "INVALID_TYPE")).decision,
             Decision::StopMapping
         );
+    }
+
+    #[test]
+    fn field_errors_check_the_schema() {
+        assert_eq!(
+            decide_call(&api(400, "INVALID_FIELD")).decision,
+            Decision::CheckSchema
+        );
+        let missing = Error::MissingFields {
+            object: "Account".to_owned(),
+            fields: vec!["Region__c".to_owned()],
+            problem: "field Region__c does not exist on Account".to_owned(),
+        };
+        assert_eq!(decide(&missing).decision, Decision::StopMapping);
     }
 
     #[test]

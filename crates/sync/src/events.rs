@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use pgforce_store::catalog::events::{self as store_events, SyncEvent};
+use pgforce_store::ddl::ColumnSpec;
 use pgforce_store::{MappingId, Session};
 use tokio::sync::broadcast;
 
@@ -124,6 +125,9 @@ impl ReadFailed<'_> {
             Decision::PauseConnection => {
                 tracing::warn!(object = self.object, error = %error, hint, "reading paused; retrying later");
             }
+            Decision::CheckSchema => {
+                tracing::warn!(object = self.object, error = %error, hint, "read failed on a field; checking the object's schema");
+            }
             Decision::Retry | Decision::FailRecord => {
                 tracing::warn!(object = self.object, error = %error, hint, "sync failed; retrying");
             }
@@ -137,6 +141,87 @@ impl ReadFailed<'_> {
             duration: self.took,
             outcome: EventOutcome::Error,
             message: Some(error),
+        };
+        bus.publish(pg, event).await;
+    }
+}
+
+/// What following an object's schema changed for its mapping.
+pub(crate) enum SchemaNews<'a> {
+    /// Columns widened to what Salesforce's fields now hold.
+    Widened(&'a [ColumnSpec]),
+    /// Columns that needed widening and that Postgres would not widen.
+    NotWidened {
+        columns: &'a [ColumnSpec],
+        error: &'a pgforce_store::Error,
+        verdict: Verdict,
+    },
+    /// Mapped fields are gone or changed beyond their columns: the mapping waits.
+    Changed(&'a str),
+    /// The fields are back: every record is read again.
+    Back,
+}
+
+/// A schema check of a mapping's object that changed something.
+pub(crate) struct SchemaFollowed<'a> {
+    pub mapping: MappingId,
+    pub object: &'a str,
+    pub news: SchemaNews<'a>,
+}
+
+impl SchemaFollowed<'_> {
+    pub(crate) async fn emit(self, bus: &EventBus, pg: Option<&Session>) {
+        let object = self.object;
+        let columns = |columns: &[ColumnSpec]| {
+            columns
+                .iter()
+                .map(|c| format!("{} to {}", c.name.as_str(), c.pg_type))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let (outcome, message) = match self.news {
+            SchemaNews::Widened(widened) => {
+                let message = format!(
+                    "Salesforce widened fields: column(s) widened: {}",
+                    columns(widened)
+                );
+                tracing::info!(object, columns = %columns(widened), "columns widened as their fields were in Salesforce");
+                (EventOutcome::Ok, message)
+            }
+            SchemaNews::NotWidened {
+                columns: wanted,
+                error,
+                verdict,
+            } => {
+                let message = format!(
+                    "could not widen column(s) {}: {}",
+                    columns(wanted),
+                    crate::error::chain(error)
+                );
+                tracing::warn!(object, error = %message, hint = verdict.hint, "columns not widened");
+                (EventOutcome::Error, message)
+            }
+            SchemaNews::Changed(problem) => {
+                tracing::error!(object, error = %problem, "mapping waits for its fields (SCHEMA_CHANGED)");
+                (EventOutcome::Error, problem.to_owned())
+            }
+            SchemaNews::Back => {
+                tracing::info!(object, "mapped fields are back; reading every record again");
+                (
+                    EventOutcome::Ok,
+                    "mapped fields are back; reading every record again".to_owned(),
+                )
+            }
+        };
+        let event = Event {
+            mapping: self.mapping,
+            object: object.to_owned(),
+            kind: EventKind::Poll,
+            records: 0,
+            api_calls: 1,
+            duration: Duration::ZERO,
+            outcome,
+            message: Some(message),
         };
         bus.publish(pg, event).await;
     }

@@ -118,15 +118,17 @@ impl Mapping {
             .map(|path| resolve_reference(&spec.object, describe, path))
             .collect::<Result<Vec<_>>>()?;
         let mut fields: Vec<MappedField> = Vec::with_capacity(wanted.len());
+        let mut missing: Vec<String> = Vec::new();
         for name in &wanted {
             soql::name(name).map_err(|_| {
                 fail(format!(
                     "field {name:?} is not a valid Salesforce field name"
                 ))
             })?;
-            let field = describe
-                .field(name)
-                .ok_or_else(|| fail(format!("field {name} does not exist on {object}")))?;
+            let Some(field) = describe.field(name) else {
+                missing.push(name.clone());
+                continue;
+            };
             if fields.iter().any(|f| f.api_name == field.name) {
                 continue;
             }
@@ -144,6 +146,17 @@ impl Mapping {
                 pg_type,
                 createable: field.createable,
                 updateable: field.updateable,
+            });
+        }
+        if !missing.is_empty() {
+            let problem = match missing.as_slice() {
+                [one] => format!("field {one} does not exist on {object}"),
+                several => format!("fields {} do not exist on {object}", several.join(", ")),
+            };
+            return Err(Error::MissingFields {
+                object: spec.object.clone(),
+                fields: missing,
+                problem,
             });
         }
         let upsert_column = match &spec.upsert_field {

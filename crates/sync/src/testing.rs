@@ -9,7 +9,7 @@ use pgforce_store::{Ident, MappingId};
 use tokio::sync::watch;
 
 pub use crate::mapping::{Mapping, MappingSpec};
-pub use crate::reader::{Target, initial_load, poll_once, poll_with_overlap};
+pub use crate::reader::{Target, initial_load, poll_once, poll_with_overlap, refresh_records};
 pub use crate::reconcile::{compare, record, repair};
 pub use crate::writer::{ResumeOutcome, WriteOutcome, WritePolicy, resume_pending, write_once};
 pub use pgforce_store::trigger_log::archive::archive_processed;

@@ -276,6 +276,93 @@ async fn values_that_do_not_fit_are_reported_with_the_record_not_dropped_silentl
     );
 }
 
+/// The record's row in `pgforce.rejected_records`: field, reason, times seen.
+async fn kept(pg: &tokio_postgres::Client, sfid: &str) -> Option<(String, String, i32)> {
+    pg.query_opt(
+        "select field, reason, times_seen from pgforce.rejected_records where sfid = $1",
+        &[&sfid],
+    )
+    .await
+    .unwrap()
+    .map(|r| (r.get(0), r.get(1), r.get(2)))
+}
+
+#[tokio::test]
+async fn rejected_records_are_kept_seen_again_and_forgotten_once_stored() {
+    let mut h = harness(2000, EmulatorConfig::default()).await;
+    let long = create(&h, json!({ "Name": "Too long", "Code__c": "L" })).await;
+    h.load().await;
+    // The mapping now checks values against a column narrower than Salesforce's field.
+    let wide = h.mapping.clone();
+    for field in &mut h.mapping.fields {
+        if field.api_name == "Name" {
+            field.pg_type = PgType::Varchar(5);
+        }
+    }
+    h.sf.update(
+        "Gadget__c",
+        &long,
+        &serde_json::from_value(json!({ "Name": "Longer still" })).unwrap(),
+    )
+    .await
+    .unwrap();
+    let outcome = h.poll().await;
+    assert_eq!(outcome.rejected.len(), 1);
+    let reason = "12 characters do not fit varchar(5)".to_owned();
+    assert_eq!(
+        kept(&h.pg, &long).await,
+        Some(("Name".to_owned(), reason.clone(), 1))
+    );
+
+    // A clean poll leaves it; reading it again and rejecting it again counts it.
+    create(&h, json!({ "Name": "Ok", "Code__c": "S" })).await;
+    assert_eq!(h.poll().await.rejected.len(), 0);
+    assert_eq!(
+        kept(&h.pg, &long).await,
+        Some(("Name".to_owned(), reason.clone(), 1))
+    );
+    let target = pgforce_sync::testing::Target {
+        schema: &h.schema,
+        mapping: &h.mapping,
+        mapping_id: h.mapping_id,
+        fence: None,
+    };
+    let stored = pgforce_sync::testing::refresh_records(
+        &h.sf,
+        &mut h.db.client().await,
+        &target,
+        std::slice::from_ref(&long),
+    )
+    .await
+    .unwrap();
+    assert_eq!(stored, 0);
+    assert_eq!(
+        kept(&h.pg, &long).await,
+        Some(("Name".to_owned(), reason, 2))
+    );
+
+    // Stored once it fits: forgotten.
+    h.mapping = wide;
+    h.sf.update(
+        "Gadget__c",
+        &long,
+        &serde_json::from_value(json!({ "Name": "Longer again" })).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(h.poll().await.rejected.len(), 0);
+    assert_eq!(kept(&h.pg, &long).await, None);
+    let name: String =
+        h.pg.query_one(
+            "select name from salesforce.gadget__c where sfid = $1",
+            &[&long],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(name, "Longer again");
+}
+
 #[tokio::test]
 async fn a_reload_keeps_rows_not_sent_yet_and_rows_with_unsent_changes() {
     let mut h = harness(2000, EmulatorConfig::default()).await;

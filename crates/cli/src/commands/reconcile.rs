@@ -6,7 +6,8 @@
 //! does not know, and queues local changes again; when no `pgforce run` holds the
 //! connection's writer lease, it also sends those changes itself, so a repaired mapping
 //! can be checked clean at once. Beside a running `pgforce run` it leaves alone what
-//! changed after its snapshot, and says how many rows, and why. Exit status 0 only when
+//! changed after its snapshot, and says how many rows, and why. `REJECTED` counts the
+//! records kept as rejected (read, but not fitting their columns). Exit status 0 only when
 //! every mapping compared agrees; the counts are kept on the mapping for `pgforce status`.
 
 use std::path::PathBuf;
@@ -36,7 +37,7 @@ pub struct ReconcileArgs {
 
 fn row(connection: &str, object: &str, drift: &Drift) -> String {
     format!(
-        "{:<10} {:<16} {:>9} {:>9} {:>8} {:>6} {:>9} {:>10} {:>7}",
+        "{:<10} {:<16} {:>9} {:>9} {:>8} {:>6} {:>9} {:>10} {:>7} {:>8}",
         connection,
         object,
         drift.salesforce_records,
@@ -45,7 +46,8 @@ fn row(connection: &str, object: &str, drift: &Drift) -> String {
         drift.gone_from_salesforce.len(),
         drift.differing.len(),
         drift.never_sent.len(),
-        drift.unsent_changes
+        drift.unsent_changes,
+        drift.rejected
     )
 }
 
@@ -98,7 +100,7 @@ pub async fn run(args: ReconcileArgs) -> anyhow::Result<()> {
         .await
         .context("setting up the configured mappings")?;
     output::say(&format!(
-        "{:<10} {:<16} {:>9} {:>9} {:>8} {:>6} {:>9} {:>10} {:>7}",
+        "{:<10} {:<16} {:>9} {:>9} {:>8} {:>6} {:>9} {:>10} {:>7} {:>8}",
         "CONNECTION",
         "OBJECT",
         "SF ROWS",
@@ -107,7 +109,8 @@ pub async fn run(args: ReconcileArgs) -> anyhow::Result<()> {
         "GONE",
         "DIFFERING",
         "NEVER SENT",
-        "UNSENT"
+        "UNSENT",
+        "REJECTED"
     ));
     let request = ReconcileRequest {
         connection: args.connection.clone(),

@@ -1,5 +1,7 @@
-//! `pgforce status`: every mapping's state, row counts, last sync, last error and what it
-//! is busy with (a running Bulk API job); then each connection's writer: who holds it, its
+//! `pgforce status`: every mapping's state, row counts, last sync, last error, what it
+//! is busy with (a running Bulk API job) and the records it keeps as rejected (read, but
+//! not fitting their columns: the count and the first few); then each connection's
+//! writer: who holds it, its
 //! queue by state, and the changes it is stuck on (FAILED and HELD trigger-log rows with
 //! Salesforce's message).
 
@@ -29,6 +31,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
     ));
     for mapping in &status.mappings {
         print_mapping(mapping);
+        print_rejected(mapping);
     }
     for connection in &status.connections {
         if connection.state != ConnectionState::Idle {
@@ -85,6 +88,23 @@ fn print_mapping(mapping: &MappingStatus) {
             "",
             mapping.drift_checked.as_deref().unwrap_or_default(),
             kinds.join(", ")
+        ));
+    }
+}
+
+/// The mapping's rejected records: how many, and the first few with field and reason.
+fn print_rejected(mapping: &MappingStatus) {
+    if mapping.rejected == 0 {
+        return;
+    }
+    output::say(&format!(
+        "{:<10} ↳ {} rejected record(s) not stored (pgforce.rejected_records):",
+        "", mapping.rejected
+    ));
+    for record in &mapping.rejected_first {
+        output::say(&format!(
+            "{:<10}   {} field {}: {} (seen {} time(s), last {})",
+            "", record.sfid, record.field, record.reason, record.times_seen, record.last_seen
         ));
     }
 }

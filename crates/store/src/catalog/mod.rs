@@ -5,7 +5,8 @@
 //! connection's or mapping's settings raises its `revision` and notifies
 //! [`CATALOG_CHANNEL`]). One module per table: `connections`, `mappings`, `cursors` (read
 //! cursors), `events` (the sync event log), `leases`, `stale_creates` (records a writer
-//! made after losing its lease); `status` reads what `pgforce status` shows.
+//! made after losing its lease), `rejected` (records a reader could not store); `status`
+//! reads what `pgforce status` shows.
 //!
 //! Migrations are numbered SQL files embedded in the binary, applied in order inside one
 //! transaction that holds an advisory lock, so several `pgforce run` processes starting
@@ -17,6 +18,7 @@ pub mod cursors;
 pub mod events;
 pub mod leases;
 pub mod mappings;
+pub mod rejected;
 pub mod stale_creates;
 pub mod status;
 
@@ -29,7 +31,7 @@ use crate::error::{Context as _, Result};
 pub const CATALOG_CHANNEL: &str = "pgforce_catalog";
 
 /// `(version, SQL)` of every migration, in order.
-const MIGRATIONS: [(i32, &str); 7] = [
+const MIGRATIONS: [(i32, &str); 8] = [
     (1, include_str!("../../migrations/0001_catalog.sql")),
     (
         2,
@@ -43,6 +45,10 @@ const MIGRATIONS: [(i32, &str); 7] = [
     (5, include_str!("../../migrations/0005_lease_tokens.sql")),
     (6, include_str!("../../migrations/0006_stale_creates.sql")),
     (7, include_str!("../../migrations/0007_writer_jobs.sql")),
+    (
+        8,
+        include_str!("../../migrations/0008_rejected_records.sql"),
+    ),
 ];
 
 /// Key of the advisory lock that serialises migrations ("pgforce" in ASCII).

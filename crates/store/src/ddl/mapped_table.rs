@@ -64,6 +64,43 @@ impl fmt::Display for PgType {
     }
 }
 
+impl PgType {
+    /// How this type's width compares with `other`'s: `Less` when every value of this type
+    /// fits `other` and not the reverse (`varchar(20)` < `varchar(40)` < `text`, `integer`
+    /// < `double precision`), `Equal` for the same type, `None` when neither holds the
+    /// other's values (`date` and `boolean`, `varchar` and `integer`).
+    pub fn width_cmp(self, other: Self) -> Option<std::cmp::Ordering> {
+        use std::cmp::Ordering;
+        match (self, other) {
+            _ if self == other => Some(Ordering::Equal),
+            (Self::Varchar(a), Self::Varchar(b)) => Some(a.cmp(&b)),
+            (Self::Varchar(_), Self::Text) | (Self::Integer, Self::DoublePrecision) => {
+                Some(Ordering::Less)
+            }
+            (Self::Text, Self::Varchar(_)) | (Self::DoublePrecision, Self::Integer) => {
+                Some(Ordering::Greater)
+            }
+            _ => None,
+        }
+    }
+
+    /// The type of a column as `information_schema.columns` describes it (`data_type`,
+    /// `character_maximum_length`), when it is one pgforce creates.
+    pub fn from_catalog(data_type: &str, max_length: Option<i32>) -> Option<Self> {
+        Some(match data_type {
+            "character varying" => Self::Varchar(u32::try_from(max_length?).ok()?),
+            "text" => Self::Text,
+            "boolean" => Self::Boolean,
+            "integer" => Self::Integer,
+            "double precision" => Self::DoublePrecision,
+            "date" => Self::Date,
+            "timestamp without time zone" => Self::Timestamp,
+            "time without time zone" => Self::Time,
+            _ => return None,
+        })
+    }
+}
+
 /// A mapped column.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ColumnSpec {
@@ -216,4 +253,73 @@ pub async fn detach_mapped_table(client: &Client, schema: &Ident, table: &Ident)
         ))
         .await
         .context(|| format!("removing the capture triggers of {schema}.{table}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cmp::Ordering;
+
+    use super::*;
+
+    #[test]
+    fn widths_order_only_types_whose_values_fit_each_other() {
+        let cases = [
+            (
+                PgType::Varchar(20),
+                PgType::Varchar(40),
+                Some(Ordering::Less),
+            ),
+            (
+                PgType::Varchar(40),
+                PgType::Varchar(20),
+                Some(Ordering::Greater),
+            ),
+            (
+                PgType::Varchar(20),
+                PgType::Varchar(20),
+                Some(Ordering::Equal),
+            ),
+            (PgType::Varchar(4000), PgType::Text, Some(Ordering::Less)),
+            (PgType::Text, PgType::Varchar(255), Some(Ordering::Greater)),
+            (
+                PgType::Integer,
+                PgType::DoublePrecision,
+                Some(Ordering::Less),
+            ),
+            (
+                PgType::DoublePrecision,
+                PgType::Integer,
+                Some(Ordering::Greater),
+            ),
+            (PgType::Varchar(18), PgType::Integer, None),
+            (PgType::Date, PgType::Timestamp, None),
+            (PgType::Boolean, PgType::Text, None),
+        ];
+        for (from, to, expected) in cases {
+            assert_eq!(from.width_cmp(to), expected, "{from} vs {to}");
+        }
+    }
+
+    #[test]
+    fn catalog_types_read_back_as_the_types_pgforce_creates() {
+        for pg_type in [
+            PgType::Varchar(80),
+            PgType::Text,
+            PgType::Boolean,
+            PgType::Integer,
+            PgType::DoublePrecision,
+            PgType::Date,
+            PgType::Timestamp,
+            PgType::Time,
+        ] {
+            let text = pg_type.to_string();
+            let (data_type, length) = match pg_type {
+                PgType::Varchar(n) => ("character varying", Some(n as i32)),
+                _ => (text.as_str(), None),
+            };
+            assert_eq!(PgType::from_catalog(data_type, length), Some(pg_type));
+        }
+        assert_eq!(PgType::from_catalog("numeric", None), None);
+        assert_eq!(PgType::from_catalog("character varying", None), None);
+    }
 }

@@ -1,6 +1,9 @@
 //! DDL for what pgforce creates in a connection's schema, laid out as Heroku Connect lays
 //! it out so that apps and custom triggers written for Heroku Connect work unchanged.
 //!
+//! Tables follow their objects' schema as it changes: columns Salesforce widened are
+//! widened in place (`columns`); nothing is ever narrowed.
+//!
 //! Statement bodies live in `sql/*.sql` with `{placeholders}`; only [`crate::Ident`]
 //! renderings and [`crate::ident::literal`]s are substituted into them.
 //!
@@ -9,9 +12,11 @@
 //! fails on the other's catalog row. Every DDL batch here therefore starts by taking
 //! [`SERIAL_DDL`], so they run one after the other.
 
+mod columns;
 mod connection_schema;
 mod mapped_table;
 
+pub use columns::{ExistingColumn, table_columns, widen_columns};
 pub use connection_schema::{ensure_connection_schema, trigger_log_channel};
 pub use mapped_table::{
     ColumnSpec, MappedTable, PgType, TableChange, create_mapped_table, detach_mapped_table,

@@ -44,6 +44,9 @@ use crate::events::{Event, EventBus};
 use crate::reader::LoadProgress;
 use crate::worker::LeaseTiming;
 
+/// Seconds between a reader's schema checks, unless configured otherwise.
+pub(crate) const DEFAULT_SCHEMA_CHECK_SECONDS: u64 = 600;
+
 /// How an engine runs (not what it syncs: that is the catalog's).
 #[derive(Clone)]
 pub struct EngineOptions {
@@ -58,6 +61,10 @@ pub struct EngineOptions {
     /// How long `pgforce.sync_events` keeps events (default 31 days); the supervisor
     /// deletes older ones at start and every hour.
     pub events_retention: Duration,
+    /// How often each reader compares its object's describe with its table (default ten
+    /// minutes; also at its start, after a read rejected records, and when a read fails on
+    /// a field).
+    pub schema_check: Duration,
 }
 
 impl EngineOptions {
@@ -67,6 +74,7 @@ impl EngineOptions {
             lease: LeaseTiming::from_seconds(runtime.lease_seconds),
             shutdown: Duration::from_secs(runtime.shutdown_seconds),
             events_retention: days(runtime.events_retention_days),
+            schema_check: Duration::from_secs(runtime.schema_check_seconds.max(1)),
             ..Self::default()
         }
     }
@@ -80,6 +88,7 @@ impl Default for EngineOptions {
             lease: LeaseTiming::default(),
             shutdown: Duration::from_secs(30),
             events_retention: days(crate::config::RuntimeConfig::default().events_retention_days),
+            schema_check: Duration::from_secs(DEFAULT_SCHEMA_CHECK_SECONDS),
         }
     }
 }
@@ -97,6 +106,7 @@ impl std::fmt::Debug for EngineOptions {
             .field("lease", &self.lease)
             .field("shutdown", &self.shutdown)
             .field("events_retention", &self.events_retention)
+            .field("schema_check", &self.schema_check)
             .finish()
     }
 }

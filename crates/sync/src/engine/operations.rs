@@ -19,6 +19,7 @@ use super::Engine;
 use super::setup::{Registration, remove_mapping, resolve};
 use crate::config::{ConnectionConfig, MappingConfig};
 use crate::error::{Error, Result};
+use crate::reader::schema::{self, SchemaCheck};
 use crate::reader::{LoadProgress, Target, initial_load};
 
 /// How a reload is carried out.
@@ -245,6 +246,24 @@ impl Engine {
     ) -> Result<Reloaded> {
         let (_, live) = self.live_connection(pg, connection).await?;
         let mapping = self.live_mapping(&live, row).await?.mapping;
+        // The table follows the object's schema first, as the reader would: columns
+        // Salesforce widened are widened, so the records that need them are stored.
+        let mapping = match schema::follow(pg, &live.schema, mapping).await? {
+            SchemaCheck::Current {
+                mapping,
+                widened,
+                refused,
+            } => {
+                if !widened.is_empty() {
+                    tracing::info!(object = %mapping.object, columns = widened.len(), "columns widened as their fields were in Salesforce");
+                }
+                if let Some((_, error)) = refused {
+                    tracing::warn!(object = %mapping.object, error = %crate::error::chain(&error), "columns not widened; records that need them are kept as rejected");
+                }
+                *mapping
+            }
+            SchemaCheck::Changed { problem } => return Err(Error::config(&row.object, problem)),
+        };
         let target = Target {
             schema: &live.schema,
             mapping: &mapping,

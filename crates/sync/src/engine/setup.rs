@@ -4,7 +4,9 @@
 //! - **Fail fast on declarations.** [`Engine::apply`] logs in, describes every mapped
 //!   object and resolves every mapping of every declared connection before it writes
 //!   anything, so a wrong object or field stops `pgforce run` at once with the mapping and
-//!   field named.
+//!   field named. A field the mapping synced before and the org no longer lists (deleted,
+//!   or hidden by field-level security) is a schema change, not a wrong field: that
+//!   mapping waits in `SCHEMA_CHANGED` and the others start.
 //! - **One way to register a mapping** ([`Engine::register`]): its table created or
 //!   completed, its catalog row written; when fields were added the cursor is forgotten
 //!   so the next read fills the new columns in place. Declarations, imports and run-time
@@ -28,6 +30,7 @@ use crate::config::{ConnectionConfig, MappingConfig};
 use crate::error::{Error, Result};
 use crate::hc_json;
 use crate::mapping::Mapping;
+use crate::reader::schema;
 
 /// What [`Engine::apply`] registered.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -123,8 +126,32 @@ impl Engine {
             wanted.push((settings_of(row)?, row.origin, row.imported_config.clone()));
         }
         let mut resolved = Vec::with_capacity(wanted.len());
+        // Mappings whose synced fields are gone from the org: they stay as they are and
+        // wait in SCHEMA_CHANGED (the supervisor resumes them), the others start.
+        let mut waiting: Vec<String> = Vec::new();
         for (mapping_config, origin, imported) in wanted {
-            let mapping = resolve(&salesforce, &config.name, &mapping_config).await?;
+            let mapping = match resolve(&salesforce, &config.name, &mapping_config).await {
+                Ok(mapping) => mapping,
+                Err(error) => {
+                    let row = existing
+                        .iter()
+                        .find(|r| r.object.eq_ignore_ascii_case(&mapping_config.object));
+                    let Some(row) = row else {
+                        return Err(error);
+                    };
+                    let Some(problem) =
+                        schema::gone_from_org(pg, &schema, &row.table, &error).await
+                    else {
+                        return Err(error);
+                    };
+                    tracing::error!(connection = %config.name, object = %row.object, error = %problem, "mapping waits for its fields (SCHEMA_CHANGED)");
+                    mappings::set_state(&*pg, row.id, &MappingState::SchemaChanged, Some(&problem))
+                        .await
+                        .map_err(catalog_error)?;
+                    waiting.push(row.object.clone());
+                    continue;
+                }
+            };
             resolved.push((mapping, mapping_config, origin, imported));
         }
         ensure_connection_schema(&*pg, &schema)
@@ -152,12 +179,13 @@ impl Engine {
             if !resolved
                 .iter()
                 .any(|(m, _, _, _)| m.object.eq_ignore_ascii_case(&row.object))
+                && !waiting.contains(&row.object)
             {
                 tracing::info!(connection = %config.name, object = %row.object, "mapping no longer in the configuration file: removed from the catalog (its table stays)");
                 remove_mapping(pg, &schema, row).await?;
             }
         }
-        Ok(resolved.len())
+        Ok(resolved.len() + waiting.len())
     }
 
     /// Registers a resolved mapping of a connection: creates or completes its table and

@@ -1,8 +1,10 @@
 //! What pgforce is doing, for `pgforce status` (and later the dashboard): every mapping's
-//! state, counts on both sides, last sync and error, what it is busy with and its drift;
+//! state, counts on both sides, last sync and error, what it is busy with, its drift and
+//! the records it keeps as rejected;
 //! every writer's holder, queue and the changes it is stuck on.
 
 use pgforce_salesforce::soql;
+use pgforce_store::catalog::rejected::{self, RejectedRow};
 use pgforce_store::catalog::{connections, status};
 use pgforce_store::table::rows;
 use pgforce_store::trigger_log::queue::{self, QueueCounts, StuckChange};
@@ -13,6 +15,9 @@ use crate::error::{Error, Result};
 
 /// Trigger-log rows listed per connection when its writer is stuck on some.
 const STUCK_SHOWN: i64 = 10;
+
+/// Rejected records listed per mapping that has some.
+const REJECTED_SHOWN: i64 = 5;
 
 /// Everything `status` reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +68,10 @@ pub struct MappingStatus {
     pub drift: Vec<(String, u64)>,
     /// When that reconcile ran (UTC).
     pub drift_checked: Option<String>,
+    /// Records kept as rejected: read, but their values do not fit their columns.
+    pub rejected: u64,
+    /// The first of them, oldest first.
+    pub rejected_first: Vec<RejectedRow>,
 }
 
 /// One connection's writer status.
@@ -105,7 +114,17 @@ impl Engine {
             } else {
                 None
             };
+            let rejected = rejected::count(&pg, report.id).await.map_err(catalog)?;
+            let rejected_first = if rejected > 0 {
+                rejected::list(&pg, report.id, REJECTED_SHOWN)
+                    .await
+                    .map_err(catalog)?
+            } else {
+                Vec::new()
+            };
             mappings.push(MappingStatus {
+                rejected,
+                rejected_first,
                 id: report.id,
                 drift: drift_kinds(report.drift.as_deref()),
                 connection: report.connection,

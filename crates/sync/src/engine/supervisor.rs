@@ -33,6 +33,7 @@ use super::setup::{LiveConnection, LiveMapping};
 use crate::error::{Error, Result};
 use crate::error_policy::{self, Decision};
 use crate::reader::ReaderWorker;
+use crate::reader::schema;
 use crate::worker::{Backoff, Exit};
 use crate::writer::{WriteWorker, WriterMapping};
 
@@ -441,6 +442,20 @@ async fn resolve_cached(
             Some(resolved)
         }
         Err(error) => {
+            if let Some(problem) = schema::gone_from_org(pg, &live.schema, &row.table, &error).await
+            {
+                // Fields it synced are gone from the org: it waits for them (or for a
+                // change of the mapping), checked again after a backoff.
+                tracing::error!(object = %row.object, error = %problem, "mapping waits for its fields (SCHEMA_CHANGED)");
+                if let Err(error) =
+                    mappings::set_state(pg, row.id, &MappingState::SchemaChanged, Some(&problem))
+                        .await
+                {
+                    tracing::warn!(error = %crate::error::chain(&error), "could not record the mapping's state");
+                }
+                retry_later(state, key);
+                return None;
+            }
             let verdict = error_policy::decide(&error);
             let message = error.chain();
             if verdict.decision == Decision::StopMapping {
@@ -474,6 +489,7 @@ fn reader(engine: &Engine, live: &LiveConnection, mapping: LiveMapping) -> Reade
         wake: Arc::new(Notify::new()),
         lease: shared.options.lease,
         overlap: std::time::Duration::from_secs(live.config.poll_overlap_seconds),
+        schema_check: shared.options.schema_check,
     }
 }
 

@@ -9,7 +9,7 @@ use futures_util::{StreamExt as _, TryStreamExt as _};
 use pgforce_salesforce::rest::Record;
 use pgforce_salesforce::{Client as Salesforce, soql};
 use pgforce_store::catalog::cursors::{self, ReadCursor};
-use pgforce_store::catalog::mappings;
+use pgforce_store::catalog::{mappings, rejected};
 use pgforce_store::table::load::Load;
 use pgforce_store::{MappingState, Session as Postgres};
 
@@ -18,7 +18,7 @@ use crate::convert::push_copy_field;
 use crate::error::{Error, Result};
 use crate::mapping::Mapping;
 
-use super::{ReadOutcome, RejectedRecord, Target, row_values, soql_datetime, text_of};
+use super::{ReadOutcome, RejectedRecord, Target, rejections, row_values, soql_datetime, text_of};
 
 /// Loads the whole object into its table (keeping local work) and sets the cursor.
 pub async fn initial_load(
@@ -118,6 +118,19 @@ pub async fn initial_load(
             .await
             .map_err(|e| target.store_error(e))?;
     }
+    // The load read every record: those it did not reject were stored (or are gone).
+    // Kept in the load's transaction, with its rows and cursor.
+    let kept: Vec<&str> = outcome.rejected.iter().map(|r| r.sfid.as_str()).collect();
+    rejected::keep_only(load.transaction(), target.mapping_id, &kept)
+        .await
+        .map_err(|e| target.store_error(e))?;
+    rejected::record(
+        load.transaction(),
+        target.mapping_id,
+        &rejections(&outcome.rejected),
+    )
+    .await
+    .map_err(|e| target.store_error(e))?;
     // A reload asked for is done when this commits, not before.
     mappings::finish_reload(load.transaction(), target.mapping_id)
         .await

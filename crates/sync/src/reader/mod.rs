@@ -12,10 +12,16 @@
 //!   row has no `sfid` yet; deleted records removed) in one transaction that advances the
 //!   cursor to its last record. Records with unsent local changes follow the
 //!   last-writer-wins rule of [`crate::conflict`].
+//! - **Rejected records**: a record whose value does not fit its column is not stored, and
+//!   not dropped either: it is kept in `pgforce.rejected_records` in the transaction of
+//!   the page that skipped it (before the cursor moves past it), and forgotten when a
+//!   later read stores it. After a schema change widened a column, the reader reads the
+//!   rejected records again by Id.
 //!
 //! Layout: `worker` (the reader as a long-running worker: lease, interval, wake-ups,
-//! error policy), `load` (initial load and reload), `poll` (incremental polls), `bulk`
-//! (reading through Bulk API 2.0).
+//! error policy), `load` (initial load and reload), `poll` (incremental polls), `apply`
+//! (storing records, shared by polls and reconcile's refresh), `bulk` (reading through
+//! Bulk API 2.0), `schema` (following the object's schema as it changes).
 //!
 //! All writes are pgforce's own (`pgforce_store::OwnWrite`), so the capture triggers skip
 //! them and nothing echoes back to Salesforce.
@@ -23,7 +29,8 @@
 use pgforce_salesforce::rest::Record;
 use pgforce_store::catalog::leases::Fence;
 use pgforce_store::catalog::mappings;
-use pgforce_store::{Ident, MappingId, MappingState, Session as Postgres};
+use pgforce_store::catalog::rejected::{self, Rejection};
+use pgforce_store::{Ident, MappingId, MappingState, Session as Postgres, Transaction};
 use serde_json::Value;
 
 use crate::convert::to_pg_text;
@@ -48,7 +55,7 @@ pub struct ReadOutcome {
     pub applied: u64,
     /// Rows deleted because their record was deleted in Salesforce.
     pub deleted: u64,
-    /// Records not stored, reported on the mapping.
+    /// Records not stored: kept in `pgforce.rejected_records` and reported on the mapping.
     pub rejected: Vec<RejectedRecord>,
     /// Salesforce API calls made (one per query page, plus the load's newest-record query).
     pub api_calls: u64,
@@ -122,6 +129,46 @@ impl Target<'_> {
     }
 }
 
+/// Keeps the records a read could not store and forgets those it stored or deleted, in the
+/// read's transaction (before its cursor moves): `stored` are the rows it applied (`sfid`
+/// first), `records` what it read.
+async fn settle_rejected(
+    client: &Transaction<'_>,
+    target: &Target<'_>,
+    records: &[Record],
+    stored: &[Vec<Option<String>>],
+    rejected: &[RejectedRecord],
+) -> Result<()> {
+    let mut done: Vec<&str> = stored
+        .iter()
+        .filter_map(|row| row.first()?.as_deref())
+        .collect();
+    done.extend(
+        records
+            .iter()
+            .filter(|r| r.get("IsDeleted") == Some(&Value::Bool(true)))
+            .filter_map(|r| text_of(r, "Id")),
+    );
+    rejected::forget(client, target.mapping_id, &done)
+        .await
+        .map_err(|e| target.store_error(e))?;
+    rejected::record(client, target.mapping_id, &rejections(rejected))
+        .await
+        .map_err(|e| target.store_error(e))
+}
+
+/// Rejected records as the catalog keeps them.
+fn rejections(rejected: &[RejectedRecord]) -> Vec<Rejection<'_>> {
+    rejected
+        .iter()
+        .map(|r| Rejection {
+            sfid: &r.sfid,
+            field: &r.field,
+            reason: &r.reason,
+        })
+        .collect()
+}
+
 /// The SOQL datetime literal for a `SystemModstamp` Salesforce sent (`…+0000` → `…Z`).
 fn soql_datetime(stamp: &str) -> String {
     stamp
@@ -153,11 +200,14 @@ pub(crate) fn row_values(
         .collect()
 }
 
+mod apply;
 pub(crate) mod bulk;
 mod load;
 mod poll;
+pub(crate) mod schema;
 mod worker;
 
+pub use apply::refresh_records;
 pub use load::initial_load;
 #[cfg(feature = "test-support")]
 pub use poll::poll_once;

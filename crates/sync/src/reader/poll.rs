@@ -131,6 +131,7 @@ async fn read_changes(
             .map_err(|e| target.store_error(e))?;
         let mut last: Option<ReadCursor> = None;
         let mut changed: Vec<Vec<Option<String>>> = Vec::with_capacity(records.len());
+        let page_rejected = outcome.rejected.len();
         let live: Vec<(String, String)> = records
             .iter()
             .filter(|r| r.get("IsDeleted") != Some(&Value::Bool(true)))
@@ -185,6 +186,9 @@ async fn read_changes(
         outcome.applied += apply_records(&tx, &statements, &changed)
             .await
             .map_err(|e| target.store_error(e))?;
+        // Kept before the cursor moves past them, in the same transaction.
+        let rejected = &outcome.rejected[page_rejected..];
+        super::settle_rejected(&tx, target, &records, &changed, rejected).await?;
         let next = hold.as_ref().or(last.as_ref());
         if let Some(next) = next.filter(|next| is_ahead(next, cursor.as_ref())) {
             // The cursor moves in the transaction that applied these rows (worker

@@ -11,6 +11,12 @@
 //! - **Failures.** Passing trouble is retried with backoff (1 s doubling to the polling
 //!   interval, at most a minute) while the mapping shows the error; trouble the operator
 //!   must fix sets `SYSTEM_ERROR` with the whole error chain and parks the worker.
+//! - **Schema.** The reader follows its object's schema (see `schema`): it checks it when
+//!   it starts, every `schema_check`, after a read that rejected records and when a read
+//!   fails on a field. Widened fields widen their columns and the rejected records are
+//!   read again; a mapped field gone puts the mapping in `SCHEMA_CHANGED`, where it checks
+//!   again at every polling interval instead of reading, and reads every record again
+//!   once the field is back.
 //! - **Shutdown.** The stop signal is seen between pages: each page is one transaction,
 //!   so stopping never leaves one half applied.
 
@@ -19,15 +25,18 @@ use std::time::{Duration, Instant};
 
 use pgforce_salesforce::Client;
 use pgforce_store::catalog::leases::Fence;
-use pgforce_store::catalog::{connections, cursors, leases, mappings};
+use pgforce_store::catalog::{connections, cursors, leases, mappings, rejected};
 use pgforce_store::table::rows;
 use pgforce_store::{ConnectionId, Ident, MappingId, MappingState, Session};
 use tokio::sync::{Notify, watch};
 
-use super::{ReadOutcome, Target, initial_load, poll_with_overlap};
+use super::schema::{self, SchemaCheck};
+use super::{ReadOutcome, Target, initial_load, poll_with_overlap, refresh_records};
 use crate::error::{Error, Result};
 use crate::error_policy::{self, Decision};
-use crate::events::{EventBus, EventKind, LeaseChanged, ReadDone, ReadFailed};
+use crate::events::{
+    EventBus, EventKind, LeaseChanged, ReadDone, ReadFailed, SchemaFollowed, SchemaNews,
+};
 use crate::mapping::Mapping;
 use crate::worker::{Backoff, Exit, LeaseTiming};
 
@@ -55,6 +64,8 @@ pub(crate) struct ReaderWorker {
     pub lease: LeaseTiming,
     /// How far before its cursor each poll reads again (late commits).
     pub overlap: Duration,
+    /// How often the object's describe is compared with the table.
+    pub schema_check: Duration,
 }
 
 impl ReaderWorker {
@@ -77,6 +88,8 @@ impl ReaderWorker {
                 interval.min(Duration::from_secs(60)),
             ),
             showed_pause: false,
+            mapping: self.mapping.clone(),
+            schema: SchemaWatch::default(),
         };
         let mut next_sync = Instant::now();
         let mut standing_by = true;
@@ -122,7 +135,8 @@ impl ReaderWorker {
         Ok(exit)
     }
 
-    /// One load or poll under the lease's `fence`, unless the budget says wait.
+    /// One load or poll under the lease's `fence`, unless the budget says wait; the
+    /// object's schema is checked first when that is due.
     async fn tick(&self, state: &mut ReaderState, fence: &Fence) -> Tick {
         let object = self.mapping.object.as_str();
         if let Some(reason) = self.paused(&mut state.budget) {
@@ -130,6 +144,19 @@ impl ReaderWorker {
             return Tick::Done;
         }
         let started = Instant::now();
+        let mut checked = false;
+        if state.schema.due(self.schema_check) {
+            checked = true;
+            match self.follow_schema(state, fence).await {
+                Ok(Followed::Waiting) => return Tick::Done,
+                Ok(Followed::Current { .. }) => {}
+                Err(error) => {
+                    return self
+                        .failed(state, EventKind::Poll, &error, started.elapsed())
+                        .await;
+                }
+            }
+        }
         let result = self.sync_once(state, fence).await;
         let took = started.elapsed();
         match result {
@@ -149,37 +176,227 @@ impl ReaderWorker {
                 }
                 .emit(&self.bus, state.pg.as_ref())
                 .await;
+                if !outcome.rejected.is_empty() && !checked {
+                    // A value too wide for its column may be a field Salesforce widened.
+                    return match self.follow_schema(state, fence).await {
+                        Ok(_) => Tick::Done,
+                        Err(error) => self.failed(state, kind, &error, took).await,
+                    };
+                }
                 Tick::Done
             }
             Err((kind, error)) => {
+                let decision = error_policy::decide(&error).decision;
+                if decision != Decision::CheckSchema || checked {
+                    return self.failed(state, kind, &error, took).await;
+                }
                 state.budget.spend(1);
-                let verdict = error_policy::decide(&error);
                 ReadFailed {
                     mapping: self.mapping_id,
                     object,
                     kind,
                     error: &error,
-                    verdict,
+                    verdict: error_policy::decide(&error),
                     took,
                 }
                 .emit(&self.bus, state.pg.as_ref())
                 .await;
-                let message = error.chain();
-                match verdict.decision {
-                    Decision::StopMapping => {
+                match self.follow_schema(state, fence).await {
+                    Ok(Followed::Waiting) => Tick::Done,
+                    Ok(Followed::Current { changed: true }) => Tick::Retry(Duration::ZERO),
+                    // Nothing changed that explains the error: the operator's to look at.
+                    Ok(Followed::Current { changed: false }) => {
+                        let message = error.chain();
                         self.show(MappingState::SystemError, &message).await;
                         Tick::Park(message)
                     }
-                    Decision::PauseConnection => {
-                        self.show_pause(state, &error).await;
-                        Tick::Retry(state.backoff.next_wait())
-                    }
-                    Decision::Retry | Decision::FailRecord => {
-                        self.show_error(state, &message).await;
-                        Tick::Retry(state.backoff.next_wait())
-                    }
+                    Err(error) => self.failed(state, kind, &error, took).await,
                 }
             }
+        }
+    }
+
+    /// Hands a failed read to the error policy: shows it, and says when to try again or
+    /// that the worker must park.
+    async fn failed(
+        &self,
+        state: &mut ReaderState,
+        kind: EventKind,
+        error: &Error,
+        took: Duration,
+    ) -> Tick {
+        state.budget.spend(1);
+        let verdict = error_policy::decide(error);
+        ReadFailed {
+            mapping: self.mapping_id,
+            object: &self.mapping.object,
+            kind,
+            error,
+            verdict,
+            took,
+        }
+        .emit(&self.bus, state.pg.as_ref())
+        .await;
+        let message = error.chain();
+        match verdict.decision {
+            // A field error the schema check did not explain stops the mapping too.
+            Decision::StopMapping | Decision::CheckSchema => {
+                self.show(MappingState::SystemError, &message).await;
+                Tick::Park(message)
+            }
+            Decision::PauseConnection => {
+                self.show_pause(state, error).await;
+                Tick::Retry(state.backoff.next_wait())
+            }
+            Decision::Retry | Decision::FailRecord => {
+                self.show_error(state, &message).await;
+                Tick::Retry(state.backoff.next_wait())
+            }
+        }
+    }
+
+    /// Checks the object's schema and follows it: widened columns, then the rejected
+    /// records read again; `SCHEMA_CHANGED` while mapped fields are gone; every record
+    /// read again when they are back.
+    async fn follow_schema(&self, state: &mut ReaderState, fence: &Fence) -> Result<Followed> {
+        let object = self.mapping.object.as_str();
+        let store = |e| Error::store(object, e);
+        state.budget.spend(1);
+        let mut pg = self.session(state).await?;
+        let result =
+            schema::check(&self.salesforce, &mut pg, &self.schema, &self.mapping.spec).await;
+        state.schema.checked = Some(Instant::now());
+        state.schema.again = false;
+        let check = match result {
+            Ok(check) => check,
+            Err(error) => {
+                if !pg.is_closed() {
+                    state.pg = Some(pg);
+                }
+                return Err(error);
+            }
+        };
+        let (mapping, widened, refused) = match check {
+            SchemaCheck::Changed { problem } => {
+                if state.schema.waiting.as_deref() != Some(problem.as_str()) {
+                    SchemaFollowed {
+                        mapping: self.mapping_id,
+                        object,
+                        news: SchemaNews::Changed(&problem),
+                    }
+                    .emit(&self.bus, Some(&pg))
+                    .await;
+                }
+                mappings::set_state(
+                    &pg,
+                    self.mapping_id,
+                    &MappingState::SchemaChanged,
+                    Some(&problem),
+                )
+                .await
+                .map_err(store)?;
+                state.schema.waiting = Some(problem);
+                state.pg = Some(pg);
+                return Ok(Followed::Waiting);
+            }
+            SchemaCheck::Current {
+                mapping,
+                widened,
+                refused,
+            } => (mapping, widened, refused),
+        };
+        let back = state.schema.waiting.take().is_some();
+        let changed = back || !widened.is_empty() || mapping.fields != state.mapping.fields;
+        state.mapping = *mapping;
+        if !widened.is_empty() {
+            SchemaFollowed {
+                mapping: self.mapping_id,
+                object,
+                news: SchemaNews::Widened(&widened),
+            }
+            .emit(&self.bus, Some(&pg))
+            .await;
+        }
+        if let Some((columns, error)) = &refused {
+            let verdict = error_policy::decide_widening(error);
+            SchemaFollowed {
+                mapping: self.mapping_id,
+                object,
+                news: SchemaNews::NotWidened {
+                    columns,
+                    error,
+                    verdict,
+                },
+            }
+            .emit(&self.bus, Some(&pg))
+            .await;
+            // Passing trouble: the widening is tried again at the next tick.
+            state.schema.again = verdict.decision == Decision::Retry;
+        }
+        if back {
+            SchemaFollowed {
+                mapping: self.mapping_id,
+                object,
+                news: SchemaNews::Back,
+            }
+            .emit(&self.bus, Some(&pg))
+            .await;
+            // A field deleted and added again starts empty in Salesforce, without a new
+            // SystemModstamp: only reading every record again brings the rows in line.
+            cursors::clear(&pg, self.mapping_id).await.map_err(store)?;
+            mappings::set_state(&pg, self.mapping_id, &MappingState::Resync, None)
+                .await
+                .map_err(store)?;
+        } else if changed {
+            self.retry_rejected(state, &mut pg, fence).await?;
+        }
+        state.pg = Some(pg);
+        Ok(Followed::Current { changed })
+    }
+
+    /// Reads the mapping's rejected records again by Id and stores those that fit now;
+    /// clears the mapping's last error when none is left.
+    async fn retry_rejected(
+        &self,
+        state: &mut ReaderState,
+        pg: &mut Session,
+        fence: &Fence,
+    ) -> Result<()> {
+        let object = self.mapping.object.as_str();
+        let store = |e| Error::store(object, e);
+        let ids = rejected::sfids(&*pg, self.mapping_id)
+            .await
+            .map_err(store)?;
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let target = Target {
+            schema: &self.schema,
+            mapping: &state.mapping,
+            mapping_id: self.mapping_id,
+            fence: Some(fence),
+        };
+        let stored = refresh_records(&self.salesforce, pg, &target, &ids).await?;
+        state.budget.spend(ids.len().div_ceil(200) as u64);
+        let left = rejected::count(&*pg, self.mapping_id)
+            .await
+            .map_err(store)?;
+        tracing::info!(object, stored, left, "rejected records read again");
+        if left == 0 {
+            mappings::set_error(&*pg, self.mapping_id, None)
+                .await
+                .map_err(store)?;
+        }
+        Ok(())
+    }
+
+    /// The worker's database session, opened again when it was lost.
+    async fn session(&self, state: &mut ReaderState) -> Result<Session> {
+        match state.pg.take() {
+            Some(pg) if !pg.is_closed() => Ok(pg),
+            _ => pgforce_store::connect(&self.database_url)
+                .await
+                .map_err(|e| Error::store(&self.mapping.object, e)),
         }
     }
 
@@ -261,19 +478,17 @@ impl ReaderWorker {
         fence: &Fence,
     ) -> std::result::Result<(EventKind, ReadOutcome), (EventKind, Error)> {
         let object = self.mapping.object.as_str();
-        let mut pg = match state.pg.take() {
-            Some(pg) if !pg.is_closed() => pg,
-            _ => pgforce_store::connect(&self.database_url)
-                .await
-                .map_err(|e| (EventKind::Poll, Error::store(object, e)))?,
-        };
+        let mut pg = self
+            .session(state)
+            .await
+            .map_err(|e| (EventKind::Poll, e))?;
         let kind = self
             .next_kind(&pg)
             .await
             .map_err(|e| (EventKind::Poll, e))?;
         let target = Target {
             schema: &self.schema,
-            mapping: &self.mapping,
+            mapping: &state.mapping,
             mapping_id: self.mapping_id,
             fence: Some(fence),
         };
@@ -342,6 +557,38 @@ struct ReaderState {
     backoff: Backoff,
     /// Whether this reader showed an org-wide pause on its connection.
     showed_pause: bool,
+    /// The mapping as it is read now: as configured, with each field's type as its column
+    /// holds it (the last schema check's).
+    mapping: Mapping,
+    /// Where following the object's schema stands.
+    schema: SchemaWatch,
+}
+
+/// Where following the object's schema stands.
+#[derive(Debug, Default)]
+struct SchemaWatch {
+    /// When describe was last compared with the table (`None`: not since the start).
+    checked: Option<Instant>,
+    /// Why the mapping waits in `SCHEMA_CHANGED`, while it does.
+    waiting: Option<String>,
+    /// Check again at the next tick (a widening failed for a passing reason).
+    again: bool,
+}
+
+impl SchemaWatch {
+    /// Whether the next tick checks the schema before it reads.
+    fn due(&self, every: Duration) -> bool {
+        self.again || self.waiting.is_some() || self.checked.is_none_or(|at| at.elapsed() >= every)
+    }
+}
+
+/// What a schema check means for the reader.
+enum Followed {
+    /// The mapping can be read (`changed`: its columns or types changed, or its fields
+    /// came back).
+    Current { changed: bool },
+    /// Mapped fields are gone: the mapping waits in `SCHEMA_CHANGED`.
+    Waiting,
 }
 
 /// How a tick ended.

@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use pgforce_salesforce::{Client as Salesforce, soql};
+use pgforce_store::catalog::rejected;
 use pgforce_store::table::{repair as repair_rows, rows};
 use pgforce_store::trigger_log::queue;
 use pgforce_store::{Access, Session as Postgres};
@@ -104,6 +105,9 @@ pub async fn compare(sf: &Salesforce, pg: &Postgres, target: &Target<'_>) -> Res
         .cloned()
         .collect();
     drift.missing_in_postgres.sort();
+    drift.rejected = rejected::count(pg, target.mapping_id)
+        .await
+        .map_err(store)?;
     if mapping.spec.access == Access::ReadWrite {
         drift.unsent_changes = queue::unsent_count(pg, schema, table)
             .await

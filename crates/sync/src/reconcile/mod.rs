@@ -86,6 +86,8 @@ pub struct Drift {
     pub never_sent: Vec<i32>,
     /// Captured changes not written yet: NEW, PENDING, HELD or FAILED trigger-log rows.
     pub unsent_changes: u64,
+    /// Records kept as rejected: read, but their values do not fit their columns.
+    pub rejected: u64,
 }
 
 impl Drift {
@@ -96,6 +98,7 @@ impl Drift {
             && self.differing.is_empty()
             && self.never_sent.is_empty()
             && self.unsent_changes == 0
+            && self.rejected == 0
     }
 
     /// The counts, for the catalog and `pgforce status`.
@@ -108,6 +111,7 @@ impl Drift {
             "differing": self.differing.len(),
             "never_sent": self.never_sent.len(),
             "unsent_changes": self.unsent_changes,
+            "rejected": self.rejected,
         })
     }
 }

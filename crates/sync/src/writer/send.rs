@@ -157,7 +157,11 @@ pub(super) fn when_the_call_failed(error: &pgforce_salesforce::Error, creates: b
                 Sent::Retry(message)
             }
         }
-        Decision::FailRecord | Decision::StopMapping => Sent::Refused(refusal(message)),
+        // A field gone from Salesforce refuses the change with Salesforce's words; the
+        // mapping's reader follows the schema change.
+        Decision::FailRecord | Decision::StopMapping | Decision::CheckSchema => {
+            Sent::Refused(refusal(message))
+        }
     }
 }
 

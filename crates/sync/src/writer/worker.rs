@@ -139,7 +139,12 @@ impl WriteWorker {
                     }
                     Err(error) => {
                         let verdict = error_policy::decide(&error);
-                        if verdict.decision == Decision::StopMapping {
+                        // The writer does not follow schema changes (the readers do):
+                        // a field error it cannot place stops it as the operator's to fix.
+                        if matches!(
+                            verdict.decision,
+                            Decision::StopMapping | Decision::CheckSchema
+                        ) {
                             tracing::error!(worker = %worker_name, error = %error.chain(), hint = verdict.hint, "writer stopped");
                             return Ok(Exit::Parked {
                                 reason: error.chain(),
