@@ -111,6 +111,26 @@ pub async fn keep_only(
         .context(|| format!("forgetting records of mapping {mapping} its load stored"))
 }
 
+/// Which of `sfids` the mapping keeps as rejected (a poll's overlap reads them again: they
+/// were reported when first read).
+pub async fn kept_among(
+    client: &impl GenericClient,
+    mapping: MappingId,
+    sfids: &[&str],
+) -> Result<std::collections::HashSet<String>> {
+    if sfids.is_empty() {
+        return Ok(std::collections::HashSet::new());
+    }
+    let rows = client
+        .query(
+            "select sfid from pgforce.rejected_records where mapping_id = $1 and sfid = any($2)",
+            &[&mapping.get(), &sfids],
+        )
+        .await
+        .context(|| format!("reading which records mapping {mapping} keeps as rejected"))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
 /// How many records of the mapping are kept as rejected.
 pub async fn count(client: &impl GenericClient, mapping: MappingId) -> Result<u64> {
     let row = client

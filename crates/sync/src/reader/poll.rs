@@ -17,6 +17,7 @@ use futures_util::{StreamExt as _, TryStreamExt as _};
 use pgforce_salesforce::rest::Record;
 use pgforce_salesforce::{ApiErrorCode, Client as Salesforce, soql};
 use pgforce_store::catalog::cursors::{self, ReadCursor};
+use pgforce_store::catalog::rejected;
 use pgforce_store::table::apply::{ApplyStatements, already_applied, apply_records, delete_record};
 use pgforce_store::{MappingState, OwnWrite, Session as Postgres};
 use serde_json::Value;
@@ -142,10 +143,30 @@ async fn read_changes(
                 ))
             })
             .collect();
-        // Records read again by the overlap that the table already holds.
-        let held = already_applied(&tx, &statements, &live)
+        // Records the overlap read again (at or before the cursor) that the table already
+        // holds, or that are kept as rejected; those after it are applied whatever the row
+        // holds (a re-read after fields were added fills their columns).
+        let overlapped: Vec<(String, String)> = live
+            .iter()
+            .filter(|(sfid, stamp)| {
+                let at = ReadCursor {
+                    system_modstamp: soql_datetime(stamp),
+                    last_sfid: sfid.clone(),
+                };
+                cursor.is_some() && !is_ahead(&at, cursor.as_ref())
+            })
+            .cloned()
+            .collect();
+        let mut held = already_applied(&tx, &statements, &overlapped)
             .await
             .map_err(|e| target.store_error(e))?;
+        // Records already kept as rejected were reported when first read.
+        let overlapped_ids: Vec<&str> = overlapped.iter().map(|(id, _)| id.as_str()).collect();
+        held.extend(
+            rejected::kept_among(&*tx, target.mapping_id, &overlapped_ids)
+                .await
+                .map_err(|e| target.store_error(e))?,
+        );
         let stamps: Vec<(String, String)> = live
             .into_iter()
             .filter(|(sfid, _)| !held.contains(sfid))
