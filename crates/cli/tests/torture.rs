@@ -5,7 +5,8 @@
 //! per-record ones, 503s, dropped connections, answers lost after the work was done, bulk
 //! jobs failing partway, writes that become visible late, query cursors released),
 //! sessions expiring, a window with the org's API allocation spent, one with the
-//! credentials revoked and one with Postgres breaking pgforce's own writes as deadlocks.
+//! credentials revoked and one with Postgres breaking pgforce's own writes as deadlocks,
+//! and a field lengthened in Salesforce mid-run.
 //! pgforce talks to Postgres over TLS only. Then everything stops, pgforce settles, and the
 //! two sides must agree: no record lost, none duplicated, no change left unsent, and
 //! FAILED only for the changes that were invalid by design.
@@ -31,7 +32,11 @@ use tokio::process::Child;
 use crate::run::{config_file, count, pgforce, salesforce, stop, wait_for_count};
 
 const SCHEMA: &str = r#"{"extend": {"Account": [
-  {"name": "Ext__c", "type": "string", "length": 40, "externalId": true, "unique": true}]}}"#;
+  {"name": "Ext__c", "type": "string", "length": 40, "externalId": true, "unique": true},
+  {"name": "Region__c", "type": "string", "length": 10}]}}"#;
+
+/// What widened Region__c holds on the Accounts the test edits in Salesforce.
+const LONG_REGION: &str = "Europe, Middle East and Africa";
 
 /// Accounts upserted by an external id; Contacts created plainly (a create sent twice is
 /// a duplicate), in bursts large enough to go as bulk jobs. Short leases, so a freeze
@@ -42,7 +47,7 @@ query_batch_size = 200
 [[connection.mapping]]
 object = "Account"
 access = "read_write"
-fields = ["Name", "Industry", "Phone", "Ext__c"]
+fields = ["Name", "Industry", "Phone", "Ext__c", "Region__c"]
 upsert_field = "Ext__c"
 polling_seconds = 1
 
@@ -347,8 +352,12 @@ async fn torture_kills_freezes_faults_and_edits_on_both_sides_lose_and_duplicate
 
     let mut dice = Dice::new();
     let mut trouble = Trouble::default();
+    let mut widened = Vec::new();
     for step in 0..steps {
         tokio::time::sleep(Duration::from_millis(1500 + dice.below(2500))).await;
+        if step == steps / 2 {
+            widened = widen_region(&org).await;
+        }
         if step % 2 == 1 {
             org.control(Method::POST, "/sessions/expire", None).await;
         }
@@ -520,6 +529,21 @@ async fn torture_kills_freezes_faults_and_edits_on_both_sides_lose_and_duplicate
         0
     );
 
+    // The field widened mid-run: its column followed, and the longer values are stored.
+    for id in &widened {
+        assert_eq!(
+            count(
+                &db,
+                &format!(
+                    "select count(*) from salesforce.account where sfid = '{id}' and region__c = '{LONG_REGION}'"
+                )
+            )
+            .await,
+            1,
+            "the widened value of {id} is stored"
+        );
+    }
+
     // Both sides agree on every mapping.
     let reconciled = pgforce(&["reconcile", "--config", &path])
         .output()
@@ -533,15 +557,40 @@ async fn torture_kills_freezes_faults_and_edits_on_both_sides_lose_and_duplicate
     );
     let changes = app_changes.load(Ordering::Relaxed) + org_changes;
     println!(
-        "torture: {} kills, {} freezes past the lease, {} API-limit, {} credentials and {} deadlock windows, {faults} faults, {changes} changes, 0 lost, {duplicated} duplicated, reconcile clean ({:.0} s)",
+        "torture: {} kills, {} freezes past the lease, {} API-limit, {} credentials and {} deadlock windows, {} field widened, {faults} faults, {changes} changes, 0 lost, {duplicated} duplicated, reconcile clean ({:.0} s)",
         trouble.kills,
         trouble.freezes,
         trouble.limit_windows,
         trouble.credential_windows,
         trouble.deadlock_windows,
+        usize::from(!widened.is_empty()),
         started.elapsed().as_secs_f64()
     );
     let _ = std::fs::remove_file(config);
+}
+
+/// An administrator lengthens Account.Region__c from 10 to 40 characters mid-run, and
+/// users fill it on a few Accounts with values the old length could not hold. Returns
+/// their Ids.
+async fn widen_region(org: &TestOrg) -> Vec<String> {
+    org.control(
+        Method::PATCH,
+        "/schema/Account/fields/Region__c",
+        Some(json!({ "length": 40 })),
+    )
+    .await;
+    let sf = salesforce(org);
+    let ids: Vec<String> = sf
+        .query("SELECT Id FROM Account WHERE Ext__c = null ORDER BY Id LIMIT 5")
+        .map_ok(|r| r["Id"].as_str().unwrap_or_default().to_owned())
+        .try_collect()
+        .await
+        .unwrap();
+    for id in &ids {
+        let region = serde_json::from_value(json!({ "Region__c": LONG_REGION })).unwrap();
+        sf.update("Account", id, &region).await.unwrap();
+    }
+    ids
 }
 
 /// Waits until nothing is left to send (bounded: pauses and backoffs take a while).
