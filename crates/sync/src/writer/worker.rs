@@ -197,15 +197,7 @@ impl WriteWorker {
         if !settle_left_jobs(&pass, &mut pg).await? {
             return Ok(Ended::Stopped);
         }
-        let fence = pass.fence()?;
-        let resumed = resume_pending(
-            &salesforce,
-            &mut pg,
-            &self.schema,
-            &mappings,
-            fence.as_ref(),
-        )
-        .await?;
+        let resumed = self.resume(&pass, &mut pg, &mappings).await?;
         if resumed.requeued + resumed.found > 0 {
             tracing::info!(connection = %self.connection, requeued = resumed.requeued, found = resumed.found, "resumed changes a stopped writer left pending");
         }
@@ -237,15 +229,7 @@ impl WriteWorker {
                 return Ok(Ended::Paused(pause));
             }
             if outcome.in_doubt > 0 {
-                let fence = pass.fence()?;
-                resume_pending(
-                    &salesforce,
-                    &mut pg,
-                    &self.schema,
-                    &mappings,
-                    fence.as_ref(),
-                )
-                .await?;
+                self.resume(&pass, &mut pg, &mappings).await?;
             }
             let wait = if outcome.retried + outcome.in_doubt > 0 {
                 backoff.next_wait()
@@ -268,6 +252,17 @@ impl WriteWorker {
                 _ = stop.changed() => return Ok(Ended::Stopped),
             }
         }
+    }
+
+    /// Settles the PENDING rows of the connection's trigger log under the pass's lease.
+    async fn resume(
+        &self,
+        pass: &Pass<'_>,
+        pg: &mut Session,
+        mappings: &[Mapping],
+    ) -> Result<super::resume::ResumeOutcome> {
+        let fence = pass.fence()?;
+        resume_pending(pass.sf, pg, &self.schema, mappings, fence.as_ref()).await
     }
 
     /// The read-write mappings as events name them: id, object, table.
