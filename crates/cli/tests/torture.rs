@@ -460,7 +460,11 @@ async fn torture_kills_freezes_faults_and_edits_on_both_sides_lose_and_duplicate
     )
     .await;
     let valid: Vec<&String> = failed.iter().filter(|f| !f.starts_with("BAD-")).collect();
-    assert!(valid.is_empty(), "nothing valid failed: {valid:?}");
+    assert!(
+        valid.is_empty(),
+        "nothing valid failed: {valid:?}\nthe first one's history:\n{}",
+        history_of_first_valid_failure(&db).await.join("\n")
+    );
     assert_eq!(
         failed.len() as i64,
         bad,
@@ -591,6 +595,30 @@ async fn widen_region(org: &TestOrg) -> Vec<String> {
         sf.update("Account", id, &region).await.unwrap();
     }
     ids
+}
+
+/// Every trigger-log row (live and archived) of the record behind the first valid FAILED
+/// change, for a failure message.
+async fn history_of_first_valid_failure(db: &TestDatabase) -> Vec<String> {
+    db.client()
+        .await
+        .query(
+            "with first as (
+                 select l.table_name, l.record_id from salesforce._trigger_log l
+                 left join salesforce.account a on l.table_name = 'account' and a.id = l.record_id
+                 where l.state = 'FAILED' and coalesce(a.ext__c, '') not like 'BAD-%'
+                 order by l.id limit 1)
+             select concat_ws(' | ', h.id, h.action, h.state, h.sfid, h.created_at, h.processed_at,
+                              h.sf_message, h.\"values\")
+             from (select * from salesforce._trigger_log
+                   union all select * from salesforce._trigger_log_archive) h
+             join first f on f.table_name = h.table_name and f.record_id = h.record_id
+             order by h.id",
+            &[],
+        )
+        .await
+        .map(|rows| rows.iter().map(|r| r.get(0)).collect())
+        .unwrap_or_else(|e| vec![e.to_string()])
 }
 
 /// Waits until nothing is left to send (bounded: pauses and backoffs take a while).

@@ -1,4 +1,6 @@
-//! Records a writer created after it lost its lease, and what becomes of them.
+//! Records a writer created after it lost its lease, and what becomes of them (plain
+//! creates only: an upsert sent again by the writer that took over finds the record a late
+//! upsert created by its external id).
 //!
 //! A writer checks its lease right before each request leaves; a process frozen in the
 //! instant between that check and the bytes reaching the socket still sends its request
@@ -34,7 +36,9 @@ pub(super) async fn report_if_fenced(
         Error::Store { source, .. } => source.is_fenced(),
         _ => false,
     };
-    let (Some((_, connection)), true) = (pass.lease, fenced) else {
+    // Only plain creates: a record an upsert created late is the one the writer that took
+    // over finds by the external id when it sends the row again, never a second record.
+    let (Some((_, connection)), true, None) = (pass.lease, fenced, &mapping.upsert_column) else {
         return;
     };
     let created = recording.created_sfids();
