@@ -443,7 +443,9 @@ async fn torture_kills_freezes_faults_and_edits_on_both_sides_lose_and_duplicate
         .client()
         .await
         .query(
-            "select coalesce(a.ext__c, l.table_name::text || ' row ' || l.record_id) || ' (' || l.action || '): ' || l.sf_message
+            "select coalesce(a.ext__c, l.table_name::text || ' row ' || l.record_id
+                                || case when a.id is null and l.table_name = 'account' then ' (gone)' else '' end)
+                    || ' (' || l.action || '): ' || l.sf_message
              from salesforce._trigger_log l
              left join salesforce.account a on l.table_name = 'account' and a.id = l.record_id
              where l.state = 'FAILED'",

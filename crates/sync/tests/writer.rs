@@ -504,3 +504,57 @@ async fn updates_of_a_row_deleted_before_they_were_sent_reach_its_record_before_
         "the record is deleted in the end"
     );
 }
+
+#[tokio::test]
+async fn an_update_of_a_record_deleted_in_salesforce_fails_while_its_row_exists_and_is_ignored_once_both_are_gone()
+ {
+    let mut h = harness(2000, EmulatorConfig::default()).await;
+    h.pg.batch_execute(
+        "insert into salesforce.gadget__c (name, code__c) values ('Kept', 'KE-1'), ('Gone', 'GO-1')",
+    )
+    .await
+    .unwrap();
+    while !write_pass(&mut h, WriteAlgorithm::Ordered).await.is_idle() {}
+    let sfids: Vec<String> =
+        h.pg.query("select sfid from salesforce.gadget__c order by id", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+    let ids: Vec<&str> = sfids.iter().map(String::as_str).collect();
+    h.sf.delete_records(&ids, false).await.unwrap();
+    // Both rows are edited before the deletion reaches Postgres; then the reader removes
+    // one of them (pgforce's own write: not captured).
+    h.pg.batch_execute(
+        "update salesforce.gadget__c set stock__c = 7 where code__c = 'KE-1';
+         update salesforce.gadget__c set stock__c = 7 where code__c = 'GO-1';
+         set xmlbinary = 'hex';
+         delete from salesforce.gadget__c where code__c = 'GO-1';
+         set xmlbinary = 'base64';",
+    )
+    .await
+    .unwrap();
+    while !write_pass(&mut h, WriteAlgorithm::Ordered).await.is_idle() {}
+    let updates: Vec<(String, String)> = log_states(&h.pg)
+        .await
+        .into_iter()
+        .filter(|(action, _, _)| action == "UPDATE")
+        .map(|(_, state, message)| (state, message.unwrap_or_default()))
+        .collect();
+    assert_eq!(updates.len(), 2, "{updates:?}");
+    let (kept, gone) = (&updates[0], &updates[1]);
+    assert_eq!(
+        kept.0, "FAILED",
+        "the row still differs from Salesforce: {kept:?}"
+    );
+    assert!(kept.1.starts_with("ENTITY_IS_DELETED"), "{kept:?}");
+    assert_eq!(
+        gone.0, "IGNORED",
+        "both sides agree the record is gone: {gone:?}"
+    );
+    assert!(
+        gone.1.contains("deleted in Salesforce") && gone.1.contains("ENTITY_IS_DELETED"),
+        "the reason names the cause: {gone:?}"
+    );
+}

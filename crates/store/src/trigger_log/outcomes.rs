@@ -7,7 +7,10 @@
 //!   new record is removed. If the row was deleted while its insert was in flight, a
 //!   DELETE of the new record is queued so Salesforce ends up agreeing.
 //! - Refused: FAILED with the message in `sf_message`; the row gets `_hc_lastop = 'FAILED'`
-//!   and `_hc_err`.
+//!   and `_hc_err`. An update refused because its record was deleted in Salesforce is
+//!   IGNORED instead when its row is gone from Postgres too (both sides agree the record
+//!   is gone: nothing is left to fix); while the row exists it stays FAILED, as the two
+//!   sides disagree.
 //!
 //! Every step is one set-based statement over arrays (`unnest`), so recording a batch of
 //! 200 costs a handful of round trips, not hundreds.
@@ -45,6 +48,9 @@ pub struct Recording {
     /// Inserted rows and their new Ids (duplicates to remove, rows gone to check).
     inserted_ids: Vec<i32>,
     inserted_sfids: Vec<String>,
+    /// Log rows of updates refused because the record is deleted: IGNORED if their row
+    /// is gone too.
+    deleted_update_ids: Vec<i32>,
     /// Bulk API jobs whose outcomes these are: forgotten with them.
     finished_jobs: Vec<String>,
 }
@@ -63,6 +69,7 @@ impl Recording {
         self.refused_errors.extend(other.refused_errors);
         self.inserted_ids.extend(other.inserted_ids);
         self.inserted_sfids.extend(other.inserted_sfids);
+        self.deleted_update_ids.extend(other.deleted_update_ids);
         self.finished_jobs.extend(other.finished_jobs);
     }
 
@@ -115,6 +122,13 @@ impl Recording {
     pub fn refused(&mut self, record_id: i64, error_json: String) {
         self.refused_ids.push(stored_id(record_id));
         self.refused_errors.push(error_json);
+    }
+
+    /// Log rows (already logged FAILED) of updates refused because their record is
+    /// deleted in Salesforce: they become IGNORED if their row is gone from Postgres too.
+    pub fn refused_as_deleted(&mut self, log_ids: &[i64]) {
+        self.deleted_update_ids
+            .extend(log_ids.iter().map(|id| stored_id(*id)));
     }
 }
 
@@ -231,6 +245,20 @@ pub async fn record(
         )
         .await
         .context(|| format!("recording outcomes in {log}"))?;
+    }
+    if !rec.deleted_update_ids.is_empty() {
+        tx.execute(
+            &format!(
+                "update {log} l set state = $2,
+                     sf_message = 'pgforce: the record was deleted in Salesforce and its row is gone from Postgres too; nothing left to update ('
+                         || l.sf_message || ')'
+                 where l.id = any($1)
+                   and not exists (select 1 from {schema}.{table} t where t.id = l.record_id)"
+            ),
+            &[&rec.deleted_update_ids, &LogState::Ignored.as_str()],
+        )
+        .await
+        .context(|| format!("ignoring updates of {schema}.{table} rows deleted on both sides"))?;
     }
     if !rec.finished_jobs.is_empty() {
         tx.execute(

@@ -4,7 +4,8 @@
 //! - Written: SUCCESS, with the new `sfid` after an insert.
 //! - Refused: FAILED with `CODE: message` in `sf_message`; the row's `_hc_err` gets
 //!   `{"op", "code", "message", "fields"}`. A delete refused with `ENTITY_IS_DELETED` is
-//!   SUCCESS: the record is gone, as asked.
+//!   SUCCESS: the record is gone, as asked. An update refused with it is IGNORED if its
+//!   row is gone from Postgres too (the store checks in the recording's transaction).
 //! - Retry and in doubt: nothing recorded; the caller gives the rows back.
 
 use pgforce_salesforce::ApiErrorCode;
@@ -59,6 +60,9 @@ pub(super) fn prepare(
                 }
                 let message = format!("{}: {}", error.code, error.message);
                 rec.log(&own, &LogState::Failed, Some(&message), None);
+                if change.action == Action::Update && error.code == ApiErrorCode::EntityIsDeleted {
+                    rec.refused_as_deleted(&own);
+                }
                 rec.log(merged, &LogState::Merged, None, None);
                 outcome.failed += 1;
                 outcome.merged += merged.len() as u64;
