@@ -16,6 +16,7 @@ mod retention;
 mod run;
 mod runtime_changes;
 mod schemas;
+mod server;
 mod takeover;
 mod torture;
 mod write;

@@ -70,6 +70,8 @@ pub fn pgforce(args: &[&str]) -> Command {
             pgforce_emulator::DEFAULT_PASSWORD,
         )
         .env("RUST_LOG", "warn")
+        // Daemons of tests running together must not want one port.
+        .env("PGFORCE_LISTEN", "127.0.0.1:0")
         .env_remove("DATABASE_URL")
         // A failing test must not leave a daemon running.
         .kill_on_drop(true);

@@ -1,11 +1,13 @@
 //! What the engine tells about its work, each in one wording.
 //!
 //! An observable event is a struct here whose `emit` does everything that event means at
-//! once: the log line, the row in `pgforce.sync_events`, and the [`Event`] sent to
-//! subscribers ([`crate::Engine::subscribe`]: the demo, later the dashboard and metrics).
+//! once: the log line, the row in `pgforce.sync_events`, the metrics (`crate::metrics`)
+//! and the [`Event`] sent to subscribers ([`crate::Engine::subscribe`]: the demo, later
+//! the dashboard).
 //! Workers never write those three themselves, so the same event cannot be worded two
 //! ways or recorded in one place and not another.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use pgforce_store::catalog::events::{self as store_events, SyncEvent};
@@ -17,16 +19,18 @@ pub use pgforce_store::catalog::events::{EventKind, EventOutcome};
 
 use crate::error::Error;
 use crate::error_policy::{Decision, Verdict};
+use crate::metrics::Metrics;
 use crate::reader::ReadOutcome;
 use crate::writer::WriteOutcome;
 
 /// One thing the engine did, as subscribers see it: a sync event row.
 pub type Event = SyncEvent;
 
-/// Where events go besides the log: the catalog and the subscribers.
+/// Where events go besides the log: the catalog, the metrics and the subscribers.
 #[derive(Debug, Clone)]
 pub(crate) struct EventBus {
     sender: broadcast::Sender<Event>,
+    metrics: Arc<Metrics>,
 }
 
 impl EventBus {
@@ -34,7 +38,13 @@ impl EventBus {
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
             sender: broadcast::channel(capacity).0,
+            metrics: Arc::default(),
         }
+    }
+
+    /// The counters the events feed.
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// A new subscriber (it sees events sent from now on).
@@ -42,8 +52,10 @@ impl EventBus {
         self.sender.subscribe()
     }
 
-    /// Records an event in the catalog (when a session is at hand) and tells subscribers.
+    /// Records an event in the catalog (when a session is at hand), counts it and tells
+    /// subscribers.
     async fn publish(&self, pg: Option<&Session>, event: Event) {
+        self.metrics.event(&event);
         if let Some(pg) = pg
             && let Err(error) = store_events::record(pg, &event).await
         {
@@ -242,6 +254,12 @@ impl WritePass<'_> {
         if outcome.is_idle() {
             return;
         }
+        bus.metrics.writer_pass(
+            self.connection,
+            outcome.api_calls,
+            outcome.succeeded,
+            outcome.failed,
+        );
         let message = (outcome.failed + outcome.held + outcome.retried > 0).then(|| {
             format!(
                 "{} failed, {} held back, {} to send again",

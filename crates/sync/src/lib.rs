@@ -27,7 +27,7 @@
 //! - `convert`: Salesforce types and values into Postgres (pure); `plan`: ordered and
 //!   merged write plans (pure).
 //! - `error`, `error_policy`: errors and what each means; `events`: what the engine
-//!   reports, each in one wording.
+//!   reports, each in one wording; `metrics`: its counters, in Prometheus's format.
 //! - `testing` (feature `test-support`): the workers' steps, one at a time, for tests.
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
@@ -42,6 +42,7 @@ mod error_policy;
 mod events;
 mod hc_json;
 mod mapping;
+mod metrics;
 mod plan;
 mod reader;
 mod reconcile;

@@ -13,7 +13,7 @@ use crate::error::{Context as _, Result};
 use crate::ids::MappingId;
 
 /// What kind of work an event reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum EventKind {
     /// An initial load or reload.
     Load,

@@ -104,3 +104,23 @@ pub async fn migrate(client: &mut Client) -> Result<usize> {
     }
     Ok(applied)
 }
+
+/// Checks that the catalog answers and holds every migration this version knows (for
+/// readiness probes); the error says which is not so.
+pub async fn check(client: &Client) -> Result<()> {
+    let latest = MIGRATIONS.len() as i32;
+    let applied: Option<i32> = client
+        .query_one("select max(version) from pgforce.schema_migrations", &[])
+        .await
+        .context(|| "reading the catalog's migrations".to_owned())?
+        .get(0);
+    match applied {
+        Some(version) if version >= latest => Ok(()),
+        other => Err(crate::Error::Catalog {
+            what: format!(
+                "the catalog is at migration {} of {latest}: a newer pgforce must run first",
+                other.unwrap_or(0)
+            ),
+        }),
+    }
+}

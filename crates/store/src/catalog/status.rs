@@ -26,6 +26,8 @@ pub struct MappingReport {
     pub paused: bool,
     /// When it was last in sync (`YYYY-MM-DD HH:MI:SS`, UTC).
     pub last_sync: Option<String>,
+    /// Whole seconds since then, by the database's clock.
+    pub seconds_since_sync: Option<u64>,
     /// Its last error.
     pub last_error: Option<String>,
     /// What it is busy with (a running Bulk API job).
@@ -43,7 +45,8 @@ pub async fn mappings(client: &impl GenericClient) -> Result<Vec<MappingReport>>
             "select m.id, c.name, m.object_name, c.schema_name, m.table_name, m.state, m.paused or c.paused,
                     to_char(m.last_sync_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS'), m.last_error,
                     m.activity, (m.drift - 'checked_at' - 'salesforce_records' - 'postgres_rows')::text,
-                    to_char((m.drift ->> 'checked_at')::timestamptz at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS')
+                    to_char((m.drift ->> 'checked_at')::timestamptz at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
+                    floor(extract(epoch from now() - m.last_sync_at))::bigint
              from pgforce.mappings m join pgforce.connections c on c.id = m.connection_id
              order by c.name, m.object_name",
             &[],
@@ -65,6 +68,9 @@ pub async fn mappings(client: &impl GenericClient) -> Result<Vec<MappingReport>>
             activity: row.get(9),
             drift: row.get(10),
             drift_checked: row.get(11),
+            seconds_since_sync: row
+                .get::<_, Option<i64>>(12)
+                .map(|s| u64::try_from(s).unwrap_or_default()),
         })
         .collect())
 }

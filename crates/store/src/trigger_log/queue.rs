@@ -20,6 +20,9 @@ pub struct QueueCounts {
     pub held: u64,
     /// Refused by Salesforce.
     pub failed: u64,
+    /// Whole seconds since the oldest change not sent yet (NEW, PENDING or HELD) was
+    /// captured: how far the writer lags.
+    pub oldest_unsent_seconds: Option<u64>,
 }
 
 /// Counts the rows waiting or stuck.
@@ -29,7 +32,8 @@ pub async fn counts(client: &impl GenericClient, schema: &Ident) -> Result<Queue
         .query_one(
             &format!(
                 "select count(*) filter (where state = $1), count(*) filter (where state = $2),
-                        count(*) filter (where state = $3), count(*) filter (where state = $4)
+                        count(*) filter (where state = $3), count(*) filter (where state = $4),
+                        floor(extract(epoch from now() - min(created_at) filter (where state in ($1, $2, $3))))::bigint
                  from {log}"
             ),
             &[
@@ -47,6 +51,9 @@ pub async fn counts(client: &impl GenericClient, schema: &Ident) -> Result<Queue
         pending: count(1),
         held: count(2),
         failed: count(3),
+        oldest_unsent_seconds: row
+            .get::<_, Option<i64>>(4)
+            .map(|s| u64::try_from(s).unwrap_or_default()),
     })
 }
 

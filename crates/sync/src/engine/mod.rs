@@ -15,11 +15,12 @@
 //! Layout: `setup` (declarations → catalog, resolving mappings against the org),
 //! `supervisor` (running a worker per mapping and per connection, following the catalog),
 //! `operations` (run-time changes, reload), `reconciling`, `documents` (Heroku Connect
-//! import/export), `status`.
+//! import/export), `status`, `scrape` (metrics).
 
 mod documents;
 mod operations;
 mod reconciling;
+mod scrape;
 mod setup;
 mod status;
 mod supervisor;
@@ -170,6 +171,15 @@ impl Engine {
     /// until `shutdown` turns true.
     pub async fn run(&self, shutdown: watch::Receiver<bool>) -> Result<()> {
         supervisor::run(self, shutdown).await
+    }
+
+    /// Whether this engine can work now: its catalog answers and is migrated (for
+    /// readiness probes). The error says what is wrong.
+    pub async fn ready(&self) -> Result<()> {
+        let pg = self.session().await?;
+        pgforce_store::catalog::check(&pg)
+            .await
+            .map_err(Error::catalog)
     }
 
     /// Events from now on (loads, polls, writer passes, failures).

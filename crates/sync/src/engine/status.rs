@@ -60,6 +60,8 @@ pub struct MappingStatus {
     pub postgres_count: Option<u64>,
     /// When it was last in sync (UTC).
     pub last_sync: Option<String>,
+    /// Whole seconds since then.
+    pub seconds_since_sync: Option<u64>,
     /// Its last error.
     pub last_error: Option<String>,
     /// What it is busy with (a running Bulk API job).
@@ -134,6 +136,7 @@ impl Engine {
                 salesforce_count,
                 postgres_count,
                 last_sync: report.last_sync,
+                seconds_since_sync: report.seconds_since_sync,
                 last_error: report.last_error,
                 activity: report.activity,
                 drift_checked: report.drift_checked,

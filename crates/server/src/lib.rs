@@ -1,0 +1,135 @@
+//! pgforce's HTTP side, served by `pgforce run` from the same process as the workers.
+//!
+//! Today it answers process supervisors and monitoring: `/healthz` (the process serves),
+//! `/readyz` (its engine can work: the catalog answers and is migrated) and `/metrics`
+//! (Prometheus's text format, from [`pgforce_sync::Engine::metrics`]). The management
+//! API and the dashboard will join them here. Every answer that is not a success is JSON
+//! `{"id": "<code>", "message": "…"}`, never a stack trace.
+//!
+//! Binding is separate from serving ([`Server::bind`], then [`Server::serve`]) so a
+//! command can report a taken port before it starts any work, and tests can ask for port
+//! 0 and read the address chosen.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use pgforce_sync::Engine;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// The content type of Prometheus's text format.
+const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// A bound listener, ready to serve.
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+}
+
+/// Why the server could not start.
+#[derive(Debug)]
+pub struct BindError {
+    address: String,
+    source: std::io::Error,
+}
+
+impl std::fmt::Display for BindError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "could not listen on {}: {}; pass --listen with a free address, or --listen off",
+            self.address, self.source
+        )
+    }
+}
+
+impl std::error::Error for BindError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+impl Server {
+    /// Binds `address` (`host:port`; port 0 picks a free one).
+    pub async fn bind(address: &str) -> Result<Self, BindError> {
+        let listener = TcpListener::bind(address)
+            .await
+            .map_err(|source| BindError {
+                address: address.to_owned(),
+                source,
+            })?;
+        Ok(Self { listener })
+    }
+
+    /// The address bound.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves `engine` until `shutdown` turns true; requests in progress then finish.
+    pub async fn serve(
+        self,
+        engine: Engine,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> std::io::Result<()> {
+        let stop = async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        };
+        axum::serve(self.listener, router(engine))
+            .with_graceful_shutdown(stop)
+            .await
+    }
+}
+
+/// Every route.
+fn router(engine: Engine) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .with_state(engine)
+}
+
+/// The process is up and serving.
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// The engine can work: 200, else 503 naming why.
+async fn readyz(State(engine): State<Engine>) -> Response {
+    match engine.ready().await {
+        Ok(()) => "ready\n".into_response(),
+        Err(error) => problem(StatusCode::SERVICE_UNAVAILABLE, "not_ready", &error.chain()),
+    }
+}
+
+/// Every metric; 503 naming why when the catalog cannot be read.
+async fn metrics(State(engine): State<Engine>) -> Response {
+    match engine.metrics().await {
+        Ok(text) => ([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], text).into_response(),
+        Err(error) => problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metrics_unavailable",
+            &error.chain(),
+        ),
+    }
+}
+
+async fn not_found(uri: axum::http::Uri) -> Response {
+    problem(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        &format!("no such resource: {}", uri.path()),
+    )
+}
+
+/// A JSON error body in the API's shape.
+fn problem(status: StatusCode, id: &str, message: &str) -> Response {
+    let body = serde_json::json!({ "id": id, "message": message });
+    (status, axum::Json(body)).into_response()
+}

@@ -1,0 +1,198 @@
+//! [`Engine::metrics`]: the engine's counters plus gauges read from the catalog at scrape
+//! time, in Prometheus's text format (served at `/metrics` by `pgforce run`).
+
+use std::collections::BTreeMap;
+
+use super::Engine;
+use crate::error::Result;
+use crate::metrics::{self, Exposition, MappingLabels, sample};
+
+impl Engine {
+    /// Every metric, in Prometheus's text format (version 0.0.4).
+    ///
+    /// Counters (records, runs, durations, API calls, written changes) are this process's
+    /// since it started; gauges (states, rows, rejected records, lag, queues, the org's
+    /// API allocation) are read now, so every process on one catalog reports the same.
+    pub async fn metrics(&self) -> Result<String> {
+        let status = self.status(false).await?;
+        let labels: BTreeMap<_, _> = status
+            .mappings
+            .iter()
+            .map(|m| {
+                let who = MappingLabels {
+                    connection: m.connection.clone(),
+                    object: m.object.clone(),
+                };
+                (m.id, who)
+            })
+            .collect();
+        let mut out = Exposition::default();
+        metrics::render_counters(self.shared.bus.metrics(), &labels, &mut out);
+        mapping_gauges(&status, &mut out);
+        writer_gauges(&status, &mut out);
+        connection_gauges(&status, &mut out);
+        self.api_usage_gauges(&mut out);
+        Ok(out.finish())
+    }
+
+    /// The org's API allocation as each connection's client last saw it.
+    fn api_usage_gauges(&self, out: &mut Exposition) {
+        let usage: Vec<(String, pgforce_salesforce::ApiUsage)> = {
+            let clients = self
+                .shared
+                .clients
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            clients
+                .iter()
+                .filter_map(|(name, (_, client))| Some((name.clone(), client.api_usage()?)))
+                .collect()
+        };
+        out.family(
+            "pgforce_salesforce_api_requests_used",
+            "gauge",
+            "API requests the org has used in the last 24 hours, as Salesforce last reported (Sforce-Limit-Info).",
+        );
+        for (connection, usage) in &usage {
+            sample(
+                out,
+                "pgforce_salesforce_api_requests_used",
+                &[("connection", connection.clone())],
+                usage.used as f64,
+            );
+        }
+        out.family(
+            "pgforce_salesforce_api_requests_limit",
+            "gauge",
+            "The org's daily API request allocation, as Salesforce last reported.",
+        );
+        for (connection, usage) in &usage {
+            sample(
+                out,
+                "pgforce_salesforce_api_requests_limit",
+                &[("connection", connection.clone())],
+                usage.limit as f64,
+            );
+        }
+    }
+}
+
+/// Per mapping: state, pause, rows, rejected records, time since it was last in sync.
+fn mapping_gauges(status: &super::Status, out: &mut Exposition) {
+    let who = |m: &super::MappingStatus| {
+        vec![
+            ("connection", m.connection.clone()),
+            ("object", m.object.clone()),
+        ]
+    };
+    out.family(
+        "pgforce_mapping_state",
+        "gauge",
+        "1 for each mapping's current state (Heroku Connect's names).",
+    );
+    for m in &status.mappings {
+        let mut labels = who(m);
+        labels.push(("state", m.state.as_str().to_owned()));
+        sample(out, "pgforce_mapping_state", &labels, 1.0);
+    }
+    out.family(
+        "pgforce_mapping_paused",
+        "gauge",
+        "1 when an operator paused the mapping or its connection.",
+    );
+    for m in &status.mappings {
+        sample(
+            out,
+            "pgforce_mapping_paused",
+            &who(m),
+            f64::from(u8::from(m.paused)),
+        );
+    }
+    out.family(
+        "pgforce_postgres_rows",
+        "gauge",
+        "Rows in each mapping's table.",
+    );
+    for m in &status.mappings {
+        if let Some(rows) = m.postgres_count {
+            sample(out, "pgforce_postgres_rows", &who(m), rows as f64);
+        }
+    }
+    out.family(
+        "pgforce_rejected_records",
+        "gauge",
+        "Records read from Salesforce that could not be stored, kept to retry.",
+    );
+    for m in &status.mappings {
+        sample(out, "pgforce_rejected_records", &who(m), m.rejected as f64);
+    }
+    out.family(
+        "pgforce_seconds_since_last_sync",
+        "gauge",
+        "Seconds since each mapping was last in sync with Salesforce (its last successful load or poll).",
+    );
+    for m in &status.mappings {
+        if let Some(seconds) = m.seconds_since_sync {
+            sample(
+                out,
+                "pgforce_seconds_since_last_sync",
+                &who(m),
+                seconds as f64,
+            );
+        }
+    }
+}
+
+/// Per connection with read-write mappings: trigger-log rows by state and the writer's lag.
+fn writer_gauges(status: &super::Status, out: &mut Exposition) {
+    out.family(
+        "pgforce_trigger_log_rows",
+        "gauge",
+        "Live trigger-log rows by state: NEW (waiting), PENDING (being sent), HELD (behind a refused insert), FAILED.",
+    );
+    for w in &status.writers {
+        let q = &w.queue;
+        for (state, n) in [
+            ("NEW", q.new),
+            ("PENDING", q.pending),
+            ("HELD", q.held),
+            ("FAILED", q.failed),
+        ] {
+            let labels = [
+                ("connection", w.connection.clone()),
+                ("state", state.to_owned()),
+            ];
+            sample(out, "pgforce_trigger_log_rows", &labels, n as f64);
+        }
+    }
+    out.family(
+        "pgforce_oldest_unsent_change_seconds",
+        "gauge",
+        "Age of the oldest change not sent to Salesforce yet (0 when none waits): the writer's lag.",
+    );
+    for w in &status.writers {
+        let seconds = w.queue.oldest_unsent_seconds.unwrap_or(0);
+        sample(
+            out,
+            "pgforce_oldest_unsent_change_seconds",
+            &[("connection", w.connection.clone())],
+            seconds as f64,
+        );
+    }
+}
+
+/// Per connection: 1 for its current state (IDLE, PAUSED_API_LIMIT, …).
+fn connection_gauges(status: &super::Status, out: &mut Exposition) {
+    out.family(
+        "pgforce_connection_state",
+        "gauge",
+        "1 for each connection's current state (a PAUSED_* state names an org-wide condition).",
+    );
+    for c in &status.connections {
+        let labels = [
+            ("connection", c.name.clone()),
+            ("state", c.state.as_str().to_owned()),
+        ];
+        sample(out, "pgforce_connection_state", &labels, 1.0);
+    }
+}
