@@ -53,6 +53,8 @@ enum Command {
     Reconcile(commands::reconcile::ReconcileArgs),
     /// Show every mapping's state, row count, last sync and last error.
     Status(commands::status::StatusArgs),
+    /// Create, list and revoke the management API's tokens.
+    Token(commands::token::TokenArgs),
     /// Run a local Salesforce org (the bundled emulator) over HTTP and HTTPS.
     Emulator(commands::emulator::EmulatorArgs),
 }
@@ -78,6 +80,7 @@ fn main() -> ExitCode {
             Command::Reload(args) => commands::reload::run(args).await,
             Command::Reconcile(args) => commands::reconcile::run(args).await,
             Command::Mapping(args) => commands::mapping::run(args).await,
+            Command::Token(args) => commands::token::run(args).await,
             Command::Connection(args) => commands::mapping::connection(args).await,
             Command::Import(args) => commands::documents::import(args).await,
             Command::Export(args) => commands::documents::export(args).await,

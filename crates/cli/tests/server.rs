@@ -22,7 +22,7 @@ polling_seconds = 1
 "#;
 
 /// Starts `pgforce run` on a free port; returns it with the base URL it printed.
-async fn serving(config: &str) -> (Child, String) {
+pub async fn serving(config: &str) -> (Child, String) {
     let mut daemon = pgforce(&["run", "--config", config])
         .stdout(Stdio::piped())
         .spawn()

@@ -1,14 +1,20 @@
 //! pgforce's HTTP side, served by `pgforce run` from the same process as the workers.
 //!
-//! Today it answers process supervisors and monitoring: `/healthz` (the process serves),
+//! It answers process supervisors and monitoring — `/healthz` (the process serves),
 //! `/readyz` (its engine can work: the catalog answers and is migrated) and `/metrics`
-//! (Prometheus's text format, from [`pgforce_sync::Engine::metrics`]). The management
-//! API and the dashboard will join them here. Every answer that is not a success is JSON
-//! `{"id": "<code>", "message": "…"}`, never a stack trace.
+//! (Prometheus's text format, from [`pgforce_sync::Engine::metrics`]), open to anyone who
+//! can reach the address — and the management API under `/api/v3` (`api`), where every
+//! route asks for a token with a role (`auth`). Every answer that is not a success is
+//! JSON `{"id": "<code>", "message": "…"}` (`problem`), never a stack trace or an
+//! upstream body.
 //!
 //! Binding is separate from serving ([`Server::bind`], then [`Server::serve`]) so a
 //! command can report a taken port before it starts any work, and tests can ask for port
 //! 0 and read the address chosen.
+
+mod api;
+mod auth;
+mod problem;
 
 use std::net::SocketAddr;
 
@@ -20,6 +26,8 @@ use axum::routing::get;
 use pgforce_sync::Engine;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+
+use crate::problem::Problem;
 
 /// The content type of Prometheus's text format.
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -91,6 +99,7 @@ fn router(engine: Engine) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .merge(api::routes())
         .fallback(not_found)
         .with_state(engine)
 }
@@ -104,7 +113,8 @@ async fn healthz() -> &'static str {
 async fn readyz(State(engine): State<Engine>) -> Response {
     match engine.ready().await {
         Ok(()) => "ready\n".into_response(),
-        Err(error) => problem(StatusCode::SERVICE_UNAVAILABLE, "not_ready", &error.chain()),
+        Err(error) => Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", error.chain())
+            .into_response(),
     }
 }
 
@@ -112,24 +122,19 @@ async fn readyz(State(engine): State<Engine>) -> Response {
 async fn metrics(State(engine): State<Engine>) -> Response {
     match engine.metrics().await {
         Ok(text) => ([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], text).into_response(),
-        Err(error) => problem(
+        Err(error) => Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "metrics_unavailable",
-            &error.chain(),
-        ),
+            error.chain(),
+        )
+        .into_response(),
     }
 }
 
-async fn not_found(uri: axum::http::Uri) -> Response {
-    problem(
+async fn not_found(uri: axum::http::Uri) -> Problem {
+    Problem::new(
         StatusCode::NOT_FOUND,
         "not_found",
-        &format!("no such resource: {}", uri.path()),
+        format!("no such resource: {}", uri.path()),
     )
-}
-
-/// A JSON error body in the API's shape.
-fn problem(status: StatusCode, id: &str, message: &str) -> Response {
-    let body = serde_json::json!({ "id": id, "message": message });
-    (status, axum::Json(body)).into_response()
 }

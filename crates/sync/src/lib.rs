@@ -52,12 +52,14 @@ mod worker;
 mod writer;
 
 pub use engine::{
-    Applied, ConnectionStatus, Engine, EngineOptions, MappingReconcile, MappingStatus,
-    ReconcileRequest, ReloadMode, Reloaded, Status, WriterStatus,
+    Applied, ConnectionStatus, ConnectionView, Engine, EngineOptions, MappingReconcile,
+    MappingStatus, MappingView, ReconcileRequest, ReloadMode, Reloaded, Status, WriterStatus,
 };
 pub use error::{Error, Result};
 pub use events::{Event, EventKind, EventOutcome};
 pub use mapping::DEFAULT_BULK_THRESHOLD;
+pub use pgforce_store::catalog::tokens::{Role, TokenRow};
+pub use pgforce_store::trigger_log::queue::FailedWrite;
 pub use pgforce_store::{Access, ConnectionId, ConnectionState, MappingId, MappingState};
 pub use reader::{LoadProgress, ReadOutcome, RejectedRecord};
 pub use reconcile::{Drift, LeftAlone, Repair};

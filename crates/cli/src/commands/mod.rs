@@ -8,3 +8,4 @@ pub mod reconcile;
 pub mod reload;
 pub mod run;
 pub mod status;
+pub mod token;

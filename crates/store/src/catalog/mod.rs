@@ -5,8 +5,8 @@
 //! connection's or mapping's settings raises its `revision` and notifies
 //! [`CATALOG_CHANNEL`]). One module per table: `connections`, `mappings`, `cursors` (read
 //! cursors), `events` (the sync event log), `leases`, `stale_creates` (records a writer
-//! made after losing its lease), `rejected` (records a reader could not store); `status`
-//! reads what `pgforce status` shows.
+//! made after losing its lease), `rejected` (records a reader could not store), `tokens`
+//! (management API tokens, kept as hashes); `status` reads what `pgforce status` shows.
 //!
 //! Migrations are numbered SQL files embedded in the binary, applied in order inside one
 //! transaction that holds an advisory lock, so several `pgforce run` processes starting
@@ -21,6 +21,7 @@ pub mod mappings;
 pub mod rejected;
 pub mod stale_creates;
 pub mod status;
+pub mod tokens;
 
 use tokio_postgres::Client;
 
@@ -31,7 +32,7 @@ use crate::error::{Context as _, Result};
 pub const CATALOG_CHANNEL: &str = "pgforce_catalog";
 
 /// `(version, SQL)` of every migration, in order.
-const MIGRATIONS: [(i32, &str); 8] = [
+const MIGRATIONS: [(i32, &str); 9] = [
     (1, include_str!("../../migrations/0001_catalog.sql")),
     (
         2,
@@ -49,6 +50,7 @@ const MIGRATIONS: [(i32, &str); 8] = [
         8,
         include_str!("../../migrations/0008_rejected_records.sql"),
     ),
+    (9, include_str!("../../migrations/0009_api_tokens.sql")),
 ];
 
 /// Key of the advisory lock that serialises migrations ("pgforce" in ASCII).

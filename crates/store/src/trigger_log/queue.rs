@@ -218,3 +218,84 @@ pub async fn set_aside(
         .await
         .context(|| format!("setting aside unsent changes of {schema}.{table}"))
 }
+
+/// A change Salesforce refused, as the management API lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedWrite {
+    /// The log row's id.
+    pub log_id: i64,
+    /// The mapped table.
+    pub table: String,
+    /// The mapped row's id.
+    pub record_id: Option<i32>,
+    /// Salesforce's reason (`CODE: message`).
+    pub message: String,
+    /// When the change was captured (UTC, ISO 8601).
+    pub created_at: String,
+}
+
+/// FAILED changes captured in the last `hours` (of `table` only, when given), newest
+/// first, at most `limit`.
+pub async fn failed_since(
+    client: &impl GenericClient,
+    schema: &Ident,
+    table: Option<&str>,
+    hours: f64,
+    limit: i64,
+) -> Result<Vec<FailedWrite>> {
+    let log = log_table(schema);
+    let rows = client
+        .query(
+            &format!(
+                "select id::bigint, table_name::text, record_id, coalesce(sf_message, ''),
+                        to_char(created_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')
+                 from {log}
+                 where state = $1 and created_at > now() - make_interval(secs => $2::float8 * 3600)
+                   and ($3::text is null or table_name = $3)
+                 order by id desc limit $4"
+            ),
+            &[&LogState::Failed.as_str(), &hours, &table, &limit],
+        )
+        .await
+        .context(|| format!("listing the failed changes of {log}"))?;
+    Ok(rows
+        .iter()
+        .map(|row| FailedWrite {
+            log_id: row.get(0),
+            table: row.get(1),
+            record_id: row.get(2),
+            message: row.get(3),
+            created_at: row.get(4),
+        })
+        .collect())
+}
+
+/// Per mapped table: changes not sent yet (NEW, PENDING, HELD) and changes refused
+/// (FAILED), as Heroku Connect's mapping `counts` give them.
+pub async fn unsent_and_failed_by_table(
+    client: &impl GenericClient,
+    schema: &Ident,
+) -> Result<std::collections::HashMap<String, (u64, u64)>> {
+    let log = log_table(schema);
+    let rows = client
+        .query(
+            &format!(
+                "select table_name::text, count(*) filter (where state = any($1)),
+                        count(*) filter (where state = $2)
+                 from {log} group by table_name"
+            ),
+            &[
+                &LogState::texts(&[LogState::New, LogState::Pending, LogState::Held]),
+                &LogState::Failed.as_str(),
+            ],
+        )
+        .await
+        .context(|| format!("counting unsent and failed changes in {log}"))?;
+    let count = |row: &tokio_postgres::Row, i: usize| {
+        u64::try_from(row.get::<_, i64>(i)).unwrap_or_default()
+    };
+    Ok(rows
+        .iter()
+        .map(|row| (row.get(0), (count(row, 1), count(row, 2))))
+        .collect())
+}

@@ -15,8 +15,10 @@
 //! Layout: `setup` (declarations → catalog, resolving mappings against the org),
 //! `supervisor` (running a worker per mapping and per connection, following the catalog),
 //! `operations` (run-time changes, reload), `reconciling`, `documents` (Heroku Connect
-//! import/export), `status`, `scrape` (metrics).
+//! import/export), `status`, `scrape` (metrics), `describe` (connections, mappings,
+//! failed writes and tokens for the management API).
 
+mod describe;
 mod documents;
 mod operations;
 mod reconciling;
@@ -34,6 +36,7 @@ use pgforce_store::catalog::connections::ConnectionRow;
 use pgforce_store::{MappingId, Session};
 use tokio::sync::{Notify, broadcast, watch};
 
+pub use describe::{ConnectionView, MappingView};
 pub use operations::{ReloadMode, Reloaded};
 pub use reconciling::{MappingReconcile, ReconcileRequest};
 pub use setup::Applied;

@@ -1,0 +1,479 @@
+//! The management API on `pgforce run`: Heroku Connect's API v3 shapes for the
+//! per-customer flow (read connections and mappings, watch states and counts, read
+//! failed writes, pause, resume, reload, export, import, delete), every route checked
+//! against every role and against missing, unknown, expired and revoked tokens; and
+//! `pgforce token` keeping only hashes.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use pgforce_store::testing::TestDatabase;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::run::{config_file, count, pgforce, pgforce_ok, seeded_org, wait_for_count};
+use crate::server::serving;
+
+const ACCOUNTS: &str = r#"
+[[connection.mapping]]
+object = "Account"
+access = "read_write"
+fields = ["Name", "Industry"]
+polling_seconds = 1
+"#;
+
+/// Creates a token with `role` through the CLI and returns it.
+async fn token(config: &str, name: &str, role: &str, extra: &[&str]) -> String {
+    let mut args = vec![
+        "token", "--config", config, "create", "--name", name, "--role", role,
+    ];
+    args.extend_from_slice(extra);
+    pgforce_ok(&args).await.trim().to_owned()
+}
+
+async fn call(
+    base: &str,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> (StatusCode, Value) {
+    let client = reqwest::Client::new();
+    let mut request = client.request(method, format!("{base}{path}"));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// Calls until `check` holds on the answer (bounded).
+async fn until(
+    base: &str,
+    path: &str,
+    token: &str,
+    what: &str,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = call(base, Method::GET, path, Some(token), None).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        if check(&body) {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{path} never showed {what}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_per_customer_flow_works_through_the_api_with_heroku_connect_shapes() {
+    let org = seeded_org(10).await;
+    let db = TestDatabase::create().await;
+    let config = config_file(&org, &db, ACCOUNTS);
+    let path = config.to_str().unwrap();
+    let (_daemon, base) = serving(path).await;
+    let admin = token(path, "automation", "manage", &[]).await;
+
+    let (status, list) = call(
+        &base,
+        Method::GET,
+        "/api/v3/connections?app=main",
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["count"], 1, "{list}");
+    let connection = &list["results"][0];
+    assert_eq!(connection["name"], "main");
+    assert_eq!(connection["schema_name"], "salesforce");
+    let id = connection["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        connection["detail_url"],
+        format!("/api/v3/connections/{id}")
+    );
+    let (_, none) = call(
+        &base,
+        Method::GET,
+        "/api/v3/connections?app=other",
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(none["count"], 0, "{none}");
+
+    // Watch it reach DATA_SYNCED with live counts.
+    let detail = format!("/api/v3/connections/{id}?deep=true");
+    let deep = until(&base, &detail, &admin, "Account synced", |c| {
+        c["mappings"][0]["state"] == "DATA_SYNCED" && c["mappings"][0]["counts"]["count"] == 10
+    })
+    .await;
+    let mapping = &deep["mappings"][0];
+    assert_eq!(mapping["object_name"], "Account");
+    assert_eq!(mapping["access"], "read_write");
+    assert_eq!(mapping["config"]["access"], "read_write");
+    assert_eq!(
+        mapping["sf_polling_seconds"],
+        mapping["config"]["sf_polling_seconds"]
+    );
+    assert!(
+        mapping["config"]["fields"].get("Name").is_some(),
+        "{mapping}"
+    );
+    let mapping_id = mapping["id"].as_str().unwrap().to_owned();
+
+    // A write Salesforce refuses shows in both errors lists with its trigger-log id.
+    db.client()
+        .await
+        .batch_execute("insert into salesforce.account (industry) values ('Banking')")
+        .await
+        .unwrap();
+    let errors = until(
+        &base,
+        &format!("/api/v3/connections/{id}/errors"),
+        &admin,
+        "the failed write",
+        |e| e["count"] == 1,
+    )
+    .await;
+    let failed = &errors["results"][0];
+    assert_eq!(failed["table_name"], "account");
+    assert!(
+        failed["message"]
+            .as_str()
+            .unwrap()
+            .contains("REQUIRED_FIELD_MISSING"),
+        "{failed}"
+    );
+    let log_id = count(
+        &db,
+        "select id::bigint from salesforce._trigger_log where state = 'FAILED'",
+    )
+    .await;
+    assert_eq!(failed["id"], log_id);
+    let (_, mapping_errors) = call(
+        &base,
+        Method::GET,
+        &format!("/api/v3/mappings/{mapping_id}/errors"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(mapping_errors["count"], 1, "{mapping_errors}");
+    let (_, one) = call(
+        &base,
+        Method::GET,
+        &format!("/api/v3/mappings/{mapping_id}"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(one["counts"]["errors"], 1, "{one}");
+
+    // Pause and resume the connection.
+    let (status, _) = call(
+        &base,
+        Method::POST,
+        &format!("/api/v3/connections/{id}/actions/pause"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (_, paused) = call(
+        &base,
+        Method::GET,
+        &format!("/api/v3/connections/{id}"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(paused["paused"], true, "{paused}");
+    let (status, _) = call(
+        &base,
+        Method::POST,
+        &format!("/api/v3/connections/{id}/actions/resume"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (_, resumed) = call(
+        &base,
+        Method::GET,
+        &format!("/api/v3/connections/{id}"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(resumed["paused"], false, "{resumed}");
+
+    // Reload: rows changed behind pgforce's back come back as Salesforce has them.
+    db.client()
+        .await
+        .batch_execute("set xmlbinary = 'hex'; update salesforce.account set name = 'damaged' where sfid is not null")
+        .await
+        .unwrap();
+    let (status, _) = call(
+        &base,
+        Method::POST,
+        &format!("/api/v3/mappings/{mapping_id}/actions/reload"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    wait_for_count(
+        &db,
+        "select count(*) from salesforce.account where name = 'damaged'",
+        0,
+    )
+    .await;
+
+    // Export, then import the same document back: same mappings.
+    let (status, document) = call(
+        &base,
+        Method::GET,
+        &format!("/api/v3/connections/{id}/actions/export"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        document["mappings"][0]["object_name"], "Account",
+        "{document}"
+    );
+    let (status, imported) = call(
+        &base,
+        Method::POST,
+        &format!("/api/v3/connections/{id}/actions/import"),
+        Some(&admin),
+        Some(&document),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{imported}");
+    let (status, problem) = call(
+        &base,
+        Method::POST,
+        &format!("/api/v3/connections/{id}/actions/import"),
+        Some(&admin),
+        Some(&json!({"mappings": "no"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(problem["id"], "invalid_params");
+
+    // Delete the mapping: 204, then it is gone.
+    let (status, _) = call(
+        &base,
+        Method::DELETE,
+        &format!("/api/v3/mappings/{mapping_id}"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, gone) = call(
+        &base,
+        Method::GET,
+        &format!("/api/v3/mappings/{mapping_id}"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(gone["id"], "not_found");
+    let (status, _) = call(
+        &base,
+        Method::GET,
+        "/api/v3/connections/nine",
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let _ = std::fs::remove_file(config);
+}
+
+#[tokio::test]
+async fn every_route_answers_only_tokens_whose_role_includes_it() {
+    let org = seeded_org(3).await;
+    let db = TestDatabase::create().await;
+    let config = config_file(&org, &db, ACCOUNTS);
+    let path = config.to_str().unwrap();
+    let (_daemon, base) = serving(path).await;
+    wait_for_count(&db, "select count(*) from salesforce.account", 3).await;
+    let mut tokens = Vec::new();
+    for role in ["view", "operate", "deploy", "manage"] {
+        tokens.push((role, token(path, &format!("{role}-token"), role, &[]).await));
+    }
+    let expired = token(path, "expired", "manage", &["--expires-days", "0"]).await;
+    let revoked = token(path, "revoked", "manage", &[]).await;
+    pgforce_ok(&["token", "--config", path, "revoke", "revoked"]).await;
+
+    let manage = &tokens[3].1;
+    let (_, list) = call(
+        &base,
+        Method::GET,
+        "/api/v3/connections?deep=true",
+        Some(manage),
+        None,
+    )
+    .await;
+    let id = list["results"][0]["id"].as_str().unwrap().to_owned();
+    let mapping = list["results"][0]["mappings"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, document) = call(
+        &base,
+        Method::GET,
+        &format!("/api/v3/connections/{id}/actions/export"),
+        Some(manage),
+        None,
+    )
+    .await;
+
+    // Every route, with the weakest role that may call it. Destructive ones come last.
+    let c = format!("/api/v3/connections/{id}");
+    let m = format!("/api/v3/mappings/{mapping}");
+    let routes: Vec<(Method, String, &str, Option<&Value>)> = vec![
+        (Method::GET, "/api/v3/connections".to_owned(), "view", None),
+        (Method::GET, c.clone(), "view", None),
+        (Method::GET, format!("{c}/mappings"), "view", None),
+        (Method::GET, format!("{c}/errors"), "view", None),
+        (Method::GET, format!("{c}/actions/export"), "view", None),
+        (Method::GET, m.clone(), "view", None),
+        (Method::GET, format!("{m}/errors"), "view", None),
+        (
+            Method::POST,
+            "/api/v3/users/me/apps/main/auth".to_owned(),
+            "view",
+            None,
+        ),
+        (Method::POST, format!("{c}/actions/pause"), "operate", None),
+        (Method::POST, format!("{c}/actions/resume"), "operate", None),
+        (Method::POST, format!("{m}/actions/reload"), "operate", None),
+        (
+            Method::POST,
+            format!("{c}/actions/import"),
+            "deploy",
+            Some(&document),
+        ),
+        (Method::DELETE, m.clone(), "deploy", None),
+    ];
+    let rank = |role: &str| {
+        ["view", "operate", "deploy", "manage"]
+            .iter()
+            .position(|r| *r == role)
+            .unwrap()
+    };
+    for (method, path, needed, body) in &routes {
+        for presented in [
+            None,
+            Some("pgf_not-a-token"),
+            Some(expired.as_str()),
+            Some(revoked.as_str()),
+        ] {
+            let (status, answer) = call(&base, method.clone(), path, presented, *body).await;
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} with {presented:?}: {answer}"
+            );
+            assert_eq!(answer["id"], "unauthorized");
+        }
+        for (role, token) in &tokens {
+            let (status, answer) = call(&base, method.clone(), path, Some(token), *body).await;
+            if rank(role) < rank(needed) {
+                assert_eq!(
+                    status,
+                    StatusCode::FORBIDDEN,
+                    "{method} {path} as {role}: {answer}"
+                );
+                assert!(
+                    answer["message"].as_str().unwrap().contains(needed),
+                    "{answer}"
+                );
+            } else {
+                assert!(
+                    status.is_success()
+                        || (status == StatusCode::NOT_FOUND && *method == Method::DELETE),
+                    "{method} {path} as {role}: {status} {answer}"
+                );
+            }
+        }
+    }
+    // Health and metrics stay open to probes and scrapers.
+    for open in ["/healthz", "/readyz", "/metrics"] {
+        let (status, _) = call(&base, Method::GET, open, None, None).await;
+        assert_eq!(status, StatusCode::OK, "{open}");
+    }
+    let _ = std::fs::remove_file(config);
+}
+
+#[tokio::test]
+async fn tokens_are_printed_once_kept_as_hashes_listed_without_secrets_and_refused_when_unclear() {
+    let org = seeded_org(1).await;
+    let db = TestDatabase::create().await;
+    let config = config_file(&org, &db, ACCOUNTS);
+    let path = config.to_str().unwrap();
+    let secret = token(path, "ci", "operate", &["--expires-days", "30"]).await;
+    assert!(secret.starts_with("pgf_") && secret.len() > 40, "{secret}");
+    let pg = db.client().await;
+    let (hashed, in_clear): (i64, i64) = pg
+        .query_one(
+            "select count(*) filter (where token_sha256 = sha256(convert_to($1, 'UTF8'))),
+                    count(*) filter (where t::text like '%' || $1 || '%')
+             from pgforce.api_tokens t",
+            &[&secret],
+        )
+        .await
+        .map(|r| (r.get(0), r.get(1)))
+        .unwrap();
+    assert_eq!(
+        (hashed, in_clear),
+        (1, 0),
+        "only the token's SHA-256 is stored"
+    );
+    let listed = pgforce_ok(&["token", "--config", path, "list"]).await;
+    assert!(
+        listed.contains("ci") && listed.contains("operate"),
+        "{listed}"
+    );
+    assert!(!listed.contains(&secret), "{listed}");
+
+    for (args, expected) in [
+        (
+            vec!["create", "--name", "ci", "--role", "view"],
+            "an API token named ci exists already",
+        ),
+        (
+            vec!["create", "--name", "x", "--role", "admin"],
+            "unknown role \"admin\"",
+        ),
+        (vec!["revoke", "nobody"], "no live API token named nobody"),
+    ] {
+        let mut all = vec!["token", "--config", path];
+        all.extend(args);
+        let output = pgforce(&all).stdout(Stdio::piped()).output().await.unwrap();
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{stderr}");
+    }
+    let _ = std::fs::remove_file(config);
+}

@@ -1,0 +1,259 @@
+//! The management API: Heroku Connect's API v3 paths, methods, status codes and JSON
+//! shapes (`shapes`), each route behind the role it needs (`crate::auth`).
+//!
+//! | route | role |
+//! |---|---|
+//! | `GET /api/v3/connections[?app=&deep=true]`, `GET …/connections/{id}`, `…/{id}/mappings`, `…/{id}/errors`, `…/{id}/actions/export`, `GET /api/v3/mappings/{id}`, `…/{id}/errors`, `POST /api/v3/users/me/apps/{app}/auth` | view |
+//! | `POST …/connections/{id}/actions/pause`, `…/resume`, `POST …/mappings/{id}/actions/reload` | operate |
+//! | `POST …/connections/{id}/actions/import`, `DELETE /api/v3/mappings/{id}` | deploy |
+
+mod shapes;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use pgforce_sync::{ConnectionId, ConnectionView, Engine, MappingId, ReloadMode, Role};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::auth::Caller;
+use crate::problem::Problem;
+
+type Answer = Result<Response, Problem>;
+
+/// Every API route.
+pub fn routes() -> Router<Engine> {
+    let v3 = Router::new()
+        .route("/connections", get(list_connections))
+        .route("/connections/{id}", get(read_connection))
+        .route("/connections/{id}/mappings", get(list_mappings))
+        .route("/connections/{id}/errors", get(connection_errors))
+        .route("/connections/{id}/actions/export", get(export))
+        .route("/connections/{id}/actions/import", post(import))
+        .route("/connections/{id}/actions/pause", post(pause))
+        .route("/connections/{id}/actions/resume", post(resume))
+        .route("/mappings/{id}", get(read_mapping).delete(delete_mapping))
+        .route("/mappings/{id}/errors", get(mapping_errors))
+        .route("/mappings/{id}/actions/reload", post(reload))
+        .route("/users/me/apps/{app}/auth", post(authorize_app));
+    Router::new().nest("/api/v3", v3)
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    app: Option<String>,
+    deep: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+struct DeepQuery {
+    deep: Option<bool>,
+}
+
+fn ok(value: Value) -> Answer {
+    Ok(Json(value).into_response())
+}
+
+fn accepted(value: Value) -> Answer {
+    Ok((StatusCode::ACCEPTED, Json(value)).into_response())
+}
+
+/// A connection id from a path.
+fn connection_id(id: &str) -> Result<ConnectionId, Problem> {
+    id.parse::<i64>().map(ConnectionId::from).map_err(|_| {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no connection with id {id}"),
+        )
+    })
+}
+
+/// A mapping id from a path.
+fn mapping_id(id: &str) -> Result<MappingId, Problem> {
+    id.parse::<i64>().map(MappingId::from).map_err(|_| {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no mapping with id {id}"),
+        )
+    })
+}
+
+async fn list_connections(
+    caller: Caller,
+    State(engine): State<Engine>,
+    Query(query): Query<ListQuery>,
+) -> Answer {
+    caller.require(Role::View)?;
+    let deep = query.deep.unwrap_or(false);
+    let results = engine
+        .connection_views(deep)
+        .await?
+        .iter()
+        .filter(|c| query.app.as_ref().is_none_or(|app| *app == c.name))
+        .map(|c| shapes::connection(c, deep))
+        .collect();
+    ok(shapes::list(results))
+}
+
+async fn read_connection(
+    caller: Caller,
+    State(engine): State<Engine>,
+    Path(id): Path<String>,
+    Query(query): Query<DeepQuery>,
+) -> Answer {
+    caller.require(Role::View)?;
+    let view = engine.connection_view(connection_id(&id)?).await?;
+    ok(shapes::connection(&view, query.deep.unwrap_or(false)))
+}
+
+async fn list_mappings(
+    caller: Caller,
+    State(engine): State<Engine>,
+    Path(id): Path<String>,
+) -> Answer {
+    caller.require(Role::View)?;
+    let view = engine.connection_view(connection_id(&id)?).await?;
+    ok(shapes::list(
+        view.mappings.iter().map(shapes::mapping).collect(),
+    ))
+}
+
+async fn connection_errors(
+    caller: Caller,
+    State(engine): State<Engine>,
+    Path(id): Path<String>,
+) -> Answer {
+    caller.require(Role::View)?;
+    let failed = engine.failed_writes(connection_id(&id)?, None).await?;
+    ok(shapes::list(
+        failed.iter().map(shapes::failed_write).collect(),
+    ))
+}
+
+async fn export(caller: Caller, State(engine): State<Engine>, Path(id): Path<String>) -> Answer {
+    caller.require(Role::View)?;
+    let view = engine.connection_view(connection_id(&id)?).await?;
+    ok(engine.export(&view.name).await?)
+}
+
+async fn import(
+    caller: Caller,
+    State(engine): State<Engine>,
+    Path(id): Path<String>,
+    body: String,
+) -> Answer {
+    caller.require(Role::Deploy)?;
+    let view = engine.connection_view(connection_id(&id)?).await?;
+    if serde_json::from_str::<Value>(&body).is_err() {
+        return Err(Problem::bad_request(
+            "the body is not a JSON mapping export document",
+        ));
+    }
+    let mappings = engine.import(&view.name, &body).await?;
+    accepted(json!({ "mappings": mappings }))
+}
+
+/// The connection a path names.
+async fn connection(engine: &Engine, id: &str) -> Result<ConnectionView, Problem> {
+    Ok(engine.connection_view(connection_id(id)?).await?)
+}
+
+async fn pause(caller: Caller, State(engine): State<Engine>, Path(id): Path<String>) -> Answer {
+    caller.require(Role::Operate)?;
+    let view = connection(&engine, &id).await?;
+    engine.pause_connection(&view.name).await?;
+    accepted(json!({}))
+}
+
+async fn resume(caller: Caller, State(engine): State<Engine>, Path(id): Path<String>) -> Answer {
+    caller.require(Role::Operate)?;
+    let view = connection(&engine, &id).await?;
+    engine.resume_connection(&view.name).await?;
+    accepted(json!({}))
+}
+
+/// The mapping a path names, with its connection's name.
+async fn mapping_and_connection(
+    engine: &Engine,
+    id: &str,
+) -> Result<(pgforce_sync::MappingView, String), Problem> {
+    let mapping = engine.mapping_view(mapping_id(id)?).await?;
+    let connection = engine.connection_view(mapping.connection).await?;
+    Ok((mapping, connection.name))
+}
+
+async fn read_mapping(
+    caller: Caller,
+    State(engine): State<Engine>,
+    Path(id): Path<String>,
+) -> Answer {
+    caller.require(Role::View)?;
+    let mapping = engine.mapping_view(mapping_id(&id)?).await?;
+    ok(shapes::mapping(&mapping))
+}
+
+async fn delete_mapping(
+    caller: Caller,
+    State(engine): State<Engine>,
+    Path(id): Path<String>,
+) -> Answer {
+    caller.require(Role::Deploy)?;
+    let (mapping, connection) = mapping_and_connection(&engine, &id).await?;
+    engine.remove_mapping(&connection, &mapping.object).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn mapping_errors(
+    caller: Caller,
+    State(engine): State<Engine>,
+    Path(id): Path<String>,
+) -> Answer {
+    caller.require(Role::View)?;
+    let mapping = engine.mapping_view(mapping_id(&id)?).await?;
+    let failed = engine
+        .failed_writes(mapping.connection, Some(mapping.id))
+        .await?;
+    ok(shapes::list(
+        failed.iter().map(shapes::failed_write).collect(),
+    ))
+}
+
+async fn reload(caller: Caller, State(engine): State<Engine>, Path(id): Path<String>) -> Answer {
+    caller.require(Role::Operate)?;
+    let (mapping, connection) = mapping_and_connection(&engine, &id).await?;
+    engine
+        .reload(&connection, &mapping.object, ReloadMode::Request)
+        .await?;
+    accepted(json!({}))
+}
+
+/// Heroku Connect adds the caller to an add-on's access list here; pgforce's tokens
+/// already say who may do what, so this only answers as Heroku Connect does.
+async fn authorize_app(
+    caller: Caller,
+    State(engine): State<Engine>,
+    Path(app): Path<String>,
+) -> Answer {
+    caller.require(Role::View)?;
+    let connections: Vec<Value> = engine
+        .connection_views(false)
+        .await?
+        .iter()
+        .filter(|c| c.name == app)
+        .map(|c| {
+            json!({
+                "id": c.id.to_string(),
+                "resource_name": c.name,
+                "app_name": c.name,
+                "detail_url": format!("/api/v3/connections/{}", c.id),
+                "region_url": "",
+            })
+        })
+        .collect();
+    ok(json!({ "user": { "id": "pgforce", "email": "" }, "connections": connections }))
+}

@@ -1,0 +1,95 @@
+//! The JSON shapes of Heroku Connect's API v3, built from the engine's views: field names
+//! and nesting as Heroku Connect answers, so clients written for it read them unchanged.
+//! Ids are strings (Heroku Connect's are UUIDs; clients treat them as opaque).
+
+use pgforce_sync::{ConnectionView, FailedWrite, MappingView};
+use serde_json::{Value, json};
+
+/// A connection; with its mappings when `deep`.
+pub fn connection(view: &ConnectionView, deep: bool) -> Value {
+    let id = view.id.to_string();
+    let mut connection = json!({
+        "id": id,
+        "name": view.name,
+        "internal_name": view.name,
+        "resource_name": view.name,
+        "app_name": view.name,
+        "schema_name": view.schema,
+        "db_key": "DATABASE_URL",
+        "state": view.state.as_str(),
+        "mappings_summary_state": summary_state(view),
+        "paused": view.paused,
+        "state_description": view.last_error.clone().unwrap_or_default(),
+        "detail_url": format!("/api/v3/connections/{id}"),
+        "sf_info": { "api_version": view.api_version },
+        "features": {},
+    });
+    if deep {
+        connection["mappings"] = view.mappings.iter().map(mapping).collect();
+    }
+    connection
+}
+
+/// The worst of the mappings' states, as Heroku Connect sums them up: an error state if
+/// any mapping has one, else `DATA_SYNCED` when all are, else the first busy one.
+fn summary_state(view: &ConnectionView) -> &str {
+    const ERRORS: [&str; 6] = [
+        "SYSTEM_ERROR",
+        "BAD_CONFIG",
+        "SCHEMA_CHANGED",
+        "DB_UNAVAILABLE",
+        "UNAUTHORIZED",
+        "BULK_LOAD_ERROR",
+    ];
+    let states: Vec<&str> = view.mappings.iter().map(|m| m.state.as_str()).collect();
+    states
+        .iter()
+        .find(|s| ERRORS.contains(s))
+        .or_else(|| states.iter().find(|s| **s != "DATA_SYNCED"))
+        .copied()
+        .unwrap_or("DATA_SYNCED")
+}
+
+/// A mapping.
+pub fn mapping(view: &MappingView) -> Value {
+    let id = view.id.to_string();
+    let config = Value::Object(view.config.clone());
+    json!({
+        "id": id,
+        "object_name": view.object,
+        "table_name": view.table,
+        "state": view.state.as_str(),
+        "state_description": view.last_error.clone().unwrap_or_default(),
+        "paused": view.paused,
+        "access": view.access.as_str(),
+        "sf_polling_seconds": config.get("sf_polling_seconds").cloned().unwrap_or(Value::Null),
+        "sf_notify_enabled": config.get("sf_notify_enabled").cloned().unwrap_or(Value::Bool(false)),
+        "config": config,
+        "counts": {
+            "count": view.rows,
+            "sf": Value::Null,
+            "pending": view.pending,
+            "errors": view.errors,
+        },
+        "actively_writing": view.pending > 0,
+        "detail_url": format!("/api/v3/mappings/{id}"),
+        "errors_url": format!("/api/v3/mappings/{id}/errors"),
+        "connection": { "id": view.connection.to_string() },
+    })
+}
+
+/// A list in Heroku Connect's envelope.
+pub fn list(results: Vec<Value>) -> Value {
+    json!({ "count": results.len(), "results": results })
+}
+
+/// A failed write.
+pub fn failed_write(failed: &FailedWrite) -> Value {
+    json!({
+        "id": failed.log_id,
+        "table_name": failed.table,
+        "record_id": failed.record_id,
+        "message": failed.message,
+        "created_at": failed.created_at,
+    })
+}

@@ -1,0 +1,64 @@
+//! Who is calling: the bearer token of `Authorization`, checked against the catalog's
+//! tokens, and the role each route asks for.
+//!
+//! Missing, unknown, expired and revoked tokens are all `401` with the same answer (a
+//! caller learns nothing about which tokens exist); a live token whose role is below the
+//! route's is `403` naming both roles.
+
+use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use pgforce_sync::{Engine, Role, TokenRow};
+
+use crate::problem::Problem;
+
+/// The token a request came with.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    token: TokenRow,
+}
+
+impl Caller {
+    /// Goes on only if the caller's role includes `role`.
+    pub fn require(&self, role: Role) -> Result<(), Problem> {
+        if self.token.role >= role {
+            return Ok(());
+        }
+        Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "token {} has role {}; this needs {role}",
+                self.token.name, self.token.role
+            ),
+        ))
+    }
+}
+
+impl FromRequestParts<Engine> for Caller {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, engine: &Engine) -> Result<Self, Problem> {
+        let unauthorized = || {
+            Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "a valid API token is required: Authorization: Bearer <token> (pgforce token create)",
+            )
+        };
+        let presented = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| {
+                let (scheme, token) = value.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            })
+            .ok_or_else(unauthorized)?;
+        match engine.authenticate(presented).await? {
+            Some(token) => Ok(Self { token }),
+            None => Err(unauthorized()),
+        }
+    }
+}

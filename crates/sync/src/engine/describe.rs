@@ -1,0 +1,237 @@
+//! Connections and mappings as the management API shows them: catalog rows with their
+//! live states, Heroku Connect's mapping `config` objects and `counts`, and the failed
+//! writes of the last day; plus the API's tokens. Secrets never appear here.
+
+use pgforce_store::catalog::tokens::{self, Role, TokenRow};
+use pgforce_store::catalog::{connections, mappings};
+use pgforce_store::table::rows;
+use pgforce_store::trigger_log::queue::{self, FailedWrite};
+use pgforce_store::{
+    Access, ConnectionId, ConnectionState, Ident, MappingId, MappingState, Session,
+};
+use serde_json::{Map, Value};
+
+use super::Engine;
+use crate::error::{Error, Result};
+
+/// How far back the failed-writes lists look, as Heroku Connect's (hours).
+const FAILED_WRITES_HOURS: f64 = 24.0;
+
+/// At most this many failed writes are listed.
+const FAILED_WRITES_SHOWN: i64 = 1000;
+
+/// A connection as the API shows it.
+#[derive(Debug, Clone)]
+pub struct ConnectionView {
+    /// Its catalog id.
+    pub id: ConnectionId,
+    /// Its name (also its app name).
+    pub name: String,
+    /// Its Postgres schema.
+    pub schema: String,
+    /// Its state.
+    pub state: ConnectionState,
+    /// Whether an operator paused it.
+    pub paused: bool,
+    /// Why it is paused or in error.
+    pub last_error: Option<String>,
+    /// The Salesforce API version it uses.
+    pub api_version: String,
+    /// Its mappings, when asked for (`deep`).
+    pub mappings: Vec<MappingView>,
+}
+
+/// A mapping as the API shows it.
+#[derive(Debug, Clone)]
+pub struct MappingView {
+    /// Its catalog id.
+    pub id: MappingId,
+    /// Its connection's id.
+    pub connection: ConnectionId,
+    /// The object's API name.
+    pub object: String,
+    /// Its table.
+    pub table: String,
+    /// Read-only or read-write.
+    pub access: Access,
+    /// Its state.
+    pub state: MappingState,
+    /// Whether it or its connection is paused.
+    pub paused: bool,
+    /// Its last error.
+    pub last_error: Option<String>,
+    /// Heroku Connect's `config` object (`access`, `fields`, `sf_polling_seconds`, …).
+    pub config: Map<String, Value>,
+    /// Rows in its table.
+    pub rows: Option<u64>,
+    /// Changes captured and not sent yet.
+    pub pending: u64,
+    /// Changes Salesforce refused.
+    pub errors: u64,
+}
+
+impl Engine {
+    /// Every connection, with its mappings when `deep`.
+    pub async fn connection_views(&self, deep: bool) -> Result<Vec<ConnectionView>> {
+        let pg = self.session().await?;
+        let rows = connections::list(&pg).await.map_err(Error::catalog)?;
+        let mut views = Vec::with_capacity(rows.len());
+        for row in rows {
+            let api_version = row
+                .settings
+                .as_deref()
+                .and_then(|s| serde_json::from_str::<Value>(s).ok())
+                .and_then(|s| s.get("api_version")?.as_str().map(str::to_owned))
+                .unwrap_or_else(|| pgforce_salesforce::DEFAULT_API_VERSION.to_owned());
+            let mappings = if deep {
+                self.mapping_views(&pg, &row).await?
+            } else {
+                Vec::new()
+            };
+            views.push(ConnectionView {
+                id: row.id,
+                name: row.name,
+                schema: row.schema,
+                state: row.state,
+                paused: row.paused,
+                last_error: row.last_error,
+                api_version,
+                mappings,
+            });
+        }
+        Ok(views)
+    }
+
+    /// One connection, with its mappings.
+    pub async fn connection_view(&self, id: ConnectionId) -> Result<ConnectionView> {
+        self.connection_views(true)
+            .await?
+            .into_iter()
+            .find(|c| c.id == id)
+            .ok_or_else(|| Error::NotFound {
+                what: format!("no connection with id {id}"),
+            })
+    }
+
+    /// One mapping.
+    pub async fn mapping_view(&self, id: MappingId) -> Result<MappingView> {
+        self.connection_views(true)
+            .await?
+            .into_iter()
+            .flat_map(|c| c.mappings)
+            .find(|m| m.id == id)
+            .ok_or_else(|| Error::NotFound {
+                what: format!("no mapping with id {id}"),
+            })
+    }
+
+    async fn mapping_views(
+        &self,
+        pg: &Session,
+        connection: &connections::ConnectionRow,
+    ) -> Result<Vec<MappingView>> {
+        let schema = Ident::new(&connection.schema).map_err(Error::catalog)?;
+        let configs = self.export(&connection.name).await?;
+        let queues = queue::unsent_and_failed_by_table(pg, &schema)
+            .await
+            .unwrap_or_default();
+        let mut views = Vec::new();
+        for row in mappings::list(pg, Some(connection.id))
+            .await
+            .map_err(Error::catalog)?
+        {
+            let config = configs["mappings"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|m| m["object_name"].as_str() == Some(row.object.as_str()))
+                .and_then(|m| m["config"].as_object().cloned())
+                .unwrap_or_default();
+            let rows = match Ident::new(&row.table) {
+                Ok(table) => rows::count(pg, &schema, &table).await.ok(),
+                Err(_) => None,
+            };
+            let (pending, errors) = queues.get(&row.table).copied().unwrap_or_default();
+            views.push(MappingView {
+                id: row.id,
+                connection: connection.id,
+                object: row.object,
+                table: row.table,
+                access: row.access,
+                state: row.state,
+                paused: row.paused || connection.paused,
+                last_error: row.last_error,
+                config,
+                rows,
+                pending,
+                errors,
+            });
+        }
+        Ok(views)
+    }
+
+    /// Changes Salesforce refused in the last 24 hours: a connection's, or one mapping's.
+    pub async fn failed_writes(
+        &self,
+        connection: ConnectionId,
+        mapping: Option<MappingId>,
+    ) -> Result<Vec<FailedWrite>> {
+        let view = self.connection_view(connection).await?;
+        let table = match mapping {
+            Some(id) => Some(
+                view.mappings
+                    .iter()
+                    .find(|m| m.id == id)
+                    .map(|m| m.table.clone())
+                    .ok_or_else(|| Error::NotFound {
+                        what: format!("no mapping with id {id}"),
+                    })?,
+            ),
+            None => None,
+        };
+        let schema = Ident::new(&view.schema).map_err(Error::catalog)?;
+        let pg = self.session().await?;
+        queue::failed_since(
+            &pg,
+            &schema,
+            table.as_deref(),
+            FAILED_WRITES_HOURS,
+            FAILED_WRITES_SHOWN,
+        )
+        .await
+        .map_err(Error::catalog)
+    }
+
+    /// Creates an API token; returns it (only its hash is kept).
+    pub async fn create_token(
+        &self,
+        name: &str,
+        role: Role,
+        expires_in_days: Option<u32>,
+    ) -> Result<String> {
+        let pg = self.session().await?;
+        tokens::create(&pg, name, role, expires_in_days)
+            .await
+            .map_err(Error::catalog)
+    }
+
+    /// The live token `presented` is, if any.
+    pub async fn authenticate(&self, presented: &str) -> Result<Option<TokenRow>> {
+        let pg = self.session().await?;
+        tokens::authenticate(&pg, presented)
+            .await
+            .map_err(Error::catalog)
+    }
+
+    /// Every API token (never the tokens themselves).
+    pub async fn tokens(&self) -> Result<Vec<TokenRow>> {
+        let pg = self.session().await?;
+        tokens::list(&pg).await.map_err(Error::catalog)
+    }
+
+    /// Revokes the token named `name`; `false` when no live token has that name.
+    pub async fn revoke_token(&self, name: &str) -> Result<bool> {
+        let pg = self.session().await?;
+        tokens::revoke(&pg, name).await.map_err(Error::catalog)
+    }
+}
