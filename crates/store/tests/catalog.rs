@@ -22,6 +22,7 @@ async fn migrations_apply_once_and_create_the_catalog() {
     assert_eq!(
         tables,
         [
+            "api_tokens",
             "api_usage",
             "connections",
             "leases",
@@ -34,6 +35,19 @@ async fn migrations_apply_once_and_create_the_catalog() {
             "writer_jobs"
         ]
     );
+}
+
+#[tokio::test]
+async fn a_catalog_missing_a_migration_is_not_ready_and_says_which() {
+    let db = TestDatabase::create().await;
+    let client = db.client().await;
+    catalog::check(&client).await.unwrap();
+    client
+        .batch_execute("delete from pgforce.schema_migrations where version = (select max(version) from pgforce.schema_migrations)")
+        .await
+        .unwrap();
+    let problem = catalog::check(&client).await.unwrap_err().to_string();
+    assert!(problem.contains("the catalog is at migration"), "{problem}");
 }
 
 #[tokio::test]
