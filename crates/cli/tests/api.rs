@@ -297,6 +297,37 @@ async fn the_per_customer_flow_works_through_the_api_with_heroku_connect_shapes(
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(gone["id"], "not_found");
+
+    // The audit trail names the token, the action, the target, before and after.
+    let (status, trail) = call(&base, Method::GET, "/api/v3/audit", Some(&admin), None).await;
+    assert_eq!(status, StatusCode::OK, "{trail}");
+    let actions: Vec<(&str, &str)> = trail["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["token"].as_str().unwrap(), e["action"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("automation", "mapping.delete"),
+            ("automation", "connection.import"),
+            ("automation", "mapping.reload"),
+            ("automation", "connection.resume"),
+            ("automation", "connection.pause"),
+            ("cli", "token.create"),
+        ],
+        "{trail}"
+    );
+    let pause = &trail["results"][4];
+    assert_eq!(pause["target"], "connection main");
+    assert_eq!(
+        (&pause["before"]["paused"], &pause["after"]["paused"]),
+        (&json!(false), &json!(true)),
+        "{pause}"
+    );
+    assert_eq!(trail["results"][0]["before"]["object_name"], "Account");
+    assert_eq!(trail["results"][0]["after"], Value::Null);
     let (status, _) = call(
         &base,
         Method::GET,
@@ -374,6 +405,7 @@ async fn every_route_answers_only_tokens_whose_role_includes_it() {
             "deploy",
             Some(&document),
         ),
+        (Method::GET, "/api/v3/audit".to_owned(), "manage", None),
         (Method::DELETE, m.clone(), "deploy", None),
     ];
     let rank = |role: &str| {

@@ -20,6 +20,11 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// The token's name, as the audit trail records it.
+    pub fn name(&self) -> &str {
+        &self.token.name
+    }
+
     /// Goes on only if the caller's role includes `role`.
     pub fn require(&self, role: Role) -> Result<(), Problem> {
         if self.token.role >= role {

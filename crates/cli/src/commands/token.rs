@@ -58,6 +58,16 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
                 bail!("unknown role {role:?}: use view, operate, deploy or manage");
             };
             let token = engine.create_token(&name, role, expires_days).await?;
+            let after = serde_json::json!({ "name": name, "role": role.as_str(), "expires_days": expires_days });
+            engine
+                .audit(
+                    "cli",
+                    "token.create",
+                    &format!("token {name}"),
+                    None,
+                    Some(&after),
+                )
+                .await?;
             output::say(&token);
         }
         TokenAction::List => {
@@ -82,6 +92,9 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
             if !engine.revoke_token(&name).await? {
                 bail!("no live API token named {name}");
             }
+            engine
+                .audit("cli", "token.revoke", &format!("token {name}"), None, None)
+                .await?;
             output::say(&format!("token {name} revoked"));
         }
     }

@@ -6,6 +6,10 @@
 //! | `GET /api/v3/connections[?app=&deep=true]`, `GET …/connections/{id}`, `…/{id}/mappings`, `…/{id}/errors`, `…/{id}/actions/export`, `GET /api/v3/mappings/{id}`, `…/{id}/errors`, `POST /api/v3/users/me/apps/{app}/auth` | view |
 //! | `POST …/connections/{id}/actions/pause`, `…/resume`, `POST …/mappings/{id}/actions/reload` | operate |
 //! | `POST …/connections/{id}/actions/import`, `DELETE /api/v3/mappings/{id}` | deploy |
+//! | `GET /api/v3/audit[?limit=]` | manage |
+//!
+//! Every change made here is appended to the audit trail with the token's name and the
+//! configuration before and after.
 
 mod shapes;
 
@@ -38,7 +42,8 @@ pub fn routes() -> Router<Engine> {
         .route("/mappings/{id}", get(read_mapping).delete(delete_mapping))
         .route("/mappings/{id}/errors", get(mapping_errors))
         .route("/mappings/{id}/actions/reload", post(reload))
-        .route("/users/me/apps/{app}/auth", post(authorize_app));
+        .route("/users/me/apps/{app}/auth", post(authorize_app))
+        .route("/audit", get(audit_trail));
     Router::new().nest("/api/v3", v3)
 }
 
@@ -51,6 +56,35 @@ struct ListQuery {
 #[derive(Debug, Deserialize)]
 struct DeepQuery {
     deep: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+struct LimitQuery {
+    limit: Option<i64>,
+}
+
+/// Records a change in the audit trail. The change is made already: a trail that cannot
+/// be written is logged as an error, not turned into a failed request.
+async fn audited(
+    engine: &Engine,
+    caller: &Caller,
+    action: &str,
+    target: &str,
+    before: Option<Value>,
+    after: Option<Value>,
+) {
+    if let Err(error) = engine
+        .audit(
+            caller.name(),
+            action,
+            target,
+            before.as_ref(),
+            after.as_ref(),
+        )
+        .await
+    {
+        tracing::error!(action, target, error = %error.chain(), "could not record a change in the audit trail");
+    }
 }
 
 fn ok(value: Value) -> Answer {
@@ -154,7 +188,19 @@ async fn import(
             "the body is not a JSON mapping export document",
         ));
     }
+    let before = engine.export(&view.name).await?;
     let mappings = engine.import(&view.name, &body).await?;
+    let after = engine.export(&view.name).await?;
+    let target = format!("connection {}", view.name);
+    audited(
+        &engine,
+        &caller,
+        "connection.import",
+        &target,
+        Some(before),
+        Some(after),
+    )
+    .await;
     accepted(json!({ "mappings": mappings }))
 }
 
@@ -165,15 +211,45 @@ async fn connection(engine: &Engine, id: &str) -> Result<ConnectionView, Problem
 
 async fn pause(caller: Caller, State(engine): State<Engine>, Path(id): Path<String>) -> Answer {
     caller.require(Role::Operate)?;
-    let view = connection(&engine, &id).await?;
-    engine.pause_connection(&view.name).await?;
+    let before = connection(&engine, &id).await?;
+    engine.pause_connection(&before.name).await?;
+    let after = connection(&engine, &id).await?;
+    let target = format!("connection {}", before.name);
+    let (before, after) = (
+        shapes::connection(&before, false),
+        shapes::connection(&after, false),
+    );
+    audited(
+        &engine,
+        &caller,
+        "connection.pause",
+        &target,
+        Some(before),
+        Some(after),
+    )
+    .await;
     accepted(json!({}))
 }
 
 async fn resume(caller: Caller, State(engine): State<Engine>, Path(id): Path<String>) -> Answer {
     caller.require(Role::Operate)?;
-    let view = connection(&engine, &id).await?;
-    engine.resume_connection(&view.name).await?;
+    let before = connection(&engine, &id).await?;
+    engine.resume_connection(&before.name).await?;
+    let after = connection(&engine, &id).await?;
+    let target = format!("connection {}", before.name);
+    let (before, after) = (
+        shapes::connection(&before, false),
+        shapes::connection(&after, false),
+    );
+    audited(
+        &engine,
+        &caller,
+        "connection.resume",
+        &target,
+        Some(before),
+        Some(after),
+    )
+    .await;
     accepted(json!({}))
 }
 
@@ -205,6 +281,16 @@ async fn delete_mapping(
     caller.require(Role::Deploy)?;
     let (mapping, connection) = mapping_and_connection(&engine, &id).await?;
     engine.remove_mapping(&connection, &mapping.object).await?;
+    let target = format!("mapping {connection}/{}", mapping.object);
+    audited(
+        &engine,
+        &caller,
+        "mapping.delete",
+        &target,
+        Some(shapes::mapping(&mapping)),
+        None,
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -229,6 +315,16 @@ async fn reload(caller: Caller, State(engine): State<Engine>, Path(id): Path<Str
     engine
         .reload(&connection, &mapping.object, ReloadMode::Request)
         .await?;
+    let target = format!("mapping {connection}/{}", mapping.object);
+    audited(
+        &engine,
+        &caller,
+        "mapping.reload",
+        &target,
+        Some(shapes::mapping(&mapping)),
+        None,
+    )
+    .await;
     accepted(json!({}))
 }
 
@@ -256,4 +352,17 @@ async fn authorize_app(
         })
         .collect();
     ok(json!({ "user": { "id": "pgforce", "email": "" }, "connections": connections }))
+}
+
+async fn audit_trail(
+    caller: Caller,
+    State(engine): State<Engine>,
+    Query(query): Query<LimitQuery>,
+) -> Answer {
+    caller.require(Role::Manage)?;
+    let limit = query.limit.unwrap_or(100).clamp(1, 10_000);
+    let entries = engine.audit_trail(limit).await?;
+    ok(shapes::list(
+        entries.iter().map(shapes::audit_entry).collect(),
+    ))
 }

@@ -2,7 +2,7 @@
 //! and nesting as Heroku Connect answers, so clients written for it read them unchanged.
 //! Ids are strings (Heroku Connect's are UUIDs; clients treat them as opaque).
 
-use pgforce_sync::{ConnectionView, FailedWrite, MappingView};
+use pgforce_sync::{AuditEntry, ConnectionView, FailedWrite, MappingView};
 use serde_json::{Value, json};
 
 /// A connection; with its mappings when `deep`.
@@ -91,5 +91,23 @@ pub fn failed_write(failed: &FailedWrite) -> Value {
         "record_id": failed.record_id,
         "message": failed.message,
         "created_at": failed.created_at,
+    })
+}
+
+/// An audit trail entry; `before` and `after` are the JSON they were recorded as.
+pub fn audit_entry(entry: &AuditEntry) -> Value {
+    let json = |text: &Option<String>| {
+        text.as_deref()
+            .and_then(|t| serde_json::from_str(t).ok())
+            .unwrap_or(Value::Null)
+    };
+    json!({
+        "id": entry.id,
+        "created_at": entry.at,
+        "token": entry.actor,
+        "action": entry.action,
+        "target": entry.target,
+        "before": json(&entry.before),
+        "after": json(&entry.after),
     })
 }

@@ -3,7 +3,8 @@
 //! The catalog is the source of truth for connections and mappings: configuration files
 //! and imports are applied to it, and running engines follow it (every change of a
 //! connection's or mapping's settings raises its `revision` and notifies
-//! [`CATALOG_CHANNEL`]). One module per table: `connections`, `mappings`, `cursors` (read
+//! [`CATALOG_CHANNEL`]). One module per table: `audit` (who changed what through the
+//! API), `connections`, `mappings`, `cursors` (read
 //! cursors), `events` (the sync event log), `leases`, `stale_creates` (records a writer
 //! made after losing its lease), `rejected` (records a reader could not store), `tokens`
 //! (management API tokens, kept as hashes); `status` reads what `pgforce status` shows.
@@ -13,6 +14,7 @@
 //! at once apply each migration exactly once. Applied files are never edited; a change is
 //! a new file.
 
+pub mod audit;
 pub mod connections;
 pub mod cursors;
 pub mod events;
@@ -32,7 +34,7 @@ use crate::error::{Context as _, Result};
 pub const CATALOG_CHANNEL: &str = "pgforce_catalog";
 
 /// `(version, SQL)` of every migration, in order.
-const MIGRATIONS: [(i32, &str); 9] = [
+const MIGRATIONS: [(i32, &str); 10] = [
     (1, include_str!("../../migrations/0001_catalog.sql")),
     (
         2,
@@ -51,6 +53,7 @@ const MIGRATIONS: [(i32, &str); 9] = [
         include_str!("../../migrations/0008_rejected_records.sql"),
     ),
     (9, include_str!("../../migrations/0009_api_tokens.sql")),
+    (10, include_str!("../../migrations/0010_audit_log.sql")),
 ];
 
 /// Key of the advisory lock that serialises migrations ("pgforce" in ASCII).

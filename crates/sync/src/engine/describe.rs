@@ -1,7 +1,9 @@
 //! Connections and mappings as the management API shows them: catalog rows with their
 //! live states, Heroku Connect's mapping `config` objects and `counts`, and the failed
-//! writes of the last day; plus the API's tokens. Secrets never appear here.
+//! writes of the last day; plus the API's tokens and audit trail. Secrets never appear
+//! here.
 
+use pgforce_store::catalog::audit::{self, AuditEntry};
 use pgforce_store::catalog::tokens::{self, Role, TokenRow};
 use pgforce_store::catalog::{connections, mappings};
 use pgforce_store::table::rows;
@@ -233,5 +235,35 @@ impl Engine {
     pub async fn revoke_token(&self, name: &str) -> Result<bool> {
         let pg = self.session().await?;
         tokens::revoke(&pg, name).await.map_err(Error::catalog)
+    }
+
+    /// Appends to the audit trail: `actor` (a token's name, or `cli`) did `action` to
+    /// `target`, with the configuration before and after (never secrets).
+    pub async fn audit(
+        &self,
+        actor: &str,
+        action: &str,
+        target: &str,
+        before: Option<&Value>,
+        after: Option<&Value>,
+    ) -> Result<()> {
+        let pg = self.session().await?;
+        let (before, after) = (before.map(Value::to_string), after.map(Value::to_string));
+        audit::record(
+            &pg,
+            actor,
+            action,
+            target,
+            before.as_deref(),
+            after.as_deref(),
+        )
+        .await
+        .map_err(Error::catalog)
+    }
+
+    /// The newest `limit` entries of the audit trail, newest first.
+    pub async fn audit_trail(&self, limit: i64) -> Result<Vec<AuditEntry>> {
+        let pg = self.session().await?;
+        audit::list(&pg, limit).await.map_err(Error::catalog)
     }
 }
