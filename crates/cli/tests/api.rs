@@ -12,15 +12,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::run::{config_file, count, pgforce, pgforce_ok, seeded_org, wait_for_count};
-use crate::server::serving;
-
-const ACCOUNTS: &str = r#"
-[[connection.mapping]]
-object = "Account"
-access = "read_write"
-fields = ["Name", "Industry"]
-polling_seconds = 1
-"#;
+use crate::server::{READ_WRITE_ACCOUNTS as ACCOUNTS, serving};
 
 /// Creates a token with `role` through the CLI and returns it.
 async fn token(config: &str, name: &str, role: &str, extra: &[&str]) -> String {
@@ -55,6 +47,11 @@ async fn call(
     )
 }
 
+/// Calls `path` with `token` and no body.
+async fn as_admin(base: &str, method: Method, path: &str, token: &str) -> (StatusCode, Value) {
+    call(base, method, path, Some(token), None).await
+}
+
 /// Calls until `check` holds on the answer (bounded).
 async fn until(
     base: &str,
@@ -87,14 +84,7 @@ async fn the_per_customer_flow_works_through_the_api_with_heroku_connect_shapes(
     let (_daemon, base) = serving(path).await;
     let admin = token(path, "automation", "manage", &[]).await;
 
-    let (status, list) = call(
-        &base,
-        Method::GET,
-        "/api/v3/connections?app=main",
-        Some(&admin),
-        None,
-    )
-    .await;
+    let (status, list) = as_admin(&base, Method::GET, "/api/v3/connections?app=main", &admin).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(list["count"], 1, "{list}");
     let connection = &list["results"][0];
@@ -105,14 +95,7 @@ async fn the_per_customer_flow_works_through_the_api_with_heroku_connect_shapes(
         connection["detail_url"],
         format!("/api/v3/connections/{id}")
     );
-    let (_, none) = call(
-        &base,
-        Method::GET,
-        "/api/v3/connections?app=other",
-        Some(&admin),
-        None,
-    )
-    .await;
+    let (_, none) = as_admin(&base, Method::GET, "/api/v3/connections?app=other", &admin).await;
     assert_eq!(none["count"], 0, "{none}");
 
     // Watch it reach DATA_SYNCED with live counts.
@@ -164,59 +147,53 @@ async fn the_per_customer_flow_works_through_the_api_with_heroku_connect_shapes(
     )
     .await;
     assert_eq!(failed["id"], log_id);
-    let (_, mapping_errors) = call(
+    let (_, mapping_errors) = as_admin(
         &base,
         Method::GET,
         &format!("/api/v3/mappings/{mapping_id}/errors"),
-        Some(&admin),
-        None,
+        &admin,
     )
     .await;
     assert_eq!(mapping_errors["count"], 1, "{mapping_errors}");
-    let (_, one) = call(
+    let (_, one) = as_admin(
         &base,
         Method::GET,
         &format!("/api/v3/mappings/{mapping_id}"),
-        Some(&admin),
-        None,
+        &admin,
     )
     .await;
     assert_eq!(one["counts"]["errors"], 1, "{one}");
 
     // Pause and resume the connection.
-    let (status, _) = call(
+    let (status, _) = as_admin(
         &base,
         Method::POST,
         &format!("/api/v3/connections/{id}/actions/pause"),
-        Some(&admin),
-        None,
+        &admin,
     )
     .await;
     assert_eq!(status, StatusCode::ACCEPTED);
-    let (_, paused) = call(
+    let (_, paused) = as_admin(
         &base,
         Method::GET,
         &format!("/api/v3/connections/{id}"),
-        Some(&admin),
-        None,
+        &admin,
     )
     .await;
     assert_eq!(paused["paused"], true, "{paused}");
-    let (status, _) = call(
+    let (status, _) = as_admin(
         &base,
         Method::POST,
         &format!("/api/v3/connections/{id}/actions/resume"),
-        Some(&admin),
-        None,
+        &admin,
     )
     .await;
     assert_eq!(status, StatusCode::ACCEPTED);
-    let (_, resumed) = call(
+    let (_, resumed) = as_admin(
         &base,
         Method::GET,
         &format!("/api/v3/connections/{id}"),
-        Some(&admin),
-        None,
+        &admin,
     )
     .await;
     assert_eq!(resumed["paused"], false, "{resumed}");
@@ -227,12 +204,11 @@ async fn the_per_customer_flow_works_through_the_api_with_heroku_connect_shapes(
         .batch_execute("set xmlbinary = 'hex'; update salesforce.account set name = 'damaged' where sfid is not null")
         .await
         .unwrap();
-    let (status, _) = call(
+    let (status, _) = as_admin(
         &base,
         Method::POST,
         &format!("/api/v3/mappings/{mapping_id}/actions/reload"),
-        Some(&admin),
-        None,
+        &admin,
     )
     .await;
     assert_eq!(status, StatusCode::ACCEPTED);
@@ -244,12 +220,11 @@ async fn the_per_customer_flow_works_through_the_api_with_heroku_connect_shapes(
     .await;
 
     // Export, then import the same document back: same mappings.
-    let (status, document) = call(
+    let (status, document) = as_admin(
         &base,
         Method::GET,
         &format!("/api/v3/connections/{id}/actions/export"),
-        Some(&admin),
-        None,
+        &admin,
     )
     .await;
     assert_eq!(status, StatusCode::OK);
@@ -278,28 +253,26 @@ async fn the_per_customer_flow_works_through_the_api_with_heroku_connect_shapes(
     assert_eq!(problem["id"], "invalid_params");
 
     // Delete the mapping: 204, then it is gone.
-    let (status, _) = call(
+    let (status, _) = as_admin(
         &base,
         Method::DELETE,
         &format!("/api/v3/mappings/{mapping_id}"),
-        Some(&admin),
-        None,
+        &admin,
     )
     .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, gone) = call(
+    let (status, gone) = as_admin(
         &base,
         Method::GET,
         &format!("/api/v3/mappings/{mapping_id}"),
-        Some(&admin),
-        None,
+        &admin,
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(gone["id"], "not_found");
 
     // The audit trail names the token, the action, the target, before and after.
-    let (status, trail) = call(&base, Method::GET, "/api/v3/audit", Some(&admin), None).await;
+    let (status, trail) = as_admin(&base, Method::GET, "/api/v3/audit", &admin).await;
     assert_eq!(status, StatusCode::OK, "{trail}");
     let actions: Vec<(&str, &str)> = trail["results"]
         .as_array()
@@ -328,14 +301,7 @@ async fn the_per_customer_flow_works_through_the_api_with_heroku_connect_shapes(
     );
     assert_eq!(trail["results"][0]["before"]["object_name"], "Account");
     assert_eq!(trail["results"][0]["after"], Value::Null);
-    let (status, _) = call(
-        &base,
-        Method::GET,
-        "/api/v3/connections/nine",
-        Some(&admin),
-        None,
-    )
-    .await;
+    let (status, _) = as_admin(&base, Method::GET, "/api/v3/connections/nine", &admin).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let _ = std::fs::remove_file(config);
 }

@@ -13,7 +13,7 @@ use tokio::process::Child;
 
 use crate::run::{config_file, count, pgforce, seeded_org, wait_for_count};
 
-const READ_WRITE_ACCOUNTS: &str = r#"
+pub const READ_WRITE_ACCOUNTS: &str = r#"
 [[connection.mapping]]
 object = "Account"
 access = "read_write"

@@ -210,46 +210,31 @@ async fn connection(engine: &Engine, id: &str) -> Result<ConnectionView, Problem
 }
 
 async fn pause(caller: Caller, State(engine): State<Engine>, Path(id): Path<String>) -> Answer {
-    caller.require(Role::Operate)?;
-    let before = connection(&engine, &id).await?;
-    engine.pause_connection(&before.name).await?;
-    let after = connection(&engine, &id).await?;
-    let target = format!("connection {}", before.name);
-    let (before, after) = (
-        shapes::connection(&before, false),
-        shapes::connection(&after, false),
-    );
-    audited(
-        &engine,
-        &caller,
-        "connection.pause",
-        &target,
-        Some(before),
-        Some(after),
-    )
-    .await;
-    accepted(json!({}))
+    set_paused(caller, engine, id, true).await
 }
 
 async fn resume(caller: Caller, State(engine): State<Engine>, Path(id): Path<String>) -> Answer {
+    set_paused(caller, engine, id, false).await
+}
+
+/// Pauses or resumes a connection, recording the change.
+async fn set_paused(caller: Caller, engine: Engine, id: String, pause: bool) -> Answer {
     caller.require(Role::Operate)?;
     let before = connection(&engine, &id).await?;
-    engine.resume_connection(&before.name).await?;
+    let action = if pause {
+        engine.pause_connection(&before.name).await?;
+        "connection.pause"
+    } else {
+        engine.resume_connection(&before.name).await?;
+        "connection.resume"
+    };
     let after = connection(&engine, &id).await?;
     let target = format!("connection {}", before.name);
     let (before, after) = (
         shapes::connection(&before, false),
         shapes::connection(&after, false),
     );
-    audited(
-        &engine,
-        &caller,
-        "connection.resume",
-        &target,
-        Some(before),
-        Some(after),
-    )
-    .await;
+    audited(&engine, &caller, action, &target, Some(before), Some(after)).await;
     accepted(json!({}))
 }
 
