@@ -164,6 +164,85 @@ async fn the_per_customer_flow_works_through_the_api_with_heroku_connect_shapes(
     .await;
     assert_eq!(one["counts"]["errors"], 1, "{one}");
 
+    // The operator fixes the row and sends the refused insert again: it goes through.
+    db.client()
+        .await
+        .batch_execute("update salesforce.account set name = 'Fixed' where sfid is null")
+        .await
+        .unwrap();
+    let retry = format!("/api/v3/connections/{id}/errors/{log_id}/actions/retry");
+    let (status, answer) = as_admin(&base, Method::POST, &retry, &admin).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    wait_for_count(
+        &db,
+        "select count(*) from salesforce.account where name = 'Fixed' and sfid is not null",
+        1,
+    )
+    .await;
+    let errors_path = format!("/api/v3/connections/{id}/errors");
+    until(&base, &errors_path, &admin, "no failed write", |e| {
+        e["count"] == 0
+    })
+    .await;
+    let (status, _) = as_admin(&base, Method::POST, &retry, &admin).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "a write no longer FAILED");
+
+    // Another refused insert is given up: IGNORED, saying who decided.
+    db.client()
+        .await
+        .batch_execute("insert into salesforce.account (industry) values ('Mining')")
+        .await
+        .unwrap();
+    let errors = until(
+        &base,
+        &errors_path,
+        &admin,
+        "the second failed write",
+        |e| e["count"] == 1,
+    )
+    .await;
+    let second = errors["results"][0]["id"].as_i64().unwrap();
+    let ignore = format!("/api/v3/connections/{id}/errors/{second}/actions/ignore");
+    let (status, _) = as_admin(&base, Method::POST, &ignore, &admin).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(
+        count(
+            &db,
+            &format!("select count(*) from salesforce._trigger_log where id = {second} and state = 'IGNORED' and sf_message like 'pgforce: ignored by automation after: REQUIRED_FIELD_MISSING%'")
+        )
+        .await,
+        1
+    );
+
+    // The object's fields, as Salesforce describes them now.
+    let (status, account) = as_admin(
+        &base,
+        Method::GET,
+        &format!("/api/v3/connections/{id}/schemas/Account"),
+        &admin,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{account}");
+    let name = account["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "Name")
+        .unwrap();
+    assert_eq!(
+        (&name["type"], &name["required"]),
+        (&json!("string"), &json!(true)),
+        "{name}"
+    );
+    let (status, unknown) = as_admin(
+        &base,
+        Method::GET,
+        &format!("/api/v3/connections/{id}/schemas/NoSuch__c"),
+        &admin,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{unknown}");
+
     // Pause and resume the connection.
     let (status, _) = as_admin(
         &base,
@@ -197,6 +276,14 @@ async fn the_per_customer_flow_works_through_the_api_with_heroku_connect_shapes(
     )
     .await;
     assert_eq!(resumed["paused"], false, "{resumed}");
+    let (status, _) = as_admin(
+        &base,
+        Method::POST,
+        &format!("/api/v3/connections/{id}/actions/restart"),
+        &admin,
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
 
     // Reload: rows changed behind pgforce's back come back as Salesforce has them.
     db.client()
@@ -286,13 +373,16 @@ async fn the_per_customer_flow_works_through_the_api_with_heroku_connect_shapes(
             ("automation", "mapping.delete"),
             ("automation", "connection.import"),
             ("automation", "mapping.reload"),
+            ("automation", "connection.restart"),
             ("automation", "connection.resume"),
             ("automation", "connection.pause"),
+            ("automation", "write.ignore"),
+            ("automation", "write.retry"),
             ("cli", "token.create"),
         ],
         "{trail}"
     );
-    let pause = &trail["results"][4];
+    let pause = &trail["results"][5];
     assert_eq!(pause["target"], "connection main");
     assert_eq!(
         (&pause["before"]["paused"], &pause["after"]["paused"]),
@@ -356,6 +446,7 @@ async fn every_route_answers_only_tokens_whose_role_includes_it() {
         (Method::GET, format!("{c}/actions/export"), "view", None),
         (Method::GET, m.clone(), "view", None),
         (Method::GET, format!("{m}/errors"), "view", None),
+        (Method::GET, format!("{c}/schemas/Account"), "view", None),
         (
             Method::POST,
             "/api/v3/users/me/apps/main/auth".to_owned(),
@@ -364,6 +455,25 @@ async fn every_route_answers_only_tokens_whose_role_includes_it() {
         ),
         (Method::POST, format!("{c}/actions/pause"), "operate", None),
         (Method::POST, format!("{c}/actions/resume"), "operate", None),
+        (
+            Method::POST,
+            format!("{c}/actions/restart"),
+            "operate",
+            None,
+        ),
+        // No such failed write: allowed roles get 404, after the role check.
+        (
+            Method::POST,
+            format!("{c}/errors/999999/actions/retry"),
+            "operate",
+            None,
+        ),
+        (
+            Method::POST,
+            format!("{c}/errors/999999/actions/ignore"),
+            "operate",
+            None,
+        ),
         (Method::POST, format!("{m}/actions/reload"), "operate", None),
         (
             Method::POST,
@@ -410,7 +520,8 @@ async fn every_route_answers_only_tokens_whose_role_includes_it() {
             } else {
                 assert!(
                     status.is_success()
-                        || (status == StatusCode::NOT_FOUND && *method == Method::DELETE),
+                        || (status == StatusCode::NOT_FOUND
+                            && (*method == Method::DELETE || path.contains("/999999/"))),
                     "{method} {path} as {role}: {status} {answer}"
                 );
             }

@@ -39,6 +39,10 @@ impl From<Error> for Problem {
                 (StatusCode::UNPROCESSABLE_ENTITY, "invalid_params")
             }
             Error::Connection { .. } => (StatusCode::BAD_REQUEST, "bad_connection"),
+            // Salesforce does not know what was asked for (an object, a record).
+            Error::Salesforce { source, .. } if source.status() == Some(404) => {
+                (StatusCode::NOT_FOUND, "not_found")
+            }
             Error::Salesforce { .. } => (StatusCode::BAD_GATEWAY, "salesforce_error"),
             Error::LeaseLost { .. } => (StatusCode::CONFLICT, "conflict"),
             _ => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),

@@ -60,7 +60,7 @@ pub use events::{Event, EventKind, EventOutcome};
 pub use mapping::DEFAULT_BULK_THRESHOLD;
 pub use pgforce_store::catalog::audit::AuditEntry;
 pub use pgforce_store::catalog::tokens::{Role, TokenRow};
-pub use pgforce_store::trigger_log::queue::FailedWrite;
+pub use pgforce_store::trigger_log::queue::{FailedDecision, FailedWrite};
 pub use pgforce_store::{Access, ConnectionId, ConnectionState, MappingId, MappingState};
 pub use reader::{LoadProgress, ReadOutcome, RejectedRecord};
 pub use reconcile::{Drift, LeftAlone, Repair};

@@ -62,34 +62,52 @@ pub enum FieldType {
     Other(String),
 }
 
+/// Every type this crate names, with describe's spelling.
+const NAMED_TYPES: [(&str, FieldType); 24] = [
+    ("id", FieldType::Id),
+    ("reference", FieldType::Reference),
+    ("string", FieldType::String),
+    ("textarea", FieldType::Textarea),
+    ("picklist", FieldType::Picklist),
+    ("multipicklist", FieldType::Multipicklist),
+    ("combobox", FieldType::Combobox),
+    ("email", FieldType::Email),
+    ("phone", FieldType::Phone),
+    ("url", FieldType::Url),
+    ("encryptedstring", FieldType::EncryptedString),
+    ("boolean", FieldType::Boolean),
+    ("int", FieldType::Int),
+    ("long", FieldType::Long),
+    ("double", FieldType::Double),
+    ("currency", FieldType::Currency),
+    ("percent", FieldType::Percent),
+    ("date", FieldType::Date),
+    ("datetime", FieldType::DateTime),
+    ("time", FieldType::Time),
+    ("base64", FieldType::Base64),
+    ("address", FieldType::Address),
+    ("location", FieldType::Location),
+    ("anyType", FieldType::AnyType),
+];
+
 impl From<String> for FieldType {
     fn from(name: String) -> Self {
-        match name.as_str() {
-            "id" => Self::Id,
-            "reference" => Self::Reference,
-            "string" => Self::String,
-            "textarea" => Self::Textarea,
-            "picklist" => Self::Picklist,
-            "multipicklist" => Self::Multipicklist,
-            "combobox" => Self::Combobox,
-            "email" => Self::Email,
-            "phone" => Self::Phone,
-            "url" => Self::Url,
-            "encryptedstring" => Self::EncryptedString,
-            "boolean" => Self::Boolean,
-            "int" => Self::Int,
-            "long" => Self::Long,
-            "double" => Self::Double,
-            "currency" => Self::Currency,
-            "percent" => Self::Percent,
-            "date" => Self::Date,
-            "datetime" => Self::DateTime,
-            "time" => Self::Time,
-            "base64" => Self::Base64,
-            "address" => Self::Address,
-            "location" => Self::Location,
-            "anyType" => Self::AnyType,
-            _ => Self::Other(name),
+        NAMED_TYPES
+            .iter()
+            .find(|(spelled, _)| *spelled == name)
+            .map_or(Self::Other(name), |(_, named)| named.clone())
+    }
+}
+
+impl FieldType {
+    /// The type as describe spells it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Other(name) => name,
+            named => NAMED_TYPES
+                .iter()
+                .find(|(_, t)| t == named)
+                .map_or("", |(spelled, _)| spelled),
         }
     }
 }
@@ -295,5 +313,22 @@ impl Client {
         ))
         .await?
         .json(&path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_types_read_and_spell_as_describe_does() {
+        for (spelled, named) in &NAMED_TYPES {
+            let read = FieldType::from((*spelled).to_owned());
+            assert_eq!(&read, named);
+            assert_eq!(read.as_str(), *spelled);
+        }
+        let unknown = FieldType::from("complexvalue".to_owned());
+        assert_eq!(unknown, FieldType::Other("complexvalue".to_owned()));
+        assert_eq!(unknown.as_str(), "complexvalue");
     }
 }

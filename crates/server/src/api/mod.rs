@@ -4,7 +4,8 @@
 //! | route | role |
 //! |---|---|
 //! | `GET /api/v3/connections[?app=&deep=true]`, `GET …/connections/{id}`, `…/{id}/mappings`, `…/{id}/errors`, `…/{id}/actions/export`, `GET /api/v3/mappings/{id}`, `…/{id}/errors`, `POST /api/v3/users/me/apps/{app}/auth` | view |
-//! | `POST …/connections/{id}/actions/pause`, `…/resume`, `POST …/mappings/{id}/actions/reload` | operate |
+//! | `GET …/connections/{id}/schemas/{Object}` | view |
+//! | `POST …/connections/{id}/actions/pause`, `…/resume`, `…/restart`, `POST …/connections/{id}/errors/{log id}/actions/retry`, `…/ignore`, `POST …/mappings/{id}/actions/reload` | operate |
 //! | `POST …/connections/{id}/actions/import`, `DELETE /api/v3/mappings/{id}` | deploy |
 //! | `GET /api/v3/audit[?limit=]` | manage |
 //!
@@ -19,7 +20,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use pgforce_sync::{ConnectionId, ConnectionView, Engine, MappingId, ReloadMode, Role};
+use pgforce_sync::{
+    ConnectionId, ConnectionView, Engine, FailedDecision, MappingId, ReloadMode, Role,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -39,6 +42,16 @@ pub fn routes() -> Router<Engine> {
         .route("/connections/{id}/actions/import", post(import))
         .route("/connections/{id}/actions/pause", post(pause))
         .route("/connections/{id}/actions/resume", post(resume))
+        .route("/connections/{id}/actions/restart", post(restart))
+        .route("/connections/{id}/schemas/{object}", get(schema))
+        .route(
+            "/connections/{id}/errors/{log_id}/actions/retry",
+            post(retry_failed),
+        )
+        .route(
+            "/connections/{id}/errors/{log_id}/actions/ignore",
+            post(ignore_failed),
+        )
         .route("/mappings/{id}", get(read_mapping).delete(delete_mapping))
         .route("/mappings/{id}/errors", get(mapping_errors))
         .route("/mappings/{id}/actions/reload", post(reload))
@@ -235,6 +248,82 @@ async fn set_paused(caller: Caller, engine: Engine, id: String, pause: bool) -> 
         shapes::connection(&after, false),
     );
     audited(&engine, &caller, action, &target, Some(before), Some(after)).await;
+    accepted(json!({}))
+}
+
+async fn restart(caller: Caller, State(engine): State<Engine>, Path(id): Path<String>) -> Answer {
+    caller.require(Role::Operate)?;
+    let before = connection(&engine, &id).await?;
+    engine.restart_connection(before.id).await?;
+    let after = connection(&engine, &id).await?;
+    let target = format!("connection {}", before.name);
+    let (before, after) = (
+        shapes::connection(&before, true),
+        shapes::connection(&after, true),
+    );
+    audited(
+        &engine,
+        &caller,
+        "connection.restart",
+        &target,
+        Some(before),
+        Some(after),
+    )
+    .await;
+    accepted(json!({}))
+}
+
+async fn schema(
+    caller: Caller,
+    State(engine): State<Engine>,
+    Path((id, object)): Path<(String, String)>,
+) -> Answer {
+    caller.require(Role::View)?;
+    ok(engine.describe_object(connection_id(&id)?, &object).await?)
+}
+
+async fn retry_failed(
+    caller: Caller,
+    State(engine): State<Engine>,
+    Path((id, log_id)): Path<(String, String)>,
+) -> Answer {
+    decide_failed(caller, engine, id, log_id, FailedDecision::Retry).await
+}
+
+async fn ignore_failed(
+    caller: Caller,
+    State(engine): State<Engine>,
+    Path((id, log_id)): Path<(String, String)>,
+) -> Answer {
+    decide_failed(caller, engine, id, log_id, FailedDecision::Ignore).await
+}
+
+/// Sends a failed write again or ignores it, recording the decision.
+async fn decide_failed(
+    caller: Caller,
+    engine: Engine,
+    id: String,
+    log_id: String,
+    decision: FailedDecision,
+) -> Answer {
+    caller.require(Role::Operate)?;
+    let view = connection(&engine, &id).await?;
+    let log_id: i64 = log_id.parse().map_err(|_| {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no failed write {log_id}"),
+        )
+    })?;
+    engine
+        .decide_failed_write(view.id, log_id, decision, caller.name())
+        .await?;
+    let action = match decision {
+        FailedDecision::Retry => "write.retry",
+        FailedDecision::Ignore => "write.ignore",
+    };
+    let target = format!("connection {} trigger-log row {log_id}", view.name);
+    audited(&engine, &caller, action, &target, None, None).await;
     accepted(json!({}))
 }
 

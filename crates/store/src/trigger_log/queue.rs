@@ -299,3 +299,50 @@ pub async fn unsent_and_failed_by_table(
         .map(|row| (row.get(0), (count(row, 1), count(row, 2))))
         .collect())
 }
+
+/// What an operator decided for a change Salesforce refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailedDecision {
+    /// Send it again (NEW): a re-queued insert goes with the row's current values, and
+    /// the changes held behind it follow.
+    Retry,
+    /// Give it up (IGNORED): the changes held behind it are released.
+    Ignore,
+}
+
+/// Applies `decision` to the FAILED change `log_id`, noting `who` decided in its
+/// message; `false` when `log_id` is not a FAILED change of this log.
+pub async fn decide_failed(
+    client: &impl GenericClient,
+    schema: &Ident,
+    log_id: i64,
+    decision: FailedDecision,
+    who: &str,
+) -> Result<bool> {
+    let log = log_table(schema);
+    let (state, verb) = match decision {
+        FailedDecision::Retry => (LogState::New, "sent again"),
+        FailedDecision::Ignore => (LogState::Ignored, "ignored"),
+    };
+    let id = i32::try_from(log_id).unwrap_or(i32::MAX);
+    let changed = client
+        .execute(
+            &format!(
+                "update {log} set state = $2, updated_at = now(),
+                     sf_message = 'pgforce: ' || $4 || ' by ' || $5 || ' after: ' || coalesce(sf_message, '')
+                 where id = $1 and state = $3"
+            ),
+            &[&id, &state.as_str(), &LogState::Failed.as_str(), &verb, &who],
+        )
+        .await
+        .context(|| format!("setting failed change {log_id} of {log} {state}"))?;
+    if changed > 0 && decision == FailedDecision::Retry {
+        // Wake the writer now rather than at its next safety-net poll.
+        let channel = crate::ddl::trigger_log_channel(schema);
+        client
+            .execute("select pg_notify($1, 'ping')", &[&channel])
+            .await
+            .context(|| format!("waking the writer of {log}"))?;
+    }
+    Ok(changed > 0)
+}

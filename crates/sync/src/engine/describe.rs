@@ -7,11 +7,11 @@ use pgforce_store::catalog::audit::{self, AuditEntry};
 use pgforce_store::catalog::tokens::{self, Role, TokenRow};
 use pgforce_store::catalog::{connections, mappings};
 use pgforce_store::table::rows;
-use pgforce_store::trigger_log::queue::{self, FailedWrite};
+use pgforce_store::trigger_log::queue::{self, FailedDecision, FailedWrite};
 use pgforce_store::{
     Access, ConnectionId, ConnectionState, Ident, MappingId, MappingState, Session,
 };
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use super::Engine;
 use crate::error::{Error, Result};
@@ -265,5 +265,76 @@ impl Engine {
     pub async fn audit_trail(&self, limit: i64) -> Result<Vec<AuditEntry>> {
         let pg = self.session().await?;
         audit::list(&pg, limit).await.map_err(Error::catalog)
+    }
+
+    /// An object's describe as Heroku Connect's `schemas/{Object}` shows it: name, label
+    /// and fields (name, label, type, length, required, createable, updateable, unique,
+    /// external id, references), asked of the connection's org now.
+    pub async fn describe_object(&self, connection: ConnectionId, object: &str) -> Result<Value> {
+        let view = self.connection_view(connection).await?;
+        let pg = self.session().await?;
+        let (_, live) = self.live_connection(&pg, &view.name).await?;
+        let describe = live
+            .salesforce
+            .describe(object)
+            .await
+            .map_err(|e| Error::salesforce(object, e))?;
+        let fields: Vec<Value> = describe
+            .fields
+            .iter()
+            .map(|f| {
+                json!({
+                    "name": f.name,
+                    "label": f.label,
+                    "type": f.field_type.as_str(),
+                    "length": f.length,
+                    "required": !f.nillable && f.createable && !f.defaulted_on_create,
+                    "createable": f.createable,
+                    "updateable": f.updateable,
+                    "unique": f.unique,
+                    "external_id": f.external_id,
+                    "reference_to": f.reference_to,
+                })
+            })
+            .collect();
+        Ok(json!({
+            "name": describe.object.name,
+            "label": describe.object.label,
+            "fields": fields,
+        }))
+    }
+
+    /// Heroku Connect's "recover": resumes the connection and every one of its mappings
+    /// (a mapping stopped by an error starts again).
+    pub async fn restart_connection(&self, connection: ConnectionId) -> Result<()> {
+        let view = self.connection_view(connection).await?;
+        self.resume_connection(&view.name).await?;
+        for mapping in &view.mappings {
+            self.resume_mapping(&view.name, &mapping.object).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends a failed write of `connection` again, or ignores it, noting `who` decided.
+    pub async fn decide_failed_write(
+        &self,
+        connection: ConnectionId,
+        log_id: i64,
+        decision: FailedDecision,
+        who: &str,
+    ) -> Result<()> {
+        let view = self.connection_view(connection).await?;
+        let schema = Ident::new(&view.schema).map_err(Error::catalog)?;
+        let pg = self.session().await?;
+        let decided = queue::decide_failed(&pg, &schema, log_id, decision, who)
+            .await
+            .map_err(Error::catalog)?;
+        if decided {
+            Ok(())
+        } else {
+            Err(Error::NotFound {
+                what: format!("connection {} has no failed write {log_id}", view.name),
+            })
+        }
     }
 }
