@@ -393,6 +393,39 @@ async fn the_per_customer_flow_works_through_the_api_with_heroku_connect_shapes(
     assert_eq!(trail["results"][0]["after"], Value::Null);
     let (status, _) = as_admin(&base, Method::GET, "/api/v3/connections/nine", &admin).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A mapping created through the API is checked against the org, then synced.
+    let contacts = json!({"object_name": "Contact", "config": {
+        "access": "read_only", "sf_polling_seconds": 1,
+        "fields": {"LastName": {}, "Email": {}}}});
+    let (status, created) = call(
+        &base,
+        Method::POST,
+        &format!("/api/v3/connections/{id}/mappings"),
+        Some(&admin),
+        Some(&contacts),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(
+        (&created["object_name"], &created["access"]),
+        (&json!("Contact"), &json!("read_only"))
+    );
+    wait_for_count(&db, "select count(*) from information_schema.tables where table_schema = 'salesforce' and table_name = 'contact'", 1).await;
+    let wrong = json!({"object_name": "Contact", "config": {"access": "read_only", "fields": {"Nope__c": {}}}});
+    let (status, problem) = call(
+        &base,
+        Method::POST,
+        &format!("/api/v3/connections/{id}/mappings"),
+        Some(&admin),
+        Some(&wrong),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert!(
+        problem["message"].as_str().unwrap().contains("Nope__c"),
+        "{problem}"
+    );
     let _ = std::fs::remove_file(config);
 }
 
@@ -435,6 +468,7 @@ async fn every_route_answers_only_tokens_whose_role_includes_it() {
     )
     .await;
 
+    let contacts = json!({"object_name": "Contact", "config": {"access": "read_only", "fields": {"LastName": {}}}});
     // Every route, with the weakest role that may call it. Destructive ones come last.
     let c = format!("/api/v3/connections/{id}");
     let m = format!("/api/v3/mappings/{mapping}");
@@ -480,6 +514,12 @@ async fn every_route_answers_only_tokens_whose_role_includes_it() {
             format!("{c}/actions/import"),
             "deploy",
             Some(&document),
+        ),
+        (
+            Method::POST,
+            format!("{c}/mappings"),
+            "deploy",
+            Some(&contacts),
         ),
         (Method::GET, "/api/v3/audit".to_owned(), "manage", None),
         (Method::DELETE, m.clone(), "deploy", None),

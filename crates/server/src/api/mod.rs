@@ -6,7 +6,7 @@
 //! | `GET /api/v3/connections[?app=&deep=true]`, `GET …/connections/{id}`, `…/{id}/mappings`, `…/{id}/errors`, `…/{id}/actions/export`, `GET /api/v3/mappings/{id}`, `…/{id}/errors`, `POST /api/v3/users/me/apps/{app}/auth` | view |
 //! | `GET …/connections/{id}/schemas/{Object}` | view |
 //! | `POST …/connections/{id}/actions/pause`, `…/resume`, `…/restart`, `POST …/connections/{id}/errors/{log id}/actions/retry`, `…/ignore`, `POST …/mappings/{id}/actions/reload` | operate |
-//! | `POST …/connections/{id}/actions/import`, `DELETE /api/v3/mappings/{id}` | deploy |
+//! | `POST …/connections/{id}/actions/import`, `POST …/connections/{id}/mappings`, `DELETE /api/v3/mappings/{id}` | deploy |
 //! | `GET /api/v3/audit[?limit=]` | manage |
 //!
 //! Every change made here is appended to the audit trail with the token's name and the
@@ -36,7 +36,10 @@ pub fn routes() -> Router<Engine> {
     let v3 = Router::new()
         .route("/connections", get(list_connections))
         .route("/connections/{id}", get(read_connection))
-        .route("/connections/{id}/mappings", get(list_mappings))
+        .route(
+            "/connections/{id}/mappings",
+            get(list_mappings).post(create_mapping),
+        )
         .route("/connections/{id}/errors", get(connection_errors))
         .route("/connections/{id}/actions/export", get(export))
         .route("/connections/{id}/actions/import", post(import))
@@ -168,6 +171,62 @@ async fn list_mappings(
     ok(shapes::list(
         view.mappings.iter().map(shapes::mapping).collect(),
     ))
+}
+
+/// Creates (or changes) one mapping from `{"object_name", "config"}`, as an import of a
+/// one-mapping document: checked against the org before anything is registered.
+async fn create_mapping(
+    caller: Caller,
+    State(engine): State<Engine>,
+    Path(id): Path<String>,
+    body: String,
+) -> Answer {
+    caller.require(Role::Deploy)?;
+    let view = engine.connection_view(connection_id(&id)?).await?;
+    let mapping: Value = serde_json::from_str(&body)
+        .map_err(|e| Problem::bad_request(format!("the body is not JSON: {e}")))?;
+    let object = mapping["object_name"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_params",
+                "object_name: missing or not a string",
+            )
+        })?;
+    let before = view
+        .mappings
+        .iter()
+        .find(|m| m.object.eq_ignore_ascii_case(&object))
+        .map(shapes::mapping);
+    let document = json!({ "version": 1, "mappings": [mapping] });
+    engine.import(&view.name, &document.to_string()).await?;
+    let created = engine
+        .connection_view(view.id)
+        .await?
+        .mappings
+        .into_iter()
+        .find(|m| m.object.eq_ignore_ascii_case(&object))
+        .ok_or_else(|| {
+            Problem::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("mapping {object} vanished"),
+            )
+        })?;
+    let after = shapes::mapping(&created);
+    let target = format!("mapping {}/{}", view.name, created.object);
+    audited(
+        &engine,
+        &caller,
+        "mapping.create",
+        &target,
+        before,
+        Some(after.clone()),
+    )
+    .await;
+    Ok((StatusCode::CREATED, Json(after)).into_response())
 }
 
 async fn connection_errors(
