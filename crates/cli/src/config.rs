@@ -23,6 +23,9 @@ pub struct Config {
     /// The orgs to sync.
     #[serde(default, rename = "connection")]
     pub connections: Vec<ConnectionConfig>,
+    /// Where notifications are delivered.
+    #[serde(default, rename = "webhook")]
+    pub webhooks: Vec<pgforce_sync::config::WebhookConfig>,
 }
 
 /// `[database]`.
@@ -110,6 +113,7 @@ pub async fn open_engine(
 ) -> anyhow::Result<Engine> {
     let options = EngineOptions {
         load_progress,
+        webhooks: config.webhooks.clone(),
         ..EngineOptions::from_config(&config.engine)
     };
     Engine::open(&config.database.url, config.connections.clone(), options)

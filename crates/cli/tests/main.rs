@@ -9,6 +9,7 @@ mod demo;
 mod drift;
 mod logging;
 mod mappings;
+mod notifications;
 mod passwords;
 mod pause;
 mod postgres_faults;

@@ -105,6 +105,11 @@ async fn an_exhausted_api_limit_pauses_the_connection_and_every_update_lands_onc
         count(&db, "select count(*) from pgforce.sync_events where message like 'connection paused (PAUSED_API_LIMIT)%'").await >= 1,
         "the pause is in the event log"
     );
+    assert_eq!(
+        count(&db, "select count(*) from pgforce.notifications where event_type = 'connection-paused' and message like '%PAUSED_API_LIMIT%'").await,
+        1,
+        "one notification tells the operator"
+    );
 
     // The allocation is back: the writer notices by itself.
     org.control(

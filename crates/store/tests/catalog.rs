@@ -28,6 +28,7 @@ async fn migrations_apply_once_and_create_the_catalog() {
             "connections",
             "leases",
             "mappings",
+            "notifications",
             "read_cursors",
             "rejected_records",
             "schema_migrations",

@@ -15,6 +15,17 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::mapping::MappingSpec;
 
+/// A webhook notifications are delivered to (the configuration file's `[[webhook]]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Where to POST each notification (JSON).
+    pub url: String,
+    /// The key of each body's HMAC-SHA256 signature (`X-Pgforce-Signature: sha256=<hex>`);
+    /// write `${ENV_VAR}` to keep it out of the file.
+    pub secret: SecretString,
+}
+
 /// How the engine runs in this process (the configuration file's `[engine]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

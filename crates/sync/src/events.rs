@@ -1,8 +1,9 @@
 //! What the engine tells about its work, each in one wording.
 //!
 //! An observable event is a struct here whose `emit` does everything that event means at
-//! once: the log line, the row in `pgforce.sync_events`, the metrics (`crate::metrics`)
-//! and the [`Event`] sent to subscribers ([`crate::Engine::subscribe`]: the demo, later
+//! once: the log line, the row in `pgforce.sync_events`, the metrics (`crate::metrics`),
+//! the notification an operator should get (`crate::notifications`) and the [`Event`]
+//! sent to subscribers ([`crate::Engine::subscribe`]: the demo, later
 //! the dashboard).
 //! Workers never write those three themselves, so the same event cannot be worded two
 //! ways or recorded in one place and not another.
@@ -20,8 +21,10 @@ pub use pgforce_store::catalog::events::{EventKind, EventOutcome};
 use crate::error::Error;
 use crate::error_policy::{Decision, Verdict};
 use crate::metrics::Metrics;
+use crate::notifications::{self, kind};
 use crate::reader::ReadOutcome;
 use crate::writer::WriteOutcome;
+use pgforce_store::catalog::notifications::About;
 
 /// One thing the engine did, as subscribers see it: a sync event row.
 pub type Event = SyncEvent;
@@ -133,6 +136,16 @@ impl ReadFailed<'_> {
         match self.verdict.decision {
             Decision::StopMapping => {
                 tracing::error!(object = self.object, error = %error, hint, "mapping stopped");
+                let subject = format!("mapping {}", self.object);
+                let message = format!("mapping {} stopped: {error} ({hint})", self.object);
+                notifications::raise(
+                    pg,
+                    About::Mapping(self.mapping),
+                    kind::MAPPING_ERROR,
+                    &subject,
+                    &message,
+                )
+                .await;
             }
             Decision::PauseConnection => {
                 tracing::warn!(object = self.object, error = %error, hint, "reading paused; retrying later");
@@ -215,6 +228,15 @@ impl SchemaFollowed<'_> {
             }
             SchemaNews::Changed(problem) => {
                 tracing::error!(object, error = %problem, "mapping waits for its fields (SCHEMA_CHANGED)");
+                let subject = format!("mapping {object}");
+                notifications::raise(
+                    pg,
+                    About::Mapping(self.mapping),
+                    kind::SCHEMA_CHANGED,
+                    &subject,
+                    problem,
+                )
+                .await;
                 (EventOutcome::Error, problem.to_owned())
             }
             SchemaNews::Back => {
@@ -260,6 +282,21 @@ impl WritePass<'_> {
             outcome.succeeded,
             outcome.failed,
         );
+        if outcome.failed > 0 {
+            let subject = format!("connection {}", self.connection);
+            let message = format!(
+                "Salesforce refused {} change(s) of connection {}; the connection's errors list them",
+                outcome.failed, self.connection
+            );
+            notifications::raise(
+                pg,
+                About::Connection(self.connection),
+                kind::WRITE_ERRORS,
+                &subject,
+                &message,
+            )
+            .await;
+        }
         let message = (outcome.failed + outcome.held + outcome.retried > 0).then(|| {
             format!(
                 "{} failed, {} held back, {} to send again",
@@ -317,6 +354,19 @@ impl ConnectionPaused<'_> {
         let (outcome, message, duration) = match self.resumed_after {
             None => {
                 tracing::warn!(connection = self.connection, state = %self.pause.state, reason = %self.pause.reason, "connection paused: its changes wait until the org answers again");
+                let subject = format!("connection {}", self.connection);
+                let message = format!(
+                    "connection {} paused ({}): {}; its changes wait and are sent once the org answers again",
+                    self.connection, self.pause.state, self.pause.reason
+                );
+                notifications::raise(
+                    pg,
+                    About::Connection(self.connection),
+                    kind::CONNECTION_PAUSED,
+                    &subject,
+                    &message,
+                )
+                .await;
                 (
                     EventOutcome::Error,
                     format!(

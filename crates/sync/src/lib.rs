@@ -27,7 +27,8 @@
 //! - `convert`: Salesforce types and values into Postgres (pure); `plan`: ordered and
 //!   merged write plans (pure).
 //! - `error`, `error_policy`: errors and what each means; `events`: what the engine
-//!   reports, each in one wording; `metrics`: its counters, in Prometheus's format.
+//!   reports, each in one wording; `metrics`: its counters, in Prometheus's format;
+//!   `notifications`: what operators should hear about, stored and sent to webhooks.
 //! - `testing` (feature `test-support`): the workers' steps, one at a time, for tests.
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
@@ -43,6 +44,7 @@ mod events;
 mod hc_json;
 mod mapping;
 mod metrics;
+mod notifications;
 mod plan;
 mod reader;
 mod reconcile;
@@ -59,6 +61,7 @@ pub use error::{Error, Result};
 pub use events::{Event, EventKind, EventOutcome};
 pub use mapping::DEFAULT_BULK_THRESHOLD;
 pub use pgforce_store::catalog::audit::AuditEntry;
+pub use pgforce_store::catalog::notifications::{Filter as NotificationFilter, Notification};
 pub use pgforce_store::catalog::tokens::{Role, TokenRow};
 pub use pgforce_store::trigger_log::queue::{FailedDecision, FailedWrite};
 pub use pgforce_store::{Access, ConnectionId, ConnectionState, MappingId, MappingState};

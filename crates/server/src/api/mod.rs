@@ -4,7 +4,8 @@
 //! | route | role |
 //! |---|---|
 //! | `GET /api/v3/connections[?app=&deep=true]`, `GET …/connections/{id}`, `…/{id}/mappings`, `…/{id}/errors`, `…/{id}/actions/export`, `GET /api/v3/mappings/{id}`, `…/{id}/errors`, `POST /api/v3/users/me/apps/{app}/auth` | view |
-//! | `GET …/connections/{id}/schemas/{Object}` | view |
+//! | `GET …/connections/{id}/schemas/{Object}`, `GET …/connections/{id}/notifications` | view |
+//! | `POST …/connections/{id}/notifications/acknowledge` | operate |
 //! | `POST …/connections/{id}/actions/pause`, `…/resume`, `…/restart`, `POST …/connections/{id}/errors/{log id}/actions/retry`, `…/ignore`, `POST …/mappings/{id}/actions/reload` | operate |
 //! | `POST …/connections/{id}/actions/import`, `POST …/connections/{id}/mappings`, `DELETE /api/v3/mappings/{id}` | deploy |
 //! | `GET /api/v3/audit[?limit=]` | manage |
@@ -21,7 +22,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use pgforce_sync::{
-    ConnectionId, ConnectionView, Engine, FailedDecision, MappingId, ReloadMode, Role,
+    ConnectionId, ConnectionView, Engine, FailedDecision, MappingId, NotificationFilter,
+    ReloadMode, Role,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -59,7 +61,12 @@ pub fn routes() -> Router<Engine> {
         .route("/mappings/{id}/errors", get(mapping_errors))
         .route("/mappings/{id}/actions/reload", post(reload))
         .route("/users/me/apps/{app}/auth", post(authorize_app))
-        .route("/audit", get(audit_trail));
+        .route("/audit", get(audit_trail))
+        .route("/connections/{id}/notifications", get(list_notifications))
+        .route(
+            "/connections/{id}/notifications/acknowledge",
+            post(acknowledge_notifications),
+        );
     Router::new().nest("/api/v3", v3)
 }
 
@@ -498,4 +505,84 @@ async fn audit_trail(
     ok(shapes::list(
         entries.iter().map(shapes::audit_entry).collect(),
     ))
+}
+
+#[derive(Debug, Deserialize)]
+struct NotificationQuery {
+    after: Option<String>,
+    before: Option<String>,
+    event_type: Option<String>,
+    page_size: Option<i64>,
+}
+
+impl NotificationQuery {
+    /// The filter it means; a time that is not ISO 8601 is a bad request.
+    fn filter(&self) -> Result<NotificationFilter, Problem> {
+        for (name, value) in [("after", &self.after), ("before", &self.before)] {
+            if let Some(value) = value
+                && !looks_like_a_time(value)
+            {
+                return Err(Problem::bad_request(format!(
+                    "{name}: {value:?} is not an ISO 8601 time (2026-11-30T12:00:00Z)"
+                )));
+            }
+        }
+        Ok(NotificationFilter {
+            after: self.after.clone(),
+            before: self.before.clone(),
+            event_type: self.event_type.clone(),
+        })
+    }
+}
+
+/// `YYYY-MM-DD`, optionally with a time and zone: what Postgres reads as a timestamp here.
+fn looks_like_a_time(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.len() >= 10
+        && bytes[..4].iter().all(u8::is_ascii_digit)
+        && bytes[4] == b'-'
+        && bytes[7] == b'-'
+        && text
+            .chars()
+            .all(|c| c.is_ascii_digit() || "-:.+TZ ".contains(c))
+}
+
+async fn list_notifications(
+    caller: Caller,
+    State(engine): State<Engine>,
+    Path(id): Path<String>,
+    Query(query): Query<NotificationQuery>,
+) -> Answer {
+    caller.require(Role::View)?;
+    let limit = query.page_size.unwrap_or(1000).clamp(1, 10_000);
+    let found = engine
+        .notifications(connection_id(&id)?, &query.filter()?, limit)
+        .await?;
+    ok(shapes::list(
+        found.iter().map(shapes::notification).collect(),
+    ))
+}
+
+async fn acknowledge_notifications(
+    caller: Caller,
+    State(engine): State<Engine>,
+    Path(id): Path<String>,
+    Query(query): Query<NotificationQuery>,
+) -> Answer {
+    caller.require(Role::Operate)?;
+    let view = connection(&engine, &id).await?;
+    let filter = query.filter()?;
+    let acknowledged = engine.acknowledge_notifications(view.id, &filter).await?;
+    let target = format!("connection {}", view.name);
+    let after = json!({ "acknowledged": acknowledged, "event_type": filter.event_type });
+    audited(
+        &engine,
+        &caller,
+        "notifications.acknowledge",
+        &target,
+        None,
+        Some(after),
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -2,7 +2,7 @@
 //! and nesting as Heroku Connect answers, so clients written for it read them unchanged.
 //! Ids are strings (Heroku Connect's are UUIDs; clients treat them as opaque).
 
-use pgforce_sync::{AuditEntry, ConnectionView, FailedWrite, MappingView};
+use pgforce_sync::{AuditEntry, ConnectionView, FailedWrite, MappingView, Notification};
 use serde_json::{Value, json};
 
 /// A connection; with its mappings when `deep`.
@@ -109,5 +109,17 @@ pub fn audit_entry(entry: &AuditEntry) -> Value {
         "target": entry.target,
         "before": json(&entry.before),
         "after": json(&entry.after),
+    })
+}
+
+/// A notification, as Heroku Connect lists them (plus `subject` and `acknowledged`).
+pub fn notification(notification: &Notification) -> Value {
+    json!({
+        "id": notification.id,
+        "created_at": notification.created_at,
+        "event_type": notification.event_type,
+        "subject": notification.subject,
+        "message": notification.message,
+        "acknowledged": notification.acknowledged,
     })
 }

@@ -7,7 +7,8 @@
 //! API), `connections`, `mappings`, `cursors` (read
 //! cursors), `events` (the sync event log), `leases`, `stale_creates` (records a writer
 //! made after losing its lease), `rejected` (records a reader could not store), `tokens`
-//! (management API tokens, kept as hashes); `status` reads what `pgforce status` shows.
+//! (management API tokens, kept as hashes), `notifications` (what operators should hear
+//! about, and its delivery to webhooks); `status` reads what `pgforce status` shows.
 //!
 //! Migrations are numbered SQL files embedded in the binary, applied in order inside one
 //! transaction that holds an advisory lock, so several `pgforce run` processes starting
@@ -20,6 +21,7 @@ pub mod cursors;
 pub mod events;
 pub mod leases;
 pub mod mappings;
+pub mod notifications;
 pub mod rejected;
 pub mod stale_creates;
 pub mod status;
@@ -34,7 +36,7 @@ use crate::error::{Context as _, Result};
 pub const CATALOG_CHANNEL: &str = "pgforce_catalog";
 
 /// `(version, SQL)` of every migration, in order.
-const MIGRATIONS: [(i32, &str); 10] = [
+const MIGRATIONS: [(i32, &str); 11] = [
     (1, include_str!("../../migrations/0001_catalog.sql")),
     (
         2,
@@ -54,6 +56,7 @@ const MIGRATIONS: [(i32, &str); 10] = [
     ),
     (9, include_str!("../../migrations/0009_api_tokens.sql")),
     (10, include_str!("../../migrations/0010_audit_log.sql")),
+    (11, include_str!("../../migrations/0011_notifications.sql")),
 ];
 
 /// Key of the advisory lock that serialises migrations ("pgforce" in ASCII).

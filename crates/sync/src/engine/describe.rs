@@ -4,6 +4,7 @@
 //! here.
 
 use pgforce_store::catalog::audit::{self, AuditEntry};
+use pgforce_store::catalog::notifications::{self, Filter, Notification};
 use pgforce_store::catalog::tokens::{self, Role, TokenRow};
 use pgforce_store::catalog::{connections, mappings};
 use pgforce_store::table::rows;
@@ -336,5 +337,32 @@ impl Engine {
                 what: format!("connection {} has no failed write {log_id}", view.name),
             })
         }
+    }
+
+    /// A connection's notifications, newest first, at most `limit`.
+    pub async fn notifications(
+        &self,
+        connection: ConnectionId,
+        filter: &Filter,
+        limit: i64,
+    ) -> Result<Vec<Notification>> {
+        let view = self.connection_view(connection).await?;
+        let pg = self.session().await?;
+        notifications::list(&pg, &view.name, filter, limit)
+            .await
+            .map_err(Error::catalog)
+    }
+
+    /// Acknowledges a connection's notifications; returns how many.
+    pub async fn acknowledge_notifications(
+        &self,
+        connection: ConnectionId,
+        filter: &Filter,
+    ) -> Result<u64> {
+        let view = self.connection_view(connection).await?;
+        let pg = self.session().await?;
+        notifications::acknowledge(&pg, &view.name, filter)
+            .await
+            .map_err(Error::catalog)
     }
 }

@@ -69,6 +69,8 @@ pub struct EngineOptions {
     /// minutes; also at its start, after a read rejected records, and when a read fails on
     /// a field).
     pub schema_check: Duration,
+    /// Where notifications are delivered (none by default: they are only stored).
+    pub webhooks: Vec<crate::config::WebhookConfig>,
 }
 
 impl EngineOptions {
@@ -93,6 +95,7 @@ impl Default for EngineOptions {
             shutdown: Duration::from_secs(30),
             events_retention: days(crate::config::RuntimeConfig::default().events_retention_days),
             schema_check: Duration::from_secs(DEFAULT_SCHEMA_CHECK_SECONDS),
+            webhooks: Vec::new(),
         }
     }
 }
@@ -111,6 +114,7 @@ impl std::fmt::Debug for EngineOptions {
             .field("shutdown", &self.shutdown)
             .field("events_retention", &self.events_retention)
             .field("schema_check", &self.schema_check)
+            .field("webhooks", &self.webhooks.len())
             .finish()
     }
 }
@@ -173,7 +177,15 @@ impl Engine {
     /// Syncs every connection this engine has credentials for, following the catalog,
     /// until `shutdown` turns true.
     pub async fn run(&self, shutdown: watch::Receiver<bool>) -> Result<()> {
-        supervisor::run(self, shutdown).await
+        let webhooks = self.shared.options.webhooks.clone();
+        let notifier = tokio::spawn(crate::notifications::run(
+            self.clone(),
+            webhooks,
+            shutdown.clone(),
+        ));
+        let result = supervisor::run(self, shutdown).await;
+        notifier.abort();
+        result
     }
 
     /// Whether this engine can work now: its catalog answers and is migrated (for
@@ -244,6 +256,24 @@ impl Engine {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         declared.retain(|c| c.name != config.name);
         declared.push(config);
+    }
+
+    /// A session on the catalog's database, for the engine's own tasks.
+    pub(crate) async fn catalog_session(&self) -> Result<Session> {
+        self.session().await
+    }
+
+    /// The org's API usage as each connection's client last saw it.
+    pub(crate) fn api_usage(&self) -> Vec<(String, pgforce_salesforce::ApiUsage)> {
+        let clients = self
+            .shared
+            .clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        clients
+            .iter()
+            .filter_map(|(name, (_, client))| Some((name.clone(), client.api_usage()?)))
+            .collect()
     }
 
     /// A session on the catalog's database.

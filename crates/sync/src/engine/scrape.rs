@@ -37,17 +37,7 @@ impl Engine {
 
     /// The org's API allocation as each connection's client last saw it.
     fn api_usage_gauges(&self, out: &mut Exposition) {
-        let usage: Vec<(String, pgforce_salesforce::ApiUsage)> = {
-            let clients = self
-                .shared
-                .clients
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            clients
-                .iter()
-                .filter_map(|(name, (_, client))| Some((name.clone(), client.api_usage()?)))
-                .collect()
-        };
+        let usage = self.api_usage();
         out.family(
             "pgforce_salesforce_api_requests_used",
             "gauge",

@@ -1,0 +1,215 @@
+//! Notifications: what an operator should hear about, raised by the events module beside
+//! the event's log line, stored in the catalog (one unacknowledged notification per type
+//! and subject), listed and acknowledged through the management API, and delivered to the
+//! configured webhooks.
+//!
+//! Delivery is at least once: a notification is claimed for a minute (so two processes
+//! do not both send it), POSTed as JSON to every webhook with an HMAC-SHA256 signature of
+//! the body under the webhook's secret (`X-Pgforce-Signature: sha256=<hex>`), marked
+//! delivered when every webhook answered 2xx, and otherwise tried again after 2, 4, 8 …
+//! seconds (at most an hour), up to [`MAX_ATTEMPTS`] times.
+
+use std::time::Duration;
+
+use pgforce_store::Session;
+use pgforce_store::catalog::notifications::{self, About, Notification};
+use ring::hmac;
+use secrecy::ExposeSecret as _;
+use serde_json::json;
+use tokio::sync::watch;
+
+use crate::config::WebhookConfig;
+use crate::engine::Engine;
+
+/// Event types, as the API lists them.
+pub(crate) mod kind {
+    /// A mapping stopped and waits for an operator.
+    pub const MAPPING_ERROR: &str = "mapping-error";
+    /// A mapped field was deleted or hidden in Salesforce.
+    pub const SCHEMA_CHANGED: &str = "schema-changed";
+    /// The org's API allocation or credentials paused a connection.
+    pub const CONNECTION_PAUSED: &str = "connection-paused";
+    /// Salesforce refused changes the writer sent.
+    pub const WRITE_ERRORS: &str = "write-errors";
+    /// The org has used most of its daily API allocation.
+    pub const API_LIMIT_NEAR: &str = "api-limit-near";
+}
+
+/// Share of the org's daily allocation past which `api-limit-near` is raised.
+const API_LIMIT_NEAR_SHARE: f64 = 0.9;
+
+/// Deliveries tried before a notification is given up (its last error stays).
+pub const MAX_ATTEMPTS: i32 = 12;
+
+/// How long a claimed notification is left to the process that claimed it.
+const CLAIM_SECONDS: f64 = 60.0;
+
+/// How often due notifications and the org's allocation are looked at.
+const EVERY: Duration = Duration::from_secs(1);
+
+/// Stores a notification (when a catalog session is at hand). A failure is logged: the
+/// event it comes with is logged and recorded already.
+pub(crate) async fn raise(
+    pg: Option<&Session>,
+    about: About<'_>,
+    event_type: &str,
+    subject: &str,
+    message: &str,
+) {
+    let Some(pg) = pg else {
+        return;
+    };
+    match notifications::raise(pg, about, event_type, subject, message).await {
+        Ok(true) => tracing::info!(event_type, subject, "notification raised"),
+        Ok(false) => {}
+        Err(error) => {
+            tracing::warn!(event_type, subject, error = %crate::error::chain(&error), "could not store a notification");
+        }
+    }
+}
+
+/// Watches the orgs' API allocation and delivers notifications to `webhooks` until
+/// `shutdown` turns true.
+pub(crate) async fn run(
+    engine: Engine,
+    webhooks: Vec<WebhookConfig>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap_or_default();
+    loop {
+        if let Ok(pg) = engine.catalog_session().await {
+            watch_api_allocation(&engine, &pg).await;
+            if !webhooks.is_empty() {
+                deliver_due(&http, &webhooks, &pg).await;
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(EVERY) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Raises `api-limit-near` for each connection whose org reported using most of its
+/// allocation.
+async fn watch_api_allocation(engine: &Engine, pg: &Session) {
+    for (connection, usage) in engine.api_usage() {
+        if usage.limit > 0 && usage.used as f64 >= API_LIMIT_NEAR_SHARE * usage.limit as f64 {
+            let message = format!(
+                "the org has used {} of its {} daily API requests; at the limit, pgforce pauses the connection until requests are available again",
+                usage.used, usage.limit
+            );
+            let subject = format!("connection {connection}");
+            raise(
+                Some(pg),
+                About::Connection(&connection),
+                kind::API_LIMIT_NEAR,
+                &subject,
+                &message,
+            )
+            .await;
+        }
+    }
+}
+
+/// Delivers the notifications due now.
+async fn deliver_due(http: &reqwest::Client, webhooks: &[WebhookConfig], pg: &Session) {
+    let due = match notifications::claim_due(pg, 50, CLAIM_SECONDS).await {
+        Ok(due) => due,
+        Err(error) => {
+            tracing::warn!(error = %crate::error::chain(&error), "could not read notifications to deliver");
+            return;
+        }
+    };
+    for notification in due {
+        let outcome = deliver(http, webhooks, &notification).await;
+        let recorded = match &outcome {
+            Ok(()) => notifications::delivered(pg, notification.id).await,
+            Err(problem) => {
+                let attempts = notification.delivery_attempts + 1;
+                let retry_in = (attempts < MAX_ATTEMPTS).then(|| 2_f64.powi(attempts).min(3600.0));
+                tracing::warn!(notification = notification.id, attempts, error = %problem, "webhook delivery failed");
+                notifications::delivery_failed(pg, notification.id, problem, retry_in).await
+            }
+        };
+        if let Err(error) = recorded {
+            tracing::warn!(notification = notification.id, error = %crate::error::chain(&error), "could not record a webhook delivery");
+        }
+    }
+}
+
+/// The JSON body a webhook receives.
+pub(crate) fn body(notification: &Notification) -> String {
+    json!({
+        "id": notification.id,
+        "connection": notification.connection,
+        "created_at": notification.created_at,
+        "event_type": notification.event_type,
+        "subject": notification.subject,
+        "message": notification.message,
+    })
+    .to_string()
+}
+
+/// `sha256=<hex HMAC-SHA256 of body under secret>`.
+pub(crate) fn signature(secret: &str, body: &str) -> String {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
+    let tag = hmac::sign(&key, body.as_bytes());
+    let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256={hex}")
+}
+
+/// POSTs one notification to every webhook; the error names each that did not take it.
+async fn deliver(
+    http: &reqwest::Client,
+    webhooks: &[WebhookConfig],
+    notification: &Notification,
+) -> Result<(), String> {
+    let body = body(notification);
+    let mut problems = Vec::new();
+    for webhook in webhooks {
+        let answer = http
+            .post(&webhook.url)
+            .header("content-type", "application/json")
+            .header("x-pgforce-event", &notification.event_type)
+            .header("x-pgforce-delivery", notification.id.to_string())
+            .header(
+                "x-pgforce-signature",
+                signature(webhook.secret.expose_secret(), &body),
+            )
+            .body(body.clone())
+            .send()
+            .await;
+        match answer {
+            Ok(response) if response.status().is_success() => {}
+            Ok(response) => {
+                problems.push(format!("{} answered {}", webhook.url, response.status()));
+            }
+            Err(error) => {
+                problems.push(format!("{}: {}", webhook.url, crate::error::chain(&error)));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_are_hmac_sha256_in_hex() {
+        // RFC 4231 test case 2.
+        assert_eq!(
+            signature("Jefe", "what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+}
