@@ -481,6 +481,13 @@ async fn every_route_answers_only_tokens_whose_role_includes_it() {
         (Method::GET, m.clone(), "view", None),
         (Method::GET, format!("{m}/errors"), "view", None),
         (Method::GET, format!("{c}/schemas/Account"), "view", None),
+        (Method::GET, format!("{c}/notifications"), "view", None),
+        (
+            Method::POST,
+            format!("{c}/notifications/acknowledge"),
+            "operate",
+            None,
+        ),
         (
             Method::POST,
             "/api/v3/users/me/apps/main/auth".to_owned(),
