@@ -114,6 +114,7 @@ pub async fn open_engine(
     let options = EngineOptions {
         load_progress,
         webhooks: config.webhooks.clone(),
+        secret_key: secret_key()?,
         ..EngineOptions::from_config(&config.engine)
     };
     Engine::open(&config.database.url, config.connections.clone(), options)
@@ -124,6 +125,24 @@ pub async fn open_engine(
                 pgforce_store::redact_conninfo(&config.database.url)
             )
         })
+}
+
+/// The key that seals connection secrets: `PGFORCE_SECRET_KEY` (base64), or the file
+/// `PGFORCE_SECRET_KEY_FILE` names; none when neither is set.
+pub fn secret_key() -> anyhow::Result<Option<pgforce_sync::SecretKey>> {
+    let text = match (
+        std::env::var("PGFORCE_SECRET_KEY"),
+        std::env::var("PGFORCE_SECRET_KEY_FILE"),
+    ) {
+        (Ok(text), _) => text,
+        (Err(_), Ok(path)) => std::fs::read_to_string(&path).with_context(|| {
+            format!("reading the secret key file {path} (PGFORCE_SECRET_KEY_FILE)")
+        })?,
+        (Err(_), Err(_)) => return Ok(None),
+    };
+    pgforce_sync::SecretKey::from_base64(&text)
+        .map(Some)
+        .context("the secret key (PGFORCE_SECRET_KEY or PGFORCE_SECRET_KEY_FILE)")
 }
 
 #[cfg(test)]

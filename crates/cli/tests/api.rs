@@ -12,7 +12,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::run::{config_file, count, pgforce, pgforce_ok, seeded_org, wait_for_count};
-use crate::server::{READ_WRITE_ACCOUNTS as ACCOUNTS, serving};
+use crate::server::{READ_WRITE_ACCOUNTS as ACCOUNTS, serving, serving_with};
 
 /// Creates a token with `role` through the CLI and returns it.
 async fn token(config: &str, name: &str, role: &str, extra: &[&str]) -> String {
@@ -469,6 +469,8 @@ async fn every_route_answers_only_tokens_whose_role_includes_it() {
     .await;
 
     let contacts = json!({"object_name": "Contact", "config": {"access": "read_only", "fields": {"LastName": {}}}});
+    let new_connection = json!({"name": "third", "login_url": "http://127.0.0.1:9", "auth": "password",
+        "username": "u", "password": "p", "client_id": "c", "client_secret": "s"});
     // Every route, with the weakest role that may call it. Destructive ones come last.
     let c = format!("/api/v3/connections/{id}");
     let m = format!("/api/v3/mappings/{mapping}");
@@ -529,6 +531,13 @@ async fn every_route_answers_only_tokens_whose_role_includes_it() {
             Some(&contacts),
         ),
         (Method::GET, "/api/v3/audit".to_owned(), "manage", None),
+        // This daemon has no secret key: allowed roles get 400, after the role check.
+        (
+            Method::POST,
+            "/api/v3/connections".to_owned(),
+            "manage",
+            Some(&new_connection),
+        ),
         (Method::DELETE, m.clone(), "deploy", None),
     ];
     let rank = |role: &str| {
@@ -568,7 +577,8 @@ async fn every_route_answers_only_tokens_whose_role_includes_it() {
                 assert!(
                     status.is_success()
                         || (status == StatusCode::NOT_FOUND
-                            && (*method == Method::DELETE || path.contains("/999999/"))),
+                            && (*method == Method::DELETE || path.contains("/999999/")))
+                        || (status == StatusCode::BAD_REQUEST && path == "/api/v3/connections"),
                     "{method} {path} as {role}: {status} {answer}"
                 );
             }
@@ -631,5 +641,158 @@ async fn tokens_are_printed_once_kept_as_hashes_listed_without_secrets_and_refus
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(expected), "{stderr}");
     }
+    let _ = std::fs::remove_file(config);
+}
+
+/// Runs `pgforce args` with `PGFORCE_SECRET_KEY` set to `key`.
+async fn with_key(args: &[&str], key: &str) -> std::process::Output {
+    pgforce(args)
+        .env("PGFORCE_SECRET_KEY", key)
+        .output()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_connection_created_through_the_api_keeps_its_secrets_sealed_and_runs_wherever_the_key_is()
+ {
+    let org = seeded_org(4).await;
+    let db = TestDatabase::create().await;
+    let config = config_file(&org, &db, "");
+    let path = config.to_str().unwrap();
+    let key = pgforce_ok(&["key", "generate"]).await.trim().to_owned();
+    let (daemon, base) = serving_with(path, &[("PGFORCE_SECRET_KEY", &key)]).await;
+    let admin = token(path, "provisioning", "manage", &[]).await;
+    let password = pgforce_emulator::DEFAULT_PASSWORD;
+    let mut second = json!({
+        "name": "second", "schema_name": "second", "login_url": org.http_url,
+        "auth": "password", "username": "admin@example.com", "password": "wrong",
+        "client_id": "pgforce", "client_secret": "pgforce"});
+
+    // Refused credentials register nothing.
+    let (status, problem) = call(
+        &base,
+        Method::POST,
+        "/api/v3/connections",
+        Some(&admin),
+        Some(&second),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    assert!(
+        problem["message"]
+            .as_str()
+            .unwrap()
+            .contains("refused the credentials"),
+        "{problem}"
+    );
+    assert_eq!(
+        count(
+            &db,
+            "select count(*) from pgforce.connections where name = 'second'"
+        )
+        .await,
+        0
+    );
+
+    second["password"] = json!(password);
+    let (status, created) = call(
+        &base,
+        Method::POST,
+        "/api/v3/connections",
+        Some(&admin),
+        Some(&second),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(
+        (&created["name"], &created["schema_name"]),
+        (&json!("second"), &json!("second"))
+    );
+    assert!(
+        !created.to_string().contains(password),
+        "no secret in the answer: {created}"
+    );
+    let id = created["id"].as_str().unwrap().to_owned();
+    let pg = db.client().await;
+    let (sealed, in_clear): (bool, bool) = pg
+        .query_one(
+            "select secrets is not null and secrets_key is not null,
+                    position(convert_to($1, 'UTF8') in secrets) > 0
+                        or settings ?| array['password', 'client_secret', 'refresh_token']
+             from pgforce.connections where name = 'second'",
+            &[&password],
+        )
+        .await
+        .map(|r| (r.get(0), r.get(1)))
+        .unwrap();
+    assert!(sealed && !in_clear, "secrets kept sealed, never in clear");
+
+    // A mapping on it syncs.
+    let accounts = json!({"object_name": "Account", "config": {"access": "read_only", "sf_polling_seconds": 1, "fields": {"Name": {}}}});
+    let (status, answer) = call(
+        &base,
+        Method::POST,
+        &format!("/api/v3/connections/{id}/mappings"),
+        Some(&admin),
+        Some(&accounts),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    wait_for_count(&db, "select count(*) from second.account", 4).await;
+    crate::run::stop(daemon).await;
+
+    // Another process runs it with the key (a reload here), and not without it.
+    let reload = [
+        "reload",
+        "--config",
+        path,
+        "--connection",
+        "second",
+        "--now",
+        "Account",
+    ];
+    let output = pgforce(&reload).output().await.unwrap();
+    assert!(!output.status.success(), "no key, no credentials");
+    let output = with_key(&reload, &key).await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // Rotation: the new key opens them, the old one no longer does.
+    let new_key = pgforce_ok(&["key", "generate"]).await.trim().to_owned();
+    let new_key_file = std::env::temp_dir().join(format!("{}.key", db.name));
+    std::fs::write(&new_key_file, &new_key).unwrap();
+    let output = with_key(
+        &[
+            "key",
+            "rotate",
+            "--config",
+            path,
+            "--new-key-file",
+            new_key_file.to_str().unwrap(),
+        ],
+        &key,
+    )
+    .await;
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && said.contains("secrets of 1 connection(s) sealed"),
+        "{said}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        !with_key(&reload, &key).await.status.success(),
+        "the old key opens nothing"
+    );
+    let output = with_key(&reload, &new_key).await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let _ = std::fs::remove_file(new_key_file);
     let _ = std::fs::remove_file(config);
 }

@@ -23,10 +23,16 @@ polling_seconds = 1
 
 /// Starts `pgforce run` on a free port; returns it with the base URL it printed.
 pub async fn serving(config: &str) -> (Child, String) {
-    let mut daemon = pgforce(&["run", "--config", config])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    serving_with(config, &[]).await
+}
+
+/// Starts `pgforce run` on a free port with more environment variables.
+pub async fn serving_with(config: &str, env: &[(&str, &str)]) -> (Child, String) {
+    let mut command = pgforce(&["run", "--config", config]);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut daemon = command.stdout(Stdio::piped()).spawn().unwrap();
     let mut lines = BufReader::new(daemon.stdout.take().unwrap()).lines();
     let read = async {
         while let Some(line) = lines.next_line().await.unwrap() {

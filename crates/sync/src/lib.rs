@@ -28,7 +28,8 @@
 //!   merged write plans (pure).
 //! - `error`, `error_policy`: errors and what each means; `events`: what the engine
 //!   reports, each in one wording; `metrics`: its counters, in Prometheus's format;
-//!   `notifications`: what operators should hear about, stored and sent to webhooks.
+//!   `notifications`: what operators should hear about, stored and sent to webhooks;
+//!   `secrets`: connection secrets sealed at rest.
 //! - `testing` (feature `test-support`): the workers' steps, one at a time, for tests.
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
@@ -48,6 +49,7 @@ mod notifications;
 mod plan;
 mod reader;
 mod reconcile;
+mod secrets;
 #[cfg(feature = "test-support")]
 pub mod testing;
 mod worker;
@@ -67,5 +69,6 @@ pub use pgforce_store::trigger_log::queue::{FailedDecision, FailedWrite};
 pub use pgforce_store::{Access, ConnectionId, ConnectionState, MappingId, MappingState};
 pub use reader::{LoadProgress, ReadOutcome, RejectedRecord};
 pub use reconcile::{Drift, LeftAlone, Repair};
+pub use secrets::SecretKey;
 pub use worker::LeaseTiming;
 pub use writer::DEFAULT_BULK_WRITE_THRESHOLD;

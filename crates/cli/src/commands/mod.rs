@@ -3,6 +3,7 @@
 pub mod demo;
 pub mod documents;
 pub mod emulator;
+pub mod key;
 pub mod mapping;
 pub mod reconcile;
 pub mod reload;

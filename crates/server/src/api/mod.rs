@@ -8,7 +8,7 @@
 //! | `POST …/connections/{id}/notifications/acknowledge` | operate |
 //! | `POST …/connections/{id}/actions/pause`, `…/resume`, `…/restart`, `POST …/connections/{id}/errors/{log id}/actions/retry`, `…/ignore`, `POST …/mappings/{id}/actions/reload` | operate |
 //! | `POST …/connections/{id}/actions/import`, `POST …/connections/{id}/mappings`, `DELETE /api/v3/mappings/{id}` | deploy |
-//! | `GET /api/v3/audit[?limit=]` | manage |
+//! | `POST /api/v3/connections`, `GET /api/v3/audit[?limit=]` | manage |
 //!
 //! Every change made here is appended to the audit trail with the token's name and the
 //! configuration before and after.
@@ -36,7 +36,10 @@ type Answer = Result<Response, Problem>;
 /// Every API route.
 pub fn routes() -> Router<Engine> {
     let v3 = Router::new()
-        .route("/connections", get(list_connections))
+        .route(
+            "/connections",
+            get(list_connections).post(create_connection),
+        )
         .route("/connections/{id}", get(read_connection))
         .route(
             "/connections/{id}/mappings",
@@ -155,6 +158,39 @@ async fn list_connections(
         .map(|c| shapes::connection(c, deep))
         .collect();
     ok(shapes::list(results))
+}
+
+/// Creates a connection from its settings and credentials (Heroku Connect's names where
+/// it has them: `schema_name`); the org must accept the credentials first.
+async fn create_connection(caller: Caller, State(engine): State<Engine>, body: String) -> Answer {
+    caller.require(Role::Manage)?;
+    let mut settings: serde_json::Map<String, Value> = serde_json::from_str(&body)
+        .map_err(|e| Problem::bad_request(format!("the body is not a JSON object: {e}")))?;
+    if let Some(schema) = settings.remove("schema_name") {
+        settings.insert("schema".to_owned(), schema);
+    }
+    let config: pgforce_sync::config::ConnectionConfig =
+        serde_json::from_value(Value::Object(settings)).map_err(|e| {
+            Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_params",
+                format!("connection settings: {e}"),
+            )
+        })?;
+    let name = config.name.clone();
+    let id = engine.create_connection(config).await?;
+    let view = engine.connection_view(id).await?;
+    let created = shapes::connection(&view, false);
+    audited(
+        &engine,
+        &caller,
+        "connection.create",
+        &format!("connection {name}"),
+        None,
+        Some(created.clone()),
+    )
+    .await;
+    Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
 async fn read_connection(

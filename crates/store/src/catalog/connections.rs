@@ -1,7 +1,9 @@
 //! `pgforce.connections`: one row per Salesforce org synced into one Postgres schema.
 //!
 //! A connection's `settings` are its declared configuration as JSON (login URL, flow,
-//! write policy…) without secrets, which stay with the process that declared them. An
+//! write policy…) without secrets, which stay with the process that declared them — or,
+//! for a connection created through the management API, are kept sealed (encrypted by
+//! the engine; this module only stores the bytes and the key's fingerprint). An
 //! operator's pause is a column of its own, separate from the `state` the workers report,
 //! so resuming knows what to return to.
 
@@ -31,9 +33,11 @@ pub struct ConnectionRow {
     pub last_error: Option<String>,
     /// Grows with every change of its settings or pause.
     pub revision: i64,
+    /// Its sealed secrets and the fingerprint of the key that sealed them, if kept here.
+    pub sealed_secrets: Option<(String, Vec<u8>)>,
 }
 
-const COLUMNS: &str = "id, name, schema_name, settings::text, paused, state, last_error, revision";
+const COLUMNS: &str = "id, name, schema_name, settings::text, paused, state, last_error, revision, secrets_key, secrets";
 
 fn from_row(row: &tokio_postgres::Row) -> ConnectionRow {
     ConnectionRow {
@@ -45,6 +49,9 @@ fn from_row(row: &tokio_postgres::Row) -> ConnectionRow {
         state: ConnectionState::parse(row.get(5)),
         last_error: row.get(6),
         revision: row.get(7),
+        sealed_secrets: row
+            .get::<_, Option<String>>(8)
+            .zip(row.get::<_, Option<Vec<u8>>>(9)),
     }
 }
 
@@ -213,4 +220,45 @@ pub async fn document(client: &impl GenericClient, connection: &str) -> Result<O
         .await
         .context(|| format!("reading connection {connection}"))?;
     Ok(row.and_then(|r| r.get::<_, Option<String>>(0)))
+}
+
+/// Keeps a connection's sealed secrets and the fingerprint of the key that sealed them.
+pub async fn save_secrets(
+    client: &impl GenericClient,
+    name: &str,
+    key: &str,
+    sealed: &[u8],
+) -> Result<()> {
+    let updated = client
+        .execute(
+            "update pgforce.connections set secrets = $2, secrets_key = $3 where name = $1",
+            &[&name, &sealed, &key],
+        )
+        .await
+        .context(|| format!("keeping the sealed secrets of connection {name}"))?;
+    if updated == 0 {
+        return Err(Error::Catalog {
+            what: format!("connection {name} is not in the catalog"),
+        });
+    }
+    Ok(())
+}
+
+/// Replaces the sealed secrets of several connections in one transaction (a key
+/// rotation): all or none.
+pub async fn reseal_all(
+    client: &mut tokio_postgres::Client,
+    key: &str,
+    sealed: &[(String, Vec<u8>)],
+) -> Result<()> {
+    let tx = client
+        .transaction()
+        .await
+        .context(|| "starting to re-seal connection secrets".to_owned())?;
+    for (name, bytes) in sealed {
+        save_secrets(&tx, name, key, bytes).await?;
+    }
+    tx.commit()
+        .await
+        .context(|| "committing the re-sealed connection secrets".to_owned())
 }

@@ -36,7 +36,7 @@ use crate::error::{Context as _, Result};
 pub const CATALOG_CHANNEL: &str = "pgforce_catalog";
 
 /// `(version, SQL)` of every migration, in order.
-const MIGRATIONS: [(i32, &str); 11] = [
+const MIGRATIONS: [(i32, &str); 12] = [
     (1, include_str!("../../migrations/0001_catalog.sql")),
     (
         2,
@@ -57,6 +57,10 @@ const MIGRATIONS: [(i32, &str); 11] = [
     (9, include_str!("../../migrations/0009_api_tokens.sql")),
     (10, include_str!("../../migrations/0010_audit_log.sql")),
     (11, include_str!("../../migrations/0011_notifications.sql")),
+    (
+        12,
+        include_str!("../../migrations/0012_connection_secrets.sql"),
+    ),
 ];
 
 /// Key of the advisory lock that serialises migrations ("pgforce" in ASCII).

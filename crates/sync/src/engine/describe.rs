@@ -7,6 +7,10 @@ use pgforce_store::catalog::audit::{self, AuditEntry};
 use pgforce_store::catalog::notifications::{self, Filter, Notification};
 use pgforce_store::catalog::tokens::{self, Role, TokenRow};
 use pgforce_store::catalog::{connections, mappings};
+
+use crate::SecretKey;
+use crate::config::ConnectionConfig;
+use crate::secrets;
 use pgforce_store::table::rows;
 use pgforce_store::trigger_log::queue::{self, FailedDecision, FailedWrite};
 use pgforce_store::{
@@ -364,5 +368,86 @@ impl Engine {
         notifications::acknowledge(&pg, &view.name, filter)
             .await
             .map_err(Error::catalog)
+    }
+
+    /// Creates a connection through the API: its credentials are checked against the org
+    /// first (nothing is registered if it refuses them), and its secrets are kept sealed
+    /// under this engine's key so every process holding the key can run it.
+    pub async fn create_connection(&self, config: ConnectionConfig) -> Result<ConnectionId> {
+        let key = match &self.shared.options.secret_key {
+            Some(key) => key.clone(),
+            None if !secrets::has_secrets(&config) => {
+                return self.add_connection(config).await;
+            }
+            None => {
+                return Err(Error::Connection {
+                    connection: config.name.clone(),
+                    problem: "this pgforce has no secret key to keep credentials with (set PGFORCE_SECRET_KEY or PGFORCE_SECRET_KEY_FILE; `pgforce key generate` writes one)".to_owned(),
+                });
+            }
+        };
+        let pg = self.session().await?;
+        if connections::find(&pg, &config.name)
+            .await
+            .map_err(Error::catalog)?
+            .is_some()
+        {
+            return Err(Error::Connection {
+                connection: config.name.clone(),
+                problem: "a connection of this name exists already".to_owned(),
+            });
+        }
+        let salesforce = self.client(&config)?;
+        salesforce
+            .describe_global()
+            .await
+            .map_err(|e| Error::Connection {
+                connection: config.name.clone(),
+                problem: format!(
+                    "Salesforce refused the credentials: {}",
+                    crate::error::chain(&e)
+                ),
+            })?;
+        let sealed = secrets::seal(&key, &config)?;
+        let name = config.name.clone();
+        let id = self.add_connection(config).await?;
+        connections::save_secrets(&pg, &name, key.fingerprint(), &sealed)
+            .await
+            .map_err(Error::catalog)?;
+        Ok(id)
+    }
+
+    /// Seals every kept connection secret under `new` instead of this engine's key;
+    /// returns how many connections were re-sealed. Nothing changes unless every one opens
+    /// with the current key.
+    pub async fn rotate_secret_key(&self, new: &SecretKey) -> Result<usize> {
+        let Some(old) = &self.shared.options.secret_key else {
+            return Err(Error::Document {
+                problem: "rotating needs the current key too (PGFORCE_SECRET_KEY or PGFORCE_SECRET_KEY_FILE)".to_owned(),
+            });
+        };
+        let mut pg = self.session().await?;
+        let rows = connections::list(&pg).await.map_err(Error::catalog)?;
+        let mut resealed = Vec::new();
+        for row in &rows {
+            let Some((fingerprint, sealed)) = &row.sealed_secrets else {
+                continue;
+            };
+            if fingerprint != old.fingerprint() {
+                return Err(Error::Document {
+                    problem: format!(
+                        "connection {}'s secrets were sealed under key {fingerprint}, not the current key {}",
+                        row.name,
+                        old.fingerprint()
+                    ),
+                });
+            }
+            let plain = old.open(sealed)?;
+            resealed.push((row.name.clone(), new.seal(&plain)?));
+        }
+        connections::reseal_all(&mut pg, new.fingerprint(), &resealed)
+            .await
+            .map_err(Error::catalog)?;
+        Ok(resealed.len())
     }
 }

@@ -71,6 +71,9 @@ pub struct EngineOptions {
     pub schema_check: Duration,
     /// Where notifications are delivered (none by default: they are only stored).
     pub webhooks: Vec<crate::config::WebhookConfig>,
+    /// The key that seals the secrets of connections created through the API (none: such
+    /// connections cannot be created, nor run by this process).
+    pub secret_key: Option<crate::SecretKey>,
 }
 
 impl EngineOptions {
@@ -96,6 +99,7 @@ impl Default for EngineOptions {
             events_retention: days(crate::config::RuntimeConfig::default().events_retention_days),
             schema_check: Duration::from_secs(DEFAULT_SCHEMA_CHECK_SECONDS),
             webhooks: Vec::new(),
+            secret_key: None,
         }
     }
 }
@@ -115,6 +119,7 @@ impl std::fmt::Debug for EngineOptions {
             .field("events_retention", &self.events_retention)
             .field("schema_check", &self.schema_check)
             .field("webhooks", &self.webhooks.len())
+            .field("secret_key", &self.secret_key)
             .finish()
     }
 }
@@ -293,12 +298,28 @@ impl Engine {
         let mut config: ConnectionConfig = serde_json::from_str(row.settings.as_deref()?).ok()?;
         config.name.clone_from(&row.name);
         config.schema.clone_from(&row.schema);
+        if let Some((fingerprint, sealed)) = &row.sealed_secrets {
+            let key = self.shared.options.secret_key.as_ref()?;
+            if key.fingerprint() != fingerprint {
+                tracing::warn!(connection = %row.name, sealed_with = %fingerprint, this_key = %key.fingerprint(), "the connection's secrets were sealed under another key; not running it here");
+                return None;
+            }
+            if let Err(error) = crate::secrets::unseal_into(key, sealed, &mut config) {
+                tracing::warn!(connection = %row.name, error = %error, "could not open the connection's secrets; not running it here");
+                return None;
+            }
+        }
         config.client_config().ok().map(|_| config)
     }
 
     /// The Salesforce client of a connection, built once per settings.
     fn client(&self, config: &ConnectionConfig) -> Result<Client> {
-        let fingerprint = serde_json::to_string(config).unwrap_or_default();
+        // Settings and secrets (hashed): new credentials for a name make a new client.
+        let fingerprint = format!(
+            "{}{}",
+            serde_json::to_string(config).unwrap_or_default(),
+            crate::secrets::digest(config)
+        );
         let mut clients = self
             .shared
             .clients
