@@ -232,6 +232,14 @@ async fn run_serves_health_readiness_and_metrics_that_follow_the_work() {
     let body: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(body["id"], "not_found");
     assert!(body["message"].as_str().unwrap().contains("/no/such/page"));
+    let response = reqwest::Client::new()
+        .patch(format!("{base}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 405);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["id"], "method_not_allowed", "{body}");
 
     // The catalog's database goes away: not ready, saying why in Postgres's words.
     let admin = pgforce_store::testing::connect(&pgforce_store::testing::server_url()).await;

@@ -101,6 +101,7 @@ fn router(engine: Engine) -> Router {
         .route("/metrics", get(metrics))
         .merge(api::routes())
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(engine)
 }
 
@@ -129,6 +130,14 @@ async fn metrics(State(engine): State<Engine>) -> Response {
         )
         .into_response(),
     }
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Problem {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed on {}", uri.path()),
+    )
 }
 
 async fn not_found(uri: axum::http::Uri) -> Problem {
