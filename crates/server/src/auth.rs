@@ -6,9 +6,9 @@
 //! route's is `403` naming both roles.
 
 use axum::extract::FromRequestParts;
-use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
 use pgforce_sync::{Engine, Role, TokenRow};
 
 use crate::problem::Problem;
@@ -41,10 +41,9 @@ impl Caller {
     }
 }
 
-impl FromRequestParts<Engine> for Caller {
-    type Rejection = Problem;
-
-    async fn from_request_parts(parts: &mut Parts, engine: &Engine) -> Result<Self, Problem> {
+impl Caller {
+    /// The caller a request's `Authorization: Bearer` token names, if it is live.
+    pub async fn authenticate(engine: &Engine, headers: &HeaderMap) -> Result<Self, Problem> {
         let unauthorized = || {
             Problem::new(
                 StatusCode::UNAUTHORIZED,
@@ -52,8 +51,7 @@ impl FromRequestParts<Engine> for Caller {
                 "a valid API token is required: Authorization: Bearer <token> (pgforce token create)",
             )
         };
-        let presented = parts
-            .headers
+        let presented = headers
             .get(AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
             .and_then(|value| {
@@ -65,5 +63,20 @@ impl FromRequestParts<Engine> for Caller {
             Some(token) => Ok(Self { token }),
             None => Err(unauthorized()),
         }
+    }
+}
+
+/// Handlers take the caller the route's guard let through (see `api::table`).
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Problem> {
+        parts.extensions.get::<Self>().cloned().ok_or_else(|| {
+            Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "a valid API token is required",
+            )
+        })
     }
 }

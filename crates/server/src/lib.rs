@@ -99,10 +99,16 @@ fn router(engine: Engine) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .merge(api::routes())
+        .route("/api/openapi.json", get(openapi))
+        .merge(api::router(&engine))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(engine)
+}
+
+/// The management API's OpenAPI document (open, like the health checks).
+async fn openapi() -> axum::Json<serde_json::Value> {
+    axum::Json(api::openapi::document())
 }
 
 /// The process is up and serving.

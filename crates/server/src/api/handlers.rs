@@ -1,0 +1,561 @@
+//! The API's handlers: each turns a request into engine calls and Heroku Connect's
+//! shapes (`super::shapes`). Who may call which is the route table's business
+//! (`super::table`): a handler runs only for a caller whose role the table allows, and
+//! records what it changed in the audit trail.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use pgforce_sync::{
+    ConnectionId, ConnectionView, Engine, FailedDecision, MappingId, NotificationFilter, ReloadMode,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::extract::{Body, Params, Segments};
+use super::shapes;
+use crate::auth::Caller;
+use crate::problem::Problem;
+
+type Answer = Result<Response, Problem>;
+
+#[derive(Debug, Deserialize)]
+pub(super) struct ListQuery {
+    app: Option<String>,
+    deep: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct DeepQuery {
+    deep: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct LimitQuery {
+    limit: Option<i64>,
+}
+
+/// Records a change in the audit trail. The change is made already: a trail that cannot
+/// be written is logged as an error, not turned into a failed request.
+pub(super) async fn audited(
+    engine: &Engine,
+    caller: &Caller,
+    action: &str,
+    target: &str,
+    before: Option<Value>,
+    after: Option<Value>,
+) {
+    if let Err(error) = engine
+        .audit(
+            caller.name(),
+            action,
+            target,
+            before.as_ref(),
+            after.as_ref(),
+        )
+        .await
+    {
+        tracing::error!(action, target, error = %error.chain(), "could not record a change in the audit trail");
+    }
+}
+
+fn ok(value: Value) -> Answer {
+    Ok(Json(value).into_response())
+}
+
+fn accepted(value: Value) -> Answer {
+    Ok((StatusCode::ACCEPTED, Json(value)).into_response())
+}
+
+/// A connection id from a path.
+fn connection_id(id: &str) -> Result<ConnectionId, Problem> {
+    id.parse::<i64>().map(ConnectionId::from).map_err(|_| {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no connection with id {id}"),
+        )
+    })
+}
+
+/// A mapping id from a path.
+fn mapping_id(id: &str) -> Result<MappingId, Problem> {
+    id.parse::<i64>().map(MappingId::from).map_err(|_| {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no mapping with id {id}"),
+        )
+    })
+}
+
+pub(super) async fn list_connections(
+    State(engine): State<Engine>,
+    Params(query): Params<ListQuery>,
+) -> Answer {
+    let deep = query.deep.unwrap_or(false);
+    let results = engine
+        .connection_views(deep)
+        .await?
+        .iter()
+        .filter(|c| query.app.as_ref().is_none_or(|app| *app == c.name))
+        .map(|c| shapes::connection(c, deep))
+        .collect();
+    ok(shapes::list(results))
+}
+
+/// Creates a connection from its settings and credentials (Heroku Connect's names where
+/// it has them: `schema_name`); the org must accept the credentials first.
+pub(super) async fn create_connection(
+    caller: Caller,
+    State(engine): State<Engine>,
+    Body(body): Body,
+) -> Answer {
+    let mut settings: serde_json::Map<String, Value> = serde_json::from_str(&body)
+        .map_err(|e| Problem::bad_request(format!("the body is not a JSON object: {e}")))?;
+    if let Some(schema) = settings.remove("schema_name") {
+        settings.insert("schema".to_owned(), schema);
+    }
+    let config: pgforce_sync::config::ConnectionConfig =
+        serde_json::from_value(Value::Object(settings)).map_err(|e| {
+            Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_params",
+                format!("connection settings: {e}"),
+            )
+        })?;
+    let name = config.name.clone();
+    let id = engine.create_connection(config).await?;
+    let view = engine.connection_view(id).await?;
+    let created = shapes::connection(&view, false);
+    audited(
+        &engine,
+        &caller,
+        "connection.create",
+        &format!("connection {name}"),
+        None,
+        Some(created.clone()),
+    )
+    .await;
+    Ok((StatusCode::CREATED, Json(created)).into_response())
+}
+
+pub(super) async fn read_connection(
+    State(engine): State<Engine>,
+    Segments(id): Segments<String>,
+    Params(query): Params<DeepQuery>,
+) -> Answer {
+    let view = engine.connection_view(connection_id(&id)?).await?;
+    ok(shapes::connection(&view, query.deep.unwrap_or(false)))
+}
+
+pub(super) async fn list_mappings(
+    State(engine): State<Engine>,
+    Segments(id): Segments<String>,
+) -> Answer {
+    let view = engine.connection_view(connection_id(&id)?).await?;
+    ok(shapes::list(
+        view.mappings.iter().map(shapes::mapping).collect(),
+    ))
+}
+
+/// Creates (or changes) one mapping from `{"object_name", "config"}`, as an import of a
+/// one-mapping document: checked against the org before anything is registered.
+pub(super) async fn create_mapping(
+    caller: Caller,
+    State(engine): State<Engine>,
+    Segments(id): Segments<String>,
+    Body(body): Body,
+) -> Answer {
+    let view = engine.connection_view(connection_id(&id)?).await?;
+    let mapping: Value = serde_json::from_str(&body)
+        .map_err(|e| Problem::bad_request(format!("the body is not JSON: {e}")))?;
+    let object = mapping["object_name"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_params",
+                "object_name: missing or not a string",
+            )
+        })?;
+    let before = view
+        .mappings
+        .iter()
+        .find(|m| m.object.eq_ignore_ascii_case(&object))
+        .map(shapes::mapping);
+    let document = json!({ "version": 1, "mappings": [mapping] });
+    engine.import(&view.name, &document.to_string()).await?;
+    let created = engine
+        .connection_view(view.id)
+        .await?
+        .mappings
+        .into_iter()
+        .find(|m| m.object.eq_ignore_ascii_case(&object))
+        .ok_or_else(|| {
+            Problem::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("mapping {object} vanished"),
+            )
+        })?;
+    let after = shapes::mapping(&created);
+    let target = format!("mapping {}/{}", view.name, created.object);
+    audited(
+        &engine,
+        &caller,
+        "mapping.create",
+        &target,
+        before,
+        Some(after.clone()),
+    )
+    .await;
+    Ok((StatusCode::CREATED, Json(after)).into_response())
+}
+
+pub(super) async fn connection_errors(
+    State(engine): State<Engine>,
+    Segments(id): Segments<String>,
+) -> Answer {
+    let failed = engine.failed_writes(connection_id(&id)?, None).await?;
+    ok(shapes::list(
+        failed.iter().map(shapes::failed_write).collect(),
+    ))
+}
+
+pub(super) async fn export(State(engine): State<Engine>, Segments(id): Segments<String>) -> Answer {
+    let view = engine.connection_view(connection_id(&id)?).await?;
+    ok(engine.export(&view.name).await?)
+}
+
+pub(super) async fn import(
+    caller: Caller,
+    State(engine): State<Engine>,
+    Segments(id): Segments<String>,
+    Body(body): Body,
+) -> Answer {
+    let view = engine.connection_view(connection_id(&id)?).await?;
+    if serde_json::from_str::<Value>(&body).is_err() {
+        return Err(Problem::bad_request(
+            "the body is not a JSON mapping export document",
+        ));
+    }
+    let before = engine.export(&view.name).await?;
+    let mappings = engine.import(&view.name, &body).await?;
+    let after = engine.export(&view.name).await?;
+    let target = format!("connection {}", view.name);
+    audited(
+        &engine,
+        &caller,
+        "connection.import",
+        &target,
+        Some(before),
+        Some(after),
+    )
+    .await;
+    accepted(json!({ "mappings": mappings }))
+}
+
+/// The connection a path names.
+pub(super) async fn connection(engine: &Engine, id: &str) -> Result<ConnectionView, Problem> {
+    Ok(engine.connection_view(connection_id(id)?).await?)
+}
+
+pub(super) async fn pause(
+    caller: Caller,
+    State(engine): State<Engine>,
+    Segments(id): Segments<String>,
+) -> Answer {
+    set_paused(caller, engine, id, true).await
+}
+
+pub(super) async fn resume(
+    caller: Caller,
+    State(engine): State<Engine>,
+    Segments(id): Segments<String>,
+) -> Answer {
+    set_paused(caller, engine, id, false).await
+}
+
+/// Pauses or resumes a connection, recording the change.
+pub(super) async fn set_paused(caller: Caller, engine: Engine, id: String, pause: bool) -> Answer {
+    let before = connection(&engine, &id).await?;
+    let action = if pause {
+        engine.pause_connection(&before.name).await?;
+        "connection.pause"
+    } else {
+        engine.resume_connection(&before.name).await?;
+        "connection.resume"
+    };
+    let after = connection(&engine, &id).await?;
+    let target = format!("connection {}", before.name);
+    let (before, after) = (
+        shapes::connection(&before, false),
+        shapes::connection(&after, false),
+    );
+    audited(&engine, &caller, action, &target, Some(before), Some(after)).await;
+    accepted(json!({}))
+}
+
+pub(super) async fn restart(
+    caller: Caller,
+    State(engine): State<Engine>,
+    Segments(id): Segments<String>,
+) -> Answer {
+    let before = connection(&engine, &id).await?;
+    engine.restart_connection(before.id).await?;
+    let after = connection(&engine, &id).await?;
+    let target = format!("connection {}", before.name);
+    let (before, after) = (
+        shapes::connection(&before, true),
+        shapes::connection(&after, true),
+    );
+    audited(
+        &engine,
+        &caller,
+        "connection.restart",
+        &target,
+        Some(before),
+        Some(after),
+    )
+    .await;
+    accepted(json!({}))
+}
+
+pub(super) async fn schema(
+    State(engine): State<Engine>,
+    Segments((id, object)): Segments<(String, String)>,
+) -> Answer {
+    ok(engine.describe_object(connection_id(&id)?, &object).await?)
+}
+
+pub(super) async fn retry_failed(
+    caller: Caller,
+    State(engine): State<Engine>,
+    Segments((id, log_id)): Segments<(String, String)>,
+) -> Answer {
+    decide_failed(caller, engine, id, log_id, FailedDecision::Retry).await
+}
+
+pub(super) async fn ignore_failed(
+    caller: Caller,
+    State(engine): State<Engine>,
+    Segments((id, log_id)): Segments<(String, String)>,
+) -> Answer {
+    decide_failed(caller, engine, id, log_id, FailedDecision::Ignore).await
+}
+
+/// Sends a failed write again or ignores it, recording the decision.
+pub(super) async fn decide_failed(
+    caller: Caller,
+    engine: Engine,
+    id: String,
+    log_id: String,
+    decision: FailedDecision,
+) -> Answer {
+    let view = connection(&engine, &id).await?;
+    let log_id: i64 = log_id.parse().map_err(|_| {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no failed write {log_id}"),
+        )
+    })?;
+    engine
+        .decide_failed_write(view.id, log_id, decision, caller.name())
+        .await?;
+    let action = match decision {
+        FailedDecision::Retry => "write.retry",
+        FailedDecision::Ignore => "write.ignore",
+    };
+    let target = format!("connection {} trigger-log row {log_id}", view.name);
+    audited(&engine, &caller, action, &target, None, None).await;
+    accepted(json!({}))
+}
+
+/// The mapping a path names, with its connection's name.
+pub(super) async fn mapping_and_connection(
+    engine: &Engine,
+    id: &str,
+) -> Result<(pgforce_sync::MappingView, String), Problem> {
+    let mapping = engine.mapping_view(mapping_id(id)?).await?;
+    let connection = engine.connection_view(mapping.connection).await?;
+    Ok((mapping, connection.name))
+}
+
+pub(super) async fn read_mapping(
+    State(engine): State<Engine>,
+    Segments(id): Segments<String>,
+) -> Answer {
+    let mapping = engine.mapping_view(mapping_id(&id)?).await?;
+    ok(shapes::mapping(&mapping))
+}
+
+pub(super) async fn delete_mapping(
+    caller: Caller,
+    State(engine): State<Engine>,
+    Segments(id): Segments<String>,
+) -> Answer {
+    let (mapping, connection) = mapping_and_connection(&engine, &id).await?;
+    engine.remove_mapping(&connection, &mapping.object).await?;
+    let target = format!("mapping {connection}/{}", mapping.object);
+    audited(
+        &engine,
+        &caller,
+        "mapping.delete",
+        &target,
+        Some(shapes::mapping(&mapping)),
+        None,
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub(super) async fn mapping_errors(
+    State(engine): State<Engine>,
+    Segments(id): Segments<String>,
+) -> Answer {
+    let mapping = engine.mapping_view(mapping_id(&id)?).await?;
+    let failed = engine
+        .failed_writes(mapping.connection, Some(mapping.id))
+        .await?;
+    ok(shapes::list(
+        failed.iter().map(shapes::failed_write).collect(),
+    ))
+}
+
+pub(super) async fn reload(
+    caller: Caller,
+    State(engine): State<Engine>,
+    Segments(id): Segments<String>,
+) -> Answer {
+    let (mapping, connection) = mapping_and_connection(&engine, &id).await?;
+    engine
+        .reload(&connection, &mapping.object, ReloadMode::Request)
+        .await?;
+    let target = format!("mapping {connection}/{}", mapping.object);
+    audited(
+        &engine,
+        &caller,
+        "mapping.reload",
+        &target,
+        Some(shapes::mapping(&mapping)),
+        None,
+    )
+    .await;
+    accepted(json!({}))
+}
+
+/// Heroku Connect adds the caller to an add-on's access list here; pgforce's tokens
+/// already say who may do what, so this only answers as Heroku Connect does.
+pub(super) async fn authorize_app(
+    State(engine): State<Engine>,
+    Segments(app): Segments<String>,
+) -> Answer {
+    let connections: Vec<Value> = engine
+        .connection_views(false)
+        .await?
+        .iter()
+        .filter(|c| c.name == app)
+        .map(|c| {
+            json!({
+                "id": c.id.to_string(),
+                "resource_name": c.name,
+                "app_name": c.name,
+                "detail_url": format!("/api/v3/connections/{}", c.id),
+                "region_url": "",
+            })
+        })
+        .collect();
+    ok(json!({ "user": { "id": "pgforce", "email": "" }, "connections": connections }))
+}
+
+pub(super) async fn audit_trail(
+    State(engine): State<Engine>,
+    Params(query): Params<LimitQuery>,
+) -> Answer {
+    let limit = query.limit.unwrap_or(100).clamp(1, 10_000);
+    let entries = engine.audit_trail(limit).await?;
+    ok(shapes::list(
+        entries.iter().map(shapes::audit_entry).collect(),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct NotificationQuery {
+    after: Option<String>,
+    before: Option<String>,
+    event_type: Option<String>,
+    page_size: Option<i64>,
+}
+
+impl NotificationQuery {
+    /// The filter it means; a time that is not ISO 8601 is a bad request.
+    fn filter(&self) -> Result<NotificationFilter, Problem> {
+        for (name, value) in [("after", &self.after), ("before", &self.before)] {
+            if let Some(value) = value
+                && !looks_like_a_time(value)
+            {
+                return Err(Problem::bad_request(format!(
+                    "{name}: {value:?} is not an ISO 8601 time (2026-11-30T12:00:00Z)"
+                )));
+            }
+        }
+        Ok(NotificationFilter {
+            after: self.after.clone(),
+            before: self.before.clone(),
+            event_type: self.event_type.clone(),
+        })
+    }
+}
+
+/// `YYYY-MM-DD`, optionally with a time and zone: what Postgres reads as a timestamp here.
+fn looks_like_a_time(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.len() >= 10
+        && bytes[..4].iter().all(u8::is_ascii_digit)
+        && bytes[4] == b'-'
+        && bytes[7] == b'-'
+        && text
+            .chars()
+            .all(|c| c.is_ascii_digit() || "-:.+TZ ".contains(c))
+}
+
+pub(super) async fn list_notifications(
+    State(engine): State<Engine>,
+    Segments(id): Segments<String>,
+    Params(query): Params<NotificationQuery>,
+) -> Answer {
+    let limit = query.page_size.unwrap_or(1000).clamp(1, 10_000);
+    let found = engine
+        .notifications(connection_id(&id)?, &query.filter()?, limit)
+        .await?;
+    ok(shapes::list(
+        found.iter().map(shapes::notification).collect(),
+    ))
+}
+
+pub(super) async fn acknowledge_notifications(
+    caller: Caller,
+    State(engine): State<Engine>,
+    Segments(id): Segments<String>,
+    Params(query): Params<NotificationQuery>,
+) -> Answer {
+    let view = connection(&engine, &id).await?;
+    let filter = query.filter()?;
+    let acknowledged = engine.acknowledge_notifications(view.id, &filter).await?;
+    let target = format!("connection {}", view.name);
+    let after = json!({ "acknowledged": acknowledged, "event_type": filter.event_type });
+    audited(
+        &engine,
+        &caller,
+        "notifications.acknowledge",
+        &target,
+        None,
+        Some(after),
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
