@@ -45,12 +45,29 @@ impl From<Error> for Problem {
             }
             Error::Salesforce { .. } => (StatusCode::BAD_GATEWAY, "salesforce_error"),
             Error::LeaseLost { .. } => (StatusCode::CONFLICT, "conflict"),
-            _ => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Error::Store { source, .. } => store_status(source),
         };
         if status.is_server_error() {
             tracing::warn!(error = %message, "management API request failed");
         }
         Self::new(status, id, message)
+    }
+}
+
+/// A database error's status: the request's fault when Postgres refused its values
+/// (SQLSTATE classes 22 and 23) or pgforce refused a name or a claim; else unavailable.
+fn store_status(source: &pgforce_store::Error) -> (StatusCode, &'static str) {
+    match source {
+        pgforce_store::Error::InvalidIdentifier { .. }
+        | pgforce_store::Error::SchemaTaken { .. }
+        | pgforce_store::Error::Catalog { .. } => {
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_params")
+        }
+        other => match other.sqlstate() {
+            Some(code) if code.starts_with("22") => (StatusCode::BAD_REQUEST, "bad_request"),
+            Some(code) if code.starts_with("23") => (StatusCode::CONFLICT, "conflict"),
+            _ => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        },
     }
 }
 
