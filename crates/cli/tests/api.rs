@@ -101,7 +101,9 @@ async fn the_per_customer_flow_works_through_the_api_with_heroku_connect_shapes(
     // Watch it reach DATA_SYNCED with live counts.
     let detail = format!("/api/v3/connections/{id}?deep=true");
     let deep = until(&base, &detail, &admin, "Account synced", |c| {
-        c["mappings"][0]["state"] == "DATA_SYNCED" && c["mappings"][0]["counts"]["count"] == 10
+        c["mappings"][0]["state"] == "DATA_SYNCED"
+            && c["mappings"][0]["counts"]["count"] == 10
+            && c["mappings"][0]["counts"]["sf"] == 10
     })
     .await;
     let mapping = &deep["mappings"][0];

@@ -67,7 +67,7 @@ pub fn mapping(view: &MappingView) -> Value {
         "config": config,
         "counts": {
             "count": view.rows,
-            "sf": Value::Null,
+            "sf": view.salesforce_count,
             "pending": view.pending,
             "errors": view.errors,
         },

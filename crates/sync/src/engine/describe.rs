@@ -24,6 +24,9 @@ use crate::error::{Error, Result};
 /// How far back the failed-writes lists look, as Heroku Connect's (hours).
 const FAILED_WRITES_HOURS: f64 = 24.0;
 
+/// How long the API shows a Salesforce record count before counting again.
+pub(super) const SALESFORCE_COUNT_TTL: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// At most this many failed writes are listed.
 const FAILED_WRITES_SHOWN: i64 = 1000;
 
@@ -71,6 +74,9 @@ pub struct MappingView {
     pub config: Map<String, Value>,
     /// Rows in its table.
     pub rows: Option<u64>,
+    /// Records of its object in Salesforce (counted at most every 30 s), when this process
+    /// can log in to the org.
+    pub salesforce_count: Option<u64>,
     /// Changes captured and not sent yet.
     pub pending: u64,
     /// Changes Salesforce refused.
@@ -159,6 +165,9 @@ impl Engine {
                 Err(_) => None,
             };
             let (pending, errors) = queues.get(&row.table).copied().unwrap_or_default();
+            let salesforce_count = self
+                .cached_salesforce_count(connection, row.id, &row.object)
+                .await;
             views.push(MappingView {
                 id: row.id,
                 connection: connection.id,
@@ -170,11 +179,43 @@ impl Engine {
                 last_error: row.last_error,
                 config,
                 rows,
+                salesforce_count,
                 pending,
                 errors,
             });
         }
         Ok(views)
+    }
+
+    /// A mapping's Salesforce record count, counted again when the last is older than
+    /// [`SALESFORCE_COUNT_TTL`].
+    async fn cached_salesforce_count(
+        &self,
+        connection: &connections::ConnectionRow,
+        mapping: MappingId,
+        object: &str,
+    ) -> Option<u64> {
+        let cached = self
+            .shared
+            .salesforce_counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&mapping)
+            .copied();
+        if let Some((at, count)) = cached
+            && at.elapsed() < SALESFORCE_COUNT_TTL
+        {
+            return Some(count);
+        }
+        let count = self
+            .salesforce_count(std::slice::from_ref(connection), &connection.name, object)
+            .await?;
+        self.shared
+            .salesforce_counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(mapping, (std::time::Instant::now(), count));
+        Some(count)
     }
 
     /// Changes Salesforce refused in the last 24 hours: a connection's, or one mapping's.

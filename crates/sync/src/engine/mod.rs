@@ -149,6 +149,9 @@ struct Shared {
     clients: std::sync::Mutex<HashMap<String, (String, Client)>>,
     /// Nudges for readers running in this process.
     wakes: std::sync::Mutex<HashMap<MappingId, Arc<Notify>>>,
+    /// Salesforce record counts the API showed lately, by mapping, with when they were
+    /// counted (one COUNT() call per mapping per `describe::SALESFORCE_COUNT_TTL`).
+    salesforce_counts: std::sync::Mutex<HashMap<MappingId, (std::time::Instant, u64)>>,
     bus: EventBus,
 }
 
@@ -174,6 +177,7 @@ impl Engine {
                 declared: std::sync::RwLock::new(declared),
                 clients: std::sync::Mutex::default(),
                 wakes: std::sync::Mutex::default(),
+                salesforce_counts: std::sync::Mutex::default(),
                 bus: EventBus::new(1024),
             }),
         })

@@ -174,7 +174,7 @@ impl Engine {
 
     /// `SELECT COUNT() FROM object` on the connection's org, when this process can log in
     /// to it and the org answers.
-    async fn salesforce_count(
+    pub(super) async fn salesforce_count(
         &self,
         connections: &[connections::ConnectionRow],
         connection: &str,
