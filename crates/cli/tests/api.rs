@@ -540,6 +540,8 @@ async fn every_route_answers_only_tokens_whose_role_includes_it() {
             "manage",
             Some(&new_connection),
         ),
+        // A connection declared in a file: allowed roles get 400, after the role check.
+        (Method::PATCH, c.clone(), "manage", Some(&new_connection)),
         (Method::DELETE, m.clone(), "deploy", None),
     ];
     let rank = |role: &str| {
@@ -580,7 +582,8 @@ async fn every_route_answers_only_tokens_whose_role_includes_it() {
                     status.is_success()
                         || (status == StatusCode::NOT_FOUND
                             && (*method == Method::DELETE || path.contains("/999999/")))
-                        || (status == StatusCode::BAD_REQUEST && path == "/api/v3/connections"),
+                        || (status == StatusCode::BAD_REQUEST
+                            && (path == "/api/v3/connections" || *method == Method::PATCH)),
                     "{method} {path} as {role}: {status} {answer}"
                 );
             }
@@ -729,6 +732,68 @@ async fn a_connection_created_through_the_api_keeps_its_secrets_sealed_and_runs_
         .map(|r| (r.get(0), r.get(1)))
         .unwrap();
     assert!(sealed && !in_clear, "secrets kept sealed, never in clear");
+
+    // Its credentials can change through the API (checked first); its name and schema,
+    // and connections declared in a file, cannot.
+    let patch = |body: Value, target: String| {
+        let (base, admin) = (base.clone(), admin.clone());
+        async move {
+            let response = reqwest::Client::new()
+                .patch(format!("{base}/api/v3/connections/{target}"))
+                .bearer_auth(&admin)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (
+                response.status(),
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (status, problem) = patch(json!({"password": "wrong"}), id.clone()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    assert!(
+        problem["message"]
+            .as_str()
+            .unwrap()
+            .contains("refused the credentials"),
+        "{problem}"
+    );
+    let (status, problem) = patch(json!({"schema_name": "other"}), id.clone()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    assert!(
+        problem["message"]
+            .as_str()
+            .unwrap()
+            .contains("schema_name cannot be changed"),
+        "{problem}"
+    );
+    let (_, connections) = call(
+        &base,
+        Method::GET,
+        "/api/v3/connections?app=main",
+        Some(&admin),
+        None,
+    )
+    .await;
+    let main_id = connections["results"][0]["id"].as_str().unwrap().to_owned();
+    let (status, problem) = patch(json!({"api_version": "61.0"}), main_id).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    assert!(
+        problem["message"]
+            .as_str()
+            .unwrap()
+            .contains("configuration file"),
+        "{problem}"
+    );
+    let (status, changed) = patch(
+        json!({"api_version": "61.0", "password": password}),
+        id.clone(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert_eq!(changed["sf_info"]["api_version"], "61.0", "{changed}");
 
     // A mapping on it syncs.
     let accounts = json!({"object_name": "Account", "config": {"access": "read_only", "sf_polling_seconds": 1, "fields": {"Name": {}}}});

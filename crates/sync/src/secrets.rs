@@ -151,6 +151,19 @@ pub(crate) fn digest(config: &ConnectionConfig) -> String {
         .collect()
 }
 
+/// The secret fields of `config` that are set, by their configuration names, in clear
+/// (to carry them into a changed configuration).
+pub(crate) fn exposed(config: &ConnectionConfig) -> Vec<(&'static str, String)> {
+    [
+        ("password", &config.password),
+        ("client_secret", &config.client_secret),
+        ("refresh_token", &config.refresh_token),
+    ]
+    .into_iter()
+    .filter_map(|(name, secret)| Some((name, secret.as_ref()?.expose_secret().to_owned())))
+    .collect()
+}
+
 /// Seals the secret fields of `config`.
 pub(crate) fn seal(key: &SecretKey, config: &ConnectionConfig) -> Result<Vec<u8>> {
     let expose = |s: &Option<SecretString>| s.as_ref().map(|s| s.expose_secret().to_owned());

@@ -141,6 +141,35 @@ pub(super) async fn create_connection(
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
+/// Changes a connection created through the API (credentials, login URL, flow, API
+/// version); the org must accept the result first.
+pub(super) async fn update_connection(
+    caller: Caller,
+    State(engine): State<Engine>,
+    Segments(id): Segments<String>,
+    Body(body): Body,
+) -> Answer {
+    let before = connection(&engine, &id).await?;
+    let patch: serde_json::Map<String, Value> = serde_json::from_str(&body)
+        .map_err(|e| Problem::bad_request(format!("the body is not a JSON object: {e}")))?;
+    engine.update_connection(before.id, &patch).await?;
+    let after = connection(&engine, &id).await?;
+    let target = format!("connection {}", before.name);
+    let changed: Vec<&String> = patch.keys().collect();
+    let mut after_shape = shapes::connection(&after, false);
+    after_shape["changed"] = json!(changed);
+    audited(
+        &engine,
+        &caller,
+        "connection.update",
+        &target,
+        Some(shapes::connection(&before, false)),
+        Some(after_shape),
+    )
+    .await;
+    ok(shapes::connection(&after, false))
+}
+
 pub(super) async fn read_connection(
     State(engine): State<Engine>,
     Segments(id): Segments<String>,

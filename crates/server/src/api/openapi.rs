@@ -177,6 +177,15 @@ fn schemas() -> Value {
                 "refresh_token": text, "private_key_file": text, "api_version": text,
             },
         },
+        "ConnectionChange": {
+            "type": "object",
+            "properties": {
+                "login_url": text,
+                "auth": { "type": "string", "enum": ["password", "refresh_token", "jwt", "client_credentials"] },
+                "username": text, "password": text, "client_id": text, "client_secret": text,
+                "refresh_token": text, "api_version": text,
+            },
+        },
         "FailedWrite": {
             "type": "object",
             "required": ["id", "table_name", "message", "created_at"],

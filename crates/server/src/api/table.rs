@@ -140,6 +140,15 @@ pub fn all() -> Vec<Route> {
         )
         .query(&[DEEP]),
         Route::new(
+            Method::PATCH,
+            "/connections/{id}",
+            Manage,
+            "Change a connection created through the API: credentials, login URL, flow, API version; checked against the org first",
+            "Connection",
+            h::update_connection,
+        )
+        .body("ConnectionChange"),
+        Route::new(
             get.clone(),
             "/connections/{id}/mappings",
             View,

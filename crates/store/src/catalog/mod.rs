@@ -36,7 +36,7 @@ use crate::error::{Context as _, Result};
 pub const CATALOG_CHANNEL: &str = "pgforce_catalog";
 
 /// `(version, SQL)` of every migration, in order.
-const MIGRATIONS: [(i32, &str); 12] = [
+const MIGRATIONS: [(i32, &str); 13] = [
     (1, include_str!("../../migrations/0001_catalog.sql")),
     (
         2,
@@ -60,6 +60,10 @@ const MIGRATIONS: [(i32, &str); 12] = [
     (
         12,
         include_str!("../../migrations/0012_connection_secrets.sql"),
+    ),
+    (
+        13,
+        include_str!("../../migrations/0013_secrets_revise_connections.sql"),
     ),
 ];
 

@@ -491,4 +491,85 @@ impl Engine {
             .map_err(Error::catalog)?;
         Ok(resealed.len())
     }
+
+    /// Changes a connection created through the API: its credentials, login URL, flow or
+    /// API version (`patch` holds the settings to change, by their configuration names).
+    /// The org must accept the result before anything is kept; running engines restart
+    /// the connection's workers with it. A connection declared in a configuration file is
+    /// changed there, and its name and schema never change.
+    pub async fn update_connection(
+        &self,
+        id: ConnectionId,
+        patch: &Map<String, Value>,
+    ) -> Result<()> {
+        const CHANGEABLE: [&str; 8] = [
+            "login_url",
+            "auth",
+            "username",
+            "password",
+            "client_id",
+            "client_secret",
+            "refresh_token",
+            "api_version",
+        ];
+        let pg = self.session().await?;
+        let row = connections::list(&pg)
+            .await
+            .map_err(Error::catalog)?
+            .into_iter()
+            .find(|c| c.id == id)
+            .ok_or_else(|| Error::NotFound {
+                what: format!("no connection with id {id}"),
+            })?;
+        let refuse = |problem: String| Error::Connection {
+            connection: row.name.clone(),
+            problem,
+        };
+        if row.sealed_secrets.is_none() {
+            return Err(refuse(
+                "it is declared in a configuration file; change it there".to_owned(),
+            ));
+        }
+        if let Some(key) = patch.keys().find(|k| !CHANGEABLE.contains(&k.as_str())) {
+            return Err(refuse(format!(
+                "{key} cannot be changed (changeable: {})",
+                CHANGEABLE.join(", ")
+            )));
+        }
+        let current = self.configuration(&row).ok_or_else(|| {
+            refuse(
+                "this pgforce cannot open its secrets (no secret key, or another one)".to_owned(),
+            )
+        })?;
+        let mut settings = match serde_json::to_value(&current) {
+            Ok(Value::Object(settings)) => settings,
+            _ => Map::new(),
+        };
+        for (name, secret) in secrets::exposed(&current) {
+            settings.insert(name.to_owned(), Value::String(secret));
+        }
+        for (name, value) in patch {
+            settings.insert(name.clone(), value.clone());
+        }
+        let changed: ConnectionConfig = serde_json::from_value(Value::Object(settings))
+            .map_err(|e| refuse(format!("settings: {e}")))?;
+        let key = self.shared.options.secret_key.clone().ok_or_else(|| {
+            refuse("this pgforce has no secret key to keep credentials with".to_owned())
+        })?;
+        self.client(&changed)?
+            .describe_global()
+            .await
+            .map_err(|e| {
+                refuse(format!(
+                    "Salesforce refused the credentials: {}",
+                    crate::error::chain(&e)
+                ))
+            })?;
+        let sealed = secrets::seal(&key, &changed)?;
+        let name = changed.name.clone();
+        self.add_connection(changed).await?;
+        connections::save_secrets(&pg, &name, key.fingerprint(), &sealed)
+            .await
+            .map_err(Error::catalog)
+    }
 }
