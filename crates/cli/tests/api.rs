@@ -166,6 +166,54 @@ async fn the_per_customer_flow_works_through_the_api_with_heroku_connect_shapes(
     .await;
     assert_eq!(one["counts"]["errors"], 1, "{one}");
 
+    // A diagnosis: the org accepts the credentials, the fields exist, a refused write warns.
+    let (status, started) = as_admin(
+        &base,
+        Method::POST,
+        &format!("/api/v3/connections/{id}/validations"),
+        &admin,
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let result_url = started["result_url"].as_str().unwrap().to_owned();
+    let (status, diagnosis) = as_admin(&base, Method::GET, &result_url, &admin).await;
+    assert_eq!(status, StatusCode::OK, "{diagnosis}");
+    let rules = |checks: &Value, bucket: &str| -> Vec<String> {
+        checks[bucket]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["rule_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert!(
+        rules(&diagnosis, "passes").contains(&"MUST_LOG_IN".to_owned()),
+        "{diagnosis}"
+    );
+    let account = &diagnosis["mappings"]["Account"];
+    assert!(
+        rules(account, "passes").contains(&"MAPPED_FIELDS_MUST_EXIST".to_owned()),
+        "{account}"
+    );
+    assert_eq!(
+        rules(account, "warnings"),
+        ["SHOULD_HAVE_NO_FAILED_WRITES"],
+        "{account}"
+    );
+    let (status, checks) = as_admin(
+        &base,
+        Method::GET,
+        &format!("/api/v3/mappings/{mapping_id}/validations"),
+        &admin,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{checks}");
+    assert_eq!(
+        rules(&checks, "warnings"),
+        ["SHOULD_HAVE_NO_FAILED_WRITES"],
+        "{checks}"
+    );
+
     // The operator fixes the row and sends the refused insert again: it goes through.
     db.client()
         .await
@@ -485,6 +533,9 @@ async fn every_route_answers_only_tokens_whose_role_includes_it() {
         (Method::GET, m.clone(), "view", None),
         (Method::GET, format!("{m}/errors"), "view", None),
         (Method::GET, format!("{c}/schemas/Account"), "view", None),
+        (Method::POST, format!("{c}/validations"), "view", None),
+        (Method::GET, format!("{c}/validations/999999"), "view", None),
+        (Method::GET, format!("{m}/validations"), "view", None),
         (Method::GET, format!("{c}/notifications"), "view", None),
         (
             Method::POST,
@@ -581,7 +632,7 @@ async fn every_route_answers_only_tokens_whose_role_includes_it() {
                 assert!(
                     status.is_success()
                         || (status == StatusCode::NOT_FOUND
-                            && (*method == Method::DELETE || path.contains("/999999/")))
+                            && (*method == Method::DELETE || path.contains("/999999")))
                         || (status == StatusCode::BAD_REQUEST
                             && (path == "/api/v3/connections" || *method == Method::PATCH)),
                     "{method} {path} as {role}: {status} {answer}"

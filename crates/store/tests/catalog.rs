@@ -34,6 +34,7 @@ async fn migrations_apply_once_and_create_the_catalog() {
             "schema_migrations",
             "stale_creates",
             "sync_events",
+            "validations",
             "writer_jobs"
         ]
     );

@@ -56,8 +56,9 @@ mod worker;
 mod writer;
 
 pub use engine::{
-    Applied, ConnectionStatus, ConnectionView, Engine, EngineOptions, MappingReconcile,
-    MappingStatus, MappingView, ReconcileRequest, ReloadMode, Reloaded, Status, WriterStatus,
+    Applied, Check, CheckOutcome, ConnectionStatus, ConnectionView, Diagnosis, Engine,
+    EngineOptions, MappingReconcile, MappingStatus, MappingView, ReconcileRequest, ReloadMode,
+    Reloaded, Status, WriterStatus,
 };
 pub use error::{Error, Result};
 pub use events::{Event, EventKind, EventOutcome};

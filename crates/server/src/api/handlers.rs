@@ -588,3 +588,49 @@ pub(super) async fn acknowledge_notifications(
     .await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
+
+/// Diagnoses the connection and keeps the result; `202 {"result_url"}` as Heroku Connect
+/// answers (the result is ready at once).
+pub(super) async fn start_validation(
+    State(engine): State<Engine>,
+    Segments(id): Segments<String>,
+) -> Answer {
+    let view = connection(&engine, &id).await?;
+    let diagnosis = engine.diagnose(view.id).await?;
+    let kept = engine
+        .keep_diagnosis(view.id, &shapes::diagnosis(&diagnosis))
+        .await?;
+    let url = format!("/api/v3/connections/{}/validations/{kept}", view.id);
+    accepted(json!({ "result_url": url }))
+}
+
+pub(super) async fn validation_result(
+    State(engine): State<Engine>,
+    Segments((id, result)): Segments<(String, String)>,
+) -> Answer {
+    let view = connection(&engine, &id).await?;
+    let result: i64 = result.parse().map_err(|_| {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no validation {result}"),
+        )
+    })?;
+    ok(engine.kept_diagnosis(view.id, result).await?)
+}
+
+/// One mapping's checks, at once.
+pub(super) async fn validate_mapping(
+    State(engine): State<Engine>,
+    Segments(id): Segments<String>,
+) -> Answer {
+    let mapping = engine.mapping_view(mapping_id(&id)?).await?;
+    let diagnosis = engine.diagnose(mapping.connection).await?;
+    let checks = diagnosis
+        .mappings
+        .iter()
+        .find(|(object, _)| *object == mapping.object)
+        .map(|(_, checks)| shapes::checks(checks))
+        .unwrap_or_else(|| shapes::checks(&[]));
+    ok(checks)
+}

@@ -117,6 +117,21 @@ fn nullable(kind: &str) -> Value {
 /// Every schema the operations name.
 fn schemas() -> Value {
     let text = json!({ "type": "string" });
+    let mut all = Map::new();
+    for part in [
+        first_schemas(&text),
+        validation_schemas(&text),
+        other_schemas(&text),
+    ] {
+        if let Value::Object(part) = part {
+            all.extend(part);
+        }
+    }
+    Value::Object(all)
+}
+
+/// Problems, connections and mappings.
+fn first_schemas(text: &Value) -> Value {
     json!({
         "Problem": {
             "type": "object",
@@ -186,6 +201,47 @@ fn schemas() -> Value {
                 "refresh_token": text, "api_version": text,
             },
         },
+    })
+}
+
+/// Diagnoses.
+fn validation_schemas(text: &Value) -> Value {
+    json!({
+        "ValidationStarted": {
+            "type": "object",
+            "required": ["result_url"],
+            "properties": { "result_url": text },
+        },
+        "Check": {
+            "type": "object",
+            "required": ["display_name", "message", "rule_id", "status"],
+            "properties": {
+                "display_name": text, "message": text, "doc_url": text, "rule_id": text,
+                "status": { "type": "string", "enum": ["PASSED", "FAILED", "SKIPPED"] },
+            },
+        },
+        "Checks": {
+            "type": "object",
+            "required": ["errors", "warnings", "passes", "skips"],
+            "properties": {
+                "errors": { "type": "array", "items": reference("Check") },
+                "warnings": { "type": "array", "items": reference("Check") },
+                "passes": { "type": "array", "items": reference("Check") },
+                "skips": { "type": "array", "items": reference("Check") },
+            },
+        },
+        "Diagnosis": {
+            "allOf": [reference("Checks")],
+            "properties": {
+                "mappings": { "type": "object", "additionalProperties": reference("Checks") },
+            },
+        },
+    })
+}
+
+/// Failed writes, documents, describes, notifications, the audit trail.
+fn other_schemas(text: &Value) -> Value {
+    json!({
         "FailedWrite": {
             "type": "object",
             "required": ["id", "table_name", "message", "created_at"],

@@ -2,7 +2,10 @@
 //! and nesting as Heroku Connect answers, so clients written for it read them unchanged.
 //! Ids are strings (Heroku Connect's are UUIDs; clients treat them as opaque).
 
-use pgforce_sync::{AuditEntry, ConnectionView, FailedWrite, MappingView, Notification};
+use pgforce_sync::{
+    AuditEntry, Check, CheckOutcome, ConnectionView, Diagnosis, FailedWrite, MappingView,
+    Notification,
+};
 use serde_json::{Value, json};
 
 /// A connection; with its mappings when `deep`.
@@ -122,4 +125,40 @@ pub fn notification(notification: &Notification) -> Value {
         "message": notification.message,
         "acknowledged": notification.acknowledged,
     })
+}
+
+/// Checks in Heroku Connect's diagnose buckets: `errors`, `warnings`, `passes`, `skips`,
+/// each `{"display_name", "message", "doc_url", "rule_id", "status"}`.
+pub fn checks(checks: &[Check]) -> Value {
+    let mut buckets = json!({ "errors": [], "warnings": [], "passes": [], "skips": [] });
+    for check in checks {
+        let (bucket, status) = match check.outcome {
+            CheckOutcome::Error => ("errors", "FAILED"),
+            CheckOutcome::Warning => ("warnings", "FAILED"),
+            CheckOutcome::Passed => ("passes", "PASSED"),
+            CheckOutcome::Skipped => ("skips", "SKIPPED"),
+        };
+        if let Some(list) = buckets[bucket].as_array_mut() {
+            list.push(json!({
+                "display_name": check.display_name,
+                "message": check.message,
+                "doc_url": "",
+                "rule_id": check.rule_id,
+                "status": status,
+            }));
+        }
+    }
+    buckets
+}
+
+/// A connection's diagnosis: its own checks, and `mappings` by object.
+pub fn diagnosis(diagnosis: &Diagnosis) -> Value {
+    let mut shown = checks(&diagnosis.connection);
+    let mappings: serde_json::Map<String, Value> = diagnosis
+        .mappings
+        .iter()
+        .map(|(object, list)| (object.clone(), checks(list)))
+        .collect();
+    shown["mappings"] = Value::Object(mappings);
+    shown
 }

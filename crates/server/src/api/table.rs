@@ -265,6 +265,31 @@ pub fn all() -> Vec<Route> {
         .query(&ACKNOWLEDGED)
         .answers(204, None),
         Route::new(
+            post.clone(),
+            "/connections/{id}/validations",
+            View,
+            "Diagnose the connection and its mappings; the answer names where the result is",
+            "ValidationStarted",
+            h::start_validation,
+        )
+        .answers(202, Some("ValidationStarted")),
+        Route::new(
+            get.clone(),
+            "/connections/{id}/validations/{result}",
+            View,
+            "A diagnosis of the connection",
+            "Diagnosis",
+            h::validation_result,
+        ),
+        Route::new(
+            get.clone(),
+            "/mappings/{id}/validations",
+            View,
+            "Diagnose one mapping now",
+            "Checks",
+            h::validate_mapping,
+        ),
+        Route::new(
             get.clone(),
             "/mappings/{id}",
             View,

@@ -8,7 +8,8 @@
 //! cursors), `events` (the sync event log), `leases`, `stale_creates` (records a writer
 //! made after losing its lease), `rejected` (records a reader could not store), `tokens`
 //! (management API tokens, kept as hashes), `notifications` (what operators should hear
-//! about, and its delivery to webhooks); `status` reads what `pgforce status` shows.
+//! about, and its delivery to webhooks), `validations` (diagnoses asked for through the
+//! API); `status` reads what `pgforce status` shows.
 //!
 //! Migrations are numbered SQL files embedded in the binary, applied in order inside one
 //! transaction that holds an advisory lock, so several `pgforce run` processes starting
@@ -26,6 +27,7 @@ pub mod rejected;
 pub mod stale_creates;
 pub mod status;
 pub mod tokens;
+pub mod validations;
 
 use tokio_postgres::Client;
 
@@ -36,7 +38,7 @@ use crate::error::{Context as _, Result};
 pub const CATALOG_CHANNEL: &str = "pgforce_catalog";
 
 /// `(version, SQL)` of every migration, in order.
-const MIGRATIONS: [(i32, &str); 13] = [
+const MIGRATIONS: [(i32, &str); 14] = [
     (1, include_str!("../../migrations/0001_catalog.sql")),
     (
         2,
@@ -65,6 +67,7 @@ const MIGRATIONS: [(i32, &str); 13] = [
         13,
         include_str!("../../migrations/0013_secrets_revise_connections.sql"),
     ),
+    (14, include_str!("../../migrations/0014_validations.sql")),
 ];
 
 /// Key of the advisory lock that serialises migrations ("pgforce" in ASCII).

@@ -16,7 +16,7 @@
 //! `supervisor` (running a worker per mapping and per connection, following the catalog),
 //! `operations` (run-time changes, reload), `reconciling`, `documents` (Heroku Connect
 //! import/export), `status`, `scrape` (metrics), `describe` (connections, mappings,
-//! failed writes and tokens for the management API).
+//! failed writes and tokens for the management API), `validate` (diagnosing a connection).
 
 mod describe;
 mod documents;
@@ -26,6 +26,7 @@ mod scrape;
 mod setup;
 mod status;
 mod supervisor;
+mod validate;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -41,6 +42,7 @@ pub use operations::{ReloadMode, Reloaded};
 pub use reconciling::{MappingReconcile, ReconcileRequest};
 pub use setup::Applied;
 pub use status::{ConnectionStatus, MappingStatus, Status, WriterStatus};
+pub use validate::{Check, Diagnosis, Outcome as CheckOutcome};
 
 use crate::config::ConnectionConfig;
 use crate::error::{Error, Result};
