@@ -23,12 +23,27 @@ type Answer = Result<Response, Problem>;
 #[derive(Debug, Deserialize)]
 pub(super) struct ListQuery {
     app: Option<String>,
+    #[serde(default, deserialize_with = "flag")]
     deep: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
 pub(super) struct DeepQuery {
+    #[serde(default, deserialize_with = "flag")]
     deep: Option<bool>,
+}
+
+/// A boolean query parameter as clients write it: `true`/`false` in any case (Python's
+/// requests sends `True`/`False`), or `1`/`0`.
+fn flag<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<bool>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    match text.to_ascii_lowercase().as_str() {
+        "true" | "1" => Ok(Some(true)),
+        "false" | "0" => Ok(Some(false)),
+        _ => Err(serde::de::Error::custom(format!(
+            "{text:?} is not a boolean (true, false, 1, 0)"
+        ))),
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -25,7 +25,7 @@ pub fn connection(view: &ConnectionView, deep: bool) -> Value {
         "state_description": view.last_error.clone().unwrap_or_default(),
         "detail_url": format!("/api/v3/connections/{id}"),
         "sf_info": { "api_version": view.api_version },
-        "features": {},
+        "features": { "poll_db_no_merge": view.ordered_writes },
     });
     if deep {
         connection["mappings"] = view.mappings.iter().map(mapping).collect();

@@ -47,6 +47,9 @@ pub struct ConnectionView {
     pub last_error: Option<String>,
     /// The Salesforce API version it uses.
     pub api_version: String,
+    /// Whether it writes every change in order (`ordered`, Heroku Connect's
+    /// `poll_db_no_merge` feature) rather than merged.
+    pub ordered_writes: bool,
     /// Its mappings, when asked for (`deep`).
     pub mappings: Vec<MappingView>,
 }
@@ -90,12 +93,18 @@ impl Engine {
         let rows = connections::list(&pg).await.map_err(Error::catalog)?;
         let mut views = Vec::with_capacity(rows.len());
         for row in rows {
-            let api_version = row
+            let settings = row
                 .settings
                 .as_deref()
                 .and_then(|s| serde_json::from_str::<Value>(s).ok())
-                .and_then(|s| s.get("api_version")?.as_str().map(str::to_owned))
-                .unwrap_or_else(|| pgforce_salesforce::DEFAULT_API_VERSION.to_owned());
+                .unwrap_or_default();
+            let api_version = settings["api_version"].as_str().map_or_else(
+                || pgforce_salesforce::DEFAULT_API_VERSION.to_owned(),
+                str::to_owned,
+            );
+            let ordered_writes = settings["write_algorithm"]
+                .as_str()
+                .is_none_or(|a| a == "ordered");
             let mappings = if deep {
                 self.mapping_views(&pg, &row).await?
             } else {
@@ -109,6 +118,7 @@ impl Engine {
                 paused: row.paused,
                 last_error: row.last_error,
                 api_version,
+                ordered_writes,
                 mappings,
             });
         }
