@@ -5,23 +5,12 @@
 # Expects $here (the suite's folder, holding requirements.txt) and $root (the checkout).
 
 bin="${PGFORCE_BIN:-$root/target/release/pgforce}"
-venv="$here/.venv"
 server="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
-
 if [ ! -x "$bin" ]; then
   echo "error: pgforce binary $bin not found; build it with: cargo build --release -p pgforce" >&2
   exit 1
 fi
-if [ ! -x "$venv/bin/python" ]; then
-  python3 -m venv "$venv"
-fi
-# Reinstall only when the pinned requirements changed.
-stamp="$venv/.requirements"
-if ! cmp -s "$here/requirements.txt" "$stamp" 2>/dev/null; then
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$here/requirements.txt"
-  cp "$here/requirements.txt" "$stamp"
-fi
-PY="$venv/bin/python"
+source "$root/interop/venv.sh"
 
 WORK="$(mktemp -d)"
 database="pgforce_interop_$$"

@@ -6,21 +6,12 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 bin="${PGFORCE_BIN:-$root/target/release/pgforce}"
-venv="$here/.venv"
 
 if [ ! -x "$bin" ]; then
   echo "error: emulator binary $bin not found; build it with: cargo build --release -p pgforce" >&2
   exit 1
 fi
-if [ ! -x "$venv/bin/python" ]; then
-  python3 -m venv "$venv"
-fi
-# Reinstall only when the pinned requirements changed.
-stamp="$venv/.requirements"
-if ! cmp -s "$here/requirements.txt" "$stamp" 2>/dev/null; then
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$here/requirements.txt"
-  cp "$here/requirements.txt" "$stamp"
-fi
+source "$root/interop/venv.sh"
 
 work="$(mktemp -d)"
 emulator_pid=""
@@ -30,7 +21,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { "$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
+free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
 http_port="$(free_port)"
 tls_port="$(free_port)"
 cat > "$work/schema.json" <<'JSON'
@@ -42,7 +33,7 @@ JSON
 emulator_pid=$!
 
 for _ in $(seq 1 100); do
-  if [ -s "$work/ca.pem" ] && "$venv/bin/python" - "$http_port" <<'PY' 2>/dev/null
+  if [ -s "$work/ca.pem" ] && "$PY" - "$http_port" <<'PY' 2>/dev/null
 import sys, urllib.request
 urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/services/data/", timeout=1)
 PY
@@ -59,4 +50,4 @@ export PGFORCE_CA="$work/ca.pem"
 # requests lets these override a session's own `verify`; point them at the emulator's CA.
 export REQUESTS_CA_BUNDLE="$work/ca.pem" CURL_CA_BUNDLE="$work/ca.pem"
 cd "$here"
-"$venv/bin/python" -m pytest -q -p no:cacheprovider test_simple_salesforce.py
+"$PY" -m pytest -q -p no:cacheprovider test_simple_salesforce.py

@@ -293,47 +293,20 @@ async fn the_per_customer_flow_works_through_the_api_with_heroku_connect_shapes(
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{unknown}");
 
-    // Pause and resume the connection.
-    let (status, _) = as_admin(
-        &base,
-        Method::POST,
-        &format!("/api/v3/connections/{id}/actions/pause"),
-        &admin,
-    )
-    .await;
-    assert_eq!(status, StatusCode::ACCEPTED);
-    let (_, paused) = as_admin(
-        &base,
-        Method::GET,
-        &format!("/api/v3/connections/{id}"),
-        &admin,
-    )
-    .await;
-    assert_eq!(paused["paused"], true, "{paused}");
-    let (status, _) = as_admin(
-        &base,
-        Method::POST,
-        &format!("/api/v3/connections/{id}/actions/resume"),
-        &admin,
-    )
-    .await;
-    assert_eq!(status, StatusCode::ACCEPTED);
-    let (_, resumed) = as_admin(
-        &base,
-        Method::GET,
-        &format!("/api/v3/connections/{id}"),
-        &admin,
-    )
-    .await;
-    assert_eq!(resumed["paused"], false, "{resumed}");
-    let (status, _) = as_admin(
-        &base,
-        Method::POST,
-        &format!("/api/v3/connections/{id}/actions/restart"),
-        &admin,
-    )
-    .await;
-    assert_eq!(status, StatusCode::ACCEPTED);
+    // Pause, resume and restart the connection.
+    for (action, paused) in [("pause", true), ("resume", false), ("restart", false)] {
+        let path = format!("/api/v3/connections/{id}/actions/{action}");
+        let (status, _) = as_admin(&base, Method::POST, &path, &admin).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{action}");
+        let (_, now) = as_admin(
+            &base,
+            Method::GET,
+            &format!("/api/v3/connections/{id}"),
+            &admin,
+        )
+        .await;
+        assert_eq!(now["paused"], paused, "after {action}: {now}");
+    }
 
     // Reload: rows changed behind pgforce's back come back as Salesforce has them.
     db.client()
