@@ -278,5 +278,37 @@ async fn refused_writes_and_a_deleted_field_notify_once_through_the_api_and_a_si
         .filter_map(|d| serde_json::from_str::<Value>(&d.body).ok())
         .any(|b| b["id"] == first["id"]);
     assert!(again, "the refused delivery was sent again");
+
+    // The catalog's database goes away: nothing can be stored, the webhook hears directly.
+    let admin = pgforce_store::testing::connect(&pgforce_store::testing::server_url()).await;
+    admin
+        .batch_execute(&format!("drop database \"{}\" with (force)", db.name))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let outage = loop {
+        let told = received.lock().unwrap().iter().find_map(|d| {
+            let body: Value = serde_json::from_str(&d.body).ok()?;
+            (body["event_type"] == "postgres-unreachable").then(|| (d.clone(), body))
+        });
+        if let Some(told) = told {
+            break told;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the webhook never heard of the outage"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        outage.1["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not exist"),
+        "{}",
+        outage.1
+    );
+    let expected = format!("sha256={}", hmac_sha256_hex("s3cret", &outage.0.body));
+    assert_eq!(outage.0.header("x-pgforce-signature"), expected);
     let _ = std::fs::remove_file(config);
 }

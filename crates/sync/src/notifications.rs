@@ -33,6 +33,8 @@ pub(crate) mod kind {
     pub const WRITE_ERRORS: &str = "write-errors";
     /// The org has used most of its daily API allocation.
     pub const API_LIMIT_NEAR: &str = "api-limit-near";
+    /// The catalog's database did not answer.
+    pub const POSTGRES_UNREACHABLE: &str = "postgres-unreachable";
 }
 
 /// Share of the org's daily allocation past which `api-limit-near` is raised.
@@ -79,16 +81,95 @@ pub(crate) async fn run(
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap_or_default();
+    let mut outage = Outage::default();
     loop {
-        if let Ok(pg) = engine.catalog_session().await {
-            watch_api_allocation(&engine, &pg).await;
-            if !webhooks.is_empty() {
-                deliver_due(&http, &webhooks, &pg).await;
+        match engine.catalog_session().await {
+            Ok(pg) => {
+                outage.over(&pg).await;
+                watch_api_allocation(&engine, &pg).await;
+                if !webhooks.is_empty() {
+                    deliver_due(&http, &webhooks, &pg).await;
+                }
             }
+            Err(error) => outage.continues(&http, &webhooks, &error.chain()).await,
         }
         tokio::select! {
             () = tokio::time::sleep(EVERY) => {}
             _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// How long the catalog's database must stay unreachable before webhooks hear of it.
+const OUTAGE_GRACE: Duration = Duration::from_secs(5);
+
+/// The catalog's database being unreachable. Nothing can be stored then, so the webhooks
+/// are told directly (until one delivery went through); once it answers again, a stored
+/// `postgres-unreachable` notification per connection records how long it lasted.
+#[derive(Debug, Default)]
+struct Outage {
+    since: Option<(std::time::Instant, String)>,
+    told: bool,
+}
+
+impl Outage {
+    async fn continues(&mut self, http: &reqwest::Client, webhooks: &[WebhookConfig], error: &str) {
+        let (since, _) = self
+            .since
+            .get_or_insert_with(|| (std::time::Instant::now(), error.to_owned()));
+        if self.told || since.elapsed() < OUTAGE_GRACE || webhooks.is_empty() {
+            return;
+        }
+        let message = format!(
+            "pgforce cannot reach its catalog database: {error}; nothing syncs until it answers again"
+        );
+        let notification = Notification {
+            id: 0,
+            connection: String::new(),
+            created_at: String::new(),
+            event_type: kind::POSTGRES_UNREACHABLE.to_owned(),
+            subject: "catalog".to_owned(),
+            message,
+            acknowledged: false,
+            delivery_attempts: 0,
+        };
+        match deliver(http, webhooks, &notification).await {
+            Ok(()) => self.told = true,
+            Err(problem) => {
+                tracing::warn!(error = %problem, "could not tell the webhooks the catalog is unreachable");
+            }
+        }
+    }
+
+    async fn over(&mut self, pg: &Session) {
+        let Some((since, error)) = self.since.take() else {
+            return;
+        };
+        self.told = false;
+        if since.elapsed() < OUTAGE_GRACE {
+            return;
+        }
+        let message = format!(
+            "the catalog database was unreachable for {} s: {error}",
+            since.elapsed().as_secs()
+        );
+        match pgforce_store::catalog::connections::list(pg).await {
+            Ok(connections) => {
+                for connection in connections {
+                    let subject = format!("connection {}", connection.name);
+                    raise(
+                        Some(pg),
+                        About::Connection(&connection.name),
+                        kind::POSTGRES_UNREACHABLE,
+                        &subject,
+                        &message,
+                    )
+                    .await;
+                }
+            }
+            Err(error) => {
+                tracing::warn!(error = %crate::error::chain(&error), "could not record the catalog's outage");
+            }
         }
     }
 }
