@@ -5,6 +5,7 @@
 
 mod api;
 mod bad_input;
+mod dashboard;
 mod demo;
 mod drift;
 mod logging;

@@ -20,6 +20,16 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// The caller a dashboard session was opened for.
+    pub fn from_token(token: TokenRow) -> Self {
+        Self { token }
+    }
+
+    /// Its token.
+    pub fn token(&self) -> &TokenRow {
+        &self.token
+    }
+
     /// The token's name, as the audit trail records it.
     pub fn name(&self) -> &str {
         &self.token.name

@@ -4,7 +4,8 @@
 //! `/readyz` (its engine can work: the catalog answers and is migrated) and `/metrics`
 //! (Prometheus's text format, from [`pgforce_sync::Engine::metrics`]), open to anyone who
 //! can reach the address — and the management API under `/api/v3` (`api`), where every
-//! route asks for a token with a role (`auth`). Every answer that is not a success is
+//! route asks for a token with a role (`auth`), and the dashboard for people
+//! (`dashboard`, under `/dashboard`). Every answer that is not a success is
 //! JSON `{"id": "<code>", "message": "…"}` (`problem`), never a stack trace or an
 //! upstream body.
 //!
@@ -14,6 +15,7 @@
 
 mod api;
 mod auth;
+mod dashboard;
 mod problem;
 
 use std::net::SocketAddr;
@@ -101,6 +103,7 @@ fn router(engine: Engine) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/openapi.json", get(openapi))
         .merge(api::router(&engine))
+        .merge(dashboard::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(engine)

@@ -18,7 +18,7 @@
 mod extract;
 mod handlers;
 pub mod openapi;
-mod shapes;
+pub mod shapes;
 mod table;
 
 pub use table::router;

@@ -38,7 +38,7 @@ use crate::error::{Context as _, Result};
 pub const CATALOG_CHANNEL: &str = "pgforce_catalog";
 
 /// `(version, SQL)` of every migration, in order.
-const MIGRATIONS: [(i32, &str); 14] = [
+const MIGRATIONS: [(i32, &str); 15] = [
     (1, include_str!("../../migrations/0001_catalog.sql")),
     (
         2,
@@ -68,6 +68,10 @@ const MIGRATIONS: [(i32, &str); 14] = [
         include_str!("../../migrations/0013_secrets_revise_connections.sql"),
     ),
     (14, include_str!("../../migrations/0014_validations.sql")),
+    (
+        15,
+        include_str!("../../migrations/0015_dashboard_sessions.sql"),
+    ),
 ];
 
 /// Key of the advisory lock that serialises migrations ("pgforce" in ASCII).

@@ -1,5 +1,7 @@
 //! Management API tokens: created with a role, kept only as a SHA-256 hash, looked up by
-//! the hash of what a caller presents, expired by time, revoked by name.
+//! the hash of what a caller presents, expired by time, revoked by name. Dashboard sessions
+//! (a browser logged in with a token) live here too: they last only as long as their
+//! token does.
 //!
 //! A token is `pgf_` followed by 43 characters of base64url (32 random bytes from the
 //! system's generator): long enough that hashing without a salt is safe, and
@@ -90,11 +92,12 @@ fn sha256(token: &str) -> Vec<u8> {
         .to_vec()
 }
 
-const COLUMNS: &str = "id, name, role,
-    to_char(created_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
-    to_char(expires_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
-    to_char(revoked_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
-    to_char(last_used_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS')";
+/// The columns of a [`TokenRow`], of `pgforce.api_tokens` named `t`.
+const COLUMNS: &str = "t.id, t.name, t.role,
+    to_char(t.created_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
+    to_char(t.expires_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
+    to_char(t.revoked_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
+    to_char(t.last_used_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS')";
 
 fn from_row(row: &tokio_postgres::Row) -> Result<TokenRow> {
     let role: String = row.get(2);
@@ -159,9 +162,9 @@ pub async fn authenticate(
     let row = client
         .query_opt(
             &format!(
-                "update pgforce.api_tokens set last_used_at = now()
-                 where token_sha256 = $1 and revoked_at is null
-                   and (expires_at is null or expires_at > now())
+                "update pgforce.api_tokens t set last_used_at = now()
+                 where t.token_sha256 = $1 and t.revoked_at is null
+                   and (t.expires_at is null or t.expires_at > now())
                  returning {COLUMNS}"
             ),
             &[&sha256(presented)],
@@ -175,7 +178,7 @@ pub async fn authenticate(
 pub async fn list(client: &impl GenericClient) -> Result<Vec<TokenRow>> {
     client
         .query(
-            &format!("select {COLUMNS} from pgforce.api_tokens order by name"),
+            &format!("select {COLUMNS} from pgforce.api_tokens t order by t.name"),
             &[],
         )
         .await
@@ -195,6 +198,65 @@ pub async fn revoke(client: &impl GenericClient, name: &str) -> Result<bool> {
         .await
         .context(|| format!("revoking API token {name}"))?;
     Ok(revoked > 0)
+}
+
+/// Opens a dashboard session for token `token_id`, lasting `hours`; returns the session's
+/// secret (for the cookie) and its form token (CSRF). Only the secret's hash is kept.
+pub async fn open_session(
+    client: &impl GenericClient,
+    token_id: i64,
+    hours: u32,
+) -> Result<(String, String)> {
+    let (secret, csrf) = (new_token()?, new_token()?);
+    client
+        .execute(
+            "insert into pgforce.dashboard_sessions (id_sha256, token_id, csrf, expires_at)
+             values ($1, $2, $3, now() + make_interval(hours => $4::integer))",
+            &[
+                &sha256(&secret),
+                &token_id,
+                &csrf,
+                &i32::try_from(hours).unwrap_or(12),
+            ],
+        )
+        .await
+        .context(|| "opening a dashboard session".to_owned())?;
+    Ok((secret, csrf))
+}
+
+/// The live session `secret` names: its token (live too) and its form token.
+pub async fn session(
+    client: &impl GenericClient,
+    secret: &str,
+) -> Result<Option<(TokenRow, String)>> {
+    let row = client
+        .query_opt(
+            &format!(
+                "select {COLUMNS}, s.csrf from pgforce.dashboard_sessions s
+                 join pgforce.api_tokens t on t.id = s.token_id
+                 where s.id_sha256 = $1 and s.expires_at > now() and t.revoked_at is null
+                   and (t.expires_at is null or t.expires_at > now())"
+            ),
+            &[&sha256(secret)],
+        )
+        .await
+        .context(|| "reading a dashboard session".to_owned())?;
+    match row {
+        Some(row) => Ok(Some((from_row(&row)?, row.get(7)))),
+        None => Ok(None),
+    }
+}
+
+/// Ends the session `secret` names.
+pub async fn close_session(client: &impl GenericClient, secret: &str) -> Result<()> {
+    client
+        .execute(
+            "delete from pgforce.dashboard_sessions where id_sha256 = $1",
+            &[&sha256(secret)],
+        )
+        .await
+        .context(|| "ending a dashboard session".to_owned())?;
+    Ok(())
 }
 
 #[cfg(test)]

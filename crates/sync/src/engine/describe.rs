@@ -582,4 +582,27 @@ impl Engine {
             .await
             .map_err(Error::catalog)
     }
+
+    /// Opens a dashboard session for `token` (12 hours); returns the cookie's secret and
+    /// the session's form token.
+    pub async fn open_dashboard_session(&self, token: &TokenRow) -> Result<(String, String)> {
+        let pg = self.session().await?;
+        tokens::open_session(&pg, token.id, 12)
+            .await
+            .map_err(Error::catalog)
+    }
+
+    /// The live dashboard session `secret` names: its token and form token.
+    pub async fn dashboard_session(&self, secret: &str) -> Result<Option<(TokenRow, String)>> {
+        let pg = self.session().await?;
+        tokens::session(&pg, secret).await.map_err(Error::catalog)
+    }
+
+    /// Ends a dashboard session.
+    pub async fn close_dashboard_session(&self, secret: &str) -> Result<()> {
+        let pg = self.session().await?;
+        tokens::close_session(&pg, secret)
+            .await
+            .map_err(Error::catalog)
+    }
 }

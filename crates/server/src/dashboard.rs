@@ -1,0 +1,370 @@
+//! The dashboard: server-rendered pages for people, beside the API they mirror.
+//!
+//! A person logs in with an API token; the browser then holds a session cookie
+//! (`HttpOnly`, `SameSite=Strict`, scoped to `/dashboard`), and every form carries the
+//! session's CSRF token, checked before anything changes. The overview shows each
+//! connection and mapping with its state, Postgres and Salesforce counts, unsent and
+//! refused changes, the refused changes themselves with retry and ignore buttons (for
+//! `operate` tokens), notifications and, for `manage` tokens, the audit trail. It refreshes
+//! itself every 5 seconds. No scripts, no separate front-end build: one small stylesheet.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::header::{COOKIE, LOCATION, SET_COOKIE};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use pgforce_sync::{Engine, FailedDecision, NotificationFilter, Role};
+
+use crate::api::shapes;
+use crate::auth::Caller;
+use crate::problem::Problem;
+
+const COOKIE_NAME: &str = "pgforce_session";
+
+/// The dashboard's routes, under `/dashboard`.
+pub fn router() -> Router<Engine> {
+    Router::new()
+        .route("/dashboard", get(overview))
+        .route("/dashboard/login", get(login_page).post(log_in))
+        .route("/dashboard/logout", post(log_out))
+        .route("/dashboard/writes", post(decide_write))
+}
+
+/// The session cookie's secret, if the request has one.
+fn session_secret(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            pair.trim()
+                .strip_prefix(&format!("{COOKIE_NAME}="))
+                .map(str::to_owned)
+        })
+}
+
+/// The logged-in person and the session's form token; `None` sends them to the login page.
+async fn logged_in(
+    engine: &Engine,
+    headers: &HeaderMap,
+) -> Result<Option<(Caller, String)>, Problem> {
+    let Some(secret) = session_secret(headers) else {
+        return Ok(None);
+    };
+    Ok(engine
+        .dashboard_session(&secret)
+        .await?
+        .map(|(token, csrf)| (Caller::from_token(token), csrf)))
+}
+
+fn see_other(to: &str) -> Response {
+    (StatusCode::SEE_OTHER, [(LOCATION, to.to_owned())]).into_response()
+}
+
+/// Text made safe for HTML.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2rem;color:#1d2430}
+table{border-collapse:collapse;margin:.5rem 0 1.5rem}td,th{border:1px solid #d0d7de;padding:.3rem .6rem;text-align:left}
+th{background:#f3f5f7}.ok{color:#1a7f37}.bad{color:#cf222e}.warn{color:#9a6700}
+form.inline{display:inline}button{cursor:pointer}header{display:flex;justify-content:space-between}";
+
+fn page(title: &str, refresh: bool, body: &str) -> Html<String> {
+    let refresh = if refresh {
+        "<meta http-equiv=\"refresh\" content=\"5\">"
+    } else {
+        ""
+    };
+    Html(format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">{refresh}<title>{}</title><style>{STYLE}</style></head><body>{body}</body></html>",
+        escape(title)
+    ))
+}
+
+async fn login_page() -> Html<String> {
+    login_form(None)
+}
+
+fn login_form(problem: Option<&str>) -> Html<String> {
+    let problem = problem.map_or_else(String::new, |p| {
+        format!("<p class=\"bad\" id=\"problem\">{}</p>", escape(p))
+    });
+    page(
+        "pgforce — log in",
+        false,
+        &format!(
+            "<h1>pgforce</h1>{problem}<form method=\"post\" action=\"/dashboard/login\">
+             <label>API token <input type=\"password\" name=\"token\" id=\"token\" autocomplete=\"off\" required></label>
+             <button type=\"submit\" id=\"log-in\">Log in</button></form>
+             <p>Create a token with <code>pgforce token create --name NAME --role view|operate|deploy|manage</code>.</p>"
+        ),
+    )
+}
+
+/// A form body's fields.
+fn form(body: &str) -> Vec<(String, String)> {
+    serde_urlencoded::from_str(body).unwrap_or_default()
+}
+
+fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    fields
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+async fn log_in(State(engine): State<Engine>, body: String) -> Result<Response, Problem> {
+    let fields = form(&body);
+    let presented = field(&fields, "token").unwrap_or_default();
+    let Some(token) = engine.authenticate(presented.trim()).await? else {
+        return Ok((
+            StatusCode::UNAUTHORIZED,
+            login_form(Some("That token is unknown, expired or revoked.")),
+        )
+            .into_response());
+    };
+    let (secret, _) = engine.open_dashboard_session(&token).await?;
+    let cookie = format!(
+        "{COOKIE_NAME}={secret}; Path=/dashboard; HttpOnly; SameSite=Strict; Max-Age=43200"
+    );
+    Ok((
+        StatusCode::SEE_OTHER,
+        [(LOCATION, "/dashboard".to_owned()), (SET_COOKIE, cookie)],
+    )
+        .into_response())
+}
+
+async fn log_out(State(engine): State<Engine>, headers: HeaderMap) -> Result<Response, Problem> {
+    if let Some(secret) = session_secret(&headers) {
+        engine.close_dashboard_session(&secret).await?;
+    }
+    let cookie = format!("{COOKIE_NAME}=; Path=/dashboard; HttpOnly; SameSite=Strict; Max-Age=0");
+    Ok((
+        StatusCode::SEE_OTHER,
+        [
+            (LOCATION, "/dashboard/login".to_owned()),
+            (SET_COOKIE, cookie),
+        ],
+    )
+        .into_response())
+}
+
+/// Retries or ignores a refused change (`operate`), from a form with the session's token.
+async fn decide_write(
+    State(engine): State<Engine>,
+    headers: HeaderMap,
+    body: String,
+) -> Result<Response, Problem> {
+    let Some((caller, csrf)) = logged_in(&engine, &headers).await? else {
+        return Ok(see_other("/dashboard/login"));
+    };
+    let fields = form(&body);
+    if field(&fields, "csrf") != Some(csrf.as_str()) {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "the form's session token does not match: reload the page",
+        ));
+    }
+    caller.require(Role::Operate)?;
+    let number = |name: &str| field(&fields, name).and_then(|v| v.parse::<i64>().ok());
+    let (Some(connection), Some(log_id)) = (number("connection"), number("log_id")) else {
+        return Err(Problem::bad_request(
+            "connection and log_id are required numbers",
+        ));
+    };
+    let (decision, action) = match field(&fields, "decision") {
+        Some("retry") => (FailedDecision::Retry, "write.retry"),
+        Some("ignore") => (FailedDecision::Ignore, "write.ignore"),
+        _ => return Err(Problem::bad_request("decision must be retry or ignore")),
+    };
+    let connection = pgforce_sync::ConnectionId::from(connection);
+    engine
+        .decide_failed_write(connection, log_id, decision, caller.name())
+        .await?;
+    let target = format!("connection {connection} trigger-log row {log_id}");
+    if let Err(error) = engine
+        .audit(caller.name(), action, &target, None, None)
+        .await
+    {
+        tracing::error!(error = %error.chain(), "could not record a dashboard change in the audit trail");
+    }
+    Ok(see_other("/dashboard"))
+}
+
+async fn overview(State(engine): State<Engine>, headers: HeaderMap) -> Result<Response, Problem> {
+    let Some((caller, csrf)) = logged_in(&engine, &headers).await? else {
+        return Ok(see_other("/dashboard/login"));
+    };
+    let token = caller.token();
+    let mut body = format!(
+        "<header><h1>pgforce</h1><form method=\"post\" action=\"/dashboard/logout\" class=\"inline\">
+         <span>{} ({})</span> <button type=\"submit\">Log out</button></form></header>",
+        escape(&token.name),
+        token.role
+    );
+    for connection in engine.connection_views(true).await? {
+        body.push_str(&connection_section(&engine, &connection, &caller, &csrf).await?);
+    }
+    if caller.require(Role::Manage).is_ok() {
+        body.push_str("<h2>Audit trail</h2><table id=\"audit\"><tr><th>When</th><th>Token</th><th>Action</th><th>Target</th></tr>");
+        for entry in engine.audit_trail(20).await? {
+            body.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&entry.at),
+                escape(&entry.actor),
+                escape(&entry.action),
+                escape(&entry.target)
+            ));
+        }
+        body.push_str("</table>");
+    }
+    Ok(page("pgforce", true, &body).into_response())
+}
+
+fn state_class(state: &str) -> &'static str {
+    match state {
+        "DATA_SYNCED" | "IDLE" => "ok",
+        s if s.contains("ERROR")
+            || s == "SCHEMA_CHANGED"
+            || s == "BAD_CONFIG"
+            || s.starts_with("PAUSED") =>
+        {
+            "bad"
+        }
+        _ => "warn",
+    }
+}
+
+async fn connection_section(
+    engine: &Engine,
+    connection: &pgforce_sync::ConnectionView,
+    caller: &Caller,
+    csrf: &str,
+) -> Result<String, Problem> {
+    let state = connection.state.as_str();
+    let mut html = format!(
+        "<h2>Connection {} <span class=\"{}\">{}</span>{}</h2>",
+        escape(&connection.name),
+        state_class(state),
+        escape(state),
+        if connection.paused { " (paused)" } else { "" }
+    );
+    html.push_str("<table class=\"mappings\"><tr><th>Object</th><th>Access</th><th>State</th><th>Postgres rows</th><th>Salesforce records</th><th>Unsent</th><th>Refused</th><th>Last error</th></tr>");
+    for mapping in &connection.mappings {
+        let shown = shapes::mapping(mapping);
+        let count =
+            |v: &serde_json::Value| v.as_u64().map_or_else(|| "—".to_owned(), |n| n.to_string());
+        let state = mapping.state.as_str();
+        html.push_str(&format!(
+            "<tr data-object=\"{object}\"><td>{object}</td><td>{}</td><td class=\"state {}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            mapping.access.as_str(),
+            state_class(state),
+            escape(state),
+            count(&shown["counts"]["count"]),
+            count(&shown["counts"]["sf"]),
+            mapping.pending,
+            mapping.errors,
+            escape(mapping.last_error.as_deref().unwrap_or("")),
+            object = escape(&mapping.object),
+        ));
+    }
+    html.push_str("</table>");
+    let failed = engine.failed_writes(connection.id, None).await?;
+    if !failed.is_empty() {
+        let may_decide = caller.require(Role::Operate).is_ok();
+        html.push_str("<h3>Refused by Salesforce (last 24 hours)</h3><table class=\"failed\"><tr><th>Log row</th><th>Table</th><th>Row</th><th>Salesforce's message</th><th></th></tr>");
+        for write in failed {
+            let buttons = if may_decide {
+                ["retry", "ignore"]
+                    .iter()
+                    .map(|decision| {
+                        format!(
+                            "<form method=\"post\" action=\"/dashboard/writes\" class=\"inline\">
+                             <input type=\"hidden\" name=\"csrf\" value=\"{}\"><input type=\"hidden\" name=\"connection\" value=\"{}\">
+                             <input type=\"hidden\" name=\"log_id\" value=\"{}\"><input type=\"hidden\" name=\"decision\" value=\"{decision}\">
+                             <button type=\"submit\" id=\"{decision}-{}\">{}</button></form>",
+                            escape(csrf),
+                            connection.id,
+                            write.log_id,
+                            write.log_id,
+                            if *decision == "retry" { "Retry" } else { "Ignore" }
+                        )
+                    })
+                    .collect::<String>()
+            } else {
+                String::new()
+            };
+            html.push_str(&format!(
+                "<tr id=\"failed-{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{buttons}</td></tr>",
+                write.log_id,
+                write.log_id,
+                escape(&write.table),
+                write.record_id.map_or_else(String::new, |r| r.to_string()),
+                escape(&write.message)
+            ));
+        }
+        html.push_str("</table>");
+    }
+    let notifications = engine
+        .notifications(connection.id, &NotificationFilter::default(), 10)
+        .await?;
+    if !notifications.is_empty() {
+        html.push_str("<h3>Notifications</h3><ul class=\"notifications\">");
+        for n in notifications {
+            html.push_str(&format!(
+                "<li>{} <b>{}</b> {}{}</li>",
+                escape(&n.created_at),
+                escape(&n.event_type),
+                escape(&n.message),
+                if n.acknowledged {
+                    " (acknowledged)"
+                } else {
+                    ""
+                }
+            ));
+        }
+        html.push_str("</ul>");
+    }
+    Ok(html)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_escaped_for_html() {
+        assert_eq!(
+            escape("<b a=\"x\">&'"),
+            "&lt;b a=&quot;x&quot;&gt;&amp;&#39;"
+        );
+    }
+
+    #[test]
+    fn the_session_cookie_is_found_among_others() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            COOKIE,
+            "a=1; pgforce_session=abc; b=2"
+                .parse()
+                .unwrap_or_else(|_| unreachable!()),
+        );
+        assert_eq!(session_secret(&headers).as_deref(), Some("abc"));
+    }
+}
