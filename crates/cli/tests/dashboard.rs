@@ -138,7 +138,10 @@ impl Browser {
             if source.contains(text) {
                 return source;
             }
-            assert!(Instant::now() < deadline, "the page never showed {text:?}:\n{source}");
+            assert!(
+                Instant::now() < deadline,
+                "the page never showed {text:?}:\n{source}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
