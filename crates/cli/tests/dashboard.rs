@@ -228,6 +228,10 @@ async fn a_person_logs_in_watches_the_sync_and_retries_a_refused_write_in_a_brow
         !synced.contains("Audit trail"),
         "an operate token sees no audit trail"
     );
+    assert!(
+        synced.contains("id=\"activity\"") && synced.contains("12 read, 0 written"),
+        "the load is in the activity chart: {synced}"
+    );
     browser.screenshot("dashboard-synced").await;
 
     // A write Salesforce refuses appears with its message and the buttons to act on it.

@@ -5,8 +5,9 @@
 //! session's CSRF token, checked before anything changes. The overview shows each
 //! connection and mapping with its state, Postgres and Salesforce counts, unsent and
 //! refused changes, the refused changes themselves with retry and ignore buttons (for
-//! `operate` tokens), notifications and, for `manage` tokens, the audit trail. It refreshes
-//! itself every 5 seconds. No scripts, no separate front-end build: one small stylesheet.
+//! `operate` tokens), notifications, a chart of records read and written per minute over
+//! the last 24 hours and, for `manage` tokens, the audit trail. It refreshes itself every
+//! 5 seconds. No scripts, no separate front-end build: one small stylesheet.
 
 use axum::Router;
 use axum::extract::State;
@@ -218,6 +219,9 @@ async fn overview(State(engine): State<Engine>, headers: HeaderMap) -> Result<Re
         escape(&token.name),
         token.role
     );
+    body.push_str(&activity_chart(
+        &engine.activity(24, ACTIVITY_BUCKET_MINUTES).await?,
+    ));
     for connection in engine.connection_views(true).await? {
         body.push_str(&connection_section(&engine, &connection, &caller, &csrf).await?);
     }
@@ -235,6 +239,49 @@ async fn overview(State(engine): State<Engine>, headers: HeaderMap) -> Result<Re
         body.push_str("</table>");
     }
     Ok(page("pgforce", true, &body).into_response())
+}
+
+/// Minutes per bar of the activity chart (24 hours: 144 bars).
+const ACTIVITY_BUCKET_MINUTES: u32 = 10;
+
+/// An SVG bar chart of records read (blue) and written (orange) per minute over the last
+/// 24 hours, oldest on the left; each bar's title gives its figures.
+fn activity_chart(slices: &[(i64, i64, i64)]) -> String {
+    let bars = (24 * 60 / ACTIVITY_BUCKET_MINUTES) as i64;
+    let per_minute = |records: i64| records as f64 / f64::from(ACTIVITY_BUCKET_MINUTES);
+    let peak = slices
+        .iter()
+        .map(|(_, read, written)| per_minute(*read).max(per_minute(*written)))
+        .fold(1.0_f64, f64::max);
+    let (width, height) = (bars * 5, 120_i64);
+    let mut svg = format!(
+        "<h2>Activity, last 24 hours</h2><svg id=\"activity\" width=\"{width}\" height=\"{}\" role=\"img\" aria-label=\"records per minute\"><rect width=\"{width}\" height=\"{height}\" fill=\"#f6f8fa\"/>",
+        height + 16
+    );
+    for (ago, read, written) in slices {
+        let index = bars - 1 - ago / i64::from(ACTIVITY_BUCKET_MINUTES);
+        if !(0..bars).contains(&index) {
+            continue;
+        }
+        for (offset, records, color) in [(0, *read, "#0969da"), (2, *written, "#bc4c00")] {
+            let bar = (per_minute(records) / peak * height as f64).round() as i64;
+            if bar > 0 {
+                svg.push_str(&format!(
+                    "<rect x=\"{}\" y=\"{}\" width=\"2\" height=\"{bar}\" fill=\"{color}\"><title>{ago}–{} min ago: {read} read, {written} written</title></rect>",
+                    index * 5 + offset,
+                    height - bar,
+                    ago + i64::from(ACTIVITY_BUCKET_MINUTES)
+                ));
+            }
+        }
+    }
+    svg.push_str(&format!(
+        "<text x=\"0\" y=\"{}\" font-size=\"11\">24 h ago</text><text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"end\">now — peak {peak:.1} records/min (blue read, orange written)</text></svg>",
+        height + 13,
+        width,
+        height + 13
+    ));
+    svg
 }
 
 fn state_class(state: &str) -> &'static str {
@@ -347,6 +394,28 @@ async fn connection_section(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_activity_chart_places_slices_by_age_and_scales_to_the_peak() {
+        let chart = activity_chart(&[(0, 100, 0), (1430, 0, 50)]);
+        // The newest slice is the last bar, at full height; the oldest the first.
+        assert!(
+            chart.contains("<rect x=\"715\" y=\"0\" width=\"2\" height=\"120\""),
+            "{chart}"
+        );
+        assert!(
+            chart.contains("<rect x=\"2\" y=\"60\" width=\"2\" height=\"60\""),
+            "{chart}"
+        );
+        assert!(
+            chart.contains("0–10 min ago: 100 read, 0 written"),
+            "{chart}"
+        );
+        assert!(
+            activity_chart(&[]).contains("peak 1.0"),
+            "an empty chart still draws"
+        );
+    }
 
     #[test]
     fn text_is_escaped_for_html() {

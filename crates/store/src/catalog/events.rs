@@ -133,3 +133,30 @@ pub async fn prune(client: &impl GenericClient, retention: Duration) -> Result<u
             )
         })
 }
+
+/// Records read (`sf_to_pg`) and written (`pg_to_sf`) in each `bucket_minutes`-long slice
+/// of the last `hours`, oldest first: `(minutes before now the slice starts, read,
+/// written)`. Slices without events are left out.
+pub async fn activity(
+    client: &impl GenericClient,
+    hours: u32,
+    bucket_minutes: u32,
+) -> Result<Vec<(i64, i64, i64)>> {
+    let (hours, bucket) = (f64::from(hours), f64::from(bucket_minutes.max(1)));
+    let rows = client
+        .query(
+            "select (floor(extract(epoch from now() - created_at) / 60 / $2::float8) * $2::float8)::bigint as ago,
+                    coalesce(sum(records) filter (where direction = 'sf_to_pg'), 0)::bigint,
+                    coalesce(sum(records) filter (where direction = 'pg_to_sf'), 0)::bigint
+             from pgforce.sync_events
+             where created_at > now() - make_interval(secs => $1::float8 * 3600)
+             group by ago order by ago desc",
+            &[&hours, &bucket],
+        )
+        .await
+        .context(|| "reading the activity of the last hours".to_owned())?;
+    Ok(rows
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2)))
+        .collect())
+}

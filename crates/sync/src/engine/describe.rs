@@ -605,4 +605,13 @@ impl Engine {
             .await
             .map_err(Error::catalog)
     }
+
+    /// Records read and written per `bucket_minutes` over the last `hours`, oldest first:
+    /// `(minutes ago the slice starts, read, written)`.
+    pub async fn activity(&self, hours: u32, bucket_minutes: u32) -> Result<Vec<(i64, i64, i64)>> {
+        let pg = self.session().await?;
+        pgforce_store::catalog::events::activity(&pg, hours, bucket_minutes)
+            .await
+            .map_err(Error::catalog)
+    }
 }
