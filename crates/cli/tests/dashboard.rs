@@ -297,6 +297,58 @@ async fn a_person_logs_in_watches_the_sync_and_retries_a_refused_write_in_a_brow
 }
 
 #[tokio::test]
+async fn a_deploy_token_adds_a_mapping_by_ticking_fields_from_the_orgs_describe() {
+    let org = seeded_org(3).await;
+    org.control(
+        reqwest::Method::POST,
+        "/seed",
+        Some(json!({ "Contact": 7 })),
+    )
+    .await;
+    let db = TestDatabase::create().await;
+    let config = config_file(&org, &db, READ_WRITE_ACCOUNTS);
+    let path = config.to_str().unwrap();
+    let (_daemon, base) = serving(path).await;
+    let token = pgforce_ok(&[
+        "token", "--config", path, "create", "--name", "deployer", "--role", "deploy",
+    ])
+    .await
+    .trim()
+    .to_owned();
+    let browser = Browser::start().await;
+    browser.open(&format!("{base}/dashboard/login")).await;
+    browser.type_into("#token", &token).await;
+    browser.click("#log-in").await;
+    browser.showing("Add or change a mapping").await;
+    browser.click("a[id^=new-mapping-]").await;
+    browser.type_into("#object", "Contact").await;
+    browser.click("#show-fields").await;
+    browser.showing("id=\"field-LastName\"").await;
+    browser.click("#field-LastName").await;
+    browser.click("#field-Email").await;
+    browser.screenshot("dashboard-mapping-editor").await;
+    browser.click("#save-mapping").await;
+    browser.showing("data-object=\"Contact\"").await;
+    wait_for_count(
+        &db,
+        "select count(*) from salesforce.contact where lastname is not null",
+        7,
+    )
+    .await;
+    let synced = browser
+        .wait_for(&format!("{base}/dashboard"), "<td>7</td>")
+        .await;
+    assert!(synced.contains("data-object=\"Contact\""), "{synced}");
+    let audited = crate::run::count(
+        &db,
+        "select count(*) from pgforce.audit_log where actor = 'deployer' and action = 'mapping.create' and target = 'mapping main/Contact'",
+    )
+    .await;
+    assert_eq!(audited, 1);
+    let _ = std::fs::remove_file(config);
+}
+
+#[tokio::test]
 async fn forms_without_the_session_token_change_nothing() {
     let org = seeded_org(2).await;
     let db = TestDatabase::create().await;

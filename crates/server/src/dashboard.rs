@@ -7,7 +7,8 @@
 //! refused changes, the refused changes themselves with retry and ignore buttons (for
 //! `operate` tokens), notifications, a chart of records read and written per minute over
 //! the last 24 hours and, for `manage` tokens, the audit trail. It refreshes itself every
-//! 5 seconds. No scripts, no separate front-end build: one small stylesheet.
+//! 5 seconds. For `deploy` tokens, a mapping editor picks an object's fields from the
+//! org's describe and saves the mapping (checked against the org, as the API does). No scripts, no separate front-end build: one small stylesheet.
 
 use axum::Router;
 use axum::extract::State;
@@ -30,6 +31,8 @@ pub fn router() -> Router<Engine> {
         .route("/dashboard/login", get(login_page).post(log_in))
         .route("/dashboard/logout", post(log_out))
         .route("/dashboard/writes", post(decide_write))
+        .route("/dashboard/mappings/new", get(mapping_editor))
+        .route("/dashboard/mappings", post(save_mapping))
 }
 
 /// The session cookie's secret, if the request has one.
@@ -284,6 +287,133 @@ fn activity_chart(slices: &[(i64, i64, i64)]) -> String {
     svg
 }
 
+/// The mapping editor (`deploy`): an object name, then that object's fields from the
+/// org's describe as checkboxes (those already mapped ticked), access and polling interval.
+async fn mapping_editor(
+    State(engine): State<Engine>,
+    headers: HeaderMap,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Result<Response, Problem> {
+    let Some((caller, csrf)) = logged_in(&engine, &headers).await? else {
+        return Ok(see_other("/dashboard/login"));
+    };
+    caller.require(Role::Deploy)?;
+    let params = form(query.as_deref().unwrap_or_default());
+    let connection = field(&params, "connection")
+        .and_then(|v| v.parse::<i64>().ok())
+        .map(pgforce_sync::ConnectionId::from)
+        .ok_or_else(|| Problem::bad_request("connection: a connection id is required"))?;
+    let view = engine.connection_view(connection).await?;
+    let object = field(&params, "object")
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    let mut body = format!(
+        "<p><a href=\"/dashboard\">Back</a></p><h1>Mapping of connection {}</h1>
+         <form method=\"get\" action=\"/dashboard/mappings/new\"><input type=\"hidden\" name=\"connection\" value=\"{connection}\">
+         <label>Object <input name=\"object\" id=\"object\" value=\"{}\"></label> <button type=\"submit\" id=\"show-fields\">Show its fields</button></form>",
+        escape(&view.name),
+        escape(&object)
+    );
+    if !object.is_empty() {
+        let describe = engine.describe_object(connection, &object).await?;
+        let mapped: Vec<String> = view
+            .mappings
+            .iter()
+            .find(|m| m.object.eq_ignore_ascii_case(&object))
+            .and_then(|m| {
+                m.config
+                    .get("fields")
+                    .and_then(|f| f.as_object())
+                    .map(|f| f.keys().cloned().collect())
+            })
+            .unwrap_or_default();
+        body.push_str(&format!(
+            "<form method=\"post\" action=\"/dashboard/mappings\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">
+             <input type=\"hidden\" name=\"connection\" value=\"{connection}\"><input type=\"hidden\" name=\"object\" value=\"{}\">
+             <p><label>Access <select name=\"access\" id=\"access\"><option value=\"read_only\">read only</option><option value=\"read_write\">read and write</option></select></label>
+             <label>Poll every <input name=\"polling_seconds\" id=\"polling\" value=\"60\" size=\"5\"> seconds</label></p>
+             <table><tr><th></th><th>Field</th><th>Label</th><th>Type</th></tr>",
+            escape(&csrf),
+            escape(describe["name"].as_str().unwrap_or(&object))
+        ));
+        for f in describe["fields"].as_array().into_iter().flatten() {
+            let name = f["name"].as_str().unwrap_or_default();
+            let checked = if mapped.iter().any(|m| m == name) {
+                " checked"
+            } else {
+                ""
+            };
+            body.push_str(&format!(
+                "<tr><td><input type=\"checkbox\" name=\"fields\" value=\"{name}\" id=\"field-{name}\"{checked}></td><td>{name}</td><td>{}</td><td>{}</td></tr>",
+                escape(f["label"].as_str().unwrap_or_default()),
+                escape(f["type"].as_str().unwrap_or_default()),
+                name = escape(name),
+            ));
+        }
+        body.push_str(
+            "</table><button type=\"submit\" id=\"save-mapping\">Save the mapping</button></form>",
+        );
+    }
+    Ok(page("pgforce — mapping", false, &body).into_response())
+}
+
+/// Saves the editor's mapping (`deploy`, with the session's form token): checked against
+/// the org before anything is kept, recorded in the audit trail.
+async fn save_mapping(
+    State(engine): State<Engine>,
+    headers: HeaderMap,
+    body: String,
+) -> Result<Response, Problem> {
+    let Some((caller, csrf)) = logged_in(&engine, &headers).await? else {
+        return Ok(see_other("/dashboard/login"));
+    };
+    let fields = form(&body);
+    if field(&fields, "csrf") != Some(csrf.as_str()) {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "the form's session token does not match: reload the page",
+        ));
+    }
+    caller.require(Role::Deploy)?;
+    let connection = field(&fields, "connection")
+        .and_then(|v| v.parse::<i64>().ok())
+        .map(pgforce_sync::ConnectionId::from)
+        .ok_or_else(|| Problem::bad_request("connection: a connection id is required"))?;
+    let object = field(&fields, "object").unwrap_or_default();
+    let chosen: serde_json::Map<String, serde_json::Value> = fields
+        .iter()
+        .filter(|(k, _)| k == "fields")
+        .map(|(_, v)| (v.clone(), serde_json::json!({})))
+        .collect();
+    if chosen.is_empty() {
+        return Err(Problem::bad_request("tick at least one field"));
+    }
+    let polling: u64 = field(&fields, "polling_seconds")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
+    let access = field(&fields, "access").unwrap_or("read_only");
+    let document = serde_json::json!({ "version": 1, "mappings": [{ "object_name": object, "config": {
+        "access": access, "sf_polling_seconds": polling, "fields": chosen } }] });
+    let view = engine.connection_view(connection).await?;
+    engine.import(&view.name, &document.to_string()).await?;
+    let target = format!("mapping {}/{object}", view.name);
+    if let Err(error) = engine
+        .audit(
+            caller.name(),
+            "mapping.create",
+            &target,
+            None,
+            Some(&document),
+        )
+        .await
+    {
+        tracing::error!(error = %error.chain(), "could not record a dashboard change in the audit trail");
+    }
+    Ok(see_other("/dashboard"))
+}
+
 fn state_class(state: &str) -> &'static str {
     match state {
         "DATA_SYNCED" | "IDLE" => "ok",
@@ -312,6 +442,12 @@ async fn connection_section(
         escape(state),
         if connection.paused { " (paused)" } else { "" }
     );
+    if caller.require(Role::Deploy).is_ok() {
+        html.push_str(&format!(
+            "<p><a id=\"new-mapping-{}\" href=\"/dashboard/mappings/new?connection={}\">Add or change a mapping</a></p>",
+            connection.id, connection.id
+        ));
+    }
     html.push_str("<table class=\"mappings\"><tr><th>Object</th><th>Access</th><th>State</th><th>Postgres rows</th><th>Salesforce records</th><th>Unsent</th><th>Refused</th><th>Last error</th></tr>");
     for mapping in &connection.mappings {
         let shown = shapes::mapping(mapping);
