@@ -24,11 +24,30 @@ pub struct Session {
     pub expires_at: Instant,
 }
 
+/// An authorization code of the web-server flow, waiting to be exchanged once.
+#[derive(Debug, Clone)]
+pub struct AuthorizationCode {
+    /// The connected app it was issued to.
+    pub client_id: String,
+    /// Where it was sent; the exchange must name the same.
+    pub redirect_uri: String,
+    /// The PKCE challenge (`S256`), when the request carried one.
+    pub code_challenge: Option<String>,
+    /// Who consented.
+    pub user: RecordRef,
+    /// When it stops being accepted.
+    pub expires_at: Instant,
+}
+
+/// How long an authorization code may wait for its exchange.
+const CODE_LIFETIME: Duration = Duration::from_secs(15 * 60);
+
 /// Every token the org has issued.
 #[derive(Debug)]
 pub struct Sessions {
     access: HashMap<String, Session>,
     refresh: HashSet<String>,
+    codes: HashMap<String, AuthorizationCode>,
     lifetime: Duration,
     /// Set by the control API: no token is issued or accepted until restored.
     revoked: bool,
@@ -44,6 +63,7 @@ impl Sessions {
         Self {
             access: HashMap::new(),
             refresh,
+            codes: HashMap::new(),
             lifetime,
             revoked: false,
         }
@@ -121,6 +141,26 @@ impl Sessions {
         let token = format!("5Aep861{opaque}");
         self.refresh.insert(token.clone());
         token
+    }
+
+    /// Issues an authorization code (the web-server flow's), valid for 15 minutes.
+    pub fn mint_code(&mut self, mut code: AuthorizationCode) -> String {
+        let opaque: String = rand::rng()
+            .sample_iter(&Alphanumeric)
+            .take(48)
+            .map(char::from)
+            .collect();
+        code.expires_at = Instant::now() + CODE_LIFETIME;
+        let text = format!("aPrx{opaque}");
+        self.codes.insert(text.clone(), code);
+        text
+    }
+
+    /// Takes an authorization code: it is accepted once, and only before it expires.
+    pub fn take_code(&mut self, code: &str) -> Option<AuthorizationCode> {
+        self.codes
+            .remove(code)
+            .filter(|c| c.expires_at > Instant::now())
     }
 
     /// Whether a refresh token is valid.

@@ -7,6 +7,7 @@ mod support;
 
 mod api_limit;
 mod auth;
+mod authorize;
 mod bulk;
 mod bulk_failures;
 mod collections;

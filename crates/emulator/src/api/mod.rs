@@ -5,6 +5,7 @@
 //! [`soap`] issue sessions; [`context`] is what an admitted request carries; [`injection`]
 //! chooses the injected faults a call suffers.
 
+pub mod authorize;
 pub mod bulk;
 pub mod collections;
 pub mod context;
@@ -29,6 +30,10 @@ use crate::state::Shared;
 pub fn router() -> Router<Arc<Shared>> {
     Router::new()
         .route("/services/oauth2/token", post(oauth::token))
+        .route(
+            "/services/oauth2/authorize",
+            get(authorize::page).post(authorize::answer),
+        )
         .route("/services/oauth2/revoke", post(oauth::revoke))
         .route("/services/oauth2/userinfo", get(oauth::userinfo))
         .route("/id/{org}/{user}", get(oauth::identity))

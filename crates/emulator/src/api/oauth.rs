@@ -1,6 +1,7 @@
 //! The OAuth 2.0 token endpoint and its companions (revoke, userinfo, identity URL).
 //!
-//! Grants: password, refresh_token, client_credentials and the JWT bearer flow. Answers and
+//! Grants: password, refresh_token, client_credentials, the JWT bearer flow and the
+//! web-server flow's authorization_code (codes come from `authorize`). Answers and
 //! errors have Salesforce's shapes: `issued_at` in epoch milliseconds as a string, no
 //! `expires_in`, and `{"error", "error_description"}` with HTTP 400 on failure.
 
@@ -167,6 +168,37 @@ pub async fn token(
             let admin = shared.org().admin();
             token_response(&shared, &base, admin, AUTHENTICATION_FAILURE)
         }
+        "authorization_code" => {
+            if !client_ok {
+                return oauth_error("invalid_client_id", "client identifier invalid");
+            }
+            let code = form.get("code").map(String::as_str).unwrap_or_default();
+            let Some(issued) = shared.sessions().take_code(code) else {
+                return oauth_error("invalid_grant", "invalid authorization code");
+            };
+            if client_id.as_deref() != Some(issued.client_id.as_str()) {
+                return oauth_error("invalid_grant", "invalid authorization code");
+            }
+            if form.get("redirect_uri") != Some(&issued.redirect_uri) {
+                return oauth_error("invalid_grant", "redirect_uri must match configuration");
+            }
+            match (&issued.code_challenge, form.get("code_verifier")) {
+                (Some(challenge), Some(verifier)) if pkce_s256(verifier) == *challenge => {}
+                (Some(_), _) => return oauth_error("invalid_grant", "invalid code verifier"),
+                (None, _) if !secret_ok => {
+                    return oauth_error("invalid_client", "invalid client credentials");
+                }
+                (None, _) => {}
+            }
+            if client_secret.is_some() && !secret_ok {
+                return oauth_error("invalid_client", "invalid client credentials");
+            }
+            with_refresh_token(
+                &shared,
+                token_response(&shared, &base, issued.user, AUTHENTICATION_FAILURE),
+            )
+            .await
+        }
         JWT_BEARER_GRANT => {
             let assertion = form
                 .get("assertion")
@@ -179,6 +211,28 @@ pub async fn token(
         }
         _ => oauth_error("unsupported_grant_type", "grant type not supported"),
     }
+}
+
+/// PKCE's S256: base64url (no padding) of the verifier's SHA-256.
+fn pkce_s256(verifier: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref())
+}
+
+/// A successful token response with a new refresh token added (the web-server flow's
+/// answer); errors pass through.
+async fn with_refresh_token(shared: &Shared, response: Response) -> Response {
+    if response.status() != StatusCode::OK {
+        return response;
+    }
+    let Ok(bytes) = axum::body::to_bytes(response.into_body(), 1 << 20).await else {
+        return oauth_error("server_error", "could not build the token response");
+    };
+    let Ok(mut answer) = serde_json::from_slice::<Json>(&bytes) else {
+        return oauth_error("server_error", "could not build the token response");
+    };
+    answer["refresh_token"] = Json::String(shared.sessions().mint_refresh_token());
+    json_response(StatusCode::OK, &answer)
 }
 
 /// Checks a username and password (with the security token appended when one is set).
