@@ -566,6 +566,7 @@ async fn every_route_answers_only_tokens_whose_role_includes_it() {
         ),
         // A connection declared in a file: allowed roles get 400, after the role check.
         (Method::PATCH, c.clone(), "manage", Some(&new_connection)),
+        (Method::POST, format!("{c}/authorize_url"), "manage", None),
         (Method::DELETE, m.clone(), "deploy", None),
     ];
     let rank = |role: &str| {
@@ -607,7 +608,9 @@ async fn every_route_answers_only_tokens_whose_role_includes_it() {
                         || (status == StatusCode::NOT_FOUND
                             && (*method == Method::DELETE || path.contains("/999999")))
                         || (status == StatusCode::BAD_REQUEST
-                            && (path == "/api/v3/connections" || *method == Method::PATCH)),
+                            && (path == "/api/v3/connections"
+                                || *method == Method::PATCH
+                                || path.ends_with("/authorize_url"))),
                     "{method} {path} as {role}: {status} {answer}"
                 );
             }
@@ -885,5 +888,145 @@ async fn a_connection_created_through_the_api_keeps_its_secrets_sealed_and_runs_
         String::from_utf8_lossy(&output.stderr)
     );
     let _ = std::fs::remove_file(new_key_file);
+    let _ = std::fs::remove_file(config);
+}
+
+/// Plays the person on Salesforce's consent page: opens `redirect`, answers `decision`,
+/// follows Salesforce back to pgforce's callback; returns the callback's status and page.
+async fn consent(redirect: &str, decision: &str) -> (StatusCode, String) {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = http.get(redirect).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK, "the consent page");
+    let (authorize, query) = redirect.split_once('?').unwrap();
+    let mut form: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap();
+    form.extend([
+        ("username".to_owned(), "admin@example.com".to_owned()),
+        (
+            "password".to_owned(),
+            pgforce_emulator::DEFAULT_PASSWORD.to_owned(),
+        ),
+        ("decision".to_owned(), decision.to_owned()),
+    ]);
+    let answer = http.post(authorize).form(&form).send().await.unwrap();
+    assert_eq!(
+        answer.status(),
+        StatusCode::FOUND,
+        "Salesforce sends the person back"
+    );
+    let back = answer.headers()["location"].to_str().unwrap().to_owned();
+    let callback = http.get(&back).send().await.unwrap();
+    (callback.status(), callback.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_connection_a_person_consents_to_is_created_and_renewed_through_the_web_server_flow() {
+    let org = seeded_org(6).await;
+    let db = TestDatabase::create().await;
+    let config = config_file(&org, &db, "");
+    let path = config.to_str().unwrap();
+    let key = pgforce_ok(&["key", "generate"]).await.trim().to_owned();
+    let (_daemon, base) = serving_with(path, &[("PGFORCE_SECRET_KEY", &key)]).await;
+    let admin = token(path, "provisioning", "manage", &[]).await;
+    let consented = json!({
+        "name": "consented", "schema_name": "consented", "login_url": org.http_url,
+        "auth": "refresh_token", "client_id": "pgforce", "client_secret": "pgforce"});
+
+    // Denied: nothing is created, and the page says why.
+    let (status, started) = call(
+        &base,
+        Method::POST,
+        "/api/v3/connections",
+        Some(&admin),
+        Some(&consented),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let redirect = started["redirect"].as_str().unwrap().to_owned();
+    assert!(
+        redirect.starts_with(&format!("{}/services/oauth2/authorize?", org.http_url)),
+        "{redirect}"
+    );
+    assert!(
+        redirect.contains("code_challenge_method=S256") && redirect.contains("state="),
+        "{redirect}"
+    );
+    let (status, page) = consent(&redirect, "deny").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
+    assert!(page.contains("access_denied"), "{page}");
+    assert_eq!(
+        count(
+            &db,
+            "select count(*) from pgforce.connections where name = 'consented'"
+        )
+        .await,
+        0
+    );
+
+    // Allowed: the connection exists with a refresh token, sealed, and syncs.
+    let (_, started) = call(
+        &base,
+        Method::POST,
+        "/api/v3/connections",
+        Some(&admin),
+        Some(&consented),
+    )
+    .await;
+    let (status, page) = consent(started["redirect"].as_str().unwrap(), "allow").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("is authorized"), "{page}");
+    let (_, list) = call(
+        &base,
+        Method::GET,
+        "/api/v3/connections?app=consented",
+        Some(&admin),
+        None,
+    )
+    .await;
+    let id = list["results"][0]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{list}"))
+        .to_owned();
+    assert_eq!(
+        count(&db, "select count(*) from pgforce.connections where name = 'consented' and secrets is not null and settings ->> 'auth' = 'refresh_token'").await,
+        1
+    );
+    let accounts = json!({"object_name": "Account", "config": {"access": "read_only", "sf_polling_seconds": 1, "fields": {"Name": {}}}});
+    let (status, answer) = call(
+        &base,
+        Method::POST,
+        &format!("/api/v3/connections/{id}/mappings"),
+        Some(&admin),
+        Some(&accounts),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    wait_for_count(&db, "select count(*) from consented.account", 6).await;
+
+    // Renewed later (say after the token was revoked): a new consent, the same connection.
+    let (status, renewal) = call(
+        &base,
+        Method::POST,
+        &format!("/api/v3/connections/{id}/authorize_url"),
+        Some(&admin),
+        Some(&json!({})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{renewal}");
+    let (status, page) = consent(renewal["redirect"].as_str().unwrap(), "allow").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let (status, used) = consent(renewal["redirect"].as_str().unwrap(), "allow").await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "a consent is used once: {used}"
+    );
+    assert_eq!(
+        // Three consents started (denied, allowed, renewal), two completed.
+        count(&db, "select count(*) filter (where action = 'connection.authorize') * 10 + count(*) filter (where action = 'connection.authorized') from pgforce.audit_log").await,
+        32
+    );
     let _ = std::fs::remove_file(config);
 }

@@ -50,6 +50,118 @@ struct TokenResponse {
     instance_url: String,
 }
 
+/// The answer to an authorization code's exchange.
+#[derive(Deserialize)]
+struct CodeExchange {
+    refresh_token: Option<String>,
+}
+
+/// The web-server flow's authorization URL: where a person logs in and consents, coming
+/// back to `redirect_uri` with a code and `state`. PKCE (`S256`) binds the code to
+/// `code_challenge`.
+pub fn authorize_url(
+    login_url: &str,
+    client_id: &str,
+    redirect_uri: &str,
+    state: &str,
+    code_challenge: &str,
+) -> String {
+    let query = serde_urlencoded::to_string([
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", redirect_uri),
+        ("state", state),
+        ("code_challenge", code_challenge),
+        ("code_challenge_method", "S256"),
+        ("prompt", "login consent"),
+    ])
+    .unwrap_or_default();
+    format!(
+        "{}/services/oauth2/authorize?{query}",
+        login_url.trim_end_matches('/')
+    )
+}
+
+/// Exchanges an authorization code for the refresh token the connection will log in
+/// with (`grant_type=authorization_code`, with the PKCE verifier).
+pub async fn exchange_authorization_code(
+    config: &ClientConfig,
+    client_id: &str,
+    client_secret: Option<&str>,
+    code: &str,
+    redirect_uri: &str,
+    code_verifier: &str,
+) -> Result<SecretString> {
+    let mut builder = reqwest::Client::builder()
+        .use_rustls_tls()
+        .timeout(config.request_timeout);
+    if let Some(pem) = &config.extra_root_certificate_pem {
+        let certificate = reqwest::Certificate::from_pem(pem.as_bytes())
+            .map_err(|e| Error::Setup(format!("extra root certificate is not valid PEM: {e}")))?;
+        builder = builder.add_root_certificate(certificate);
+    }
+    let http = builder.build().map_err(|e| Error::Setup(e.to_string()))?;
+    let login_url = config.login_url.trim_end_matches('/');
+    let mut form = vec![
+        ("grant_type", "authorization_code"),
+        ("client_id", client_id),
+        ("code", code),
+        ("redirect_uri", redirect_uri),
+        ("code_verifier", code_verifier),
+    ];
+    if let Some(secret) = client_secret {
+        form.push(("client_secret", secret));
+    }
+    let path = "/services/oauth2/token".to_owned();
+    let response = http
+        .post(format!("{login_url}{path}"))
+        .form(&form)
+        .send()
+        .await
+        .map_err(|source| Error::Transport {
+            method: "POST".to_owned(),
+            path: path.clone(),
+            maybe_applied: !source.is_connect(),
+            source,
+        })?;
+    let status = response.status().as_u16();
+    let body = response.bytes().await.map_err(|source| Error::Transport {
+        method: "POST".to_owned(),
+        path: path.clone(),
+        maybe_applied: true,
+        source,
+    })?;
+    if (200..300).contains(&status) {
+        let answer: CodeExchange =
+            serde_json::from_slice(&body).map_err(|e| Error::UnexpectedResponse {
+                path: path.clone(),
+                status,
+                detail: format!("token response is not the JSON Salesforce sends: {e}"),
+            })?;
+        return answer
+            .refresh_token
+            .map(SecretString::from)
+            .ok_or_else(|| Error::UnexpectedResponse {
+                path,
+                status,
+                detail: "no refresh_token: give the connected app the refresh_token (offline access) scope".to_owned(),
+            });
+    }
+    match serde_json::from_slice::<TokenError>(&body) {
+        Ok(error) => Err(Error::Auth {
+            login_url: login_url.to_owned(),
+            status,
+            error: error.error,
+            description: error.error_description,
+        }),
+        Err(_) => Err(Error::UnexpectedResponse {
+            path,
+            status,
+            detail: crate::client::snippet(&body),
+        }),
+    }
+}
+
 #[derive(Deserialize)]
 struct TokenError {
     error: String,

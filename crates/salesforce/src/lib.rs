@@ -39,7 +39,7 @@ mod retry;
 pub mod soql;
 mod usage;
 
-pub use auth::Session;
+pub use auth::{Session, authorize_url, exchange_authorization_code};
 pub use client::{Client, SendGuard};
 pub use config::{
     ClientConfig, Credentials, DEFAULT_API_VERSION, PRODUCTION_LOGIN_URL, SANDBOX_LOGIN_URL,

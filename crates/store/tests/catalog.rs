@@ -25,6 +25,7 @@ async fn migrations_apply_once_and_create_the_catalog() {
             "api_tokens",
             "api_usage",
             "audit_log",
+            "authorizations",
             "connections",
             "dashboard_sessions",
             "leases",

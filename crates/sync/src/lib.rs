@@ -56,7 +56,7 @@ mod worker;
 mod writer;
 
 pub use engine::{
-    Applied, Check, CheckOutcome, ConnectionStatus, ConnectionView, Diagnosis, Engine,
+    Applied, Authorized, Check, CheckOutcome, ConnectionStatus, ConnectionView, Diagnosis, Engine,
     EngineOptions, MappingReconcile, MappingStatus, MappingView, ReconcileRequest, ReloadMode,
     Reloaded, Status, WriterStatus,
 };

@@ -125,6 +125,7 @@ pub(super) async fn list_connections(
 pub(super) async fn create_connection(
     caller: Caller,
     State(engine): State<Engine>,
+    headers: axum::http::HeaderMap,
     Body(body): Body,
 ) -> Answer {
     let mut settings: serde_json::Map<String, Value> = serde_json::from_str(&body)
@@ -141,6 +142,24 @@ pub(super) async fn create_connection(
             )
         })?;
     let name = config.name.clone();
+    if config.auth == pgforce_sync::config::AuthKind::RefreshToken && config.refresh_token.is_none()
+    {
+        // A person must consent first: the answer says where to send them.
+        let next = settings_next(&body);
+        let redirect = engine
+            .authorize_new_connection(config, &crate::callback_url(&headers), next)
+            .await?;
+        audited(
+            &engine,
+            &caller,
+            "connection.authorize",
+            &format!("connection {name}"),
+            None,
+            None,
+        )
+        .await;
+        return accepted(json!({ "redirect": redirect }));
+    }
     let id = engine.create_connection(config).await?;
     let view = engine.connection_view(id).await?;
     let created = shapes::connection(&view, false);
@@ -648,4 +667,56 @@ pub(super) async fn validate_mapping(
         .map(|(_, checks)| shapes::checks(checks))
         .unwrap_or_else(|| shapes::checks(&[]));
     ok(checks)
+}
+
+/// The `next` URL a body names, if any (where the person goes after consenting).
+fn settings_next(body: &str) -> Option<String> {
+    serde_json::from_str::<Value>(body)
+        .ok()?
+        .get("next")?
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// Heroku Connect's `authorize_url`: where to send a person to consent, renewing the
+/// credentials of an API-created connection. Body (optional): `{"next": "<url>"}`.
+pub(super) async fn authorize_url(
+    caller: Caller,
+    State(engine): State<Engine>,
+    headers: axum::http::HeaderMap,
+    Segments(id): Segments<String>,
+    Body(body): Body,
+) -> Answer {
+    let view = connection(&engine, &id).await?;
+    if !body.trim().is_empty() {
+        let fields: serde_json::Map<String, Value> = serde_json::from_str(&body)
+            .map_err(|e| Problem::bad_request(format!("the body is not a JSON object: {e}")))?;
+        if let Some(key) = fields.keys().find(|k| k.as_str() != "next") {
+            return Err(Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_params",
+                format!(
+                    "{key} is not supported here: the connection's login_url is used (change it with PATCH)"
+                ),
+            ));
+        }
+    }
+    let redirect = engine
+        .authorize_connection(
+            view.id,
+            &crate::callback_url(&headers),
+            settings_next(&body),
+        )
+        .await?;
+    let target = format!("connection {}", view.name);
+    audited(
+        &engine,
+        &caller,
+        "connection.authorize",
+        &target,
+        None,
+        None,
+    )
+    .await;
+    ok(json!({ "redirect": redirect }))
 }

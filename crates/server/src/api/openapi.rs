@@ -207,6 +207,11 @@ fn first_schemas(text: &Value) -> Value {
 /// Diagnoses.
 fn validation_schemas(text: &Value) -> Value {
     json!({
+        "Redirect": {
+            "type": "object",
+            "required": ["redirect"],
+            "properties": { "redirect": text },
+        },
         "ValidationStarted": {
             "type": "object",
             "required": ["result_url"],

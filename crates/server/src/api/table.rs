@@ -149,6 +149,14 @@ pub fn all() -> Vec<Route> {
         )
         .body("ConnectionChange"),
         Route::new(
+            post.clone(),
+            "/connections/{id}/authorize_url",
+            Manage,
+            "Where to send a person to consent (OAuth web-server flow), renewing the connection's credentials",
+            "Redirect",
+            h::authorize_url,
+        ),
+        Route::new(
             get.clone(),
             "/connections/{id}/mappings",
             View,

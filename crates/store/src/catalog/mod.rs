@@ -4,7 +4,7 @@
 //! and imports are applied to it, and running engines follow it (every change of a
 //! connection's or mapping's settings raises its `revision` and notifies
 //! [`CATALOG_CHANNEL`]). One module per table: `audit` (who changed what through the
-//! API), `connections`, `mappings`, `cursors` (read
+//! API), `authorizations` (OAuth consents in progress), `connections`, `mappings`, `cursors` (read
 //! cursors), `events` (the sync event log), `leases`, `stale_creates` (records a writer
 //! made after losing its lease), `rejected` (records a reader could not store), `tokens`
 //! (management API tokens, kept as hashes), `notifications` (what operators should hear
@@ -17,6 +17,7 @@
 //! a new file.
 
 pub mod audit;
+pub mod authorizations;
 pub mod connections;
 pub mod cursors;
 pub mod events;
@@ -38,7 +39,7 @@ use crate::error::{Context as _, Result};
 pub const CATALOG_CHANNEL: &str = "pgforce_catalog";
 
 /// `(version, SQL)` of every migration, in order.
-const MIGRATIONS: [(i32, &str); 15] = [
+const MIGRATIONS: [(i32, &str); 16] = [
     (1, include_str!("../../migrations/0001_catalog.sql")),
     (
         2,
@@ -72,6 +73,7 @@ const MIGRATIONS: [(i32, &str); 15] = [
         15,
         include_str!("../../migrations/0015_dashboard_sessions.sql"),
     ),
+    (16, include_str!("../../migrations/0016_authorizations.sql")),
 ];
 
 /// Key of the advisory lock that serialises migrations ("pgforce" in ASCII).

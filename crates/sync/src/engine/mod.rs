@@ -16,8 +16,10 @@
 //! `supervisor` (running a worker per mapping and per connection, following the catalog),
 //! `operations` (run-time changes, reload), `reconciling`, `documents` (Heroku Connect
 //! import/export), `status`, `scrape` (metrics), `describe` (connections, mappings,
-//! failed writes and tokens for the management API), `validate` (diagnosing a connection).
+//! failed writes and tokens for the management API), `validate` (diagnosing a connection),
+//! `authorize` (the OAuth web-server flow).
 
+mod authorize;
 mod describe;
 mod documents;
 mod operations;
@@ -37,6 +39,7 @@ use pgforce_store::catalog::connections::ConnectionRow;
 use pgforce_store::{MappingId, Session};
 use tokio::sync::{Notify, broadcast, watch};
 
+pub use authorize::Authorized;
 pub use describe::{ConnectionView, MappingView};
 pub use operations::{ReloadMode, Reloaded};
 pub use reconciling::{MappingReconcile, ReconcileRequest};

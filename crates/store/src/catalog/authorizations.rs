@@ -1,0 +1,77 @@
+//! `pgforce.authorizations`: OAuth web-server flows waiting for the person to come back
+//! from Salesforce's consent page. Taken once, by their `state`, within an hour.
+
+use tokio_postgres::GenericClient;
+
+use crate::ConnectionId;
+use crate::error::{Context as _, Result};
+
+/// A consent in progress.
+#[derive(Debug, Clone)]
+pub struct Authorization {
+    /// The random value that comes back with the person.
+    pub state: String,
+    /// The connection whose credentials it renews, if it exists already.
+    pub connection: Option<ConnectionId>,
+    /// Else the settings (JSON, no secrets) of the connection to create.
+    pub settings: Option<String>,
+    /// Its sealed secrets and the fingerprint of the key that sealed them.
+    pub sealed_secrets: Option<(String, Vec<u8>)>,
+    /// The PKCE verifier of the request.
+    pub code_verifier: String,
+    /// Where Salesforce sent the person back (the code exchange must name it again).
+    pub redirect_uri: String,
+    /// Where to send the person once it is done.
+    pub next_url: Option<String>,
+}
+
+/// Keeps a consent in progress.
+pub async fn save(client: &impl GenericClient, authorization: &Authorization) -> Result<()> {
+    let (key, sealed) = authorization
+        .sealed_secrets
+        .clone()
+        .map_or((None, None), |(k, s)| (Some(k), Some(s)));
+    client
+        .execute(
+            "insert into pgforce.authorizations
+                 (state, connection_id, settings, secrets, secrets_key, code_verifier, redirect_uri, next_url)
+             values ($1, $2, $3::text::jsonb, $4, $5, $6, $7, $8)",
+            &[
+                &authorization.state,
+                &authorization.connection.map(ConnectionId::get),
+                &authorization.settings,
+                &sealed,
+                &key,
+                &authorization.code_verifier,
+                &authorization.redirect_uri,
+                &authorization.next_url,
+            ],
+        )
+        .await
+        .context(|| "keeping an authorization in progress".to_owned())?;
+    Ok(())
+}
+
+/// Takes the consent `state` names, if it was started within the last hour.
+pub async fn take(client: &impl GenericClient, state: &str) -> Result<Option<Authorization>> {
+    let row = client
+        .query_opt(
+            "delete from pgforce.authorizations where state = $1
+             returning state, connection_id, settings::text, secrets_key, secrets, code_verifier,
+                       redirect_uri, next_url, created_at > now() - interval '1 hour'",
+            &[&state],
+        )
+        .await
+        .context(|| "taking an authorization in progress".to_owned())?;
+    Ok(row.filter(|r| r.get::<_, bool>(8)).map(|r| Authorization {
+        state: r.get(0),
+        connection: r.get::<_, Option<i64>>(1).map(ConnectionId::from),
+        settings: r.get(2),
+        sealed_secrets: r
+            .get::<_, Option<String>>(3)
+            .zip(r.get::<_, Option<Vec<u8>>>(4)),
+        code_verifier: r.get(5),
+        redirect_uri: r.get(6),
+        next_url: r.get(7),
+    }))
+}
