@@ -1006,12 +1006,38 @@ async fn a_connection_a_person_consents_to_is_created_and_renewed_through_the_we
     wait_for_count(&db, "select count(*) from consented.account", 6).await;
 
     // Renewed later (say after the token was revoked): a new consent, the same connection.
+    let authorize_url = format!("/api/v3/connections/{id}/authorize_url");
+    let (status, sandbox) = call(
+        &base,
+        Method::POST,
+        &authorize_url,
+        Some(&admin),
+        Some(&json!({"environment": "sandbox"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{sandbox}");
+    assert!(
+        sandbox["redirect"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://test.salesforce.com/services/oauth2/authorize?"),
+        "{sandbox}"
+    );
+    let (status, problem) = call(
+        &base,
+        Method::POST,
+        &authorize_url,
+        Some(&admin),
+        Some(&json!({"environment": "moon"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
     let (status, renewal) = call(
         &base,
         Method::POST,
-        &format!("/api/v3/connections/{id}/authorize_url"),
+        &authorize_url,
         Some(&admin),
-        Some(&json!({})),
+        Some(&json!({"login_url": org.http_url})),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{renewal}");
@@ -1024,9 +1050,9 @@ async fn a_connection_a_person_consents_to_is_created_and_renewed_through_the_we
         "a consent is used once: {used}"
     );
     assert_eq!(
-        // Three consents started (denied, allowed, renewal), two completed.
+        // Four consents started (denied, allowed, a sandbox one left, renewal), two completed.
         count(&db, "select count(*) filter (where action = 'connection.authorize') * 10 + count(*) filter (where action = 'connection.authorized') from pgforce.audit_log").await,
-        32
+        42
     );
     let _ = std::fs::remove_file(config);
 }

@@ -688,25 +688,19 @@ pub(super) async fn authorize_url(
     Body(body): Body,
 ) -> Answer {
     let view = connection(&engine, &id).await?;
-    if !body.trim().is_empty() {
-        let fields: serde_json::Map<String, Value> = serde_json::from_str(&body)
-            .map_err(|e| Problem::bad_request(format!("the body is not a JSON object: {e}")))?;
-        if let Some(key) = fields.keys().find(|k| k.as_str() != "next") {
-            return Err(Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_params",
-                format!(
-                    "{key} is not supported here: the connection's login_url is used (change it with PATCH)"
-                ),
-            ));
-        }
-    }
+    let fields: serde_json::Map<String, Value> = if body.trim().is_empty() {
+        serde_json::Map::new()
+    } else {
+        serde_json::from_str(&body)
+            .map_err(|e| Problem::bad_request(format!("the body is not a JSON object: {e}")))?
+    };
+    let login_url = consent_login_url(&fields)?;
+    let next = fields
+        .get("next")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     let redirect = engine
-        .authorize_connection(
-            view.id,
-            &crate::callback_url(&headers),
-            settings_next(&body),
-        )
+        .authorize_connection(view.id, &crate::callback_url(&headers), next, login_url)
         .await?;
     let target = format!("connection {}", view.name);
     audited(
@@ -719,4 +713,35 @@ pub(super) async fn authorize_url(
     )
     .await;
     ok(json!({ "redirect": redirect }))
+}
+
+/// The login URL Heroku Connect's `authorize_url` body asks for: `environment`
+/// `production` (login.salesforce.com), `sandbox` (test.salesforce.com) or `custom` with a
+/// My Domain `domain`; or an explicit `login_url`; none keeps the connection's own.
+fn consent_login_url(fields: &serde_json::Map<String, Value>) -> Result<Option<String>, Problem> {
+    let invalid =
+        |message: String| Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_params", message);
+    if let Some(key) = fields
+        .keys()
+        .find(|k| !["next", "environment", "domain", "login_url"].contains(&k.as_str()))
+    {
+        return Err(invalid(format!(
+            "{key} is not a setting of authorize_url (next, environment, domain, login_url)"
+        )));
+    }
+    let text = |name: &str| fields.get(name).and_then(Value::as_str);
+    match (text("environment"), text("domain"), text("login_url")) {
+        (None, None, None) => Ok(None),
+        (None, None, Some(url)) if url.starts_with("https://") || url.starts_with("http://") => Ok(Some(url.to_owned())),
+        (Some("production"), None, None) => Ok(Some("https://login.salesforce.com".to_owned())),
+        (Some("sandbox"), None, None) => Ok(Some("https://test.salesforce.com".to_owned())),
+        (Some("custom"), Some(domain), None)
+            if !domain.is_empty() && domain.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') =>
+        {
+            Ok(Some(format!("https://{domain}")))
+        }
+        _ => Err(invalid(
+            "environment must be production or sandbox, or custom with a domain (a host name), or give login_url".to_owned(),
+        )),
+    }
 }

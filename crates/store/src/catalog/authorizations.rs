@@ -21,6 +21,9 @@ pub struct Authorization {
     pub code_verifier: String,
     /// Where Salesforce sent the person back (the code exchange must name it again).
     pub redirect_uri: String,
+    /// The login URL the consent went to, when not the connection's own (a sandbox, a
+    /// My Domain).
+    pub login_url: Option<String>,
     /// Where to send the person once it is done.
     pub next_url: Option<String>,
 }
@@ -34,8 +37,8 @@ pub async fn save(client: &impl GenericClient, authorization: &Authorization) ->
     client
         .execute(
             "insert into pgforce.authorizations
-                 (state, connection_id, settings, secrets, secrets_key, code_verifier, redirect_uri, next_url)
-             values ($1, $2, $3::text::jsonb, $4, $5, $6, $7, $8)",
+                 (state, connection_id, settings, secrets, secrets_key, code_verifier, redirect_uri, next_url, login_url)
+             values ($1, $2, $3::text::jsonb, $4, $5, $6, $7, $8, $9)",
             &[
                 &authorization.state,
                 &authorization.connection.map(ConnectionId::get),
@@ -45,6 +48,7 @@ pub async fn save(client: &impl GenericClient, authorization: &Authorization) ->
                 &authorization.code_verifier,
                 &authorization.redirect_uri,
                 &authorization.next_url,
+                &authorization.login_url,
             ],
         )
         .await
@@ -58,7 +62,7 @@ pub async fn take(client: &impl GenericClient, state: &str) -> Result<Option<Aut
         .query_opt(
             "delete from pgforce.authorizations where state = $1
              returning state, connection_id, settings::text, secrets_key, secrets, code_verifier,
-                       redirect_uri, next_url, created_at > now() - interval '1 hour'",
+                       redirect_uri, next_url, created_at > now() - interval '1 hour', login_url",
             &[&state],
         )
         .await
@@ -73,5 +77,6 @@ pub async fn take(client: &impl GenericClient, state: &str) -> Result<Option<Aut
         code_verifier: r.get(5),
         redirect_uri: r.get(6),
         next_url: r.get(7),
+        login_url: r.get(9),
     }))
 }

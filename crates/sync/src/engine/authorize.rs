@@ -83,19 +83,22 @@ impl Engine {
                 sealed_secrets: Some((key.fingerprint().to_owned(), sealed)),
                 code_verifier: random(48)?,
                 redirect_uri: redirect_uri.to_owned(),
+                login_url: None,
                 next_url,
             },
         )
         .await
     }
 
-    /// Starts the consent renewing an API-created connection's credentials; returns the
-    /// URL to send the person to.
+    /// Starts the consent renewing an API-created connection's credentials, at its own
+    /// login URL or at `login_url` (which the connection then keeps); returns the URL to
+    /// send the person to.
     pub async fn authorize_connection(
         &self,
         id: ConnectionId,
         redirect_uri: &str,
         next_url: Option<String>,
+        login_url: Option<String>,
     ) -> Result<String> {
         let pg = self.session().await?;
         let row = connections::list(&pg)
@@ -115,9 +118,12 @@ impl Engine {
                 "it is declared in a configuration file; change it there",
             ));
         }
-        let config = self.configuration(&row).ok_or_else(|| {
+        let mut config = self.configuration(&row).ok_or_else(|| {
             refuse("this pgforce cannot open its secrets (no secret key, or another one)")
         })?;
+        if let Some(url) = &login_url {
+            config.login_url.clone_from(url);
+        }
         self.start_consent(
             &config,
             Authorization {
@@ -127,6 +133,7 @@ impl Engine {
                 sealed_secrets: None,
                 code_verifier: random(48)?,
                 redirect_uri: redirect_uri.to_owned(),
+                login_url,
                 next_url,
             },
         )
@@ -175,12 +182,16 @@ impl Engine {
                         .ok_or_else(|| Error::NotFound {
                             what: format!("no connection with id {id}"),
                         })?;
-                    self.configuration(&row).ok_or_else(|| Error::Connection {
+                    let mut config = self.configuration(&row).ok_or_else(|| Error::Connection {
                         connection: row.name.clone(),
                         problem:
                             "this pgforce cannot open its secrets (no secret key, or another one)"
                                 .to_owned(),
-                    })?
+                    })?;
+                    if let Some(url) = &pending.login_url {
+                        config.login_url.clone_from(url);
+                    }
+                    config
                 }
                 (None, Some(settings)) => {
                     let mut config: ConnectionConfig =
@@ -249,6 +260,9 @@ impl Engine {
                     "refresh_token".to_owned(),
                     Value::String(refresh_token.expose_secret().to_owned()),
                 );
+                if let Some(url) = pending.login_url {
+                    patch.insert("login_url".to_owned(), Value::String(url));
+                }
                 self.update_connection(id, &patch).await?;
                 id
             }
