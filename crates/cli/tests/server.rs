@@ -36,7 +36,10 @@ pub async fn serving_with(config: &str, env: &[(&str, &str)]) -> (Child, String)
     let mut lines = BufReader::new(daemon.stdout.take().unwrap()).lines();
     let read = async {
         while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(url) = line.split_whitespace().find(|w| w.starts_with("http://")) {
+            if let Some(url) = line
+                .split_whitespace()
+                .find(|w| w.starts_with("http://") || w.starts_with("https://"))
+            {
                 return url.trim_end_matches("/metrics").to_owned();
             }
         }
@@ -334,5 +337,86 @@ async fn listen_off_serves_nothing() {
     .unwrap();
     assert!(output.contains("syncing 1 mapping"), "{output}");
     assert!(!output.contains("http://"), "nothing served: {output}");
+    let _ = std::fs::remove_file(config);
+}
+
+#[tokio::test]
+async fn tls_cert_and_key_serve_https_only() {
+    let org = seeded_org(2).await;
+    let db = TestDatabase::create().await;
+    let config = config_file(&org, &db, READ_WRITE_ACCOUNTS);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params =
+        rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let dir = std::env::temp_dir().join(format!("{}-tls", db.name));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+
+    // A key file that is not one is named before anything starts.
+    let output = pgforce(&[
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--tls-cert",
+        cert_path.to_str().unwrap(),
+        "--tls-key",
+        cert_path.to_str().unwrap(),
+    ])
+    .output()
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success()
+            && stderr.contains("TLS private key")
+            && stderr.contains("cert.pem"),
+        "{stderr}"
+    );
+
+    let mut daemon = pgforce(&[
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--tls-cert",
+        cert_path.to_str().unwrap(),
+        "--tls-key",
+        key_path.to_str().unwrap(),
+    ])
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut lines = BufReader::new(daemon.stdout.take().unwrap()).lines();
+    let base = loop {
+        let line = lines
+            .next_line()
+            .await
+            .unwrap()
+            .expect("pgforce run said where it serves");
+        if let Some(url) = line.split_whitespace().find(|w| w.starts_with("https://")) {
+            break url.trim_end_matches("/metrics").to_owned();
+        }
+    };
+    let trusting = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let answer = trusting
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+    let plain = base.replace("https://", "http://");
+    assert!(
+        reqwest::get(format!("{plain}/healthz")).await.is_err(),
+        "no plain HTTP on the TLS port"
+    );
+    terminate(&daemon);
+    let _ = daemon.wait().await;
+    let _ = std::fs::remove_dir_all(dir);
     let _ = std::fs::remove_file(config);
 }

@@ -17,6 +17,7 @@ mod api;
 mod auth;
 mod dashboard;
 mod problem;
+mod tls;
 
 use std::net::SocketAddr;
 
@@ -34,10 +35,12 @@ use crate::problem::Problem;
 /// The content type of Prometheus's text format.
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// A bound listener, ready to serve.
+/// A bound listener, ready to serve (over TLS once [`Server::with_tls`] gave it a
+/// certificate).
 #[derive(Debug)]
 pub struct Server {
     listener: TcpListener,
+    tls: Option<rustls::ServerConfig>,
 }
 
 /// Why the server could not start.
@@ -72,7 +75,26 @@ impl Server {
                 address: address.to_owned(),
                 source,
             })?;
-        Ok(Self { listener })
+        Ok(Self {
+            listener,
+            tls: None,
+        })
+    }
+
+    /// Serves HTTPS with the PEM certificate chain and key in these files; the error names
+    /// the file and what is wrong with it.
+    pub fn with_tls(
+        mut self,
+        cert: &std::path::Path,
+        key: &std::path::Path,
+    ) -> Result<Self, String> {
+        self.tls = Some(tls::server_config(cert, key)?);
+        Ok(self)
+    }
+
+    /// `https` or `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
     }
 
     /// The address bound.
@@ -89,14 +111,24 @@ impl Server {
         let stop = async move {
             let _ = shutdown.wait_for(|stop| *stop).await;
         };
-        axum::serve(self.listener, router(engine))
-            .with_graceful_shutdown(stop)
-            .await
+        let app = router(engine, Scheme(self.scheme()));
+        match self.tls {
+            Some(config) => {
+                axum::serve(tls::TlsListener::new(self.listener, config), app)
+                    .with_graceful_shutdown(stop)
+                    .await
+            }
+            None => {
+                axum::serve(self.listener, app)
+                    .with_graceful_shutdown(stop)
+                    .await
+            }
+        }
     }
 }
 
 /// Every route.
-fn router(engine: Engine) -> Router {
+fn router(engine: Engine, scheme: Scheme) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -107,18 +139,23 @@ fn router(engine: Engine) -> Router {
         .merge(dashboard::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::Extension(scheme))
         .with_state(engine)
 }
 
+/// How this server is reached (`http` or `https`), for the addresses it hands out.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Scheme(pub &'static str);
+
 /// Where Salesforce sends a person back after the consent page: `PGFORCE_PUBLIC_URL` (how
-/// people's browsers reach this server) or, without it, the request's own host.
-pub(crate) fn callback_url(headers: &axum::http::HeaderMap) -> String {
+/// people's browsers reach this server) or, without it, the request's own scheme and host.
+pub(crate) fn callback_url(headers: &axum::http::HeaderMap, scheme: Scheme) -> String {
     let base = std::env::var("PGFORCE_PUBLIC_URL").unwrap_or_else(|_| {
         let host = headers
             .get(axum::http::header::HOST)
             .and_then(|h| h.to_str().ok())
             .unwrap_or("127.0.0.1:8780");
-        format!("http://{host}")
+        format!("{}://{host}", scheme.0)
     });
     format!("{}/oauth/callback", base.trim_end_matches('/'))
 }

@@ -20,6 +20,12 @@ pub struct RunArgs {
     /// free one; `off` serves nothing).
     #[arg(long, env = "PGFORCE_LISTEN", default_value = "127.0.0.1:8780")]
     listen: String,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+    #[arg(long, env = "PGFORCE_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "PGFORCE_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 /// Applies the configuration to the catalog, then syncs until SIGINT or SIGTERM.
@@ -28,7 +34,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     // A taken port is reported before any work starts.
     let server = match args.listen.as_str() {
         "off" => None,
-        address => Some(Server::bind(address).await?),
+        address => {
+            let server = Server::bind(address).await?;
+            match (&args.tls_cert, &args.tls_key) {
+                (Some(cert), Some(key)) => {
+                    Some(server.with_tls(cert, key).map_err(anyhow::Error::msg)?)
+                }
+                _ => Some(server),
+            }
+        }
     };
     let engine = config::open_engine(&config, Some(output::load_progress())).await?;
     let applied = engine
@@ -44,7 +58,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             .local_addr()
             .context("reading the listening address")?;
         output::say(&format!(
-            "health checks and metrics on http://{address}/metrics"
+            "health checks and metrics on {}://{address}/metrics",
+            server.scheme()
         ));
     }
     run_until_signal(&engine, server).await?;

@@ -125,6 +125,7 @@ pub(super) async fn list_connections(
 pub(super) async fn create_connection(
     caller: Caller,
     State(engine): State<Engine>,
+    axum::Extension(scheme): axum::Extension<crate::Scheme>,
     headers: axum::http::HeaderMap,
     Body(body): Body,
 ) -> Answer {
@@ -147,7 +148,7 @@ pub(super) async fn create_connection(
         // A person must consent first: the answer says where to send them.
         let next = settings_next(&body);
         let redirect = engine
-            .authorize_new_connection(config, &crate::callback_url(&headers), next)
+            .authorize_new_connection(config, &crate::callback_url(&headers, scheme), next)
             .await?;
         audited(
             &engine,
@@ -683,6 +684,7 @@ fn settings_next(body: &str) -> Option<String> {
 pub(super) async fn authorize_url(
     caller: Caller,
     State(engine): State<Engine>,
+    axum::Extension(scheme): axum::Extension<crate::Scheme>,
     headers: axum::http::HeaderMap,
     Segments(id): Segments<String>,
     Body(body): Body,
@@ -700,7 +702,12 @@ pub(super) async fn authorize_url(
         .and_then(Value::as_str)
         .map(str::to_owned);
     let redirect = engine
-        .authorize_connection(view.id, &crate::callback_url(&headers), next, login_url)
+        .authorize_connection(
+            view.id,
+            &crate::callback_url(&headers, scheme),
+            next,
+            login_url,
+        )
         .await?;
     let target = format!("connection {}", view.name);
     audited(
