@@ -113,24 +113,7 @@ pub async fn exchange_authorization_code(
         form.push(("client_secret", secret));
     }
     let path = "/services/oauth2/token".to_owned();
-    let response = http
-        .post(format!("{login_url}{path}"))
-        .form(&form)
-        .send()
-        .await
-        .map_err(|source| Error::Transport {
-            method: "POST".to_owned(),
-            path: path.clone(),
-            maybe_applied: !source.is_connect(),
-            source,
-        })?;
-    let status = response.status().as_u16();
-    let body = response.bytes().await.map_err(|source| Error::Transport {
-        method: "POST".to_owned(),
-        path: path.clone(),
-        maybe_applied: true,
-        source,
-    })?;
+    let (status, body) = post_token_form(&http, login_url, &form).await?;
     if (200..300).contains(&status) {
         let answer: CodeExchange =
             serde_json::from_slice(&body).map_err(|e| Error::UnexpectedResponse {
@@ -147,19 +130,7 @@ pub async fn exchange_authorization_code(
                 detail: "no refresh_token: give the connected app the refresh_token (offline access) scope".to_owned(),
             });
     }
-    match serde_json::from_slice::<TokenError>(&body) {
-        Ok(error) => Err(Error::Auth {
-            login_url: login_url.to_owned(),
-            status,
-            error: error.error,
-            description: error.error_description,
-        }),
-        Err(_) => Err(Error::UnexpectedResponse {
-            path,
-            status,
-            detail: crate::client::snippet(&body),
-        }),
-    }
+    Err(token_error(login_url, status, &body))
 }
 
 #[derive(Deserialize)]
@@ -279,26 +250,9 @@ pub(crate) async fn login(
             ("client_secret", client_secret.expose_secret().to_owned()),
         ],
     };
-    let url = format!("{login_url}/services/oauth2/token");
     let path = "/services/oauth2/token".to_owned();
-    let response = http
-        .post(&url)
-        .form(&form)
-        .send()
-        .await
-        .map_err(|source| Error::Transport {
-            method: "POST".to_owned(),
-            path: path.clone(),
-            maybe_applied: !source.is_connect(),
-            source,
-        })?;
-    let status = response.status().as_u16();
-    let body = response.bytes().await.map_err(|source| Error::Transport {
-        method: "POST".to_owned(),
-        path: path.clone(),
-        maybe_applied: true,
-        source,
-    })?;
+    let fields: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, body) = post_token_form(http, login_url, &fields).await?;
     if (200..300).contains(&status) {
         let token: TokenResponse =
             serde_json::from_slice(&body).map_err(|e| Error::UnexpectedResponse {
@@ -313,18 +267,51 @@ pub(crate) async fn login(
             generation,
         });
     }
-    match serde_json::from_slice::<TokenError>(&body) {
-        Ok(error) => Err(Error::Auth {
+    Err(token_error(login_url, status, &body))
+}
+
+/// POSTs a form to the token endpoint; returns the status and body.
+async fn post_token_form(
+    http: &reqwest::Client,
+    login_url: &str,
+    form: &[(&str, &str)],
+) -> Result<(u16, bytes::Bytes)> {
+    let path = "/services/oauth2/token".to_owned();
+    let response = http
+        .post(format!("{login_url}{path}"))
+        .form(form)
+        .send()
+        .await
+        .map_err(|source| Error::Transport {
+            method: "POST".to_owned(),
+            path: path.clone(),
+            maybe_applied: !source.is_connect(),
+            source,
+        })?;
+    let status = response.status().as_u16();
+    let body = response.bytes().await.map_err(|source| Error::Transport {
+        method: "POST".to_owned(),
+        path,
+        maybe_applied: true,
+        source,
+    })?;
+    Ok((status, body))
+}
+
+/// The error a refused token request comes to: Salesforce's OAuth error when it sent one.
+fn token_error(login_url: &str, status: u16, body: &[u8]) -> Error {
+    match serde_json::from_slice::<TokenError>(body) {
+        Ok(error) => Error::Auth {
             login_url: login_url.to_owned(),
             status,
             error: error.error,
             description: error.error_description,
-        }),
-        Err(_) => Err(Error::UnexpectedResponse {
-            path,
+        },
+        Err(_) => Error::UnexpectedResponse {
+            path: "/services/oauth2/token".to_owned(),
             status,
-            detail: crate::client::snippet(&body),
-        }),
+            detail: crate::client::snippet(body),
+        },
     }
 }
 

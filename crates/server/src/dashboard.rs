@@ -168,16 +168,17 @@ async fn log_out(State(engine): State<Engine>, headers: HeaderMap) -> Result<Res
         .into_response())
 }
 
-/// Retries or ignores a refused change (`operate`), from a form with the session's token.
-async fn decide_write(
-    State(engine): State<Engine>,
-    headers: HeaderMap,
-    body: String,
-) -> Result<Response, Problem> {
-    let Some((caller, csrf)) = logged_in(&engine, &headers).await? else {
-        return Ok(see_other("/dashboard/login"));
+/// A posted form's fields and who posted it, once its session and CSRF token check out;
+/// `None` when nobody is logged in.
+async fn posted(
+    engine: &Engine,
+    headers: &HeaderMap,
+    body: &str,
+) -> Result<Option<(Caller, Vec<(String, String)>)>, Problem> {
+    let Some((caller, csrf)) = logged_in(engine, headers).await? else {
+        return Ok(None);
     };
-    let fields = form(&body);
+    let fields = form(body);
     if field(&fields, "csrf") != Some(csrf.as_str()) {
         return Err(Problem::new(
             StatusCode::FORBIDDEN,
@@ -185,6 +186,18 @@ async fn decide_write(
             "the form's session token does not match: reload the page",
         ));
     }
+    Ok(Some((caller, fields)))
+}
+
+/// Retries or ignores a refused change (`operate`), from a form with the session's token.
+async fn decide_write(
+    State(engine): State<Engine>,
+    headers: HeaderMap,
+    body: String,
+) -> Result<Response, Problem> {
+    let Some((caller, fields)) = posted(&engine, &headers, &body).await? else {
+        return Ok(see_other("/dashboard/login"));
+    };
     caller.require(Role::Operate)?;
     let number = |name: &str| field(&fields, name).and_then(|v| v.parse::<i64>().ok());
     let (Some(connection), Some(log_id)) = (number("connection"), number("log_id")) else {
@@ -365,17 +378,9 @@ async fn save_mapping(
     headers: HeaderMap,
     body: String,
 ) -> Result<Response, Problem> {
-    let Some((caller, csrf)) = logged_in(&engine, &headers).await? else {
+    let Some((caller, fields)) = posted(&engine, &headers, &body).await? else {
         return Ok(see_other("/dashboard/login"));
     };
-    let fields = form(&body);
-    if field(&fields, "csrf") != Some(csrf.as_str()) {
-        return Err(Problem::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "the form's session token does not match: reload the page",
-        ));
-    }
     caller.require(Role::Deploy)?;
     let connection = field(&fields, "connection")
         .and_then(|v| v.parse::<i64>().ok())

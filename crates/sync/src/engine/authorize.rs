@@ -101,14 +101,7 @@ impl Engine {
         login_url: Option<String>,
     ) -> Result<String> {
         let pg = self.session().await?;
-        let row = connections::list(&pg)
-            .await
-            .map_err(Error::catalog)?
-            .into_iter()
-            .find(|c| c.id == id)
-            .ok_or_else(|| Error::NotFound {
-                what: format!("no connection with id {id}"),
-            })?;
+        let row = self.connection_row(&pg, id).await?;
         let refuse = |problem: &str| Error::Connection {
             connection: row.name.clone(),
             problem: problem.to_owned(),
@@ -174,14 +167,7 @@ impl Engine {
         let mut config =
             match (&pending.connection, &pending.settings) {
                 (Some(id), _) => {
-                    let row = connections::list(&pg)
-                        .await
-                        .map_err(Error::catalog)?
-                        .into_iter()
-                        .find(|c| c.id == *id)
-                        .ok_or_else(|| Error::NotFound {
-                            what: format!("no connection with id {id}"),
-                        })?;
+                    let row = self.connection_row(&pg, *id).await?;
                     let mut config = self.configuration(&row).ok_or_else(|| Error::Connection {
                         connection: row.name.clone(),
                         problem:

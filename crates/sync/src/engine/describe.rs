@@ -523,14 +523,7 @@ impl Engine {
             "api_version",
         ];
         let pg = self.session().await?;
-        let row = connections::list(&pg)
-            .await
-            .map_err(Error::catalog)?
-            .into_iter()
-            .find(|c| c.id == id)
-            .ok_or_else(|| Error::NotFound {
-                what: format!("no connection with id {id}"),
-            })?;
+        let row = self.connection_row(&pg, id).await?;
         let refuse = |problem: String| Error::Connection {
             connection: row.name.clone(),
             problem,
@@ -613,5 +606,21 @@ impl Engine {
         pgforce_store::catalog::events::activity(&pg, hours, bucket_minutes)
             .await
             .map_err(Error::catalog)
+    }
+
+    /// A connection's catalog row, by id.
+    pub(super) async fn connection_row(
+        &self,
+        pg: &Session,
+        id: ConnectionId,
+    ) -> Result<connections::ConnectionRow> {
+        connections::list(pg)
+            .await
+            .map_err(Error::catalog)?
+            .into_iter()
+            .find(|c| c.id == id)
+            .ok_or_else(|| Error::NotFound {
+                what: format!("no connection with id {id}"),
+            })
     }
 }
