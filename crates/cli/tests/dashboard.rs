@@ -394,3 +394,85 @@ async fn forms_without_the_session_token_change_nothing() {
     assert_eq!(anonymous.headers()["location"], "/dashboard/login");
     let _ = std::fs::remove_file(config);
 }
+
+#[tokio::test]
+async fn a_running_load_shows_how_far_it_got() {
+    let org = seeded_org(3000).await;
+    org.control(
+        reqwest::Method::PUT,
+        "/faults",
+        Some(json!({ "latencyMs": 120 })),
+    )
+    .await;
+    let db = TestDatabase::create().await;
+    let mappings = format!("query_batch_size = 200\n{READ_WRITE_ACCOUNTS}");
+    let config = config_file(&org, &db, &mappings);
+    let path = config.to_str().unwrap();
+    let (_daemon, base) = serving(path).await;
+    let token = pgforce_ok(&[
+        "token", "--config", path, "create", "--name", "watcher", "--role", "view",
+    ])
+    .await
+    .trim()
+    .to_owned();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = http
+        .post(format!("{base}/dashboard/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={token}"))
+        .send()
+        .await
+        .unwrap();
+    let session = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page = || {
+        let (http, session, base) = (http.clone(), session.clone(), base.clone());
+        async move {
+            http.get(format!("{base}/dashboard"))
+                .header("cookie", session)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    // 15 pages of 200 at 120 ms each: the page shows the count growing, then the end.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = Vec::new();
+    loop {
+        let html = page().await;
+        if let Some(at) = html.find("loading: ") {
+            let number: String = html[at + 9..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            seen.push(number.parse::<u64>().unwrap());
+        }
+        if html.contains("DATA_SYNCED") {
+            assert!(!html.contains("records so far"), "no progress once loaded");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the load never finished: {html}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !seen.is_empty(),
+        "the load's progress was shown while it ran"
+    );
+    assert!(seen.iter().all(|n| *n <= 3000), "{seen:?}");
+    assert!(
+        seen.windows(2).all(|w| w[0] <= w[1]),
+        "progress only grows: {seen:?}"
+    );
+    let _ = std::fs::remove_file(config);
+}

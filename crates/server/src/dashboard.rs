@@ -459,8 +459,13 @@ async fn connection_section(
         let count =
             |v: &serde_json::Value| v.as_u64().map_or_else(|| "—".to_owned(), |n| n.to_string());
         let state = mapping.state.as_str();
+        let progress = engine
+            .load_progress(mapping.id)
+            .map_or_else(String::new, |done| {
+                format!(" <span class=\"progress\">loading: {done} records so far</span>")
+            });
         html.push_str(&format!(
-            "<tr data-object=\"{object}\"><td>{object}</td><td>{}</td><td class=\"state {}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr data-object=\"{object}\"><td>{object}</td><td>{}</td><td class=\"state {}\">{}{progress}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             mapping.access.as_str(),
             state_class(state),
             escape(state),

@@ -157,6 +157,8 @@ struct Shared {
     /// Salesforce record counts the API showed lately, by mapping, with when they were
     /// counted (one COUNT() call per mapping per `describe::SALESFORCE_COUNT_TTL`).
     salesforce_counts: std::sync::Mutex<HashMap<MappingId, (std::time::Instant, u64)>>,
+    /// Records loaded so far by loads running in this process, by mapping.
+    loading: Arc<std::sync::Mutex<HashMap<MappingId, u64>>>,
     bus: EventBus,
 }
 
@@ -183,6 +185,7 @@ impl Engine {
                 clients: std::sync::Mutex::default(),
                 wakes: std::sync::Mutex::default(),
                 salesforce_counts: std::sync::Mutex::default(),
+                loading: Arc::default(),
                 bus: EventBus::new(1024),
             }),
         })
@@ -214,6 +217,39 @@ impl Engine {
     /// Events from now on (loads, polls, writer passes, failures).
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.shared.bus.subscribe()
+    }
+
+    /// Records a load running in this process has stored so far for `mapping` (none when
+    /// no load of it runs here).
+    pub fn load_progress(&self, mapping: MappingId) -> Option<u64> {
+        self.shared
+            .loading
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&mapping)
+            .copied()
+    }
+
+    /// Where a reader of `mapping` reports its load's progress: this engine's record of
+    /// it, then the configured callback (the CLI's progress bars).
+    pub(crate) fn load_progress_sink(&self, mapping: MappingId) -> LoadProgress {
+        let loading = Arc::clone(&self.shared.loading);
+        let configured = self.shared.options.load_progress.clone();
+        Arc::new(move |object: &str, done: u64, finished: bool| {
+            {
+                let mut loading = loading
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if finished {
+                    loading.remove(&mapping);
+                } else {
+                    loading.insert(mapping, done);
+                }
+            }
+            if let Some(progress) = &configured {
+                progress(object, done, finished);
+            }
+        })
     }
 
     /// Asks a mapping's reader, if it runs in this process, to read at once. `false` when

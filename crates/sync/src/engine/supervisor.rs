@@ -485,7 +485,7 @@ fn reader(engine: &Engine, live: &LiveConnection, mapping: LiveMapping) -> Reade
         connection_id: live.id,
         mapping: mapping.mapping,
         bus: shared.bus.clone(),
-        progress: shared.options.load_progress.clone(),
+        progress: Some(engine.load_progress_sink(mapping.row.id)),
         wake: Arc::new(Notify::new()),
         lease: shared.options.lease,
         overlap: std::time::Duration::from_secs(live.config.poll_overlap_seconds),
