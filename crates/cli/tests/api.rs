@@ -793,7 +793,7 @@ async fn a_connection_created_through_the_api_keeps_its_secrets_sealed_and_runs_
         problem["message"]
             .as_str()
             .unwrap()
-            .contains("schema_name cannot be changed"),
+            .contains("schema_name cannot change from"),
         "{problem}"
     );
     let (_, connections) = call(
@@ -814,6 +814,13 @@ async fn a_connection_created_through_the_api_keeps_its_secrets_sealed_and_runs_
             .contains("configuration file"),
         "{problem}"
     );
+    // Heroku Connect's connect:db:set sends db_key and schema_name: their current values pass.
+    let (status, same) = patch(
+        json!({"db_key": "DATABASE_URL", "schema_name": "second"}),
+        id.clone(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{same}");
     let (status, changed) = patch(
         json!({"api_version": "61.0", "password": password}),
         id.clone(),

@@ -195,6 +195,7 @@ fn first_schemas(text: &Value) -> Value {
         "ConnectionChange": {
             "type": "object",
             "properties": {
+                "db_key": text, "schema_name": text,
                 "login_url": text,
                 "auth": { "type": "string", "enum": ["password", "refresh_token", "jwt", "client_credentials"] },
                 "username": text, "password": text, "client_id": text, "client_secret": text,

@@ -533,12 +533,31 @@ impl Engine {
                 "it is declared in a configuration file; change it there".to_owned(),
             ));
         }
+        // Heroku Connect's `db_key` and `schema_name` (its `connect:db:set`): pgforce syncs
+        // into the one database of its configuration, into a schema fixed at creation, so
+        // only their current values are taken (and change nothing).
+        let mut patch = patch.clone();
+        for (key, current) in [
+            ("db_key", "DATABASE_URL"),
+            ("schema_name", row.schema.as_str()),
+        ] {
+            match patch.remove(key) {
+                None => {}
+                Some(Value::String(value)) if value == current => {}
+                Some(other) => {
+                    return Err(refuse(format!(
+                        "{key} cannot change from {current:?} (asked: {other}): pgforce syncs into the database of its configuration, and a connection's schema is fixed when it is created"
+                    )));
+                }
+            }
+        }
         if let Some(key) = patch.keys().find(|k| !CHANGEABLE.contains(&k.as_str())) {
             return Err(refuse(format!(
                 "{key} cannot be changed (changeable: {})",
                 CHANGEABLE.join(", ")
             )));
         }
+        let patch = &patch;
         let current = self.configuration(&row).ok_or_else(|| {
             refuse(
                 "this pgforce cannot open its secrets (no secret key, or another one)".to_owned(),
