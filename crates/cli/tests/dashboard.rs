@@ -348,6 +348,25 @@ async fn a_deploy_token_adds_a_mapping_by_ticking_fields_from_the_orgs_describe(
     let _ = std::fs::remove_file(config);
 }
 
+/// Logs in to the dashboard with `token` without a browser; returns a client that does
+/// not follow redirects and the session cookie as the server set it.
+async fn log_in_over_http(base: &str, token: &str) -> (reqwest::Client, String) {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = http
+        .post(format!("{base}/dashboard/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status().as_u16(), 303, "logged in");
+    let cookie = login.headers()["set-cookie"].to_str().unwrap().to_owned();
+    (http, cookie)
+}
+
 #[tokio::test]
 async fn forms_without_the_session_token_change_nothing() {
     let org = seeded_org(2).await;
@@ -361,19 +380,7 @@ async fn forms_without_the_session_token_change_nothing() {
     .await
     .trim()
     .to_owned();
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let login = http
-        .post(format!("{base}/dashboard/login"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("token={token}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(login.status().as_u16(), 303);
-    let cookie = login.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let (http, cookie) = log_in_over_http(&base, &token).await;
     assert!(
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
         "{cookie}"
@@ -415,24 +422,8 @@ async fn a_running_load_shows_how_far_it_got() {
     .await
     .trim()
     .to_owned();
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let login = http
-        .post(format!("{base}/dashboard/login"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("token={token}"))
-        .send()
-        .await
-        .unwrap();
-    let session = login.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let (http, cookie) = log_in_over_http(&base, &token).await;
+    let session = cookie.split(';').next().unwrap().to_owned();
     let page = || {
         let (http, session, base) = (http.clone(), session.clone(), base.clone());
         async move {
