@@ -259,12 +259,12 @@ async fn run_serves_health_readiness_and_metrics_that_follow_the_work() {
         "Postgres's reason: {body}"
     );
 
+    // Even with its catalog gone, SIGTERM stops it within the shutdown time.
     terminate(&daemon);
-    let exit = tokio::time::timeout(Duration::from_secs(20), daemon.wait())
+    tokio::time::timeout(Duration::from_secs(20), daemon.wait())
         .await
-        .unwrap()
+        .expect("pgforce run stopped within 20 s of SIGTERM")
         .unwrap();
-    assert!(exit.code().is_some(), "pgforce run ends on SIGTERM");
     let _ = std::fs::remove_file(config);
 }
 

@@ -1,4 +1,4 @@
-//! What pgforce is doing, for `pgforce status` (and later the dashboard): every mapping's
+//! What pgforce is doing, for `pgforce status`, metrics and the API: every mapping's
 //! state, counts on both sides, last sync and error, what it is busy with, its drift and
 //! the records it keeps as rejected;
 //! every writer's holder, queue and the changes it is stuck on.
