@@ -29,6 +29,7 @@ mod config;
 mod control;
 mod datetime;
 mod error;
+pub mod events;
 mod faults;
 pub mod org;
 mod query;

@@ -218,6 +218,18 @@ impl Client {
         self.inner.logins.load(Ordering::Relaxed)
     }
 
+    /// The HTTP client (pool, TLS roots), for the streaming transports, which manage
+    /// their own long-lived requests.
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
+    /// Drops the session of generation `stale` and logs in again (a streaming transport
+    /// found the token refused).
+    pub(crate) async fn renew_session(&self, stale: &Session) -> Result<Session> {
+        self.login_after(stale.generation).await
+    }
+
     /// `/services/data/vXX.X` for the configured version.
     pub(crate) fn data_path(&self, rest: &str) -> String {
         format!("/services/data/v{}{rest}", self.inner.config.api_version)

@@ -37,6 +37,7 @@ mod error;
 pub mod rest;
 mod retry;
 pub mod soql;
+pub mod streaming;
 mod usage;
 
 pub use auth::{Session, authorize_url, exchange_authorization_code};

@@ -73,6 +73,7 @@ fn new_job(
         object,
         state,
         user: ctx.user,
+        origin: crate::events::change_origin("bulkapi", &ctx.version, &ctx.headers),
         created_by: ctx.user.id18(&schema),
         created_date: now,
         system_modstamp: now,

@@ -51,7 +51,9 @@ impl RequestContext {
     /// Starts the call's write transaction, with the stamp the call took when it started if
     /// its commit was delayed.
     pub fn begin<'o>(&self, org: &'o mut Org) -> Txn<'o> {
+        let origin = crate::events::change_origin("rest", &self.version, &self.headers);
         org.begin_at(self.user, self.faults.stamp)
+            .with_origin(origin)
     }
 
     /// The major API version as a number (`62`).

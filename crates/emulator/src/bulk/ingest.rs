@@ -34,6 +34,7 @@ struct Work {
     object: ObjectIndex,
     key_field: Option<usize>,
     user: RecordRef,
+    origin: std::sync::Arc<str>,
     delimiter: u8,
     upload: Vec<u8>,
     locked_rows: LockedRecords,
@@ -139,7 +140,9 @@ async fn write_rows(
         }
         {
             let mut org = shared.org_mut();
-            let mut txn = org.begin(work.user);
+            let mut txn = org
+                .begin(work.user)
+                .with_origin(std::sync::Arc::clone(&work.origin));
             for (offset, row) in batch.iter().enumerate() {
                 let index = batch_number * INTERNAL_BATCH + offset;
                 results.push(write_row(&mut txn, work, header, row, index));
@@ -226,6 +229,7 @@ fn take_work(shared: &Shared, job_id: &str, locked_rows: LockedRecords) -> Optio
         object,
         key_field,
         user: job.user,
+        origin: std::sync::Arc::clone(&job.origin),
         delimiter: job.format.delimiter,
         upload: uploads.first().map(|b| b.to_vec()).unwrap_or_default(),
         locked_rows,

@@ -85,6 +85,8 @@ pub struct Job {
     pub state: JobState,
     /// Who created it (its writes are theirs).
     pub user: RecordRef,
+    /// The `changeOrigin` of the call that created it, for its change events.
+    pub origin: std::sync::Arc<str>,
     pub created_by: String,
     pub created_date: i64,
     pub system_modstamp: i64,

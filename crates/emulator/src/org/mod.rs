@@ -33,6 +33,7 @@ pub use value::{RecordRef, Value, compare_text_folded, format_double, value_from
 
 use crate::datetime;
 use crate::error::ApiError;
+use crate::events::{self, ChangeLog, Commit};
 
 /// The org's own Id (prefix `00D`), as minted for record number 1.
 const ORG_ID_PREFIX: &str = "00D";
@@ -69,6 +70,8 @@ pub struct Org {
     tables: Vec<Table>,
     last_stamp: i64,
     admin: RecordRef,
+    /// Committed changes to objects someone listens to (CDC, PushTopics).
+    changes: ChangeLog,
 }
 
 impl Org {
@@ -80,6 +83,7 @@ impl Org {
             schema: Arc::new(schema),
             tables,
             last_stamp: 0,
+            changes: ChangeLog::default(),
             admin: RecordRef {
                 object: user_object,
                 seq: 1,
@@ -151,6 +155,16 @@ impl Org {
         self.tables.get(usize::from(record.object))?.get(record.seq)
     }
 
+    /// The change log the Streaming and Pub/Sub APIs read.
+    pub fn changes(&self) -> &ChangeLog {
+        &self.changes
+    }
+
+    /// The change log, to select objects for Change Data Capture or expire events.
+    pub fn changes_mut(&mut self) -> &mut ChangeLog {
+        &mut self.changes
+    }
+
     /// The latest `SystemModstamp` handed out.
     pub fn last_stamp(&self) -> i64 {
         self.last_stamp
@@ -217,6 +231,7 @@ impl Org {
             stamp,
             user,
             undo: Vec::new(),
+            origin: Arc::from(""),
         }
     }
 
@@ -491,9 +506,46 @@ pub struct Txn<'a> {
     user: RecordRef,
     /// Previous contents of every slot this transaction changed, oldest first.
     undo: Vec<(RecordRef, Option<Record>)>,
+    /// The `changeOrigin` its change events carry.
+    origin: Arc<str>,
+}
+
+impl Drop for Txn<'_> {
+    /// The transaction commits when it ends: its changes go to the change log.
+    fn drop(&mut self) {
+        if self.undo.is_empty() {
+            return;
+        }
+        let schema = Arc::clone(&self.org.schema);
+        let mut seen = std::collections::HashSet::new();
+        let mut committed = Vec::new();
+        for (record, before) in &self.undo {
+            if !seen.insert(*record) || !self.org.changes.records(record.object) {
+                continue;
+            }
+            let object = schema.object(record.object);
+            let after = self.org.get(*record);
+            if let Some(change) = events::change_between(object, *record, before.as_ref(), after)
+            {
+                committed.push(change);
+            }
+        }
+        let commit = Commit {
+            origin: Arc::clone(&self.origin),
+            timestamp: datetime::now_millis(),
+            user: self.user,
+        };
+        self.org.changes.publish(&commit, committed);
+    }
 }
 
 impl Txn<'_> {
+    /// Names the call that made this transaction in its change events (`changeOrigin`).
+    pub fn with_origin(mut self, origin: Arc<str>) -> Self {
+        self.origin = origin;
+        self
+    }
+
     /// The org, for reads inside the transaction.
     pub fn org(&self) -> &Org {
         self.org
