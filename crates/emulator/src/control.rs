@@ -47,6 +47,9 @@ pub fn router() -> Router<Arc<Shared>> {
             get(get_script).post(append_script).delete(clear_script),
         )
         .route("/sessions/expire", post(expire_sessions))
+        .route("/events/expire", post(expire_events))
+        .route("/events/cut", post(cut_streams))
+        .route("/events/cdc", get(cdc_entities).put(put_cdc_entities))
         .route("/credentials", get(credentials))
         .route("/credentials/revoke", post(revoke_credentials))
         .route("/credentials/restore", post(restore_credentials))
@@ -194,6 +197,63 @@ async fn clear_script(State(shared): AppState) -> Response {
 async fn expire_sessions(State(shared): AppState) -> Response {
     let expired = shared.sessions().expire_all();
     Json(json!({ "expired": expired })).into_response()
+}
+
+/// `POST /events/expire`: forgets every stored change event, so the replay ids handed
+/// out so far are refused as expired.
+async fn expire_events(State(shared): AppState) -> Response {
+    let mut org = shared.org_mut();
+    let through = org.changes().latest_replay();
+    org.changes_mut().expire_all();
+    Json(json!({ "expiredThrough": through })).into_response()
+}
+
+/// `POST /events/cut`: ends every open event stream (CometD connects, Pub/Sub
+/// subscriptions) at once, as a network cut would.
+async fn cut_streams(State(shared): AppState) -> Response {
+    shared.cut_streams();
+    Json(json!({ "cut": true })).into_response()
+}
+
+/// `GET /events/cdc`: the objects selected for Change Data Capture.
+async fn cdc_entities(State(shared): AppState) -> Response {
+    let org = shared.org();
+    let names: Vec<&str> = org
+        .changes()
+        .cdc_entities()
+        .map(|o| org.schema().object(o).name.as_str())
+        .collect();
+    Json(json!({ "entities": names })).into_response()
+}
+
+#[derive(Deserialize)]
+struct CdcSelection {
+    entities: Vec<String>,
+}
+
+/// `PUT /events/cdc {"entities": ["Account", ...]}`: selects exactly these objects for
+/// Change Data Capture (Salesforce's channel members of `ChangeEvents`).
+async fn put_cdc_entities(
+    State(shared): AppState,
+    Json(selection): Json<CdcSelection>,
+) -> Response {
+    let mut org = shared.org_mut();
+    let schema = Arc::clone(org.schema());
+    let mut objects = Vec::new();
+    for name in &selection.entities {
+        match schema.object_index(name) {
+            Some(object) => objects.push(object),
+            None => return bad_request(format!("no object named {name}")),
+        }
+    }
+    let current: Vec<_> = org.changes().cdc_entities().collect();
+    for object in current {
+        org.changes_mut().disable_cdc(object);
+    }
+    for object in objects {
+        org.changes_mut().enable_cdc(object);
+    }
+    Json(json!({ "entities": selection.entities })).into_response()
 }
 
 /// `GET /credentials`: whether the user's credentials are revoked.

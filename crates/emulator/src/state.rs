@@ -38,6 +38,9 @@ pub struct Shared {
     pub usage: ApiUsage,
     pub stats: Stats,
     pub workload: Workload,
+    /// Bumped to cut every open event stream (CometD connects, Pub/Sub subscriptions)
+    /// mid-way; streams watch it and end when it changes.
+    stream_cuts: tokio::sync::watch::Sender<u64>,
 }
 
 impl Shared {
@@ -67,6 +70,7 @@ impl Shared {
             usage: ApiUsage::new(config.daily_api_limit),
             stats: Stats::default(),
             workload: Workload::default(),
+            stream_cuts: tokio::sync::watch::channel(0).0,
             config,
         })
     }
@@ -109,6 +113,16 @@ impl Shared {
         self.fault_script
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Ends every open event stream now (fault injection: a stream cut mid-way).
+    pub fn cut_streams(&self) {
+        self.stream_cuts.send_modify(|n| *n += 1);
+    }
+
+    /// Changes when [`Shared::cut_streams`] is called; an open stream selects on it.
+    pub fn stream_cuts(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.stream_cuts.subscribe()
     }
 
     /// Replaces the faults in force.

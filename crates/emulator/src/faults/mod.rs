@@ -61,6 +61,15 @@ pub struct FaultConfig {
     /// oldest, whose `nextRecordsUrl` then answers INVALID_QUERY_LOCATOR. None (the default)
     /// is unlimited, as Salesforce's limits page says since API 56.0; older orgs kept 10.
     pub max_open_cursors_per_user: Option<u32>,
+    /// Share of change events (CometD and Pub/Sub) a subscriber never receives.
+    pub event_drop_rate: f64,
+    /// Share of change events a subscriber receives twice.
+    pub event_duplicate_rate: f64,
+    /// Milliseconds every change event waits before it is delivered.
+    pub event_delay_ms: u64,
+    /// Share of Change Data Capture events delivered as gap events (`GAP_UPDATE` and the
+    /// like: the record ids and header only, no field values).
+    pub event_gap_rate: f64,
 }
 
 impl Default for FaultConfig {
@@ -80,6 +89,39 @@ impl Default for FaultConfig {
             commit_delay_rate: 0.0,
             commit_delay_ms: 0,
             max_open_cursors_per_user: None,
+            event_drop_rate: 0.0,
+            event_duplicate_rate: 0.0,
+            event_delay_ms: 0,
+            event_gap_rate: 0.0,
+        }
+    }
+}
+
+/// How many times a subscriber receives one change event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventDelivery {
+    /// Never (dropped).
+    Dropped,
+    /// Once, as a gap event instead of the full event (CDC only).
+    AsGap,
+    /// Once.
+    Once,
+    /// Twice in a row.
+    Twice,
+}
+
+impl FaultConfig {
+    /// Draws how one change event is delivered to one subscriber.
+    pub fn event_delivery(&self) -> EventDelivery {
+        let mut rng = rand::rng();
+        if self.event_drop_rate > 0.0 && rng.random_bool(self.event_drop_rate) {
+            EventDelivery::Dropped
+        } else if self.event_gap_rate > 0.0 && rng.random_bool(self.event_gap_rate) {
+            EventDelivery::AsGap
+        } else if self.event_duplicate_rate > 0.0 && rng.random_bool(self.event_duplicate_rate) {
+            EventDelivery::Twice
+        } else {
+            EventDelivery::Once
         }
     }
 }
@@ -135,6 +177,9 @@ impl FaultConfig {
                 self.bulk_partial_processed_share,
             ),
             ("commitDelayRate", self.commit_delay_rate),
+            ("eventDropRate", self.event_drop_rate),
+            ("eventDuplicateRate", self.event_duplicate_rate),
+            ("eventGapRate", self.event_gap_rate),
         ] {
             if !(0.0..=1.0).contains(&rate) {
                 return Err(format!("{name} must be between 0 and 1, got {rate}"));
