@@ -31,6 +31,7 @@ mod datetime;
 mod error;
 pub mod events;
 mod faults;
+mod header_case;
 pub mod org;
 mod query;
 mod seed;

@@ -20,6 +20,7 @@ use tokio::task::JoinSet;
 use tower::ServiceExt as _;
 
 use crate::api::context::ConnectionInfo;
+use crate::header_case::SalesforceHeaderCase;
 use crate::state::Shared;
 
 /// Response extension: close the connection instead of sending this response.
@@ -103,6 +104,8 @@ where
     });
     let _ = http1::Builder::new()
         .keep_alive(true)
-        .serve_connection(TokioIo::new(stream), service)
+        // Salesforce writes `Content-Type`, `Sforce-Locator` and the like, not lower case.
+        .title_case_headers(true)
+        .serve_connection(TokioIo::new(SalesforceHeaderCase::new(stream)), service)
         .await;
 }

@@ -53,7 +53,7 @@ pub(crate) async fn csv(
     (status, records, locator, response.text().await.unwrap())
 }
 
-async fn query_job(org: &Org, operation: &str, soql: &str) -> String {
+pub(crate) async fn query_job(org: &Org, operation: &str, soql: &str) -> String {
     let (status, _, info) = org
         .call(
             Method::POST,
