@@ -68,13 +68,15 @@ impl Drop for Emulator {
 }
 
 pub async fn start_emulator(bin: &PathBuf) -> anyhow::Result<Emulator> {
-    start_emulator_with(bin, None).await
+    start_emulator_with(bin, None, &[]).await
 }
 
 /// Starts the emulator over HTTP and, with `tls` (`(port, CA file)`), HTTPS as well.
+/// `extra` arguments are passed on as they are.
 pub async fn start_emulator_with(
     bin: &PathBuf,
     tls: Option<(u16, &std::path::Path)>,
+    extra: &[String],
 ) -> anyhow::Result<Emulator> {
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let mut args: Vec<String> = vec![
@@ -91,6 +93,7 @@ pub async fn start_emulator_with(
             args.extend(["--cert-out".into(), ca.display().to_string()]);
         }
     }
+    args.extend(extra.iter().cloned());
     let child = Command::new(bin)
         .args(&args)
         .stdout(Stdio::null())

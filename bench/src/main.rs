@@ -10,6 +10,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod client;
 mod emulator;
+mod events;
 mod full_report;
 mod peers;
 mod report;
@@ -43,6 +44,9 @@ enum Scenario {
     Sync(sync::Options),
     /// Postgres → Salesforce: write latency and throughput vs direct collections calls.
     Write(write::Options),
+    /// Salesforce → Postgres latency and API calls with Pub/Sub events, CometD events and
+    /// polling every second.
+    Events(events::Options),
     /// pgforce against simple-salesforce scripts on the same data (Python, bench/peers).
     Peers(peers::Options),
     /// Every scenario, then docs/benchmarks.md and bench/results/latest.json.
@@ -58,6 +62,7 @@ fn main() -> anyhow::Result<()> {
     let report = runtime.block_on(async {
         match cli.scenario {
             Scenario::Emulator(options) => emulator::run(options).await,
+            Scenario::Events(options) => events::run(options).await,
             Scenario::Client(options) => client::run(options).await,
             Scenario::Sync(options) => sync::run(options).await,
             Scenario::Write(options) => write::run(options).await,

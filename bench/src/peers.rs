@@ -137,7 +137,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         .port();
     let ca = std::env::temp_dir().join(format!("pgforce-bench-peers-{}.pem", std::process::id()));
     let emulator =
-        start_emulator_with(&options.services.emulator_bin, Some((tls_port, &ca))).await?;
+        start_emulator_with(&options.services.emulator_bin, Some((tls_port, &ca)), &[]).await?;
     let https = format!("https://localhost:{tls_port}");
     reqwest::Client::new()
         .post(format!("{}/__emulator/seed", emulator.base))

@@ -65,6 +65,8 @@ pub fn account_connection(
         "client_id": "pgforce",
         "client_secret": "pgforce",
         "bulk_write_threshold": bulk_write_threshold,
+        // Polling alone unless a scenario turns events on (the `events` scenario does).
+        "change_events": "off",
         // Loads and polls alike: the benchmarks measure what pgforce run does.
         "mapping": [{
             "object": "Account",

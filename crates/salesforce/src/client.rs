@@ -331,6 +331,9 @@ impl Client {
             for (name, value) in &call.headers {
                 request = request.header(name, value);
             }
+            if let Some(client) = &self.inner.config.call_options_client {
+                request = request.header("Sforce-Call-Options", format!("client={client}"));
+            }
             if let Some(json) = &call.json {
                 request = request.json(json);
             }

@@ -90,6 +90,10 @@ pub struct ClientConfig {
     pub daily_call_budget: Option<u64>,
     /// An extra root certificate (PEM) to trust, such as the emulator's CA.
     pub extra_root_certificate_pem: Option<String>,
+    /// The client id every call names in `Sforce-Call-Options` (`client=<id>`), which
+    /// Salesforce copies into change events' `changeOrigin`, so the caller can tell its
+    /// own changes from others'. None sends no such header.
+    pub call_options_client: Option<String>,
 }
 
 impl ClientConfig {
@@ -106,6 +110,7 @@ impl ClientConfig {
             query_batch_size: None,
             daily_call_budget: None,
             extra_root_certificate_pem: None,
+            call_options_client: None,
         }
     }
 }

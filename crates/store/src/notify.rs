@@ -6,17 +6,25 @@
 //! collapse: the wake-up channel holds one pending wake-up, so a thousand pings while the
 //! writer is busy cost one extra pass, not a thousand.
 
+use std::collections::VecDeque;
 use std::future::poll_fn;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, Client};
 
 use crate::error::{Context as _, Result};
 
+/// Distinct payloads kept between two reads of them.
+const MAX_KEPT_PAYLOADS: usize = 10_000;
+
 /// A session listening on one channel.
 #[derive(Debug)]
 pub struct Listener {
     wakeups: mpsc::Receiver<()>,
+    /// Payloads of the notifications since the last [`Listener::take_payloads`] (each
+    /// once; bounded, the oldest dropped first).
+    payloads: Arc<Mutex<VecDeque<String>>>,
     /// Kept so the session stays open.
     _client: Client,
 }
@@ -26,10 +34,20 @@ impl Listener {
     pub async fn listen(url: &str, channel: &str) -> Result<Self> {
         let (client, mut connection) = crate::connect::open(url).await?;
         let (sender, wakeups) = mpsc::channel(1);
+        let payloads: Arc<Mutex<VecDeque<String>>> = Arc::default();
+        let kept = Arc::clone(&payloads);
         tokio::spawn(async move {
             while let Some(message) = poll_fn(|cx| connection.poll_message(cx)).await {
                 match message {
-                    Ok(AsyncMessage::Notification(_)) => {
+                    Ok(AsyncMessage::Notification(notification)) => {
+                        let mut kept = kept.lock().unwrap_or_else(PoisonError::into_inner);
+                        if !kept.iter().any(|p| p == notification.payload()) {
+                            if kept.len() >= MAX_KEPT_PAYLOADS {
+                                kept.pop_front();
+                            }
+                            kept.push_back(notification.payload().to_owned());
+                        }
+                        drop(kept);
                         // Full means a wake-up is already pending: that one covers this.
                         let _ = sender.try_send(());
                     }
@@ -48,6 +66,7 @@ impl Listener {
             .context(|| format!("listening on channel {channel}"))?;
         Ok(Self {
             wakeups,
+            payloads,
             _client: client,
         })
     }
@@ -55,5 +74,14 @@ impl Listener {
     /// Waits for the next notification. `false` when the session is gone (reconnect).
     pub async fn notified(&mut self) -> bool {
         self.wakeups.recv().await.is_some()
+    }
+
+    /// The distinct payloads notified since the last call, oldest first.
+    pub fn take_payloads(&self) -> Vec<String> {
+        self.payloads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain(..)
+            .collect()
     }
 }

@@ -176,6 +176,13 @@ pub struct ConnectionConfig {
     /// later one but stamped before it is not missed (default 10; 0 turns it off).
     #[serde(default = "default_poll_overlap_seconds")]
     pub poll_overlap_seconds: u64,
+    /// How Salesforce's changes reach pgforce besides polling: `auto` (the Pub/Sub API,
+    /// else the Streaming API), `pubsub`, `cometd`, or `off` (polling only).
+    #[serde(default)]
+    pub change_events: ChangeEvents,
+    /// The Pub/Sub API's `host:port` (default `api.pubsub.salesforce.com:7443`).
+    #[serde(default = "default_pubsub_endpoint")]
+    pub pubsub_endpoint: String,
     /// The objects to sync.
     #[serde(default, rename = "mapping", skip_serializing)]
     pub mappings: Vec<MappingConfig>,
@@ -219,6 +226,32 @@ fn default_archive_after_seconds() -> u64 {
 
 fn default_archive_retention_days() -> u64 {
     31
+}
+
+fn default_pubsub_endpoint() -> String {
+    DEFAULT_PUBSUB_ENDPOINT.to_owned()
+}
+
+/// Where Salesforce serves the Pub/Sub API.
+pub const DEFAULT_PUBSUB_ENDPOINT: &str = "api.pubsub.salesforce.com:7443";
+
+/// The client id pgforce names in `Sforce-Call-Options`, which Salesforce copies into
+/// change events' `changeOrigin`: how pgforce tells its own writes from others'.
+pub const CALL_OPTIONS_CLIENT: &str = "pgforce";
+
+/// How Salesforce's changes reach pgforce besides polling.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeEvents {
+    /// The Pub/Sub API; the Streaming API (CometD) when Pub/Sub cannot be reached.
+    #[default]
+    Auto,
+    /// The Pub/Sub API only.
+    Pubsub,
+    /// The Streaming API (CometD) only.
+    Cometd,
+    /// No events: mappings are polled only.
+    Off,
 }
 
 fn default_poll_overlap_seconds() -> u64 {
@@ -302,6 +335,7 @@ impl ConnectionConfig {
             config.query_batch_size = Some(size);
         }
         config.request_timeout = Duration::from_secs(120);
+        config.call_options_client = Some(CALL_OPTIONS_CLIENT.to_owned());
         if let Some(file) = &self.ca_file {
             let pem = std::fs::read_to_string(file)
                 .map_err(|e| self.problem(format!("reading ca_file {file}: {e}")))?;

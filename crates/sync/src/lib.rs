@@ -50,6 +50,7 @@ mod plan;
 mod reader;
 mod reconcile;
 mod secrets;
+mod subscriber;
 #[cfg(feature = "test-support")]
 pub mod testing;
 mod worker;

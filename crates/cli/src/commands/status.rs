@@ -77,6 +77,13 @@ fn print_mapping(mapping: &MappingStatus) {
     if let Some(activity) = &mapping.activity {
         output::say(&format!("{:<10} ↳ {activity}", ""));
     }
+    if let Some(transport) = &mapping.events_transport {
+        output::say(&format!(
+            "{:<10} ↳ change events: {transport}, last at {}",
+            "",
+            mapping.last_event.as_deref().unwrap_or("-")
+        ));
+    }
     if !mapping.drift.is_empty() {
         let kinds: Vec<String> = mapping
             .drift

@@ -6,6 +6,7 @@ pub mod limits;
 pub mod query;
 pub mod replication;
 pub mod sobject;
+pub mod tooling;
 
 /// A record as Salesforce sends it: field names to JSON values (with `attributes`).
 pub type Record = serde_json::Map<String, serde_json::Value>;

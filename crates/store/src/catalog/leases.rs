@@ -37,6 +37,14 @@ pub fn writer_lease(connection: &str) -> String {
     format!("{WRITER_PREFIX}{connection}")
 }
 
+/// How change-event subscriber lease names begin: `subscriber:<connection id>`.
+pub const SUBSCRIBER_PREFIX: &str = "subscriber:";
+
+/// The lease of a connection's change-event subscriber.
+pub fn subscriber_lease(connection: crate::ConnectionId) -> String {
+    format!("{SUBSCRIBER_PREFIX}{connection}")
+}
+
 /// The lease of a mapping's reader.
 pub fn reader_lease(mapping: MappingId) -> String {
     format!("{READER_PREFIX}{mapping}")

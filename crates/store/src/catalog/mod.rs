@@ -27,6 +27,7 @@ pub mod notifications;
 pub mod rejected;
 pub mod stale_creates;
 pub mod status;
+pub mod subscriptions;
 pub mod tokens;
 pub mod validations;
 
@@ -38,8 +39,12 @@ use crate::error::{Context as _, Result};
 /// (payload `connections:<id>` or `mappings:<id>`).
 pub const CATALOG_CHANNEL: &str = "pgforce_catalog";
 
+/// The channel on which a change-event subscriber asks the reader of a mapping to read
+/// at once, wherever it runs (payload: the mapping's id).
+pub const NUDGE_CHANNEL: &str = "pgforce_nudge";
+
 /// `(version, SQL)` of every migration, in order.
-const MIGRATIONS: [(i32, &str); 16] = [
+const MIGRATIONS: [(i32, &str); 17] = [
     (1, include_str!("../../migrations/0001_catalog.sql")),
     (
         2,
@@ -74,6 +79,7 @@ const MIGRATIONS: [(i32, &str); 16] = [
         include_str!("../../migrations/0015_dashboard_sessions.sql"),
     ),
     (16, include_str!("../../migrations/0016_authorizations.sql")),
+    (17, include_str!("../../migrations/0017_change_events.sql")),
 ];
 
 /// Key of the advisory lock that serialises migrations ("pgforce" in ASCII).

@@ -36,6 +36,10 @@ pub struct MappingReport {
     pub drift: Option<String>,
     /// When that reconcile ran.
     pub drift_checked: Option<String>,
+    /// The change-event transport keeping it fresh (`pubsub`, `cometd`), if events flow.
+    pub events_transport: Option<String>,
+    /// When the last change event for it came (`YYYY-MM-DD HH:MI:SS`, UTC).
+    pub last_event: Option<String>,
 }
 
 /// Every mapping, by connection and object.
@@ -46,7 +50,8 @@ pub async fn mappings(client: &impl GenericClient) -> Result<Vec<MappingReport>>
                     to_char(m.last_sync_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS'), m.last_error,
                     m.activity, (m.drift - 'checked_at' - 'salesforce_records' - 'postgres_rows')::text,
                     to_char((m.drift ->> 'checked_at')::timestamptz at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
-                    floor(extract(epoch from now() - m.last_sync_at))::bigint
+                    floor(extract(epoch from now() - m.last_sync_at))::bigint,
+                    m.events_transport, to_char(m.last_event_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS')
              from pgforce.mappings m join pgforce.connections c on c.id = m.connection_id
              order by c.name, m.object_name",
             &[],
@@ -71,6 +76,8 @@ pub async fn mappings(client: &impl GenericClient) -> Result<Vec<MappingReport>>
             seconds_since_sync: row
                 .get::<_, Option<i64>>(12)
                 .map(|s| u64::try_from(s).unwrap_or_default()),
+            events_transport: row.get(13),
+            last_event: row.get(14),
         })
         .collect())
 }

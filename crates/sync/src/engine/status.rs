@@ -74,6 +74,11 @@ pub struct MappingStatus {
     pub rejected: u64,
     /// The first of them, oldest first.
     pub rejected_first: Vec<RejectedRow>,
+    /// The change-event transport keeping it fresh (`pubsub`, `cometd`); None: polled
+    /// only.
+    pub events_transport: Option<String>,
+    /// When the last change event for it came (UTC).
+    pub last_event: Option<String>,
 }
 
 /// One connection's writer status.
@@ -140,6 +145,8 @@ impl Engine {
                 last_error: report.last_error,
                 activity: report.activity,
                 drift_checked: report.drift_checked,
+                events_transport: report.events_transport,
+                last_event: report.last_event,
             });
         }
         let mut writers = Vec::new();

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use pgforce_store::catalog::connections::ConnectionRow;
 use pgforce_store::catalog::mappings::{self, MappingRow};
-use pgforce_store::catalog::{CATALOG_CHANNEL, connections, events};
+use pgforce_store::catalog::{CATALOG_CHANNEL, NUDGE_CHANNEL, connections, events};
 use pgforce_store::notify::Listener;
 use pgforce_store::{Access, ConnectionId, MappingId, MappingState, Session};
 use tokio::sync::{Notify, watch};
@@ -30,10 +30,12 @@ use tokio::task::JoinSet;
 
 use super::Engine;
 use super::setup::{LiveConnection, LiveMapping};
+use crate::config::ChangeEvents;
 use crate::error::{Error, Result};
 use crate::error_policy::{self, Decision};
 use crate::reader::ReaderWorker;
 use crate::reader::schema;
+use crate::subscriber::SubscriberWorker;
 use crate::worker::{Backoff, Exit};
 use crate::writer::{WriteWorker, WriterMapping};
 
@@ -42,6 +44,7 @@ use crate::writer::{WriteWorker, WriterMapping};
 enum WorkerKey {
     Reader(MappingId),
     Writer(ConnectionId),
+    Subscriber(ConnectionId),
 }
 
 /// A worker that should run, and how to start it.
@@ -53,6 +56,7 @@ struct Wanted {
 enum Starter {
     Reader(Box<ReaderWorker>),
     Writer(Box<WriteWorker>),
+    Subscriber(Box<SubscriberWorker>),
 }
 
 /// A worker that runs (or is stopping).
@@ -91,6 +95,7 @@ pub(super) async fn run(engine: &Engine, mut shutdown: watch::Receiver<bool>) ->
     let mut state = Supervision::default();
     let mut workers: JoinSet<Outcome> = JoinSet::new();
     let mut prune_at = Instant::now();
+    let nudges = tokio::spawn(relay_nudges(engine.clone()));
     loop {
         if *shutdown.borrow() {
             break;
@@ -130,7 +135,30 @@ pub(super) async fn run(engine: &Engine, mut shutdown: watch::Receiver<bool>) ->
         }
     }
     stop_all(engine, &mut state, &mut workers).await;
+    nudges.abort();
     Ok(())
+}
+
+/// Wakes the readers running here that a subscriber elsewhere asks to read (NOTIFY on
+/// `pgforce_nudge`); listens again when the session is lost.
+async fn relay_nudges(engine: Engine) {
+    loop {
+        match Listener::listen(&engine.shared.database_url, NUDGE_CHANNEL).await {
+            Ok(mut listener) => {
+                while listener.notified().await {
+                    for payload in listener.take_payloads() {
+                        if let Ok(id) = payload.parse::<i64>() {
+                            engine.read_now(MappingId::from(id));
+                        }
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::warn!(error = %crate::error::chain(&error), "cannot listen for read requests from other processes; their readers are woken by polls only");
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
 }
 
 /// Tells every worker to stop and waits for them, at most the engine's shutdown time;
@@ -245,6 +273,9 @@ fn start(
             workers.spawn(async move { (key, worker.run(stopped).await) })
         }
         Starter::Writer(worker) => workers.spawn(async move { (key, worker.run(stopped).await) }),
+        Starter::Subscriber(worker) => {
+            workers.spawn(async move { (key, worker.run(stopped).await) })
+        }
     };
     state.tasks.insert(handle.id(), key);
     state.running.insert(
@@ -340,6 +371,7 @@ async fn wanted_workers(
             .collect();
         let mut writable = Vec::new();
         let mut waiting = Vec::new();
+        let mut subscribed: HashMap<String, Vec<MappingId>> = HashMap::new();
         for row in rows {
             let resolved = if row.paused {
                 None
@@ -355,6 +387,10 @@ async fn wanted_workers(
             if row.access == Access::ReadWrite {
                 writable.push(mapping.clone());
             }
+            subscribed
+                .entry(mapping.mapping.object.clone())
+                .or_default()
+                .push(row.id);
             wanted.insert(
                 WorkerKey::Reader(row.id),
                 Wanted {
@@ -370,6 +406,20 @@ async fn wanted_workers(
                 Wanted {
                     fingerprint,
                     start: Starter::Writer(Box::new(writer(engine, &live, writable, waiting))),
+                },
+            );
+        }
+        if live.config.change_events != ChangeEvents::Off && !subscribed.is_empty() {
+            let mut objects: Vec<String> = subscribed
+                .iter()
+                .map(|(object, ids)| format!("{object}:{ids:?}"))
+                .collect();
+            objects.sort();
+            wanted.insert(
+                WorkerKey::Subscriber(connection.id),
+                Wanted {
+                    fingerprint: format!("{}|{}", connection.revision, objects.join(",")),
+                    start: Starter::Subscriber(Box::new(subscriber(engine, &live, subscribed))),
                 },
             );
         }
@@ -517,6 +567,26 @@ fn writer(
         policy: live.config.write_policy(),
         archive: live.config.archive_policy(),
         bus: shared.bus.clone(),
+        lease: shared.options.lease,
+    }
+}
+
+fn subscriber(
+    engine: &Engine,
+    live: &LiveConnection,
+    objects: HashMap<String, Vec<MappingId>>,
+) -> SubscriberWorker {
+    let shared = &engine.shared;
+    let local = engine.clone();
+    SubscriberWorker {
+        database_url: shared.database_url.clone(),
+        salesforce: live.salesforce.clone(),
+        connection_id: live.id,
+        connection: live.name().to_owned(),
+        mode: live.config.change_events,
+        pubsub_endpoint: live.config.pubsub_endpoint.clone(),
+        objects,
+        wake_local: Arc::new(move |mapping| local.read_now(mapping)),
         lease: shared.options.lease,
     }
 }

@@ -1,0 +1,27 @@
+//! Change events: a connection's subscriber hears of Salesforce's changes as they commit
+//! and makes the affected mappings read at once.
+//!
+//! Key concepts:
+//! - **The poll stays the source of truth.** An event only wakes the mapping's reader,
+//!   which reads from its cursor as on any poll. A missed event costs latency, never a
+//!   change (the next event or the mapping's `polling_seconds` safety net reads it); a
+//!   duplicated event costs one read that finds nothing new.
+//! - **Transports.** The Pub/Sub API (gRPC) by default, the Streaming API (CometD) when
+//!   Pub/Sub cannot be reached, polling alone when neither works (`change_events` in the
+//!   connection's settings chooses). The subscriber selects the mapped objects for Change
+//!   Data Capture and listens on `/data/ChangeEvents`.
+//! - **Replay.** The replay id is stored in `pgforce.change_subscriptions` under the
+//!   subscriber's fenced lease, in the transaction that records which mappings the events
+//!   concerned, after their readers were woken. After a restart the subscription resumes
+//!   after it, so events committed while pgforce was down still wake their readers. An
+//!   expired replay id makes every mapping read from its cursor, and the subscription
+//!   starts again from the newest events.
+//! - **Echoes.** pgforce names itself in `Sforce-Call-Options` (`client=pgforce`);
+//!   events whose `changeOrigin` says so are its own writes coming back and wake nobody.
+//! - **Where readers run.** A reader in this process is woken directly; one in another
+//!   `pgforce run` on the same catalog through a NOTIFY on `pgforce_nudge`.
+
+mod stream;
+mod worker;
+
+pub(crate) use worker::SubscriberWorker;

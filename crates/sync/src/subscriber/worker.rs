@@ -1,0 +1,277 @@
+//! A connection's change-event subscriber as a long-running worker: it holds the
+//! connection's subscriber lease, keeps one stream open (reopening it with backoff), wakes
+//! the readers of the mappings its events concern and records where it stands.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use pgforce_salesforce::Client;
+use pgforce_salesforce::streaming::{ChangeEvent, EventBatch, ReplayId, StartAt, StreamError};
+use pgforce_store::catalog::leases::{self, Fence};
+use pgforce_store::catalog::subscriptions::{self, Transport};
+use pgforce_store::{ConnectionId, MappingId, OwnWrite, Session};
+use tokio::sync::watch;
+
+use super::stream::{self, Stream};
+use crate::config::{CALL_OPTIONS_CLIENT, ChangeEvents};
+use crate::error::Result;
+use crate::worker::{Backoff, Exit, LeaseTiming};
+
+/// Wakes a mapping's reader if it runs in this process; `false` when it does not.
+pub(crate) type WakeLocal = Arc<dyn Fn(MappingId) -> bool + Send + Sync>;
+
+/// Everything a connection's subscriber needs.
+pub(crate) struct SubscriberWorker {
+    pub database_url: String,
+    pub salesforce: Client,
+    pub connection_id: ConnectionId,
+    /// The connection's name, for log lines.
+    pub connection: String,
+    pub mode: ChangeEvents,
+    pub pubsub_endpoint: String,
+    /// The mapped objects and the mappings of each.
+    pub objects: HashMap<String, Vec<MappingId>>,
+    pub wake_local: WakeLocal,
+    pub lease: LeaseTiming,
+}
+
+/// Why a stream ended.
+enum Ended {
+    Stopped,
+    /// Open a new stream now (the lease changed hands, or the replay id expired).
+    Reopen,
+    Failed(StreamError),
+}
+
+impl SubscriberWorker {
+    /// Subscribes until `stop` turns true.
+    pub(crate) async fn run(self, mut stop: watch::Receiver<bool>) -> Result<Exit> {
+        let keeper = leases::LeaseKeeper::start(
+            &self.database_url,
+            &leases::subscriber_lease(self.connection_id),
+            &leases::holder_name(),
+            self.lease.ttl,
+            self.lease.heartbeat,
+        );
+        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(300));
+        let mut selected = false;
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            let Some(fence) = keeper.fence() else {
+                tokio::select! {
+                    () = tokio::time::sleep(self.lease.heartbeat) => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
+            };
+            if !selected {
+                self.select_objects().await;
+                selected = true;
+            }
+            let wait = match self
+                .subscribe(&fence, &keeper, &mut stop, &mut backoff)
+                .await
+            {
+                Ended::Stopped => break,
+                Ended::Reopen => Duration::ZERO,
+                Ended::Failed(error) => {
+                    let wait = backoff.next_wait();
+                    tracing::warn!(connection = %self.connection, error = %error, retry_in_s = wait.as_secs(), "change events are not flowing; polling alone until they do");
+                    self.show_transport(None).await;
+                    wait
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => {}
+            }
+        }
+        self.show_transport(None).await;
+        keeper.release().await;
+        Ok(Exit::Stopped)
+    }
+
+    /// Selects every mapped object for Change Data Capture. A refusal is logged: events
+    /// for that object will not come, and its mapping is polled.
+    async fn select_objects(&self) {
+        for object in self.objects.keys() {
+            if let Err(error) = self.salesforce.select_for_change_data_capture(object).await {
+                tracing::warn!(connection = %self.connection, object = %object, error = %error, "could not select the object for Change Data Capture; its mapping is polled only");
+            }
+        }
+    }
+
+    /// Opens a stream (trying each transport in turn) and takes its events in until it
+    /// ends.
+    async fn subscribe(
+        &self,
+        fence: &Fence,
+        keeper: &leases::LeaseKeeper,
+        stop: &mut watch::Receiver<bool>,
+        backoff: &mut Backoff,
+    ) -> Ended {
+        let mut pg = match pgforce_store::connect(&self.database_url).await {
+            Ok(pg) => pg,
+            Err(error) => {
+                return Ended::Failed(StreamError::Transport(format!(
+                    "cannot reach the catalog: {}",
+                    crate::error::chain(&error)
+                )));
+            }
+        };
+        let mut stream = match self.open(&pg).await {
+            Ok(stream) => stream,
+            Err(error) => return Ended::Failed(error),
+        };
+        let transport = stream.transport();
+        tracing::info!(connection = %self.connection, transport = transport.as_str(), "change events flowing");
+        self.show_transport(Some(transport)).await;
+        let lease = keeper.watch();
+        loop {
+            let batch = tokio::select! {
+                batch = stream.next() => batch,
+                _ = stop.changed() => return Ended::Stopped,
+                () = tokio::time::sleep(self.lease.heartbeat) => {
+                    if lease.fence().as_ref() != Some(fence) {
+                        return Ended::Reopen;
+                    }
+                    continue;
+                }
+            };
+            match batch {
+                Ok(batch) => {
+                    backoff.reset();
+                    if let Err(error) = self.take_in(&mut pg, fence, transport, batch).await {
+                        return Ended::Failed(StreamError::Transport(format!(
+                            "cannot record change events: {}",
+                            crate::error::chain(&error)
+                        )));
+                    }
+                }
+                Err(StreamError::ReplayExpired(detail)) => {
+                    self.replay_expired(&pg, &detail).await;
+                    return Ended::Reopen;
+                }
+                Err(error) => return Ended::Failed(error),
+            }
+        }
+    }
+
+    /// Opens a stream on the first transport that works, after the stored replay id.
+    async fn open(&self, pg: &Session) -> std::result::Result<Stream, StreamError> {
+        let stored = subscriptions::load(pg, self.connection_id)
+            .await
+            .map_err(|e| StreamError::Transport(crate::error::chain(&e)))?;
+        let mut last_error = StreamError::Unavailable("change events are off".to_owned());
+        for &transport in stream::transports(self.mode) {
+            // A replay id means something only to the transport that handed it out.
+            let start = match &stored {
+                Some(s) if s.transport == transport => s
+                    .replay_id
+                    .clone()
+                    .map_or(StartAt::Latest, |id| StartAt::After(ReplayId(id))),
+                _ => StartAt::Latest,
+            };
+            match stream::open(transport, &self.salesforce, &self.pubsub_endpoint, start).await {
+                Ok(stream) => return Ok(stream),
+                Err(StreamError::ReplayExpired(detail)) => {
+                    self.replay_expired(pg, &detail).await;
+                    return stream::open(
+                        transport,
+                        &self.salesforce,
+                        &self.pubsub_endpoint,
+                        StartAt::Latest,
+                    )
+                    .await;
+                }
+                Err(error) => {
+                    tracing::info!(connection = %self.connection, transport = transport.as_str(), error = %error, "change-event transport not available");
+                    last_error = error;
+                }
+            }
+        }
+        Err(last_error)
+    }
+
+    /// The stored replay id is gone from Salesforce: events in between may be lost, so
+    /// every mapping reads from its cursor, and the subscription starts from the newest.
+    async fn replay_expired(&self, pg: &Session, detail: &str) {
+        tracing::warn!(connection = %self.connection, detail = %detail, "stored replay id expired; every mapping reads from its cursor and events start again from the newest");
+        if let Err(error) = subscriptions::forget_replay(pg, self.connection_id).await {
+            tracing::warn!(connection = %self.connection, error = %crate::error::chain(&error), "could not forget the expired replay id");
+        }
+        for mapping in self.objects.values().flatten() {
+            self.wake(pg, *mapping).await;
+        }
+    }
+
+    /// Wakes the readers the batch concerns, then records the replay id it reached.
+    async fn take_in(
+        &self,
+        pg: &mut Session,
+        fence: &Fence,
+        transport: Transport,
+        batch: EventBatch,
+    ) -> pgforce_store::Result<()> {
+        let replay = batch
+            .latest_replay_id
+            .clone()
+            .or_else(|| batch.events.last().map(|e| e.replay_id.clone()));
+        if batch.events.is_empty() && replay.is_none() {
+            return Ok(());
+        }
+        let concerned = self.concerned_mappings(&batch.events);
+        for mapping in &concerned {
+            self.wake(pg, *mapping).await;
+        }
+        let concerned: Vec<MappingId> = concerned.into_iter().collect();
+        let received = i64::try_from(batch.events.len()).unwrap_or(i64::MAX);
+        let tx = OwnWrite::untabled().fenced(Some(fence)).begin(pg).await?;
+        subscriptions::record_events(
+            &*tx,
+            self.connection_id,
+            transport,
+            replay.as_ref().map(|r| r.0.as_slice()),
+            received,
+            &concerned,
+        )
+        .await?;
+        tx.commit("recording change events").await
+    }
+
+    /// The mappings whose objects the events changed, leaving out pgforce's own writes.
+    fn concerned_mappings(&self, events: &[ChangeEvent]) -> BTreeSet<MappingId> {
+        events
+            .iter()
+            .filter(|e| !e.made_by_client(CALL_OPTIONS_CLIENT))
+            .filter_map(|e| self.objects.get(&e.entity))
+            .flatten()
+            .copied()
+            .collect()
+    }
+
+    /// Wakes a reader here, or through the catalog when it runs elsewhere.
+    async fn wake(&self, pg: &Session, mapping: MappingId) {
+        if (self.wake_local)(mapping) {
+            return;
+        }
+        if let Err(error) = subscriptions::nudge(pg, mapping).await {
+            tracing::warn!(connection = %self.connection, mapping = %mapping, error = %crate::error::chain(&error), "could not wake the reader; its next poll reads the change");
+        }
+    }
+
+    /// Shows on the mappings' rows whether events keep them fresh.
+    async fn show_transport(&self, transport: Option<Transport>) {
+        let mappings: Vec<MappingId> = self.objects.values().flatten().copied().collect();
+        let shown = async {
+            let pg = pgforce_store::connect(&self.database_url).await?;
+            subscriptions::show_transport(&pg, &mappings, transport).await
+        };
+        if let Err(error) = shown.await {
+            tracing::warn!(connection = %self.connection, error = %crate::error::chain(&error), "could not show the change-event transport on the mappings");
+        }
+    }
+}
