@@ -8,6 +8,7 @@ mod bad_input;
 mod dashboard;
 mod demo;
 mod drift;
+mod events;
 mod logging;
 mod mappings;
 mod notifications;

@@ -115,6 +115,11 @@ impl<'c> Deref for OwnTransaction<'c> {
 }
 
 impl OwnTransaction<'_> {
+    /// Takes the sync lock of one more synced table (a transaction that writes several).
+    pub async fn lock_table(&self, schema: &Ident, table: &Ident) -> Result<()> {
+        lock_table(&self.tx, schema, table).await
+    }
+
     /// Checks the fence, when there is one, then commits; `what` names the work for the
     /// error. A fenced-out transaction is rolled back: nothing of it lands.
     pub async fn commit(self, what: &str) -> Result<()> {

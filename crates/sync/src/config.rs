@@ -180,6 +180,10 @@ pub struct ConnectionConfig {
     /// else the Streaming API), `pubsub`, `cometd`, or `off` (polling only).
     #[serde(default)]
     pub change_events: ChangeEvents,
+    /// Store what change events carry straight into read-only mappings' tables, without
+    /// reading the records (default false: events only make the mapping read at once).
+    #[serde(default)]
+    pub apply_events: bool,
     /// The Pub/Sub API's `host:port` (default `api.pubsub.salesforce.com:7443`).
     #[serde(default = "default_pubsub_endpoint")]
     pub pubsub_endpoint: String,

@@ -145,3 +145,38 @@ pub async fn already_applied(
         .context(|| format!("finding records {table} already holds"))?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
+
+/// Stores the fields one change event changed on the row of `sfid`, with the event's
+/// stamp as its `SystemModstamp`, unless the row already holds that version or a later
+/// one. `columns` are `(column, its type, value as text)`. Returns whether a row changed
+/// (false: no such row, or it is newer; the caller reads the record instead).
+pub async fn apply_changed_fields(
+    tx: &Transaction<'_>,
+    shape: &RowShape,
+    sfid: &str,
+    stamp: &str,
+    columns: &[(&crate::Ident, crate::ddl::PgType, Option<String>)],
+) -> Result<bool> {
+    let (schema, table) = (&shape.schema, &shape.table);
+    let mut assignments =
+        vec!["systemmodstamp = ($2::text::timestamptz at time zone 'UTC')".to_owned()];
+    for (n, (column, pg_type, _)) in columns.iter().enumerate() {
+        assignments.push(format!("{column} = ${}::text::{pg_type}", n + 3));
+    }
+    let statement = format!(
+        "update {schema}.{table} set {} where sfid = $1
+           and (systemmodstamp is null or systemmodstamp < ($2::text::timestamptz at time zone 'UTC'))",
+        assignments.join(", ")
+    );
+    let sfid = sfid.to_owned();
+    let stamp = stamp.to_owned();
+    let mut values: Vec<&(dyn ToSql + Sync)> = vec![&sfid, &stamp];
+    for (_, _, value) in columns {
+        values.push(value);
+    }
+    let changed = tx
+        .execute(&statement, &values)
+        .await
+        .context(|| format!("applying a change event to {schema}.{table}"))?;
+    Ok(changed > 0)
+}

@@ -35,7 +35,7 @@ use crate::error::{Error, Result};
 use crate::error_policy::{self, Decision};
 use crate::reader::ReaderWorker;
 use crate::reader::schema;
-use crate::subscriber::SubscriberWorker;
+use crate::subscriber::{EventTarget, SubscriberWorker};
 use crate::worker::{Backoff, Exit};
 use crate::writer::{WriteWorker, WriterMapping};
 
@@ -371,7 +371,7 @@ async fn wanted_workers(
             .collect();
         let mut writable = Vec::new();
         let mut waiting = Vec::new();
-        let mut subscribed: HashMap<String, Vec<MappingId>> = HashMap::new();
+        let mut subscribed: HashMap<String, Vec<EventTarget>> = HashMap::new();
         for row in rows {
             let resolved = if row.paused {
                 None
@@ -387,10 +387,16 @@ async fn wanted_workers(
             if row.access == Access::ReadWrite {
                 writable.push(mapping.clone());
             }
+            let applies = live.config.apply_events
+                && row.access == Access::ReadOnly
+                && mapping.mapping.references.is_empty();
             subscribed
                 .entry(mapping.mapping.object.clone())
                 .or_default()
-                .push(row.id);
+                .push(EventTarget {
+                    id: row.id,
+                    apply: applies.then(|| Box::new(mapping.mapping.clone())),
+                });
             wanted.insert(
                 WorkerKey::Reader(row.id),
                 Wanted {
@@ -412,7 +418,10 @@ async fn wanted_workers(
         if live.config.change_events != ChangeEvents::Off && !subscribed.is_empty() {
             let mut objects: Vec<String> = subscribed
                 .iter()
-                .map(|(object, ids)| format!("{object}:{ids:?}"))
+                .map(|(object, targets)| {
+                    let ids: Vec<String> = targets.iter().map(|t| t.id.to_string()).collect();
+                    format!("{object}:{}", ids.join("+"))
+                })
                 .collect();
             objects.sort();
             wanted.insert(
@@ -574,7 +583,7 @@ fn writer(
 fn subscriber(
     engine: &Engine,
     live: &LiveConnection,
-    objects: HashMap<String, Vec<MappingId>>,
+    objects: HashMap<String, Vec<EventTarget>>,
 ) -> SubscriberWorker {
     let shared = &engine.shared;
     let local = engine.clone();
@@ -585,6 +594,7 @@ fn subscriber(
         connection: live.name().to_owned(),
         mode: live.config.change_events,
         pubsub_endpoint: live.config.pubsub_endpoint.clone(),
+        schema: live.schema.clone(),
         objects,
         wake_local: Arc::new(move |mapping| local.read_now(mapping)),
         lease: shared.options.lease,

@@ -11,17 +11,23 @@
 //!   connection's settings chooses). The subscriber selects the mapped objects for Change
 //!   Data Capture and listens on `/data/ChangeEvents`.
 //! - **Replay.** The replay id is stored in `pgforce.change_subscriptions` under the
-//!   subscriber's fenced lease, in the transaction that records which mappings the events
-//!   concerned, after their readers were woken. After a restart the subscription resumes
+//!   subscriber's fenced lease, in the transaction that stores what the events carried
+//!   (with `apply_events`) and records which mappings they concerned; readers are woken
+//!   once it commits. After a restart the subscription resumes
 //!   after it, so events committed while pgforce was down still wake their readers. An
 //!   expired replay id makes every mapping read from its cursor, and the subscription
 //!   starts again from the newest events.
 //! - **Echoes.** pgforce names itself in `Sforce-Call-Options` (`client=pgforce`);
 //!   events whose `changeOrigin` says so are its own writes coming back and wake nobody.
+//! - **Applying events** (`apply_events = true`, read-only mappings): the values an event
+//!   carries are stored directly, in the transaction that records the replay id, with no
+//!   read from Salesforce; what an event cannot carry is read (see `apply`).
 //! - **Where readers run.** A reader in this process is woken directly; one in another
 //!   `pgforce run` on the same catalog through a NOTIFY on `pgforce_nudge`.
 
+mod apply;
 mod stream;
 mod worker;
 
+pub(crate) use apply::EventTarget;
 pub(crate) use worker::SubscriberWorker;

@@ -2,19 +2,20 @@
 //! connection's subscriber lease, keeps one stream open (reopening it with backoff), wakes
 //! the readers of the mappings its events concern and records where it stands.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use pgforce_salesforce::Client;
-use pgforce_salesforce::streaming::{ChangeEvent, EventBatch, ReplayId, StartAt, StreamError};
+use pgforce_salesforce::streaming::{EventBatch, ReplayId, StartAt, StreamError};
 use pgforce_store::catalog::leases::{self, Fence};
 use pgforce_store::catalog::subscriptions::{self, Transport};
-use pgforce_store::{ConnectionId, MappingId, OwnWrite, Session};
+use pgforce_store::{ConnectionId, Ident, MappingId, OwnWrite, Session};
 use tokio::sync::watch;
 
+use super::apply::{self, EventTarget};
 use super::stream::{self, Stream};
-use crate::config::{CALL_OPTIONS_CLIENT, ChangeEvents};
+use crate::config::ChangeEvents;
 use crate::error::Result;
 use crate::worker::{Backoff, Exit, LeaseTiming};
 
@@ -30,8 +31,10 @@ pub(crate) struct SubscriberWorker {
     pub connection: String,
     pub mode: ChangeEvents,
     pub pubsub_endpoint: String,
+    /// The connection's schema.
+    pub schema: Ident,
     /// The mapped objects and the mappings of each.
-    pub objects: HashMap<String, Vec<MappingId>>,
+    pub objects: HashMap<String, Vec<EventTarget>>,
     pub wake_local: WakeLocal,
     pub lease: LeaseTiming,
 }
@@ -203,12 +206,13 @@ impl SubscriberWorker {
         if let Err(error) = subscriptions::forget_replay(pg, self.connection_id).await {
             tracing::warn!(connection = %self.connection, error = %crate::error::chain(&error), "could not forget the expired replay id");
         }
-        for mapping in self.objects.values().flatten() {
-            self.wake(pg, *mapping).await;
+        for target in self.objects.values().flatten() {
+            self.wake(pg, target.id).await;
         }
     }
 
-    /// Wakes the readers the batch concerns, then records the replay id it reached.
+    /// Applies what the batch carries (mappings with `apply_events`) or wakes the readers
+    /// it concerns, and records the replay id it reached in the same transaction.
     async fn take_in(
         &self,
         pg: &mut Session,
@@ -223,13 +227,10 @@ impl SubscriberWorker {
         if batch.events.is_empty() && replay.is_none() {
             return Ok(());
         }
-        let concerned = self.concerned_mappings(&batch.events);
-        for mapping in &concerned {
-            self.wake(pg, *mapping).await;
-        }
-        let concerned: Vec<MappingId> = concerned.into_iter().collect();
         let received = i64::try_from(batch.events.len()).unwrap_or(i64::MAX);
         let tx = OwnWrite::untabled().fenced(Some(fence)).begin(pg).await?;
+        let outcome = apply::apply(&tx, &self.schema, &self.objects, &batch.events).await?;
+        let concerned: Vec<MappingId> = outcome.concerned.iter().copied().collect();
         subscriptions::record_events(
             &*tx,
             self.connection_id,
@@ -239,18 +240,16 @@ impl SubscriberWorker {
             &concerned,
         )
         .await?;
-        tx.commit("recording change events").await
-    }
-
-    /// The mappings whose objects the events changed, leaving out pgforce's own writes.
-    fn concerned_mappings(&self, events: &[ChangeEvent]) -> BTreeSet<MappingId> {
-        events
-            .iter()
-            .filter(|e| !e.made_by_client(CALL_OPTIONS_CLIENT))
-            .filter_map(|e| self.objects.get(&e.entity))
-            .flatten()
-            .copied()
-            .collect()
+        tx.commit("recording change events").await?;
+        // Woken after the commit: a reader woken before it could read ahead of the rows
+        // the events stored, and stamp them older.
+        for mapping in &outcome.wake {
+            self.wake(pg, *mapping).await;
+        }
+        if outcome.applied > 0 {
+            tracing::debug!(connection = %self.connection, records = outcome.applied, "stored from change events");
+        }
+        Ok(())
     }
 
     /// Wakes a reader here, or through the catalog when it runs elsewhere.
@@ -265,7 +264,7 @@ impl SubscriberWorker {
 
     /// Shows on the mappings' rows whether events keep them fresh.
     async fn show_transport(&self, transport: Option<Transport>) {
-        let mappings: Vec<MappingId> = self.objects.values().flatten().copied().collect();
+        let mappings: Vec<MappingId> = self.objects.values().flatten().map(|t| t.id).collect();
         let shown = async {
             let pg = pgforce_store::connect(&self.database_url).await?;
             subscriptions::show_transport(&pg, &mappings, transport).await

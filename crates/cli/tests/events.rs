@@ -1,0 +1,327 @@
+//! Change events through `pgforce run`: with the safety-net poll five minutes away, a
+//! change made in Salesforce reaches Postgres in seconds over the Pub/Sub API and over
+//! CometD; the subscriber resumes from its stored replay id after being killed; dropped
+//! and duplicated events still converge; an expired replay id makes the mapping read from
+//! its cursor and events start again from the newest.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use pgforce_emulator::testing::TestOrg;
+use pgforce_salesforce::Client;
+use pgforce_store::testing::TestDatabase;
+use serde_json::json;
+
+use crate::run::{config_file, count, pgforce, pgforce_ok, salesforce, wait_for_count};
+
+/// Account, read-only, polled every five minutes: only events can bring a change sooner.
+const SLOW_POLL_ACCOUNT: &str = r#"
+[[connection.mapping]]
+object = "Account"
+access = "read_only"
+fields = ["Name", "Industry"]
+polling_seconds = 300
+"#;
+
+/// The connection settings choosing `transport` on this org.
+fn events_settings(org: &TestOrg, transport: &str, ca: &std::path::Path) -> String {
+    format!(
+        "change_events = \"{transport}\"\npubsub_endpoint = \"{}\"\nca_file = \"{}\"\n",
+        org.pubsub_endpoint,
+        ca.display()
+    )
+}
+
+/// An org with `accounts` Accounts, and a config file using `transport`.
+async fn setup(accounts: u64, transport: &str) -> (TestOrg, TestDatabase, PathBuf) {
+    let org = TestOrg::start().await;
+    org.control(
+        reqwest::Method::POST,
+        "/seed",
+        Some(json!({ "Account": accounts })),
+    )
+    .await;
+    let db = TestDatabase::create().await;
+    let ca = std::env::temp_dir().join(format!("{}-ca.pem", db.name));
+    std::fs::write(&ca, &org.ca_pem).unwrap();
+    let settings = events_settings(&org, transport, &ca);
+    let config = config_file(&org, &db, &format!("{settings}{SLOW_POLL_ACCOUNT}"));
+    (org, db, config)
+}
+
+fn start(config: &std::path::Path) -> tokio::process::Child {
+    start_with_log(config, Stdio::null())
+}
+
+fn start_with_log(config: &std::path::Path, stderr: Stdio) -> tokio::process::Child {
+    pgforce(&["run", "--config", config.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until the mapping shows events flowing over `transport`.
+async fn wait_for_transport(db: &TestDatabase, transport: &str) {
+    let sql = format!(
+        "select count(*) from pgforce.mappings where object_name = 'Account' and events_transport = '{transport}'"
+    );
+    wait_for_count(db, &sql, 1).await;
+}
+
+/// Renames an Account in Salesforce and returns how long until Postgres shows it.
+async fn rename(sf: &Client, db: &TestDatabase, sfid: &str, name: &str) -> Duration {
+    let started = Instant::now();
+    sf.update(
+        "Account",
+        sfid,
+        &serde_json::from_value(json!({ "Name": name })).unwrap(),
+    )
+    .await
+    .unwrap();
+    let pg = db.client().await;
+    loop {
+        let seen: String = pg
+            .query_one(
+                "select name from salesforce.account where sfid = $1",
+                &[&sfid],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if seen == name {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{name} did not reach Postgres within a minute"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn any_account(db: &TestDatabase) -> String {
+    db.client()
+        .await
+        .query_one("select sfid from salesforce.account limit 1", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// Events received so far by the connection's subscriber.
+async fn events_received(db: &TestDatabase) -> i64 {
+    count(
+        db,
+        "select coalesce(sum(events_received), 0)::bigint from pgforce.change_subscriptions",
+    )
+    .await
+}
+
+async fn changes_arrive_in_seconds_over(transport: &str) {
+    let (org, db, config) = setup(20, transport).await;
+    let daemon = start(&config);
+    wait_for_count(&db, "select count(*) from salesforce.account", 20).await;
+    wait_for_transport(&db, transport).await;
+    let sf = salesforce(&org);
+    let sfid = any_account(&db).await;
+    for n in 0..5 {
+        let took = rename(&sf, &db, &sfid, &format!("Evented {n}")).await;
+        // The next poll is five minutes away: only an event brings it this soon.
+        assert!(
+            took < Duration::from_secs(5),
+            "change {n} took {took:?} over {transport}"
+        );
+    }
+    let status = pgforce_ok(&["status", "--config", config.to_str().unwrap()]).await;
+    assert!(
+        status.contains(&format!("change events: {transport}, last at ")),
+        "{status}"
+    );
+    assert!(events_received(&db).await >= 5);
+    crate::run::stop(daemon).await;
+}
+
+#[tokio::test]
+async fn salesforce_changes_reach_postgres_in_seconds_over_pubsub() {
+    changes_arrive_in_seconds_over("pubsub").await;
+}
+
+#[tokio::test]
+async fn salesforce_changes_reach_postgres_in_seconds_over_cometd() {
+    changes_arrive_in_seconds_over("cometd").await;
+}
+
+#[tokio::test]
+async fn a_killed_subscriber_resumes_after_its_stored_replay_id() {
+    let (org, db, config) = setup(20, "pubsub").await;
+    let mut daemon = start(&config);
+    wait_for_count(&db, "select count(*) from salesforce.account", 20).await;
+    wait_for_transport(&db, "pubsub").await;
+    let sf = salesforce(&org);
+    let sfid = any_account(&db).await;
+    rename(&sf, &db, &sfid, "Before the kill").await;
+    // The replay id is stored once the event that woke the reader is recorded.
+    let stored = "select count(*) from pgforce.change_subscriptions where replay_id is not null";
+    wait_for_count(&db, stored, 1).await;
+    let before = events_received(&db).await;
+
+    daemon.kill().await.unwrap();
+    let ids: Vec<String> = db
+        .client()
+        .await
+        .query("select sfid from salesforce.account limit 5", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for (n, id) in ids.iter().enumerate() {
+        sf.update(
+            "Account",
+            id,
+            &serde_json::from_value(json!({ "Industry": format!("While down {n}") })).unwrap(),
+        )
+        .await
+        .unwrap();
+    }
+
+    let daemon = start(&config);
+    // Events committed while it was down come again only if it resumed after the stored
+    // replay id (from the newest, it would receive none of them).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while events_received(&db).await < before + 5 {
+        assert!(
+            Instant::now() < deadline,
+            "the restarted subscriber received {} events, expected the 5 made while it was down",
+            events_received(&db).await - before
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wait_for_count(
+        &db,
+        "select count(*) from salesforce.account where industry like 'While down %'",
+        5,
+    )
+    .await;
+    crate::run::stop(daemon).await;
+}
+
+#[tokio::test]
+async fn dropped_and_duplicated_events_still_converge() {
+    let (org, db, config) = setup(50, "cometd").await;
+    let daemon = start(&config);
+    wait_for_count(&db, "select count(*) from salesforce.account", 50).await;
+    wait_for_transport(&db, "cometd").await;
+    org.control(
+        reqwest::Method::PUT,
+        "/faults",
+        Some(json!({ "eventDropRate": 0.2, "eventDuplicateRate": 0.1 })),
+    )
+    .await;
+    let sf = salesforce(&org);
+    let ids: Vec<String> = db
+        .client()
+        .await
+        .query("select sfid from salesforce.account order by sfid", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for round in 0..4 {
+        for id in &ids {
+            sf.update(
+                "Account",
+                id,
+                &serde_json::from_value(json!({ "Name": format!("Round {round} {id}") })).unwrap(),
+            )
+            .await
+            .unwrap();
+        }
+    }
+    // Every row shows its last value, though a fifth of the events never came and a
+    // tenth came twice; the poll is five minutes away, so the later events carried them.
+    // The last edits may have lost their events: one more edit of another record wakes
+    // the reader for them (as the next user change would).
+    let extra = ids[0].clone();
+    let settled = format!(
+        "select count(*) from salesforce.account where name = 'Round 3 ' || sfid and sfid <> '{extra}'"
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if count(&db, &settled).await == i64::try_from(ids.len() - 1).unwrap() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "rows did not converge: {} of {}",
+            count(&db, &settled).await,
+            ids.len() - 1
+        );
+        sf.update(
+            "Account",
+            &extra,
+            &serde_json::from_value(json!({ "Industry": "Nudge" })).unwrap(),
+        )
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let duplicates = count(
+        &db,
+        "select count(*) from (select sfid from salesforce.account group by sfid having count(*) > 1) d",
+    )
+    .await;
+    assert_eq!(duplicates, 0);
+    crate::run::stop(daemon).await;
+}
+
+#[tokio::test]
+async fn an_expired_replay_id_reads_from_the_cursor_and_events_start_again_from_the_newest() {
+    let (org, db, config) = setup(20, "cometd").await;
+    let mut daemon = start(&config);
+    wait_for_count(&db, "select count(*) from salesforce.account", 20).await;
+    wait_for_transport(&db, "cometd").await;
+    let sf = salesforce(&org);
+    let sfid = any_account(&db).await;
+    rename(&sf, &db, &sfid, "Before expiry").await;
+    wait_for_count(
+        &db,
+        "select count(*) from pgforce.change_subscriptions where replay_id is not null",
+        1,
+    )
+    .await;
+    daemon.kill().await.unwrap();
+    sf.update(
+        "Account",
+        &sfid,
+        &serde_json::from_value(json!({ "Name": "While down" })).unwrap(),
+    )
+    .await
+    .unwrap();
+    org.control(reqwest::Method::POST, "/events/expire", None)
+        .await;
+
+    // Its log is read at the end (warnings only: a few lines, the pipe never fills).
+    let daemon = start_with_log(&config, Stdio::piped());
+    wait_for_count(
+        &db,
+        "select count(*) from salesforce.account where name = 'While down'",
+        1,
+    )
+    .await;
+    wait_for_transport(&db, "cometd").await;
+    // Events flow again, from the newest.
+    let took = rename(&sf, &db, &sfid, "After expiry").await;
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    std::process::Command::new("kill")
+        .args(["-TERM", &daemon.id().unwrap().to_string()])
+        .status()
+        .unwrap();
+    let output = daemon.wait_with_output().await.unwrap();
+    assert!(output.status.success(), "pgforce run exits 0 on SIGTERM");
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(log.contains("stored replay id expired"), "{log}");
+}

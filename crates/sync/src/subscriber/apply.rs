@@ -1,0 +1,185 @@
+//! `apply_events = true`: storing what Change Data Capture events carry straight into the
+//! mapped tables, without reading the records from Salesforce.
+//!
+//! Only read-only mappings without relationship columns apply events: a read-write
+//! mapping's rows may hold unsent local changes, whose conflict rules the reader owns,
+//! and relationship columns are filled from parent records an event does not carry. What
+//! an event cannot carry is read the normal way (the mapping's reader is woken): gap and
+//! overflow events, wildcard record ids, values that do not fit their column, an update of
+//! a row Postgres does not have.
+//!
+//! Events carry no `SystemModstamp`; the row is stamped a millisecond before the
+//! transaction's `commitTimestamp`, and a row already stamped at or after that is left
+//! alone, so a late or repeated event never undoes a newer version (and a later change in
+//! the same millisecond is still newer). The next poll reads the record at its
+//! real stamp and stores the same values.
+
+use std::collections::{BTreeSet, HashMap};
+
+use pgforce_salesforce::rest::Record;
+use pgforce_salesforce::streaming::{ChangeEvent, ChangeType};
+use pgforce_store::table::apply::{
+    ApplyStatements, already_applied, apply_changed_fields, apply_records, delete_record,
+};
+use pgforce_store::{Ident, MappingId, OwnTransaction};
+use serde_json::Value;
+
+use crate::config::CALL_OPTIONS_CLIENT;
+use crate::convert::to_pg_text;
+use crate::mapping::Mapping;
+use crate::reader::row_values;
+
+/// A mapping an object's events concern.
+#[derive(Clone)]
+pub(crate) struct EventTarget {
+    pub id: MappingId,
+    /// Present when this mapping applies events itself; absent: its reader is woken.
+    pub apply: Option<Box<Mapping>>,
+}
+
+/// What a batch of events did.
+#[derive(Debug, Default)]
+pub(super) struct Outcome {
+    /// Mappings whose readers must read (they do not apply events, or an event could not
+    /// be applied).
+    pub wake: BTreeSet<MappingId>,
+    /// Mappings the events concerned at all (their `last_event_at` moves).
+    pub concerned: BTreeSet<MappingId>,
+    /// Records stored from events.
+    pub applied: u64,
+}
+
+/// Applies or routes a batch of events inside `tx` (which records the replay id too).
+pub(super) async fn apply(
+    tx: &OwnTransaction<'_>,
+    schema: &Ident,
+    targets: &HashMap<String, Vec<EventTarget>>,
+    events: &[ChangeEvent],
+) -> pgforce_store::Result<Outcome> {
+    let mut outcome = Outcome::default();
+    let mut locked = BTreeSet::new();
+    for event in events {
+        if event.made_by_client(CALL_OPTIONS_CLIENT) {
+            continue;
+        }
+        for target in targets.get(&event.entity).into_iter().flatten() {
+            outcome.concerned.insert(target.id);
+            let Some(mapping) = &target.apply else {
+                outcome.wake.insert(target.id);
+                continue;
+            };
+            if !locked.contains(&target.id) {
+                tx.lock_table(schema, &mapping.table).await?;
+                locked.insert(target.id);
+            }
+            let mut stored = 0;
+            let mut all_stored = event.change_type.carries_values();
+            for sfid in &event.record_ids {
+                if sfid.ends_with('*') {
+                    all_stored = false;
+                    continue;
+                }
+                match apply_one(tx, schema, mapping, event, sfid).await? {
+                    true => stored += 1,
+                    false => all_stored = false,
+                }
+            }
+            outcome.applied += stored;
+            if !all_stored {
+                outcome.wake.insert(target.id);
+            }
+        }
+    }
+    Ok(outcome)
+}
+
+/// Applies one event to one record; `false` when it must be read instead.
+async fn apply_one(
+    tx: &OwnTransaction<'_>,
+    schema: &Ident,
+    mapping: &Mapping,
+    event: &ChangeEvent,
+    sfid: &str,
+) -> pgforce_store::Result<bool> {
+    let shape = match mapping.row_shape(schema) {
+        Ok(shape) => shape,
+        Err(_) => return Ok(false),
+    };
+    let statements = ApplyStatements::new(&shape);
+    // A millisecond before the commit: a later change stamped in the same millisecond
+    // still counts as newer, so neither its event nor its poll is skipped.
+    let stamp = iso_millis(event.commit_timestamp - 1);
+    match event.change_type {
+        ChangeType::Create | ChangeType::Undelete => {
+            let mut record: Record = event.fields.clone();
+            record.insert("Id".to_owned(), Value::from(sfid));
+            record.insert("SystemModstamp".to_owned(), Value::from(stamp.clone()));
+            record.insert("IsDeleted".to_owned(), Value::Bool(false));
+            let Ok(values) = row_values(mapping, &record) else {
+                return Ok(false);
+            };
+            let newer = already_applied(tx, &statements, &[(sfid.to_owned(), stamp)]).await?;
+            if newer.is_empty() {
+                apply_records(tx, &statements, &[values]).await?;
+            }
+            Ok(true)
+        }
+        ChangeType::Update => {
+            let mut columns = Vec::new();
+            for field in &mapping.fields {
+                let name = field.api_name.as_str();
+                if matches!(name, "Id" | "SystemModstamp" | "IsDeleted")
+                    || !event.changed_fields.iter().any(|f| f == name)
+                {
+                    continue;
+                }
+                let value = event.fields.get(name).unwrap_or(&Value::Null);
+                match to_pg_text(value, name, field.pg_type) {
+                    Ok(text) => columns.push((&field.column, field.pg_type, text)),
+                    Err(_) => return Ok(false),
+                }
+            }
+            apply_changed_fields(tx, &shape, sfid, &stamp, &columns).await
+        }
+        ChangeType::Delete => {
+            delete_record(tx, &statements, sfid).await?;
+            Ok(true)
+        }
+        ChangeType::Gap(_) | ChangeType::Overflow | ChangeType::Other(_) => Ok(false),
+    }
+}
+
+/// Epoch milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+fn iso_millis(millis: i64) -> String {
+    let days = millis.div_euclid(86_400_000);
+    let of_day = millis.rem_euclid(86_400_000);
+    // Civil date from days since 1970-01-01 (proleptic Gregorian).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        of_day / 3_600_000,
+        of_day / 60_000 % 60,
+        of_day / 1000 % 60,
+        of_day % 1000
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::iso_millis;
+
+    #[test]
+    fn epoch_millis_print_as_salesforce_datetimes() {
+        assert_eq!(iso_millis(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso_millis(1_711_730_408_208), "2024-03-29T16:40:08.208Z");
+        assert_eq!(iso_millis(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    }
+}
