@@ -123,6 +123,18 @@ pub struct EmulatorArgs {
     /// limit, as Salesforce today).
     #[arg(long)]
     max_open_cursors_per_user: Option<u32>,
+    /// Share of change events a streaming subscriber never receives (0 to 1).
+    #[arg(long, default_value_t = 0.0)]
+    fault_event_drop: f64,
+    /// Share of change events a streaming subscriber receives twice (0 to 1).
+    #[arg(long, default_value_t = 0.0)]
+    fault_event_duplicate: f64,
+    /// Share of Change Data Capture events delivered as gap events (0 to 1).
+    #[arg(long, default_value_t = 0.0)]
+    fault_event_gap: f64,
+    /// Milliseconds every change event waits before it is delivered.
+    #[arg(long, default_value_t = 0)]
+    event_delay_ms: u64,
 }
 
 impl EmulatorArgs {
@@ -157,6 +169,10 @@ impl EmulatorArgs {
             commit_delay_rate: self.fault_commit_delay,
             commit_delay_ms: self.commit_delay_ms,
             max_open_cursors_per_user: self.max_open_cursors_per_user,
+            event_drop_rate: self.fault_event_drop,
+            event_duplicate_rate: self.fault_event_duplicate,
+            event_delay_ms: self.event_delay_ms,
+            event_gap_rate: self.fault_event_gap,
         };
         faults
             .validate()

@@ -23,7 +23,9 @@ impl ReplayId {
 
     /// The CometD number for these bytes, when they are 8 bytes long.
     pub fn as_number(&self) -> Option<i64> {
-        <[u8; 8]>::try_from(self.0.as_slice()).ok().map(i64::from_be_bytes)
+        <[u8; 8]>::try_from(self.0.as_slice())
+            .ok()
+            .map(i64::from_be_bytes)
     }
 }
 
