@@ -135,6 +135,12 @@ pub struct EmulatorArgs {
     /// Milliseconds every change event waits before it is delivered.
     #[arg(long, default_value_t = 0)]
     event_delay_ms: u64,
+    /// Seconds a CometD connect is held open when no event arrives.
+    #[arg(long, default_value_t = 110)]
+    cometd_timeout_seconds: u64,
+    /// Seconds a CometD client may take to reconnect before it is forgotten.
+    #[arg(long, default_value_t = 40)]
+    cometd_client_expiry_seconds: u64,
 }
 
 impl EmulatorArgs {
@@ -190,6 +196,8 @@ impl EmulatorArgs {
             public_url: self.public_url.clone(),
             schema_files,
             faults,
+            cometd_timeout: Duration::from_secs(self.cometd_timeout_seconds),
+            cometd_client_expiry: Duration::from_secs(self.cometd_client_expiry_seconds),
         })
     }
 }
