@@ -9,6 +9,8 @@
 //! Streaming calls do not count against the org's daily API requests in Salesforce, so
 //! they are not counted in [`crate::Client::calls_made`] either.
 
+pub mod cometd;
+
 use serde_json::{Map, Value};
 
 /// Where a replay position is opaque bytes.
