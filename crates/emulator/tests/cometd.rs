@@ -825,3 +825,17 @@ async fn revoked_credentials_are_refused_with_401_and_handshake_denied() {
         "401::Request requires authentication"
     );
 }
+
+#[tokio::test]
+async fn one_connect_finds_a_quiet_channels_event_behind_many_others() {
+    let org = start().await;
+    select_cdc(&org, &["Account", "Contact"]).await;
+    org.seed(json!({ "Contact": 2500 })).await;
+    org.create("Account", json!({ "Name": "Quiet" })).await;
+    let mut bayeux = Bayeux::handshake(&org).await;
+    let reply = bayeux.subscribe("/data/AccountChangeEvent", -2).await;
+    assert_eq!(reply["successful"], true);
+    let answer = bayeux.connect().await;
+    assert_eq!(answer.len(), 2, "the Account event and the connect reply");
+    assert_eq!(header(&answer[0])["entityName"], "Account");
+}

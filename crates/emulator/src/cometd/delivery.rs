@@ -18,12 +18,15 @@ use super::cdc;
 use super::channels::Channel;
 use super::clients::Client;
 use super::push_topic::{self, Topic};
+use crate::events::ChangeEvent;
 use crate::faults::{EventDelivery, FaultConfig};
 use crate::org::{Org, RecordRef};
 use crate::state::Shared;
 
 /// The most event messages one connect answer carries.
 const MAX_EVENTS_PER_REPLY: usize = 500;
+/// How many logged events are read at a time.
+const LOG_CHUNK: usize = 1_000;
 
 /// How a held connect ended.
 #[derive(Debug)]
@@ -36,57 +39,78 @@ pub enum Held {
     Superseded,
 }
 
+/// The `data` of an event on a channel and how it is delivered, or None when the channel
+/// does not carry it or the delivery faults drop it.
+fn deliverable(
+    org: &Org,
+    channel: Channel,
+    event: &ChangeEvent,
+    faults: &FaultConfig,
+    topics: &mut HashMap<RecordRef, Option<Topic>>,
+) -> Option<(Json, EventDelivery)> {
+    match channel {
+        Channel::AllChanges | Channel::Entity(_) => {
+            let wanted = event.cdc
+                && match channel {
+                    Channel::Entity(object) => event.record.object == object,
+                    _ => true,
+                };
+            if !wanted {
+                return None;
+            }
+            let delivery = faults.event_delivery();
+            if delivery == EventDelivery::Dropped {
+                return None;
+            }
+            Some((
+                cdc::event_data(org, event, delivery == EventDelivery::AsGap),
+                delivery,
+            ))
+        }
+        Channel::Topic(record) => {
+            let topic = topics
+                .entry(record)
+                .or_insert_with(|| push_topic::load(org, record));
+            let data = topic.as_ref()?.event_data(org, event)?;
+            // PushTopic events have no gap form: a drawn gap is delivered whole.
+            match faults.event_delivery() {
+                EventDelivery::Dropped => None,
+                EventDelivery::AsGap => Some((data, EventDelivery::Once)),
+                delivery => Some((data, delivery)),
+            }
+        }
+    }
+}
+
 /// The event messages waiting for a client, advancing its subscriptions' positions.
 fn collect(org: &Org, client: &mut Client, faults: &FaultConfig) -> Vec<Json> {
     let mut messages = Vec::new();
     let mut topics: HashMap<RecordRef, Option<Topic>> = HashMap::new();
     for (name, subscription) in &mut client.subscriptions {
-        let room = MAX_EVENTS_PER_REPLY.saturating_sub(messages.len());
-        if room == 0 {
-            break;
-        }
-        for event in org.changes().after(subscription.after, room) {
-            subscription.after = event.replay_id;
-            let data = match subscription.channel {
-                Channel::AllChanges | Channel::Entity(_) => {
-                    let wanted = event.cdc
-                        && match subscription.channel {
-                            Channel::Entity(object) => event.record.object == object,
-                            _ => true,
-                        };
-                    if !wanted {
-                        continue;
-                    }
-                    let delivery = faults.event_delivery();
-                    if delivery == EventDelivery::Dropped {
-                        continue;
-                    }
-                    let data = cdc::event_data(org, &event, delivery == EventDelivery::AsGap);
-                    (data, delivery)
-                }
-                Channel::Topic(record) => {
-                    let topic = topics
-                        .entry(record)
-                        .or_insert_with(|| push_topic::load(org, record));
-                    let Some(data) = topic.as_ref().and_then(|t| t.event_data(org, &event)) else {
-                        continue;
-                    };
-                    let delivery = match faults.event_delivery() {
-                        EventDelivery::AsGap => EventDelivery::Once,
-                        other => other,
-                    };
-                    if delivery == EventDelivery::Dropped {
-                        continue;
-                    }
-                    (data, delivery)
-                }
-            };
-            let (data, delivery) = data;
-            let message = json!({ "channel": name, "data": data });
-            if delivery == EventDelivery::Twice {
-                messages.push(message.clone());
+        // Read in chunks until the log is exhausted or the answer is full, so a quiet
+        // channel among busy ones still reaches the end of the log.
+        loop {
+            let room = MAX_EVENTS_PER_REPLY.saturating_sub(messages.len());
+            let chunk = org.changes().after(subscription.after, LOG_CHUNK);
+            if room == 0 || chunk.is_empty() {
+                break;
             }
-            messages.push(message);
+            for event in chunk {
+                if messages.len() >= MAX_EVENTS_PER_REPLY {
+                    break;
+                }
+                subscription.after = event.replay_id;
+                let Some((data, delivery)) =
+                    deliverable(org, subscription.channel, &event, faults, &mut topics)
+                else {
+                    continue;
+                };
+                let message = json!({ "channel": name, "data": data });
+                if delivery == EventDelivery::Twice {
+                    messages.push(message.clone());
+                }
+                messages.push(message);
+            }
         }
     }
     messages

@@ -413,6 +413,11 @@ fn subscribe(shared: &Shared, caller: &Caller, message: &Map<String, Json>) -> J
         }
     };
     let (channel, after) = start;
+    if matches!(channel, channels::Channel::Topic(_)) {
+        // A topic restored or written some other way than `/sobjects/PushTopic` starts
+        // being watched here at the latest.
+        super::push_topic::resync_watches(&mut shared.org_mut());
+    }
     let mut clients = shared.cometd();
     let Some(client) = clients.admitted(&client_id) else {
         return refusal(message, SUBSCRIBE, "403::Unknown client", Some("handshake"));
