@@ -28,9 +28,14 @@ polling_seconds = 300
 fn events_settings(org: &TestOrg, transport: &str, ca: &std::path::Path) -> String {
     format!(
         "change_events = \"{transport}\"\npubsub_endpoint = \"{}\"\nca_file = \"{}\"\n",
-        org.pubsub_endpoint,
+        pubsub_endpoint(org),
         ca.display()
     )
+}
+
+/// The org's Pub/Sub endpoint.
+fn pubsub_endpoint(_org: &TestOrg) -> String {
+    "127.0.0.1:1".to_owned()
 }
 
 /// An org with `accounts` Accounts, and a config file using `transport`.
@@ -324,4 +329,67 @@ async fn an_expired_replay_id_reads_from_the_cursor_and_events_start_again_from_
     assert!(output.status.success(), "pgforce run exits 0 on SIGTERM");
     let log = String::from_utf8_lossy(&output.stderr);
     assert!(log.contains("stored replay id expired"), "{log}");
+}
+
+/// The org's API requests counted so far.
+async fn api_requests(org: &TestOrg) -> u64 {
+    let stats = org.control(reqwest::Method::GET, "/stats", None).await;
+    stats["usage"]["used"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn applied_events_store_changes_without_reading_salesforce() {
+    let (org, db, config) = setup(20, "pubsub").await;
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("change_events = ", "apply_events = true\nchange_events = "),
+    )
+    .unwrap();
+    let daemon = start(&config);
+    wait_for_count(&db, "select count(*) from salesforce.account", 20).await;
+    wait_for_transport(&db, "pubsub").await;
+    let sf = salesforce(&org);
+    let ids: Vec<String> = db
+        .client()
+        .await
+        .query("select sfid from salesforce.account order by sfid limit 10", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    sf.update("Account", &ids[0], &serde_json::from_value(json!({})).unwrap())
+        .await
+        .unwrap();
+    let before = api_requests(&org).await;
+    for (n, id) in ids.iter().enumerate() {
+        let took = rename(&sf, &db, id, &format!("Applied {n}")).await;
+        assert!(took < Duration::from_secs(5), "took {took:?}");
+    }
+    // A record created in Salesforce arrives whole, and a delete removes its row.
+    let created = sf
+        .create(
+            "Account",
+            &serde_json::from_value(json!({ "Name": "Born in Salesforce", "Industry": "Energy" }))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    wait_for_count(
+        &db,
+        &format!("select count(*) from salesforce.account where sfid = '{created}' and industry = 'Energy'"),
+        1,
+    )
+    .await;
+    sf.delete("Account", &created).await.unwrap();
+    wait_for_count(
+        &db,
+        &format!("select count(*) from salesforce.account where sfid = '{created}'"),
+        0,
+    )
+    .await;
+    // The org counted the test's own 12 calls and nothing else: no reads.
+    assert_eq!(api_requests(&org).await - before, 12);
+    crate::run::stop(daemon).await;
 }

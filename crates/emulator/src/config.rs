@@ -51,6 +51,12 @@ pub struct EmulatorConfig {
     pub schema_files: Vec<SchemaFile>,
     /// Faults and latency in force from the start.
     pub faults: FaultConfig,
+    /// How long a CometD `/meta/connect` is held open when no event arrives (Salesforce:
+    /// 110 seconds; tests shorten it).
+    pub cometd_timeout: Duration,
+    /// How long a CometD client may take to reconnect after a connect was answered before
+    /// the server forgets it and its subscriptions (Salesforce: 40 seconds).
+    pub cometd_client_expiry: Duration,
 }
 
 impl Default for EmulatorConfig {
@@ -68,6 +74,8 @@ impl Default for EmulatorConfig {
             public_url: None,
             schema_files: Vec::new(),
             faults: FaultConfig::default(),
+            cometd_timeout: Duration::from_secs(110),
+            cometd_client_expiry: Duration::from_secs(40),
         }
     }
 }

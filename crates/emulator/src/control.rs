@@ -77,7 +77,11 @@ pub fn router() -> Router<Arc<Shared>> {
 /// `POST /reset`: removes every record but the users, closes cursors, zeroes counters.
 async fn reset(State(shared): AppState) -> Response {
     shared.workload.stop().await;
-    shared.org_mut().reset();
+    {
+        let mut org = shared.org_mut();
+        org.reset();
+        crate::cometd::push_topic::resync_watches(&mut org);
+    }
     shared.cursors().clear();
     shared.jobs().clear();
     shared.stats.reset();

@@ -16,6 +16,7 @@
 //! - `org`: schema, records, validation and write rules.
 //! - `soql`: the SOQL parser; `query`: binding, execution, cursors, rendering.
 //! - `api`: the Salesforce-facing HTTP API; `control`: the `/__emulator` control API.
+//! - `events`: the org's change log; `cometd`: the Streaming API (CDC and PushTopics).
 //! - `sessions`, `usage`, `faults`, `stats`: per-org services the API consults.
 //! - `seed`, `workload`: realistic data and a live editing workload.
 //! - `server`, `tls`: listeners, connections and the emulator's certificate.
@@ -25,6 +26,7 @@
 
 mod api;
 mod bulk;
+mod cometd;
 mod config;
 mod control;
 mod datetime;
@@ -69,6 +71,7 @@ use state::Shared;
 /// The whole HTTP application: Salesforce API plus control API.
 fn app(shared: Arc<Shared>) -> Router {
     api::router()
+        .merge(cometd::router())
         .nest(CONTROL_PREFIX, control::router())
         .with_state(shared)
 }

@@ -7,6 +7,7 @@
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::bulk::JobStore;
+use crate::cometd::Clients;
 use crate::config::EmulatorConfig;
 use crate::faults::FaultConfig;
 use crate::faults::script::FaultScript;
@@ -38,6 +39,9 @@ pub struct Shared {
     pub usage: ApiUsage,
     pub stats: Stats,
     pub workload: Workload,
+    /// CometD clients and their subscriptions. Taken before the org's lock when both are
+    /// needed, never while holding it.
+    cometd: Mutex<Clients>,
     /// Bumped to cut every open event stream (CometD connects, Pub/Sub subscriptions)
     /// mid-way; streams watch it and end when it changes.
     stream_cuts: tokio::sync::watch::Sender<u64>,
@@ -70,6 +74,7 @@ impl Shared {
             usage: ApiUsage::new(config.daily_api_limit),
             stats: Stats::default(),
             workload: Workload::default(),
+            cometd: Mutex::new(Clients::default()),
             stream_cuts: tokio::sync::watch::channel(0).0,
             config,
         })
@@ -106,6 +111,11 @@ impl Shared {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// The CometD clients.
+    pub fn cometd(&self) -> MutexGuard<'_, Clients> {
+        self.cometd.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The scripted one-shot faults.

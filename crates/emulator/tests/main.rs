@@ -11,6 +11,7 @@ mod authorize;
 mod bulk;
 mod bulk_failures;
 mod collections;
+mod cometd;
 mod commit_delay;
 mod control;
 mod credentials;

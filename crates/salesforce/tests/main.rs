@@ -8,6 +8,7 @@ mod support;
 mod auth;
 mod bulk;
 mod collections;
+mod cometd;
 mod malformed;
 mod parsing;
 mod partial_writes;

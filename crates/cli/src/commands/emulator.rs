@@ -123,18 +123,24 @@ pub struct EmulatorArgs {
     /// limit, as Salesforce today).
     #[arg(long)]
     max_open_cursors_per_user: Option<u32>,
-    /// Share of change events (CometD, Pub/Sub) a subscriber never receives.
+    /// Share of change events a streaming subscriber never receives (0 to 1).
     #[arg(long, default_value_t = 0.0)]
     fault_event_drop: f64,
-    /// Share of change events a subscriber receives twice.
+    /// Share of change events a streaming subscriber receives twice (0 to 1).
     #[arg(long, default_value_t = 0.0)]
     fault_event_duplicate: f64,
-    /// Share of Change Data Capture events delivered as gap events (no field values).
+    /// Share of Change Data Capture events delivered as gap events (0 to 1).
     #[arg(long, default_value_t = 0.0)]
     fault_event_gap: f64,
     /// Milliseconds every change event waits before it is delivered.
     #[arg(long, default_value_t = 0)]
     event_delay_ms: u64,
+    /// Seconds a CometD connect is held open when no event arrives.
+    #[arg(long, default_value_t = 110)]
+    cometd_timeout_seconds: u64,
+    /// Seconds a CometD client may take to reconnect before it is forgotten.
+    #[arg(long, default_value_t = 40)]
+    cometd_client_expiry_seconds: u64,
 }
 
 impl EmulatorArgs {
@@ -171,8 +177,8 @@ impl EmulatorArgs {
             max_open_cursors_per_user: self.max_open_cursors_per_user,
             event_drop_rate: self.fault_event_drop,
             event_duplicate_rate: self.fault_event_duplicate,
-            event_gap_rate: self.fault_event_gap,
             event_delay_ms: self.event_delay_ms,
+            event_gap_rate: self.fault_event_gap,
         };
         faults
             .validate()
@@ -190,6 +196,8 @@ impl EmulatorArgs {
             public_url: self.public_url.clone(),
             schema_files,
             faults,
+            cometd_timeout: Duration::from_secs(self.cometd_timeout_seconds),
+            cometd_client_expiry: Duration::from_secs(self.cometd_client_expiry_seconds),
         })
     }
 }

@@ -227,6 +227,18 @@ fn route(ctx: &RequestContext, path: &[&str]) -> ApiResult {
             stats.record_call("describeGlobal", None);
             describe::describe_global(ctx)
         }
+        ["sobjects", object] if m == Method::POST && is_push_topic(object) => {
+            stats.record_call("create", Some(object));
+            crate::cometd::push_topic::create(ctx, object)
+        }
+        ["sobjects", object, id] if is_push_topic(object) => {
+            stats.record_call(&format!("sobject{}", verb(m)), Some(object));
+            crate::cometd::push_topic::by_id(ctx, object, id)
+        }
+        ["tooling", rest @ ..] => {
+            stats.record_call(&format!("tooling{}", verb(m)), None);
+            crate::cometd::tooling::route(ctx, rest)
+        }
         ["sobjects", object] => match *m {
             Method::GET => {
                 stats.record_call("sobjectBasicInfo", Some(object));
@@ -334,6 +346,11 @@ fn route_bulk(ctx: &RequestContext, query_job: bool, path: &[&str]) -> ApiResult
         }
         _ => Err(ApiError::not_found()),
     }
+}
+
+/// Whether a path names the PushTopic object, whose writes the Streaming API checks.
+fn is_push_topic(object: &str) -> bool {
+    object.eq_ignore_ascii_case(crate::cometd::push_topic::OBJECT)
 }
 
 fn verb(method: &Method) -> &'static str {

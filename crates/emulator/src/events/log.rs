@@ -188,6 +188,11 @@ impl ChangeLog {
         }
     }
 
+    /// The objects PushTopics watch, with how many topics watch each.
+    pub fn topic_watches(&self) -> Vec<(ObjectIndex, usize)> {
+        self.topic_objects.iter().map(|(o, n)| (*o, *n)).collect()
+    }
+
     /// Whether changes to this object are recorded.
     pub fn records(&self, object: ObjectIndex) -> bool {
         self.cdc_entities.contains(&object) || self.topic_objects.contains_key(&object)

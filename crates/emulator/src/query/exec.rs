@@ -160,7 +160,8 @@ pub fn read_path<'a>(org: &'a Org, record: &'a Record, path: &Path) -> Option<&'
     current.values.get(path.field)
 }
 
-fn matches(org: &Org, record: &Record, condition: &Condition) -> bool {
+/// Whether a record satisfies a condition (parent paths read the org's current records).
+pub fn matches(org: &Org, record: &Record, condition: &Condition) -> bool {
     match condition {
         Condition::And(items) => items.iter().all(|c| matches(org, record, c)),
         Condition::Or(items) => items.iter().any(|c| matches(org, record, c)),
