@@ -20,6 +20,10 @@ pub const DEFAULT_CLIENT_SECRET: &str = "pgforce";
 pub const DEFAULT_REFRESH_TOKEN: &str = "pgforce-refresh-token";
 /// The newest API version the emulator serves, and the one it advertises.
 pub const LATEST_API_VERSION: &str = "66.0";
+/// The Pub/Sub API's port, as Salesforce's (`api.pubsub.salesforce.com:7443`).
+pub const DEFAULT_PUBSUB_PORT: u16 = 7443;
+/// How long an idle Pub/Sub subscription waits before a keepalive, as Salesforce (270 s).
+pub const DEFAULT_PUBSUB_KEEPALIVE: Duration = Duration::from_secs(270);
 
 /// Emulator settings.
 #[derive(Debug, Clone)]
@@ -51,6 +55,9 @@ pub struct EmulatorConfig {
     pub schema_files: Vec<SchemaFile>,
     /// Faults and latency in force from the start.
     pub faults: FaultConfig,
+    /// How long an idle Pub/Sub subscription waits before it is sent an empty
+    /// `FetchResponse` (keepalive); tests shorten it.
+    pub pubsub_keepalive: Duration,
 }
 
 impl Default for EmulatorConfig {
@@ -68,6 +75,7 @@ impl Default for EmulatorConfig {
             public_url: None,
             schema_files: Vec::new(),
             faults: FaultConfig::default(),
+            pubsub_keepalive: DEFAULT_PUBSUB_KEEPALIVE,
         }
     }
 }

@@ -18,6 +18,7 @@ mod cursors;
 mod errors;
 mod fault_script;
 mod fixtures;
+mod pubsub;
 mod query;
 mod record_locks;
 mod rest;

@@ -525,8 +525,7 @@ impl Drop for Txn<'_> {
             }
             let object = schema.object(record.object);
             let after = self.org.get(*record);
-            if let Some(change) = events::change_between(object, *record, before.as_ref(), after)
-            {
+            if let Some(change) = events::change_between(object, *record, before.as_ref(), after) {
                 committed.push(change);
             }
         }
