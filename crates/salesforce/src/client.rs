@@ -220,6 +220,7 @@ impl Client {
 
     /// The HTTP client (pool, TLS roots), for the streaming transports, which manage
     /// their own long-lived requests.
+    #[allow(dead_code, reason = "for the CometD transport")]
     pub(crate) fn http(&self) -> &reqwest::Client {
         &self.inner.http
     }

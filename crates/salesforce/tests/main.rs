@@ -11,6 +11,7 @@ mod collections;
 mod malformed;
 mod parsing;
 mod partial_writes;
+mod pubsub;
 mod query;
 mod resilience;
 mod rest;

@@ -9,6 +9,9 @@
 //! Streaming calls do not count against the org's daily API requests in Salesforce, so
 //! they are not counted in [`crate::Client::calls_made`] either.
 
+mod avro;
+pub mod pubsub;
+
 use serde_json::{Map, Value};
 
 /// Where a replay position is opaque bytes.
@@ -23,7 +26,9 @@ impl ReplayId {
 
     /// The CometD number for these bytes, when they are 8 bytes long.
     pub fn as_number(&self) -> Option<i64> {
-        <[u8; 8]>::try_from(self.0.as_slice()).ok().map(i64::from_be_bytes)
+        <[u8; 8]>::try_from(self.0.as_slice())
+            .ok()
+            .map(i64::from_be_bytes)
     }
 }
 
