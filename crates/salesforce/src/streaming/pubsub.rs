@@ -178,7 +178,7 @@ fn status_from(headers: &hyper::HeaderMap) -> CallError {
 }
 
 /// The TLS settings: the system's roots plus the configured extra CA, HTTP/2 only.
-fn tls_config(config: &ClientConfig) -> Result<rustls::ClientConfig, StreamError> {
+fn tls_config(config: &ClientConfig) -> Result<rustls::ClientConfig, String> {
     let mut roots = rustls::RootCertStore::empty();
     for certificate in rustls_native_certs::load_native_certs().certs {
         // A system certificate rustls cannot use is skipped, as browsers do.
@@ -186,19 +186,18 @@ fn tls_config(config: &ClientConfig) -> Result<rustls::ClientConfig, StreamError
     }
     if let Some(pem) = &config.extra_root_certificate_pem {
         for certificate in CertificateDer::pem_slice_iter(pem.as_bytes()) {
-            let certificate = certificate.map_err(|e| {
-                StreamError::Transport(format!("extra root certificate is not valid PEM: {e}"))
-            })?;
-            roots.add(certificate).map_err(|e| {
-                StreamError::Transport(format!("extra root certificate is not usable: {e}"))
-            })?;
+            let certificate =
+                certificate.map_err(|e| format!("extra root certificate is not valid PEM: {e}"))?;
+            roots
+                .add(certificate)
+                .map_err(|e| format!("extra root certificate is not usable: {e}"))?;
         }
     }
     let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
-    .map_err(|e| StreamError::Transport(format!("setting up TLS failed: {e}")))?
+    .map_err(|e| format!("setting up TLS failed: {e}"))?
     .with_root_certificates(roots)
     .with_no_client_auth();
     tls.alpn_protocols = vec![b"h2".to_vec()];
@@ -226,10 +225,12 @@ impl Channel {
         .map_err(|e| transport(&e))?
         .map_err(|e| transport(&e))?;
         let _ = tcp.set_nodelay(true);
-        let tls = tokio_rustls::TlsConnector::from(Arc::new(tls_config(config)?))
-            .connect(server_name, tcp)
-            .await
-            .map_err(|e| transport(&e))?;
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(
+            tls_config(config).map_err(StreamError::Transport)?,
+        ))
+        .connect(server_name, tcp)
+        .await
+        .map_err(|e| transport(&e))?;
         if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
             return Err(StreamError::Protocol(format!(
                 "Pub/Sub at {endpoint} did not agree to HTTP/2 (ALPN h2)"
@@ -481,7 +482,12 @@ impl PubSubSubscription {
                 producer.id, producer.schema_id
             ))
         })?;
-        change_event(&schema, value, replay_id)
+        change_event(&schema, value, replay_id).map_err(|e| {
+            StreamError::Protocol(format!(
+                "event {} with schema {}: {e}",
+                producer.id, producer.schema_id
+            ))
+        })
     }
 }
 
@@ -508,23 +514,12 @@ async fn with_renewal<T>(
 }
 
 /// A decoded event payload as a [`ChangeEvent`].
-fn change_event(
-    schema: &Schema,
-    value: Value,
-    replay_id: ReplayId,
-) -> Result<ChangeEvent, StreamError> {
+fn change_event(schema: &Schema, value: Value, replay_id: ReplayId) -> Result<ChangeEvent, String> {
     let Value::Object(mut body) = value else {
-        return Err(StreamError::Protocol(
-            "an event payload is not a record".to_owned(),
-        ));
+        return Err("an event payload is not a record".to_owned());
     };
-    let header = match body.remove("ChangeEventHeader") {
-        Some(Value::Object(header)) => header,
-        _ => {
-            return Err(StreamError::Protocol(
-                "an event payload has no ChangeEventHeader".to_owned(),
-            ));
-        }
+    let Some(Value::Object(header)) = body.remove("ChangeEventHeader") else {
+        return Err("an event payload has no ChangeEventHeader".to_owned());
     };
     let text = |key: &str| {
         header
@@ -588,7 +583,7 @@ fn change_event(
 pub(crate) fn field_names(
     bitmaps: &[String],
     fields: &[(String, Schema)],
-) -> Result<Vec<String>, StreamError> {
+) -> Result<Vec<String>, String> {
     let mut names = Vec::new();
     for bitmap in bitmaps {
         if let Some(hex) = bitmap.strip_prefix("0x") {
@@ -598,38 +593,34 @@ pub(crate) fn field_names(
                 .parse::<usize>()
                 .ok()
                 .and_then(|i| fields.get(i))
-                .ok_or_else(|| {
-                    StreamError::Protocol(format!("bitmap {bitmap:?} names no field of the schema"))
-                })?;
+                .ok_or_else(|| format!("bitmap {bitmap:?} names no field of the schema"))?;
             for child in bits(hex, parent_schema.record_fields())? {
                 names.push(format!("{parent_name}.{child}"));
             }
         } else {
-            return Err(StreamError::Protocol(format!(
-                "{bitmap:?} is not a field bitmap"
-            )));
+            return Err(format!("{bitmap:?} is not a field bitmap"));
         }
     }
     Ok(names)
 }
 
 /// The names of the fields whose bits are set in a hex number (bit 0 = field 0).
-fn bits<'a>(hex: &str, fields: &'a [(String, Schema)]) -> Result<Vec<&'a str>, StreamError> {
+fn bits<'a>(hex: &str, fields: &'a [(String, Schema)]) -> Result<Vec<&'a str>, String> {
     let mut names = Vec::new();
     for (nibble_index, digit) in hex.chars().rev().enumerate() {
         let nibble = digit
             .to_digit(16)
-            .ok_or_else(|| StreamError::Protocol(format!("bitmap 0x{hex} is not hexadecimal")))?;
+            .ok_or_else(|| format!("bitmap 0x{hex} is not hexadecimal"))?;
         for bit in 0..4 {
             if nibble & (1 << bit) == 0 {
                 continue;
             }
             let index = nibble_index * 4 + bit;
             let (name, _) = fields.get(index).ok_or_else(|| {
-                StreamError::Protocol(format!(
+                format!(
                     "bitmap 0x{hex} sets bit {index}, but the schema has {} fields",
                     fields.len()
-                ))
+                )
             })?;
             names.push(name.as_str());
         }
