@@ -52,6 +52,8 @@ if [ -z "$ready" ]; then echo "error: the emulator never answered; its log:" >&2
 export PGFORCE_LOGIN_URL="https://localhost:$tls_port"
 export PGFORCE_CONTROL_URL="http://127.0.0.1:$http_port/__emulator"
 export PGFORCE_PUBSUB="localhost:$pubsub_port"
+export PGFORCE_CA="$work/ca.pem"
+export PGFORCE_PROTO="$root/crates/pubsub-proto/proto/pubsub.proto"
 # Node's fetch (REST calls, login) trusts the emulator's CA through this.
 export NODE_EXTRA_CA_CERTS="$work/ca.pem"
 cd "$here"

@@ -4,8 +4,15 @@
 // error for an expired replay id. Exits non-zero on the first failure.
 //
 // Environment (set by run.sh): PGFORCE_LOGIN_URL (HTTPS base), PGFORCE_CONTROL_URL,
-// PGFORCE_PUBSUB (host:port); NODE_EXTRA_CA_CERTS trusts the emulator's CA for REST.
+// PGFORCE_PUBSUB (host:port), PGFORCE_CA (the emulator's CA file), PGFORCE_PROTO (pgforce's
+// own pubsub.proto); NODE_EXTRA_CA_CERTS trusts the emulator's CA for REST.
+//
+// A second part calls GetTopic and GetSchema with plain grpc-js, generated from pgforce's
+// own .proto, over TLS verified against the emulator's CA.
 import assert from "node:assert/strict";
+import fs from "node:fs";
+import grpc from "@grpc/grpc-js";
+import protoLoader from "@grpc/proto-loader";
 import PubSubApiClient from "salesforce-pubsub-api-client";
 
 const loginUrl = process.env.PGFORCE_LOGIN_URL;
@@ -178,6 +185,36 @@ assert.deepEqual(failure.metadata.get("error-code"), [REPLAY_ID_CORRUPTED]);
 assert.match(failure.details, /rpcId: /);
 
 client.close();
-console.log("salesforce-pubsub-api-client: 1 passed, 0 failed");
+
+// Plain grpc-js with pgforce's .proto, the certificate verified against the emulator's CA.
+const definition = protoLoader.loadSync(process.env.PGFORCE_PROTO, { defaults: true });
+const { PubSub } = grpc.loadPackageDefinition(definition).eventbus.v1;
+const metadata = new grpc.Metadata();
+metadata.add("accesstoken", token.access_token);
+metadata.add("instanceurl", token.instance_url);
+metadata.add("tenantid", token.access_token.split("!")[0]);
+const plain = new PubSub(endpoint, grpc.credentials.createSsl(fs.readFileSync(process.env.PGFORCE_CA)));
+const unary = (method, request) =>
+  withTimeout(
+    new Promise((resolve, reject) =>
+      plain[method](request, metadata, (error, answer) => (error ? reject(error) : resolve(answer)))),
+    10000,
+    method,
+  );
+const topic = await unary("GetTopic", { topicName: "/data/AccountChangeEvent" });
+assert.equal(topic.canSubscribe, true);
+assert.equal(topic.canPublish, false);
+const schema = await unary("GetSchema", { schemaId: topic.schemaId });
+assert.equal(schema.schemaId, topic.schemaId);
+assert.equal(JSON.parse(schema.schemaJson).name, "AccountChangeEvent");
+assert.equal(schema.schemaId, created.schemaId, "events name the topic's schema");
+const unknown = await unary("GetTopic", { topicName: "/data/NopeChangeEvent" }).then(
+  () => assert.fail("an unknown topic was described"),
+  (error) => error,
+);
+assert.equal(unknown.code, grpc.status.NOT_FOUND);
+plain.close();
+
+console.log("salesforce-pubsub-api-client and grpc-js with pgforce's proto: 2 passed, 0 failed");
 // grpc-js keeps streams the client never cancels open after close(); nothing is left to do.
 process.exit(0);
