@@ -253,3 +253,23 @@ async fn a_refused_session_is_renewed_once_then_reported() {
         .unwrap_err();
     assert!(matches!(error, StreamError::Auth(_)), "{error:?}");
 }
+
+#[tokio::test]
+async fn credit_is_topped_up_past_the_first_hundred_events() {
+    let (org, client) = cdc_org().await;
+    support::seed(&org, json!({ "Account": 250 })).await;
+    let mut subscription =
+        PubSubSubscription::open(&client, &org.pubsub_endpoint, TOPIC, StartAt::Earliest)
+            .await
+            .unwrap();
+    // Without top-ups the server would stop after the first 100 and send keepalives only.
+    let received = tokio::time::timeout(Duration::from_secs(30), events(&mut subscription, 250))
+        .await
+        .expect("all 250 events arrive");
+    assert_eq!(received.len(), 250);
+    assert!(received.iter().all(|e| e.change_type == ChangeType::Create));
+    let mut records: Vec<&str> = received.iter().map(|e| e.record_ids[0].as_str()).collect();
+    records.sort_unstable();
+    records.dedup();
+    assert_eq!(records.len(), 250, "each record once");
+}
