@@ -8,5 +8,6 @@ cargo test --workspace
 cargo build --release -p pgforce
 PGFORCE_BIN="$PWD/target/release/pgforce" bash interop/python/run.sh
 PGFORCE_BIN="$PWD/target/release/pgforce" bash interop/cometd/run.sh
+PGFORCE_BIN="$PWD/target/release/pgforce" bash interop/pubsub/run.sh
 PGFORCE_BIN="$PWD/target/release/pgforce" bash interop/api-fuzz/run.sh
 PGFORCE_BIN="$PWD/target/release/pgforce" bash interop/django/run.sh

@@ -28,14 +28,9 @@ polling_seconds = 300
 fn events_settings(org: &TestOrg, transport: &str, ca: &std::path::Path) -> String {
     format!(
         "change_events = \"{transport}\"\npubsub_endpoint = \"{}\"\nca_file = \"{}\"\n",
-        pubsub_endpoint(org),
+        org.pubsub_endpoint,
         ca.display()
     )
-}
-
-/// The org's Pub/Sub endpoint.
-fn pubsub_endpoint(_org: &TestOrg) -> String {
-    "127.0.0.1:1".to_owned()
 }
 
 /// An org with `accounts` Accounts, and a config file using `transport`.
@@ -353,15 +348,22 @@ async fn applied_events_store_changes_without_reading_salesforce() {
     let ids: Vec<String> = db
         .client()
         .await
-        .query("select sfid from salesforce.account order by sfid limit 10", &[])
+        .query(
+            "select sfid from salesforce.account order by sfid limit 10",
+            &[],
+        )
         .await
         .unwrap()
         .iter()
         .map(|r| r.get(0))
         .collect();
-    sf.update("Account", &ids[0], &serde_json::from_value(json!({})).unwrap())
-        .await
-        .unwrap();
+    sf.update(
+        "Account",
+        &ids[0],
+        &serde_json::from_value(json!({})).unwrap(),
+    )
+    .await
+    .unwrap();
     let before = api_requests(&org).await;
     for (n, id) in ids.iter().enumerate() {
         let took = rename(&sf, &db, id, &format!("Applied {n}")).await;

@@ -20,6 +20,10 @@ pub const DEFAULT_CLIENT_SECRET: &str = "pgforce";
 pub const DEFAULT_REFRESH_TOKEN: &str = "pgforce-refresh-token";
 /// The newest API version the emulator serves, and the one it advertises.
 pub const LATEST_API_VERSION: &str = "66.0";
+/// The Pub/Sub API's port, as Salesforce's (`api.pubsub.salesforce.com:7443`).
+pub const DEFAULT_PUBSUB_PORT: u16 = 7443;
+/// How long an idle Pub/Sub subscription waits before a keepalive, as Salesforce (270 s).
+pub const DEFAULT_PUBSUB_KEEPALIVE: Duration = Duration::from_secs(270);
 
 /// Emulator settings.
 #[derive(Debug, Clone)]
@@ -57,6 +61,9 @@ pub struct EmulatorConfig {
     /// How long a CometD client may take to reconnect after a connect was answered before
     /// the server forgets it and its subscriptions (Salesforce: 40 seconds).
     pub cometd_client_expiry: Duration,
+    /// How long an idle Pub/Sub subscription waits before it is sent an empty
+    /// `FetchResponse` (keepalive); tests shorten it.
+    pub pubsub_keepalive: Duration,
 }
 
 impl Default for EmulatorConfig {
@@ -76,6 +83,7 @@ impl Default for EmulatorConfig {
             faults: FaultConfig::default(),
             cometd_timeout: Duration::from_secs(110),
             cometd_client_expiry: Duration::from_secs(40),
+            pubsub_keepalive: DEFAULT_PUBSUB_KEEPALIVE,
         }
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! It speaks Salesforce's wire formats — OAuth 2.0 and SOAP login, REST describe, CRUD,
 //! upsert by external id, sObject Collections, SOQL query/queryAll with paging,
-//! getUpdated/getDeleted, limits — so any Salesforce client works against it unchanged.
+//! getUpdated/getDeleted, limits, and the Pub/Sub API (gRPC) for Change Data Capture — so
+//! any Salesforce client works against it unchanged.
 //! pgforce's tests, benchmarks and `pgforce demo` run against it; anyone can use it as a
 //! local Salesforce for their own integration tests.
 //!
@@ -19,6 +20,7 @@
 //! - `events`: the org's change log; `cometd`: the Streaming API (CDC and PushTopics).
 //! - `sessions`, `usage`, `faults`, `stats`: per-org services the API consults.
 //! - `seed`, `workload`: realistic data and a live editing workload.
+//! - `pubsub`: the Pub/Sub API (gRPC over HTTP/2 and TLS) on its own listener.
 //! - `server`, `tls`: listeners, connections and the emulator's certificate.
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
@@ -35,6 +37,7 @@ pub mod events;
 mod faults;
 mod header_case;
 pub mod org;
+mod pubsub;
 mod query;
 mod seed;
 mod server;
@@ -55,8 +58,9 @@ use std::sync::Arc;
 use axum::Router;
 
 pub use config::{
-    DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_PASSWORD, DEFAULT_REFRESH_TOKEN,
-    DEFAULT_USERNAME, EmulatorConfig, LATEST_API_VERSION,
+    DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_PASSWORD, DEFAULT_PUBSUB_KEEPALIVE,
+    DEFAULT_PUBSUB_PORT, DEFAULT_REFRESH_TOKEN, DEFAULT_USERNAME, EmulatorConfig,
+    LATEST_API_VERSION,
 };
 pub use control::CONTROL_PREFIX;
 pub use faults::FaultConfig;
@@ -125,5 +129,16 @@ impl Emulator {
     /// Serves on the given listeners until `shutdown` completes.
     pub async fn run(&self, listeners: Listeners, shutdown: impl Future<Output = ()>) {
         server::run(Arc::clone(&self.shared), listeners, shutdown).await;
+    }
+
+    /// Serves the Pub/Sub API (gRPC over HTTP/2 and TLS) on `listener` until `shutdown`
+    /// completes, with the HTTPS listener's TLS identity (`tls`; its ALPN is set to `h2`).
+    pub async fn run_pubsub(
+        &self,
+        listener: tokio::net::TcpListener,
+        tls: Arc<rustls::ServerConfig>,
+        shutdown: impl Future<Output = ()>,
+    ) {
+        pubsub::serve(Arc::clone(&self.shared), listener, tls, shutdown).await;
     }
 }

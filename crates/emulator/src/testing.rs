@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::{Emulator, EmulatorConfig, Listeners, generate_tls_identity};
@@ -21,7 +21,10 @@ pub struct TestOrg {
     pub https_url: String,
     /// PEM of the CA that signed the HTTPS certificate.
     pub ca_pem: String,
-    shutdown: Option<oneshot::Sender<()>>,
+    /// The Pub/Sub API's `host:port` (`localhost:<port>`, TLS with the same CA).
+    pub pubsub_endpoint: String,
+    /// Tells both servers to stop (HTTP(S) and Pub/Sub).
+    shutdown: Option<watch::Sender<bool>>,
     task: Option<JoinHandle<()>>,
 }
 
@@ -43,24 +46,32 @@ impl TestOrg {
             .expect("bind a loopback port");
         let http_addr: SocketAddr = http.local_addr().expect("bound listener has an address");
         let https_addr: SocketAddr = https.local_addr().expect("bound listener has an address");
-        let (shutdown, stopped) = oneshot::channel::<()>();
+        let pubsub = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port");
+        let pubsub_addr: SocketAddr = pubsub.local_addr().expect("bound listener has an address");
+        let (shutdown, stopped) = watch::channel(false);
+        let tls = identity.server_config;
         let listeners = Listeners {
             http: Some(http),
-            https: Some((https, identity.server_config)),
+            https: Some((https, std::sync::Arc::clone(&tls))),
         };
         let server = emulator.clone();
         let task = tokio::spawn(async move {
-            server
-                .run(listeners, async {
-                    let _ = stopped.await;
-                })
-                .await;
+            let until_stopped = |mut stopped: watch::Receiver<bool>| async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            };
+            tokio::join!(
+                server.run(listeners, until_stopped(stopped.clone())),
+                server.run_pubsub(pubsub, tls, until_stopped(stopped)),
+            );
         });
         Self {
             emulator,
             http_url: format!("http://{http_addr}"),
             https_url: format!("https://localhost:{}", https_addr.port()),
             ca_pem: identity.ca_pem,
+            pubsub_endpoint: format!("localhost:{}", pubsub_addr.port()),
             shutdown: Some(shutdown),
             task: Some(task),
         }
@@ -96,7 +107,7 @@ impl TestOrg {
     /// Stops the server and waits for it.
     pub async fn stop(mut self) {
         if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
+            let _ = shutdown.send(true);
         }
         if let Some(task) = self.task.take() {
             let _ = task.await;
@@ -107,7 +118,7 @@ impl TestOrg {
 impl Drop for TestOrg {
     fn drop(&mut self) {
         if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
+            let _ = shutdown.send(true);
         }
     }
 }

@@ -20,6 +20,7 @@ mod errors;
 mod fault_script;
 mod fixtures;
 mod header_case;
+mod pubsub;
 mod query;
 mod record_locks;
 mod rest;

@@ -12,6 +12,7 @@ mod cometd;
 mod malformed;
 mod parsing;
 mod partial_writes;
+mod pubsub;
 mod query;
 mod resilience;
 mod rest;

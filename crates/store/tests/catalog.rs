@@ -26,6 +26,7 @@ async fn migrations_apply_once_and_create_the_catalog() {
             "api_usage",
             "audit_log",
             "authorizations",
+            "change_subscriptions",
             "connections",
             "dashboard_sessions",
             "leases",

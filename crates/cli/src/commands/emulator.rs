@@ -33,6 +33,15 @@ pub struct EmulatorArgs {
     /// HTTPS port (0 picks a free one).
     #[arg(long, default_value_t = 8443)]
     tls_port: u16,
+    /// Pub/Sub API (gRPC over TLS) port (0 picks a free one); served with HTTPS.
+    #[arg(long, default_value_t = pgforce_emulator::DEFAULT_PUBSUB_PORT)]
+    pubsub_port: u16,
+    /// Do not serve the Pub/Sub API.
+    #[arg(long)]
+    no_pubsub: bool,
+    /// Seconds an idle Pub/Sub subscription waits before a keepalive.
+    #[arg(long, default_value_t = pgforce_emulator::DEFAULT_PUBSUB_KEEPALIVE.as_secs())]
+    pubsub_keepalive_seconds: u64,
     /// Serve HTTPS only.
     #[arg(long)]
     no_http: bool,
@@ -198,6 +207,7 @@ impl EmulatorArgs {
             faults,
             cometd_timeout: Duration::from_secs(self.cometd_timeout_seconds),
             cometd_client_expiry: Duration::from_secs(self.cometd_client_expiry_seconds),
+            pubsub_keepalive: Duration::from_secs(self.pubsub_keepalive_seconds.max(1)),
         })
     }
 }
@@ -221,6 +231,7 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<()> {
         output::say(&format!("seeded {}", summary.join(", ")));
     }
     let mut listeners = Listeners::default();
+    let mut pubsub = None;
     if !args.no_http {
         let listener = TcpListener::bind((args.bind.as_str(), args.port))
             .await
@@ -250,6 +261,24 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<()> {
             addr.port(),
             args.cert_out.display()
         ));
+        if !args.no_pubsub {
+            let listener = TcpListener::bind((args.bind.as_str(), args.pubsub_port))
+                .await
+                .with_context(|| {
+                    format!(
+                        "listening on {}:{} (--pubsub-port)",
+                        args.bind, args.pubsub_port
+                    )
+                })?;
+            let addr = listener
+                .local_addr()
+                .context("reading the Pub/Sub address")?;
+            output::say(&format!(
+                "pubsub: localhost:{}  (gRPC over TLS, same certificate)",
+                addr.port()
+            ));
+            pubsub = Some((listener, std::sync::Arc::clone(&identity.server_config)));
+        }
         listeners.https = Some((listener, identity.server_config));
     }
     output::say(&format!(
@@ -268,7 +297,26 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<()> {
         },
         started.elapsed().as_millis()
     ));
-    emulator.run(listeners, shutdown_signal()).await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    };
+    let signal = async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    };
+    let serve_pubsub = async {
+        if let Some((listener, tls)) = pubsub {
+            emulator
+                .run_pubsub(listener, tls, until_stopped(stopped.clone()))
+                .await;
+        }
+    };
+    tokio::join!(
+        signal,
+        emulator.run(listeners, until_stopped(stopped.clone())),
+        serve_pubsub,
+    );
     output::say("emulator stopped");
     Ok(())
 }

@@ -9,6 +9,7 @@
 //! Streaming calls do not count against the org's daily API requests in Salesforce, so
 //! they are not counted in [`crate::Client::calls_made`] either.
 
+mod avro;
 pub mod cometd;
 pub mod pubsub;
 
@@ -152,5 +153,11 @@ pub enum StreamError {
     Protocol(String),
     /// A call through the REST client failed (logging in, for instance).
     #[error(transparent)]
-    Api(#[from] crate::Error),
+    Api(Box<crate::Error>),
+}
+
+impl From<crate::Error> for StreamError {
+    fn from(error: crate::Error) -> Self {
+        Self::Api(Box::new(error))
+    }
 }

@@ -101,9 +101,8 @@ async fn apply_one(
     event: &ChangeEvent,
     sfid: &str,
 ) -> pgforce_store::Result<bool> {
-    let shape = match mapping.row_shape(schema) {
-        Ok(shape) => shape,
-        Err(_) => return Ok(false),
+    let Ok(shape) = mapping.row_shape(schema) else {
+        return Ok(false);
     };
     let statements = ApplyStatements::new(&shape);
     // A millisecond before the commit: a later change stamped in the same millisecond

@@ -1,0 +1,146 @@
+//! The Avro schema of an object's change events, as `GetSchema` returns it.
+//!
+//! A record named like Salesforce's (`AccountChangeEvent`, namespace
+//! `com.sforce.eventbus`) whose first field is the `ChangeEventHeader` record, followed by
+//! every field of the object the API user can see (less `IsDeleted` and `SystemModstamp`,
+//! which change events never carry), each a union `["null", T]` defaulting to null. Dates
+//! are `int` days since 1970-01-01 (`logicalType` `date`); datetimes are `long`
+//! milliseconds since the epoch (`logicalType` `timestamp-millis`).
+//!
+//! The schema id is derived from the schema's JSON text, so it is stable while the object's
+//! fields stay the same and changes when they change.
+
+use base64::Engine as _;
+use serde_json::{Value as Json, json};
+
+use super::topic::event_name;
+use crate::org::{FieldType, ObjectDef};
+
+/// The header's `changeType` symbols, in schema order.
+pub const CHANGE_TYPES: [&str; 10] = [
+    "CREATE",
+    "DELETE",
+    "UNDELETE",
+    "UPDATE",
+    "GAP_CREATE",
+    "GAP_DELETE",
+    "GAP_UNDELETE",
+    "GAP_UPDATE",
+    "GAP_OVERFLOW",
+    "SNAPSHOT",
+];
+
+/// One object's event schema.
+#[derive(Debug, Clone)]
+pub struct EventSchema {
+    /// The object field behind each body field: `fields[i]` is top-level position `i + 1`
+    /// (position 0 is the header).
+    pub fields: Vec<usize>,
+    /// The Avro schema as JSON text.
+    pub json: String,
+    /// The schema id: derived from `json`.
+    pub id: String,
+}
+
+impl EventSchema {
+    /// The schema of an object's change events as the object is now.
+    pub fn of(object: &ObjectDef) -> Self {
+        let fields: Vec<usize> = object
+            .visible_fields()
+            .filter(|&(i, _)| i != object.system.is_deleted && i != object.system.system_modstamp)
+            .map(|(i, _)| i)
+            .collect();
+        let mut avro_fields = vec![json!({"name": "ChangeEventHeader", "type": header()})];
+        for &index in &fields {
+            let field = &object.fields[index];
+            avro_fields.push(json!({
+                "name": field.name,
+                "type": ["null", avro_type(field.field_type)],
+                "doc": format!("Data:{}", field.field_type.describe_name()),
+                "default": null,
+            }));
+        }
+        let schema = json!({
+            "type": "record",
+            "name": event_name(object),
+            "namespace": "com.sforce.eventbus",
+            "fields": avro_fields,
+        });
+        let json = schema.to_string();
+        let digest = ring::digest::digest(&ring::digest::SHA256, json.as_bytes());
+        let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest.as_ref()[..16]);
+        Self { fields, json, id }
+    }
+
+    /// The top-level position of an object field (0 is the header), if the schema has it.
+    pub fn position(&self, field: usize) -> Option<usize> {
+        self.fields.iter().position(|&f| f == field).map(|p| p + 1)
+    }
+}
+
+/// The Avro type of a field's values.
+fn avro_type(field_type: FieldType) -> Json {
+    match field_type {
+        FieldType::Boolean => json!("boolean"),
+        FieldType::Int => json!("int"),
+        FieldType::Double | FieldType::Currency | FieldType::Percent => json!("double"),
+        FieldType::Date => json!({"type": "int", "logicalType": "date"}),
+        FieldType::Datetime => json!({"type": "long", "logicalType": "timestamp-millis"}),
+        _ => json!("string"),
+    }
+}
+
+/// The `ChangeEventHeader` record.
+fn header() -> Json {
+    let strings = json!({"type": "array", "items": "string"});
+    json!({
+        "type": "record",
+        "name": "ChangeEventHeader",
+        "namespace": "com.sforce.eventbus",
+        "fields": [
+            {"name": "entityName", "type": "string"},
+            {"name": "recordIds", "type": strings},
+            {"name": "changeType", "type": {"type": "enum", "name": "ChangeType",
+                "namespace": "com.sforce.eventbus", "symbols": CHANGE_TYPES}},
+            {"name": "changeOrigin", "type": "string"},
+            {"name": "transactionKey", "type": "string"},
+            {"name": "sequenceNumber", "type": "int"},
+            {"name": "commitTimestamp", "type": "long"},
+            {"name": "commitNumber", "type": "long"},
+            {"name": "commitUser", "type": "string"},
+            {"name": "nulledFields", "type": strings},
+            {"name": "diffFields", "type": strings},
+            {"name": "changedFields", "type": strings},
+        ],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::org::Schema;
+
+    #[test]
+    fn schema_lists_the_header_then_nullable_fields_with_a_stable_id() {
+        let schema = Schema::standard().unwrap();
+        let account = schema.object(schema.object_index("Account").unwrap());
+        let first = EventSchema::of(account);
+        let again = EventSchema::of(account);
+        assert_eq!(first.id, again.id);
+        assert_eq!(first.id.len(), 22);
+        let json: Json = serde_json::from_str(&first.json).unwrap();
+        assert_eq!(json["name"], "AccountChangeEvent");
+        let fields = json["fields"].as_array().unwrap();
+        assert_eq!(fields[0]["name"], "ChangeEventHeader");
+        assert_eq!(fields.len(), first.fields.len() + 1);
+        let names: Vec<&str> = fields.iter().filter_map(|f| f["name"].as_str()).collect();
+        assert!(names.contains(&"Name"));
+        assert!(!names.contains(&"IsDeleted") && !names.contains(&"SystemModstamp"));
+        let name = fields.iter().find(|f| f["name"] == "Name").unwrap();
+        assert_eq!(name["type"], json!(["null", "string"]));
+        assert_eq!(name["default"], Json::Null);
+        let name_index = account.field_index("Name").unwrap();
+        let position = first.position(name_index).unwrap();
+        assert_eq!(fields[position]["name"], "Name");
+    }
+}

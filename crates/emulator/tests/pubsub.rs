@@ -1,0 +1,830 @@
+//! The Pub/Sub API over real gRPC (HTTP/2 + TLS): topics, schemas, subscriptions with flow
+//! control, replay, keepalives, authentication, bitmaps and delivery faults.
+//!
+//! The caller here is deliberately minimal (hyper's HTTP/2 client, rustls and the prost
+//! messages); the Avro payloads are decoded end to end by pgforce's client in its own tests
+//! and by a third-party Node client in `interop/pubsub`.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::body::{Body, Frame, Incoming};
+use hyper::client::conn::http2;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use pgforce_emulator::EmulatorConfig;
+use pgforce_emulator::FaultConfig;
+use pgforce_pubsub_proto::{
+    FetchRequest, FetchResponse, FrameDecoder, PublishRequest, REPLAY_ID_CORRUPTED, ReplayPreset,
+    SchemaInfo, SchemaRequest, TopicInfo, TopicRequest, encode_message, method, replay_id_bytes,
+    replay_id_number,
+};
+use prost::Message;
+use reqwest::Method;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject as _;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::support::Org;
+
+/// How long a test waits for anything before failing.
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A request body fed through a channel (the caller's half of a bidirectional stream).
+struct ChannelBody(mpsc::UnboundedReceiver<Bytes>);
+
+impl Body for ChannelBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        self.0.poll_recv(cx).map(|b| b.map(|b| Ok(Frame::data(b))))
+    }
+}
+
+/// A gRPC status as received.
+#[derive(Debug)]
+struct Status {
+    code: u32,
+    message: String,
+    error_code: Option<String>,
+}
+
+/// What a call's response stream brought next.
+#[derive(Debug)]
+enum Next {
+    Message(Bytes),
+    Status(Status),
+}
+
+/// A response stream being read.
+struct Responses {
+    body: Incoming,
+    decoder: FrameDecoder,
+}
+
+impl Responses {
+    async fn next(&mut self) -> Next {
+        tokio::time::timeout(WAIT, self.next_now())
+            .await
+            .expect("the server answers in time")
+    }
+
+    async fn next_now(&mut self) -> Next {
+        loop {
+            if let Some(message) = self.decoder.next_message().unwrap() {
+                return Next::Message(message);
+            }
+            let frame = std::future::poll_fn(|cx| Pin::new(&mut self.body).poll_frame(cx)).await;
+            match frame {
+                Some(Ok(frame)) if frame.is_data() => {
+                    self.decoder.push(&frame.into_data().unwrap());
+                }
+                Some(Ok(frame)) => {
+                    let trailers = frame.into_trailers().unwrap();
+                    let text =
+                        |name: &str| trailers.get(name).map(|v| v.to_str().unwrap().to_owned());
+                    return Next::Status(Status {
+                        code: text("grpc-status").unwrap().parse().unwrap(),
+                        message: pgforce_pubsub_proto::decode_grpc_message(
+                            &text("grpc-message").unwrap_or_default(),
+                        ),
+                        error_code: text("error-code"),
+                    });
+                }
+                Some(Err(error)) => panic!("the response stream failed: {error}"),
+                None => panic!("the response ended without a status"),
+            }
+        }
+    }
+
+    /// The next FetchResponse; panics on a status.
+    async fn fetch(&mut self) -> FetchResponse {
+        match self.next().await {
+            Next::Message(bytes) => FetchResponse::decode(bytes).unwrap(),
+            Next::Status(status) => panic!("expected a FetchResponse, got {status:?}"),
+        }
+    }
+
+    /// The final status; panics on a message.
+    async fn status(&mut self) -> Status {
+        match self.next().await {
+            Next::Status(status) => status,
+            Next::Message(_) => panic!("expected the stream's status, got a message"),
+        }
+    }
+}
+
+/// A connection to the emulator's Pub/Sub port with a session's metadata.
+struct Caller {
+    send: http2::SendRequest<ChannelBody>,
+    token: String,
+    tenant: String,
+    _connection: tokio::task::JoinHandle<()>,
+}
+
+impl Caller {
+    /// Connects with the org's session; the org id is the token's part before `!`.
+    async fn connect(org: &Org) -> Self {
+        let tenant = org.token.split('!').next().unwrap().to_owned();
+        Self::connect_as(org, org.token.clone(), tenant).await
+    }
+
+    async fn connect_as(org: &Org, token: String, tenant: String) -> Self {
+        let mut roots = rustls::RootCertStore::empty();
+        let ca = CertificateDer::from_pem_slice(org.org.ca_pem.as_bytes()).unwrap();
+        roots.add(ca).unwrap();
+        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        let port = org.org.pubsub_endpoint.rsplit_once(':').unwrap().1;
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap()))
+            .await
+            .unwrap();
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect("localhost".try_into().unwrap(), tcp)
+            .await
+            .unwrap();
+        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+        let (send, connection) = http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .unwrap();
+        let connection = tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Self {
+            send,
+            token,
+            tenant,
+            _connection: connection,
+        }
+    }
+
+    /// Starts a call with its first message already sent (a unary call's server answers
+    /// only once it has read its request).
+    async fn call(
+        &mut self,
+        path: &str,
+        first: Bytes,
+    ) -> (mpsc::UnboundedSender<Bytes>, Responses) {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        sender.send(first).unwrap();
+        let request = hyper::Request::post(format!("https://localhost{path}"))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .header("accesstoken", &self.token)
+            .header("instanceurl", "https://localhost")
+            .header("tenantid", &self.tenant)
+            .body(ChannelBody(receiver))
+            .unwrap();
+        self.send.ready().await.unwrap();
+        let response = tokio::time::timeout(WAIT, self.send.send_request(request))
+            .await
+            .expect("response headers arrive in time")
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "application/grpc");
+        (
+            sender,
+            Responses {
+                body: response.into_body(),
+                decoder: FrameDecoder::default(),
+            },
+        )
+    }
+
+    async fn unary<Q: Message, A: Message + Default>(
+        &mut self,
+        path: &str,
+        request: &Q,
+    ) -> Result<A, Status> {
+        let (sender, mut responses) = self.call(path, encode_message(request)).await;
+        drop(sender);
+        match responses.next().await {
+            Next::Message(bytes) => {
+                let answer = A::decode(bytes).unwrap();
+                let status = responses.status().await;
+                assert_eq!(status.code, 0, "{status:?}");
+                Ok(answer)
+            }
+            Next::Status(status) => Err(status),
+        }
+    }
+
+    async fn subscribe(
+        &mut self,
+        topic: &str,
+        preset: ReplayPreset,
+        replay_id: Vec<u8>,
+        num_requested: i32,
+    ) -> (mpsc::UnboundedSender<Bytes>, Responses) {
+        let first = encode_message(&FetchRequest {
+            topic_name: topic.to_owned(),
+            replay_preset: preset as i32,
+            replay_id,
+            num_requested,
+            auth_refresh: String::new(),
+        });
+        self.call(method::SUBSCRIBE, first).await
+    }
+}
+
+fn more(num_requested: i32) -> Bytes {
+    encode_message(&FetchRequest {
+        num_requested,
+        ..FetchRequest::default()
+    })
+}
+
+/// An org with Account selected for Change Data Capture and a short keepalive.
+async fn cdc_org(keepalive: Duration) -> Org {
+    let org = Org::start_with(EmulatorConfig {
+        pubsub_keepalive: keepalive,
+        ..crate::support::config()
+    })
+    .await;
+    org.control_call(
+        Method::PUT,
+        "/events/cdc",
+        Some(json!({"entities": ["Account"]})),
+    )
+    .await;
+    org
+}
+
+/// The header of an event payload, read by hand: the Avro datum starts with it.
+#[derive(Debug)]
+struct Header {
+    entity: String,
+    record_ids: Vec<String>,
+    change_type: i64,
+    nulled: Vec<String>,
+    changed: Vec<String>,
+}
+
+fn read_header(payload: &[u8]) -> Header {
+    let mut reader = Reader { payload, at: 0 };
+    let entity = reader.string();
+    let record_ids = reader.strings();
+    let change_type = reader.long();
+    let _origin = reader.string();
+    let _transaction = reader.string();
+    let _sequence = reader.long();
+    let _timestamp = reader.long();
+    let _commit_number = reader.long();
+    let _user = reader.string();
+    let nulled = reader.strings();
+    let _diff = reader.strings();
+    let changed = reader.strings();
+    Header {
+        entity,
+        record_ids,
+        change_type,
+        nulled,
+        changed,
+    }
+}
+
+struct Reader<'a> {
+    payload: &'a [u8],
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn long(&mut self) -> i64 {
+        let mut value = 0u64;
+        let mut shift = 0;
+        loop {
+            let byte = self.payload[self.at];
+            self.at += 1;
+            value |= u64::from(byte & 0x7F) << shift;
+            shift += 7;
+            if byte < 0x80 {
+                break;
+            }
+        }
+        ((value >> 1) as i64) ^ -((value & 1) as i64)
+    }
+
+    fn string(&mut self) -> String {
+        let length = self.long() as usize;
+        let text = String::from_utf8(self.payload[self.at..self.at + length].to_vec()).unwrap();
+        self.at += length;
+        text
+    }
+
+    fn strings(&mut self) -> Vec<String> {
+        let mut out = Vec::new();
+        loop {
+            let count = self.long();
+            if count == 0 {
+                return out;
+            }
+            for _ in 0..count {
+                out.push(self.string());
+            }
+        }
+    }
+}
+
+/// The top-level field names of a schema, in order (0 is the header).
+fn schema_fields(schema_json: &str) -> Vec<String> {
+    let schema: Value = serde_json::from_str(schema_json).unwrap();
+    schema["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Field names from a `0x<HEX>` bitmap over `fields`.
+fn names_from_bitmap(bitmap: &str, fields: &[String]) -> Vec<String> {
+    let hex = bitmap.strip_prefix("0x").unwrap();
+    let mut names = Vec::new();
+    for (nibble_index, digit) in hex.chars().rev().enumerate() {
+        let nibble = digit.to_digit(16).unwrap();
+        for bit in 0..4 {
+            if nibble & (1 << bit) != 0 {
+                names.push(fields[nibble_index * 4 + bit].clone());
+            }
+        }
+    }
+    names
+}
+
+async fn create_accounts(org: &Org, names: &[&str]) -> Vec<String> {
+    let mut ids = Vec::new();
+    for name in names {
+        ids.push(org.create("Account", json!({"Name": name})).await);
+    }
+    ids
+}
+
+/// Reads responses until `count` events have arrived; returns them and the last response.
+async fn events(responses: &mut Responses, count: usize) -> (Vec<Header>, Vec<u64>, FetchResponse) {
+    let mut headers = Vec::new();
+    let mut replay_ids = Vec::new();
+    loop {
+        let response = responses.fetch().await;
+        for event in &response.events {
+            let producer = event.event.as_ref().unwrap();
+            headers.push(read_header(&producer.payload));
+            replay_ids.push(replay_id_number(&event.replay_id).unwrap());
+        }
+        if headers.len() >= count {
+            return (headers, replay_ids, response);
+        }
+    }
+}
+
+#[tokio::test]
+async fn get_topic_and_get_schema_describe_change_data_capture_topics() {
+    let org = cdc_org(Duration::from_secs(270)).await;
+    let mut caller = Caller::connect(&org).await;
+    let topic: TopicInfo = caller
+        .unary(
+            method::GET_TOPIC,
+            &TopicRequest {
+                topic_name: "/data/AccountChangeEvent".to_owned(),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(topic.can_subscribe && !topic.can_publish);
+    assert_eq!(topic.tenant_guid.len(), 18);
+    assert!(topic.tenant_guid.starts_with(&caller.tenant));
+    assert!(!topic.rpc_id.is_empty());
+    let schema: SchemaInfo = caller
+        .unary(
+            method::GET_SCHEMA,
+            &SchemaRequest {
+                schema_id: topic.schema_id.clone(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(schema.schema_id, topic.schema_id);
+    let json: Value = serde_json::from_str(&schema.schema_json).unwrap();
+    assert_eq!(json["name"], "AccountChangeEvent");
+    assert_eq!(json["fields"][0]["name"], "ChangeEventHeader");
+    let header_fields = schema_fields(&json["fields"][0]["type"].to_string());
+    assert_eq!(header_fields[0], "entityName");
+    assert_eq!(header_fields.last().unwrap(), "changedFields");
+    let name = json["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "Name")
+        .unwrap();
+    assert_eq!(name["type"], json!(["null", "string"]));
+
+    // Custom objects have their own topic spelling.
+    let invoice: TopicInfo = caller
+        .unary(
+            method::GET_TOPIC,
+            &TopicRequest {
+                topic_name: "/data/Invoice__ChangeEvent".to_owned(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_ne!(invoice.schema_id, topic.schema_id);
+
+    let unknown = caller
+        .unary::<_, TopicInfo>(
+            method::GET_TOPIC,
+            &TopicRequest {
+                topic_name: "/data/NoSuchChangeEvent".to_owned(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code, 5, "NOT_FOUND: {unknown:?}");
+    assert!(unknown.message.contains("/data/NoSuchChangeEvent"));
+    assert!(unknown.message.contains("rpcId: "), "{}", unknown.message);
+    let missing_schema = caller
+        .unary::<_, SchemaInfo>(
+            method::GET_SCHEMA,
+            &SchemaRequest {
+                schema_id: "nope".to_owned(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(missing_schema.code, 5);
+
+    let publish = caller
+        .unary::<_, pgforce_pubsub_proto::PublishResponse>(
+            method::PUBLISH,
+            &PublishRequest {
+                topic_name: "/data/AccountChangeEvent".to_owned(),
+                ..PublishRequest::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(publish.code, 7, "PERMISSION_DENIED: {publish:?}");
+    assert!(publish.message.contains("cannot be published"));
+    let platform = caller
+        .unary::<_, pgforce_pubsub_proto::PublishResponse>(
+            method::PUBLISH,
+            &PublishRequest {
+                topic_name: "/event/Order__e".to_owned(),
+                ..PublishRequest::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(platform.code, 12, "UNIMPLEMENTED: {platform:?}");
+    assert!(platform.message.contains("not supported"));
+}
+
+#[tokio::test]
+async fn calls_without_a_live_session_or_with_another_org_are_unauthenticated() {
+    let org = cdc_org(Duration::from_secs(270)).await;
+    let good = Caller::connect(&org).await;
+    let request = TopicRequest {
+        topic_name: "/data/AccountChangeEvent".to_owned(),
+    };
+    let mut bad_token = Caller::connect_as(&org, "00D!nope".to_owned(), good.tenant.clone()).await;
+    let refused = bad_token
+        .unary::<_, TopicInfo>(method::GET_TOPIC, &request)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code, 16, "UNAUTHENTICATED: {refused:?}");
+    let mut other_org =
+        Caller::connect_as(&org, org.token.clone(), "00D000000000001AAA".to_owned()).await;
+    let refused = other_org
+        .unary::<_, TopicInfo>(method::GET_TOPIC, &request)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code, 16);
+    assert!(refused.message.contains("tenantid"), "{}", refused.message);
+
+    // A session that expires while subscribed is refused on the next subscribe.
+    let mut caller = Caller::connect(&org).await;
+    org.control_call(Method::POST, "/sessions/expire", None)
+        .await;
+    let (_sender, mut responses) = caller
+        .subscribe("/data/AccountChangeEvent", ReplayPreset::Latest, vec![], 1)
+        .await;
+    assert_eq!(responses.status().await.code, 16);
+}
+
+#[tokio::test]
+async fn subscribe_sends_no_more_events_than_requested() {
+    let org = cdc_org(Duration::from_millis(400)).await;
+    let ids = create_accounts(&org, &["A1", "A2", "A3", "A4", "A5"]).await;
+    let mut caller = Caller::connect(&org).await;
+    let (sender, mut responses) = caller
+        .subscribe(
+            "/data/AccountChangeEvent",
+            ReplayPreset::Earliest,
+            vec![],
+            2,
+        )
+        .await;
+    let (headers, first_ids, last) = events(&mut responses, 2).await;
+    assert_eq!(headers.len(), 2);
+    assert_eq!(last.pending_num_requested, 0);
+    assert_eq!(headers[0].record_ids, vec![ids[0].clone()]);
+    assert_eq!(headers[0].entity, "Account");
+    assert_eq!(headers[0].change_type, 0, "CREATE");
+    // Out of credit: the next response is a keepalive, not a third event.
+    let keepalive = responses.fetch().await;
+    assert!(keepalive.events.is_empty());
+    assert_eq!(
+        replay_id_number(&keepalive.latest_replay_id),
+        Some(first_ids[1])
+    );
+    sender.send(more(10)).unwrap();
+    let (headers, rest_ids, last) = events(&mut responses, 3).await;
+    let records: Vec<&str> = headers.iter().map(|h| h.record_ids[0].as_str()).collect();
+    assert_eq!(records, vec![&ids[2], &ids[3], &ids[4]]);
+    assert_eq!(last.pending_num_requested, 7);
+    assert!(rest_ids.windows(2).all(|w| w[0] < w[1]));
+    assert!(first_ids[1] < rest_ids[0]);
+
+    // A later request may not change the topic.
+    sender
+        .send(encode_message(&FetchRequest {
+            topic_name: "/data/ChangeEvents".to_owned(),
+            num_requested: 1,
+            ..FetchRequest::default()
+        }))
+        .unwrap();
+    let status = responses.status().await;
+    assert_eq!(status.code, 3, "INVALID_ARGUMENT: {status:?}");
+}
+
+#[tokio::test]
+async fn latest_starts_now_and_custom_starts_after_the_replay_id() {
+    let org = cdc_org(Duration::from_secs(270)).await;
+    let before = create_accounts(&org, &["Before"]).await;
+    let mut caller = Caller::connect(&org).await;
+    let (_latest_sender, mut latest) = caller
+        .subscribe("/data/ChangeEvents", ReplayPreset::Latest, vec![], 10)
+        .await;
+    // The subscription is open once the server has read the first request; a keepalive is
+    // not due, so create the record after a GetTopic round trip on the same connection.
+    let _: TopicInfo = caller
+        .unary(
+            method::GET_TOPIC,
+            &TopicRequest {
+                topic_name: "/data/ChangeEvents".to_owned(),
+            },
+        )
+        .await
+        .unwrap();
+    let after = create_accounts(&org, &["After"]).await;
+    let (headers, replay_ids, _) = events(&mut latest, 1).await;
+    assert_eq!(headers[0].record_ids, after);
+
+    let mut earliest = caller
+        .subscribe(
+            "/data/AccountChangeEvent",
+            ReplayPreset::Earliest,
+            vec![],
+            10,
+        )
+        .await
+        .1;
+    let (all, all_ids, _) = events(&mut earliest, 2).await;
+    assert_eq!(all[0].record_ids, before);
+    assert_eq!(all_ids[1], replay_ids[0]);
+
+    let mut custom = caller
+        .subscribe(
+            "/data/AccountChangeEvent",
+            ReplayPreset::Custom,
+            replay_id_bytes(all_ids[0]),
+            10,
+        )
+        .await
+        .1;
+    let (resumed, _, _) = events(&mut custom, 1).await;
+    assert_eq!(resumed[0].record_ids, after);
+}
+
+#[tokio::test]
+async fn expired_replay_ids_end_the_stream_with_salesforces_error_code() {
+    let org = cdc_org(Duration::from_secs(270)).await;
+    create_accounts(&org, &["Old"]).await;
+    let mut caller = Caller::connect(&org).await;
+    let (headers, ids, _) = events(
+        &mut caller
+            .subscribe(
+                "/data/AccountChangeEvent",
+                ReplayPreset::Earliest,
+                vec![],
+                10,
+            )
+            .await
+            .1,
+        1,
+    )
+    .await;
+    assert_eq!(headers.len(), 1);
+    org.control_call(Method::POST, "/events/expire", None).await;
+    let (_sender, mut responses) = caller
+        .subscribe(
+            "/data/AccountChangeEvent",
+            ReplayPreset::Custom,
+            replay_id_bytes(ids[0] - 1),
+            10,
+        )
+        .await;
+    let status = responses.status().await;
+    assert_eq!(status.code, 3, "{status:?}");
+    assert_eq!(status.error_code.as_deref(), Some(REPLAY_ID_CORRUPTED));
+    assert!(status.message.contains("rpcId: "), "{}", status.message);
+    // A replay id that was never issued is refused the same way.
+    let (_sender, mut responses) = caller
+        .subscribe(
+            "/data/AccountChangeEvent",
+            ReplayPreset::Custom,
+            replay_id_bytes(ids[0] + 1_000_000),
+            10,
+        )
+        .await;
+    assert_eq!(
+        responses.status().await.error_code.as_deref(),
+        Some(REPLAY_ID_CORRUPTED)
+    );
+}
+
+#[tokio::test]
+async fn idle_subscriptions_get_keepalives_with_the_latest_replay_id() {
+    let org = cdc_org(Duration::from_millis(200)).await;
+    create_accounts(&org, &["Seen"]).await;
+    let mut caller = Caller::connect(&org).await;
+    let (_sender, mut responses) = caller
+        .subscribe(
+            "/data/AccountChangeEvent",
+            ReplayPreset::Earliest,
+            vec![],
+            5,
+        )
+        .await;
+    let (_, ids, _) = events(&mut responses, 1).await;
+    let keepalive = responses.fetch().await;
+    assert!(keepalive.events.is_empty());
+    assert_eq!(replay_id_number(&keepalive.latest_replay_id), Some(ids[0]));
+    assert_eq!(keepalive.latest_replay_id.len(), 8);
+    assert_eq!(keepalive.pending_num_requested, 4);
+    assert!(!keepalive.rpc_id.is_empty());
+}
+
+#[tokio::test]
+async fn update_events_name_changed_fields_in_upper_case_hex_bitmaps() {
+    let org = cdc_org(Duration::from_secs(270)).await;
+    let id = org
+        .create("Account", json!({"Name": "Acme", "Industry": "Energy"}))
+        .await;
+    let mut caller = Caller::connect(&org).await;
+    let (_sender, mut responses) = caller
+        .subscribe(
+            "/data/AccountChangeEvent",
+            ReplayPreset::Earliest,
+            vec![],
+            10,
+        )
+        .await;
+    let (created, _, first) = events(&mut responses, 1).await;
+    assert!(created[0].changed.is_empty(), "CREATE has no changedFields");
+    let schema_id = first.events[0].event.as_ref().unwrap().schema_id.clone();
+    let schema: SchemaInfo = caller
+        .unary(method::GET_SCHEMA, &SchemaRequest { schema_id })
+        .await
+        .unwrap();
+    let fields = schema_fields(&schema.schema_json);
+
+    let (status, _, _) = org
+        .call(
+            Method::PATCH,
+            &format!("/sobjects/Account/{id}"),
+            Some(json!({"Name": "Acme Corp", "Industry": null})),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (updated, _, _) = events(&mut responses, 1).await;
+    let update = &updated[0];
+    assert_eq!(update.change_type, 3, "UPDATE");
+    assert_eq!(update.changed.len(), 1);
+    let bitmap = &update.changed[0];
+    assert!(bitmap.starts_with("0x"));
+    let digits = &bitmap[2..];
+    assert!(
+        digits
+            .chars()
+            .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase()),
+        "upper-case hex: {bitmap}"
+    );
+    let mut changed = names_from_bitmap(bitmap, &fields);
+    changed.sort();
+    assert!(changed.contains(&"Name".to_owned()), "{changed:?}");
+    assert!(changed.contains(&"Industry".to_owned()), "{changed:?}");
+    assert!(
+        changed.contains(&"LastModifiedDate".to_owned()),
+        "{changed:?}"
+    );
+    assert!(!changed.contains(&"SystemModstamp".to_owned()));
+    assert_eq!(
+        names_from_bitmap(&update.nulled[0], &fields),
+        vec!["Industry".to_owned()]
+    );
+}
+
+#[tokio::test]
+async fn delivery_faults_drop_duplicate_and_gap_events() {
+    let org = cdc_org(Duration::from_millis(300)).await;
+    let mut caller = Caller::connect(&org).await;
+    let set_faults = |faults: FaultConfig| {
+        let org = &org;
+        async move {
+            org.control_call(
+                Method::PUT,
+                "/faults",
+                Some(serde_json::to_value(faults).unwrap()),
+            )
+            .await
+        }
+    };
+
+    // Every event dropped: the keepalive's position moves past them, no event arrives.
+    set_faults(FaultConfig {
+        event_drop_rate: 1.0,
+        ..FaultConfig::default()
+    })
+    .await;
+    let dropped = create_accounts(&org, &["Dropped"]).await;
+    let (_s, mut responses) = caller
+        .subscribe(
+            "/data/AccountChangeEvent",
+            ReplayPreset::Earliest,
+            vec![],
+            10,
+        )
+        .await;
+    let keepalive = responses.fetch().await;
+    assert!(keepalive.events.is_empty());
+    assert!(replay_id_number(&keepalive.latest_replay_id).unwrap() > 0);
+    drop(dropped);
+
+    // Every event twice.
+    set_faults(FaultConfig {
+        event_duplicate_rate: 1.0,
+        ..FaultConfig::default()
+    })
+    .await;
+    let twice = create_accounts(&org, &["Twice"]).await;
+    let (headers, ids, _) = events(&mut responses, 2).await;
+    assert_eq!(headers[0].record_ids, twice);
+    assert_eq!(headers[1].record_ids, twice);
+    assert_eq!(ids[0], ids[1]);
+
+    // Every event as a gap event: GAP_CREATE, no changed fields.
+    set_faults(FaultConfig {
+        event_gap_rate: 1.0,
+        ..FaultConfig::default()
+    })
+    .await;
+    let gap = create_accounts(&org, &["Gap"]).await;
+    let (headers, _, _) = events(&mut responses, 1).await;
+    assert_eq!(headers[0].record_ids, gap);
+    assert_eq!(headers[0].change_type, 4, "GAP_CREATE");
+    assert!(headers[0].changed.is_empty());
+}
+
+#[tokio::test]
+async fn a_stream_cut_ends_open_subscriptions_as_unavailable() {
+    let org = cdc_org(Duration::from_millis(200)).await;
+    let mut caller = Caller::connect(&org).await;
+    let (_sender, mut responses) = caller
+        .subscribe("/data/AccountChangeEvent", ReplayPreset::Latest, vec![], 10)
+        .await;
+    // The first keepalive proves the subscription is open before the cut.
+    assert!(responses.fetch().await.events.is_empty());
+    org.control_call(Method::POST, "/events/cut", None).await;
+    loop {
+        match responses.next().await {
+            Next::Message(_) => continue,
+            Next::Status(status) => {
+                assert_eq!(status.code, 14, "UNAVAILABLE: {status:?}");
+                break;
+            }
+        }
+    }
+}
