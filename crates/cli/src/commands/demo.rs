@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use pgforce_emulator::{Emulator, EmulatorConfig, Listeners, WorkloadSpec, demo_plan};
+use pgforce_emulator::{
+    Emulator, EmulatorConfig, Listeners, WorkloadSpec, demo_plan, generate_tls_identity,
+};
 use pgforce_salesforce::{Client, ClientConfig, Credentials, SecretString};
 use pgforce_store::table::probe;
 use pgforce_store::{Ident, Session};
@@ -114,19 +116,43 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             .local_addr()
             .context("reading the emulator's address")?
     );
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    // The Pub/Sub API is gRPC over TLS: the org gets a certificate of its own CA, which
+    // the demo's connection trusts.
+    let identity = generate_tls_identity().context("making the emulator's certificate")?;
+    let pubsub_listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("opening a port for the emulator's Pub/Sub API")?;
+    let events = DemoEvents {
+        pubsub_endpoint: format!(
+            "localhost:{}",
+            pubsub_listener
+                .local_addr()
+                .context("reading the Pub/Sub address")?
+                .port()
+        ),
+        ca_file: std::env::temp_dir().join(format!("pgforce-demo-ca-{}.pem", std::process::id())),
+    };
+    std::fs::write(&events.ca_file, &identity.ca_pem)
+        .with_context(|| format!("writing {}", events.ca_file.display()))?;
+    let (stop, stopped) = watch::channel(false);
     let server = tokio::spawn({
         let emulator = emulator.clone();
         async move {
+            let until_stopped = |mut stopped: watch::Receiver<bool>| async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            };
             let listeners = Listeners {
                 http: Some(listener),
                 https: None,
             };
-            emulator
-                .run(listeners, async {
-                    let _ = stopped.await;
-                })
-                .await;
+            tokio::join!(
+                emulator.run(listeners, until_stopped(stopped.clone())),
+                emulator.run_pubsub(
+                    pubsub_listener,
+                    identity.server_config,
+                    until_stopped(stopped)
+                ),
+            );
         }
     });
     let summary: Vec<String> = seeded.iter().map(|(o, n)| format!("{n} {o}")).collect();
@@ -135,14 +161,22 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         summary.join(", ")
     ));
 
-    let result = tour(&args, &emulator, &base, started).await;
-    let _ = stop.send(());
+    let result = tour(&args, &emulator, &base, &events, started).await;
+    let _ = stop.send(true);
     let _ = server.await;
+    let _ = std::fs::remove_file(&events.ca_file);
     result
 }
 
-/// The demo's connection: the emulator's org, the three mappings, polled every second.
-fn demo_connection(base: &str) -> anyhow::Result<ConnectionConfig> {
+/// Where the demo's connection takes change events from: the emulator's Pub/Sub API.
+struct DemoEvents {
+    pubsub_endpoint: String,
+    ca_file: std::path::PathBuf,
+}
+
+/// The demo's connection: the emulator's org, the three mappings, kept fresh by change
+/// events over the Pub/Sub API (polled every minute as a safety net).
+fn demo_connection(base: &str, events: &DemoEvents) -> anyhow::Result<ConnectionConfig> {
     let mappings: Vec<serde_json::Value> = DEMO_MAPPINGS
         .iter()
         .map(|(object, fields)| {
@@ -150,7 +184,7 @@ fn demo_connection(base: &str) -> anyhow::Result<ConnectionConfig> {
                 "object": object,
                 "access": "read_write",
                 "fields": fields,
-                "polling_seconds": 1,
+                "polling_seconds": 60,
             })
         })
         .collect();
@@ -163,6 +197,9 @@ fn demo_connection(base: &str) -> anyhow::Result<ConnectionConfig> {
         "password": pgforce_emulator::DEFAULT_PASSWORD,
         "client_id": pgforce_emulator::DEFAULT_CLIENT_ID,
         "client_secret": pgforce_emulator::DEFAULT_CLIENT_SECRET,
+        "change_events": "pubsub",
+        "pubsub_endpoint": events.pubsub_endpoint,
+        "ca_file": events.ca_file.display().to_string(),
         "mapping": mappings,
     }))
     .context("building the demo's configuration")
@@ -172,6 +209,7 @@ async fn tour(
     args: &DemoArgs,
     emulator: &Emulator,
     base: &str,
+    events_from: &DemoEvents,
     started: Instant,
 ) -> anyhow::Result<()> {
     let (pg, created) = pgforce_store::connect_creating(&args.database_url)
@@ -193,9 +231,13 @@ async fn tour(
         load_progress: Some(output::load_progress()),
         ..EngineOptions::default()
     };
-    let engine = Engine::open(&args.database_url, vec![demo_connection(base)?], options)
-        .await
-        .context("opening the demo's catalog")?;
+    let engine = Engine::open(
+        &args.database_url,
+        vec![demo_connection(base, events_from)?],
+        options,
+    )
+    .await
+    .context("opening the demo's catalog")?;
     engine
         .apply()
         .await
@@ -311,6 +353,10 @@ async fn show_a_change(
     pg: &Session,
     account: MappingId,
 ) -> anyhow::Result<Duration> {
+    let transport = events_flowing(engine, account).await?;
+    output::say(&format!(
+        "change events flowing over {transport}: the next poll is a minute away"
+    ));
     let (schema, table, name) = account_table()?;
     let row = probe::sample(pg, &schema, &table, &name, 0)
         .await?
@@ -329,8 +375,6 @@ async fn show_a_change(
         "edited Account {} in Salesforce: Name = {new_name:?}",
         row.sfid
     ));
-    // The poll runs every second; the nudge stands in for a change event.
-    engine.read_now(account);
     while edited.elapsed() < PATIENCE {
         let now = probe::value_of(pg, &schema, &table, &name, &row.sfid).await?;
         if now.as_deref() == Some(new_name.as_str()) {
@@ -344,6 +388,26 @@ async fn show_a_change(
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     bail!("the edit did not arrive in Postgres in time")
+}
+
+/// Waits until change events keep the mapping fresh; returns their transport.
+async fn events_flowing(engine: &Engine, mapping: MappingId) -> anyhow::Result<String> {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let status = engine.status(false).await?;
+        if let Some(transport) = status
+            .mappings
+            .into_iter()
+            .find(|m| m.id == mapping)
+            .and_then(|m| m.events_transport)
+        {
+            return Ok(transport);
+        }
+        if Instant::now() > deadline {
+            bail!("change events did not start flowing in time");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Renames one Account in Postgres, as an app would, and waits until Salesforce has it.
