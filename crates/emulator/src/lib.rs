@@ -47,6 +47,7 @@ mod state;
 mod stats;
 mod tls;
 mod usage;
+mod uuid;
 mod workload;
 
 #[cfg(feature = "test-support")]

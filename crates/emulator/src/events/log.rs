@@ -250,7 +250,7 @@ impl ChangeLog {
             return;
         }
         self.last_commit_number += 1 + u64::from(rand::random::<u8>() % 8);
-        let transaction_key: Arc<str> = transaction_key().into();
+        let transaction_key: Arc<str> = crate::uuid::random().into();
         for (sequence, change) in (1..).zip(changes) {
             self.last_replay += 1 + u64::from(rand::random::<u8>() % 3);
             let event = ChangeEvent {
@@ -285,18 +285,4 @@ impl ChangeLog {
             self.events.pop_front();
         }
     }
-}
-
-/// A transaction key in Salesforce's shape (`0002343d-9d90-e395-ed20-cf416ba652ad`).
-fn transaction_key() -> String {
-    let bytes: [u8; 16] = rand::random();
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
 }

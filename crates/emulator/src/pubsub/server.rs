@@ -67,16 +67,7 @@ pub fn ok_trailers() -> HeaderMap {
 
 /// An id for one call, as Salesforce puts in `rpc_id` and error messages.
 pub fn rpc_id() -> String {
-    let bytes: [u8; 16] = rand::random();
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    crate::uuid::random()
 }
 
 /// A response body: a stream of frames (messages, then trailers).

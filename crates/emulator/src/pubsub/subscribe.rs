@@ -315,13 +315,5 @@ fn corrupted(message: &str) -> Status {
 
 /// A stable event id (`ProducerEvent.id`) for a replay id.
 fn event_uuid(replay_id: u64) -> String {
-    let hex = format!("{replay_id:032x}");
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    crate::uuid::shaped(u128::from(replay_id))
 }

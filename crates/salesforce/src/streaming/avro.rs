@@ -369,7 +369,7 @@ fn format_date(days: i64) -> String {
 }
 
 /// `2024-03-29T16:40:08.000Z` for milliseconds since the epoch.
-fn format_timestamp(millis: i64) -> String {
+pub fn format_timestamp(millis: i64) -> String {
     const DAY: i64 = 86_400_000;
     let (y, mo, d) = civil_from_days(millis.div_euclid(DAY));
     let ms = millis.rem_euclid(DAY);

@@ -13,6 +13,8 @@ mod avro;
 pub mod cometd;
 pub mod pubsub;
 
+pub use avro::format_timestamp;
+
 use serde_json::{Map, Value};
 
 /// Where a replay position is opaque bytes.

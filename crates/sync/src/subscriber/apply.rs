@@ -17,7 +17,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use pgforce_salesforce::rest::Record;
-use pgforce_salesforce::streaming::{ChangeEvent, ChangeType};
+use pgforce_salesforce::streaming::{ChangeEvent, ChangeType, format_timestamp};
 use pgforce_store::table::apply::{
     ApplyStatements, already_applied, apply_changed_fields, apply_records, delete_record,
 };
@@ -107,7 +107,7 @@ async fn apply_one(
     let statements = ApplyStatements::new(&shape);
     // A millisecond before the commit: a later change stamped in the same millisecond
     // still counts as newer, so neither its event nor its poll is skipped.
-    let stamp = iso_millis(event.commit_timestamp - 1);
+    let stamp = format_timestamp(event.commit_timestamp - 1);
     match event.change_type {
         ChangeType::Create | ChangeType::Undelete => {
             let mut record: Record = event.fields.clone();
@@ -145,40 +145,5 @@ async fn apply_one(
             Ok(true)
         }
         ChangeType::Gap(_) | ChangeType::Overflow | ChangeType::Other(_) => Ok(false),
-    }
-}
-
-/// Epoch milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
-fn iso_millis(millis: i64) -> String {
-    let days = millis.div_euclid(86_400_000);
-    let of_day = millis.rem_euclid(86_400_000);
-    // Civil date from days since 1970-01-01 (proleptic Gregorian).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        of_day / 3_600_000,
-        of_day / 60_000 % 60,
-        of_day / 1000 % 60,
-        of_day % 1000
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::iso_millis;
-
-    #[test]
-    fn epoch_millis_print_as_salesforce_datetimes() {
-        assert_eq!(iso_millis(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(iso_millis(1_711_730_408_208), "2024-03-29T16:40:08.208Z");
-        assert_eq!(iso_millis(951_782_400_000), "2000-02-29T00:00:00.000Z");
     }
 }
