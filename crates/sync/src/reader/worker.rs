@@ -6,6 +6,9 @@
 //! - **Lease.** `reader:<mapping id>` in `pgforce.leases`, kept by a background keeper so
 //!   a long load never lets it lapse; with several `pgforce run` on one catalog each
 //!   mapping is read by one of them, and another takes over when it dies.
+//! - **Wake-ups.** A change event (or a request to read now) wakes the reader at once
+//!   after a quiet spell; under a stream of events woken reads start at least
+//!   `WOKEN_READ_GAP` apart, so a burst costs a few reads, not one per change.
 //! - **Budget.** Polls stop for the day at the mapping's `max_daily_api_calls`, and while
 //!   the org has used 95 % of its daily allocation.
 //! - **Failures.** Passing trouble is retried with backoff (1 s doubling to the polling
@@ -39,6 +42,18 @@ use crate::events::{
 };
 use crate::mapping::Mapping;
 use crate::worker::{Backoff, Exit, LeaseTiming};
+
+/// Woken reads (change events, `pgforce reload`) start at least this long after the
+/// previous read started: the first change after a quiet spell is read at once, and a
+/// steady stream of events costs at most five reads a second, each reading every change
+/// since the last.
+const WOKEN_READ_GAP: Duration = Duration::from_millis(200);
+
+/// When a woken reader reads: now, or once the gap since its last read has passed.
+fn woken_read_at(last_read: Option<Instant>) -> Instant {
+    let now = Instant::now();
+    last_read.map_or(now, |at| (at + WOKEN_READ_GAP).max(now))
+}
 
 /// Told how far loads have got: `(object, records loaded so far, done)`.
 pub type LoadProgress = Arc<dyn Fn(&str, u64, bool) + Send + Sync>;
@@ -92,6 +107,7 @@ impl ReaderWorker {
             schema: SchemaWatch::default(),
         };
         let mut next_sync = Instant::now();
+        let mut last_read: Option<Instant> = None;
         let mut standing_by = true;
         let exit = loop {
             if *stop.borrow() {
@@ -108,6 +124,7 @@ impl ReaderWorker {
                     next_sync = Instant::now();
                 }
                 if Instant::now() >= next_sync {
+                    last_read = Some(Instant::now());
                     match self.tick(&mut state, &fence).await {
                         Tick::Done => next_sync = Instant::now() + interval,
                         Tick::Retry(wait) => next_sync = Instant::now() + wait,
@@ -127,7 +144,7 @@ impl ReaderWorker {
                 .clamp(Duration::from_millis(100), self.lease.heartbeat);
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
-                () = self.wake.notified() => next_sync = Instant::now(),
+                () = self.wake.notified() => next_sync = next_sync.min(woken_read_at(last_read)),
                 _ = stop.changed() => {}
             }
         };
