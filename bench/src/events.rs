@@ -4,7 +4,7 @@
 //!
 //! For each mode a fresh database loads the same Accounts, the engine runs as `pgforce
 //! run` runs it (event modes with `polling_seconds = 300`, so the safety-net poll never
-//! falls inside the measurement), and then:
+//! falls inside the measurement; one of them with `apply_events = true`), and then:
 //! - **idle**: nothing changes for `--idle-seconds`; the org's API request count before
 //!   and after gives the calls per hour spent while idle;
 //! - **changes**: `--changes` edits at `--rate` per second; a trigger on the mapped table
@@ -50,6 +50,8 @@ pub struct Options {
 enum Mode {
     PubSub,
     Cometd,
+    /// Pub/Sub with `apply_events = true`: values stored from the events, no reads.
+    Applied,
     Polling,
 }
 
@@ -58,6 +60,7 @@ impl Mode {
         match self {
             Self::PubSub => "Pub/Sub events",
             Self::Cometd => "CometD events",
+            Self::Applied => "Pub/Sub events applied",
             Self::Polling => "polling every second",
         }
     }
@@ -106,13 +109,14 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         pubsub: format!("localhost:{pubsub_port}"),
         ca_file,
     };
-    for mode in [Mode::PubSub, Mode::Cometd, Mode::Polling] {
+    for mode in [Mode::PubSub, Mode::Cometd, Mode::Applied, Mode::Polling] {
         let db = ScratchDatabase::create(&options.services.database_url, "events").await?;
         let measured = measure(&options, mode, &sf, &endpoints, &db.url).await;
         db.drop().await?;
         let mut measured = measured.with_context(|| format!("measuring {}", mode.label()))?;
         let how = match mode {
             Mode::Polling => "polling_seconds = 1, change_events = off".to_owned(),
+            Mode::Applied => "apply_events = true, polling_seconds = 300".to_owned(),
             _ => "polling_seconds = 300 (safety net only)".to_owned(),
         };
         report.add(
@@ -172,8 +176,9 @@ async fn measure(
         polling_seconds,
         DEFAULT_BULK_WRITE_THRESHOLD,
     )?;
+    connection.apply_events = matches!(mode, Mode::Applied);
     connection.change_events = match mode {
-        Mode::PubSub => pgforce_sync::config::ChangeEvents::Pubsub,
+        Mode::PubSub | Mode::Applied => pgforce_sync::config::ChangeEvents::Pubsub,
         Mode::Cometd => pgforce_sync::config::ChangeEvents::Cometd,
         Mode::Polling => pgforce_sync::config::ChangeEvents::Off,
     };

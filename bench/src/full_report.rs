@@ -54,6 +54,19 @@ fn plan(options: &Options) -> Vec<(&'static str, Vec<String>)> {
             vec!["--records".into(), records, "--runs".into(), runs.clone()],
         ),
         (
+            "events",
+            vec![
+                "--records".into(),
+                "1000".into(),
+                "--changes".into(),
+                "1000".into(),
+                "--rate".into(),
+                "20".into(),
+                "--idle-seconds".into(),
+                "60".into(),
+            ],
+        ),
+        (
             "write",
             vec!["--records".into(), writes, "--runs".into(), runs.clone()],
         ),
@@ -82,6 +95,9 @@ fn describe(scenario: &str) -> &'static str {
         }
         "sync" => {
             "Salesforce → Postgres: initial load (Bulk query job above 10,000 records) against `psql \\copy` of the same rows into the same table; peak memory of the pgforce process; latency from an edit in the org until the row changed, polling every second."
+        }
+        "events" => {
+            "Salesforce → Postgres with change events: latency from sending an edit to the org until a trigger on the mapped table saw it (median and p99 over 1,000 edits at 20 per second), with events over the Pub/Sub API and over CometD (`polling_seconds = 300`, a safety net only), and over Pub/Sub with `apply_events = true` (values stored from the events, no reads), against polling every second without events in the same run; the org's API requests per hour while idle and per 1,000 changes, the edits' own calls left out."
         }
         "write" => {
             "Postgres → Salesforce: latency from commit until the trigger-log row reads SUCCESS; throughput for every row updated in one statement, through sObject Collections and through Bulk ingest, against direct collections calls without a database; API calls per 1,000 records; at 0 ms and 50 ms added per emulator call."
