@@ -1,6 +1,6 @@
 //! Header names over HTTP/1.1 are written as Salesforce writes them (`Content-Type`,
-//! `Sforce-Locator`, `Sforce-NumberOfRecords`, `Sforce-Limit-Info`), for clients that look
-//! them up case-sensitively. Checked on the raw bytes, since every HTTP client library
+//! `Sforce-Locator`, `Sforce-NumberOfRecords`, `Sforce-Limit-Info`) on REST, Bulk, OAuth
+//! and CometD answers, for clients that look them up case-sensitively. Checked on the raw bytes, since every HTTP client library
 //! folds case.
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -35,7 +35,7 @@ fn header_names(head: &str) -> Vec<&str> {
 }
 
 #[tokio::test]
-async fn rest_bulk_and_oauth_answers_spell_header_names_as_salesforce_does() {
+async fn rest_bulk_oauth_and_cometd_answers_spell_header_names_as_salesforce_does() {
     let org = Org::start().await;
 
     let query = raw_head(
@@ -90,4 +90,19 @@ async fn rest_bulk_and_oauth_answers_spell_header_names_as_salesforce_does() {
     .await;
     assert!(token.starts_with("HTTP/1.1 200"), "{token}");
     assert!(header_names(&token).contains(&"Content-Type"), "{token}");
+
+    let handshake = r#"[{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["long-polling"],"id":"1"}]"#;
+    let cometd = raw_head(
+        &org,
+        format!(
+            "POST /cometd/{VERSION} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: OAuth {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{handshake}",
+            org.token,
+            handshake.len()
+        ),
+    )
+    .await;
+    assert!(cometd.starts_with("HTTP/1.1 200"), "{cometd}");
+    let names = header_names(&cometd);
+    assert!(names.contains(&"Content-Type"), "{cometd}");
+    assert!(names.contains(&"Set-Cookie"), "{cometd}");
 }
