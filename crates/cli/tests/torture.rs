@@ -517,7 +517,8 @@ async fn torture_kills_freezes_faults_and_edits_on_both_sides_lose_and_duplicate
     assert_eq!(
         contacts.len() as i64,
         app_contacts,
-        "every Contact the app created is in Salesforce, once"
+        "every Contact the app created is in Salesforce, once; rows whose record is not:\n{}",
+        rows_without_records(&org, &db).await.join("\n")
     );
     for table in ["account", "contact"] {
         assert_eq!(
@@ -668,6 +669,63 @@ async fn wait_until_sent(db: &TestDatabase) {
         assert!(Instant::now() < deadline, "{left} changes never sent");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// The app's Contact rows whose record Salesforce does not hold live, with what
+/// Salesforce (queryAll) and the catalog know of each, for a failure message.
+async fn rows_without_records(org: &TestOrg, db: &TestDatabase) -> Vec<String> {
+    let live: HashSet<String> = salesforce(org)
+        .query("SELECT Id FROM Contact WHERE LastName LIKE 'AppC-%'")
+        .map_ok(|r| r["Id"].as_str().unwrap_or_default().to_owned())
+        .try_collect()
+        .await
+        .unwrap();
+    let pg = db.client().await;
+    let rows = pg
+        .query(
+            "select id, coalesce(sfid, '(none)'), lastname, systemmodstamp::text, coalesce(_hc_lastop, '')
+             from salesforce.contact where lastname like 'AppC-%'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let mut found = Vec::new();
+    for row in rows {
+        let sfid: String = row.get(1);
+        if live.contains(&sfid) {
+            continue;
+        }
+        let remote: Vec<String> = if sfid.starts_with("003") {
+            salesforce(org)
+                .query_all(&format!(
+                    "SELECT Id, LastName, IsDeleted, SystemModstamp, CreatedDate FROM Contact WHERE Id = '{sfid}'"
+                ))
+                .map_ok(|r| serde_json::Value::Object(r).to_string())
+                .try_collect()
+                .await
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let stale: Vec<String> = pg
+            .query(
+                "select reported_at::text || ' ' || coalesce(outcome, 'open') from pgforce.stale_creates where sfid = $1",
+                &[&sfid],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        found.push(format!(
+            "row {} sfid {sfid} {} stamp {} lastop {:?}; Salesforce: {remote:?}; stale-create reports: {stale:?}",
+            row.get::<_, i32>(0),
+            row.get::<_, String>(2),
+            row.get::<_, Option<String>>(3).unwrap_or_default(),
+            row.get::<_, String>(4),
+        ));
+    }
+    found
 }
 
 /// The first Contacts whose fields differ between the two sides, for a failure message.
