@@ -101,6 +101,18 @@ async fn rename(sf: &Client, db: &TestDatabase, sfid: &str, name: &str) -> Durat
     }
 }
 
+/// The `sfid`s a query over the account table returns.
+async fn sfids(db: &TestDatabase, sql: &str) -> Vec<String> {
+    db.client()
+        .await
+        .query(sql, &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
 async fn any_account(db: &TestDatabase) -> String {
     db.client()
         .await
@@ -168,15 +180,7 @@ async fn a_killed_subscriber_resumes_after_its_stored_replay_id() {
     let before = events_received(&db).await;
 
     daemon.kill().await.unwrap();
-    let ids: Vec<String> = db
-        .client()
-        .await
-        .query("select sfid from salesforce.account limit 5", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let ids = sfids(&db, "select sfid from salesforce.account limit 5").await;
     for (n, id) in ids.iter().enumerate() {
         sf.update(
             "Account",
@@ -221,15 +225,7 @@ async fn dropped_and_duplicated_events_still_converge() {
     )
     .await;
     let sf = salesforce(&org);
-    let ids: Vec<String> = db
-        .client()
-        .await
-        .query("select sfid from salesforce.account order by sfid", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let ids = sfids(&db, "select sfid from salesforce.account order by sfid").await;
     for round in 0..4 {
         for id in &ids {
             sf.update(
@@ -345,18 +341,11 @@ async fn applied_events_store_changes_without_reading_salesforce() {
     wait_for_count(&db, "select count(*) from salesforce.account", 20).await;
     wait_for_transport(&db, "pubsub").await;
     let sf = salesforce(&org);
-    let ids: Vec<String> = db
-        .client()
-        .await
-        .query(
-            "select sfid from salesforce.account order by sfid limit 10",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let ids = sfids(
+        &db,
+        "select sfid from salesforce.account order by sfid limit 10",
+    )
+    .await;
     sf.update(
         "Account",
         &ids[0],
