@@ -133,15 +133,21 @@ impl SubscriberWorker {
         tracing::info!(connection = %self.connection, transport = transport.as_str(), "change events flowing");
         self.show_transport(Some(transport)).await;
         let lease = keeper.watch();
+        let mut lease_check = tokio::time::interval(self.lease.heartbeat);
         loop {
-            let batch = tokio::select! {
-                batch = stream.next() => batch,
-                _ = stop.changed() => return Ended::Stopped,
-                () = tokio::time::sleep(self.lease.heartbeat) => {
-                    if lease.fence().as_ref() != Some(fence) {
-                        return Ended::Reopen;
+            // The wait for the next batch is never dropped half-way (an answer being read
+            // would be lost with it); only stopping or losing the lease ends it.
+            let next = stream.next();
+            tokio::pin!(next);
+            let batch = loop {
+                tokio::select! {
+                    batch = &mut next => break batch,
+                    _ = stop.changed() => return Ended::Stopped,
+                    _ = lease_check.tick() => {
+                        if lease.fence().as_ref() != Some(fence) {
+                            return Ended::Reopen;
+                        }
                     }
-                    continue;
                 }
             };
             match batch {
