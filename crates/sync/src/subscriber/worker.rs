@@ -92,7 +92,11 @@ impl SubscriberWorker {
                 _ = stop.changed() => {}
             }
         }
-        self.show_transport(None).await;
+        // Only the holder speaks for the mappings: a standby stopping must not blank what
+        // the holder shows.
+        if keeper.fence().is_some() {
+            self.show_transport(None).await;
+        }
         keeper.release().await;
         Ok(Exit::Stopped)
     }
