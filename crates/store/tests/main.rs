@@ -8,5 +8,6 @@ mod support;
 mod catalog;
 mod events;
 mod layout;
+mod subscriptions;
 mod tls;
 mod triggers;
