@@ -242,10 +242,12 @@ async fn tour(
         .apply()
         .await
         .context("setting up the demo's mappings")?;
-    // Every tour starts from a fresh load, also on a database an earlier tour filled.
+    // Every tour starts from a fresh load, also on a database an earlier tour filled, and
+    // from the newest events of this tour's new org.
     for (object, _) in DEMO_MAPPINGS {
         engine.reload("demo", object, ReloadMode::Request).await?;
     }
+    engine.forget_change_event_position("demo").await?;
     let mut events = engine.subscribe();
     let (stop_engine, engine_stopped) = watch::channel(false);
     let running = tokio::spawn({

@@ -121,6 +121,20 @@ pub async fn forget_replay(client: &impl GenericClient, connection: ConnectionId
         .map(|_| ())
 }
 
+/// Forgets where the subscriber stands altogether (the org behind the connection was
+/// replaced: a refreshed sandbox, a new emulator): the next subscription starts from the
+/// newest events.
+pub async fn forget(client: &impl GenericClient, connection: ConnectionId) -> Result<()> {
+    client
+        .execute(
+            "delete from pgforce.change_subscriptions where connection_id = $1",
+            &[&connection.get()],
+        )
+        .await
+        .context(|| format!("forgetting the change-event position of connection {connection}"))
+        .map(|_| ())
+}
+
 /// Shows which transport keeps these mappings fresh (`None`: events are not flowing, the
 /// mappings are polled only).
 pub async fn show_transport(

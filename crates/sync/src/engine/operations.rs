@@ -8,9 +8,9 @@
 
 use std::time::{Duration, Instant};
 
-use pgforce_store::catalog::connections;
 use pgforce_store::catalog::leases::{self, Fence, LeaseKeeper};
 use pgforce_store::catalog::mappings::{self, MappingRow, Origin};
+use pgforce_store::catalog::{connections, subscriptions};
 use pgforce_store::ddl::detach_mapped_table;
 use pgforce_store::table::rows;
 use pgforce_store::{ConnectionId, Ident, MappingId, MappingState, Session};
@@ -190,6 +190,23 @@ impl Engine {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .retain(|c| c.name != connection);
         Ok(())
+    }
+
+    /// Forgets where a connection's change-event subscriber stands, for a connection whose
+    /// org was replaced (a refreshed sandbox, the demo's new org): its stored replay id
+    /// means nothing there, and the next subscription starts from the newest events. (A
+    /// stale id is also caught when Salesforce refuses it; this avoids the detour.)
+    pub async fn forget_change_event_position(&self, connection: &str) -> Result<()> {
+        let pg = self.session().await?;
+        let row = connections::find(&pg, connection)
+            .await
+            .map_err(catalog_error)?
+            .ok_or_else(|| Error::NotFound {
+                what: format!("no connection named {connection}"),
+            })?;
+        subscriptions::forget(&pg, row.id)
+            .await
+            .map_err(catalog_error)
     }
 
     /// Reloads a mapping: the table is emptied and loaded again from Salesforce, in one
