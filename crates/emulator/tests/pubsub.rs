@@ -222,6 +222,31 @@ impl Caller {
         }
     }
 
+    async fn get_topic(&mut self, topic_name: &str) -> Result<TopicInfo, Status> {
+        let request = TopicRequest {
+            topic_name: topic_name.to_owned(),
+        };
+        self.unary(method::GET_TOPIC, &request).await
+    }
+
+    async fn get_schema(&mut self, schema_id: impl Into<String>) -> Result<SchemaInfo, Status> {
+        let request = SchemaRequest {
+            schema_id: schema_id.into(),
+        };
+        self.unary(method::GET_SCHEMA, &request).await
+    }
+
+    async fn publish(
+        &mut self,
+        topic_name: &str,
+    ) -> Result<pgforce_pubsub_proto::PublishResponse, Status> {
+        let request = PublishRequest {
+            topic_name: topic_name.to_owned(),
+            ..PublishRequest::default()
+        };
+        self.unary(method::PUBLISH, &request).await
+    }
+
     async fn subscribe(
         &mut self,
         topic: &str,
@@ -393,28 +418,12 @@ async fn events(responses: &mut Responses, count: usize) -> (Vec<Header>, Vec<u6
 async fn get_topic_and_get_schema_describe_change_data_capture_topics() {
     let org = cdc_org(Duration::from_secs(270)).await;
     let mut caller = Caller::connect(&org).await;
-    let topic: TopicInfo = caller
-        .unary(
-            method::GET_TOPIC,
-            &TopicRequest {
-                topic_name: "/data/AccountChangeEvent".to_owned(),
-            },
-        )
-        .await
-        .unwrap();
+    let topic: TopicInfo = caller.get_topic("/data/AccountChangeEvent").await.unwrap();
     assert!(topic.can_subscribe && !topic.can_publish);
     assert_eq!(topic.tenant_guid.len(), 18);
     assert!(topic.tenant_guid.starts_with(&caller.tenant));
     assert!(!topic.rpc_id.is_empty());
-    let schema: SchemaInfo = caller
-        .unary(
-            method::GET_SCHEMA,
-            &SchemaRequest {
-                schema_id: topic.schema_id.clone(),
-            },
-        )
-        .await
-        .unwrap();
+    let schema: SchemaInfo = caller.get_schema(topic.schema_id.clone()).await.unwrap();
     assert_eq!(schema.schema_id, topic.schema_id);
     let json: Value = serde_json::from_str(&schema.schema_json).unwrap();
     assert_eq!(json["name"], "AccountChangeEvent");
@@ -432,61 +441,28 @@ async fn get_topic_and_get_schema_describe_change_data_capture_topics() {
 
     // Custom objects have their own topic spelling.
     let invoice: TopicInfo = caller
-        .unary(
-            method::GET_TOPIC,
-            &TopicRequest {
-                topic_name: "/data/Invoice__ChangeEvent".to_owned(),
-            },
-        )
+        .get_topic("/data/Invoice__ChangeEvent")
         .await
         .unwrap();
     assert_ne!(invoice.schema_id, topic.schema_id);
 
     let unknown = caller
-        .unary::<_, TopicInfo>(
-            method::GET_TOPIC,
-            &TopicRequest {
-                topic_name: "/data/NoSuchChangeEvent".to_owned(),
-            },
-        )
+        .get_topic("/data/NoSuchChangeEvent")
         .await
         .unwrap_err();
     assert_eq!(unknown.code, 5, "NOT_FOUND: {unknown:?}");
     assert!(unknown.message.contains("/data/NoSuchChangeEvent"));
     assert!(unknown.message.contains("rpcId: "), "{}", unknown.message);
-    let missing_schema = caller
-        .unary::<_, SchemaInfo>(
-            method::GET_SCHEMA,
-            &SchemaRequest {
-                schema_id: "nope".to_owned(),
-            },
-        )
-        .await
-        .unwrap_err();
+    let missing_schema = caller.get_schema("nope".to_owned()).await.unwrap_err();
     assert_eq!(missing_schema.code, 5);
 
     let publish = caller
-        .unary::<_, pgforce_pubsub_proto::PublishResponse>(
-            method::PUBLISH,
-            &PublishRequest {
-                topic_name: "/data/AccountChangeEvent".to_owned(),
-                ..PublishRequest::default()
-            },
-        )
+        .publish("/data/AccountChangeEvent")
         .await
         .unwrap_err();
     assert_eq!(publish.code, 7, "PERMISSION_DENIED: {publish:?}");
     assert!(publish.message.contains("cannot be published"));
-    let platform = caller
-        .unary::<_, pgforce_pubsub_proto::PublishResponse>(
-            method::PUBLISH,
-            &PublishRequest {
-                topic_name: "/event/Order__e".to_owned(),
-                ..PublishRequest::default()
-            },
-        )
-        .await
-        .unwrap_err();
+    let platform = caller.publish("/event/Order__e").await.unwrap_err();
     assert_eq!(platform.code, 12, "UNIMPLEMENTED: {platform:?}");
     assert!(platform.message.contains("not supported"));
 }
@@ -579,15 +555,7 @@ async fn latest_starts_now_and_custom_starts_after_the_replay_id() {
         .await;
     // The subscription is open once the server has read the first request; a keepalive is
     // not due, so create the record after a GetTopic round trip on the same connection.
-    let _: TopicInfo = caller
-        .unary(
-            method::GET_TOPIC,
-            &TopicRequest {
-                topic_name: "/data/ChangeEvents".to_owned(),
-            },
-        )
-        .await
-        .unwrap();
+    let _: TopicInfo = caller.get_topic("/data/ChangeEvents").await.unwrap();
     let after = create_accounts(&org, &["After"]).await;
     let (headers, replay_ids, _) = events(&mut latest, 1).await;
     assert_eq!(headers[0].record_ids, after);
