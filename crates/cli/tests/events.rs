@@ -133,7 +133,7 @@ async fn events_received(db: &TestDatabase) -> i64 {
 
 async fn changes_arrive_in_seconds_over(transport: &str) {
     let (org, db, config) = setup(20, transport).await;
-    let daemon = start(&config);
+    let (daemon, base) = crate::server::serving(config.to_str().unwrap()).await;
     wait_for_count(&db, "select count(*) from salesforce.account", 20).await;
     wait_for_transport(&db, transport).await;
     let sf = salesforce(&org);
@@ -152,6 +152,16 @@ async fn changes_arrive_in_seconds_over(transport: &str) {
         "{status}"
     );
     assert!(events_received(&db).await >= 5);
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let active = format!(
+        r#"pgforce_change_events_active{{connection="main",object="Account",transport="{transport}"}} 1"#
+    );
+    assert!(metrics.lines().any(|l| l == active), "{metrics}");
     crate::run::stop(daemon).await;
 }
 

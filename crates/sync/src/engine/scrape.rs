@@ -67,7 +67,8 @@ impl Engine {
     }
 }
 
-/// Per mapping: state, pause, rows, rejected records, time since it was last in sync.
+/// Per mapping: state, pause, rows, rejected records, time since it was last in sync,
+/// whether change events keep it fresh.
 fn mapping_gauges(status: &super::Status, out: &mut Exposition) {
     let who = |m: &super::MappingStatus| {
         vec![
@@ -115,6 +116,25 @@ fn mapping_gauges(status: &super::Status, out: &mut Exposition) {
     );
     for m in &status.mappings {
         sample(out, "pgforce_rejected_records", &who(m), m.rejected as f64);
+    }
+    out.family(
+        "pgforce_change_events_active",
+        "gauge",
+        "1 while change events keep the mapping fresh (transport pubsub or cometd); 0 with transport none while it is polled only.",
+    );
+    for m in &status.mappings {
+        let mut labels = who(m);
+        let transport = m.events_transport.clone();
+        labels.push((
+            "transport",
+            transport.clone().unwrap_or_else(|| "none".to_owned()),
+        ));
+        sample(
+            out,
+            "pgforce_change_events_active",
+            &labels,
+            f64::from(u8::from(transport.is_some())),
+        );
     }
     out.family(
         "pgforce_seconds_since_last_sync",
