@@ -47,6 +47,21 @@ async fn call(
     )
 }
 
+/// Maps Account (read-only, `Name`, polled every second) on connection `id` through the
+/// API, as `admin`.
+async fn add_account_mapping(base: &str, id: &impl std::fmt::Display, admin: &str) {
+    let accounts = json!({"object_name": "Account", "config": {"access": "read_only", "sf_polling_seconds": 1, "fields": {"Name": {}}}});
+    let (status, answer) = call(
+        base,
+        Method::POST,
+        &format!("/api/v3/connections/{id}/mappings"),
+        Some(admin),
+        Some(&accounts),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+}
+
 /// Calls `path` with `token` and no body.
 async fn as_admin(base: &str, method: Method, path: &str, token: &str) -> (StatusCode, Value) {
     call(base, method, path, Some(token), None).await
@@ -830,16 +845,7 @@ async fn a_connection_created_through_the_api_keeps_its_secrets_sealed_and_runs_
     assert_eq!(changed["sf_info"]["api_version"], "61.0", "{changed}");
 
     // A mapping on it syncs.
-    let accounts = json!({"object_name": "Account", "config": {"access": "read_only", "sf_polling_seconds": 1, "fields": {"Name": {}}}});
-    let (status, answer) = call(
-        &base,
-        Method::POST,
-        &format!("/api/v3/connections/{id}/mappings"),
-        Some(&admin),
-        Some(&accounts),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    add_account_mapping(&base, &id, &admin).await;
     wait_for_count(&db, "select count(*) from second.account", 4).await;
     crate::run::stop(daemon).await;
 
@@ -1000,16 +1006,7 @@ async fn a_connection_a_person_consents_to_is_created_and_renewed_through_the_we
         count(&db, "select count(*) from pgforce.connections where name = 'consented' and secrets is not null and settings ->> 'auth' = 'refresh_token'").await,
         1
     );
-    let accounts = json!({"object_name": "Account", "config": {"access": "read_only", "sf_polling_seconds": 1, "fields": {"Name": {}}}});
-    let (status, answer) = call(
-        &base,
-        Method::POST,
-        &format!("/api/v3/connections/{id}/mappings"),
-        Some(&admin),
-        Some(&accounts),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    add_account_mapping(&base, &id, &admin).await;
     wait_for_count(&db, "select count(*) from consented.account", 6).await;
 
     // Renewed later (say after the token was revoked): a new consent, the same connection.

@@ -168,12 +168,13 @@ async fn log_out(State(engine): State<Engine>, headers: HeaderMap) -> Result<Res
         .into_response())
 }
 
-/// A posted form's fields and who posted it, once its session and CSRF token check out;
-/// `None` when nobody is logged in.
+/// A posted form's fields and who posted it, once its session and CSRF token check out and
+/// the caller has `role`; `None` when nobody is logged in.
 async fn posted(
     engine: &Engine,
     headers: &HeaderMap,
     body: &str,
+    role: Role,
 ) -> Result<Option<(Caller, Vec<(String, String)>)>, Problem> {
     let Some((caller, csrf)) = logged_in(engine, headers).await? else {
         return Ok(None);
@@ -186,6 +187,7 @@ async fn posted(
             "the form's session token does not match: reload the page",
         ));
     }
+    caller.require(role)?;
     Ok(Some((caller, fields)))
 }
 
@@ -195,10 +197,9 @@ async fn decide_write(
     headers: HeaderMap,
     body: String,
 ) -> Result<Response, Problem> {
-    let Some((caller, fields)) = posted(&engine, &headers, &body).await? else {
+    let Some((caller, fields)) = posted(&engine, &headers, &body, Role::Operate).await? else {
         return Ok(see_other("/dashboard/login"));
     };
-    caller.require(Role::Operate)?;
     let number = |name: &str| field(&fields, name).and_then(|v| v.parse::<i64>().ok());
     let (Some(connection), Some(log_id)) = (number("connection"), number("log_id")) else {
         return Err(Problem::bad_request(
@@ -378,10 +379,9 @@ async fn save_mapping(
     headers: HeaderMap,
     body: String,
 ) -> Result<Response, Problem> {
-    let Some((caller, fields)) = posted(&engine, &headers, &body).await? else {
+    let Some((caller, fields)) = posted(&engine, &headers, &body, Role::Deploy).await? else {
         return Ok(see_other("/dashboard/login"));
     };
-    caller.require(Role::Deploy)?;
     let connection = field(&fields, "connection")
         .and_then(|v| v.parse::<i64>().ok())
         .map(pgforce_sync::ConnectionId::from)

@@ -9,6 +9,31 @@ use pgforce_store::notify::Listener;
 use pgforce_store::testing::TestDatabase;
 use pgforce_store::{MappingId, OwnWrite};
 
+/// Records `received` events reaching replay id `[0, 0, 0, last]` under `fence`, as the
+/// subscriber does.
+async fn record(
+    client: &mut tokio_postgres::Client,
+    fence: &leases::Fence,
+    connection: pgforce_store::ConnectionId,
+    last: u8,
+    received: i64,
+) -> pgforce_store::Result<()> {
+    let tx = OwnWrite::untabled()
+        .fenced(Some(fence))
+        .begin(client)
+        .await?;
+    subscriptions::record_events(
+        &*tx,
+        connection,
+        Transport::PubSub,
+        Some(&[0, 0, 0, last]),
+        received,
+        &[],
+    )
+    .await?;
+    tx.commit("recording events").await
+}
+
 #[tokio::test]
 async fn the_replay_id_moves_only_under_the_subscribers_lease() {
     let db = TestDatabase::create().await;
@@ -26,22 +51,7 @@ async fn the_replay_id_moves_only_under_the_subscribers_lease() {
         .unwrap()
         .unwrap();
 
-    let tx = OwnWrite::untabled()
-        .fenced(Some(&first))
-        .begin(&mut client)
-        .await
-        .unwrap();
-    subscriptions::record_events(
-        &*tx,
-        connection,
-        Transport::PubSub,
-        Some(&[0, 0, 0, 7]),
-        3,
-        &[],
-    )
-    .await
-    .unwrap();
-    tx.commit("recording events").await.unwrap();
+    record(&mut client, &first, connection, 7, 3).await.unwrap();
     let stored = subscriptions::load(&client, connection)
         .await
         .unwrap()
@@ -58,22 +68,7 @@ async fn the_replay_id_moves_only_under_the_subscribers_lease() {
         .await
         .unwrap()
         .unwrap();
-    let tx = OwnWrite::untabled()
-        .fenced(Some(&first))
-        .begin(&mut client)
-        .await
-        .unwrap();
-    subscriptions::record_events(
-        &*tx,
-        connection,
-        Transport::PubSub,
-        Some(&[0, 0, 0, 9]),
-        1,
-        &[],
-    )
-    .await
-    .unwrap();
-    assert!(tx.commit("recording events").await.is_err());
+    assert!(record(&mut client, &first, connection, 9, 1).await.is_err());
     let stored = subscriptions::load(&client, connection)
         .await
         .unwrap()
