@@ -59,9 +59,14 @@ pub fn change_between(
         (Some(true), false) => (ChangeType::Undelete, non_null(&after.values), Vec::new()),
         (Some(false), false) => {
             let before = before?;
+            // Every update sets LastModifiedDate, and Salesforce always lists it, also when
+            // the update fell in the same millisecond as the previous write.
             let changed: Vec<usize> = (0..after.values.len())
                 .filter(|&i| reported(object, i))
-                .filter(|&i| before.values.get(i) != Some(&after.values[i]))
+                .filter(|&i| {
+                    i == object.system.last_modified_date
+                        || before.values.get(i) != Some(&after.values[i])
+                })
                 .collect();
             let nulled = changed
                 .iter()
