@@ -479,3 +479,43 @@ async fn a_second_daemon_stands_by_and_takes_over_reading_when_the_first_dies() 
     stop(second).await;
     let _ = std::fs::remove_file(config);
 }
+
+#[tokio::test]
+async fn a_restart_while_the_org_refuses_the_credentials_waits_for_them_and_stops_cleanly() {
+    let org = seeded_org(10).await;
+    let db = TestDatabase::create().await;
+    let config = config_file(&org, &db, ACCOUNT_MAPPING);
+    let path = config.to_str().unwrap();
+    let daemon = pgforce(&["run", "--config", path])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_count(&db, "select count(*) from salesforce.account", 10).await;
+    stop(daemon).await;
+
+    // An administrator takes the integration user's access away; pgforce restarts meanwhile
+    // (a deploy, a rescheduled pod). It must wait for the org, not exit.
+    org.control(reqwest::Method::POST, "/credentials/revoke", None)
+        .await;
+    let mut waiting = run_until_logged(path, "cannot set up the configured mappings yet").await;
+    assert!(
+        waiting.try_wait().unwrap().is_none(),
+        "pgforce run exited while the org refused its credentials"
+    );
+    // A signal while it waits ends it cleanly.
+    stop(waiting).await;
+
+    let daemon = run_until_logged(path, "cannot set up the configured mappings yet").await;
+    org.control(reqwest::Method::POST, "/credentials/restore", None)
+        .await;
+    let fields = serde_json::from_value(serde_json::json!({ "Name": "After the window" })).unwrap();
+    salesforce(&org).create("Account", &fields).await.unwrap();
+    wait_for_count(
+        &db,
+        "select count(*) from salesforce.account where name = 'After the window'",
+        1,
+    )
+    .await;
+    stop(daemon).await;
+    let _ = std::fs::remove_file(config);
+}

@@ -165,6 +165,20 @@ pub struct Pause {
     pub reason: String,
 }
 
+impl Error {
+    /// Whether the policy retries this error (a dropped connection, a 5xx, a deadlock):
+    /// the same work may succeed a little later.
+    pub fn is_passing(&self) -> bool {
+        decide(self).decision == Decision::Retry
+    }
+
+    /// Whether the org cannot be used for now (its API allocation is spent, it refuses the
+    /// credentials): work waits until it answers again.
+    pub fn pauses_connection(&self) -> bool {
+        decide(self).decision == Decision::PauseConnection
+    }
+}
+
 /// The verdict on a failed Salesforce call as a whole.
 pub(crate) fn decide_call(error: &pgforce_salesforce::Error) -> Verdict {
     use pgforce_salesforce::Error as Sf;

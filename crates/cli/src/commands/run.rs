@@ -1,11 +1,12 @@
 //! `pgforce run`: the sync daemon, with its health checks and metrics on HTTP.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
 use pgforce_server::Server;
-use pgforce_sync::Engine;
+use pgforce_sync::{Applied, Engine};
 use tokio::sync::watch;
 
 use crate::{config, output};
@@ -30,6 +31,19 @@ pub struct RunArgs {
 
 /// Applies the configuration to the catalog, then syncs until SIGINT or SIGTERM.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    // Listening from the first moment: a signal during start-up ends it cleanly.
+    let signal = crate::commands::emulator::shutdown_signal();
+    let (stop, mut stopped) = watch::channel(false);
+    let signals = tokio::spawn(async move {
+        signal.await;
+        let _ = stop.send(true);
+    });
+    let result = start_and_run(&args, &mut stopped).await;
+    signals.abort();
+    result
+}
+
+async fn start_and_run(args: &RunArgs, stopped: &mut watch::Receiver<bool>) -> anyhow::Result<()> {
     let config = config::load(&args.config)?;
     // A taken port is reported before any work starts.
     let server = match args.listen.as_str() {
@@ -44,11 +58,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             }
         }
     };
-    let engine = config::open_engine(&config, Some(output::load_progress())).await?;
-    let applied = engine
-        .apply()
-        .await
-        .context("setting up the configured mappings")?;
+    let engine = tokio::select! {
+        engine = config::open_engine(&config, Some(output::load_progress())) => engine?,
+        _ = stopped.wait_for(|stop| *stop) => return stopped_early(),
+    };
+    let Some(applied) = apply_when_possible(&engine, stopped).await? else {
+        return stopped_early();
+    };
     output::say(&format!(
         "syncing {} mapping(s) of {} connection(s); Ctrl-C to stop",
         applied.mappings, applied.connections
@@ -62,21 +78,58 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             server.scheme()
         ));
     }
-    run_until_signal(&engine, server).await?;
+    run_until_signal(&engine, server, stopped.clone()).await?;
     output::say("stopped");
     Ok(())
 }
 
-/// Runs the engine (and `server`, when given) until SIGINT or SIGTERM.
-async fn run_until_signal(engine: &Engine, server: Option<Server>) -> anyhow::Result<()> {
-    let (stop, stopped) = watch::channel(false);
-    let signals = tokio::spawn(async move {
-        crate::commands::emulator::shutdown_signal().await;
-        let _ = stop.send(true);
-    });
+fn stopped_early() -> anyhow::Result<()> {
+    output::say("stopped before sync started");
+    Ok(())
+}
+
+/// Applies the configuration to the catalog, waiting out what passes: trouble the error
+/// policy retries (a deadlock, a dropped connection, a 5xx), and an org that cannot be
+/// used for now (credentials refused, API allocation spent) when every connection ran
+/// before — a restart inside such a window waits, as a running engine does, while a
+/// first start with wrong credentials still fails at once. `None` when told to stop.
+async fn apply_when_possible(
+    engine: &Engine,
+    stopped: &mut watch::Receiver<bool>,
+) -> anyhow::Result<Option<Applied>> {
+    let mut wait = FIRST_START_RETRY;
+    loop {
+        let error = match engine.apply().await {
+            Ok(applied) => return Ok(Some(applied)),
+            Err(error) => error,
+        };
+        let waits_out = error.is_passing()
+            || (error.pauses_connection()
+                && engine.knows_declared_connections().await.unwrap_or(false));
+        if !waits_out {
+            return Err(anyhow::Error::new(error).context("setting up the configured mappings"));
+        }
+        tracing::warn!(error = %error.chain(), retry_in_s = wait.as_secs_f64(), "cannot set up the configured mappings yet; trying again");
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            _ = stopped.wait_for(|stop| *stop) => return Ok(None),
+        }
+        wait = (wait * 2).min(LAST_START_RETRY);
+    }
+}
+
+/// The first and the longest wait between attempts to set the mappings up.
+const FIRST_START_RETRY: Duration = Duration::from_millis(500);
+const LAST_START_RETRY: Duration = Duration::from_secs(30);
+
+/// Runs the engine (and `server`, when given) until `stopped` turns true.
+async fn run_until_signal(
+    engine: &Engine,
+    server: Option<Server>,
+    stopped: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     let serving = server.map(|server| tokio::spawn(server.serve(engine.clone(), stopped.clone())));
     let result = engine.run(stopped).await;
-    signals.abort();
     if let Some(serving) = serving {
         // The engine stopped (by a signal or an error): so does the server.
         serving.abort();

@@ -92,6 +92,23 @@ impl Engine {
         Ok(applied)
     }
 
+    /// Whether every declared connection is in the catalog already: it was applied and
+    /// ran before, so an org that refuses it now is a passing condition to wait out, not
+    /// a wrong declaration.
+    pub async fn knows_declared_connections(&self) -> Result<bool> {
+        let pg = self.session().await?;
+        for config in self.declared() {
+            if connections::find(&pg, &config.name)
+                .await
+                .map_err(catalog_error)?
+                .is_none()
+            {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// Applies one declared connection (and the mappings imported into it); returns how
     /// many mappings it has.
     pub(crate) async fn apply_connection(
