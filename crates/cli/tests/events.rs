@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use futures_util::TryStreamExt as _;
 use pgforce_emulator::testing::TestOrg;
 use pgforce_salesforce::Client;
 use pgforce_store::testing::TestDatabase;
@@ -393,4 +394,92 @@ async fn applied_events_store_changes_without_reading_salesforce() {
     // The org counted the test's own 12 calls and nothing else: no reads.
     assert_eq!(api_requests(&org).await - before, 12);
     crate::run::stop(daemon).await;
+}
+
+#[tokio::test]
+async fn an_object_beyond_the_cdc_allocation_gets_its_events_from_a_push_topic() {
+    let org = TestOrg::start().await;
+    org.control(
+        reqwest::Method::POST,
+        "/seed",
+        Some(json!({ "Account": 5, "Contact": 5 })),
+    )
+    .await;
+    // The org may select one entity, and Contact holds the place already.
+    org.control(
+        reqwest::Method::PUT,
+        "/events/cdc/allocation",
+        Some(json!({ "entities": 1 })),
+    )
+    .await;
+    org.control(
+        reqwest::Method::PUT,
+        "/events/cdc",
+        Some(json!({ "entities": ["Contact"] })),
+    )
+    .await;
+    let db = TestDatabase::create().await;
+    let ca = std::env::temp_dir().join(format!("{}-ca.pem", db.name));
+    std::fs::write(&ca, &org.ca_pem).unwrap();
+    let contacts = SLOW_POLL_ACCOUNT
+        .replace("Account", "Contact")
+        .replace("\"Name\", \"Industry\"", "\"LastName\"");
+    let config = config_file(
+        &org,
+        &db,
+        &format!(
+            "{}{SLOW_POLL_ACCOUNT}{contacts}",
+            events_settings(&org, "pubsub", &ca)
+        ),
+    );
+    let daemon = start(&config);
+    wait_for_count(&db, "select count(*) from salesforce.account", 5).await;
+    wait_for_count(&db, "select count(*) from salesforce.contact", 5).await;
+    wait_for_count(
+        &db,
+        "select count(*) from pgforce.mappings where object_name = 'Contact' and events_transport = 'pubsub'",
+        1,
+    )
+    .await;
+    wait_for_transport(&db, "pushtopic").await;
+    let topics: Vec<String> = salesforce(&org)
+        .query("SELECT Name FROM PushTopic")
+        .map_ok(|r| r["Name"].as_str().unwrap_or_default().to_owned())
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(topics, ["hconnect_Account"]);
+    let status = pgforce_ok(&["status", "--config", config.to_str().unwrap()]).await;
+    assert!(status.contains("change events: pushtopic"), "{status}");
+
+    // With the next poll five minutes away, both objects' changes arrive in seconds.
+    let sf = salesforce(&org);
+    let took = rename(&sf, &db, &any_account(&db).await, "Topic-borne").await;
+    assert!(took < Duration::from_secs(5), "Account took {took:?}");
+    let contact: String = db
+        .client()
+        .await
+        .query_one("select sfid from salesforce.contact limit 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    sf.update(
+        "Contact",
+        &contact,
+        &serde_json::from_value(json!({ "LastName": "Cdc-borne" })).unwrap(),
+    )
+    .await
+    .unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        wait_for_count(
+            &db,
+            "select count(*) from salesforce.contact where lastname = 'Cdc-borne'",
+            1,
+        ),
+    )
+    .await
+    .expect("the Contact change arrived within 5 s");
+    crate::run::stop(daemon).await;
+    let _ = std::fs::remove_file(config);
 }

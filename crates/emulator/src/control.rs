@@ -50,6 +50,7 @@ pub fn router() -> Router<Arc<Shared>> {
         .route("/events/expire", post(expire_events))
         .route("/events/cut", post(cut_streams))
         .route("/events/cdc", get(cdc_entities).put(put_cdc_entities))
+        .route("/events/cdc/allocation", put(put_cdc_allocation))
         .route("/credentials", get(credentials))
         .route("/credentials/revoke", post(revoke_credentials))
         .route("/credentials/restore", post(restore_credentials))
@@ -227,7 +228,27 @@ async fn cdc_entities(State(shared): AppState) -> Response {
         .cdc_entities()
         .map(|o| org.schema().object(o).name.as_str())
         .collect();
-    Json(json!({ "entities": names })).into_response()
+    let allocation = org.changes().cdc_allocation();
+    Json(json!({ "entities": names, "allocation": allocation })).into_response()
+}
+
+#[derive(Deserialize)]
+struct CdcAllocation {
+    /// How many entities may be selected; `null`: no limit (the add-on licence).
+    entities: Option<usize>,
+}
+
+/// `PUT /events/cdc/allocation {"entities": 5}` (or `null`): how many entities the org may
+/// select for Change Data Capture through the Tooling API; selections already made stay.
+async fn put_cdc_allocation(
+    State(shared): AppState,
+    Json(allocation): Json<CdcAllocation>,
+) -> Response {
+    shared
+        .org_mut()
+        .changes_mut()
+        .set_cdc_allocation(allocation.entities);
+    Json(json!({ "allocation": allocation.entities })).into_response()
 }
 
 #[derive(Deserialize)]

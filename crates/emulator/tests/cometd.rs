@@ -691,7 +691,10 @@ async fn tooling_channel_members_select_objects_for_change_data_capture() {
         "ChangeEvents_AccountChangeEvent"
     );
     let cdc = org.control_call(Method::GET, "/events/cdc", None).await;
-    assert_eq!(cdc, json!({ "entities": ["Account", "Invoice__c"] }));
+    assert_eq!(
+        cdc,
+        json!({ "entities": ["Account", "Invoice__c"], "allocation": 5 })
+    );
 
     let mut bayeux = Bayeux::handshake(&org).await;
     bayeux.subscribe("/data/AccountChangeEvent", -1).await;
@@ -703,11 +706,58 @@ async fn tooling_channel_members_select_objects_for_change_data_capture() {
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let cdc = org.control_call(Method::GET, "/events/cdc", None).await;
-    assert_eq!(cdc, json!({ "entities": ["Invoice__c"] }));
+    assert_eq!(cdc, json!({ "entities": ["Invoice__c"], "allocation": 5 }));
     org.create("Account", json!({ "Name": "Not selected" }))
         .await;
     let answer = bayeux.connect().await;
     assert_eq!(answer.len(), 1, "no event once deselected: {answer:?}");
+}
+
+#[tokio::test]
+async fn a_selection_beyond_the_cdc_allocation_is_refused_until_the_allocation_grows() {
+    let org = start().await;
+    let member = |entity: &str| {
+        json!({ "FullName": format!("ChangeEvents_{entity}"),
+                "Metadata": { "eventChannel": "ChangeEvents", "selectedEntity": entity } })
+    };
+    let path = "/tooling/sobjects/PlatformEventChannelMember";
+    for entity in [
+        "AccountChangeEvent",
+        "ContactChangeEvent",
+        "LeadChangeEvent",
+        "OpportunityChangeEvent",
+        "CaseChangeEvent",
+    ] {
+        let (status, _, body) = org.call(Method::POST, path, Some(member(entity))).await;
+        assert_eq!(status, StatusCode::CREATED, "{entity}: {body}");
+    }
+    // Five entities in every edition without the add-on.
+    let (status, _, refused) = org
+        .call(Method::POST, path, Some(member("Invoice__ChangeEvent")))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    let (code, message) = single_error(&refused);
+    assert_eq!(code, "LIMIT_EXCEEDED");
+    assert!(message.contains("allocation of 5"), "{message}");
+    org.create("Invoice__c", crate::support::invoice("INV-NOT-SELECTED"))
+        .await;
+    let cdc = org.control_call(Method::GET, "/events/cdc", None).await;
+    assert_eq!(cdc["entities"].as_array().unwrap().len(), 5);
+
+    // The add-on lifts the limit.
+    org.control_call(
+        Method::PUT,
+        "/events/cdc/allocation",
+        Some(json!({ "entities": null })),
+    )
+    .await;
+    let (status, _, body) = org
+        .call(Method::POST, path, Some(member("Invoice__ChangeEvent")))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let cdc = org.control_call(Method::GET, "/events/cdc", None).await;
+    assert_eq!(cdc["allocation"], Value::Null);
+    assert_eq!(cdc["entities"].as_array().unwrap().len(), 6);
 }
 
 #[tokio::test]

@@ -198,3 +198,66 @@ async fn expired_replay_ids_unknown_channels_and_cuts_are_told_apart() {
     create(&client, "After the cut").await;
     assert_eq!(names(&events(&mut everything, 1).await), ["After the cut"]);
 }
+
+#[tokio::test]
+async fn a_push_topic_is_created_once_corrected_when_changed_and_streams_every_change() {
+    use pgforce_salesforce::rest::push_topic::push_topic_name;
+    let org = org_with(EmulatorConfig::default()).await;
+    let client = support::client(&org);
+    let name = push_topic_name("Account");
+    let channel = client.ensure_push_topic(&name, "Account").await.unwrap();
+    assert_eq!(channel, "/topic/hconnect_Account");
+    // A second process finds it and changes nothing; one an administrator narrowed is
+    // put back.
+    client.ensure_push_topic(&name, "Account").await.unwrap();
+    let topics = |client: Client| async move {
+        futures_util::TryStreamExt::try_collect::<Vec<_>>(
+            client.query("SELECT Id, Query, NotifyForFields FROM PushTopic"),
+        )
+        .await
+        .unwrap()
+    };
+    let listed = topics(client.clone()).await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let id = listed[0]["Id"].as_str().unwrap().to_owned();
+    client
+        .update(
+            "PushTopic",
+            &id,
+            &record(
+                json!({ "NotifyForFields": "Referenced", "Query": "SELECT Id, Name FROM Account" }),
+            ),
+        )
+        .await
+        .unwrap();
+    client.ensure_push_topic(&name, "Account").await.unwrap();
+    let listed = topics(client.clone()).await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["Query"], "SELECT Id FROM Account");
+    assert_eq!(listed[0]["NotifyForFields"], "All");
+
+    let mut subscription = CometdSubscription::open(&client, &channel, StartAt::Latest)
+        .await
+        .unwrap();
+    let created = create(&client, "Watched").await;
+    client
+        .update(
+            "Account",
+            &created,
+            &record(json!({ "Industry": "Energy" })),
+        )
+        .await
+        .unwrap();
+    let received = events(&mut subscription, 2).await;
+    let kinds: Vec<(&ChangeType, &[String])> = received
+        .iter()
+        .map(|e| (&e.change_type, e.record_ids.as_slice()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (&ChangeType::Create, std::slice::from_ref(&created)),
+            (&ChangeType::Update, std::slice::from_ref(&created))
+        ]
+    );
+}

@@ -9,6 +9,11 @@
 //! lists the members. The change log's CDC selection is the only state: a member's Id is
 //! derived from its object, so the control API (`PUT /__emulator/events/cdc`) and the
 //! Tooling API see the same members. Custom channels (`X__chn`) are not offered.
+//!
+//! The org may select only so many entities ([`crate::events::DEFAULT_CDC_ENTITY_ALLOCATION`] unless the
+//! control API changes it): one more is refused with `LIMIT_EXCEEDED`. Salesforce documents
+//! the allocation but not the error a selection beyond it gets; the code and status here
+//! are the emulator's choice.
 
 use axum::http::{Method, StatusCode};
 use serde_json::{Map, Value as Json, json};
@@ -127,6 +132,16 @@ fn create(ctx: &RequestContext) -> ApiResult {
         return Err(ApiError::bad_request(
             "DUPLICATE_VALUE",
             format!("{entity} is already a member of the ChangeEvents channel"),
+        )
+        .with_fields(vec!["SelectedEntity".to_owned()]));
+    }
+    if !org.changes().has_room_for_cdc() {
+        let allocation = org.changes().cdc_allocation().unwrap_or_default();
+        return Err(ApiError::bad_request(
+            "LIMIT_EXCEEDED",
+            format!(
+                "cannot select {entity}: the org's Change Data Capture allocation of {allocation} entities is used up (remove a selection, or add the Change Data Capture add-on)"
+            ),
         )
         .with_fields(vec!["SelectedEntity".to_owned()]));
     }

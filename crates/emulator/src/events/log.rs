@@ -129,6 +129,9 @@ pub struct ChangeLog {
     forgotten_through: u64,
     last_commit_number: u64,
     cdc_entities: BTreeSet<ObjectIndex>,
+    /// How many entities the org may select for Change Data Capture (`None`: no limit, as
+    /// with Salesforce's add-on licence).
+    cdc_allocation: Option<usize>,
     /// Objects with at least one PushTopic, and how many.
     topic_objects: BTreeMap<ObjectIndex, usize>,
     capacity: usize,
@@ -144,6 +147,7 @@ impl Default for ChangeLog {
             forgotten_through: 0,
             last_commit_number: 10_585_193_272_000,
             cdc_entities: BTreeSet::new(),
+            cdc_allocation: Some(DEFAULT_CDC_ENTITY_ALLOCATION),
             topic_objects: BTreeMap::new(),
             capacity: DEFAULT_CAPACITY,
             retention_ms: DEFAULT_RETENTION_MS,
@@ -152,7 +156,29 @@ impl Default for ChangeLog {
     }
 }
 
+/// How many entities an org may select for Change Data Capture without the add-on licence:
+/// five in every edition, counted across all channels (Salesforce's "Change Data Capture
+/// Allocations").
+pub const DEFAULT_CDC_ENTITY_ALLOCATION: usize = 5;
+
 impl ChangeLog {
+    /// How many entities may be selected for Change Data Capture (`None`: no limit).
+    pub fn cdc_allocation(&self) -> Option<usize> {
+        self.cdc_allocation
+    }
+
+    /// Sets how many entities may be selected (`None`: no limit). Selections already made
+    /// stay, as in Salesforce when a licence ends.
+    pub fn set_cdc_allocation(&mut self, allocation: Option<usize>) {
+        self.cdc_allocation = allocation;
+    }
+
+    /// Whether one more entity may be selected for Change Data Capture.
+    pub fn has_room_for_cdc(&self) -> bool {
+        self.cdc_allocation
+            .is_none_or(|allocation| self.cdc_entities.len() < allocation)
+    }
+
     /// Selects an object for Change Data Capture (a channel member of `ChangeEvents`).
     pub fn enable_cdc(&mut self, object: ObjectIndex) {
         self.cdc_entities.insert(object);

@@ -12,7 +12,8 @@ use std::sync::Arc;
 use axum::http::HeaderMap;
 
 pub use log::{
-    ChangeEvent, ChangeLog, ChangeType, Commit, CommittedChange, ReplayFrom, ReplayUnavailable,
+    ChangeEvent, ChangeLog, ChangeType, Commit, CommittedChange, DEFAULT_CDC_ENTITY_ALLOCATION,
+    ReplayFrom, ReplayUnavailable,
 };
 
 use crate::org::{ObjectDef, Record, RecordRef, Value};

@@ -3,6 +3,7 @@
 pub mod collections;
 pub mod describe;
 pub mod limits;
+pub mod push_topic;
 pub mod query;
 pub mod replication;
 pub mod sobject;

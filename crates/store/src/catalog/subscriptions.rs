@@ -154,6 +154,24 @@ pub async fn show_transport(
         .map(|_| ())
 }
 
+/// Shows on `mappings` that a PushTopic brings their change events (their objects lie
+/// beyond the org's Change Data Capture allocation).
+pub async fn show_push_topic(client: &impl GenericClient, mappings: &[MappingId]) -> Result<()> {
+    let ids: Vec<i64> = mappings.iter().map(|m| m.get()).collect();
+    client
+        .execute(
+            "update pgforce.mappings set events_transport = $2
+             where id = any($1) and events_transport is distinct from $2",
+            &[&ids, &PUSH_TOPIC],
+        )
+        .await
+        .context(|| "showing which mappings a PushTopic serves".to_owned())
+        .map(|_| ())
+}
+
+/// How `mappings.events_transport` names a PushTopic.
+pub const PUSH_TOPIC: &str = "pushtopic";
+
 /// Asks the reader of `mapping` to read at once, in whichever process runs it.
 pub async fn nudge(client: &impl GenericClient, mapping: MappingId) -> Result<()> {
     client

@@ -9,7 +9,8 @@
 //! - **Transports.** The Pub/Sub API (gRPC) by default, the Streaming API (CometD) when
 //!   Pub/Sub cannot be reached, polling alone when neither works (`change_events` in the
 //!   connection's settings chooses). The subscriber selects the mapped objects for Change
-//!   Data Capture and listens on `/data/ChangeEvents`.
+//!   Data Capture and listens on `/data/ChangeEvents`; objects beyond the org's Change
+//!   Data Capture allocation get a PushTopic instead (see `topics`).
 //! - **Replay.** The replay id is stored in `pgforce.change_subscriptions` under the
 //!   subscriber's fenced lease, in the transaction that stores what the events carried
 //!   (with `apply_events`) and records which mappings they concerned; readers are woken
@@ -27,6 +28,7 @@
 
 mod apply;
 mod stream;
+mod topics;
 mod worker;
 
 pub(crate) use apply::EventTarget;

@@ -15,6 +15,7 @@ use tokio::sync::watch;
 
 use super::apply::{self, EventTarget};
 use super::stream::{self, Stream};
+use super::topics::{Coverage, Waker};
 use crate::config::ChangeEvents;
 use crate::error::Result;
 use crate::worker::{Backoff, Exit, LeaseTiming};
@@ -58,7 +59,7 @@ impl SubscriberWorker {
             self.lease.heartbeat,
         );
         let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(300));
-        let mut selected = false;
+        let mut coverage: Option<Coverage> = None;
         loop {
             if *stop.borrow() {
                 break;
@@ -70,12 +71,12 @@ impl SubscriberWorker {
                 }
                 continue;
             };
-            if !selected {
-                self.select_objects().await;
-                selected = true;
-            }
+            let coverage = match &mut coverage {
+                Some(coverage) => coverage,
+                None => coverage.insert(self.select_objects().await),
+            };
             let wait = match self
-                .subscribe(&fence, &keeper, &mut stop, &mut backoff)
+                .subscribe(&fence, &keeper, &mut stop, &mut backoff, coverage)
                 .await
             {
                 Ended::Stopped => break,
@@ -83,7 +84,7 @@ impl SubscriberWorker {
                 Ended::Failed(error) => {
                     let wait = backoff.next_wait();
                     tracing::warn!(connection = %self.connection, error = %error, retry_in_s = wait.as_secs(), "change events are not flowing; polling alone until they do");
-                    self.show_transport(None).await;
+                    self.show_transport(None, None).await;
                     wait
                 }
             };
@@ -95,20 +96,36 @@ impl SubscriberWorker {
         // Only the holder speaks for the mappings: a standby stopping must not blank what
         // the holder shows.
         if keeper.fence().is_some() {
-            self.show_transport(None).await;
+            self.show_transport(None, None).await;
         }
         keeper.release().await;
         Ok(Exit::Stopped)
     }
 
-    /// Selects every mapped object for Change Data Capture. A refusal is logged: events
-    /// for that object will not come, and its mapping is polled.
-    async fn select_objects(&self) {
+    /// Selects every mapped object for Change Data Capture. An object Salesforce refuses
+    /// (beyond the org's allocation, or not supported) gets its events from a PushTopic
+    /// instead (see `topics`).
+    async fn select_objects(&self) -> Coverage {
+        let mut coverage = Coverage::default();
         for object in self.objects.keys() {
             if let Err(error) = self.salesforce.select_for_change_data_capture(object).await {
-                tracing::warn!(connection = %self.connection, object = %object, error = %error, "could not select the object for Change Data Capture; its mapping is polled only");
+                tracing::warn!(connection = %self.connection, object = %object, error = %error, "could not select the object for Change Data Capture; trying a PushTopic");
+                coverage
+                    .fall_back(&self.salesforce, &self.connection, object)
+                    .await;
             }
         }
+        coverage
+    }
+
+    /// The mappings of `object`.
+    fn mappings_of(&self, object: &str) -> Vec<MappingId> {
+        self.objects
+            .get(object)
+            .into_iter()
+            .flatten()
+            .map(|t| t.id)
+            .collect()
     }
 
     /// Opens a stream (trying each transport in turn) and takes its events in until it
@@ -119,6 +136,7 @@ impl SubscriberWorker {
         keeper: &leases::LeaseKeeper,
         stop: &mut watch::Receiver<bool>,
         backoff: &mut Backoff,
+        coverage: &Coverage,
     ) -> Ended {
         let mut pg = match pgforce_store::connect(&self.database_url).await {
             Ok(pg) => pg,
@@ -135,7 +153,15 @@ impl SubscriberWorker {
         };
         let transport = stream.transport();
         tracing::info!(connection = %self.connection, transport = transport.as_str(), "change events flowing");
-        self.show_transport(Some(transport)).await;
+        self.show_transport(Some(transport), Some(coverage)).await;
+        // Objects beyond the Change Data Capture allocation listen on their topics while
+        // this stream runs (dropping the set ends them).
+        let waker = Waker {
+            wake_local: Arc::clone(&self.wake_local),
+            database_url: Arc::from(self.database_url.as_str()),
+            connection: Arc::from(self.connection.as_str()),
+        };
+        let _topics = coverage.listen(&self.salesforce, |o| self.mappings_of(o), &waker);
         let lease = keeper.watch();
         let mut lease_check = tokio::time::interval(self.lease.heartbeat);
         loop {
@@ -272,9 +298,15 @@ impl SubscriberWorker {
         }
     }
 
-    /// Shows on the mappings' rows whether events keep them fresh.
-    async fn show_transport(&self, transport: Option<Transport>) {
-        let mappings: Vec<MappingId> = self.objects.values().flatten().map(|t| t.id).collect();
+    /// Shows on the mappings' rows whether events keep them fresh: `transport` on those
+    /// Change Data Capture covers (by `coverage`; all when `None`), or nothing on all.
+    async fn show_transport(&self, transport: Option<Transport>, coverage: Option<&Coverage>) {
+        let mappings: Vec<MappingId> = self
+            .objects
+            .iter()
+            .filter(|(object, _)| coverage.is_none_or(|c| c.by_change_data_capture(object)))
+            .flat_map(|(_, targets)| targets.iter().map(|t| t.id))
+            .collect();
         let shown = async {
             let pg = pgforce_store::connect(&self.database_url).await?;
             subscriptions::show_transport(&pg, &mappings, transport).await
