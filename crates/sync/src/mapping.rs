@@ -51,6 +51,65 @@ pub struct MappedField {
     pub createable: bool,
     /// Whether Salesforce accepts a value for it on update.
     pub updateable: bool,
+    /// Where a Change Data Capture event carries its value.
+    pub in_events: EventSource,
+}
+
+/// Where a Change Data Capture event carries a field's value. Salesforce nests the
+/// components of compound fields (a Contact's `Name` holds `FirstName` and `LastName`,
+/// `BillingAddress` holds `City`) and leaves formula fields and values derived from other
+/// records out of change events altogether.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventSource {
+    /// Under its own name.
+    Flat,
+    /// Inside a compound field: `BillingCity` is `City` of `BillingAddress`.
+    Component {
+        /// The compound field (`BillingAddress`).
+        compound: String,
+        /// The component's name inside it (`City`).
+        component: String,
+    },
+    /// Nowhere: a formula field, or a value derived from other records.
+    Absent,
+}
+
+/// Fields Salesforce derives from other records and leaves out of change events
+/// (Object Reference, "Change Event Fields").
+const DERIVED_FIELDS: [&str; 5] = [
+    "LastActivityDate",
+    "PhotoUrl",
+    "LastViewedDate",
+    "LastReferencedDate",
+    "MasterRecordId",
+];
+
+impl EventSource {
+    /// Where events carry `field`, from its describe.
+    pub fn of(field: &pgforce_salesforce::rest::describe::FieldDescribe) -> Self {
+        let name = field.name.as_str();
+        // Roll-up summaries are calculated too but are carried; formulas are not.
+        if field.calculated_formula.is_some() || DERIVED_FIELDS.contains(&name) {
+            return Self::Absent;
+        }
+        let Some(compound) = field.compound_field_name.as_deref() else {
+            return Self::Flat;
+        };
+        // `BillingCity` of `BillingAddress` is `City`; a Lead's `City` of `Address` is
+        // `City`; a geolocation's `Site__Latitude__s` of `Site__c` is `Latitude`; a
+        // name's components keep their names.
+        let component = match compound.strip_suffix("Address") {
+            Some(prefix) => name.strip_prefix(prefix).unwrap_or(name),
+            None => name
+                .strip_suffix("__s")
+                .and_then(|rest| rest.rsplit_once("__"))
+                .map_or(name, |(_, part)| part),
+        };
+        Self::Component {
+            compound: compound.to_owned(),
+            component: component.to_owned(),
+        }
+    }
 }
 
 /// A relationship external-id column (`account__r__code__c` for `Account__r.Code__c`):
@@ -146,6 +205,7 @@ impl Mapping {
                 pg_type,
                 createable: field.createable,
                 updateable: field.updateable,
+                in_events: EventSource::of(field),
             });
         }
         if !missing.is_empty() {

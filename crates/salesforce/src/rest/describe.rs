@@ -221,6 +221,13 @@ pub struct FieldDescribe {
     /// Whether it is a formula or roll-up (read-only).
     #[serde(default)]
     pub calculated: bool,
+    /// The formula, for a formula field (a roll-up summary is calculated without one).
+    #[serde(default)]
+    pub calculated_formula: Option<String>,
+    /// The compound field this one is a component of (`BillingAddress` for
+    /// `BillingCity`, `Name` for a Contact's `FirstName`).
+    #[serde(default)]
+    pub compound_field_name: Option<String>,
     /// Whether Salesforce numbers it.
     #[serde(default)]
     pub auto_number: bool,

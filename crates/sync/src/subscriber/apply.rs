@@ -6,7 +6,9 @@
 //! and relationship columns are filled from parent records an event does not carry. What
 //! an event cannot carry is read the normal way (the mapping's reader is woken): gap and
 //! overflow events, wildcard record ids, values that do not fit their column, an update of
-//! a row Postgres does not have.
+//! a row Postgres does not have, and every event of a mapping with a field events leave
+//! out (formula fields, values derived from other records). Compound fields arrive nested
+//! and are flattened by each field's describe (`event_fields`).
 //!
 //! Events carry no `SystemModstamp`; the row is stamped a millisecond before the
 //! transaction's `commitTimestamp`, and a row already stamped at or after that is left
@@ -16,7 +18,6 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use pgforce_salesforce::rest::Record;
 use pgforce_salesforce::streaming::{ChangeEvent, ChangeType, format_timestamp};
 use pgforce_store::table::apply::{
     ApplyStatements, already_applied, apply_changed_fields, apply_records, delete_record,
@@ -24,6 +25,7 @@ use pgforce_store::table::apply::{
 use pgforce_store::{Ident, MappingId, OwnTransaction};
 use serde_json::Value;
 
+use super::event_fields;
 use crate::config::CALL_OPTIONS_CLIENT;
 use crate::convert::to_pg_text;
 use crate::mapping::Mapping;
@@ -110,7 +112,9 @@ async fn apply_one(
     let stamp = format_timestamp(event.commit_timestamp - 1);
     match event.change_type {
         ChangeType::Create | ChangeType::Undelete => {
-            let mut record: Record = event.fields.clone();
+            let Some(mut record) = event_fields::created_values(mapping, &event.fields) else {
+                return Ok(false);
+            };
             record.insert("Id".to_owned(), Value::from(sfid));
             record.insert("SystemModstamp".to_owned(), Value::from(stamp.clone()));
             record.insert("IsDeleted".to_owned(), Value::Bool(false));
@@ -124,16 +128,14 @@ async fn apply_one(
             Ok(true)
         }
         ChangeType::Update => {
+            let Some(changed) =
+                event_fields::changed_values(mapping, &event.changed_fields, &event.fields)
+            else {
+                return Ok(false);
+            };
             let mut columns = Vec::new();
-            for field in &mapping.fields {
-                let name = field.api_name.as_str();
-                if matches!(name, "Id" | "SystemModstamp" | "IsDeleted")
-                    || !event.changed_fields.iter().any(|f| f == name)
-                {
-                    continue;
-                }
-                let value = event.fields.get(name).unwrap_or(&Value::Null);
-                match to_pg_text(value, name, field.pg_type) {
+            for (field, value) in changed {
+                match to_pg_text(&value, &field.api_name, field.pg_type) {
                     Ok(text) => columns.push((&field.column, field.pg_type, text)),
                     Err(_) => return Ok(false),
                 }

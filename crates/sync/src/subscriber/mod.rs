@@ -27,6 +27,7 @@
 //!   `pgforce run` on the same catalog through a NOTIFY on `pgforce_nudge`.
 
 mod apply;
+mod event_fields;
 mod stream;
 mod topics;
 mod worker;
