@@ -39,10 +39,13 @@ const SCHEMA: &str = r#"{"extend": {"Account": [
 const LONG_REGION: &str = "Europe, Middle East and Africa";
 
 /// Accounts upserted by an external id; Contacts created plainly (a create sent twice is
-/// a duplicate), in bursts large enough to go as bulk jobs. Short leases, so a freeze
-/// outlives one; small query pages, so polls keep query cursors open.
+/// a duplicate), in bursts large enough to go as bulk jobs; Leads read only, stored
+/// straight from change events (CometD, `apply_events`) as well as polled. Short leases,
+/// so a freeze outlives one; small query pages, so polls keep query cursors open.
 const MAPPINGS: &str = r#"bulk_write_threshold = 100
 query_batch_size = 200
+change_events = "cometd"
+apply_events = true
 
 [[connection.mapping]]
 object = "Account"
@@ -55,6 +58,12 @@ polling_seconds = 1
 object = "Contact"
 access = "read_write"
 fields = ["LastName", "Email", "AccountId"]
+polling_seconds = 1
+
+[[connection.mapping]]
+object = "Lead"
+access = "read_only"
+fields = ["LastName", "Company", "Email"]
 polling_seconds = 1
 
 [engine]
@@ -294,7 +303,7 @@ async fn torture_kills_freezes_faults_and_edits_on_both_sides_lose_and_duplicate
     org.control(
         Method::POST,
         "/seed",
-        Some(json!({ "Account": 300, "Contact": 600 })),
+        Some(json!({ "Account": 300, "Contact": 600, "Lead": 100 })),
     )
     .await;
     org.control(
@@ -320,6 +329,7 @@ async fn torture_kills_freezes_faults_and_edits_on_both_sides_lose_and_duplicate
     let mut daemons = [start(&path), start(&path)];
     wait_for_count(&db, "select count(*) from salesforce.account", 300).await;
     wait_for_count(&db, "select count(*) from salesforce.contact", 600).await;
+    wait_for_count(&db, "select count(*) from salesforce.lead", 100).await;
     install_deadlocks(&db).await;
 
     // Users edit the org; the app edits the tables; a share of calls fail.
@@ -327,7 +337,7 @@ async fn torture_kills_freezes_faults_and_edits_on_both_sides_lose_and_duplicate
         Method::POST,
         "/workload",
         Some(
-            json!({ "ratePerSecond": 15, "objects": ["Account", "Contact"],
+            json!({ "ratePerSecond": 15, "objects": ["Account", "Contact", "Lead"],
                      "insertShare": 0.4, "updateShare": 0.6, "deleteShare": 0.0 }),
         ),
     )
@@ -583,6 +593,16 @@ async fn torture_kills_freezes_faults_and_edits_on_both_sides_lose_and_duplicate
         "{}\nfirst Contacts that differ (Salesforce | Postgres):\n{}",
         String::from_utf8_lossy(&reconciled.stdout),
         contact_differences(&org, &db).await.join("\n")
+    );
+    // Change events flowed: the Leads were stored from them too, not only polled.
+    assert_eq!(
+        count(
+            &db,
+            "select count(*) from pgforce.mappings where object_name = 'Lead' and last_event_at is not null"
+        )
+        .await,
+        1,
+        "Lead changes came as change events"
     );
     let changes = app_changes.load(Ordering::Relaxed) + org_changes;
     println!(

@@ -647,14 +647,19 @@ async fn push_topic_events_follow_the_query_and_notify_settings() {
     assert_eq!(events[4]["data"]["sobject"], json!({ "Id": oil }));
 }
 
+/// Where the Tooling API creates channel members.
+const MEMBERS_PATH: &str = "/tooling/sobjects/PlatformEventChannelMember";
+
+/// A member of the `ChangeEvents` channel selecting `entity` (`AccountChangeEvent`).
+fn member(entity: &str) -> Value {
+    json!({ "FullName": format!("ChangeEvents_{entity}"),
+            "Metadata": { "eventChannel": "ChangeEvents", "selectedEntity": entity } })
+}
+
 #[tokio::test]
 async fn tooling_channel_members_select_objects_for_change_data_capture() {
     let org = start().await;
-    let member = |entity: &str| {
-        json!({ "FullName": format!("ChangeEvents_{entity}"),
-                "Metadata": { "eventChannel": "ChangeEvents", "selectedEntity": entity } })
-    };
-    let path = "/tooling/sobjects/PlatformEventChannelMember";
+    let path = MEMBERS_PATH;
     let (status, _, created) = org
         .call(Method::POST, path, Some(member("AccountChangeEvent")))
         .await;
@@ -716,11 +721,7 @@ async fn tooling_channel_members_select_objects_for_change_data_capture() {
 #[tokio::test]
 async fn a_selection_beyond_the_cdc_allocation_is_refused_until_the_allocation_grows() {
     let org = start().await;
-    let member = |entity: &str| {
-        json!({ "FullName": format!("ChangeEvents_{entity}"),
-                "Metadata": { "eventChannel": "ChangeEvents", "selectedEntity": entity } })
-    };
-    let path = "/tooling/sobjects/PlatformEventChannelMember";
+    let path = MEMBERS_PATH;
     for entity in [
         "AccountChangeEvent",
         "ContactChangeEvent",
