@@ -13,7 +13,8 @@ use pgforce_store::testing::TestDatabase;
 use pgforce_store::{Access, Ident, MappingId};
 use pgforce_sync::ReadOutcome;
 use pgforce_sync::testing::{
-    Mapping, MappingSpec, Target, WriteOutcome, WritePolicy, initial_load, poll_once, write_once,
+    Mapping, MappingSpec, Target, WriteOutcome, WritePolicy, initial_load, poll_once,
+    poll_with_overlap, write_once,
 };
 
 /// A custom object with every field type the reader maps.
@@ -183,6 +184,20 @@ impl Harness {
             fence: None,
         };
         poll_once(&self.sf, &mut self.pg, &target).await.unwrap()
+    }
+
+    /// One poll that reads nothing again before its cursor, as a poll does once the cursor
+    /// is further back than the overlap window (`poll_overlap_seconds`).
+    pub async fn poll_past_overlap(&mut self) -> ReadOutcome {
+        let target = Target {
+            schema: &self.schema,
+            mapping: &self.mapping,
+            mapping_id: self.mapping_id,
+            fence: None,
+        };
+        poll_with_overlap(&self.sf, &mut self.pg, &target, Duration::ZERO)
+            .await
+            .unwrap()
     }
 
     /// One writer pass over the mapping.

@@ -115,7 +115,8 @@ async fn read_changes(
     let statements = ApplyStatements::new(&mapping.row_shape(target.schema)?);
     let mut pages = changed_pages(sf, pg, target, &query, has_is_deleted, outcome).await?;
     // Where the cursor must stay for the rest of the poll: before the first record whose
-    // local change was in flight when it was read (see `conflict`).
+    // local change won (see `conflict`), so the record is read again once that change is
+    // settled, whether it was sent, refused or ignored.
     let mut hold: Option<ReadCursor> = None;
     while let Some(records) = pages.try_next().await? {
         outcome.api_calls += 1;
@@ -177,7 +178,7 @@ async fn read_changes(
         for record in &records {
             let sfid = text_of(record, "Id").unwrap_or_default().to_owned();
             if let Some(stamp) = text_of(record, "SystemModstamp") {
-                if hold.is_none() && settled.in_flight.contains(&sfid) {
+                if hold.is_none() && settled.local_wins.contains(&sfid) {
                     // Without an Id, the next poll reads this whole stamp again.
                     hold = Some(ReadCursor {
                         system_modstamp: soql_datetime(stamp),
