@@ -44,7 +44,7 @@ pub const CATALOG_CHANNEL: &str = "pgforce_catalog";
 pub const NUDGE_CHANNEL: &str = "pgforce_nudge";
 
 /// `(version, SQL)` of every migration, in order.
-const MIGRATIONS: [(i32, &str); 17] = [
+const MIGRATIONS: [(i32, &str); 18] = [
     (1, include_str!("../../migrations/0001_catalog.sql")),
     (
         2,
@@ -80,6 +80,10 @@ const MIGRATIONS: [(i32, &str); 17] = [
     ),
     (16, include_str!("../../migrations/0016_authorizations.sql")),
     (17, include_str!("../../migrations/0017_change_events.sql")),
+    (
+        18,
+        include_str!("../../migrations/0018_deleted_records.sql"),
+    ),
 ];
 
 /// Key of the advisory lock that serialises migrations ("pgforce" in ASCII).

@@ -18,7 +18,9 @@ use pgforce_salesforce::rest::Record;
 use pgforce_salesforce::{ApiErrorCode, Client as Salesforce, soql};
 use pgforce_store::catalog::cursors::{self, ReadCursor};
 use pgforce_store::catalog::rejected;
-use pgforce_store::table::apply::{ApplyStatements, already_applied, apply_records, delete_record};
+use pgforce_store::table::apply::{
+    ApplyStatements, already_applied, apply_records, delete_read_record, deleted_since_read,
+};
 use pgforce_store::{MappingState, OwnWrite, Session as Postgres};
 use serde_json::Value;
 
@@ -145,8 +147,9 @@ async fn read_changes(
             })
             .collect();
         // Records the overlap read again (at or before the cursor) that the table already
-        // holds, or that are kept as rejected; those after it are applied whatever the row
-        // holds (a re-read after fields were added fills their columns).
+        // holds, or that are kept as rejected; those after it are applied unless the row holds
+        // a newer version (a re-read of the same version after fields were added fills
+        // their columns).
         let overlapped: Vec<(String, String)> = live
             .iter()
             .filter(|(sfid, stamp)| {
@@ -165,6 +168,13 @@ async fn read_changes(
         let overlapped_ids: Vec<&str> = overlapped.iter().map(|(id, _)| id.as_str()).collect();
         held.extend(
             rejected::kept_among(&*tx, target.mapping_id, &overlapped_ids)
+                .await
+                .map_err(|e| target.store_error(e))?,
+        );
+        // Records a change event deleted after this page was read stay deleted (an older
+        // version never replaces a newer row either: see `apply_records`).
+        held.extend(
+            deleted_since_read(&tx, &statements, &live)
                 .await
                 .map_err(|e| target.store_error(e))?,
         );
@@ -191,7 +201,7 @@ async fn read_changes(
                 });
             }
             if record.get("IsDeleted") == Some(&Value::Bool(true)) {
-                let removed = delete_record(&tx, &statements, &sfid)
+                let removed = delete_read_record(&tx, &statements, &sfid)
                     .await
                     .map_err(|e| target.store_error(e))?;
                 outcome.deleted += removed;
