@@ -9,7 +9,7 @@ use pgforce_sync::testing::{initial_load, poll_once};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{Harness, harness};
+use crate::support::{Harness, harness, harness_mapping};
 
 async fn create(h: &Harness, fields: Value) -> String {
     let Value::Object(record) = fields else {
@@ -692,5 +692,37 @@ async fn a_poll_page_read_before_a_delete_event_never_brings_the_row_back() {
     assert!(
         name_in_postgres(&h).await.is_empty(),
         "the record the event deleted stays deleted"
+    );
+}
+
+#[tokio::test]
+async fn records_sharing_a_non_unique_external_id_used_as_upsert_field_all_load() {
+    // Batch_Ref__c is an External ID that Salesforce does not hold unique.
+    let mut h = harness_mapping(
+        2000,
+        EmulatorConfig::default(),
+        Some("Batch_Ref__c"),
+        &["Batch_Ref__c"],
+    )
+    .await;
+    for code in ["N-1", "N-2"] {
+        create(
+            &h,
+            json!({ "Name": code, "Code__c": code, "Batch_Ref__c": "B" }),
+        )
+        .await;
+    }
+    h.load().await;
+    assert_eq!((h.count().await, h.distinct_sfids().await), (2, 2));
+    create(
+        &h,
+        json!({ "Name": "N-3", "Code__c": "N-3", "Batch_Ref__c": "B" }),
+    )
+    .await;
+    h.poll().await;
+    assert_eq!(
+        (h.count().await, h.distinct_sfids().await),
+        (3, 3),
+        "a poll stores a third record with the same value"
     );
 }

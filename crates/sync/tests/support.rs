@@ -33,7 +33,8 @@ pub const SCHEMA: &str = r#"{"objects": [{"name": "Gadget__c", "fields": [
   {"name": "Email__c", "type": "email"},
   {"name": "Site__c", "type": "url"},
   {"name": "Account__c", "type": "reference", "referenceTo": ["Account"], "relationshipName": "Account__r"},
-  {"name": "Maker__c", "type": "reference", "referenceTo": ["Maker__c"], "relationshipName": "Maker__r"}
+  {"name": "Maker__c", "type": "reference", "referenceTo": ["Maker__c"], "relationshipName": "Maker__r"},
+  {"name": "Batch_Ref__c", "type": "string", "length": 20, "externalId": true}
 ]}, {"name": "Maker__c", "fields": [
   {"name": "Name", "type": "string", "length": 80, "nameField": true},
   {"name": "Code__c", "type": "string", "length": 20, "externalId": true, "unique": true},
@@ -88,6 +89,16 @@ pub async fn harness_with(
     config: EmulatorConfig,
     upsert_field: Option<&str>,
 ) -> Harness {
+    harness_mapping(batch, config, upsert_field, &[]).await
+}
+
+/// As [`harness_with`], mapping `extra_fields` besides [`FIELDS`].
+pub async fn harness_mapping(
+    batch: u32,
+    config: EmulatorConfig,
+    upsert_field: Option<&str>,
+    extra_fields: &[&str],
+) -> Harness {
     let schema_file = pgforce_emulator::Emulator::parse_schema_file(SCHEMA).unwrap();
     let org = TestOrg::start_with(EmulatorConfig {
         schema_files: vec![schema_file],
@@ -112,7 +123,11 @@ pub async fn harness_with(
     let describe = sf.describe("Gadget__c").await.unwrap();
     let spec = MappingSpec {
         object: "Gadget__c".to_owned(),
-        fields: FIELDS.iter().map(|f| (*f).to_owned()).collect(),
+        fields: FIELDS
+            .iter()
+            .chain(extra_fields)
+            .map(|f| (*f).to_owned())
+            .collect(),
         access: Access::ReadWrite,
         upsert_field: upsert_field.map(str::to_owned),
         polling_seconds: 1,

@@ -58,8 +58,12 @@ impl ApplyStatements {
             .unwrap_or_default();
         let update_by_key = shape.upsert_column.as_ref().and_then(|key| {
             let (n, c) = others.iter().find(|(_, c)| &c.name == key)?;
+            // One row at most: an upsert field Salesforce does not hold unique can match
+            // several rows, and only one can take the record's sfid.
             Some(format!(
-                "update {schema}.{table} set sfid = $1, {} where sfid is null and {key} = {}",
+                "update {schema}.{table} set sfid = $1, {} where id = (
+                     select id from {schema}.{table} where sfid is null and {key} = {}
+                     order by id limit 1)",
                 assignments.join(", "),
                 cast(*n, c)
             ))
