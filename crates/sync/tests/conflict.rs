@@ -222,3 +222,36 @@ async fn a_winning_local_change_that_salesforce_refuses_leaves_salesforce_values
             .get(0);
     assert_eq!(email, None, "the refused email is not kept");
 }
+
+#[tokio::test]
+async fn a_record_a_reload_left_out_for_a_local_change_that_then_fails_is_read_again() {
+    let mut h = harness(2000, EmulatorConfig::default()).await;
+    let sfid = one_record(&mut h).await;
+    edit_in_salesforce(&h, &sfid, "Salesforce edit").await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    h.pg.execute(
+        "update salesforce.gadget__c set name = 'Postgres edit', email__c = 'nope'",
+        &[],
+    )
+    .await
+    .unwrap();
+    // A record changed later moves the reload's cursor past the first one.
+    h.create_in_salesforce(json!({ "Name": "Later", "Code__c": "L" }))
+        .await;
+    h.load().await;
+    let outcome = h.write(&WritePolicy::default()).await;
+    assert_eq!(outcome.failed, 1, "{outcome:?}");
+    h.poll_past_overlap().await;
+    let name: String =
+        h.pg.query_one(
+            "select name from salesforce.gadget__c where sfid = $1",
+            &[&sfid],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        name, "Salesforce edit",
+        "the record the reload left out is read once its local change failed"
+    );
+}
