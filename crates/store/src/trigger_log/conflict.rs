@@ -25,8 +25,8 @@ pub struct Settled {
 /// Settles a page of Salesforce records, given as `(sfid, SystemModstamp)`, against the
 /// unsent local changes (NEW, PENDING or HELD) of the same records of `table`: a local
 /// change newer than the record's stamp, or being written (PENDING, however long ago it
-/// was claimed: a Bulk job or a long pass outlives any fixed window), wins; older ones are set IGNORED
-/// with the reason. Call inside the transaction that applies the page.
+/// was claimed: a Bulk job or a long pass outlives any fixed window), wins; older ones
+/// are set IGNORED with the reason. Call inside the transaction that applies the page.
 pub async fn settle(
     tx: &impl GenericClient,
     schema: &Ident,
