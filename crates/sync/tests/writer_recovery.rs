@@ -695,9 +695,13 @@ async fn values_salesforce_set_on_a_create_read_back_before_its_write_back_reach
 async fn a_read_back_create_keeps_the_app_changes_made_since() {
     let mut h = harness_with(2000, EmulatorConfig::default(), None).await;
     h.load().await;
-    h.pg.batch_execute("insert into salesforce.gadget__c (name, stock__c) values ('Made', 4)")
-        .await
-        .unwrap();
+    // A column of the app's own, which the reader never fills.
+    h.pg.batch_execute(
+        "alter table salesforce.gadget__c add column app_note text;
+         insert into salesforce.gadget__c (name, stock__c, app_note) values ('Made', 4, 'mine')",
+    )
+    .await
+    .unwrap();
     script(
         &h,
         json!([{ "on": "collections", "fault": "lostResponse" }]),
@@ -720,7 +724,8 @@ async fn a_read_back_create_keeps_the_app_changes_made_since() {
     .unwrap();
     let row =
         h.pg.query_one(
-            "select createddate is not null, stock__c from salesforce.gadget__c where sfid is not null",
+            "select createddate is not null, stock__c, app_note from salesforce.gadget__c
+             where sfid is not null",
             &[],
         )
         .await
@@ -730,5 +735,10 @@ async fn a_read_back_create_keeps_the_app_changes_made_since() {
         row.get::<_, Option<i32>>(1),
         Some(7),
         "the app's newer value stays"
+    );
+    assert_eq!(
+        row.get::<_, Option<String>>(2).as_deref(),
+        Some("mine"),
+        "a column the reader does not fill keeps the app's value"
     );
 }

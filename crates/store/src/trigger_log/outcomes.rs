@@ -140,10 +140,12 @@ const OWN_COLUMNS: [&str; 4] = ["id", "sfid", "_hc_lastop", "_hc_err"];
 /// the rows that made them: `ids` are the app's rows, `sfids` their new records' Ids.
 ///
 /// The read-back row goes, and the app's row takes what it read: the stamp (the poll that
-/// read it has moved past it) and every mapped value, so what Salesforce set on create
-/// (CreatedDate, auto-numbers, defaults, trigger-set values) is not lost. A column the app
-/// changed since, in a change not yet sent (NEW, PENDING or HELD update), keeps the app's
-/// value: that change is newer than the create, and the writer still sends it.
+/// read it has moved past it) and every value it holds, so what Salesforce set on create
+/// (CreatedDate, auto-numbers, defaults, trigger-set values) is not lost. Kept as they are:
+/// a column the app changed since, in a change not yet sent (NEW, PENDING or HELD update),
+/// as that change is newer than the create and the writer still sends it; and a column
+/// the read-back row leaves empty, as the reader never fills some columns (relationship
+/// external-id columns, columns of the app's own), and those must not be wiped.
 pub(super) async fn fold_read_back(
     tx: &Transaction<'_>,
     schema: &Ident,
@@ -164,7 +166,7 @@ pub(super) async fn fold_read_back(
         .enumerate()
         .map(|(n, c)| {
             format!(
-                "{c} = case when ($3::text[])[{}] = any(r.touched) then t.{c} else r.{c} end",
+                "{c} = case when ($3::text[])[{}] = any(r.touched) then t.{c} else coalesce(r.{c}, t.{c}) end",
                 n + 1
             )
         })
