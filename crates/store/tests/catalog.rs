@@ -29,6 +29,7 @@ async fn migrations_apply_once_and_create_the_catalog() {
             "change_subscriptions",
             "connections",
             "dashboard_sessions",
+            "deleted_records",
             "leases",
             "mappings",
             "notifications",

@@ -172,7 +172,7 @@ async fn creating_again_is_idempotent_and_adds_new_fields() {
     assert_eq!(added, ["industry"]);
     let user = pgforce_store::ddl::MappedTable {
         table: Ident::new("user").unwrap(),
-        unique_column: None,
+        key_column: None,
         ..spec
     };
     assert_eq!(
@@ -212,4 +212,32 @@ async fn processes_setting_up_one_fresh_database_together_all_succeed() {
         created, 1,
         "one process created the table, the others found it"
     );
+}
+
+#[tokio::test]
+async fn the_upsert_field_index_is_unique_only_while_salesforce_holds_the_field_unique() {
+    let (_db, mut client) = database_with_account(Access::ReadWrite).await;
+    let indexes = "select indexname::text || case when indexdef like 'CREATE UNIQUE%' then ' unique' else '' end
+                   from pg_indexes where tablename = 'account' and indexdef like '%(external_id__c)'";
+    assert_eq!(
+        strings(&client, indexes).await,
+        ["hcu_idx_account_external_id__c unique"]
+    );
+    // The field stops being unique in Salesforce: the table follows.
+    let mut spec = account_table(Access::ReadWrite);
+    if let Some(key) = spec.key_column.as_mut() {
+        key.unique = false;
+    }
+    create_mapped_table(&mut client, &spec).await.unwrap();
+    assert_eq!(
+        strings(&client, indexes).await,
+        ["hc_idx_account_external_id__c"]
+    );
+    client
+        .batch_execute(
+            "set xmlbinary = 'hex';
+             insert into salesforce.account (name, external_id__c) values ('One', 'E'), ('Two', 'E')",
+        )
+        .await
+        .unwrap();
 }

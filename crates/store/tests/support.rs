@@ -2,7 +2,7 @@
 //! will create.
 
 use pgforce_store::ddl::{
-    ColumnSpec, MappedTable, PgType, create_mapped_table, ensure_connection_schema,
+    ColumnSpec, KeyColumn, MappedTable, PgType, create_mapped_table, ensure_connection_schema,
 };
 use pgforce_store::testing::TestDatabase;
 use pgforce_store::{Access, Ident};
@@ -29,7 +29,10 @@ pub fn account_table(access: Access) -> MappedTable {
             column("external_id__c", PgType::Varchar(40)),
             column("systemmodstamp", PgType::Timestamp),
         ],
-        unique_column: Some(Ident::new("external_id__c").unwrap()),
+        key_column: Some(KeyColumn {
+            name: Ident::new("external_id__c").unwrap(),
+            unique: true,
+        }),
         access,
     }
 }

@@ -4,11 +4,13 @@
 //! page that still has unsent local changes (trigger-log rows NEW, PENDING or HELD for its
 //! `sfid`):
 //! - the local change is newer than the record's `SystemModstamp`, or is being written
-//!   right now (PENDING): the page skips the record, so the local values stay; the writer
-//!   sends them, and the next poll brings the record back as Salesforce then has it. A
-//!   record read while its change was in flight may already be that change's own version,
-//!   which no later write will stamp again: the poll keeps its cursor before such a record,
-//!   so the next poll reads it again once the outcome is recorded;
+//!   (PENDING, however long ago it was claimed): the page skips the record, so the local
+//!   values stay; the writer sends them. The poll keeps its cursor before such a record,
+//!   so polls read it again until the local change is settled: a record read while its
+//!   change was in flight may already be that change's own version, which no later write
+//!   will stamp again, and a change that ends FAILED or IGNORED writes nothing, so the
+//!   skipped Salesforce version must still be applied. The cost is re-reading the records
+//!   after that point while the change waits (seconds with a running writer);
 //! - the Salesforce change is newer: the page applies it, and the older local changes are
 //!   set to IGNORED with the reason in `sf_message`, so they never overwrite it.
 //!

@@ -8,7 +8,7 @@
 
 use pgforce_salesforce::rest::describe::ObjectDescribe;
 use pgforce_salesforce::soql;
-use pgforce_store::ddl::{ColumnSpec, MappedTable, PgType};
+use pgforce_store::ddl::{ColumnSpec, KeyColumn, MappedTable, PgType};
 use pgforce_store::table::RowShape;
 use pgforce_store::{Access, Ident};
 
@@ -144,6 +144,9 @@ pub struct Mapping {
     pub fields: Vec<MappedField>,
     /// The upsert field's column.
     pub upsert_column: Option<Ident>,
+    /// Whether Salesforce holds the upsert field's values unique (its describe's
+    /// `unique`); the column's index follows it.
+    pub upsert_unique: bool,
     /// Relationship external-id columns (configured as `Relationship.ExternalField`).
     pub references: Vec<RelationshipReference>,
 }
@@ -219,6 +222,11 @@ impl Mapping {
                 problem,
             });
         }
+        let upsert_unique = spec
+            .upsert_field
+            .as_deref()
+            .and_then(|name| describe.field(name))
+            .is_some_and(|field| field.unique);
         let upsert_column = match &spec.upsert_field {
             None => None,
             Some(name) => {
@@ -251,6 +259,7 @@ impl Mapping {
             table,
             fields,
             upsert_column,
+            upsert_unique,
             references,
         })
     }
@@ -272,7 +281,10 @@ impl Mapping {
                     pg_type: PgType::Varchar(REFERENCE_COLUMN_LENGTH),
                 }))
                 .collect(),
-            unique_column: self.upsert_column.clone(),
+            key_column: self.upsert_column.clone().map(|name| KeyColumn {
+                name,
+                unique: self.upsert_unique,
+            }),
             access: self.spec.access,
         }
     }

@@ -156,3 +156,102 @@ async fn a_record_read_while_its_write_is_in_flight_is_read_again_once_it_landed
         "the next poll reads the record again and takes Salesforce's stamp"
     );
 }
+
+#[tokio::test]
+async fn a_salesforce_change_behind_a_long_pending_local_change_is_applied_once_it_is_recorded() {
+    let mut h = harness(2000, EmulatorConfig::default()).await;
+    let sfid = one_record(&mut h).await;
+    edit_in_postgres(&h, "Postgres edit").await;
+    // A Bulk job claimed the change more than five minutes ago and wrote it; then someone
+    // edited the record in Salesforce while the job's results were still to be recorded.
+    h.pg.batch_execute(
+        "update salesforce._trigger_log set state = 'PENDING', updated_at = now() - interval '301 seconds'
+         where action = 'UPDATE'",
+    )
+    .await
+    .unwrap();
+    edit_in_salesforce(&h, &sfid, "Postgres edit").await;
+    edit_in_salesforce(&h, &sfid, "Salesforce edit").await;
+    let read = h.poll().await;
+    assert_eq!(
+        read.local_wins, 1,
+        "the pending change keeps its row: {read:?}"
+    );
+    h.pg.batch_execute(
+        "update salesforce._trigger_log set state = 'SUCCESS' where action = 'UPDATE'",
+    )
+    .await
+    .unwrap();
+    // Recorded later than the overlap window reaches back.
+    h.poll_past_overlap().await;
+    assert_eq!(
+        names(&h, &sfid).await,
+        ("Salesforce edit".to_owned(), "Salesforce edit".to_owned()),
+        "the Salesforce edit the poll skipped is read again"
+    );
+}
+
+#[tokio::test]
+async fn a_winning_local_change_that_salesforce_refuses_leaves_salesforce_values_in_the_row() {
+    let mut h = harness(2000, EmulatorConfig::default()).await;
+    let sfid = one_record(&mut h).await;
+    edit_in_salesforce(&h, &sfid, "Salesforce edit").await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // Newer than the Salesforce edit, so it wins; Salesforce refuses the bad email.
+    h.pg.execute(
+        "update salesforce.gadget__c set name = 'Postgres edit', email__c = 'nope'",
+        &[],
+    )
+    .await
+    .unwrap();
+    let read = h.poll().await;
+    assert_eq!(read.local_wins, 1, "{read:?}");
+    let outcome = h.write(&WritePolicy::default()).await;
+    assert_eq!(outcome.failed, 1, "{outcome:?}");
+    // Refused later than the overlap window reaches back.
+    h.poll_past_overlap().await;
+    assert_eq!(
+        names(&h, &sfid).await,
+        ("Salesforce edit".to_owned(), "Salesforce edit".to_owned()),
+        "the row shows Salesforce's values once the local change failed"
+    );
+    let email: Option<String> =
+        h.pg.query_one("select email__c from salesforce.gadget__c", &[])
+            .await
+            .unwrap()
+            .get(0);
+    assert_eq!(email, None, "the refused email is not kept");
+}
+
+#[tokio::test]
+async fn a_record_a_reload_left_out_for_a_local_change_that_then_fails_is_read_again() {
+    let mut h = harness(2000, EmulatorConfig::default()).await;
+    let sfid = one_record(&mut h).await;
+    edit_in_salesforce(&h, &sfid, "Salesforce edit").await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    h.pg.execute(
+        "update salesforce.gadget__c set name = 'Postgres edit', email__c = 'nope'",
+        &[],
+    )
+    .await
+    .unwrap();
+    // A record changed later moves the reload's cursor past the first one.
+    h.create_in_salesforce(json!({ "Name": "Later", "Code__c": "L" }))
+        .await;
+    h.load().await;
+    let outcome = h.write(&WritePolicy::default()).await;
+    assert_eq!(outcome.failed, 1, "{outcome:?}");
+    h.poll_past_overlap().await;
+    let name: String =
+        h.pg.query_one(
+            "select name from salesforce.gadget__c where sfid = $1",
+            &[&sfid],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        name, "Salesforce edit",
+        "the record the reload left out is read once its local change failed"
+    );
+}

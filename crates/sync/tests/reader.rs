@@ -9,7 +9,7 @@ use pgforce_sync::testing::{initial_load, poll_once};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{Harness, harness};
+use crate::support::{Harness, harness, harness_mapping};
 
 async fn create(h: &Harness, fields: Value) -> String {
     let Value::Object(record) = fields else {
@@ -538,4 +538,191 @@ async fn a_poll_whose_query_cursor_salesforce_released_starts_over_from_its_curs
     let outcome = outcome.unwrap();
     assert_eq!(outcome.applied, 600, "{outcome:?}");
     assert_eq!(h.count().await, 600);
+}
+
+/// What a change event applied while a poll's page was on its way does to the row, given
+/// as a function of the second session's own transaction (it holds the table's sync lock).
+type EventApply = for<'a> fn(
+    &'a pgforce_store::OwnTransaction<'a>,
+    &'a pgforce_salesforce::Client,
+    &'a pgforce_sync::testing::Mapping,
+    &'a pgforce_store::Ident,
+    &'a str,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>>;
+
+/// Holds the table's sync lock in a second session (as the subscriber's transaction does)
+/// while a poll reads a page, waits until the poll blocks on the lock with its page read,
+/// then edits the record in Salesforce with `sf_edit` and applies the event with `apply`
+/// before releasing the lock, so the page the poll applies is older than the row.
+async fn poll_around_an_event(
+    h: &mut Harness,
+    sfid: &str,
+    sf_edit: impl std::future::Future<Output = ()>,
+    apply: EventApply,
+) {
+    let mut events = h.db.client().await;
+    let tx = pgforce_store::OwnWrite::on_table(&h.schema, &h.mapping.table)
+        .begin(&mut events)
+        .await
+        .unwrap();
+    let target = pgforce_sync::testing::Target {
+        schema: &h.schema,
+        mapping: &h.mapping,
+        mapping_id: h.mapping_id,
+        fence: None,
+    };
+    let watcher = h.db.client().await;
+    let event = async {
+        // The poll has its page and waits for the sync lock.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let waiting: i64 = watcher
+                .query_one(
+                    "select count(*) from pg_locks where locktype = 'advisory' and not granted
+                     and database = (select oid from pg_database where datname = current_database())",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if waiting > 0 {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the poll never waited for the sync lock"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        sf_edit.await;
+        apply(&tx, &h.sf, &h.mapping, &h.schema, sfid).await;
+        tx.commit("the event").await.unwrap();
+    };
+    let (outcome, ()) = tokio::join!(poll_once(&h.sf, &mut h.pg, &target), event);
+    outcome.unwrap();
+}
+
+async fn name_in_postgres(h: &Harness) -> Vec<String> {
+    h.pg.query("select name from salesforce.gadget__c", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_poll_page_read_before_an_event_never_overwrites_the_newer_row() {
+    let mut h = harness(2000, EmulatorConfig::default()).await;
+    let sfid = create(&h, json!({ "Name": "Loaded", "Code__c": "E-1" })).await;
+    h.load().await;
+    let rename = |name: &'static str| {
+        let (sf, sfid) = (h.sf.clone(), sfid.clone());
+        async move {
+            sf.update(
+                "Gadget__c",
+                &sfid,
+                &serde_json::from_value(json!({ "Name": name })).unwrap(),
+            )
+            .await
+            .unwrap();
+        }
+    };
+    rename("Page").await;
+    let newer = rename("Event");
+    poll_around_an_event(&mut h, &sfid.clone(), newer, |tx, sf, _, _, sfid| {
+        Box::pin(async move {
+            let stamp = sf
+                .get("Gadget__c", sfid, Some(&["SystemModstamp"]))
+                .await
+                .unwrap()["SystemModstamp"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            tx.execute(
+                "update salesforce.gadget__c set name = 'Event',
+                     systemmodstamp = $2::text::timestamptz at time zone 'UTC' where sfid = $1",
+                &[&sfid, &stamp],
+            )
+            .await
+            .unwrap();
+        })
+    })
+    .await;
+    assert_eq!(
+        name_in_postgres(&h).await,
+        ["Event"],
+        "the older page leaves the newer row alone"
+    );
+}
+
+#[tokio::test]
+async fn a_poll_page_read_before_a_delete_event_never_brings_the_row_back() {
+    let mut h = harness(2000, EmulatorConfig::default()).await;
+    let sfid = create(&h, json!({ "Name": "Loaded", "Code__c": "E-2" })).await;
+    h.load().await;
+    h.sf.update(
+        "Gadget__c",
+        &sfid,
+        &serde_json::from_value(json!({ "Name": "Page" })).unwrap(),
+    )
+    .await
+    .unwrap();
+    let delete = {
+        let (sf, sfid) = (h.sf.clone(), sfid.clone());
+        async move { sf.delete("Gadget__c", &sfid).await.unwrap() }
+    };
+    poll_around_an_event(
+        &mut h,
+        &sfid.clone(),
+        delete,
+        |tx, _, mapping, schema, sfid| {
+            Box::pin(async move {
+                let statements = pgforce_store::table::apply::ApplyStatements::new(
+                    &mapping.row_shape(schema).unwrap(),
+                );
+                let removed = pgforce_store::table::apply::delete_record(tx, &statements, sfid)
+                    .await
+                    .unwrap();
+                assert_eq!(removed, 1);
+            })
+        },
+    )
+    .await;
+    assert!(
+        name_in_postgres(&h).await.is_empty(),
+        "the record the event deleted stays deleted"
+    );
+}
+
+#[tokio::test]
+async fn records_sharing_a_non_unique_external_id_used_as_upsert_field_all_load() {
+    // Batch_Ref__c is an External ID that Salesforce does not hold unique.
+    let mut h = harness_mapping(
+        2000,
+        EmulatorConfig::default(),
+        Some("Batch_Ref__c"),
+        &["Batch_Ref__c"],
+    )
+    .await;
+    for code in ["N-1", "N-2"] {
+        create(
+            &h,
+            json!({ "Name": code, "Code__c": code, "Batch_Ref__c": "B" }),
+        )
+        .await;
+    }
+    h.load().await;
+    assert_eq!((h.count().await, h.distinct_sfids().await), (2, 2));
+    create(
+        &h,
+        json!({ "Name": "N-3", "Code__c": "N-3", "Batch_Ref__c": "B" }),
+    )
+    .await;
+    h.poll().await;
+    assert_eq!(
+        (h.count().await, h.distinct_sfids().await),
+        (3, 3),
+        "a poll stores a third record with the same value"
+    );
 }

@@ -13,7 +13,8 @@ use pgforce_store::testing::TestDatabase;
 use pgforce_store::{Access, Ident, MappingId};
 use pgforce_sync::ReadOutcome;
 use pgforce_sync::testing::{
-    Mapping, MappingSpec, Target, WriteOutcome, WritePolicy, initial_load, poll_once, write_once,
+    Mapping, MappingSpec, Target, WriteOutcome, WritePolicy, initial_load, poll_once,
+    poll_with_overlap, write_once,
 };
 
 /// A custom object with every field type the reader maps.
@@ -32,7 +33,8 @@ pub const SCHEMA: &str = r#"{"objects": [{"name": "Gadget__c", "fields": [
   {"name": "Email__c", "type": "email"},
   {"name": "Site__c", "type": "url"},
   {"name": "Account__c", "type": "reference", "referenceTo": ["Account"], "relationshipName": "Account__r"},
-  {"name": "Maker__c", "type": "reference", "referenceTo": ["Maker__c"], "relationshipName": "Maker__r"}
+  {"name": "Maker__c", "type": "reference", "referenceTo": ["Maker__c"], "relationshipName": "Maker__r"},
+  {"name": "Batch_Ref__c", "type": "string", "length": 20, "externalId": true}
 ]}, {"name": "Maker__c", "fields": [
   {"name": "Name", "type": "string", "length": 80, "nameField": true},
   {"name": "Code__c", "type": "string", "length": 20, "externalId": true, "unique": true},
@@ -87,6 +89,16 @@ pub async fn harness_with(
     config: EmulatorConfig,
     upsert_field: Option<&str>,
 ) -> Harness {
+    harness_mapping(batch, config, upsert_field, &[]).await
+}
+
+/// As [`harness_with`], mapping `extra_fields` besides [`FIELDS`].
+pub async fn harness_mapping(
+    batch: u32,
+    config: EmulatorConfig,
+    upsert_field: Option<&str>,
+    extra_fields: &[&str],
+) -> Harness {
     let schema_file = pgforce_emulator::Emulator::parse_schema_file(SCHEMA).unwrap();
     let org = TestOrg::start_with(EmulatorConfig {
         schema_files: vec![schema_file],
@@ -111,7 +123,11 @@ pub async fn harness_with(
     let describe = sf.describe("Gadget__c").await.unwrap();
     let spec = MappingSpec {
         object: "Gadget__c".to_owned(),
-        fields: FIELDS.iter().map(|f| (*f).to_owned()).collect(),
+        fields: FIELDS
+            .iter()
+            .chain(extra_fields)
+            .map(|f| (*f).to_owned())
+            .collect(),
         access: Access::ReadWrite,
         upsert_field: upsert_field.map(str::to_owned),
         polling_seconds: 1,
@@ -183,6 +199,20 @@ impl Harness {
             fence: None,
         };
         poll_once(&self.sf, &mut self.pg, &target).await.unwrap()
+    }
+
+    /// One poll that reads nothing again before its cursor, as a poll does once the cursor
+    /// is further back than the overlap window (`poll_overlap_seconds`).
+    pub async fn poll_past_overlap(&mut self) -> ReadOutcome {
+        let target = Target {
+            schema: &self.schema,
+            mapping: &self.mapping,
+            mapping_id: self.mapping_id,
+            fence: None,
+        };
+        poll_with_overlap(&self.sf, &mut self.pg, &target, Duration::ZERO)
+            .await
+            .unwrap()
     }
 
     /// One writer pass over the mapping.

@@ -641,3 +641,104 @@ async fn a_delete_whose_answer_was_lost_is_done_not_failed() {
         0
     );
 }
+
+#[tokio::test]
+async fn values_salesforce_set_on_a_create_read_back_before_its_write_back_reach_the_row() {
+    // No upsert field: the poll cannot match the new record to the app's row by key.
+    let mut h = harness_with(2000, EmulatorConfig::default(), None).await;
+    h.load().await;
+    h.pg.batch_execute("insert into salesforce.gadget__c (name, stock__c) values ('Made', 4)")
+        .await
+        .unwrap();
+    // The create reaches Salesforce but its answer is lost: the row has no sfid yet.
+    script(
+        &h,
+        json!([{ "on": "collections", "fault": "lostResponse" }]),
+    )
+    .await;
+    let outcome = pass(&mut h, &WritePolicy::default()).await;
+    assert_eq!(outcome.in_doubt, 1, "{outcome:?}");
+    // The reader reads the new record back before the writer learns its Id.
+    h.poll().await;
+    assert_eq!(h.count().await, 2, "the read-back row beside the app's row");
+    let resumed = resume_pending(
+        &h.sf,
+        &mut h.pg,
+        &h.schema,
+        std::slice::from_ref(&h.mapping),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(resumed.found, 1, "{resumed:?}");
+    h.poll().await;
+    let row =
+        h.pg.query_one(
+            "select count(*) over (), sfid, createddate is not null, name, stock__c
+             from salesforce.gadget__c",
+            &[],
+        )
+        .await
+        .unwrap();
+    let made: String = row.get(1);
+    let created = h.sf.get("Gadget__c", &made, Some(&["CreatedDate"])).await;
+    assert!(created.is_ok(), "the row holds the record's Id");
+    assert_eq!(row.get::<_, i64>(0), 1, "one row for the record");
+    assert!(row.get::<_, bool>(2), "CreatedDate reached the row");
+    assert_eq!(
+        (row.get::<_, String>(3), row.get::<_, Option<i32>>(4)),
+        ("Made".to_owned(), Some(4))
+    );
+}
+
+#[tokio::test]
+async fn a_read_back_create_keeps_the_app_changes_made_since() {
+    let mut h = harness_with(2000, EmulatorConfig::default(), None).await;
+    h.load().await;
+    // A column of the app's own, which the reader never fills.
+    h.pg.batch_execute(
+        "alter table salesforce.gadget__c add column app_note text;
+         insert into salesforce.gadget__c (name, stock__c, app_note) values ('Made', 4, 'mine')",
+    )
+    .await
+    .unwrap();
+    script(
+        &h,
+        json!([{ "on": "collections", "fault": "lostResponse" }]),
+    )
+    .await;
+    assert_eq!(pass(&mut h, &WritePolicy::default()).await.in_doubt, 1);
+    h.poll().await;
+    // The app changes its row before the writer learns the record's Id.
+    h.pg.batch_execute("update salesforce.gadget__c set stock__c = 7 where sfid is null")
+        .await
+        .unwrap();
+    resume_pending(
+        &h.sf,
+        &mut h.pg,
+        &h.schema,
+        std::slice::from_ref(&h.mapping),
+        None,
+    )
+    .await
+    .unwrap();
+    let row =
+        h.pg.query_one(
+            "select createddate is not null, stock__c, app_note from salesforce.gadget__c
+             where sfid is not null",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(row.get::<_, bool>(0), "CreatedDate reached the row");
+    assert_eq!(
+        row.get::<_, Option<i32>>(1),
+        Some(7),
+        "the app's newer value stays"
+    );
+    assert_eq!(
+        row.get::<_, Option<String>>(2).as_deref(),
+        Some("mine"),
+        "a column the reader does not fill keeps the app's value"
+    );
+}

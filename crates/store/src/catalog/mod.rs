@@ -44,7 +44,7 @@ pub const CATALOG_CHANNEL: &str = "pgforce_catalog";
 pub const NUDGE_CHANNEL: &str = "pgforce_nudge";
 
 /// `(version, SQL)` of every migration, in order.
-const MIGRATIONS: [(i32, &str); 18] = [
+const MIGRATIONS: [(i32, &str); 19] = [
     (1, include_str!("../../migrations/0001_catalog.sql")),
     (
         2,
@@ -83,6 +83,10 @@ const MIGRATIONS: [(i32, &str); 18] = [
     (
         18,
         include_str!("../../migrations/0018_push_topic_events.sql"),
+    ),
+    (
+        19,
+        include_str!("../../migrations/0019_deleted_records.sql"),
     ),
 ];
 

@@ -3,8 +3,9 @@
 //! Layout (reference §2.2–§2.5): `id serial` primary key, `sfid varchar(18)` with the
 //! binary `ucs_basic` collation and unique index `hcu_idx_<t>_sfid`, `systemmodstamp`
 //! with index `hc_idx_<t>_systemmodstamp`, `isdeleted`, `_hc_lastop varchar(32)`,
-//! `_hc_err text`, one column per mapped field, a unique `hcu_idx_<t>_<field>` for the
-//! upsert field, and the status and logger triggers. Creating a table that exists adds the
+//! `_hc_err text`, one column per mapped field, an index on the upsert field (unique
+//! `hcu_idx_<t>_<field>` when Salesforce holds the field unique, else `hc_idx_<t>_<field>`),
+//! and the status and logger triggers. Creating a table that exists adds the
 //! columns it lacks, which is how adding fields to a mapping alters the table.
 
 use std::fmt;
@@ -119,10 +120,21 @@ pub struct MappedTable {
     pub table: Ident,
     /// Mapped fields other than the system columns (those are skipped if given).
     pub columns: Vec<ColumnSpec>,
-    /// The upsert field, which gets a unique index.
-    pub unique_column: Option<Ident>,
+    /// The upsert field's column, indexed.
+    pub key_column: Option<KeyColumn>,
     /// Read-only or read-write.
     pub access: Access,
+}
+
+/// The upsert field's column and whether Salesforce holds its values unique (the
+/// describe's `unique`): a unique External ID gets a unique index, another a plain one, so
+/// records that share a value all load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyColumn {
+    /// The column.
+    pub name: Ident,
+    /// Whether Salesforce holds its values unique.
+    pub unique: bool,
 }
 
 /// What [`create_mapped_table`] did.
@@ -132,6 +144,27 @@ pub enum TableChange {
     Created,
     /// The table existed; these mapped columns were added to it (empty when none).
     Altered(Vec<Ident>),
+}
+
+/// The upsert field's index as the describe says: unique (`hcu_idx_<table>_<column>`) or
+/// plain (`hc_idx_<table>_<column>`). The other kind is dropped, so a table made when the
+/// field was the other kind follows (a unique index on values Salesforce lets repeat would
+/// refuse the first duplicate and stop the reader).
+fn key_index_sql(schema: &Ident, table: &Ident, key: &KeyColumn) -> Result<String> {
+    let (t, column) = (table.as_str(), &key.name);
+    let unique = Ident::derived(&["hcu_idx_", t, "_", column.as_str()])?;
+    let plain = Ident::derived(&["hc_idx_", t, "_", column.as_str()])?;
+    Ok(if key.unique {
+        format!(
+            "drop index if exists {schema}.{plain};\n\
+             create unique index if not exists {unique} on {schema}.{table} ({column});\n"
+        )
+    } else {
+        format!(
+            "drop index if exists {schema}.{unique};\n\
+             create index if not exists {plain} on {schema}.{table} ({column});\n"
+        )
+    })
 }
 
 /// Creates the table, its indexes and triggers, or adds the columns an existing one
@@ -167,11 +200,8 @@ pub async fn create_mapped_table(client: &mut Client, spec: &MappedTable) -> Res
     sql.push_str(&format!(
         "create index if not exists {stamp_index} on {schema}.{table} (systemmodstamp);\n"
     ));
-    if let Some(unique) = &spec.unique_column {
-        let index = Ident::derived(&["hcu_idx_", t, "_", unique.as_str()])?;
-        sql.push_str(&format!(
-            "create unique index if not exists {index} on {schema}.{table} ({unique});\n"
-        ));
+    if let Some(key) = &spec.key_column {
+        sql.push_str(&key_index_sql(schema, table, key)?);
     }
     let read_write = spec.access == Access::ReadWrite;
     sql.push_str(&render(

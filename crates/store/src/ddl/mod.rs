@@ -19,7 +19,8 @@ mod mapped_table;
 pub use columns::{ExistingColumn, table_columns, widen_columns};
 pub use connection_schema::{ensure_connection_schema, trigger_log_channel};
 pub use mapped_table::{
-    ColumnSpec, MappedTable, PgType, TableChange, create_mapped_table, detach_mapped_table,
+    ColumnSpec, KeyColumn, MappedTable, PgType, TableChange, create_mapped_table,
+    detach_mapped_table,
 };
 
 /// The first statement of every DDL transaction: a transaction-scoped advisory lock

@@ -1,5 +1,11 @@
 //! Storing records read from Salesforce: matched by `sfid`, then by the upsert field on a
 //! row without one, else inserted; deleted records removed.
+//!
+//! Polls and change events store the same records in either order: a poll page read
+//! before an event was applied reaches Postgres after it. So a record never replaces a row
+//! holding a newer `SystemModstamp`, and a delete told by an event is remembered for a
+//! while (`pgforce.deleted_records`), so the reader does not insert the row again from a
+//! page read before the delete.
 
 use tokio_postgres::Transaction;
 use tokio_postgres::types::ToSql;
@@ -11,6 +17,9 @@ use crate::error::{Context as _, Result};
 #[derive(Debug, Clone)]
 pub struct ApplyStatements {
     qualified: String,
+    /// The schema and table names as values, for the catalog's `deleted_records`.
+    schema_name: String,
+    table_name: String,
     update_by_sfid: String,
     update_by_key: Option<String>,
     insert: String,
@@ -36,23 +45,41 @@ impl ApplyStatements {
             .collect();
         let columns: Vec<String> = others.iter().map(|(_, c)| c.name.to_string()).collect();
         let values: Vec<String> = others.iter().map(|(n, c)| cast(*n, c)).collect();
+        // A row stamped later than the record holds a newer version: left alone.
+        let not_newer = others
+            .iter()
+            .find(|(_, c)| c.name.as_str() == "systemmodstamp")
+            .map(|(n, c)| {
+                format!(
+                    " and (systemmodstamp is null or systemmodstamp <= {})",
+                    cast(*n, c)
+                )
+            })
+            .unwrap_or_default();
         let update_by_key = shape.upsert_column.as_ref().and_then(|key| {
             let (n, c) = others.iter().find(|(_, c)| &c.name == key)?;
+            // One row at most: an upsert field Salesforce does not hold unique can match
+            // several rows, and only one can take the record's sfid.
             Some(format!(
-                "update {schema}.{table} set sfid = $1, {} where sfid is null and {key} = {}",
+                "update {schema}.{table} set sfid = $1, {} where id = (
+                     select id from {schema}.{table} where sfid is null and {key} = {}
+                     order by id limit 1)",
                 assignments.join(", "),
                 cast(*n, c)
             ))
         });
         Self {
             qualified: format!("{schema}.{table}"),
+            schema_name: schema.as_str().to_owned(),
+            table_name: table.as_str().to_owned(),
             update_by_sfid: format!(
-                "update {schema}.{table} set {} where sfid = $1",
+                "update {schema}.{table} set {} where sfid = $1{not_newer}",
                 assignments.join(", ")
             ),
             update_by_key,
+            // A row with this sfid that the update left alone is newer: kept.
             insert: format!(
-                "insert into {schema}.{table} (sfid, {}) values ($1, {})",
+                "insert into {schema}.{table} (sfid, {}) values ($1, {}) on conflict (sfid) do nothing",
                 columns.join(", "),
                 values.join(", ")
             ),
@@ -68,7 +95,8 @@ fn params(values: &[Option<String>]) -> Vec<&(dyn ToSql + Sync)> {
 
 /// Applies records (values in the shape's column order): updates by `sfid` all sent at
 /// once (the driver pipelines them), then, for records no row matched, an update by the
-/// upsert field on a row without `sfid`, else an insert. Returns how many were applied.
+/// upsert field on a row without `sfid`, else an insert. A row holding a newer
+/// `SystemModstamp` is left as it is. Returns how many records were given.
 pub async fn apply_records(
     tx: &Transaction<'_>,
     statements: &ApplyStatements,
@@ -106,8 +134,37 @@ pub async fn apply_records(
     Ok(records.len() as u64)
 }
 
-/// Deletes the row of a record deleted in Salesforce; returns how many rows went.
+/// Deletes the row of a record a change event says was deleted, and remembers the delete
+/// (see the module doc); returns how many rows went.
 pub async fn delete_record(
+    tx: &Transaction<'_>,
+    statements: &ApplyStatements,
+    sfid: &str,
+) -> Result<u64> {
+    let removed = delete_read_record(tx, statements, sfid).await?;
+    if removed > 0 {
+        let (schema, table) = (&statements.schema_name, &statements.table_name);
+        tx.execute(
+            "insert into pgforce.deleted_records (schema_name, table_name, sfid) values ($1, $2, $3)
+             on conflict (schema_name, table_name, sfid) do update set deleted_at = now()",
+            &[schema, table, &sfid],
+        )
+        .await
+        .context(|| format!("remembering a delete of a row of {}", statements.qualified))?;
+        // A day is far longer than any poll page waits between being read and applied.
+        tx.execute(
+            "delete from pgforce.deleted_records where deleted_at < now() - interval '1 day'",
+            &[],
+        )
+        .await
+        .context(|| "forgetting old deletes told by change events".to_owned())?;
+    }
+    Ok(removed)
+}
+
+/// Deletes the row of a record a read found deleted (`IsDeleted`); returns how many rows
+/// went.
+pub async fn delete_read_record(
     tx: &Transaction<'_>,
     statements: &ApplyStatements,
     sfid: &str,
@@ -115,6 +172,43 @@ pub async fn delete_record(
     tx.execute(&statements.delete, &[&sfid])
         .await
         .context(|| format!("deleting a row of {}", statements.qualified))
+}
+
+/// Of `(sfid, SystemModstamp as Salesforce sent it)` pairs read by a poll, the sfids with
+/// no row whose delete a change event told after that version: the page was read before
+/// the delete was applied, and must not bring the row back.
+pub async fn deleted_since_read(
+    tx: &Transaction<'_>,
+    statements: &ApplyStatements,
+    stamps: &[(String, String)],
+) -> Result<std::collections::HashSet<String>> {
+    if stamps.is_empty() {
+        return Ok(std::collections::HashSet::new());
+    }
+    let table = &statements.qualified;
+    let (sfids, times): (Vec<&str>, Vec<&str>) = stamps
+        .iter()
+        .map(|(sfid, stamp)| (sfid.as_str(), stamp.as_str()))
+        .unzip();
+    let rows = tx
+        .query(
+            &format!(
+                "select u.sfid from unnest($1::text[], $2::text[]) u(sfid, stamp)
+                 join pgforce.deleted_records d on d.schema_name = $3 and d.table_name = $4
+                     and d.sfid = u.sfid
+                 where d.deleted_at > u.stamp::timestamptz
+                   and not exists (select 1 from {table} t where t.sfid = u.sfid)"
+            ),
+            &[
+                &sfids,
+                &times,
+                &statements.schema_name,
+                &statements.table_name,
+            ],
+        )
+        .await
+        .context(|| format!("finding records of {table} deleted by change events since read"))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// Of `(sfid, SystemModstamp as Salesforce sent it)` pairs, the sfids whose row already

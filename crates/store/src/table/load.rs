@@ -6,7 +6,8 @@
 //! What stays: rows without an `sfid` (app inserts not sent yet) and rows with unsent
 //! trigger-log entries (`NEW`, `PENDING`, `HELD`). Their changes are sent as usual; a
 //! loaded record that one of them already holds (same `sfid` or upsert-field value) is
-//! left out, and the next poll brings Salesforce's version once the local change is sent.
+//! left out, and the load's cursor stays before it, so polls read it again and settle it
+//! by the conflict rule once the local change is sent, refused or ignored.
 //! Whether anything stays is decided inside the transaction, after the rows are removed,
 //! never from a count taken earlier: when nothing does (a first load), pages go straight
 //! into the table; otherwise they go through a staging table and are added with
@@ -123,30 +124,47 @@ impl<'c> Load<'c> {
         &self.tx
     }
 
-    /// Adds the staged records next to the kept rows (when rows were kept) and commits
-    /// the load (when its lease still holds). Returns how many loaded records a kept row
-    /// holds and were left out.
-    pub async fn commit(self) -> Result<u64> {
-        let mut left_out = 0;
-        if let Some(merge) = &self.merge_sql {
-            let staged: i64 = self
-                .tx
-                .query_one(&format!("select count(*) from {STAGING}"), &[])
-                .await
-                .context(|| format!("counting the records staged for {}", self.qualified))?
-                .get(0);
-            let added = self
-                .tx
-                .execute(merge, &[])
-                .await
-                .context(|| format!("adding the loaded records to {}", self.qualified))?;
-            left_out = u64::try_from(staged)
-                .unwrap_or_default()
-                .saturating_sub(added);
-        }
+    /// Adds the staged records next to the kept rows (when rows were kept); says which
+    /// loaded records a kept row holds and were left out. Call once, before the cursor is
+    /// saved: the cursor must not pass the records left out (see [`LeftOut`]).
+    pub async fn merge(&mut self) -> Result<LeftOut> {
+        let Some(merge) = self.merge_sql.take() else {
+            return Ok(LeftOut::default());
+        };
+        let row = self
+            .tx
+            .query_one(
+                &format!(
+                    "with added as ({merge} returning sfid)
+                     select count(*),
+                            to_char(min(s.systemmodstamp), 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')
+                     from {STAGING} s where not exists (select 1 from added a where a.sfid = s.sfid)"
+                ),
+                &[],
+            )
+            .await
+            .context(|| format!("adding the loaded records to {}", self.qualified))?;
+        Ok(LeftOut {
+            records: u64::try_from(row.get::<_, i64>(0)).unwrap_or_default(),
+            oldest_stamp: row.get(1),
+        })
+    }
+
+    /// Commits the load (when its lease still holds).
+    pub async fn commit(self) -> Result<()> {
         self.tx
             .commit(&format!("the load of {}", self.qualified))
-            .await?;
-        Ok(left_out)
+            .await
     }
+}
+
+/// Loaded records a kept row holds, left out of the load: the row's local change is sent
+/// first. Polls must read them again once that change is settled (it may fail, or be
+/// ignored), so the load's cursor starts no later than the oldest of them.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct LeftOut {
+    /// How many.
+    pub records: u64,
+    /// The oldest one's `SystemModstamp` as a SOQL datetime (`2024-01-01T10:00:05.123Z`).
+    pub oldest_stamp: Option<String>,
 }

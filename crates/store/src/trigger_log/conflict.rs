@@ -13,24 +13,20 @@ use crate::states::{LogAction, LogState};
 /// What [`settle`] decided for a page.
 #[derive(Debug, Default)]
 pub struct Settled {
-    /// Records whose local changes win: not applied by this page.
+    /// Records whose local changes win: not applied by this page. Each must be read again
+    /// once its local change is settled: the page may hold the change's own version (a
+    /// write in flight), and a change that ends FAILED or IGNORED leaves Salesforce's
+    /// version to apply.
     pub local_wins: HashSet<String>,
-    /// Those of them with a change being written right now (PENDING for less than
-    /// [`IN_FLIGHT_SECONDS`]): the page may hold that very write's version of the record,
-    /// so the record must be read again once the write's outcome is recorded.
-    pub in_flight: HashSet<String>,
     /// Local changes superseded by newer Salesforce changes (log rows set to IGNORED).
     pub superseded: u64,
 }
 
-/// How long a PENDING change counts as being written right now; older ones belong to a
-/// writer that stopped and are settled when one starts again.
-pub const IN_FLIGHT_SECONDS: f64 = 300.0;
-
 /// Settles a page of Salesforce records, given as `(sfid, SystemModstamp)`, against the
 /// unsent local changes (NEW, PENDING or HELD) of the same records of `table`: a local
-/// change newer than the record's stamp, or in flight, wins; older ones are set IGNORED
-/// with the reason. Call inside the transaction that applies the page.
+/// change newer than the record's stamp, or being written (PENDING, however long ago it
+/// was claimed: a Bulk job or a long pass outlives any fixed window), wins; older ones
+/// are set IGNORED with the reason. Call inside the transaction that applies the page.
 pub async fn settle(
     tx: &impl GenericClient,
     schema: &Ident,
@@ -47,8 +43,7 @@ pub async fn settle(
     let winners = tx
         .query(
             &format!(
-                "select u.sfid,
-                        bool_or(l.state = $6 and l.updated_at > now() - make_interval(secs => $7))
+                "select u.sfid
                  from unnest($1::text[], $2::text[]) u(sfid, stamp)
                  join {log} l on l.sfid = u.sfid and l.table_name = $3
                      and l.state = any($4) and l.action <> $5
@@ -62,17 +57,11 @@ pub async fn settle(
                 &unsent,
                 &LogAction::Insert.as_str(),
                 &LogState::Pending.as_str(),
-                &IN_FLIGHT_SECONDS,
             ],
         )
         .await
         .context(|| format!("finding local changes in {log} newer than Salesforce's"))?;
     let local_wins: HashSet<String> = winners.iter().map(|row| row.get(0)).collect();
-    let in_flight: HashSet<String> = winners
-        .iter()
-        .filter(|row| row.get::<_, bool>(1))
-        .map(|row| row.get(0))
-        .collect();
     let superseded = tx
         .execute(
             &format!(
@@ -97,7 +86,6 @@ pub async fn settle(
         .context(|| format!("setting superseded local changes in {log} IGNORED"))?;
     Ok(Settled {
         local_wins,
-        in_flight,
         superseded,
     })
 }

@@ -17,11 +17,12 @@
 
 use std::collections::HashSet;
 
-use tokio_postgres::Client;
+use tokio_postgres::{Client, Transaction};
 
 use super::{log_table, stored_ids};
 use crate::Ident;
 use crate::catalog::leases::Fence;
+use crate::ddl::table_columns;
 use crate::error::{Context as _, Result};
 use crate::own_write::OwnWrite;
 use crate::states::{LastOp, LogAction, LogState};
@@ -132,19 +133,75 @@ impl Recording {
     }
 }
 
-/// SQL that folds rows the reader added for new records (read back before their
-/// write-back) into the rows that made them: `$1` row ids, `$2` their new sfids. The
-/// read-back row goes and the row that made the record takes its `systemmodstamp`: the
-/// poll that read it has moved past it, and reconcile compares stamps.
-pub(super) fn fold_read_back(schema: &Ident, table: &Ident) -> String {
-    format!(
+/// Columns a read-back row never gives the app's row: the row's own identity and sync state.
+const OWN_COLUMNS: [&str; 4] = ["id", "sfid", "_hc_lastop", "_hc_err"];
+
+/// Folds rows the reader added for new records (read back before their write-back) into
+/// the rows that made them: `ids` are the app's rows, `sfids` their new records' Ids.
+///
+/// The read-back row goes, and the app's row takes what it read: the stamp (the poll that
+/// read it has moved past it) and every value it holds, so what Salesforce set on create
+/// (CreatedDate, auto-numbers, defaults, trigger-set values) is not lost. Kept as they are:
+/// a column the app changed since, in a change not yet sent (NEW, PENDING or HELD update),
+/// as that change is newer than the create and the writer still sends it; and a column
+/// the read-back row leaves empty, as the reader never fills some columns (relationship
+/// external-id columns, columns of the app's own), and those must not be wiped.
+pub(super) async fn fold_read_back(
+    tx: &Transaction<'_>,
+    schema: &Ident,
+    table: &Ident,
+    ids: &[i32],
+    sfids: &[String],
+) -> Result<u64> {
+    let columns: Vec<Ident> = table_columns(tx, schema, table)
+        .await?
+        .into_iter()
+        .filter(|c| !OWN_COLUMNS.contains(&c.name.as_str()))
+        .map(|c| Ident::new(&c.name))
+        .collect::<Result<_>>()?;
+    let names: Vec<&str> = columns.iter().map(Ident::as_str).collect();
+    let log = log_table(schema);
+    let assignments: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(n, c)| {
+            format!(
+                "{c} = case when ($3::text[])[{}] = any(r.touched) then t.{c} else coalesce(r.{c}, t.{c}) end",
+                n + 1
+            )
+        })
+        .collect();
+    let statement = format!(
         "with read_back as (
              delete from {schema}.{table} t using unnest($1::int[], $2::text[]) u(id, sfid)
              where t.sfid = u.sfid and t.id <> u.id
-             returning u.id, t.systemmodstamp)
-         update {schema}.{table} t set systemmodstamp = r.systemmodstamp
-         from read_back r where t.id = r.id and r.systemmodstamp is not null"
+             returning u.id as app_id, t.*),
+         touched as (
+             select r.app_id, coalesce(array_agg(k.key) filter (where k.key is not null), '{{}}') as keys
+             from read_back r
+             left join {log} l on l.record_id = r.app_id and l.table_name = $4
+                 and l.action = $5 and l.state = any($6)
+             left join lateral skeys(l.\"values\"::hstore) k(key) on true
+             group by r.app_id)
+         update {schema}.{table} t set {}
+         from (select r.*, k.keys as touched from read_back r join touched k using (app_id)) r
+         where t.id = r.app_id",
+        assignments.join(", ")
+    );
+    let unsent = LogState::texts(&[LogState::New, LogState::Pending, LogState::Held]);
+    tx.execute(
+        &statement,
+        &[
+            &ids,
+            &sfids,
+            &names,
+            &table.as_str(),
+            &LogAction::Update.as_str(),
+            &unsent,
+        ],
     )
+    .await
+    .context(|| format!("folding rows of {schema}.{table} read back before their write-back"))
 }
 
 /// Writes a recording for `table` in one transaction, committed only while the lease
@@ -167,11 +224,7 @@ pub async fn record(
     let (ids, sfids) = (&rec.inserted_ids, &rec.inserted_sfids);
     if !ids.is_empty() {
         // The reader may have added a row for a new record already.
-        tx.execute(&fold_read_back(schema, table), &[ids, sfids])
-            .await
-            .context(|| {
-                format!("removing rows of {schema}.{table} read back before their write-back")
-            })?;
+        fold_read_back(&tx, schema, table, ids, sfids).await?;
     }
     let (ids, sfids, lastops) = (&rec.written_ids, &rec.written_sfids, &rec.written_lastops);
     let mut found = HashSet::new();

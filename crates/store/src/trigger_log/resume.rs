@@ -121,12 +121,7 @@ pub async fn adopt(
         .fenced(fence)
         .begin(client)
         .await?;
-    tx.execute(
-        &super::outcomes::fold_read_back(schema, table),
-        &[&vec![record_id], &vec![sfid]],
-    )
-    .await
-    .context(|| format!("removing a row of {schema}.{table} read back before its write-back"))?;
+    super::outcomes::fold_read_back(&tx, schema, table, &[record_id], &[sfid.to_owned()]).await?;
     tx.execute(
         &format!(
             "update {schema}.{table} set sfid = $2, _hc_lastop = $3, _hc_err = null where id = $1"

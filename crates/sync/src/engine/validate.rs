@@ -123,7 +123,7 @@ impl Engine {
             let mut checks = vec![state_check(mapping), failed_writes_check(mapping)];
             match (&live, reachable) {
                 (Some(live), true) => match live.salesforce.describe(&mapping.object).await {
-                    Ok(describe) => checks.extend(field_checks(mapping, &describe)),
+                    Ok(describe) => checks.extend(field_checks(&mapping.config, &describe)),
                     Err(error) => checks.push(check(
                         "OBJECT_MUST_EXIST",
                         "The object exists and is readable",
@@ -273,11 +273,10 @@ fn failed_writes_check(mapping: &MappingView) -> Check {
 
 /// Mapped fields against the object's describe; the upsert field against its flags.
 fn field_checks(
-    mapping: &MappingView,
+    config: &serde_json::Map<String, Value>,
     describe: &pgforce_salesforce::rest::describe::ObjectDescribe,
 ) -> Vec<Check> {
-    let fields: Vec<&String> = mapping
-        .config
+    let fields: Vec<&String> = config
         .get("fields")
         .and_then(Value::as_object)
         .map(|f| f.keys().collect())
@@ -305,7 +304,7 @@ fn field_checks(
             ),
         )
     }];
-    if let Some(upsert) = mapping.config.get("upsert_field").and_then(Value::as_str) {
+    if let Some(upsert) = config.get("upsert_field").and_then(Value::as_str) {
         let ok = describe
             .field(upsert)
             .is_some_and(|f| f.external_id || f.id_lookup);
@@ -314,6 +313,72 @@ fn field_checks(
         } else {
             check("UPSERT_FIELD_MUST_BE_EXTERNAL_ID", "The upsert field is an External ID", Outcome::Error, format!("{upsert} is not an External ID (or idLookup) field: inserts cannot be upserts by it"))
         });
+        if let Some(field) = describe.field(upsert).filter(|f| f.external_id) {
+            checks.push(unique_key_check(upsert, field.unique));
+        }
     }
     checks
+}
+
+/// Whether Salesforce holds the upsert field's values unique: when not, several records
+/// can share a value, and an upsert by it matching several fails.
+fn unique_key_check(upsert: &str, unique: bool) -> Check {
+    const RULE: &str = "UPSERT_FIELD_SHOULD_BE_UNIQUE";
+    const NAME: &str = "The upsert field is unique in Salesforce";
+    if unique {
+        check(RULE, NAME, Outcome::Passed, upsert)
+    } else {
+        check(
+            RULE,
+            NAME,
+            Outcome::Warning,
+            format!(
+                "{upsert} is an External ID but not unique: records may share a value (its column gets a plain index, so they all load), \
+                 and an insert sent as an upsert by a value several records hold is refused with DUPLICATE_EXTERNAL_ID (HTTP 300) and FAILED; \
+                 mark the field Unique in Salesforce, or choose another upsert field"
+            ),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn describe() -> pgforce_salesforce::rest::describe::ObjectDescribe {
+        serde_json::from_value(serde_json::json!({
+            "name": "Thing__c", "label": "Thing", "queryable": true,
+            "fields": [
+                { "name": "Id", "label": "Id", "type": "id", "length": 18 },
+                { "name": "Code__c", "label": "Code", "type": "string", "length": 20,
+                  "externalId": true, "unique": true },
+                { "name": "Batch__c", "label": "Batch", "type": "string", "length": 20,
+                  "externalId": true }
+            ]
+        }))
+        .unwrap()
+    }
+
+    fn unique_check(upsert: &str) -> Check {
+        let config = serde_json::json!({ "fields": { "Id": {} }, "upsert_field": upsert });
+        let Value::Object(config) = config else {
+            unreachable!("a JSON object")
+        };
+        field_checks(&config, &describe())
+            .into_iter()
+            .find(|c| c.rule_id == "UPSERT_FIELD_SHOULD_BE_UNIQUE")
+            .unwrap()
+    }
+
+    #[test]
+    fn a_non_unique_upsert_field_draws_a_warning_about_duplicate_external_ids() {
+        let warning = unique_check("Batch__c");
+        assert_eq!(warning.outcome, Outcome::Warning);
+        assert!(
+            warning.message.contains("DUPLICATE_EXTERNAL_ID"),
+            "{}",
+            warning.message
+        );
+        assert_eq!(unique_check("Code__c").outcome, Outcome::Passed);
+    }
 }

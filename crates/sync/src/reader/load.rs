@@ -76,7 +76,7 @@ pub async fn initial_load(
         first => LoadSource::Rest(first, rest),
     };
 
-    let load = Load::begin(pg, &shape, target.fence)
+    let mut load = Load::begin(pg, &shape, target.fence)
         .await
         .map_err(|e| target.store_error(e))?;
     // Pages are fetched and turned into COPY text on their own task while the previous
@@ -106,10 +106,17 @@ pub async fn initial_load(
         );
         progress(outcome.applied);
     }
-    if let Some(stamp) = newest_stamp {
-        // The cursor starts at the newest record that existed when the load began, with no
-        // Id: the first poll re-reads that whole stamp, so nothing changed during the load
-        // is missed. Same transaction as the rows (worker contract).
+    let left_out = load.merge().await.map_err(|e| target.store_error(e))?;
+    // Records left out for kept rows are read again by the polls, from the oldest of them.
+    let start = match (newest_stamp, left_out.oldest_stamp) {
+        (Some(newest), Some(oldest)) => Some(newest.min(oldest)),
+        (newest, oldest) => newest.or(oldest),
+    };
+    if let Some(stamp) = start {
+        // The cursor starts at the newest record that existed when the load began (or the
+        // oldest one left out), with no Id: the first poll re-reads that whole stamp, so
+        // nothing changed during the load is missed. Same transaction as the rows (worker
+        // contract).
         let cursor = ReadCursor {
             system_modstamp: stamp,
             last_sfid: String::new(),
@@ -135,9 +142,9 @@ pub async fn initial_load(
     mappings::finish_reload(load.transaction(), target.mapping_id)
         .await
         .map_err(|e| target.store_error(e))?;
-    let left_out = load.commit().await.map_err(|e| target.store_error(e))?;
-    if left_out > 0 {
-        tracing::info!(object = %mapping.object, records = left_out, "records whose rows have local changes not sent yet were left as they are; the next poll brings them once the changes are sent");
+    load.commit().await.map_err(|e| target.store_error(e))?;
+    if left_out.records > 0 {
+        tracing::info!(object = %mapping.object, records = left_out.records, "records whose rows have local changes not sent yet were left as they are; polls read them again once the changes are settled");
     }
     target.finish(&*pg, &outcome).await?;
     Ok(outcome)

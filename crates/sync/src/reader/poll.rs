@@ -18,7 +18,9 @@ use pgforce_salesforce::rest::Record;
 use pgforce_salesforce::{ApiErrorCode, Client as Salesforce, soql};
 use pgforce_store::catalog::cursors::{self, ReadCursor};
 use pgforce_store::catalog::rejected;
-use pgforce_store::table::apply::{ApplyStatements, already_applied, apply_records, delete_record};
+use pgforce_store::table::apply::{
+    ApplyStatements, already_applied, apply_records, delete_read_record, deleted_since_read,
+};
 use pgforce_store::{MappingState, OwnWrite, Session as Postgres};
 use serde_json::Value;
 
@@ -115,7 +117,8 @@ async fn read_changes(
     let statements = ApplyStatements::new(&mapping.row_shape(target.schema)?);
     let mut pages = changed_pages(sf, pg, target, &query, has_is_deleted, outcome).await?;
     // Where the cursor must stay for the rest of the poll: before the first record whose
-    // local change was in flight when it was read (see `conflict`).
+    // local change won (see `conflict`), so the record is read again once that change is
+    // settled, whether it was sent, refused or ignored.
     let mut hold: Option<ReadCursor> = None;
     while let Some(records) = pages.try_next().await? {
         outcome.api_calls += 1;
@@ -144,8 +147,9 @@ async fn read_changes(
             })
             .collect();
         // Records the overlap read again (at or before the cursor) that the table already
-        // holds, or that are kept as rejected; those after it are applied whatever the row
-        // holds (a re-read after fields were added fills their columns).
+        // holds, or that are kept as rejected; those after it are applied unless the row holds
+        // a newer version (a re-read of the same version after fields were added fills
+        // their columns).
         let overlapped: Vec<(String, String)> = live
             .iter()
             .filter(|(sfid, stamp)| {
@@ -167,6 +171,13 @@ async fn read_changes(
                 .await
                 .map_err(|e| target.store_error(e))?,
         );
+        // Records a change event deleted after this page was read stay deleted (an older
+        // version never replaces a newer row either: see `apply_records`).
+        held.extend(
+            deleted_since_read(&tx, &statements, &live)
+                .await
+                .map_err(|e| target.store_error(e))?,
+        );
         let stamps: Vec<(String, String)> = live
             .into_iter()
             .filter(|(sfid, _)| !held.contains(sfid))
@@ -177,7 +188,7 @@ async fn read_changes(
         for record in &records {
             let sfid = text_of(record, "Id").unwrap_or_default().to_owned();
             if let Some(stamp) = text_of(record, "SystemModstamp") {
-                if hold.is_none() && settled.in_flight.contains(&sfid) {
+                if hold.is_none() && settled.local_wins.contains(&sfid) {
                     // Without an Id, the next poll reads this whole stamp again.
                     hold = Some(ReadCursor {
                         system_modstamp: soql_datetime(stamp),
@@ -190,7 +201,7 @@ async fn read_changes(
                 });
             }
             if record.get("IsDeleted") == Some(&Value::Bool(true)) {
-                let removed = delete_record(&tx, &statements, &sfid)
+                let removed = delete_read_record(&tx, &statements, &sfid)
                     .await
                     .map_err(|e| target.store_error(e))?;
                 outcome.deleted += removed;
