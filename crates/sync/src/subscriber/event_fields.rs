@@ -138,6 +138,7 @@ mod tests {
             table: Ident::new("account").unwrap(),
             fields,
             upsert_column: None,
+            upsert_unique: false,
             references: Vec::new(),
         }
     }
