@@ -231,7 +231,7 @@ fn route(ctx: &RequestContext, path: &[&str]) -> ApiResult {
             stats.record_call("create", Some(object));
             crate::cometd::push_topic::create(ctx, object)
         }
-        ["sobjects", object, id] if is_push_topic(object) => {
+        ["sobjects", object, id] if is_push_topic(object) && !is_object_resource(id) => {
             stats.record_call(&format!("sobject{}", verb(m)), Some(object));
             crate::cometd::push_topic::by_id(ctx, object, id)
         }
@@ -351,6 +351,12 @@ fn route_bulk(ctx: &RequestContext, query_job: bool, path: &[&str]) -> ApiResult
 /// Whether a path names the PushTopic object, whose writes the Streaming API checks.
 fn is_push_topic(object: &str) -> bool {
     object.eq_ignore_ascii_case(crate::cometd::push_topic::OBJECT)
+}
+
+/// Whether the segment after `/sobjects/{Obj}/` names a resource of the object rather
+/// than a record Id.
+fn is_object_resource(segment: &str) -> bool {
+    matches!(segment, "describe" | "updated" | "deleted")
 }
 
 fn verb(method: &Method) -> &'static str {

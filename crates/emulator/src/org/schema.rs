@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use super::schema_file::{FieldSpec, ObjectSpec, SchemaFile};
+use super::schema_file::{FieldSpec, ObjectFlagsSpec, ObjectSpec, SchemaFile};
 use super::value::Value;
 
 /// The bundled declarations of the standard objects.
@@ -203,6 +203,46 @@ pub struct ChildRelationship {
     pub cascade_delete: bool,
 }
 
+/// Object-level describe flags, resolved from the declaration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObjectFlags {
+    pub createable: bool,
+    pub updateable: bool,
+    pub deletable: bool,
+    pub undeletable: bool,
+    pub queryable: bool,
+    pub retrieveable: bool,
+    pub replicateable: bool,
+    pub searchable: bool,
+    pub triggerable: bool,
+    pub mergeable: bool,
+    pub layoutable: bool,
+    pub feed_enabled: bool,
+    pub mru_enabled: bool,
+}
+
+impl ObjectFlags {
+    /// The declared flags, with an ordinary object's value for each one left out: every
+    /// call allowed, no merge, and a feed for standard objects only.
+    fn resolve(spec: &ObjectFlagsSpec, custom: bool) -> Self {
+        Self {
+            createable: spec.createable.unwrap_or(true),
+            updateable: spec.updateable.unwrap_or(true),
+            deletable: spec.deletable.unwrap_or(true),
+            undeletable: spec.undeletable.unwrap_or(true),
+            queryable: spec.queryable.unwrap_or(true),
+            retrieveable: spec.retrieveable.unwrap_or(true),
+            replicateable: spec.replicateable.unwrap_or(true),
+            searchable: spec.searchable.unwrap_or(true),
+            triggerable: spec.triggerable.unwrap_or(true),
+            mergeable: spec.mergeable.unwrap_or(false),
+            layoutable: spec.layoutable.unwrap_or(true),
+            feed_enabled: spec.feed_enabled.unwrap_or(!custom),
+            mru_enabled: spec.mru_enabled.unwrap_or(true),
+        }
+    }
+}
+
 /// One compiled object.
 #[derive(Debug, Clone)]
 pub struct ObjectDef {
@@ -215,6 +255,8 @@ pub struct ObjectDef {
     pub system: SystemFields,
     /// `(FirstName, LastName, Name)` for person-like objects whose Name is computed.
     pub name_from: Option<(usize, usize, usize)>,
+    /// What the API lets a client do with the object, as describe reports it.
+    pub flags: ObjectFlags,
     pub child_relationships: Vec<ChildRelationship>,
     /// Fields not deleted, readable or not, by lower-case name.
     pub(super) by_lower_name: HashMap<String, usize>,
@@ -628,6 +670,7 @@ fn compile_object(spec: &ObjectSpec, key_prefix: String) -> Result<ObjectDef, Sc
         },
         fields,
         name_from,
+        flags: ObjectFlags::resolve(&spec.describe, custom),
         child_relationships: Vec::new(),
         by_lower_name,
         by_lower_relationship,

@@ -63,8 +63,33 @@ pub struct ObjectSpec {
     /// `FirstName LastName` from these two fields and is read-only.
     #[serde(default)]
     pub name_from: Option<[String; 2]>,
+    /// Object-level describe flags where the object differs from an ordinary one
+    /// (`{"replicateable": false, "undeletable": false}`).
+    #[serde(default)]
+    pub describe: ObjectFlagsSpec,
     /// Field declarations, in describe order (system fields are added around them).
     pub fields: Vec<FieldSpec>,
+}
+
+/// Object-level describe flags; each one left out takes the value Salesforce gives an
+/// ordinary custom object (true, except `mergeable` and `feedEnabled`).
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ObjectFlagsSpec {
+    pub createable: Option<bool>,
+    pub updateable: Option<bool>,
+    pub deletable: Option<bool>,
+    pub undeletable: Option<bool>,
+    pub queryable: Option<bool>,
+    pub retrieveable: Option<bool>,
+    /// Whether getUpdated/getDeleted serve the object (replication).
+    pub replicateable: Option<bool>,
+    pub searchable: Option<bool>,
+    pub triggerable: Option<bool>,
+    pub mergeable: Option<bool>,
+    pub layoutable: Option<bool>,
+    pub feed_enabled: Option<bool>,
+    pub mru_enabled: Option<bool>,
 }
 
 /// One field declaration. Attributes not given take Salesforce's usual value for the type.
