@@ -116,7 +116,12 @@ pub async fn dispatch(
             response
         }
     };
-    if response.extensions().get::<DropConnection>().is_some() {
+    let as_is = response.extensions().get::<DropConnection>().is_some()
+        || response
+            .extensions()
+            .get::<injection::FromProxy>()
+            .is_some();
+    if as_is {
         return response;
     }
     let mut response = pretty_if_asked(&headers, response).await;
