@@ -136,3 +136,21 @@ async fn user_describes_as_neither_deletable_nor_undeletable() {
     assert_eq!(describe["replicateable"], true);
     assert_eq!(describe["queryable"], true);
 }
+
+#[tokio::test]
+async fn describe_names_the_compound_field_of_each_component() {
+    let org = Org::start().await;
+    let describe = org.get("/sobjects/Contact/describe").await;
+    let compound_of = |name: &str| {
+        describe["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap()["compoundFieldName"]
+            .clone()
+    };
+    assert_eq!(compound_of("FirstName"), "Name");
+    assert_eq!(compound_of("MailingCity"), "MailingAddress");
+    assert_eq!(compound_of("Email"), Value::Null);
+}

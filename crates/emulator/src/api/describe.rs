@@ -213,7 +213,7 @@ pub(crate) fn field_json(field: &FieldDef) -> Json {
         "calculatedFormula": null,
         "cascadeDelete": false,
         "caseSensitive": field.case_sensitive,
-        "compoundFieldName": null,
+        "compoundFieldName": field.compound.as_ref().map(|c| c.field.as_str()),
         "controllerName": null,
         "createable": field.createable,
         "custom": field.custom,

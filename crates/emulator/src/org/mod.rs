@@ -24,11 +24,11 @@ use serde_json::{Map, Value as Json};
 
 pub use ids::{IdError, ParsedId, mint as mint_id};
 pub use schema::{
-    ChildRelationship, FieldDef, FieldType, ObjectDef, ObjectFlags, ObjectIndex, Schema,
-    SchemaError,
+    ChildRelationship, Compound, CompoundKind, FieldDef, FieldType, ObjectDef, ObjectFlags,
+    ObjectIndex, Schema, SchemaError,
 };
 pub use schema_change::{FieldChange, SchemaChangeError};
-pub use schema_file::{FieldSpec, ObjectFlagsSpec, ObjectSpec, SchemaFile};
+pub use schema_file::{CompoundSpec, FieldSpec, ObjectFlagsSpec, ObjectSpec, SchemaFile};
 pub use table::{Record, Table};
 pub use value::{RecordRef, Value, compare_text_folded, format_double, value_from_json};
 

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use super::schema_file::{FieldSpec, ObjectFlagsSpec, ObjectSpec, SchemaFile};
+use super::schema_file::{CompoundSpec, FieldSpec, ObjectFlagsSpec, ObjectSpec, SchemaFile};
 use super::value::Value;
 
 /// The bundled declarations of the standard objects.
@@ -162,6 +162,106 @@ pub struct FieldDef {
     /// Removed from the object at run time. Its slot stays so that record layouts and open
     /// cursors keep their field positions; nothing can name it any more.
     pub deleted: bool,
+    /// The compound field this field is a component of (describe's `compoundFieldName`);
+    /// change events carry it nested in that compound.
+    pub compound: Option<Compound>,
+}
+
+/// The kinds of compound field change events nest, with their components in the order of
+/// Salesforce's event schemas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompoundKind {
+    /// `BillingAddress`, `ShippingAddress`, `MailingAddress`, `OtherAddress`, `Address`.
+    Address,
+    /// Contact's and Lead's `Name`.
+    PersonName,
+}
+
+impl CompoundKind {
+    /// The kind of a compound field, by its name.
+    pub fn of(field: &str) -> Option<Self> {
+        if field == "Name" {
+            Some(Self::PersonName)
+        } else if field.ends_with("Address") {
+            Some(Self::Address)
+        } else {
+            None
+        }
+    }
+
+    /// The Avro record type Salesforce's event schemas name this kind by.
+    pub fn record_name(self) -> &'static str {
+        match self {
+            Self::Address => "Address",
+            Self::PersonName => "PersonName",
+        }
+    }
+
+    /// The components, in event schema order, each with whether it is a number (a double:
+    /// latitude and longitude) rather than text.
+    pub fn components(self) -> &'static [(&'static str, bool)] {
+        match self {
+            Self::Address => &[
+                ("Street", false),
+                ("City", false),
+                ("State", false),
+                ("PostalCode", false),
+                ("Country", false),
+                ("StateCode", false),
+                ("CountryCode", false),
+                ("Latitude", true),
+                ("Longitude", true),
+                ("GeocodeAccuracy", false),
+            ],
+            Self::PersonName => &[
+                ("Salutation", false),
+                ("FirstName", false),
+                ("LastName", false),
+            ],
+        }
+    }
+}
+
+/// A field's place in a compound field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compound {
+    /// The compound field's name (`BillingAddress`).
+    pub field: String,
+    /// The component's name inside it (`Street`).
+    pub component: String,
+    pub kind: CompoundKind,
+}
+
+impl Compound {
+    /// Checks a declaration: a known kind of compound, and one of its components.
+    fn compile(spec: &CompoundSpec) -> Result<Self, String> {
+        let kind = CompoundKind::of(&spec.field).ok_or_else(|| {
+            format!(
+                "compound field {:?} is neither an address (…Address) nor Name",
+                spec.field
+            )
+        })?;
+        if !kind.components().iter().any(|(c, _)| *c == spec.component) {
+            return Err(format!(
+                "{:?} is not a component of {}",
+                spec.component,
+                kind.record_name()
+            ));
+        }
+        Ok(Self {
+            field: spec.field.clone(),
+            component: spec.component.clone(),
+            kind,
+        })
+    }
+
+    /// The declaration this was compiled from.
+    pub(super) fn spec(&self) -> CompoundSpec {
+        CompoundSpec {
+            field: self.field.clone(),
+            component: self.component.clone(),
+        }
+    }
 }
 
 impl FieldDef {
@@ -706,6 +806,7 @@ fn system_field(name: &str, label: &str, field_type: FieldType) -> FieldDef {
         system: true,
         readable: true,
         deleted: false,
+        compound: None,
     }
 }
 
@@ -763,6 +864,12 @@ pub(super) fn compile_field(object: &str, spec: &FieldSpec) -> Result<FieldDef, 
         None if field_type == FieldType::Boolean => Some(Value::Bool(false)),
         None => None,
     };
+    let compound = spec
+        .compound
+        .as_ref()
+        .map(Compound::compile)
+        .transpose()
+        .map_err(|p| problem(&p))?;
     let read_only = spec.calculated || spec.auto_number;
     let nillable = !spec.required && field_type != FieldType::Boolean && !spec.auto_number;
     Ok(FieldDef {
@@ -796,6 +903,7 @@ pub(super) fn compile_field(object: &str, spec: &FieldSpec) -> Result<FieldDef, 
         system: false,
         readable: true,
         deleted: false,
+        compound,
     })
 }
 

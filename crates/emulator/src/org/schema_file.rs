@@ -158,6 +158,23 @@ pub struct FieldSpec {
     /// Value set on create when the field is not given (JSON scalar of the field's type).
     #[serde(default)]
     pub default_value: Option<serde_json::Value>,
+    /// For a component of a compound field (an address, a person's name): the compound
+    /// field and the component's name inside it, as change events nest it
+    /// (`{"field": "BillingAddress", "component": "Street"}`).
+    #[serde(default)]
+    pub compound: Option<CompoundSpec>,
+}
+
+/// Which compound field a field is part of.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompoundSpec {
+    /// The compound field: `BillingAddress`, `MailingAddress`, `Address` (an address), or
+    /// `Name` (a person's name).
+    pub field: String,
+    /// The component's name inside it: `Street`, `City`, … for an address; `Salutation`,
+    /// `FirstName`, `LastName` for a name.
+    pub component: String,
 }
 
 fn yes() -> bool {
