@@ -940,6 +940,15 @@ async fn change_events_nest_compound_fields_and_leave_out_formula_fields() {
 
     let opportunity = body_fields(&events[4]);
     assert!(opportunity.contains(&"Amount".to_owned()));
+    let deal = header(&events[4])["recordIds"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let stored = org.get(&format!("/sobjects/Opportunity/{deal}")).await;
+    assert_eq!(
+        stored["ExpectedRevenue"], 10.0,
+        "the org computes the formula"
+    );
     assert!(
         !opportunity.contains(&"ExpectedRevenue".to_owned()),
         "formula fields are not in change events: {opportunity:?}"

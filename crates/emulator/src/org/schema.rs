@@ -222,6 +222,34 @@ impl CompoundKind {
     }
 }
 
+/// A formula field: the product of number fields times a factor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Formula {
+    /// The formula field.
+    pub target: usize,
+    /// The number fields multiplied.
+    pub factors: Vec<usize>,
+    pub factor: f64,
+}
+
+impl Formula {
+    /// The formula's value for a record's values: null when a factor is null, rounded to
+    /// the field's scale.
+    pub fn evaluate(&self, object: &ObjectDef, values: &[Value]) -> Value {
+        let mut product = self.factor;
+        for &index in &self.factors {
+            product *= match values.get(index) {
+                Some(Value::Double(d)) => *d,
+                Some(Value::Int(i)) => *i as f64,
+                _ => return Value::Null,
+            };
+        }
+        let scale = object.fields.get(self.target).map_or(0, |f| f.scale);
+        let unit = 10f64.powi(i32::try_from(scale).unwrap_or(0));
+        Value::Double((product * unit).round() / unit)
+    }
+}
+
 /// A field's place in a compound field.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Compound {
@@ -357,6 +385,8 @@ pub struct ObjectDef {
     pub name_from: Option<(usize, usize, usize)>,
     /// What the API lets a client do with the object, as describe reports it.
     pub flags: ObjectFlags,
+    /// The formula fields the org computes on every write.
+    pub formulas: Vec<Formula>,
     pub child_relationships: Vec<ChildRelationship>,
     /// Fields not deleted, readable or not, by lower-case name.
     pub(super) by_lower_name: HashMap<String, usize>,
@@ -738,6 +768,7 @@ fn compile_object(spec: &ObjectSpec, key_prefix: String) -> Result<ObjectDef, Sc
             by_lower_relationship.insert(relationship.to_ascii_lowercase(), index);
         }
     }
+    let formulas = compile_formulas(spec, &fields, &by_lower_name)?;
     let name_from = match &spec.name_from {
         Some([first, last]) => {
             let find = |n: &str| {
@@ -771,10 +802,50 @@ fn compile_object(spec: &ObjectSpec, key_prefix: String) -> Result<ObjectDef, Sc
         fields,
         name_from,
         flags: ObjectFlags::resolve(&spec.describe, custom),
+        formulas,
         child_relationships: Vec::new(),
         by_lower_name,
         by_lower_relationship,
     })
+}
+
+/// Resolves the formulas an object declares: each factor must be a number field of it.
+fn compile_formulas(
+    spec: &ObjectSpec,
+    fields: &[FieldDef],
+    by_lower_name: &HashMap<String, usize>,
+) -> Result<Vec<Formula>, SchemaError> {
+    let mut formulas = Vec::new();
+    for field_spec in &spec.fields {
+        let Some(formula) = &field_spec.formula else {
+            continue;
+        };
+        let index_of = |name: &str| by_lower_name.get(&name.to_ascii_lowercase()).copied();
+        let target = index_of(&field_spec.name)
+            .ok_or_else(|| field_error(&spec.name, &field_spec.name, "is not declared"))?;
+        let mut factors = Vec::new();
+        for name in &formula.product {
+            let index = index_of(name)
+                .filter(|&i| {
+                    matches!(fields[i].field_type, FieldType::Int)
+                        || fields[i].field_type.is_decimal()
+                })
+                .ok_or_else(|| {
+                    field_error(
+                        &spec.name,
+                        &field_spec.name,
+                        &format!("formula factor {name:?} is not a number field of the object"),
+                    )
+                })?;
+            factors.push(index);
+        }
+        formulas.push(Formula {
+            target,
+            factors,
+            factor: formula.factor,
+        });
+    }
+    Ok(formulas)
 }
 
 fn system_field(name: &str, label: &str, field_type: FieldType) -> FieldDef {
@@ -870,7 +941,13 @@ pub(super) fn compile_field(object: &str, spec: &FieldSpec) -> Result<FieldDef, 
         .map(Compound::compile)
         .transpose()
         .map_err(|p| problem(&p))?;
-    let read_only = spec.calculated || spec.auto_number;
+    let calculated = spec.calculated || spec.formula.is_some();
+    if spec.formula.is_some() && !field_type.is_decimal() {
+        return Err(problem(
+            "a formula field must be a number, currency or percent field",
+        ));
+    }
+    let read_only = calculated || spec.auto_number;
     let nillable = !spec.required && field_type != FieldType::Boolean && !spec.auto_number;
     Ok(FieldDef {
         name: spec.name.clone(),
@@ -892,7 +969,7 @@ pub(super) fn compile_field(object: &str, spec: &FieldSpec) -> Result<FieldDef, 
         id_lookup: spec.external_id || spec.unique || spec.name_field,
         name_field: spec.name_field,
         auto_number: spec.auto_number,
-        calculated: spec.calculated,
+        calculated,
         defaulted_on_create: default_value.is_some() || spec.auto_number,
         default_value,
         picklist_values: spec.picklist_values.clone(),
@@ -910,6 +987,41 @@ pub(super) fn compile_field(object: &str, spec: &FieldSpec) -> Result<FieldDef, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn file(json: &str) -> SchemaFile {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn formulas_multiply_number_fields_and_refuse_anything_else() {
+        let schema = Schema::standard().unwrap();
+        let opportunity = schema.object(schema.object_index("Opportunity").unwrap());
+        let formula = &opportunity.formulas[0];
+        let mut values = vec![Value::Null; opportunity.fields.len()];
+        assert_eq!(formula.evaluate(opportunity, &values), Value::Null);
+        values[opportunity.field_index("Amount").unwrap()] = Value::Double(1234.5);
+        values[opportunity.field_index("Probability").unwrap()] = Value::Double(33.0);
+        assert_eq!(
+            formula.evaluate(opportunity, &values),
+            Value::Double(407.39)
+        );
+        assert!(opportunity.field("ExpectedRevenue").unwrap().calculated);
+
+        let text_factor = file(
+            r#"{"objects": [{"name": "Thing__c", "fields": [
+                {"name": "Label__c", "type": "string"},
+                {"name": "Twice__c", "type": "double", "formula": {"product": ["Label__c"], "factor": 2}}
+            ]}]}"#,
+        );
+        let error = Schema::with_files(&[text_factor]).unwrap_err().to_string();
+        assert!(error.contains("Label__c"), "{error}");
+        let text_formula = file(
+            r#"{"objects": [{"name": "Thing__c", "fields": [
+                {"name": "Code__c", "type": "string", "formula": {"product": []}}
+            ]}]}"#,
+        );
+        assert!(Schema::with_files(&[text_formula]).is_err());
+    }
 
     #[test]
     fn standard_objects_compile_with_system_fields() {

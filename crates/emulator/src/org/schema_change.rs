@@ -296,6 +296,8 @@ fn changed_spec(old: &FieldDef, change: &FieldChange, schema: &Schema) -> FieldS
         reference_to: old.reference_to.clone(),
         relationship_name: old.relationship_name.clone(),
         compound: old.compound.as_ref().map(Compound::spec),
+        // The object keeps computing a declared formula; a spec carries none.
+        formula: None,
         default_value: same_type
             .then(|| old.default_value.as_ref().map(|v| v.to_json(schema)))
             .flatten(),

@@ -163,6 +163,27 @@ pub struct FieldSpec {
     /// (`{"field": "BillingAddress", "component": "Street"}`).
     #[serde(default)]
     pub compound: Option<CompoundSpec>,
+    /// For a formula field (read-only, `calculated` in describe): the product of some
+    /// number fields of the same object times a factor, null when one of them is null
+    /// (`{"product": ["Amount", "Probability"], "factor": 0.01}`, Opportunity's
+    /// ExpectedRevenue). Only in schema files, not in fields added at run time.
+    #[serde(default)]
+    pub formula: Option<FormulaSpec>,
+}
+
+/// A formula: the product of number fields times a factor.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FormulaSpec {
+    /// Number fields of the same object to multiply.
+    pub product: Vec<String>,
+    /// What the product is multiplied by (default 1).
+    #[serde(default = "one")]
+    pub factor: f64,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 /// Which compound field a field is part of.
