@@ -295,3 +295,93 @@ async fn parents_can_be_given_by_external_id() {
         "Foreign key external ID: ACC-404 not found for field External_Id__c in entity Account"
     );
 }
+
+/// The single error of a whole-call refusal: status 400 and one `{errorCode, message}`.
+async fn refused_call(org: &Org, method: Method, path: &str, body: Value) -> (String, String) {
+    let (status, _, answer) = org.call(method, path, Some(body)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {answer}");
+    let errors = answer.as_array().expect("an error array");
+    assert_eq!(errors.len(), 1, "{answer}");
+    (
+        errors[0]["errorCode"].as_str().unwrap().to_owned(),
+        errors[0]["message"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn invoice_count(org: &Org) -> u64 {
+    org.query("SELECT COUNT() FROM Invoice__c").await["totalSize"]
+        .as_u64()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_unknown_field_in_one_record_fails_the_whole_create_call() {
+    let org = Org::start().await;
+    let mut bad = invoice("W-2");
+    bad["Nope__c"] = json!("x");
+    let body = records(vec![invoice("W-1"), bad, invoice("W-3")]);
+    let refused = refused_call(&org, Method::POST, "/composite/sobjects", body).await;
+    assert_eq!(
+        refused,
+        (
+            "INVALID_FIELD".to_owned(),
+            "No such column 'Nope__c' on sobject of type Invoice__c".to_owned()
+        )
+    );
+    assert_eq!(
+        invoice_count(&org).await,
+        0,
+        "no record of the call is written"
+    );
+}
+
+#[tokio::test]
+async fn a_field_hidden_from_the_user_fails_the_whole_update_and_upsert_call() {
+    let org = Org::start().await;
+    let first = org.create("Invoice__c", invoice("H-1")).await;
+    let second = org.create("Invoice__c", invoice("H-2")).await;
+    org.control_call(
+        Method::PUT,
+        "/schema/Invoice__c/fields/Lines__c/access",
+        Some(json!({ "readable": false })),
+    )
+    .await;
+    let update = records(vec![
+        json!({ "id": first, "Code__c": "H-1b" }),
+        json!({ "id": second, "Lines__c": 3 }),
+    ]);
+    let refused = refused_call(&org, Method::PATCH, "/composite/sobjects", update).await;
+    assert_eq!(
+        refused,
+        (
+            "INVALID_FIELD".to_owned(),
+            "No such column 'Lines__c' on sobject of type Invoice__c".to_owned()
+        )
+    );
+    let upsert = records(vec![
+        json!({ "Code__c": "H-3", "Short__c": "x" }),
+        json!({ "Code__c": "H-1", "Lines__c": 3 }),
+    ]);
+    let path = "/composite/sobjects/Invoice__c/Code__c";
+    let (code, _) = refused_call(&org, Method::PATCH, path, upsert).await;
+    assert_eq!(code, "INVALID_FIELD");
+    assert_eq!(invoice_count(&org).await, 2, "the upsert created nothing");
+    let stored = org.get(&format!("/sobjects/Invoice__c/{first}")).await;
+    assert_eq!(stored["Code__c"], "H-1", "the update changed nothing");
+}
+
+#[tokio::test]
+async fn a_visible_read_only_field_fails_only_its_own_record() {
+    let org = Org::start().await;
+    let mut read_only = invoice("R-2");
+    read_only["CreatedDate"] = json!("2020-01-01T00:00:00.000+0000");
+    let body = records(vec![invoice("R-1"), read_only]);
+    let results = collection(&org, Method::POST, "/composite/sobjects", body).await;
+    assert_eq!(results[0]["success"], true);
+    assert_eq!(results[1]["success"], false);
+    assert_eq!(
+        results[1]["errors"][0]["statusCode"],
+        "INVALID_FIELD_FOR_INSERT_UPDATE"
+    );
+    assert_eq!(invoice_count(&org).await, 1);
+}

@@ -890,3 +890,118 @@ async fn one_connect_finds_a_quiet_channels_event_behind_many_others() {
     assert_eq!(answer.len(), 2, "the Account event and the connect reply");
     assert_eq!(header(&answer[0])["entityName"], "Account");
 }
+
+#[tokio::test]
+async fn change_events_nest_compound_fields_and_leave_out_formula_fields() {
+    let org = start().await;
+    select_cdc(&org, &["Account", "Contact", "Opportunity"]).await;
+    let mut all = Bayeux::handshake(&org).await;
+    all.subscribe("/data/ChangeEvents", -1).await;
+
+    let account = org
+        .create(
+            "Account",
+            json!({ "Name": "Acme", "BillingCity": "Lyon", "BillingCountry": "France" }),
+        )
+        .await;
+    let (status, _, _) = org
+        .call(
+            Method::PATCH,
+            &format!("/sobjects/Account/{account}"),
+            Some(json!({ "BillingCity": "Paris", "BillingCountry": null })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let contact = org
+        .create(
+            "Contact",
+            json!({ "FirstName": "Ada", "LastName": "Lovelace", "MailingCity": "London" }),
+        )
+        .await;
+    let (status, _, _) = org
+        .call(
+            Method::PATCH,
+            &format!("/sobjects/Contact/{contact}"),
+            Some(json!({ "LastName": "King" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    org.create(
+        "Opportunity",
+        json!({ "Name": "Deal", "StageName": "Prospecting", "CloseDate": "2030-01-01",
+                "Amount": 100, "Probability": 10 }),
+    )
+    .await;
+
+    let events = all.events(5).await;
+    let payload = |i: usize| &events[i]["data"]["payload"];
+    let account_created = body_fields(&events[0]);
+    assert!(account_created.contains(&"BillingAddress".to_owned()));
+    for flat in ["BillingCity", "BillingCountry", "ShippingAddress"] {
+        assert!(
+            !account_created.contains(&flat.to_owned()),
+            "{flat} in {account_created:?}"
+        );
+    }
+    assert_eq!(
+        payload(0)["BillingAddress"],
+        json!({ "City": "Lyon", "Country": "France" }),
+        "only the components that have a value"
+    );
+
+    assert_eq!(
+        header(&events[1])["changedFields"],
+        json!([
+            "BillingAddress.City",
+            "BillingAddress.Country",
+            "LastModifiedDate"
+        ])
+    );
+    assert_eq!(
+        header(&events[1])["nulledFields"],
+        json!(["BillingAddress.Country"])
+    );
+    assert_eq!(
+        payload(1)["BillingAddress"],
+        json!({ "City": "Paris", "Country": null })
+    );
+    assert_eq!(
+        body_fields(&events[1]),
+        ["BillingAddress", "LastModifiedDate"]
+    );
+
+    let contact_created = body_fields(&events[2]);
+    for flat in ["FirstName", "LastName", "MailingCity"] {
+        assert!(
+            !contact_created.contains(&flat.to_owned()),
+            "{flat} in {contact_created:?}"
+        );
+    }
+    assert_eq!(
+        payload(2)["Name"],
+        json!({ "FirstName": "Ada", "LastName": "Lovelace" }),
+        "Name is the compound, not the full-name text"
+    );
+    assert_eq!(payload(2)["MailingAddress"], json!({ "City": "London" }));
+    assert_eq!(
+        header(&events[3])["changedFields"],
+        json!(["Name.LastName", "LastModifiedDate"])
+    );
+    assert_eq!(payload(3)["Name"], json!({ "LastName": "King" }));
+
+    let opportunity = body_fields(&events[4]);
+    assert!(opportunity.contains(&"Amount".to_owned()));
+    let deal = header(&events[4])["recordIds"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let stored = org.get(&format!("/sobjects/Opportunity/{deal}")).await;
+    assert_eq!(
+        stored["ExpectedRevenue"], 10.0,
+        "the org computes the formula"
+    );
+    assert!(
+        !opportunity.contains(&"ExpectedRevenue".to_owned()),
+        "formula fields are not in change events: {opportunity:?}"
+    );
+}

@@ -272,3 +272,110 @@ async fn the_script_lists_in_order_clears_and_refuses_impossible_steps() {
     );
     assert!(remaining(&org).await.is_empty());
 }
+
+/// Sends a data API call and returns its status, content type, whether it carries
+/// `Sforce-Limit-Info`, and its body as text.
+async fn raw_call(org: &Org, method: Method, path: &str, body: Option<Value>) -> RawAnswer {
+    let mut request = org
+        .http
+        .request(method, org.url(path))
+        .bearer_auth(&org.token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    RawAnswer {
+        status: response.status(),
+        content_type: response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned(),
+        limit_info: response.headers().contains_key("sforce-limit-info"),
+        text: response.text().await.unwrap(),
+    }
+}
+
+struct RawAnswer {
+    status: StatusCode,
+    content_type: String,
+    limit_info: bool,
+    text: String,
+}
+
+#[tokio::test]
+async fn a_proxy_error_step_answers_its_status_with_an_html_page_and_does_nothing() {
+    let org = Org::start().await;
+    script(
+        &org,
+        json!([
+            { "on": "collections", "fault": "proxyError", "status": 403 },
+            { "on": "query", "fault": "proxyError", "status": 404 }
+        ]),
+    )
+    .await;
+    let used_before = org.control_call(Method::GET, "/stats", None).await["usage"]["used"]
+        .as_u64()
+        .unwrap();
+    let create = raw_call(
+        &org,
+        Method::POST,
+        "/composite/sobjects",
+        Some(invoices(&["P-1"])),
+    )
+    .await;
+    let query = raw_call(&org, Method::GET, "/query?q=SELECT+Id+FROM+Account", None).await;
+    for (answer, status) in [
+        (&create, StatusCode::FORBIDDEN),
+        (&query, StatusCode::NOT_FOUND),
+    ] {
+        assert_eq!(answer.status, status);
+        assert!(
+            answer.content_type.starts_with("text/html"),
+            "a proxy answers HTML, not {}",
+            answer.content_type
+        );
+        assert!(!answer.limit_info, "the answer never came from Salesforce");
+        assert!(
+            answer.text.contains("<html") && answer.text.contains(status.as_str()),
+            "{}",
+            answer.text
+        );
+    }
+    assert!(remaining(&org).await.is_empty());
+    let used_after = org.control_call(Method::GET, "/stats", None).await["usage"]["used"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(used_after, used_before, "no call reached the org");
+    assert!(codes_stored(&org).await.is_empty(), "nothing was written");
+}
+
+#[tokio::test]
+async fn a_proxy_error_step_takes_only_an_error_status() {
+    let org = Org::start().await;
+    for (step, message) in [
+        (
+            json!({ "on": "any", "fault": "proxyError", "status": 200 }),
+            "steps[0]: status must be an error status (400 to 599), got 200",
+        ),
+        (
+            json!({ "on": "any", "fault": "proxyError" }),
+            "steps[0]: proxyError takes a status",
+        ),
+        (
+            json!({ "on": "any", "fault": "serverUnavailable", "status": 403 }),
+            "steps[0]: status is taken by proxyError steps only",
+        ),
+    ] {
+        let response = org
+            .http
+            .post(org.control("/faults/script"))
+            .json(&json!({ "steps": [step] }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["message"], message);
+    }
+    assert!(remaining(&org).await.is_empty());
+}

@@ -1,5 +1,5 @@
 //! Shape fidelity: the emulator's answers against recorded Salesforce responses in
-//! `../shared/fixtures`. For each fixture the same request goes to the emulator, and the two
+//! `tests/fixtures` (their sources and licences are in its README). For each fixture the same request goes to the emulator, and the two
 //! bodies must have the same keys at every level, the same value kinds, and the same date,
 //! datetime and number formats. A fixture is reduced to a [`Shape`] first (the union over
 //! the elements of each array), so a field list from another org still says which keys a
@@ -14,22 +14,18 @@ use serde_json::{Value, json};
 
 use crate::support::{Org, invoice, password_login, urlencode};
 
+/// The recorded responses kept in the repository, or the folder `PGFORCE_FIXTURES` names
+/// (newer recordings with the same layout).
 fn fixtures_dir() -> PathBuf {
     std::env::var_os("PGFORCE_FIXTURES")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures")
-        })
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"))
 }
 
 fn fixture_text(path: &str) -> String {
     let file = fixtures_dir().join(path);
-    std::fs::read_to_string(&file).unwrap_or_else(|e| {
-        panic!(
-            "fixture {} is missing ({e}); set PGFORCE_FIXTURES to the fixtures folder",
-            file.display()
-        )
-    })
+    std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("fixture {} cannot be read: {e}", file.display()))
 }
 
 fn fixture(path: &str) -> Value {

@@ -16,6 +16,7 @@ mod commit_delay;
 mod control;
 mod credentials;
 mod cursors;
+mod describe;
 mod errors;
 mod fault_script;
 mod fixtures;

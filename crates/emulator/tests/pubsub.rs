@@ -796,3 +796,228 @@ async fn a_stream_cut_ends_open_subscriptions_as_unavailable() {
         }
     }
 }
+
+/// Reads one Avro datum of `schema` (the subset event schemas use), resolving named types
+/// through `named`; unions are unwrapped.
+fn read_datum(reader: &mut Reader<'_>, schema: &Value, named: &mut Vec<(String, Value)>) -> Value {
+    match schema {
+        Value::Array(branches) => {
+            let branch = reader.long() as usize;
+            read_datum(reader, &branches[branch], named)
+        }
+        Value::String(name) => match name.as_str() {
+            "null" => Value::Null,
+            "string" => Value::String(reader.string()),
+            "boolean" => {
+                let byte = reader.payload[reader.at];
+                reader.at += 1;
+                Value::Bool(byte == 1)
+            }
+            "int" | "long" => json!(reader.long()),
+            "double" => {
+                let bytes: [u8; 8] = reader.payload[reader.at..reader.at + 8].try_into().unwrap();
+                reader.at += 8;
+                json!(f64::from_le_bytes(bytes))
+            }
+            other => {
+                let (_, defined) = named
+                    .iter()
+                    .find(|(n, _)| n == other)
+                    .unwrap_or_else(|| panic!("type {other} used before it is defined"))
+                    .clone();
+                read_datum(reader, &defined, named)
+            }
+        },
+        Value::Object(object) => match object["type"].as_str().unwrap() {
+            "record" => {
+                if let Some(name) = object["name"].as_str() {
+                    named.push((name.to_owned(), schema.clone()));
+                }
+                let mut out = serde_json::Map::new();
+                for field in object["fields"].as_array().unwrap() {
+                    let value = read_datum(reader, &field["type"], named);
+                    out.insert(field["name"].as_str().unwrap().to_owned(), value);
+                }
+                Value::Object(out)
+            }
+            "array" => {
+                let mut items = Vec::new();
+                loop {
+                    let count = reader.long();
+                    if count == 0 {
+                        return Value::Array(items);
+                    }
+                    for _ in 0..count {
+                        items.push(read_datum(reader, &object["items"], named));
+                    }
+                }
+            }
+            "enum" => json!(reader.long()),
+            primitive => read_datum(reader, &json!(primitive), named),
+        },
+        other => panic!("unexpected schema {other}"),
+    }
+}
+
+#[tokio::test]
+async fn compound_fields_are_nested_records_and_formula_fields_are_not_in_the_schema() {
+    let org = cdc_org(Duration::from_secs(270)).await;
+    let id = org
+        .create(
+            "Account",
+            json!({"Name": "Acme", "BillingCity": "Lyon", "BillingCountry": "France"}),
+        )
+        .await;
+    let mut caller = Caller::connect(&org).await;
+    let (_sender, mut responses) = caller
+        .subscribe(
+            "/data/AccountChangeEvent",
+            ReplayPreset::Earliest,
+            vec![],
+            10,
+        )
+        .await;
+    let (_, _, first) = events(&mut responses, 1).await;
+    let created = first.events[0].event.as_ref().unwrap();
+    let schema: SchemaInfo = caller.get_schema(created.schema_id.clone()).await.unwrap();
+    let schema_json: Value = serde_json::from_str(&schema.schema_json).unwrap();
+    let fields = schema_fields(&schema.schema_json);
+    for flat in ["BillingCity", "BillingStreet", "ShippingCity"] {
+        assert!(!fields.contains(&flat.to_owned()), "{flat} in {fields:?}");
+    }
+    let field_type = |name: &str| {
+        schema_json["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {fields:?}"))["type"]
+            .clone()
+    };
+    let billing = field_type("BillingAddress");
+    assert_eq!(billing[1]["name"], "Address");
+    let components: Vec<&str> = billing[1]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        components,
+        [
+            "Street",
+            "City",
+            "State",
+            "PostalCode",
+            "Country",
+            "StateCode",
+            "CountryCode",
+            "Latitude",
+            "Longitude",
+            "GeocodeAccuracy"
+        ]
+    );
+    assert_eq!(field_type("ShippingAddress"), json!(["null", "Address"]));
+
+    let body = read_datum(
+        &mut Reader {
+            payload: &created.payload,
+            at: 0,
+        },
+        &schema_json,
+        &mut Vec::new(),
+    );
+    assert_eq!(body["BillingAddress"]["City"], "Lyon");
+    assert_eq!(body["BillingAddress"]["Country"], "France");
+    assert_eq!(body["BillingAddress"]["Street"], Value::Null);
+    assert_eq!(
+        body["ShippingAddress"],
+        Value::Null,
+        "no component has a value"
+    );
+
+    let (status, _, _) = org
+        .call(
+            Method::PATCH,
+            &format!("/sobjects/Account/{id}"),
+            Some(json!({"BillingCity": "Paris", "BillingCountry": null})),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (updated, _, response) = events(&mut responses, 1).await;
+    let billing_position = fields.iter().position(|f| f == "BillingAddress").unwrap();
+    // City and Country are components 1 and 4 of Address.
+    assert!(
+        updated[0]
+            .changed
+            .contains(&format!("{billing_position}-0x12")),
+        "{:?}",
+        updated[0].changed
+    );
+    assert_eq!(updated[0].nulled, vec![format!("{billing_position}-0x10")]);
+    let top = updated[0]
+        .changed
+        .iter()
+        .find(|b| b.starts_with("0x"))
+        .unwrap();
+    assert_eq!(names_from_bitmap(top, &fields), ["LastModifiedDate"]);
+    let event = response.events.last().unwrap().event.as_ref().unwrap();
+    let body = read_datum(
+        &mut Reader {
+            payload: &event.payload,
+            at: 0,
+        },
+        &schema_json,
+        &mut Vec::new(),
+    );
+    assert_eq!(body["BillingAddress"]["City"], "Paris");
+    assert_eq!(body["BillingAddress"]["Country"], Value::Null);
+    assert_eq!(
+        body["Name"],
+        Value::Null,
+        "unchanged fields are null on UPDATE"
+    );
+
+    org.control_call(
+        Method::PUT,
+        "/events/cdc",
+        Some(json!({"entities": ["Account", "Opportunity", "Contact"]})),
+    )
+    .await;
+    let topic = caller
+        .get_topic("/data/OpportunityChangeEvent")
+        .await
+        .unwrap();
+    let opportunity = caller.get_schema(topic.schema_id).await.unwrap();
+    let names = schema_fields(&opportunity.schema_json);
+    assert!(names.contains(&"Amount".to_owned()));
+    assert!(
+        !names.contains(&"ExpectedRevenue".to_owned()),
+        "a formula field: {names:?}"
+    );
+    let topic = caller.get_topic("/data/ContactChangeEvent").await.unwrap();
+    let contact: Value = serde_json::from_str(
+        &caller
+            .get_schema(topic.schema_id)
+            .await
+            .unwrap()
+            .schema_json,
+    )
+    .unwrap();
+    let name = contact["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "Name")
+        .unwrap();
+    assert_eq!(name["type"][1]["name"], "PersonName");
+    assert_eq!(
+        contact["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["name"] == "FirstName")
+            .count(),
+        0
+    );
+}

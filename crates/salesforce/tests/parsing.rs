@@ -1,4 +1,6 @@
-//! The client's types parse real Salesforce responses (../shared/fixtures).
+//! The client's types parse real Salesforce responses: the recordings kept beside the
+//! emulator's shape tests (`crates/emulator/tests/fixtures`, with their sources and
+//! licences), so client and emulator are checked against the same bodies.
 
 use std::path::PathBuf;
 
@@ -9,19 +11,16 @@ use pgforce_salesforce::rest::query::QueryPage;
 use pgforce_salesforce::rest::replication::{Deleted, Updated};
 use pgforce_salesforce::{ApiErrorCode, parse_limit_info};
 
+/// A recorded response, from the repository's copy or the folder `PGFORCE_FIXTURES` names.
 fn fixture(path: &str) -> String {
     let root = std::env::var_os("PGFORCE_FIXTURES")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures")
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../emulator/tests/fixtures")
         });
     let file = root.join(path);
-    std::fs::read_to_string(&file).unwrap_or_else(|e| {
-        panic!(
-            "fixture {} is missing ({e}); set PGFORCE_FIXTURES",
-            file.display()
-        )
-    })
+    std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("fixture {} cannot be read: {e}", file.display()))
 }
 
 fn parse<T: serde::de::DeserializeOwned>(path: &str) -> T {

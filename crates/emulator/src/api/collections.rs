@@ -4,6 +4,14 @@
 //! One call is one transaction: all records share one `SystemModstamp`. With `allOrNone`
 //! any failure rolls every record back; failing records report their own error and the
 //! others ALL_OR_NONE_OPERATION_ROLLED_BACK, as Salesforce does.
+//!
+//! Errors come at two levels, as on Salesforce. A body that does not bind to sObjects (not
+//! JSON, no records array, too many records, a field the user cannot see in any record:
+//! unknown, or hidden by field-level security) fails the whole call with HTTP 400 and one
+//! error, and nothing is written. Everything found while saving a record (validation,
+//! read-only fields, references, locks) fails that record alone in a 200 answer.
+
+use std::sync::Arc;
 
 use axum::http::StatusCode;
 use serde_json::{Map, Value as Json, json};
@@ -14,7 +22,7 @@ use super::rest::{ApiResult, json_response, raw_json_response};
 use super::sobjects::{field_projection, lock_row_error};
 use crate::error::ApiError;
 use crate::faults::FaultConfig;
-use crate::org::{LookupError, ObjectIndex, RecordRef, Txn, UpsertOutcome};
+use crate::org::{LookupError, ObjectIndex, RecordRef, Schema, Txn, UpsertOutcome};
 use crate::query::render;
 
 /// The most records a write call takes.
@@ -69,6 +77,39 @@ fn check_count(count: usize, max: usize) -> Result<(), ApiError> {
         ));
     }
     Ok(())
+}
+
+/// Fails the call when a record names a field its object does not show the user: the
+/// body binds to sObjects before any record is saved, so one such field refuses the whole
+/// call (HTTP 400, INVALID_FIELD), not just its record. `object_of` gives a record's object;
+/// a record whose type is unknown is left to fail on its own.
+fn check_fields_visible(
+    schema: &Schema,
+    records: &[Map<String, Json>],
+    object_of: impl Fn(&Map<String, Json>) -> Option<ObjectIndex>,
+) -> Result<(), ApiError> {
+    for record in records {
+        let Some(object) = object_of(record) else {
+            continue;
+        };
+        let def = schema.object(object);
+        let unknown = record.iter().find(|(name, value)| {
+            let parent_by_key = value.is_object() && def.relationship_field(name).is_some();
+            name.as_str() != "attributes" && def.field_index(name).is_none() && !parent_by_key
+        });
+        if let Some((name, _)) = unknown {
+            return Err(ApiError::bad_request(
+                "INVALID_FIELD",
+                format!("No such column '{name}' on sobject of type {}", def.name),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The object a record's `attributes.type` names, if the org has it.
+fn typed_object(schema: &Schema, record: &Map<String, Json>) -> Option<ObjectIndex> {
+    schema.object_index(record_type(record)?)
 }
 
 fn record_type(record: &Map<String, Json>) -> Option<&str> {
@@ -182,6 +223,8 @@ fn fail_or(result: Result<Outcome, ApiError>) -> Outcome {
 /// `POST /composite/sobjects`.
 pub fn create(ctx: &RequestContext) -> ApiResult {
     let batch = parse_batch(ctx)?;
+    let schema = Arc::clone(ctx.shared.org().schema());
+    check_fields_visible(&schema, &batch.records, |r| typed_object(&schema, r))?;
     let no_id_yet = |_: &Txn<'_>, _: &Map<String, Json>| None;
     let apply = |txn: &mut Txn<'_>, record: &Map<String, Json>| fail_or(create_one(txn, record));
     run_batch(ctx, &batch.records, batch.all_or_none, no_id_yet, apply)
@@ -205,6 +248,8 @@ fn create_one(txn: &mut Txn<'_>, record: &Map<String, Json>) -> Result<Outcome, 
 /// `PATCH /composite/sobjects`.
 pub fn update(ctx: &RequestContext) -> ApiResult {
     let batch = parse_batch(ctx)?;
+    let schema = Arc::clone(ctx.shared.org().schema());
+    check_fields_visible(&schema, &batch.records, |r| typed_object(&schema, r))?;
     let named = |txn: &Txn<'_>, record: &Map<String, Json>| id18_of(txn, record_id(record)?);
     let apply = |txn: &mut Txn<'_>, record: &Map<String, Json>| fail_or(update_one(txn, record));
     run_batch(ctx, &batch.records, batch.all_or_none, named, apply)
@@ -248,6 +293,8 @@ pub(crate) fn resolve(txn: &Txn<'_>, object: ObjectIndex, id: &str) -> Result<Re
 pub fn upsert(ctx: &RequestContext, name: &str, field_name: &str) -> ApiResult {
     let batch = parse_batch(ctx)?;
     let (object, key_field) = external_id_field(ctx, name, field_name)?;
+    let schema = Arc::clone(ctx.shared.org().schema());
+    check_fields_visible(&schema, &batch.records, |_| Some(object))?;
     let matched = |txn: &Txn<'_>, record: &Map<String, Json>| {
         let key = upsert_key(txn, object, key_field, record);
         match txn.org().table(object).lookup_key(key_field, key.trim()) {

@@ -61,37 +61,38 @@ fn object_urls(object: &ObjectDef, prefix: &str) -> Json {
     })
 }
 
-/// The per-object entry of describeGlobal (also the top of describe).
+/// The per-object entry of describeGlobal (also the top of describe): the same flags in
+/// both, from the object's declaration.
 fn global_entry(object: &ObjectDef, prefix: &str) -> Json {
-    let is_user = object.name == "User";
+    let flags = &object.flags;
     json!({
         "activateable": false,
         "associateEntityType": null,
         "associateParentEntity": null,
-        "createable": true,
+        "createable": flags.createable,
         "custom": object.custom,
         "customSetting": false,
         "deepCloneable": false,
-        "deletable": !is_user,
+        "deletable": flags.deletable,
         "deprecatedAndHidden": false,
-        "feedEnabled": !object.custom,
+        "feedEnabled": flags.feed_enabled,
         "hasSubtypes": false,
         "isInterface": false,
         "isSubtype": false,
         "keyPrefix": object.key_prefix,
         "label": object.label,
         "labelPlural": object.label_plural,
-        "layoutable": true,
-        "mergeable": matches!(object.name.as_str(), "Account" | "Contact" | "Lead"),
-        "mruEnabled": true,
+        "layoutable": flags.layoutable,
+        "mergeable": flags.mergeable,
+        "mruEnabled": flags.mru_enabled,
         "name": object.name,
-        "queryable": true,
-        "replicateable": true,
-        "retrieveable": true,
-        "searchable": true,
-        "triggerable": true,
-        "undeletable": !is_user,
-        "updateable": true,
+        "queryable": flags.queryable,
+        "replicateable": flags.replicateable,
+        "retrieveable": flags.retrieveable,
+        "searchable": flags.searchable,
+        "triggerable": flags.triggerable,
+        "undeletable": flags.undeletable,
+        "updateable": flags.updateable,
         "urls": object_urls(object, prefix),
     })
 }
@@ -212,7 +213,7 @@ pub(crate) fn field_json(field: &FieldDef) -> Json {
         "calculatedFormula": null,
         "cascadeDelete": false,
         "caseSensitive": field.case_sensitive,
-        "compoundFieldName": null,
+        "compoundFieldName": field.compound.as_ref().map(|c| c.field.as_str()),
         "controllerName": null,
         "createable": field.createable,
         "custom": field.custom,

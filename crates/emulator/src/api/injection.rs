@@ -10,7 +10,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use axum::http::{Method, StatusCode};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::context::CallFaults;
@@ -83,11 +83,13 @@ fn take_admitted_step(shared: &Shared, call: &CallKind) -> Option<(ScriptStep, O
 }
 
 /// The edge fault a step stands for, if it is one.
-fn edge_of(fault: StepFault) -> Fault {
-    match fault {
+fn edge_of(step: &ScriptStep) -> Fault {
+    match step.fault {
         StepFault::ServerUnavailable => Fault::ServerUnavailable,
         StepFault::DropConnection => Fault::DropConnection,
         StepFault::RequestLimitExceeded => Fault::RequestLimitExceeded,
+        // A step without a status is refused when appended; 502 keeps the type total.
+        StepFault::ProxyError => Fault::ProxyError(step.status.unwrap_or(502)),
         StepFault::LostResponse
         | StepFault::LockRecords
         | StepFault::BulkJobPartialFailure
@@ -99,7 +101,7 @@ fn edge_of(fault: StepFault) -> Fault {
 /// at the configured rates.
 pub fn edge_fault(shared: &Shared, faults: &FaultConfig, call: &CallKind) -> Fault {
     if let Some(step) = take_step(shared, call, Phase::Arrival) {
-        return edge_of(step.fault);
+        return edge_of(&step);
     }
     let drawn = faults.draw_request_fault();
     if drawn != Fault::None {
@@ -124,9 +126,35 @@ pub fn edge_response(fault: Fault) -> Option<Response> {
             "Server temporarily unavailable",
         ),
         Fault::RequestLimitExceeded => request_limit_exceeded(),
+        Fault::ProxyError(status) => return Some(proxy_page(status)),
     };
     Some(error.into_response())
 }
+
+/// A proxy's HTML error page for `status`, marked [`FromProxy`] so that nothing of
+/// Salesforce's (usage header, pretty printing) is added to it.
+fn proxy_page(status: u16) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let title = format!(
+        "{} {}",
+        status.as_str(),
+        status.canonical_reason().unwrap_or("Error")
+    );
+    let page = format!(
+        "<!DOCTYPE html>\n<html><head><title>{title}</title></head>\n<body><h1>{title}</h1><hr><address>gateway</address></body></html>\n"
+    );
+    let mut response = (status, page).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    response.extensions_mut().insert(FromProxy);
+    response
+}
+
+/// Response extension: the answer of a proxy in front of the org, sent as it is.
+#[derive(Debug, Clone, Copy)]
+pub struct FromProxy;
 
 /// 403 REQUEST_LIMIT_EXCEEDED for the daily allocation.
 pub fn request_limit_exceeded() -> ApiError {
@@ -164,7 +192,7 @@ pub fn work_faults(shared: &Shared, faults: &FaultConfig, call: &CallKind) -> Wo
                 chosen.commit_delay = Some(Duration::from_millis(delay));
                 chosen.call.stamp = stamp;
             }
-            edge => chosen.edge = edge_of(edge),
+            _ => chosen.edge = edge_of(&step),
         }
     }
     let lockable = call.record_write && chosen.call.locked == LockedRecords::None;

@@ -116,7 +116,12 @@ pub async fn dispatch(
             response
         }
     };
-    if response.extensions().get::<DropConnection>().is_some() {
+    let as_is = response.extensions().get::<DropConnection>().is_some()
+        || response
+            .extensions()
+            .get::<injection::FromProxy>()
+            .is_some();
+    if as_is {
         return response;
     }
     let mut response = pretty_if_asked(&headers, response).await;
@@ -231,7 +236,7 @@ fn route(ctx: &RequestContext, path: &[&str]) -> ApiResult {
             stats.record_call("create", Some(object));
             crate::cometd::push_topic::create(ctx, object)
         }
-        ["sobjects", object, id] if is_push_topic(object) => {
+        ["sobjects", object, id] if is_push_topic(object) && !is_object_resource(id) => {
             stats.record_call(&format!("sobject{}", verb(m)), Some(object));
             crate::cometd::push_topic::by_id(ctx, object, id)
         }
@@ -351,6 +356,12 @@ fn route_bulk(ctx: &RequestContext, query_job: bool, path: &[&str]) -> ApiResult
 /// Whether a path names the PushTopic object, whose writes the Streaming API checks.
 fn is_push_topic(object: &str) -> bool {
     object.eq_ignore_ascii_case(crate::cometd::push_topic::OBJECT)
+}
+
+/// Whether the segment after `/sobjects/{Obj}/` names a resource of the object rather
+/// than a record Id.
+fn is_object_resource(segment: &str) -> bool {
+    matches!(segment, "describe" | "updated" | "deleted")
 }
 
 fn verb(method: &Method) -> &'static str {

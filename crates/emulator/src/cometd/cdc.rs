@@ -5,13 +5,16 @@
 //! The body carries, for a create or undelete, every non-empty field; for an update, the
 //! fields it changed (null when cleared) and `LastModifiedDate`; for a delete, nothing.
 //! `Id`, `IsDeleted` and `SystemModstamp` are never body fields: the record id travels in
-//! the header's `recordIds`. Datetimes are written with a `Z` offset as in Salesforce's
-//! published CometD samples; other values as the REST API writes them.
+//! the header's `recordIds`. Compound fields nest their components and formula fields are
+//! left out (see [`crate::events::body`]); a nested compound holds only the components the
+//! event carries. Datetimes are written with a `Z` offset as in Salesforce's published
+//! CometD samples; other values as the REST API writes them.
 
 use base64::Engine as _;
 use serde_json::{Map, Value as Json, json};
 
 use crate::datetime;
+use crate::events::body::{self, Slot};
 use crate::events::{ChangeEvent, ChangeType};
 use crate::org::{ObjectDef, Org, Schema, Value};
 
@@ -37,14 +40,14 @@ pub fn schema_id(object: &ObjectDef) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest.as_ref()[..16])
 }
 
-/// The field names of some field indexes, leaving out the ones events never name.
-fn names(object: &ObjectDef, indexes: &[usize]) -> Vec<Json> {
+/// How the header names some changed fields (`BillingAddress.City` for a component),
+/// leaving out the ones events never name.
+fn names(object: &ObjectDef, slots: &[Slot], indexes: &[usize]) -> Vec<Json> {
     indexes
         .iter()
         .filter(|&&i| i != object.system.id)
-        .filter_map(|&i| object.fields.get(i))
-        .filter(|f| f.is_visible())
-        .map(|f| Json::String(f.name.clone()))
+        .filter_map(|&i| body::changed_name(object, slots, i))
+        .map(Json::String)
         .collect()
 }
 
@@ -58,9 +61,13 @@ pub fn event_data(org: &Org, event: &ChangeEvent, gap: bool) -> Json {
     } else {
         event.change_type.cdc_name().to_owned()
     };
+    let slots = body::slots(object);
     let updating = event.change_type == ChangeType::Update && !gap;
     let (changed, nulled) = if updating {
-        (names(object, &event.changed), names(object, &event.nulled))
+        (
+            names(object, &slots, &event.changed),
+            names(object, &slots, &event.nulled),
+        )
     } else {
         (Vec::new(), Vec::new())
     };
@@ -81,13 +88,10 @@ pub fn event_data(org: &Org, event: &ChangeEvent, gap: bool) -> Json {
     let mut payload = Map::new();
     payload.insert("ChangeEventHeader".to_owned(), header);
     if !gap {
-        for index in body_fields(object, event) {
-            let (Some(field), Some(value)) = (object.fields.get(index), event.values.get(index))
-            else {
-                continue;
-            };
-            if field.is_visible() {
-                payload.insert(field.name.clone(), value_json(schema, value));
+        let carried = body_fields(object, event);
+        for slot in &slots {
+            if let Some((name, value)) = slot_json(schema, object, slot, &carried, event) {
+                payload.insert(name, value);
             }
         }
     }
@@ -96,6 +100,42 @@ pub fn event_data(org: &Org, event: &ChangeEvent, gap: bool) -> Json {
         "payload": payload,
         "event": { "replayId": event.replay_id },
     })
+}
+
+/// One top-level body field, when the event carries it: a plain field as its value, a
+/// compound as an object of the components the event carries.
+fn slot_json(
+    schema: &Schema,
+    object: &ObjectDef,
+    slot: &Slot,
+    carried: &[usize],
+    event: &ChangeEvent,
+) -> Option<(String, Json)> {
+    let value_of = |index: usize| {
+        let value = event.values.get(index)?;
+        carried.contains(&index).then(|| value_json(schema, value))
+    };
+    match slot {
+        Slot::Field(index) => {
+            let field = object.fields.get(*index)?;
+            Some((field.name.clone(), value_of(*index)?))
+        }
+        Slot::Compound {
+            name,
+            kind,
+            components,
+        } => {
+            let nested: Map<String, Json> = kind
+                .components()
+                .iter()
+                .zip(components)
+                .filter_map(|((component, _), index)| {
+                    Some(((*component).to_owned(), value_of((*index)?)?))
+                })
+                .collect();
+            (!nested.is_empty()).then(|| (name.clone(), Json::Object(nested)))
+        }
+    }
 }
 
 /// The fields an event's body carries, by index.

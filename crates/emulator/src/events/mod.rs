@@ -5,6 +5,7 @@
 //! each record it touched with the record as it was before; [`log::ChangeLog`] numbers
 //! them and wakes subscribers. The wire protocols only read the log.
 
+pub mod body;
 pub mod log;
 
 use std::sync::Arc;

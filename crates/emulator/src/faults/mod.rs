@@ -156,6 +156,8 @@ pub enum Fault {
     DropConnection,
     ServerUnavailable,
     RequestLimitExceeded,
+    /// A proxy in front of Salesforce answers this status with an HTML page.
+    ProxyError(u16),
 }
 
 impl FaultConfig {

@@ -58,6 +58,9 @@ pub enum StepFault {
     /// The record write takes its `SystemModstamp` when it starts, then waits `delayMs`
     /// (else `commitDelayMs`) before its records become visible and it answers.
     CommitDelay,
+    /// A proxy or gateway in front of Salesforce answers `status` with an HTML page instead
+    /// of Salesforce's JSON (a corporate proxy's 403, a load balancer's 404), nothing done.
+    ProxyError,
 }
 
 impl StepFault {
@@ -65,7 +68,10 @@ impl StepFault {
     pub fn at_arrival(self) -> bool {
         matches!(
             self,
-            Self::ServerUnavailable | Self::DropConnection | Self::RequestLimitExceeded
+            Self::ServerUnavailable
+                | Self::DropConnection
+                | Self::RequestLimitExceeded
+                | Self::ProxyError
         )
     }
 
@@ -75,6 +81,7 @@ impl StepFault {
             Self::ServerUnavailable
             | Self::DropConnection
             | Self::RequestLimitExceeded
+            | Self::ProxyError
             | Self::LostResponse => true,
             Self::LockRecords => call.record_write || call.ingest_close,
             Self::BulkJobPartialFailure => call.ingest_close,
@@ -118,6 +125,9 @@ pub struct ScriptStep {
     /// `commitDelayMs` in force.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_ms: Option<u64>,
+    /// For `proxyError`: the HTTP status the proxy answers (400 to 599).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
 }
 
 impl ScriptStep {
@@ -136,6 +146,7 @@ impl ScriptStep {
                 ));
             }
         }
+        self.validate_status()?;
         if !self.fault.can_happen_on(self.on) {
             return Err(format!(
                 "{} never happens to {} calls",
@@ -144,6 +155,18 @@ impl ScriptStep {
             ));
         }
         Ok(())
+    }
+
+    /// A `proxyError` step needs an error status; no other step takes one.
+    fn validate_status(&self) -> Result<(), String> {
+        match (self.fault, self.status) {
+            (StepFault::ProxyError, None) => Err("proxyError takes a status".to_owned()),
+            (StepFault::ProxyError, Some(status)) if !(400..=599).contains(&status) => Err(
+                format!("status must be an error status (400 to 599), got {status}"),
+            ),
+            (StepFault::ProxyError, Some(_)) | (_, None) => Ok(()),
+            (_, Some(_)) => Err("status is taken by proxyError steps only".to_owned()),
+        }
     }
 
     fn matches(&self, call: &CallKind) -> bool {
@@ -249,6 +272,7 @@ mod tests {
             fault,
             records: Vec::new(),
             delay_ms: None,
+            status: None,
         }
     }
 

@@ -24,10 +24,13 @@ use serde_json::{Map, Value as Json};
 
 pub use ids::{IdError, ParsedId, mint as mint_id};
 pub use schema::{
-    ChildRelationship, FieldDef, FieldType, ObjectDef, ObjectIndex, Schema, SchemaError,
+    ChildRelationship, Compound, CompoundKind, FieldDef, FieldType, Formula, ObjectDef,
+    ObjectFlags, ObjectIndex, Schema, SchemaError,
 };
 pub use schema_change::{FieldChange, SchemaChangeError};
-pub use schema_file::{FieldSpec, ObjectSpec, SchemaFile};
+pub use schema_file::{
+    CompoundSpec, FieldSpec, FormulaSpec, ObjectFlagsSpec, ObjectSpec, SchemaFile,
+};
 pub use table::{Record, Table};
 pub use value::{RecordRef, Value, compare_text_folded, format_double, value_from_json};
 
@@ -618,6 +621,7 @@ impl Txn<'_> {
             }
         }
         compute_name(object, &mut values);
+        compute_formulas(object, &mut values);
         let record = Record {
             values: values.into_boxed_slice(),
             deleted_at: None,
@@ -676,6 +680,7 @@ impl Txn<'_> {
         values[object.system.is_deleted] = Value::Bool(deleted_at.is_some());
         self.stamp_modified(object, &mut values);
         compute_name(object, &mut values);
+        compute_formulas(object, &mut values);
         let record = Record {
             values: values.into_boxed_slice(),
             deleted_at,
@@ -783,6 +788,16 @@ impl Txn<'_> {
             )),
             Some(record) => Ok(record.clone()),
             None => Err(ApiError::not_found()),
+        }
+    }
+}
+
+/// Formula fields take their value from the record's other fields.
+fn compute_formulas(object: &ObjectDef, values: &mut [Value]) {
+    for formula in &object.formulas {
+        let value = formula.evaluate(object, values);
+        if let Some(slot) = values.get_mut(formula.target) {
+            *slot = value;
         }
     }
 }

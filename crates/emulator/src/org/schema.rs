@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use super::schema_file::{FieldSpec, ObjectSpec, SchemaFile};
+use super::schema_file::{CompoundSpec, FieldSpec, ObjectFlagsSpec, ObjectSpec, SchemaFile};
 use super::value::Value;
 
 /// The bundled declarations of the standard objects.
@@ -162,6 +162,134 @@ pub struct FieldDef {
     /// Removed from the object at run time. Its slot stays so that record layouts and open
     /// cursors keep their field positions; nothing can name it any more.
     pub deleted: bool,
+    /// The compound field this field is a component of (describe's `compoundFieldName`);
+    /// change events carry it nested in that compound.
+    pub compound: Option<Compound>,
+}
+
+/// The kinds of compound field change events nest, with their components in the order of
+/// Salesforce's event schemas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompoundKind {
+    /// `BillingAddress`, `ShippingAddress`, `MailingAddress`, `OtherAddress`, `Address`.
+    Address,
+    /// Contact's and Lead's `Name`.
+    PersonName,
+}
+
+impl CompoundKind {
+    /// The kind of a compound field, by its name.
+    pub fn of(field: &str) -> Option<Self> {
+        if field == "Name" {
+            Some(Self::PersonName)
+        } else if field.ends_with("Address") {
+            Some(Self::Address)
+        } else {
+            None
+        }
+    }
+
+    /// The Avro record type Salesforce's event schemas name this kind by.
+    pub fn record_name(self) -> &'static str {
+        match self {
+            Self::Address => "Address",
+            Self::PersonName => "PersonName",
+        }
+    }
+
+    /// The components, in event schema order, each with whether it is a number (a double:
+    /// latitude and longitude) rather than text.
+    pub fn components(self) -> &'static [(&'static str, bool)] {
+        match self {
+            Self::Address => &[
+                ("Street", false),
+                ("City", false),
+                ("State", false),
+                ("PostalCode", false),
+                ("Country", false),
+                ("StateCode", false),
+                ("CountryCode", false),
+                ("Latitude", true),
+                ("Longitude", true),
+                ("GeocodeAccuracy", false),
+            ],
+            Self::PersonName => &[
+                ("Salutation", false),
+                ("FirstName", false),
+                ("LastName", false),
+            ],
+        }
+    }
+}
+
+/// A formula field: the product of number fields times a factor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Formula {
+    /// The formula field.
+    pub target: usize,
+    /// The number fields multiplied.
+    pub factors: Vec<usize>,
+    pub factor: f64,
+}
+
+impl Formula {
+    /// The formula's value for a record's values: null when a factor is null, rounded to
+    /// the field's scale.
+    pub fn evaluate(&self, object: &ObjectDef, values: &[Value]) -> Value {
+        let mut product = self.factor;
+        for &index in &self.factors {
+            product *= match values.get(index) {
+                Some(Value::Double(d)) => *d,
+                Some(Value::Int(i)) => *i as f64,
+                _ => return Value::Null,
+            };
+        }
+        let scale = object.fields.get(self.target).map_or(0, |f| f.scale);
+        let unit = 10f64.powi(i32::try_from(scale).unwrap_or(0));
+        Value::Double((product * unit).round() / unit)
+    }
+}
+
+/// A field's place in a compound field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compound {
+    /// The compound field's name (`BillingAddress`).
+    pub field: String,
+    /// The component's name inside it (`Street`).
+    pub component: String,
+    pub kind: CompoundKind,
+}
+
+impl Compound {
+    /// Checks a declaration: a known kind of compound, and one of its components.
+    fn compile(spec: &CompoundSpec) -> Result<Self, String> {
+        let kind = CompoundKind::of(&spec.field).ok_or_else(|| {
+            format!(
+                "compound field {:?} is neither an address (…Address) nor Name",
+                spec.field
+            )
+        })?;
+        if !kind.components().iter().any(|(c, _)| *c == spec.component) {
+            return Err(format!(
+                "{:?} is not a component of {}",
+                spec.component,
+                kind.record_name()
+            ));
+        }
+        Ok(Self {
+            field: spec.field.clone(),
+            component: spec.component.clone(),
+            kind,
+        })
+    }
+
+    /// The declaration this was compiled from.
+    pub(super) fn spec(&self) -> CompoundSpec {
+        CompoundSpec {
+            field: self.field.clone(),
+            component: self.component.clone(),
+        }
+    }
 }
 
 impl FieldDef {
@@ -203,6 +331,46 @@ pub struct ChildRelationship {
     pub cascade_delete: bool,
 }
 
+/// Object-level describe flags, resolved from the declaration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObjectFlags {
+    pub createable: bool,
+    pub updateable: bool,
+    pub deletable: bool,
+    pub undeletable: bool,
+    pub queryable: bool,
+    pub retrieveable: bool,
+    pub replicateable: bool,
+    pub searchable: bool,
+    pub triggerable: bool,
+    pub mergeable: bool,
+    pub layoutable: bool,
+    pub feed_enabled: bool,
+    pub mru_enabled: bool,
+}
+
+impl ObjectFlags {
+    /// The declared flags, with an ordinary object's value for each one left out: every
+    /// call allowed, no merge, and a feed for standard objects only.
+    fn resolve(spec: &ObjectFlagsSpec, custom: bool) -> Self {
+        Self {
+            createable: spec.createable.unwrap_or(true),
+            updateable: spec.updateable.unwrap_or(true),
+            deletable: spec.deletable.unwrap_or(true),
+            undeletable: spec.undeletable.unwrap_or(true),
+            queryable: spec.queryable.unwrap_or(true),
+            retrieveable: spec.retrieveable.unwrap_or(true),
+            replicateable: spec.replicateable.unwrap_or(true),
+            searchable: spec.searchable.unwrap_or(true),
+            triggerable: spec.triggerable.unwrap_or(true),
+            mergeable: spec.mergeable.unwrap_or(false),
+            layoutable: spec.layoutable.unwrap_or(true),
+            feed_enabled: spec.feed_enabled.unwrap_or(!custom),
+            mru_enabled: spec.mru_enabled.unwrap_or(true),
+        }
+    }
+}
+
 /// One compiled object.
 #[derive(Debug, Clone)]
 pub struct ObjectDef {
@@ -215,6 +383,10 @@ pub struct ObjectDef {
     pub system: SystemFields,
     /// `(FirstName, LastName, Name)` for person-like objects whose Name is computed.
     pub name_from: Option<(usize, usize, usize)>,
+    /// What the API lets a client do with the object, as describe reports it.
+    pub flags: ObjectFlags,
+    /// The formula fields the org computes on every write.
+    pub formulas: Vec<Formula>,
     pub child_relationships: Vec<ChildRelationship>,
     /// Fields not deleted, readable or not, by lower-case name.
     pub(super) by_lower_name: HashMap<String, usize>,
@@ -596,6 +768,7 @@ fn compile_object(spec: &ObjectSpec, key_prefix: String) -> Result<ObjectDef, Sc
             by_lower_relationship.insert(relationship.to_ascii_lowercase(), index);
         }
     }
+    let formulas = compile_formulas(spec, &fields, &by_lower_name)?;
     let name_from = match &spec.name_from {
         Some([first, last]) => {
             let find = |n: &str| {
@@ -628,10 +801,51 @@ fn compile_object(spec: &ObjectSpec, key_prefix: String) -> Result<ObjectDef, Sc
         },
         fields,
         name_from,
+        flags: ObjectFlags::resolve(&spec.describe, custom),
+        formulas,
         child_relationships: Vec::new(),
         by_lower_name,
         by_lower_relationship,
     })
+}
+
+/// Resolves the formulas an object declares: each factor must be a number field of it.
+fn compile_formulas(
+    spec: &ObjectSpec,
+    fields: &[FieldDef],
+    by_lower_name: &HashMap<String, usize>,
+) -> Result<Vec<Formula>, SchemaError> {
+    let mut formulas = Vec::new();
+    for field_spec in &spec.fields {
+        let Some(formula) = &field_spec.formula else {
+            continue;
+        };
+        let index_of = |name: &str| by_lower_name.get(&name.to_ascii_lowercase()).copied();
+        let target = index_of(&field_spec.name)
+            .ok_or_else(|| field_error(&spec.name, &field_spec.name, "is not declared"))?;
+        let mut factors = Vec::new();
+        for name in &formula.product {
+            let index = index_of(name)
+                .filter(|&i| {
+                    matches!(fields[i].field_type, FieldType::Int)
+                        || fields[i].field_type.is_decimal()
+                })
+                .ok_or_else(|| {
+                    field_error(
+                        &spec.name,
+                        &field_spec.name,
+                        &format!("formula factor {name:?} is not a number field of the object"),
+                    )
+                })?;
+            factors.push(index);
+        }
+        formulas.push(Formula {
+            target,
+            factors,
+            factor: formula.factor,
+        });
+    }
+    Ok(formulas)
 }
 
 fn system_field(name: &str, label: &str, field_type: FieldType) -> FieldDef {
@@ -663,6 +877,7 @@ fn system_field(name: &str, label: &str, field_type: FieldType) -> FieldDef {
         system: true,
         readable: true,
         deleted: false,
+        compound: None,
     }
 }
 
@@ -720,7 +935,19 @@ pub(super) fn compile_field(object: &str, spec: &FieldSpec) -> Result<FieldDef, 
         None if field_type == FieldType::Boolean => Some(Value::Bool(false)),
         None => None,
     };
-    let read_only = spec.calculated || spec.auto_number;
+    let compound = spec
+        .compound
+        .as_ref()
+        .map(Compound::compile)
+        .transpose()
+        .map_err(|p| problem(&p))?;
+    let calculated = spec.calculated || spec.formula.is_some();
+    if spec.formula.is_some() && !field_type.is_decimal() {
+        return Err(problem(
+            "a formula field must be a number, currency or percent field",
+        ));
+    }
+    let read_only = calculated || spec.auto_number;
     let nillable = !spec.required && field_type != FieldType::Boolean && !spec.auto_number;
     Ok(FieldDef {
         name: spec.name.clone(),
@@ -742,7 +969,7 @@ pub(super) fn compile_field(object: &str, spec: &FieldSpec) -> Result<FieldDef, 
         id_lookup: spec.external_id || spec.unique || spec.name_field,
         name_field: spec.name_field,
         auto_number: spec.auto_number,
-        calculated: spec.calculated,
+        calculated,
         defaulted_on_create: default_value.is_some() || spec.auto_number,
         default_value,
         picklist_values: spec.picklist_values.clone(),
@@ -753,12 +980,48 @@ pub(super) fn compile_field(object: &str, spec: &FieldSpec) -> Result<FieldDef, 
         system: false,
         readable: true,
         deleted: false,
+        compound,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn file(json: &str) -> SchemaFile {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn formulas_multiply_number_fields_and_refuse_anything_else() {
+        let schema = Schema::standard().unwrap();
+        let opportunity = schema.object(schema.object_index("Opportunity").unwrap());
+        let formula = &opportunity.formulas[0];
+        let mut values = vec![Value::Null; opportunity.fields.len()];
+        assert_eq!(formula.evaluate(opportunity, &values), Value::Null);
+        values[opportunity.field_index("Amount").unwrap()] = Value::Double(1234.5);
+        values[opportunity.field_index("Probability").unwrap()] = Value::Double(33.0);
+        assert_eq!(
+            formula.evaluate(opportunity, &values),
+            Value::Double(407.39)
+        );
+        assert!(opportunity.field("ExpectedRevenue").unwrap().calculated);
+
+        let text_factor = file(
+            r#"{"objects": [{"name": "Thing__c", "fields": [
+                {"name": "Label__c", "type": "string"},
+                {"name": "Twice__c", "type": "double", "formula": {"product": ["Label__c"], "factor": 2}}
+            ]}]}"#,
+        );
+        let error = Schema::with_files(&[text_factor]).unwrap_err().to_string();
+        assert!(error.contains("Label__c"), "{error}");
+        let text_formula = file(
+            r#"{"objects": [{"name": "Thing__c", "fields": [
+                {"name": "Code__c", "type": "string", "formula": {"product": []}}
+            ]}]}"#,
+        );
+        assert!(Schema::with_files(&[text_formula]).is_err());
+    }
 
     #[test]
     fn standard_objects_compile_with_system_fields() {

@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 use super::Org;
 use super::schema::{
-    FieldDef, FieldType, ObjectIndex, Schema, SchemaError, compile_field, field_error,
+    Compound, FieldDef, FieldType, ObjectIndex, Schema, SchemaError, compile_field, field_error,
 };
 use super::schema_file::FieldSpec;
 use super::value::Value;
@@ -295,6 +295,9 @@ fn changed_spec(old: &FieldDef, change: &FieldChange, schema: &Schema) -> FieldS
             .unwrap_or(old.restricted_picklist),
         reference_to: old.reference_to.clone(),
         relationship_name: old.relationship_name.clone(),
+        compound: old.compound.as_ref().map(Compound::spec),
+        // The object keeps computing a declared formula; a spec carries none.
+        formula: None,
         default_value: same_type
             .then(|| old.default_value.as_ref().map(|v| v.to_json(schema)))
             .flatten(),

@@ -63,8 +63,33 @@ pub struct ObjectSpec {
     /// `FirstName LastName` from these two fields and is read-only.
     #[serde(default)]
     pub name_from: Option<[String; 2]>,
+    /// Object-level describe flags where the object differs from an ordinary one
+    /// (`{"replicateable": false, "undeletable": false}`).
+    #[serde(default)]
+    pub describe: ObjectFlagsSpec,
     /// Field declarations, in describe order (system fields are added around them).
     pub fields: Vec<FieldSpec>,
+}
+
+/// Object-level describe flags; each one left out takes the value Salesforce gives an
+/// ordinary custom object (true, except `mergeable` and `feedEnabled`).
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ObjectFlagsSpec {
+    pub createable: Option<bool>,
+    pub updateable: Option<bool>,
+    pub deletable: Option<bool>,
+    pub undeletable: Option<bool>,
+    pub queryable: Option<bool>,
+    pub retrieveable: Option<bool>,
+    /// Whether getUpdated/getDeleted serve the object (replication).
+    pub replicateable: Option<bool>,
+    pub searchable: Option<bool>,
+    pub triggerable: Option<bool>,
+    pub mergeable: Option<bool>,
+    pub layoutable: Option<bool>,
+    pub feed_enabled: Option<bool>,
+    pub mru_enabled: Option<bool>,
 }
 
 /// One field declaration. Attributes not given take Salesforce's usual value for the type.
@@ -133,6 +158,44 @@ pub struct FieldSpec {
     /// Value set on create when the field is not given (JSON scalar of the field's type).
     #[serde(default)]
     pub default_value: Option<serde_json::Value>,
+    /// For a component of a compound field (an address, a person's name): the compound
+    /// field and the component's name inside it, as change events nest it
+    /// (`{"field": "BillingAddress", "component": "Street"}`).
+    #[serde(default)]
+    pub compound: Option<CompoundSpec>,
+    /// For a formula field (read-only, `calculated` in describe): the product of some
+    /// number fields of the same object times a factor, null when one of them is null
+    /// (`{"product": ["Amount", "Probability"], "factor": 0.01}`, Opportunity's
+    /// ExpectedRevenue). Only in schema files, not in fields added at run time.
+    #[serde(default)]
+    pub formula: Option<FormulaSpec>,
+}
+
+/// A formula: the product of number fields times a factor.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FormulaSpec {
+    /// Number fields of the same object to multiply.
+    pub product: Vec<String>,
+    /// What the product is multiplied by (default 1).
+    #[serde(default = "one")]
+    pub factor: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// Which compound field a field is part of.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompoundSpec {
+    /// The compound field: `BillingAddress`, `MailingAddress`, `Address` (an address), or
+    /// `Name` (a person's name).
+    pub field: String,
+    /// The component's name inside it: `Street`, `City`, … for an address; `Salutation`,
+    /// `FirstName`, `LastName` for a name.
+    pub component: String,
 }
 
 fn yes() -> bool {

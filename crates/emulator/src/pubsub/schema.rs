@@ -2,8 +2,11 @@
 //!
 //! A record named like Salesforce's (`AccountChangeEvent`, namespace
 //! `com.sforce.eventbus`) whose first field is the `ChangeEventHeader` record, followed by
-//! every field of the object the API user can see (less `IsDeleted` and `SystemModstamp`,
-//! which change events never carry), each a union `["null", T]` defaulting to null. Dates
+//! the body fields of [`crate::events::body::slots`] (every field the API user can see, less
+//! `IsDeleted`, `SystemModstamp` and formula fields, with compound fields nested), each a
+//! union `["null", T]` defaulting to null. A compound is a nested record, `Address` or
+//! `PersonName`, of nullable components; its first use defines the record and later uses
+//! name it (`["null", "Address"]`), as Avro requires and Salesforce's schemas do. Dates
 //! are `int` days since 1970-01-01 (`logicalType` `date`); datetimes are `long`
 //! milliseconds since the epoch (`logicalType` `timestamp-millis`).
 //!
@@ -14,7 +17,8 @@ use base64::Engine as _;
 use serde_json::{Value as Json, json};
 
 use super::topic::event_name;
-use crate::org::{FieldType, ObjectDef};
+use crate::events::body::{self, Slot};
+use crate::org::{CompoundKind, FieldType, ObjectDef};
 
 /// The header's `changeType` symbols, in schema order.
 pub const CHANGE_TYPES: [&str; 10] = [
@@ -33,9 +37,9 @@ pub const CHANGE_TYPES: [&str; 10] = [
 /// One object's event schema.
 #[derive(Debug, Clone)]
 pub struct EventSchema {
-    /// The object field behind each body field: `fields[i]` is top-level position `i + 1`
-    /// (position 0 is the header).
-    pub fields: Vec<usize>,
+    /// The body fields: `slots[i]` is top-level position `i + 1` (position 0 is the
+    /// header).
+    pub slots: Vec<Slot>,
     /// The Avro schema as JSON text.
     pub json: String,
     /// The schema id: derived from `json`.
@@ -45,20 +49,35 @@ pub struct EventSchema {
 impl EventSchema {
     /// The schema of an object's change events as the object is now.
     pub fn of(object: &ObjectDef) -> Self {
-        let fields: Vec<usize> = object
-            .visible_fields()
-            .filter(|&(i, _)| i != object.system.is_deleted && i != object.system.system_modstamp)
-            .map(|(i, _)| i)
-            .collect();
+        let slots = body::slots(object);
         let mut avro_fields = vec![json!({"name": "ChangeEventHeader", "type": header()})];
-        for &index in &fields {
-            let field = &object.fields[index];
-            avro_fields.push(json!({
-                "name": field.name,
-                "type": ["null", avro_type(field.field_type)],
-                "doc": format!("Data:{}", field.field_type.describe_name()),
-                "default": null,
-            }));
+        let mut defined: Vec<CompoundKind> = Vec::new();
+        for slot in &slots {
+            avro_fields.push(match slot {
+                Slot::Field(index) => {
+                    let field = &object.fields[*index];
+                    json!({
+                        "name": field.name,
+                        "type": ["null", avro_type(field.field_type)],
+                        "doc": format!("Data:{}", field.field_type.describe_name()),
+                        "default": null,
+                    })
+                }
+                Slot::Compound { name, kind, .. } => {
+                    let record = if defined.contains(kind) {
+                        json!(kind.record_name())
+                    } else {
+                        defined.push(*kind);
+                        compound_record(*kind)
+                    };
+                    json!({
+                        "name": name,
+                        "type": ["null", record],
+                        "doc": format!("Data:{}", kind.record_name()),
+                        "default": null,
+                    })
+                }
+            });
         }
         let schema = json!({
             "type": "record",
@@ -69,13 +88,42 @@ impl EventSchema {
         let json = schema.to_string();
         let digest = ring::digest::digest(&ring::digest::SHA256, json.as_bytes());
         let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest.as_ref()[..16]);
-        Self { fields, json, id }
+        Self { slots, json, id }
     }
 
-    /// The top-level position of an object field (0 is the header), if the schema has it.
-    pub fn position(&self, field: usize) -> Option<usize> {
-        self.fields.iter().position(|&f| f == field).map(|p| p + 1)
+    /// Where an object field travels: its top-level position (0 is the header) and, for a
+    /// compound's component, its position inside the compound.
+    pub fn position(&self, field: usize) -> Option<(usize, Option<usize>)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .find_map(|(at, slot)| match slot {
+                Slot::Field(f) if *f == field => Some((at + 1, None)),
+                Slot::Compound { components, .. } => components
+                    .iter()
+                    .position(|c| *c == Some(field))
+                    .map(|inner| (at + 1, Some(inner))),
+                Slot::Field(_) => None,
+            })
     }
+}
+
+/// The nested record of a compound kind: its components, each nullable.
+fn compound_record(kind: CompoundKind) -> Json {
+    let fields: Vec<Json> = kind
+        .components()
+        .iter()
+        .map(|(name, number)| {
+            let primitive = if *number { "double" } else { "string" };
+            json!({"name": name, "type": ["null", primitive], "default": null})
+        })
+        .collect();
+    json!({
+        "type": "record",
+        "name": kind.record_name(),
+        "namespace": "com.sforce.eventbus",
+        "fields": fields,
+    })
 }
 
 /// The Avro type of a field's values.
@@ -132,7 +180,7 @@ mod tests {
         assert_eq!(json["name"], "AccountChangeEvent");
         let fields = json["fields"].as_array().unwrap();
         assert_eq!(fields[0]["name"], "ChangeEventHeader");
-        assert_eq!(fields.len(), first.fields.len() + 1);
+        assert_eq!(fields.len(), first.slots.len() + 1);
         let names: Vec<&str> = fields.iter().filter_map(|f| f["name"].as_str()).collect();
         assert!(names.contains(&"Name"));
         assert!(!names.contains(&"IsDeleted") && !names.contains(&"SystemModstamp"));
@@ -140,7 +188,7 @@ mod tests {
         assert_eq!(name["type"], json!(["null", "string"]));
         assert_eq!(name["default"], Json::Null);
         let name_index = account.field_index("Name").unwrap();
-        let position = first.position(name_index).unwrap();
+        let (position, _) = first.position(name_index).unwrap();
         assert_eq!(fields[position]["name"], "Name");
     }
 }
