@@ -394,3 +394,134 @@ async fn applied_events_store_changes_without_reading_salesforce() {
     assert_eq!(api_requests(&org).await - before, 12);
     crate::run::stop(daemon).await;
 }
+
+/// A config file whose connection applies events (`apply_events = true`).
+fn applying_events(config: &std::path::Path) {
+    let text = std::fs::read_to_string(config).unwrap();
+    std::fs::write(
+        config,
+        text.replace("change_events = ", "apply_events = true\nchange_events = "),
+    )
+    .unwrap();
+}
+
+/// The token of the connection's subscriber lease (`None` while nobody holds it).
+async fn subscriber_token(db: &TestDatabase) -> Option<i64> {
+    db.client()
+        .await
+        .query_opt(
+            "select token from pgforce.leases where name like 'subscriber:%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .map(|r| r.get(0))
+}
+
+/// Waits until the subscriber lease is held under a token other than `old`: the
+/// subscriber was started again.
+async fn wait_for_new_subscriber(db: &TestDatabase, old: i64) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if subscriber_token(db).await.is_some_and(|t| t != old) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the subscriber was not started again within 15 s of its mapping's change"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until the subscriber has received more than `before` events.
+async fn wait_for_events(db: &TestDatabase, before: i64) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while events_received(db).await <= before {
+        assert!(
+            Instant::now() < deadline,
+            "no change event was recorded within 15 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_mapping_switched_to_read_write_no_longer_stores_events_past_the_conflict_rule() {
+    let (org, db, config) = setup(20, "pubsub").await;
+    applying_events(&config);
+    let path = config.to_str().unwrap().to_owned();
+    let daemon = start(&config);
+    wait_for_count(&db, "select count(*) from salesforce.account", 20).await;
+    wait_for_transport(&db, "pubsub").await;
+    let old = subscriber_token(&db).await.unwrap();
+    // Another process holds the writer: the local change below stays unsent, so only the
+    // conflict rule stands between it and the Salesforce change.
+    let pg = db.client().await;
+    pg.batch_execute(
+        "insert into pgforce.leases (name, holder, expires_at)
+         values ('writer:main', 'elsewhere:1:0', now() + interval '1 hour')",
+    )
+    .await
+    .unwrap();
+    pgforce_ok(&[
+        "mapping",
+        "--config",
+        &path,
+        "add",
+        "Account",
+        "--fields",
+        "Name,Industry",
+        "--access",
+        "read_write",
+        "--polling-seconds",
+        "300",
+    ])
+    .await;
+    wait_for_new_subscriber(&db, old).await;
+    wait_for_transport(&db, "pubsub").await;
+
+    // The Salesforce edit's event comes two seconds late, after the local edit.
+    org.control(
+        reqwest::Method::PUT,
+        "/faults",
+        Some(json!({ "eventDelayMs": 2000 })),
+    )
+    .await;
+    let sfid = any_account(&db).await;
+    let before = events_received(&db).await;
+    salesforce(&org)
+        .update(
+            "Account",
+            &sfid,
+            &serde_json::from_value(json!({ "Name": "Salesforce edit" })).unwrap(),
+        )
+        .await
+        .unwrap();
+    pg.execute(
+        "update salesforce.account set name = 'Local edit' where sfid = $1",
+        &[&sfid],
+    )
+    .await
+    .unwrap();
+    wait_for_events(&db, before).await;
+    // The newer local change wins; the event did not overwrite it.
+    let name: String = pg
+        .query_one(
+            "select name from salesforce.account where sfid = $1",
+            &[&sfid],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(name, "Local edit");
+    assert_eq!(
+        count(
+            &db,
+            "select count(*) from salesforce._trigger_log where table_name = 'account' and state = 'NEW'"
+        )
+        .await,
+        1
+    );
+    crate::run::stop(daemon).await;
+}

@@ -372,6 +372,9 @@ async fn wanted_workers(
         let mut writable = Vec::new();
         let mut waiting = Vec::new();
         let mut subscribed: HashMap<String, Vec<EventTarget>> = HashMap::new();
+        // The revisions of the mappings the subscriber serves: it holds a copy of each
+        // (whether it applies events, the table's shape), so any change restarts it.
+        let mut served = Vec::new();
         for row in rows {
             let resolved = if row.paused {
                 None
@@ -387,6 +390,7 @@ async fn wanted_workers(
             if row.access == Access::ReadWrite {
                 writable.push(mapping.clone());
             }
+            served.push(format!("{}@{}", row.id, row.revision));
             let applies = live.config.apply_events
                 && row.access == Access::ReadOnly
                 && mapping.mapping.references.is_empty();
@@ -416,18 +420,11 @@ async fn wanted_workers(
             );
         }
         if live.config.change_events != ChangeEvents::Off && !subscribed.is_empty() {
-            let mut objects: Vec<String> = subscribed
-                .iter()
-                .map(|(object, targets)| {
-                    let ids: Vec<String> = targets.iter().map(|t| t.id.to_string()).collect();
-                    format!("{object}:{}", ids.join("+"))
-                })
-                .collect();
-            objects.sort();
+            served.sort();
             wanted.insert(
                 WorkerKey::Subscriber(connection.id),
                 Wanted {
-                    fingerprint: format!("{}|{}", connection.revision, objects.join(",")),
+                    fingerprint: format!("{}|{}", connection.revision, served.join(",")),
                     start: Starter::Subscriber(Box::new(subscriber(engine, &live, subscribed))),
                 },
             );
