@@ -525,3 +525,107 @@ async fn a_mapping_switched_to_read_write_no_longer_stores_events_past_the_confl
     );
     crate::run::stop(daemon).await;
 }
+
+/// Starts `pgforce run` with its info log lines sent to a channel (read all along, so the
+/// pipe never fills).
+fn start_with_lines(
+    config: &std::path::Path,
+) -> (
+    tokio::process::Child,
+    tokio::sync::mpsc::UnboundedReceiver<String>,
+) {
+    use tokio::io::{AsyncBufReadExt as _, BufReader};
+    let mut daemon = pgforce(&["run", "--config", config.to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(daemon.stderr.take().unwrap()).lines();
+    let (send, receive) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let _ = send.send(line);
+        }
+    });
+    (daemon, receive)
+}
+
+/// Waits (bounded) for a log line containing every one of `patterns`.
+async fn wait_for_line(
+    lines: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
+    patterns: &[&str],
+) {
+    let found = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.recv().await {
+            if patterns.iter().all(|p| line.contains(p)) {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(
+        found.ok(),
+        Some(true),
+        "pgforce run never logged {patterns:?}"
+    );
+}
+
+/// The id of the Account mapping.
+async fn account_mapping(db: &TestDatabase) -> i64 {
+    count(
+        db,
+        "select id from pgforce.mappings where object_name = 'Account'",
+    )
+    .await
+}
+
+#[tokio::test]
+async fn an_event_for_a_reader_leased_elsewhere_is_sent_as_a_nudge() {
+    let (org, db, config) = setup(20, "pubsub").await;
+    let (daemon, mut lines) = start_with_lines(&config);
+    wait_for_count(&db, "select count(*) from salesforce.account", 20).await;
+    wait_for_transport(&db, "pubsub").await;
+    let mapping = account_mapping(&db).await;
+    // Another replica takes the reader over; this process's reader stands by.
+    db.client()
+        .await
+        .execute(
+            "update pgforce.leases set holder = 'elsewhere:1:0', expires_at = now() + interval '1 hour',
+                 token = nextval('pgforce.lease_tokens')
+             where name = $1",
+            &[&format!("reader:{mapping}")],
+        )
+        .await
+        .unwrap();
+    wait_for_line(&mut lines, &["reader Account", "standing by"]).await;
+
+    let mut nudges = pgforce_store::notify::Listener::listen(&db.url, "pgforce_nudge")
+        .await
+        .unwrap();
+    let sfid = any_account(&db).await;
+    salesforce(&org)
+        .update(
+            "Account",
+            &sfid,
+            &serde_json::from_value(json!({ "Name": "Read elsewhere" })).unwrap(),
+        )
+        .await
+        .unwrap();
+    let nudged = tokio::time::timeout(Duration::from_secs(5), async {
+        while nudges.notified().await {
+            if nudges.take_payloads().contains(&mapping.to_string()) {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(
+        nudged.ok(),
+        Some(true),
+        "no nudge for mapping {mapping} on pgforce_nudge within 5 s of the edit"
+    );
+    crate::run::stop(daemon).await;
+}

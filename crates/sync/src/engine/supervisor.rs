@@ -25,7 +25,7 @@ use pgforce_store::catalog::mappings::{self, MappingRow};
 use pgforce_store::catalog::{CATALOG_CHANNEL, NUDGE_CHANNEL, connections, events};
 use pgforce_store::notify::Listener;
 use pgforce_store::{Access, ConnectionId, MappingId, MappingState, Session};
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::Engine;
@@ -33,8 +33,8 @@ use super::setup::{LiveConnection, LiveMapping};
 use crate::config::ChangeEvents;
 use crate::error::{Error, Result};
 use crate::error_policy::{self, Decision};
-use crate::reader::ReaderWorker;
 use crate::reader::schema;
+use crate::reader::{ReaderWake, ReaderWorker};
 use crate::subscriber::{EventTarget, SubscriberWorker};
 use crate::worker::{Backoff, Exit};
 use crate::writer::{WriteWorker, WriterMapping};
@@ -542,7 +542,7 @@ fn reader(engine: &Engine, live: &LiveConnection, mapping: LiveMapping) -> Reade
         mapping: mapping.mapping,
         bus: shared.bus.clone(),
         progress: Some(engine.load_progress_sink(mapping.row.id)),
-        wake: Arc::new(Notify::new()),
+        wake: Arc::new(ReaderWake::default()),
         lease: shared.options.lease,
         overlap: std::time::Duration::from_secs(live.config.poll_overlap_seconds),
         schema_check: shared.options.schema_check,

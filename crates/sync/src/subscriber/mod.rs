@@ -22,8 +22,9 @@
 //! - **Applying events** (`apply_events = true`, read-only mappings): the values an event
 //!   carries are stored directly, in the transaction that records the replay id, with no
 //!   read from Salesforce; what an event cannot carry is read (see `apply`).
-//! - **Where readers run.** A reader in this process is woken directly; one in another
-//!   `pgforce run` on the same catalog through a NOTIFY on `pgforce_nudge`.
+//! - **Where readers run.** A reader in this process that holds its lease is woken
+//!   directly; otherwise (it runs in another `pgforce run` on the same catalog, or the one
+//!   here stands by) through a NOTIFY on `pgforce_nudge`.
 
 mod apply;
 mod stream;

@@ -19,7 +19,8 @@ use crate::config::ChangeEvents;
 use crate::error::Result;
 use crate::worker::{Backoff, Exit, LeaseTiming};
 
-/// Wakes a mapping's reader if it runs in this process; `false` when it does not.
+/// Wakes a mapping's reader if it runs in this process and holds its lease; `false` when
+/// no reader here can read it.
 pub(crate) type WakeLocal = Arc<dyn Fn(MappingId) -> bool + Send + Sync>;
 
 /// Everything a connection's subscriber needs.
@@ -262,7 +263,8 @@ impl SubscriberWorker {
         Ok(())
     }
 
-    /// Wakes a reader here, or through the catalog when it runs elsewhere.
+    /// Wakes a reader here when it holds its lease, else through the catalog (a NOTIFY on
+    /// `pgforce_nudge` reaches the process whose reader holds it).
     async fn wake(&self, pg: &Session, mapping: MappingId) {
         if (self.wake_local)(mapping) {
             return;
