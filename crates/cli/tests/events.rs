@@ -332,6 +332,21 @@ async fn an_expired_replay_id_reads_from_the_cursor_and_events_start_again_from_
     assert!(log.contains("stored replay id expired"), "{log}");
 }
 
+/// Waits until the Account mapping has recorded at least `polls` polls.
+async fn wait_for_polls(db: &TestDatabase, polls: i64) {
+    let sql =
+        "select count(*) from pgforce.sync_events e join pgforce.mappings m on m.id = e.mapping_id
+               where m.object_name = 'Account' and e.kind = 'poll'";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while count(db, sql).await < polls {
+        assert!(
+            Instant::now() < deadline,
+            "fewer than {polls} polls within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The org's API requests counted so far.
 async fn api_requests(org: &TestOrg) -> u64 {
     let stats = org.control(reqwest::Method::GET, "/stats", None).await;
@@ -363,6 +378,9 @@ async fn applied_events_store_changes_without_reading_salesforce() {
     )
     .await
     .unwrap();
+    // The reads every start makes are done: the poll right after the load, and the read
+    // once the subscription (from the newest events) was established.
+    wait_for_polls(&db, 2).await;
     let before = api_requests(&org).await;
     for (n, id) in ids.iter().enumerate() {
         let took = rename(&sf, &db, id, &format!("Applied {n}")).await;
@@ -627,5 +645,81 @@ async fn an_event_for_a_reader_leased_elsewhere_is_sent_as_a_nudge() {
         Some(true),
         "no nudge for mapping {mapping} on pgforce_nudge within 5 s of the edit"
     );
+    crate::run::stop(daemon).await;
+}
+
+/// Account, read-only, polled every ten minutes (the setup the docs recommend once events
+/// flow).
+const TEN_MINUTE_POLL_ACCOUNT: &str = r#"
+[[connection.mapping]]
+object = "Account"
+access = "read_only"
+fields = ["Name", "Industry"]
+polling_seconds = 600
+"#;
+
+/// Waits until `sql` counts `expected`, failing once `within` has passed since `since`.
+async fn arrives_within(
+    db: &TestDatabase,
+    sql: &str,
+    expected: i64,
+    since: Instant,
+    within: Duration,
+) {
+    loop {
+        let now = count(db, sql).await;
+        if now == expected {
+            return;
+        }
+        assert!(
+            since.elapsed() < within,
+            "{sql} counted {now}, not {expected}, {within:?} after the edits"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn edits_made_right_after_the_first_load_arrive_before_events_could_carry_them() {
+    let org = TestOrg::start().await;
+    org.control(
+        reqwest::Method::POST,
+        "/seed",
+        Some(json!({ "Account": 20 })),
+    )
+    .await;
+    let db = TestDatabase::create().await;
+    let ca = std::env::temp_dir().join(format!("{}-ca.pem", db.name));
+    std::fs::write(&ca, &org.ca_pem).unwrap();
+    let settings = events_settings(&org, "pubsub", &ca);
+    let config = config_file(&org, &db, &format!("{settings}{TEN_MINUTE_POLL_ACCOUNT}"));
+    let daemon = start(&config);
+    wait_for_count(&db, "select count(*) from salesforce.account", 20).await;
+    // Right after the load: the subscription may not be established yet, and it starts
+    // from the newest event, so no event will ever carry these edits.
+    let sf = salesforce(&org);
+    let ids = sfids(
+        &db,
+        "select sfid from salesforce.account order by sfid limit 3",
+    )
+    .await;
+    let made = Instant::now();
+    for id in &ids {
+        sf.update(
+            "Account",
+            id,
+            &serde_json::from_value(json!({ "Industry": "Right after the load" })).unwrap(),
+        )
+        .await
+        .unwrap();
+    }
+    arrives_within(
+        &db,
+        "select count(*) from salesforce.account where industry = 'Right after the load'",
+        3,
+        made,
+        Duration::from_secs(2),
+    )
+    .await;
     crate::run::stop(daemon).await;
 }

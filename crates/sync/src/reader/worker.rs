@@ -11,6 +11,8 @@
 //!   `WOKEN_READ_GAP` apart, so a burst costs a few reads, not one per change. Only a
 //!   reader that holds its lease takes a wake-up ([`ReaderWake::read_now`]): one standing
 //!   by could not read, so the caller asks the other processes instead.
+//! - **After a load** the first poll runs at once, not a polling interval later: it reads
+//!   what changed while the load ran.
 //! - **Budget.** Polls stop for the day at the mapping's `max_daily_api_calls`, and while
 //!   the org has used 95 % of its daily allocation.
 //! - **Failures.** Passing trouble is retried with backoff (1 s doubling to the polling
@@ -166,6 +168,7 @@ impl ReaderWorker {
                     last_read = Some(Instant::now());
                     match self.tick(&mut state, &fence).await {
                         Tick::Done => next_sync = Instant::now() + interval,
+                        Tick::PollNow => next_sync = Instant::now(),
                         Tick::Retry(wait) => next_sync = Instant::now() + wait,
                         Tick::Park(reason) => break Exit::Parked { reason },
                     }
@@ -233,14 +236,21 @@ impl ReaderWorker {
                 }
                 .emit(&self.bus, state.pg.as_ref())
                 .await;
+                // What changed while a load ran (or since its snapshot) is read at once,
+                // not a polling interval later.
+                let next = if kind == EventKind::Load {
+                    Tick::PollNow
+                } else {
+                    Tick::Done
+                };
                 if !outcome.rejected.is_empty() && !checked {
                     // A value too wide for its column may be a field Salesforce widened.
                     return match self.follow_schema(state, fence).await {
-                        Ok(_) => Tick::Done,
+                        Ok(_) => next,
                         Err(error) => self.failed(state, kind, &error, took).await,
                     };
                 }
-                Tick::Done
+                next
             }
             Err((kind, error)) => {
                 let decision = error_policy::decide(&error).decision;
@@ -652,6 +662,8 @@ enum Followed {
 enum Tick {
     /// Next read after the interval.
     Done,
+    /// A load finished: poll at once for what changed while it ran.
+    PollNow,
     /// Failed for a passing reason: try again after this wait.
     Retry(Duration),
     /// The operator must act.

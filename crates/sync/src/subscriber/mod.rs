@@ -16,7 +16,9 @@
 //!   once it commits. After a restart the subscription resumes
 //!   after it, so events committed while pgforce was down still wake their readers. An
 //!   expired replay id makes every mapping read from its cursor, and the subscription
-//!   starts again from the newest events.
+//!   starts again from the newest events. A subscription that starts from the newest
+//!   events (no usable stored id) carries nothing committed before it: every mapping it
+//!   serves reads once as soon as it is established.
 //! - **Echoes.** pgforce names itself in `Sforce-Call-Options` (`client=pgforce`);
 //!   events whose `changeOrigin` says so are its own writes coming back and wake nobody.
 //! - **Applying events** (`apply_events = true`, read-only mappings): the values an event

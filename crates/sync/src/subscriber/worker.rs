@@ -130,13 +130,16 @@ impl SubscriberWorker {
                 )));
             }
         };
-        let mut stream = match self.open(&pg).await {
-            Ok(stream) => stream,
+        let (mut stream, start) = match self.open(&pg).await {
+            Ok(opened) => opened,
             Err(error) => return Ended::Failed(error),
         };
         let transport = stream.transport();
         tracing::info!(connection = %self.connection, transport = transport.as_str(), "change events flowing");
         self.show_transport(Some(transport)).await;
+        if start == StartAt::Latest {
+            self.read_the_gap(&pg).await;
+        }
         let lease = keeper.watch();
         let mut lease_check = tokio::time::interval(self.lease.heartbeat);
         loop {
@@ -174,8 +177,9 @@ impl SubscriberWorker {
         }
     }
 
-    /// Opens a stream on the first transport that works, after the stored replay id.
-    async fn open(&self, pg: &Session) -> std::result::Result<Stream, StreamError> {
+    /// Opens a stream on the first transport that works, after the stored replay id;
+    /// returns it with where it started.
+    async fn open(&self, pg: &Session) -> std::result::Result<(Stream, StartAt), StreamError> {
         let stored = subscriptions::load(pg, self.connection_id)
             .await
             .map_err(|e| StreamError::Transport(crate::error::chain(&e)))?;
@@ -189,8 +193,15 @@ impl SubscriberWorker {
                     .map_or(StartAt::Latest, |id| StartAt::After(ReplayId(id))),
                 _ => StartAt::Latest,
             };
-            match stream::open(transport, &self.salesforce, &self.pubsub_endpoint, start).await {
-                Ok(stream) => return Ok(stream),
+            let opened = stream::open(
+                transport,
+                &self.salesforce,
+                &self.pubsub_endpoint,
+                start.clone(),
+            )
+            .await;
+            match opened {
+                Ok(stream) => return Ok((stream, start)),
                 Err(StreamError::ReplayExpired(detail)) => {
                     self.replay_expired(pg, &detail).await;
                     return stream::open(
@@ -199,7 +210,8 @@ impl SubscriberWorker {
                         &self.pubsub_endpoint,
                         StartAt::Latest,
                     )
-                    .await;
+                    .await
+                    .map(|stream| (stream, StartAt::Latest));
                 }
                 Err(error) => {
                     tracing::info!(connection = %self.connection, transport = transport.as_str(), error = %error, "change-event transport not available");
@@ -208,6 +220,17 @@ impl SubscriberWorker {
             }
         }
         Err(last_error)
+    }
+
+    /// A subscription that starts from the newest events (no stored replay id: the first
+    /// start, a switch of transport, an expired id) carries nothing committed before it was
+    /// established, such as changes made between a mapping's load and now: every mapping it
+    /// serves reads once.
+    async fn read_the_gap(&self, pg: &Session) {
+        tracing::debug!(connection = %self.connection, "subscription starts from the newest events; every mapping reads once");
+        for target in self.objects.values().flatten() {
+            self.wake(pg, target.id).await;
+        }
     }
 
     /// The stored replay id is gone from Salesforce: events in between may be lost, so
