@@ -723,3 +723,58 @@ async fn edits_made_right_after_the_first_load_arrive_before_events_could_carry_
     .await;
     crate::run::stop(daemon).await;
 }
+
+/// Contact, read-write, with a field only Salesforce sets, polled every ten minutes.
+const TEN_MINUTE_POLL_CONTACT: &str = r#"
+[[connection.mapping]]
+object = "Contact"
+access = "read_write"
+fields = ["LastName", "Email", "CreatedDate"]
+polling_seconds = 600
+"#;
+
+#[tokio::test]
+async fn values_salesforce_sets_on_pgforce_inserts_arrive_through_their_events() {
+    let org = TestOrg::start().await;
+    org.control(
+        reqwest::Method::POST,
+        "/seed",
+        Some(json!({ "Contact": 5 })),
+    )
+    .await;
+    let db = TestDatabase::create().await;
+    let ca = std::env::temp_dir().join(format!("{}-ca.pem", db.name));
+    std::fs::write(&ca, &org.ca_pem).unwrap();
+    let settings = events_settings(&org, "pubsub", &ca);
+    let config = config_file(&org, &db, &format!("{settings}{TEN_MINUTE_POLL_CONTACT}"));
+    let daemon = start(&config);
+    wait_for_count(&db, "select count(*) from salesforce.contact", 5).await;
+    let sql = "select count(*) from pgforce.mappings where object_name = 'Contact' and events_transport = 'pubsub'";
+    wait_for_count(&db, sql, 1).await;
+
+    db.client()
+        .await
+        .batch_execute(
+            "insert into salesforce.contact (lastname, email)
+             select 'App ' || n, 'app' || n || '@example.com' from generate_series(1, 50) n",
+        )
+        .await
+        .unwrap();
+    wait_for_count(
+        &db,
+        "select count(*) from salesforce.contact where lastname like 'App %' and sfid is not null",
+        50,
+    )
+    .await;
+    // Salesforce set CreatedDate on each; the events of pgforce's own inserts say so, and
+    // the next poll is ten minutes away.
+    arrives_within(
+        &db,
+        "select count(*) from salesforce.contact where lastname like 'App %' and createddate is not null",
+        50,
+        Instant::now(),
+        Duration::from_secs(2),
+    )
+    .await;
+    crate::run::stop(daemon).await;
+}

@@ -400,6 +400,7 @@ async fn wanted_workers(
                 .push(EventTarget {
                     id: row.id,
                     apply: applies.then(|| Box::new(mapping.mapping.clone())),
+                    written: written_fields(row.access, &mapping),
                 });
             wanted.insert(
                 WorkerKey::Reader(row.id),
@@ -434,6 +435,21 @@ async fn wanted_workers(
     state.resolved.retain(|id, _| live_ids.contains(id));
     state.bad_config.retain(|id, _| live_ids.contains(id));
     Ok(wanted)
+}
+
+/// The fields pgforce sends when it updates a record of `mapping` (none for a read-only
+/// mapping).
+fn written_fields(access: Access, mapping: &LiveMapping) -> std::collections::BTreeSet<String> {
+    if access != Access::ReadWrite {
+        return std::collections::BTreeSet::new();
+    }
+    mapping
+        .mapping
+        .fields
+        .iter()
+        .filter(|f| f.updateable)
+        .map(|f| f.api_name.clone())
+        .collect()
 }
 
 /// A writer's fingerprint: its connection's revision and its mappings' settings (not their

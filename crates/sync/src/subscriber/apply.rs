@@ -29,12 +29,38 @@ use crate::convert::to_pg_text;
 use crate::mapping::Mapping;
 use crate::reader::row_values;
 
+/// Fields every write sets, whoever makes it: an update of pgforce's own that changed
+/// only these (and fields pgforce sends) is a pure echo.
+const SET_BY_EVERY_WRITE: [&str; 3] = ["LastModifiedDate", "SystemModstamp", "LastModifiedById"];
+
 /// A mapping an object's events concern.
 #[derive(Clone)]
 pub(crate) struct EventTarget {
     pub id: MappingId,
     /// Present when this mapping applies events itself; absent: its reader is woken.
     pub apply: Option<Box<Mapping>>,
+    /// The fields pgforce sends on update for this mapping (empty when it is read-only):
+    /// an event of pgforce's own update that changed other fields carries values
+    /// Salesforce set (a trigger, a flow, a default) and must be read.
+    pub written: BTreeSet<String>,
+}
+
+impl EventTarget {
+    /// Whether an event of pgforce's own write tells this mapping something it does not
+    /// know: a create or undelete always does (Salesforce sets CreatedDate, OwnerId,
+    /// defaults, auto-numbers); an update when it changed fields pgforce did not send; a
+    /// delete never. Gap and overflow events carry no field list and are read.
+    fn learns_from_own_write(&self, event: &ChangeEvent) -> bool {
+        match event.change_type {
+            ChangeType::Delete => false,
+            ChangeType::Update => event.changed_fields.iter().any(|field| {
+                // A compound field's component (`Name.LastName`) by its own name.
+                let name = field.rsplit_once('.').map_or(field.as_str(), |(_, c)| c);
+                !SET_BY_EVERY_WRITE.contains(&name) && !self.written.contains(name)
+            }),
+            _ => true,
+        }
+    }
 }
 
 /// What a batch of events did.
@@ -59,10 +85,17 @@ pub(super) async fn apply(
     let mut outcome = Outcome::default();
     let mut locked = BTreeSet::new();
     for event in events {
-        if event.made_by_client(CALL_OPTIONS_CLIENT) {
-            continue;
-        }
+        let own = event.made_by_client(CALL_OPTIONS_CLIENT);
         for target in targets.get(&event.entity).into_iter().flatten() {
+            if own {
+                // pgforce's own write: a pure echo wakes nobody; what Salesforce added to
+                // it is read (never applied: the event holds the values pgforce sent).
+                if target.learns_from_own_write(event) {
+                    outcome.concerned.insert(target.id);
+                    outcome.wake.insert(target.id);
+                }
+                continue;
+            }
             outcome.concerned.insert(target.id);
             let Some(mapping) = &target.apply else {
                 outcome.wake.insert(target.id);
