@@ -778,3 +778,64 @@ async fn values_salesforce_sets_on_pgforce_inserts_arrive_through_their_events()
     .await;
     crate::run::stop(daemon).await;
 }
+
+/// The stored replay id and the events received so far.
+async fn replay_position(db: &TestDatabase) -> (Option<Vec<u8>>, i64) {
+    let row = db
+        .client()
+        .await
+        .query_one(
+            "select (select replay_id from pgforce.change_subscriptions),
+                    coalesce((select events_received from pgforce.change_subscriptions), 0)",
+            &[],
+        )
+        .await
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
+#[tokio::test]
+async fn an_event_postgres_refuses_for_good_is_read_instead_and_later_events_flow() {
+    let (org, db, config) = setup(20, "pubsub").await;
+    applying_events(&config);
+    let daemon = start(&config);
+    wait_for_count(&db, "select count(*) from salesforce.account", 20).await;
+    wait_for_transport(&db, "pubsub").await;
+    // An app's trigger refuses one value, whoever writes it.
+    db.client()
+        .await
+        .batch_execute(
+            "create function public.refuse_name() returns trigger language plpgsql as $$
+             begin
+                 if new.name = 'Refused by the app' then
+                     raise exception 'the app refuses this name';
+                 end if;
+                 return new;
+             end $$;
+             create trigger refuse_name before insert or update on salesforce.account
+                 for each row execute function public.refuse_name();",
+        )
+        .await
+        .unwrap();
+    let (replay_before, received_before) = replay_position(&db).await;
+    let ids = sfids(
+        &db,
+        "select sfid from salesforce.account order by sfid limit 2",
+    )
+    .await;
+    let sf = salesforce(&org);
+    sf.update(
+        "Account",
+        &ids[0],
+        &serde_json::from_value(json!({ "Name": "Refused by the app" })).unwrap(),
+    )
+    .await
+    .unwrap();
+    let took = rename(&sf, &db, &ids[1], "After the refusal").await;
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    let (replay_after, received_after) = replay_position(&db).await;
+    assert!(replay_after.is_some());
+    assert_ne!(replay_after, replay_before, "the replay id moved on");
+    assert!(received_after >= received_before + 2);
+    crate::run::stop(daemon).await;
+}

@@ -6,7 +6,8 @@
 //! and relationship columns are filled from parent records an event does not carry. What
 //! an event cannot carry is read the normal way (the mapping's reader is woken): gap and
 //! overflow events, wildcard record ids, values that do not fit their column, an update of
-//! a row Postgres does not have.
+//! a row Postgres does not have, and a batch Postgres refuses for good (the subscriber
+//! then records it again without storing values).
 //!
 //! Events carry no `SystemModstamp`; the row is stamped a millisecond before the
 //! transaction's `commitTimestamp`, and a row already stamped at or after that is left
@@ -76,11 +77,13 @@ pub(super) struct Outcome {
 }
 
 /// Applies or routes a batch of events inside `tx` (which records the replay id too).
+/// Without `store_values`, nothing is stored: every mapping concerned is woken.
 pub(super) async fn apply(
     tx: &OwnTransaction<'_>,
     schema: &Ident,
     targets: &HashMap<String, Vec<EventTarget>>,
     events: &[ChangeEvent],
+    store_values: bool,
 ) -> pgforce_store::Result<Outcome> {
     let mut outcome = Outcome::default();
     let mut locked = BTreeSet::new();
@@ -97,7 +100,7 @@ pub(super) async fn apply(
                 continue;
             }
             outcome.concerned.insert(target.id);
-            let Some(mapping) = &target.apply else {
+            let Some(mapping) = target.apply.as_ref().filter(|_| store_values) else {
                 outcome.wake.insert(target.id);
                 continue;
             };

@@ -23,6 +23,16 @@ use crate::worker::{Backoff, Exit, LeaseTiming};
 /// no reader here can read it.
 pub(crate) type WakeLocal = Arc<dyn Fn(MappingId) -> bool + Send + Sync>;
 
+/// Whether Postgres refused a statement for good: it named an error outside the classes
+/// that pass (40 transaction rollback, 53 insufficient resources, 57 operator
+/// intervention, 08 connection exception). Errors without a SQLSTATE (a lost session, a
+/// lost lease) are not.
+fn refused_for_good(error: &pgforce_store::Error) -> bool {
+    error
+        .sqlstate()
+        .is_some_and(|code| !["40", "53", "57", "08"].iter().any(|c| code.starts_with(c)))
+}
+
 /// Everything a connection's subscriber needs.
 pub(crate) struct SubscriberWorker {
     pub database_url: String,
@@ -246,7 +256,11 @@ impl SubscriberWorker {
     }
 
     /// Applies what the batch carries (mappings with `apply_events`) or wakes the readers
-    /// it concerns, and records the replay id it reached in the same transaction.
+    /// it concerns, and records the replay id it reached in the same transaction. When
+    /// Postgres refuses what the events carry for good (an app's trigger raises, a column
+    /// no longer fits), the batch is recorded again without storing anything, and the
+    /// readers read those records instead (keeping any they cannot store as rejected), so
+    /// one refused record never stops the connection's events.
     async fn take_in(
         &self,
         pg: &mut Session,
@@ -261,20 +275,19 @@ impl SubscriberWorker {
         if batch.events.is_empty() && replay.is_none() {
             return Ok(());
         }
-        let received = i64::try_from(batch.events.len()).unwrap_or(i64::MAX);
-        let tx = OwnWrite::untabled().fenced(Some(fence)).begin(pg).await?;
-        let outcome = apply::apply(&tx, &self.schema, &self.objects, &batch.events).await?;
-        let concerned: Vec<MappingId> = outcome.concerned.iter().copied().collect();
-        subscriptions::record_events(
-            &*tx,
-            self.connection_id,
-            transport,
-            replay.as_ref().map(|r| r.0.as_slice()),
-            received,
-            &concerned,
-        )
-        .await?;
-        tx.commit("recording change events").await?;
+        let replay = replay.as_ref().map(|r| r.0.as_slice());
+        let outcome = match self
+            .record(pg, fence, transport, &batch, replay, true)
+            .await
+        {
+            Ok(outcome) => outcome,
+            Err(error) if refused_for_good(&error) => {
+                tracing::warn!(connection = %self.connection, error = %crate::error::chain(&error), "postgres refused what change events carried; their mappings read the records instead");
+                self.record(pg, fence, transport, &batch, replay, false)
+                    .await?
+            }
+            Err(error) => return Err(error),
+        };
         // Woken after the commit: a reader woken before it could read ahead of the rows
         // the events stored, and stamp them older.
         for mapping in &outcome.wake {
@@ -284,6 +297,41 @@ impl SubscriberWorker {
             tracing::debug!(connection = %self.connection, records = outcome.applied, "stored from change events");
         }
         Ok(())
+    }
+
+    /// One transaction: what the batch carries stored (when `store_values`) or routed to
+    /// the readers, and the replay id it reached recorded.
+    async fn record(
+        &self,
+        pg: &mut Session,
+        fence: &Fence,
+        transport: Transport,
+        batch: &EventBatch,
+        replay: Option<&[u8]>,
+        store_values: bool,
+    ) -> pgforce_store::Result<apply::Outcome> {
+        let received = i64::try_from(batch.events.len()).unwrap_or(i64::MAX);
+        let tx = OwnWrite::untabled().fenced(Some(fence)).begin(pg).await?;
+        let outcome = apply::apply(
+            &tx,
+            &self.schema,
+            &self.objects,
+            &batch.events,
+            store_values,
+        )
+        .await?;
+        let concerned: Vec<MappingId> = outcome.concerned.iter().copied().collect();
+        subscriptions::record_events(
+            &*tx,
+            self.connection_id,
+            transport,
+            replay,
+            received,
+            &concerned,
+        )
+        .await?;
+        tx.commit("recording change events").await?;
+        Ok(outcome)
     }
 
     /// Wakes a reader here when it holds its lease, else through the catalog (a NOTIFY on
