@@ -183,3 +183,72 @@ async fn apply_one(
         ChangeType::Gap(_) | ChangeType::Overflow | ChangeType::Other(_) => Ok(false),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use pgforce_salesforce::streaming::ReplayId;
+
+    use super::*;
+
+    /// An event of pgforce's own write.
+    fn own(change_type: ChangeType, changed: &[&str]) -> ChangeEvent {
+        ChangeEvent {
+            replay_id: ReplayId(vec![1]),
+            entity: "Contact".to_owned(),
+            change_type,
+            record_ids: vec!["003000000000001AAA".to_owned()],
+            change_origin: format!("com/salesforce/api/rest/62.0;client={CALL_OPTIONS_CLIENT}"),
+            commit_timestamp: 0,
+            changed_fields: changed.iter().map(|f| (*f).to_owned()).collect(),
+            nulled_fields: Vec::new(),
+            fields: serde_json::Map::new(),
+        }
+    }
+
+    /// A read-write Contact mapping that sends LastName and Email.
+    fn contact() -> EventTarget {
+        EventTarget {
+            id: MappingId::from(1),
+            apply: None,
+            written: ["LastName", "Email"].map(str::to_owned).into(),
+        }
+    }
+
+    #[test]
+    fn an_update_that_changed_only_what_pgforce_sent_is_a_pure_echo() {
+        let event = own(
+            ChangeType::Update,
+            &[
+                "Email",
+                "LastModifiedDate",
+                "SystemModstamp",
+                "LastModifiedById",
+            ],
+        );
+        assert!(!contact().learns_from_own_write(&event));
+        let compound = own(ChangeType::Update, &["Name.LastName", "LastModifiedDate"]);
+        assert!(!contact().learns_from_own_write(&compound));
+    }
+
+    #[test]
+    fn an_update_that_changed_fields_pgforce_did_not_send_is_read() {
+        let event = own(ChangeType::Update, &["Email", "Title", "LastModifiedDate"]);
+        assert!(contact().learns_from_own_write(&event));
+    }
+
+    #[test]
+    fn creates_are_read_and_deletes_are_echoes() {
+        assert!(contact().learns_from_own_write(&own(ChangeType::Create, &[])));
+        assert!(contact().learns_from_own_write(&own(ChangeType::Undelete, &[])));
+        assert!(!contact().learns_from_own_write(&own(ChangeType::Delete, &[])));
+    }
+
+    #[test]
+    fn a_read_only_mapping_reads_updates_other_pgforce_connections_made() {
+        let read_only = EventTarget {
+            written: BTreeSet::new(),
+            ..contact()
+        };
+        assert!(read_only.learns_from_own_write(&own(ChangeType::Update, &["Email"])));
+    }
+}
