@@ -75,8 +75,10 @@ impl SubscriberWorker {
                 break;
             }
             let Some(fence) = keeper.fence() else {
+                // Taken as soon as the keeper gets it (at start, at once): events must
+                // flow as early as the readers' loads end.
                 tokio::select! {
-                    () = tokio::time::sleep(self.lease.heartbeat) => {}
+                    _ = keeper.wait_held(self.lease.heartbeat) => {}
                     _ = stop.changed() => {}
                 }
                 continue;
