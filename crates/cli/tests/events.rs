@@ -692,7 +692,7 @@ async fn arrives_within(
         }
         assert!(
             since.elapsed() < within,
-            "{sql} counted {now}, not {expected}, {within:?} after the edits"
+            "{sql} counted {now}, not {expected}, {within:?} after the change"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -856,5 +856,72 @@ async fn an_event_postgres_refuses_for_good_is_read_instead_and_later_events_flo
     assert!(replay_after.is_some());
     assert_ne!(replay_after, replay_before, "the replay id moved on");
     assert!(received_after >= received_before + 2);
+    crate::run::stop(daemon).await;
+}
+
+/// Records the org has returned from queries so far.
+async fn records_returned(org: &TestOrg) -> u64 {
+    let stats = org.control(reqwest::Method::GET, "/stats", None).await;
+    stats["api"]["recordsReturned"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn a_record_created_during_the_load_arrives_right_after_it_not_a_polling_interval_later() {
+    let org = TestOrg::start().await;
+    org.control(
+        reqwest::Method::POST,
+        "/seed",
+        Some(json!({ "Account": 5000 })),
+    )
+    .await;
+    let db = TestDatabase::create().await;
+    // Events off: only the poll after the load can bring the record.
+    let config = config_file(
+        &org,
+        &db,
+        &format!("change_events = \"off\"\n{TEN_MINUTE_POLL_ACCOUNT}"),
+    );
+    // Every call takes a second: the load's three pages take three.
+    org.control(
+        reqwest::Method::PUT,
+        "/faults",
+        Some(json!({ "latencyMs": 1000 })),
+    )
+    .await;
+    let baseline = records_returned(&org).await;
+    let daemon = start(&config);
+    // The load's first page has been answered: its result no longer changes.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while records_returned(&org).await < baseline + 2000 {
+        assert!(
+            Instant::now() < deadline,
+            "the load never read its first page"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let created = salesforce(&org)
+        .create(
+            "Account",
+            &serde_json::from_value(json!({ "Name": "Born during the load" })).unwrap(),
+        )
+        .await
+        .unwrap();
+    // The load's remaining pages and the poll after it take a second a call.
+    arrives_within(
+        &db,
+        "select count(*) from salesforce.account",
+        5001,
+        Instant::now(),
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(
+        count(
+            &db,
+            &format!("select count(*) from salesforce.account where sfid = '{created}'")
+        )
+        .await,
+        1
+    );
     crate::run::stop(daemon).await;
 }
