@@ -16,7 +16,7 @@
 //! - **Housekeeping.** At start and every hour after a round, sync events older than the
 //!   engine's `events_retention` are deleted.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -439,9 +439,9 @@ async fn wanted_workers(
 
 /// The fields pgforce sends when it updates a record of `mapping` (none for a read-only
 /// mapping).
-fn written_fields(access: Access, mapping: &LiveMapping) -> std::collections::BTreeSet<String> {
+fn written_fields(access: Access, mapping: &LiveMapping) -> BTreeSet<String> {
     if access != Access::ReadWrite {
-        return std::collections::BTreeSet::new();
+        return BTreeSet::new();
     }
     mapping
         .mapping

@@ -261,8 +261,8 @@ impl SubscriberWorker {
     /// it concerns, and records the replay id it reached in the same transaction. When
     /// Postgres refuses what the events carry for good (an app's trigger raises, a column
     /// no longer fits), the batch is recorded again without storing anything, and the
-    /// readers read those records instead (keeping any they cannot store as rejected), so
-    /// one refused record never stops the connection's events.
+    /// readers read those records instead, so one refused record never stops the
+    /// connection's events.
     async fn take_in(
         &self,
         pg: &mut Session,
