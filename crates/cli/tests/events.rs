@@ -333,6 +333,36 @@ async fn an_expired_replay_id_reads_from_the_cursor_and_events_start_again_from_
     assert!(log.contains("stored replay id expired"), "{log}");
 }
 
+/// Waits until the Account mapping has recorded at least `polls` polls.
+async fn wait_for_polls(db: &TestDatabase, polls: i64) {
+    let sql =
+        "select count(*) from pgforce.sync_events e join pgforce.mappings m on m.id = e.mapping_id
+               where m.object_name = 'Account' and e.kind = 'poll'";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while count(db, sql).await < polls {
+        assert!(
+            Instant::now() < deadline,
+            "fewer than {polls} polls within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Polls recorded after sync event `after`, and the API calls they made.
+async fn late_polls(db: &TestDatabase, after: i64) -> (i64, u64) {
+    let row = db
+        .client()
+        .await
+        .query_one(
+            "select count(*), coalesce(sum(api_calls), 0)::bigint from pgforce.sync_events
+             where id > $1 and kind = 'poll'",
+            &[&after],
+        )
+        .await
+        .unwrap();
+    (row.get(0), u64::try_from(row.get::<_, i64>(1)).unwrap())
+}
+
 /// The org's API requests counted so far.
 async fn api_requests(org: &TestOrg) -> u64 {
     let stats = org.control(reqwest::Method::GET, "/stats", None).await;
@@ -364,6 +394,9 @@ async fn applied_events_store_changes_without_reading_salesforce() {
     )
     .await
     .unwrap();
+    // The poll right after the load is done.
+    wait_for_polls(&db, 1).await;
+    let last_poll = count(&db, "select coalesce(max(id), 0) from pgforce.sync_events").await;
     let before = api_requests(&org).await;
     for (n, id) in ids.iter().enumerate() {
         let took = rename(&sf, &db, id, &format!("Applied {n}")).await;
@@ -391,8 +424,506 @@ async fn applied_events_store_changes_without_reading_salesforce() {
         0,
     )
     .await;
-    // The org counted the test's own 12 calls and nothing else: no reads.
-    assert_eq!(api_requests(&org).await - before, 12);
+    // The org counted the test's own 12 calls and nothing else: no reads, but for the one
+    // read a subscription from the newest events makes once it is established, when its
+    // wake-up came after the reader took its lease (it may fall after `before`).
+    let (polls, poll_calls) = late_polls(&db, last_poll).await;
+    assert!(polls <= 1, "{polls} polls while events were applied");
+    assert_eq!(api_requests(&org).await - before, 12 + poll_calls);
+    crate::run::stop(daemon).await;
+}
+
+/// A config file whose connection applies events (`apply_events = true`).
+fn applying_events(config: &std::path::Path) {
+    let text = std::fs::read_to_string(config).unwrap();
+    std::fs::write(
+        config,
+        text.replace("change_events = ", "apply_events = true\nchange_events = "),
+    )
+    .unwrap();
+}
+
+/// The token of the connection's subscriber lease (`None` while nobody holds it).
+async fn subscriber_token(db: &TestDatabase) -> Option<i64> {
+    db.client()
+        .await
+        .query_opt(
+            "select token from pgforce.leases where name like 'subscriber:%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .map(|r| r.get(0))
+}
+
+/// Waits until the subscriber lease is held under a token other than `old`: the
+/// subscriber was started again.
+async fn wait_for_new_subscriber(db: &TestDatabase, old: i64) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if subscriber_token(db).await.is_some_and(|t| t != old) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the subscriber was not started again within 15 s of its mapping's change"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until the subscriber has received more than `before` events.
+async fn wait_for_events(db: &TestDatabase, before: i64) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while events_received(db).await <= before {
+        assert!(
+            Instant::now() < deadline,
+            "no change event was recorded within 15 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_mapping_switched_to_read_write_no_longer_stores_events_past_the_conflict_rule() {
+    let (org, db, config) = setup(20, "pubsub").await;
+    applying_events(&config);
+    let path = config.to_str().unwrap().to_owned();
+    let daemon = start(&config);
+    wait_for_count(&db, "select count(*) from salesforce.account", 20).await;
+    wait_for_transport(&db, "pubsub").await;
+    let old = subscriber_token(&db).await.unwrap();
+    // Another process holds the writer: the local change below stays unsent, so only the
+    // conflict rule stands between it and the Salesforce change.
+    let pg = db.client().await;
+    pg.batch_execute(
+        "insert into pgforce.leases (name, holder, expires_at)
+         values ('writer:main', 'elsewhere:1:0', now() + interval '1 hour')",
+    )
+    .await
+    .unwrap();
+    pgforce_ok(&[
+        "mapping",
+        "--config",
+        &path,
+        "add",
+        "Account",
+        "--fields",
+        "Name,Industry",
+        "--access",
+        "read_write",
+        "--polling-seconds",
+        "300",
+    ])
+    .await;
+    wait_for_new_subscriber(&db, old).await;
+    wait_for_transport(&db, "pubsub").await;
+
+    // The Salesforce edit's event comes two seconds late, after the local edit.
+    org.control(
+        reqwest::Method::PUT,
+        "/faults",
+        Some(json!({ "eventDelayMs": 2000 })),
+    )
+    .await;
+    let sfid = any_account(&db).await;
+    let before = events_received(&db).await;
+    salesforce(&org)
+        .update(
+            "Account",
+            &sfid,
+            &serde_json::from_value(json!({ "Name": "Salesforce edit" })).unwrap(),
+        )
+        .await
+        .unwrap();
+    pg.execute(
+        "update salesforce.account set name = 'Local edit' where sfid = $1",
+        &[&sfid],
+    )
+    .await
+    .unwrap();
+    wait_for_events(&db, before).await;
+    // The newer local change wins; the event did not overwrite it.
+    let name: String = pg
+        .query_one(
+            "select name from salesforce.account where sfid = $1",
+            &[&sfid],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(name, "Local edit");
+    assert_eq!(
+        count(
+            &db,
+            "select count(*) from salesforce._trigger_log where table_name = 'account' and state = 'NEW'"
+        )
+        .await,
+        1
+    );
+    crate::run::stop(daemon).await;
+}
+
+/// Starts `pgforce run` with its info log lines sent to a channel (read all along, so the
+/// pipe never fills).
+fn start_with_lines(
+    config: &std::path::Path,
+) -> (
+    tokio::process::Child,
+    tokio::sync::mpsc::UnboundedReceiver<String>,
+) {
+    use tokio::io::{AsyncBufReadExt as _, BufReader};
+    let mut daemon = pgforce(&["run", "--config", config.to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(daemon.stderr.take().unwrap()).lines();
+    let (send, receive) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let _ = send.send(line);
+        }
+    });
+    (daemon, receive)
+}
+
+/// Waits (bounded) for a log line containing every one of `patterns`.
+async fn wait_for_line(
+    lines: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
+    patterns: &[&str],
+) {
+    let found = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.recv().await {
+            if patterns.iter().all(|p| line.contains(p)) {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(
+        found.ok(),
+        Some(true),
+        "pgforce run never logged {patterns:?}"
+    );
+}
+
+/// The id of the Account mapping.
+async fn account_mapping(db: &TestDatabase) -> i64 {
+    count(
+        db,
+        "select id from pgforce.mappings where object_name = 'Account'",
+    )
+    .await
+}
+
+#[tokio::test]
+async fn an_event_for_a_reader_leased_elsewhere_is_sent_as_a_nudge() {
+    let (org, db, config) = setup(20, "pubsub").await;
+    let (daemon, mut lines) = start_with_lines(&config);
+    wait_for_count(&db, "select count(*) from salesforce.account", 20).await;
+    wait_for_transport(&db, "pubsub").await;
+    let mapping = account_mapping(&db).await;
+    // Another replica takes the reader over; this process's reader stands by.
+    db.client()
+        .await
+        .execute(
+            "update pgforce.leases set holder = 'elsewhere:1:0', expires_at = now() + interval '1 hour',
+                 token = nextval('pgforce.lease_tokens')
+             where name = $1",
+            &[&format!("reader:{mapping}")],
+        )
+        .await
+        .unwrap();
+    wait_for_line(&mut lines, &["reader Account", "standing by"]).await;
+
+    let mut nudges = pgforce_store::notify::Listener::listen(&db.url, "pgforce_nudge")
+        .await
+        .unwrap();
+    let sfid = any_account(&db).await;
+    salesforce(&org)
+        .update(
+            "Account",
+            &sfid,
+            &serde_json::from_value(json!({ "Name": "Read elsewhere" })).unwrap(),
+        )
+        .await
+        .unwrap();
+    let nudged = tokio::time::timeout(Duration::from_secs(5), async {
+        while nudges.notified().await {
+            if nudges.take_payloads().contains(&mapping.to_string()) {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(
+        nudged.ok(),
+        Some(true),
+        "no nudge for mapping {mapping} on pgforce_nudge within 5 s of the edit"
+    );
+    crate::run::stop(daemon).await;
+}
+
+/// Account, read-only, polled every ten minutes (the setup the docs recommend once events
+/// flow).
+const TEN_MINUTE_POLL_ACCOUNT: &str = r#"
+[[connection.mapping]]
+object = "Account"
+access = "read_only"
+fields = ["Name", "Industry"]
+polling_seconds = 600
+"#;
+
+/// Waits until `sql` counts `expected`, failing once `within` has passed since `since`.
+async fn arrives_within(
+    db: &TestDatabase,
+    sql: &str,
+    expected: i64,
+    since: Instant,
+    within: Duration,
+) {
+    loop {
+        let now = count(db, sql).await;
+        if now == expected {
+            return;
+        }
+        assert!(
+            since.elapsed() < within,
+            "{sql} counted {now}, not {expected}, {within:?} after the change"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn edits_made_right_after_the_first_load_arrive_before_events_could_carry_them() {
+    let org = TestOrg::start().await;
+    org.control(
+        reqwest::Method::POST,
+        "/seed",
+        Some(json!({ "Account": 20 })),
+    )
+    .await;
+    let db = TestDatabase::create().await;
+    let ca = std::env::temp_dir().join(format!("{}-ca.pem", db.name));
+    std::fs::write(&ca, &org.ca_pem).unwrap();
+    let settings = events_settings(&org, "pubsub", &ca);
+    let config = config_file(&org, &db, &format!("{settings}{TEN_MINUTE_POLL_ACCOUNT}"));
+    let daemon = start(&config);
+    wait_for_count(&db, "select count(*) from salesforce.account", 20).await;
+    // Right after the load: the subscription may not be established yet, and it starts
+    // from the newest event, so no event will ever carry these edits.
+    let sf = salesforce(&org);
+    let ids = sfids(
+        &db,
+        "select sfid from salesforce.account order by sfid limit 3",
+    )
+    .await;
+    let made = Instant::now();
+    for id in &ids {
+        sf.update(
+            "Account",
+            id,
+            &serde_json::from_value(json!({ "Industry": "Right after the load" })).unwrap(),
+        )
+        .await
+        .unwrap();
+    }
+    arrives_within(
+        &db,
+        "select count(*) from salesforce.account where industry = 'Right after the load'",
+        3,
+        made,
+        Duration::from_secs(2),
+    )
+    .await;
+    crate::run::stop(daemon).await;
+}
+
+/// Contact, read-write, with a field only Salesforce sets, polled every ten minutes.
+const TEN_MINUTE_POLL_CONTACT: &str = r#"
+[[connection.mapping]]
+object = "Contact"
+access = "read_write"
+fields = ["LastName", "Email", "CreatedDate"]
+polling_seconds = 600
+"#;
+
+#[tokio::test]
+async fn values_salesforce_sets_on_pgforce_inserts_arrive_through_their_events() {
+    let org = TestOrg::start().await;
+    org.control(
+        reqwest::Method::POST,
+        "/seed",
+        Some(json!({ "Contact": 5 })),
+    )
+    .await;
+    let db = TestDatabase::create().await;
+    let ca = std::env::temp_dir().join(format!("{}-ca.pem", db.name));
+    std::fs::write(&ca, &org.ca_pem).unwrap();
+    let settings = events_settings(&org, "pubsub", &ca);
+    let config = config_file(&org, &db, &format!("{settings}{TEN_MINUTE_POLL_CONTACT}"));
+    let daemon = start(&config);
+    wait_for_count(&db, "select count(*) from salesforce.contact", 5).await;
+    let sql = "select count(*) from pgforce.mappings where object_name = 'Contact' and events_transport = 'pubsub'";
+    wait_for_count(&db, sql, 1).await;
+
+    db.client()
+        .await
+        .batch_execute(
+            "insert into salesforce.contact (lastname, email)
+             select 'App ' || n, 'app' || n || '@example.com' from generate_series(1, 50) n",
+        )
+        .await
+        .unwrap();
+    wait_for_count(
+        &db,
+        "select count(*) from salesforce.contact where lastname like 'App %' and sfid is not null",
+        50,
+    )
+    .await;
+    // Salesforce set CreatedDate on each; the events of pgforce's own inserts say so, and
+    // the next poll is ten minutes away.
+    arrives_within(
+        &db,
+        "select count(*) from salesforce.contact where lastname like 'App %' and createddate is not null",
+        50,
+        Instant::now(),
+        Duration::from_secs(2),
+    )
+    .await;
+    crate::run::stop(daemon).await;
+}
+
+/// The stored replay id and the events received so far.
+async fn replay_position(db: &TestDatabase) -> (Option<Vec<u8>>, i64) {
+    let row = db
+        .client()
+        .await
+        .query_one(
+            "select (select replay_id from pgforce.change_subscriptions),
+                    coalesce((select events_received from pgforce.change_subscriptions), 0)",
+            &[],
+        )
+        .await
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
+#[tokio::test]
+async fn an_event_postgres_refuses_for_good_is_read_instead_and_later_events_flow() {
+    let (org, db, config) = setup(20, "pubsub").await;
+    applying_events(&config);
+    let daemon = start(&config);
+    wait_for_count(&db, "select count(*) from salesforce.account", 20).await;
+    wait_for_transport(&db, "pubsub").await;
+    // An app's trigger refuses one value, whoever writes it.
+    db.client()
+        .await
+        .batch_execute(
+            "create function public.refuse_name() returns trigger language plpgsql as $$
+             begin
+                 if new.name = 'Refused by the app' then
+                     raise exception 'the app refuses this name';
+                 end if;
+                 return new;
+             end $$;
+             create trigger refuse_name before insert or update on salesforce.account
+                 for each row execute function public.refuse_name();",
+        )
+        .await
+        .unwrap();
+    let (replay_before, received_before) = replay_position(&db).await;
+    let ids = sfids(
+        &db,
+        "select sfid from salesforce.account order by sfid limit 2",
+    )
+    .await;
+    let sf = salesforce(&org);
+    sf.update(
+        "Account",
+        &ids[0],
+        &serde_json::from_value(json!({ "Name": "Refused by the app" })).unwrap(),
+    )
+    .await
+    .unwrap();
+    let took = rename(&sf, &db, &ids[1], "After the refusal").await;
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    let (replay_after, received_after) = replay_position(&db).await;
+    assert!(replay_after.is_some());
+    assert_ne!(replay_after, replay_before, "the replay id moved on");
+    assert!(received_after >= received_before + 2);
+    crate::run::stop(daemon).await;
+}
+
+/// Records the org has returned from queries so far.
+async fn records_returned(org: &TestOrg) -> u64 {
+    let stats = org.control(reqwest::Method::GET, "/stats", None).await;
+    stats["api"]["recordsReturned"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn a_record_created_during_the_load_arrives_right_after_it_not_a_polling_interval_later() {
+    let org = TestOrg::start().await;
+    org.control(
+        reqwest::Method::POST,
+        "/seed",
+        Some(json!({ "Account": 5000 })),
+    )
+    .await;
+    let db = TestDatabase::create().await;
+    // Events off: only the poll after the load can bring the record.
+    let config = config_file(
+        &org,
+        &db,
+        &format!("change_events = \"off\"\n{TEN_MINUTE_POLL_ACCOUNT}"),
+    );
+    // Every call takes a second: the load's three pages take three.
+    org.control(
+        reqwest::Method::PUT,
+        "/faults",
+        Some(json!({ "latencyMs": 1000 })),
+    )
+    .await;
+    let baseline = records_returned(&org).await;
+    let daemon = start(&config);
+    // The load's first page has been answered: its result no longer changes.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while records_returned(&org).await < baseline + 2000 {
+        assert!(
+            Instant::now() < deadline,
+            "the load never read its first page"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let created = salesforce(&org)
+        .create(
+            "Account",
+            &serde_json::from_value(json!({ "Name": "Born during the load" })).unwrap(),
+        )
+        .await
+        .unwrap();
+    // The load's remaining pages and the poll after it take a second a call.
+    arrives_within(
+        &db,
+        "select count(*) from salesforce.account",
+        5001,
+        Instant::now(),
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(
+        count(
+            &db,
+            &format!("select count(*) from salesforce.account where sfid = '{created}'")
+        )
+        .await,
+        1
+    );
     crate::run::stop(daemon).await;
 }
 

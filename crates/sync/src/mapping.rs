@@ -85,6 +85,19 @@ const DERIVED_FIELDS: [&str; 5] = [
 ];
 
 impl EventSource {
+    /// How an update's changed fields name this field (`BillingAddress.City` for
+    /// `BillingCity`); `None` when events do not carry it.
+    pub fn changed_field_name(&self, api_name: &str) -> Option<String> {
+        match self {
+            Self::Flat => Some(api_name.to_owned()),
+            Self::Component {
+                compound,
+                component,
+            } => Some(format!("{compound}.{component}")),
+            Self::Absent => None,
+        }
+    }
+
     /// Where events carry `field`, from its describe.
     pub fn of(field: &pgforce_salesforce::rest::describe::FieldDescribe) -> Self {
         let name = field.name.as_str();

@@ -37,7 +37,7 @@ use std::time::Duration;
 use pgforce_salesforce::Client;
 use pgforce_store::catalog::connections::ConnectionRow;
 use pgforce_store::{MappingId, Session};
-use tokio::sync::{Notify, broadcast, watch};
+use tokio::sync::{broadcast, watch};
 
 pub use authorize::Authorized;
 pub use describe::{ConnectionView, MappingView};
@@ -153,7 +153,7 @@ struct Shared {
     /// Salesforce clients by connection name, with the settings they were built from.
     clients: std::sync::Mutex<HashMap<String, (String, Client)>>,
     /// Nudges for readers running in this process.
-    wakes: std::sync::Mutex<HashMap<MappingId, Arc<Notify>>>,
+    wakes: std::sync::Mutex<HashMap<MappingId, Arc<crate::reader::ReaderWake>>>,
     /// Salesforce record counts the API showed lately, by mapping, with when they were
     /// counted (one COUNT() call per mapping per `describe::SALESFORCE_COUNT_TTL`).
     salesforce_counts: std::sync::Mutex<HashMap<MappingId, (std::time::Instant, u64)>>,
@@ -252,21 +252,18 @@ impl Engine {
         })
     }
 
-    /// Asks a mapping's reader, if it runs in this process, to read at once. `false` when
-    /// it does not run here.
+    /// Asks a mapping's reader, if it runs in this process and holds its lease, to read at
+    /// once. `false` when no reader here can read it (none runs here, or it stands by while
+    /// another process holds the lease): ask the others (`pgforce_nudge`).
     pub fn read_now(&self, mapping: MappingId) -> bool {
-        let wakes = self
+        let wake = self
             .shared
             .wakes
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match wakes.get(&mapping) {
-            Some(wake) => {
-                wake.notify_one();
-                true
-            }
-            None => false,
-        }
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&mapping)
+            .cloned();
+        wake.is_some_and(|wake| wake.read_now())
     }
 
     /// Names of the connections declared to this engine.

@@ -16,7 +16,7 @@
 //! - **Housekeeping.** At start and every hour after a round, sync events older than the
 //!   engine's `events_retention` are deleted.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,7 +25,7 @@ use pgforce_store::catalog::mappings::{self, MappingRow};
 use pgforce_store::catalog::{CATALOG_CHANNEL, NUDGE_CHANNEL, connections, events};
 use pgforce_store::notify::Listener;
 use pgforce_store::{Access, ConnectionId, MappingId, MappingState, Session};
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::Engine;
@@ -33,8 +33,8 @@ use super::setup::{LiveConnection, LiveMapping};
 use crate::config::ChangeEvents;
 use crate::error::{Error, Result};
 use crate::error_policy::{self, Decision};
-use crate::reader::ReaderWorker;
 use crate::reader::schema;
+use crate::reader::{ReaderWake, ReaderWorker};
 use crate::subscriber::{EventTarget, SubscriberWorker};
 use crate::worker::{Backoff, Exit};
 use crate::writer::{WriteWorker, WriterMapping};
@@ -372,6 +372,9 @@ async fn wanted_workers(
         let mut writable = Vec::new();
         let mut waiting = Vec::new();
         let mut subscribed: HashMap<String, Vec<EventTarget>> = HashMap::new();
+        // The revisions of the mappings the subscriber serves: it holds a copy of each
+        // (whether it applies events, the table's shape), so any change restarts it.
+        let mut served = Vec::new();
         for row in rows {
             let resolved = if row.paused {
                 None
@@ -387,6 +390,7 @@ async fn wanted_workers(
             if row.access == Access::ReadWrite {
                 writable.push(mapping.clone());
             }
+            served.push(format!("{}@{}", row.id, row.revision));
             let applies = live.config.apply_events
                 && row.access == Access::ReadOnly
                 && mapping.mapping.references.is_empty();
@@ -396,6 +400,7 @@ async fn wanted_workers(
                 .push(EventTarget {
                     id: row.id,
                     apply: applies.then(|| Box::new(mapping.mapping.clone())),
+                    written: written_fields(row.access, &mapping),
                 });
             wanted.insert(
                 WorkerKey::Reader(row.id),
@@ -416,18 +421,11 @@ async fn wanted_workers(
             );
         }
         if live.config.change_events != ChangeEvents::Off && !subscribed.is_empty() {
-            let mut objects: Vec<String> = subscribed
-                .iter()
-                .map(|(object, targets)| {
-                    let ids: Vec<String> = targets.iter().map(|t| t.id.to_string()).collect();
-                    format!("{object}:{}", ids.join("+"))
-                })
-                .collect();
-            objects.sort();
+            served.sort();
             wanted.insert(
                 WorkerKey::Subscriber(connection.id),
                 Wanted {
-                    fingerprint: format!("{}|{}", connection.revision, objects.join(",")),
+                    fingerprint: format!("{}|{}", connection.revision, served.join(",")),
                     start: Starter::Subscriber(Box::new(subscriber(engine, &live, subscribed))),
                 },
             );
@@ -437,6 +435,21 @@ async fn wanted_workers(
     state.resolved.retain(|id, _| live_ids.contains(id));
     state.bad_config.retain(|id, _| live_ids.contains(id));
     Ok(wanted)
+}
+
+/// The fields pgforce sends when it updates a record of `mapping` (none for a read-only
+/// mapping).
+fn written_fields(access: Access, mapping: &LiveMapping) -> BTreeSet<String> {
+    if access != Access::ReadWrite {
+        return BTreeSet::new();
+    }
+    mapping
+        .mapping
+        .fields
+        .iter()
+        .filter(|f| f.updateable)
+        .filter_map(|f| f.in_events.changed_field_name(&f.api_name))
+        .collect()
 }
 
 /// A writer's fingerprint: its connection's revision and its mappings' settings (not their
@@ -545,7 +558,7 @@ fn reader(engine: &Engine, live: &LiveConnection, mapping: LiveMapping) -> Reade
         mapping: mapping.mapping,
         bus: shared.bus.clone(),
         progress: Some(engine.load_progress_sink(mapping.row.id)),
-        wake: Arc::new(Notify::new()),
+        wake: Arc::new(ReaderWake::default()),
         lease: shared.options.lease,
         overlap: std::time::Duration::from_secs(live.config.poll_overlap_seconds),
         schema_check: shared.options.schema_check,

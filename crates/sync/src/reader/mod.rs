@@ -213,4 +213,4 @@ pub use load::initial_load;
 pub use poll::poll_once;
 pub use poll::{DEFAULT_POLL_OVERLAP, poll_with_overlap};
 pub use worker::LoadProgress;
-pub(crate) use worker::ReaderWorker;
+pub(crate) use worker::{ReaderWake, ReaderWorker};

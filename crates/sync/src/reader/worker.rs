@@ -8,7 +8,11 @@
 //!   mapping is read by one of them, and another takes over when it dies.
 //! - **Wake-ups.** A change event (or a request to read now) wakes the reader at once
 //!   after a quiet spell; under a stream of events woken reads start at least
-//!   `WOKEN_READ_GAP` apart, so a burst costs a few reads, not one per change.
+//!   `WOKEN_READ_GAP` apart, so a burst costs a few reads, not one per change. Only a
+//!   reader that holds its lease takes a wake-up ([`ReaderWake::read_now`]): one standing
+//!   by could not read, so the caller asks the other processes instead.
+//! - **After a load** the first poll runs at once, not a polling interval later: it reads
+//!   what changed while the load ran.
 //! - **Budget.** Polls stop for the day at the mapping's `max_daily_api_calls`, and while
 //!   the org has used 95 % of its daily allocation.
 //! - **Failures.** Passing trouble is retried with backoff (1 s doubling to the polling
@@ -27,7 +31,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pgforce_salesforce::Client;
-use pgforce_store::catalog::leases::Fence;
+use pgforce_store::catalog::leases::{Fence, LeaseWatch};
 use pgforce_store::catalog::{connections, cursors, leases, mappings, rejected};
 use pgforce_store::table::rows;
 use pgforce_store::{ConnectionId, Ident, MappingId, MappingState, Session};
@@ -55,6 +59,42 @@ fn woken_read_at(last_read: Option<Instant>) -> Instant {
     last_read.map_or(now, |at| (at + WOKEN_READ_GAP).max(now))
 }
 
+/// How a reader is asked to read at once from elsewhere in its process (change events,
+/// `pgforce reload`, nudges from other processes).
+#[derive(Debug, Default)]
+pub(crate) struct ReaderWake {
+    /// Notified to read at once instead of waiting for the interval.
+    notify: Notify,
+    /// The reader's lease while it runs (set at its start, cleared when it ends): a
+    /// wake-up is taken only while the lease may be trusted.
+    lease: std::sync::Mutex<Option<LeaseWatch>>,
+}
+
+impl ReaderWake {
+    /// Asks the reader to read at once; `false` (and nothing asked) when it does not hold
+    /// its lease, so the read must be asked of the process that does.
+    pub(crate) fn read_now(&self) -> bool {
+        let holds = self
+            .lease
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|lease| lease.fence().is_some());
+        if holds {
+            self.notify.notify_one();
+        }
+        holds
+    }
+
+    /// Follows the reader's lease (`None`: the reader ended).
+    fn follow(&self, lease: Option<LeaseWatch>) {
+        *self
+            .lease
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = lease;
+    }
+}
+
 /// Told how far loads have got: `(object, records loaded so far, done)`.
 pub type LoadProgress = Arc<dyn Fn(&str, u64, bool) + Send + Sync>;
 
@@ -74,8 +114,8 @@ pub(crate) struct ReaderWorker {
     pub bus: EventBus,
     /// Where load progress goes (the CLI's progress bars).
     pub progress: Option<LoadProgress>,
-    /// Notified to read at once instead of waiting for the interval.
-    pub wake: Arc<Notify>,
+    /// Asks it to read at once instead of waiting for the interval.
+    pub wake: Arc<ReaderWake>,
     pub lease: LeaseTiming,
     /// How far before its cursor each poll reads again (late commits).
     pub overlap: Duration,
@@ -93,6 +133,7 @@ impl ReaderWorker {
             self.lease.ttl,
             self.lease.heartbeat,
         );
+        self.wake.follow(Some(keeper.watch()));
         let worker_name = format!("reader {}", self.mapping.object);
         let interval = Duration::from_secs(self.mapping.spec.polling_seconds.max(1));
         let mut state = ReaderState {
@@ -127,6 +168,7 @@ impl ReaderWorker {
                     last_read = Some(Instant::now());
                     match self.tick(&mut state, &fence).await {
                         Tick::Done => next_sync = Instant::now() + interval,
+                        Tick::PollNow => next_sync = Instant::now(),
                         Tick::Retry(wait) => next_sync = Instant::now() + wait,
                         Tick::Park(reason) => break Exit::Parked { reason },
                     }
@@ -144,10 +186,11 @@ impl ReaderWorker {
                 .clamp(Duration::from_millis(100), self.lease.heartbeat);
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
-                () = self.wake.notified() => next_sync = next_sync.min(woken_read_at(last_read)),
+                () = self.wake.notify.notified() => next_sync = next_sync.min(woken_read_at(last_read)),
                 _ = stop.changed() => {}
             }
         };
+        self.wake.follow(None);
         keeper.release().await;
         Ok(exit)
     }
@@ -193,14 +236,21 @@ impl ReaderWorker {
                 }
                 .emit(&self.bus, state.pg.as_ref())
                 .await;
+                // What changed while a load ran (or since its snapshot) is read at once,
+                // not a polling interval later.
+                let next = if kind == EventKind::Load {
+                    Tick::PollNow
+                } else {
+                    Tick::Done
+                };
                 if !outcome.rejected.is_empty() && !checked {
                     // A value too wide for its column may be a field Salesforce widened.
                     return match self.follow_schema(state, fence).await {
-                        Ok(_) => Tick::Done,
+                        Ok(_) => next,
                         Err(error) => self.failed(state, kind, &error, took).await,
                     };
                 }
-                Tick::Done
+                next
             }
             Err((kind, error)) => {
                 let decision = error_policy::decide(&error).decision;
@@ -612,6 +662,8 @@ enum Followed {
 enum Tick {
     /// Next read after the interval.
     Done,
+    /// A load finished: poll at once for what changed while it ran.
+    PollNow,
     /// Failed for a passing reason: try again after this wait.
     Retry(Duration),
     /// The operator must act.

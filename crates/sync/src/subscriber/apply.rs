@@ -6,9 +6,10 @@
 //! and relationship columns are filled from parent records an event does not carry. What
 //! an event cannot carry is read the normal way (the mapping's reader is woken): gap and
 //! overflow events, wildcard record ids, values that do not fit their column, an update of
-//! a row Postgres does not have, and every event of a mapping with a field events leave
-//! out (formula fields, values derived from other records). Compound fields arrive nested
-//! and are flattened by each field's describe (`event_fields`).
+//! a row Postgres does not have, every event of a mapping with a field events leave out
+//! (formula fields, values derived from other records), and a batch Postgres refuses for
+//! good (the subscriber then records it again without storing values). Compound fields
+//! arrive nested and are flattened by each field's describe (`event_fields`).
 //!
 //! Events carry no `SystemModstamp`; the row is stamped a millisecond before the
 //! transaction's `commitTimestamp`, and a row already stamped at or after that is left
@@ -31,12 +32,37 @@ use crate::convert::to_pg_text;
 use crate::mapping::Mapping;
 use crate::reader::row_values;
 
+/// Fields every write sets, whoever makes it: an update of pgforce's own that changed
+/// only these (and fields pgforce sends) is a pure echo.
+const SET_BY_EVERY_WRITE: [&str; 3] = ["LastModifiedDate", "SystemModstamp", "LastModifiedById"];
+
 /// A mapping an object's events concern.
 #[derive(Clone)]
 pub(crate) struct EventTarget {
     pub id: MappingId,
     /// Present when this mapping applies events itself; absent: its reader is woken.
     pub apply: Option<Box<Mapping>>,
+    /// The fields pgforce sends on update for this mapping, named as change events name
+    /// them (`Name.LastName`, `BillingAddress.City`; empty when it is read-only):
+    /// an event of pgforce's own update that changed other fields carries values
+    /// Salesforce set (a trigger, a flow, a default) and must be read.
+    pub written: BTreeSet<String>,
+}
+
+impl EventTarget {
+    /// Whether an event of pgforce's own write tells this mapping something it does not
+    /// know: a create or undelete always does (Salesforce sets CreatedDate, OwnerId,
+    /// defaults, auto-numbers); an update when it changed fields pgforce did not send; a
+    /// delete never. Gap and overflow events carry no field list and are read.
+    fn learns_from_own_write(&self, event: &ChangeEvent) -> bool {
+        match event.change_type {
+            ChangeType::Delete => false,
+            ChangeType::Update => event.changed_fields.iter().any(|field| {
+                !SET_BY_EVERY_WRITE.contains(&field.as_str()) && !self.written.contains(field)
+            }),
+            _ => true,
+        }
+    }
 }
 
 /// What a batch of events did.
@@ -52,21 +78,30 @@ pub(super) struct Outcome {
 }
 
 /// Applies or routes a batch of events inside `tx` (which records the replay id too).
+/// Without `store_values`, nothing is stored: every mapping concerned is woken.
 pub(super) async fn apply(
     tx: &OwnTransaction<'_>,
     schema: &Ident,
     targets: &HashMap<String, Vec<EventTarget>>,
     events: &[ChangeEvent],
+    store_values: bool,
 ) -> pgforce_store::Result<Outcome> {
     let mut outcome = Outcome::default();
     let mut locked = BTreeSet::new();
     for event in events {
-        if event.made_by_client(CALL_OPTIONS_CLIENT) {
-            continue;
-        }
+        let own = event.made_by_client(CALL_OPTIONS_CLIENT);
         for target in targets.get(&event.entity).into_iter().flatten() {
+            if own {
+                // pgforce's own write: a pure echo wakes nobody; what Salesforce added to
+                // it is read (never applied: the event holds the values pgforce sent).
+                if target.learns_from_own_write(event) {
+                    outcome.concerned.insert(target.id);
+                    outcome.wake.insert(target.id);
+                }
+                continue;
+            }
             outcome.concerned.insert(target.id);
-            let Some(mapping) = &target.apply else {
+            let Some(mapping) = target.apply.as_ref().filter(|_| store_values) else {
                 outcome.wake.insert(target.id);
                 continue;
             };
@@ -147,5 +182,74 @@ async fn apply_one(
             Ok(true)
         }
         ChangeType::Gap(_) | ChangeType::Overflow | ChangeType::Other(_) => Ok(false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use pgforce_salesforce::streaming::ReplayId;
+
+    use super::*;
+
+    /// An event of pgforce's own write.
+    fn own(change_type: ChangeType, changed: &[&str]) -> ChangeEvent {
+        ChangeEvent {
+            replay_id: ReplayId(vec![1]),
+            entity: "Contact".to_owned(),
+            change_type,
+            record_ids: vec!["003000000000001AAA".to_owned()],
+            change_origin: format!("com/salesforce/api/rest/62.0;client={CALL_OPTIONS_CLIENT}"),
+            commit_timestamp: 0,
+            changed_fields: changed.iter().map(|f| (*f).to_owned()).collect(),
+            nulled_fields: Vec::new(),
+            fields: serde_json::Map::new(),
+        }
+    }
+
+    /// A read-write Contact mapping that sends LastName (a component of `Name`) and Email.
+    fn contact() -> EventTarget {
+        EventTarget {
+            id: MappingId::from(1),
+            apply: None,
+            written: ["Name.LastName", "Email"].map(str::to_owned).into(),
+        }
+    }
+
+    #[test]
+    fn an_update_that_changed_only_what_pgforce_sent_is_a_pure_echo() {
+        let event = own(
+            ChangeType::Update,
+            &[
+                "Email",
+                "LastModifiedDate",
+                "SystemModstamp",
+                "LastModifiedById",
+            ],
+        );
+        assert!(!contact().learns_from_own_write(&event));
+        let compound = own(ChangeType::Update, &["Name.LastName", "LastModifiedDate"]);
+        assert!(!contact().learns_from_own_write(&compound));
+    }
+
+    #[test]
+    fn an_update_that_changed_fields_pgforce_did_not_send_is_read() {
+        let event = own(ChangeType::Update, &["Email", "Title", "LastModifiedDate"]);
+        assert!(contact().learns_from_own_write(&event));
+    }
+
+    #[test]
+    fn creates_are_read_and_deletes_are_echoes() {
+        assert!(contact().learns_from_own_write(&own(ChangeType::Create, &[])));
+        assert!(contact().learns_from_own_write(&own(ChangeType::Undelete, &[])));
+        assert!(!contact().learns_from_own_write(&own(ChangeType::Delete, &[])));
+    }
+
+    #[test]
+    fn a_read_only_mapping_reads_updates_other_pgforce_connections_made() {
+        let read_only = EventTarget {
+            written: BTreeSet::new(),
+            ..contact()
+        };
+        assert!(read_only.learns_from_own_write(&own(ChangeType::Update, &["Email"])));
     }
 }

@@ -17,14 +17,20 @@
 //!   once it commits. After a restart the subscription resumes
 //!   after it, so events committed while pgforce was down still wake their readers. An
 //!   expired replay id makes every mapping read from its cursor, and the subscription
-//!   starts again from the newest events.
+//!   starts again from the newest events. A subscription that starts from the newest
+//!   events (no usable stored id) carries nothing committed before it: every mapping it
+//!   serves reads once as soon as it is established.
 //! - **Echoes.** pgforce names itself in `Sforce-Call-Options` (`client=pgforce`);
-//!   events whose `changeOrigin` says so are its own writes coming back and wake nobody.
+//!   events whose `changeOrigin` says so are its own writes coming back. A pure echo (a
+//!   delete, or an update that changed only fields pgforce sent and the stamps every write
+//!   moves) wakes nobody; a create, or an update that changed other fields (set by a
+//!   trigger, a flow, a default), wakes the mapping's reader for what Salesforce added.
 //! - **Applying events** (`apply_events = true`, read-only mappings): the values an event
 //!   carries are stored directly, in the transaction that records the replay id, with no
 //!   read from Salesforce; what an event cannot carry is read (see `apply`).
-//! - **Where readers run.** A reader in this process is woken directly; one in another
-//!   `pgforce run` on the same catalog through a NOTIFY on `pgforce_nudge`.
+//! - **Where readers run.** A reader in this process that holds its lease is woken
+//!   directly; otherwise (it runs in another `pgforce run` on the same catalog, or the one
+//!   here stands by) through a NOTIFY on `pgforce_nudge`.
 
 mod apply;
 mod event_fields;

@@ -20,8 +20,19 @@ use crate::config::ChangeEvents;
 use crate::error::Result;
 use crate::worker::{Backoff, Exit, LeaseTiming};
 
-/// Wakes a mapping's reader if it runs in this process; `false` when it does not.
+/// Wakes a mapping's reader if it runs in this process and holds its lease; `false` when
+/// no reader here can read it.
 pub(crate) type WakeLocal = Arc<dyn Fn(MappingId) -> bool + Send + Sync>;
+
+/// Whether Postgres refused a statement for good: it named an error outside the classes
+/// that pass (40 transaction rollback, 53 insufficient resources, 57 operator
+/// intervention, 08 connection exception). Errors without a SQLSTATE (a lost session, a
+/// lost lease) are not.
+fn refused_for_good(error: &pgforce_store::Error) -> bool {
+    error
+        .sqlstate()
+        .is_some_and(|code| !["40", "53", "57", "08"].iter().any(|c| code.starts_with(c)))
+}
 
 /// Everything a connection's subscriber needs.
 pub(crate) struct SubscriberWorker {
@@ -65,8 +76,10 @@ impl SubscriberWorker {
                 break;
             }
             let Some(fence) = keeper.fence() else {
+                // Taken as soon as the keeper gets it (at start, at once): events must
+                // flow as early as the readers' loads end.
                 tokio::select! {
-                    () = tokio::time::sleep(self.lease.heartbeat) => {}
+                    _ = keeper.wait_held(self.lease.heartbeat) => {}
                     _ = stop.changed() => {}
                 }
                 continue;
@@ -147,13 +160,16 @@ impl SubscriberWorker {
                 )));
             }
         };
-        let mut stream = match self.open(&pg).await {
-            Ok(stream) => stream,
+        let (mut stream, start) = match self.open(&pg).await {
+            Ok(opened) => opened,
             Err(error) => return Ended::Failed(error),
         };
         let transport = stream.transport();
         tracing::info!(connection = %self.connection, transport = transport.as_str(), "change events flowing");
         self.show_transport(Some(transport), Some(coverage)).await;
+        if start == StartAt::Latest {
+            self.read_the_gap(&pg).await;
+        }
         // Objects beyond the Change Data Capture allocation listen on their topics while
         // this stream runs (dropping the set ends them).
         let waker = Waker {
@@ -199,8 +215,9 @@ impl SubscriberWorker {
         }
     }
 
-    /// Opens a stream on the first transport that works, after the stored replay id.
-    async fn open(&self, pg: &Session) -> std::result::Result<Stream, StreamError> {
+    /// Opens a stream on the first transport that works, after the stored replay id;
+    /// returns it with where it started.
+    async fn open(&self, pg: &Session) -> std::result::Result<(Stream, StartAt), StreamError> {
         let stored = subscriptions::load(pg, self.connection_id)
             .await
             .map_err(|e| StreamError::Transport(crate::error::chain(&e)))?;
@@ -214,8 +231,15 @@ impl SubscriberWorker {
                     .map_or(StartAt::Latest, |id| StartAt::After(ReplayId(id))),
                 _ => StartAt::Latest,
             };
-            match stream::open(transport, &self.salesforce, &self.pubsub_endpoint, start).await {
-                Ok(stream) => return Ok(stream),
+            let opened = stream::open(
+                transport,
+                &self.salesforce,
+                &self.pubsub_endpoint,
+                start.clone(),
+            )
+            .await;
+            match opened {
+                Ok(stream) => return Ok((stream, start)),
                 Err(StreamError::ReplayExpired(detail)) => {
                     self.replay_expired(pg, &detail).await;
                     return stream::open(
@@ -224,7 +248,8 @@ impl SubscriberWorker {
                         &self.pubsub_endpoint,
                         StartAt::Latest,
                     )
-                    .await;
+                    .await
+                    .map(|stream| (stream, StartAt::Latest));
                 }
                 Err(error) => {
                     tracing::info!(connection = %self.connection, transport = transport.as_str(), error = %error, "change-event transport not available");
@@ -233,6 +258,17 @@ impl SubscriberWorker {
             }
         }
         Err(last_error)
+    }
+
+    /// A subscription that starts from the newest events (no stored replay id: the first
+    /// start, a switch of transport, an expired id) carries nothing committed before it was
+    /// established, such as changes made between a mapping's load and now: every mapping it
+    /// serves reads once.
+    async fn read_the_gap(&self, pg: &Session) {
+        tracing::debug!(connection = %self.connection, "subscription starts from the newest events; every mapping reads once");
+        for target in self.objects.values().flatten() {
+            self.wake(pg, target.id).await;
+        }
     }
 
     /// The stored replay id is gone from Salesforce: events in between may be lost, so
@@ -248,7 +284,11 @@ impl SubscriberWorker {
     }
 
     /// Applies what the batch carries (mappings with `apply_events`) or wakes the readers
-    /// it concerns, and records the replay id it reached in the same transaction.
+    /// it concerns, and records the replay id it reached in the same transaction. When
+    /// Postgres refuses what the events carry for good (an app's trigger raises, a column
+    /// no longer fits), the batch is recorded again without storing anything, and the
+    /// readers read those records instead, so one refused record never stops the
+    /// connection's events.
     async fn take_in(
         &self,
         pg: &mut Session,
@@ -263,20 +303,19 @@ impl SubscriberWorker {
         if batch.events.is_empty() && replay.is_none() {
             return Ok(());
         }
-        let received = i64::try_from(batch.events.len()).unwrap_or(i64::MAX);
-        let tx = OwnWrite::untabled().fenced(Some(fence)).begin(pg).await?;
-        let outcome = apply::apply(&tx, &self.schema, &self.objects, &batch.events).await?;
-        let concerned: Vec<MappingId> = outcome.concerned.iter().copied().collect();
-        subscriptions::record_events(
-            &*tx,
-            self.connection_id,
-            transport,
-            replay.as_ref().map(|r| r.0.as_slice()),
-            received,
-            &concerned,
-        )
-        .await?;
-        tx.commit("recording change events").await?;
+        let replay = replay.as_ref().map(|r| r.0.as_slice());
+        let outcome = match self
+            .record(pg, fence, transport, &batch, replay, true)
+            .await
+        {
+            Ok(outcome) => outcome,
+            Err(error) if refused_for_good(&error) => {
+                tracing::warn!(connection = %self.connection, error = %crate::error::chain(&error), "postgres refused what change events carried; their mappings read the records instead");
+                self.record(pg, fence, transport, &batch, replay, false)
+                    .await?
+            }
+            Err(error) => return Err(error),
+        };
         // Woken after the commit: a reader woken before it could read ahead of the rows
         // the events stored, and stamp them older.
         for mapping in &outcome.wake {
@@ -288,7 +327,43 @@ impl SubscriberWorker {
         Ok(())
     }
 
-    /// Wakes a reader here, or through the catalog when it runs elsewhere.
+    /// One transaction: what the batch carries stored (when `store_values`) or routed to
+    /// the readers, and the replay id it reached recorded.
+    async fn record(
+        &self,
+        pg: &mut Session,
+        fence: &Fence,
+        transport: Transport,
+        batch: &EventBatch,
+        replay: Option<&[u8]>,
+        store_values: bool,
+    ) -> pgforce_store::Result<apply::Outcome> {
+        let received = i64::try_from(batch.events.len()).unwrap_or(i64::MAX);
+        let tx = OwnWrite::untabled().fenced(Some(fence)).begin(pg).await?;
+        let outcome = apply::apply(
+            &tx,
+            &self.schema,
+            &self.objects,
+            &batch.events,
+            store_values,
+        )
+        .await?;
+        let concerned: Vec<MappingId> = outcome.concerned.iter().copied().collect();
+        subscriptions::record_events(
+            &*tx,
+            self.connection_id,
+            transport,
+            replay,
+            received,
+            &concerned,
+        )
+        .await?;
+        tx.commit("recording change events").await?;
+        Ok(outcome)
+    }
+
+    /// Wakes a reader here when it holds its lease, else through the catalog (a NOTIFY on
+    /// `pgforce_nudge` reaches the process whose reader holds it).
     async fn wake(&self, pg: &Session, mapping: MappingId) {
         if (self.wake_local)(mapping) {
             return;
