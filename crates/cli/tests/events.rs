@@ -1014,3 +1014,64 @@ async fn an_object_beyond_the_cdc_allocation_gets_its_events_from_a_push_topic()
     crate::run::stop(daemon).await;
     let _ = std::fs::remove_file(config);
 }
+
+#[tokio::test]
+async fn a_row_stored_from_an_event_of_a_late_commit_takes_the_record_s_stamp_at_the_next_poll() {
+    let (org, db, config) = setup(5, "pubsub").await;
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("change_events = ", "apply_events = true\nchange_events = ")
+            .replace("polling_seconds = 300", "polling_seconds = 1"),
+    )
+    .unwrap();
+    let daemon = start(&config);
+    wait_for_count(&db, "select count(*) from salesforce.account", 5).await;
+    wait_for_transport(&db, "pubsub").await;
+    // The write takes its SystemModstamp when it starts and commits a second later, as
+    // a long Salesforce transaction does: the event's commitTimestamp lies a second after
+    // the record's stamp.
+    org.control(
+        reqwest::Method::PUT,
+        "/faults",
+        Some(json!({ "commitDelayRate": 1.0, "commitDelayMs": 1000 })),
+    )
+    .await;
+    let sf = salesforce(&org);
+    let sfid = any_account(&db).await;
+    sf.update(
+        "Account",
+        &sfid,
+        &serde_json::from_value(json!({ "Name": "Committed late" })).unwrap(),
+    )
+    .await
+    .unwrap();
+    org.control(reqwest::Method::PUT, "/faults", Some(json!({})))
+        .await;
+    let stamp: String = sf
+        .query(&format!(
+            "SELECT SystemModstamp FROM Account WHERE Id = '{sfid}'"
+        ))
+        .map_ok(|r| r["SystemModstamp"].as_str().unwrap_or_default().to_owned())
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap()
+        .remove(0);
+    // Polls every second read the same version: the row must end at its real stamp.
+    let matches = format!(
+        "select count(*) from salesforce.account where sfid = '{sfid}' and name = 'Committed late'
+           and systemmodstamp = ('{stamp}'::timestamptz at time zone 'UTC')"
+    );
+    wait_for_count(&db, &matches, 1).await;
+    let reconciled = pgforce(&["reconcile", "--config", config.to_str().unwrap()])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        reconciled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reconciled.stdout)
+    );
+    crate::run::stop(daemon).await;
+    let _ = std::fs::remove_file(config);
+}

@@ -441,7 +441,7 @@ fn decode_event(message: &Value) -> Result<ChangeEvent, String> {
 }
 
 /// `2024-03-29T16:40:08.208Z` as epoch milliseconds.
-fn parse_iso_millis(text: &str) -> Option<i64> {
+pub(crate) fn parse_iso_millis(text: &str) -> Option<i64> {
     let (date, time) = text.strip_suffix('Z')?.split_once('T')?;
     let mut date_parts = date.split('-').map(str::parse::<i64>);
     let (year, month, day) = (

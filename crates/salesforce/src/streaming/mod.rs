@@ -115,6 +115,18 @@ pub struct ChangeEvent {
 }
 
 impl ChangeEvent {
+    /// When the change was saved: the body's `LastModifiedDate` (epoch milliseconds; the
+    /// Pub/Sub API sends a number, CometD an ISO 8601 text). Salesforce puts it in every
+    /// create and update event, and the record's `SystemModstamp` for that version is
+    /// never earlier, unlike the transaction's `commitTimestamp`, which comes after both.
+    pub fn last_modified_millis(&self) -> Option<i64> {
+        match self.fields.get("LastModifiedDate")? {
+            serde_json::Value::Number(number) => number.as_i64(),
+            serde_json::Value::String(text) => cometd::parse_iso_millis(text),
+            _ => None,
+        }
+    }
+
     /// Whether pgforce (or any caller naming `client` in `Sforce-Call-Options`) made
     /// this change.
     pub fn made_by_client(&self, client: &str) -> bool {

@@ -11,10 +11,12 @@
 //! good (the subscriber then records it again without storing values). Compound fields
 //! arrive nested and are flattened by each field's describe (`event_fields`).
 //!
-//! Events carry no `SystemModstamp`; the row is stamped a millisecond before the
-//! transaction's `commitTimestamp`, and a row already stamped at or after that is left
-//! alone, so a late or repeated event never undoes a newer version (and a later change in
-//! the same millisecond is still newer). The next poll reads the record at its
+//! Events carry no `SystemModstamp`; the row is stamped with the change's
+//! `LastModifiedDate`, which the record's `SystemModstamp` for that version never precedes
+//! (the transaction's `commitTimestamp` comes after both, and a row stamped with it would
+//! refuse the poll of the very same version). A row already stamped at or after it is left
+//! alone, so a late or repeated event never undoes a newer version; an update in the same
+//! millisecond as the row's stamp is read instead. The next poll reads the record at its
 //! real stamp and stores the same values.
 
 use std::collections::{BTreeSet, HashMap};
@@ -142,12 +144,16 @@ async fn apply_one(
         return Ok(false);
     };
     let statements = ApplyStatements::new(&shape);
-    // A millisecond before the commit: a later change stamped in the same millisecond
-    // still counts as newer, so neither its event nor its poll is skipped.
-    let stamp = format_timestamp(event.commit_timestamp - 1);
+    // The change's LastModifiedDate: never later than the record's SystemModstamp for
+    // this version, so the poll that reads the same version still stores its real stamp
+    // (a poll never replaces a row stamped later than what it read). Without one, read.
+    let stored_stamp = || event.last_modified_millis().map(format_timestamp);
     match event.change_type {
         ChangeType::Create | ChangeType::Undelete => {
-            let Some(mut record) = event_fields::created_values(mapping, &event.fields) else {
+            let (Some(mut record), Some(stamp)) = (
+                event_fields::created_values(mapping, &event.fields),
+                stored_stamp(),
+            ) else {
                 return Ok(false);
             };
             record.insert("Id".to_owned(), Value::from(sfid));
@@ -163,9 +169,10 @@ async fn apply_one(
             Ok(true)
         }
         ChangeType::Update => {
-            let Some(changed) =
-                event_fields::changed_values(mapping, &event.changed_fields, &event.fields)
-            else {
+            let (Some(changed), Some(stamp)) = (
+                event_fields::changed_values(mapping, &event.changed_fields, &event.fields),
+                stored_stamp(),
+            ) else {
                 return Ok(false);
             };
             let mut columns = Vec::new();
