@@ -21,6 +21,10 @@
 //! table and action that touch different records; their outcomes are recorded in plan
 //! order.
 //!
+//! Shutdown: the stop signal is checked before every wave (and while a bulk job runs);
+//! a writer told to stop gives the batches it has not sent back to NEW, so it stops within
+//! one wave whatever its backlog and leaves no create in doubt.
+//!
 //! Ordering: changes of one record are never reordered. When a change must be retried
 //! (transient failure), it and every change planned after it go back to NEW and the pass
 //! ends, so the next pass sends them again in capture order. Under ordered writes a
@@ -308,6 +312,12 @@ pub(crate) async fn run_pass(pass: &Pass<'_>, pg: &mut Postgres) -> Result<Write
     let mut pending: VecDeque<Batch> = plan.batches.into();
     let mut bulk_allowed = policy.algorithm == WriteAlgorithm::Ordered;
     while !pending.is_empty() {
+        if pass.must_stop() {
+            // Told to stop: what was not sent goes back to NEW rather than holding the
+            // shutdown up for the rest of the pass (or being cut off mid-call).
+            give_back(pass, pg, &mut pending, &mut outcome).await?;
+            break;
+        }
         let run = bulk_allowed
             .then(|| bulk::take_run(&mut pending, policy.bulk_threshold))
             .flatten();
@@ -329,9 +339,7 @@ pub(crate) async fn run_pass(pass: &Pass<'_>, pg: &mut Postgres) -> Result<Write
                 RunSent::LeftRunning => {
                     // The job's rows stay PENDING for the next writer; what was planned
                     // after it goes back to NEW.
-                    let back: Vec<i64> = pending.iter().flat_map(wave::log_ids).collect();
-                    claim::unclaim(pass, pg, &back).await?;
-                    outcome.retried += back.len() as u64;
+                    give_back(pass, pg, &mut pending, &mut outcome).await?;
                     break;
                 }
             },
@@ -352,6 +360,19 @@ pub(crate) async fn run_pass(pass: &Pass<'_>, pg: &mut Postgres) -> Result<Write
         }
     }
     Ok(outcome)
+}
+
+/// Returns the batches not sent yet to NEW, to be sent in order by a later pass.
+async fn give_back(
+    pass: &Pass<'_>,
+    pg: &mut Postgres,
+    pending: &mut VecDeque<Batch>,
+    outcome: &mut WriteOutcome,
+) -> Result<()> {
+    let back: Vec<i64> = pending.drain(..).flat_map(|b| wave::log_ids(&b)).collect();
+    claim::unclaim(pass, pg, &back).await?;
+    outcome.retried += back.len() as u64;
+    Ok(())
 }
 
 /// Sends what waits in a connection's trigger log now, from this process, when no writer

@@ -1,0 +1,181 @@
+//! The writer under races that could lose, double or reorder a change: a stop that arrives
+//! mid-pass, a log row another transaction holds locked, a create Salesforce still runs
+//! after the client gave up on it, and errors that belong to a call or to one record.
+
+use std::time::Duration;
+
+use pgforce_emulator::EmulatorConfig;
+use pgforce_sync::testing::{WritePolicy, run_writer};
+use reqwest::Method;
+use serde_json::json;
+
+use crate::support::{Harness, harness, harness_with};
+
+/// Collections only: runs never go out as Bulk API jobs.
+fn collections_only() -> WritePolicy {
+    WritePolicy {
+        bulk_threshold: u64::MAX,
+        ..WritePolicy::default()
+    }
+}
+
+/// Log rows in `state`.
+async fn rows_in(h: &Harness, state: &str) -> i64 {
+    h.pg.query_one(
+        "select count(*) from salesforce._trigger_log where state = $1",
+        &[&state],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+/// Waits until `check` holds, failing loudly after `limit`.
+async fn wait_until<F, Fut>(limit: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn gadgets_in_salesforce(h: &Harness) -> u64 {
+    h.sf.count("SELECT COUNT() FROM Gadget__c").await.unwrap()
+}
+
+#[tokio::test]
+async fn a_stopped_writer_gives_back_the_rest_of_its_pass_between_waves() {
+    // Plain creates: a create cut off mid-call would be in doubt.
+    let h = harness_with(2000, EmulatorConfig::default(), None).await;
+    h.pg.batch_execute(
+        "insert into salesforce.gadget__c (name) select 'Backlog ' || n from generate_series(1, 10000) n",
+    )
+    .await
+    .unwrap();
+    // Every call takes a second: the pass of 10,000 rows needs a dozen waves.
+    h.org
+        .control(Method::PUT, "/faults", Some(json!({ "latencyMs": 1000 })))
+        .await;
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let writer = tokio::spawn(run_writer(
+        h.db.url.clone(),
+        "main".to_owned(),
+        h.sf.clone(),
+        h.schema.clone(),
+        vec![(h.mapping.clone(), h.mapping_id)],
+        collections_only(),
+        shutdown,
+    ));
+    // The stop arrives mid-pass: the first wave is recorded, most rows are still to go.
+    wait_until(Duration::from_secs(30), "a first wave recorded", || async {
+        rows_in(&h, "SUCCESS").await > 0
+    })
+    .await;
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), writer)
+        .await
+        .expect("the writer stops within 5 s of being told, whatever its backlog")
+        .unwrap()
+        .unwrap();
+    assert_eq!(rows_in(&h, "PENDING").await, 0, "nothing left in doubt");
+    let (written, waiting) = (rows_in(&h, "SUCCESS").await, rows_in(&h, "NEW").await);
+    assert!(waiting > 0, "the rest of the pass went back to NEW");
+    assert_eq!(written + waiting, 10_000);
+    h.org.control(Method::PUT, "/faults", Some(json!({}))).await;
+    assert_eq!(
+        gadgets_in_salesforce(&h).await,
+        u64::try_from(written).unwrap(),
+        "every record written is recorded, no other was sent"
+    );
+}
+
+/// Log ids of the gadget's changes, oldest first.
+async fn log_ids(h: &Harness) -> Vec<i32> {
+    h.pg.query("select id from salesforce._trigger_log order by id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+async fn state_of(h: &Harness, log_id: i32) -> String {
+    h.pg.query_one(
+        "select state::text from salesforce._trigger_log where id = $1",
+        &[&log_id],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+#[tokio::test]
+async fn a_record_whose_older_change_is_locked_elsewhere_keeps_its_changes_in_order() {
+    for policy in [
+        WritePolicy::default(),
+        WritePolicy {
+            algorithm: pgforce_sync::config::WriteAlgorithm::Merged,
+            ..WritePolicy::default()
+        },
+    ] {
+        let mut h = harness(2000, EmulatorConfig::default()).await;
+        h.pg.batch_execute(
+            "insert into salesforce.gadget__c (name, code__c) values ('First', 'O-1'), ('Other', 'O-2')",
+        )
+        .await
+        .unwrap();
+        assert_eq!(h.write(&policy).await.succeeded, 2);
+        h.pg.batch_execute(
+            "update salesforce.gadget__c set name = 'Older' where code__c = 'O-1';
+             update salesforce.gadget__c set name = 'Newer' where code__c = 'O-1';
+             update salesforce.gadget__c set name = 'Another' where code__c = 'O-2';",
+        )
+        .await
+        .unwrap();
+        let ids = log_ids(&h).await;
+        let (older, newer, another) = (ids[2], ids[3], ids[4]);
+        // A second session (the reader's settle transaction, say) holds the older change.
+        let holder = h.db.client().await;
+        holder.batch_execute("begin").await.unwrap();
+        holder
+            .query(
+                "select id from salesforce._trigger_log where id = $1 for update",
+                &[&older],
+            )
+            .await
+            .unwrap();
+        h.write(&policy).await;
+        assert_eq!(
+            state_of(&h, another).await,
+            "SUCCESS",
+            "{policy:?}: other records go on"
+        );
+        assert_eq!(
+            state_of(&h, newer).await,
+            "NEW",
+            "{policy:?}: the newer change waits for the older one"
+        );
+        holder.batch_execute("rollback").await.unwrap();
+        h.write(&policy).await;
+        let sfid: String =
+            h.pg.query_one(
+                "select sfid from salesforce.gadget__c where code__c = 'O-1'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        let record = h.sf.get("Gadget__c", &sfid, Some(&["Name"])).await.unwrap();
+        assert_eq!(
+            record["Name"], "Newer",
+            "{policy:?}: Salesforce ends with the newer value"
+        );
+    }
+}
