@@ -22,6 +22,7 @@ use pgforce_salesforce::Client;
 use pgforce_store::catalog::leases::{self, LeaseKeeper};
 use pgforce_store::notify::Listener;
 use pgforce_store::trigger_log::archive::archive_processed;
+use pgforce_store::trigger_log::resume::LeftAlone;
 use pgforce_store::{ConnectionId, Ident, MappingId, Session};
 use tokio::sync::watch;
 
@@ -262,7 +263,11 @@ impl WriteWorker {
         mappings: &[Mapping],
     ) -> Result<super::resume::ResumeOutcome> {
         let fence = pass.fence()?;
-        resume_pending(pass.sf, pg, &self.schema, mappings, fence.as_ref()).await
+        let left = LeftAlone {
+            tables: pass.waiting,
+            log_ids: &[],
+        };
+        resume_pending(pass.sf, pg, &self.schema, mappings, left, fence.as_ref()).await
     }
 
     /// The read-write mappings as events name them: id, object, table.
