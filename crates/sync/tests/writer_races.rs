@@ -179,3 +179,115 @@ async fn a_record_whose_older_change_is_locked_elsewhere_keeps_its_changes_in_or
         );
     }
 }
+
+/// Data API calls the emulator has carried out so far.
+async fn calls_carried_out(h: &Harness) -> u64 {
+    let stats = h.org.control(Method::GET, "/stats", None).await;
+    stats["api"]["totalCalls"].as_u64().unwrap_or_default()
+}
+
+/// `(name, state)` of every log row, in id order.
+async fn log_states(h: &Harness) -> Vec<(String, String)> {
+    h.pg.query(
+        "select coalesce(g.name, '?'), l.state::text from salesforce._trigger_log l
+         left join salesforce.gadget__c g on g.id = l.record_id order by l.id",
+        &[],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect()
+}
+
+#[tokio::test]
+async fn a_create_salesforce_still_runs_after_the_client_gave_up_is_found_not_sent_again() {
+    // Plain creates: a create sent twice is a second record.
+    let h = harness_with(2000, EmulatorConfig::default(), None).await;
+    // The writer's client gives up on a call after one second.
+    let mut config = h.sf.config().clone();
+    config.request_timeout = Duration::from_secs(1);
+    let impatient = pgforce_salesforce::Client::new(config).unwrap();
+    let before = calls_carried_out(&h).await;
+    // Salesforce runs the first create for three seconds, whatever its client does.
+    h.org
+        .control(
+            Method::POST,
+            "/faults/script",
+            Some(json!({ "steps": [{ "on": "collections", "fault": "commitDelay", "delayMs": 3000 }] })),
+        )
+        .await;
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let writer = tokio::spawn(run_writer(
+        h.db.url.clone(),
+        "main".to_owned(),
+        impatient.clone(),
+        h.schema.clone(),
+        vec![(h.mapping.clone(), h.mapping_id)],
+        collections_only(),
+        shutdown,
+    ));
+    h.pg.batch_execute("insert into salesforce.gadget__c (name) values ('Slow')")
+        .await
+        .unwrap();
+    wait_until(Duration::from_secs(10), "the slow create sent", || async {
+        impatient.calls_made() > 0
+    })
+    .await;
+    // Another record's change, and a later change of the slow one, captured while the
+    // slow create runs.
+    h.pg.batch_execute(
+        "insert into salesforce.gadget__c (name) values ('Quick');
+         update salesforce.gadget__c set stock__c = 7 where name = 'Slow';",
+    )
+    .await
+    .unwrap();
+    wait_until(Duration::from_secs(20), "the other record sent", || async {
+        log_states(&h).await[1].1 == "SUCCESS"
+    })
+    .await;
+    let meanwhile = log_states(&h).await;
+    wait_until(Duration::from_secs(60), "every change settled", || async {
+        log_states(&h)
+            .await
+            .iter()
+            .all(|(_, state)| state == "SUCCESS")
+    })
+    .await;
+    // Nothing is still running in Salesforce: every call the writer sent was carried out.
+    wait_until(Duration::from_secs(10), "the slow create done", || async {
+        calls_carried_out(&h).await - before >= impatient.calls_made()
+    })
+    .await;
+    stop.send(true).unwrap();
+    writer.await.unwrap().unwrap();
+    assert_eq!(
+        h.sf.count("SELECT COUNT() FROM Gadget__c WHERE Name = 'Slow'")
+            .await
+            .unwrap(),
+        1,
+        "one record, not two"
+    );
+    assert_eq!(
+        meanwhile[0].1, "PENDING",
+        "the create in doubt is held while the other record's change goes: {meanwhile:?}"
+    );
+    assert_eq!(h.distinct_sfids().await, 2);
+    assert_eq!(
+        meanwhile[2].1, "NEW",
+        "the slow record's later change waits for its create: {meanwhile:?}"
+    );
+    let sfid: String =
+        h.pg.query_one(
+            "select sfid from salesforce.gadget__c where name = 'Slow'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let record =
+        h.sf.get("Gadget__c", &sfid, Some(&["Stock__c"]))
+            .await
+            .unwrap();
+    assert_eq!(record["Stock__c"], 7, "the later change reached the record");
+}

@@ -149,6 +149,10 @@ pub struct WriteOutcome {
     /// Log rows left PENDING because their create may have happened; [`resume_pending`]
     /// settles them.
     pub in_doubt: u64,
+    /// Log rows among those in doubt whose create the client gave up waiting for:
+    /// Salesforce may still be running it, so the writer checks it only once Salesforce
+    /// cannot be (meanwhile the rows stay PENDING and later changes of their records wait).
+    pub still_running: Vec<i64>,
     /// Salesforce calls made (collections calls, and every call of bulk jobs).
     pub api_calls: u64,
     /// Bulk API ingest jobs that carried changes.

@@ -3,7 +3,9 @@
 //! Each change gets one [`Sent`]: written (with the new Id after an insert), refused by
 //! Salesforce (a FAILED log row), worth retrying (transient: UNABLE_TO_LOCK_ROW, 5xx,
 //! timeouts, dropped connections; never FAILED for that alone), or in doubt (a create
-//! whose answer was lost: it may exist in Salesforce, so it is checked before resending).
+//! whose answer was lost: it may exist in Salesforce, so it is checked before resending;
+//! when the client gave up waiting, Salesforce may still be running it, and it is checked
+//! only once Salesforce cannot be).
 //! When the client's resend of some records fails, the outcomes its earlier attempts
 //! learned still count: only the records whose fate is unknown are judged by the error.
 
@@ -28,6 +30,9 @@ pub(super) enum Sent {
     Retry(String),
     /// The call failed in a way that may have created the record.
     InDoubt(String),
+    /// The client gave up waiting for a create (a timeout): Salesforce may still be
+    /// running it, so it is checked only once Salesforce cannot be.
+    StillRunning(String),
     /// The org cannot be used now (its API allocation is spent, the credentials are
     /// refused): nothing was written; the change waits for the connection to resume.
     Paused(Pause),
@@ -151,7 +156,9 @@ pub(super) fn when_the_call_failed(error: &pgforce_salesforce::Error, creates: b
             })
         }
         Decision::Retry | Decision::PauseConnection => {
-            if creates && error.may_have_been_applied() {
+            if creates && timed_out(error) {
+                Sent::StillRunning(message)
+            } else if creates && error.may_have_been_applied() {
                 Sent::InDoubt(message)
             } else {
                 Sent::Retry(message)
@@ -163,6 +170,12 @@ pub(super) fn when_the_call_failed(error: &pgforce_salesforce::Error, creates: b
             Sent::Refused(refusal(message))
         }
     }
+}
+
+/// Whether the client stopped waiting for the call's answer: Salesforce may still be
+/// running it.
+fn timed_out(error: &pgforce_salesforce::Error) -> bool {
+    matches!(error, pgforce_salesforce::Error::Transport { source, .. } if source.is_timeout())
 }
 
 /// One record's result: written, or refused for a reason of its own, or sent again when
