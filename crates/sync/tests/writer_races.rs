@@ -291,3 +291,51 @@ async fn a_create_salesforce_still_runs_after_the_client_gave_up_is_found_not_se
             .unwrap();
     assert_eq!(record["Stock__c"], 7, "the later change reached the record");
 }
+
+#[tokio::test]
+async fn a_call_refused_as_a_whole_stops_the_writer_and_fails_no_record() {
+    for (fault, said) in [
+        ("apiDisabled", "API_DISABLED_FOR_ORG"),
+        ("htmlForbidden", "HTTP 403"),
+    ] {
+        let h = harness(2000, EmulatorConfig::default()).await;
+        h.pg.batch_execute(
+            "insert into salesforce.gadget__c (name, code__c)
+             select 'Innocent ' || n, 'I-' || n from generate_series(1, 5) n",
+        )
+        .await
+        .unwrap();
+        h.org
+            .control(
+                Method::POST,
+                "/faults/script",
+                Some(json!({ "steps": [{ "on": "collections", "fault": fault }] })),
+            )
+            .await;
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let mut writer = tokio::spawn(run_writer(
+            h.db.url.clone(),
+            "main".to_owned(),
+            h.sf.clone(),
+            h.schema.clone(),
+            vec![(h.mapping.clone(), h.mapping_id)],
+            WritePolicy::default(),
+            shutdown,
+        ));
+        let ended = tokio::time::timeout(Duration::from_secs(20), &mut writer).await;
+        // A writer still running is told to stop (a parked one is gone already).
+        let _ = stop.send(true);
+        let states = log_states(&h).await;
+        assert!(
+            states.iter().all(|(_, state)| state == "NEW"),
+            "{fault}: no record failed for the call's refusal, all wait: {states:?}"
+        );
+        let parked = ended
+            .expect("the writer stops")
+            .unwrap()
+            .expect_err("the writer parks until the operator acts")
+            .to_string();
+        assert!(parked.contains(said), "{fault}: {parked}");
+        assert_eq!(gadgets_in_salesforce(&h).await, 0, "{fault}");
+    }
+}

@@ -88,6 +88,8 @@ fn edge_of(fault: StepFault) -> Fault {
         StepFault::ServerUnavailable => Fault::ServerUnavailable,
         StepFault::DropConnection => Fault::DropConnection,
         StepFault::RequestLimitExceeded => Fault::RequestLimitExceeded,
+        StepFault::ApiDisabled => Fault::ApiDisabled,
+        StepFault::HtmlForbidden => Fault::HtmlForbidden,
         StepFault::LostResponse
         | StepFault::LockRecords
         | StepFault::BulkJobPartialFailure
@@ -124,8 +126,42 @@ pub fn edge_response(fault: Fault) -> Option<Response> {
             "Server temporarily unavailable",
         ),
         Fault::RequestLimitExceeded => request_limit_exceeded(),
+        Fault::ApiDisabled => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "API_DISABLED_FOR_ORG",
+            "API is not enabled for this Organization or Partner",
+        ),
+        Fault::HtmlForbidden => {
+            let page = "<html><head><title>403 Forbidden</title></head>\
+                        <body><h1>Forbidden</h1><p>Request blocked.</p></body></html>";
+            let mut response = (StatusCode::FORBIDDEN, page).into_response();
+            response.headers_mut().insert(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            return Some(response);
+        }
     };
     Some(error.into_response())
+}
+
+/// The answer to a record write Salesforce cannot process (`unknownExceptionValue`):
+/// 500 `UNKNOWN_EXCEPTION` for the whole call, nothing done.
+pub fn unknown_exception(faults: &FaultConfig, call: &CallKind, body: &[u8]) -> Option<Response> {
+    let value = faults.unknown_exception_value.as_deref()?;
+    let quoted = serde_json::to_string(value).ok()?;
+    let carried = call.record_write
+        && body
+            .windows(quoted.len())
+            .any(|window| window == quoted.as_bytes());
+    carried.then(|| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "UNKNOWN_EXCEPTION",
+            "An unexpected error occurred. Please include this ErrorId if you contact support: 1930456789-12345 (-1234567890)",
+        )
+        .into_response()
+    })
 }
 
 /// 403 REQUEST_LIMIT_EXCEEDED for the daily allocation.

@@ -115,7 +115,9 @@ async fn handle(
         .strip_prefix("/services/data/")
         .unwrap_or_default();
     let call = injection::call_kind(&method, path, &body);
-    let response = match injection::edge_response(injection::edge_fault(&shared, &faults, &call)) {
+    let edge = injection::edge_response(injection::edge_fault(&shared, &faults, &call))
+        .or_else(|| injection::unknown_exception(&faults, &call, &body));
+    let response = match edge {
         Some(refused) => refused,
         None => {
             let request = Incoming {

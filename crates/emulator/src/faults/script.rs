@@ -48,6 +48,10 @@ pub enum StepFault {
     DropConnection,
     /// 403 `REQUEST_LIMIT_EXCEEDED` (`TotalRequests Limit exceeded.`), nothing done.
     RequestLimitExceeded,
+    /// 403 `API_DISABLED_FOR_ORG`, nothing done.
+    ApiDisabled,
+    /// 403 with an HTML page, as a proxy in front of Salesforce answers; nothing done.
+    HtmlForbidden,
     /// The call is carried out, then its connection closes without an answer.
     LostResponse,
     /// The records at `records` (all when empty) fail with `UNABLE_TO_LOCK_ROW`; for an
@@ -65,7 +69,11 @@ impl StepFault {
     pub fn at_arrival(self) -> bool {
         matches!(
             self,
-            Self::ServerUnavailable | Self::DropConnection | Self::RequestLimitExceeded
+            Self::ServerUnavailable
+                | Self::DropConnection
+                | Self::RequestLimitExceeded
+                | Self::ApiDisabled
+                | Self::HtmlForbidden
         )
     }
 
@@ -75,6 +83,8 @@ impl StepFault {
             Self::ServerUnavailable
             | Self::DropConnection
             | Self::RequestLimitExceeded
+            | Self::ApiDisabled
+            | Self::HtmlForbidden
             | Self::LostResponse => true,
             Self::LockRecords => call.record_write || call.ingest_close,
             Self::BulkJobPartialFailure => call.ingest_close,

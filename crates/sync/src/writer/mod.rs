@@ -25,6 +25,10 @@
 //! a writer told to stop gives the batches it has not sent back to NEW, so it stops within
 //! one wave whatever its backlog and leaves no create in doubt.
 //!
+//! Errors of a whole call that need the operator (the API disabled, a mapped field hidden
+//! from the user, a proxy's refusal) fail no change: the pass gives its changes back and
+//! ends with the error, and the worker stops (parks) as the error policy says.
+//!
 //! Ordering: changes of one record are never reordered. When a change must be retried
 //! (transient failure), it and every change planned after it go back to NEW and the pass
 //! ends, so the next pass sends them again in capture order. Under ordered writes a
@@ -168,6 +172,10 @@ pub struct WriteOutcome {
     /// The org-wide condition that stopped the pass, when one did: the connection waits
     /// it out (its changes went back to NEW).
     pub paused: Option<Pause>,
+    /// A call Salesforce refused as a whole for a reason no record caused (the object and
+    /// Salesforce's words): the pass gave its changes back (NEW) and the writer stops
+    /// until the operator acts.
+    pub refused_call: Option<(String, String)>,
 }
 
 impl WriteOutcome {
@@ -363,7 +371,15 @@ pub(crate) async fn run_pass(pass: &Pass<'_>, pg: &mut Postgres) -> Result<Write
             break;
         }
     }
-    Ok(outcome)
+    match outcome.refused_call {
+        Some((object, reason)) => Err(Error::Config {
+            object,
+            problem: format!(
+                "Salesforce refused a whole call, so the writer stopped and no change was failed for it (they wait): {reason}"
+            ),
+        }),
+        None => Ok(outcome),
+    }
 }
 
 /// Returns the batches not sent yet to NEW, to be sent in order by a later pass.

@@ -96,6 +96,13 @@ pub(super) fn prepare(
                 in_doubt.extend(own.iter().chain(merged));
                 outcome.still_running.extend(own.iter().chain(merged));
             }
+            Sent::Stopped(reason) => {
+                // Nothing was written and no record caused it: the change waits.
+                outcome
+                    .refused_call
+                    .get_or_insert_with(|| (mapping.object.clone(), reason.clone()));
+                retry.extend(own.iter().chain(merged));
+            }
             Sent::Paused(pause) => {
                 // Nothing was written: the change goes back to wait, like a retry.
                 outcome.paused.get_or_insert_with(|| pause.clone());

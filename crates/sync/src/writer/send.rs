@@ -33,6 +33,10 @@ pub(super) enum Sent {
     /// The client gave up waiting for a create (a timeout): Salesforce may still be
     /// running it, so it is checked only once Salesforce cannot be.
     StillRunning(String),
+    /// Salesforce refused the whole call for a reason no record caused (the API disabled
+    /// for the org, a mapped field hidden from the user, a proxy's refusal): no change
+    /// fails for it; they wait and the writer stops until the operator acts.
+    Stopped(String),
     /// The org cannot be used now (its API allocation is spent, the credentials are
     /// refused): nothing was written; the change waits for the connection to resume.
     Paused(Pause),
@@ -145,7 +149,8 @@ pub(super) async fn send(sf: &Salesforce, mapping: &Mapping, batch: &Batch) -> V
 
 /// What becomes of every change of a call that failed as a whole, as the error policy
 /// decides: passing trouble and an unusable org send it again (a create that may have
-/// happened is checked first); anything else refuses it with the call's error.
+/// happened is checked first); an error that needs the operator stops the writer, and no
+/// change fails for it.
 pub(super) fn when_the_call_failed(error: &pgforce_salesforce::Error, creates: bool) -> Sent {
     let message = error.to_string();
     match error_policy::decide_call(error).decision {
@@ -164,11 +169,10 @@ pub(super) fn when_the_call_failed(error: &pgforce_salesforce::Error, creates: b
                 Sent::Retry(message)
             }
         }
-        // A field gone from Salesforce refuses the change with Salesforce's words; the
-        // mapping's reader follows the schema change.
-        Decision::FailRecord | Decision::StopMapping | Decision::CheckSchema => {
-            Sent::Refused(refusal(message))
-        }
+        Decision::FailRecord => Sent::Refused(refusal(message)),
+        // The call's error is no record's fault: the changes wait for the operator (the
+        // mapping's reader follows a schema change).
+        Decision::StopMapping | Decision::CheckSchema => Sent::Stopped(message),
     }
 }
 
