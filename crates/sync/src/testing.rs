@@ -11,7 +11,9 @@ use tokio::sync::watch;
 pub use crate::mapping::{Mapping, MappingSpec};
 pub use crate::reader::{Target, initial_load, poll_once, poll_with_overlap, refresh_records};
 pub use crate::reconcile::{compare, record, repair};
-pub use crate::writer::{ResumeOutcome, WriteOutcome, WritePolicy, resume_pending, write_once};
+pub use crate::writer::{
+    MAX_SERVER_ERROR_ATTEMPTS, ResumeOutcome, WriteOutcome, WritePolicy, resume_pending, write_once,
+};
 pub use pgforce_store::trigger_log::archive::archive_processed;
 
 use crate::events::EventBus;

@@ -339,3 +339,71 @@ async fn a_call_refused_as_a_whole_stops_the_writer_and_fails_no_record() {
         assert_eq!(gadgets_in_salesforce(&h).await, 0, "{fault}");
     }
 }
+
+#[tokio::test]
+async fn a_record_salesforce_fails_every_call_for_is_failed_after_bounded_attempts_and_the_rest_go_on()
+ {
+    // With an upsert field (sent again as it is) and without (in doubt, checked first).
+    for upsert_field in [Some("Code__c"), None] {
+        let h = harness_with(2000, EmulatorConfig::default(), upsert_field).await;
+        // Salesforce fails every call carrying this record with 500 UNKNOWN_EXCEPTION.
+        h.org
+            .control(
+                Method::PUT,
+                "/faults",
+                Some(json!({ "unknownExceptionValue": "Poison" })),
+            )
+            .await;
+        h.pg.batch_execute(
+            "insert into salesforce.gadget__c (name, code__c) values
+                 ('Fine 1', 'F-1'), ('Poison', 'P-1'), ('Fine 2', 'F-2');
+             update salesforce.gadget__c set stock__c = 3 where code__c = 'F-1';",
+        )
+        .await
+        .unwrap();
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let writer = tokio::spawn(run_writer(
+            h.db.url.clone(),
+            "main".to_owned(),
+            h.sf.clone(),
+            h.schema.clone(),
+            vec![(h.mapping.clone(), h.mapping_id)],
+            WritePolicy::default(),
+            shutdown,
+        ));
+        wait_until(Duration::from_secs(60), "every change settled", || async {
+            let states = log_states(&h).await;
+            states
+                .iter()
+                .all(|(_, state)| state == "SUCCESS" || state == "FAILED")
+        })
+        .await;
+        stop.send(true).unwrap();
+        writer.await.unwrap().unwrap();
+        let states = log_states(&h).await;
+        assert_eq!(
+            states,
+            [
+                ("Fine 1".to_owned(), "SUCCESS".to_owned()),
+                ("Poison".to_owned(), "FAILED".to_owned()),
+                ("Fine 2".to_owned(), "SUCCESS".to_owned()),
+                ("Fine 1".to_owned(), "SUCCESS".to_owned()),
+            ],
+            "{upsert_field:?}"
+        );
+        let message: String =
+            h.pg.query_one(
+                "select l.sf_message from salesforce._trigger_log l
+                 join salesforce.gadget__c g on g.id = l.record_id where g.name = 'Poison'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert!(
+            message.starts_with("UNKNOWN_EXCEPTION: An unexpected error occurred"),
+            "{upsert_field:?}: Salesforce's message is kept: {message}"
+        );
+        assert_eq!(gadgets_in_salesforce(&h).await, 2, "{upsert_field:?}");
+    }
+}

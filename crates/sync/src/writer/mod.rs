@@ -44,6 +44,7 @@ mod pause;
 mod record;
 mod resume;
 mod send;
+mod server_errors;
 mod stale;
 mod wave;
 mod worker;
@@ -62,6 +63,9 @@ use pgforce_store::{Ident, LogState, Session as Postgres};
 #[cfg(feature = "test-support")]
 pub use resume::ResumeOutcome;
 pub use resume::resume_pending;
+#[cfg(feature = "test-support")]
+pub use server_errors::MAX_SERVER_ERROR_ATTEMPTS;
+pub(crate) use server_errors::ServerErrors;
 pub(crate) use stale::settle_stale_creates;
 pub(crate) use worker::{WriteWorker, WriterMapping};
 
@@ -210,6 +214,9 @@ pub(crate) struct Pass<'a> {
     /// Turns true when the writer must stop: a pass waiting on a bulk job leaves it to
     /// the next writer instead of holding the shutdown up.
     pub stop: Option<watch::Receiver<bool>>,
+    /// The writer's counts of calls failed with a server error per change (`None`: no
+    /// bound, as in one-off passes).
+    pub server_errors: Option<&'a ServerErrors>,
 }
 
 impl<'a> Pass<'a> {
@@ -230,7 +237,14 @@ impl<'a> Pass<'a> {
             waiting,
             lease: None,
             stop: None,
+            server_errors: None,
         }
+    }
+
+    /// The same pass, counting server errors per change in `errors`.
+    pub(crate) fn counting(mut self, errors: &'a ServerErrors) -> Self {
+        self.server_errors = Some(errors);
+        self
     }
 
     /// The same pass under `connection`'s writer lease.
@@ -321,7 +335,13 @@ pub(crate) async fn run_pass(pass: &Pass<'_>, pg: &mut Postgres) -> Result<Write
         (WriteAlgorithm::Ordered, OnInsertFailure::BlockQueue) => 1,
         _ => MAX_CALLS_IN_FLIGHT,
     };
-    let mut pending: VecDeque<Batch> = plan.batches.into();
+    let batches = match pass.server_errors {
+        // A change whose call failed with a server error goes alone: if it is the cause,
+        // it fails on its own and the rest go on.
+        Some(errors) => server_errors::isolate(plan.batches, errors),
+        None => plan.batches,
+    };
+    let mut pending: VecDeque<Batch> = batches.into();
     let mut bulk_allowed = policy.algorithm == WriteAlgorithm::Ordered;
     while !pending.is_empty() {
         if pass.must_stop() {

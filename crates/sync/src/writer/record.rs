@@ -96,6 +96,20 @@ pub(super) fn prepare(
                 in_doubt.extend(own.iter().chain(merged));
                 outcome.still_running.extend(own.iter().chain(merged));
             }
+            Sent::ServerError {
+                reason,
+                in_doubt: doubt,
+                ..
+            } => {
+                // Sent again, alone from now on (see `server_errors`).
+                if *doubt {
+                    first_doubt.get_or_insert(reason);
+                    in_doubt.extend(own.iter().chain(merged));
+                } else {
+                    first_retry.get_or_insert(reason);
+                    retry.extend(own.iter().chain(merged));
+                }
+            }
             Sent::Stopped(reason) => {
                 // Nothing was written and no record caused it: the change waits.
                 outcome

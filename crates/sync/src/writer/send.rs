@@ -33,6 +33,18 @@ pub(super) enum Sent {
     /// The client gave up waiting for a create (a timeout): Salesforce may still be
     /// running it, so it is checked only once Salesforce cannot be.
     StillRunning(String),
+    /// The call failed as a whole with a server error (500 `UNKNOWN_EXCEPTION`), which one
+    /// of its records may cause every time: sent again (alone, checked first when it may
+    /// have created the record), and FAILED with `error` after a bounded number of tries
+    /// (see `server_errors`).
+    ServerError {
+        /// The whole error, for the log.
+        reason: String,
+        /// Salesforce's error, as the change's refusal once the bound is reached.
+        error: RecordError,
+        /// Whether the call may have created the record.
+        in_doubt: bool,
+    },
     /// Salesforce refused the whole call for a reason no record caused (the API disabled
     /// for the org, a mapped field hidden from the user, a proxy's refusal): no change
     /// fails for it; they wait and the writer stops until the operator acts.
@@ -160,6 +172,13 @@ pub(super) fn when_the_call_failed(error: &pgforce_salesforce::Error, creates: b
                 reason: message,
             })
         }
+        Decision::Retry if error_policy::server_error(error).is_some() => Sent::ServerError {
+            reason: message,
+            error: error_policy::server_error(error)
+                .cloned()
+                .unwrap_or_else(|| refusal("Salesforce failed the call")),
+            in_doubt: creates && error.may_have_been_applied(),
+        },
         Decision::Retry | Decision::PauseConnection => {
             if creates && timed_out(error) {
                 Sent::StillRunning(message)

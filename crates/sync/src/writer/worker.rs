@@ -33,7 +33,8 @@ use tokio::sync::watch;
 use super::bulk_job::settle_left_jobs;
 use super::pause::Waited;
 use super::{
-    ArchivePolicy, Pass, WritePolicy, log_error, resume_pending, run_pass, settle_stale_creates,
+    ArchivePolicy, Pass, ServerErrors, WritePolicy, log_error, resume_pending, run_pass,
+    settle_stale_creates,
 };
 use crate::error::Result;
 use crate::error_policy::{self, Decision, Pause, pause_of};
@@ -152,6 +153,7 @@ impl WriteWorker {
         let mut held: Option<bool> = None;
         let mut backoff = Backoff::new(self.lease.heartbeat, Duration::from_secs(30));
         let mut still_running = StillRunning::default();
+        let server_errors = ServerErrors::default();
         loop {
             if *stop.borrow() {
                 return Ok(Exit::Stopped);
@@ -169,7 +171,10 @@ impl WriteWorker {
             let wait = if !holds {
                 Duration::from_millis(100).max(self.lease.heartbeat / 4)
             } else {
-                let ended = match self.session(keeper, stop, &mut still_running).await {
+                let ended = match self
+                    .session(keeper, stop, &mut still_running, &server_errors)
+                    .await
+                {
                     Err(error) => match pause_of(&error) {
                         Some(pause) => Ok(Ended::Paused(pause)),
                         None => Err(error),
@@ -221,6 +226,7 @@ impl WriteWorker {
         keeper: &LeaseKeeper,
         stop: &mut watch::Receiver<bool>,
         still_running: &mut StillRunning,
+        server_errors: &ServerErrors,
     ) -> Result<Ended> {
         let mut pg = pgforce_store::connect(&self.database_url)
             .await
@@ -244,7 +250,8 @@ impl WriteWorker {
         }));
         let pass = Pass::new(&salesforce, &self.schema, &self.policy, &mappings, &waiting)
             .under(keeper, &self.connection)
-            .stopped_by(stop.clone());
+            .stopped_by(stop.clone())
+            .counting(server_errors);
         // Jobs a stopped writer left are read first: their rows are PENDING but must not
         // be sent again.
         if !settle_left_jobs(&pass, &mut pg).await? {
