@@ -257,8 +257,10 @@ impl WriteWorker {
         if !settle_left_jobs(&pass, &mut pg).await? {
             return Ok(Ended::Stopped);
         }
-        let held = still_running.not_due(Instant::now());
+        let now = Instant::now();
+        let held = still_running.not_due(now);
         let resumed = self.resume(&pass, &mut pg, &mappings, &held).await?;
+        still_running.checked(now);
         if resumed.requeued + resumed.found > 0 {
             tracing::info!(connection = %self.connection, requeued = resumed.requeued, found = resumed.found, "resumed changes a stopped writer left pending");
         }
