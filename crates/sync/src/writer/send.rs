@@ -189,6 +189,12 @@ pub(super) fn when_the_call_failed(error: &pgforce_salesforce::Error, creates: b
             }
         }
         Decision::FailRecord => Sent::Refused(refusal(message)),
+        // A success whose answer could not be read: the creates may have happened.
+        Decision::StopMapping | Decision::CheckSchema
+            if creates && error.may_have_been_applied() =>
+        {
+            Sent::InDoubt(message)
+        }
         // The call's error is no record's fault: the changes wait for the operator (the
         // mapping's reader follows a schema change).
         Decision::StopMapping | Decision::CheckSchema => Sent::Stopped(message),
