@@ -5,7 +5,10 @@
 //! two treatments in two places. Four decisions:
 //!
 //! - **Retry**: the cause is passing (a dropped connection, a 5xx, a row lock, a deadlock,
-//!   a Postgres restart). Try again with backoff; nothing is marked failed.
+//!   a Postgres restart). Try again with backoff; nothing is marked failed. One exception:
+//!   a 500 `UNKNOWN_EXCEPTION` for a whole write call may be one record's doing every
+//!   time ([`server_error`]); the writer then sends that call's changes alone and fails a
+//!   change that keeps failing after a bounded number of attempts.
 //! - **Fail the record**: Salesforce refused one record for something about that record
 //!   (a validation rule, a bad value). Only per-record results get this decision; the
 //!   change becomes FAILED with Salesforce's message.
@@ -13,7 +16,8 @@
 //!   is spent, the credentials no longer work). Nothing is the records' fault: their
 //!   changes wait, and work resumes once the org answers again.
 //! - **Stop the mapping**: the operator must act (an object or field that does not exist,
-//!   a configuration that does not fit). The mapping shows the error until it changes.
+//!   a configuration that does not fit). The mapping shows the error until it changes. A
+//!   write call refused as a whole for such a reason fails none of its records.
 //! - **Check the schema**: the error names a field or a value too wide for its column
 //!   (Salesforce's `INVALID_FIELD`, Postgres's 22001 and 22003), which is what a field
 //!   changed in Salesforce looks like. The reader describes the object again and follows
@@ -231,6 +235,24 @@ pub(crate) fn decide_call(error: &pgforce_salesforce::Error) -> Verdict {
     }
 }
 
+/// Salesforce's error when a call failed as a whole with a server error that one of its
+/// records may cause every time (500 `UNKNOWN_EXCEPTION`, an internal error): retried, but
+/// only a bounded number of times for a record sent alone (the writer's `server_errors`).
+/// 503 `SERVER_UNAVAILABLE`, row locks and answers that are not Salesforce's own error
+/// body (a proxy's page) are passing trouble of the org, never a record's.
+pub(crate) fn server_error(error: &pgforce_salesforce::Error) -> Option<&RecordError> {
+    match error {
+        pgforce_salesforce::Error::Api { status, error, .. }
+            if *status >= 500
+                && error.code != ApiErrorCode::ServerUnavailable
+                && !error.code.is_transient() =>
+        {
+            Some(error)
+        }
+        _ => None,
+    }
+}
+
 /// The decision on one record's error inside a successful call: transient ones (a row
 /// lock) are sent again, the rest belong to the record.
 pub(crate) fn decide_record(error: &RecordError) -> Decision {
@@ -321,6 +343,13 @@ mod tests {
             decide_record(&record("REQUIRED_FIELD_MISSING")),
             Decision::FailRecord
         );
+    }
+
+    #[test]
+    fn only_salesforce_internal_errors_may_be_a_records_doing() {
+        assert!(server_error(&api(500, "UNKNOWN_EXCEPTION")).is_some());
+        assert!(server_error(&api(503, "SERVER_UNAVAILABLE")).is_none());
+        assert!(server_error(&api(400, "INVALID_FIELD")).is_none());
     }
 
     #[test]

@@ -11,7 +11,9 @@ use tokio::sync::watch;
 pub use crate::mapping::{Mapping, MappingSpec};
 pub use crate::reader::{Target, initial_load, poll_once, poll_with_overlap, refresh_records};
 pub use crate::reconcile::{compare, record, repair};
-pub use crate::writer::{ResumeOutcome, WriteOutcome, WritePolicy, resume_pending, write_once};
+pub use crate::writer::{
+    MAX_SERVER_ERROR_ATTEMPTS, ResumeOutcome, WriteOutcome, WritePolicy, resume_pending, write_once,
+};
 pub use pgforce_store::trigger_log::archive::archive_processed;
 
 use crate::events::EventBus;
@@ -29,18 +31,55 @@ pub async fn run_writer(
     policy: WritePolicy,
     shutdown: watch::Receiver<bool>,
 ) -> crate::Result<()> {
-    let worker = WriteWorker {
+    let writer = TestWriter {
         database_url,
         connection,
-        connection_id: None,
         salesforce,
         schema,
-        mappings: mappings
+        mappings,
+        waiting: Vec::new(),
+        policy,
+    };
+    run_writer_with(writer, shutdown).await
+}
+
+/// A connection's writer as the engine builds it, for [`run_writer_with`].
+pub struct TestWriter {
+    /// Where the catalog and the tables are.
+    pub database_url: String,
+    /// The connection's name (names the lease).
+    pub connection: String,
+    /// The connection's client.
+    pub salesforce: Client,
+    /// The connection's schema.
+    pub schema: Ident,
+    /// Its running read-write mappings.
+    pub mappings: Vec<(Mapping, MappingId)>,
+    /// Tables of its paused read-write mappings: their changes wait.
+    pub waiting: Vec<String>,
+    /// Ordered or merged, and what a refused insert stops.
+    pub policy: WritePolicy,
+}
+
+/// Runs `writer` as `pgforce run` does until `shutdown` turns true (a paused mapping's
+/// table among its waiting ones, say).
+pub async fn run_writer_with(
+    writer: TestWriter,
+    shutdown: watch::Receiver<bool>,
+) -> crate::Result<()> {
+    let worker = WriteWorker {
+        database_url: writer.database_url,
+        connection: writer.connection,
+        connection_id: None,
+        salesforce: writer.salesforce,
+        schema: writer.schema,
+        mappings: writer
+            .mappings
             .into_iter()
             .map(|(mapping, id)| WriterMapping { id, mapping })
             .collect(),
-        waiting: Vec::new(),
-        policy,
+        waiting: writer.waiting,
+        policy: writer.policy,
         archive: ArchivePolicy::default(),
         bus: EventBus::new(16),
         lease: LeaseTiming::default(),

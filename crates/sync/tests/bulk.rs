@@ -6,6 +6,7 @@ use pgforce_emulator::EmulatorConfig;
 use pgforce_salesforce::bulk::JobKind;
 use pgforce_salesforce::bulk::csv::push_row;
 use pgforce_salesforce::bulk::ingest::IngestOperation;
+use pgforce_store::MappingId;
 use reqwest::Method;
 
 use crate::support::{Harness, harness};
@@ -502,4 +503,135 @@ async fn a_lost_answer_to_closing_a_job_does_not_send_its_rows_again() {
         2500
     );
     assert_eq!(records_written(&h).await, 2500, "each row sent once");
+}
+
+/// The Maker__c mapping beside the harness's Gadget__c: a second read-write table of the
+/// connection, registered in the catalog.
+async fn maker_mapping(h: &mut Harness) -> (pgforce_sync::testing::Mapping, MappingId) {
+    use pgforce_store::Access;
+    use pgforce_sync::testing::{Mapping, MappingSpec};
+    let spec = MappingSpec {
+        object: "Maker__c".to_owned(),
+        fields: vec!["Name".to_owned(), "Code__c".to_owned()],
+        access: Access::ReadWrite,
+        upsert_field: Some("Code__c".to_owned()),
+        polling_seconds: 1,
+        max_daily_api_calls: 30_000,
+        bulk_threshold: pgforce_sync::DEFAULT_BULK_THRESHOLD,
+    };
+    let maker = Mapping::resolve(spec, &h.sf.describe("Maker__c").await.unwrap()).unwrap();
+    pgforce_store::ddl::create_mapped_table(&mut h.pg, &maker.table_spec(&h.schema))
+        .await
+        .unwrap();
+    let id = crate::support::register(&h.pg, &maker).await;
+    (maker, id)
+}
+
+/// Log rows of `table` in `state`.
+async fn rows_of(h: &Harness, table: &str, state: &str) -> i64 {
+    h.pg.query_one(
+        "select count(*) from salesforce._trigger_log where table_name = $1 and state = $2",
+        &[&table, &state],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+/// Waits until `check` holds, failing loudly after 30 s.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not in 30 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_job_left_running_when_its_mapping_is_paused_is_read_when_it_resumes_never_sent_again() {
+    use pgforce_sync::testing::{TestWriter, WritePolicy, run_writer_with};
+    // Plain creates: a create sent twice is a second record.
+    let mut h = crate::support::harness_with(2000, EmulatorConfig::default(), None).await;
+    let maker = maker_mapping(&mut h).await;
+    let gadget = (h.mapping.clone(), h.mapping_id);
+    let writer = |h: &Harness, mappings: Vec<_>, waiting: Vec<String>| {
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let writer = TestWriter {
+            database_url: h.db.url.clone(),
+            connection: "main".to_owned(),
+            salesforce: h.sf.clone(),
+            schema: h.schema.clone(),
+            mappings,
+            waiting,
+            policy: WritePolicy::default(),
+        };
+        (stop, tokio::spawn(run_writer_with(writer, shutdown)))
+    };
+    // The job waits in Salesforce's queue while the mapping is paused.
+    h.org
+        .control(
+            Method::PUT,
+            "/faults",
+            Some(serde_json::json!({ "bulkJobDelayMs": 3000 })),
+        )
+        .await;
+    let (stop, running) = writer(&h, vec![maker.clone(), gadget.clone()], Vec::new());
+    h.pg.batch_execute(
+        "insert into salesforce.gadget__c (name) select 'Paused ' || n from generate_series(1, 2500) n",
+    )
+    .await
+    .unwrap();
+    eventually("a job started", || async { kept_jobs(&h).await == 1 }).await;
+
+    // `pgforce mapping pause Gadget__c`: the writer restarts with the table waiting.
+    stop.send(true).unwrap();
+    running.await.unwrap().unwrap();
+    let (stop, running) = writer(&h, vec![maker.clone()], vec!["gadget__c".to_owned()]);
+    h.pg.batch_execute("insert into salesforce.maker__c (name, code__c) values ('Acme', 'M-1')")
+        .await
+        .unwrap();
+    eventually("the other mapping's change sent", || async {
+        rows_of(&h, "maker__c", "SUCCESS").await == 1
+    })
+    .await;
+    // The job runs to its end meanwhile.
+    eventually("the job ran", || async {
+        h.sf.count("SELECT COUNT() FROM Gadget__c").await.unwrap() == 2500
+    })
+    .await;
+    stop.send(true).unwrap();
+    running.await.unwrap().unwrap();
+    let while_paused = (
+        kept_jobs(&h).await,
+        rows_of(&h, "gadget__c", "PENDING").await,
+    );
+
+    // `pgforce mapping resume Gadget__c`.
+    let (stop, running) = writer(&h, vec![maker, gadget], Vec::new());
+    eventually("the paused table's changes settled", || async {
+        rows_of(&h, "gadget__c", "SUCCESS").await == 2500
+    })
+    .await;
+    stop.send(true).unwrap();
+    running.await.unwrap().unwrap();
+    assert_eq!(
+        h.sf.count("SELECT COUNT() FROM Gadget__c").await.unwrap(),
+        2500,
+        "N records, not 2N"
+    );
+    assert_eq!(
+        while_paused,
+        (1, 2500),
+        "while paused the job is kept and its rows stay PENDING"
+    );
+    assert_eq!(ingest_jobs(&h).await, 1, "the resumed writer read the job");
+    assert_eq!(h.distinct_sfids().await, 2500);
+    assert_eq!(kept_jobs(&h).await, 0);
 }

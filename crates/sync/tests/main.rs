@@ -12,4 +12,5 @@ mod mapping;
 mod reader;
 mod reconcile;
 mod writer;
+mod writer_races;
 mod writer_recovery;

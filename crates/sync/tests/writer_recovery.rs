@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use pgforce_emulator::EmulatorConfig;
+use pgforce_store::trigger_log::resume::LeftAlone;
 use pgforce_sync::config::{OnInsertFailure, WriteAlgorithm};
 use pgforce_sync::testing::{WriteOutcome, WritePolicy, resume_pending, write_once};
 use reqwest::Method;
@@ -226,9 +227,16 @@ async fn a_create_done_before_a_crash_is_found_not_sent_again() {
         .create_in_salesforce(json!({ "Name": "Made", "Code__c": "M", "Price__c": 9.5 }))
         .await;
     let mappings = std::slice::from_ref(&h.mapping);
-    let resumed = resume_pending(&h.sf, &mut h.pg, &h.schema, mappings, None)
-        .await
-        .unwrap();
+    let resumed = resume_pending(
+        &h.sf,
+        &mut h.pg,
+        &h.schema,
+        mappings,
+        LeftAlone::default(),
+        None,
+    )
+    .await
+    .unwrap();
     assert_eq!((resumed.found, resumed.requeued), (1, 1), "{resumed:?}");
     let outcome = pass(&mut h, &WritePolicy::default()).await;
     assert_eq!(outcome.succeeded, 1, "{outcome:?}");
@@ -495,9 +503,16 @@ async fn creates_whose_answer_was_lost_are_never_made_twice() {
         }
         h.org.control(Method::PUT, "/faults", Some(json!({}))).await;
         let mappings = std::slice::from_ref(&h.mapping);
-        let resumed = resume_pending(&h.sf, &mut h.pg, &h.schema, mappings, None)
-            .await
-            .unwrap();
+        let resumed = resume_pending(
+            &h.sf,
+            &mut h.pg,
+            &h.schema,
+            mappings,
+            LeftAlone::default(),
+            None,
+        )
+        .await
+        .unwrap();
         pass(&mut h, &WritePolicy::default()).await;
         assert_eq!(
             salesforce_names(&h).await,
@@ -596,6 +611,7 @@ async fn records_locked_inside_a_call_whose_resend_answer_is_lost_are_found_not_
         &mut h.pg,
         &h.schema,
         std::slice::from_ref(&h.mapping),
+        LeftAlone::default(),
         None,
     )
     .await
@@ -666,6 +682,7 @@ async fn values_salesforce_set_on_a_create_read_back_before_its_write_back_reach
         &mut h.pg,
         &h.schema,
         std::slice::from_ref(&h.mapping),
+        LeftAlone::default(),
         None,
     )
     .await
@@ -718,6 +735,7 @@ async fn a_read_back_create_keeps_the_app_changes_made_since() {
         &mut h.pg,
         &h.schema,
         std::slice::from_ref(&h.mapping),
+        LeftAlone::default(),
         None,
     )
     .await

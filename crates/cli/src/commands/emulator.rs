@@ -184,6 +184,8 @@ impl EmulatorArgs {
             commit_delay_rate: self.fault_commit_delay,
             commit_delay_ms: self.commit_delay_ms,
             max_open_cursors_per_user: self.max_open_cursors_per_user,
+            // Set through the control API only (`PUT /__emulator/faults`).
+            unknown_exception_value: None,
             event_drop_rate: self.fault_event_drop,
             event_duplicate_rate: self.fault_event_duplicate,
             event_delay_ms: self.event_delay_ms,

@@ -90,6 +90,7 @@ fn edge_of(step: &ScriptStep) -> Fault {
         StepFault::RequestLimitExceeded => Fault::RequestLimitExceeded,
         // A step without a status is refused when appended; 502 keeps the type total.
         StepFault::ProxyError => Fault::ProxyError(step.status.unwrap_or(502)),
+        StepFault::ApiDisabled => Fault::ApiDisabled,
         StepFault::LostResponse
         | StepFault::LockRecords
         | StepFault::BulkJobPartialFailure
@@ -127,6 +128,11 @@ pub fn edge_response(fault: Fault) -> Option<Response> {
         ),
         Fault::RequestLimitExceeded => request_limit_exceeded(),
         Fault::ProxyError(status) => return Some(proxy_page(status)),
+        Fault::ApiDisabled => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "API_DISABLED_FOR_ORG",
+            "API is not enabled for this Organization or Partner",
+        ),
     };
     Some(error.into_response())
 }
@@ -155,6 +161,25 @@ fn proxy_page(status: u16) -> Response {
 /// Response extension: the answer of a proxy in front of the org, sent as it is.
 #[derive(Debug, Clone, Copy)]
 pub struct FromProxy;
+
+/// The answer to a record write Salesforce cannot process (`unknownExceptionValue`):
+/// 500 `UNKNOWN_EXCEPTION` for the whole call, nothing done.
+pub fn unknown_exception(faults: &FaultConfig, call: &CallKind, body: &[u8]) -> Option<Response> {
+    let value = faults.unknown_exception_value.as_deref()?;
+    let quoted = serde_json::to_string(value).ok()?;
+    let carried = call.record_write
+        && body
+            .windows(quoted.len())
+            .any(|window| window == quoted.as_bytes());
+    carried.then(|| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "UNKNOWN_EXCEPTION",
+            "An unexpected error occurred. Please include this ErrorId if you contact support: 1930456789-12345 (-1234567890)",
+        )
+        .into_response()
+    })
+}
 
 /// 403 REQUEST_LIMIT_EXCEEDED for the daily allocation.
 pub fn request_limit_exceeded() -> ApiError {

@@ -81,6 +81,29 @@ pub async fn dispatch(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    // Salesforce carries a call out whatever becomes of its client (a client that times
+    // out does not stop a create): the call runs on its own task, which a closed
+    // connection does not cancel.
+    let call = tokio::spawn(handle(shared, connection, method, uri, headers, body));
+    call.await.unwrap_or_else(|_| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "UNKNOWN_EXCEPTION",
+            "the emulator failed while handling the call",
+        )
+        .into_response()
+    })
+}
+
+/// One data API call, from its arrival to its answer.
+async fn handle(
+    shared: Arc<Shared>,
+    connection: ConnectionInfo,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let faults = shared.faults();
     let latency = faults.draw_latency();
     if !latency.is_zero() {
@@ -92,7 +115,9 @@ pub async fn dispatch(
         .strip_prefix("/services/data/")
         .unwrap_or_default();
     let call = injection::call_kind(&method, path, &body);
-    let response = match injection::edge_response(injection::edge_fault(&shared, &faults, &call)) {
+    let edge = injection::edge_response(injection::edge_fault(&shared, &faults, &call))
+        .or_else(|| injection::unknown_exception(&faults, &call, &body));
+    let response = match edge {
         Some(refused) => refused,
         None => {
             let request = Incoming {

@@ -61,6 +61,10 @@ pub struct FaultConfig {
     /// oldest, whose `nextRecordsUrl` then answers INVALID_QUERY_LOCATOR. None (the default)
     /// is unlimited, as Salesforce's limits page says since API 56.0; older orgs kept 10.
     pub max_open_cursors_per_user: Option<u32>,
+    /// A record write (single-record or collections) carrying this value in any field of
+    /// any of its records fails as a whole, every time, with 500 `UNKNOWN_EXCEPTION` and
+    /// nothing done: a record Salesforce cannot process (an internal error in a trigger).
+    pub unknown_exception_value: Option<String>,
     /// Share of change events (CometD and Pub/Sub) a subscriber never receives.
     pub event_drop_rate: f64,
     /// Share of change events a subscriber receives twice.
@@ -89,6 +93,7 @@ impl Default for FaultConfig {
             commit_delay_rate: 0.0,
             commit_delay_ms: 0,
             max_open_cursors_per_user: None,
+            unknown_exception_value: None,
             event_drop_rate: 0.0,
             event_duplicate_rate: 0.0,
             event_delay_ms: 0,
@@ -158,6 +163,8 @@ pub enum Fault {
     RequestLimitExceeded,
     /// A proxy in front of Salesforce answers this status with an HTML page.
     ProxyError(u16),
+    /// 403 `API_DISABLED_FOR_ORG`: the org's edition or the user's profile has no API.
+    ApiDisabled,
 }
 
 impl FaultConfig {

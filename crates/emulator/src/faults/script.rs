@@ -48,6 +48,8 @@ pub enum StepFault {
     DropConnection,
     /// 403 `REQUEST_LIMIT_EXCEEDED` (`TotalRequests Limit exceeded.`), nothing done.
     RequestLimitExceeded,
+    /// 403 `API_DISABLED_FOR_ORG`, nothing done.
+    ApiDisabled,
     /// The call is carried out, then its connection closes without an answer.
     LostResponse,
     /// The records at `records` (all when empty) fail with `UNABLE_TO_LOCK_ROW`; for an
@@ -72,6 +74,7 @@ impl StepFault {
                 | Self::DropConnection
                 | Self::RequestLimitExceeded
                 | Self::ProxyError
+                | Self::ApiDisabled
         )
     }
 
@@ -82,6 +85,7 @@ impl StepFault {
             | Self::DropConnection
             | Self::RequestLimitExceeded
             | Self::ProxyError
+            | Self::ApiDisabled
             | Self::LostResponse => true,
             Self::LockRecords => call.record_write || call.ingest_close,
             Self::BulkJobPartialFailure => call.ingest_close,

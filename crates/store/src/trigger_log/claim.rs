@@ -5,7 +5,9 @@
 //! are held back (state `HELD`, the reason in `sf_message`): by default that record's
 //! rows and the inserts of children naming it by external id, every later row under
 //! [`HoldRule::BlockQueue`]. Then NEW rows are taken in id order and marked PENDING in the
-//! same statement.
+//! same statement. A row another transaction holds locked is skipped, and so are the later
+//! rows of its record, and the later rows of a record with a row still PENDING: a record's
+//! changes are sent in log order, always.
 
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, GenericClient};
@@ -207,12 +209,28 @@ pub async fn claim(
         Some(rule) => hold_back(&*tx, schema, rules.links, rule).await?,
         None => 0,
     };
+    // Rows another transaction holds (the reader settling a conflict, say) are skipped
+    // rather than waited for; so is every later row of their record, which must not be
+    // sent before them. Later rows of a record with a PENDING row (a create in doubt,
+    // waiting to be checked) wait for it too.
     let rows = tx
         .query(
             &format!(
-                "update {log} set state = $1, updated_at = now()
-                 where id in (select id from {log} where state = $2 and not (table_name = any($4))
-                              order by id limit $3 for update skip locked)
+                "with taken as (
+                     select id, table_name, record_id from {log}
+                     where state = $2 and not (table_name = any($4))
+                     order by id limit $3 for update skip locked),
+                 skipped as (
+                     select l.table_name, l.record_id, min(l.id) as first_id from {log} l
+                     where (l.state = $2 and not (l.table_name = any($4))
+                            and l.id < (select max(id) from taken)
+                            and not exists (select 1 from taken t where t.id = l.id))
+                        or l.state = $1
+                     group by l.table_name, l.record_id)
+                 update {log} set state = $1, updated_at = now()
+                 where id in (select t.id from taken t where not exists (
+                     select 1 from skipped s where s.table_name = t.table_name
+                         and s.record_id = t.record_id and s.first_id < t.id))
                  returning id, action::text, table_name::text, record_id, sfid::text, \"values\",
                            processed_at is not null"
             ),

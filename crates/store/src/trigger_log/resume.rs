@@ -1,6 +1,8 @@
 //! Settling rows left PENDING by a writer that stopped mid-pass: the reads and writes the
 //! writer's resume step needs (which creates may already be in Salesforce, adopting one,
-//! returning the rest to NEW).
+//! returning the rest to NEW). Rows of a paused mapping, of a bulk job not read yet, and
+//! creates Salesforce may still be running stay PENDING: returning them to NEW would send
+//! creates nobody checked.
 
 use std::collections::HashSet;
 
@@ -144,19 +146,42 @@ pub async fn adopt(
         .await
 }
 
-/// Returns every PENDING row to NEW (committed only while the lease behind `fence`
-/// holds); returns how many.
+/// PENDING rows a resume leaves alone.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LeftAlone<'a> {
+    /// Tables whose mapping is paused: their rows wait for it to run again (a create among
+    /// them is checked only then).
+    pub tables: &'a [&'a str],
+    /// Creates Salesforce may still be running: they are checked once it cannot be.
+    pub log_ids: &'a [i32],
+}
+
+/// Returns the PENDING rows to NEW (committed only while the lease behind `fence`
+/// holds), except those `left` names and those of bulk jobs not recorded yet
+/// (`pgforce.writer_jobs`: their results are read, never sent again); returns how many.
 pub async fn requeue_pending(
     client: &mut Client,
     schema: &Ident,
+    left: LeftAlone<'_>,
     fence: Option<&Fence>,
 ) -> Result<u64> {
     let log = log_table(schema);
     let tx = OwnWrite::untabled().fenced(fence).begin(client).await?;
     let requeued = tx
         .execute(
-            &format!("update {log} set state = $1, updated_at = now() where state = $2"),
-            &[&LogState::New.as_str(), &LogState::Pending.as_str()],
+            &format!(
+                "update {log} l set state = $1, updated_at = now()
+                 where l.state = $2 and not (l.table_name = any($3)) and not (l.id = any($4))
+                   and not exists (select 1 from pgforce.writer_jobs j
+                                   where j.schema_name = $5 and l.id = any(j.log_ids))"
+            ),
+            &[
+                &LogState::New.as_str(),
+                &LogState::Pending.as_str(),
+                &left.tables,
+                &left.log_ids,
+                &schema.as_str(),
+            ],
         )
         .await
         .context(|| format!("returning pending rows of {log} to NEW"))?;

@@ -13,7 +13,8 @@
 //!
 //! A writer that stops while a job runs (shutdown, lease lost, crash) leaves its rows
 //! PENDING and the job in the catalog; the next writer reads the job's results
-//! ([`settle_left_jobs`]) before anything else, instead of sending its rows again.
+//! ([`settle_left_jobs`]) before anything else, instead of sending its rows again. A job
+//! whose mapping is paused is kept, its rows PENDING, until the mapping runs again.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -249,10 +250,16 @@ pub(super) async fn settle_left_jobs(pass: &Pass<'_>, pg: &mut Postgres) -> Resu
         let rows = pending_rows(&*pg, pass.schema, &job.log_ids)
             .await
             .map_err(log_error)?;
-        let mapping = pass.by_table.get(job.table.as_str()).copied();
-        let (Some(mapping), false) = (mapping, rows.is_empty()) else {
-            // Recorded already, or its table is no longer written: nothing to read.
+        if rows.is_empty() {
+            // Recorded already, or its rows were set aside with their mapping: nothing to
+            // read.
             jobs::forget(&*pg, &job.job_id).await.map_err(log_error)?;
+            continue;
+        }
+        let Some(mapping) = pass.by_table.get(job.table.as_str()).copied() else {
+            // Its mapping is paused: the job is kept, its rows stay PENDING, and it is read
+            // when the mapping runs again. Forgetting it would send its creates twice.
+            tracing::info!(job = %job.job_id, table = %job.table, "keeping a bulk job of a paused mapping until it runs again");
             continue;
         };
         tracing::info!(job = %job.job_id, rows = rows.len(), "reading a bulk job a stopped writer left");

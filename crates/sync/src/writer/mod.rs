@@ -21,6 +21,14 @@
 //! table and action that touch different records; their outcomes are recorded in plan
 //! order.
 //!
+//! Shutdown: the stop signal is checked before every wave (and while a bulk job runs);
+//! a writer told to stop gives the batches it has not sent back to NEW, so it stops within
+//! one wave whatever its backlog and leaves no create in doubt.
+//!
+//! Errors of a whole call that need the operator (the API disabled, a mapped field hidden
+//! from the user, a proxy's refusal) fail no change: the pass gives its changes back and
+//! ends with the error, and the worker stops (parks) as the error policy says.
+//!
 //! Ordering: changes of one record are never reordered. When a change must be retried
 //! (transient failure), it and every change planned after it go back to NEW and the pass
 //! ends, so the next pass sends them again in capture order. Under ordered writes a
@@ -36,6 +44,7 @@ mod pause;
 mod record;
 mod resume;
 mod send;
+mod server_errors;
 mod stale;
 mod wave;
 mod worker;
@@ -54,6 +63,9 @@ use pgforce_store::{Ident, LogState, Session as Postgres};
 #[cfg(feature = "test-support")]
 pub use resume::ResumeOutcome;
 pub use resume::resume_pending;
+#[cfg(feature = "test-support")]
+pub use server_errors::MAX_SERVER_ERROR_ATTEMPTS;
+pub(crate) use server_errors::ServerErrors;
 pub(crate) use stale::settle_stale_creates;
 pub(crate) use worker::{WriteWorker, WriterMapping};
 
@@ -145,6 +157,10 @@ pub struct WriteOutcome {
     /// Log rows left PENDING because their create may have happened; [`resume_pending`]
     /// settles them.
     pub in_doubt: u64,
+    /// Log rows among those in doubt whose create the client gave up waiting for:
+    /// Salesforce may still be running it, so the writer checks it only once Salesforce
+    /// cannot be (meanwhile the rows stay PENDING and later changes of their records wait).
+    pub still_running: Vec<i64>,
     /// Salesforce calls made (collections calls, and every call of bulk jobs).
     pub api_calls: u64,
     /// Bulk API ingest jobs that carried changes.
@@ -160,6 +176,10 @@ pub struct WriteOutcome {
     /// The org-wide condition that stopped the pass, when one did: the connection waits
     /// it out (its changes went back to NEW).
     pub paused: Option<Pause>,
+    /// A call Salesforce refused as a whole for a reason no record caused (the object and
+    /// Salesforce's words): the pass gave its changes back (NEW) and the writer stops
+    /// until the operator acts.
+    pub refused_call: Option<(String, String)>,
 }
 
 impl WriteOutcome {
@@ -194,6 +214,9 @@ pub(crate) struct Pass<'a> {
     /// Turns true when the writer must stop: a pass waiting on a bulk job leaves it to
     /// the next writer instead of holding the shutdown up.
     pub stop: Option<watch::Receiver<bool>>,
+    /// The writer's counts of calls failed with a server error per change (`None`: no
+    /// bound, as in one-off passes).
+    pub server_errors: Option<&'a ServerErrors>,
 }
 
 impl<'a> Pass<'a> {
@@ -214,7 +237,14 @@ impl<'a> Pass<'a> {
             waiting,
             lease: None,
             stop: None,
+            server_errors: None,
         }
+    }
+
+    /// The same pass, counting server errors per change in `errors`.
+    pub(crate) fn counting(mut self, errors: &'a ServerErrors) -> Self {
+        self.server_errors = Some(errors);
+        self
     }
 
     /// The same pass under `connection`'s writer lease.
@@ -305,9 +335,21 @@ pub(crate) async fn run_pass(pass: &Pass<'_>, pg: &mut Postgres) -> Result<Write
         (WriteAlgorithm::Ordered, OnInsertFailure::BlockQueue) => 1,
         _ => MAX_CALLS_IN_FLIGHT,
     };
-    let mut pending: VecDeque<Batch> = plan.batches.into();
+    let batches = match pass.server_errors {
+        // A change whose call failed with a server error goes alone: if it is the cause,
+        // it fails on its own and the rest go on.
+        Some(errors) => server_errors::isolate(plan.batches, errors),
+        None => plan.batches,
+    };
+    let mut pending: VecDeque<Batch> = batches.into();
     let mut bulk_allowed = policy.algorithm == WriteAlgorithm::Ordered;
     while !pending.is_empty() {
+        if pass.must_stop() {
+            // Told to stop: what was not sent goes back to NEW rather than holding the
+            // shutdown up for the rest of the pass (or being cut off mid-call).
+            give_back(pass, pg, &mut pending, &mut outcome).await?;
+            break;
+        }
         let run = bulk_allowed
             .then(|| bulk::take_run(&mut pending, policy.bulk_threshold))
             .flatten();
@@ -329,9 +371,7 @@ pub(crate) async fn run_pass(pass: &Pass<'_>, pg: &mut Postgres) -> Result<Write
                 RunSent::LeftRunning => {
                     // The job's rows stay PENDING for the next writer; what was planned
                     // after it goes back to NEW.
-                    let back: Vec<i64> = pending.iter().flat_map(wave::log_ids).collect();
-                    claim::unclaim(pass, pg, &back).await?;
-                    outcome.retried += back.len() as u64;
+                    give_back(pass, pg, &mut pending, &mut outcome).await?;
                     break;
                 }
             },
@@ -351,7 +391,28 @@ pub(crate) async fn run_pass(pass: &Pass<'_>, pg: &mut Postgres) -> Result<Write
             break;
         }
     }
-    Ok(outcome)
+    match outcome.refused_call {
+        Some((object, reason)) => Err(Error::Config {
+            object,
+            problem: format!(
+                "Salesforce refused a whole call, so the writer stopped and no change was failed for it (they wait): {reason}"
+            ),
+        }),
+        None => Ok(outcome),
+    }
+}
+
+/// Returns the batches not sent yet to NEW, to be sent in order by a later pass.
+async fn give_back(
+    pass: &Pass<'_>,
+    pg: &mut Postgres,
+    pending: &mut VecDeque<Batch>,
+    outcome: &mut WriteOutcome,
+) -> Result<()> {
+    let back: Vec<i64> = pending.drain(..).flat_map(|b| wave::log_ids(&b)).collect();
+    claim::unclaim(pass, pg, &back).await?;
+    outcome.retried += back.len() as u64;
+    Ok(())
 }
 
 /// Sends what waits in a connection's trigger log now, from this process, when no writer

@@ -6,7 +6,9 @@
 //!   `{"op", "code", "message", "fields"}`. A delete refused with `ENTITY_IS_DELETED` is
 //!   SUCCESS: the record is gone, as asked. An update refused with it is IGNORED if its
 //!   row is gone from Postgres too (the store checks in the recording's transaction).
-//! - Retry and in doubt: nothing recorded; the caller gives the rows back.
+//! - Retry and in doubt: nothing recorded; the caller gives the rows back (retry) or
+//!   leaves them PENDING to be checked (in doubt; a create Salesforce may still be running
+//!   is listed in [`WriteOutcome::still_running`]).
 
 use pgforce_salesforce::ApiErrorCode;
 use pgforce_store::catalog::leases::Fence;
@@ -88,6 +90,32 @@ pub(super) fn prepare(
             Sent::InDoubt(reason) => {
                 first_doubt.get_or_insert(reason);
                 in_doubt.extend(own.iter().chain(merged));
+            }
+            Sent::StillRunning(reason) => {
+                first_doubt.get_or_insert(reason);
+                in_doubt.extend(own.iter().chain(merged));
+                outcome.still_running.extend(own.iter().chain(merged));
+            }
+            Sent::ServerError {
+                reason,
+                in_doubt: doubt,
+                ..
+            } => {
+                // Sent again, alone from now on (see `server_errors`).
+                if *doubt {
+                    first_doubt.get_or_insert(reason);
+                    in_doubt.extend(own.iter().chain(merged));
+                } else {
+                    first_retry.get_or_insert(reason);
+                    retry.extend(own.iter().chain(merged));
+                }
+            }
+            Sent::Stopped(reason) => {
+                // Nothing was written and no record caused it: the change waits.
+                outcome
+                    .refused_call
+                    .get_or_insert_with(|| (mapping.object.clone(), reason.clone()));
+                retry.extend(own.iter().chain(merged));
             }
             Sent::Paused(pause) => {
                 // Nothing was written: the change goes back to wait, like a retry.

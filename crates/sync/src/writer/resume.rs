@@ -7,6 +7,9 @@
 //! record it created since the row was claimed whose writable mapped values equal the
 //! row's, and no row of the table already owns. If one is found, its Id is written back
 //! and the log row becomes SUCCESS, so no record is created twice.
+//!
+//! Rows of a paused mapping's table are left PENDING until it runs again: its creates can
+//! be checked only then (and a bulk job of that table is read only then).
 
 use std::collections::HashSet;
 
@@ -15,7 +18,7 @@ use pgforce_salesforce::Client as Salesforce;
 use pgforce_salesforce::rest::Record;
 use pgforce_store::catalog::leases::Fence;
 use pgforce_store::ddl::PgType;
-use pgforce_store::trigger_log::resume as store_resume;
+use pgforce_store::trigger_log::resume::{self as store_resume, LeftAlone};
 use pgforce_store::{Ident, Session as Postgres};
 use serde_json::Value;
 
@@ -37,13 +40,15 @@ pub struct ResumeOutcome {
 /// Margin for clock differences between Postgres and Salesforce.
 const CLOCK_MARGIN_SECONDS: f64 = 300.0;
 
-/// Settles every PENDING row of the connection's trigger log. Call it only while holding
-/// the connection's writer lease (its `fence`), before the first pass.
+/// Settles the PENDING rows of the connection's trigger log but those `left` names (a
+/// paused mapping's, creates Salesforce may still be running) and those of bulk jobs not
+/// read yet. Call it only while holding the connection's writer lease (its `fence`).
 pub async fn resume_pending(
     sf: &Salesforce,
     pg: &mut Postgres,
     schema: &Ident,
     mappings: &[Mapping],
+    left: LeftAlone<'_>,
     fence: Option<&Fence>,
 ) -> Result<ResumeOutcome> {
     let mut outcome = ResumeOutcome::default();
@@ -83,7 +88,7 @@ pub async fn resume_pending(
             }
         }
     }
-    outcome.requeued = store_resume::requeue_pending(pg, schema, fence)
+    outcome.requeued = store_resume::requeue_pending(pg, schema, left, fence)
         .await
         .map_err(log_error)?;
     Ok(outcome)

@@ -3,7 +3,9 @@
 //! Each change gets one [`Sent`]: written (with the new Id after an insert), refused by
 //! Salesforce (a FAILED log row), worth retrying (transient: UNABLE_TO_LOCK_ROW, 5xx,
 //! timeouts, dropped connections; never FAILED for that alone), or in doubt (a create
-//! whose answer was lost: it may exist in Salesforce, so it is checked before resending).
+//! whose answer was lost: it may exist in Salesforce, so it is checked before resending;
+//! when the client gave up waiting, Salesforce may still be running it, and it is checked
+//! only once Salesforce cannot be).
 //! When the client's resend of some records fails, the outcomes its earlier attempts
 //! learned still count: only the records whose fate is unknown are judged by the error.
 
@@ -28,6 +30,25 @@ pub(super) enum Sent {
     Retry(String),
     /// The call failed in a way that may have created the record.
     InDoubt(String),
+    /// The client gave up waiting for a create (a timeout): Salesforce may still be
+    /// running it, so it is checked only once Salesforce cannot be.
+    StillRunning(String),
+    /// The call failed as a whole with a server error (500 `UNKNOWN_EXCEPTION`), which one
+    /// of its records may cause every time: sent again (alone, checked first when it may
+    /// have created the record), and FAILED with `error` after a bounded number of tries
+    /// (see `server_errors`).
+    ServerError {
+        /// The whole error, for the log.
+        reason: String,
+        /// Salesforce's error, as the change's refusal once the bound is reached.
+        error: RecordError,
+        /// Whether the call may have created the record.
+        in_doubt: bool,
+    },
+    /// Salesforce refused the whole call for a reason no record caused (the API disabled
+    /// for the org, a mapped field hidden from the user, a proxy's refusal): no change
+    /// fails for it; they wait and the writer stops until the operator acts.
+    Stopped(String),
     /// The org cannot be used now (its API allocation is spent, the credentials are
     /// refused): nothing was written; the change waits for the connection to resume.
     Paused(Pause),
@@ -140,7 +161,8 @@ pub(super) async fn send(sf: &Salesforce, mapping: &Mapping, batch: &Batch) -> V
 
 /// What becomes of every change of a call that failed as a whole, as the error policy
 /// decides: passing trouble and an unusable org send it again (a create that may have
-/// happened is checked first); anything else refuses it with the call's error.
+/// happened is checked first); an error that needs the operator stops the writer, and no
+/// change fails for it.
 pub(super) fn when_the_call_failed(error: &pgforce_salesforce::Error, creates: bool) -> Sent {
     let message = error.to_string();
     match error_policy::decide_call(error).decision {
@@ -150,19 +172,39 @@ pub(super) fn when_the_call_failed(error: &pgforce_salesforce::Error, creates: b
                 reason: message,
             })
         }
+        Decision::Retry if error_policy::server_error(error).is_some() => Sent::ServerError {
+            reason: message,
+            error: error_policy::server_error(error)
+                .cloned()
+                .unwrap_or_else(|| refusal("Salesforce failed the call")),
+            in_doubt: creates && error.may_have_been_applied(),
+        },
         Decision::Retry | Decision::PauseConnection => {
-            if creates && error.may_have_been_applied() {
+            if creates && timed_out(error) {
+                Sent::StillRunning(message)
+            } else if creates && error.may_have_been_applied() {
                 Sent::InDoubt(message)
             } else {
                 Sent::Retry(message)
             }
         }
-        // A field gone from Salesforce refuses the change with Salesforce's words; the
-        // mapping's reader follows the schema change.
-        Decision::FailRecord | Decision::StopMapping | Decision::CheckSchema => {
-            Sent::Refused(refusal(message))
+        Decision::FailRecord => Sent::Refused(refusal(message)),
+        // A success whose answer could not be read: the creates may have happened.
+        Decision::StopMapping | Decision::CheckSchema
+            if creates && error.may_have_been_applied() =>
+        {
+            Sent::InDoubt(message)
         }
+        // The call's error is no record's fault: the changes wait for the operator (the
+        // mapping's reader follows a schema change).
+        Decision::StopMapping | Decision::CheckSchema => Sent::Stopped(message),
     }
+}
+
+/// Whether the client stopped waiting for the call's answer: Salesforce may still be
+/// running it.
+fn timed_out(error: &pgforce_salesforce::Error) -> bool {
+    matches!(error, pgforce_salesforce::Error::Transport { source, .. } if source.is_timeout())
 }
 
 /// One record's result: written, or refused for a reason of its own, or sent again when

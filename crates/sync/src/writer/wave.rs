@@ -12,7 +12,7 @@ use crate::mapping::Mapping;
 use crate::plan::{self, Action, Batch, Change};
 
 use super::bulk_job::{self, JobOutcome};
-use super::{Pass, WriteOutcome, bulk, claim, record, send};
+use super::{Pass, WriteOutcome, bulk, claim, record, send, server_errors};
 
 /// A wave's batches with their mappings and their answers (results, calls made).
 pub(super) type SentWave<'m> = Vec<((Batch, &'m Mapping), (Vec<send::Sent>, u64))>;
@@ -23,11 +23,14 @@ pub(super) type SentWave<'m> = Vec<((Batch, &'m Mapping), (Vec<send::Sent>, u64)
 pub(super) async fn record_wave(
     pass: &Pass<'_>,
     pg: &mut Postgres,
-    wave: SentWave<'_>,
+    mut wave: SentWave<'_>,
     job: Option<&str>,
     pending: &mut VecDeque<Batch>,
     outcome: &mut WriteOutcome,
 ) -> Result<bool> {
+    if let Some(errors) = pass.server_errors {
+        server_errors::judge(&mut wave, errors);
+    }
     let mut back = Vec::new();
     let mut stop = false;
     let mut recording = pgforce_store::trigger_log::outcomes::Recording::default();

@@ -10,11 +10,15 @@
 //!   many rows) goes out together. A timer is only the safety net.
 //! - **Passes.** The worker drains: it runs passes until one finds nothing, then waits.
 //!   Transient failures back off exponentially (0.2 s to 30 s); creates in doubt are
-//!   settled by [`resume_pending`] before the next pass, as after a crash.
+//!   settled by [`resume_pending`] before the next pass, as after a crash — except a
+//!   create the client gave up waiting for (a timeout): Salesforce may still be running
+//!   it, so it stays PENDING, and the later changes of its record wait, until the
+//!   client's timeout has passed again plus a margin. Other records' changes go on.
 //! - **Errors.** A failed pass leaves its rows PENDING (settled when the session starts
 //!   again); the error policy decides whether to start over after a backoff or to park.
 //! - **Archive.** Once a minute, processed rows move to the archive and it is pruned.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,13 +26,15 @@ use pgforce_salesforce::Client;
 use pgforce_store::catalog::leases::{self, LeaseKeeper};
 use pgforce_store::notify::Listener;
 use pgforce_store::trigger_log::archive::archive_processed;
+use pgforce_store::trigger_log::resume::LeftAlone;
 use pgforce_store::{ConnectionId, Ident, MappingId, Session};
 use tokio::sync::watch;
 
 use super::bulk_job::settle_left_jobs;
 use super::pause::Waited;
 use super::{
-    ArchivePolicy, Pass, WritePolicy, log_error, resume_pending, run_pass, settle_stale_creates,
+    ArchivePolicy, Pass, ServerErrors, WritePolicy, log_error, resume_pending, run_pass,
+    settle_stale_creates,
 };
 use crate::error::Result;
 use crate::error_policy::{self, Decision, Pause, pause_of};
@@ -40,6 +46,52 @@ use crate::worker::{Backoff, Exit, LeaseTiming};
 const COALESCE: Duration = Duration::from_millis(2);
 /// How often processed rows are archived.
 const ARCHIVE_EVERY: Duration = Duration::from_secs(60);
+/// How long after the client's request timeout a create it gave up on is checked: by then
+/// Salesforce has had the whole timeout again to finish it.
+const STILL_RUNNING_MARGIN: Duration = Duration::from_secs(10);
+
+/// Creates the client gave up waiting for, and when each may be checked: Salesforce may
+/// still be running them until then. Kept across the worker's sessions (a process that
+/// dies forgets them; the next start checks them at once, as after any crash).
+#[derive(Debug, Default)]
+struct StillRunning {
+    due: BTreeMap<i64, Instant>,
+}
+
+impl StillRunning {
+    fn add(&mut self, log_ids: &[i64], due: Instant) {
+        for id in log_ids {
+            self.due.insert(*id, due);
+        }
+    }
+
+    /// Whether some create may be checked now.
+    fn any_due(&self, now: Instant) -> bool {
+        self.due.values().any(|due| *due <= now)
+    }
+
+    /// The creates not to check yet.
+    fn not_due(&self, now: Instant) -> Vec<i32> {
+        self.due
+            .iter()
+            .filter(|(_, due)| **due > now)
+            .filter_map(|(id, _)| i32::try_from(*id).ok())
+            .collect()
+    }
+
+    /// Forgets the creates checked (those due at `now`).
+    fn checked(&mut self, now: Instant) {
+        self.due.retain(|_, due| *due > now);
+    }
+
+    /// How long until the next create may be checked.
+    fn next_in(&self, now: Instant) -> Option<Duration> {
+        self.due
+            .values()
+            .min()
+            .map(|due| due.saturating_duration_since(now))
+    }
+}
 
 /// A read-write mapping the writer sends changes for.
 #[derive(Debug, Clone)]
@@ -100,6 +152,8 @@ impl WriteWorker {
         let worker_name = format!("writer {}", self.connection);
         let mut held: Option<bool> = None;
         let mut backoff = Backoff::new(self.lease.heartbeat, Duration::from_secs(30));
+        let mut still_running = StillRunning::default();
+        let server_errors = ServerErrors::default();
         loop {
             if *stop.borrow() {
                 return Ok(Exit::Stopped);
@@ -117,7 +171,10 @@ impl WriteWorker {
             let wait = if !holds {
                 Duration::from_millis(100).max(self.lease.heartbeat / 4)
             } else {
-                let ended = match self.session(keeper, stop).await {
+                let ended = match self
+                    .session(keeper, stop, &mut still_running, &server_errors)
+                    .await
+                {
                     Err(error) => match pause_of(&error) {
                         Some(pause) => Ok(Ended::Paused(pause)),
                         None => Err(error),
@@ -168,6 +225,8 @@ impl WriteWorker {
         &self,
         keeper: &LeaseKeeper,
         stop: &mut watch::Receiver<bool>,
+        still_running: &mut StillRunning,
+        server_errors: &ServerErrors,
     ) -> Result<Ended> {
         let mut pg = pgforce_store::connect(&self.database_url)
             .await
@@ -191,13 +250,17 @@ impl WriteWorker {
         }));
         let pass = Pass::new(&salesforce, &self.schema, &self.policy, &mappings, &waiting)
             .under(keeper, &self.connection)
-            .stopped_by(stop.clone());
+            .stopped_by(stop.clone())
+            .counting(server_errors);
         // Jobs a stopped writer left are read first: their rows are PENDING but must not
         // be sent again.
         if !settle_left_jobs(&pass, &mut pg).await? {
             return Ok(Ended::Stopped);
         }
-        let resumed = self.resume(&pass, &mut pg, &mappings).await?;
+        let now = Instant::now();
+        let held = still_running.not_due(now);
+        let resumed = self.resume(&pass, &mut pg, &mappings, &held).await?;
+        still_running.checked(now);
         if resumed.requeued + resumed.found > 0 {
             tracing::info!(connection = %self.connection, requeued = resumed.requeued, found = resumed.found, "resumed changes a stopped writer left pending");
         }
@@ -228,8 +291,14 @@ impl WriteWorker {
             if let Some(pause) = outcome.paused {
                 return Ok(Ended::Paused(pause));
             }
-            if outcome.in_doubt > 0 {
-                self.resume(&pass, &mut pg, &mappings).await?;
+            let now = Instant::now();
+            still_running.add(&outcome.still_running, now + self.still_running_hold());
+            if outcome.in_doubt > 0 || still_running.any_due(now) {
+                // Creates Salesforce may still be running stay PENDING (their records'
+                // later changes wait); the rest are checked now.
+                let held = still_running.not_due(now);
+                self.resume(&pass, &mut pg, &mappings, &held).await?;
+                still_running.checked(now);
             }
             let wait = if outcome.retried + outcome.in_doubt > 0 {
                 backoff.next_wait()
@@ -241,6 +310,9 @@ impl WriteWorker {
                 backoff.reset();
                 continue;
             };
+            let wait = still_running
+                .next_in(Instant::now())
+                .map_or(wait, |next| wait.min(next));
             tokio::select! {
                 alive = listener.notified(), if !backoff.is_backing_off() => {
                     if !alive {
@@ -254,15 +326,27 @@ impl WriteWorker {
         }
     }
 
-    /// Settles the PENDING rows of the connection's trigger log under the pass's lease.
+    /// Settles the PENDING rows of the connection's trigger log under the pass's lease, but
+    /// those of paused mappings and the creates `held` (Salesforce may still run them).
     async fn resume(
         &self,
         pass: &Pass<'_>,
         pg: &mut Session,
         mappings: &[Mapping],
+        held: &[i32],
     ) -> Result<super::resume::ResumeOutcome> {
         let fence = pass.fence()?;
-        resume_pending(pass.sf, pg, &self.schema, mappings, fence.as_ref()).await
+        let left = LeftAlone {
+            tables: pass.waiting,
+            log_ids: held,
+        };
+        resume_pending(pass.sf, pg, &self.schema, mappings, left, fence.as_ref()).await
+    }
+
+    /// How long a create the client gave up waiting for stays unchecked: the client's
+    /// request timeout (Salesforce has had at least that long again) plus a margin.
+    fn still_running_hold(&self) -> Duration {
+        self.salesforce.config().request_timeout + STILL_RUNNING_MARGIN
     }
 
     /// The read-write mappings as events name them: id, object, table.
