@@ -1075,3 +1075,91 @@ async fn a_row_stored_from_an_event_of_a_late_commit_takes_the_record_s_stamp_at
     crate::run::stop(daemon).await;
     let _ = std::fs::remove_file(config);
 }
+
+#[tokio::test]
+async fn applied_events_store_nested_compound_fields_in_their_columns_without_reading() {
+    let org = TestOrg::start().await;
+    org.control(
+        reqwest::Method::POST,
+        "/seed",
+        Some(json!({ "Contact": 5 })),
+    )
+    .await;
+    let db = TestDatabase::create().await;
+    let ca = std::env::temp_dir().join(format!("{}-ca.pem", db.name));
+    std::fs::write(&ca, &org.ca_pem).unwrap();
+    let contacts = SLOW_POLL_ACCOUNT.replace("Account", "Contact").replace(
+        "\"Name\", \"Industry\"",
+        "\"FirstName\", \"LastName\", \"MailingCity\", \"Email\"",
+    );
+    let config = config_file(
+        &org,
+        &db,
+        &format!(
+            "apply_events = true\n{}{contacts}",
+            events_settings(&org, "pubsub", &ca)
+        ),
+    );
+    let daemon = start(&config);
+    wait_for_count(&db, "select count(*) from salesforce.contact", 5).await;
+    wait_for_count(
+        &db,
+        "select count(*) from pgforce.mappings where object_name = 'Contact' and events_transport = 'pubsub'",
+        1,
+    )
+    .await;
+    // The poll right after the load is done.
+    wait_for_polls(&db, 1).await;
+    let last_poll = count(&db, "select coalesce(max(id), 0) from pgforce.sync_events").await;
+    let before = api_requests(&org).await;
+    let sf = salesforce(&org);
+    let contact: String = db
+        .client()
+        .await
+        .query_one("select sfid from salesforce.contact limit 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    // Salesforce sends these as Name.FirstName and MailingAddress.City.
+    sf.update(
+        "Contact",
+        &contact,
+        &serde_json::from_value(json!({ "FirstName": "Ada", "MailingCity": "London" })).unwrap(),
+    )
+    .await
+    .unwrap();
+    let created = sf
+        .create(
+            "Contact",
+            &serde_json::from_value(json!({ "FirstName": "Grace", "LastName": "Hopper",
+                                            "MailingCity": "Arlington", "Email": "g@example.com" }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    wait_for_count(
+        &db,
+        &format!(
+            "select count(*) from salesforce.contact where sfid = '{contact}'
+               and firstname = 'Ada' and mailingcity = 'London' and lastname is not null"
+        ),
+        1,
+    )
+    .await;
+    wait_for_count(
+        &db,
+        &format!(
+            "select count(*) from salesforce.contact where sfid = '{created}' and firstname = 'Grace'
+               and lastname = 'Hopper' and mailingcity = 'Arlington' and email = 'g@example.com'"
+        ),
+        1,
+    )
+    .await;
+    // Stored from the events alone: the org counted the test's own two calls, and the
+    // one read a fresh subscription may make once it is established.
+    let (polls, poll_calls) = late_polls(&db, last_poll).await;
+    assert!(polls <= 1, "{polls} polls while events were applied");
+    assert_eq!(api_requests(&org).await - before, 2 + poll_calls);
+    crate::run::stop(daemon).await;
+    let _ = std::fs::remove_file(config);
+}

@@ -101,10 +101,15 @@ async fn an_exhausted_api_limit_pauses_the_connection_and_every_update_lands_onc
         50,
         "the changes wait"
     );
-    assert!(
-        count(&db, "select count(*) from pgforce.sync_events where message like 'connection paused (PAUSED_API_LIMIT)%'").await >= 1,
-        "the pause is in the event log"
-    );
+    // The state is shown first; the event log and the notification follow it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while count(&db, "select count(*) from pgforce.sync_events where message like 'connection paused (PAUSED_API_LIMIT)%'").await < 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pause is in the event log"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     assert_eq!(
         count(&db, "select count(*) from pgforce.notifications where event_type = 'connection-paused' and message like '%PAUSED_API_LIMIT%'").await,
         1,
