@@ -333,13 +333,14 @@ async fn an_expired_replay_id_reads_from_the_cursor_and_events_start_again_from_
     assert!(log.contains("stored replay id expired"), "{log}");
 }
 
-/// Waits until the Account mapping has recorded at least `polls` polls.
-async fn wait_for_polls(db: &TestDatabase, polls: i64) {
-    let sql =
+/// Waits until the mapping of `object` has recorded at least `polls` polls.
+async fn wait_for_polls(db: &TestDatabase, object: &str, polls: i64) {
+    let sql = format!(
         "select count(*) from pgforce.sync_events e join pgforce.mappings m on m.id = e.mapping_id
-               where m.object_name = 'Account' and e.kind = 'poll'";
+               where m.object_name = '{object}' and e.kind = 'poll'"
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
-    while count(db, sql).await < polls {
+    while count(db, &sql).await < polls {
         assert!(
             Instant::now() < deadline,
             "fewer than {polls} polls within 30 s"
@@ -395,7 +396,7 @@ async fn applied_events_store_changes_without_reading_salesforce() {
     .await
     .unwrap();
     // The poll right after the load is done.
-    wait_for_polls(&db, 1).await;
+    wait_for_polls(&db, "Account", 1).await;
     let last_poll = count(&db, "select coalesce(max(id), 0) from pgforce.sync_events").await;
     let before = api_requests(&org).await;
     for (n, id) in ids.iter().enumerate() {
@@ -1109,7 +1110,7 @@ async fn applied_events_store_nested_compound_fields_in_their_columns_without_re
     )
     .await;
     // The poll right after the load is done.
-    wait_for_polls(&db, 1).await;
+    wait_for_polls(&db, "Contact", 1).await;
     let last_poll = count(&db, "select coalesce(max(id), 0) from pgforce.sync_events").await;
     let before = api_requests(&org).await;
     let sf = salesforce(&org);
