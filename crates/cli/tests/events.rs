@@ -36,18 +36,25 @@ fn events_settings(org: &TestOrg, transport: &str, ca: &std::path::Path) -> Stri
 
 /// An org with `accounts` Accounts, and a config file using `transport`.
 async fn setup(accounts: u64, transport: &str) -> (TestOrg, TestDatabase, PathBuf) {
+    setup_seeded(json!({ "Account": accounts }), transport, SLOW_POLL_ACCOUNT).await
+}
+
+/// An org seeded with `seed`, a database, and a config file whose connection takes change
+/// events over `transport` (its CA trusted) and then holds `mappings` (connection settings
+/// may lead them).
+async fn setup_seeded(
+    seed: serde_json::Value,
+    transport: &str,
+    mappings: &str,
+) -> (TestOrg, TestDatabase, PathBuf) {
     let org = TestOrg::start().await;
-    org.control(
-        reqwest::Method::POST,
-        "/seed",
-        Some(json!({ "Account": accounts })),
-    )
-    .await;
+    org.control(reqwest::Method::POST, "/seed", Some(seed))
+        .await;
     let db = TestDatabase::create().await;
     let ca = std::env::temp_dir().join(format!("{}-ca.pem", db.name));
     std::fs::write(&ca, &org.ca_pem).unwrap();
     let settings = events_settings(&org, transport, &ca);
-    let config = config_file(&org, &db, &format!("{settings}{SLOW_POLL_ACCOUNT}"));
+    let config = config_file(&org, &db, &format!("{settings}{mappings}"));
     (org, db, config)
 }
 
@@ -702,18 +709,8 @@ async fn arrives_within(
 
 #[tokio::test]
 async fn edits_made_right_after_the_first_load_arrive_before_events_could_carry_them() {
-    let org = TestOrg::start().await;
-    org.control(
-        reqwest::Method::POST,
-        "/seed",
-        Some(json!({ "Account": 20 })),
-    )
-    .await;
-    let db = TestDatabase::create().await;
-    let ca = std::env::temp_dir().join(format!("{}-ca.pem", db.name));
-    std::fs::write(&ca, &org.ca_pem).unwrap();
-    let settings = events_settings(&org, "pubsub", &ca);
-    let config = config_file(&org, &db, &format!("{settings}{TEN_MINUTE_POLL_ACCOUNT}"));
+    let (org, db, config) =
+        setup_seeded(json!({ "Account": 20 }), "pubsub", TEN_MINUTE_POLL_ACCOUNT).await;
     let daemon = start(&config);
     wait_for_count(&db, "select count(*) from salesforce.account", 20).await;
     // Right after the load: the subscription may not be established yet, and it starts
@@ -756,18 +753,8 @@ polling_seconds = 600
 
 #[tokio::test]
 async fn values_salesforce_sets_on_pgforce_inserts_arrive_through_their_events() {
-    let org = TestOrg::start().await;
-    org.control(
-        reqwest::Method::POST,
-        "/seed",
-        Some(json!({ "Contact": 5 })),
-    )
-    .await;
-    let db = TestDatabase::create().await;
-    let ca = std::env::temp_dir().join(format!("{}-ca.pem", db.name));
-    std::fs::write(&ca, &org.ca_pem).unwrap();
-    let settings = events_settings(&org, "pubsub", &ca);
-    let config = config_file(&org, &db, &format!("{settings}{TEN_MINUTE_POLL_CONTACT}"));
+    let (_org, db, config) =
+        setup_seeded(json!({ "Contact": 5 }), "pubsub", TEN_MINUTE_POLL_CONTACT).await;
     let daemon = start(&config);
     wait_for_count(&db, "select count(*) from salesforce.contact", 5).await;
     let sql = "select count(*) from pgforce.mappings where object_name = 'Contact' and events_transport = 'pubsub'";
@@ -930,11 +917,13 @@ async fn a_record_created_during_the_load_arrives_right_after_it_not_a_polling_i
 
 #[tokio::test]
 async fn an_object_beyond_the_cdc_allocation_gets_its_events_from_a_push_topic() {
-    let org = TestOrg::start().await;
-    org.control(
-        reqwest::Method::POST,
-        "/seed",
-        Some(json!({ "Account": 5, "Contact": 5 })),
+    let contacts = SLOW_POLL_ACCOUNT
+        .replace("Account", "Contact")
+        .replace("\"Name\", \"Industry\"", "\"LastName\"");
+    let (org, db, config) = setup_seeded(
+        json!({ "Account": 5, "Contact": 5 }),
+        "pubsub",
+        &format!("{SLOW_POLL_ACCOUNT}{contacts}"),
     )
     .await;
     // The org may select one entity, and Contact holds the place already.
@@ -950,20 +939,6 @@ async fn an_object_beyond_the_cdc_allocation_gets_its_events_from_a_push_topic()
         Some(json!({ "entities": ["Contact"] })),
     )
     .await;
-    let db = TestDatabase::create().await;
-    let ca = std::env::temp_dir().join(format!("{}-ca.pem", db.name));
-    std::fs::write(&ca, &org.ca_pem).unwrap();
-    let contacts = SLOW_POLL_ACCOUNT
-        .replace("Account", "Contact")
-        .replace("\"Name\", \"Industry\"", "\"LastName\"");
-    let config = config_file(
-        &org,
-        &db,
-        &format!(
-            "{}{SLOW_POLL_ACCOUNT}{contacts}",
-            events_settings(&org, "pubsub", &ca)
-        ),
-    );
     let daemon = start(&config);
     wait_for_count(&db, "select count(*) from salesforce.account", 5).await;
     wait_for_count(&db, "select count(*) from salesforce.contact", 5).await;
@@ -1079,28 +1054,16 @@ async fn a_row_stored_from_an_event_of_a_late_commit_takes_the_record_s_stamp_at
 
 #[tokio::test]
 async fn applied_events_store_nested_compound_fields_in_their_columns_without_reading() {
-    let org = TestOrg::start().await;
-    org.control(
-        reqwest::Method::POST,
-        "/seed",
-        Some(json!({ "Contact": 5 })),
-    )
-    .await;
-    let db = TestDatabase::create().await;
-    let ca = std::env::temp_dir().join(format!("{}-ca.pem", db.name));
-    std::fs::write(&ca, &org.ca_pem).unwrap();
     let contacts = SLOW_POLL_ACCOUNT.replace("Account", "Contact").replace(
         "\"Name\", \"Industry\"",
         "\"FirstName\", \"LastName\", \"MailingCity\", \"Email\"",
     );
-    let config = config_file(
-        &org,
-        &db,
-        &format!(
-            "apply_events = true\n{}{contacts}",
-            events_settings(&org, "pubsub", &ca)
-        ),
-    );
+    let (org, db, config) = setup_seeded(
+        json!({ "Contact": 5 }),
+        "pubsub",
+        &format!("apply_events = true\n{contacts}"),
+    )
+    .await;
     let daemon = start(&config);
     wait_for_count(&db, "select count(*) from salesforce.contact", 5).await;
     wait_for_count(

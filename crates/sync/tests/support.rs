@@ -13,8 +13,8 @@ use pgforce_store::testing::TestDatabase;
 use pgforce_store::{Access, Ident, MappingId};
 use pgforce_sync::ReadOutcome;
 use pgforce_sync::testing::{
-    Mapping, MappingSpec, Target, WriteOutcome, WritePolicy, initial_load, poll_once,
-    poll_with_overlap, write_once,
+    Mapping, MappingSpec, ResumeOutcome, Target, WriteOutcome, WritePolicy, initial_load,
+    poll_once, poll_with_overlap, resume_pending, write_once,
 };
 
 /// A custom object with every field type the reader maps.
@@ -177,6 +177,21 @@ pub async fn register(pg: &tokio_postgres::Client, mapping: &Mapping) -> Mapping
 }
 
 impl Harness {
+    /// Settles the PENDING rows a stopped writer left, as a starting writer does (no
+    /// lease, nothing left alone).
+    pub async fn resume(&mut self) -> ResumeOutcome {
+        resume_pending(
+            &self.sf,
+            &mut self.pg,
+            &self.schema,
+            std::slice::from_ref(&self.mapping),
+            pgforce_store::trigger_log::resume::LeftAlone::default(),
+            None,
+        )
+        .await
+        .unwrap()
+    }
+
     /// Loads the mapping (initial load), as the daemon's first pass does.
     pub async fn load(&mut self) -> ReadOutcome {
         let target = Target {

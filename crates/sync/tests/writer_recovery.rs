@@ -5,9 +5,8 @@
 use std::time::Duration;
 
 use pgforce_emulator::EmulatorConfig;
-use pgforce_store::trigger_log::resume::LeftAlone;
 use pgforce_sync::config::{OnInsertFailure, WriteAlgorithm};
-use pgforce_sync::testing::{WriteOutcome, WritePolicy, resume_pending, write_once};
+use pgforce_sync::testing::{WriteOutcome, WritePolicy, write_once};
 use reqwest::Method;
 use serde_json::json;
 
@@ -226,17 +225,7 @@ async fn a_create_done_before_a_crash_is_found_not_sent_again() {
     let made = h
         .create_in_salesforce(json!({ "Name": "Made", "Code__c": "M", "Price__c": 9.5 }))
         .await;
-    let mappings = std::slice::from_ref(&h.mapping);
-    let resumed = resume_pending(
-        &h.sf,
-        &mut h.pg,
-        &h.schema,
-        mappings,
-        LeftAlone::default(),
-        None,
-    )
-    .await
-    .unwrap();
+    let resumed = h.resume().await;
     assert_eq!((resumed.found, resumed.requeued), (1, 1), "{resumed:?}");
     let outcome = pass(&mut h, &WritePolicy::default()).await;
     assert_eq!(outcome.succeeded, 1, "{outcome:?}");
@@ -502,17 +491,7 @@ async fn creates_whose_answer_was_lost_are_never_made_twice() {
             None => assert_eq!(outcome.in_doubt, 2, "{outcome:?}"),
         }
         h.org.control(Method::PUT, "/faults", Some(json!({}))).await;
-        let mappings = std::slice::from_ref(&h.mapping);
-        let resumed = resume_pending(
-            &h.sf,
-            &mut h.pg,
-            &h.schema,
-            mappings,
-            LeftAlone::default(),
-            None,
-        )
-        .await
-        .unwrap();
+        let resumed = h.resume().await;
         pass(&mut h, &WritePolicy::default()).await;
         assert_eq!(
             salesforce_names(&h).await,
@@ -606,16 +585,7 @@ async fn records_locked_inside_a_call_whose_resend_answer_is_lost_are_found_not_
         first.in_doubt, 2,
         "the resent creates' fate is unknown: {first:?}"
     );
-    let resumed = resume_pending(
-        &h.sf,
-        &mut h.pg,
-        &h.schema,
-        std::slice::from_ref(&h.mapping),
-        LeftAlone::default(),
-        None,
-    )
-    .await
-    .unwrap();
+    let resumed = h.resume().await;
     assert_eq!(
         resumed.found, 2,
         "both were created by the lost resend: {resumed:?}"
@@ -677,16 +647,7 @@ async fn values_salesforce_set_on_a_create_read_back_before_its_write_back_reach
     // The reader reads the new record back before the writer learns its Id.
     h.poll().await;
     assert_eq!(h.count().await, 2, "the read-back row beside the app's row");
-    let resumed = resume_pending(
-        &h.sf,
-        &mut h.pg,
-        &h.schema,
-        std::slice::from_ref(&h.mapping),
-        LeftAlone::default(),
-        None,
-    )
-    .await
-    .unwrap();
+    let resumed = h.resume().await;
     assert_eq!(resumed.found, 1, "{resumed:?}");
     h.poll().await;
     let row =
@@ -730,16 +691,7 @@ async fn a_read_back_create_keeps_the_app_changes_made_since() {
     h.pg.batch_execute("update salesforce.gadget__c set stock__c = 7 where sfid is null")
         .await
         .unwrap();
-    resume_pending(
-        &h.sf,
-        &mut h.pg,
-        &h.schema,
-        std::slice::from_ref(&h.mapping),
-        LeftAlone::default(),
-        None,
-    )
-    .await
-    .unwrap();
+    h.resume().await;
     let row =
         h.pg.query_one(
             "select createddate is not null, stock__c, app_note from salesforce.gadget__c

@@ -7,6 +7,8 @@
 //! while (`pgforce.deleted_records`), so the reader does not insert the row again from a
 //! page read before the delete.
 
+use std::collections::HashSet;
+
 use tokio_postgres::Transaction;
 use tokio_postgres::types::ToSql;
 
@@ -181,34 +183,19 @@ pub async fn deleted_since_read(
     tx: &Transaction<'_>,
     statements: &ApplyStatements,
     stamps: &[(String, String)],
-) -> Result<std::collections::HashSet<String>> {
-    if stamps.is_empty() {
-        return Ok(std::collections::HashSet::new());
-    }
+) -> Result<HashSet<String>> {
     let table = &statements.qualified;
-    let (sfids, times): (Vec<&str>, Vec<&str>) = stamps
-        .iter()
-        .map(|(sfid, stamp)| (sfid.as_str(), stamp.as_str()))
-        .unzip();
-    let rows = tx
-        .query(
-            &format!(
-                "select u.sfid from unnest($1::text[], $2::text[]) u(sfid, stamp)
-                 join pgforce.deleted_records d on d.schema_name = $3 and d.table_name = $4
-                     and d.sfid = u.sfid
-                 where d.deleted_at > u.stamp::timestamptz
-                   and not exists (select 1 from {table} t where t.sfid = u.sfid)"
-            ),
-            &[
-                &sfids,
-                &times,
-                &statements.schema_name,
-                &statements.table_name,
-            ],
-        )
+    let sql = format!(
+        "select u.sfid from unnest($1::text[], $2::text[]) u(sfid, stamp)
+         join pgforce.deleted_records d on d.schema_name = $3 and d.table_name = $4
+             and d.sfid = u.sfid
+         where d.deleted_at > u.stamp::timestamptz
+           and not exists (select 1 from {table} t where t.sfid = u.sfid)"
+    );
+    let names: [&(dyn ToSql + Sync); 2] = [&statements.schema_name, &statements.table_name];
+    sfids_selected(tx, &sql, stamps, &names)
         .await
-        .context(|| format!("finding records of {table} deleted by change events since read"))?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
+        .context(|| format!("finding records of {table} deleted by change events since read"))
 }
 
 /// Of `(sfid, SystemModstamp as Salesforce sent it)` pairs, the sfids whose row already
@@ -217,26 +204,36 @@ pub async fn already_applied(
     tx: &Transaction<'_>,
     statements: &ApplyStatements,
     stamps: &[(String, String)],
-) -> Result<std::collections::HashSet<String>> {
-    if stamps.is_empty() {
-        return Ok(std::collections::HashSet::new());
-    }
+) -> Result<HashSet<String>> {
     let table = &statements.qualified;
+    let sql = format!(
+        "select u.sfid from unnest($1::text[], $2::text[]) u(sfid, stamp)
+         join {table} t on t.sfid = u.sfid
+         where t.systemmodstamp >= (u.stamp::timestamptz at time zone 'UTC')"
+    );
+    sfids_selected(tx, &sql, stamps, &[])
+        .await
+        .context(|| format!("finding records {table} already holds"))
+}
+
+/// Runs `sql`, which selects sfids from `(sfid, stamp)` pairs bound as `$1` and `$2`
+/// (then `more` from `$3` on).
+async fn sfids_selected(
+    tx: &Transaction<'_>,
+    sql: &str,
+    stamps: &[(String, String)],
+    more: &[&(dyn ToSql + Sync)],
+) -> std::result::Result<HashSet<String>, tokio_postgres::Error> {
+    if stamps.is_empty() {
+        return Ok(HashSet::new());
+    }
     let (sfids, times): (Vec<&str>, Vec<&str>) = stamps
         .iter()
         .map(|(sfid, stamp)| (sfid.as_str(), stamp.as_str()))
         .unzip();
-    let rows = tx
-        .query(
-            &format!(
-                "select u.sfid from unnest($1::text[], $2::text[]) u(sfid, stamp)
-                 join {table} t on t.sfid = u.sfid
-                 where t.systemmodstamp >= (u.stamp::timestamptz at time zone 'UTC')"
-            ),
-            &[&sfids, &times],
-        )
-        .await
-        .context(|| format!("finding records {table} already holds"))?;
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![&sfids, &times];
+    params.extend_from_slice(more);
+    let rows = tx.query(sql, &params).await?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
