@@ -70,6 +70,20 @@ fn start_with_log(config: &std::path::Path, stderr: Stdio) -> tokio::process::Ch
         .unwrap()
 }
 
+/// Starts `pgforce run` and waits until its `accounts` Accounts are loaded and events
+/// flow over `transport`.
+async fn start_synced(
+    config: &std::path::Path,
+    db: &TestDatabase,
+    accounts: i64,
+    transport: &str,
+) -> tokio::process::Child {
+    let daemon = start(config);
+    wait_for_count(db, "select count(*) from salesforce.account", accounts).await;
+    wait_for_transport(db, transport).await;
+    daemon
+}
+
 /// Waits until the mapping shows events flowing over `transport`.
 async fn wait_for_transport(db: &TestDatabase, transport: &str) {
     let sql = format!(
@@ -186,9 +200,7 @@ async fn salesforce_changes_reach_postgres_in_seconds_over_cometd() {
 #[tokio::test]
 async fn a_killed_subscriber_resumes_after_its_stored_replay_id() {
     let (org, db, config) = setup(20, "pubsub").await;
-    let mut daemon = start(&config);
-    wait_for_count(&db, "select count(*) from salesforce.account", 20).await;
-    wait_for_transport(&db, "pubsub").await;
+    let mut daemon = start_synced(&config, &db, 20, "pubsub").await;
     let sf = salesforce(&org);
     let sfid = any_account(&db).await;
     rename(&sf, &db, &sfid, "Before the kill").await;
@@ -233,9 +245,7 @@ async fn a_killed_subscriber_resumes_after_its_stored_replay_id() {
 #[tokio::test]
 async fn dropped_and_duplicated_events_still_converge() {
     let (org, db, config) = setup(50, "cometd").await;
-    let daemon = start(&config);
-    wait_for_count(&db, "select count(*) from salesforce.account", 50).await;
-    wait_for_transport(&db, "cometd").await;
+    let daemon = start_synced(&config, &db, 50, "cometd").await;
     org.control(
         reqwest::Method::PUT,
         "/faults",
@@ -295,9 +305,7 @@ async fn dropped_and_duplicated_events_still_converge() {
 #[tokio::test]
 async fn an_expired_replay_id_reads_from_the_cursor_and_events_start_again_from_the_newest() {
     let (org, db, config) = setup(20, "cometd").await;
-    let mut daemon = start(&config);
-    wait_for_count(&db, "select count(*) from salesforce.account", 20).await;
-    wait_for_transport(&db, "cometd").await;
+    let mut daemon = start_synced(&config, &db, 20, "cometd").await;
     let sf = salesforce(&org);
     let sfid = any_account(&db).await;
     rename(&sf, &db, &sfid, "Before expiry").await;
@@ -386,9 +394,7 @@ async fn applied_events_store_changes_without_reading_salesforce() {
         text.replace("change_events = ", "apply_events = true\nchange_events = "),
     )
     .unwrap();
-    let daemon = start(&config);
-    wait_for_count(&db, "select count(*) from salesforce.account", 20).await;
-    wait_for_transport(&db, "pubsub").await;
+    let daemon = start_synced(&config, &db, 20, "pubsub").await;
     let sf = salesforce(&org);
     let ids = sfids(
         &db,
@@ -497,9 +503,7 @@ async fn a_mapping_switched_to_read_write_no_longer_stores_events_past_the_confl
     let (org, db, config) = setup(20, "pubsub").await;
     applying_events(&config);
     let path = config.to_str().unwrap().to_owned();
-    let daemon = start(&config);
-    wait_for_count(&db, "select count(*) from salesforce.account", 20).await;
-    wait_for_transport(&db, "pubsub").await;
+    let daemon = start_synced(&config, &db, 20, "pubsub").await;
     let old = subscriber_token(&db).await.unwrap();
     // Another process holds the writer: the local change below stays unsent, so only the
     // conflict rule stands between it and the Salesforce change.
@@ -806,9 +810,7 @@ async fn replay_position(db: &TestDatabase) -> (Option<Vec<u8>>, i64) {
 async fn an_event_postgres_refuses_for_good_is_read_instead_and_later_events_flow() {
     let (org, db, config) = setup(20, "pubsub").await;
     applying_events(&config);
-    let daemon = start(&config);
-    wait_for_count(&db, "select count(*) from salesforce.account", 20).await;
-    wait_for_transport(&db, "pubsub").await;
+    let daemon = start_synced(&config, &db, 20, "pubsub").await;
     // An app's trigger refuses one value, whoever writes it.
     db.client()
         .await
@@ -1001,9 +1003,7 @@ async fn a_row_stored_from_an_event_of_a_late_commit_takes_the_record_s_stamp_at
             .replace("polling_seconds = 300", "polling_seconds = 1"),
     )
     .unwrap();
-    let daemon = start(&config);
-    wait_for_count(&db, "select count(*) from salesforce.account", 5).await;
-    wait_for_transport(&db, "pubsub").await;
+    let daemon = start_synced(&config, &db, 5, "pubsub").await;
     // The write takes its SystemModstamp when it starts and commits a second later, as
     // a long Salesforce transaction does: the event's commitTimestamp lies a second after
     // the record's stamp.
