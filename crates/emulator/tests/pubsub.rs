@@ -859,6 +859,11 @@ fn read_datum(reader: &mut Reader<'_>, schema: &Value, named: &mut Vec<(String, 
     }
 }
 
+/// An event's payload decoded with its writer schema.
+fn decode(payload: &[u8], schema: &Value) -> Value {
+    read_datum(&mut Reader { payload, at: 0 }, schema, &mut Vec::new())
+}
+
 #[tokio::test]
 async fn compound_fields_are_nested_records_and_formula_fields_are_not_in_the_schema() {
     let org = cdc_org(Duration::from_secs(270)).await;
@@ -919,14 +924,7 @@ async fn compound_fields_are_nested_records_and_formula_fields_are_not_in_the_sc
     );
     assert_eq!(field_type("ShippingAddress"), json!(["null", "Address"]));
 
-    let body = read_datum(
-        &mut Reader {
-            payload: &created.payload,
-            at: 0,
-        },
-        &schema_json,
-        &mut Vec::new(),
-    );
+    let body = decode(&created.payload, &schema_json);
     assert_eq!(body["BillingAddress"]["City"], "Lyon");
     assert_eq!(body["BillingAddress"]["Country"], "France");
     assert_eq!(body["BillingAddress"]["Street"], Value::Null);
@@ -962,14 +960,7 @@ async fn compound_fields_are_nested_records_and_formula_fields_are_not_in_the_sc
         .unwrap();
     assert_eq!(names_from_bitmap(top, &fields), ["LastModifiedDate"]);
     let event = response.events.last().unwrap().event.as_ref().unwrap();
-    let body = read_datum(
-        &mut Reader {
-            payload: &event.payload,
-            at: 0,
-        },
-        &schema_json,
-        &mut Vec::new(),
-    );
+    let body = decode(&event.payload, &schema_json);
     assert_eq!(body["BillingAddress"]["City"], "Paris");
     assert_eq!(body["BillingAddress"]["Country"], Value::Null);
     assert_eq!(
