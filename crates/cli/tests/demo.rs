@@ -94,15 +94,20 @@ async fn the_demo_runs_the_engine_with_its_leases_and_sync_events() {
         3,
         "each load is in the event log"
     );
-    assert!(
-        count(
-            "select count(*) from pgforce.sync_events where kind = 'write' and records > 0"
-                .to_owned()
-        )
-        .await
-            >= 1,
-        "the tour's write is in the event log"
-    );
+    // The tour saw its write in Salesforce; the writer's event follows the recording.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while count(
+        "select count(*) from pgforce.sync_events where kind = 'write' and records > 0".to_owned(),
+    )
+    .await
+        < 1
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the tour's write is in the event log"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     std::process::Command::new("kill")
         .args(["-INT", &pid])
         .status()

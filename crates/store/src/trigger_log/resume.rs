@@ -104,45 +104,47 @@ pub struct Found<'a> {
     pub sfid: &'a str,
 }
 
-/// Writes a found record's Id back to its row and marks its create SUCCESS, in one
+/// Writes found records' Ids back to their rows and marks their creates SUCCESS, all in one
 /// transaction (committed only while the lease behind `fence` holds).
 pub async fn adopt(
     client: &mut Client,
     schema: &Ident,
     table: &Ident,
-    found: Found<'_>,
+    found: &[Found<'_>],
     fence: Option<&Fence>,
 ) -> Result<()> {
-    let Found {
-        log_id,
-        record_id,
-        sfid,
-    } = found;
+    if found.is_empty() {
+        return Ok(());
+    }
+    let log_ids: Vec<i32> = found.iter().map(|f| f.log_id).collect();
+    let record_ids: Vec<i32> = found.iter().map(|f| f.record_id).collect();
+    let sfids: Vec<String> = found.iter().map(|f| f.sfid.to_owned()).collect();
     let log = log_table(schema);
     let tx = OwnWrite::on_table(schema, table)
         .fenced(fence)
         .begin(client)
         .await?;
-    super::outcomes::fold_read_back(&tx, schema, table, &[record_id], &[sfid.to_owned()]).await?;
+    super::outcomes::fold_read_back(&tx, schema, table, &record_ids, &sfids).await?;
     tx.execute(
         &format!(
-            "update {schema}.{table} set sfid = $2, _hc_lastop = $3, _hc_err = null where id = $1"
+            "update {schema}.{table} t set sfid = u.sfid, _hc_lastop = $3, _hc_err = null
+             from unnest($1::int[], $2::text[]) u(id, sfid) where t.id = u.id"
         ),
-        &[&record_id, &sfid, &LastOp::Inserted.as_str()],
+        &[&record_ids, &sfids, &LastOp::Inserted.as_str()],
     )
     .await
-    .context(|| format!("writing back a found record's Id to {schema}.{table}"))?;
+    .context(|| format!("writing back found records' Ids to {schema}.{table}"))?;
     tx.execute(
         &format!(
-            "update {log} set state = $3, sfid = $2, processed_at = now(), updated_at = now(),
+            "update {log} l set state = $3, sfid = u.sfid, processed_at = now(), updated_at = now(),
                  sf_message = 'pgforce: created before a restart; found in Salesforce, not sent again'
-             where id = $1"
+             from unnest($1::int[], $2::text[]) u(id, sfid) where l.id = u.id"
         ),
-        &[&log_id, &sfid, &LogState::Success.as_str()],
+        &[&log_ids, &sfids, &LogState::Success.as_str()],
     )
     .await
-    .context(|| format!("marking a found create SUCCESS in {log}"))?;
-    tx.commit(&format!("a found create of {schema}.{table}"))
+    .context(|| format!("marking found creates SUCCESS in {log}"))?;
+    tx.commit(&format!("found creates of {schema}.{table}"))
         .await
 }
 

@@ -68,6 +68,8 @@ pub async fn resume_pending(
             store_resume::owned_sfids(pg, schema, &mapping.table, &ids)
                 .await
                 .map_err(store)?;
+        // Adopted together, in one transaction per mapping.
+        let mut adopted = Vec::new();
         for (change, _) in &pending {
             let wanted = record_for(mapping, change);
             let found = candidates.iter().find_map(|record| {
@@ -76,17 +78,17 @@ pub async fn resume_pending(
             });
             if let Some(sfid) = found {
                 taken.insert(sfid.to_owned());
-                let found = store_resume::Found {
+                adopted.push(store_resume::Found {
                     log_id: stored(change.log_id),
                     record_id: stored(change.record_id),
                     sfid,
-                };
-                store_resume::adopt(pg, schema, &mapping.table, found, fence)
-                    .await
-                    .map_err(store)?;
-                outcome.found += 1;
+                });
             }
         }
+        store_resume::adopt(pg, schema, &mapping.table, &adopted, fence)
+            .await
+            .map_err(store)?;
+        outcome.found += adopted.len() as u64;
     }
     outcome.requeued = store_resume::requeue_pending(pg, schema, left, fence)
         .await
