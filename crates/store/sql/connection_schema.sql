@@ -26,6 +26,10 @@ create table if not exists {schema}._trigger_log (
     sf_result integer,
     sf_message text
 );
+-- The strongest lock this script takes on the log (its trigger is dropped and created
+-- again below), taken first: a lock taken weaker and raised later (the indexes' share lock,
+-- then the trigger's) deadlocks with a writer claiming rows meanwhile.
+lock table {schema}._trigger_log in access exclusive mode;
 create index if not exists _trigger_log_idx_created_at on {schema}._trigger_log (created_at);
 create index if not exists _trigger_log_idx_state_id on {schema}._trigger_log (state, id);
 create index if not exists _trigger_log_idx_state_table_name on {schema}._trigger_log (state, table_name)

@@ -241,3 +241,60 @@ async fn the_upsert_field_index_is_unique_only_while_salesforce_holds_the_field_
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn completing_a_connection_schema_while_a_writer_claims_rows_deadlocks_nobody() {
+    let (db, client) = database_with_account(Access::ReadWrite).await;
+    client
+        .batch_execute("insert into salesforce.account (name) values ('Claimed')")
+        .await
+        .unwrap();
+    // A writer's claim: it reads the log row for update, then marks it.
+    let mut writer = db.client().await;
+    let claim = writer.transaction().await.unwrap();
+    claim
+        .query("select id from salesforce._trigger_log for update", &[])
+        .await
+        .unwrap();
+    // Meanwhile an import completes the connection's schema in another session, and
+    // waits for the claim.
+    let importer = db.client().await;
+    let importer_pid: i32 = importer
+        .query_one("select pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let schema = tokio::spawn(async move {
+        pgforce_store::ddl::ensure_connection_schema(&importer, &Ident::new("salesforce").unwrap())
+            .await
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let waiting: bool = client
+            .query_one(
+                "select exists (select 1 from pg_locks where pid = $1 and not granted)",
+                &[&importer_pid],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if waiting {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the import never waited for the claim"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // The claim goes on: it must not become a deadlock victim, nor make one.
+    claim
+        .execute("update salesforce._trigger_log set state = 'PENDING'", &[])
+        .await
+        .expect("the claim is not a deadlock victim");
+    claim.commit().await.unwrap();
+    schema
+        .await
+        .unwrap()
+        .expect("the import completes once the claim commits");
+}
