@@ -112,6 +112,11 @@ async fn each_bad_input_fails_naming_what_is_wrong() {
             "query_batch_size must be between 200 and 2000 (Salesforce's range), got 50",
         ),
         (
+            "request timeout too short to trust",
+            format!("request_timeout_seconds = 2\n{ACCOUNT_MAPPING}"),
+            "request_timeout_seconds must be between 10 and 600, got 2",
+        ),
+        (
             "malformed TOML",
             ACCOUNT_MAPPING.replace("fields = [", "fields = [[["),
             "is not valid TOML",

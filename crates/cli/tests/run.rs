@@ -69,7 +69,11 @@ pub fn pgforce(args: &[&str]) -> Command {
             "PGFORCE_TEST_SF_PASSWORD",
             pgforce_emulator::DEFAULT_PASSWORD,
         )
-        .env("RUST_LOG", "warn")
+        // Daemons log warnings unless PGFORCE_TEST_RUST_LOG asks for more (to diagnose).
+        .env(
+            "RUST_LOG",
+            std::env::var("PGFORCE_TEST_RUST_LOG").unwrap_or_else(|_| "warn".to_owned()),
+        )
         // Daemons of tests running together must not want one port.
         .env("PGFORCE_LISTEN", "127.0.0.1:0")
         .env_remove("DATABASE_URL")
@@ -103,7 +107,12 @@ pub async fn count(db: &TestDatabase, sql: &str) -> i64 {
 
 /// Waits (bounded) until `sql` counts `expected`.
 pub async fn wait_for_count(db: &TestDatabase, sql: &str, expected: i64) {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    wait_for_count_within(db, sql, expected, Duration::from_secs(30)).await;
+}
+
+/// Waits until `sql` counts `expected`, for at most `limit`.
+pub async fn wait_for_count_within(db: &TestDatabase, sql: &str, expected: i64, limit: Duration) {
+    let deadline = Instant::now() + limit;
     loop {
         let now = count(db, sql).await;
         if now == expected {

@@ -13,8 +13,10 @@ use tokio::process::Child;
 use crate::run::{config_file, count, pgforce, salesforce, stop, wait_for_count};
 
 /// Accounts mapped read-write, written through sObject Collections only, with 3-second
-/// leases and a 5-second shutdown.
+/// leases and a 5-second shutdown; creates a frozen writer was sending are checked 20 s
+/// after they left.
 const ENGINE_AND_ACCOUNTS: &str = r#"bulk_write_threshold = 1000000
+request_timeout_seconds = 10
 
 [[connection.mapping]]
 object = "Account"

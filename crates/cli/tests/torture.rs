@@ -41,9 +41,11 @@ const LONG_REGION: &str = "Europe, Middle East and Africa";
 /// Accounts upserted by an external id; Contacts created plainly (a create sent twice is
 /// a duplicate), in bursts large enough to go as bulk jobs; Leads read only, stored
 /// straight from change events (CometD, `apply_events`) as well as polled. Short leases,
-/// so a freeze outlives one; small query pages, so polls keep query cursors open.
+/// so a freeze outlives one; small query pages, so polls keep query cursors open; a short
+/// request timeout, so creates a killed writer left are checked within 20 s.
 const MAPPINGS: &str = r#"bulk_write_threshold = 100
 query_batch_size = 200
+request_timeout_seconds = 10
 change_events = "cometd"
 apply_events = true
 

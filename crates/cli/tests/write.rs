@@ -14,11 +14,13 @@ use tokio::process::Child;
 
 use crate::run::{
     config_file, count, pgforce, pgforce_ok, salesforce, seeded_org, stop, wait_for_count,
+    wait_for_count_within,
 };
 
 /// Accounts mapped read-write; writes stay on sObject Collections (bulk writes are
 /// covered by the engine's tests), so a kill can land between calls.
 const WRITABLE_ACCOUNTS: &str = r#"bulk_write_threshold = 1000000
+request_timeout_seconds = 10
 
 [[connection.mapping]]
 object = "Account"
@@ -184,6 +186,75 @@ async fn a_writer_killed_mid_batch_restarts_without_duplicates_or_losses() {
         .await,
         3000,
         "every row has its own record"
+    );
+    stop(daemon).await;
+    let _ = std::fs::remove_file(config);
+}
+
+#[tokio::test]
+async fn a_writer_killed_while_salesforce_still_runs_its_creates_sends_none_of_them_twice() {
+    let (org, db, config, daemon) = running(5).await;
+    let path = config.to_str().unwrap().to_owned();
+    // Salesforce takes 10 s to commit each call, and finishes it after its client has gone.
+    org.control(
+        Method::PUT,
+        "/faults",
+        Some(serde_json::json!({ "commitDelayRate": 1.0, "commitDelayMs": 10000 })),
+    )
+    .await;
+    db.client()
+        .await
+        .batch_execute(
+            "insert into salesforce.account (name) select 'Late ' || lpad(n::text, 2, '0') from generate_series(1, 50) n",
+        )
+        .await
+        .unwrap();
+    // Claimed, then sent at once: a second later the call is in Salesforce's hands.
+    wait_for_count(
+        &db,
+        "select count(*) from salesforce._trigger_log where state = 'PENDING'",
+        50,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Killed while the call runs; the next writer starts before Salesforce has committed.
+    let mut daemon = daemon;
+    daemon.start_kill().unwrap();
+    daemon.wait().await.unwrap();
+    let committed = tokio::time::Instant::now() + Duration::from_secs(10);
+    org.control(Method::PUT, "/faults", Some(serde_json::json!({})))
+        .await;
+    let daemon = pgforce(&["run", "--config", &path])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+
+    // Checked once Salesforce can no longer be running the call: the timeout again plus
+    // 10 s after the wave left.
+    wait_for_count_within(
+        &db,
+        "select count(*) from salesforce._trigger_log where state <> 'SUCCESS'",
+        0,
+        Duration::from_secs(60),
+    )
+    .await;
+    // Once the killed writer's call has committed, whatever else was sent.
+    tokio::time::sleep_until(committed).await;
+    let names = names_in_salesforce(&org, "Late %").await;
+    let mut distinct = names.clone();
+    distinct.dedup();
+    assert_eq!(
+        (names.len(), distinct.len()),
+        (50, 50),
+        "each create reached Salesforce once"
+    );
+    assert_eq!(
+        count(
+            &db,
+            "select count(distinct sfid) from salesforce.account where name like 'Late %'"
+        )
+        .await,
+        50
     );
     stop(daemon).await;
     let _ = std::fs::remove_file(config);

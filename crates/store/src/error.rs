@@ -66,7 +66,8 @@ impl Error {
     }
 
     /// Whether trying again later can succeed: connection loss, serialization failures,
-    /// deadlocks, the server shutting down or out of connections.
+    /// deadlocks, the server shutting down or out of connections, a session ended for
+    /// sitting idle in a transaction (a holder that froze, see [`crate::OwnWrite`]).
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Postgres { source, .. } => match source.code() {
@@ -74,7 +75,7 @@ impl Error {
                     let code = code.code();
                     code.starts_with("08")
                         || code.starts_with("57P")
-                        || matches!(code, "40001" | "40P01" | "53300")
+                        || matches!(code, "40001" | "40P01" | "53300" | "25P03")
                 }
                 None => source.is_closed(),
             },

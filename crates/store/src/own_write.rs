@@ -19,6 +19,12 @@
 //!   the lease still carries the token the work was started with (and holds the lease row
 //!   until the commit), so a worker that lost its lease commits nothing (see
 //!   [`crate::catalog::leases`]).
+//! - For fenced work that never waits on Salesforce inside the transaction (all of it but
+//!   a load, which streams pages from Salesforce into one transaction), a limit on how long
+//!   the transaction may sit idle (`idle_in_transaction_session_timeout`, twice the
+//!   lease's lifetime): a holder frozen mid-transaction (SIGSTOP, a VM paused) would
+//!   otherwise keep its row locks, and the process that took its lease over would wait on
+//!   them until it woke. Postgres ends such a session; what it held is rolled back.
 
 use std::ops::Deref;
 
@@ -37,6 +43,8 @@ pub struct OwnWrite<'a> {
     relaxed: bool,
     /// The lease the work is done under.
     fence: Option<&'a Fence>,
+    /// Whether the transaction stays open across Salesforce calls (no idle limit).
+    across_calls: bool,
 }
 
 impl<'a> OwnWrite<'a> {
@@ -44,8 +52,7 @@ impl<'a> OwnWrite<'a> {
     pub fn on_table(schema: &'a Ident, table: &'a Ident) -> Self {
         Self {
             table: Some((schema, table)),
-            relaxed: false,
-            fence: None,
+            ..Self::default()
         }
     }
 
@@ -68,18 +75,31 @@ impl<'a> OwnWrite<'a> {
         self
     }
 
+    /// Keeps the transaction open across Salesforce calls (a load streaming its pages):
+    /// no idle limit, since waiting on Salesforce is not a sign of a frozen holder.
+    pub fn across_calls(mut self) -> Self {
+        self.across_calls = true;
+        self
+    }
+
     /// Opens the transaction.
     pub async fn begin(self, client: &mut Client) -> Result<OwnTransaction<'_>> {
         let tx = client
             .transaction()
             .await
             .context(|| "starting a transaction for pgforce's own writes".to_owned())?;
-        let settings = if self.relaxed {
-            "set local xmlbinary = 'hex'; set local synchronous_commit = off"
-        } else {
-            "set local xmlbinary = 'hex'"
-        };
-        tx.batch_execute(settings)
+        let mut settings = String::from("set local xmlbinary = 'hex';");
+        if self.relaxed {
+            settings.push_str(" set local synchronous_commit = off;");
+        }
+        if let Some(fence) = self.fence.filter(|_| !self.across_calls) {
+            // A number of milliseconds, formatted here: SET takes no bound parameters.
+            let millis = fence.idle_limit().as_millis();
+            settings.push_str(&format!(
+                " set local idle_in_transaction_session_timeout = {millis};"
+            ));
+        }
+        tx.batch_execute(&settings)
             .await
             .context(|| "marking the transaction as pgforce's own".to_owned())?;
         if let Some((schema, table)) = self.table {

@@ -28,6 +28,7 @@ async fn migrations_apply_once_and_create_the_catalog() {
             "authorizations",
             "change_subscriptions",
             "connections",
+            "creates_in_flight",
             "dashboard_sessions",
             "deleted_records",
             "leases",
@@ -136,4 +137,68 @@ async fn work_under_a_lease_another_holder_took_over_commits_nothing() {
         .map(|r| r.get(0))
         .collect();
     assert_eq!(rows, [2], "only the current holder's work landed");
+}
+
+#[tokio::test]
+async fn a_transaction_of_a_holder_frozen_past_its_lease_is_ended_and_its_locks_released() {
+    use std::time::{Duration, Instant};
+
+    use pgforce_store::OwnWrite;
+    use pgforce_store::catalog::leases;
+
+    let db = TestDatabase::create().await;
+    let mut frozen = db.client().await;
+    frozen
+        .batch_execute("create table work (n integer primary key)")
+        .await
+        .unwrap();
+    let fence = leases::acquire(&frozen, "reader:1", "frozen", Duration::from_millis(100))
+        .await
+        .unwrap()
+        .expect("a free lease is taken");
+    assert_eq!(fence.idle_limit(), Duration::from_secs(1));
+
+    // A holder inserts a row, then freezes inside its transaction: the row's key stays
+    // locked for as long as the transaction stays open.
+    let tx = OwnWrite::untabled()
+        .fenced(Some(&fence))
+        .begin(&mut frozen)
+        .await
+        .unwrap();
+    tx.execute("insert into work values (1)", &[])
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let standby = db.client().await;
+    let took_over = tokio::time::timeout(
+        Duration::from_secs(10),
+        standby.execute("insert into work values (1)", &[]),
+    )
+    .await
+    .expect("the standby's insert waited on the frozen transaction for good");
+    took_over.unwrap();
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(5),
+        "the standby waited {waited:?}, not about the idle limit"
+    );
+    // The frozen holder, waking, finds its session gone: an error to start over on.
+    let woke = pgforce_store::Error::Postgres {
+        context: "the frozen holder's next statement".to_owned(),
+        source: tx.execute("select 1", &[]).await.unwrap_err(),
+    };
+    assert!(woke.is_retryable(), "{woke}");
+
+    // Work that waits on Salesforce inside its transaction (a load) has no such limit.
+    let mut loader = db.client().await;
+    let tx = OwnWrite::untabled()
+        .fenced(Some(&fence))
+        .across_calls()
+        .begin(&mut loader)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tx.execute("insert into work values (2)", &[])
+        .await
+        .unwrap();
 }

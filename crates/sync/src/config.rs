@@ -62,6 +62,10 @@ impl Default for RuntimeConfig {
     }
 }
 
+fn default_request_timeout_seconds() -> u64 {
+    120
+}
+
 fn default_lease_seconds() -> u64 {
     15
 }
@@ -155,6 +159,11 @@ pub struct ConnectionConfig {
     /// Records per REST query page (200–2,000; default: Salesforce's, 2,000).
     #[serde(default)]
     pub query_batch_size: Option<u32>,
+    /// Seconds a Salesforce call may take before the client stops waiting (10–600; default
+    /// 120). A create let go of this way, or left by a writer that died mid-call, is
+    /// checked only this long again plus 10 s later, so it is never sent twice.
+    #[serde(default = "default_request_timeout_seconds")]
+    pub request_timeout_seconds: u64,
     /// How the writer groups changes.
     #[serde(default)]
     pub write_algorithm: WriteAlgorithm,
@@ -338,7 +347,13 @@ impl ConnectionConfig {
             }
             config.query_batch_size = Some(size);
         }
-        config.request_timeout = Duration::from_secs(120);
+        if !(10..=600).contains(&self.request_timeout_seconds) {
+            return Err(self.problem(format!(
+                "request_timeout_seconds must be between 10 and 600, got {}",
+                self.request_timeout_seconds
+            )));
+        }
+        config.request_timeout = Duration::from_secs(self.request_timeout_seconds);
         config.call_options_client = Some(CALL_OPTIONS_CLIENT.to_owned());
         if let Some(file) = &self.ca_file {
             let pem = std::fs::read_to_string(file)

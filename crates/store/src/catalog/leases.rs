@@ -18,6 +18,10 @@
 //!   its lease only until its last renewal's start plus the lease's lifetime minus one
 //!   renewal period, by its own monotonic clock: a process that was frozen longer than
 //!   that stops before its next call, before another process can have taken over.
+//! - **Frozen transactions.** A fence cannot stop a frozen holder's open transaction from
+//!   keeping its row locks (an uncommitted row the standby's insert must wait for). Fenced
+//!   transactions that never wait on Salesforce are ended by Postgres once idle for
+//!   [`Fence::idle_limit`] (see [`crate::OwnWrite`]), so a takeover never waits on them.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -79,13 +83,30 @@ pub struct Fence {
     pub holder: String,
     /// The token it was taken with.
     pub token: i64,
+    /// How long it was taken or renewed for.
+    pub ttl: Duration,
 }
 
-fn fence_of(name: &str, holder: &str, row: Option<tokio_postgres::Row>) -> Option<Fence> {
+impl Fence {
+    /// How long a transaction of this work may sit idle before Postgres ends it: twice the
+    /// lease's lifetime (at least a second). A holder idle that long inside a transaction
+    /// that never waits on Salesforce is frozen, and has lost its lease.
+    pub fn idle_limit(&self) -> Duration {
+        (self.ttl * 2).max(Duration::from_secs(1))
+    }
+}
+
+fn fence_of(
+    name: &str,
+    holder: &str,
+    ttl: Duration,
+    row: Option<tokio_postgres::Row>,
+) -> Option<Fence> {
     row.map(|row| Fence {
         lease: name.to_owned(),
         holder: holder.to_owned(),
         token: row.get(0),
+        ttl,
     })
 }
 
@@ -111,7 +132,7 @@ pub async fn acquire(
         )
         .await
         .context(|| format!("taking lease {name}"))?;
-    Ok(fence_of(name, holder, row))
+    Ok(fence_of(name, holder, ttl, row))
 }
 
 /// Takes the lease from `dead`, a holder known to have died (a process of this host that
@@ -134,7 +155,7 @@ pub async fn take_over(
         )
         .await
         .context(|| format!("taking over lease {name}"))?;
-    Ok(fence_of(name, holder, row))
+    Ok(fence_of(name, holder, ttl, row))
 }
 
 /// Whether `holder` names a process of this host that no longer runs (Linux: no
@@ -324,6 +345,11 @@ impl LeaseKeeper {
     /// The lease's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Who this keeper holds the lease as.
+    pub fn holder(&self) -> &str {
+        &self.holder
     }
 
     /// Whether the lease may be trusted now.

@@ -44,7 +44,7 @@ pub const CATALOG_CHANNEL: &str = "pgforce_catalog";
 pub const NUDGE_CHANNEL: &str = "pgforce_nudge";
 
 /// `(version, SQL)` of every migration, in order.
-const MIGRATIONS: [(i32, &str); 19] = [
+const MIGRATIONS: [(i32, &str); 20] = [
     (1, include_str!("../../migrations/0001_catalog.sql")),
     (
         2,
@@ -87,6 +87,10 @@ const MIGRATIONS: [(i32, &str); 19] = [
     (
         19,
         include_str!("../../migrations/0019_deleted_records.sql"),
+    ),
+    (
+        20,
+        include_str!("../../migrations/0020_creates_in_flight.sql"),
     ),
 ];
 

@@ -53,7 +53,13 @@ pub async fn connect(url: &str) -> Result<Client> {
     let (client, connection) = open(url).await?;
     tokio::spawn(async move {
         if let Err(error) = connection.await {
-            tracing::error!(error = %error, "database connection lost");
+            // The server's own words and SQLSTATE (a session ended for idling in a
+            // transaction, an administrator's termination), not only "db error".
+            let cause = match error.as_db_error() {
+                Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+                None => error.to_string(),
+            };
+            tracing::error!(error = %cause, "database connection lost");
         }
     });
     Ok(client)

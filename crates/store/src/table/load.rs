@@ -57,6 +57,7 @@ impl<'c> Load<'c> {
         let qualified = format!("{schema}.{table}");
         let tx = OwnWrite::on_table(schema, table)
             .fenced(fence)
+            .across_calls()
             .begin(client)
             .await?;
         let unsent: Vec<String> = [LogState::New, LogState::Pending, LogState::Held]

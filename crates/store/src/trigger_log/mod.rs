@@ -6,13 +6,16 @@
 //! the row's write-back in one transaction ([`outcomes`]) → after a while it moves to
 //! `_trigger_log_archive` ([`archive`]). A writer that stopped mid-pass leaves rows
 //! `PENDING`; [`resume`] settles them, and [`jobs`] keeps the Bulk API jobs a writer
-//! started so the next one reads their results instead of sending their rows again. [`conflict`] decides, for records changed on both
+//! started so the next one reads their results instead of sending their rows again, as
+//! [`in_flight`] keeps the plain creates a writer was sending, so the next one checks them
+//! only once Salesforce can no longer be running them. [`conflict`] decides, for records changed on both
 //! sides, whose change wins; [`queue`] counts and lists what waits, for status and
 //! reconcile.
 
 pub mod archive;
 pub mod claim;
 pub mod conflict;
+pub mod in_flight;
 pub mod jobs;
 pub mod outcomes;
 pub mod queue;

@@ -71,10 +71,12 @@ pub async fn repair(
     Ok(done)
 }
 
-/// Opens a batch: a transaction of pgforce's own holding the table's sync lock.
+/// Opens a batch: a transaction of pgforce's own holding the table's sync lock, open
+/// across the Salesforce reads that decide what it writes.
 async fn batch<'c>(pg: &'c mut Postgres, target: &Target<'_>) -> Result<OwnTransaction<'c>> {
     OwnWrite::on_table(target.schema, &target.mapping.table)
         .fenced(target.fence)
+        .across_calls()
         .begin(pg)
         .await
         .map_err(|e| Error::store(&target.mapping.object, e))

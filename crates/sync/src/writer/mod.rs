@@ -58,6 +58,7 @@ use tokio::sync::watch;
 use pgforce_salesforce::Client as Salesforce;
 use pgforce_store::catalog::leases::{Fence, LeaseKeeper};
 use pgforce_store::trigger_log::claim::{HoldRule, ParentLink};
+use pgforce_store::trigger_log::in_flight;
 use pgforce_store::{Ident, LogState, Session as Postgres};
 
 #[cfg(feature = "test-support")]
@@ -77,7 +78,7 @@ use crate::config::{OnInsertFailure, WriteAlgorithm};
 use crate::error::{Error, Result};
 use crate::error_policy::Pause;
 use crate::mapping::Mapping;
-use crate::plan::{self, Batch};
+use crate::plan::{self, Action, Batch};
 
 /// How a connection's writes are grouped and what a refused insert stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,6 +141,11 @@ const CLAIM_LIMIT: i64 = 10_000;
 
 /// Calls in flight at once (batches of one table and action touching different records).
 pub const MAX_CALLS_IN_FLIGHT: usize = 4;
+
+/// How long after the client's request timeout a create it let go of (a timeout, or a
+/// writer that died mid-call) is checked: by then Salesforce has had the whole timeout
+/// again to finish it.
+const STILL_RUNNING_MARGIN: Duration = Duration::from_secs(10);
 
 /// What one pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -301,6 +307,47 @@ pub async fn write_once(
     run_pass(&Pass::new(sf, schema, policy, mappings, &[]), pg).await
 }
 
+/// How long after a create leaves Salesforce may still be running it: the client's request
+/// timeout (by then Salesforce has had the whole timeout again, the client having given
+/// up at its end) plus a margin.
+pub(crate) fn still_running_hold(sf: &Salesforce) -> Duration {
+    sf.config().request_timeout + STILL_RUNNING_MARGIN
+}
+
+/// Saves the wave's plain creates before they leave, when working under a lease, so the
+/// writer that comes next if this one dies mid-call waits for them before checking (see
+/// `pgforce_store::trigger_log::in_flight`). Upserts can be sent again safely.
+async fn save_creates_in_flight(
+    pass: &Pass<'_>,
+    pg: &Postgres,
+    wave: &[(Batch, &Mapping)],
+    fence: Option<&Fence>,
+) -> Result<()> {
+    let Some(fence) = fence else {
+        return Ok(());
+    };
+    let creates: Vec<i32> = wave
+        .iter()
+        .filter(|(batch, mapping)| {
+            batch.action == Action::Insert && mapping.upsert_column.is_none()
+        })
+        .flat_map(|(batch, _)| wave::log_ids(batch))
+        .filter_map(|id| i32::try_from(id).ok())
+        .collect();
+    if creates.is_empty() {
+        return Ok(());
+    }
+    in_flight::save(
+        pg,
+        pass.schema,
+        &fence.holder,
+        &creates,
+        still_running_hold(pass.sf),
+    )
+    .await
+    .map_err(log_error)
+}
+
 /// Runs one pass with everything it needs.
 pub(crate) async fn run_pass(pass: &Pass<'_>, pg: &mut Postgres) -> Result<WriteOutcome> {
     let (schema, policy) = (pass.schema, pass.policy);
@@ -378,7 +425,8 @@ pub(crate) async fn run_pass(pass: &Pass<'_>, pg: &mut Postgres) -> Result<Write
             None => {
                 let wave = next_wave(pass, pg, &mut pending, in_flight, &mut outcome).await?;
                 // Nothing is sent under a lease that can no longer be trusted.
-                pass.fence()?;
+                let fence = pass.fence()?;
+                save_creates_in_flight(pass, pg, &wave, fence.as_ref()).await?;
                 let answers = join_all(
                     wave.iter()
                         .map(|(batch, mapping)| send_batch(pass.sf, mapping, batch)),

@@ -13,7 +13,9 @@
 //!   settled by [`resume_pending`] before the next pass, as after a crash — except a
 //!   create the client gave up waiting for (a timeout): Salesforce may still be running
 //!   it, so it stays PENDING, and the later changes of its record wait, until the
-//!   client's timeout has passed again plus a margin. Other records' changes go on.
+//!   client's timeout has passed again plus a margin. So do the creates another writer
+//!   was sending when it died or froze (saved in `pgforce.creates_in_flight` before each
+//!   wave leaves). Other records' changes go on.
 //! - **Errors.** A failed pass leaves its rows PENDING (settled when the session starts
 //!   again); the error policy decides whether to start over after a backoff or to park.
 //! - **Archive.** Once a minute, processed rows move to the archive and it is pruned.
@@ -26,6 +28,7 @@ use pgforce_salesforce::Client;
 use pgforce_store::catalog::leases::{self, LeaseKeeper};
 use pgforce_store::notify::Listener;
 use pgforce_store::trigger_log::archive::archive_processed;
+use pgforce_store::trigger_log::in_flight;
 use pgforce_store::trigger_log::resume::LeftAlone;
 use pgforce_store::{ConnectionId, Ident, MappingId, Session};
 use tokio::sync::watch;
@@ -34,7 +37,7 @@ use super::bulk_job::settle_left_jobs;
 use super::pause::Waited;
 use super::{
     ArchivePolicy, Pass, ServerErrors, WritePolicy, log_error, resume_pending, run_pass,
-    settle_stale_creates,
+    settle_stale_creates, still_running_hold,
 };
 use crate::error::Result;
 use crate::error_policy::{self, Decision, Pause, pause_of};
@@ -46,13 +49,11 @@ use crate::worker::{Backoff, Exit, LeaseTiming};
 const COALESCE: Duration = Duration::from_millis(2);
 /// How often processed rows are archived.
 const ARCHIVE_EVERY: Duration = Duration::from_secs(60);
-/// How long after the client's request timeout a create it gave up on is checked: by then
-/// Salesforce has had the whole timeout again to finish it.
-const STILL_RUNNING_MARGIN: Duration = Duration::from_secs(10);
 
-/// Creates the client gave up waiting for, and when each may be checked: Salesforce may
-/// still be running them until then. Kept across the worker's sessions (a process that
-/// dies forgets them; the next start checks them at once, as after any crash).
+/// Creates the client gave up waiting for, or a writer that died mid-call was sending, and
+/// when each may be checked: Salesforce may still be running them until then. Kept across
+/// the worker's sessions; each session adds those other writers left (saved in
+/// `pgforce.creates_in_flight` before they were sent).
 #[derive(Debug, Default)]
 struct StillRunning {
     due: BTreeMap<i64, Instant>,
@@ -257,7 +258,15 @@ impl WriteWorker {
         if !settle_left_jobs(&pass, &mut pg).await? {
             return Ok(Ended::Stopped);
         }
+        // Creates a writer that died mid-call was sending: Salesforce may still be
+        // running them.
+        let left = in_flight::unsettled(&pg, &self.schema, keeper.holder())
+            .await
+            .map_err(log_error)?;
         let now = Instant::now();
+        for (log_id, settles_in) in left {
+            still_running.add(&[i64::from(log_id)], now + settles_in);
+        }
         let held = still_running.not_due(now);
         let resumed = self.resume(&pass, &mut pg, &mappings, &held).await?;
         still_running.checked(now);
@@ -292,7 +301,10 @@ impl WriteWorker {
                 return Ok(Ended::Paused(pause));
             }
             let now = Instant::now();
-            still_running.add(&outcome.still_running, now + self.still_running_hold());
+            still_running.add(
+                &outcome.still_running,
+                now + still_running_hold(&self.salesforce),
+            );
             if outcome.in_doubt > 0 || still_running.any_due(now) {
                 // Creates Salesforce may still be running stay PENDING (their records'
                 // later changes wait); the rest are checked now.
@@ -341,12 +353,6 @@ impl WriteWorker {
             log_ids: held,
         };
         resume_pending(pass.sf, pg, &self.schema, mappings, left, fence.as_ref()).await
-    }
-
-    /// How long a create the client gave up waiting for stays unchecked: the client's
-    /// request timeout (Salesforce has had at least that long again) plus a margin.
-    fn still_running_hold(&self) -> Duration {
-        self.salesforce.config().request_timeout + STILL_RUNNING_MARGIN
     }
 
     /// The read-write mappings as events name them: id, object, table.
