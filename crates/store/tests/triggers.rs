@@ -294,3 +294,57 @@ async fn captured_payloads_parse_back_to_the_values_written() {
     assert!(get("id").is_some_and(|v| v.is_some()));
     assert_eq!(get("_hc_lastop"), None);
 }
+
+#[tokio::test]
+async fn creates_in_flight_hold_only_pending_rows_of_other_holders_until_they_settle() {
+    use std::time::Duration;
+
+    use pgforce_store::trigger_log::in_flight;
+
+    let (_db, client) = database_with_account(Access::ReadWrite).await;
+    let schema = Ident::new("salesforce").unwrap();
+    client
+        .batch_execute(
+            "insert into salesforce.account (name) values ('One'), ('Two'), ('Three');
+             update salesforce._trigger_log set state = 'PENDING' where id <= 2;",
+        )
+        .await
+        .unwrap();
+    let ids: Vec<i32> = client
+        .query("select id from salesforce._trigger_log order by id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    in_flight::save(&client, &schema, "dead", &ids, Duration::from_secs(60))
+        .await
+        .unwrap();
+    in_flight::save(&client, &schema, "dead", &ids[..1], Duration::ZERO)
+        .await
+        .unwrap();
+
+    // The NEW row is not in doubt; the holder's own entries are not consulted.
+    let held = in_flight::unsettled(&client, &schema, "next")
+        .await
+        .unwrap();
+    assert_eq!(held.iter().map(|(id, _)| *id).collect::<Vec<_>>(), ids[..2]);
+    assert!(
+        held.iter()
+            .all(|(_, left)| *left > Duration::from_secs(50) && *left <= Duration::from_secs(60)),
+        "{held:?}"
+    );
+    assert!(
+        in_flight::unsettled(&client, &schema, "dead")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // The settled entry was forgotten on the way; the other stays until its moment.
+    let entries: i64 = client
+        .query_one("select count(*) from pgforce.creates_in_flight", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(entries, 1);
+}

@@ -40,6 +40,17 @@ pub async fn save(
         .map(|_| ())
 }
 
+/// Forgets the entries of `schema` whose moment has passed; returns how many.
+pub async fn forget_settled(client: &impl GenericClient, schema: &Ident) -> Result<u64> {
+    client
+        .execute(
+            "delete from pgforce.creates_in_flight where schema_name = $1 and settle_after <= now()",
+            &[&schema.as_str()],
+        )
+        .await
+        .context(|| format!("forgetting settled creates in flight of {schema}"))
+}
+
 /// The PENDING creates other holders were sending that Salesforce may still be running,
 /// each with how long until it can no longer be; forgets entries already settled.
 pub async fn unsettled(
@@ -47,13 +58,7 @@ pub async fn unsettled(
     schema: &Ident,
     holder: &str,
 ) -> Result<Vec<(i32, Duration)>> {
-    client
-        .execute(
-            "delete from pgforce.creates_in_flight where schema_name = $1 and settle_after <= now()",
-            &[&schema.as_str()],
-        )
-        .await
-        .context(|| format!("forgetting settled creates in flight of {schema}"))?;
+    forget_settled(client, schema).await?;
     let log = log_table(schema);
     let rows = client
         .query(

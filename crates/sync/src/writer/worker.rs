@@ -369,9 +369,12 @@ impl WriteWorker {
             .collect()
     }
 
-    /// Moves processed rows to the archive and prunes it.
+    /// Moves processed rows to the archive and prunes it; forgets settled creates in flight.
     async fn archive(&self, pg: &mut Session) -> Result<()> {
         let done = archive_processed(pg, &self.schema, self.archive.after, self.archive.retention)
+            .await
+            .map_err(log_error)?;
+        in_flight::forget_settled(&*pg, &self.schema)
             .await
             .map_err(log_error)?;
         if done.archived + done.pruned > 0 {
