@@ -130,7 +130,12 @@ async fn connect(
     let transport = |e: &dyn std::fmt::Display| {
         StreamError::Transport(format!("connecting to Pub/Sub at {endpoint}: {e}"))
     };
-    let mut tls = ClientTlsConfig::new().with_native_roots().domain_name(host);
+    let mut tls = ClientTlsConfig::new().domain_name(host);
+    // tonic refuses to connect when the system has no root certificates at all; with only
+    // the extra CA configured (the emulator's, in a bare container), that must still work.
+    if !rustls_native_certs::load_native_certs().certs.is_empty() {
+        tls = tls.with_native_roots();
+    }
     if let Some(pem) = &config.extra_root_certificate_pem {
         tls = tls.ca_certificate(Certificate::from_pem(pem));
     }
