@@ -20,7 +20,8 @@
 //! - `events`: the org's change log; `cometd`: the Streaming API (CDC and PushTopics).
 //! - `sessions`, `usage`, `faults`, `stats`: per-org services the API consults.
 //! - `seed`, `workload`: realistic data and a live editing workload.
-//! - `pubsub`: the Pub/Sub API (gRPC over HTTP/2 and TLS) on its own listener.
+//! - `pubsub`: the Pub/Sub API (gRPC over HTTP/2 and TLS: the tonic service generated in
+//!   `pgforce-pubsub-proto`, Avro with apache-avro) on its own listener.
 //! - `server`, `tls`: listeners, connections and the emulator's certificate.
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]

@@ -1,50 +1,54 @@
-//! The Salesforce Pub/Sub API's wire format (`eventbus.v1`) for pgforce's emulator and
-//! client: the protobuf messages, the gRPC message framing, status codes, method paths and
-//! metadata names.
+//! The Salesforce Pub/Sub API (`eventbus.v1`) for pgforce's emulator and client: the
+//! protobuf messages and the tonic client and server, generated from `proto/pubsub.proto`,
+//! plus the metadata names and error codes Salesforce uses around them.
 //!
-//! The messages are written by hand with `prost`'s derive from the field numbers the Pub/Sub
-//! API publishes, so the workspace needs no `protoc` and no code generation. Third-party
-//! clients that need a `.proto` file can use `proto/pubsub.proto` of this crate, which
-//! describes the same service.
+//! Nothing here is written by hand from the wire format: a hand-written type shared by the
+//! client and the emulator would let both agree on a wrong format. The code in
+//! `src/generated/` comes from the proto through protox and tonic-prost-build (no
+//! `protoc`) and is checked in, so that building the workspace does not compile a code
+//! generator. To regenerate it after changing the proto:
 //!
-//! It owns no transport: the emulator serves and the client calls gRPC over hyper's HTTP/2
-//! themselves. Only the messages the emulator serves are here; managed subscriptions
-//! (`ManagedSubscribe`) are left out.
+//! ```text
+//! cargo run -p pgforce-pubsub-proto --features codegen --bin pubsub-proto-codegen
+//! ```
+//!
+//! `cargo test -p pgforce-pubsub-proto --features codegen` (run by CI) fails while the
+//! checked-in code differs from what the proto generates. Third-party clients load the
+//! same proto file.
+//!
+//! It owns no transport: the emulator serves [`pub_sub_server::PubSubServer`] on its own
+//! TLS listener and the client calls through [`pub_sub_client::PubSubClient`] over a
+//! tonic channel.
 //!
 //! Layout:
-//! - `messages`: the protobuf messages and enums.
-//! - `framing`: the 5-byte gRPC message prefix, encoding and incremental decoding.
-//! - `status`: gRPC status codes, and percent-encoding of `grpc-message`.
+//! - `generated/eventbus.v1.rs`: the messages, [`pub_sub_client`] and [`pub_sub_server`].
+//! - `codegen` (feature `codegen`): regenerating and checking that file.
 
-mod framing;
-mod messages;
-mod status;
+#[cfg(feature = "codegen")]
+pub mod codegen;
 
-pub use framing::{FrameDecoder, FramingError, MAX_MESSAGE_BYTES, encode_message};
-pub use messages::{
-    ConsumerEvent, Error, ErrorCode, EventHeader, FetchRequest, FetchResponse, ProducerEvent,
-    PublishRequest, PublishResponse, PublishResult, ReplayPreset, SchemaInfo, SchemaRequest,
-    TopicInfo, TopicRequest,
-};
-pub use status::{Code, decode_grpc_message, encode_grpc_message};
-
-/// gRPC method paths of the `eventbus.v1.PubSub` service.
-pub mod method {
-    /// Bidirectional stream: `FetchRequest` in, `FetchResponse` out.
-    pub const SUBSCRIBE: &str = "/eventbus.v1.PubSub/Subscribe";
-    /// Unary: `SchemaRequest` → `SchemaInfo`.
-    pub const GET_SCHEMA: &str = "/eventbus.v1.PubSub/GetSchema";
-    /// Unary: `TopicRequest` → `TopicInfo`.
-    pub const GET_TOPIC: &str = "/eventbus.v1.PubSub/GetTopic";
-    /// Unary: `PublishRequest` → `PublishResponse`.
-    pub const PUBLISH: &str = "/eventbus.v1.PubSub/Publish";
-    /// Bidirectional stream of publishes.
-    pub const PUBLISH_STREAM: &str = "/eventbus.v1.PubSub/PublishStream";
-    /// Bidirectional managed subscription (beta).
-    pub const MANAGED_SUBSCRIBE: &str = "/eventbus.v1.PubSub/ManagedSubscribe";
+#[allow(
+    missing_docs,
+    clippy::all,
+    clippy::pedantic,
+    clippy::unwrap_used,
+    clippy::str_to_string,
+    clippy::uninlined_format_args,
+    clippy::semicolon_if_nothing_returned,
+    rustdoc::broken_intra_doc_links
+)]
+mod generated {
+    include!("generated/eventbus.v1.rs");
 }
 
-/// gRPC metadata (HTTP/2 header) names the Pub/Sub API uses.
+pub use generated::{
+    CommitReplayRequest, CommitReplayResponse, ConsumerEvent, Error, ErrorCode, EventHeader,
+    FetchRequest, FetchResponse, ManagedFetchRequest, ManagedFetchResponse, ProducerEvent,
+    PublishRequest, PublishResponse, PublishResult, ReplayPreset, SchemaInfo, SchemaRequest,
+    TopicInfo, TopicRequest, pub_sub_client, pub_sub_server,
+};
+
+/// gRPC metadata names the Pub/Sub API uses.
 pub mod metadata {
     /// The OAuth access token.
     pub const ACCESS_TOKEN: &str = "accesstoken";
@@ -54,12 +58,6 @@ pub mod metadata {
     pub const TENANT_ID: &str = "tenantid";
     /// Trailer carrying Salesforce's own error code next to the gRPC status.
     pub const ERROR_CODE: &str = "error-code";
-    /// gRPC status trailer.
-    pub const GRPC_STATUS: &str = "grpc-status";
-    /// gRPC status message trailer (percent-encoded).
-    pub const GRPC_MESSAGE: &str = "grpc-message";
-    /// The content type of gRPC requests and responses.
-    pub const CONTENT_TYPE_GRPC: &str = "application/grpc";
 }
 
 /// Salesforce's error code for a replay id that is invalid or outside the retention window.

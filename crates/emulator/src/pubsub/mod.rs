@@ -10,11 +10,11 @@
 //! - A subscription sends events only while the subscriber's credit (`num_requested`)
 //!   lasts; idle streams get a keepalive carrying the latest replay id.
 //!
-//! Data flow: `server` accepts connections and routes calls; `service` answers the unary
-//! calls; `subscribe` runs one subscription as the response body's stream, reading the
-//! change log and encoding events with `schema`, `payload`, `avro` and `bitmap`.
+//! Data flow: `server` accepts TLS connections and serves the tonic service generated from
+//! the Pub/Sub proto (`pgforce-pubsub-proto`) on them; `service` implements it and answers
+//! the unary calls; `subscribe` runs one subscription as a stream of responses, reading
+//! the change log and encoding events with `schema`, `payload` (apache-avro) and `bitmap`.
 
-mod avro;
 mod bitmap;
 mod payload;
 mod schema;

@@ -1,4 +1,5 @@
-//! One change event as the Avro datum Pub/Sub delivers.
+//! One change event as the Avro datum Pub/Sub delivers, encoded by apache-avro with the
+//! object's event schema.
 //!
 //! Every body field is present; a field the event does not carry is null. CREATE and
 //! UNDELETE carry every non-null field, UPDATE only the fields it changed (unchanged ones
@@ -11,52 +12,27 @@
 
 use std::collections::BTreeMap;
 
-use super::avro::Writer;
+use apache_avro::types::Value as Avro;
+
 use super::bitmap;
 use super::schema::{CHANGE_TYPES, EventSchema};
 use crate::events::body::Slot;
 use crate::events::{ChangeEvent, ChangeType};
 use crate::org::{FieldType, ObjectDef, Schema, Value};
 
-/// Encodes one event; `gap` sends it as a gap event (header only, `GAP_<TYPE>`).
+/// Encodes one event; `gap` sends it as a gap event (header only, `GAP_<TYPE>`). Fails
+/// only when the datum does not fit the schema, which is a bug of the emulator.
 pub fn encode(
     schema: &Schema,
     event_schema: &EventSchema,
     event: &ChangeEvent,
     gap: bool,
-) -> Vec<u8> {
+) -> Result<Vec<u8>, apache_avro::Error> {
     let object = schema.object(event.record.object);
-    let mut writer = Writer::default();
-    // The header.
-    writer.string(&object.name);
-    writer.strings(&[event.record.id18(schema)]);
-    let type_name = if gap {
-        format!("GAP_{}", event.change_type.cdc_name())
-    } else {
-        event.change_type.cdc_name().to_owned()
-    };
-    let symbol = CHANGE_TYPES
-        .iter()
-        .position(|s| *s == type_name)
-        .unwrap_or(0);
-    writer.long(symbol as i64);
-    writer.string(&event.origin);
-    writer.string(&event.transaction_key);
-    writer.long(i64::from(event.sequence_number));
-    writer.long(event.commit_timestamp);
-    writer.long(i64::try_from(event.commit_number).unwrap_or(i64::MAX));
-    writer.string(&event.commit_user.id18(schema));
-    let update = event.change_type == ChangeType::Update && !gap;
-    if update {
-        writer.strings(&field_bitmaps(event_schema, &event.nulled));
-        writer.strings(&[]);
-        writer.strings(&field_bitmaps(event_schema, &event.changed));
-    } else {
-        writer.strings(&[]);
-        writer.strings(&[]);
-        writer.strings(&[]);
-    }
-    // The body.
+    let mut fields = vec![(
+        "ChangeEventHeader".to_owned(),
+        header(schema, event_schema, event, gap),
+    )];
     let carried = |field: usize| {
         !gap && match event.change_type {
             ChangeType::Create | ChangeType::Undelete => true,
@@ -72,29 +48,111 @@ pub fn encode(
         }
     };
     for slot in &event_schema.slots {
-        match slot {
-            Slot::Field(field) => {
-                write_value(&mut writer, schema, object, *field, value_of(*field));
-            }
+        let (name, value) = match slot {
+            Slot::Field(field) => (
+                object.fields[*field].name.clone(),
+                nullable(field_value(schema, object, *field, value_of(*field))),
+            ),
             Slot::Compound {
-                kind, components, ..
+                name,
+                kind,
+                components,
             } => {
                 let values: Vec<&Value> = components
                     .iter()
                     .map(|c| c.map_or(&Value::Null, value_of))
                     .collect();
-                if values.iter().all(|v| v.is_null()) {
-                    writer.branch(0);
-                    continue;
-                }
-                writer.branch(1);
-                for ((_, number), value) in kind.components().iter().zip(values) {
-                    write_component(&mut writer, schema, *number, value);
-                }
+                let record = (!values.iter().all(|v| v.is_null())).then(|| {
+                    Avro::Record(
+                        kind.components()
+                            .iter()
+                            .zip(values)
+                            .map(|((component, number), value)| {
+                                let value = component_value(schema, *number, value);
+                                ((*component).to_owned(), nullable(value))
+                            })
+                            .collect(),
+                    )
+                });
+                (name.clone(), nullable(record))
             }
-        }
+        };
+        fields.push((name, value));
     }
-    writer.finish()
+    apache_avro::to_avro_datum(&event_schema.avro, Avro::Record(fields))
+}
+
+/// The `ChangeEventHeader` record.
+fn header(schema: &Schema, event_schema: &EventSchema, event: &ChangeEvent, gap: bool) -> Avro {
+    let type_name = if gap {
+        format!("GAP_{}", event.change_type.cdc_name())
+    } else {
+        event.change_type.cdc_name().to_owned()
+    };
+    let symbol = CHANGE_TYPES
+        .iter()
+        .position(|s| *s == type_name)
+        .unwrap_or(0);
+    let update = event.change_type == ChangeType::Update && !gap;
+    let (nulled, changed) = if update {
+        (
+            field_bitmaps(event_schema, &event.nulled),
+            field_bitmaps(event_schema, &event.changed),
+        )
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let text = |s: &str| Avro::String(s.to_owned());
+    Avro::Record(vec![
+        (
+            "entityName".to_owned(),
+            text(&schema.object(event.record.object).name),
+        ),
+        (
+            "recordIds".to_owned(),
+            strings(vec![event.record.id18(schema)]),
+        ),
+        (
+            "changeType".to_owned(),
+            Avro::Enum(
+                u32::try_from(symbol).unwrap_or_default(),
+                CHANGE_TYPES[symbol].to_owned(),
+            ),
+        ),
+        ("changeOrigin".to_owned(), text(&event.origin)),
+        ("transactionKey".to_owned(), text(&event.transaction_key)),
+        (
+            "sequenceNumber".to_owned(),
+            Avro::Int(i32::try_from(event.sequence_number).unwrap_or(i32::MAX)),
+        ),
+        (
+            "commitTimestamp".to_owned(),
+            Avro::Long(event.commit_timestamp),
+        ),
+        (
+            "commitNumber".to_owned(),
+            Avro::Long(i64::try_from(event.commit_number).unwrap_or(i64::MAX)),
+        ),
+        (
+            "commitUser".to_owned(),
+            text(&event.commit_user.id18(schema)),
+        ),
+        ("nulledFields".to_owned(), strings(nulled)),
+        ("diffFields".to_owned(), strings(Vec::new())),
+        ("changedFields".to_owned(), strings(changed)),
+    ])
+}
+
+fn strings(values: Vec<String>) -> Avro {
+    Avro::Array(values.into_iter().map(Avro::String).collect())
+}
+
+/// A `["null", T]` union's value.
+fn nullable(value: Option<Avro>) -> Avro {
+    match value {
+        Some(value) => Avro::Union(1, Box::new(value)),
+        None => Avro::Union(0, Box::new(Avro::Null)),
+    }
 }
 
 /// The bitmaps naming some fields: top-level positions in `0x<HEX>`, components of each
@@ -119,68 +177,33 @@ fn field_bitmaps(event_schema: &EventSchema, fields: &[usize]) -> Vec<String> {
     bitmaps
 }
 
-/// Writes one component of a compound: a `["null", "string"]` or `["null", "double"]`.
-fn write_component(writer: &mut Writer, schema: &Schema, number: bool, value: &Value) {
+/// One component of a compound: a `double` or a `string`, or none.
+fn component_value(schema: &Schema, number: bool, value: &Value) -> Option<Avro> {
     match (number, value) {
-        (_, Value::Null) => writer.branch(0),
-        (true, Value::Double(d)) => {
-            writer.branch(1);
-            writer.double(*d);
-        }
-        (true, Value::Int(i)) => {
-            writer.branch(1);
-            writer.double(*i as f64);
-        }
-        (true, _) => writer.branch(0),
-        (false, value) => match value.to_text(schema) {
-            Some(text) => {
-                writer.branch(1);
-                writer.string(&text);
-            }
-            None => writer.branch(0),
-        },
+        (_, Value::Null) => None,
+        (true, Value::Double(d)) => Some(Avro::Double(*d)),
+        (true, Value::Int(i)) => Some(Avro::Double(*i as f64)),
+        (true, _) => None,
+        (false, value) => value.to_text(schema).map(Avro::String),
     }
 }
 
-/// Writes a `["null", T]` union for one field.
-fn write_value(
-    writer: &mut Writer,
-    schema: &Schema,
-    object: &ObjectDef,
-    field: usize,
-    value: &Value,
-) {
+/// One field's value as its Avro type (see `schema::avro_type`), or none.
+fn field_value(schema: &Schema, object: &ObjectDef, field: usize, value: &Value) -> Option<Avro> {
     let field_type = object.fields[field].field_type;
     match (field_type, value) {
-        (_, Value::Null) => writer.branch(0),
-        (FieldType::Boolean, Value::Bool(b)) => {
-            writer.branch(1);
-            writer.boolean(*b);
-        }
-        (FieldType::Int, Value::Int(i)) => {
-            writer.branch(1);
-            writer.long(*i);
-        }
-        (FieldType::Int, Value::Double(d)) => {
-            writer.branch(1);
-            writer.long(*d as i64);
-        }
+        (_, Value::Null) => None,
+        (FieldType::Boolean, Value::Bool(b)) => Some(Avro::Boolean(*b)),
+        (FieldType::Int, Value::Int(i)) => i32::try_from(*i).ok().map(Avro::Int),
+        (FieldType::Int, Value::Double(d)) => Some(Avro::Int(*d as i32)),
         (FieldType::Double | FieldType::Currency | FieldType::Percent, Value::Double(d)) => {
-            writer.branch(1);
-            writer.double(*d);
+            Some(Avro::Double(*d))
         }
         (FieldType::Double | FieldType::Currency | FieldType::Percent, Value::Int(i)) => {
-            writer.branch(1);
-            writer.double(*i as f64);
+            Some(Avro::Double(*i as f64))
         }
-        (FieldType::Date, Value::Date(days)) => {
-            writer.branch(1);
-            writer.long(i64::from(*days));
-        }
-        (FieldType::Datetime, Value::DateTime(ms)) => {
-            writer.branch(1);
-            writer.long(*ms);
-        }
+        (FieldType::Date, Value::Date(days)) => Some(Avro::Date(*days)),
+        (FieldType::Datetime, Value::DateTime(ms)) => Some(Avro::TimestampMillis(*ms)),
         (
             FieldType::Boolean
             | FieldType::Int
@@ -190,13 +213,7 @@ fn write_value(
             | FieldType::Date
             | FieldType::Datetime,
             _,
-        ) => writer.branch(0),
-        (_, value) => match value.to_text(schema) {
-            Some(text) => {
-                writer.branch(1);
-                writer.string(&text);
-            }
-            None => writer.branch(0),
-        },
+        ) => None,
+        (_, value) => value.to_text(schema).map(Avro::String),
     }
 }

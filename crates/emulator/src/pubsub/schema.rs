@@ -10,8 +10,10 @@
 //! are `int` days since 1970-01-01 (`logicalType` `date`); datetimes are `long`
 //! milliseconds since the epoch (`logicalType` `timestamp-millis`).
 //!
-//! The schema id is derived from the schema's JSON text, so it is stable while the object's
-//! fields stay the same and changes when they change.
+//! The schema is written as Avro JSON, the text `GetSchema` sends, and parsed by
+//! apache-avro, which checks it and encodes the events with it (`payload`). The schema id
+//! is derived from the JSON text, so it is stable while the object's fields stay the same
+//! and changes when they change.
 
 use base64::Engine as _;
 use serde_json::{Value as Json, json};
@@ -44,11 +46,14 @@ pub struct EventSchema {
     pub json: String,
     /// The schema id: derived from `json`.
     pub id: String,
+    /// `json` as parsed by apache-avro.
+    pub avro: apache_avro::Schema,
 }
 
 impl EventSchema {
-    /// The schema of an object's change events as the object is now.
-    pub fn of(object: &ObjectDef) -> Self {
+    /// The schema of an object's change events as the object is now; fails only when
+    /// apache-avro refuses it (a name Avro does not allow, for instance).
+    pub fn of(object: &ObjectDef) -> Result<Self, apache_avro::Error> {
         let slots = body::slots(object);
         let mut avro_fields = vec![json!({"name": "ChangeEventHeader", "type": header()})];
         let mut defined: Vec<CompoundKind> = Vec::new();
@@ -85,10 +90,16 @@ impl EventSchema {
             "namespace": "com.sforce.eventbus",
             "fields": avro_fields,
         });
+        let avro = apache_avro::Schema::parse(&schema)?;
         let json = schema.to_string();
         let digest = ring::digest::digest(&ring::digest::SHA256, json.as_bytes());
         let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest.as_ref()[..16]);
-        Self { slots, json, id }
+        Ok(Self {
+            slots,
+            json,
+            id,
+            avro,
+        })
     }
 
     /// Where an object field travels: its top-level position (0 is the header) and, for a
@@ -172,8 +183,8 @@ mod tests {
     fn schema_lists_the_header_then_nullable_fields_with_a_stable_id() {
         let schema = Schema::standard().unwrap();
         let account = schema.object(schema.object_index("Account").unwrap());
-        let first = EventSchema::of(account);
-        let again = EventSchema::of(account);
+        let first = EventSchema::of(account).unwrap();
+        let again = EventSchema::of(account).unwrap();
         assert_eq!(first.id, again.id);
         assert_eq!(first.id.len(), 22);
         let json: Json = serde_json::from_str(&first.json).unwrap();

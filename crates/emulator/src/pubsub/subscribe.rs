@@ -1,4 +1,5 @@
-//! `Subscribe`: one subscription, run as the stream of its response body.
+//! `Subscribe`: one subscription, run as its stream of responses (tonic sends them, then
+//! the status the stream ends with).
 //!
 //! The first `FetchRequest` names the topic and where to start; later ones add credit.
 //! Events go out only while credit remains (each event delivered costs one), in
@@ -13,19 +14,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use hyper::body::{Frame, Incoming};
+use futures_util::Stream;
 use pgforce_pubsub_proto::{
-    Code, ConsumerEvent, FetchRequest, FetchResponse, FrameDecoder, ProducerEvent,
-    REPLAY_ID_CORRUPTED, ReplayPreset, encode_message, replay_id_bytes, replay_id_number,
+    ConsumerEvent, FetchRequest, FetchResponse, ProducerEvent, ReplayPreset, replay_id_bytes,
+    replay_id_number,
 };
-use prost::Message as _;
 use tokio::sync::watch;
 use tokio::time::Instant;
+use tonic::{Code, Status, Streaming};
 
 use super::schema::EventSchema;
-use super::server::{GrpcBody, Status, next_message, ok_trailers, rpc_id};
-use super::service::topic_status;
+use super::server::{replay_id_corrupted, rpc_id, status};
+use super::service::{schema_status, topic_status};
 use super::topic::{self, Topic};
 use crate::events::ReplayFrom;
 use crate::faults::EventDelivery;
@@ -39,8 +39,7 @@ const SCAN_BATCH: usize = 100;
 struct Subscription {
     shared: Arc<Shared>,
     /// The caller's requests; `None` once it has finished sending.
-    requests: Option<Incoming>,
-    decoder: FrameDecoder,
+    requests: Option<Streaming<FetchRequest>>,
     /// Set by the first request.
     topic: Option<(String, Topic)>,
     /// The replay id of the last change-log event considered (sent, dropped or not on
@@ -59,8 +58,11 @@ struct Subscription {
     finished: bool,
 }
 
-/// The response body of a `Subscribe` call.
-pub fn start(shared: Arc<Shared>, requests: Incoming) -> GrpcBody {
+/// The responses of a `Subscribe` call.
+pub fn start(
+    shared: Arc<Shared>,
+    requests: Streaming<FetchRequest>,
+) -> impl Stream<Item = Result<FetchResponse, Status>> + Send + 'static {
     let mut cuts = shared.stream_cuts();
     cuts.mark_unchanged();
     let latest = shared.org().changes().subscribe();
@@ -68,7 +70,6 @@ pub fn start(shared: Arc<Shared>, requests: Incoming) -> GrpcBody {
         keepalive: shared.config.pubsub_keepalive,
         shared,
         requests: Some(requests),
-        decoder: FrameDecoder::default(),
         topic: None,
         position: 0,
         credit: 0,
@@ -77,33 +78,30 @@ pub fn start(shared: Arc<Shared>, requests: Incoming) -> GrpcBody {
         last_sent: Instant::now(),
         finished: false,
     };
-    GrpcBody::new(futures_util::stream::unfold(
-        subscription,
-        |mut s| async move {
-            if s.finished {
-                return None;
-            }
-            let frame = s.step().await;
-            Some((frame, s))
-        },
-    ))
+    futures_util::stream::unfold(subscription, |mut s| async move {
+        if s.finished {
+            return None;
+        }
+        s.step().await.map(|item| (item, s))
+    })
 }
 
 impl Subscription {
-    /// The next frame to send: a response, or the final status.
-    async fn step(&mut self) -> Frame<Bytes> {
+    /// The next response, or the status that ends the stream (an error); `None` ends it
+    /// with OK.
+    async fn step(&mut self) -> Option<Result<FetchResponse, Status>> {
         match self.next_response().await {
             Ok(Some(response)) => {
                 self.last_sent = Instant::now();
-                Frame::data(encode_message(&response))
+                Some(Ok(response))
             }
             Ok(None) => {
                 self.finished = true;
-                Frame::trailers(ok_trailers())
+                None
             }
             Err(status) => {
                 self.finished = true;
-                Frame::trailers(status.trailers())
+                Some(Err(status))
             }
         }
     }
@@ -119,7 +117,7 @@ impl Subscription {
         }
         loop {
             if self.credit > 0 {
-                let events = self.collect();
+                let events = self.collect()?;
                 if !events.is_empty() {
                     let delay = self.shared.faults().event_delay_ms;
                     if delay > 0 {
@@ -136,12 +134,12 @@ impl Subscription {
             tokio::select! {
                 biased;
                 _ = self.cuts.changed() => {
-                    return Err(Status::new(
+                    return Err(status(
                         Code::Unavailable,
                         "the stream was cut by the emulator (fault injection)",
                     ));
                 }
-                request = next_request(&mut self.requests, &mut self.decoder) => {
+                request = next_request(&mut self.requests) => {
                     match request? {
                         Some(request) => self.add_credit(&request)?,
                         None => self.requests = None,
@@ -160,7 +158,7 @@ impl Subscription {
     }
 
     async fn next_request(&mut self) -> Result<Option<FetchRequest>, Status> {
-        next_request(&mut self.requests, &mut self.decoder).await
+        next_request(&mut self.requests).await
     }
 
     /// Applies the first request: topic and start position.
@@ -173,17 +171,21 @@ impl Subscription {
             Ok(ReplayPreset::Earliest) => ReplayFrom::Earliest,
             Ok(ReplayPreset::Custom) => match replay_id_number(&request.replay_id) {
                 Some(id) => ReplayFrom::After(id),
-                None => return Err(corrupted("the replay id is not a valid replay id")),
+                None => {
+                    return Err(replay_id_corrupted(
+                        "the replay id is not a valid replay id",
+                    ));
+                }
             },
             Err(_) => {
-                return Err(Status::new(
+                return Err(status(
                     Code::InvalidArgument,
                     format!("unknown replay preset {}", request.replay_preset),
                 ));
             }
         };
         self.position = org.changes().start(from).map_err(|unavailable| {
-            corrupted(&format!(
+            replay_id_corrupted(&format!(
                 "the replay id {} is not valid: it has expired or was never issued",
                 unavailable.0
             ))
@@ -199,7 +201,7 @@ impl Subscription {
             && !request.topic_name.is_empty()
             && &request.topic_name != name
         {
-            return Err(Status::new(
+            return Err(status(
                 Code::InvalidArgument,
                 format!(
                     "this subscription is on {name}; a FetchRequest may not change it to {}",
@@ -215,9 +217,9 @@ impl Subscription {
 
     /// Takes the events due now from the change log, within the credit, applying
     /// delivery faults; moves the position past every event considered.
-    fn collect(&mut self) -> Vec<ConsumerEvent> {
+    fn collect(&mut self) -> Result<Vec<ConsumerEvent>, Status> {
         let Some((_, topic)) = self.topic else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
         let faults = self.shared.faults();
         let org = self.shared.org();
@@ -242,19 +244,23 @@ impl Subscription {
                     continue;
                 }
                 let object = event.record.object;
+                let object_def = schema.object(object);
+                let built = |e: apache_avro::Error| schema_status(&object_def.name, &e);
                 let event_schema = match schemas.iter().find(|(o, _)| *o == object) {
                     Some((_, s)) => s,
                     None => {
-                        schemas.push((object, EventSchema::of(schema.object(object))));
+                        schemas.push((object, EventSchema::of(object_def).map_err(built)?));
                         &schemas[schemas.len() - 1].1
                     }
                 };
                 let gap = delivery == EventDelivery::AsGap;
+                let payload =
+                    super::payload::encode(schema, event_schema, &event, gap).map_err(built)?;
                 let consumer = ConsumerEvent {
                     event: Some(ProducerEvent {
                         id: event_uuid(event.replay_id),
                         schema_id: event_schema.id.clone(),
-                        payload: super::payload::encode(schema, event_schema, &event, gap),
+                        payload,
                         headers: Vec::new(),
                     }),
                     replay_id: replay_id_bytes(event.replay_id),
@@ -267,7 +273,7 @@ impl Subscription {
                 self.credit -= 1;
             }
         }
-        out
+        Ok(out)
     }
 
     fn response(&self, events: Vec<ConsumerEvent>) -> FetchResponse {
@@ -282,21 +288,12 @@ impl Subscription {
 
 /// The next request of the caller, when it still sends; pending forever otherwise.
 async fn next_request(
-    requests: &mut Option<Incoming>,
-    decoder: &mut FrameDecoder,
+    requests: &mut Option<Streaming<FetchRequest>>,
 ) -> Result<Option<FetchRequest>, Status> {
-    let Some(body) = requests.as_mut() else {
-        return std::future::pending().await;
-    };
-    let Some(message) = next_message(body, decoder).await? else {
-        return Ok(None);
-    };
-    FetchRequest::decode(message).map(Some).map_err(|error| {
-        Status::new(
-            Code::InvalidArgument,
-            format!("the FetchRequest is not valid: {error}"),
-        )
-    })
+    match requests.as_mut() {
+        Some(requests) => requests.message().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn wait_changed(latest: &mut Option<watch::Receiver<u64>>) -> Result<(), ()> {
@@ -304,13 +301,6 @@ async fn wait_changed(latest: &mut Option<watch::Receiver<u64>>) -> Result<(), (
         Some(receiver) => receiver.changed().await.map_err(|_| ()),
         None => std::future::pending().await,
     }
-}
-
-/// An invalid or expired replay id: Salesforce's code in the `error-code` trailer.
-fn corrupted(message: &str) -> Status {
-    let mut status = Status::new(Code::InvalidArgument, message);
-    status.error_code = Some(REPLAY_ID_CORRUPTED);
-    status
 }
 
 /// A stable event id (`ProducerEvent.id`) for a replay id.

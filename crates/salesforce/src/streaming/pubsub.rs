@@ -1,10 +1,14 @@
-//! Change Data Capture over the Pub/Sub API: gRPC over HTTP/2 and TLS.
+//! Change Data Capture over the Pub/Sub API: gRPC (tonic) over HTTP/2 and TLS.
 //!
+//! The channel trusts the system's roots plus [`ClientConfig::extra_root_certificate_pem`]
+//! and gives up connecting after [`ClientConfig::connect_timeout`]; the calls are the
+//! client stubs of `pgforce-pubsub-proto`, generated from the Pub/Sub proto.
 //! [`PubSubSubscription::open`] checks the topic (`GetTopic`), then opens a `Subscribe`
 //! stream at a [`StartAt`]; [`PubSubSubscription::next`] returns the next `FetchResponse`
 //! decoded into [`ChangeEvent`]s, or an empty batch carrying the latest replay id when the
 //! server sends a keepalive. Payloads are Avro, decoded with the schema the event names
-//! (`GetSchema`, cached by schema id); changed-field bitmaps become field names.
+//! (`GetSchema`, cached by schema id) with apache-avro; changed-field bitmaps become field
+//! names.
 //!
 //! Flow control: the subscription asks for [`CREDIT`] events up front and tops the credit
 //! up again whenever fewer than half of them remain outstanding, so the server never has
@@ -14,29 +18,25 @@
 //! id being the part of the token before `!`). A refused session is renewed once; a second
 //! refusal is [`StreamError::Auth`]. An expired replay id (Salesforce's
 //! `…replayid.corrupted` code) is [`StreamError::ReplayExpired`], an unknown topic
-//! [`StreamError::Unavailable`], a cut or closed stream [`StreamError::Transport`].
+//! [`StreamError::Unavailable`], a cut or closed stream [`StreamError::Transport`] (so is
+//! any status tonic reports for a failed connection rather than one the server sent).
 
 use std::collections::HashMap;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use bytes::Bytes;
-use hyper::body::{Body, Frame, Incoming};
-use hyper::client::conn::http2;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use futures_util::Stream;
+use pgforce_pubsub_proto::pub_sub_client::PubSubClient;
 use pgforce_pubsub_proto::{
-    Code, ConsumerEvent, FetchRequest, FetchResponse, FrameDecoder, REPLAY_ID_CORRUPTED,
-    ReplayPreset, SchemaInfo, SchemaRequest, TopicInfo, TopicRequest, decode_grpc_message,
-    encode_message, metadata, method,
+    ConsumerEvent, FetchRequest, FetchResponse, REPLAY_ID_CORRUPTED, ReplayPreset, SchemaRequest,
+    TopicRequest, metadata,
 };
-use prost::Message as _;
-use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
+use tonic::metadata::{MetadataKey, MetadataValue};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic::{Code, Request, Status, Streaming};
 
-use super::avro::{self, Schema};
+use super::avro::{EventSchema, Field};
 use super::{ChangeEvent, ChangeType, EventBatch, ReplayId, StartAt, StreamError};
 use crate::auth::Session;
 use crate::{Client, ClientConfig};
@@ -45,288 +45,144 @@ use crate::{Client, ClientConfig};
 /// reference clients ask for at once).
 pub const CREDIT: i32 = 100;
 
-/// A gRPC call's failure as the server or the connection reported it.
-#[derive(Debug)]
-enum CallError {
-    Status {
-        code: Code,
-        message: String,
-        error_code: Option<String>,
-    },
-    Transport(String),
-    Protocol(String),
-}
-
-impl CallError {
-    fn is_unauthenticated(&self) -> bool {
-        matches!(
-            self,
-            Self::Status {
-                code: Code::Unauthenticated,
-                ..
-            }
-        )
-    }
-
-    fn into_stream_error(self, what: &str) -> StreamError {
-        match self {
-            Self::Status {
-                code,
-                message,
-                error_code,
-            } => {
-                let text = format!("{what}: {} {message}", code.name());
-                if error_code.as_deref() == Some(REPLAY_ID_CORRUPTED) {
-                    return StreamError::ReplayExpired(text);
-                }
-                match code {
-                    Code::Unauthenticated | Code::PermissionDenied => StreamError::Auth(text),
-                    Code::NotFound | Code::Unimplemented => StreamError::Unavailable(text),
-                    Code::InvalidArgument | Code::Internal | Code::DataLoss => {
-                        StreamError::Protocol(text)
-                    }
-                    _ => StreamError::Transport(text),
-                }
-            }
-            Self::Transport(message) => StreamError::Transport(format!("{what}: {message}")),
-            Self::Protocol(message) => StreamError::Protocol(format!("{what}: {message}")),
-        }
+/// The gRPC name of a status code (`UNAVAILABLE`), as error texts show it.
+fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
     }
 }
 
-/// A request body fed through a channel: the caller's half of a gRPC stream.
-struct RequestBody(mpsc::Receiver<Bytes>);
-
-impl Body for RequestBody {
-    type Data = Bytes;
-    type Error = std::convert::Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        self.0
-            .poll_recv(cx)
-            .map(|message| message.map(|m| Ok(Frame::data(m))))
+/// A failed call as a [`StreamError`]: Salesforce's `error-code` first, then the status
+/// code. A status tonic made up from a failed connection (it keeps the transport error as
+/// its source; a server's status has none) is a transport error whatever its code.
+fn stream_error(status: &Status, what: &str) -> StreamError {
+    let text = format!("{what}: {} {}", code_name(status.code()), status.message());
+    if std::error::Error::source(status).is_some() {
+        return StreamError::Transport(text);
+    }
+    let error_code = status
+        .metadata()
+        .get(metadata::ERROR_CODE)
+        .and_then(|v| v.to_str().ok());
+    if error_code == Some(REPLAY_ID_CORRUPTED) {
+        return StreamError::ReplayExpired(text);
+    }
+    match status.code() {
+        Code::Unauthenticated | Code::PermissionDenied => StreamError::Auth(text),
+        Code::NotFound | Code::Unimplemented => StreamError::Unavailable(text),
+        Code::InvalidArgument | Code::Internal | Code::DataLoss => StreamError::Protocol(text),
+        _ => StreamError::Transport(text),
     }
 }
 
-/// One HTTP/2 connection to the Pub/Sub endpoint. The task driving it is aborted when the
-/// channel is dropped.
-struct Channel {
-    send: http2::SendRequest<RequestBody>,
-    endpoint: String,
-    driver: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Channel {
-    fn drop(&mut self) {
-        self.driver.abort();
+/// A request carrying the session as Pub/Sub metadata (`accesstoken`, `instanceurl`, and
+/// `tenantid`: the org id, the token's part before `!`).
+fn authenticated<T>(message: T, session: &Session) -> Result<Request<T>, StreamError> {
+    let token = session.bearer_token();
+    let tenant = token.split('!').next().unwrap_or_default();
+    let mut request = Request::new(message);
+    for (name, value) in [
+        (metadata::ACCESS_TOKEN, token),
+        (metadata::INSTANCE_URL, session.instance_url.as_str()),
+        (metadata::TENANT_ID, tenant),
+    ] {
+        let value = MetadataValue::try_from(value).map_err(|_| {
+            StreamError::Auth(format!(
+                "the session's {name} cannot be sent as gRPC metadata"
+            ))
+        })?;
+        request
+            .metadata_mut()
+            .insert(MetadataKey::from_static(name), value);
     }
+    Ok(request)
 }
 
-/// A response stream being read: gRPC messages, then the status in the trailers.
-struct Responses {
-    body: Incoming,
-    decoder: FrameDecoder,
-}
-
-impl Responses {
-    /// The next message; `Err` with the status once the call has ended (an OK status
-    /// included, as `Code::Ok`).
-    async fn next(&mut self) -> Result<Bytes, CallError> {
-        loop {
-            match self.decoder.next_message() {
-                Ok(Some(message)) => return Ok(message),
-                Ok(None) => {}
-                Err(error) => return Err(CallError::Protocol(error.to_string())),
-            }
-            let frame = std::future::poll_fn(|cx| Pin::new(&mut self.body).poll_frame(cx)).await;
-            match frame {
-                Some(Ok(frame)) => match frame.into_data() {
-                    Ok(data) => self.decoder.push(&data),
-                    Err(frame) => {
-                        if let Ok(trailers) = frame.into_trailers() {
-                            return Err(status_from(&trailers));
-                        }
-                    }
-                },
-                Some(Err(error)) => {
-                    return Err(CallError::Transport(format!("the stream failed: {error}")));
-                }
-                None => {
-                    return Err(CallError::Transport(
-                        "the stream ended without a gRPC status".to_owned(),
-                    ));
-                }
-            }
-        }
-    }
-}
-
-/// The status carried by trailers (or by the headers of a trailers-only response).
-fn status_from(headers: &hyper::HeaderMap) -> CallError {
-    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let Some(code) = text(metadata::GRPC_STATUS).and_then(|c| c.parse::<u32>().ok()) else {
-        return CallError::Protocol("the trailers carry no grpc-status".to_owned());
+/// Connects to `host:port` over TLS (the system's roots plus the configured extra CA) and
+/// HTTP/2.
+async fn connect(
+    config: &ClientConfig,
+    endpoint: &str,
+) -> Result<PubSubClient<Channel>, StreamError> {
+    let host = endpoint
+        .rsplit_once(':')
+        .filter(|(_, port)| port.parse::<u16>().is_ok())
+        .map(|(host, _)| host)
+        .ok_or_else(|| {
+            StreamError::Transport(format!("Pub/Sub endpoint {endpoint:?} is not host:port"))
+        })?;
+    let transport = |e: &dyn std::fmt::Display| {
+        StreamError::Transport(format!("connecting to Pub/Sub at {endpoint}: {e}"))
     };
-    CallError::Status {
-        code: Code::from_number(code),
-        message: decode_grpc_message(text(metadata::GRPC_MESSAGE).unwrap_or_default()),
-        error_code: text(metadata::ERROR_CODE).map(str::to_owned),
-    }
-}
-
-/// The TLS settings: the system's roots plus the configured extra CA, HTTP/2 only.
-fn tls_config(config: &ClientConfig) -> Result<rustls::ClientConfig, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    for certificate in rustls_native_certs::load_native_certs().certs {
-        // A system certificate rustls cannot use is skipped, as browsers do.
-        let _ = roots.add(certificate);
+    let mut tls = ClientTlsConfig::new().domain_name(host);
+    // tonic refuses to connect when the system has no root certificates at all; with only
+    // the extra CA configured (the emulator's, in a bare container), that must still work.
+    if !rustls_native_certs::load_native_certs().certs.is_empty() {
+        tls = tls.with_native_roots();
     }
     if let Some(pem) = &config.extra_root_certificate_pem {
-        for certificate in CertificateDer::pem_slice_iter(pem.as_bytes()) {
-            let certificate =
-                certificate.map_err(|e| format!("extra root certificate is not valid PEM: {e}"))?;
-            roots
-                .add(certificate)
-                .map_err(|e| format!("extra root certificate is not usable: {e}"))?;
-        }
+        tls = tls.ca_certificate(Certificate::from_pem(pem));
     }
-    let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| format!("setting up TLS failed: {e}"))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    tls.alpn_protocols = vec![b"h2".to_vec()];
-    Ok(tls)
+    let channel = Endpoint::from_shared(format!("https://{endpoint}"))
+        .map_err(|e| transport(&e))?
+        .connect_timeout(config.connect_timeout)
+        .tcp_nodelay(true)
+        .tls_config(tls)
+        .map_err(|e| transport(&e))?
+        .connect()
+        .await
+        .map_err(|e| transport(&ErrorChain(&e)))?;
+    Ok(PubSubClient::new(channel))
 }
 
-impl Channel {
-    /// Connects to `host:port` over TLS and HTTP/2.
-    async fn connect(config: &ClientConfig, endpoint: &str) -> Result<Self, StreamError> {
-        let (host, port) = endpoint
-            .rsplit_once(':')
-            .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
-            .ok_or_else(|| {
-                StreamError::Transport(format!("Pub/Sub endpoint {endpoint:?} is not host:port"))
-            })?;
-        let transport = |e: &dyn std::fmt::Display| {
-            StreamError::Transport(format!("connecting to Pub/Sub at {endpoint}: {e}"))
-        };
-        let server_name = ServerName::try_from(host.to_owned()).map_err(|e| transport(&e))?;
-        let tcp = tokio::time::timeout(
-            config.connect_timeout,
-            // An owned address: a borrowed `(&str, u16)` makes callers' futures not Send.
-            tokio::net::TcpStream::connect(format!("{host}:{port}")),
-        )
-        .await
-        .map_err(|e| transport(&e))?
-        .map_err(|e| transport(&e))?;
-        let _ = tcp.set_nodelay(true);
-        let tls = tokio_rustls::TlsConnector::from(Arc::new(
-            tls_config(config).map_err(StreamError::Transport)?,
-        ))
-        .connect(server_name, tcp)
-        .await
-        .map_err(|e| transport(&e))?;
-        if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
-            return Err(StreamError::Protocol(format!(
-                "Pub/Sub at {endpoint} did not agree to HTTP/2 (ALPN h2)"
-            )));
-        }
-        let (send, connection) = http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
-            .await
-            .map_err(|e| transport(&e))?;
-        let driver = tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(error = %error, "pub/sub connection ended");
-            }
-        });
-        Ok(Self {
-            send,
-            endpoint: endpoint.to_owned(),
-            driver,
-        })
-    }
+/// An error with its sources, for texts (tonic's connection errors say little on their own).
+struct ErrorChain<'a>(&'a dyn std::error::Error);
 
-    /// Starts a call with its first message; returns the sender for more messages and the
-    /// response stream.
-    async fn start(
-        &mut self,
-        path: &str,
-        session: &Session,
-        first: Bytes,
-    ) -> Result<(mpsc::Sender<Bytes>, Responses), CallError> {
-        let (sender, receiver) = mpsc::channel(4);
-        sender
-            .send(first)
-            .await
-            .map_err(|_| CallError::Transport("the request stream closed".to_owned()))?;
-        let token = session.bearer_token();
-        let tenant = token.split('!').next().unwrap_or_default();
-        let request = hyper::Request::post(format!("https://{}{path}", self.endpoint))
-            .header(hyper::header::CONTENT_TYPE, metadata::CONTENT_TYPE_GRPC)
-            .header("te", "trailers")
-            .header(metadata::ACCESS_TOKEN, token)
-            .header(metadata::INSTANCE_URL, session.instance_url.as_str())
-            .header(metadata::TENANT_ID, tenant)
-            .body(RequestBody(receiver))
-            .map_err(|e| CallError::Protocol(format!("building the request failed: {e}")))?;
-        self.send
-            .ready()
-            .await
-            .map_err(|e| CallError::Transport(e.to_string()))?;
-        let response = self
-            .send
-            .send_request(request)
-            .await
-            .map_err(|e| CallError::Transport(e.to_string()))?;
-        if response.status() != hyper::StatusCode::OK {
-            return Err(CallError::Transport(format!(
-                "HTTP {} instead of a gRPC answer",
-                response.status()
-            )));
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(error) = source {
+            write!(f, ": {error}")?;
+            source = error.source();
         }
-        // A trailers-only answer carries the status in the headers.
-        if response.headers().contains_key(metadata::GRPC_STATUS) {
-            return Err(status_from(response.headers()));
-        }
-        Ok((
-            sender,
-            Responses {
-                body: response.into_body(),
-                decoder: FrameDecoder::default(),
-            },
-        ))
+        Ok(())
     }
+}
 
-    /// A unary call.
-    async fn unary<A: prost::Message + Default>(
-        &mut self,
-        path: &str,
-        session: &Session,
-        request: &impl prost::Message,
-    ) -> Result<A, CallError> {
-        let (sender, mut responses) = self.start(path, session, encode_message(request)).await?;
-        drop(sender);
-        let message = responses.next().await?;
-        A::decode(message).map_err(|e| CallError::Protocol(format!("undecodable answer: {e}")))
-    }
+/// The requests of a `Subscribe` call, fed from a channel.
+fn request_stream(mut receiver: mpsc::Receiver<FetchRequest>) -> impl Stream<Item = FetchRequest> {
+    futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx))
 }
 
 /// An open Change Data Capture subscription over the Pub/Sub API.
 pub struct PubSubSubscription {
     client: Client,
-    channel: Channel,
+    pubsub: PubSubClient<Channel>,
+    endpoint: String,
     session: Session,
     topic: String,
-    requests: mpsc::Sender<Bytes>,
-    responses: Responses,
+    /// More `FetchRequest`s of the open `Subscribe` call (credit top-ups).
+    requests: mpsc::Sender<FetchRequest>,
+    responses: Streaming<FetchResponse>,
     /// Schemas by id, as fetched with `GetSchema`.
-    schemas: HashMap<String, Arc<Schema>>,
+    schemas: HashMap<String, Arc<EventSchema>>,
     /// Events requested and not yet received.
     credit: i32,
 }
@@ -334,7 +190,7 @@ pub struct PubSubSubscription {
 impl std::fmt::Debug for PubSubSubscription {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PubSubSubscription")
-            .field("endpoint", &self.channel.endpoint)
+            .field("endpoint", &self.endpoint)
             .field("topic", &self.topic)
             .field("credit", &self.credit)
             .finish_non_exhaustive()
@@ -350,19 +206,23 @@ impl PubSubSubscription {
         topic: &str,
         start: StartAt,
     ) -> Result<Self, StreamError> {
-        let mut channel = Channel::connect(client.config(), endpoint).await?;
+        let mut pubsub = connect(client.config(), endpoint).await?;
         let mut session = client.session().await?;
         let request = TopicRequest {
             topic_name: topic.to_owned(),
         };
-        let info: TopicInfo = match channel.unary(method::GET_TOPIC, &session, &request).await {
-            Err(error) if error.is_unauthenticated() => {
+        let info = match pubsub
+            .get_topic(authenticated(request.clone(), &session)?)
+            .await
+        {
+            Err(status) if status.code() == Code::Unauthenticated => {
                 session = renewed(client, &session).await?;
-                channel.unary(method::GET_TOPIC, &session, &request).await
+                pubsub.get_topic(authenticated(request, &session)?).await
             }
             other => other,
         }
-        .map_err(|e| e.into_stream_error(&format!("GetTopic {topic}")))?;
+        .map_err(|e| stream_error(&e, &format!("GetTopic {topic}")))?
+        .into_inner();
         if !info.can_subscribe {
             return Err(StreamError::Unavailable(format!(
                 "topic {topic} cannot be subscribed to"
@@ -373,20 +233,26 @@ impl PubSubSubscription {
             StartAt::Earliest => (ReplayPreset::Earliest, Vec::new()),
             StartAt::After(id) => (ReplayPreset::Custom, id.0),
         };
-        let first = encode_message(&FetchRequest {
+        let (requests, receiver) = mpsc::channel(4);
+        let first = FetchRequest {
             topic_name: topic.to_owned(),
             replay_preset: replay_preset as i32,
             replay_id,
             num_requested: CREDIT,
             auth_refresh: String::new(),
-        });
-        let (requests, responses) = channel
-            .start(method::SUBSCRIBE, &session, first)
+        };
+        requests.try_send(first).map_err(|_| {
+            StreamError::Transport(format!("Subscribe {topic}: the request stream is closed"))
+        })?;
+        let responses = pubsub
+            .subscribe(authenticated(request_stream(receiver), &session)?)
             .await
-            .map_err(|e| e.into_stream_error(&format!("Subscribe {topic}")))?;
+            .map_err(|e| stream_error(&e, &format!("Subscribe {topic}")))?
+            .into_inner();
         Ok(Self {
             client: client.clone(),
-            channel,
+            pubsub,
+            endpoint: endpoint.to_owned(),
             session,
             topic: topic.to_owned(),
             requests,
@@ -405,15 +271,14 @@ impl PubSubSubscription {
     /// the position the server reports.
     pub async fn next(&mut self) -> Result<EventBatch, StreamError> {
         let what = format!("Subscribe {}", self.topic);
-        let message = self.responses.next().await.map_err(|e| match e {
-            CallError::Status { code: Code::Ok, .. } => {
+        let response = self
+            .responses
+            .message()
+            .await
+            .map_err(|e| stream_error(&e, &what))?
+            .ok_or_else(|| {
                 StreamError::Transport(format!("{what}: the server ended the subscription"))
-            }
-            other => other.into_stream_error(&what),
-        })?;
-        let response = FetchResponse::decode(message).map_err(|e| {
-            StreamError::Protocol(format!("{what}: undecodable FetchResponse: {e}"))
-        })?;
+            })?;
         let received = i32::try_from(response.events.len()).unwrap_or(i32::MAX);
         let mut events = Vec::with_capacity(response.events.len());
         for event in response.events {
@@ -421,11 +286,11 @@ impl PubSubSubscription {
         }
         self.credit -= received;
         if self.credit <= CREDIT / 2 {
-            let more = encode_message(&FetchRequest {
+            let more = FetchRequest {
                 topic_name: self.topic.clone(),
                 num_requested: CREDIT - self.credit,
                 ..FetchRequest::default()
-            });
+            };
             self.requests.send(more).await.map_err(|_| {
                 StreamError::Transport(format!("{what}: the request stream is closed"))
             })?;
@@ -443,7 +308,7 @@ impl PubSubSubscription {
     }
 
     /// The schema with this id, from the cache or `GetSchema`.
-    async fn schema(&mut self, schema_id: &str) -> Result<Arc<Schema>, StreamError> {
+    async fn schema(&mut self, schema_id: &str) -> Result<Arc<EventSchema>, StreamError> {
         if let Some(schema) = self.schemas.get(schema_id) {
             return Ok(Arc::clone(schema));
         }
@@ -451,20 +316,21 @@ impl PubSubSubscription {
             schema_id: schema_id.to_owned(),
         };
         let answer = self
-            .channel
-            .unary(method::GET_SCHEMA, &self.session, &request)
+            .pubsub
+            .get_schema(authenticated(request.clone(), &self.session)?)
             .await;
-        let info: SchemaInfo = match answer {
-            Err(error) if error.is_unauthenticated() => {
+        let info = match answer {
+            Err(status) if status.code() == Code::Unauthenticated => {
                 self.session = renewed(&self.client, &self.session).await?;
-                self.channel
-                    .unary(method::GET_SCHEMA, &self.session, &request)
+                self.pubsub
+                    .get_schema(authenticated(request, &self.session)?)
                     .await
             }
             other => other,
         }
-        .map_err(|e| e.into_stream_error(&format!("GetSchema {schema_id}")))?;
-        let schema = Arc::new(Schema::parse(&info.schema_json).map_err(|e| {
+        .map_err(|e| stream_error(&e, &format!("GetSchema {schema_id}")))?
+        .into_inner();
+        let schema = Arc::new(EventSchema::parse(&info.schema_json).map_err(|e| {
             StreamError::Protocol(format!("schema {schema_id} cannot be read: {e}"))
         })?);
         self.schemas
@@ -478,18 +344,14 @@ impl PubSubSubscription {
             StreamError::Protocol(format!("event {replay_id:?} carries no event"))
         })?;
         let schema = self.schema(&producer.schema_id).await?;
-        let value = avro::decode(&schema, &producer.payload).map_err(|e| {
+        let invalid = |e: &dyn std::fmt::Display| {
             StreamError::Protocol(format!(
                 "event {} with schema {}: {e}",
                 producer.id, producer.schema_id
             ))
-        })?;
-        change_event(&schema, value, replay_id).map_err(|e| {
-            StreamError::Protocol(format!(
-                "event {} with schema {}: {e}",
-                producer.id, producer.schema_id
-            ))
-        })
+        };
+        let value = schema.decode(&producer.payload).map_err(|e| invalid(&e))?;
+        change_event(schema.fields(), value, replay_id).map_err(|e| invalid(&e))
     }
 }
 
@@ -503,7 +365,11 @@ async fn renewed(client: &Client, stale: &Session) -> Result<Session, StreamErro
 }
 
 /// A decoded event payload as a [`ChangeEvent`].
-fn change_event(schema: &Schema, value: Value, replay_id: ReplayId) -> Result<ChangeEvent, String> {
+fn change_event(
+    fields: &[Field],
+    value: Value,
+    replay_id: ReplayId,
+) -> Result<ChangeEvent, String> {
     let Value::Object(mut body) = value else {
         return Err("an event payload is not a record".to_owned());
     };
@@ -528,7 +394,6 @@ fn change_event(schema: &Schema, value: Value, replay_id: ReplayId) -> Result<Ch
             })
             .unwrap_or_default()
     };
-    let fields = schema.fields();
     let change_type = ChangeType::parse(&text("changeType"));
     let changed_fields = field_names(&strings("changedFields"), fields)?;
     let nulled_fields = field_names(&strings("nulledFields"), fields)?;
@@ -569,22 +434,20 @@ fn change_event(schema: &Schema, value: Value, replay_id: ReplayId) -> Result<Ch
 
 /// Field names from Pub/Sub bitmaps: `0x<HEX>` over the top-level fields, and
 /// `<parent index>-0x<HEX>` over a compound field's own fields (named `Parent.Child`).
-pub(crate) fn field_names(
-    bitmaps: &[String],
-    fields: &[(String, Schema)],
-) -> Result<Vec<String>, String> {
+pub(crate) fn field_names(bitmaps: &[String], fields: &[Field]) -> Result<Vec<String>, String> {
     let mut names = Vec::new();
     for bitmap in bitmaps {
         if let Some(hex) = bitmap.strip_prefix("0x") {
-            names.extend(bits(hex, fields)?.into_iter().map(str::to_owned));
+            let top: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
+            names.extend(bits(hex, &top)?.into_iter().map(str::to_owned));
         } else if let Some((parent, hex)) = bitmap.split_once("-0x") {
-            let (parent_name, parent_schema) = parent
+            let parent = parent
                 .parse::<usize>()
                 .ok()
                 .and_then(|i| fields.get(i))
                 .ok_or_else(|| format!("bitmap {bitmap:?} names no field of the schema"))?;
-            for child in bits(hex, parent_schema.record_fields())? {
-                names.push(format!("{parent_name}.{child}"));
+            for child in bits(hex, &parent.components)? {
+                names.push(format!("{}.{child}", parent.name));
             }
         } else {
             return Err(format!("{bitmap:?} is not a field bitmap"));
@@ -594,7 +457,7 @@ pub(crate) fn field_names(
 }
 
 /// The names of the fields whose bits are set in a hex number (bit 0 = field 0).
-fn bits<'a>(hex: &str, fields: &'a [(String, Schema)]) -> Result<Vec<&'a str>, String> {
+fn bits<'a, S: AsRef<str>>(hex: &str, fields: &'a [S]) -> Result<Vec<&'a str>, String> {
     let mut names = Vec::new();
     for (nibble_index, digit) in hex.chars().rev().enumerate() {
         let nibble = digit
@@ -605,16 +468,16 @@ fn bits<'a>(hex: &str, fields: &'a [(String, Schema)]) -> Result<Vec<&'a str>, S
                 continue;
             }
             let index = nibble_index * 4 + bit;
-            let (name, _) = fields.get(index).ok_or_else(|| {
+            let name = fields.get(index).ok_or_else(|| {
                 format!(
                     "bitmap 0x{hex} sets bit {index}, but the schema has {} fields",
                     fields.len()
                 )
             })?;
-            names.push(name.as_str());
+            names.push(name.as_ref());
         }
     }
-    names.sort_by_key(|n| fields.iter().position(|(f, _)| f == n));
+    names.sort_by_key(|n| fields.iter().position(|f| f.as_ref() == *n));
     Ok(names)
 }
 
@@ -622,21 +485,22 @@ fn bits<'a>(hex: &str, fields: &'a [(String, Schema)]) -> Result<Vec<&'a str>, S
 mod tests {
     use super::*;
 
-    fn fields(names: &[&str]) -> Vec<(String, Schema)> {
-        names
-            .iter()
-            .map(|n| ((*n).to_owned(), Schema::String))
-            .collect()
+    fn field(name: &str, components: &[&str]) -> Field {
+        Field {
+            name: name.to_owned(),
+            components: components.iter().map(|c| (*c).to_owned()).collect(),
+        }
     }
 
     #[test]
     fn bitmaps_name_top_level_and_compound_fields() {
-        let address = Schema::Union(vec![
-            Schema::Null,
-            Schema::Record(fields(&["Street", "City", "PostalCode"])),
-        ]);
-        let mut top = fields(&["ChangeEventHeader", "Name", "Industry", "LastModifiedDate"]);
-        top.push(("BillingAddress".to_owned(), address));
+        let top = [
+            field("ChangeEventHeader", &[]),
+            field("Name", &[]),
+            field("Industry", &[]),
+            field("LastModifiedDate", &[]),
+            field("BillingAddress", &["Street", "City", "PostalCode"]),
+        ];
         let names = field_names(&["0xA".to_owned(), "4-0x2".to_owned()], &top).unwrap();
         assert_eq!(
             names,
@@ -649,5 +513,6 @@ mod tests {
         );
         assert!(field_names(&["0x100".to_owned()], &top).is_err());
         assert!(field_names(&["zz".to_owned()], &top).is_err());
+        assert!(field_names(&["9-0x1".to_owned()], &top).is_err());
     }
 }
