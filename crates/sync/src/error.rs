@@ -75,7 +75,20 @@ pub enum Error {
     },
 }
 
+/// How many times one read (a poll, the writer's look for creates in doubt) starts over
+/// after Salesforce released its query cursor.
+pub(crate) const CURSOR_RESTARTS: u32 = 3;
+
 impl Error {
+    /// Whether Salesforce answered that it released the query's cursor
+    /// (`INVALID_QUERY_LOCATOR`: it keeps only so many open per user): reading again from
+    /// the start works.
+    pub(crate) fn is_cursor_released(&self) -> bool {
+        matches!(self, Self::Salesforce { source, .. }
+            if matches!(source.as_ref(), pgforce_salesforce::Error::Api { error, .. }
+                if error.code == pgforce_salesforce::ApiErrorCode::InvalidQueryLocator))
+    }
+
     /// A Salesforce error of a mapping.
     pub(crate) fn salesforce(object: &str, source: pgforce_salesforce::Error) -> Self {
         Self::Salesforce {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use pgforce_salesforce::rest::Record;
-use pgforce_salesforce::{ApiErrorCode, Client as Salesforce, soql};
+use pgforce_salesforce::{Client as Salesforce, soql};
 use pgforce_store::catalog::cursors::{self, ReadCursor};
 use pgforce_store::catalog::rejected;
 use pgforce_store::table::apply::{
@@ -26,14 +26,12 @@ use serde_json::Value;
 
 use super::bulk;
 use crate::conflict;
-use crate::error::{Error, Result};
+use crate::error::{CURSOR_RESTARTS, Error, Result};
 
 use super::{ReadOutcome, Target, row_values, soql_datetime, text_of};
 
 /// How far before its cursor a poll reads again, unless the connection says otherwise.
 pub const DEFAULT_POLL_OVERLAP: Duration = Duration::from_secs(10);
-/// How many times one poll starts over after Salesforce released its query cursor.
-const CURSOR_RESTARTS: u32 = 3;
 
 /// Reads and applies what changed in Salesforce since the cursor, with the default
 /// overlap (tests poll one at a time).
@@ -58,7 +56,7 @@ pub async fn poll_with_overlap(
     let mut restarts = 0;
     loop {
         match read_changes(sf, pg, target, overlap, &mut outcome).await {
-            Err(error) if cursor_released(&error) && restarts < CURSOR_RESTARTS => {
+            Err(error) if error.is_cursor_released() && restarts < CURSOR_RESTARTS => {
                 restarts += 1;
                 tracing::warn!(object = %target.mapping.object, error = %error.chain(), "Salesforce released the poll's query cursor; reading again from where the poll got to");
             }
@@ -70,13 +68,6 @@ pub async fn poll_with_overlap(
     }
     target.finish(&*pg, &outcome).await?;
     Ok(outcome)
-}
-
-/// Whether Salesforce answered that it released the query's cursor.
-fn cursor_released(error: &Error) -> bool {
-    matches!(error, Error::Salesforce { source, .. }
-        if matches!(source.as_ref(), pgforce_salesforce::Error::Api { error, .. }
-            if error.code == ApiErrorCode::InvalidQueryLocator))
 }
 
 /// One pass over the changes since the cursor (less the overlap), adding to `outcome`.

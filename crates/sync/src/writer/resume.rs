@@ -24,7 +24,7 @@ use serde_json::Value;
 
 use super::log_error;
 use super::send::record_for;
-use crate::error::{Error, Result};
+use crate::error::{CURSOR_RESTARTS, Error, Result};
 use crate::mapping::Mapping;
 use crate::plan::{Action, Change};
 
@@ -135,17 +135,30 @@ async fn pending_creates(
 }
 
 /// Records of the mapping's object changed since `since` (already moved back by the
-/// clock margin).
+/// clock margin). A query whose cursor Salesforce released midway (the reader's paging
+/// shares the user's few open cursors) is read again from the start: the creates it looks
+/// for must be checked soon, before anyone edits their records.
 async fn created_since(sf: &Salesforce, mapping: &Mapping, since: &str) -> Result<Vec<Record>> {
     let soql = format!(
         "SELECT {} FROM {} WHERE SystemModstamp >= {since} ORDER BY SystemModstamp",
         mapping.select_list(),
         mapping.object
     );
-    sf.query(&soql)
-        .try_collect()
-        .await
-        .map_err(|source| Error::salesforce(&mapping.object, source))
+    let mut restarts = 0;
+    loop {
+        match sf
+            .query(&soql)
+            .try_collect()
+            .await
+            .map_err(|source| Error::salesforce(&mapping.object, source))
+        {
+            Err(error) if error.is_cursor_released() && restarts < CURSOR_RESTARTS => {
+                restarts += 1;
+                tracing::warn!(object = %mapping.object, error = %error.chain(), "Salesforce released the query's cursor while looking for creates in doubt; reading again");
+            }
+            result => return result,
+        }
+    }
 }
 
 /// Whether a Salesforce record carries every value a create would have sent. Dates and
