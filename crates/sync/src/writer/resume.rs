@@ -134,13 +134,14 @@ async fn pending_creates(
     Ok(pending)
 }
 
-/// Records of the mapping's object changed since `since` (already moved back by the
+/// Records of the mapping's object created since `since` (already moved back by the
 /// clock margin). A query whose cursor Salesforce released midway (the reader's paging
-/// shares the user's few open cursors) is read again from the start: the creates it looks
-/// for must be checked soon, before anyone edits their records.
+/// shares the user's few open cursors) is read again from the start, a few times more
+/// than a poll would: the creates it looks for must be checked soon, before anyone edits
+/// their records (an edited record no longer carries the values sent, and is not found).
 async fn created_since(sf: &Salesforce, mapping: &Mapping, since: &str) -> Result<Vec<Record>> {
     let soql = format!(
-        "SELECT {} FROM {} WHERE SystemModstamp >= {since} ORDER BY SystemModstamp",
+        "SELECT {} FROM {} WHERE CreatedDate >= {since} ORDER BY CreatedDate",
         mapping.select_list(),
         mapping.object
     );
@@ -152,7 +153,7 @@ async fn created_since(sf: &Salesforce, mapping: &Mapping, since: &str) -> Resul
             .await
             .map_err(|source| Error::salesforce(&mapping.object, source))
         {
-            Err(error) if error.is_cursor_released() && restarts < CURSOR_RESTARTS => {
+            Err(error) if error.is_cursor_released() && restarts < 3 * CURSOR_RESTARTS => {
                 restarts += 1;
                 tracing::warn!(object = %mapping.object, error = %error.chain(), "Salesforce released the query's cursor while looking for creates in doubt; reading again");
             }
