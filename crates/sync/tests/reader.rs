@@ -194,6 +194,26 @@ async fn ties_on_one_stamp_across_page_boundaries_lose_nothing() {
 }
 
 #[tokio::test]
+async fn the_poll_after_a_load_applies_none_of_the_records_sharing_the_load_s_last_stamp() {
+    let mut h = harness(200, EmulatorConfig::default()).await;
+    // One seed transaction: 1,500 records share one stamp, the load's newest.
+    h.org
+        .control(Method::POST, "/seed", Some(json!({ "Gadget__c": 1500 })))
+        .await;
+    assert_eq!(h.load().await.applied, 1500);
+    // The first poll reads that whole stamp again (the load's cursor has no Id), finds
+    // every row holding that version, and writes none; a record changed since is applied.
+    let sfid = create(&h, json!({ "Name": "After the load" })).await;
+    let outcome = h.poll().await;
+    assert_eq!(outcome.applied, 1, "{outcome:?}");
+    assert_eq!(
+        (h.count().await, h.distinct_sfids().await),
+        (1501, 1501),
+        "{sfid}"
+    );
+}
+
+#[tokio::test]
 async fn an_interrupted_load_leaves_nothing_and_a_rerun_converges() {
     let config = EmulatorConfig {
         faults: pgforce_emulator::FaultConfig {

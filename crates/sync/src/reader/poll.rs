@@ -137,10 +137,11 @@ async fn read_changes(
                 ))
             })
             .collect();
-        // Records the overlap read again (at or before the cursor) that the table already
-        // holds, or that are kept as rejected; those after it are applied unless the row holds
-        // a newer version (a re-read of the same version after fields were added fills
-        // their columns).
+        // Records the overlap read again (at or before the cursor, or at the stamp of a
+        // cursor without an Id: a load's, which reads its whole stamp again) that the table
+        // already holds, or that are kept as rejected; those after it are applied unless the
+        // row holds a newer version (a re-read of the same version after fields were added
+        // fills their columns).
         let overlapped: Vec<(String, String)> = live
             .iter()
             .filter(|(sfid, stamp)| {
@@ -148,7 +149,10 @@ async fn read_changes(
                     system_modstamp: soql_datetime(stamp),
                     last_sfid: sfid.clone(),
                 };
-                cursor.is_some() && !is_ahead(&at, cursor.as_ref())
+                cursor.as_ref().is_some_and(|c| {
+                    !is_ahead(&at, Some(c))
+                        || (c.last_sfid.is_empty() && c.system_modstamp == at.system_modstamp)
+                })
             })
             .cloned()
             .collect();
