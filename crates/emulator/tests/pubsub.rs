@@ -170,6 +170,20 @@ impl Caller {
             .await
             .unwrap()
     }
+
+    /// Subscribes to Account change events from the earliest one kept.
+    async fn accounts_from_earliest(
+        &mut self,
+        num_requested: i32,
+    ) -> (mpsc::UnboundedSender<FetchRequest>, Responses) {
+        self.subscribe(
+            "/data/AccountChangeEvent",
+            ReplayPreset::Earliest,
+            vec![],
+            num_requested,
+        )
+        .await
+    }
 }
 
 fn more(num_requested: i32) -> FetchRequest {
@@ -380,14 +394,7 @@ async fn subscribe_sends_no_more_events_than_requested() {
     let org = cdc_org(Duration::from_millis(400)).await;
     let ids = create_accounts(&org, &["A1", "A2", "A3", "A4", "A5"]).await;
     let mut caller = Caller::connect(&org).await;
-    let (sender, mut responses) = caller
-        .subscribe(
-            "/data/AccountChangeEvent",
-            ReplayPreset::Earliest,
-            vec![],
-            2,
-        )
-        .await;
+    let (sender, mut responses) = caller.accounts_from_earliest(2).await;
     let (headers, first_ids, last) = events(&mut caller, &mut responses, 2).await;
     assert_eq!(headers.len(), 2);
     assert_eq!(last.pending_num_requested, 0);
@@ -436,15 +443,7 @@ async fn latest_starts_now_and_custom_starts_after_the_replay_id() {
     let (headers, replay_ids, _) = events(&mut caller, &mut latest, 1).await;
     assert_eq!(headers[0].record_ids, after);
 
-    let mut earliest = caller
-        .subscribe(
-            "/data/AccountChangeEvent",
-            ReplayPreset::Earliest,
-            vec![],
-            10,
-        )
-        .await
-        .1;
+    let mut earliest = caller.accounts_from_earliest(10).await.1;
     let (all, all_ids, _) = events(&mut caller, &mut earliest, 2).await;
     assert_eq!(all[0].record_ids, before);
     assert_eq!(all_ids[1], replay_ids[0]);
@@ -467,14 +466,7 @@ async fn expired_replay_ids_end_the_stream_with_salesforces_error_code() {
     let org = cdc_org(Duration::from_secs(270)).await;
     create_accounts(&org, &["Old"]).await;
     let mut caller = Caller::connect(&org).await;
-    let (_sender, mut responses) = caller
-        .subscribe(
-            "/data/AccountChangeEvent",
-            ReplayPreset::Earliest,
-            vec![],
-            10,
-        )
-        .await;
+    let (_sender, mut responses) = caller.accounts_from_earliest(10).await;
     let (headers, ids, _) = events(&mut caller, &mut responses, 1).await;
     assert_eq!(headers.len(), 1);
     org.control_call(Method::POST, "/events/expire", None).await;
@@ -510,14 +502,7 @@ async fn idle_subscriptions_get_keepalives_with_the_latest_replay_id() {
     let org = cdc_org(Duration::from_millis(200)).await;
     create_accounts(&org, &["Seen"]).await;
     let mut caller = Caller::connect(&org).await;
-    let (_sender, mut responses) = caller
-        .subscribe(
-            "/data/AccountChangeEvent",
-            ReplayPreset::Earliest,
-            vec![],
-            5,
-        )
-        .await;
+    let (_sender, mut responses) = caller.accounts_from_earliest(5).await;
     let (_, ids, _) = events(&mut caller, &mut responses, 1).await;
     let keepalive = responses.fetch().await;
     assert!(keepalive.events.is_empty());
@@ -534,14 +519,7 @@ async fn update_events_name_changed_fields_in_upper_case_hex_bitmaps() {
         .create("Account", json!({"Name": "Acme", "Industry": "Energy"}))
         .await;
     let mut caller = Caller::connect(&org).await;
-    let (_sender, mut responses) = caller
-        .subscribe(
-            "/data/AccountChangeEvent",
-            ReplayPreset::Earliest,
-            vec![],
-            10,
-        )
-        .await;
+    let (_sender, mut responses) = caller.accounts_from_earliest(10).await;
     let (created, _, first) = events(&mut caller, &mut responses, 1).await;
     assert!(created[0].changed.is_empty(), "CREATE has no changedFields");
     let schema_id = first.events[0].event.as_ref().unwrap().schema_id.clone();
@@ -607,14 +585,7 @@ async fn delivery_faults_drop_duplicate_and_gap_events() {
     })
     .await;
     let dropped = create_accounts(&org, &["Dropped"]).await;
-    let (_s, mut responses) = caller
-        .subscribe(
-            "/data/AccountChangeEvent",
-            ReplayPreset::Earliest,
-            vec![],
-            10,
-        )
-        .await;
+    let (_s, mut responses) = caller.accounts_from_earliest(10).await;
     let keepalive = responses.fetch().await;
     assert!(keepalive.events.is_empty());
     assert!(replay_id_number(&keepalive.latest_replay_id).unwrap() > 0);
@@ -673,14 +644,7 @@ async fn compound_fields_are_nested_records_and_formula_fields_are_not_in_the_sc
         )
         .await;
     let mut caller = Caller::connect(&org).await;
-    let (_sender, mut responses) = caller
-        .subscribe(
-            "/data/AccountChangeEvent",
-            ReplayPreset::Earliest,
-            vec![],
-            10,
-        )
-        .await;
+    let (_sender, mut responses) = caller.accounts_from_earliest(10).await;
     let (_, _, first) = events(&mut caller, &mut responses, 1).await;
     let created = first.events[0].event.as_ref().unwrap();
     let schema: SchemaInfo = caller.get_schema(created.schema_id.clone()).await.unwrap();
