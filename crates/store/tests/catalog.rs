@@ -202,3 +202,36 @@ async fn a_transaction_of_a_holder_frozen_past_its_lease_is_ended_and_its_locks_
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn creates_left_pending_before_the_upgrade_are_named_in_flight_so_they_are_checked() {
+    let db = TestDatabase::create().await;
+    let mut client = db.client().await;
+    // A catalog from before creates were saved in flight, whose writer died with two
+    // creates and an update claimed.
+    client
+        .batch_execute(
+            "delete from pgforce.schema_migrations where version = 21;
+             insert into pgforce.connections (name, schema_name) values ('main', 'old sync');
+             create schema \"old sync\";
+             create table \"old sync\"._trigger_log (id serial, action text, state text);
+             insert into \"old sync\"._trigger_log (action, state) values
+                 ('INSERT', 'PENDING'), ('UPDATE', 'PENDING'), ('INSERT', 'SUCCESS'),
+                 ('INSERT', 'PENDING');
+             insert into pgforce.connections (name, schema_name) values ('idle', 'idle');",
+        )
+        .await
+        .unwrap();
+    assert_eq!(catalog::migrate(&mut client).await.unwrap(), 1);
+    let entries: Vec<(String, Vec<i32>)> = client
+        .query(
+            "select schema_name, log_ids from pgforce.creates_in_flight order by id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(entries, [("old sync".to_owned(), vec![1, 4])]);
+}

@@ -51,6 +51,8 @@ pub struct MappedField {
     pub createable: bool,
     /// Whether Salesforce accepts a value for it on update.
     pub updateable: bool,
+    /// Whether SOQL may filter on it.
+    pub filterable: bool,
     /// Where a Change Data Capture event carries its value.
     pub in_events: EventSource,
 }
@@ -221,6 +223,7 @@ impl Mapping {
                 pg_type,
                 createable: field.createable,
                 updateable: field.updateable,
+                filterable: field.filterable,
                 in_events: EventSource::of(field),
             });
         }

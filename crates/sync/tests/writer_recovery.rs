@@ -221,7 +221,9 @@ async fn a_create_done_before_a_crash_is_found_not_sent_again() {
     )
     .await
     .unwrap();
-    // The crashed writer's first create reached Salesforce; its answer was lost.
+    // The crashed writer saved both creates in flight before sending them; the first
+    // reached Salesforce and its answer was lost.
+    sent_in_flight(&h, "crashed").await;
     let made = h
         .create_in_salesforce(json!({ "Name": "Made", "Code__c": "M", "Price__c": 9.5 }))
         .await;
@@ -243,6 +245,59 @@ async fn a_create_done_before_a_crash_is_found_not_sent_again() {
         .unwrap()
         .get(0);
     assert_eq!(sfid, made);
+}
+
+/// Saves every PENDING row of the log as a wave `holder` sent (settled already), as a
+/// writer does before its call leaves.
+async fn sent_in_flight(h: &Harness, holder: &str) {
+    let ids: Vec<i32> =
+        h.pg.query(
+            "select id from salesforce._trigger_log where state = 'PENDING' order by id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    pgforce_store::trigger_log::in_flight::save(&h.pg, &h.schema, holder, &ids, Duration::ZERO)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_create_claimed_but_never_sent_goes_back_unchecked_and_adopts_no_user_s_record() {
+    let mut h = harness_with(2000, EmulatorConfig::default(), None).await;
+    // The writer claimed the create and died before its wave left (nothing saved in
+    // flight); meanwhile a user created a record with the very same values by hand.
+    h.pg.batch_execute(
+        "insert into salesforce.gadget__c (name, price__c) values ('Twin', 2);
+         update salesforce._trigger_log set state = 'PENDING';",
+    )
+    .await
+    .unwrap();
+    let users = h
+        .create_in_salesforce(json!({ "Name": "Twin", "Price__c": 2 }))
+        .await;
+    let resumed = h.resume().await;
+    assert_eq!(
+        (resumed.found, resumed.requeued),
+        (0, 1),
+        "never sent, so not looked for: {resumed:?}"
+    );
+    let outcome = pass(&mut h, &WritePolicy::default()).await;
+    assert_eq!(outcome.succeeded, 1, "{outcome:?}");
+    assert_eq!(
+        salesforce_names(&h).await,
+        ["Twin", "Twin"],
+        "the user's record and the app's"
+    );
+    let sfid: String =
+        h.pg.query_one("select sfid from salesforce.gadget__c", &[])
+            .await
+            .unwrap()
+            .get(0);
+    assert_ne!(sfid, users, "the row owns the record it created");
 }
 
 #[tokio::test]
@@ -299,6 +354,62 @@ async fn two_writers_on_one_catalog_write_each_change_once() {
     let stats = h.org.control(Method::GET, "/stats", None).await;
     let written = stats["api"]["recordsWritten"].as_u64().unwrap_or_default();
     assert_eq!(written, 900, "each change sent once: {stats}");
+}
+
+#[tokio::test]
+async fn a_writer_under_steady_lock_faults_keeps_sending_without_backing_off() {
+    let h = harness(2000, EmulatorConfig::default()).await;
+    // Half the write calls fail with UNABLE_TO_LOCK_ROW: almost every pass sends some
+    // changes and must send others again.
+    h.org
+        .control(
+            Method::PUT,
+            "/faults",
+            Some(json!({ "unableToLockRowRate": 0.5 })),
+        )
+        .await;
+    h.pg.batch_execute(
+        "insert into salesforce.gadget__c (name, code__c)
+         select 'Row ' || n, 'L-' || n from generate_series(1, 2400) n",
+    )
+    .await
+    .unwrap();
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let writer = tokio::spawn(pgforce_sync::testing::run_writer(
+        h.db.url.clone(),
+        "main".to_owned(),
+        h.sf.clone(),
+        h.schema.clone(),
+        vec![(h.mapping.clone(), h.mapping_id)],
+        WritePolicy::default(),
+        shutdown,
+    ));
+    // Backing off after each partial pass (0.2 s doubling to 30 s) takes minutes here.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(45);
+    loop {
+        let open: i64 =
+            h.pg.query_one(
+                "select count(*) from salesforce._trigger_log where state <> 'SUCCESS'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if open == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{open} of 2400 rows still unsent after 45 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.send(true).unwrap();
+    writer.await.unwrap().unwrap();
+    assert_eq!(
+        h.sf.count("SELECT COUNT() FROM Gadget__c").await.unwrap(),
+        2400
+    );
 }
 
 /// Maker__c (parent, upsert by Code__c) and Gadget__c naming its maker by `Maker__r.Code__c`.
@@ -595,6 +706,34 @@ async fn records_locked_inside_a_call_whose_resend_answer_is_lost_are_found_not_
         ["Doubt 1", "Doubt 2", "Doubt 3", "Doubt 4", "Doubt 5"]
     );
     assert!(states(&h).await.iter().all(|(_, state)| state == "SUCCESS"));
+}
+
+#[tokio::test]
+async fn creates_in_doubt_are_looked_for_by_their_values_not_among_every_record_created_since() {
+    let mut h = harness_with(2000, EmulatorConfig::default(), None).await;
+    h.pg.batch_execute(
+        "insert into salesforce.gadget__c (name, price__c) values ('Sought', 3), ('Also sought', 4)",
+    )
+    .await
+    .unwrap();
+    script(
+        &h,
+        json!([{ "on": "collections", "fault": "lostResponse" }]),
+    )
+    .await;
+    assert_eq!(pass(&mut h, &WritePolicy::default()).await.in_doubt, 2);
+    // The org's users create thousands of records meanwhile.
+    h.org
+        .control(Method::POST, "/seed", Some(json!({ "Gadget__c": 4000 })))
+        .await;
+    let before = h.sf.calls_made();
+    let resumed = h.resume().await;
+    assert_eq!(resumed.found, 2, "{resumed:?}");
+    assert_eq!(
+        h.sf.calls_made() - before,
+        1,
+        "one query of one page, not every record created since"
+    );
 }
 
 #[tokio::test]

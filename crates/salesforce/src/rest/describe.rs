@@ -237,6 +237,10 @@ pub struct FieldDescribe {
     /// Whether comparisons are case-sensitive.
     #[serde(default)]
     pub case_sensitive: bool,
+    /// Whether SOQL may filter on it (`WHERE`): not long text areas, encrypted fields
+    /// and a few others.
+    #[serde(default)]
+    pub filterable: bool,
     /// Whether it is custom (`__c`).
     #[serde(default)]
     pub custom: bool,

@@ -44,7 +44,7 @@ pub const CATALOG_CHANNEL: &str = "pgforce_catalog";
 pub const NUDGE_CHANNEL: &str = "pgforce_nudge";
 
 /// `(version, SQL)` of every migration, in order.
-const MIGRATIONS: [(i32, &str); 20] = [
+const MIGRATIONS: [(i32, &str); 21] = [
     (1, include_str!("../../migrations/0001_catalog.sql")),
     (
         2,
@@ -91,6 +91,10 @@ const MIGRATIONS: [(i32, &str); 20] = [
     (
         20,
         include_str!("../../migrations/0020_creates_in_flight.sql"),
+    ),
+    (
+        21,
+        include_str!("../../migrations/0021_creates_in_flight_before_upgrade.sql"),
     ),
 ];
 

@@ -7,9 +7,14 @@
 //! and sends the records again. So each wave of plain creates is saved here first, with
 //! the moment after which Salesforce can no longer be running it (the client's request
 //! timeout plus a margin); the next writer leaves those rows PENDING until then, and only
-//! then checks them. The writer that saved a wave never consults its own entries: it knows
-//! which of its calls were answered (its timeouts it holds in memory). Entries are kept
-//! until their moment has passed, whatever became of their rows.
+//! then checks them. The writer that saved a wave never waits on its own entries: it knows
+//! which of its calls were answered (its timeouts it holds in memory).
+//!
+//! The entries are also the only creates a resume looks for in Salesforce: a PENDING create
+//! no entry names was claimed but never sent (its writer died first), so it goes back to
+//! NEW unchecked. That keeps a restart cheap however much the dead writer had claimed, and
+//! never adopts a record someone else created with the same values. Entries are kept until
+//! their moment has passed and none of their rows is PENDING any more.
 
 use std::time::Duration;
 
@@ -40,12 +45,18 @@ pub async fn save(
         .map(|_| ())
 }
 
-/// Forgets the entries of `schema` whose moment has passed; returns how many.
+/// Forgets the entries of `schema` whose moment has passed and whose rows are all settled
+/// (none PENDING); returns how many.
 pub async fn forget_settled(client: &impl GenericClient, schema: &Ident) -> Result<u64> {
+    let log = log_table(schema);
     client
         .execute(
-            "delete from pgforce.creates_in_flight where schema_name = $1 and settle_after <= now()",
-            &[&schema.as_str()],
+            &format!(
+                "delete from pgforce.creates_in_flight f
+                 where f.schema_name = $1 and f.settle_after <= now()
+                   and not exists (select 1 from {log} l where l.id = any(f.log_ids) and l.state = $2)"
+            ),
+            &[&schema.as_str(), &LogState::Pending.as_str()],
         )
         .await
         .context(|| format!("forgetting settled creates in flight of {schema}"))
@@ -66,7 +77,7 @@ pub async fn unsettled(
                 "select l.id, max(extract(epoch from f.settle_after - now()))::float8
                  from pgforce.creates_in_flight f
                  join {log} l on l.id = any(f.log_ids) and l.state = $3
-                 where f.schema_name = $1 and f.holder <> $2
+                 where f.schema_name = $1 and f.holder <> $2 and f.settle_after > now()
                  group by l.id order by l.id"
             ),
             &[&schema.as_str(), &holder, &LogState::Pending.as_str()],

@@ -28,8 +28,9 @@ pub struct PendingCreate {
     pub claimed_before: String,
 }
 
-/// PENDING inserts of `table` whose row has no `sfid`, oldest first, with when they were
-/// claimed minus `margin_seconds`.
+/// PENDING inserts of `table` whose row has no `sfid` and that may have reached Salesforce
+/// (a wave saved them in flight: see [`super::in_flight`]), oldest first, with when they
+/// were claimed minus `margin_seconds`.
 pub async fn pending_creates(
     client: &impl GenericClient,
     schema: &Ident,
@@ -45,6 +46,8 @@ pub async fn pending_creates(
                  from {log} l
                  join {schema}.{table} t on t.id = l.record_id and t.sfid is null
                  where l.state = $3 and l.action = $4 and l.table_name = $1
+                   and exists (select 1 from pgforce.creates_in_flight f
+                               where f.schema_name = $5 and l.id = any(f.log_ids))
                  order by l.id"
             ),
             &[
@@ -52,6 +55,7 @@ pub async fn pending_creates(
                 &margin_seconds,
                 &LogState::Pending.as_str(),
                 &LogAction::Insert.as_str(),
+                &schema.as_str(),
             ],
         )
         .await

@@ -119,6 +119,7 @@ mod tests {
             pg_type: PgType::Text,
             createable: true,
             updateable: true,
+            filterable: true,
             in_events: EventSource::of(&describe),
         }
     }

@@ -314,18 +314,19 @@ pub(crate) fn still_running_hold(sf: &Salesforce) -> Duration {
     sf.config().request_timeout + STILL_RUNNING_MARGIN
 }
 
-/// Saves the wave's plain creates before they leave, when working under a lease, so the
-/// writer that comes next if this one dies mid-call waits for them before checking (see
-/// `pgforce_store::trigger_log::in_flight`). Upserts can be sent again safely.
+/// Who saves creates in flight when no lease guards the pass (one-off passes in tests).
+const UNLEASED: &str = "unleased";
+
+/// Saves the wave's plain creates before they leave, so that if this writer dies mid-call
+/// the one that comes next waits for them, then looks for them in Salesforce — and for no
+/// other create (see `pgforce_store::trigger_log::in_flight`). Upserts can be sent again
+/// safely.
 async fn save_creates_in_flight(
     pass: &Pass<'_>,
     pg: &Postgres,
     wave: &[(Batch, &Mapping)],
     fence: Option<&Fence>,
 ) -> Result<()> {
-    let Some(fence) = fence else {
-        return Ok(());
-    };
     let creates: Vec<i32> = wave
         .iter()
         .filter(|(batch, mapping)| {
@@ -340,7 +341,7 @@ async fn save_creates_in_flight(
     in_flight::save(
         pg,
         pass.schema,
-        &fence.holder,
+        fence.map_or(UNLEASED, |fence| fence.holder.as_str()),
         &creates,
         still_running_hold(pass.sf),
     )

@@ -3,10 +3,14 @@
 //!
 //! Updates and deletes are idempotent: they go back to NEW and are sent again. Inserts
 //! with an upsert field are idempotent too (they are sent as upserts). A plain create may
-//! already have happened: before sending it again, pgforce looks in Salesforce for a
-//! record it created since the row was claimed whose writable mapped values equal the
-//! row's, and no row of the table already owns. If one is found, its Id is written back
-//! and the log row becomes SUCCESS, so no record is created twice.
+//! already have happened when a wave saved it in flight before sending it
+//! (`pgforce_store::trigger_log::in_flight`): before sending it again, pgforce looks in
+//! Salesforce for a record created since the row was claimed whose writable mapped values
+//! equal the row's, and no row of the table already owns. If one is found, its Id is
+//! written back and the log row becomes SUCCESS, so no record is created twice. A create
+//! that was claimed but never sent goes back to NEW unchecked: a writer killed with ten
+//! thousand rows claimed costs its successor one update, not a search through every record
+//! created since.
 //!
 //! Rows of a paused mapping's table are left PENDING until it runs again: its creates can
 //! be checked only then (and a bulk job of that table is read only then).
@@ -59,7 +63,7 @@ pub async fn resume_pending(
             continue;
         }
         let since = pending.iter().map(|(_, claimed)| claimed).min().cloned();
-        let candidates = created_since(sf, mapping, since.as_deref().unwrap_or("")).await?;
+        let candidates = candidates(sf, mapping, &pending, since.as_deref().unwrap_or("")).await?;
         let ids: Vec<&str> = candidates
             .iter()
             .filter_map(|r| r.get("Id")?.as_str())
@@ -134,14 +138,94 @@ async fn pending_creates(
     Ok(pending)
 }
 
+/// The most characters of values one query's `IN` list holds (SOQL statements are sent in
+/// a URL; this keeps each well under its limits).
+const MAX_FILTER_CHARS: usize = 3_500;
+
+/// The records that may be the pending creates: those created since `since`, and — when
+/// a filterable text field holds a value in every one of them — holding one of their
+/// values in that field. A few short queries of a page each, instead of reading every
+/// record the org created since the oldest claim (thousands of pages on a busy org, and
+/// a cursor that the reader's own paging may release midway).
+async fn candidates(
+    sf: &Salesforce,
+    mapping: &Mapping,
+    pending: &[(Change, String)],
+    since: &str,
+) -> Result<Vec<Record>> {
+    let Some((field, values)) = narrowing_field(mapping, pending) else {
+        return created_since(sf, mapping, since, "").await;
+    };
+    let mut found = Vec::new();
+    let mut chunk: Vec<String> = Vec::new();
+    let mut chars = 0;
+    for value in values {
+        if chars + value.len() > MAX_FILTER_CHARS && !chunk.is_empty() {
+            let filter = format!(" AND {field} IN ({})", chunk.join(", "));
+            found.extend(created_since(sf, mapping, since, &filter).await?);
+            (chunk, chars) = (Vec::new(), 0);
+        }
+        chars += value.len() + 2;
+        chunk.push(value);
+    }
+    if !chunk.is_empty() {
+        let filter = format!(" AND {field} IN ({})", chunk.join(", "));
+        found.extend(created_since(sf, mapping, since, &filter).await?);
+    }
+    Ok(found)
+}
+
+/// The createable, filterable text field that tells the pending creates apart best (the
+/// most distinct values) among those every one of them fills, with those values as SOQL
+/// literals; `None` when no field qualifies.
+fn narrowing_field(
+    mapping: &Mapping,
+    pending: &[(Change, String)],
+) -> Option<(String, Vec<String>)> {
+    let wanted: Vec<Record> = pending
+        .iter()
+        .map(|(change, _)| record_for(mapping, change))
+        .collect();
+    mapping
+        .fields
+        .iter()
+        .filter(|f| {
+            f.createable
+                && f.filterable
+                && f.api_name != "Id"
+                && matches!(f.pg_type, PgType::Text | PgType::Varchar(_))
+        })
+        .filter_map(|field| {
+            let mut values = Vec::with_capacity(wanted.len());
+            for record in &wanted {
+                match record.get(&field.api_name) {
+                    Some(Value::String(value)) if !value.trim().is_empty() => {
+                        values.push(pgforce_salesforce::soql::quote(value.trim()));
+                    }
+                    _ => return None,
+                }
+            }
+            values.sort();
+            values.dedup();
+            Some((field.api_name.clone(), values))
+        })
+        .max_by_key(|(_, values)| values.len())
+}
+
 /// Records of the mapping's object created since `since` (already moved back by the
-/// clock margin). A query whose cursor Salesforce released midway (the reader's paging
-/// shares the user's few open cursors) is read again from the start, a few times more
-/// than a poll would: the creates it looks for must be checked soon, before anyone edits
-/// their records (an edited record no longer carries the values sent, and is not found).
-async fn created_since(sf: &Salesforce, mapping: &Mapping, since: &str) -> Result<Vec<Record>> {
+/// clock margin) that `filter` (SOQL added to the `WHERE`, empty for none) keeps. A
+/// query whose cursor Salesforce released midway (the reader's paging shares the user's
+/// few open cursors) is read again from the start, a few times more than a poll would:
+/// the creates it looks for must be checked soon, before anyone edits their records (an
+/// edited record no longer carries the values sent, and is not found).
+async fn created_since(
+    sf: &Salesforce,
+    mapping: &Mapping,
+    since: &str,
+    filter: &str,
+) -> Result<Vec<Record>> {
     let soql = format!(
-        "SELECT {} FROM {} WHERE CreatedDate >= {since} ORDER BY CreatedDate",
+        "SELECT {} FROM {} WHERE CreatedDate >= {since}{filter} ORDER BY CreatedDate",
         mapping.select_list(),
         mapping.object
     );

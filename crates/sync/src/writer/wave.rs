@@ -55,6 +55,18 @@ pub(super) async fn record_wave(
             super::stale::report_if_fenced(pass, pg, mapping, &recording, &error).await;
             return Err(error);
         }
+        for ((batch, mapping), (results, _)) in &wave {
+            let written = results
+                .iter()
+                .filter(|sent| matches!(sent, send::Sent::Written(_)))
+                .count();
+            tracing::info!(
+                "{} {} ↑SALESFORCE {written} of {} rows",
+                mapping.object,
+                batch.action.as_str(),
+                results.len()
+            );
+        }
     }
     if stop {
         back.extend(pending.iter().flat_map(log_ids));

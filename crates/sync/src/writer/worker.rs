@@ -312,7 +312,12 @@ impl WriteWorker {
                 self.resume(&pass, &mut pg, &mappings, &held).await?;
                 still_running.checked(now);
             }
-            let wait = if outcome.retried + outcome.in_doubt > 0 {
+            // A pass that wrote something goes on at once even when some changes must be
+            // sent again (a share of records locked, a few calls failed): under steady
+            // faults, backing off after every partial pass would leave the queue growing.
+            // Only a pass that got nothing through backs off.
+            let got_through = outcome.succeeded + outcome.failed > 0;
+            let wait = if outcome.retried + outcome.in_doubt > 0 && !got_through {
                 backoff.next_wait()
             } else if outcome.is_idle() {
                 backoff.reset();
