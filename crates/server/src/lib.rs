@@ -9,17 +9,26 @@
 //! JSON `{"id": "<code>", "message": "…"}` (`problem`), never a stack trace or an
 //! upstream body.
 //!
+//! The server faces the internet (the OAuth callback must be reachable from an org
+//! administrator's browser): `listener` caps open connections and closes slow ones, `tls`
+//! handshakes in each connection's own task, and `request_timeout` bounds each request.
+//! [`ServerConfig`] holds the limits.
+//!
 //! Binding is separate from serving ([`Server::bind`], then [`Server::serve`]) so a
 //! command can report a taken port before it starts any work, and tests can ask for port
 //! 0 and read the address chosen.
 
 mod api;
 mod auth;
+mod config;
 mod dashboard;
+mod listener;
 mod problem;
+mod request_timeout;
 mod tls;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
@@ -30,7 +39,9 @@ use pgforce_sync::Engine;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+pub use crate::config::ServerConfig;
 use crate::problem::Problem;
+use crate::tls::Handshakes;
 
 /// The content type of Prometheus's text format.
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -40,7 +51,8 @@ const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 #[derive(Debug)]
 pub struct Server {
     listener: TcpListener,
-    tls: Option<rustls::ServerConfig>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    settings: ServerConfig,
 }
 
 /// Why the server could not start.
@@ -78,7 +90,14 @@ impl Server {
         Ok(Self {
             listener,
             tls: None,
+            settings: ServerConfig::default(),
         })
+    }
+
+    /// Serves with these limits (the defaults otherwise).
+    pub fn with_settings(mut self, settings: ServerConfig) -> Self {
+        self.settings = settings;
+        self
     }
 
     /// Serves HTTPS with the PEM certificate chain and key in these files; the error names
@@ -88,7 +107,7 @@ impl Server {
         cert: &std::path::Path,
         key: &std::path::Path,
     ) -> Result<Self, String> {
-        self.tls = Some(tls::server_config(cert, key)?);
+        self.tls = Some(Arc::new(tls::server_config(cert, key)?));
         Ok(self)
     }
 
@@ -103,27 +122,11 @@ impl Server {
     }
 
     /// Serves `engine` until `shutdown` turns true; requests in progress then finish.
-    pub async fn serve(
-        self,
-        engine: Engine,
-        mut shutdown: watch::Receiver<bool>,
-    ) -> std::io::Result<()> {
-        let stop = async move {
-            let _ = shutdown.wait_for(|stop| *stop).await;
-        };
-        let app = router(engine, Scheme(self.scheme()));
-        match self.tls {
-            Some(config) => {
-                axum::serve(tls::TlsListener::new(self.listener, config), app)
-                    .with_graceful_shutdown(stop)
-                    .await
-            }
-            None => {
-                axum::serve(self.listener, app)
-                    .with_graceful_shutdown(stop)
-                    .await
-            }
-        }
+    pub async fn serve(self, engine: Engine, shutdown: watch::Receiver<bool>) {
+        let scheme = Scheme(self.scheme());
+        let app = request_timeout::add_to(router(engine, scheme), self.settings.request_timeout());
+        let handshakes = self.tls.map(Handshakes::new);
+        listener::serve(self.listener, handshakes, app, &self.settings, shutdown).await;
     }
 }
 

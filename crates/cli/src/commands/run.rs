@@ -17,8 +17,8 @@ pub struct RunArgs {
     /// The configuration file.
     #[arg(long, short, default_value = "pgforce.toml")]
     config: PathBuf,
-    /// Where to serve `/healthz`, `/readyz` and `/metrics` (`host:port`; port 0 picks a
-    /// free one; `off` serves nothing).
+    /// Where to serve the management API, the dashboard, `/healthz`, `/readyz` and
+    /// `/metrics` (`host:port`; port 0 picks a free one; `off` serves nothing).
     #[arg(long, env = "PGFORCE_LISTEN", default_value = "127.0.0.1:8780")]
     listen: String,
     /// Serve HTTPS with this PEM certificate chain (with --tls-key).
@@ -46,18 +46,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 async fn start_and_run(args: &RunArgs, stopped: &mut watch::Receiver<bool>) -> anyhow::Result<()> {
     let config = config::load(&args.config)?;
     // A taken port is reported before any work starts.
-    let server = match args.listen.as_str() {
-        "off" => None,
-        address => {
-            let server = Server::bind(address).await?;
-            match (&args.tls_cert, &args.tls_key) {
-                (Some(cert), Some(key)) => {
-                    Some(server.with_tls(cert, key).map_err(anyhow::Error::msg)?)
-                }
-                _ => Some(server),
-            }
-        }
-    };
+    let server = bind(args, &config).await?;
     let engine = tokio::select! {
         engine = config::open_engine(&config, Some(output::load_progress())) => engine?,
         _ = stopped.wait_for(|stop| *stop) => return stopped_early(),
@@ -81,6 +70,21 @@ async fn start_and_run(args: &RunArgs, stopped: &mut watch::Receiver<bool>) -> a
     run_until_signal(&engine, server, stopped.clone()).await?;
     output::say("stopped");
     Ok(())
+}
+
+/// The listener the flags ask for, bound, with its TLS identity and the `[server]`
+/// settings; `None` for `--listen off`.
+async fn bind(args: &RunArgs, config: &config::Config) -> anyhow::Result<Option<Server>> {
+    let mut server = match args.listen.as_str() {
+        "off" => return Ok(None),
+        address => Server::bind(address)
+            .await?
+            .with_settings(config.server.clone()),
+    };
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        server = server.with_tls(cert, key).map_err(anyhow::Error::msg)?;
+    }
+    Ok(Some(server))
 }
 
 fn stopped_early() -> anyhow::Result<()> {

@@ -1,0 +1,273 @@
+//! `pgforce run`'s listener faces the internet: a client that never finishes its TLS
+//! handshake, its headers or its body holds nobody else back and is closed after a time
+//! limit; open connections are capped.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use pgforce_store::testing::TestDatabase;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::process::Child;
+
+use crate::run::{config_file, pgforce, seeded_org};
+use crate::server::READ_WRITE_ACCOUNTS;
+
+/// A `pgforce run` and the base URLs it printed, in order.
+struct Daemon {
+    child: Child,
+    urls: Vec<String>,
+}
+
+impl Daemon {
+    /// Starts `pgforce run --config config args…` and waits (bounded) until it printed
+    /// `url_count` addresses (without their path).
+    async fn start(config: &Path, args: &[&str], url_count: usize, stderr: Stdio) -> Self {
+        let mut all = vec!["run", "--config", config.to_str().unwrap()];
+        all.extend_from_slice(args);
+        let mut child = pgforce(&all)
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let read = async {
+            let mut urls = Vec::new();
+            while urls.len() < url_count {
+                let line = lines
+                    .next_line()
+                    .await
+                    .unwrap()
+                    .expect("pgforce run said where it serves");
+                if let Some(url) = line
+                    .split_whitespace()
+                    .find(|w| w.starts_with("http://") || w.starts_with("https://"))
+                {
+                    let base = url.splitn(4, '/').take(3).collect::<Vec<_>>().join("/");
+                    urls.push(base);
+                }
+            }
+            urls
+        };
+        let urls = tokio::time::timeout(Duration::from_secs(60), read)
+            .await
+            .expect("pgforce run printed its addresses within a minute");
+        // Keep reading stdout so the daemon never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Self { child, urls }
+    }
+
+    /// The `host:port` of the `index`th address printed.
+    fn address(&self, index: usize) -> String {
+        self.urls[index]
+            .split("://")
+            .nth(1)
+            .unwrap()
+            .trim_end_matches('/')
+            .to_owned()
+    }
+
+    /// Stops it with SIGTERM; returns what it wrote on stderr, when piped.
+    async fn stop(mut self) -> String {
+        let pid = self.child.id().unwrap().to_string();
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        let mut stderr = String::new();
+        if let Some(mut pipe) = self.child.stderr.take() {
+            tokio::time::timeout(Duration::from_secs(20), pipe.read_to_string(&mut stderr))
+                .await
+                .expect("pgforce run closed stderr within 20 s of SIGTERM")
+                .unwrap();
+        }
+        tokio::time::timeout(Duration::from_secs(20), self.child.wait())
+            .await
+            .expect("pgforce run stopped within 20 s of SIGTERM")
+            .unwrap();
+        stderr
+    }
+}
+
+/// A config file syncing Accounts of a small org, with `server` appended (a `[server]`
+/// section, or nothing).
+async fn config_with(server: &str) -> (TestDatabase, PathBuf, pgforce_emulator::testing::TestOrg) {
+    let org = seeded_org(2).await;
+    let db = TestDatabase::create().await;
+    let config = config_file(&org, &db, &format!("{READ_WRITE_ACCOUNTS}\n{server}"));
+    (db, config, org)
+}
+
+/// A self-signed certificate for localhost and 127.0.0.1, written to PEM files in `dir`:
+/// the certificate's PEM text, its path and its key's path.
+fn tls_files(dir: &Path) -> (String, PathBuf, PathBuf) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params =
+        rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    (cert.pem(), cert_path, key_path)
+}
+
+/// Reads what the server sends until it closes the connection (bounded by `within`):
+/// `None` when it did not close in time.
+async fn read_until_closed(stream: &mut TcpStream, within: Duration) -> Option<String> {
+    let mut received = Vec::new();
+    match tokio::time::timeout(within, stream.read_to_end(&mut received)).await {
+        Ok(_) => Some(String::from_utf8_lossy(&received).into_owned()),
+        Err(_) => None,
+    }
+}
+
+/// Sends a whole `GET path` on `stream` (kept alive) and reads its answer's head.
+async fn get_keep_alive(stream: &mut TcpStream, path: &str) -> String {
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut buffer = vec![0_u8; 4096];
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buffer))
+        .await
+        .expect("an answer within 10 s")
+        .unwrap();
+    String::from_utf8_lossy(&buffer[..read]).into_owned()
+}
+
+#[tokio::test]
+async fn idle_tls_clients_hold_no_one_back() {
+    let (db, config, _org) = config_with("").await;
+    let dir = std::env::temp_dir().join(format!("{}-tls", db.name));
+    let (cert, cert_path, key_path) = tls_files(&dir);
+    let daemon = Daemon::start(
+        &config,
+        &[
+            "--tls-cert",
+            cert_path.to_str().unwrap(),
+            "--tls-key",
+            key_path.to_str().unwrap(),
+        ],
+        1,
+        Stdio::inherit(),
+    )
+    .await;
+    let address = daemon.address(0);
+
+    // Three clients connect and never start their handshake.
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        idle.push(TcpStream::connect(&address).await.unwrap());
+    }
+    let trusting = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.as_bytes()).unwrap())
+        .timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    let answer = trusting
+        .get(format!("{}/healthz", daemon.urls[0]))
+        .send()
+        .await
+        .expect("/healthz answers within 3 s while three handshakes stall");
+    assert_eq!(answer.status().as_u16(), 200);
+
+    drop(idle);
+    daemon.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_file(config);
+}
+
+#[tokio::test]
+async fn unfinished_headers_and_idle_keep_alive_connections_are_closed_after_the_timeout() {
+    let (_db, config, _org) = config_with("[server]\nheader_read_timeout_seconds = 1\n").await;
+    let daemon = Daemon::start(&config, &[], 1, Stdio::inherit()).await;
+    let address = daemon.address(0);
+
+    // Headers that never end.
+    let mut partial = TcpStream::connect(&address).await.unwrap();
+    partial
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n")
+        .await
+        .unwrap();
+    assert!(
+        read_until_closed(&mut partial, Duration::from_secs(10))
+            .await
+            .is_some(),
+        "a request whose headers never end is closed"
+    );
+
+    // A kept-alive connection that asks nothing more.
+    let mut kept = TcpStream::connect(&address).await.unwrap();
+    let head = get_keep_alive(&mut kept, "/healthz").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        read_until_closed(&mut kept, Duration::from_secs(10))
+            .await
+            .is_some(),
+        "an idle kept-alive connection is closed"
+    );
+
+    daemon.stop().await;
+    let _ = std::fs::remove_file(config);
+}
+
+#[tokio::test]
+async fn a_request_whose_body_never_arrives_is_answered_after_the_request_timeout() {
+    let (_db, config, _org) = config_with("[server]\nrequest_timeout_seconds = 1\n").await;
+    let daemon = Daemon::start(&config, &[], 1, Stdio::inherit()).await;
+
+    let mut slow = TcpStream::connect(daemon.address(0)).await.unwrap();
+    slow.write_all(
+        b"POST /dashboard/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\nConnection: close\r\n\r\ntoken=abc",
+    )
+    .await
+    .unwrap();
+    let answer = read_until_closed(&mut slow, Duration::from_secs(10))
+        .await
+        .expect("the server answers and closes within 10 s");
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("request_timeout_seconds"), "{answer}");
+
+    daemon.stop().await;
+    let _ = std::fs::remove_file(config);
+}
+
+#[tokio::test]
+async fn a_connection_beyond_the_cap_waits_until_one_closes() {
+    let (_db, config, _org) =
+        config_with("[server]\nmax_connections = 2\nheader_read_timeout_seconds = 60\n").await;
+    let daemon = Daemon::start(&config, &[], 1, Stdio::inherit()).await;
+    let address = daemon.address(0);
+
+    // Two connections served once and kept open fill the cap.
+    let mut first = TcpStream::connect(&address).await.unwrap();
+    let mut second = TcpStream::connect(&address).await.unwrap();
+    for stream in [&mut first, &mut second] {
+        let head = get_keep_alive(stream, "/healthz").await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    }
+    let mut third = TcpStream::connect(&address).await.unwrap();
+    third
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buffer = vec![0_u8; 4096];
+    assert!(
+        tokio::time::timeout(Duration::from_secs(1), third.read(&mut buffer))
+            .await
+            .is_err(),
+        "the third connection is not served while two are open"
+    );
+    drop(first);
+    let answer = read_until_closed(&mut third, Duration::from_secs(10))
+        .await
+        .expect("the third is served once one closes");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    drop(second);
+    daemon.stop().await;
+    let _ = std::fs::remove_file(config);
+}
