@@ -1,6 +1,7 @@
 //! `pgforce run`'s listener faces the internet: a client that never finishes its TLS
 //! handshake, its headers or its body holds nobody else back and is closed after a time
-//! limit; open connections are capped.
+//! limit; open connections are capped; metrics and readiness can move to a second, private
+//! listener behind a scrape token.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -269,5 +270,105 @@ async fn a_connection_beyond_the_cap_waits_until_one_closes() {
 
     drop(second);
     daemon.stop().await;
+    let _ = std::fs::remove_file(config);
+}
+
+#[tokio::test]
+async fn metrics_and_readiness_move_to_the_private_listener_behind_the_scrape_token() {
+    let (db, config, _org) = config_with("[server]\nmetrics_token = \"scrape-secret\"\n").await;
+    let daemon = Daemon::start(
+        &config,
+        &["--metrics-listen", "127.0.0.1:0"],
+        2,
+        Stdio::piped(),
+    )
+    .await;
+    let (public, private) = (daemon.urls[0].clone(), daemon.urls[1].clone());
+    assert_ne!(public, private);
+    let http = reqwest::Client::new();
+    let status = |path: String, token: Option<&'static str>| {
+        let mut request = http.get(path);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+
+    // The public listener keeps the API and liveness, not metrics nor readiness.
+    assert_eq!(status(format!("{public}/healthz"), None).await, 200);
+    assert_eq!(
+        status(format!("{public}/api/openapi.json"), None).await,
+        200
+    );
+    assert_eq!(
+        status(format!("{public}/metrics"), Some("scrape-secret")).await,
+        404
+    );
+    assert_eq!(status(format!("{public}/readyz"), None).await, 404);
+
+    // The private one serves the probes and metrics only; metrics need the token.
+    assert_eq!(status(format!("{private}/healthz"), None).await, 200);
+    assert_eq!(status(format!("{private}/readyz"), None).await, 200);
+    assert_eq!(
+        status(format!("{private}/api/openapi.json"), None).await,
+        404
+    );
+    assert_eq!(
+        status(format!("{private}/dashboard/login"), None).await,
+        404
+    );
+    assert_eq!(status(format!("{private}/metrics"), None).await, 401);
+    assert_eq!(
+        status(format!("{private}/metrics"), Some("wrong")).await,
+        401
+    );
+    let scraped = http
+        .get(format!("{private}/metrics"))
+        .bearer_auth("scrape-secret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scraped.status().as_u16(), 200);
+    assert!(
+        scraped
+            .text()
+            .await
+            .unwrap()
+            .contains("pgforce_mapping_state")
+    );
+
+    // The catalog goes away: anonymous callers learn only that it is not ready; the
+    // scrape token's holder and the log get Postgres's reason.
+    let admin = pgforce_store::testing::connect(&pgforce_store::testing::server_url()).await;
+    admin
+        .batch_execute(&format!("drop database \"{}\" with (force)", db.name))
+        .await
+        .unwrap();
+    let anonymous = http.get(format!("{private}/readyz")).send().await.unwrap();
+    assert_eq!(anonymous.status().as_u16(), 503);
+    let body: serde_json::Value = anonymous.json().await.unwrap();
+    assert_eq!(body["id"], "not_ready");
+    assert_eq!(body["message"], "not ready", "{body}");
+    let detailed: serde_json::Value = http
+        .get(format!("{private}/readyz"))
+        .bearer_auth("scrape-secret")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        detailed["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not exist"),
+        "{detailed}"
+    );
+    let stderr = daemon.stop().await;
+    assert!(
+        stderr.contains("not ready") && stderr.contains("does not exist"),
+        "the reason is logged: {stderr}"
+    );
     let _ = std::fs::remove_file(config);
 }

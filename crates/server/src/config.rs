@@ -1,10 +1,11 @@
 //! How the server treats its clients (the configuration file's `[server]`): the time limits
 //! and the connection cap that keep slow or idle clients from holding the process's file
-//! descriptors. Addresses and TLS files are
+//! descriptors, and the token a Prometheus scraper shows. Addresses and TLS files are
 //! `pgforce run` flags; these are the settings an operator tunes once per deployment.
 
 use std::time::Duration;
 
+use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 
 /// `[server]`.
@@ -24,6 +25,10 @@ pub struct ServerConfig {
     /// wait in the system's queue until one closes.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// When set, `/metrics` answers only requests that carry it as
+    /// `Authorization: Bearer <token>`; they also learn why `/readyz` fails.
+    #[serde(default)]
+    pub metrics_token: Option<SecretString>,
 }
 
 impl Default for ServerConfig {
@@ -32,6 +37,7 @@ impl Default for ServerConfig {
             header_read_timeout_seconds: default_header_read_timeout_seconds(),
             request_timeout_seconds: default_request_timeout_seconds(),
             max_connections: default_max_connections(),
+            metrics_token: None,
         }
     }
 }
@@ -65,6 +71,15 @@ impl ServerConfig {
         if self.max_connections == 0 {
             return Err("[server] max_connections: must be at least 1".to_owned());
         }
+        if self
+            .metrics_token
+            .as_ref()
+            .is_some_and(|token| token.expose_secret().trim().is_empty())
+        {
+            return Err(
+                "[server] metrics_token: is empty; set a token or remove the setting".to_owned(),
+            );
+        }
         Ok(())
     }
 
@@ -82,7 +97,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn zero_limits_are_refused_by_name() {
+    fn zero_limits_and_an_empty_token_are_refused_by_name() {
         let zero_headers = ServerConfig {
             header_read_timeout_seconds: 0,
             ..ServerConfig::default()
@@ -100,6 +115,15 @@ mod tests {
             no_connections
                 .validate()
                 .is_err_and(|e| e.contains("max_connections"))
+        );
+        let empty_token = ServerConfig {
+            metrics_token: Some(SecretString::from(" ")),
+            ..ServerConfig::default()
+        };
+        assert!(
+            empty_token
+                .validate()
+                .is_err_and(|e| e.contains("metrics_token"))
         );
         assert!(ServerConfig::default().validate().is_ok());
     }

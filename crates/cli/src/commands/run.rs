@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::Args;
 use pgforce_server::Server;
 use pgforce_sync::{Applied, Engine};
@@ -21,7 +21,11 @@ pub struct RunArgs {
     /// `/metrics` (`host:port`; port 0 picks a free one; `off` serves nothing).
     #[arg(long, env = "PGFORCE_LISTEN", default_value = "127.0.0.1:8780")]
     listen: String,
-    /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+    /// A second, private address for `/healthz`, `/readyz` and `/metrics`, which --listen
+    /// then no longer serves (`/healthz` stays on both).
+    #[arg(long, env = "PGFORCE_METRICS_LISTEN")]
+    metrics_listen: Option<String>,
+    /// Serve HTTPS (on both addresses) with this PEM certificate chain (with --tls-key).
     #[arg(long, env = "PGFORCE_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
     /// The PEM private key of --tls-cert.
@@ -62,25 +66,41 @@ async fn start_and_run(args: &RunArgs, stopped: &mut watch::Receiver<bool>) -> a
         let address = server
             .local_addr()
             .context("reading the listening address")?;
-        output::say(&format!(
-            "health checks and metrics on {}://{address}/metrics",
-            server.scheme()
-        ));
+        let scheme = server.scheme();
+        match server.metrics_addr() {
+            None => output::say(&format!(
+                "health checks and metrics on {scheme}://{address}/metrics"
+            )),
+            Some(metrics) => {
+                let metrics = metrics.context("reading the metrics listening address")?;
+                output::say(&format!("API and dashboard on {scheme}://{address}"));
+                output::say(&format!(
+                    "health checks and metrics on {scheme}://{metrics}/metrics"
+                ));
+            }
+        }
     }
     run_until_signal(&engine, server, stopped.clone()).await?;
     output::say("stopped");
     Ok(())
 }
 
-/// The listener the flags ask for, bound, with its TLS identity and the `[server]`
+/// The listeners the flags ask for, bound, with their TLS identity and the `[server]`
 /// settings; `None` for `--listen off`.
 async fn bind(args: &RunArgs, config: &config::Config) -> anyhow::Result<Option<Server>> {
-    let mut server = match args.listen.as_str() {
-        "off" => return Ok(None),
-        address => Server::bind(address)
-            .await?
-            .with_settings(config.server.clone()),
+    let address = match (args.listen.as_str(), &args.metrics_listen) {
+        ("off", None) => return Ok(None),
+        ("off", Some(_)) => bail!(
+            "--metrics-listen moves /readyz and /metrics off the --listen address, and --listen is off: pass --listen with an address"
+        ),
+        (address, _) => address,
     };
+    let mut server = Server::bind(address)
+        .await?
+        .with_settings(config.server.clone());
+    if let Some(metrics) = &args.metrics_listen {
+        server = server.with_metrics_listener(metrics).await?;
+    }
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         server = server.with_tls(cert, key).map_err(anyhow::Error::msg)?;
     }
