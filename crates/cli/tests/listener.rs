@@ -1,7 +1,8 @@
 //! `pgforce run`'s listener faces the internet: a client that never finishes its TLS
 //! handshake, its headers or its body holds nobody else back and is closed after a time
 //! limit; open connections are capped; metrics and readiness can move to a second, private
-//! listener behind a scrape token.
+//! listener behind a scrape token; every answer carries security headers (HSTS under TLS);
+//! plain HTTP on a non-loopback address is warned about at start.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -140,7 +141,7 @@ async fn get_keep_alive(stream: &mut TcpStream, path: &str) -> String {
 }
 
 #[tokio::test]
-async fn idle_tls_clients_hold_no_one_back() {
+async fn idle_tls_clients_hold_no_one_back_and_https_answers_carry_hsts() {
     let (db, config, _org) = config_with("").await;
     let dir = std::env::temp_dir().join(format!("{}-tls", db.name));
     let (cert, cert_path, key_path) = tls_files(&dir);
@@ -174,6 +175,12 @@ async fn idle_tls_clients_hold_no_one_back() {
         .await
         .expect("/healthz answers within 3 s while three handshakes stall");
     assert_eq!(answer.status().as_u16(), 200);
+    let hsts = answer
+        .headers()
+        .get("strict-transport-security")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    assert!(hsts.starts_with("max-age="), "HSTS under TLS: {hsts:?}");
 
     drop(idle);
     daemon.stop().await;
@@ -369,6 +376,124 @@ async fn metrics_and_readiness_move_to_the_private_listener_behind_the_scrape_to
     assert!(
         stderr.contains("not ready") && stderr.contains("does not exist"),
         "the reason is logged: {stderr}"
+    );
+    let _ = std::fs::remove_file(config);
+}
+
+/// The value of header `name` in `response`, or "".
+fn header(response: &reqwest::Response, name: &str) -> String {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Checks the headers every answer carries over plain HTTP.
+fn assert_secure_headers(response: &reqwest::Response) {
+    let what = response.url().path().to_owned();
+    let policy = header(response, "content-security-policy");
+    for directive in [
+        "default-src 'none'",
+        "frame-ancestors 'none'",
+        "form-action 'self'",
+    ] {
+        assert!(
+            policy.contains(directive),
+            "{what}: {directive} in {policy:?}"
+        );
+    }
+    assert_eq!(
+        header(response, "x-content-type-options"),
+        "nosniff",
+        "{what}"
+    );
+    assert_eq!(header(response, "x-frame-options"), "DENY", "{what}");
+    assert_eq!(header(response, "referrer-policy"), "no-referrer", "{what}");
+    assert_eq!(header(response, "cache-control"), "no-store", "{what}");
+    assert_eq!(
+        header(response, "strict-transport-security"),
+        "",
+        "{what}: no HSTS over plain HTTP"
+    );
+}
+
+#[tokio::test]
+async fn api_and_dashboard_answers_carry_security_headers() {
+    let (_db, config, _org) = config_with("").await;
+    let daemon = Daemon::start(&config, &[], 1, Stdio::piped()).await;
+    let base = daemon.urls[0].clone();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+
+    let api = http
+        .get(format!("{base}/api/v3/connections"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status().as_u16(), 401);
+    assert_secure_headers(&api);
+    let missing = http
+        .get(format!("{base}/no/such/page"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status().as_u16(), 404);
+    assert_secure_headers(&missing);
+    let redirect = http.get(format!("{base}/dashboard")).send().await.unwrap();
+    assert_eq!(redirect.status().as_u16(), 303);
+    assert_secure_headers(&redirect);
+
+    // The dashboard's page holds no inline style the policy would block: its stylesheet
+    // is a file of its own.
+    let login = http
+        .get(format!("{base}/dashboard/login"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status().as_u16(), 200);
+    assert_secure_headers(&login);
+    let policy = header(&login, "content-security-policy");
+    assert!(policy.contains("style-src 'self'"), "{policy}");
+    let html = login.text().await.unwrap();
+    assert!(!html.contains("<style"), "no inline style: {html}");
+    assert!(!html.contains("<script"), "no script: {html}");
+    assert!(html.contains("href=\"/dashboard/style.css\""), "{html}");
+    let style = http
+        .get(format!("{base}/dashboard/style.css"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(style.status().as_u16(), 200);
+    assert!(header(&style, "content-type").starts_with("text/css"));
+    assert!(style.text().await.unwrap().contains("border-collapse"));
+
+    let stderr = daemon.stop().await;
+    assert!(
+        !stderr.contains("plain HTTP"),
+        "no warning on loopback: {stderr}"
+    );
+    let _ = std::fs::remove_file(config);
+}
+
+#[tokio::test]
+async fn plain_http_on_a_public_address_is_warned_about_at_start() {
+    let (_db, config, _org) = config_with("").await;
+    let daemon = Daemon::start(&config, &["--listen", "0.0.0.0:0"], 1, Stdio::piped()).await;
+    let port = daemon.address(0).rsplit(':').next().unwrap().to_owned();
+    let answer = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+    let stderr = daemon.stop().await;
+    assert!(
+        stderr.contains("plain HTTP")
+            && stderr.contains("0.0.0.0")
+            && stderr.contains("--tls-cert"),
+        "{stderr}"
     );
     let _ = std::fs::remove_file(config);
 }

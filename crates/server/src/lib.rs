@@ -9,8 +9,8 @@
 //!
 //! The server faces the internet (the OAuth callback must be reachable from an org
 //! administrator's browser): `listener` caps open connections and closes slow ones, `tls`
-//! handshakes in each connection's own task, and `request_timeout` bounds each request.
-//! [`ServerConfig`] holds the limits.
+//! handshakes in each connection's own task, `request_timeout` bounds each request, and
+//! `secure_headers` marks every answer for browsers. [`ServerConfig`] holds the limits.
 //!
 //! Binding is separate from serving ([`Server::bind`], then [`Server::serve`]) so a
 //! command can report a taken port before it starts any work, and tests can ask for port
@@ -24,6 +24,7 @@ mod listener;
 mod probes;
 mod problem;
 mod request_timeout;
+mod secure_headers;
 mod tls;
 
 use std::net::SocketAddr;
@@ -154,9 +155,15 @@ impl Server {
             tls,
             settings,
         } = self;
+        if tls.is_none() {
+            warn_if_plain_http_leaves_the_machine(&public);
+        }
         let handshakes = tls.map(Handshakes::new);
         let probes = Probes::new(engine.clone(), settings.metrics_token.clone());
-        let secured = |router: Router| request_timeout::add_to(router, settings.request_timeout());
+        let secured = |router: Router| {
+            let router = request_timeout::add_to(router, settings.request_timeout());
+            secure_headers::add_to(router, handshakes.is_some())
+        };
         let (public_probes, private_probes) = match private {
             Some(private) => (None, Some((private, probes))),
             None => (Some(probes), None),
@@ -178,6 +185,18 @@ impl Server {
             }
             None => serving_public.await,
         }
+    }
+}
+
+/// Tokens, session cookies and consent codes would cross the network in clear.
+fn warn_if_plain_http_leaves_the_machine(listener: &TcpListener) {
+    if let Ok(address) = listener.local_addr()
+        && !address.ip().is_loopback()
+    {
+        tracing::warn!(
+            %address,
+            "serving plain HTTP on a non-loopback address: tokens and session cookies cross the network in clear; pass --tls-cert and --tls-key, or serve behind a TLS proxy"
+        );
     }
 }
 
