@@ -3,13 +3,13 @@
 //! descriptors.
 //!
 //! Served by hyper directly (not `axum::serve`, which has no header-read timeout nor
-//! connection cap, and ran TLS handshakes inside its accept loop):
+//! connection cap, and whose `Listener::accept` ran TLS handshakes one after another):
 //! - at most [`ServerConfig::max_connections`] are open at once; the loop accepts the next
 //!   only when one closes, so a client beyond the cap waits in the system's queue;
 //! - each connection runs in its own task: the TLS handshake ([`Handshakes`]), then
 //!   HTTP/1.1, whose headers must arrive within
 //!   [`ServerConfig::header_read_timeout_seconds`] (idle kept-alive connections close too);
-//! - the router carries the whole-request limit (`crate::guard`);
+//! - the router carries the whole-request limit (`crate::request_timeout`);
 //! - on shutdown the loop stops accepting, idle connections close, and requests in
 //!   progress finish.
 
