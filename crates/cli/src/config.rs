@@ -1,4 +1,5 @@
-//! The configuration file: `[database]` and `[[connection]]` with their mappings.
+//! The configuration file: `[database]`, `[engine]`, `[server]` and `[[connection]]` with
+//! their mappings.
 //!
 //! String values may name environment variables as `${NAME}` (so secrets stay out of the
 //! file); `DATABASE_URL` in the environment overrides `database.url`. Unknown keys, a
@@ -20,6 +21,9 @@ pub struct Config {
     /// How the engine runs in this process.
     #[serde(default)]
     pub engine: pgforce_sync::config::RuntimeConfig,
+    /// How `pgforce run`'s HTTP server treats its clients.
+    #[serde(default)]
+    pub server: pgforce_server::ServerConfig,
     /// The orgs to sync.
     #[serde(default, rename = "connection")]
     pub connections: Vec<ConnectionConfig>,
@@ -99,6 +103,11 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
     if let Ok(url) = std::env::var("DATABASE_URL") {
         config.database.url = url;
     }
+    config
+        .server
+        .validate()
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("config file {}", path.display()))?;
     if config.connections.is_empty() {
         bail!("config file {}: no [[connection]] to sync", path.display());
     }

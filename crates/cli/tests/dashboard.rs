@@ -163,6 +163,20 @@ impl Browser {
         }
     }
 
+    /// The value the page's styles give `property` of the first `css` element.
+    async fn computed_style(&self, css: &str, property: &str) -> String {
+        let script = "return getComputedStyle(document.querySelector(arguments[0])).getPropertyValue(arguments[1]);";
+        self.call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({ "script": script, "args": [css, property] })),
+        )
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+    }
+
     async fn screenshot(&self, name: &str) {
         let png = self.call(reqwest::Method::GET, "/screenshot", None).await;
         let bytes = base64::engine::general_purpose::STANDARD
@@ -231,6 +245,12 @@ async fn a_person_logs_in_watches_the_sync_and_retries_a_refused_write_in_a_brow
     assert!(
         synced.contains("id=\"activity\"") && synced.contains(" read, 0 written</title>"),
         "the load is in the activity chart: {synced}"
+    );
+    // The content security policy lets the dashboard's own stylesheet through.
+    assert_eq!(
+        browser.computed_style("th", "background-color").await,
+        "rgb(243, 245, 247)",
+        "the stylesheet is applied"
     );
     browser.screenshot("dashboard-synced").await;
 

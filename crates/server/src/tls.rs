@@ -1,7 +1,10 @@
-//! HTTPS for the server: a listener that completes each connection's TLS handshake (with
-//! a time limit, so a client that stalls cannot hold others back for long) before axum
-//! serves it. The certificate chain and key are PEM files, as `--tls-cert` / `--tls-key`
-//! name them.
+//! HTTPS for the server: the certificate and key from PEM files (as `--tls-cert` /
+//! `--tls-key` name them), and the handshake each connection runs in its own task.
+//!
+//! The handshake never runs in the accept loop: a client that connects and says nothing
+//! would hold every other client back. Each connection's task has a fixed time to finish
+//! its handshake; once its client has sent something, it takes one of a bounded number of
+//! handshake slots, so a flood of hellos cannot take every core.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -10,26 +13,16 @@ use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
 /// How long a client has to complete its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A TCP listener whose connections come out of a TLS handshake.
-pub struct TlsListener {
-    tcp: TcpListener,
-    acceptor: TlsAcceptor,
-}
-
-impl std::fmt::Debug for TlsListener {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TlsListener")
-            .field("tcp", &self.tcp)
-            .finish_non_exhaustive()
-    }
-}
+/// Handshakes running at once on one listener; more wait for a slot.
+const CONCURRENT_HANDSHAKES: usize = 64;
 
 /// Reads a certificate chain and its private key; the error names the file and the problem.
 pub fn server_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, String> {
@@ -42,49 +35,68 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, St
     }
     let key = PrivateKeyDer::from_pem_file(key)
         .map_err(|e| format!("reading the TLS private key {}: {e}", key.display()))?;
-    rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup: {e}"))?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .map_err(|e| format!("the TLS certificate and key do not make a server identity: {e}"))
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| format!("TLS setup: {e}"))?
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .map_err(|e| format!("the TLS certificate and key do not make a server identity: {e}"))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
 }
 
-impl TlsListener {
-    /// Serves TLS with `config` on `tcp`.
-    pub fn new(tcp: TcpListener, config: rustls::ServerConfig) -> Self {
-        let mut config = config;
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Self {
-            tcp,
-            acceptor: TlsAcceptor::from(Arc::new(config)),
-        }
+/// The TLS side of one listener, shared by its connections' tasks.
+#[derive(Clone)]
+pub struct Handshakes {
+    acceptor: TlsAcceptor,
+    /// Slots for handshakes in progress: a task takes one when its client's first bytes
+    /// arrive and gives it back when the handshake ends (or times out), before serving HTTP.
+    slots: Arc<Semaphore>,
+}
+
+impl std::fmt::Debug for Handshakes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handshakes")
+            .field("free_slots", &self.slots.available_permits())
+            .finish_non_exhaustive()
     }
 }
 
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
+impl Handshakes {
+    /// Handshakes with `config`.
+    pub fn new(config: Arc<rustls::ServerConfig>) -> Self {
+        Self {
+            acceptor: TlsAcceptor::from(config),
+            slots: Arc::new(Semaphore::new(CONCURRENT_HANDSHAKES)),
+        }
+    }
 
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            let (stream, address) = match self.tcp.accept().await {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::warn!(error = %error, "accepting a connection failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => return (tls, address),
-                Ok(Err(error)) => tracing::debug!(%address, error = %error, "TLS handshake failed"),
-                Err(_) => tracing::debug!(%address, "TLS handshake timed out"),
+    /// The connection after its handshake; `None` (logged at debug) when the client
+    /// failed or did not finish within the time limit.
+    pub async fn complete(
+        &self,
+        stream: TcpStream,
+        address: SocketAddr,
+    ) -> Option<TlsStream<TcpStream>> {
+        let handshake = async {
+            // A client that sends nothing holds no slot, only its own task.
+            stream.readable().await?;
+            // The semaphore is never closed, so acquiring cannot fail.
+            let _slot = self.slots.acquire().await.map_err(std::io::Error::other)?;
+            self.acceptor.accept(stream).await
+        };
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+            Ok(Ok(tls)) => Some(tls),
+            Ok(Err(error)) => {
+                tracing::debug!(%address, error = %error, "TLS handshake failed");
+                None
+            }
+            Err(_) => {
+                tracing::debug!(%address, "TLS handshake timed out");
+                None
             }
         }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.tcp.local_addr()
     }
 }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::Args;
 use pgforce_server::Server;
 use pgforce_sync::{Applied, Engine};
@@ -17,11 +17,15 @@ pub struct RunArgs {
     /// The configuration file.
     #[arg(long, short, default_value = "pgforce.toml")]
     config: PathBuf,
-    /// Where to serve `/healthz`, `/readyz` and `/metrics` (`host:port`; port 0 picks a
-    /// free one; `off` serves nothing).
+    /// Where to serve the management API, the dashboard, `/healthz`, `/readyz` and
+    /// `/metrics` (`host:port`; port 0 picks a free one; `off` serves nothing).
     #[arg(long, env = "PGFORCE_LISTEN", default_value = "127.0.0.1:8780")]
     listen: String,
-    /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+    /// A second, private address for `/healthz`, `/readyz` and `/metrics`, which --listen
+    /// then no longer serves (`/healthz` stays on both).
+    #[arg(long, env = "PGFORCE_METRICS_LISTEN")]
+    metrics_listen: Option<String>,
+    /// Serve HTTPS (on both addresses) with this PEM certificate chain (with --tls-key).
     #[arg(long, env = "PGFORCE_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
     /// The PEM private key of --tls-cert.
@@ -46,18 +50,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 async fn start_and_run(args: &RunArgs, stopped: &mut watch::Receiver<bool>) -> anyhow::Result<()> {
     let config = config::load(&args.config)?;
     // A taken port is reported before any work starts.
-    let server = match args.listen.as_str() {
-        "off" => None,
-        address => {
-            let server = Server::bind(address).await?;
-            match (&args.tls_cert, &args.tls_key) {
-                (Some(cert), Some(key)) => {
-                    Some(server.with_tls(cert, key).map_err(anyhow::Error::msg)?)
-                }
-                _ => Some(server),
-            }
-        }
-    };
+    let server = bind(args, &config).await?;
     let engine = tokio::select! {
         engine = config::open_engine(&config, Some(output::load_progress())) => engine?,
         _ = stopped.wait_for(|stop| *stop) => return stopped_early(),
@@ -73,14 +66,45 @@ async fn start_and_run(args: &RunArgs, stopped: &mut watch::Receiver<bool>) -> a
         let address = server
             .local_addr()
             .context("reading the listening address")?;
-        output::say(&format!(
-            "health checks and metrics on {}://{address}/metrics",
-            server.scheme()
-        ));
+        let scheme = server.scheme();
+        match server.metrics_addr() {
+            None => output::say(&format!(
+                "health checks and metrics on {scheme}://{address}/metrics"
+            )),
+            Some(metrics) => {
+                let metrics = metrics.context("reading the metrics listening address")?;
+                output::say(&format!("API and dashboard on {scheme}://{address}"));
+                output::say(&format!(
+                    "health checks and metrics on {scheme}://{metrics}/metrics"
+                ));
+            }
+        }
     }
     run_until_signal(&engine, server, stopped.clone()).await?;
     output::say("stopped");
     Ok(())
+}
+
+/// The listeners the flags ask for, bound, with their TLS identity and the `[server]`
+/// settings; `None` for `--listen off`.
+async fn bind(args: &RunArgs, config: &config::Config) -> anyhow::Result<Option<Server>> {
+    let address = match (args.listen.as_str(), &args.metrics_listen) {
+        ("off", None) => return Ok(None),
+        ("off", Some(_)) => bail!(
+            "--metrics-listen moves /readyz and /metrics off the --listen address, and --listen is off: pass --listen with an address"
+        ),
+        (address, _) => address,
+    };
+    let mut server = Server::bind(address)
+        .await?
+        .with_settings(config.server.clone());
+    if let Some(metrics) = &args.metrics_listen {
+        server = server.with_metrics_listener(metrics).await?;
+    }
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        server = server.with_tls(cert, key).map_err(anyhow::Error::msg)?;
+    }
+    Ok(Some(server))
 }
 
 fn stopped_early() -> anyhow::Result<()> {
