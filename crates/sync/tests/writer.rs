@@ -166,6 +166,44 @@ async fn merged_writes_send_an_insert_and_its_updates_as_one_insert() {
 }
 
 #[tokio::test]
+async fn ordered_writes_group_records_each_created_then_edited_twice_into_three_calls() {
+    let mut h = harness(2000, EmulatorConfig::default()).await;
+    // Record after record, as an app does: create, then edit twice.
+    let mut script = String::new();
+    for n in 1..=150 {
+        script.push_str(&format!(
+            "insert into salesforce.gadget__c (name, code__c) values ('G {n}', 'O-{n}');
+             update salesforce.gadget__c set stock__c = 1 where code__c = 'O-{n}';
+             update salesforce.gadget__c set stock__c = 2 where code__c = 'O-{n}';"
+        ));
+    }
+    h.pg.batch_execute(&script).await.unwrap();
+    let outcome = write_pass(&mut h, WriteAlgorithm::Ordered).await;
+    assert_eq!(
+        (outcome.succeeded, outcome.merged, outcome.failed),
+        (450, 0, 0),
+        "every change sent on its own: {outcome:?}"
+    );
+    assert_eq!(
+        outcome.api_calls, 3,
+        "the creates, the first edits, the second edits"
+    );
+    let stocks: Vec<Option<i32>> =
+        h.pg.query("select stock__c from salesforce.gadget__c", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+    assert!(stocks.iter().all(|s| *s == Some(2)), "{stocks:?}");
+    let in_salesforce =
+        h.sf.count("SELECT COUNT() FROM Gadget__c WHERE Code__c LIKE 'O-%' AND Stock__c = 2")
+            .await
+            .unwrap();
+    assert_eq!(in_salesforce, 150, "the last edit of each record won");
+}
+
+#[tokio::test]
 async fn a_thousand_round_trips_leave_no_echo() {
     let mut h = harness(2000, EmulatorConfig::default()).await;
     h.pg.batch_execute(

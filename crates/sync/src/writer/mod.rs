@@ -363,9 +363,14 @@ pub(crate) async fn run_pass(pass: &Pass<'_>, pg: &mut Postgres) -> Result<Write
     if policy.algorithm == WriteAlgorithm::Merged {
         retry_failed_inserts(pg, schema, &pass.by_table, &mut changes).await?;
     }
-    let plan = match policy.algorithm {
-        WriteAlgorithm::Ordered => plan::ordered(changes),
-        WriteAlgorithm::Merged => plan::merged(changes, &parent_depths(pass.mappings)),
+    let plan = match (policy.algorithm, policy.on_insert_failure) {
+        // Blocking the queue holds every later change behind a refused insert: capture
+        // order, strictly.
+        (WriteAlgorithm::Ordered, OnInsertFailure::BlockQueue) => plan::ordered(changes),
+        (WriteAlgorithm::Ordered, OnInsertFailure::HoldDependents) => {
+            plan::grouped(changes, &upsert_columns(pass.mappings))
+        }
+        (WriteAlgorithm::Merged, _) => plan::merged(changes, &parent_depths(pass.mappings)),
     };
     let fence = pass.fence()?;
     record::mark(
@@ -449,6 +454,17 @@ pub(crate) async fn run_pass(pass: &Pass<'_>, pg: &mut Postgres) -> Result<Write
         }),
         None => Ok(outcome),
     }
+}
+
+/// Each table's upsert column, for grouping (see [`plan::grouped`]).
+fn upsert_columns(mappings: &[Mapping]) -> HashMap<String, String> {
+    mappings
+        .iter()
+        .filter_map(|m| {
+            let column = m.upsert_column.as_ref()?;
+            Some((m.table.as_str().to_owned(), column.as_str().to_owned()))
+        })
+        .collect()
 }
 
 /// Returns the batches not sent yet to NEW, to be sent in order by a later pass.
