@@ -7,6 +7,7 @@ mod support;
 
 mod bulk;
 mod conflict;
+mod cursor_release;
 mod drift;
 mod mapping;
 mod reader;

@@ -45,6 +45,9 @@ pub struct CallFaults {
     pub bulk_partial_failure: bool,
     /// For a late commit: the `SystemModstamp` the call took when it started.
     pub stamp: Option<i64>,
+    /// For a query continuation: its cursor is released before it is read (a scripted
+    /// `releaseCursor` step).
+    pub release_cursor: bool,
 }
 
 impl RequestContext {

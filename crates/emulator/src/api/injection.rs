@@ -49,7 +49,11 @@ pub fn call_kind(method: &Method, path: &str, body: &[u8]) -> CallKind {
             kind.bulk_ingest = true;
             kind.ingest_close = rest.len() == 1 && *method == Method::PATCH && closes_job(body);
         }
-        ["query" | "queryAll"] | ["query" | "queryAll", _] => kind.query = true,
+        ["query" | "queryAll"] => kind.query = true,
+        ["query" | "queryAll", _] => {
+            kind.query = true;
+            kind.query_more = *method == Method::GET;
+        }
         _ => {}
     }
     kind
@@ -94,7 +98,8 @@ fn edge_of(step: &ScriptStep) -> Fault {
         StepFault::LostResponse
         | StepFault::LockRecords
         | StepFault::BulkJobPartialFailure
-        | StepFault::CommitDelay => Fault::None,
+        | StepFault::CommitDelay
+        | StepFault::ReleaseCursor => Fault::None,
     }
 }
 
@@ -212,6 +217,7 @@ pub fn work_faults(shared: &Shared, faults: &FaultConfig, call: &CallKind) -> Wo
             StepFault::LostResponse => chosen.lose_answer = true,
             StepFault::LockRecords => chosen.call.locked = locked(&step.records),
             StepFault::BulkJobPartialFailure => chosen.call.bulk_partial_failure = true,
+            StepFault::ReleaseCursor => chosen.call.release_cursor = true,
             StepFault::CommitDelay => {
                 let delay = step.delay_ms.unwrap_or(faults.commit_delay_ms);
                 chosen.commit_delay = Some(Duration::from_millis(delay));
@@ -288,9 +294,11 @@ mod tests {
     }
 
     #[test]
-    fn queries_and_their_continuations_are_queries() {
-        assert!(kind(Method::GET, "v62.0/query", "").query);
-        assert!(kind(Method::GET, "v62.0/queryAll/0r8000000000001-2000", "").query);
+    fn queries_and_their_continuations_are_queries_and_only_continuations_read_a_cursor() {
+        let first_page = kind(Method::GET, "v62.0/query", "");
+        assert!(first_page.query && !first_page.query_more);
+        let more = kind(Method::GET, "v62.0/queryAll/0r8000000000001-2000", "");
+        assert!(more.query && more.query_more);
         assert!(!kind(Method::GET, "v62.0/limits", "").query);
     }
 }

@@ -105,6 +105,11 @@ pub fn more(ctx: &RequestContext, locator_and_offset: &str) -> ApiResult {
     let invalid = || ApiError::bad_request("INVALID_QUERY_LOCATOR", "invalid query locator");
     let (locator, offset) = locator_and_offset.rsplit_once('-').ok_or_else(invalid)?;
     let offset: usize = offset.parse().map_err(|_| invalid())?;
+    if ctx.faults.release_cursor {
+        // Released as when its user opened too many: the look-up below fails as it does
+        // for every released cursor.
+        ctx.shared.cursors().release(locator);
+    }
     let cursor: Arc<Cursor> = ctx.shared.cursors().get(locator).ok_or_else(invalid)?;
     if offset >= cursor.rows.len() {
         return Err(invalid());

@@ -63,6 +63,9 @@ pub enum StepFault {
     /// A proxy or gateway in front of Salesforce answers `status` with an HTML page instead
     /// of Salesforce's JSON (a corporate proxy's 403, a load balancer's 404), nothing done.
     ProxyError,
+    /// The query cursor a continuation (`nextRecordsUrl`) reads is released for good, as
+    /// when its user opened too many, so the call answers 400 `INVALID_QUERY_LOCATOR`.
+    ReleaseCursor,
 }
 
 impl StepFault {
@@ -90,6 +93,7 @@ impl StepFault {
             Self::LockRecords => call.record_write || call.ingest_close,
             Self::BulkJobPartialFailure => call.ingest_close,
             Self::CommitDelay => call.record_write,
+            Self::ReleaseCursor => call.query_more,
         }
     }
 
@@ -108,6 +112,7 @@ impl StepFault {
                 target,
                 StepTarget::Any | StepTarget::Write | StepTarget::Collections
             ),
+            Self::ReleaseCursor => matches!(target, StepTarget::Any | StepTarget::Query),
             _ => true,
         }
     }
@@ -197,6 +202,9 @@ pub struct CallKind {
     pub bulk_ingest: bool,
     /// A query, queryAll or continuation.
     pub query: bool,
+    /// A continuation of a query (`GET …/query/<locator>`, its `nextRecordsUrl`): the only
+    /// call that reads an open cursor.
+    pub query_more: bool,
     /// A call that writes records at once: single-record and collections writes.
     pub record_write: bool,
     /// `PATCH /jobs/ingest/{id}` with `{"state": "UploadComplete"}`: processing starts.
@@ -285,6 +293,7 @@ mod tests {
         collections: true,
         bulk_ingest: false,
         query: false,
+        query_more: false,
         record_write: true,
         ingest_close: false,
     };
@@ -293,8 +302,13 @@ mod tests {
         collections: false,
         bulk_ingest: false,
         query: true,
+        query_more: false,
         record_write: false,
         ingest_close: false,
+    };
+    const QUERY_MORE: CallKind = CallKind {
+        query_more: true,
+        ..QUERY
     };
 
     #[test]
@@ -358,5 +372,48 @@ mod tests {
             script.steps().is_empty(),
             "nothing of a refused script is kept"
         );
+    }
+
+    #[test]
+    fn a_released_cursor_waits_for_a_continuation_admitted() {
+        let mut script = FaultScript::default();
+        script
+            .append(vec![step(StepTarget::Any, StepFault::ReleaseCursor)])
+            .unwrap();
+        assert_eq!(
+            script.take(&QUERY, Phase::Admitted),
+            None,
+            "a query's first page has no cursor to lose"
+        );
+        assert_eq!(script.take(&COLLECTIONS_WRITE, Phase::Admitted), None);
+        assert_eq!(
+            script.take(&QUERY_MORE, Phase::Arrival),
+            None,
+            "not an edge fault"
+        );
+        assert_eq!(
+            script.take(&QUERY_MORE, Phase::Admitted).map(|s| s.fault),
+            Some(StepFault::ReleaseCursor)
+        );
+        for on in [
+            StepTarget::Write,
+            StepTarget::Collections,
+            StepTarget::BulkClose,
+        ] {
+            let error = script
+                .append(vec![step(on, StepFault::ReleaseCursor)])
+                .unwrap_err();
+            assert_eq!(
+                error,
+                format!(
+                    "steps[0]: releaseCursor never happens to {} calls",
+                    json_name(&on)
+                )
+            );
+        }
+        script
+            .append(vec![step(StepTarget::Query, StepFault::ReleaseCursor)])
+            .unwrap();
+        assert_eq!(script.steps().len(), 1);
     }
 }

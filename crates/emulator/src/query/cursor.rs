@@ -5,8 +5,9 @@
 //! fetched again (a client retrying after a lost response gets the same records). Cursors
 //! are dropped oldest-first once they hold too many record numbers in total, after the two
 //! days Salesforce keeps them, and — when a per-user limit is set, as older orgs kept 10
-//! open cursors per user — the user's oldest when they open one too many; an unknown or
-//! dropped locator is INVALID_QUERY_LOCATOR.
+//! open cursors per user — the user's oldest when they open one too many. A scripted
+//! `releaseCursor` step releases the one its continuation reads. An unknown or dropped
+//! locator is INVALID_QUERY_LOCATOR.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -82,12 +83,16 @@ impl CursorStore {
             .collect();
         let excess = owned.len().saturating_sub(max);
         for locator in &owned[..excess] {
-            if let Some(cursor) = self.cursors.remove(locator) {
-                self.held_rows -= cursor.rows.len();
-            }
+            self.release(locator);
         }
-        let released = &owned[..excess];
-        self.order.retain(|l| !released.contains(l));
+    }
+
+    /// Releases one cursor for good; its locator is unknown from now on.
+    pub fn release(&mut self, locator: &str) {
+        if let Some(cursor) = self.cursors.remove(locator) {
+            self.held_rows -= cursor.rows.len();
+            self.order.retain(|l| l != locator);
+        }
     }
 
     /// The cursor behind a locator, if it is still open.
