@@ -42,6 +42,9 @@ cat > "$WORK/pgforce.toml" <<TOML
 [database]
 url = "${server%/*}/$database"
 
+[security]
+allowed_login_hosts = ["127.0.0.1:$org_port"]
+
 [[connection]]
 name = "main"
 login_url = "http://127.0.0.1:$org_port"

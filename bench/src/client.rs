@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Args;
 use futures_util::TryStreamExt as _;
-use pgforce_salesforce::{Client, ClientConfig};
 
 use crate::report::{Report, median};
 
@@ -134,8 +133,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     if !seeded.status().is_success() {
         bail!("seeding failed: {}", seeded.text().await?);
     }
-    let credentials = crate::report::emulator_credentials();
-    let client = Client::new(ClientConfig::new(emulator.base.clone(), credentials))?;
+    let client = crate::scratch::emulator_client(&emulator.base)?;
     let session = client.session().await?;
     let me = std::process::id().to_string();
     let server = emulator.child.id().to_string();

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use pgforce_salesforce::{Client, ClientConfig};
+use pgforce_salesforce::Client;
 use pgforce_sync::{Access, DEFAULT_BULK_WRITE_THRESHOLD};
 
 use crate::client::start_emulator_with;
@@ -100,10 +100,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         .await?
         .error_for_status()
         .context("seeding the org")?;
-    let sf = Client::new(ClientConfig::new(
-        emulator.base.clone(),
-        crate::report::emulator_credentials(),
-    ))?;
+    let sf = crate::scratch::emulator_client(&emulator.base)?;
     let endpoints = Endpoints {
         base: emulator.base.clone(),
         pubsub: format!("localhost:{pubsub_port}"),

@@ -2,6 +2,7 @@
 //! after it, and the engine on it with Account mapped from the emulator.
 
 use anyhow::Context;
+use pgforce_salesforce::{AllowedHosts, Client, ClientConfig};
 use pgforce_sync::config::ConnectionConfig;
 use pgforce_sync::{Engine, EngineOptions, ReloadMode, Reloaded};
 
@@ -82,9 +83,26 @@ pub fn account_connection(
 /// The connection every scenario declares.
 pub const BENCH_CONNECTION: &str = "bench";
 
+/// Salesforce's hosts and this machine's loopback names on any port: where the
+/// benchmarks' emulators listen (their HTTP and Pub/Sub APIs).
+pub fn emulator_hosts() -> anyhow::Result<AllowedHosts> {
+    AllowedHosts::with_extra(&["127.0.0.1", "localhost"]).map_err(anyhow::Error::msg)
+}
+
+/// A client of the emulator at `base`, logged in as its administrator.
+pub fn emulator_client(base: &str) -> anyhow::Result<Client> {
+    let mut config = ClientConfig::new(base, crate::report::emulator_credentials());
+    config.allowed_hosts = emulator_hosts()?;
+    Ok(Client::new(config)?)
+}
+
 /// Opens the engine on `url` with `connection` and applies it (schema, table, catalog).
 pub async fn engine(url: &str, connection: ConnectionConfig) -> anyhow::Result<Engine> {
-    let engine = Engine::open(url, vec![connection], EngineOptions::default()).await?;
+    let options = EngineOptions {
+        allowed_hosts: emulator_hosts()?,
+        ..EngineOptions::default()
+    };
+    let engine = Engine::open(url, vec![connection], options).await?;
     engine.apply().await?;
     Ok(engine)
 }

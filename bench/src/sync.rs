@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use pgforce_salesforce::{Client, ClientConfig};
+use pgforce_salesforce::Client;
 use pgforce_sync::{Access, DEFAULT_BULK_THRESHOLD, DEFAULT_BULK_WRITE_THRESHOLD};
 
 use crate::client::start_emulator;
@@ -66,8 +66,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         .await?
         .error_for_status()
         .context("seeding the org")?;
-    let credentials = crate::report::emulator_credentials();
-    let sf = Client::new(ClientConfig::new(emulator.base.clone(), credentials))?;
+    let sf = crate::scratch::emulator_client(&emulator.base)?;
 
     let db = ScratchDatabase::create(&options.services.database_url, "sync").await?;
     let result = measure(&options, &sf, &emulator.base, &db.url, &mut report).await;

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use clap::Args;
+use pgforce_salesforce::Client;
 use pgforce_salesforce::rest::Record;
-use pgforce_salesforce::{Client, ClientConfig};
 use pgforce_sync::{Access, DEFAULT_BULK_WRITE_THRESHOLD};
 use serde_json::json;
 
@@ -56,10 +56,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         .send()
         .await?
         .error_for_status()?;
-    let sf = Client::new(ClientConfig::new(
-        emulator.base.clone(),
-        crate::report::emulator_credentials(),
-    ))?;
+    let sf = crate::scratch::emulator_client(&emulator.base)?;
     let db = ScratchDatabase::create(&options.services.database_url, "write").await?;
     let result = measure(&options, &sf, &emulator.base, &db.url, &mut report).await;
     db.drop().await?;

@@ -1,5 +1,5 @@
-//! The configuration file: `[database]`, `[engine]`, `[server]` and `[[connection]]` with
-//! their mappings.
+//! The configuration file: `[database]`, `[engine]`, `[server]`, `[security]` and
+//! `[[connection]]` with their mappings.
 //!
 //! String values may name environment variables as `${NAME}` (so secrets stay out of the
 //! file); `DATABASE_URL` in the environment overrides `database.url`. Unknown keys, a
@@ -24,6 +24,9 @@ pub struct Config {
     /// How `pgforce run`'s HTTP server treats its clients.
     #[serde(default)]
     pub server: pgforce_server::ServerConfig,
+    /// Where secrets may be sent besides Salesforce's own hosts.
+    #[serde(default)]
+    pub security: pgforce_sync::config::SecurityConfig,
     /// The orgs to sync.
     #[serde(default, rename = "connection")]
     pub connections: Vec<ConnectionConfig>,
@@ -111,6 +114,15 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
     if config.connections.is_empty() {
         bail!("config file {}: no [[connection]] to sync", path.display());
     }
+    let allowed = config
+        .security
+        .allowed_hosts()
+        .with_context(|| format!("config file {}", path.display()))?;
+    for connection in &config.connections {
+        connection
+            .check(&allowed)
+            .with_context(|| format!("config file {}", path.display()))?;
+    }
     Ok(config)
 }
 
@@ -124,6 +136,7 @@ pub async fn open_engine(
         load_progress,
         webhooks: config.webhooks.clone(),
         secret_key: secret_key()?,
+        allowed_hosts: config.security.allowed_hosts()?,
         ..EngineOptions::from_config(&config.engine)
     };
     Engine::open(&config.database.url, config.connections.clone(), options)

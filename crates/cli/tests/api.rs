@@ -15,7 +15,7 @@ use crate::run::{config_file, count, pgforce, pgforce_ok, seeded_org, wait_for_c
 use crate::server::{READ_WRITE_ACCOUNTS as ACCOUNTS, serving, serving_with};
 
 /// Creates a token with `role` through the CLI and returns it.
-async fn token(config: &str, name: &str, role: &str, extra: &[&str]) -> String {
+pub async fn token(config: &str, name: &str, role: &str, extra: &[&str]) -> String {
     let mut args = vec![
         "token", "--config", config, "create", "--name", name, "--role", role,
     ];
@@ -23,7 +23,8 @@ async fn token(config: &str, name: &str, role: &str, extra: &[&str]) -> String {
     pgforce_ok(&args).await.trim().to_owned()
 }
 
-async fn call(
+/// Calls the API at `base`; returns the status and the JSON answer (or its text).
+pub async fn call(
     base: &str,
     method: Method,
     path: &str,
@@ -49,7 +50,7 @@ async fn call(
 
 /// Maps Account (read-only, `Name`, polled every second) on connection `id` through the
 /// API, as `admin`.
-async fn add_account_mapping(base: &str, id: &impl std::fmt::Display, admin: &str) {
+pub async fn add_account_mapping(base: &str, id: &impl std::fmt::Display, admin: &str) {
     let accounts = json!({"object_name": "Account", "config": {"access": "read_only", "sf_polling_seconds": 1, "fields": {"Name": {}}}});
     let (status, answer) = call(
         base,

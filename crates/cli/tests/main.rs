@@ -21,6 +21,7 @@ mod retention;
 mod run;
 mod runtime_changes;
 mod schemas;
+mod secrets;
 mod server;
 mod takeover;
 mod torture;

@@ -18,6 +18,9 @@ fn config_with_database(name: &str, url: &str) -> PathBuf {
         r#"[database]
 url = {url}
 
+[security]
+allowed_login_hosts = ["127.0.0.1:1"]
+
 [[connection]]
 name = "main"
 login_url = "http://127.0.0.1:1"

@@ -6,16 +6,19 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use pgforce_emulator::testing::TestOrg;
-use pgforce_salesforce::{Client, ClientConfig, Credentials, SecretString};
+use pgforce_salesforce::{AllowedHosts, Client, ClientConfig, Credentials, SecretString};
 use pgforce_store::testing::TestDatabase;
 use tokio::process::Command;
 
+/// A config file syncing `org` into `db` with `mappings`; the org's listeners (HTTP, HTTPS,
+/// Pub/Sub) are the hosts it allows besides Salesforce's.
 pub fn config_file(org: &TestOrg, db: &TestDatabase, mappings: &str) -> PathBuf {
     let path = std::env::temp_dir().join(format!("{}.toml", db.name));
     let text = format!(
         r#"[database]
 url = "{url}"
 
+{security}
 [[connection]]
 name = "main"
 schema = "salesforce"
@@ -27,10 +30,23 @@ client_id = "pgforce"
 client_secret = "pgforce"
 {mappings}"#,
         url = db.url,
+        security = allowing(org),
         login = org.http_url,
     );
     std::fs::write(&path, text).unwrap();
     path
+}
+
+/// The `[security]` section allowing `org`'s listeners (HTTP, HTTPS and Pub/Sub).
+pub fn allowing(org: &TestOrg) -> String {
+    let hosts = [&org.http_url, &org.https_url]
+        .map(|url| url.split_once("://").map_or(url.as_str(), |(_, host)| host))
+        .map(|host| format!("{host:?}"));
+    format!(
+        "[security]\nallowed_login_hosts = [{}, {:?}]\n",
+        hosts.join(", "),
+        org.pubsub_endpoint
+    )
 }
 
 pub const ACCOUNT_MAPPING: &str = r#"
@@ -58,7 +74,9 @@ pub fn salesforce(org: &TestOrg) -> Client {
         username: "admin@example.com".to_owned(),
         password: SecretString::from(pgforce_emulator::DEFAULT_PASSWORD),
     };
-    Client::new(ClientConfig::new(org.http_url.clone(), credentials)).unwrap()
+    let mut config = ClientConfig::new(org.http_url.clone(), credentials);
+    config.allowed_hosts = AllowedHosts::with_extra(&["127.0.0.1"]).unwrap();
+    Client::new(config).unwrap()
 }
 
 pub fn pgforce(args: &[&str]) -> Command {

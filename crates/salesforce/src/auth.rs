@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 use crate::config::{ClientConfig, Credentials, PRODUCTION_LOGIN_URL, SANDBOX_LOGIN_URL};
 use crate::error::{Error, Result};
 
+/// The OAuth token endpoint's path on a login host.
+const TOKEN_PATH: &str = "/services/oauth2/token";
 const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 /// Lifetime of a JWT assertion, in seconds.
 const JWT_LIFETIME_SECONDS: u64 = 180;
@@ -92,8 +94,12 @@ pub async fn exchange_authorization_code(
     redirect_uri: &str,
     code_verifier: &str,
 ) -> Result<SecretString> {
+    config
+        .allowed_hosts
+        .check_url("login_url", &config.login_url)?;
     let mut builder = reqwest::Client::builder()
         .use_rustls_tls()
+        .redirect(config.allowed_hosts.redirect_policy())
         .timeout(config.request_timeout);
     if let Some(pem) = &config.extra_root_certificate_pem {
         let certificate = reqwest::Certificate::from_pem(pem.as_bytes())
@@ -112,15 +118,11 @@ pub async fn exchange_authorization_code(
     if let Some(secret) = client_secret {
         form.push(("client_secret", secret));
     }
-    let path = "/services/oauth2/token".to_owned();
+    let path = TOKEN_PATH.to_owned();
     let (status, body) = post_token_form(&http, login_url, &form).await?;
     if (200..300).contains(&status) {
         let answer: CodeExchange =
-            serde_json::from_slice(&body).map_err(|e| Error::UnexpectedResponse {
-                path: path.clone(),
-                status,
-                detail: format!("token response is not the JSON Salesforce sends: {e}"),
-            })?;
+            serde_json::from_slice(&body).map_err(|_| not_a_token_answer(login_url, status))?;
         return answer
             .refresh_token
             .map(SecretString::from)
@@ -250,16 +252,16 @@ pub(crate) async fn login(
             ("client_secret", client_secret.expose_secret().to_owned()),
         ],
     };
-    let path = "/services/oauth2/token".to_owned();
     let fields: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let (status, body) = post_token_form(http, login_url, &fields).await?;
     if (200..300).contains(&status) {
         let token: TokenResponse =
-            serde_json::from_slice(&body).map_err(|e| Error::UnexpectedResponse {
-                path,
-                status,
-                detail: format!("token response is not the JSON Salesforce sends: {e}"),
-            })?;
+            serde_json::from_slice(&body).map_err(|_| not_a_token_answer(login_url, status))?;
+        // The instance is where every later call sends the access token: a token answer
+        // naming a host outside the allowed ones is refused, never used.
+        config
+            .allowed_hosts
+            .check_url("the token endpoint's instance_url", &token.instance_url)?;
         tracing::info!(login_url, "logged in to salesforce");
         return Ok(Session {
             access_token: SecretString::from(token.access_token),
@@ -276,7 +278,7 @@ async fn post_token_form(
     login_url: &str,
     form: &[(&str, &str)],
 ) -> Result<(u16, bytes::Bytes)> {
-    let path = "/services/oauth2/token".to_owned();
+    let path = TOKEN_PATH.to_owned();
     let response = http
         .post(format!("{login_url}{path}"))
         .form(form)
@@ -298,7 +300,8 @@ async fn post_token_form(
     Ok((status, body))
 }
 
-/// The error a refused token request comes to: Salesforce's OAuth error when it sent one.
+/// The error a refused token request comes to: Salesforce's OAuth error when it sent one;
+/// else only the status and host, never the body (it may be anyone's page).
 fn token_error(login_url: &str, status: u16, body: &[u8]) -> Error {
     match serde_json::from_slice::<TokenError>(body) {
         Ok(error) => Error::Auth {
@@ -307,11 +310,19 @@ fn token_error(login_url: &str, status: u16, body: &[u8]) -> Error {
             error: error.error,
             description: error.error_description,
         },
-        Err(_) => Error::UnexpectedResponse {
-            path: "/services/oauth2/token".to_owned(),
-            status,
-            detail: crate::client::snippet(body),
-        },
+        Err(_) => not_a_token_answer(login_url, status),
+    }
+}
+
+/// A token endpoint's answer that is not Salesforce's OAuth JSON: its status and host only.
+fn not_a_token_answer(login_url: &str, status: u16) -> Error {
+    Error::UnexpectedResponse {
+        path: TOKEN_PATH.to_owned(),
+        status,
+        detail: format!(
+            "the answer of {} is not Salesforce's OAuth token JSON",
+            crate::hosts::host_of(login_url)
+        ),
     }
 }
 

@@ -158,10 +158,20 @@ struct WireError {
 }
 
 impl Client {
-    /// Builds a client; no call is made until the first request.
+    /// Builds a client; no call is made until the first request. A login URL (or a given
+    /// session's instance) outside [`ClientConfig::allowed_hosts`] is refused here.
     pub fn new(config: ClientConfig) -> Result<Self> {
+        config
+            .allowed_hosts
+            .check_url("login_url", &config.login_url)?;
+        if let crate::Credentials::AccessToken { instance_url, .. } = &config.credentials {
+            config
+                .allowed_hosts
+                .check_url("instance_url", instance_url)?;
+        }
         let mut builder = reqwest::Client::builder()
             .use_rustls_tls()
+            .redirect(config.allowed_hosts.redirect_policy())
             .gzip(true)
             .tcp_nodelay(true)
             .pool_idle_timeout(std::time::Duration::from_secs(60))
@@ -315,6 +325,14 @@ impl Client {
         let started = Instant::now();
         let result = async {
             let url = if call.path.starts_with("http") {
+                // A full URL Salesforce gave: the session's token goes only to allowed hosts.
+                let origin = reqwest::Url::parse(&call.path)
+                    .map(|url| url.origin().ascii_serialization())
+                    .unwrap_or_default();
+                self.inner
+                    .config
+                    .allowed_hosts
+                    .check_url("a URL in Salesforce's answer", &origin)?;
                 call.path.clone()
             } else {
                 format!("{}{}", session.instance_url, call.path)

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+use crate::hosts::AllowedHosts;
 use crate::retry::RetryPolicy;
 
 /// The API version used when none is configured.
@@ -94,6 +95,9 @@ pub struct ClientConfig {
     /// Salesforce copies into change events' `changeOrigin`, so the caller can tell its
     /// own changes from others'. None sends no such header.
     pub call_options_client: Option<String>,
+    /// The hosts the login URL, the token endpoint's `instance_url` and the Pub/Sub
+    /// endpoint may name (default: Salesforce's own, over HTTPS).
+    pub allowed_hosts: AllowedHosts,
 }
 
 impl ClientConfig {
@@ -111,6 +115,7 @@ impl ClientConfig {
             daily_call_budget: None,
             extra_root_certificate_pem: None,
             call_options_client: None,
+            allowed_hosts: AllowedHosts::salesforce(),
         }
     }
 }

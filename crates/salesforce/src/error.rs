@@ -257,6 +257,15 @@ pub enum Error {
     /// The JWT assertion could not be signed (bad private key).
     #[error("signing the JWT assertion failed")]
     Jwt(#[source] jsonwebtoken::errors::Error),
+    /// A URL or endpoint names a host credentials and tokens must not be sent to (see
+    /// [`crate::AllowedHosts`]); nothing was sent.
+    #[error("{what}: {problem}")]
+    HostNotAllowed {
+        /// The setting or answer field that named it (`login_url`, `instance_url`).
+        what: String,
+        /// What is wrong, with the allowed host families.
+        problem: String,
+    },
     /// The HTTP client could not be built (bad root certificate).
     #[error("building the HTTP client failed: {0}")]
     Setup(String),

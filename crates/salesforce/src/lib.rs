@@ -24,6 +24,8 @@
 //! Layout:
 //! - `client`: the call loop (concurrency, budget, refresh, retries); `auth`: token flows.
 //! - `rest`: one module per resource family; `bulk`: Bulk API 2.0 query and ingest jobs.
+//! - `hosts`: where credentials and tokens may be sent (Salesforce's hosts and the
+//!   operator's); checked before every login, on every token answer and redirect.
 //! - `error`, `retry`, `usage`, `config`, `soql`: supporting types.
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
@@ -34,6 +36,7 @@ pub mod bulk;
 mod client;
 mod config;
 mod error;
+mod hosts;
 pub mod rest;
 mod retry;
 pub mod soql;
@@ -46,6 +49,7 @@ pub use config::{
     ClientConfig, Credentials, DEFAULT_API_VERSION, PRODUCTION_LOGIN_URL, SANDBOX_LOGIN_URL,
 };
 pub use error::{ApiErrorCode, Error, RecordError, Result};
+pub use hosts::{AllowedHosts, SALESFORCE_HOST_FAMILIES};
 pub use retry::RetryPolicy;
 pub use secrecy::SecretString;
 pub use usage::{ApiUsage, parse_limit_info};

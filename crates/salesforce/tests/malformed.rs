@@ -1,13 +1,17 @@
 //! Answers Salesforce would never send — truncated JSON, HTML error pages, empty bodies —
 //! must become clear errors, never panics. A small local server plays the broken org.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use pgforce_salesforce::{Client, ClientConfig, Credentials, Error, RetryPolicy, SecretString};
+use pgforce_salesforce::{
+    AllowedHosts, Client, ClientConfig, Credentials, Error, RetryPolicy, SecretString,
+};
 use tokio::net::TcpListener;
 
 const HTML_PAGE: &str =
@@ -63,6 +67,7 @@ async fn client_for_broken_org() -> Client {
         client_secret: SecretString::from("secret"),
     };
     let mut config = ClientConfig::new(base, credentials);
+    config.allowed_hosts = crate::support::loopback();
     config.retry = RetryPolicy {
         max_attempts: 2,
         initial_backoff: Duration::from_millis(1),
@@ -118,7 +123,7 @@ async fn html_error_pages_are_retryable_errors_that_quote_the_page() {
 }
 
 #[tokio::test]
-async fn a_token_endpoint_answering_html_is_a_clear_error() {
+async fn a_token_endpoint_answering_html_names_its_status_and_host_not_its_page() {
     let router = Router::new().route(
         "/services/oauth2/token",
         post(|| async { (StatusCode::BAD_GATEWAY, HTML_PAGE) }),
@@ -128,7 +133,75 @@ async fn a_token_endpoint_answering_html_is_a_clear_error() {
         client_id: "id".to_owned(),
         client_secret: SecretString::from("s"),
     };
-    let client = Client::new(ClientConfig::new(base, credentials)).unwrap();
+    let mut config = ClientConfig::new(base.clone(), credentials);
+    config.allowed_hosts = crate::support::loopback();
+    let client = Client::new(config).unwrap();
     let error = client.limits().await.unwrap_err();
-    assert_eq!(unexpected(&error).0, 502);
+    let (status, detail) = unexpected(&error);
+    assert_eq!(status, 502);
+    let host = base.trim_start_matches("http://");
+    assert!(detail.contains(host), "names the host: {detail}");
+    assert!(
+        !detail.contains("Maintenance") && !detail.contains("<title>"),
+        "a foreign answer's body is never echoed: {detail}"
+    );
+}
+
+/// A server answering every request with `{}` that counts the requests it got.
+async fn counting_server() -> (String, Arc<AtomicUsize>) {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&hits);
+    let router = Router::new().fallback(move || {
+        counted.fetch_add(1, Ordering::SeqCst);
+        async { ([("content-type", "application/json")], "{}") }
+    });
+    (serve(router).await, hits)
+}
+
+#[tokio::test]
+async fn a_token_answer_naming_a_foreign_instance_is_refused_and_the_instance_gets_nothing() {
+    let (foreign, hits) = counting_server().await;
+    let answer = format!(r#"{{"access_token":"00D!secret","instance_url":"{foreign}"}}"#);
+    let router = Router::new().route(
+        "/services/oauth2/token",
+        post(move || {
+            let answer = answer.clone();
+            async move { ([("content-type", "application/json")], answer) }
+        }),
+    );
+    let login = serve(router).await;
+    let credentials = Credentials::ClientCredentials {
+        client_id: "id".to_owned(),
+        client_secret: SecretString::from("s"),
+    };
+    let mut config = ClientConfig::new(login.clone(), credentials);
+    // Only the login host is the operator's; the instance it names is nobody's.
+    config.allowed_hosts =
+        AllowedHosts::with_extra(&[login.trim_start_matches("http://")]).unwrap();
+    let error = Client::new(config).unwrap().limits().await.unwrap_err();
+    match &error {
+        Error::HostNotAllowed { what, problem } => {
+            assert!(what.contains("instance_url"), "{error}");
+            assert!(problem.contains("*.my.salesforce.com"), "{error}");
+        }
+        other => panic!("expected a refused instance, got {other:?}"),
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "the token never left");
+}
+
+#[tokio::test]
+async fn a_login_url_outside_the_allowed_hosts_is_refused_before_anything_is_sent() {
+    let (foreign, hits) = counting_server().await;
+    let credentials = Credentials::ClientCredentials {
+        client_id: "id".to_owned(),
+        client_secret: SecretString::from("s"),
+    };
+    let error = Client::new(ClientConfig::new(foreign, credentials))
+        .map(|_| ())
+        .unwrap_err();
+    assert!(
+        matches!(&error, Error::HostNotAllowed { what, .. } if what == "login_url"),
+        "{error:?}"
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 0);
 }

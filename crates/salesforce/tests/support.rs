@@ -7,7 +7,9 @@ use pgforce_emulator::{
     DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_PASSWORD, DEFAULT_USERNAME, EmulatorConfig,
 };
 use pgforce_salesforce::rest::Record;
-use pgforce_salesforce::{Client, ClientConfig, Credentials, RetryPolicy, SecretString};
+use pgforce_salesforce::{
+    AllowedHosts, Client, ClientConfig, Credentials, RetryPolicy, SecretString,
+};
 use serde_json::{Value, json};
 
 /// Custom fields the tests rely on.
@@ -42,6 +44,7 @@ pub fn password_credentials() -> Credentials {
 /// A client configuration for an org over HTTPS, with fast retries for tests.
 pub fn config(org: &TestOrg, credentials: Credentials) -> ClientConfig {
     let mut config = ClientConfig::new(org.https_url.clone(), credentials);
+    config.allowed_hosts = loopback();
     config.extra_root_certificate_pem = Some(org.ca_pem.clone());
     config.retry = RetryPolicy {
         max_attempts: 8,
@@ -51,6 +54,12 @@ pub fn config(org: &TestOrg, credentials: Credentials) -> ClientConfig {
     };
     config.request_timeout = Duration::from_secs(20);
     config
+}
+
+/// Salesforce's hosts and this machine's loopback names, on any port (the emulators of
+/// these tests).
+pub fn loopback() -> AllowedHosts {
+    AllowedHosts::with_extra(&["localhost", "127.0.0.1"]).expect("loopback hosts parse")
 }
 
 /// A client logged in with the password flow.

@@ -35,6 +35,7 @@ impl From<Error> for Problem {
         let message = error.chain();
         let (status, id) = match &error {
             Error::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
+            Error::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
             Error::Config { .. } | Error::MissingFields { .. } | Error::Document { .. } => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "invalid_params")
             }

@@ -6,6 +6,7 @@
 mod support;
 
 mod catalog;
+mod connections;
 mod events;
 mod layout;
 mod subscriptions;

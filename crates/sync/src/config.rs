@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use pgforce_salesforce::{ClientConfig, Credentials, SecretString};
+use pgforce_salesforce::{AllowedHosts, ClientConfig, Credentials, SecretString};
 use pgforce_store::Access;
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +24,31 @@ pub struct WebhookConfig {
     /// The key of each body's HMAC-SHA256 signature (`X-Pgforce-Signature: sha256=<hex>`);
     /// write `${ENV_VAR}` to keep it out of the file.
     pub secret: SecretString,
+}
+
+/// What may leave this process (the configuration file's `[security]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityConfig {
+    /// Hosts besides Salesforce's own (`https://login.salesforce.com`,
+    /// `https://test.salesforce.com`, `https://*.my.salesforce.com`, `https://*.salesforce.com`,
+    /// `https://*.force.com`, `https://*.cloudforce.com`, `https://*.salesforce-setup.com`)
+    /// that a connection's `login_url`, the token endpoint's `instance_url` and
+    /// `pubsub_endpoint` may name: `host`, `host:port` or `*.domain`, each without a port
+    /// for any port (default none). Listed hosts may be reached over plain HTTP (an
+    /// emulator on loopback); Salesforce's only over HTTPS. Credentials, signed assertions
+    /// and access tokens are sent nowhere else, whoever asks.
+    #[serde(default)]
+    pub allowed_login_hosts: Vec<String>,
+}
+
+impl SecurityConfig {
+    /// The hosts connections may log in to, or which entry is not a host.
+    pub fn allowed_hosts(&self) -> Result<AllowedHosts> {
+        AllowedHosts::with_extra(&self.allowed_login_hosts).map_err(|problem| Error::Document {
+            problem: format!("[security] allowed_login_hosts: {problem}"),
+        })
+    }
 }
 
 /// How the engine runs in this process (the configuration file's `[engine]`).
@@ -129,7 +154,7 @@ pub struct ConnectionConfig {
     #[serde(default = "default_schema")]
     pub schema: String,
     /// Where to log in: `https://login.salesforce.com`, `https://test.salesforce.com`, a My
-    /// Domain, or an emulator.
+    /// Domain, or a host `[security] allowed_login_hosts` lists (an emulator).
     pub login_url: String,
     /// Login flow.
     pub auth: AuthKind,
@@ -147,13 +172,22 @@ pub struct ConnectionConfig {
     /// Refresh token (refresh-token flow).
     #[serde(default, skip_serializing)]
     pub refresh_token: Option<SecretString>,
-    /// PEM file of the connected app's private key (JWT flow).
+    /// PEM file of the connected app's private key (JWT flow; configuration files only).
     #[serde(default)]
     pub private_key_file: Option<String>,
-    /// PEM file of an extra certificate authority to trust (the emulator's).
+    /// The connected app's private key itself, as PEM text (JWT flow): how the management
+    /// API takes it, sealed like the other secrets.
+    #[serde(default, skip_serializing)]
+    pub private_key: Option<SecretString>,
+    /// PEM file of an extra certificate authority to trust (the emulator's; configuration
+    /// files only).
     #[serde(default)]
     pub ca_file: Option<String>,
-    /// REST API version (default 62.0).
+    /// An extra certificate authority to trust, as PEM text: how the management API takes
+    /// it, sealed with the secrets.
+    #[serde(default, skip_serializing)]
+    pub ca_certificate: Option<String>,
+    /// REST API version, written `NN.N` (default 62.0).
     #[serde(default = "default_api_version")]
     pub api_version: String,
     /// Records per REST query page (200–2,000; default: Salesforce's, 2,000).
@@ -193,7 +227,8 @@ pub struct ConnectionConfig {
     /// reading the records (default false: events only make the mapping read at once).
     #[serde(default)]
     pub apply_events: bool,
-    /// The Pub/Sub API's `host:port` (default `api.pubsub.salesforce.com:7443`).
+    /// The Pub/Sub API's `host:port` (default `api.pubsub.salesforce.com:7443`): a
+    /// Salesforce host, or one `[security] allowed_login_hosts` lists.
     #[serde(default = "default_pubsub_endpoint")]
     pub pubsub_endpoint: String,
     /// The objects to sync.
@@ -287,6 +322,38 @@ fn default_max_daily_api_calls() -> u64 {
     30_000
 }
 
+/// Settings that name a file on the server: the configuration file may use them, the
+/// management API may not (with the setting that takes the content instead).
+pub const SERVER_FILE_SETTINGS: [(&str, &str); 2] = [
+    ("private_key_file", "private_key"),
+    ("ca_file", "ca_certificate"),
+];
+
+/// Why `schema` cannot hold a connection's tables, if it cannot: pgforce's catalog and
+/// Postgres's own schemas are refused.
+pub fn schema_problem(schema: &str) -> Option<String> {
+    let lower = schema.to_ascii_lowercase();
+    if lower == "pgforce" {
+        Some("\"pgforce\" holds pgforce's catalog; choose another schema".to_owned())
+    } else if lower == "information_schema" || lower.starts_with("pg_") {
+        Some(format!(
+            "{schema:?} is PostgreSQL's (information_schema and names starting pg_ are reserved); choose another schema"
+        ))
+    } else {
+        None
+    }
+}
+
+/// Whether `version` is a Salesforce API version as Salesforce writes it (`NN.N`).
+fn is_api_version(version: &str) -> bool {
+    let bytes = version.as_bytes();
+    bytes.len() == 4
+        && bytes[0].is_ascii_digit()
+        && bytes[1].is_ascii_digit()
+        && bytes[2] == b'.'
+        && bytes[3].is_ascii_digit()
+}
+
 impl ConnectionConfig {
     fn problem(&self, problem: String) -> Error {
         Error::Connection {
@@ -295,8 +362,63 @@ impl ConnectionConfig {
         }
     }
 
-    /// The client configuration, or what is missing for the chosen login flow.
-    pub fn client_config(&self) -> Result<ClientConfig> {
+    /// Checks the settings that decide where secrets go and what is named in SQL and URLs:
+    /// `login_url` and `pubsub_endpoint` on Salesforce's hosts or `allowed`, `schema` not
+    /// pgforce's nor PostgreSQL's, `api_version` as `NN.N`, a key or CA given once. The
+    /// error names the setting.
+    pub fn check(&self, allowed: &AllowedHosts) -> Result<()> {
+        allowed
+            .check_url("login_url", &self.login_url)
+            .map_err(|e| self.problem(e.to_string()))?;
+        allowed
+            .check_endpoint("pubsub_endpoint", &self.pubsub_endpoint)
+            .map_err(|e| self.problem(e.to_string()))?;
+        if let Some(problem) = schema_problem(&self.schema) {
+            return Err(self.problem(format!("schema: {problem}")));
+        }
+        if !is_api_version(&self.api_version) {
+            return Err(self.problem(format!(
+                "api_version: {:?} is not a Salesforce API version (write NN.N, such as {})",
+                self.api_version,
+                pgforce_salesforce::DEFAULT_API_VERSION
+            )));
+        }
+        for (content, file, both) in [
+            (
+                "private_key",
+                "private_key_file",
+                self.private_key.is_some() && self.private_key_file.is_some(),
+            ),
+            (
+                "ca_certificate",
+                "ca_file",
+                self.ca_certificate.is_some() && self.ca_file.is_some(),
+            ),
+        ] {
+            if both {
+                return Err(self.problem(format!("give {content} or {file}, not both")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses settings that name a file on the server: through the management API, a
+    /// key or certificate is sent as its content.
+    pub fn refuse_server_files(&self) -> Result<()> {
+        for (file, set) in [
+            ("private_key_file", self.private_key_file.is_some()),
+            ("ca_file", self.ca_file.is_some()),
+        ] {
+            if set {
+                return Err(self.problem(server_file_problem(file)));
+            }
+        }
+        Ok(())
+    }
+
+    /// The client configuration for logging in to Salesforce's hosts or `allowed`, or what
+    /// is missing for the chosen login flow.
+    pub fn client_config(&self, allowed: &AllowedHosts) -> Result<ClientConfig> {
         let need = |value: &Option<SecretString>, key: &str| {
             value
                 .clone()
@@ -320,15 +442,24 @@ impl ConnectionConfig {
                 refresh_token: need(&self.refresh_token, "refresh_token")?,
             },
             AuthKind::Jwt => {
-                let file = self.private_key_file.as_deref().ok_or_else(|| {
-                    self.problem("auth = \"jwt\" needs private_key_file".to_owned())
-                })?;
-                let pem = std::fs::read_to_string(file)
-                    .map_err(|e| self.problem(format!("reading private_key_file {file}: {e}")))?;
+                let pem = match (&self.private_key, &self.private_key_file) {
+                    (Some(pem), _) => pem.clone(),
+                    (None, Some(file)) => std::fs::read_to_string(file)
+                        .map(SecretString::from)
+                        .map_err(|e| {
+                            self.problem(format!("reading private_key_file {file}: {e}"))
+                        })?,
+                    (None, None) => {
+                        return Err(self.problem(
+                            "auth = \"jwt\" needs private_key (or private_key_file in a configuration file)"
+                                .to_owned(),
+                        ));
+                    }
+                };
                 Credentials::JwtBearer {
                     client_id: self.client_id.clone(),
                     username: username()?,
-                    private_key_pem: SecretString::from(pem),
+                    private_key_pem: pem,
                     audience: None,
                 }
             }
@@ -337,7 +468,9 @@ impl ConnectionConfig {
                 client_secret: need(&self.client_secret, "client_secret")?,
             },
         };
+        self.check(allowed)?;
         let mut config = ClientConfig::new(self.login_url.clone(), credentials);
+        config.allowed_hosts = allowed.clone();
         config.api_version = self.api_version.clone();
         if let Some(size) = self.query_batch_size {
             if !(200..=2000).contains(&size) {
@@ -355,12 +488,19 @@ impl ConnectionConfig {
         }
         config.request_timeout = Duration::from_secs(self.request_timeout_seconds);
         config.call_options_client = Some(CALL_OPTIONS_CLIENT.to_owned());
-        if let Some(file) = &self.ca_file {
-            let pem = std::fs::read_to_string(file)
-                .map_err(|e| self.problem(format!("reading ca_file {file}: {e}")))?;
-            config.extra_root_certificate_pem = Some(pem);
-        }
+        config.extra_root_certificate_pem = self.extra_ca()?;
         Ok(config)
+    }
+
+    /// The extra certificate authority to trust, from `ca_certificate` or `ca_file`.
+    pub(crate) fn extra_ca(&self) -> Result<Option<String>> {
+        match (&self.ca_certificate, &self.ca_file) {
+            (Some(pem), _) => Ok(Some(pem.clone())),
+            (None, Some(file)) => std::fs::read_to_string(file)
+                .map(Some)
+                .map_err(|e| self.problem(format!("reading ca_file {file}: {e}"))),
+            (None, None) => Ok(None),
+        }
     }
 
     /// How the connection's writer groups changes.
@@ -379,6 +519,17 @@ impl ConnectionConfig {
             retention: Duration::from_secs(self.archive_retention_days.saturating_mul(86_400)),
         }
     }
+}
+
+/// What the management API answers a setting that names a server file.
+pub fn server_file_problem(setting: &str) -> String {
+    let content = SERVER_FILE_SETTINGS
+        .iter()
+        .find(|(file, _)| *file == setting)
+        .map_or("its content", |(_, content)| content);
+    format!(
+        "{setting}: the API takes no file paths on the server; send the PEM text itself as {content}"
+    )
 }
 
 impl MappingConfig {
@@ -408,5 +559,107 @@ impl MappingConfig {
             max_daily_api_calls: self.max_daily_api_calls,
             bulk_threshold: self.bulk_threshold,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connection(settings: serde_json::Value) -> ConnectionConfig {
+        let mut base = serde_json::json!({
+            "name": "main", "login_url": "https://acme.my.salesforce.com", "auth": "password",
+            "username": "u", "password": "p", "client_id": "c", "client_secret": "s",
+        });
+        if let (Some(base), Some(extra)) = (base.as_object_mut(), settings.as_object()) {
+            base.extend(extra.clone());
+        }
+        serde_json::from_value(base).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn problem(settings: serde_json::Value) -> String {
+        connection(settings)
+            .check(&AllowedHosts::salesforce())
+            .map(|()| String::new())
+            .unwrap_or_else(|e| e.to_string())
+    }
+
+    #[test]
+    fn reserved_schemas_are_refused_and_others_pass() {
+        for schema in [
+            "pgforce",
+            "PGFORCE",
+            "pg_catalog",
+            "Pg_x",
+            "information_schema",
+        ] {
+            assert!(schema_problem(schema).is_some(), "{schema}");
+        }
+        for schema in ["salesforce", "acme", "pgx", "my_pg_schema", "pgforce2"] {
+            assert_eq!(schema_problem(schema), None, "{schema}");
+        }
+    }
+
+    #[test]
+    fn api_versions_are_written_nn_dot_n() {
+        for version in ["62.0", "20.0", "66.0"] {
+            assert!(is_api_version(version), "{version}");
+        }
+        for version in [
+            "62",
+            "v62.0",
+            "62.00",
+            "162.0",
+            "6.0",
+            "62.0/../x",
+            "",
+            "ab.c",
+        ] {
+            assert!(!is_api_version(version), "{version}");
+        }
+    }
+
+    #[test]
+    fn the_check_names_the_setting_it_refuses() {
+        assert_eq!(problem(serde_json::json!({})), "");
+        let cases = [
+            (
+                serde_json::json!({"login_url": "http://10.0.0.1:80"}),
+                "login_url: http://10.0.0.1:80 is not",
+            ),
+            (
+                serde_json::json!({"pubsub_endpoint": "10.0.0.1:7443"}),
+                "pubsub_endpoint: https://10.0.0.1:7443 is not",
+            ),
+            (
+                serde_json::json!({"schema": "pg_temp"}),
+                "schema: \"pg_temp\" is PostgreSQL's",
+            ),
+            (
+                serde_json::json!({"api_version": "62"}),
+                "api_version: \"62\" is not a Salesforce API version",
+            ),
+            (
+                serde_json::json!({"private_key": "k", "private_key_file": "f"}),
+                "give private_key or private_key_file, not both",
+            ),
+        ];
+        for (settings, expected) in cases {
+            let said = problem(settings.clone());
+            assert!(said.contains(expected), "{settings}: {said}");
+        }
+    }
+
+    #[test]
+    fn server_file_settings_are_refused_naming_the_content_setting() {
+        let said = connection(serde_json::json!({"ca_file": "/dev/zero"}))
+            .refuse_server_files()
+            .map(|()| String::new())
+            .unwrap_or_else(|e| e.to_string());
+        assert!(
+            said.contains("ca_file: the API takes no file paths")
+                && said.contains("ca_certificate"),
+            "{said}"
+        );
     }
 }

@@ -42,6 +42,12 @@ pub enum Error {
         /// What is wrong, naming the path in the document.
         problem: String,
     },
+    /// What an operation would create exists already (a connection of that name).
+    #[error("{what}")]
+    Conflict {
+        /// What exists, named.
+        what: String,
+    },
     /// What an operation names does not exist.
     #[error("{what}")]
     NotFound {

@@ -73,6 +73,10 @@ pub(crate) fn decide(error: &Error) -> Verdict {
             Decision::StopMapping,
             "the connection's settings are incomplete; fix them and restart",
         ),
+        Error::Conflict { .. } => verdict(
+            Decision::StopMapping,
+            "what the operation would create exists already",
+        ),
         Error::NotFound { .. } => verdict(
             Decision::StopMapping,
             "what the operation names does not exist",

@@ -1,6 +1,6 @@
-//! Salesforce secrets at rest: the password, client secret and refresh token of a
-//! connection created through the management API, sealed with AES-256-GCM under the
-//! operator's key before they reach the catalog.
+//! Salesforce secrets at rest: the password, client secret, refresh token, private key
+//! and extra certificate authority of a connection created through the management API,
+//! sealed with AES-256-GCM under the operator's key before they reach the catalog.
 //!
 //! The key is 32 random bytes, written as base64 (`pgforce key generate`), given to every
 //! `pgforce` process in `PGFORCE_SECRET_KEY` or in a file named by
@@ -117,29 +117,34 @@ impl SecretKey {
     }
 }
 
-/// The secret fields of a connection's configuration.
+/// The secret fields of a connection's configuration (and its extra CA, which the API
+/// takes as content and keeps with them).
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Secrets {
     password: Option<String>,
     client_secret: Option<String>,
     refresh_token: Option<String>,
-}
-
-/// Whether `config` carries any secret.
-pub(crate) fn has_secrets(config: &ConnectionConfig) -> bool {
-    config.password.is_some() || config.client_secret.is_some() || config.refresh_token.is_some()
+    #[serde(default)]
+    private_key: Option<String>,
+    #[serde(default)]
+    ca_certificate: Option<String>,
 }
 
 /// A SHA-256 of the secret fields of `config` (hex): tells credentials apart without
 /// keeping them.
 pub(crate) fn digest(config: &ConnectionConfig) -> String {
     let mut context = digest::Context::new(&digest::SHA256);
-    for secret in [
+    let texts = [
         &config.password,
         &config.client_secret,
         &config.refresh_token,
-    ] {
-        let text = secret.as_ref().map_or("", |s| s.expose_secret());
+        &config.private_key,
+    ]
+    .map(|secret| secret.as_ref().map_or("", |s| s.expose_secret()));
+    for text in texts
+        .into_iter()
+        .chain([config.ca_certificate.as_deref().unwrap_or_default()])
+    {
         context.update(&(text.len() as u64).to_le_bytes());
         context.update(text.as_bytes());
     }
@@ -158,9 +163,16 @@ pub(crate) fn exposed(config: &ConnectionConfig) -> Vec<(&'static str, String)> 
         ("password", &config.password),
         ("client_secret", &config.client_secret),
         ("refresh_token", &config.refresh_token),
+        ("private_key", &config.private_key),
     ]
     .into_iter()
     .filter_map(|(name, secret)| Some((name, secret.as_ref()?.expose_secret().to_owned())))
+    .chain(
+        config
+            .ca_certificate
+            .clone()
+            .map(|pem| ("ca_certificate", pem)),
+    )
     .collect()
 }
 
@@ -171,6 +183,8 @@ pub(crate) fn seal(key: &SecretKey, config: &ConnectionConfig) -> Result<Vec<u8>
         password: expose(&config.password),
         client_secret: expose(&config.client_secret),
         refresh_token: expose(&config.refresh_token),
+        private_key: expose(&config.private_key),
+        ca_certificate: config.ca_certificate.clone(),
     };
     let json =
         serde_json::to_vec(&secrets).map_err(|e| problem(format!("serialising secrets: {e}")))?;
@@ -189,6 +203,8 @@ pub(crate) fn unseal_into(
     config.password = secrets.password.map(SecretString::from);
     config.client_secret = secrets.client_secret.map(SecretString::from);
     config.refresh_token = secrets.refresh_token.map(SecretString::from);
+    config.private_key = secrets.private_key.map(SecretString::from);
+    config.ca_certificate = secrets.ca_certificate;
     Ok(())
 }
 

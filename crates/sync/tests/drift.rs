@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use pgforce_emulator::EmulatorConfig;
 use pgforce_emulator::testing::TestOrg;
-use pgforce_salesforce::{Client, ClientConfig, Credentials, SecretString};
+use pgforce_salesforce::{AllowedHosts, Client, ClientConfig, Credentials, SecretString};
 use pgforce_store::testing::TestDatabase;
 use pgforce_sync::config::ConnectionConfig;
 use pgforce_sync::{Engine, EngineOptions};
@@ -22,6 +22,11 @@ const SCHEMA: &str = r#"{"objects": [{"name": "Gizmo__c", "fields": [
   {"name": "Note__c", "type": "string", "length": 20}
 ]}]}"#;
 
+/// Salesforce's hosts and the emulators' (loopback, any port).
+fn loopback() -> AllowedHosts {
+    AllowedHosts::with_extra(&["127.0.0.1", "localhost"]).unwrap()
+}
+
 /// An org with Gizmo__c and Widget__c, and a database.
 async fn org_and_database() -> (TestOrg, TestDatabase, Client) {
     let schema_file = pgforce_emulator::Emulator::parse_schema_file(SCHEMA).unwrap();
@@ -36,7 +41,9 @@ async fn org_and_database() -> (TestOrg, TestDatabase, Client) {
         username: pgforce_emulator::DEFAULT_USERNAME.to_owned(),
         password: SecretString::from(pgforce_emulator::DEFAULT_PASSWORD),
     };
-    let sf = Client::new(ClientConfig::new(org.http_url.clone(), credentials)).unwrap();
+    let mut config = ClientConfig::new(org.http_url.clone(), credentials);
+    config.allowed_hosts = loopback();
+    let sf = Client::new(config).unwrap();
     (org, TestDatabase::create().await, sf)
 }
 
@@ -72,6 +79,7 @@ struct Running {
 async fn run(db: &TestDatabase, connection: ConnectionConfig) -> Running {
     let options = EngineOptions {
         catalog_poll: Duration::from_millis(500),
+        allowed_hosts: loopback(),
         ..EngineOptions::default()
     };
     let engine = Engine::open(&db.url, vec![connection], options)

@@ -112,6 +112,8 @@ pub async fn harness_mapping(
         password: SecretString::from(DEFAULT_PASSWORD),
     };
     let mut config = ClientConfig::new(org.https_url.clone(), credentials);
+    config.allowed_hosts =
+        pgforce_salesforce::AllowedHosts::with_extra(&["localhost"]).expect("a host");
     config.extra_root_certificate_pem = Some(org.ca_pem.clone());
     config.query_batch_size = Some(batch);
     config.retry = RetryPolicy {

@@ -17,7 +17,7 @@ use clap::Args;
 use pgforce_emulator::{
     Emulator, EmulatorConfig, Listeners, WorkloadSpec, demo_plan, generate_tls_identity,
 };
-use pgforce_salesforce::{Client, ClientConfig, Credentials, SecretString};
+use pgforce_salesforce::{AllowedHosts, Client, ClientConfig, Credentials, SecretString};
 use pgforce_store::table::probe;
 use pgforce_store::{Ident, Session};
 use pgforce_sync::config::ConnectionConfig;
@@ -229,6 +229,7 @@ async fn tour(
     ));
     let options = EngineOptions {
         load_progress: Some(output::load_progress()),
+        allowed_hosts: emulator_hosts(base, events_from)?,
         ..EngineOptions::default()
     };
     let engine = Engine::open(
@@ -256,7 +257,7 @@ async fn tour(
     });
     let result = async {
         let ids = show_the_loads(&engine, &mut events, started).await?;
-        let sf = salesforce(base)?;
+        let sf = salesforce(base, events_from)?;
         let account = *ids.get("Account").context("the Account mapping")?;
         let latency = show_a_change(&engine, &mut events, &sf, &pg, account).await?;
         output::say(&format!(
@@ -329,15 +330,26 @@ async fn show_the_loads(
     Ok(ids)
 }
 
+/// The demo org's own listeners (its HTTP API and its Pub/Sub API): the only hosts
+/// besides Salesforce's the demo's connection may log in to.
+fn emulator_hosts(base: &str, events: &DemoEvents) -> anyhow::Result<AllowedHosts> {
+    let api = base.trim_start_matches("http://");
+    AllowedHosts::with_extra(&[api, events.pubsub_endpoint.as_str()])
+        .map_err(anyhow::Error::msg)
+        .context("allowing the demo org's addresses")
+}
+
 /// A client of the demo org, for the tour's own edits.
-fn salesforce(base: &str) -> anyhow::Result<Client> {
+fn salesforce(base: &str, events: &DemoEvents) -> anyhow::Result<Client> {
     let credentials = Credentials::Password {
         client_id: pgforce_emulator::DEFAULT_CLIENT_ID.to_owned(),
         client_secret: SecretString::from(pgforce_emulator::DEFAULT_CLIENT_SECRET),
         username: pgforce_emulator::DEFAULT_USERNAME.to_owned(),
         password: SecretString::from(pgforce_emulator::DEFAULT_PASSWORD),
     };
-    Client::new(ClientConfig::new(base, credentials)).context("building the Salesforce client")
+    let mut config = ClientConfig::new(base, credentials);
+    config.allowed_hosts = emulator_hosts(base, events)?;
+    Client::new(config).context("building the Salesforce client")
 }
 
 fn account_table() -> anyhow::Result<(Ident, Ident, Ident)> {

@@ -115,11 +115,16 @@ fn authenticated<T>(message: T, session: &Session) -> Result<Request<T>, StreamE
 }
 
 /// Connects to `host:port` over TLS (the system's roots plus the configured extra CA) and
-/// HTTP/2.
+/// HTTP/2. An endpoint outside the allowed hosts is refused: the session's token would go
+/// there.
 async fn connect(
     config: &ClientConfig,
     endpoint: &str,
 ) -> Result<PubSubClient<Channel>, StreamError> {
+    config
+        .allowed_hosts
+        .check_endpoint("pubsub_endpoint", endpoint)
+        .map_err(|e| StreamError::Unavailable(e.to_string()))?;
     let host = endpoint
         .rsplit_once(':')
         .filter(|(_, port)| port.parse::<u16>().is_ok())

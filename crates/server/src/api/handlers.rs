@@ -121,7 +121,8 @@ pub(super) async fn list_connections(
 }
 
 /// Creates a connection from its settings and credentials (Heroku Connect's names where
-/// it has them: `schema_name`); the org must accept the credentials first.
+/// it has them: `schema_name`); the org must accept the credentials first. A name that
+/// exists is a conflict (409); keys and certificates come as content, never as paths.
 pub(super) async fn create_connection(
     caller: Caller,
     State(engine): State<Engine>,
@@ -132,6 +133,12 @@ pub(super) async fn create_connection(
     let mut settings: serde_json::Map<String, Value> = serde_json::from_str(&body)
         .map_err(|e| Problem::bad_request(format!("the body is not a JSON object: {e}")))?;
     if let Some(schema) = settings.remove("schema_name") {
+        if let Some(problem) = schema
+            .as_str()
+            .and_then(pgforce_sync::config::schema_problem)
+        {
+            return Err(Problem::bad_request(format!("schema_name: {problem}")));
+        }
         settings.insert("schema".to_owned(), schema);
     }
     let config: pgforce_sync::config::ConnectionConfig =

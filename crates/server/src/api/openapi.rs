@@ -60,7 +60,7 @@ fn operation(route: &Route) -> Value {
     responses.insert(
         "default".to_owned(),
         json!({
-            "description": "an error: 400 bad input, 401 no valid token, 403 role too weak, 404 not found, 405 method, 422 invalid settings, 502 Salesforce, 503 unavailable",
+            "description": "an error: 400 bad input, 401 no valid token, 403 role too weak, 404 not found, 405 method, 409 exists already, 422 invalid settings, 502 Salesforce, 503 unavailable",
             "content": { "application/json": { "schema": reference("Problem") } },
         }),
     );
@@ -189,7 +189,8 @@ fn first_schemas(text: &Value) -> Value {
                 "name": text, "schema_name": text, "login_url": text,
                 "auth": { "type": "string", "enum": ["password", "refresh_token", "jwt", "client_credentials"] },
                 "username": text, "password": text, "client_id": text, "client_secret": text,
-                "refresh_token": text, "private_key_file": text, "api_version": text,
+                "refresh_token": text, "private_key": text, "ca_certificate": text,
+                "api_version": text,
             },
         },
         "ConnectionChange": {
@@ -199,7 +200,8 @@ fn first_schemas(text: &Value) -> Value {
                 "login_url": text,
                 "auth": { "type": "string", "enum": ["password", "refresh_token", "jwt", "client_credentials"] },
                 "username": text, "password": text, "client_id": text, "client_secret": text,
-                "refresh_token": text, "api_version": text,
+                "refresh_token": text, "private_key": text, "ca_certificate": text,
+                "api_version": text,
             },
         },
     })

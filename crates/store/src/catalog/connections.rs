@@ -74,24 +74,68 @@ pub async fn declare(
         .await;
     match declared {
         Ok(row) => Ok(ConnectionId::from(row.get::<_, i64>(0))),
-        Err(error) if error.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
-            let owner = client
-                .query_opt(
-                    "select name from pgforce.connections where schema_name = $1 and name <> $2",
-                    &[&schema, &name],
-                )
-                .await
-                .context(|| format!("finding the connection that owns schema {schema}"))?;
-            match owner {
-                Some(owner) => Err(Error::SchemaTaken {
-                    schema: schema.to_owned(),
-                    owner: owner.get(0),
-                    name: name.to_owned(),
-                }),
-                None => Err(error).context(|| format!("registering connection {name}")),
-            }
-        }
-        Err(error) => Err(error).context(|| format!("registering connection {name}")),
+        Err(error) => Err(refused(client, error, name, schema).await),
+    }
+}
+
+/// Registers a new connection with its sealed secrets (`key`'s fingerprint and the
+/// bytes) in one statement, so it never shows without them; `None` when a connection of
+/// that name exists (it is left as it is). A schema another connection uses is refused,
+/// naming that connection.
+pub async fn create(
+    client: &impl GenericClient,
+    name: &str,
+    schema: &str,
+    settings_json: &str,
+    (key, sealed): (&str, &[u8]),
+) -> Result<Option<ConnectionId>> {
+    let created = client
+        .query_opt(
+            "insert into pgforce.connections (name, schema_name, settings, secrets_key, secrets)
+             values ($1, $2, $3::text::jsonb, $4, $5)
+             on conflict (name) do nothing
+             returning id",
+            &[&name, &schema, &settings_json, &key, &sealed],
+        )
+        .await;
+    match created {
+        Ok(row) => Ok(row.map(|row| ConnectionId::from(row.get::<_, i64>(0)))),
+        Err(error) => Err(refused(client, error, name, schema).await),
+    }
+}
+
+/// Why registering connection `name` on `schema` failed: the schema's owner when another
+/// connection has it, else the database's error.
+async fn refused(
+    client: &impl GenericClient,
+    error: tokio_postgres::Error,
+    name: &str,
+    schema: &str,
+) -> Error {
+    if error.code() != Some(&SqlState::UNIQUE_VIOLATION) {
+        return Error::Postgres {
+            context: format!("registering connection {name}"),
+            source: error,
+        };
+    }
+    let owner = client
+        .query_opt(
+            "select name from pgforce.connections where schema_name = $1 and name <> $2",
+            &[&schema, &name],
+        )
+        .await
+        .context(|| format!("finding the connection that owns schema {schema}"));
+    match owner {
+        Ok(Some(owner)) => Error::SchemaTaken {
+            schema: schema.to_owned(),
+            owner: owner.get(0),
+            name: name.to_owned(),
+        },
+        Ok(None) => Error::Postgres {
+            context: format!("registering connection {name}"),
+            source: error,
+        },
+        Err(lookup) => lookup,
     }
 }
 

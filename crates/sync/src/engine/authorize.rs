@@ -9,7 +9,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use pgforce_salesforce::SecretString;
 use pgforce_store::ConnectionId;
 use pgforce_store::catalog::authorizations::{self, Authorization};
-use pgforce_store::catalog::connections;
 use ring::rand::{SecureRandom, SystemRandom};
 use secrecy::ExposeSecret as _;
 use serde_json::{Map, Value};
@@ -54,25 +53,13 @@ impl Engine {
         redirect_uri: &str,
         next_url: Option<String>,
     ) -> Result<String> {
-        let refuse = |problem: &str| Error::Connection {
-            connection: config.name.clone(),
-            problem: problem.to_owned(),
-        };
-        let key = self.shared.options.secret_key.clone().ok_or_else(|| {
-            refuse(
-                "this pgforce has no secret key to keep credentials with (set PGFORCE_SECRET_KEY)",
-            )
-        })?;
         let pg = self.session().await?;
-        if connections::find(&pg, &config.name)
-            .await
-            .map_err(Error::catalog)?
-            .is_some()
-        {
-            return Err(refuse("a connection of this name exists already"));
-        }
-        let settings =
-            serde_json::to_string(&config).map_err(|e| refuse(&format!("settings: {e}")))?;
+        self.admissible_new_connection(&pg, &config).await?;
+        let key = self.sealing_key(&config.name)?;
+        let settings = serde_json::to_string(&config).map_err(|e| Error::Connection {
+            connection: config.name.clone(),
+            problem: format!("settings: {e}"),
+        })?;
         let sealed = secrets::seal(&key, &config)?;
         self.start_consent(
             &config,
@@ -116,6 +103,7 @@ impl Engine {
         })?;
         if let Some(url) = &login_url {
             config.login_url.clone_from(url);
+            config.check(self.allowed_hosts())?;
         }
         self.start_consent(
             &config,
@@ -202,7 +190,9 @@ impl Engine {
                     });
                 }
             };
-        // Only the login URL and the trusted CA of the settings matter for the exchange.
+        // Only the login URL and the trusted CA of the settings matter for the exchange;
+        // the code and client secret go to an allowed host only.
+        config.check(self.allowed_hosts())?;
         let mut client_config = pgforce_salesforce::ClientConfig::new(
             config.login_url.clone(),
             pgforce_salesforce::Credentials::AccessToken {
@@ -210,14 +200,8 @@ impl Engine {
                 access_token: SecretString::from(String::new()),
             },
         );
-        if let Some(file) = &config.ca_file {
-            client_config.extra_root_certificate_pem = Some(
-                std::fs::read_to_string(file).map_err(|e| Error::Connection {
-                    connection: config.name.clone(),
-                    problem: format!("reading ca_file {file}: {e}"),
-                })?,
-            );
-        }
+        client_config.allowed_hosts = self.allowed_hosts().clone();
+        client_config.extra_root_certificate_pem = config.extra_ca()?;
         let client_secret = config
             .client_secret
             .as_ref()

@@ -9,7 +9,7 @@ use pgforce_store::catalog::tokens::{self, Role, TokenRow};
 use pgforce_store::catalog::{connections, mappings};
 
 use crate::SecretKey;
-use crate::config::ConnectionConfig;
+use crate::config::{ConnectionConfig, SERVER_FILE_SETTINGS, server_file_problem};
 use crate::secrets;
 use pgforce_store::table::rows;
 use pgforce_store::trigger_log::queue::{self, FailedDecision, FailedWrite};
@@ -19,6 +19,7 @@ use pgforce_store::{
 use serde_json::{Map, Value, json};
 
 use super::Engine;
+use super::setup::{Declaring, name_taken};
 use crate::error::{Error, Result};
 
 /// How far back the failed-writes lists look, as Heroku Connect's (hours).
@@ -421,33 +422,17 @@ impl Engine {
             .map_err(Error::catalog)
     }
 
-    /// Creates a connection through the API: its credentials are checked against the org
-    /// first (nothing is registered if it refuses them), and its secrets are kept sealed
-    /// under this engine's key so every process holding the key can run it.
+    /// Creates a connection through the API. A name that exists is a conflict, whatever
+    /// declared it; a setting naming a server file, a login URL or Pub/Sub endpoint off
+    /// Salesforce's hosts and the configuration's `[security] allowed_login_hosts`, a
+    /// reserved schema or a malformed API version are refused before anything is sent.
+    /// Its credentials are then checked against the org (nothing is registered if it
+    /// refuses them), and its secrets kept sealed under this engine's key, written with
+    /// its row, so every process holding the key can run it.
     pub async fn create_connection(&self, config: ConnectionConfig) -> Result<ConnectionId> {
-        let key = match &self.shared.options.secret_key {
-            Some(key) => key.clone(),
-            None if !secrets::has_secrets(&config) => {
-                return self.add_connection(config).await;
-            }
-            None => {
-                return Err(Error::Connection {
-                    connection: config.name.clone(),
-                    problem: "this pgforce has no secret key to keep credentials with (set PGFORCE_SECRET_KEY or PGFORCE_SECRET_KEY_FILE; `pgforce key generate` writes one)".to_owned(),
-                });
-            }
-        };
-        let pg = self.session().await?;
-        if connections::find(&pg, &config.name)
-            .await
-            .map_err(Error::catalog)?
-            .is_some()
-        {
-            return Err(Error::Connection {
-                connection: config.name.clone(),
-                problem: "a connection of this name exists already".to_owned(),
-            });
-        }
+        let mut pg = self.session().await?;
+        self.admissible_new_connection(&pg, &config).await?;
+        let key = self.sealing_key(&config.name)?;
         let salesforce = self.client(&config)?;
         salesforce
             .describe_global()
@@ -460,12 +445,45 @@ impl Engine {
                 ),
             })?;
         let sealed = secrets::seal(&key, &config)?;
-        let name = config.name.clone();
-        let id = self.add_connection(config).await?;
-        connections::save_secrets(&pg, &name, key.fingerprint(), &sealed)
+        let new = Declaring::New {
+            key: key.fingerprint(),
+            sealed: &sealed,
+        };
+        self.apply_connection(&mut pg, &config, new).await?;
+        self.remember(config.clone());
+        connections::find(&pg, &config.name)
             .await
-            .map_err(Error::catalog)?;
-        Ok(id)
+            .map_err(Error::catalog)?
+            .map(|row| row.id)
+            .ok_or_else(|| Error::NotFound {
+                what: format!("connection {} vanished from the catalog", config.name),
+            })
+    }
+
+    /// Refuses what no API caller may create: a name that exists (a conflict), settings
+    /// naming server files, and settings [`ConnectionConfig::check`] refuses.
+    pub(super) async fn admissible_new_connection(
+        &self,
+        pg: &Session,
+        config: &ConnectionConfig,
+    ) -> Result<()> {
+        if connections::find(pg, &config.name)
+            .await
+            .map_err(Error::catalog)?
+            .is_some()
+        {
+            return Err(name_taken(&config.name));
+        }
+        config.refuse_server_files()?;
+        config.check(self.allowed_hosts())
+    }
+
+    /// The key secrets are sealed with, or why connections cannot be created here.
+    pub(super) fn sealing_key(&self, connection: &str) -> Result<SecretKey> {
+        self.shared.options.secret_key.clone().ok_or_else(|| Error::Connection {
+            connection: connection.to_owned(),
+            problem: "this pgforce has no secret key to keep credentials with (set PGFORCE_SECRET_KEY or PGFORCE_SECRET_KEY_FILE; `pgforce key generate` writes one)".to_owned(),
+        })
     }
 
     /// Seals every kept connection secret under `new` instead of this engine's key;
@@ -512,7 +530,7 @@ impl Engine {
         id: ConnectionId,
         patch: &Map<String, Value>,
     ) -> Result<()> {
-        const CHANGEABLE: [&str; 8] = [
+        const CHANGEABLE: [&str; 10] = [
             "login_url",
             "auth",
             "username",
@@ -520,6 +538,8 @@ impl Engine {
             "client_id",
             "client_secret",
             "refresh_token",
+            "private_key",
+            "ca_certificate",
             "api_version",
         ];
         let pg = self.session().await?;
@@ -551,6 +571,12 @@ impl Engine {
                 }
             }
         }
+        if let Some((file, _)) = SERVER_FILE_SETTINGS
+            .iter()
+            .find(|(file, _)| patch.contains_key(*file))
+        {
+            return Err(refuse(server_file_problem(file)));
+        }
         if let Some(key) = patch.keys().find(|k| !CHANGEABLE.contains(&k.as_str())) {
             return Err(refuse(format!(
                 "{key} cannot be changed (changeable: {})",
@@ -573,8 +599,16 @@ impl Engine {
         for (name, value) in patch {
             settings.insert(name.clone(), value.clone());
         }
+        // A key or CA sent as content replaces one a file named (kept from before the API
+        // took content only).
+        for (file, content) in SERVER_FILE_SETTINGS {
+            if patch.contains_key(content) {
+                settings.remove(file);
+            }
+        }
         let changed: ConnectionConfig = serde_json::from_value(Value::Object(settings))
             .map_err(|e| refuse(format!("settings: {e}")))?;
+        changed.check(self.allowed_hosts())?;
         let key = self.shared.options.secret_key.clone().ok_or_else(|| {
             refuse("this pgforce has no secret key to keep credentials with".to_owned())
         })?;

@@ -11,7 +11,7 @@ use pgforce_store::catalog::mappings::{self, Origin};
 use serde_json::{Value, json};
 
 use super::Engine;
-use super::setup::{Registration, resolve, schema_of, settings_of};
+use super::setup::{Declaring, Registration, resolve, schema_of, settings_of};
 use crate::error::{Error, Result};
 use crate::hc_json::{self, HcMapping};
 
@@ -40,7 +40,8 @@ impl Engine {
             resolved.push((mapping, mapping_config, text));
         }
         let mut pg = self.session().await?;
-        self.apply_connection(&mut pg, &config).await?;
+        self.apply_connection(&mut pg, &config, Declaring::Upsert)
+            .await?;
         let (row, _) = self.live_connection(&pg, connection).await?;
         let schema = schema_of(&config)?;
         for (mapping, mapping_config, text) in &resolved {

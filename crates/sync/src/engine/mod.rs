@@ -8,6 +8,10 @@
 //!   connection's settings without its password, client secret or refresh token; an
 //!   engine runs the connections it has credentials for (declared in its configuration,
 //!   or added through it) and leaves the others to the processes that have them.
+//! - **Secrets go only to allowed hosts.** Every Salesforce client is built with
+//!   [`EngineOptions::allowed_hosts`] (Salesforce's own, plus the configuration's
+//!   `[security] allowed_login_hosts`); a connection naming another host is refused when
+//!   it is declared, created or changed, and never logged in to.
 //! - **Operations** (add, change, pause, resume, reload, remove, reconcile, import,
 //!   export, status) change the catalog through the same code whether or not a daemon
 //!   runs: a running engine, here or in another process on the same catalog, notices.
@@ -79,6 +83,9 @@ pub struct EngineOptions {
     /// The key that seals the secrets of connections created through the API (none: such
     /// connections cannot be created, nor run by this process).
     pub secret_key: Option<crate::SecretKey>,
+    /// The hosts connections may log in to besides Salesforce's own (the configuration
+    /// file's `[security] allowed_login_hosts`): credentials and tokens go nowhere else.
+    pub allowed_hosts: pgforce_salesforce::AllowedHosts,
 }
 
 impl EngineOptions {
@@ -105,6 +112,7 @@ impl Default for EngineOptions {
             schema_check: Duration::from_secs(DEFAULT_SCHEMA_CHECK_SECONDS),
             webhooks: Vec::new(),
             secret_key: None,
+            allowed_hosts: pgforce_salesforce::AllowedHosts::salesforce(),
         }
     }
 }
@@ -125,6 +133,7 @@ impl std::fmt::Debug for EngineOptions {
             .field("schema_check", &self.schema_check)
             .field("webhooks", &self.webhooks.len())
             .field("secret_key", &self.secret_key)
+            .field("allowed_hosts", &self.allowed_hosts)
             .finish()
     }
 }
@@ -351,7 +360,15 @@ impl Engine {
                 return None;
             }
         }
-        config.client_config().ok().map(|_| config)
+        config
+            .client_config(self.allowed_hosts())
+            .ok()
+            .map(|_| config)
+    }
+
+    /// The hosts this engine's connections may log in to.
+    fn allowed_hosts(&self) -> &pgforce_salesforce::AllowedHosts {
+        &self.shared.options.allowed_hosts
     }
 
     /// The Salesforce client of a connection, built once per settings.
@@ -372,9 +389,11 @@ impl Engine {
         {
             return Ok(client.clone());
         }
-        let client = Client::new(config.client_config()?).map_err(|e| Error::Connection {
-            connection: config.name.clone(),
-            problem: e.to_string(),
+        let client = Client::new(config.client_config(self.allowed_hosts())?).map_err(|e| {
+            Error::Connection {
+                connection: config.name.clone(),
+                problem: e.to_string(),
+            }
         })?;
         clients.insert(config.name.clone(), (fingerprint, client.clone()));
         Ok(client)

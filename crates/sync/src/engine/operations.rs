@@ -16,7 +16,7 @@ use pgforce_store::table::rows;
 use pgforce_store::{ConnectionId, Ident, MappingId, MappingState, Session};
 
 use super::Engine;
-use super::setup::{Registration, remove_mapping, resolve};
+use super::setup::{Declaring, Registration, remove_mapping, resolve};
 use crate::config::{ConnectionConfig, MappingConfig};
 use crate::error::{Error, Result};
 use crate::reader::schema::{self, SchemaCheck};
@@ -71,7 +71,8 @@ impl Engine {
     pub async fn add_connection(&self, config: ConnectionConfig) -> Result<ConnectionId> {
         let mut pg = self.session().await?;
         self.remember(config.clone());
-        self.apply_connection(&mut pg, &config).await?;
+        self.apply_connection(&mut pg, &config, Declaring::Upsert)
+            .await?;
         connections::find(&pg, &config.name)
             .await
             .map_err(catalog_error)?

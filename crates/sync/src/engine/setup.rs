@@ -57,6 +57,21 @@ impl LiveConnection {
     }
 }
 
+/// How a connection's catalog row is written.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Declaring<'a> {
+    /// Declared (a configuration file) or changed: registered, or updated by name.
+    Upsert,
+    /// Created through the API: a new row with its sealed secrets, or a conflict when the
+    /// name is taken (nothing of the existing connection changes).
+    New {
+        /// The fingerprint of the key that sealed `sealed`.
+        key: &'a str,
+        /// The sealed secrets.
+        sealed: &'a [u8],
+    },
+}
+
 /// A resolved mapping to register, with what its catalog row keeps.
 pub(crate) struct Registration<'a> {
     pub connection: ConnectionId,
@@ -86,7 +101,9 @@ impl Engine {
         let mut pg = self.session().await?;
         let mut applied = Applied::default();
         for config in self.declared() {
-            applied.mappings += self.apply_connection(&mut pg, &config).await?;
+            applied.mappings += self
+                .apply_connection(&mut pg, &config, Declaring::Upsert)
+                .await?;
             applied.connections += 1;
         }
         Ok(applied)
@@ -115,6 +132,7 @@ impl Engine {
         &self,
         pg: &mut Session,
         config: &ConnectionConfig,
+        declaring: Declaring<'_>,
     ) -> Result<usize> {
         let salesforce = self.client(config)?;
         let schema = schema_of(config)?;
@@ -122,6 +140,9 @@ impl Engine {
             .await
             .map_err(catalog_error)?
         {
+            Some(_) if matches!(declaring, Declaring::New { .. }) => {
+                return Err(name_taken(&config.name));
+            }
             Some(row) => mappings::list(&*pg, Some(row.id))
                 .await
                 .map_err(catalog_error)?,
@@ -174,13 +195,28 @@ impl Engine {
         ensure_connection_schema(&*pg, &schema)
             .await
             .map_err(catalog_error)?;
-        let connection =
-            connections::declare(&*pg, &config.name, schema.as_str(), &settings_json(config))
-                .await
-                .map_err(|e| Error::Connection {
-                    connection: config.name.clone(),
-                    problem: e.to_string(),
-                })?;
+        let settings = settings_json(config);
+        let refused = |e: pgforce_store::Error| Error::Connection {
+            connection: config.name.clone(),
+            problem: e.to_string(),
+        };
+        let connection = match declaring {
+            Declaring::Upsert => {
+                connections::declare(&*pg, &config.name, schema.as_str(), &settings)
+                    .await
+                    .map_err(refused)?
+            }
+            Declaring::New { key, sealed } => connections::create(
+                &*pg,
+                &config.name,
+                schema.as_str(),
+                &settings,
+                (key, sealed),
+            )
+            .await
+            .map_err(refused)?
+            .ok_or_else(|| name_taken(&config.name))?,
+        };
         for (mapping, mapping_config, origin, imported) in &resolved {
             let registration = Registration {
                 connection,
@@ -299,6 +335,15 @@ impl Engine {
             row: row.clone(),
             mapping,
         })
+    }
+}
+
+/// A connection of this name exists: creating another is a conflict, never a change.
+pub(crate) fn name_taken(name: &str) -> Error {
+    Error::Conflict {
+        what: format!(
+            "a connection named {name} exists already; names are unique (choose another, or change that one)"
+        ),
     }
 }
 
