@@ -592,9 +592,19 @@ async fn torture_kills_freezes_faults_and_edits_on_both_sides_lose_and_duplicate
         .unwrap();
     assert!(
         reconciled.status.success(),
-        "{}\nfirst Contacts that differ (Salesforce | Postgres):\n{}",
+        "{}\nfirst Accounts that differ (Salesforce | Postgres):\n{}\nfirst Contacts:\n{}",
         String::from_utf8_lossy(&reconciled.stdout),
-        contact_differences(&org, &db).await.join("\n")
+        differences(
+            &org,
+            &db,
+            "Account",
+            &["Name", "Industry", "Phone", "Ext__c", "Region__c"]
+        )
+        .await
+        .join("\n"),
+        differences(&org, &db, "Contact", &["LastName", "Email", "AccountId"])
+            .await
+            .join("\n")
     );
     // Change events flowed: the Leads were stored from them too, not only polled.
     assert_eq!(
@@ -750,51 +760,90 @@ async fn rows_without_records(org: &TestOrg, db: &TestDatabase) -> Vec<String> {
     found
 }
 
-/// The first Contacts whose fields differ between the two sides, for a failure message.
-async fn contact_differences(org: &TestOrg, db: &TestDatabase) -> Vec<String> {
+/// The first records whose mapped fields (or stamp, to the second) differ between
+/// Salesforce and Postgres: `Salesforce | Postgres`, each `field;…;stamp`, then the
+/// record's trigger-log history (live and archived), for a failure message.
+async fn differences(
+    org: &TestOrg,
+    db: &TestDatabase,
+    object: &str,
+    fields: &[&str],
+) -> Vec<String> {
     use std::collections::HashMap;
-    let text = |v: &serde_json::Value| v.as_str().unwrap_or("null").to_owned();
-    let remote: HashMap<String, String> = salesforce(org)
-        .query("SELECT Id, LastName, Email, AccountId, SystemModstamp FROM Contact")
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => "null".to_owned(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let soql = format!(
+        "SELECT Id, {}, SystemModstamp FROM {object}",
+        fields.join(", ")
+    );
+    let remote: HashMap<String, Vec<String>> = salesforce(org)
+        .query(&soql)
         .map_ok(|r| {
-            (
-                text(&r["Id"]),
-                format!(
-                    "{};{};{};{}",
-                    text(&r["LastName"]),
-                    text(&r["Email"]),
-                    text(&r["AccountId"]),
-                    text(&r["SystemModstamp"])
-                ),
-            )
+            let mut values: Vec<String> = fields.iter().map(|f| text(&r[*f])).collect();
+            values.push(text(&r["SystemModstamp"]));
+            (text(&r["Id"]), values)
         })
         .try_collect()
         .await
         .unwrap();
+    let table = object.to_lowercase();
+    let columns: Vec<String> = fields
+        .iter()
+        .map(|f| format!("coalesce({}::text, 'null')", f.to_lowercase()))
+        .collect();
     let local = db
         .client()
         .await
         .query(
-            "select sfid::text, concat_ws(';', coalesce(lastname, 'null'), coalesce(email, 'null'),
-                    coalesce(accountid, 'null'), systemmodstamp::text, _hc_lastop) from salesforce.contact",
+            &format!(
+                "select sfid::text, array[{}, systemmodstamp::text, _hc_lastop::text], id
+                 from salesforce.{table} where sfid is not null",
+                columns.join(", ")
+            ),
             &[],
         )
         .await
         .unwrap();
-    local
-        .iter()
-        .filter_map(|row| {
-            let (sfid, fields): (Option<String>, String) = (row.get(0), row.get(1));
-            let theirs = remote.get(sfid.as_deref()?)?;
-            // Stamps compared to the second: `2026-01-02T03:04:05.000+0000` and
-            // `2026-01-02 03:04:05`. Fields are joined with `;`.
-            let stamp = |s: &str| s.replace('T', " ").chars().take(19).collect::<String>();
-            let mine: Vec<&str> = fields.split(';').collect();
-            let other: Vec<&str> = theirs.split(';').collect();
-            let same = mine.get(..3) == other.get(..3)
-                && mine.get(3).map(|s| stamp(s)) == other.get(3).map(|s| stamp(s));
-            (!same).then(|| format!("{theirs} | {fields}"))
-        })
-        .take(5)
-        .collect()
+    // Stamps compared to the second: `2026-01-02T03:04:05.000+0000` and `2026-01-02 03:04:05`.
+    let stamp = |s: &str| s.replace('T', " ").chars().take(19).collect::<String>();
+    let mut found = Vec::new();
+    for row in &local {
+        let (sfid, mine, id): (String, Vec<Option<String>>, i32) =
+            (row.get(0), row.get(1), row.get(2));
+        let mine: Vec<String> = mine.into_iter().map(Option::unwrap_or_default).collect();
+        let Some(theirs) = remote.get(&sfid) else {
+            continue;
+        };
+        let n = fields.len();
+        let same = mine[..n] == theirs[..n] && stamp(&mine[n]) == stamp(&theirs[n]);
+        if same {
+            continue;
+        }
+        found.push(format!("{sfid}: {} | {}", theirs.join(";"), mine.join(";")));
+        let history = db
+            .client()
+            .await
+            .query(
+                "select concat_ws(' ', id, action, state, processed_at::text, updated_at::text,
+                                  \"values\", sf_message)
+                 from (select * from salesforce._trigger_log
+                       union all select * from salesforce._trigger_log_archive) l
+                 where table_name = $1 and record_id = $2 order by id",
+                &[&table, &id],
+            )
+            .await
+            .unwrap();
+        found.extend(
+            history
+                .iter()
+                .map(|r| format!("    {}", r.get::<_, String>(0))),
+        );
+        if found.len() > 40 {
+            break;
+        }
+    }
+    found
 }
