@@ -102,6 +102,56 @@ async fn a_slow_commit_is_overtaken_by_a_later_write_with_a_later_stamp() {
 }
 
 #[tokio::test]
+async fn a_slow_commit_to_a_record_written_meanwhile_never_takes_its_stamp_back() {
+    let org = Org::start().await;
+    let id = org.create("Invoice__c", invoice("ONE")).await;
+    org.control_call(
+        Method::POST,
+        "/faults/script",
+        Some(json!({ "steps": [{ "on": "write", "fault": "commitDelay", "delayMs": 1000 }] })),
+    )
+    .await;
+    let slow = {
+        let http = org.http.clone();
+        let url = org.url(&format!("/sobjects/Invoice__c/{id}"));
+        let token = org.token.clone();
+        tokio::spawn(async move {
+            http.patch(url)
+                .bearer_auth(token)
+                .json(&json!({ "Short__c": "slow" }))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        })
+    };
+    wait_for_empty_script(&org).await;
+    let (status, _, _) = org
+        .call(
+            Method::PATCH,
+            &format!("/sobjects/Invoice__c/{id}"),
+            Some(json!({ "Short__c": "fast" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let stamp = |record: &Value| {
+        record["records"][0]["SystemModstamp"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let soql = format!("SELECT Short__c, SystemModstamp FROM Invoice__c WHERE Id = '{id}'");
+    let after_fast = stamp(&org.query(&soql).await);
+    assert_eq!(slow.await.unwrap(), StatusCode::NO_CONTENT);
+    let last = org.query(&soql).await;
+    assert!(
+        stamp(&last) > after_fast,
+        "Salesforce serializes writes to one record by its row lock: the record's stamp only moves on ({} after {after_fast})",
+        stamp(&last)
+    );
+}
+
+#[tokio::test]
 async fn the_commit_delay_rate_delays_record_writes_only() {
     let org = Org::start().await;
     org.control_call(

@@ -676,9 +676,27 @@ impl Txn<'_> {
         let schema = Arc::clone(&self.org.schema);
         let object = schema.object(target.object);
         let mut values = existing.values.into_vec();
+        let before = match values[object.system.system_modstamp] {
+            Value::DateTime(stamp) => Some(stamp),
+            _ => None,
+        };
         change(&mut values);
         values[object.system.is_deleted] = Value::Bool(deleted_at.is_some());
         self.stamp_modified(object, &mut values);
+        // A late commit rewriting a record another write changed since its stamp was
+        // taken: in Salesforce that write would have waited for this one's row lock and
+        // come after it, so a record's SystemModstamp never goes backwards. The record
+        // takes a stamp after the one it holds.
+        if let Some(before) = before
+            && before > self.stamp
+        {
+            let stamp = datetime::now_millis()
+                .max(self.org.last_stamp)
+                .max(before + 1);
+            self.org.last_stamp = stamp;
+            values[object.system.last_modified_date] = Value::DateTime(stamp);
+            values[object.system.system_modstamp] = Value::DateTime(stamp);
+        }
         compute_name(object, &mut values);
         compute_formulas(object, &mut values);
         let record = Record {
