@@ -12,6 +12,10 @@
 //!   [`EngineOptions::allowed_hosts`] (Salesforce's own, plus the configuration's
 //!   `[security] allowed_login_hosts`); a connection naming another host is refused when
 //!   it is declared, created or changed, and never logged in to.
+//! - **Sessions.** Requests, scrapes and command steps borrow a catalog session from a
+//!   bounded pool (`[database] pool_size`) and give it back, reset, when done; workers,
+//!   the supervisor's rounds and notifications open their own, so a burst of requests
+//!   can neither exhaust Postgres nor starve them.
 //! - **Operations** (add, change, pause, resume, reload, remove, reconcile, import,
 //!   export, status) change the catalog through the same code whether or not a daemon
 //!   runs: a running engine, here or in another process on the same catalog, notices.
