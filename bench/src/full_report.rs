@@ -70,6 +70,7 @@ fn plan(options: &Options) -> Vec<(&'static str, Vec<String>)> {
             "write",
             vec!["--records".into(), writes, "--runs".into(), runs.clone()],
         ),
+        ("server", vec!["--mappings".into(), "1,100,1000".into()]),
         (
             "peers",
             vec![
@@ -101,6 +102,9 @@ fn describe(scenario: &str) -> &'static str {
         }
         "write" => {
             "Postgres → Salesforce: latency from commit until the trigger-log row reads SUCCESS; throughput for every row updated in one statement, through sObject Collections and through Bulk ingest, against direct collections calls without a database; API calls per 1,000 records; at 0 ms and 50 ms added per emulator call."
+        }
+        "server" => {
+            "The HTTP server in one process: `/metrics` p50 and p99 over 200 scrapes one after another at 1, 100 and 1,000 mappings (one custom object each in an emulator org; tables created, workers not running), against the exact status a scrape read before it used Postgres's row estimates (a `count(*)` per mapping on empty tables, its least cost; timed in process, 50 times); API requests per second (`GET /api/v3/connections`, a view token, 64 clients at once) and the most pooled Postgres sessions meanwhile (`[database] pool_size` 4)."
         }
         "peers" => {
             "Side by side on the same emulator data and Postgres: pgforce against a simple-salesforce `query_all` + `COPY` script for the initial load, and against a simple-salesforce script updating 200 records per call for writes. The Singer pair tap-salesforce → target-postgres could not be run: tap-salesforce 2.8.1 logs in only at `login.salesforce.com` or `test.salesforce.com` (hard-coded in `tap_salesforce/salesforce/__init__.py`) and its bulk mode uses Bulk API 1.0, which the emulator does not serve."

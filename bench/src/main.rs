@@ -15,6 +15,7 @@ mod full_report;
 mod peers;
 mod report;
 mod scratch;
+mod server;
 mod services;
 mod sync;
 mod write;
@@ -49,6 +50,9 @@ enum Scenario {
     Events(events::Options),
     /// pgforce against simple-salesforce scripts on the same data (Python, bench/peers).
     Peers(peers::Options),
+    /// The HTTP server: `/metrics` p50/p99 at 1, 100 and 1,000 mappings, API requests per
+    /// second on one process and the pool's Postgres sessions.
+    Server(server::Options),
     /// Every scenario, then docs/benchmarks.md and bench/results/latest.json.
     Report(full_report::Options),
 }
@@ -67,6 +71,7 @@ fn main() -> anyhow::Result<()> {
             Scenario::Sync(options) => sync::run(options).await,
             Scenario::Write(options) => write::run(options).await,
             Scenario::Peers(options) => peers::run(options).await,
+            Scenario::Server(options) => server::run(options).await,
             Scenario::Report(options) => full_report::run(options).await,
         }
     })?;

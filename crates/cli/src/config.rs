@@ -42,12 +42,33 @@ pub struct DatabaseConfig {
     /// Postgres connection URL or keyword/value string; shown only through
     /// [`pgforce_store::redact_conninfo`], which hides its password.
     pub url: String,
+    /// The most sessions pgforce keeps open on this database for API requests, metric
+    /// scrapes and commands (at least 1). Readers, writers, subscribers and their leases
+    /// open their own sessions besides; a request that finds every pooled session busy
+    /// waits up to 10 seconds, then fails (503 from the API).
+    #[serde(default = "default_pool_size")]
+    pub pool_size: usize,
+}
+
+fn default_pool_size() -> usize {
+    pgforce_sync::DEFAULT_POOL_SIZE
+}
+
+impl DatabaseConfig {
+    /// Refuses settings that cannot work, naming them.
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.pool_size == 0 {
+            bail!("[database] pool_size must be at least 1, got 0");
+        }
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for DatabaseConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DatabaseConfig")
             .field("url", &pgforce_store::redact_conninfo(&self.url))
+            .field("pool_size", &self.pool_size)
             .finish()
     }
 }
@@ -107,6 +128,10 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
         config.database.url = url;
     }
     config
+        .database
+        .validate()
+        .with_context(|| format!("config file {}", path.display()))?;
+    config
         .server
         .validate()
         .map_err(anyhow::Error::msg)
@@ -137,6 +162,7 @@ pub async fn open_engine(
         webhooks: config.webhooks.clone(),
         secret_key: secret_key()?,
         allowed_hosts: config.security.allowed_hosts()?,
+        pool_size: config.database.pool_size,
         ..EngineOptions::from_config(&config.engine)
     };
     Engine::open(&config.database.url, config.connections.clone(), options)
@@ -189,9 +215,33 @@ mod tests {
     }
 
     #[test]
+    fn a_pool_of_no_sessions_is_refused_naming_the_setting() {
+        let path = std::env::temp_dir().join(format!("pgforce-pool-{}.toml", std::process::id()));
+        std::fs::write(
+            &path,
+            "[database]\nurl = \"postgres://db/app\"\npool_size = 0\n",
+        )
+        .unwrap();
+        let error = format!("{:#}", load(&path).unwrap_err());
+        std::fs::remove_file(&path).unwrap();
+        assert!(
+            error.contains("[database] pool_size must be at least 1")
+                && error.contains(&path.display().to_string()),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_pool_size_defaults_to_a_few_sessions() {
+        let config: DatabaseConfig = toml::from_str("url = \"postgres://db/app\"").unwrap();
+        assert_eq!(config.pool_size, pgforce_sync::DEFAULT_POOL_SIZE);
+    }
+
+    #[test]
     fn debug_output_hides_the_database_password() {
         let database = DatabaseConfig {
             url: "host=db user=app password='s3 cret'".to_owned(),
+            pool_size: 4,
         };
         let shown = format!("{database:?}");
         assert!(shown.contains("password=***"), "{shown}");

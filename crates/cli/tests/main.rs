@@ -15,6 +15,7 @@ mod mappings;
 mod notifications;
 mod passwords;
 mod pause;
+mod pool;
 mod postgres_faults;
 mod reconcile;
 mod retention;

@@ -35,6 +35,17 @@ pub enum Error {
         /// What is wrong, naming the row.
         what: String,
     },
+    /// Every session of the pool stayed lent for as long as a caller may wait.
+    #[error(
+        "the database pool is exhausted: all {size} sessions stayed busy for {}s (raise [database] pool_size or lower the load)",
+        waited.as_secs()
+    )]
+    PoolExhausted {
+        /// The pool's size.
+        size: usize,
+        /// How long the caller waited.
+        waited: std::time::Duration,
+    },
     /// A statement failed.
     #[error("{context}{}", sqlstate_suffix(source))]
     Postgres {
@@ -54,10 +65,17 @@ impl Error {
                 source.code().map(tokio_postgres::error::SqlState::code)
             }
             Self::InvalidIdentifier { .. }
+            | Self::PoolExhausted { .. }
             | Self::SchemaTaken { .. }
             | Self::Catalog { .. }
             | Self::Fenced { .. } => None,
         }
+    }
+
+    /// Whether every session of the pool stayed busy for as long as a caller may wait
+    /// (the API answers 503).
+    pub fn is_pool_exhausted(&self) -> bool {
+        matches!(self, Self::PoolExhausted { .. })
     }
 
     /// Whether work stopped because its lease moved to another holder.
@@ -79,6 +97,7 @@ impl Error {
                 }
                 None => source.is_closed(),
             },
+            Self::PoolExhausted { .. } => true,
             Self::InvalidIdentifier { .. }
             | Self::SchemaTaken { .. }
             | Self::Catalog { .. }

@@ -19,8 +19,8 @@
 //! - `ddl`: connection schema and mapped tables (`sql/*.sql` hold the bodies).
 //! - `own_write`: the one way to open a transaction for pgforce's own writes.
 //! - `hstore`: the trigger log's hstore text payloads.
-//! - `notify`: LISTEN wake-ups; `connect`: opening sessions and showing connection strings
-//!   without passwords; `database`: creating the database a URL names.
+//! - `notify`: LISTEN wake-ups; `connect`: opening sessions (one by one, or lent by a
+//!   bounded [`Pool`]) and showing connection strings without passwords; `database`: creating the database a URL names.
 //! - `states`, `ids`, `ident`, `error`: the vocabulary.
 //! - `testing` (feature `test-support`): a database per test.
 
@@ -43,7 +43,9 @@ pub mod table;
 pub mod testing;
 pub mod trigger_log;
 
-pub use connect::{connect, redact_conninfo};
+pub use connect::{
+    POOL_APPLICATION_NAME, POOL_WAIT, Pool, PoolOptions, PooledSession, connect, redact_conninfo,
+};
 pub use database::connect_creating;
 pub use error::{Error, Result};
 pub use ident::Ident;

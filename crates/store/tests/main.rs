@@ -9,6 +9,7 @@ mod catalog;
 mod connections;
 mod events;
 mod layout;
+mod pool;
 mod subscriptions;
 mod tls;
 mod triggers;

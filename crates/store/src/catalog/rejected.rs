@@ -143,6 +143,30 @@ pub async fn count(client: &impl GenericClient, mapping: MappingId) -> Result<u6
     Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or_default())
 }
 
+/// How many records each mapping keeps as rejected (mappings with none left out), in one
+/// read whatever the number of mappings.
+pub async fn counts(
+    client: &impl GenericClient,
+) -> Result<std::collections::HashMap<MappingId, u64>> {
+    let rows = client
+        .query(
+            "select mapping_id, count(*) from pgforce.rejected_records group by mapping_id",
+            &[],
+        )
+        .await
+        .context(|| "counting the rejected records of every mapping".to_owned())?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let mapping = MappingId::from(row.get::<_, i64>(0));
+            (
+                mapping,
+                u64::try_from(row.get::<_, i64>(1)).unwrap_or_default(),
+            )
+        })
+        .collect())
+}
+
 /// The Ids of every record of the mapping kept as rejected.
 pub async fn sfids(client: &impl GenericClient, mapping: MappingId) -> Result<Vec<String>> {
     let rows = client

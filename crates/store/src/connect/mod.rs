@@ -18,14 +18,21 @@
 //! TLS is never tried on Unix-domain sockets: the server does not offer it there and libpq
 //! ignores `sslmode` for them.
 //!
+//! `pool` keeps a bounded set of these sessions for short work (API requests, scrapes,
+//! commands); workers open their own.
+//!
 //! Errors name the host, port and mode, never the password or the connection string.
 //! Wherever pgforce shows a connection string (messages, logs, `pgforce demo`), it shows
 //! [`redact_conninfo`]'s version of it, without passwords.
 
 mod conninfo;
+mod pool;
 mod tls;
 
 pub use self::conninfo::redact as redact_conninfo;
+pub use self::pool::{
+    APPLICATION_NAME as POOL_APPLICATION_NAME, POOL_WAIT, Pool, PoolOptions, PooledSession,
+};
 
 use std::error::Error as _;
 
@@ -120,7 +127,21 @@ impl Target {
     }
 
     async fn open(&self) -> Result<(Client, Connection)> {
-        let result = match self.mode {
+        self.open_driver().await.map_err(|source| Error::Postgres {
+            context: format!(
+                "connecting to PostgreSQL at {} with sslmode={}",
+                self.hosts(),
+                self.mode
+            ),
+            source,
+        })
+    }
+
+    /// [`Target::open`] with the driver's error as it came (the pool adds the context).
+    async fn open_driver(
+        &self,
+    ) -> std::result::Result<(Client, Connection), tokio_postgres::Error> {
+        match self.mode {
             SslMode::Disable => self.attempt(DriverMode::Disable).await,
             SslMode::Allow => match self.attempt(DriverMode::Disable).await {
                 Err(error) if error.as_db_error().is_some() => {
@@ -139,15 +160,7 @@ impl Target {
             SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
                 self.attempt(DriverMode::Require).await
             }
-        };
-        result.map_err(|source| Error::Postgres {
-            context: format!(
-                "connecting to PostgreSQL at {} with sslmode={}",
-                self.hosts(),
-                self.mode
-            ),
-            source,
-        })
+        }
     }
 
     async fn attempt(

@@ -1,5 +1,5 @@
 //! Reading rows of a mapped table: current values and `sfid`s for the writer, Ids and
-//! stamps for reconcile, counts for status.
+//! stamps for reconcile, counts for status, estimates for metric scrapes.
 
 use std::collections::HashMap;
 
@@ -59,6 +59,41 @@ pub async fn count(client: &impl GenericClient, schema: &Ident, table: &Ident) -
         .await
         .context(|| format!("counting the rows of {schema}.{table}"))?;
     Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or_default())
+}
+
+/// Estimated rows of each table, by `(schema, table)`, in one catalog read whatever the
+/// number of tables; none is scanned. The estimate is `pg_class.reltuples` (kept by
+/// `analyze`, autovacuum's included); a table never analyzed nor vacuumed has none (-1)
+/// and gets the statistics system's live-row count (`pg_stat_user_tables.n_live_tup`,
+/// kept as rows are inserted and deleted). Tables that do not exist are left out.
+pub async fn estimates(
+    client: &impl GenericClient,
+    tables: &[(String, String)],
+) -> Result<HashMap<(String, String), u64>> {
+    let (schemas, names): (Vec<&str>, Vec<&str>) = tables
+        .iter()
+        .map(|(schema, table)| (schema.as_str(), table.as_str()))
+        .unzip();
+    let rows = client
+        .query(
+            "select n.nspname::text, c.relname::text,
+                    case when c.reltuples >= 0 then c.reltuples::bigint
+                         else coalesce(s.n_live_tup, 0) end
+             from unnest($1::text[], $2::text[]) as t(schema_name, table_name)
+             join pg_namespace n on n.nspname = t.schema_name
+             join pg_class c on c.relnamespace = n.oid and c.relname = t.table_name
+             left join pg_stat_user_tables s on s.relid = c.oid",
+            &[&schemas, &names],
+        )
+        .await
+        .context(|| format!("estimating the rows of {} tables", tables.len()))?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let estimate = u64::try_from(row.get::<_, i64>(2)).unwrap_or_default();
+            ((row.get(0), row.get(1)), estimate)
+        })
+        .collect())
 }
 
 /// A row's id, `sfid` and `systemmodstamp` (`YYYY-MM-DDTHH:MI:SS.MS`).

@@ -243,3 +243,34 @@ async fn hostaddr_without_a_host_name_still_uses_tls() {
         assert!(session_uses_tls(&client).await, "sslmode={mode}");
     }
 }
+
+#[tokio::test]
+async fn pooled_sessions_keep_verify_full_and_name_a_wrong_host() {
+    let server = TlsServer::start().await;
+    let ca = server.ca.display();
+    let options = pgforce_store::PoolOptions {
+        size: 1,
+        wait: Duration::from_secs(10),
+    };
+    let url = server.url(&format!("sslmode=verify-full&sslrootcert={ca}"));
+    let pool = pgforce_store::Pool::new(&url, options).unwrap();
+    let session = pool.get().await.unwrap();
+    assert!(session_uses_tls(&session).await);
+
+    let wrong = server.conninfo(
+        "wrong.test",
+        &format!("sslmode=verify-full sslrootcert={ca}"),
+    );
+    let pool = pgforce_store::Pool::new(&wrong, options).unwrap();
+    let error = pool.get().await.err().unwrap();
+    let text = chain(&error);
+    assert!(
+        text.starts_with("connecting to PostgreSQL at wrong.test:")
+            && text.contains("sslmode=verify-full"),
+        "{text}"
+    );
+    assert!(
+        text.contains("server certificate for \"wrong.test\" rejected"),
+        "{text}"
+    );
+}

@@ -134,7 +134,7 @@ impl Engine {
             &challenge(&pending.code_verifier),
         );
         let pg = self.session().await?;
-        authorizations::save(&pg, &pending)
+        authorizations::save(&*pg, &pending)
             .await
             .map_err(Error::catalog)?;
         Ok(url)
@@ -144,7 +144,7 @@ impl Engine {
     /// for a refresh token, then creates or renews the connection.
     pub async fn complete_authorization(&self, state: &str, code: &str) -> Result<Authorized> {
         let pg = self.session().await?;
-        let pending = authorizations::take(&pg, state)
+        let pending = authorizations::take(&*pg, state)
             .await
             .map_err(Error::catalog)?
             .ok_or_else(|| Error::NotFound {

@@ -91,7 +91,7 @@ impl Engine {
     /// Every connection, with its mappings when `deep`.
     pub async fn connection_views(&self, deep: bool) -> Result<Vec<ConnectionView>> {
         let pg = self.session().await?;
-        let rows = connections::list(&pg).await.map_err(Error::catalog)?;
+        let rows = connections::list(&*pg).await.map_err(Error::catalog)?;
         let mut views = Vec::with_capacity(rows.len());
         for row in rows {
             let settings = row
@@ -251,7 +251,7 @@ impl Engine {
         let schema = Ident::new(&view.schema).map_err(Error::catalog)?;
         let pg = self.session().await?;
         queue::failed_since(
-            &pg,
+            &*pg,
             &schema,
             table.as_deref(),
             FAILED_WRITES_HOURS,
@@ -269,7 +269,7 @@ impl Engine {
         expires_in_days: Option<u32>,
     ) -> Result<String> {
         let pg = self.session().await?;
-        tokens::create(&pg, name, role, expires_in_days)
+        tokens::create(&*pg, name, role, expires_in_days)
             .await
             .map_err(Error::catalog)
     }
@@ -277,7 +277,7 @@ impl Engine {
     /// The live token `presented` is, if any.
     pub async fn authenticate(&self, presented: &str) -> Result<Option<TokenRow>> {
         let pg = self.session().await?;
-        tokens::authenticate(&pg, presented)
+        tokens::authenticate(&*pg, presented)
             .await
             .map_err(Error::catalog)
     }
@@ -285,13 +285,13 @@ impl Engine {
     /// Every API token (never the tokens themselves).
     pub async fn tokens(&self) -> Result<Vec<TokenRow>> {
         let pg = self.session().await?;
-        tokens::list(&pg).await.map_err(Error::catalog)
+        tokens::list(&*pg).await.map_err(Error::catalog)
     }
 
     /// Revokes the token named `name`; `false` when no live token has that name.
     pub async fn revoke_token(&self, name: &str) -> Result<bool> {
         let pg = self.session().await?;
-        tokens::revoke(&pg, name).await.map_err(Error::catalog)
+        tokens::revoke(&*pg, name).await.map_err(Error::catalog)
     }
 
     /// Appends to the audit trail: `actor` (a token's name, or `cli`) did `action` to
@@ -307,7 +307,7 @@ impl Engine {
         let pg = self.session().await?;
         let (before, after) = (before.map(Value::to_string), after.map(Value::to_string));
         audit::record(
-            &pg,
+            &*pg,
             actor,
             action,
             target,
@@ -321,7 +321,7 @@ impl Engine {
     /// The newest `limit` entries of the audit trail, newest first.
     pub async fn audit_trail(&self, limit: i64) -> Result<Vec<AuditEntry>> {
         let pg = self.session().await?;
-        audit::list(&pg, limit).await.map_err(Error::catalog)
+        audit::list(&*pg, limit).await.map_err(Error::catalog)
     }
 
     /// An object's describe as Heroku Connect's `schemas/{Object}` shows it: name, label
@@ -383,7 +383,7 @@ impl Engine {
         let view = self.connection_view(connection).await?;
         let schema = Ident::new(&view.schema).map_err(Error::catalog)?;
         let pg = self.session().await?;
-        let decided = queue::decide_failed(&pg, &schema, log_id, decision, who)
+        let decided = queue::decide_failed(&*pg, &schema, log_id, decision, who)
             .await
             .map_err(Error::catalog)?;
         if decided {
@@ -404,7 +404,7 @@ impl Engine {
     ) -> Result<Vec<Notification>> {
         let view = self.connection_view(connection).await?;
         let pg = self.session().await?;
-        notifications::list(&pg, &view.name, filter, limit)
+        notifications::list(&*pg, &view.name, filter, limit)
             .await
             .map_err(Error::catalog)
     }
@@ -417,7 +417,7 @@ impl Engine {
     ) -> Result<u64> {
         let view = self.connection_view(connection).await?;
         let pg = self.session().await?;
-        notifications::acknowledge(&pg, &view.name, filter)
+        notifications::acknowledge(&*pg, &view.name, filter)
             .await
             .map_err(Error::catalog)
     }
@@ -451,7 +451,7 @@ impl Engine {
         };
         self.apply_connection(&mut pg, &config, new).await?;
         self.remember(config.clone());
-        connections::find(&pg, &config.name)
+        connections::find(&*pg, &config.name)
             .await
             .map_err(Error::catalog)?
             .map(|row| row.id)
@@ -496,7 +496,7 @@ impl Engine {
             });
         };
         let mut pg = self.session().await?;
-        let rows = connections::list(&pg).await.map_err(Error::catalog)?;
+        let rows = connections::list(&*pg).await.map_err(Error::catalog)?;
         let mut resealed = Vec::new();
         for row in &rows {
             let Some((fingerprint, sealed)) = &row.sealed_secrets else {
@@ -624,7 +624,7 @@ impl Engine {
         let sealed = secrets::seal(&key, &changed)?;
         let name = changed.name.clone();
         self.add_connection(changed).await?;
-        connections::save_secrets(&pg, &name, key.fingerprint(), &sealed)
+        connections::save_secrets(&*pg, &name, key.fingerprint(), &sealed)
             .await
             .map_err(Error::catalog)
     }
@@ -633,7 +633,7 @@ impl Engine {
     /// the session's form token.
     pub async fn open_dashboard_session(&self, token: &TokenRow) -> Result<(String, String)> {
         let pg = self.session().await?;
-        tokens::open_session(&pg, token.id, 12)
+        tokens::open_session(&*pg, token.id, 12)
             .await
             .map_err(Error::catalog)
     }
@@ -641,13 +641,13 @@ impl Engine {
     /// The live dashboard session `secret` names: its token and form token.
     pub async fn dashboard_session(&self, secret: &str) -> Result<Option<(TokenRow, String)>> {
         let pg = self.session().await?;
-        tokens::session(&pg, secret).await.map_err(Error::catalog)
+        tokens::session(&*pg, secret).await.map_err(Error::catalog)
     }
 
     /// Ends a dashboard session.
     pub async fn close_dashboard_session(&self, secret: &str) -> Result<()> {
         let pg = self.session().await?;
-        tokens::close_session(&pg, secret)
+        tokens::close_session(&*pg, secret)
             .await
             .map_err(Error::catalog)
     }
@@ -656,7 +656,7 @@ impl Engine {
     /// `(minutes ago the slice starts, read, written)`.
     pub async fn activity(&self, hours: u32, bucket_minutes: u32) -> Result<Vec<(i64, i64, i64)>> {
         let pg = self.session().await?;
-        pgforce_store::catalog::events::activity(&pg, hours, bucket_minutes)
+        pgforce_store::catalog::events::activity(&*pg, hours, bucket_minutes)
             .await
             .map_err(Error::catalog)
     }

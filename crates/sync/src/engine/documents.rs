@@ -56,7 +56,7 @@ impl Engine {
             self.register(&mut pg, &registration).await?;
         }
         if let Some(block) = &document.connection {
-            connections::save_document(&pg, connection, &block.to_string())
+            connections::save_document(&*pg, connection, &block.to_string())
                 .await
                 .map_err(catalog_error)?;
         }
@@ -76,7 +76,7 @@ impl Engine {
                 config: hc_json::config_object(m),
             })
             .collect();
-        let row = connections::find(&pg, connection)
+        let row = connections::find(&*pg, connection)
             .await
             .map_err(catalog_error)?;
         if declared.is_none() && row.is_none() {
@@ -85,7 +85,7 @@ impl Engine {
             });
         }
         if let Some(row) = &row {
-            for mapping in mappings::list(&pg, Some(row.id))
+            for mapping in mappings::list(&*pg, Some(row.id))
                 .await
                 .map_err(catalog_error)?
             {
@@ -113,7 +113,7 @@ impl Engine {
                 });
             }
         }
-        let block = match connections::document(&pg, connection)
+        let block = match connections::document(&*pg, connection)
             .await
             .map_err(catalog_error)?
         {

@@ -12,6 +12,10 @@
 //!   [`EngineOptions::allowed_hosts`] (Salesforce's own, plus the configuration's
 //!   `[security] allowed_login_hosts`); a connection naming another host is refused when
 //!   it is declared, created or changed, and never logged in to.
+//! - **Sessions.** Requests, scrapes and command steps borrow a catalog session from a
+//!   bounded pool (`[database] pool_size`) and give it back, reset, when done; workers,
+//!   the supervisor's rounds and notifications open their own, so a burst of requests
+//!   can neither exhaust Postgres nor starve them.
 //! - **Operations** (add, change, pause, resume, reload, remove, reconcile, import,
 //!   export, status) change the catalog through the same code whether or not a daemon
 //!   runs: a running engine, here or in another process on the same catalog, notices.
@@ -40,7 +44,7 @@ use std::time::Duration;
 
 use pgforce_salesforce::Client;
 use pgforce_store::catalog::connections::ConnectionRow;
-use pgforce_store::{MappingId, Session};
+use pgforce_store::{MappingId, Pool, PoolOptions, PooledSession, Session};
 use tokio::sync::{broadcast, watch};
 
 pub use authorize::Authorized;
@@ -86,7 +90,16 @@ pub struct EngineOptions {
     /// The hosts connections may log in to besides Salesforce's own (the configuration
     /// file's `[security] allowed_login_hosts`): credentials and tokens go nowhere else.
     pub allowed_hosts: pgforce_salesforce::AllowedHosts,
+    /// The most catalog sessions the engine's pool keeps open for API requests, scrapes
+    /// and commands (default 4; at least 1). Workers open their own sessions besides.
+    pub pool_size: usize,
+    /// How long a request waits for a pooled session before it fails as the pool being
+    /// exhausted (default [`pgforce_store::POOL_WAIT`]).
+    pub pool_wait: Duration,
 }
+
+/// Catalog sessions the engine's pool keeps, unless configured otherwise.
+pub const DEFAULT_POOL_SIZE: usize = 4;
 
 impl EngineOptions {
     /// The options a configuration file's `[engine]` asks for.
@@ -113,6 +126,8 @@ impl Default for EngineOptions {
             webhooks: Vec::new(),
             secret_key: None,
             allowed_hosts: pgforce_salesforce::AllowedHosts::salesforce(),
+            pool_size: DEFAULT_POOL_SIZE,
+            pool_wait: pgforce_store::POOL_WAIT,
         }
     }
 }
@@ -134,6 +149,8 @@ impl std::fmt::Debug for EngineOptions {
             .field("webhooks", &self.webhooks.len())
             .field("secret_key", &self.secret_key)
             .field("allowed_hosts", &self.allowed_hosts)
+            .field("pool_size", &self.pool_size)
+            .field("pool_wait", &self.pool_wait)
             .finish()
     }
 }
@@ -155,6 +172,9 @@ impl std::fmt::Debug for Engine {
 /// What every clone of an engine shares.
 struct Shared {
     database_url: String,
+    /// Sessions lent to API requests, scrapes and commands (bounded); workers do not
+    /// borrow from it.
+    pool: Pool,
     options: EngineOptions,
     /// Connections declared to this process, with their secrets (by name). Declarations
     /// from the configuration file come first; run-time additions are appended.
@@ -180,6 +200,14 @@ impl Engine {
         declared: Vec<ConnectionConfig>,
         options: EngineOptions,
     ) -> Result<Self> {
+        let pool = Pool::new(
+            database_url,
+            PoolOptions {
+                size: options.pool_size,
+                wait: options.pool_wait,
+            },
+        )
+        .map_err(Error::catalog)?;
         let mut pg = pgforce_store::connect(database_url)
             .await
             .map_err(Error::catalog)?;
@@ -189,6 +217,7 @@ impl Engine {
         Ok(Self {
             shared: Arc::new(Shared {
                 database_url: database_url.to_owned(),
+                pool,
                 options,
                 declared: std::sync::RwLock::new(declared),
                 clients: std::sync::Mutex::default(),
@@ -314,9 +343,21 @@ impl Engine {
         declared.push(config);
     }
 
-    /// A session on the catalog's database, for the engine's own tasks.
+    /// A session of its own on the catalog's database, for the engine's background tasks
+    /// (the supervisor's rounds, notifications): they keep working while every pooled
+    /// session is lent.
     pub(crate) async fn catalog_session(&self) -> Result<Session> {
-        self.session().await
+        pgforce_store::connect(&self.shared.database_url)
+            .await
+            .map_err(Error::catalog)
+    }
+
+    /// Catalog sessions the engine's pool has open now (idle or lent), and its size.
+    pub fn pool_sessions(&self) -> (usize, usize) {
+        (
+            self.shared.pool.open_sessions(),
+            self.shared.pool.max_size(),
+        )
     }
 
     /// The org's API usage as each connection's client last saw it.
@@ -332,11 +373,10 @@ impl Engine {
             .collect()
     }
 
-    /// A session on the catalog's database.
-    async fn session(&self) -> Result<Session> {
-        pgforce_store::connect(&self.shared.database_url)
-            .await
-            .map_err(Error::catalog)
+    /// A session lent by the engine's pool, for short work (a request, a scrape, a
+    /// command step). It goes back when dropped; nothing a borrower sets outlives it.
+    async fn session(&self) -> Result<PooledSession> {
+        self.shared.pool.get().await.map_err(Error::catalog)
     }
 
     /// A connection's full configuration: its declaration here (with secrets), else its

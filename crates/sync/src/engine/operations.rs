@@ -73,7 +73,7 @@ impl Engine {
         self.remember(config.clone());
         self.apply_connection(&mut pg, &config, Declaring::Upsert)
             .await?;
-        connections::find(&pg, &config.name)
+        connections::find(&*pg, &config.name)
             .await
             .map_err(catalog_error)?
             .map(|row| row.id)
@@ -117,12 +117,12 @@ impl Engine {
     ) -> Result<MappingId> {
         let pg = self.session().await?;
         let row = self.mapping_row(&pg, connection, object).await?;
-        mappings::set_paused(&pg, row.id, paused)
+        mappings::set_paused(&*pg, row.id, paused)
             .await
             .map_err(catalog_error)?;
         if !paused && row.state == MappingState::SystemError {
             // Resuming asks for another try: the next start shows what happens then.
-            mappings::set_state(&pg, row.id, &MappingState::Initial, None)
+            mappings::set_state(&*pg, row.id, &MappingState::Initial, None)
                 .await
                 .map_err(catalog_error)?;
         }
@@ -133,7 +133,7 @@ impl Engine {
     /// changes not sent yet are set IGNORED.
     pub async fn remove_mapping(&self, connection: &str, object: &str) -> Result<()> {
         let pg = self.session().await?;
-        let connection_row = connections::find(&pg, connection)
+        let connection_row = connections::find(&*pg, connection)
             .await
             .map_err(catalog_error)?
             .ok_or_else(|| not_in_catalog(connection))?;
@@ -154,11 +154,11 @@ impl Engine {
 
     async fn set_connection_paused(&self, connection: &str, paused: bool) -> Result<()> {
         let pg = self.session().await?;
-        let row = connections::find(&pg, connection)
+        let row = connections::find(&*pg, connection)
             .await
             .map_err(catalog_error)?
             .ok_or_else(|| not_in_catalog(connection))?;
-        connections::set_paused(&pg, row.id, paused)
+        connections::set_paused(&*pg, row.id, paused)
             .await
             .map_err(catalog_error)
             .map(|_| ())
@@ -168,12 +168,12 @@ impl Engine {
     /// rows but no longer capture changes.
     pub async fn remove_connection(&self, connection: &str) -> Result<()> {
         let pg = self.session().await?;
-        let row = connections::find(&pg, connection)
+        let row = connections::find(&*pg, connection)
             .await
             .map_err(catalog_error)?
             .ok_or_else(|| not_in_catalog(connection))?;
         let schema = Ident::new(&row.schema).map_err(catalog_error)?;
-        for mapping in mappings::list(&pg, Some(row.id))
+        for mapping in mappings::list(&*pg, Some(row.id))
             .await
             .map_err(catalog_error)?
         {
@@ -182,7 +182,7 @@ impl Engine {
                 .await
                 .map_err(|e| Error::store(&mapping.object, e))?;
         }
-        connections::remove(&pg, row.id)
+        connections::remove(&*pg, row.id)
             .await
             .map_err(catalog_error)?;
         self.shared
@@ -199,13 +199,13 @@ impl Engine {
     /// stale id is also caught when Salesforce refuses it; this avoids the detour.)
     pub async fn forget_change_event_position(&self, connection: &str) -> Result<()> {
         let pg = self.session().await?;
-        let row = connections::find(&pg, connection)
+        let row = connections::find(&*pg, connection)
             .await
             .map_err(catalog_error)?
             .ok_or_else(|| Error::NotFound {
                 what: format!("no connection named {connection}"),
             })?;
-        subscriptions::forget(&pg, row.id)
+        subscriptions::forget(&*pg, row.id)
             .await
             .map_err(catalog_error)
     }
@@ -220,7 +220,7 @@ impl Engine {
     ) -> Result<Reloaded> {
         let mut pg = self.session().await?;
         let row = self.mapping_row(&pg, connection, object).await?;
-        mappings::request_reload(&pg, row.id)
+        mappings::request_reload(&*pg, row.id)
             .await
             .map_err(catalog_error)?;
         let ReloadMode::Now(progress) = mode else {

@@ -56,7 +56,7 @@ impl Engine {
         let catalog = Error::catalog;
         let names: Vec<String> = match &request.connection {
             Some(name) => vec![name.clone()],
-            None => connections::list(&pg)
+            None => connections::list(&*pg)
                 .await
                 .map_err(catalog)?
                 .into_iter()
@@ -67,7 +67,7 @@ impl Engine {
         let mut reports = Vec::new();
         for name in names {
             let (row, live) = self.live_connection(&pg, &name).await?;
-            let rows = mappings::list(&pg, Some(row.id)).await.map_err(catalog)?;
+            let rows = mappings::list(&*pg, Some(row.id)).await.map_err(catalog)?;
             let selected = rows.iter().filter(|m| {
                 request.objects.is_empty()
                     || request

@@ -115,7 +115,7 @@ impl Engine {
     pub async fn knows_declared_connections(&self) -> Result<bool> {
         let pg = self.session().await?;
         for config in self.declared() {
-            if connections::find(&pg, &config.name)
+            if connections::find(&*pg, &config.name)
                 .await
                 .map_err(catalog_error)?
                 .is_none()

@@ -106,13 +106,13 @@ impl Engine {
     pub async fn status(&self, live_counts: bool) -> Result<Status> {
         let pg = self.session().await?;
         let catalog = Error::catalog;
-        let connection_rows = connections::list(&pg).await.map_err(catalog)?;
+        let connection_rows = connections::list(&*pg).await.map_err(catalog)?;
         let mut mappings = Vec::new();
-        for report in status::mappings(&pg).await.map_err(catalog)? {
+        for report in status::mappings(&*pg).await.map_err(catalog)? {
             let table = Ident::new(&report.schema)
                 .and_then(|schema| Ok((schema, Ident::new(&report.table)?)));
             let postgres_count = match &table {
-                Ok((schema, table)) => rows::count(&pg, schema, table).await.ok(),
+                Ok((schema, table)) => rows::count(&*pg, schema, table).await.ok(),
                 Err(_) => None,
             };
             let salesforce_count = if live_counts {
@@ -121,9 +121,9 @@ impl Engine {
             } else {
                 None
             };
-            let rejected = rejected::count(&pg, report.id).await.map_err(catalog)?;
+            let rejected = rejected::count(&*pg, report.id).await.map_err(catalog)?;
             let rejected_first = if rejected > 0 {
-                rejected::list(&pg, report.id, REJECTED_SHOWN)
+                rejected::list(&*pg, report.id, REJECTED_SHOWN)
                     .await
                     .map_err(catalog)?
             } else {
@@ -150,11 +150,11 @@ impl Engine {
             });
         }
         let mut writers = Vec::new();
-        for writer in status::writers(&pg).await.map_err(catalog)? {
+        for writer in status::writers(&*pg).await.map_err(catalog)? {
             let schema = Ident::new(&writer.schema).map_err(catalog)?;
             writers.push(WriterStatus {
-                queue: queue::counts(&pg, &schema).await.map_err(catalog)?,
-                stuck: queue::stuck(&pg, &schema, STUCK_SHOWN)
+                queue: queue::counts(&*pg, &schema).await.map_err(catalog)?,
+                stuck: queue::stuck(&*pg, &schema, STUCK_SHOWN)
                     .await
                     .map_err(catalog)?,
                 connection: writer.name,

@@ -100,7 +100,7 @@ pub(super) async fn run(engine: &Engine, mut shutdown: watch::Receiver<bool>) ->
         if *shutdown.borrow() {
             break;
         }
-        match engine.session().await {
+        match engine.catalog_session().await {
             Ok(pg) => {
                 if let Err(error) = round(engine, &pg, &mut state, &mut workers).await {
                     tracing::warn!(error = %error.chain(), "could not read the catalog; trying again");

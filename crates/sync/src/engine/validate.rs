@@ -151,7 +151,7 @@ impl Engine {
     /// Keeps a diagnosis as the API shows it; returns its id.
     pub async fn keep_diagnosis(&self, connection: ConnectionId, shown: &Value) -> Result<i64> {
         let pg = self.session().await?;
-        validations::save(&pg, connection, &shown.to_string())
+        validations::save(&*pg, connection, &shown.to_string())
             .await
             .map_err(Error::catalog)
     }
@@ -159,7 +159,7 @@ impl Engine {
     /// A kept diagnosis of `connection`.
     pub async fn kept_diagnosis(&self, connection: ConnectionId, id: i64) -> Result<Value> {
         let pg = self.session().await?;
-        let text = validations::find(&pg, connection, id)
+        let text = validations::find(&*pg, connection, id)
             .await
             .map_err(Error::catalog)?
             .ok_or_else(|| Error::NotFound {
