@@ -197,6 +197,59 @@ async fn a_text_field_widened_in_salesforce_widens_its_column_and_stores_the_lon
 }
 
 #[tokio::test]
+async fn records_refused_by_a_narrow_column_are_read_again_after_the_widening_even_if_that_read_fails_once()
+ {
+    let (org, db, sf) = org_and_database().await;
+    let id = create(&sf, "Gizmo__c", json!({ "Name": "G", "Label__c": "short" })).await;
+    let running = run(
+        &db,
+        connection(&org, &[("Gizmo__c", &["Name", "Label__c"])]),
+    )
+    .await;
+    let label = format!("select label__c from salesforce.gizmo__c where sfid = '{id}'");
+    wait_for(&db, &label, Some("short")).await;
+    // Postgres breaks the first write of a long label as a deadlock (a sequence is not
+    // rolled back with the failed transaction, so it happens once).
+    db.client()
+        .await
+        .batch_execute(
+            "create sequence long_label_writes;
+             create function break_first_long_label() returns trigger language plpgsql as $$
+             begin
+                 if length(new.label__c) > 10 and nextval('long_label_writes') = 1 then
+                     raise exception 'deadlock detected (injected)' using errcode = '40P01';
+                 end if;
+                 return new;
+             end $$;
+             create trigger break_first_long_label before insert or update on salesforce.gizmo__c
+                 for each row execute function break_first_long_label();",
+        )
+        .await
+        .unwrap();
+
+    org.control(
+        Method::PATCH,
+        "/schema/Gizmo__c/fields/Label__c",
+        Some(json!({ "length": 40 })),
+    )
+    .await;
+    let long = "thirty characters, not ten....";
+    update(&sf, "Gizmo__c", &id, json!({ "Label__c": long })).await;
+
+    // The widening's read of the refused record fails once; the next check reads it again.
+    wait_for(&db, &label, Some(long)).await;
+    assert_eq!(
+        text(&db, "select last_value::text from long_label_writes")
+            .await
+            .as_deref(),
+        Some("2"),
+        "the first write failed, the second stored the value"
+    );
+    wait_for(&db, &state_of("Gizmo__c"), Some("DATA_SYNCED | ")).await;
+    running.stop().await;
+}
+
+#[tokio::test]
 async fn a_field_widened_while_pgforce_was_stopped_is_widened_when_it_starts_again() {
     let (org, db, sf) = org_and_database().await;
     create(&sf, "Gizmo__c", json!({ "Name": "G", "Label__c": "short" })).await;

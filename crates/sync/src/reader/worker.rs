@@ -414,8 +414,10 @@ impl ReaderWorker {
             mappings::set_state(&pg, self.mapping_id, &MappingState::Resync, None)
                 .await
                 .map_err(store)?;
-        } else if changed {
+        } else if changed || state.schema.rejected_to_read {
+            state.schema.rejected_to_read = true;
             self.retry_rejected(state, &mut pg, fence).await?;
+            state.schema.rejected_to_read = false;
         }
         state.pg = Some(pg);
         Ok(Followed::Current { changed })
@@ -640,12 +642,20 @@ struct SchemaWatch {
     waiting: Option<String>,
     /// Check again at the next tick (a widening failed for a passing reason).
     again: bool,
+    /// The schema changed and the rejected records are still to be read again: a read that
+    /// failed for a passing reason (a deadlock, a lost answer) is tried at the next check,
+    /// which is due at the next tick. Without this, the next check finds the schema
+    /// current and the records the old column refused stay refused.
+    rejected_to_read: bool,
 }
 
 impl SchemaWatch {
     /// Whether the next tick checks the schema before it reads.
     fn due(&self, every: Duration) -> bool {
-        self.again || self.waiting.is_some() || self.checked.is_none_or(|at| at.elapsed() >= every)
+        self.again
+            || self.rejected_to_read
+            || self.waiting.is_some()
+            || self.checked.is_none_or(|at| at.elapsed() >= every)
     }
 }
 
