@@ -163,6 +163,7 @@ pub async fn open_engine(
         secret_key: secret_key()?,
         allowed_hosts: config.security.allowed_hosts()?,
         pool_size: config.database.pool_size,
+        calls_per_token_hour: config.server.salesforce_calls_per_token_hour,
         ..EngineOptions::from_config(&config.engine)
     };
     Engine::open(&config.database.url, config.connections.clone(), options)

@@ -3,6 +3,7 @@
 // Integration tests are test code: unwrapping is how they fail loudly.
 #![allow(clippy::unwrap_used)]
 
+mod admin;
 mod api;
 mod bad_input;
 mod dashboard;

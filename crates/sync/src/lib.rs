@@ -35,6 +35,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 #![warn(missing_docs)]
 
+mod call_budget;
 pub mod config;
 mod conflict;
 mod convert;
@@ -42,6 +43,7 @@ mod engine;
 mod error;
 mod error_policy;
 mod events;
+mod fresh;
 mod hc_json;
 mod mapping;
 mod metrics;
@@ -56,12 +58,14 @@ pub mod testing;
 mod worker;
 mod writer;
 
+pub use call_budget::{DEFAULT_CALLS_PER_TOKEN_HOUR, Viewer};
 pub use engine::{
     Applied, Authorized, Check, CheckOutcome, ConnectionStatus, ConnectionView, DEFAULT_POOL_SIZE,
-    Diagnosis, Engine, EngineOptions, MappingReconcile, MappingStatus, MappingView,
-    ReconcileRequest, ReloadMode, Reloaded, Status, WriterStatus,
+    DESCRIBE_FRESH, Depth, Diagnosis, EXACT_COUNT_BELOW, Engine, EngineOptions, MappingReconcile,
+    MappingStatus, MappingView, ROW_COUNT_FRESH, ReconcileRequest, ReloadMode, Reloaded,
+    SALESFORCE_COUNT_FRESH, Status, WriterStatus,
 };
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use events::{Event, EventKind, EventOutcome};
 pub use mapping::DEFAULT_BULK_THRESHOLD;
 pub use pgforce_store::catalog::audit::AuditEntry;

@@ -163,6 +163,18 @@ pub async fn find(client: &impl GenericClient, name: &str) -> Result<Option<Conn
     Ok(row.as_ref().map(from_row))
 }
 
+/// The connection with id `id`, if there is one.
+pub async fn get(client: &impl GenericClient, id: ConnectionId) -> Result<Option<ConnectionRow>> {
+    let row = client
+        .query_opt(
+            &format!("select {COLUMNS} from pgforce.connections where id = $1"),
+            &[&id.get()],
+        )
+        .await
+        .context(|| format!("reading connection {id}"))?;
+    Ok(row.as_ref().map(from_row))
+}
+
 /// Pauses or resumes a connection; `false` when there is no such connection.
 pub async fn set_paused(
     client: &impl GenericClient,

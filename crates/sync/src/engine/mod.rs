@@ -37,6 +37,7 @@ mod setup;
 mod status;
 mod supervisor;
 mod validate;
+mod views;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -48,12 +49,15 @@ use pgforce_store::{MappingId, Pool, PoolOptions, PooledSession, Session};
 use tokio::sync::{broadcast, watch};
 
 pub use authorize::Authorized;
-pub use describe::{ConnectionView, MappingView};
 pub use operations::{ReloadMode, Reloaded};
 pub use reconciling::{MappingReconcile, ReconcileRequest};
 pub use setup::Applied;
 pub use status::{ConnectionStatus, MappingStatus, Status, WriterStatus};
 pub use validate::{Check, Diagnosis, Outcome as CheckOutcome};
+pub use views::{
+    ConnectionView, DESCRIBE_FRESH, Depth, EXACT_COUNT_BELOW, MappingView, ROW_COUNT_FRESH,
+    SALESFORCE_COUNT_FRESH,
+};
 
 use crate::config::ConnectionConfig;
 use crate::error::{Error, Result};
@@ -96,6 +100,9 @@ pub struct EngineOptions {
     /// How long a request waits for a pooled session before it fails as the pool being
     /// exhausted (default [`pgforce_store::POOL_WAIT`]).
     pub pool_wait: Duration,
+    /// Salesforce calls (record counts, describes) one API token's requests may cause per
+    /// hour (default [`crate::call_budget::DEFAULT_CALLS_PER_TOKEN_HOUR`]).
+    pub calls_per_token_hour: u32,
 }
 
 /// Catalog sessions the engine's pool keeps, unless configured otherwise.
@@ -128,6 +135,7 @@ impl Default for EngineOptions {
             allowed_hosts: pgforce_salesforce::AllowedHosts::salesforce(),
             pool_size: DEFAULT_POOL_SIZE,
             pool_wait: pgforce_store::POOL_WAIT,
+            calls_per_token_hour: crate::call_budget::DEFAULT_CALLS_PER_TOKEN_HOUR,
         }
     }
 }
@@ -151,6 +159,7 @@ impl std::fmt::Debug for EngineOptions {
             .field("allowed_hosts", &self.allowed_hosts)
             .field("pool_size", &self.pool_size)
             .field("pool_wait", &self.pool_wait)
+            .field("calls_per_token_hour", &self.calls_per_token_hour)
             .finish()
     }
 }
@@ -183,9 +192,9 @@ struct Shared {
     clients: std::sync::Mutex<HashMap<String, (String, Client)>>,
     /// Nudges for readers running in this process.
     wakes: std::sync::Mutex<HashMap<MappingId, Arc<crate::reader::ReaderWake>>>,
-    /// Salesforce record counts the API showed lately, by mapping, with when they were
-    /// counted (one COUNT() call per mapping per `describe::SALESFORCE_COUNT_TTL`).
-    salesforce_counts: std::sync::Mutex<HashMap<MappingId, (std::time::Instant, u64)>>,
+    /// What the API's views keep between requests (counts, describes) and the Salesforce
+    /// calls each token may still cause.
+    views: views::Kept,
     /// Records loaded so far by loads running in this process, by mapping.
     loading: Arc<std::sync::Mutex<HashMap<MappingId, u64>>>,
     bus: EventBus,
@@ -214,6 +223,7 @@ impl Engine {
         pgforce_store::catalog::migrate(&mut pg)
             .await
             .map_err(Error::catalog)?;
+        let calls_per_token_hour = options.calls_per_token_hour;
         Ok(Self {
             shared: Arc::new(Shared {
                 database_url: database_url.to_owned(),
@@ -222,7 +232,7 @@ impl Engine {
                 declared: std::sync::RwLock::new(declared),
                 clients: std::sync::Mutex::default(),
                 wakes: std::sync::Mutex::default(),
-                salesforce_counts: std::sync::Mutex::default(),
+                views: views::Kept::new(calls_per_token_hour),
                 loading: Arc::default(),
                 bus: EventBus::new(1024),
             }),
