@@ -59,7 +59,7 @@ mod writer;
 pub use engine::{
     Applied, Authorized, Check, CheckOutcome, ConnectionStatus, ConnectionView, DEFAULT_POOL_SIZE,
     Diagnosis, Engine, EngineOptions, MappingReconcile, MappingStatus, MappingView,
-    ReconcileRequest, ReloadMode, Reloaded, Status, WriterStatus,
+    ReconcileRequest, ReloadMode, Reloaded, Rotation, Status, WriterStatus,
 };
 pub use error::{Error, Result};
 pub use events::{Event, EventKind, EventOutcome};
@@ -71,6 +71,6 @@ pub use pgforce_store::trigger_log::queue::{FailedDecision, FailedWrite};
 pub use pgforce_store::{Access, ConnectionId, ConnectionState, MappingId, MappingState};
 pub use reader::{LoadProgress, ReadOutcome, RejectedRecord};
 pub use reconcile::{Drift, LeftAlone, Repair};
-pub use secrets::SecretKey;
+pub use secrets::{SecretKey, SecretKeys};
 pub use worker::LeaseTiming;
 pub use writer::DEFAULT_BULK_WRITE_THRESHOLD;

@@ -60,14 +60,15 @@ impl Engine {
             connection: config.name.clone(),
             problem: format!("settings: {e}"),
         })?;
-        let sealed = secrets::seal(&key, &config)?;
+        let state = random(32)?;
+        let sealed = secrets::seal(&key, secrets::Owner::Consent(&state), &config)?;
         self.start_consent(
             &config,
             Authorization {
-                state: random(32)?,
+                state,
                 connection: None,
                 settings: Some(settings),
-                sealed_secrets: Some((key.fingerprint().to_owned(), sealed)),
+                sealed_secrets: Some((sealed.key, sealed.bytes)),
                 code_verifier: random(48)?,
                 redirect_uri: redirect_uri.to_owned(),
                 login_url: None,
@@ -152,44 +153,46 @@ impl Engine {
                     "no consent in progress with this state (it was used, or is over an hour old)"
                         .to_owned(),
             })?;
-        let mut config =
-            match (&pending.connection, &pending.settings) {
-                (Some(id), _) => {
-                    let row = self.connection_row(&pg, *id).await?;
-                    let mut config = self.configuration(&row).ok_or_else(|| Error::Connection {
-                        connection: row.name.clone(),
-                        problem:
-                            "this pgforce cannot open its secrets (no secret key, or another one)"
-                                .to_owned(),
-                    })?;
-                    if let Some(url) = &pending.login_url {
-                        config.login_url.clone_from(url);
-                    }
-                    config
+        let mut config = match (&pending.connection, &pending.settings) {
+            (Some(id), _) => {
+                let row = self.connection_row(&pg, *id).await?;
+                let mut config = self.configuration(&row).ok_or_else(|| Error::Connection {
+                    connection: row.name.clone(),
+                    problem: "this pgforce cannot open its secrets (no secret key, or another one)"
+                        .to_owned(),
+                })?;
+                if let Some(url) = &pending.login_url {
+                    config.login_url.clone_from(url);
                 }
-                (None, Some(settings)) => {
-                    let mut config: ConnectionConfig =
-                        serde_json::from_str(settings).map_err(|e| Error::Document {
-                            problem: format!("the consent's settings are not a connection: {e}"),
-                        })?;
-                    let key = self.shared.options.secret_key.as_ref().ok_or_else(|| {
-                        Error::Connection {
+                config
+            }
+            (None, Some(settings)) => {
+                let mut config: ConnectionConfig =
+                    serde_json::from_str(settings).map_err(|e| Error::Document {
+                        problem: format!("the consent's settings are not a connection: {e}"),
+                    })?;
+                let key =
+                    self.shared
+                        .options
+                        .secret_keys
+                        .as_ref()
+                        .ok_or_else(|| Error::Connection {
                             connection: config.name.clone(),
                             problem: "this pgforce has no secret key to open the consent's secrets"
                                 .to_owned(),
-                        }
-                    })?;
-                    if let Some((_, sealed)) = &pending.sealed_secrets {
-                        secrets::unseal_into(key, sealed, &mut config)?;
-                    }
-                    config
+                        })?;
+                if let Some(sealed) = &pending.sealed_secrets {
+                    let owner = secrets::Owner::Consent(&pending.state);
+                    secrets::unseal_into(key, owner, &secrets::Sealed::of(sealed), &mut config)?;
                 }
-                (None, None) => {
-                    return Err(Error::Document {
-                        problem: "the consent names neither a connection nor settings".to_owned(),
-                    });
-                }
-            };
+                config
+            }
+            (None, None) => {
+                return Err(Error::Document {
+                    problem: "the consent names neither a connection nor settings".to_owned(),
+                });
+            }
+        };
         // Only the login URL and the trusted CA of the settings matter for the exchange;
         // the code and client secret go to an allowed host only.
         config.check(self.allowed_hosts())?;
