@@ -402,6 +402,31 @@ async fn sealed_secrets_copied_to_another_connection_do_not_open_there() {
             .contains("cannot open its secrets"),
         "{answer}"
     );
+
+    // A rotation opens every value before it writes any: it stops, naming the copy, and
+    // leaves the others as they were.
+    let before = sealed_rows(&db).await;
+    let (_, new_file) = new_key_file(&db).await;
+    let output = with_key(
+        &[
+            "key",
+            "rotate",
+            "--config",
+            path,
+            "--new-key-file",
+            new_file.to_str().unwrap(),
+        ],
+        &key,
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("connection bb") && stderr.contains("copied"),
+        "{stderr}"
+    );
+    assert_eq!(sealed_rows(&db).await, before, "nothing was sealed again");
+    let _ = std::fs::remove_file(new_file);
     let _ = std::fs::remove_file(config);
 }
 
