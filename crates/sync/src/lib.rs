@@ -29,7 +29,8 @@
 //! - `error`, `error_policy`: errors and what each means; `events`: what the engine
 //!   reports, each in one wording; `metrics`: its counters, in Prometheus's format;
 //!   `notifications`: what operators should hear about, stored and sent to webhooks;
-//!   `secrets`: connection secrets sealed at rest.
+//!   `secrets`: connection secrets sealed at rest under the operator's keys, bound to
+//!   their connection or consent.
 //! - `testing` (feature `test-support`): the workers' steps, one at a time, for tests.
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]

@@ -25,7 +25,8 @@
 //! `operations` (run-time changes, reload), `reconciling`, `documents` (Heroku Connect
 //! import/export), `status`, `scrape` (metrics), `describe` (connections, mappings,
 //! failed writes and tokens for the management API), `validate` (diagnosing a connection),
-//! `authorize` (the OAuth web-server flow).
+//! `authorize` (the OAuth web-server flow), `rotation` (kept secrets sealed again under the
+//! operator's first key).
 
 mod authorize;
 mod describe;
