@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 use super::Engine;
 use crate::config::{AuthKind, ConnectionConfig};
 use crate::error::{Error, Result};
-use crate::secrets;
+use crate::secrets::{self, Owner, Sealed};
 
 /// What a finished consent did.
 #[derive(Debug, Clone)]
@@ -61,7 +61,7 @@ impl Engine {
             problem: format!("settings: {e}"),
         })?;
         let state = random(32)?;
-        let sealed = secrets::seal(&key, secrets::Owner::Consent(&state), &config)?;
+        let sealed = secrets::seal(&key, Owner::Consent(&state), &config)?;
         self.start_consent(
             &config,
             Authorization {
@@ -153,46 +153,45 @@ impl Engine {
                     "no consent in progress with this state (it was used, or is over an hour old)"
                         .to_owned(),
             })?;
-        let mut config = match (&pending.connection, &pending.settings) {
-            (Some(id), _) => {
-                let row = self.connection_row(&pg, *id).await?;
-                let mut config = self.configuration(&row).ok_or_else(|| Error::Connection {
-                    connection: row.name.clone(),
-                    problem: "this pgforce cannot open its secrets (no secret key, or another one)"
-                        .to_owned(),
-                })?;
-                if let Some(url) = &pending.login_url {
-                    config.login_url.clone_from(url);
-                }
-                config
-            }
-            (None, Some(settings)) => {
-                let mut config: ConnectionConfig =
-                    serde_json::from_str(settings).map_err(|e| Error::Document {
-                        problem: format!("the consent's settings are not a connection: {e}"),
+        let mut config =
+            match (&pending.connection, &pending.settings) {
+                (Some(id), _) => {
+                    let row = self.connection_row(&pg, *id).await?;
+                    let mut config = self.configuration(&row).ok_or_else(|| Error::Connection {
+                        connection: row.name.clone(),
+                        problem:
+                            "this pgforce cannot open its secrets (no secret key, or another one)"
+                                .to_owned(),
                     })?;
-                let key =
-                    self.shared
-                        .options
-                        .secret_keys
-                        .as_ref()
-                        .ok_or_else(|| Error::Connection {
+                    if let Some(url) = &pending.login_url {
+                        config.login_url.clone_from(url);
+                    }
+                    config
+                }
+                (None, Some(settings)) => {
+                    let mut config: ConnectionConfig =
+                        serde_json::from_str(settings).map_err(|e| Error::Document {
+                            problem: format!("the consent's settings are not a connection: {e}"),
+                        })?;
+                    let key = self.shared.options.secret_keys.as_ref().ok_or_else(|| {
+                        Error::Connection {
                             connection: config.name.clone(),
                             problem: "this pgforce has no secret key to open the consent's secrets"
                                 .to_owned(),
-                        })?;
-                if let Some(sealed) = &pending.sealed_secrets {
-                    let owner = secrets::Owner::Consent(&pending.state);
-                    secrets::unseal_into(key, owner, &secrets::Sealed::of(sealed), &mut config)?;
+                        }
+                    })?;
+                    if let Some(sealed) = &pending.sealed_secrets {
+                        let (owner, sealed) = (Owner::Consent(&pending.state), Sealed::of(sealed));
+                        secrets::unseal_into(key, owner, &sealed, &mut config)?;
+                    }
+                    config
                 }
-                config
-            }
-            (None, None) => {
-                return Err(Error::Document {
-                    problem: "the consent names neither a connection nor settings".to_owned(),
-                });
-            }
-        };
+                (None, None) => {
+                    return Err(Error::Document {
+                        problem: "the consent names neither a connection nor settings".to_owned(),
+                    });
+                }
+            };
         // Only the login URL and the trusted CA of the settings matter for the exchange;
         // the code and client secret go to an allowed host only.
         config.check(self.allowed_hosts())?;
