@@ -8,7 +8,7 @@ use pgforce_store::catalog::notifications::{self, Filter, Notification};
 use pgforce_store::catalog::tokens::{self, Role, TokenRow};
 use pgforce_store::catalog::{connections, mappings};
 
-use crate::SecretKey;
+use crate::SecretKeys;
 use crate::config::{ConnectionConfig, SERVER_FILE_SETTINGS, server_file_problem};
 use crate::secrets;
 use pgforce_store::trigger_log::queue::{self, FailedDecision, FailedWrite};
@@ -272,20 +272,18 @@ impl Engine {
                     crate::error::chain(&e)
                 ),
             })?;
-        let sealed = secrets::seal(&key, &config)?;
+        let id = connections::reserve_id(&*pg)
+            .await
+            .map_err(Error::catalog)?;
+        let sealed = secrets::seal(&key, secrets::Owner::Connection(id), &config)?;
         let new = Declaring::New {
-            key: key.fingerprint(),
-            sealed: &sealed,
+            id,
+            key: &sealed.key,
+            sealed: &sealed.bytes,
         };
         self.apply_connection(&mut pg, &config, new).await?;
-        self.remember(config.clone());
-        connections::find(&*pg, &config.name)
-            .await
-            .map_err(Error::catalog)?
-            .map(|row| row.id)
-            .ok_or_else(|| Error::NotFound {
-                what: format!("connection {} vanished from the catalog", config.name),
-            })
+        self.remember(config);
+        Ok(id)
     }
 
     /// Refuses what no API caller may create: a name that exists (a conflict), settings
@@ -306,46 +304,13 @@ impl Engine {
         config.check(self.allowed_hosts())
     }
 
-    /// The key secrets are sealed with, or why connections cannot be created here.
-    pub(super) fn sealing_key(&self, connection: &str) -> Result<SecretKey> {
-        self.shared.options.secret_key.clone().ok_or_else(|| Error::Connection {
+    /// The keys secrets are sealed with (the first) and opened with, or why connections
+    /// cannot be created here.
+    pub(super) fn sealing_key(&self, connection: &str) -> Result<SecretKeys> {
+        self.shared.options.secret_keys.clone().ok_or_else(|| Error::Connection {
             connection: connection.to_owned(),
             problem: "this pgforce has no secret key to keep credentials with (set PGFORCE_SECRET_KEY or PGFORCE_SECRET_KEY_FILE; `pgforce key generate` writes one)".to_owned(),
         })
-    }
-
-    /// Seals every kept connection secret under `new` instead of this engine's key;
-    /// returns how many connections were re-sealed. Nothing changes unless every one opens
-    /// with the current key.
-    pub async fn rotate_secret_key(&self, new: &SecretKey) -> Result<usize> {
-        let Some(old) = &self.shared.options.secret_key else {
-            return Err(Error::Document {
-                problem: "rotating needs the current key too (PGFORCE_SECRET_KEY or PGFORCE_SECRET_KEY_FILE)".to_owned(),
-            });
-        };
-        let mut pg = self.session().await?;
-        let rows = connections::list(&*pg).await.map_err(Error::catalog)?;
-        let mut resealed = Vec::new();
-        for row in &rows {
-            let Some((fingerprint, sealed)) = &row.sealed_secrets else {
-                continue;
-            };
-            if fingerprint != old.fingerprint() {
-                return Err(Error::Document {
-                    problem: format!(
-                        "connection {}'s secrets were sealed under key {fingerprint}, not the current key {}",
-                        row.name,
-                        old.fingerprint()
-                    ),
-                });
-            }
-            let plain = old.open(sealed)?;
-            resealed.push((row.name.clone(), new.seal(&plain)?));
-        }
-        connections::reseal_all(&mut pg, new.fingerprint(), &resealed)
-            .await
-            .map_err(Error::catalog)?;
-        Ok(resealed.len())
     }
 
     /// Changes a connection created through the API: its credentials, login URL, flow or
@@ -437,7 +402,7 @@ impl Engine {
         let changed: ConnectionConfig = serde_json::from_value(Value::Object(settings))
             .map_err(|e| refuse(format!("settings: {e}")))?;
         changed.check(self.allowed_hosts())?;
-        let key = self.shared.options.secret_key.clone().ok_or_else(|| {
+        let key = self.shared.options.secret_keys.clone().ok_or_else(|| {
             refuse("this pgforce has no secret key to keep credentials with".to_owned())
         })?;
         self.client(&changed)?
@@ -449,10 +414,10 @@ impl Engine {
                     crate::error::chain(&e)
                 ))
             })?;
-        let sealed = secrets::seal(&key, &changed)?;
+        let sealed = secrets::seal(&key, secrets::Owner::Connection(row.id), &changed)?;
         let name = changed.name.clone();
         self.add_connection(changed).await?;
-        connections::save_secrets(&*pg, &name, key.fingerprint(), &sealed)
+        connections::save_secrets(&*pg, &name, &sealed.key, &sealed.bytes)
             .await
             .map_err(Error::catalog)
     }

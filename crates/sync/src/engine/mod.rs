@@ -25,13 +25,15 @@
 //! `operations` (run-time changes, reload), `reconciling`, `documents` (Heroku Connect
 //! import/export), `status`, `scrape` (metrics), `describe` (connections, mappings,
 //! failed writes and tokens for the management API), `validate` (diagnosing a connection),
-//! `authorize` (the OAuth web-server flow).
+//! `authorize` (the OAuth web-server flow), `rotation` (kept secrets sealed again under the
+//! operator's first key).
 
 mod authorize;
 mod describe;
 mod documents;
 mod operations;
 mod reconciling;
+mod rotation;
 mod scrape;
 mod setup;
 mod status;
@@ -51,6 +53,7 @@ use tokio::sync::{broadcast, watch};
 pub use authorize::Authorized;
 pub use operations::{ReloadMode, Reloaded};
 pub use reconciling::{MappingReconcile, ReconcileRequest};
+pub use rotation::Rotation;
 pub use setup::Applied;
 pub use status::{ConnectionStatus, MappingStatus, Status, WriterStatus};
 pub use validate::{Check, Diagnosis, Outcome as CheckOutcome};
@@ -88,9 +91,10 @@ pub struct EngineOptions {
     pub schema_check: Duration,
     /// Where notifications are delivered (none by default: they are only stored).
     pub webhooks: Vec<crate::config::WebhookConfig>,
-    /// The key that seals the secrets of connections created through the API (none: such
-    /// connections cannot be created, nor run by this process).
-    pub secret_key: Option<crate::SecretKey>,
+    /// The keys that seal and open the secrets of connections created through the API:
+    /// the first seals, each opens what it sealed (none: such connections cannot be
+    /// created, nor run by this process).
+    pub secret_keys: Option<crate::SecretKeys>,
     /// The hosts connections may log in to besides Salesforce's own (the configuration
     /// file's `[security] allowed_login_hosts`): credentials and tokens go nowhere else.
     pub allowed_hosts: pgforce_salesforce::AllowedHosts,
@@ -131,7 +135,7 @@ impl Default for EngineOptions {
             events_retention: days(crate::config::RuntimeConfig::default().events_retention_days),
             schema_check: Duration::from_secs(DEFAULT_SCHEMA_CHECK_SECONDS),
             webhooks: Vec::new(),
-            secret_key: None,
+            secret_keys: None,
             allowed_hosts: pgforce_salesforce::AllowedHosts::salesforce(),
             pool_size: DEFAULT_POOL_SIZE,
             pool_wait: pgforce_store::POOL_WAIT,
@@ -155,7 +159,7 @@ impl std::fmt::Debug for EngineOptions {
             .field("events_retention", &self.events_retention)
             .field("schema_check", &self.schema_check)
             .field("webhooks", &self.webhooks.len())
-            .field("secret_key", &self.secret_key)
+            .field("secret_keys", &self.secret_keys)
             .field("allowed_hosts", &self.allowed_hosts)
             .field("pool_size", &self.pool_size)
             .field("pool_wait", &self.pool_wait)
@@ -399,13 +403,11 @@ impl Engine {
         let mut config: ConnectionConfig = serde_json::from_str(row.settings.as_deref()?).ok()?;
         config.name.clone_from(&row.name);
         config.schema.clone_from(&row.schema);
-        if let Some((fingerprint, sealed)) = &row.sealed_secrets {
-            let key = self.shared.options.secret_key.as_ref()?;
-            if key.fingerprint() != fingerprint {
-                tracing::warn!(connection = %row.name, sealed_with = %fingerprint, this_key = %key.fingerprint(), "the connection's secrets were sealed under another key; not running it here");
-                return None;
-            }
-            if let Err(error) = crate::secrets::unseal_into(key, sealed, &mut config) {
+        if let Some(sealed) = &row.sealed_secrets {
+            let keys = self.shared.options.secret_keys.as_ref()?;
+            let owner = crate::secrets::Owner::Connection(row.id);
+            let sealed = crate::secrets::Sealed::of(sealed);
+            if let Err(error) = crate::secrets::unseal_into(keys, owner, &sealed, &mut config) {
                 tracing::warn!(connection = %row.name, error = %error, "could not open the connection's secrets; not running it here");
                 return None;
             }
