@@ -206,7 +206,7 @@ impl Engine {
             .client_secret
             .as_ref()
             .map(|s| s.expose_secret().to_owned());
-        let refresh_token = pgforce_salesforce::exchange_authorization_code(
+        let grant = pgforce_salesforce::exchange_authorization_code(
             &client_config,
             &config.client_id,
             client_secret.as_deref(),
@@ -222,6 +222,7 @@ impl Engine {
                 crate::error::chain(&e)
             ),
         })?;
+        let refresh_token = grant.refresh_token;
         let connection = match pending.connection {
             Some(id) => {
                 let mut patch = Map::new();
