@@ -57,9 +57,9 @@ mod worker;
 mod writer;
 
 pub use engine::{
-    Applied, Authorized, Check, CheckOutcome, ConnectionStatus, ConnectionView, DEFAULT_POOL_SIZE,
-    Diagnosis, Engine, EngineOptions, MappingReconcile, MappingStatus, MappingView,
-    ReconcileRequest, ReloadMode, Reloaded, Status, WriterStatus,
+    Applied, Authorized, Check, CheckOutcome, ConnectionStatus, ConnectionView, ConsentRequest,
+    DEFAULT_POOL_SIZE, Diagnosis, Engine, EngineOptions, MappingReconcile, MappingStatus,
+    MappingView, OpenedConsent, ReconcileRequest, ReloadMode, Reloaded, Status, WriterStatus,
 };
 pub use error::{Error, Result};
 pub use events::{Event, EventKind, EventOutcome};
