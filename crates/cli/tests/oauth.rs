@@ -1,5 +1,6 @@
 //! The OAuth web-server flow's safety on `pgforce run`: a consent is finished only in the
-//! browser that opened pgforce's one-time start link (login CSRF), and `next` is only
+//! browser that opened pgforce's one-time start link (login CSRF), a renewal is refused
+//! when the person consented in another org than the connection's, and `next` is only
 //! ever a path on pgforce itself (no open redirect).
 //!
 //! A [`Browser`] plays the person: it keeps cookies as a browser does and follows no
@@ -15,7 +16,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::api::{call, token};
-use crate::run::{config_file, count, pgforce_ok, seeded_org};
+use crate::run::{allowing, config_file, count, pgforce_ok, seeded_org};
 use crate::server::serving_with;
 
 /// A person's browser: keeps the cookies servers set, sends them back, follows nothing.
@@ -321,6 +322,147 @@ async fn a_consent_is_finished_only_in_the_browser_that_opened_its_one_time_star
         Some(org_id_of(&org).await),
         "the consent's org is recorded"
     );
+    let _ = std::fs::remove_file(config);
+}
+
+#[tokio::test]
+async fn a_renewal_consented_in_another_org_is_refused_and_changes_nothing() {
+    let org = seeded_org(2).await;
+    let other = TestOrg::start_with(pgforce_emulator::EmulatorConfig {
+        org_number: 2,
+        ..pgforce_emulator::EmulatorConfig::default()
+    })
+    .await;
+    let (org_id, other_id) = (org_id_of(&org).await, org_id_of(&other).await);
+    assert_ne!(org_id, other_id);
+    let db = TestDatabase::create().await;
+    let config = config_file(&org, &db, "");
+    // Both orgs' hosts are allowed: only the org check stands in the way.
+    let hosts = |org: &TestOrg| {
+        let section = allowing(org);
+        let (_, list) = section.split_once("allowed_login_hosts = [").unwrap();
+        list.trim_end().trim_end_matches(']').to_owned()
+    };
+    let security = allowing(&org);
+    let both = format!(
+        "[security]\nallowed_login_hosts = [{}, {}]\n",
+        hosts(&org),
+        hosts(&other)
+    );
+    let written = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace(&security, &both);
+    std::fs::write(&config, written).unwrap();
+    let path = config.to_str().unwrap();
+    let key = pgforce_ok(&["key", "generate"]).await.trim().to_owned();
+    let (_daemon, base) = serving_with(path, &[("PGFORCE_SECRET_KEY", &key)]).await;
+    let admin = token(path, "provisioning", "manage", &[]).await;
+
+    // Created with a password: the check against the org records which org it is.
+    let (status, created) = call(
+        &base,
+        Method::POST,
+        "/api/v3/connections",
+        Some(&admin),
+        Some(&json!({
+            "name": "renewed", "schema_name": "renewed", "login_url": org.http_url,
+            "auth": "password", "username": "admin@example.com",
+            "password": pgforce_emulator::DEFAULT_PASSWORD,
+            "client_id": "pgforce", "client_secret": "pgforce"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let org_of = "select org_id from pgforce.connections where name = 'renewed'";
+    assert_eq!(text(&db, org_of).await.as_deref(), Some(org_id.as_str()));
+    let kept = "select settings::text || encode(secrets, 'hex') from pgforce.connections where name = 'renewed'";
+    let before = text(&db, kept).await;
+    let authorize_url = format!("/api/v3/connections/{id}/authorize_url");
+    let renew_at = |login_url: &str| json!({ "login_url": login_url });
+
+    // A person consents as a user of the other org: refused, naming both, nothing changed.
+    let (status, renewal) = call(
+        &base,
+        Method::POST,
+        &authorize_url,
+        Some(&admin),
+        Some(&renew_at(&other.http_url)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{renewal}");
+    let refused = Browser::new()
+        .consent(renewal["redirect"].as_str().unwrap(), "allow")
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.text);
+    assert!(
+        refused.text.contains(&format!("given in org {other_id}"))
+            && refused.text.contains(&format!("syncs org {org_id}"))
+            && refused.text.contains("nothing changed"),
+        "{}",
+        refused.text
+    );
+    assert_eq!(
+        text(&db, kept).await,
+        before,
+        "settings and secrets unchanged"
+    );
+    assert_eq!(text(&db, org_of).await.as_deref(), Some(org_id.as_str()));
+    assert_eq!(
+        count(
+            &db,
+            &format!(
+                "select count(*) from pgforce.audit_log
+                  where action = 'connection.authorize_refused' and target = 'connection renewed'
+                    and after ->> 'connection_org_id' = '{org_id}'
+                    and after ->> 'consented_org_id' = '{other_id}'
+                    and after ->> 'requested_by' = 'provisioning'"
+            )
+        )
+        .await,
+        1
+    );
+
+    // In its own org: renewed (now with a refresh token), still the same org.
+    let (_, renewal) = call(
+        &base,
+        Method::POST,
+        &authorize_url,
+        Some(&admin),
+        Some(&renew_at(&org.http_url)),
+    )
+    .await;
+    let renewed = Browser::new()
+        .consent(renewal["redirect"].as_str().unwrap(), "allow")
+        .await;
+    assert_eq!(renewed.status, StatusCode::OK, "{}", renewed.text);
+    assert_eq!(
+        count(&db, "select count(*) from pgforce.connections where name = 'renewed' and settings ->> 'auth' = 'refresh_token'").await,
+        1
+    );
+    assert_eq!(text(&db, org_of).await.as_deref(), Some(org_id.as_str()));
+
+    // A connection whose org pgforce never learnt takes the consent's, and keeps it.
+    db.client()
+        .await
+        .execute(
+            "update pgforce.connections set org_id = null where name = 'renewed'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (_, renewal) = call(
+        &base,
+        Method::POST,
+        &authorize_url,
+        Some(&admin),
+        Some(&renew_at(&other.http_url)),
+    )
+    .await;
+    let adopted = Browser::new()
+        .consent(renewal["redirect"].as_str().unwrap(), "allow")
+        .await;
+    assert_eq!(adopted.status, StatusCode::OK, "{}", adopted.text);
+    assert_eq!(text(&db, org_of).await.as_deref(), Some(other_id.as_str()));
     let _ = std::fs::remove_file(config);
 }
 

@@ -11,8 +11,9 @@
 //!   it gives that browser a random cookie and only then sends it to Salesforce. The
 //!   callback accepts the `state` only with the same cookie. The catalog keeps SHA-256
 //!   hashes of the ticket and the cookie, never the values.
-//! - **Which org.** The token answer names the org that consented (`id`); pgforce records
-//!   each connection's org when it learns it (creation's check, each consent).
+//! - **Same org.** A renewal must come from the org the connection syncs: the token answer
+//!   names the org that consented (`id`), and pgforce records each connection's org when it
+//!   learns it (creation's check, each consent).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -34,6 +35,8 @@ use crate::secrets;
 const CONSENT_ACTOR: &str = "oauth-consent";
 /// The audit trail's action for a finished consent.
 const AUTHORIZED_ACTION: &str = "connection.authorized";
+/// The audit trail's action for a renewal refused because another org consented.
+const REFUSED_ACTION: &str = "connection.authorize_refused";
 
 /// What a finished consent did.
 #[derive(Debug, Clone)]
@@ -325,6 +328,8 @@ impl Engine {
         let name = config.name.clone();
         let connection = match pending.connection {
             Some(id) => {
+                self.refuse_another_org(id, &config.name, &pending, org_id.as_deref())
+                    .await?;
                 let mut patch = Map::new();
                 patch.insert("auth".to_owned(), Value::String("refresh_token".to_owned()));
                 patch.insert(
@@ -357,6 +362,44 @@ impl Engine {
             next_url: pending.next_url,
             requested_by: pending.requested_by,
             org_id,
+        })
+    }
+
+    /// Refuses (and records in the audit trail) a renewal of connection `id` consented in
+    /// another org than the one it syncs; a connection whose org is not known yet takes
+    /// the consent's.
+    async fn refuse_another_org(
+        &self,
+        id: ConnectionId,
+        name: &str,
+        pending: &Authorization,
+        consented: Option<&str>,
+    ) -> Result<()> {
+        let pg = self.session().await?;
+        let Some(expected) = connections::org_id(&*pg, id)
+            .await
+            .map_err(Error::catalog)?
+        else {
+            return Ok(());
+        };
+        drop(pg);
+        if consented.is_some_and(|org| pgforce_salesforce::same_org(org, &expected)) {
+            return Ok(());
+        }
+        let given = consented.unwrap_or("an org Salesforce did not name");
+        let problem = format!(
+            "the consent was given in org {given}, but the connection syncs org {expected}: nothing changed; consent as a user of org {expected}"
+        );
+        let detail = json!({
+            "requested_by": pending.requested_by,
+            "connection_org_id": expected,
+            "consented_org_id": consented,
+        });
+        self.audit_consent(REFUSED_ACTION, &format!("connection {name}"), &detail)
+            .await;
+        Err(Error::Connection {
+            connection: name.to_owned(),
+            problem,
         })
     }
 
