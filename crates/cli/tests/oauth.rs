@@ -16,8 +16,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::api::{call, token};
+use crate::listener::tls_files;
 use crate::run::{allowing, config_file, count, pgforce_ok, seeded_org};
-use crate::server::serving_with;
+use crate::server::{serving_with, serving_with_flags};
 
 /// A person's browser: keeps the cookies servers set, sends them back, follows nothing.
 pub struct Browser {
@@ -35,8 +36,18 @@ pub struct Answer {
 
 impl Browser {
     pub fn new() -> Self {
+        Self::with_client(reqwest::Client::builder())
+    }
+
+    /// A browser that trusts the certificate `pem` (pgforce serving TLS).
+    fn trusting(pem: &str) -> Self {
+        let certificate = reqwest::Certificate::from_pem(pem.as_bytes()).unwrap();
+        Self::with_client(reqwest::Client::builder().add_root_certificate(certificate))
+    }
+
+    fn with_client(builder: reqwest::ClientBuilder) -> Self {
         Self {
-            http: reqwest::Client::builder()
+            http: builder
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),
@@ -544,5 +555,70 @@ async fn next_is_only_a_path_on_pgforce_and_the_person_lands_there_after_consent
             .is_some_and(|m| m.starts_with("next must be a path on pgforce")),
         "{problem}"
     );
+    let _ = std::fs::remove_file(config);
+}
+
+#[tokio::test]
+async fn over_tls_the_consent_cookie_is_secure_and_bound_to_this_host() {
+    let org = seeded_org(1).await;
+    let db = TestDatabase::create().await;
+    let config = config_file(&org, &db, "");
+    let path = config.to_str().unwrap();
+    let dir = std::env::temp_dir().join(format!("{}-tls", db.name));
+    let (cert, cert_path, key_path) = tls_files(&dir);
+    let key = pgforce_ok(&["key", "generate"]).await.trim().to_owned();
+    let flags = [
+        "--tls-cert",
+        cert_path.to_str().unwrap(),
+        "--tls-key",
+        key_path.to_str().unwrap(),
+    ];
+    let (_daemon, base) = serving_with_flags(path, &flags, &[("PGFORCE_SECRET_KEY", &key)]).await;
+    assert!(base.starts_with("https://"), "{base}");
+    let admin = token(path, "provisioning", "manage", &[]).await;
+    let started: Value = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.as_bytes()).unwrap())
+        .build()
+        .unwrap()
+        .post(format!("{base}/api/v3/connections"))
+        .bearer_auth(&admin)
+        .json(&consented_connection("secure", &org))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let start = started["redirect"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{started}"));
+    assert!(
+        start.starts_with(&format!("{base}/oauth/start/")),
+        "{start}"
+    );
+
+    let mut browser = Browser::trusting(&cert);
+    let opened = browser.open_start(start).await;
+    assert_eq!(opened.status, StatusCode::SEE_OTHER, "{}", opened.text);
+    let cookie = opened.set_cookies.join("\n");
+    assert!(
+        cookie.starts_with("__Host-pgforce_consent=")
+            && cookie.contains("; Path=/")
+            && cookie.contains("; HttpOnly")
+            && cookie.contains("; SameSite=Lax")
+            && cookie.contains("; Secure"),
+        "{cookie}"
+    );
+    let back = browser
+        .decide(opened.location.as_deref().unwrap(), "allow")
+        .await;
+    assert!(
+        back.starts_with(&format!("{base}/oauth/callback?")),
+        "{back}"
+    );
+    let done = browser.get(&back).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text);
+    assert!(done.text.contains("is authorized"), "{}", done.text);
+    let _ = std::fs::remove_dir_all(dir);
     let _ = std::fs::remove_file(config);
 }
