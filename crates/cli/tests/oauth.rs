@@ -391,7 +391,21 @@ async fn a_renewal_consented_in_another_org_is_refused_and_changes_nothing() {
     let authorize_url = format!("/api/v3/connections/{id}/authorize_url");
     let renew_at = |login_url: &str| json!({ "login_url": login_url });
 
-    // A person consents as a user of the other org: refused, naming both, nothing changed.
+    // A person consents as a user of the other org: refused, naming both, nothing changed,
+    // and the token that org issued is revoked (no use to anyone).
+    let valid_tokens = |org: &TestOrg| {
+        let org = org.http_url.clone();
+        async move {
+            let answer: Value = reqwest::get(format!("{org}/__emulator/refresh-tokens"))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            answer["valid"].as_u64().unwrap()
+        }
+    };
+    let other_tokens = valid_tokens(&other).await;
     let (status, renewal) = call(
         &base,
         Method::POST,
@@ -416,6 +430,11 @@ async fn a_renewal_consented_in_another_org_is_refused_and_changes_nothing() {
         text(&db, kept).await,
         before,
         "settings and secrets unchanged"
+    );
+    assert_eq!(
+        valid_tokens(&other).await,
+        other_tokens,
+        "the other org's refresh token is revoked"
     );
     assert_eq!(text(&db, org_of).await.as_deref(), Some(org_id.as_str()));
     assert_eq!(
@@ -473,6 +492,11 @@ async fn a_renewal_consented_in_another_org_is_refused_and_changes_nothing() {
         .consent(renewal["redirect"].as_str().unwrap(), "allow")
         .await;
     assert_eq!(adopted.status, StatusCode::OK, "{}", adopted.text);
+    assert_eq!(
+        valid_tokens(&other).await,
+        other_tokens + 1,
+        "the token kept stays valid"
+    );
     assert_eq!(text(&db, org_of).await.as_deref(), Some(other_id.as_str()));
     let _ = std::fs::remove_file(config);
 }

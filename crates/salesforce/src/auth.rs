@@ -15,6 +15,8 @@ use crate::error::{Error, Result};
 
 /// The OAuth token endpoint's path on a login host.
 const TOKEN_PATH: &str = "/services/oauth2/token";
+/// The OAuth revocation endpoint's path on a login host.
+const REVOKE_PATH: &str = "/services/oauth2/revoke";
 const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 /// Lifetime of a JWT assertion, in seconds.
 const JWT_LIFETIME_SECONDS: u64 = 180;
@@ -145,19 +147,7 @@ pub async fn exchange_authorization_code(
     redirect_uri: &str,
     code_verifier: &str,
 ) -> Result<CodeGrant> {
-    config
-        .allowed_hosts
-        .check_url("login_url", &config.login_url)?;
-    let mut builder = reqwest::Client::builder()
-        .use_rustls_tls()
-        .redirect(config.allowed_hosts.redirect_policy())
-        .timeout(config.request_timeout);
-    if let Some(pem) = &config.extra_root_certificate_pem {
-        let certificate = reqwest::Certificate::from_pem(pem.as_bytes())
-            .map_err(|e| Error::Setup(format!("extra root certificate is not valid PEM: {e}")))?;
-        builder = builder.add_root_certificate(certificate);
-    }
-    let http = builder.build().map_err(|e| Error::Setup(e.to_string()))?;
+    let http = login_host_client(config)?;
     let login_url = config.login_url.trim_end_matches('/');
     let mut form = vec![
         ("grant_type", "authorization_code"),
@@ -187,6 +177,38 @@ pub async fn exchange_authorization_code(
         });
     }
     Err(token_error(login_url, status, &body))
+}
+
+/// Revokes a token at the login host (`POST /services/oauth2/revoke`), as for a refresh
+/// token pgforce was given but will not keep: it is then no use to anyone.
+pub async fn revoke_token(config: &ClientConfig, token: &SecretString) -> Result<()> {
+    let http = login_host_client(config)?;
+    let login_url = config.login_url.trim_end_matches('/');
+    let form = [("token", token.expose_secret())];
+    let (status, body) = post_form(&http, login_url, REVOKE_PATH, &form).await?;
+    if (200..300).contains(&status) {
+        Ok(())
+    } else {
+        Err(token_error(login_url, status, &body))
+    }
+}
+
+/// An HTTP client for the configured login host (which must be an allowed one), trusting
+/// the configured extra CA, following redirects to allowed hosts only.
+fn login_host_client(config: &ClientConfig) -> Result<reqwest::Client> {
+    config
+        .allowed_hosts
+        .check_url("login_url", &config.login_url)?;
+    let mut builder = reqwest::Client::builder()
+        .use_rustls_tls()
+        .redirect(config.allowed_hosts.redirect_policy())
+        .timeout(config.request_timeout);
+    if let Some(pem) = &config.extra_root_certificate_pem {
+        let certificate = reqwest::Certificate::from_pem(pem.as_bytes())
+            .map_err(|e| Error::Setup(format!("extra root certificate is not valid PEM: {e}")))?;
+        builder = builder.add_root_certificate(certificate);
+    }
+    builder.build().map_err(|e| Error::Setup(e.to_string()))
 }
 
 #[derive(Deserialize)]
@@ -338,7 +360,18 @@ async fn post_token_form(
     login_url: &str,
     form: &[(&str, &str)],
 ) -> Result<(u16, bytes::Bytes)> {
-    let path = TOKEN_PATH.to_owned();
+    post_form(http, login_url, TOKEN_PATH, form).await
+}
+
+/// POSTs a form to an OAuth endpoint (`path`) of the login host; returns the status and
+/// body.
+async fn post_form(
+    http: &reqwest::Client,
+    login_url: &str,
+    path: &str,
+    form: &[(&str, &str)],
+) -> Result<(u16, bytes::Bytes)> {
+    let path = path.to_owned();
     let response = http
         .post(format!("{login_url}{path}"))
         .form(form)

@@ -45,7 +45,7 @@ mod usage;
 
 pub use auth::{
     CodeGrant, Session, authorize_url, exchange_authorization_code, org_id_of_identity_url,
-    same_org,
+    revoke_token, same_org,
 };
 pub use client::{Client, SendGuard};
 pub use config::{

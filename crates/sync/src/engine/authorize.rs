@@ -267,8 +267,8 @@ impl Engine {
 
     /// Finishes a consent Salesforce sent back with `code` and `state`, in the browser
     /// whose consent cookie is `browser` (the one that opened the start ticket): exchanges
-    /// the code for a refresh token, then creates or renews the connection. The consent is
-    /// used up whatever the outcome.
+    /// the code for a refresh token, then creates or renews the connection (or revokes the
+    /// token when that fails). The consent is used up whatever the outcome.
     pub async fn complete_authorization(
         &self,
         state: &str,
@@ -285,7 +285,7 @@ impl Engine {
                         .to_owned(),
             })?;
         drop(pg);
-        let mut config = self.consent_configuration(&pending).await?;
+        let config = self.consent_configuration(&pending).await?;
         if !same_browser(pending.browser_hash.as_deref(), browser) {
             return Err(Error::Connection {
                 connection: config.name.clone(),
@@ -326,26 +326,20 @@ impl Engine {
         })?;
         let org_id = grant.org_id().map(str::to_owned);
         let name = config.name.clone();
-        let connection = match pending.connection {
-            Some(id) => {
-                self.refuse_another_org(id, &config.name, &pending, org_id.as_deref())
-                    .await?;
-                let mut patch = Map::new();
-                patch.insert("auth".to_owned(), Value::String("refresh_token".to_owned()));
-                patch.insert(
-                    "refresh_token".to_owned(),
-                    Value::String(grant.refresh_token.expose_secret().to_owned()),
-                );
-                if let Some(url) = pending.login_url.clone() {
-                    patch.insert("login_url".to_owned(), Value::String(url));
+        let applied = self
+            .apply_consent(&pending, config, &grant.refresh_token, org_id.as_deref())
+            .await;
+        let connection = match applied {
+            Ok(connection) => connection,
+            Err(error) => {
+                // pgforce keeps no token it was given for a consent that failed here: it is
+                // revoked, so it is no use to anyone.
+                if let Err(revoke) =
+                    pgforce_salesforce::revoke_token(&client_config, &grant.refresh_token).await
+                {
+                    tracing::warn!(connection = %name, error = %crate::error::chain(&revoke), "could not revoke the refresh token of a failed consent");
                 }
-                self.update_connection(id, &patch).await?;
-                id
-            }
-            None => {
-                config.auth = AuthKind::RefreshToken;
-                config.refresh_token = Some(grant.refresh_token);
-                self.create_connection(config).await?
+                return Err(error);
             }
         };
         if let Some(org_id) = &org_id {
@@ -363,6 +357,39 @@ impl Engine {
             requested_by: pending.requested_by,
             org_id,
         })
+    }
+
+    /// Creates the connection a consent was for, or renews the one it names (refused when
+    /// consented in another org), with the refresh token the consent gave.
+    async fn apply_consent(
+        &self,
+        pending: &Authorization,
+        mut config: ConnectionConfig,
+        refresh_token: &SecretString,
+        org_id: Option<&str>,
+    ) -> Result<ConnectionId> {
+        match pending.connection {
+            Some(id) => {
+                self.refuse_another_org(id, &config.name, pending, org_id)
+                    .await?;
+                let mut patch = Map::new();
+                patch.insert("auth".to_owned(), Value::String("refresh_token".to_owned()));
+                patch.insert(
+                    "refresh_token".to_owned(),
+                    Value::String(refresh_token.expose_secret().to_owned()),
+                );
+                if let Some(url) = pending.login_url.clone() {
+                    patch.insert("login_url".to_owned(), Value::String(url));
+                }
+                self.update_connection(id, &patch).await?;
+                Ok(id)
+            }
+            None => {
+                config.auth = AuthKind::RefreshToken;
+                config.refresh_token = Some(refresh_token.clone());
+                self.create_connection(config).await
+            }
+        }
     }
 
     /// Refuses (and records in the audit trail) a renewal of connection `id` consented in
