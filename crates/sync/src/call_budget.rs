@@ -11,8 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-/// Salesforce calls a token may cause per hour, unless configured otherwise.
-pub const DEFAULT_CALLS_PER_TOKEN_HOUR: u32 = 600;
+pub use crate::config::DEFAULT_CALLS_PER_TOKEN_HOUR;
 
 /// The budget's window.
 const WINDOW: Duration = Duration::from_secs(3600);

@@ -15,6 +15,28 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::mapping::MappingSpec;
 
+// Every default a setting falls back to, in one place (the modules that use them re-export
+// the ones they always had).
+
+/// Seconds between a reader's schema checks, unless configured otherwise.
+pub const DEFAULT_SCHEMA_CHECK_SECONDS: u64 = 600;
+
+/// Catalog sessions the engine's pool keeps, unless configured otherwise.
+pub const DEFAULT_POOL_SIZE: usize = 4;
+
+/// Salesforce calls an API token's requests may cause per hour, unless configured
+/// otherwise (see `call_budget`).
+pub const DEFAULT_CALLS_PER_TOKEN_HOUR: u32 = 600;
+
+/// Heroku Connect's threshold for reading through the Bulk API.
+pub const DEFAULT_BULK_THRESHOLD: u64 = 10_000;
+
+/// Heroku Connect-like default for writing a run through the Bulk API.
+pub const DEFAULT_BULK_WRITE_THRESHOLD: u64 = 2_000;
+
+/// How far before its cursor a poll reads again, unless the connection says otherwise.
+pub const DEFAULT_POLL_OVERLAP: Duration = Duration::from_secs(10);
+
 /// A webhook notifications are delivered to (the configuration file's `[[webhook]]`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -104,7 +126,7 @@ fn default_events_retention_days() -> u64 {
 }
 
 fn default_schema_check_seconds() -> u64 {
-    crate::engine::DEFAULT_SCHEMA_CHECK_SECONDS
+    DEFAULT_SCHEMA_CHECK_SECONDS
 }
 
 /// How a connection logs in to Salesforce.
@@ -315,7 +337,7 @@ fn default_bulk_write_threshold() -> u64 {
 }
 
 fn default_bulk_threshold() -> u64 {
-    crate::mapping::DEFAULT_BULK_THRESHOLD
+    DEFAULT_BULK_THRESHOLD
 }
 
 fn default_max_daily_api_calls() -> u64 {

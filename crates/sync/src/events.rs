@@ -22,8 +22,7 @@ use crate::error::Error;
 use crate::error_policy::{Decision, Verdict};
 use crate::metrics::Metrics;
 use crate::notifications::{self, kind};
-use crate::reader::ReadOutcome;
-use crate::writer::WriteOutcome;
+use crate::outcome::{ReadOutcome, WriteOutcome};
 use pgforce_store::catalog::notifications::About;
 
 /// One thing the engine did, as subscribers see it: a sync event row.

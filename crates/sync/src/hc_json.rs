@@ -124,7 +124,7 @@ pub(crate) fn mapping_config(object: &str, config: &Map<String, Value>) -> Resul
         polling_seconds: number("sf_polling_seconds", 600)?,
         upsert_field,
         max_daily_api_calls: number("sf_max_daily_api_calls", 30_000)?,
-        bulk_threshold: crate::mapping::DEFAULT_BULK_THRESHOLD,
+        bulk_threshold: crate::config::DEFAULT_BULK_THRESHOLD,
     })
 }
 
@@ -255,7 +255,7 @@ mod tests {
             polling_seconds: 600,
             upsert_field: Some("Email".to_owned()),
             max_daily_api_calls: 30_000,
-            bulk_threshold: crate::mapping::DEFAULT_BULK_THRESHOLD,
+            bulk_threshold: crate::config::DEFAULT_BULK_THRESHOLD,
         };
         let config = config_object(&mapping);
         assert_eq!(

@@ -50,6 +50,7 @@ mod hc_json;
 mod mapping;
 mod metrics;
 mod notifications;
+mod outcome;
 mod plan;
 mod reader;
 mod reconcile;
@@ -66,13 +67,13 @@ pub use admin::{
     ROW_COUNT_FRESH, SALESFORCE_COUNT_FRESH, Status, WriterStatus,
 };
 pub use call_budget::{DEFAULT_CALLS_PER_TOKEN_HOUR, Viewer};
+pub use config::DEFAULT_BULK_THRESHOLD;
 pub use engine::{
     Applied, DEFAULT_POOL_SIZE, Engine, EngineOptions, MappingReconcile, ReconcileRequest,
     ReloadMode, Reloaded, Rotation,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use events::{Event, EventKind, EventOutcome};
-pub use mapping::DEFAULT_BULK_THRESHOLD;
 pub use pgforce_store::catalog::audit::AuditEntry;
 pub use pgforce_store::catalog::notifications::{Filter as NotificationFilter, Notification};
 pub use pgforce_store::catalog::tokens::{Role, TokenRow};

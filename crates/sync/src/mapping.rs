@@ -35,9 +35,6 @@ pub struct MappingSpec {
     pub bulk_threshold: u64,
 }
 
-/// Heroku Connect's threshold for reading through the Bulk API.
-pub const DEFAULT_BULK_THRESHOLD: u64 = 10_000;
-
 /// One synced field.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MappedField {

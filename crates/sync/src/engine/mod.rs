@@ -56,8 +56,7 @@ use crate::events::{Event, EventBus};
 use crate::reader::LoadProgress;
 use crate::worker::LeaseTiming;
 
-/// Seconds between a reader's schema checks, unless configured otherwise.
-pub(crate) const DEFAULT_SCHEMA_CHECK_SECONDS: u64 = 600;
+pub(crate) use crate::config::DEFAULT_SCHEMA_CHECK_SECONDS;
 
 /// How an engine runs (not what it syncs: that is the catalog's).
 #[derive(Clone)]
@@ -97,8 +96,7 @@ pub struct EngineOptions {
     pub calls_per_token_hour: u32,
 }
 
-/// Catalog sessions the engine's pool keeps, unless configured otherwise.
-pub const DEFAULT_POOL_SIZE: usize = 4;
+pub use crate::config::DEFAULT_POOL_SIZE;
 
 impl EngineOptions {
     /// The options a configuration file's `[engine]` asks for.

@@ -37,48 +37,7 @@ use crate::convert::to_pg_text;
 use crate::error::{Error, Result};
 use crate::mapping::Mapping;
 
-/// A record that could not be stored, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RejectedRecord {
-    /// The record's Id.
-    pub sfid: String,
-    /// The field at fault.
-    pub field: String,
-    /// Why its value does not fit.
-    pub reason: String,
-}
-
-/// What one load or poll did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ReadOutcome {
-    /// Records inserted or updated.
-    pub applied: u64,
-    /// Rows deleted because their record was deleted in Salesforce.
-    pub deleted: u64,
-    /// Records not stored: kept in `pgforce.rejected_records` and reported on the mapping.
-    pub rejected: Vec<RejectedRecord>,
-    /// Salesforce API calls made (one per query page, plus the load's newest-record query).
-    pub api_calls: u64,
-    /// Records changed on both sides whose newer local change was kept (not applied).
-    pub local_wins: u64,
-    /// Local changes superseded by newer Salesforce changes (set to IGNORED).
-    pub superseded: u64,
-}
-
-impl ReadOutcome {
-    /// What a person reads about the records that could not be stored, if any were.
-    pub fn rejected_summary(&self) -> Option<String> {
-        self.rejected.first().map(|r| {
-            format!(
-                "{} record(s) could not be stored; first: {} field {}: {}",
-                self.rejected.len(),
-                r.sfid,
-                r.field,
-                r.reason
-            )
-        })
-    }
-}
+pub use crate::outcome::{ReadOutcome, RejectedRecord};
 
 /// The target of one mapping: where its rows and cursor live.
 #[derive(Debug, Clone)]

@@ -30,8 +30,7 @@ use crate::error::{CURSOR_RESTARTS, Error, Result};
 
 use super::{ReadOutcome, Target, row_values, soql_datetime, text_of};
 
-/// How far before its cursor a poll reads again, unless the connection says otherwise.
-pub const DEFAULT_POLL_OVERLAP: Duration = Duration::from_secs(10);
+pub use crate::config::DEFAULT_POLL_OVERLAP;
 
 /// Reads and applies what changed in Salesforce since the cursor, with the default
 /// overlap (tests poll one at a time).

@@ -244,7 +244,7 @@ mod tests {
             upsert_field: None,
             polling_seconds: 600,
             max_daily_api_calls: 30_000,
-            bulk_threshold: crate::mapping::DEFAULT_BULK_THRESHOLD,
+            bulk_threshold: crate::config::DEFAULT_BULK_THRESHOLD,
         };
         Mapping::resolve(spec, &describe).unwrap()
     }

@@ -49,7 +49,7 @@ mod stale;
 mod wave;
 mod worker;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use futures_util::future::join_all;
@@ -76,7 +76,6 @@ use wave::{RunSent, next_wave, record_wave, send_batch, send_run};
 
 use crate::config::{OnInsertFailure, WriteAlgorithm};
 use crate::error::{Error, Result};
-use crate::error_policy::Pause;
 use crate::mapping::Mapping;
 use crate::plan::{self, Action, Batch};
 
@@ -123,8 +122,7 @@ impl Default for ArchivePolicy {
     }
 }
 
-/// Heroku Connect-like default for writing a run through the Bulk API.
-pub const DEFAULT_BULK_WRITE_THRESHOLD: u64 = 2_000;
+pub use crate::config::DEFAULT_BULK_WRITE_THRESHOLD;
 
 impl Default for WritePolicy {
     fn default() -> Self {
@@ -147,53 +145,7 @@ pub const MAX_CALLS_IN_FLIGHT: usize = 4;
 /// again to finish it.
 const STILL_RUNNING_MARGIN: Duration = Duration::from_secs(10);
 
-/// What one pass did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct WriteOutcome {
-    /// Changes written to Salesforce successfully.
-    pub succeeded: u64,
-    /// Changes Salesforce refused (state FAILED, message kept).
-    pub failed: u64,
-    /// Log rows folded into another change or cancelled out (state MERGED).
-    pub merged: u64,
-    /// Log rows newly held back behind a failed insert (state HELD).
-    pub held: u64,
-    /// Log rows given back to NEW after a transient failure, to be sent again.
-    pub retried: u64,
-    /// Log rows left PENDING because their create may have happened; [`resume_pending`]
-    /// settles them.
-    pub in_doubt: u64,
-    /// Log rows among those in doubt whose create the client gave up waiting for:
-    /// Salesforce may still be running it, so the writer checks it only once Salesforce
-    /// cannot be (meanwhile the rows stay PENDING and later changes of their records wait).
-    pub still_running: Vec<i64>,
-    /// Salesforce calls made (collections calls, and every call of bulk jobs).
-    pub api_calls: u64,
-    /// Bulk API ingest jobs that carried changes.
-    pub bulk_jobs: u64,
-    /// Runs meant for a bulk job that fell back to collections.
-    pub bulk_fallbacks: u64,
-    /// Successful changes per table.
-    pub by_table: BTreeMap<String, u64>,
-    /// Records whose insert Salesforce refused in this pass.
-    pub failed_inserts: BTreeSet<(String, i64)>,
-    /// Upsert-field values of those records, per table: children naming them wait.
-    pub failed_keys: BTreeSet<(String, String)>,
-    /// The org-wide condition that stopped the pass, when one did: the connection waits
-    /// it out (its changes went back to NEW).
-    pub paused: Option<Pause>,
-    /// A call Salesforce refused as a whole for a reason no record caused (the object and
-    /// Salesforce's words): the pass gave its changes back (NEW) and the writer stops
-    /// until the operator acts.
-    pub refused_call: Option<(String, String)>,
-}
-
-impl WriteOutcome {
-    /// Whether the pass found nothing to do.
-    pub fn is_idle(&self) -> bool {
-        self.succeeded + self.failed + self.merged + self.retried + self.in_doubt == 0
-    }
-}
+pub use crate::outcome::WriteOutcome;
 
 /// A trigger-log store error, as the engine reports it.
 pub(crate) fn log_error(source: pgforce_store::Error) -> Error {
