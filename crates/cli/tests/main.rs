@@ -9,6 +9,7 @@ mod dashboard;
 mod demo;
 mod drift;
 mod events;
+mod hardening;
 mod listener;
 mod logging;
 mod mappings;

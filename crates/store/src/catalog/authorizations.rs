@@ -80,3 +80,15 @@ pub async fn take(client: &impl GenericClient, state: &str) -> Result<Option<Aut
         login_url: r.get(9),
     }))
 }
+
+/// Deletes consents started more than an hour ago ([`take`] refuses them already): the
+/// person never came back. Returns how many.
+pub async fn purge_expired(client: &impl GenericClient) -> Result<u64> {
+    client
+        .execute(
+            "delete from pgforce.authorizations where created_at <= now() - interval '1 hour'",
+            &[],
+        )
+        .await
+        .context(|| "deleting expired authorizations".to_owned())
+}

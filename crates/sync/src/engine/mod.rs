@@ -25,11 +25,13 @@
 //! `operations` (run-time changes, reload), `reconciling`, `documents` (Heroku Connect
 //! import/export), `status`, `scrape` (metrics), `describe` (connections, mappings,
 //! failed writes and tokens for the management API), `validate` (diagnosing a connection),
-//! `authorize` (the OAuth web-server flow).
+//! `authorize` (the OAuth web-server flow), `expiry` (deleting expired sessions, consents
+//! and diagnoses).
 
 mod authorize;
 mod describe;
 mod documents;
+mod expiry;
 mod operations;
 mod reconciling;
 mod scrape;
@@ -238,8 +240,13 @@ impl Engine {
             webhooks,
             shutdown.clone(),
         ));
+        let purger = tokio::spawn(expiry::run(self.clone(), shutdown.clone()));
         let result = supervisor::run(self, shutdown).await;
         notifier.abort();
+        // The purger ends when shutdown turns true, as the supervisor did.
+        if let Err(error) = purger.await {
+            tracing::warn!(error = %error, "the task deleting expired rows ended abnormally");
+        }
         result
     }
 
