@@ -1,11 +1,321 @@
-//! The server faces the internet: a running `pgforce run` deletes expired dashboard
-//! sessions, consents and diagnoses.
+//! The server faces the internet: dashboard cookies are `Secure` and `__Host-` over TLS;
+//! a login needs the token of its login form's cookie and every dashboard POST from
+//! another origin is refused; a running `pgforce run` deletes expired dashboard sessions,
+//! consents and diagnoses.
 
 use std::process::Stdio;
 
 use pgforce_store::testing::TestDatabase;
+use reqwest::StatusCode;
 
-use crate::run::{ACCOUNT_MAPPING, config_file, count, pgforce, seeded_org, stop, wait_for_count};
+use crate::run::{
+    ACCOUNT_MAPPING, config_file, count, pgforce, pgforce_ok, seeded_org, stop, wait_for_count,
+};
+use crate::server::{READ_WRITE_ACCOUNTS, serving_with};
+
+/// The `Set-Cookie` header that sets cookie `name`, whole (`""` when none does).
+pub fn set_cookie(response: &reqwest::Response, name: &str) -> String {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Opens the login page: the login cookie's `name=value` (the one it set, whatever its
+/// name) and the form's token.
+async fn login_form(http: &reqwest::Client, base: &str) -> (String, String) {
+    let page = http
+        .get(format!("{base}/dashboard/login"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let cookie = page
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.contains("pgforce_login="))
+        .unwrap_or_else(|| panic!("the login page sets a login cookie: {:?}", page.headers()))
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let html = page.text().await.unwrap();
+    let marker = "name=\"login_csrf\" value=\"";
+    let at = html
+        .find(marker)
+        .unwrap_or_else(|| panic!("no login_csrf in the form: {html}"));
+    let token = html[at + marker.len()..]
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    (cookie, token)
+}
+
+/// A login POST with `token`, a login cookie and form token (`form`) and `Origin: origin`
+/// (none when `None`).
+async fn post_login(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    form: (&str, &str),
+    origin: Option<&str>,
+) -> reqwest::Response {
+    let mut request = http
+        .post(format!("{base}/dashboard/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("login_csrf={}&token={token}", form.1));
+    if !form.0.is_empty() {
+        request = request.header("cookie", form.0);
+    }
+    if let Some(origin) = origin {
+        request = request.header("origin", origin);
+    }
+    request.send().await.unwrap()
+}
+
+/// Logs in as a browser on the login page would: its cookie and form token, posted from
+/// `origin`.
+pub async fn log_in(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    origin: Option<&str>,
+) -> reqwest::Response {
+    let (cookie, form_token) = login_form(http, base).await;
+    post_login(http, base, token, (&cookie, &form_token), origin).await
+}
+
+/// A client that does not follow redirects, trusting `cert` (PEM) when given.
+fn client(cert: Option<&str>) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
+    if let Some(cert) = cert {
+        builder =
+            builder.add_root_certificate(reqwest::Certificate::from_pem(cert.as_bytes()).unwrap());
+    }
+    builder.build().unwrap()
+}
+
+/// The dashboard's status for a request with `cookie` (`name=value`).
+async fn dashboard_status(http: &reqwest::Client, base: &str, cookie: &str) -> StatusCode {
+    http.get(format!("{base}/dashboard"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test]
+async fn logins_need_their_forms_cookie_and_dashboard_posts_from_other_origins_are_refused() {
+    let org = seeded_org(2).await;
+    let db = TestDatabase::create().await;
+    let config = config_file(&org, &db, READ_WRITE_ACCOUNTS);
+    let path = config.to_str().unwrap();
+    let (_daemon, base) = serving_with(path, &[]).await;
+    let token = pgforce_ok(&[
+        "token", "--config", path, "create", "--name", "p", "--role", "operate",
+    ])
+    .await
+    .trim()
+    .to_owned();
+    let http = client(None);
+    let (cookie, form_token) = login_form(&http, &base).await;
+    let form = (cookie.as_str(), form_token.as_str());
+    assert!(cookie.starts_with("pgforce_login="), "{cookie}");
+
+    // Another site posting the victim's browser to the login, whatever it carries.
+    let foreign = post_login(&http, &base, &token, form, Some("https://evil.example")).await;
+    assert_eq!(foreign.status(), StatusCode::FORBIDDEN);
+    let referred = http
+        .post(format!("{base}/dashboard/login"))
+        .header("cookie", &cookie)
+        .header("referer", "https://evil.example/page")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("login_csrf={form_token}&token={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        referred.status(),
+        StatusCode::FORBIDDEN,
+        "a foreign Referer"
+    );
+    let unsaid = post_login(&http, &base, &token, form, None).await;
+    assert_eq!(
+        unsaid.status(),
+        StatusCode::FORBIDDEN,
+        "a login naming no origin"
+    );
+    // From here, but without the login page's cookie or with another token.
+    let no_cookie = post_login(&http, &base, &token, ("", &form_token), Some(&base)).await;
+    assert_eq!(no_cookie.status(), StatusCode::FORBIDDEN);
+    let (other_cookie, _) = login_form(&http, &base).await;
+    let crossed = post_login(
+        &http,
+        &base,
+        &token,
+        (&other_cookie, &form_token),
+        Some(&base),
+    )
+    .await;
+    assert_eq!(
+        crossed.status(),
+        StatusCode::FORBIDDEN,
+        "another form's token"
+    );
+    let refused = crate::run::count(&db, "select count(*) from pgforce.dashboard_sessions").await;
+    assert_eq!(refused, 0, "no refused login opened a session");
+
+    // The real thing: same origin, the form's own cookie. On plain HTTP, plain names.
+    let login = post_login(&http, &base, &token, form, Some(&base)).await;
+    assert_eq!(login.status(), StatusCode::SEE_OTHER);
+    let session = set_cookie(&login, "pgforce_session");
+    assert!(
+        session.contains("Path=/dashboard")
+            && session.contains("HttpOnly")
+            && !session.contains("Secure"),
+        "{session}"
+    );
+    assert!(
+        set_cookie(&login, "pgforce_login").contains("Max-Age=0"),
+        "the login cookie is dropped"
+    );
+    let session = session.split(';').next().unwrap().to_owned();
+    assert_eq!(
+        dashboard_status(&http, &base, &session).await,
+        StatusCode::OK
+    );
+
+    // A logged-in person's browser posted to from another site changes nothing.
+    let forged = http
+        .post(format!("{base}/dashboard/logout"))
+        .header("cookie", &session)
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        dashboard_status(&http, &base, &session).await,
+        StatusCode::OK,
+        "still logged in"
+    );
+    // Without Origin and Referer, posts other than the login go on (their form token guards
+    // those that change anything).
+    let out = http
+        .post(format!("{base}/dashboard/logout"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    assert!(
+        set_cookie(&out, "pgforce_session").contains("Max-Age=0"),
+        "{:?}",
+        out.headers()
+    );
+    assert_eq!(
+        dashboard_status(&http, &base, &session).await,
+        StatusCode::SEE_OTHER,
+        "logged out"
+    );
+    let _ = std::fs::remove_file(config);
+}
+
+#[tokio::test]
+async fn over_tls_the_session_cookie_is_secure_and_host_prefixed_and_logout_clears_it() {
+    let org = seeded_org(2).await;
+    let db = TestDatabase::create().await;
+    let config = config_file(&org, &db, READ_WRITE_ACCOUNTS);
+    let path = config.to_str().unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("{}-tls", db.name));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    let (_daemon, base) = serving_with(
+        path,
+        &[
+            ("PGFORCE_TLS_CERT", cert_path.to_str().unwrap()),
+            ("PGFORCE_TLS_KEY", key_path.to_str().unwrap()),
+        ],
+    )
+    .await;
+    assert!(base.starts_with("https://"), "{base}");
+    let token = pgforce_ok(&[
+        "token", "--config", path, "create", "--name", "p", "--role", "view",
+    ])
+    .await
+    .trim()
+    .to_owned();
+    let http = client(Some(&cert.pem()));
+
+    let (login_cookie, _) = login_form(&http, &base).await;
+    assert!(
+        login_cookie.starts_with("__Host-pgforce_login="),
+        "{login_cookie}"
+    );
+    let login = log_in(&http, &base, &token, Some(&base)).await;
+    assert_eq!(login.status(), StatusCode::SEE_OTHER);
+    let set = set_cookie(&login, "__Host-pgforce_session");
+    assert!(
+        set.contains("; Path=/;")
+            && set.contains("Secure")
+            && set.contains("HttpOnly")
+            && set.contains("SameSite=Strict")
+            && !set.contains("Domain"),
+        "{set}"
+    );
+    assert_eq!(
+        set_cookie(&login, "pgforce_session"),
+        "",
+        "no plain-named cookie over TLS"
+    );
+    let session = set.split(';').next().unwrap().to_owned();
+    assert_eq!(
+        dashboard_status(&http, &base, &session).await,
+        StatusCode::OK
+    );
+    // The plain name is not read over TLS.
+    let plain = session.replace("__Host-pgforce_session", "pgforce_session");
+    assert_eq!(
+        dashboard_status(&http, &base, &plain).await,
+        StatusCode::SEE_OTHER
+    );
+
+    let out = http
+        .post(format!("{base}/dashboard/logout"))
+        .header("cookie", &session)
+        .header("origin", &base)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    let cleared = set_cookie(&out, "__Host-pgforce_session");
+    assert!(
+        cleared.contains("Max-Age=0") && cleared.contains("Secure") && cleared.contains("Path=/;"),
+        "{cleared}"
+    );
+    assert_eq!(
+        dashboard_status(&http, &base, &session).await,
+        StatusCode::SEE_OTHER,
+        "the session ended"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_file(config);
+}
 
 /// Adds a token named `name` expiring `expires` from now (`null`: never), revoked if
 /// asked, with one dashboard session expiring `session_expires` from now.

@@ -410,7 +410,7 @@ fn assert_secure_headers(response: &reqwest::Response) {
         "{what}"
     );
     assert_eq!(header(response, "x-frame-options"), "DENY", "{what}");
-    assert_eq!(header(response, "referrer-policy"), "no-referrer", "{what}");
+    assert_eq!(header(response, "referrer-policy"), "same-origin", "{what}");
     assert_eq!(header(response, "cache-control"), "no-store", "{what}");
     assert_eq!(
         header(response, "strict-transport-security"),
