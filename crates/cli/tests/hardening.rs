@@ -1,13 +1,16 @@
 //! The server faces the internet: dashboard cookies are `Secure` and `__Host-` over TLS;
 //! a login needs the token of its login form's cookie and every dashboard POST from
-//! another origin is refused; a running `pgforce run` deletes expired dashboard sessions,
-//! consents and diagnoses.
+//! another origin is refused; connection changes are audited with their non-secret values
+//! before and after, refusals of live tokens too (aggregated), anonymous ones not; a
+//! running `pgforce run` deletes expired dashboard sessions, consents and diagnoses.
 
 use std::process::Stdio;
 
 use pgforce_store::testing::TestDatabase;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
 
+use crate::api::{call, token};
 use crate::run::{
     ACCOUNT_MAPPING, config_file, count, pgforce, pgforce_ok, seeded_org, stop, wait_for_count,
 };
@@ -413,6 +416,150 @@ async fn run_deletes_expired_sessions_consents_and_diagnoses_and_keeps_live_ones
         count(&db, "select count(*) from pgforce.api_tokens").await,
         4,
         "tokens themselves stay (listed, audited)"
+    );
+    let _ = std::fs::remove_file(config);
+}
+
+/// The audit entries of `action`, oldest first: (actor, target, before, after) as JSON.
+async fn audited(db: &TestDatabase, action: &str) -> Vec<(String, String, Value, Value)> {
+    db.client()
+        .await
+        .query(
+            "select actor, target, coalesce(before, 'null')::text, coalesce(after, 'null')::text
+             from pgforce.audit_log where action = $1 order by id",
+            &[&action],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let json = |i: usize| serde_json::from_str(r.get::<_, &str>(i)).unwrap();
+            (r.get(0), r.get(1), json(2), json(3))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn connection_changes_and_refusals_are_audited_without_secrets_and_anonymous_junk_is_not() {
+    let org = seeded_org(2).await;
+    let db = TestDatabase::create().await;
+    let config = config_file(&org, &db, "");
+    let path = config.to_str().unwrap();
+    let key = pgforce_ok(&["key", "generate"]).await.trim().to_owned();
+    let (_daemon, base) = serving_with(path, &[("PGFORCE_SECRET_KEY", &key)]).await;
+    let admin = token(path, "admin", "manage", &[]).await;
+    let viewer = token(path, "watcher", "view", &[]).await;
+    let connections = "/api/v3/connections";
+    let created = json!({
+        "name": "second", "schema_name": "second", "login_url": org.http_url, "auth": "password",
+        "username": "admin@example.com", "password": pgforce_emulator::DEFAULT_PASSWORD,
+        "client_id": "pgforce", "client_secret": "pgforce"});
+    let (status, answer) = call(
+        &base,
+        Method::POST,
+        connections,
+        Some(&admin),
+        Some(&created),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let this = format!("{connections}/{}", answer["id"].as_str().unwrap());
+
+    // A change: the non-secret settings before and after, the secrets by name only.
+    let change = json!({"api_version": "61.0", "password": pgforce_emulator::DEFAULT_PASSWORD});
+    let (status, answer) = call(&base, Method::PATCH, &this, Some(&admin), Some(&change)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let updates = audited(&db, "connection.update").await;
+    assert_eq!(updates.len(), 1, "{updates:?}");
+    let (actor, target, before, after) = &updates[0];
+    assert_eq!(
+        (actor.as_str(), target.as_str()),
+        ("admin", "connection second")
+    );
+    assert_eq!(before["api_version"], "62.0", "{before}");
+    assert_eq!(after["api_version"], "61.0", "{after}");
+    for shown in [before, after] {
+        assert!(shown.get("password").is_none(), "{shown}");
+        assert_eq!(shown["login_url"], org.http_url.as_str(), "{shown}");
+        assert_eq!(shown["schema"], "second", "{shown}");
+        assert_eq!(shown["client_id"], "pgforce", "{shown}");
+        assert!(shown.get("pubsub_endpoint").is_some(), "{shown}");
+    }
+    assert_eq!(
+        after["changed"],
+        json!(["api_version", "password"]),
+        "{after}"
+    );
+
+    // A refused change: what was asked (secrets redacted) and why.
+    let wrong = "hunter2-not-the-password";
+    let refused_change = json!({"api_version": "60.0", "password": wrong});
+    for _ in 0..2 {
+        let (status, answer) = call(
+            &base,
+            Method::PATCH,
+            &this,
+            Some(&admin),
+            Some(&refused_change),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    }
+    let refusals = audited(&db, "connection.update.refused").await;
+    assert_eq!(
+        refusals.len(),
+        1,
+        "a repeat is counted, not added: {refusals:?}"
+    );
+    let (actor, target, _, detail) = &refusals[0];
+    assert_eq!(
+        (actor.as_str(), target.as_str()),
+        ("admin", "connection second")
+    );
+    assert_eq!(detail["asked"]["api_version"], "60.0", "{detail}");
+    assert_eq!(detail["asked"]["password"], "[redacted]", "{detail}");
+    assert_eq!(detail["attempts"], 2, "{detail}");
+    assert!(
+        detail["reason"]
+            .as_str()
+            .unwrap()
+            .contains("refused the credentials"),
+        "{detail}"
+    );
+    // (The emulator's password is "pgforce", as the client id: the wrong one stands out.)
+    let leaked = count(
+        &db,
+        &format!("select count(*) from pgforce.audit_log where coalesce(before::text, '') || coalesce(after::text, '') like '%{wrong}%'"),
+    )
+    .await;
+    assert_eq!(leaked, 0, "no secret in the audit trail");
+
+    // A live token whose role is too low: recorded against the route, repeats counted.
+    let pause = format!("{this}/actions/pause");
+    for _ in 0..3 {
+        let (status, _) = call(&base, Method::POST, &pause, Some(&viewer), None).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    }
+    let denied = audited(&db, "access.denied").await;
+    assert_eq!(denied.len(), 1, "{denied:?}");
+    let (actor, target, _, detail) = &denied[0];
+    assert_eq!(actor, "watcher");
+    assert_eq!(target, "POST /api/v3/connections/{id}/actions/pause");
+    assert_eq!(detail["attempts"], 3, "{detail}");
+    assert_eq!(
+        (detail["role"].as_str(), detail["needs"].as_str()),
+        (Some("view"), Some("operate"))
+    );
+
+    // Anyone's unknown or missing token adds nothing.
+    let entries = count(&db, "select count(*) from pgforce.audit_log").await;
+    for bearer in [Some("pgf_junk"), None] {
+        let (status, _) = call(&base, Method::POST, &pause, bearer, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        count(&db, "select count(*) from pgforce.audit_log").await,
+        entries
     );
     let _ = std::fs::remove_file(config);
 }

@@ -35,6 +35,12 @@ use cookies::Cookies;
 
 /// Where people log in.
 const LOGIN_PATH: &str = "/dashboard/login";
+/// Where refused changes are retried or ignored.
+const WRITES_PATH: &str = "/dashboard/writes";
+/// The mapping editor.
+const EDITOR_PATH: &str = "/dashboard/mappings/new";
+/// Where the editor saves a mapping.
+const MAPPINGS_PATH: &str = "/dashboard/mappings";
 
 /// The dashboard's routes, under `/dashboard`; every POST among them from this server's
 /// own pages only.
@@ -44,9 +50,9 @@ pub fn router() -> Router<Engine> {
         .route(STYLESHEET_PATH, get(stylesheet))
         .route(LOGIN_PATH, get(login_page).post(log_in))
         .route("/dashboard/logout", post(log_out))
-        .route("/dashboard/writes", post(decide_write))
-        .route("/dashboard/mappings/new", get(mapping_editor))
-        .route("/dashboard/mappings", post(save_mapping))
+        .route(WRITES_PATH, post(decide_write))
+        .route(EDITOR_PATH, get(mapping_editor))
+        .route(MAPPINGS_PATH, post(save_mapping))
         .layer(from_fn(|request: Request, next: Next| {
             origin::guard(LOGIN_PATH, request, next)
         }))
@@ -269,6 +275,7 @@ async fn posted(
     headers: &HeaderMap,
     body: &str,
     role: Role,
+    path: &str,
 ) -> Result<Option<(Caller, Vec<(String, String)>)>, Problem> {
     let Some((caller, csrf)) = logged_in(engine, cookies, headers).await? else {
         return Ok(None);
@@ -281,7 +288,9 @@ async fn posted(
             "the form's session token does not match: reload the page",
         ));
     }
-    caller.require(role)?;
+    caller
+        .require_recorded(engine, role, &format!("POST {path}"))
+        .await?;
     Ok(Some((caller, fields)))
 }
 
@@ -292,7 +301,15 @@ async fn decide_write(
     headers: HeaderMap,
     body: String,
 ) -> Result<Response, Problem> {
-    let Some((caller, fields)) = posted(&engine, cookies, &headers, &body, Role::Operate).await?
+    let Some((caller, fields)) = posted(
+        &engine,
+        cookies,
+        &headers,
+        &body,
+        Role::Operate,
+        WRITES_PATH,
+    )
+    .await?
     else {
         return Ok(see_other(LOGIN_PATH));
     };
@@ -412,7 +429,9 @@ async fn mapping_editor(
     let Some((caller, csrf)) = logged_in(&engine, cookies, &headers).await? else {
         return Ok(see_other(LOGIN_PATH));
     };
-    caller.require(Role::Deploy)?;
+    caller
+        .require_recorded(&engine, Role::Deploy, &format!("GET {EDITOR_PATH}"))
+        .await?;
     let params = form(query.as_deref().unwrap_or_default());
     let connection = field(&params, "connection")
         .and_then(|v| v.parse::<i64>().ok())
@@ -481,7 +500,15 @@ async fn save_mapping(
     headers: HeaderMap,
     body: String,
 ) -> Result<Response, Problem> {
-    let Some((caller, fields)) = posted(&engine, cookies, &headers, &body, Role::Deploy).await?
+    let Some((caller, fields)) = posted(
+        &engine,
+        cookies,
+        &headers,
+        &body,
+        Role::Deploy,
+        MAPPINGS_PATH,
+    )
+    .await?
     else {
         return Ok(see_other(LOGIN_PATH));
     };
