@@ -29,14 +29,31 @@ enum Posted {
     Unsaid,
 }
 
-/// The origin (`scheme://host[:port]`, lower-cased) of an `Origin` or `Referer` value.
+/// The origin (`scheme://host[:port]`, lower-cased, without the scheme's default port) of
+/// an `Origin` or `Referer` value.
 fn origin_of(url: &str) -> Option<String> {
     let (scheme, rest) = url.split_once("://")?;
     let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
     if scheme.is_empty() || host.is_empty() {
         return None;
     }
-    Some(format!("{scheme}://{host}").to_ascii_lowercase())
+    Some(origin(scheme, host))
+}
+
+/// `scheme://host[:port]`, lower-cased, the default port of `http` (80) or `https` (443)
+/// left out as browsers leave it out of `Origin`.
+fn origin(scheme: &str, host: &str) -> String {
+    let (scheme, host) = (scheme.to_ascii_lowercase(), host.to_ascii_lowercase());
+    let default_port = match scheme.as_str() {
+        "http" => ":80",
+        "https" => ":443",
+        _ => "",
+    };
+    let host = match host.strip_suffix(default_port) {
+        Some(bare) if !default_port.is_empty() => bare.to_owned(),
+        _ => host,
+    };
+    format!("{scheme}://{host}")
 }
 
 /// Where the request says it was posted from, against the server's own origins.
@@ -55,7 +72,7 @@ fn posted_from(origin: Option<&str>, referer: Option<&str>, own: &[String]) -> P
 fn own_origins(headers: &HeaderMap, scheme: Scheme) -> Vec<String> {
     let mut own = Vec::new();
     if let Some(host) = headers.get(HOST).and_then(|h| h.to_str().ok()) {
-        own.push(format!("{}://{host}", scheme.0).to_ascii_lowercase());
+        own.push(origin(scheme.0, host));
     }
     if let Some(public) = std::env::var("PGFORCE_PUBLIC_URL")
         .ok()
@@ -156,5 +173,19 @@ mod tests {
             "another scheme is another origin"
         );
         assert_eq!(posted_from(None, None, &own()), Posted::Unsaid);
+    }
+
+    #[test]
+    fn default_ports_are_left_out_on_both_sides() {
+        let own = vec![origin("https", "pgforce.example.com:443")];
+        assert_eq!(
+            posted_from(Some("https://pgforce.example.com"), None, &own),
+            Posted::Here
+        );
+        assert_eq!(
+            posted_from(Some("https://pgforce.example.com:8443"), None, &own),
+            Posted::Elsewhere("https://pgforce.example.com:8443".to_owned())
+        );
+        assert_eq!(origin("http", "127.0.0.1:8780"), "http://127.0.0.1:8780");
     }
 }
