@@ -165,9 +165,10 @@ pub async fn open_engine(
     let options = EngineOptions {
         load_progress,
         webhooks: config.webhooks.clone(),
-        secret_key: secret_key()?,
+        secret_keys: secret_keys()?,
         allowed_hosts: config.security.allowed_hosts()?,
         pool_size: config.database.pool_size,
+        calls_per_token_hour: config.server.salesforce_calls_per_token_hour,
         ..EngineOptions::from_config(&config.engine)
     };
     Engine::open(&config.database.url, config.connections.clone(), options)
@@ -180,9 +181,10 @@ pub async fn open_engine(
         })
 }
 
-/// The key that seals connection secrets: `PGFORCE_SECRET_KEY` (base64), or the file
-/// `PGFORCE_SECRET_KEY_FILE` names; none when neither is set.
-pub fn secret_key() -> anyhow::Result<Option<pgforce_sync::SecretKey>> {
+/// The keys that seal and open connection secrets: `PGFORCE_SECRET_KEY`, or the file
+/// `PGFORCE_SECRET_KEY_FILE` names, each holding one key (base64) or several separated by
+/// commas or whitespace, the sealing one first; none when neither is set.
+pub fn secret_keys() -> anyhow::Result<Option<pgforce_sync::SecretKeys>> {
     let text = match (
         std::env::var("PGFORCE_SECRET_KEY"),
         std::env::var("PGFORCE_SECRET_KEY_FILE"),
@@ -193,7 +195,7 @@ pub fn secret_key() -> anyhow::Result<Option<pgforce_sync::SecretKey>> {
         })?,
         (Err(_), Err(_)) => return Ok(None),
     };
-    pgforce_sync::SecretKey::from_base64(&text)
+    pgforce_sync::SecretKeys::parse(&text)
         .map(Some)
         .context("the secret key (PGFORCE_SECRET_KEY or PGFORCE_SECRET_KEY_FILE)")
 }

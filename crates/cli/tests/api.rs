@@ -693,7 +693,7 @@ async fn tokens_are_printed_once_kept_as_hashes_listed_without_secrets_and_refus
 }
 
 /// Runs `pgforce args` with `PGFORCE_SECRET_KEY` set to `key`.
-async fn with_key(args: &[&str], key: &str) -> std::process::Output {
+pub async fn with_key(args: &[&str], key: &str) -> std::process::Output {
     pgforce(args)
         .env("PGFORCE_SECRET_KEY", key)
         .output()
@@ -908,6 +908,23 @@ async fn a_connection_created_through_the_api_keeps_its_secrets_sealed_and_runs_
 /// Plays the person on Salesforce's consent page: opens `redirect`, answers `decision`,
 /// follows Salesforce back to pgforce's callback; returns the callback's status and page.
 async fn consent(redirect: &str, decision: &str) -> (StatusCode, String) {
+    let back = consent_answer(redirect, decision).await;
+    callback(&back).await
+}
+
+/// Follows Salesforce's answer `back` to pgforce's callback; returns its status and page.
+pub async fn callback(back: &str) -> (StatusCode, String) {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let callback = http.get(back).send().await.unwrap();
+    (callback.status(), callback.text().await.unwrap())
+}
+
+/// Plays the person on Salesforce's consent page: opens `redirect`, answers `decision`;
+/// returns where Salesforce sends the person back (pgforce's callback).
+pub async fn consent_answer(redirect: &str, decision: &str) -> String {
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -930,9 +947,7 @@ async fn consent(redirect: &str, decision: &str) -> (StatusCode, String) {
         StatusCode::FOUND,
         "Salesforce sends the person back"
     );
-    let back = answer.headers()["location"].to_str().unwrap().to_owned();
-    let callback = http.get(&back).send().await.unwrap();
-    (callback.status(), callback.text().await.unwrap())
+    answer.headers()["location"].to_str().unwrap().to_owned()
 }
 
 #[tokio::test]

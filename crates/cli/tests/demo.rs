@@ -1,4 +1,5 @@
-//! `pgforce demo --exit` syncs a seeded org into Postgres and shows an edit arriving.
+//! `pgforce demo --exit` syncs a seeded org into Postgres and shows an edit arriving;
+//! `pgforce demo` serves its dashboard and API with a view token it prints.
 
 use pgforce_store::testing::TestDatabase;
 
@@ -7,7 +8,15 @@ use crate::run::pgforce_ok;
 #[tokio::test]
 async fn demo_loads_the_org_and_shows_an_edit_arriving() {
     let db = TestDatabase::create().await;
-    let stdout = pgforce_ok(&["demo", "--exit", "--database-url", &db.url]).await;
+    let stdout = pgforce_ok(&[
+        "demo",
+        "--exit",
+        "--database-url",
+        &db.url,
+        "--listen",
+        "127.0.0.1:0",
+    ])
+    .await;
     assert!(
         stdout.contains("2000 rows loaded into salesforce.account"),
         "{stdout}"
@@ -52,14 +61,19 @@ async fn demo_loads_the_org_and_shows_an_edit_arriving() {
 async fn the_demo_runs_the_engine_with_its_leases_and_sync_events() {
     use tokio::io::{AsyncBufReadExt as _, BufReader};
     let db = TestDatabase::create().await;
-    let mut demo = crate::run::pgforce(&["demo", "--database-url", &db.url])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut demo =
+        crate::run::pgforce(&["demo", "--database-url", &db.url, "--listen", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
     let mut lines = BufReader::new(demo.stdout.take().unwrap()).lines();
+    let mut dashboard = None;
     let toured = tokio::time::timeout(std::time::Duration::from_secs(120), async {
         while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(told) = line.strip_prefix("Dashboard: ") {
+                dashboard = Some(told.to_owned());
+            }
             if line.contains("syncing both ways") {
                 return true;
             }
@@ -68,6 +82,25 @@ async fn the_demo_runs_the_engine_with_its_leases_and_sync_events() {
     })
     .await;
     assert_eq!(toured.ok(), Some(true), "the demo never finished its tour");
+    let dashboard = dashboard.expect("the demo says where its dashboard is");
+    let words: Vec<&str> = dashboard.split_whitespace().collect();
+    let page = words[0];
+    let token = words[words.iter().position(|w| *w == "token").unwrap() + 1].trim_end_matches(';');
+    let base = page.trim_end_matches("/dashboard");
+    let login = reqwest::get(format!("{base}/dashboard/login"))
+        .await
+        .unwrap();
+    assert_eq!(login.status(), reqwest::StatusCode::OK, "{dashboard}");
+    let (status, connections) = crate::api::call(
+        base,
+        reqwest::Method::GET,
+        "/api/v3/connections",
+        Some(token),
+        None,
+    )
+    .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{connections}");
+    assert_eq!(connections["results"][0]["name"], "demo", "{connections}");
     let pid = demo.id().unwrap().to_string();
     let held_by_demo = |name: &str| {
         format!(

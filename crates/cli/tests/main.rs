@@ -3,6 +3,7 @@
 // Integration tests are test code: unwrapping is how they fail loudly.
 #![allow(clippy::unwrap_used)]
 
+mod admin;
 mod api;
 mod bad_input;
 mod dashboard;
@@ -10,6 +11,7 @@ mod demo;
 mod drift;
 mod events;
 mod hardening;
+mod keys;
 mod listener;
 mod logging;
 mod mappings;

@@ -11,7 +11,7 @@ use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
-use pgforce_sync::{Engine, Role, TokenRow};
+use pgforce_sync::{Engine, Role, TokenRow, Viewer};
 
 use crate::problem::Problem;
 
@@ -38,6 +38,11 @@ impl Caller {
     /// The token's name, as the audit trail records it.
     pub fn name(&self) -> &str {
         &self.token.name
+    }
+
+    /// Who views are shown to: the Salesforce calls they cause are charged to the token.
+    pub fn viewer(&self) -> Viewer<'_> {
+        Viewer::Token(&self.token.name)
     }
 
     /// Goes on only if the caller's role includes `role`.

@@ -29,6 +29,12 @@ pub struct ServerConfig {
     /// `Authorization: Bearer <token>`; they also learn why `/readyz` fails.
     #[serde(default)]
     pub metrics_token: Option<SecretString>,
+    /// Salesforce calls (record counts in views, describes) one API token's requests may
+    /// cause per hour (default 600): the org's daily API allocation is the sync's, and a
+    /// token polling views cannot spend it. Past it, views show the last counts known and
+    /// describes answer `429`.
+    #[serde(default = "default_salesforce_calls_per_token_hour")]
+    pub salesforce_calls_per_token_hour: u32,
 }
 
 impl Default for ServerConfig {
@@ -38,6 +44,7 @@ impl Default for ServerConfig {
             request_timeout_seconds: default_request_timeout_seconds(),
             max_connections: default_max_connections(),
             metrics_token: None,
+            salesforce_calls_per_token_hour: default_salesforce_calls_per_token_hour(),
         }
     }
 }
@@ -52,6 +59,10 @@ fn default_request_timeout_seconds() -> u64 {
 
 fn default_max_connections() -> usize {
     512
+}
+
+fn default_salesforce_calls_per_token_hour() -> u32 {
+    pgforce_sync::DEFAULT_CALLS_PER_TOKEN_HOUR
 }
 
 impl ServerConfig {
@@ -70,6 +81,12 @@ impl ServerConfig {
         }
         if self.max_connections == 0 {
             return Err("[server] max_connections: must be at least 1".to_owned());
+        }
+        if self.salesforce_calls_per_token_hour == 0 {
+            return Err(
+                "[server] salesforce_calls_per_token_hour: must be at least 1 (views and describes need a call now and then)"
+                    .to_owned(),
+            );
         }
         if self
             .metrics_token

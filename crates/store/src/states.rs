@@ -92,6 +92,28 @@ states! {
         SystemError = "SYSTEM_ERROR",
         /// The mapping's configuration does not fit the org.
         BadConfig = "BAD_CONFIG",
+        /// Heroku Connect's: the database could not be reached (read in a catalog taken over).
+        DbUnavailable = "DB_UNAVAILABLE",
+        /// Heroku Connect's: Salesforce refused the connection's credentials.
+        Unauthorized = "UNAUTHORIZED",
+        /// Heroku Connect's: a Bulk API load failed.
+        BulkLoadError = "BULK_LOAD_ERROR",
+    }
+}
+
+impl MappingState {
+    /// Whether the mapping is stopped by an error someone must look at: what the API sums
+    /// up as the connection's state, the dashboard paints red and validation fails on.
+    pub fn is_error(&self) -> bool {
+        matches!(
+            self,
+            Self::SystemError
+                | Self::BadConfig
+                | Self::SchemaChanged
+                | Self::DbUnavailable
+                | Self::Unauthorized
+                | Self::BulkLoadError
+        )
     }
 }
 

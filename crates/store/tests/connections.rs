@@ -13,9 +13,16 @@ async fn creating_a_connection_never_replaces_one_of_that_name() {
         .await
         .unwrap();
 
-    let again = connections::create(&client, "main", "other", "{}", ("k", b"sealed"))
-        .await
-        .unwrap();
+    let again = connections::create(
+        &client,
+        connections::reserve_id(&client).await.unwrap(),
+        "main",
+        "other",
+        "{}",
+        ("k", b"sealed"),
+    )
+    .await
+    .unwrap();
     assert_eq!(again, None, "the name is taken");
     let row = connections::find(&client, "main").await.unwrap().unwrap();
     assert_eq!(
@@ -24,10 +31,17 @@ async fn creating_a_connection_never_replaces_one_of_that_name() {
         "the existing connection is as it was"
     );
 
-    let created = connections::create(&client, "second", "second", "{}", ("k", b"sealed"))
-        .await
-        .unwrap()
-        .unwrap();
+    let created = connections::create(
+        &client,
+        connections::reserve_id(&client).await.unwrap(),
+        "second",
+        "second",
+        "{}",
+        ("k", b"sealed"),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     let row = connections::find(&client, "second").await.unwrap().unwrap();
     assert_eq!(row.id, created);
     assert_eq!(
@@ -36,9 +50,16 @@ async fn creating_a_connection_never_replaces_one_of_that_name() {
         "written with its secrets"
     );
 
-    let error = connections::create(&client, "third", "salesforce", "{}", ("k", b"s"))
-        .await
-        .unwrap_err();
+    let error = connections::create(
+        &client,
+        connections::reserve_id(&client).await.unwrap(),
+        "third",
+        "salesforce",
+        "{}",
+        ("k", b"s"),
+    )
+    .await
+    .unwrap_err();
     assert!(
         matches!(&error, Error::SchemaTaken { owner, .. } if owner == "main"),
         "{error}"

@@ -54,6 +54,12 @@ pub enum Error {
         /// What was looked for, and where.
         what: String,
     },
+    /// A budget the request would exceed (a token's Salesforce calls for the hour).
+    #[error("{what} is spent")]
+    Exhausted {
+        /// What is spent, and when it comes back.
+        what: String,
+    },
     /// The lease the work was done under can no longer be trusted (it expired by this
     /// process's clock, or another process holds it): the work stops before its next call.
     #[error("lease {lease} is no longer held: stopping before the next call")]
@@ -79,6 +85,28 @@ pub enum Error {
         #[source]
         source: pgforce_store::Error,
     },
+}
+
+/// Whose fault an error is, for callers that answer someone (the API's status codes):
+/// they match on this instead of reaching into Salesforce's or Postgres's errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// What was asked for does not exist (here or in Salesforce).
+    NotFound,
+    /// It conflicts with what exists (a name taken, a unique value, a lease held).
+    Conflict,
+    /// A setting, document or name is not acceptable.
+    Invalid,
+    /// A connection cannot be used as configured (credentials, hosts, the org refused).
+    BadConnection,
+    /// Postgres refused a value the request carried (SQLSTATE class 22).
+    BadValue,
+    /// Salesforce failed the call.
+    Salesforce,
+    /// Postgres could not be reached or failed: try again later.
+    Unavailable,
+    /// The caller spent its budget: try again later.
+    Exhausted,
 }
 
 /// How many times one read (a poll, the writer's look for creates in doubt) starts over
@@ -127,9 +155,40 @@ impl Error {
         }
     }
 
+    /// Whose fault the error is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::NotFound { .. } => ErrorKind::NotFound,
+            Self::Exhausted { .. } => ErrorKind::Exhausted,
+            Self::Conflict { .. } | Self::LeaseLost { .. } => ErrorKind::Conflict,
+            Self::Config { .. } | Self::MissingFields { .. } | Self::Document { .. } => {
+                ErrorKind::Invalid
+            }
+            Self::Connection { .. } => ErrorKind::BadConnection,
+            Self::Salesforce { source, .. } if source.status() == Some(404) => ErrorKind::NotFound,
+            Self::Salesforce { .. } => ErrorKind::Salesforce,
+            Self::Store { source, .. } => store_kind(source),
+        }
+    }
+
     /// The error and every cause, joined with `: ` (what a person reads).
     pub fn chain(&self) -> String {
         chain(self)
+    }
+}
+
+/// A database error's kind: the request's fault when Postgres refused its values (SQLSTATE
+/// classes 22 and 23) or pgforce refused a name or a claim; else unavailable.
+fn store_kind(source: &pgforce_store::Error) -> ErrorKind {
+    match source {
+        pgforce_store::Error::InvalidIdentifier { .. }
+        | pgforce_store::Error::SchemaTaken { .. }
+        | pgforce_store::Error::Catalog { .. } => ErrorKind::Invalid,
+        other => match other.sqlstate() {
+            Some(code) if code.starts_with("22") => ErrorKind::BadValue,
+            Some(code) if code.starts_with("23") => ErrorKind::Conflict,
+            _ => ErrorKind::Unavailable,
+        },
     }
 }
 

@@ -82,6 +82,10 @@ pub(crate) fn decide(error: &Error) -> Verdict {
             "what the operation names does not exist",
         ),
         Error::LeaseLost { .. } => lease_lost(),
+        Error::Exhausted { .. } => verdict(
+            Decision::Retry,
+            "a budget is spent for now; trying again later",
+        ),
     }
 }
 

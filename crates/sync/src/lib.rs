@@ -29,12 +29,14 @@
 //! - `error`, `error_policy`: errors and what each means; `events`: what the engine
 //!   reports, each in one wording; `metrics`: its counters, in Prometheus's format;
 //!   `notifications`: what operators should hear about, stored and sent to webhooks;
-//!   `secrets`: connection secrets sealed at rest.
+//!   `secrets`: connection secrets sealed at rest under the operator's keys, bound to
+//!   their connection or consent.
 //! - `testing` (feature `test-support`): the workers' steps, one at a time, for tests.
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 #![warn(missing_docs)]
 
+mod call_budget;
 pub mod config;
 mod conflict;
 mod convert;
@@ -42,6 +44,7 @@ mod engine;
 mod error;
 mod error_policy;
 mod events;
+mod fresh;
 mod hc_json;
 mod mapping;
 mod metrics;
@@ -56,12 +59,14 @@ pub mod testing;
 mod worker;
 mod writer;
 
+pub use call_budget::{DEFAULT_CALLS_PER_TOKEN_HOUR, Viewer};
 pub use engine::{
     Applied, Authorized, Check, CheckOutcome, ConnectionStatus, ConnectionView, DEFAULT_POOL_SIZE,
-    Diagnosis, Engine, EngineOptions, MappingReconcile, MappingStatus, MappingView,
-    ReconcileRequest, ReloadMode, Reloaded, Status, WriterStatus,
+    DESCRIBE_FRESH, Depth, Diagnosis, EXACT_COUNT_BELOW, Engine, EngineOptions, MappingReconcile,
+    MappingStatus, MappingView, ROW_COUNT_FRESH, ReconcileRequest, ReloadMode, Reloaded, Rotation,
+    SALESFORCE_COUNT_FRESH, Status, WriterStatus,
 };
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use events::{Event, EventKind, EventOutcome};
 pub use mapping::DEFAULT_BULK_THRESHOLD;
 pub use pgforce_store::catalog::audit::AuditEntry;
@@ -71,6 +76,6 @@ pub use pgforce_store::trigger_log::queue::{FailedDecision, FailedWrite};
 pub use pgforce_store::{Access, ConnectionId, ConnectionState, MappingId, MappingState};
 pub use reader::{LoadProgress, ReadOutcome, RejectedRecord};
 pub use reconcile::{Drift, LeftAlone, Repair};
-pub use secrets::SecretKey;
+pub use secrets::{SecretKey, SecretKeys};
 pub use worker::LeaseTiming;
 pub use writer::DEFAULT_BULK_WRITE_THRESHOLD;

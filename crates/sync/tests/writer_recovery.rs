@@ -44,6 +44,30 @@ async fn salesforce_names(h: &Harness) -> Vec<String> {
     names
 }
 
+/// Waits until no trigger-log row is in a state `open` names (a `where` condition), for at
+/// most `limit`.
+async fn wait_until_written(h: &Harness, open: &str, limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let left: i64 =
+            h.pg.query_one(
+                &format!("select count(*) from salesforce._trigger_log where {open}"),
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if left == 0 {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{left} rows still unsent after {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn merged() -> WritePolicy {
     WritePolicy {
         algorithm: WriteAlgorithm::Merged,
@@ -323,25 +347,12 @@ async fn two_writers_on_one_catalog_write_each_change_once() {
     )
     .await
     .unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let open: i64 =
-            h.pg.query_one(
-                "select count(*) from salesforce._trigger_log where state not in ('SUCCESS', 'MERGED')",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if open == 0 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{open} rows never written"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until_written(
+        &h,
+        "state not in ('SUCCESS', 'MERGED')",
+        Duration::from_secs(30),
+    )
+    .await;
     stop.send(true).unwrap();
     for worker in workers {
         worker.await.unwrap().unwrap();
@@ -390,25 +401,7 @@ async fn a_writer_whose_every_pass_leaves_a_create_in_doubt_goes_on_without_back
         shutdown,
     ));
     // Backing off after each such pass (0.2 s doubling to 30 s) adds nearly two minutes.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-    loop {
-        let open: i64 =
-            h.pg.query_one(
-                "select count(*) from salesforce._trigger_log where state <> 'SUCCESS'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if open == 0 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{open} of 8000 rows still unsent after 90 s"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_until_written(&h, "state <> 'SUCCESS'", Duration::from_secs(90)).await;
     stop.send(true).unwrap();
     writer.await.unwrap().unwrap();
     assert_eq!(

@@ -74,6 +74,9 @@ const DEMO_MAPPINGS: [(&str, &[&str]); 3] = [
     ),
 ];
 
+/// Where the demo serves its dashboard unless `--listen` says otherwise.
+const DEFAULT_DEMO_LISTEN: &str = "127.0.0.1:8780";
+
 /// How long the tour waits for anything before it gives up.
 const PATIENCE: Duration = Duration::from_secs(120);
 
@@ -86,12 +89,16 @@ pub struct DemoArgs {
     /// Database URL (default: $DATABASE_URL, else the local pgforce_demo database).
     #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DEMO_URL, hide_env_values = true)]
     database_url: String,
+    /// Where the dashboard and the management API are served (`off`: not served).
+    #[arg(long, default_value = DEFAULT_DEMO_LISTEN)]
+    listen: String,
 }
 
 impl std::fmt::Debug for DemoArgs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DemoArgs")
             .field("exit", &self.exit)
+            .field("listen", &self.listen)
             .field(
                 "database_url",
                 &pgforce_store::redact_conninfo(&self.database_url),
@@ -251,6 +258,7 @@ async fn tour(
     engine.forget_change_event_position("demo").await?;
     let mut events = engine.subscribe();
     let (stop_engine, engine_stopped) = watch::channel(false);
+    let dashboard = serve_the_dashboard(&args.listen, &engine, &engine_stopped).await?;
     let running = tokio::spawn({
         let engine = engine.clone();
         async move { engine.run(engine_stopped).await }
@@ -280,7 +288,45 @@ async fn tour(
         .await
         .context("waiting for the engine to stop")?
         .context("running the sync engine")?;
+    if let Some(dashboard) = dashboard {
+        let _ = dashboard.await;
+    }
     result
+}
+
+/// Serves the dashboard and the management API at `listen` (unless `off`) until the
+/// engine stops, and tells where, with a view token (valid a day) to log in with.
+async fn serve_the_dashboard(
+    listen: &str,
+    engine: &Engine,
+    stopped: &watch::Receiver<bool>,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    if listen == "off" {
+        return Ok(None);
+    }
+    let server = pgforce_server::Server::bind(listen)
+        .await
+        .context("serving the demo's dashboard (pass --listen 127.0.0.1:0 for any free port, or --listen off)")?;
+    let address = server
+        .local_addr()
+        .context("reading the dashboard's address")?;
+    let name = format!(
+        "demo-{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs()
+    );
+    let token = engine
+        .create_token(&name, pgforce_sync::Role::View, Some(1))
+        .await
+        .context("creating the demo's view token")?;
+    output::say(&format!(
+        "Dashboard: http://{address}/dashboard (log in with the view token {token}; the API answers it too, at http://{address}/api/v3)"
+    ));
+    Ok(Some(tokio::spawn(
+        server.serve(engine.clone(), stopped.clone()),
+    )))
 }
 
 /// Waits until every mapping is loaded, telling each load as it ends; returns the

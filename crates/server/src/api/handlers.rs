@@ -8,7 +8,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use pgforce_sync::{
-    ConnectionId, ConnectionView, Engine, FailedDecision, MappingId, NotificationFilter, ReloadMode,
+    ConnectionId, ConnectionView, Depth, Engine, FailedDecision, MappingId, NotificationFilter,
+    ReloadMode, Viewer,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -106,12 +107,13 @@ fn mapping_id(id: &str) -> Result<MappingId, Problem> {
 }
 
 pub(super) async fn list_connections(
+    caller: Caller,
     State(engine): State<Engine>,
     Params(query): Params<ListQuery>,
 ) -> Answer {
     let deep = query.deep.unwrap_or(false);
     let results = engine
-        .connection_views(deep)
+        .connection_views(depth(deep), caller.viewer())
         .await?
         .iter()
         .filter(|c| query.app.as_ref().is_none_or(|app| *app == c.name))
@@ -186,7 +188,9 @@ pub(super) async fn create_connection(
             return Err(error.into());
         }
     };
-    let view = engine.connection_view(id).await?;
+    let view = engine
+        .connection_view(id, Depth::Connection, caller.viewer())
+        .await?;
     let created = shapes::connection(&view, false);
     let mut recorded = created.clone();
     recorded["settings"] = engine.connection_settings(id).await?;
@@ -262,19 +266,26 @@ async fn refusal_audited(
 }
 
 pub(super) async fn read_connection(
+    caller: Caller,
     State(engine): State<Engine>,
     Segments(id): Segments<String>,
     Params(query): Params<DeepQuery>,
 ) -> Answer {
-    let view = engine.connection_view(connection_id(&id)?).await?;
-    ok(shapes::connection(&view, query.deep.unwrap_or(false)))
+    let deep = query.deep.unwrap_or(false);
+    let view = engine
+        .connection_view(connection_id(&id)?, depth(deep), caller.viewer())
+        .await?;
+    ok(shapes::connection(&view, deep))
 }
 
 pub(super) async fn list_mappings(
+    caller: Caller,
     State(engine): State<Engine>,
     Segments(id): Segments<String>,
 ) -> Answer {
-    let view = engine.connection_view(connection_id(&id)?).await?;
+    let view = engine
+        .connection_view(connection_id(&id)?, Depth::WithMappings, caller.viewer())
+        .await?;
     ok(shapes::list(
         view.mappings.iter().map(shapes::mapping).collect(),
     ))
@@ -288,7 +299,9 @@ pub(super) async fn create_mapping(
     Segments(id): Segments<String>,
     Body(body): Body,
 ) -> Answer {
-    let view = engine.connection_view(connection_id(&id)?).await?;
+    let view = engine
+        .connection_view(connection_id(&id)?, Depth::WithMappings, caller.viewer())
+        .await?;
     let mapping: Value = serde_json::from_str(&body)
         .map_err(|e| Problem::bad_request(format!("the body is not JSON: {e}")))?;
     let object = mapping["object_name"]
@@ -309,7 +322,7 @@ pub(super) async fn create_mapping(
     let document = json!({ "version": 1, "mappings": [mapping] });
     engine.import(&view.name, &document.to_string()).await?;
     let created = engine
-        .connection_view(view.id)
+        .connection_view(view.id, Depth::WithMappings, caller.viewer())
         .await?
         .mappings
         .into_iter()
@@ -346,7 +359,7 @@ pub(super) async fn connection_errors(
 }
 
 pub(super) async fn export(State(engine): State<Engine>, Segments(id): Segments<String>) -> Answer {
-    let view = engine.connection_view(connection_id(&id)?).await?;
+    let view = connection(&engine, &id).await?;
     ok(engine.export(&view.name).await?)
 }
 
@@ -356,7 +369,7 @@ pub(super) async fn import(
     Segments(id): Segments<String>,
     Body(body): Body,
 ) -> Answer {
-    let view = engine.connection_view(connection_id(&id)?).await?;
+    let view = connection(&engine, &id).await?;
     if serde_json::from_str::<Value>(&body).is_err() {
         return Err(Problem::bad_request(
             "the body is not a JSON mapping export document",
@@ -378,9 +391,21 @@ pub(super) async fn import(
     accepted(json!({ "mappings": mappings }))
 }
 
-/// The connection a path names.
+/// The connection a path names, without its mappings (one catalog read, no Salesforce
+/// call, whoever asks).
 pub(super) async fn connection(engine: &Engine, id: &str) -> Result<ConnectionView, Problem> {
-    Ok(engine.connection_view(connection_id(id)?).await?)
+    Ok(engine
+        .connection_view(connection_id(id)?, Depth::Connection, Viewer::Operator)
+        .await?)
+}
+
+/// The depth `?deep=` asks for.
+fn depth(deep: bool) -> Depth {
+    if deep {
+        Depth::WithMappings
+    } else {
+        Depth::Connection
+    }
 }
 
 pub(super) async fn pause(
@@ -445,10 +470,13 @@ pub(super) async fn restart(
 }
 
 pub(super) async fn schema(
+    caller: Caller,
     State(engine): State<Engine>,
     Segments((id, object)): Segments<(String, String)>,
 ) -> Answer {
-    ok(engine.describe_object(connection_id(&id)?, &object).await?)
+    ok(engine
+        .describe_object(connection_id(&id)?, &object, caller.viewer())
+        .await?)
 }
 
 pub(super) async fn retry_failed(
@@ -498,18 +526,26 @@ pub(super) async fn decide_failed(
 /// The mapping a path names, with its connection's name.
 pub(super) async fn mapping_and_connection(
     engine: &Engine,
+    caller: &Caller,
     id: &str,
 ) -> Result<(pgforce_sync::MappingView, String), Problem> {
-    let mapping = engine.mapping_view(mapping_id(id)?).await?;
-    let connection = engine.connection_view(mapping.connection).await?;
+    let mapping = engine
+        .mapping_view(mapping_id(id)?, caller.viewer())
+        .await?;
+    let connection = engine
+        .connection_view(mapping.connection, Depth::Connection, caller.viewer())
+        .await?;
     Ok((mapping, connection.name))
 }
 
 pub(super) async fn read_mapping(
+    caller: Caller,
     State(engine): State<Engine>,
     Segments(id): Segments<String>,
 ) -> Answer {
-    let mapping = engine.mapping_view(mapping_id(&id)?).await?;
+    let mapping = engine
+        .mapping_view(mapping_id(&id)?, caller.viewer())
+        .await?;
     ok(shapes::mapping(&mapping))
 }
 
@@ -518,7 +554,7 @@ pub(super) async fn delete_mapping(
     State(engine): State<Engine>,
     Segments(id): Segments<String>,
 ) -> Answer {
-    let (mapping, connection) = mapping_and_connection(&engine, &id).await?;
+    let (mapping, connection) = mapping_and_connection(&engine, &caller, &id).await?;
     engine.remove_mapping(&connection, &mapping.object).await?;
     let target = format!("mapping {connection}/{}", mapping.object);
     audited(
@@ -534,10 +570,13 @@ pub(super) async fn delete_mapping(
 }
 
 pub(super) async fn mapping_errors(
+    caller: Caller,
     State(engine): State<Engine>,
     Segments(id): Segments<String>,
 ) -> Answer {
-    let mapping = engine.mapping_view(mapping_id(&id)?).await?;
+    let mapping = engine
+        .mapping_view(mapping_id(&id)?, caller.viewer())
+        .await?;
     let failed = engine
         .failed_writes(mapping.connection, Some(mapping.id))
         .await?;
@@ -551,7 +590,7 @@ pub(super) async fn reload(
     State(engine): State<Engine>,
     Segments(id): Segments<String>,
 ) -> Answer {
-    let (mapping, connection) = mapping_and_connection(&engine, &id).await?;
+    let (mapping, connection) = mapping_and_connection(&engine, &caller, &id).await?;
     engine
         .reload(&connection, &mapping.object, ReloadMode::Request)
         .await?;
@@ -575,7 +614,7 @@ pub(super) async fn authorize_app(
     Segments(app): Segments<String>,
 ) -> Answer {
     let connections: Vec<Value> = engine
-        .connection_views(false)
+        .connection_views(Depth::Connection, Viewer::Operator)
         .await?
         .iter()
         .filter(|c| c.name == app)
@@ -712,10 +751,13 @@ pub(super) async fn validation_result(
 
 /// One mapping's checks, at once.
 pub(super) async fn validate_mapping(
+    caller: Caller,
     State(engine): State<Engine>,
     Segments(id): Segments<String>,
 ) -> Answer {
-    let mapping = engine.mapping_view(mapping_id(&id)?).await?;
+    let mapping = engine
+        .mapping_view(mapping_id(&id)?, caller.viewer())
+        .await?;
     let diagnosis = engine.diagnose(mapping.connection).await?;
     let checks = diagnosis
         .mappings

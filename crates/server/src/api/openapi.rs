@@ -60,7 +60,7 @@ fn operation(route: &Route) -> Value {
     responses.insert(
         "default".to_owned(),
         json!({
-            "description": "an error: 400 bad input, 401 no valid token, 403 role too weak, 404 not found, 405 method, 409 exists already, 422 invalid settings, 502 Salesforce, 503 unavailable",
+            "description": "an error: 400 bad input, 401 no valid token, 403 role too weak, 404 not found, 405 method, 409 exists already, 422 invalid settings, 429 the token spent its Salesforce calls for the hour, 502 Salesforce, 503 unavailable",
             "content": { "application/json": { "schema": reference("Problem") } },
         }),
     );

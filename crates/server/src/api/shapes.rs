@@ -3,8 +3,8 @@
 //! Ids are strings (Heroku Connect's are UUIDs; clients treat them as opaque).
 
 use pgforce_sync::{
-    AuditEntry, Check, CheckOutcome, ConnectionView, Diagnosis, FailedWrite, MappingView,
-    Notification,
+    AuditEntry, Check, CheckOutcome, ConnectionView, Diagnosis, FailedWrite, MappingState,
+    MappingView, Notification,
 };
 use serde_json::{Value, json};
 
@@ -36,21 +36,11 @@ pub fn connection(view: &ConnectionView, deep: bool) -> Value {
 /// The worst of the mappings' states, as Heroku Connect sums them up: an error state if
 /// any mapping has one, else `DATA_SYNCED` when all are, else the first busy one.
 fn summary_state(view: &ConnectionView) -> &str {
-    const ERRORS: [&str; 6] = [
-        "SYSTEM_ERROR",
-        "BAD_CONFIG",
-        "SCHEMA_CHANGED",
-        "DB_UNAVAILABLE",
-        "UNAUTHORIZED",
-        "BULK_LOAD_ERROR",
-    ];
-    let states: Vec<&str> = view.mappings.iter().map(|m| m.state.as_str()).collect();
-    states
-        .iter()
-        .find(|s| ERRORS.contains(s))
-        .or_else(|| states.iter().find(|s| **s != "DATA_SYNCED"))
-        .copied()
-        .unwrap_or("DATA_SYNCED")
+    let states = || view.mappings.iter().map(|m| &m.state);
+    states()
+        .find(|s| s.is_error())
+        .or_else(|| states().find(|s| **s != MappingState::DataSynced))
+        .map_or("DATA_SYNCED", MappingState::as_str)
 }
 
 /// A mapping.

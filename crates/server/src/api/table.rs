@@ -249,7 +249,7 @@ pub fn all() -> Vec<Route> {
             get.clone(),
             "/connections/{id}/schemas/{object}",
             View,
-            "An object as the org describes it now",
+            "An object as the org describes it (kept 60 s; a new describe spends one of the token's hourly Salesforce calls)",
             "Describe",
             h::schema,
         ),

@@ -26,7 +26,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{Next, from_fn};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
-use pgforce_sync::{Engine, FailedDecision, NotificationFilter, Role};
+use pgforce_sync::{Depth, Engine, FailedDecision, NotificationFilter, Role};
 
 use crate::api::shapes;
 use crate::auth::Caller;
@@ -356,7 +356,10 @@ async fn overview(
     body.push_str(&activity_chart(
         &engine.activity(24, ACTIVITY_BUCKET_MINUTES).await?,
     ));
-    for connection in engine.connection_views(true).await? {
+    for connection in engine
+        .connection_views(Depth::WithMappings, caller.viewer())
+        .await?
+    {
         body.push_str(&connection_section(&engine, &connection, &caller, &csrf).await?);
     }
     if caller.require(Role::Manage).is_ok() {
@@ -437,7 +440,9 @@ async fn mapping_editor(
         .and_then(|v| v.parse::<i64>().ok())
         .map(pgforce_sync::ConnectionId::from)
         .ok_or_else(|| Problem::bad_request("connection: a connection id is required"))?;
-    let view = engine.connection_view(connection).await?;
+    let view = engine
+        .connection_view(connection, Depth::WithMappings, caller.viewer())
+        .await?;
     let object = field(&params, "object")
         .unwrap_or_default()
         .trim()
@@ -450,7 +455,9 @@ async fn mapping_editor(
         escape(&object)
     );
     if !object.is_empty() {
-        let describe = engine.describe_object(connection, &object).await?;
+        let describe = engine
+            .describe_object(connection, &object, caller.viewer())
+            .await?;
         let mapped: Vec<String> = view
             .mappings
             .iter()
@@ -531,7 +538,9 @@ async fn save_mapping(
     let access = field(&fields, "access").unwrap_or("read_only");
     let document = serde_json::json!({ "version": 1, "mappings": [{ "object_name": object, "config": {
         "access": access, "sf_polling_seconds": polling, "fields": chosen } }] });
-    let view = engine.connection_view(connection).await?;
+    let view = engine
+        .connection_view(connection, Depth::Connection, caller.viewer())
+        .await?;
     engine.import(&view.name, &document.to_string()).await?;
     let target = format!("mapping {}/{object}", view.name);
     if let Err(error) = engine

@@ -81,6 +81,44 @@ pub async fn take(client: &impl GenericClient, state: &str) -> Result<Option<Aut
     }))
 }
 
+/// The sealed secrets of every consent in progress: `(state, key fingerprint, bytes)`.
+pub async fn sealed_in_progress(
+    client: &impl GenericClient,
+) -> Result<Vec<(String, String, Vec<u8>)>> {
+    let rows = client
+        .query(
+            "select state, secrets_key, secrets from pgforce.authorizations
+             where secrets is not null and secrets_key is not null order by state",
+            &[],
+        )
+        .await
+        .context(|| "reading the sealed secrets of consents in progress".to_owned())?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect())
+}
+
+/// Replaces the sealed secrets of the consent `state` with `new` if they are still `old`
+/// (fingerprint and bytes), as [`crate::catalog::connections::reseal`] does; `false` when
+/// they changed or the consent was taken.
+pub async fn reseal(
+    client: &impl GenericClient,
+    state: &str,
+    old: (&str, &[u8]),
+    new: (&str, &[u8]),
+) -> Result<bool> {
+    client
+        .execute(
+            "update pgforce.authorizations set secrets = $4, secrets_key = $5
+             where state = $1 and secrets_key = $2 and secrets = $3",
+            &[&state, &old.0, &old.1, &new.1, &new.0],
+        )
+        .await
+        .context(|| "re-sealing the secrets of a consent in progress".to_owned())
+        .map(|n| n == 1)
+}
+
 /// Deletes consents started more than an hour ago ([`take`] refuses them already): the
 /// person never came back. Returns how many.
 pub async fn purge_expired(client: &impl GenericClient) -> Result<u64> {

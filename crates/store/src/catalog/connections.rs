@@ -78,12 +78,26 @@ pub async fn declare(
     }
 }
 
-/// Registers a new connection with its sealed secrets (`key`'s fingerprint and the
-/// bytes) in one statement, so it never shows without them; `None` when a connection of
-/// that name exists (it is left as it is). A schema another connection uses is refused,
-/// naming that connection.
+/// A new connection id, taken before the row is written (its secrets are sealed bound to
+/// it). An id taken and never used leaves a gap, nothing else.
+pub async fn reserve_id(client: &impl GenericClient) -> Result<ConnectionId> {
+    client
+        .query_one(
+            "select nextval(pg_get_serial_sequence('pgforce.connections', 'id'))",
+            &[],
+        )
+        .await
+        .context(|| "taking a new connection id".to_owned())
+        .map(|row| ConnectionId::from(row.get::<_, i64>(0)))
+}
+
+/// Registers a new connection `id` (from [`reserve_id`]) with its sealed secrets (`key`'s
+/// fingerprint and the bytes) in one statement, so it never shows without them; `None`
+/// when a connection of that name exists (it is left as it is). A schema another
+/// connection uses is refused, naming that connection.
 pub async fn create(
     client: &impl GenericClient,
+    id: ConnectionId,
     name: &str,
     schema: &str,
     settings_json: &str,
@@ -91,11 +105,11 @@ pub async fn create(
 ) -> Result<Option<ConnectionId>> {
     let created = client
         .query_opt(
-            "insert into pgforce.connections (name, schema_name, settings, secrets_key, secrets)
-             values ($1, $2, $3::text::jsonb, $4, $5)
+            "insert into pgforce.connections (id, name, schema_name, settings, secrets_key, secrets)
+             values ($1, $2, $3, $4::text::jsonb, $5, $6)
              on conflict (name) do nothing
              returning id",
-            &[&name, &schema, &settings_json, &key, &sealed],
+            &[&id.get(), &name, &schema, &settings_json, &key, &sealed],
         )
         .await;
     match created {
@@ -160,6 +174,18 @@ pub async fn find(client: &impl GenericClient, name: &str) -> Result<Option<Conn
         )
         .await
         .context(|| format!("reading connection {name}"))?;
+    Ok(row.as_ref().map(from_row))
+}
+
+/// The connection with id `id`, if there is one.
+pub async fn get(client: &impl GenericClient, id: ConnectionId) -> Result<Option<ConnectionRow>> {
+    let row = client
+        .query_opt(
+            &format!("select {COLUMNS} from pgforce.connections where id = $1"),
+            &[&id.get()],
+        )
+        .await
+        .context(|| format!("reading connection {id}"))?;
     Ok(row.as_ref().map(from_row))
 }
 
@@ -288,21 +314,23 @@ pub async fn save_secrets(
     Ok(())
 }
 
-/// Replaces the sealed secrets of several connections in one transaction (a key
-/// rotation): all or none.
-pub async fn reseal_all(
-    client: &mut tokio_postgres::Client,
-    key: &str,
-    sealed: &[(String, Vec<u8>)],
-) -> Result<()> {
-    let tx = client
-        .transaction()
+/// Replaces the sealed secrets of `connection` with `new` if they are still `old` (both
+/// as the fingerprint of the sealing key and the bytes): a compare-and-swap, so a change
+/// made since `old` was read is never overwritten. `false` when they changed (read them
+/// again) or the connection is gone.
+pub async fn reseal(
+    client: &impl GenericClient,
+    connection: ConnectionId,
+    old: (&str, &[u8]),
+    new: (&str, &[u8]),
+) -> Result<bool> {
+    client
+        .execute(
+            "update pgforce.connections set secrets = $4, secrets_key = $5
+             where id = $1 and secrets_key = $2 and secrets = $3",
+            &[&connection.get(), &old.0, &old.1, &new.1, &new.0],
+        )
         .await
-        .context(|| "starting to re-seal connection secrets".to_owned())?;
-    for (name, bytes) in sealed {
-        save_secrets(&tx, name, key, bytes).await?;
-    }
-    tx.commit()
-        .await
-        .context(|| "committing the re-sealed connection secrets".to_owned())
+        .context(|| format!("re-sealing the secrets of connection {connection}"))
+        .map(|n| n == 1)
 }

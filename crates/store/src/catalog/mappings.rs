@@ -189,6 +189,18 @@ pub async fn find(
     row.as_ref().map(from_row).transpose()
 }
 
+/// The mapping with id `id`, if there is one.
+pub async fn get(client: &impl GenericClient, id: MappingId) -> Result<Option<MappingRow>> {
+    let row = client
+        .query_opt(
+            &format!("select {COLUMNS} from pgforce.mappings m where m.id = $1"),
+            &[&id.get()],
+        )
+        .await
+        .context(|| format!("reading mapping {id}"))?;
+    row.as_ref().map(from_row).transpose()
+}
+
 /// Pauses or resumes a mapping; `false` when there is no such mapping.
 pub async fn set_paused(
     client: &impl GenericClient,

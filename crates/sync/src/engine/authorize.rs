@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 use super::Engine;
 use crate::config::{AuthKind, ConnectionConfig};
 use crate::error::{Error, Result};
-use crate::secrets;
+use crate::secrets::{self, Owner, Sealed};
 
 /// What a finished consent did.
 #[derive(Debug, Clone)]
@@ -60,14 +60,15 @@ impl Engine {
             connection: config.name.clone(),
             problem: format!("settings: {e}"),
         })?;
-        let sealed = secrets::seal(&key, &config)?;
+        let state = random(32)?;
+        let sealed = secrets::seal(&key, Owner::Consent(&state), &config)?;
         self.start_consent(
             &config,
             Authorization {
-                state: random(32)?,
+                state,
                 connection: None,
                 settings: Some(settings),
-                sealed_secrets: Some((key.fingerprint().to_owned(), sealed)),
+                sealed_secrets: Some((sealed.key, sealed.bytes)),
                 code_verifier: random(48)?,
                 redirect_uri: redirect_uri.to_owned(),
                 login_url: None,
@@ -172,15 +173,16 @@ impl Engine {
                         serde_json::from_str(settings).map_err(|e| Error::Document {
                             problem: format!("the consent's settings are not a connection: {e}"),
                         })?;
-                    let key = self.shared.options.secret_key.as_ref().ok_or_else(|| {
+                    let key = self.shared.options.secret_keys.as_ref().ok_or_else(|| {
                         Error::Connection {
                             connection: config.name.clone(),
                             problem: "this pgforce has no secret key to open the consent's secrets"
                                 .to_owned(),
                         }
                     })?;
-                    if let Some((_, sealed)) = &pending.sealed_secrets {
-                        secrets::unseal_into(key, sealed, &mut config)?;
+                    if let Some(sealed) = &pending.sealed_secrets {
+                        let (owner, sealed) = (Owner::Consent(&pending.state), Sealed::of(sealed));
+                        secrets::unseal_into(key, owner, &sealed, &mut config)?;
                     }
                     config
                 }

@@ -8,18 +8,16 @@ use pgforce_store::catalog::notifications::{self, Filter, Notification};
 use pgforce_store::catalog::tokens::{self, Role, TokenRow};
 use pgforce_store::catalog::{connections, mappings};
 
-use crate::SecretKey;
+use crate::SecretKeys;
 use crate::config::{ConnectionConfig, SERVER_FILE_SETTINGS, server_file_problem};
 use crate::secrets;
-use pgforce_store::table::rows;
 use pgforce_store::trigger_log::queue::{self, FailedDecision, FailedWrite};
-use pgforce_store::{
-    Access, ConnectionId, ConnectionState, Ident, MappingId, MappingState, Session,
-};
+use pgforce_store::{ConnectionId, Ident, MappingId, Session};
 use serde_json::{Map, Value, json};
 
 use super::Engine;
 use super::setup::{Declaring, name_taken};
+use crate::call_budget::Viewer;
 use crate::error::{Error, Result};
 
 /// Keys whose values are secrets wherever they appear in a document the audit trail
@@ -59,231 +57,32 @@ fn redacted(value: &Value) -> Value {
 /// How far back the failed-writes lists look, as Heroku Connect's (hours).
 const FAILED_WRITES_HOURS: f64 = 24.0;
 
-/// How long the API shows a Salesforce record count before counting again.
-pub(super) const SALESFORCE_COUNT_TTL: std::time::Duration = std::time::Duration::from_secs(30);
-
 /// At most this many failed writes are listed.
 const FAILED_WRITES_SHOWN: i64 = 1000;
 
-/// A connection as the API shows it.
-#[derive(Debug, Clone)]
-pub struct ConnectionView {
-    /// Its catalog id.
-    pub id: ConnectionId,
-    /// Its name (also its app name).
-    pub name: String,
-    /// Its Postgres schema.
-    pub schema: String,
-    /// Its state.
-    pub state: ConnectionState,
-    /// Whether an operator paused it.
-    pub paused: bool,
-    /// Why it is paused or in error.
-    pub last_error: Option<String>,
-    /// The Salesforce API version it uses.
-    pub api_version: String,
-    /// Whether it writes every change in order (`ordered`, Heroku Connect's
-    /// `poll_db_no_merge` feature) rather than merged.
-    pub ordered_writes: bool,
-    /// Its mappings, when asked for (`deep`).
-    pub mappings: Vec<MappingView>,
-}
-
-/// A mapping as the API shows it.
-#[derive(Debug, Clone)]
-pub struct MappingView {
-    /// Its catalog id.
-    pub id: MappingId,
-    /// Its connection's id.
-    pub connection: ConnectionId,
-    /// The object's API name.
-    pub object: String,
-    /// Its table.
-    pub table: String,
-    /// Read-only or read-write.
-    pub access: Access,
-    /// Its state.
-    pub state: MappingState,
-    /// Whether it or its connection is paused.
-    pub paused: bool,
-    /// Its last error.
-    pub last_error: Option<String>,
-    /// Heroku Connect's `config` object (`access`, `fields`, `sf_polling_seconds`, …).
-    pub config: Map<String, Value>,
-    /// Rows in its table.
-    pub rows: Option<u64>,
-    /// Records of its object in Salesforce (counted at most every 30 s), when this process
-    /// can log in to the org.
-    pub salesforce_count: Option<u64>,
-    /// Changes captured and not sent yet.
-    pub pending: u64,
-    /// Changes Salesforce refused.
-    pub errors: u64,
-}
-
 impl Engine {
-    /// Every connection, with its mappings when `deep`.
-    pub async fn connection_views(&self, deep: bool) -> Result<Vec<ConnectionView>> {
-        let pg = self.session().await?;
-        let rows = connections::list(&*pg).await.map_err(Error::catalog)?;
-        let mut views = Vec::with_capacity(rows.len());
-        for row in rows {
-            let settings = row
-                .settings
-                .as_deref()
-                .and_then(|s| serde_json::from_str::<Value>(s).ok())
-                .unwrap_or_default();
-            let api_version = settings["api_version"].as_str().map_or_else(
-                || pgforce_salesforce::DEFAULT_API_VERSION.to_owned(),
-                str::to_owned,
-            );
-            let ordered_writes = settings["write_algorithm"]
-                .as_str()
-                .is_none_or(|a| a == "ordered");
-            let mappings = if deep {
-                self.mapping_views(&pg, &row).await?
-            } else {
-                Vec::new()
-            };
-            views.push(ConnectionView {
-                id: row.id,
-                name: row.name,
-                schema: row.schema,
-                state: row.state,
-                paused: row.paused,
-                last_error: row.last_error,
-                api_version,
-                ordered_writes,
-                mappings,
-            });
-        }
-        Ok(views)
-    }
-
-    /// One connection, with its mappings.
-    pub async fn connection_view(&self, id: ConnectionId) -> Result<ConnectionView> {
-        self.connection_views(true)
-            .await?
-            .into_iter()
-            .find(|c| c.id == id)
-            .ok_or_else(|| Error::NotFound {
-                what: format!("no connection with id {id}"),
-            })
-    }
-
-    /// One mapping.
-    pub async fn mapping_view(&self, id: MappingId) -> Result<MappingView> {
-        self.connection_views(true)
-            .await?
-            .into_iter()
-            .flat_map(|c| c.mappings)
-            .find(|m| m.id == id)
-            .ok_or_else(|| Error::NotFound {
-                what: format!("no mapping with id {id}"),
-            })
-    }
-
-    async fn mapping_views(
-        &self,
-        pg: &Session,
-        connection: &connections::ConnectionRow,
-    ) -> Result<Vec<MappingView>> {
-        let schema = Ident::new(&connection.schema).map_err(Error::catalog)?;
-        let configs = self.export(&connection.name).await?;
-        let queues = queue::unsent_and_failed_by_table(pg, &schema)
-            .await
-            .unwrap_or_default();
-        let mut views = Vec::new();
-        for row in mappings::list(pg, Some(connection.id))
-            .await
-            .map_err(Error::catalog)?
-        {
-            let config = configs["mappings"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|m| m["object_name"].as_str() == Some(row.object.as_str()))
-                .and_then(|m| m["config"].as_object().cloned())
-                .unwrap_or_default();
-            let rows = match Ident::new(&row.table) {
-                Ok(table) => rows::count(pg, &schema, &table).await.ok(),
-                Err(_) => None,
-            };
-            let (pending, errors) = queues.get(&row.table).copied().unwrap_or_default();
-            let salesforce_count = self
-                .cached_salesforce_count(connection, row.id, &row.object)
-                .await;
-            views.push(MappingView {
-                id: row.id,
-                connection: connection.id,
-                object: row.object,
-                table: row.table,
-                access: row.access,
-                state: row.state,
-                paused: row.paused || connection.paused,
-                last_error: row.last_error,
-                config,
-                rows,
-                salesforce_count,
-                pending,
-                errors,
-            });
-        }
-        Ok(views)
-    }
-
-    /// A mapping's Salesforce record count, counted again when the last is older than
-    /// [`SALESFORCE_COUNT_TTL`].
-    async fn cached_salesforce_count(
-        &self,
-        connection: &connections::ConnectionRow,
-        mapping: MappingId,
-        object: &str,
-    ) -> Option<u64> {
-        let cached = self
-            .shared
-            .salesforce_counts
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&mapping)
-            .copied();
-        if let Some((at, count)) = cached
-            && at.elapsed() < SALESFORCE_COUNT_TTL
-        {
-            return Some(count);
-        }
-        let count = self
-            .salesforce_count(std::slice::from_ref(connection), &connection.name, object)
-            .await?;
-        self.shared
-            .salesforce_counts
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(mapping, (std::time::Instant::now(), count));
-        Some(count)
-    }
-
     /// Changes Salesforce refused in the last 24 hours: a connection's, or one mapping's.
     pub async fn failed_writes(
         &self,
         connection: ConnectionId,
         mapping: Option<MappingId>,
     ) -> Result<Vec<FailedWrite>> {
-        let view = self.connection_view(connection).await?;
+        let pg = self.session().await?;
+        let row = self.connection_row(&pg, connection).await?;
         let table = match mapping {
             Some(id) => Some(
-                view.mappings
-                    .iter()
-                    .find(|m| m.id == id)
-                    .map(|m| m.table.clone())
+                mappings::get(&*pg, id)
+                    .await
+                    .map_err(Error::catalog)?
+                    .filter(|m| m.connection == connection)
+                    .map(|m| m.table)
                     .ok_or_else(|| Error::NotFound {
-                        what: format!("no mapping with id {id}"),
+                        what: format!("no mapping with id {id} in connection {}", row.name),
                     })?,
             ),
             None => None,
         };
-        let schema = Ident::new(&view.schema).map_err(Error::catalog)?;
-        let pg = self.session().await?;
+        let schema = Ident::new(&row.schema).map_err(Error::catalog)?;
         queue::failed_since(
             &*pg,
             &schema,
@@ -396,10 +195,30 @@ impl Engine {
     /// An object's describe as Heroku Connect's `schemas/{Object}` shows it: name, label
     /// and fields (name, label, type, length, required, createable, updateable, unique,
     /// external id, references), asked of the connection's org now.
-    pub async fn describe_object(&self, connection: ConnectionId, object: &str) -> Result<Value> {
-        let view = self.connection_view(connection).await?;
-        let pg = self.session().await?;
-        let (_, live) = self.live_connection(&pg, &view.name).await?;
+    /// Kept for [`super::views::DESCRIBE_FRESH`]; asking anew is charged to `viewer`.
+    pub async fn describe_object(
+        &self,
+        connection: ConnectionId,
+        object: &str,
+        viewer: Viewer<'_>,
+    ) -> Result<Value> {
+        let key = (connection, object.to_owned());
+        if let Some(shown) = self.shared.views.describes.fresh(&key) {
+            return Ok(shown);
+        }
+        let live = {
+            let pg = self.session().await?;
+            let row = self.connection_row(&pg, connection).await?;
+            self.live(&row)?.ok_or_else(|| Error::Connection {
+                connection: row.name.clone(),
+                problem: "this process has no credentials for it".to_owned(),
+            })?
+        };
+        if !self.shared.views.budget.spend(viewer) {
+            return Err(Error::Exhausted {
+                what: "this token's Salesforce calls for the hour (describes and counts it asked for); try again later".to_owned(),
+            });
+        }
         let describe = live
             .salesforce
             .describe(object)
@@ -423,20 +242,29 @@ impl Engine {
                 })
             })
             .collect();
-        Ok(json!({
+        let shown = json!({
             "name": describe.object.name,
             "label": describe.object.label,
             "fields": fields,
-        }))
+        });
+        self.shared.views.describes.keep(key, shown.clone());
+        Ok(shown)
     }
 
     /// Heroku Connect's "recover": resumes the connection and every one of its mappings
     /// (a mapping stopped by an error starts again).
     pub async fn restart_connection(&self, connection: ConnectionId) -> Result<()> {
-        let view = self.connection_view(connection).await?;
-        self.resume_connection(&view.name).await?;
-        for mapping in &view.mappings {
-            self.resume_mapping(&view.name, &mapping.object).await?;
+        let (row, listed) = {
+            let pg = self.session().await?;
+            let row = self.connection_row(&pg, connection).await?;
+            let listed = mappings::list(&*pg, Some(connection))
+                .await
+                .map_err(Error::catalog)?;
+            (row, listed)
+        };
+        self.resume_connection(&row.name).await?;
+        for mapping in &listed {
+            self.resume_mapping(&row.name, &mapping.object).await?;
         }
         Ok(())
     }
@@ -449,9 +277,9 @@ impl Engine {
         decision: FailedDecision,
         who: &str,
     ) -> Result<()> {
-        let view = self.connection_view(connection).await?;
-        let schema = Ident::new(&view.schema).map_err(Error::catalog)?;
         let pg = self.session().await?;
+        let view = self.connection_row(&pg, connection).await?;
+        let schema = Ident::new(&view.schema).map_err(Error::catalog)?;
         let decided = queue::decide_failed(&*pg, &schema, log_id, decision, who)
             .await
             .map_err(Error::catalog)?;
@@ -471,8 +299,8 @@ impl Engine {
         filter: &Filter,
         limit: i64,
     ) -> Result<Vec<Notification>> {
-        let view = self.connection_view(connection).await?;
         let pg = self.session().await?;
+        let view = self.connection_row(&pg, connection).await?;
         notifications::list(&*pg, &view.name, filter, limit)
             .await
             .map_err(Error::catalog)
@@ -484,8 +312,8 @@ impl Engine {
         connection: ConnectionId,
         filter: &Filter,
     ) -> Result<u64> {
-        let view = self.connection_view(connection).await?;
         let pg = self.session().await?;
+        let view = self.connection_row(&pg, connection).await?;
         notifications::acknowledge(&*pg, &view.name, filter)
             .await
             .map_err(Error::catalog)
@@ -513,20 +341,18 @@ impl Engine {
                     crate::error::chain(&e)
                 ),
             })?;
-        let sealed = secrets::seal(&key, &config)?;
+        let id = connections::reserve_id(&*pg)
+            .await
+            .map_err(Error::catalog)?;
+        let sealed = secrets::seal(&key, secrets::Owner::Connection(id), &config)?;
         let new = Declaring::New {
-            key: key.fingerprint(),
-            sealed: &sealed,
+            id,
+            key: &sealed.key,
+            sealed: &sealed.bytes,
         };
         self.apply_connection(&mut pg, &config, new).await?;
-        self.remember(config.clone());
-        connections::find(&*pg, &config.name)
-            .await
-            .map_err(Error::catalog)?
-            .map(|row| row.id)
-            .ok_or_else(|| Error::NotFound {
-                what: format!("connection {} vanished from the catalog", config.name),
-            })
+        self.remember(config);
+        Ok(id)
     }
 
     /// Refuses what no API caller may create: a name that exists (a conflict), settings
@@ -547,46 +373,13 @@ impl Engine {
         config.check(self.allowed_hosts())
     }
 
-    /// The key secrets are sealed with, or why connections cannot be created here.
-    pub(super) fn sealing_key(&self, connection: &str) -> Result<SecretKey> {
-        self.shared.options.secret_key.clone().ok_or_else(|| Error::Connection {
+    /// The keys secrets are sealed with (the first) and opened with, or why connections
+    /// cannot be created here.
+    pub(super) fn sealing_key(&self, connection: &str) -> Result<SecretKeys> {
+        self.shared.options.secret_keys.clone().ok_or_else(|| Error::Connection {
             connection: connection.to_owned(),
             problem: "this pgforce has no secret key to keep credentials with (set PGFORCE_SECRET_KEY or PGFORCE_SECRET_KEY_FILE; `pgforce key generate` writes one)".to_owned(),
         })
-    }
-
-    /// Seals every kept connection secret under `new` instead of this engine's key;
-    /// returns how many connections were re-sealed. Nothing changes unless every one opens
-    /// with the current key.
-    pub async fn rotate_secret_key(&self, new: &SecretKey) -> Result<usize> {
-        let Some(old) = &self.shared.options.secret_key else {
-            return Err(Error::Document {
-                problem: "rotating needs the current key too (PGFORCE_SECRET_KEY or PGFORCE_SECRET_KEY_FILE)".to_owned(),
-            });
-        };
-        let mut pg = self.session().await?;
-        let rows = connections::list(&*pg).await.map_err(Error::catalog)?;
-        let mut resealed = Vec::new();
-        for row in &rows {
-            let Some((fingerprint, sealed)) = &row.sealed_secrets else {
-                continue;
-            };
-            if fingerprint != old.fingerprint() {
-                return Err(Error::Document {
-                    problem: format!(
-                        "connection {}'s secrets were sealed under key {fingerprint}, not the current key {}",
-                        row.name,
-                        old.fingerprint()
-                    ),
-                });
-            }
-            let plain = old.open(sealed)?;
-            resealed.push((row.name.clone(), new.seal(&plain)?));
-        }
-        connections::reseal_all(&mut pg, new.fingerprint(), &resealed)
-            .await
-            .map_err(Error::catalog)?;
-        Ok(resealed.len())
     }
 
     /// Changes a connection created through the API: its credentials, login URL, flow or
@@ -678,7 +471,7 @@ impl Engine {
         let changed: ConnectionConfig = serde_json::from_value(Value::Object(settings))
             .map_err(|e| refuse(format!("settings: {e}")))?;
         changed.check(self.allowed_hosts())?;
-        let key = self.shared.options.secret_key.clone().ok_or_else(|| {
+        let key = self.shared.options.secret_keys.clone().ok_or_else(|| {
             refuse("this pgforce has no secret key to keep credentials with".to_owned())
         })?;
         self.client(&changed)?
@@ -690,10 +483,10 @@ impl Engine {
                     crate::error::chain(&e)
                 ))
             })?;
-        let sealed = secrets::seal(&key, &changed)?;
+        let sealed = secrets::seal(&key, secrets::Owner::Connection(row.id), &changed)?;
         let name = changed.name.clone();
         self.add_connection(changed).await?;
-        connections::save_secrets(&*pg, &name, key.fingerprint(), &sealed)
+        connections::save_secrets(&*pg, &name, &sealed.key, &sealed.bytes)
             .await
             .map_err(Error::catalog)
     }
@@ -728,22 +521,6 @@ impl Engine {
         pgforce_store::catalog::events::activity(&*pg, hours, bucket_minutes)
             .await
             .map_err(Error::catalog)
-    }
-
-    /// A connection's catalog row, by id.
-    pub(super) async fn connection_row(
-        &self,
-        pg: &Session,
-        id: ConnectionId,
-    ) -> Result<connections::ConnectionRow> {
-        connections::list(pg)
-            .await
-            .map_err(Error::catalog)?
-            .into_iter()
-            .find(|c| c.id == id)
-            .ok_or_else(|| Error::NotFound {
-                what: format!("no connection with id {id}"),
-            })
     }
 }
 

@@ -25,8 +25,8 @@
 //! `operations` (run-time changes, reload), `reconciling`, `documents` (Heroku Connect
 //! import/export), `status`, `scrape` (metrics), `describe` (connections, mappings,
 //! failed writes and tokens for the management API), `validate` (diagnosing a connection),
-//! `authorize` (the OAuth web-server flow), `expiry` (deleting expired sessions, consents
-//! and diagnoses).
+//! `authorize` (the OAuth web-server flow), `rotation` (kept secrets sealed again under the
+//! operator's first key), `expiry` (deleting expired sessions, consents and diagnoses).
 
 mod authorize;
 mod describe;
@@ -34,11 +34,13 @@ mod documents;
 mod expiry;
 mod operations;
 mod reconciling;
+mod rotation;
 mod scrape;
 mod setup;
 mod status;
 mod supervisor;
 mod validate;
+mod views;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -50,12 +52,16 @@ use pgforce_store::{MappingId, Pool, PoolOptions, PooledSession, Session};
 use tokio::sync::{broadcast, watch};
 
 pub use authorize::Authorized;
-pub use describe::{ConnectionView, MappingView};
 pub use operations::{ReloadMode, Reloaded};
 pub use reconciling::{MappingReconcile, ReconcileRequest};
+pub use rotation::Rotation;
 pub use setup::Applied;
 pub use status::{ConnectionStatus, MappingStatus, Status, WriterStatus};
 pub use validate::{Check, Diagnosis, Outcome as CheckOutcome};
+pub use views::{
+    ConnectionView, DESCRIBE_FRESH, Depth, EXACT_COUNT_BELOW, MappingView, ROW_COUNT_FRESH,
+    SALESFORCE_COUNT_FRESH,
+};
 
 use crate::config::ConnectionConfig;
 use crate::error::{Error, Result};
@@ -86,9 +92,10 @@ pub struct EngineOptions {
     pub schema_check: Duration,
     /// Where notifications are delivered (none by default: they are only stored).
     pub webhooks: Vec<crate::config::WebhookConfig>,
-    /// The key that seals the secrets of connections created through the API (none: such
-    /// connections cannot be created, nor run by this process).
-    pub secret_key: Option<crate::SecretKey>,
+    /// The keys that seal and open the secrets of connections created through the API:
+    /// the first seals, each opens what it sealed (none: such connections cannot be
+    /// created, nor run by this process).
+    pub secret_keys: Option<crate::SecretKeys>,
     /// The hosts connections may log in to besides Salesforce's own (the configuration
     /// file's `[security] allowed_login_hosts`): credentials and tokens go nowhere else.
     pub allowed_hosts: pgforce_salesforce::AllowedHosts,
@@ -98,6 +105,9 @@ pub struct EngineOptions {
     /// How long a request waits for a pooled session before it fails as the pool being
     /// exhausted (default [`pgforce_store::POOL_WAIT`]).
     pub pool_wait: Duration,
+    /// Salesforce calls (record counts, describes) one API token's requests may cause per
+    /// hour (default [`crate::call_budget::DEFAULT_CALLS_PER_TOKEN_HOUR`]).
+    pub calls_per_token_hour: u32,
 }
 
 /// Catalog sessions the engine's pool keeps, unless configured otherwise.
@@ -126,10 +136,11 @@ impl Default for EngineOptions {
             events_retention: days(crate::config::RuntimeConfig::default().events_retention_days),
             schema_check: Duration::from_secs(DEFAULT_SCHEMA_CHECK_SECONDS),
             webhooks: Vec::new(),
-            secret_key: None,
+            secret_keys: None,
             allowed_hosts: pgforce_salesforce::AllowedHosts::salesforce(),
             pool_size: DEFAULT_POOL_SIZE,
             pool_wait: pgforce_store::POOL_WAIT,
+            calls_per_token_hour: crate::call_budget::DEFAULT_CALLS_PER_TOKEN_HOUR,
         }
     }
 }
@@ -149,10 +160,11 @@ impl std::fmt::Debug for EngineOptions {
             .field("events_retention", &self.events_retention)
             .field("schema_check", &self.schema_check)
             .field("webhooks", &self.webhooks.len())
-            .field("secret_key", &self.secret_key)
+            .field("secret_keys", &self.secret_keys)
             .field("allowed_hosts", &self.allowed_hosts)
             .field("pool_size", &self.pool_size)
             .field("pool_wait", &self.pool_wait)
+            .field("calls_per_token_hour", &self.calls_per_token_hour)
             .finish()
     }
 }
@@ -185,9 +197,9 @@ struct Shared {
     clients: std::sync::Mutex<HashMap<String, (String, Client)>>,
     /// Nudges for readers running in this process.
     wakes: std::sync::Mutex<HashMap<MappingId, Arc<crate::reader::ReaderWake>>>,
-    /// Salesforce record counts the API showed lately, by mapping, with when they were
-    /// counted (one COUNT() call per mapping per `describe::SALESFORCE_COUNT_TTL`).
-    salesforce_counts: std::sync::Mutex<HashMap<MappingId, (std::time::Instant, u64)>>,
+    /// What the API's views keep between requests (counts, describes) and the Salesforce
+    /// calls each token may still cause.
+    views: views::Kept,
     /// Records loaded so far by loads running in this process, by mapping.
     loading: Arc<std::sync::Mutex<HashMap<MappingId, u64>>>,
     bus: EventBus,
@@ -216,6 +228,7 @@ impl Engine {
         pgforce_store::catalog::migrate(&mut pg)
             .await
             .map_err(Error::catalog)?;
+        let calls_per_token_hour = options.calls_per_token_hour;
         Ok(Self {
             shared: Arc::new(Shared {
                 database_url: database_url.to_owned(),
@@ -224,7 +237,7 @@ impl Engine {
                 declared: std::sync::RwLock::new(declared),
                 clients: std::sync::Mutex::default(),
                 wakes: std::sync::Mutex::default(),
-                salesforce_counts: std::sync::Mutex::default(),
+                views: views::Kept::new(calls_per_token_hour),
                 loading: Arc::default(),
                 bus: EventBus::new(1024),
             }),
@@ -400,13 +413,11 @@ impl Engine {
         let mut config: ConnectionConfig = serde_json::from_str(row.settings.as_deref()?).ok()?;
         config.name.clone_from(&row.name);
         config.schema.clone_from(&row.schema);
-        if let Some((fingerprint, sealed)) = &row.sealed_secrets {
-            let key = self.shared.options.secret_key.as_ref()?;
-            if key.fingerprint() != fingerprint {
-                tracing::warn!(connection = %row.name, sealed_with = %fingerprint, this_key = %key.fingerprint(), "the connection's secrets were sealed under another key; not running it here");
-                return None;
-            }
-            if let Err(error) = crate::secrets::unseal_into(key, sealed, &mut config) {
+        if let Some(sealed) = &row.sealed_secrets {
+            let keys = self.shared.options.secret_keys.as_ref()?;
+            let owner = crate::secrets::Owner::Connection(row.id);
+            let sealed = crate::secrets::Sealed::of(sealed);
+            if let Err(error) = crate::secrets::unseal_into(keys, owner, &sealed, &mut config) {
                 tracing::warn!(connection = %row.name, error = %error, "could not open the connection's secrets; not running it here");
                 return None;
             }

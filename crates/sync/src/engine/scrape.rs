@@ -9,12 +9,11 @@
 
 use std::collections::BTreeMap;
 
-use pgforce_store::Ident;
 use pgforce_store::catalog::{connections, rejected, status};
 use pgforce_store::table::rows;
-use pgforce_store::trigger_log::queue;
 
-use super::{ConnectionStatus, Engine, MappingStatus, Status, WriterStatus};
+use super::status::{Counted, connection_statuses, mapping_status, writer_statuses};
+use super::{Engine, MappingStatus, Status};
 use crate::error::{Error, Result};
 use crate::metrics::{self, Exposition, MappingLabels, sample};
 
@@ -61,53 +60,21 @@ impl Engine {
         let rejected = rejected::counts(&*pg).await.map_err(catalog)?;
         let mappings = reports
             .into_iter()
-            .map(|report| MappingStatus {
-                postgres_count: estimates
-                    .get(&(report.schema.clone(), report.table.clone()))
-                    .copied(),
-                rejected: rejected.get(&report.id).copied().unwrap_or_default(),
-                rejected_first: Vec::new(),
-                salesforce_count: None,
-                id: report.id,
-                drift: Vec::new(),
-                connection: report.connection,
-                object: report.object,
-                state: report.state,
-                paused: report.paused,
-                last_sync: report.last_sync,
-                seconds_since_sync: report.seconds_since_sync,
-                last_error: report.last_error,
-                activity: report.activity,
-                drift_checked: report.drift_checked,
-                events_transport: report.events_transport,
-                last_event: report.last_event,
-            })
-            .collect();
-        let mut writers = Vec::new();
-        for writer in status::writers(&*pg).await.map_err(catalog)? {
-            let schema = Ident::new(&writer.schema).map_err(catalog)?;
-            writers.push(WriterStatus {
-                queue: queue::counts(&*pg, &schema).await.map_err(catalog)?,
-                stuck: Vec::new(),
-                connection: writer.name,
-                schema: writer.schema,
-                holder: writer.holder,
-                state: writer.state,
-                last_error: writer.last_error,
-            });
-        }
-        let connections = connection_rows
-            .into_iter()
-            .map(|row| ConnectionStatus {
-                name: row.name,
-                state: row.state,
-                last_error: row.last_error,
+            .map(|report| {
+                let counted = Counted {
+                    postgres_count: estimates
+                        .get(&(report.schema.clone(), report.table.clone()))
+                        .copied(),
+                    rejected: rejected.get(&report.id).copied().unwrap_or_default(),
+                    ..Counted::default()
+                };
+                mapping_status(report, counted)
             })
             .collect();
         Ok(Status {
-            connections,
+            connections: connection_statuses(connection_rows),
             mappings,
-            writers,
+            writers: writer_statuses(&pg, 0).await?,
         })
     }
 

@@ -65,6 +65,8 @@ pub(crate) enum Declaring<'a> {
     /// Created through the API: a new row with its sealed secrets, or a conflict when the
     /// name is taken (nothing of the existing connection changes).
     New {
+        /// Its id, taken beforehand (its secrets are sealed bound to it).
+        id: ConnectionId,
         /// The fingerprint of the key that sealed `sealed`.
         key: &'a str,
         /// The sealed secrets.
@@ -206,8 +208,9 @@ impl Engine {
                     .await
                     .map_err(refused)?
             }
-            Declaring::New { key, sealed } => connections::create(
+            Declaring::New { id, key, sealed } => connections::create(
                 &*pg,
+                id,
                 &config.name,
                 schema.as_str(),
                 &settings,

@@ -8,7 +8,7 @@ use pgforce_store::catalog::rejected::{self, RejectedRow};
 use pgforce_store::catalog::{connections, status};
 use pgforce_store::table::rows;
 use pgforce_store::trigger_log::queue::{self, QueueCounts, StuckChange};
-use pgforce_store::{ConnectionState, Ident, MappingId, MappingState};
+use pgforce_store::{ConnectionState, Ident, MappingId, MappingState, Session};
 
 use super::Engine;
 use crate::error::{Error, Result};
@@ -129,53 +129,19 @@ impl Engine {
             } else {
                 Vec::new()
             };
-            mappings.push(MappingStatus {
+            let counted = Counted {
+                postgres_count,
+                salesforce_count,
                 rejected,
                 rejected_first,
-                id: report.id,
                 drift: drift_kinds(report.drift.as_deref()),
-                connection: report.connection,
-                object: report.object,
-                state: report.state,
-                paused: report.paused,
-                salesforce_count,
-                postgres_count,
-                last_sync: report.last_sync,
-                seconds_since_sync: report.seconds_since_sync,
-                last_error: report.last_error,
-                activity: report.activity,
-                drift_checked: report.drift_checked,
-                events_transport: report.events_transport,
-                last_event: report.last_event,
-            });
+            };
+            mappings.push(mapping_status(report, counted));
         }
-        let mut writers = Vec::new();
-        for writer in status::writers(&*pg).await.map_err(catalog)? {
-            let schema = Ident::new(&writer.schema).map_err(catalog)?;
-            writers.push(WriterStatus {
-                queue: queue::counts(&*pg, &schema).await.map_err(catalog)?,
-                stuck: queue::stuck(&*pg, &schema, STUCK_SHOWN)
-                    .await
-                    .map_err(catalog)?,
-                connection: writer.name,
-                schema: writer.schema,
-                holder: writer.holder,
-                state: writer.state,
-                last_error: writer.last_error,
-            });
-        }
-        let connections = connection_rows
-            .into_iter()
-            .map(|row| ConnectionStatus {
-                name: row.name,
-                state: row.state,
-                last_error: row.last_error,
-            })
-            .collect();
         Ok(Status {
-            connections,
+            connections: connection_statuses(connection_rows),
             mappings,
-            writers,
+            writers: writer_statuses(&pg, STUCK_SHOWN).await?,
         })
     }
 
@@ -209,5 +175,76 @@ fn drift_kinds(summary: Option<&str>) -> Vec<(String, u64)> {
         .into_iter()
         .filter_map(|(kind, n)| Some((kind.replace('_', " "), n.as_u64()?)))
         .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+/// What `pgforce status` counts exactly and a scrape estimates or leaves out.
+#[derive(Debug, Default)]
+pub(super) struct Counted {
+    pub postgres_count: Option<u64>,
+    pub salesforce_count: Option<u64>,
+    pub rejected: u64,
+    pub rejected_first: Vec<RejectedRow>,
+    pub drift: Vec<(String, u64)>,
+}
+
+/// A mapping's status from its catalog report and what was counted of it.
+pub(super) fn mapping_status(report: status::MappingReport, counted: Counted) -> MappingStatus {
+    MappingStatus {
+        id: report.id,
+        connection: report.connection,
+        object: report.object,
+        state: report.state,
+        paused: report.paused,
+        salesforce_count: counted.salesforce_count,
+        postgres_count: counted.postgres_count,
+        last_sync: report.last_sync,
+        seconds_since_sync: report.seconds_since_sync,
+        last_error: report.last_error,
+        activity: report.activity,
+        drift: counted.drift,
+        drift_checked: report.drift_checked,
+        rejected: counted.rejected,
+        rejected_first: counted.rejected_first,
+        events_transport: report.events_transport,
+        last_event: report.last_event,
+    }
+}
+
+/// Every writer's status, with the first `stuck_shown` changes each is stuck on (none
+/// read when 0).
+pub(super) async fn writer_statuses(pg: &Session, stuck_shown: i64) -> Result<Vec<WriterStatus>> {
+    let catalog = Error::catalog;
+    let mut writers = Vec::new();
+    for writer in status::writers(pg).await.map_err(catalog)? {
+        let schema = Ident::new(&writer.schema).map_err(catalog)?;
+        let stuck = if stuck_shown > 0 {
+            queue::stuck(pg, &schema, stuck_shown)
+                .await
+                .map_err(catalog)?
+        } else {
+            Vec::new()
+        };
+        writers.push(WriterStatus {
+            queue: queue::counts(pg, &schema).await.map_err(catalog)?,
+            stuck,
+            connection: writer.name,
+            schema: writer.schema,
+            holder: writer.holder,
+            state: writer.state,
+            last_error: writer.last_error,
+        });
+    }
+    Ok(writers)
+}
+
+/// Every connection's status.
+pub(super) fn connection_statuses(rows: Vec<connections::ConnectionRow>) -> Vec<ConnectionStatus> {
+    rows.into_iter()
+        .map(|row| ConnectionStatus {
+            name: row.name,
+            state: row.state,
+            last_error: row.last_error,
+        })
         .collect()
 }

@@ -8,7 +8,8 @@ use pgforce_store::ConnectionId;
 use pgforce_store::catalog::validations;
 use serde_json::Value;
 
-use super::{ConnectionView, Engine, MappingView};
+use super::{ConnectionView, Depth, Engine, MappingView};
+use crate::call_budget::Viewer;
 use crate::error::{Error, Result};
 
 /// The oldest API version that does not draw a warning.
@@ -66,7 +67,9 @@ pub struct Diagnosis {
 impl Engine {
     /// Diagnoses a connection and its mappings (one describe call per mapping).
     pub async fn diagnose(&self, id: ConnectionId) -> Result<Diagnosis> {
-        let view = self.connection_view(id).await?;
+        let view = self
+            .connection_view(id, Depth::WithMappings, Viewer::Operator)
+            .await?;
         let pg = self.session().await?;
         let live = self
             .live_connection(&pg, &view.name)
@@ -224,15 +227,7 @@ fn paused_check(view: &ConnectionView) -> Check {
 
 fn state_check(mapping: &MappingView) -> Check {
     let state = mapping.state.as_str();
-    let broken = [
-        "SYSTEM_ERROR",
-        "BAD_CONFIG",
-        "SCHEMA_CHANGED",
-        "BULK_LOAD_ERROR",
-        "DB_UNAVAILABLE",
-        "UNAUTHORIZED",
-    ];
-    if broken.contains(&state) {
+    if mapping.state.is_error() {
         let why = mapping.last_error.clone().unwrap_or_default();
         check(
             "MAPPING_MUST_SYNC",

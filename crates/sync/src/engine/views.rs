@@ -1,0 +1,341 @@
+//! Connections and mappings as the management API shows them, answered by id.
+//!
+//! A route reads the rows it returns and nothing else: pausing one connection of a
+//! thousand reads that connection's row, not every connection's mappings. What costs more
+//! than a catalog read is kept for a stated time ([`crate::fresh`]) and charged to the
+//! caller ([`crate::call_budget`]):
+//! - a table's rows are counted exactly when Postgres estimates fewer than
+//!   [`EXACT_COUNT_BELOW`]; larger tables are counted at most every [`ROW_COUNT_FRESH`];
+//! - an object's Salesforce record count (one API call) is asked at most every
+//!   [`SALESFORCE_COUNT_FRESH`] per mapping, and only for views with mappings;
+//! - the pooled session is given back before any Salesforce call, so a slow org holds no
+//!   catalog session.
+
+use std::time::Duration;
+
+use pgforce_store::catalog::connections::{self, ConnectionRow};
+use pgforce_store::catalog::mappings::{self, MappingRow};
+use pgforce_store::table::rows;
+use pgforce_store::trigger_log::queue;
+use pgforce_store::{Access, ConnectionId, ConnectionState, Ident, MappingId, MappingState};
+use serde_json::{Map, Value};
+
+use super::Engine;
+use crate::call_budget::Viewer;
+use crate::error::{Error, Result};
+
+/// Tables Postgres estimates smaller than this are counted exactly at every view.
+pub const EXACT_COUNT_BELOW: u64 = 100_000;
+
+/// How long the count of a larger table is shown before it is counted again.
+pub const ROW_COUNT_FRESH: Duration = Duration::from_secs(60);
+
+/// How long a Salesforce record count is shown before it is asked again.
+pub const SALESFORCE_COUNT_FRESH: Duration = Duration::from_secs(30);
+
+/// A connection as the API shows it.
+#[derive(Debug, Clone)]
+pub struct ConnectionView {
+    /// Its catalog id.
+    pub id: ConnectionId,
+    /// Its name (also its app name).
+    pub name: String,
+    /// Its Postgres schema.
+    pub schema: String,
+    /// Its state.
+    pub state: ConnectionState,
+    /// Whether an operator paused it.
+    pub paused: bool,
+    /// Why it is paused or in error.
+    pub last_error: Option<String>,
+    /// The Salesforce API version it uses.
+    pub api_version: String,
+    /// Whether it writes every change in order (`ordered`, Heroku Connect's
+    /// `poll_db_no_merge` feature) rather than merged.
+    pub ordered_writes: bool,
+    /// Its mappings, when asked for ([`Depth::WithMappings`]).
+    pub mappings: Vec<MappingView>,
+}
+
+/// A mapping as the API shows it.
+#[derive(Debug, Clone)]
+pub struct MappingView {
+    /// Its catalog id.
+    pub id: MappingId,
+    /// Its connection's id.
+    pub connection: ConnectionId,
+    /// The object's API name.
+    pub object: String,
+    /// Its table.
+    pub table: String,
+    /// Read-only or read-write.
+    pub access: Access,
+    /// Its state.
+    pub state: MappingState,
+    /// Whether it or its connection is paused.
+    pub paused: bool,
+    /// Its last error.
+    pub last_error: Option<String>,
+    /// Heroku Connect's `config` object (`access`, `fields`, `sf_polling_seconds`, …).
+    pub config: Map<String, Value>,
+    /// Rows in its table (see [`EXACT_COUNT_BELOW`] and [`ROW_COUNT_FRESH`]).
+    pub rows: Option<u64>,
+    /// Records of its object in Salesforce (see [`SALESFORCE_COUNT_FRESH`]), when this
+    /// process can log in to the org.
+    pub salesforce_count: Option<u64>,
+    /// Changes captured and not sent yet.
+    pub pending: u64,
+    /// Changes Salesforce refused.
+    pub errors: u64,
+}
+
+/// How much of a connection a view shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depth {
+    /// The connection's own settings and state: one catalog read, no count.
+    Connection,
+    /// With its mappings, their counts included.
+    WithMappings,
+}
+
+impl Engine {
+    /// Every connection, with its mappings at [`Depth::WithMappings`].
+    pub async fn connection_views(
+        &self,
+        depth: Depth,
+        viewer: Viewer<'_>,
+    ) -> Result<Vec<ConnectionView>> {
+        let rows = {
+            let pg = self.session().await?;
+            connections::list(&*pg).await.map_err(Error::catalog)?
+        };
+        let mut views = Vec::with_capacity(rows.len());
+        for row in rows {
+            views.push(self.view_of(row, depth, viewer).await?);
+        }
+        Ok(views)
+    }
+
+    /// The connection with id `id`.
+    pub async fn connection_view(
+        &self,
+        id: ConnectionId,
+        depth: Depth,
+        viewer: Viewer<'_>,
+    ) -> Result<ConnectionView> {
+        let row = {
+            let pg = self.session().await?;
+            self.connection_row(&pg, id).await?
+        };
+        self.view_of(row, depth, viewer).await
+    }
+
+    /// The mapping with id `id`, counted.
+    pub async fn mapping_view(&self, id: MappingId, viewer: Viewer<'_>) -> Result<MappingView> {
+        let (connection, mapping) = {
+            let pg = self.session().await?;
+            let mapping = mappings::get(&*pg, id)
+                .await
+                .map_err(Error::catalog)?
+                .ok_or_else(|| Error::NotFound {
+                    what: format!("no mapping with id {id}"),
+                })?;
+            (self.connection_row(&pg, mapping.connection).await?, mapping)
+        };
+        let mut views = self.mapping_views(&connection, vec![mapping]).await?;
+        self.count_in_salesforce(&connection, &mut views, viewer)
+            .await;
+        views.pop().ok_or_else(|| Error::NotFound {
+            what: format!("no mapping with id {id}"),
+        })
+    }
+
+    /// The connection `row` as a view.
+    async fn view_of(
+        &self,
+        row: ConnectionRow,
+        depth: Depth,
+        viewer: Viewer<'_>,
+    ) -> Result<ConnectionView> {
+        let mappings = match depth {
+            Depth::Connection => Vec::new(),
+            Depth::WithMappings => {
+                let listed = {
+                    let pg = self.session().await?;
+                    mappings::list(&*pg, Some(row.id))
+                        .await
+                        .map_err(Error::catalog)?
+                };
+                let mut views = self.mapping_views(&row, listed).await?;
+                self.count_in_salesforce(&row, &mut views, viewer).await;
+                views
+            }
+        };
+        let settings = row
+            .settings
+            .as_deref()
+            .and_then(|s| serde_json::from_str::<Value>(s).ok())
+            .unwrap_or_default();
+        let api_version = settings["api_version"].as_str().map_or_else(
+            || pgforce_salesforce::DEFAULT_API_VERSION.to_owned(),
+            str::to_owned,
+        );
+        let ordered_writes = settings["write_algorithm"]
+            .as_str()
+            .is_none_or(|a| a == "ordered");
+        Ok(ConnectionView {
+            id: row.id,
+            name: row.name,
+            schema: row.schema,
+            state: row.state,
+            paused: row.paused,
+            last_error: row.last_error,
+            api_version,
+            ordered_writes,
+            mappings,
+        })
+    }
+
+    /// Views of `listed` (mappings of `connection`), with their Postgres counts and no
+    /// Salesforce count yet.
+    async fn mapping_views(
+        &self,
+        connection: &ConnectionRow,
+        listed: Vec<MappingRow>,
+    ) -> Result<Vec<MappingView>> {
+        let configs = self.export(&connection.name).await?;
+        let schema = Ident::new(&connection.schema).map_err(Error::catalog)?;
+        let pg = self.session().await?;
+        let queues = queue::unsent_and_failed_by_table(&*pg, &schema)
+            .await
+            .unwrap_or_default();
+        let mut views = Vec::with_capacity(listed.len());
+        for row in listed {
+            let config = configs["mappings"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|m| m["object_name"].as_str() == Some(row.object.as_str()))
+                .and_then(|m| m["config"].as_object().cloned())
+                .unwrap_or_default();
+            let rows = self.row_count(&pg, &connection.schema, &row).await;
+            let (pending, errors) = queues.get(&row.table).copied().unwrap_or_default();
+            views.push(MappingView {
+                id: row.id,
+                connection: connection.id,
+                object: row.object,
+                table: row.table,
+                access: row.access,
+                state: row.state,
+                paused: row.paused || connection.paused,
+                last_error: row.last_error,
+                config,
+                rows,
+                salesforce_count: None,
+                pending,
+                errors,
+            });
+        }
+        Ok(views)
+    }
+
+    /// Rows in a mapping's table: exact when small, else kept for [`ROW_COUNT_FRESH`].
+    async fn row_count(
+        &self,
+        pg: &pgforce_store::Session,
+        schema: &str,
+        mapping: &MappingRow,
+    ) -> Option<u64> {
+        let (schema_ident, table) = (Ident::new(schema).ok()?, Ident::new(&mapping.table).ok()?);
+        let key = (schema.to_owned(), mapping.table.clone());
+        let estimate = rows::estimates(pg, std::slice::from_ref(&key))
+            .await
+            .ok()?
+            .get(&key)
+            .copied()
+            .unwrap_or_default();
+        let views = &self.shared.views;
+        if estimate >= EXACT_COUNT_BELOW
+            && let Some(count) = views.row_counts.fresh(&mapping.id)
+        {
+            return Some(count);
+        }
+        let count = rows::count(pg, &schema_ident, &table).await.ok()?;
+        if estimate >= EXACT_COUNT_BELOW {
+            views.row_counts.keep(mapping.id, count);
+        }
+        Some(count)
+    }
+
+    /// Fills the Salesforce record counts of `views`, asking Salesforce only for those not
+    /// asked within [`SALESFORCE_COUNT_FRESH`] and while `viewer`'s budget lasts (past it,
+    /// the last count known is shown).
+    async fn count_in_salesforce(
+        &self,
+        connection: &ConnectionRow,
+        views: &mut [MappingView],
+        viewer: Viewer<'_>,
+    ) {
+        let counts = &self.shared.views.salesforce_counts;
+        for view in views {
+            view.salesforce_count = match counts.fresh(&view.id) {
+                Some(count) => Some(count),
+                None if self.shared.views.budget.spend(viewer) => {
+                    let count = self
+                        .salesforce_count(
+                            std::slice::from_ref(connection),
+                            &connection.name,
+                            &view.object,
+                        )
+                        .await;
+                    if let Some(count) = count {
+                        counts.keep(view.id, count);
+                    }
+                    count.or_else(|| counts.last(&view.id))
+                }
+                None => counts.last(&view.id),
+            };
+        }
+    }
+
+    /// The catalog row of connection `id`.
+    pub(super) async fn connection_row(
+        &self,
+        pg: &pgforce_store::Session,
+        id: ConnectionId,
+    ) -> Result<ConnectionRow> {
+        connections::get(pg, id)
+            .await
+            .map_err(Error::catalog)?
+            .ok_or_else(|| Error::NotFound {
+                what: format!("no connection with id {id}"),
+            })
+    }
+}
+
+/// What the views keep between requests, shared by an engine's clones.
+#[derive(Debug)]
+pub(super) struct Kept {
+    /// Salesforce record counts, by mapping.
+    salesforce_counts: crate::fresh::Fresh<MappingId, u64>,
+    /// Exact row counts of large tables, by mapping.
+    row_counts: crate::fresh::Fresh<MappingId, u64>,
+    /// Describes as the `schemas` route shows them, by connection and object.
+    pub(super) describes: crate::fresh::Fresh<(ConnectionId, String), Value>,
+    /// Salesforce calls each token may still cause this hour.
+    pub(super) budget: crate::call_budget::CallBudget,
+}
+
+/// How long a describe is shown before it is asked again.
+pub const DESCRIBE_FRESH: Duration = Duration::from_secs(60);
+
+impl Kept {
+    pub(super) fn new(calls_per_token_hour: u32) -> Self {
+        Self {
+            salesforce_counts: crate::fresh::Fresh::new(SALESFORCE_COUNT_FRESH),
+            row_counts: crate::fresh::Fresh::new(ROW_COUNT_FRESH),
+            describes: crate::fresh::Fresh::new(DESCRIBE_FRESH),
+            budget: crate::call_budget::CallBudget::new(calls_per_token_hour),
+        }
+    }
+}
