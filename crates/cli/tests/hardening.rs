@@ -551,12 +551,34 @@ async fn connection_changes_and_refusals_are_audited_without_secrets_and_anonymo
         (Some("view"), Some("operate"))
     );
 
+    // The dashboard's pages for higher roles too.
+    let http = client(None);
+    let login = log_in(&http, &base, &viewer, Some(&base)).await;
+    assert_eq!(login.status(), StatusCode::SEE_OTHER);
+    let session = set_cookie(&login, "pgforce_session");
+    let session = session.split(';').next().unwrap();
+    let editor = http
+        .get(format!("{base}/dashboard/mappings/new?connection=1"))
+        .header("cookie", session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(editor.status(), StatusCode::FORBIDDEN);
+    let denied = audited(&db, "access.denied").await;
+    assert_eq!(denied.len(), 2, "{denied:?}");
+    assert_eq!(
+        (denied[1].0.as_str(), denied[1].1.as_str()),
+        ("watcher", "GET /dashboard/mappings/new")
+    );
+
     // Anyone's unknown or missing token adds nothing.
     let entries = count(&db, "select count(*) from pgforce.audit_log").await;
     for bearer in [Some("pgf_junk"), None] {
         let (status, _) = call(&base, Method::POST, &pause, bearer, None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
+    let junk = log_in(&http, &base, "pgf_junk", Some(&base)).await;
+    assert_eq!(junk.status(), StatusCode::UNAUTHORIZED, "a dashboard login");
     assert_eq!(
         count(&db, "select count(*) from pgforce.audit_log").await,
         entries
