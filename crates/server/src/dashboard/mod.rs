@@ -5,16 +5,17 @@
 //! token, so it cannot log a victim in to the attacker's session); the browser then holds
 //! a session cookie (`cookies`: `Secure` and `__Host-` over TLS), and every form carries
 //! the session's CSRF token, checked before anything changes. Every POST whose `Origin` or
-//! `Referer` names another site is refused before any of that (`origin`). The overview shows each
-//! connection and mapping with its state, Postgres and Salesforce counts, unsent and
-//! refused changes, the refused changes themselves with retry and ignore buttons (for
-//! `operate` tokens), notifications, a chart of records read and written per minute over
-//! the last 24 hours and, for `manage` tokens, the audit trail. It refreshes itself every
-//! 5 seconds. For `deploy` tokens, a mapping editor picks an object's fields from the
-//! org's describe and saves the mapping (checked against the org, as the API does). No
-//! scripts, no separate front-end build: one small stylesheet, served as a file of its own
-//! (`/dashboard/style.css`) so the content security policy can refuse every inline style
-//! and script.
+//! `Referer` names another site is refused before any of that (`origin`).
+//!
+//! The overview shows each connection and mapping with its state, Postgres and Salesforce
+//! counts, unsent and refused changes, the refused changes themselves with retry and
+//! ignore buttons (for `operate` tokens), notifications, a chart of records read and
+//! written per minute over the last 24 hours and, for `manage` tokens, the audit trail. It
+//! refreshes itself every 5 seconds. For `deploy` tokens, a mapping editor picks an
+//! object's fields from the org's describe and saves the mapping (checked against the org,
+//! as the API does). No scripts, no separate front-end build: one small stylesheet, served
+//! as a file of its own (`/dashboard/style.css`) so the content security policy can
+//! refuse every inline style and script.
 
 mod cookies;
 mod origin;
