@@ -176,7 +176,7 @@ async fn measure(
         let mut exact_ms = Vec::with_capacity(exact_runs);
         for _ in 0..exact_runs {
             let started = Instant::now();
-            engine.status(false).await?;
+            engine.admin().status(false).await?;
             exact_ms.push(started.elapsed().as_secs_f64() * 1000.0);
         }
         exact_ms.sort_by(f64::total_cmp);

@@ -107,7 +107,7 @@ async fn metrics(State(probes): State<Probes>, headers: HeaderMap) -> Response {
         );
         return ([(WWW_AUTHENTICATE, "Bearer")], refused).into_response();
     }
-    match probes.engine.metrics().await {
+    match probes.engine.admin().metrics().await {
         Ok(text) => ([(CONTENT_TYPE, PROMETHEUS_TEXT)], text).into_response(),
         Err(error) => {
             let reason = error.chain();

@@ -36,6 +36,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 #![warn(missing_docs)]
 
+pub mod admin;
 mod call_budget;
 pub mod config;
 mod conflict;
@@ -59,12 +60,15 @@ pub mod testing;
 mod worker;
 mod writer;
 
+pub use admin::{
+    Admin, Check, CheckOutcome, ConnectionStatus, ConnectionView, DESCRIBE_FRESH, Depth, Diagnosis,
+    EXACT_COUNT_BELOW, MappingStatus, MappingView, ROW_COUNT_FRESH, SALESFORCE_COUNT_FRESH, Status,
+    WriterStatus,
+};
 pub use call_budget::{DEFAULT_CALLS_PER_TOKEN_HOUR, Viewer};
 pub use engine::{
-    Applied, Authorized, Check, CheckOutcome, ConnectionStatus, ConnectionView, DEFAULT_POOL_SIZE,
-    DESCRIBE_FRESH, Depth, Diagnosis, EXACT_COUNT_BELOW, Engine, EngineOptions, MappingReconcile,
-    MappingStatus, MappingView, ROW_COUNT_FRESH, ReconcileRequest, ReloadMode, Reloaded, Rotation,
-    SALESFORCE_COUNT_FRESH, Status, WriterStatus,
+    Applied, Authorized, DEFAULT_POOL_SIZE, Engine, EngineOptions, MappingReconcile,
+    ReconcileRequest, ReloadMode, Reloaded, Rotation,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use events::{Event, EventKind, EventOutcome};

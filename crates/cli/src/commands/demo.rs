@@ -337,6 +337,7 @@ async fn show_the_loads(
     started: Instant,
 ) -> anyhow::Result<HashMap<String, MappingId>> {
     let ids: HashMap<String, MappingId> = engine
+        .admin()
         .status(false)
         .await?
         .mappings
@@ -456,7 +457,7 @@ async fn show_a_change(
 async fn events_flowing(engine: &Engine, mapping: MappingId) -> anyhow::Result<String> {
     let deadline = Instant::now() + PATIENCE;
     loop {
-        let status = engine.status(false).await?;
+        let status = engine.admin().status(false).await?;
         if let Some(transport) = status
             .mappings
             .into_iter()

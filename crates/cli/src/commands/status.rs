@@ -24,7 +24,7 @@ pub struct StatusArgs {
 pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
     let config = config::load(&args.config)?;
     let engine = config::open_engine(&config, None).await?;
-    let status = engine.status(true).await?;
+    let status = engine.admin().status(true).await?;
     output::say(&format!(
         "{:<10} {:<16} {:<20} {:>9} {:>9} {:<20} {}",
         "CONNECTION", "OBJECT", "STATE", "SF ROWS", "PG ROWS", "LAST SYNC", "LAST ERROR"

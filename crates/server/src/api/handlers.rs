@@ -113,6 +113,7 @@ pub(super) async fn list_connections(
 ) -> Answer {
     let deep = query.deep.unwrap_or(false);
     let results = engine
+        .admin()
         .connection_views(depth(deep), caller.viewer())
         .await?
         .iter()
@@ -189,6 +190,7 @@ pub(super) async fn create_connection(
         }
     };
     let view = engine
+        .admin()
         .connection_view(id, Depth::Connection, caller.viewer())
         .await?;
     let created = shapes::connection(&view, false);
@@ -273,6 +275,7 @@ pub(super) async fn read_connection(
 ) -> Answer {
     let deep = query.deep.unwrap_or(false);
     let view = engine
+        .admin()
         .connection_view(connection_id(&id)?, depth(deep), caller.viewer())
         .await?;
     ok(shapes::connection(&view, deep))
@@ -284,6 +287,7 @@ pub(super) async fn list_mappings(
     Segments(id): Segments<String>,
 ) -> Answer {
     let view = engine
+        .admin()
         .connection_view(connection_id(&id)?, Depth::WithMappings, caller.viewer())
         .await?;
     ok(shapes::list(
@@ -300,6 +304,7 @@ pub(super) async fn create_mapping(
     Body(body): Body,
 ) -> Answer {
     let view = engine
+        .admin()
         .connection_view(connection_id(&id)?, Depth::WithMappings, caller.viewer())
         .await?;
     let mapping: Value = serde_json::from_str(&body)
@@ -322,6 +327,7 @@ pub(super) async fn create_mapping(
     let document = json!({ "version": 1, "mappings": [mapping] });
     engine.import(&view.name, &document.to_string()).await?;
     let created = engine
+        .admin()
         .connection_view(view.id, Depth::WithMappings, caller.viewer())
         .await?
         .mappings
@@ -395,6 +401,7 @@ pub(super) async fn import(
 /// call, whoever asks).
 pub(super) async fn connection(engine: &Engine, id: &str) -> Result<ConnectionView, Problem> {
     Ok(engine
+        .admin()
         .connection_view(connection_id(id)?, Depth::Connection, Viewer::Operator)
         .await?)
 }
@@ -530,9 +537,11 @@ pub(super) async fn mapping_and_connection(
     id: &str,
 ) -> Result<(pgforce_sync::MappingView, String), Problem> {
     let mapping = engine
+        .admin()
         .mapping_view(mapping_id(id)?, caller.viewer())
         .await?;
     let connection = engine
+        .admin()
         .connection_view(mapping.connection, Depth::Connection, caller.viewer())
         .await?;
     Ok((mapping, connection.name))
@@ -544,6 +553,7 @@ pub(super) async fn read_mapping(
     Segments(id): Segments<String>,
 ) -> Answer {
     let mapping = engine
+        .admin()
         .mapping_view(mapping_id(&id)?, caller.viewer())
         .await?;
     ok(shapes::mapping(&mapping))
@@ -575,6 +585,7 @@ pub(super) async fn mapping_errors(
     Segments(id): Segments<String>,
 ) -> Answer {
     let mapping = engine
+        .admin()
         .mapping_view(mapping_id(&id)?, caller.viewer())
         .await?;
     let failed = engine
@@ -614,6 +625,7 @@ pub(super) async fn authorize_app(
     Segments(app): Segments<String>,
 ) -> Answer {
     let connections: Vec<Value> = engine
+        .admin()
         .connection_views(Depth::Connection, Viewer::Operator)
         .await?
         .iter()
@@ -726,8 +738,9 @@ pub(super) async fn start_validation(
     Segments(id): Segments<String>,
 ) -> Answer {
     let view = connection(&engine, &id).await?;
-    let diagnosis = engine.diagnose(view.id).await?;
+    let diagnosis = engine.admin().diagnose(view.id).await?;
     let kept = engine
+        .admin()
         .keep_diagnosis(view.id, &shapes::diagnosis(&diagnosis))
         .await?;
     let url = format!("/api/v3/connections/{}/validations/{kept}", view.id);
@@ -746,7 +759,7 @@ pub(super) async fn validation_result(
             format!("no validation {result}"),
         )
     })?;
-    ok(engine.kept_diagnosis(view.id, result).await?)
+    ok(engine.admin().kept_diagnosis(view.id, result).await?)
 }
 
 /// One mapping's checks, at once.
@@ -756,9 +769,10 @@ pub(super) async fn validate_mapping(
     Segments(id): Segments<String>,
 ) -> Answer {
     let mapping = engine
+        .admin()
         .mapping_view(mapping_id(&id)?, caller.viewer())
         .await?;
-    let diagnosis = engine.diagnose(mapping.connection).await?;
+    let diagnosis = engine.admin().diagnose(mapping.connection).await?;
     let checks = diagnosis
         .mappings
         .iter()

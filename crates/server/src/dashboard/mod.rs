@@ -358,6 +358,7 @@ async fn overview(
         &engine.activity(24, ACTIVITY_BUCKET_MINUTES).await?,
     ));
     for connection in engine
+        .admin()
         .connection_views(Depth::WithMappings, caller.viewer())
         .await?
     {
@@ -442,6 +443,7 @@ async fn mapping_editor(
         .map(pgforce_sync::ConnectionId::from)
         .ok_or_else(|| Problem::bad_request("connection: a connection id is required"))?;
     let view = engine
+        .admin()
         .connection_view(connection, Depth::WithMappings, caller.viewer())
         .await?;
     let object = field(&params, "object")
@@ -540,6 +542,7 @@ async fn save_mapping(
     let document = serde_json::json!({ "version": 1, "mappings": [{ "object_name": object, "config": {
         "access": access, "sf_polling_seconds": polling, "fields": chosen } }] });
     let view = engine
+        .admin()
         .connection_view(connection, Depth::Connection, caller.viewer())
         .await?;
     engine.import(&view.name, &document.to_string()).await?;

@@ -35,12 +35,8 @@ mod expiry;
 mod operations;
 mod reconciling;
 mod rotation;
-mod scrape;
 mod setup;
-mod status;
 mod supervisor;
-mod validate;
-mod views;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -48,7 +44,7 @@ use std::time::Duration;
 
 use pgforce_salesforce::Client;
 use pgforce_store::catalog::connections::ConnectionRow;
-use pgforce_store::{MappingId, Pool, PoolOptions, PooledSession, Session};
+use pgforce_store::{ConnectionId, MappingId, Pool, PoolOptions, PooledSession, Session};
 use tokio::sync::{broadcast, watch};
 
 pub use authorize::Authorized;
@@ -56,12 +52,6 @@ pub use operations::{ReloadMode, Reloaded};
 pub use reconciling::{MappingReconcile, ReconcileRequest};
 pub use rotation::Rotation;
 pub use setup::Applied;
-pub use status::{ConnectionStatus, MappingStatus, Status, WriterStatus};
-pub use validate::{Check, Diagnosis, Outcome as CheckOutcome};
-pub use views::{
-    ConnectionView, DESCRIBE_FRESH, Depth, EXACT_COUNT_BELOW, MappingView, ROW_COUNT_FRESH,
-    SALESFORCE_COUNT_FRESH,
-};
 
 use crate::config::ConnectionConfig;
 use crate::error::{Error, Result};
@@ -172,7 +162,7 @@ impl std::fmt::Debug for EngineOptions {
 /// pgforce's engine. Cheap to clone: clones share everything.
 #[derive(Clone)]
 pub struct Engine {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -184,7 +174,7 @@ impl std::fmt::Debug for Engine {
 }
 
 /// What every clone of an engine shares.
-struct Shared {
+pub(crate) struct Shared {
     database_url: String,
     /// Sessions lent to API requests, scrapes and commands (bounded); workers do not
     /// borrow from it.
@@ -199,10 +189,10 @@ struct Shared {
     wakes: std::sync::Mutex<HashMap<MappingId, Arc<crate::reader::ReaderWake>>>,
     /// What the API's views keep between requests (counts, describes) and the Salesforce
     /// calls each token may still cause.
-    views: views::Kept,
+    pub(crate) views: crate::admin::Kept,
     /// Records loaded so far by loads running in this process, by mapping.
     loading: Arc<std::sync::Mutex<HashMap<MappingId, u64>>>,
-    bus: EventBus,
+    pub(crate) bus: EventBus,
 }
 
 impl Engine {
@@ -237,7 +227,7 @@ impl Engine {
                 declared: std::sync::RwLock::new(declared),
                 clients: std::sync::Mutex::default(),
                 wakes: std::sync::Mutex::default(),
-                views: views::Kept::new(calls_per_token_hour),
+                views: crate::admin::Kept::new(calls_per_token_hour),
                 loading: Arc::default(),
                 bus: EventBus::new(1024),
             }),
@@ -399,7 +389,7 @@ impl Engine {
 
     /// A session lent by the engine's pool, for short work (a request, a scrape, a
     /// command step). It goes back when dropped; nothing a borrower sets outlives it.
-    async fn session(&self) -> Result<PooledSession> {
+    pub(crate) async fn session(&self) -> Result<PooledSession> {
         self.shared.pool.get().await.map_err(Error::catalog)
     }
 
@@ -426,6 +416,20 @@ impl Engine {
             .client_config(self.allowed_hosts())
             .ok()
             .map(|_| config)
+    }
+
+    /// The catalog row of connection `id`.
+    pub(crate) async fn connection_row(
+        &self,
+        pg: &Session,
+        id: ConnectionId,
+    ) -> Result<ConnectionRow> {
+        pgforce_store::catalog::connections::get(pg, id)
+            .await
+            .map_err(Error::catalog)?
+            .ok_or_else(|| Error::NotFound {
+                what: format!("no connection with id {id}"),
+            })
     }
 
     /// The hosts this engine's connections may log in to.

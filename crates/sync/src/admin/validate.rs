@@ -8,7 +8,7 @@ use pgforce_store::ConnectionId;
 use pgforce_store::catalog::validations;
 use serde_json::Value;
 
-use super::{ConnectionView, Depth, Engine, MappingView};
+use super::{Admin, ConnectionView, Depth, MappingView};
 use crate::call_budget::Viewer;
 use crate::error::{Error, Result};
 
@@ -64,14 +64,15 @@ pub struct Diagnosis {
     pub mappings: Vec<(String, Vec<Check>)>,
 }
 
-impl Engine {
+impl Admin {
     /// Diagnoses a connection and its mappings (one describe call per mapping).
     pub async fn diagnose(&self, id: ConnectionId) -> Result<Diagnosis> {
         let view = self
             .connection_view(id, Depth::WithMappings, Viewer::Operator)
             .await?;
-        let pg = self.session().await?;
+        let pg = self.engine.session().await?;
         let live = self
+            .engine
             .live_connection(&pg, &view.name)
             .await
             .ok()
@@ -104,6 +105,7 @@ impl Engine {
             },
         };
         if let Some((_, usage)) = self
+            .engine
             .api_usage()
             .into_iter()
             .find(|(name, _)| *name == view.name)
@@ -150,10 +152,10 @@ impl Engine {
     }
 }
 
-impl Engine {
+impl Admin {
     /// Keeps a diagnosis as the API shows it; returns its id.
     pub async fn keep_diagnosis(&self, connection: ConnectionId, shown: &Value) -> Result<i64> {
-        let pg = self.session().await?;
+        let pg = self.engine.session().await?;
         validations::save(&*pg, connection, &shown.to_string())
             .await
             .map_err(Error::catalog)
@@ -161,7 +163,7 @@ impl Engine {
 
     /// A kept diagnosis of `connection`.
     pub async fn kept_diagnosis(&self, connection: ConnectionId, id: i64) -> Result<Value> {
-        let pg = self.session().await?;
+        let pg = self.engine.session().await?;
         let text = validations::find(&*pg, connection, id)
             .await
             .map_err(Error::catalog)?

@@ -13,11 +13,11 @@ use pgforce_store::catalog::{connections, rejected, status};
 use pgforce_store::table::rows;
 
 use super::status::{Counted, connection_statuses, mapping_status, writer_statuses};
-use super::{Engine, MappingStatus, Status};
+use super::{Admin, MappingStatus, Status};
 use crate::error::{Error, Result};
 use crate::metrics::{self, Exposition, MappingLabels, sample};
 
-impl Engine {
+impl Admin {
     /// Every metric, in Prometheus's text format (version 0.0.4).
     ///
     /// Counters (records, runs, durations, API calls, written changes) are this process's
@@ -37,7 +37,7 @@ impl Engine {
             })
             .collect();
         let mut out = Exposition::default();
-        metrics::render_counters(self.shared.bus.metrics(), &labels, &mut out);
+        metrics::render_counters(self.engine.shared.bus.metrics(), &labels, &mut out);
         mapping_gauges(&status, &mut out);
         writer_gauges(&status, &mut out);
         connection_gauges(&status, &mut out);
@@ -48,7 +48,7 @@ impl Engine {
     /// What the gauges show, in a fixed number of catalog reads plus one per connection
     /// with a writer: row counts are estimates, and no Salesforce call is made.
     async fn scrape_status(&self) -> Result<Status> {
-        let pg = self.session().await?;
+        let pg = self.engine.session().await?;
         let catalog = Error::catalog;
         let connection_rows = connections::list(&*pg).await.map_err(catalog)?;
         let reports = status::mappings(&*pg).await.map_err(catalog)?;
@@ -80,7 +80,7 @@ impl Engine {
 
     /// The org's API allocation as each connection's client last saw it.
     fn api_usage_gauges(&self, out: &mut Exposition) {
-        let usage = self.api_usage();
+        let usage = self.engine.api_usage();
         out.family(
             "pgforce_salesforce_api_requests_used",
             "gauge",

@@ -10,7 +10,7 @@ use pgforce_store::table::rows;
 use pgforce_store::trigger_log::queue::{self, QueueCounts, StuckChange};
 use pgforce_store::{ConnectionState, Ident, MappingId, MappingState, Session};
 
-use super::Engine;
+use super::Admin;
 use crate::error::{Error, Result};
 
 /// Trigger-log rows listed per connection when its writer is stuck on some.
@@ -100,11 +100,11 @@ pub struct WriterStatus {
     pub stuck: Vec<StuckChange>,
 }
 
-impl Engine {
+impl Admin {
     /// The status of every mapping and writer; with `live_counts`, each mapping's record
     /// count in Salesforce too (one COUNT() each, for connections this process can run).
     pub async fn status(&self, live_counts: bool) -> Result<Status> {
-        let pg = self.session().await?;
+        let pg = self.engine.session().await?;
         let catalog = Error::catalog;
         let connection_rows = connections::list(&*pg).await.map_err(catalog)?;
         let mut mappings = Vec::new();
@@ -154,7 +154,7 @@ impl Engine {
         object: &str,
     ) -> Option<u64> {
         let row = connections.iter().find(|c| c.name == connection)?;
-        let live = self.live(row).ok()??;
+        let live = self.engine.live(row).ok()??;
         let object = soql::name(object).ok()?;
         live.salesforce
             .count(&format!("SELECT COUNT() FROM {object}"))

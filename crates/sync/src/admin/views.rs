@@ -20,7 +20,7 @@ use pgforce_store::trigger_log::queue;
 use pgforce_store::{Access, ConnectionId, ConnectionState, Ident, MappingId, MappingState};
 use serde_json::{Map, Value};
 
-use super::Engine;
+use super::Admin;
 use crate::call_budget::Viewer;
 use crate::error::{Error, Result};
 
@@ -98,7 +98,7 @@ pub enum Depth {
     WithMappings,
 }
 
-impl Engine {
+impl Admin {
     /// Every connection, with its mappings at [`Depth::WithMappings`].
     pub async fn connection_views(
         &self,
@@ -106,7 +106,7 @@ impl Engine {
         viewer: Viewer<'_>,
     ) -> Result<Vec<ConnectionView>> {
         let rows = {
-            let pg = self.session().await?;
+            let pg = self.engine.session().await?;
             connections::list(&*pg).await.map_err(Error::catalog)?
         };
         let mut views = Vec::with_capacity(rows.len());
@@ -124,8 +124,8 @@ impl Engine {
         viewer: Viewer<'_>,
     ) -> Result<ConnectionView> {
         let row = {
-            let pg = self.session().await?;
-            self.connection_row(&pg, id).await?
+            let pg = self.engine.session().await?;
+            self.engine.connection_row(&pg, id).await?
         };
         self.view_of(row, depth, viewer).await
     }
@@ -133,14 +133,17 @@ impl Engine {
     /// The mapping with id `id`, counted.
     pub async fn mapping_view(&self, id: MappingId, viewer: Viewer<'_>) -> Result<MappingView> {
         let (connection, mapping) = {
-            let pg = self.session().await?;
+            let pg = self.engine.session().await?;
             let mapping = mappings::get(&*pg, id)
                 .await
                 .map_err(Error::catalog)?
                 .ok_or_else(|| Error::NotFound {
                     what: format!("no mapping with id {id}"),
                 })?;
-            (self.connection_row(&pg, mapping.connection).await?, mapping)
+            (
+                self.engine.connection_row(&pg, mapping.connection).await?,
+                mapping,
+            )
         };
         let mut views = self.mapping_views(&connection, vec![mapping]).await?;
         self.count_in_salesforce(&connection, &mut views, viewer)
@@ -161,7 +164,7 @@ impl Engine {
             Depth::Connection => Vec::new(),
             Depth::WithMappings => {
                 let listed = {
-                    let pg = self.session().await?;
+                    let pg = self.engine.session().await?;
                     mappings::list(&*pg, Some(row.id))
                         .await
                         .map_err(Error::catalog)?
@@ -203,9 +206,9 @@ impl Engine {
         connection: &ConnectionRow,
         listed: Vec<MappingRow>,
     ) -> Result<Vec<MappingView>> {
-        let configs = self.export(&connection.name).await?;
+        let configs = self.engine.export(&connection.name).await?;
         let schema = Ident::new(&connection.schema).map_err(Error::catalog)?;
-        let pg = self.session().await?;
+        let pg = self.engine.session().await?;
         let queues = queue::unsent_and_failed_by_table(&*pg, &schema)
             .await
             .unwrap_or_default();
@@ -254,7 +257,7 @@ impl Engine {
             .get(&key)
             .copied()
             .unwrap_or_default();
-        let views = &self.shared.views;
+        let views = &self.engine.shared.views;
         if estimate >= EXACT_COUNT_BELOW
             && let Some(count) = views.row_counts.fresh(&mapping.id)
         {
@@ -276,11 +279,11 @@ impl Engine {
         views: &mut [MappingView],
         viewer: Viewer<'_>,
     ) {
-        let counts = &self.shared.views.salesforce_counts;
+        let counts = &self.engine.shared.views.salesforce_counts;
         for view in views {
             view.salesforce_count = match counts.fresh(&view.id) {
                 Some(count) => Some(count),
-                None if self.shared.views.budget.spend(viewer) => {
+                None if self.engine.shared.views.budget.spend(viewer) => {
                     let count = self
                         .salesforce_count(
                             std::slice::from_ref(connection),
@@ -297,40 +300,26 @@ impl Engine {
             };
         }
     }
-
-    /// The catalog row of connection `id`.
-    pub(super) async fn connection_row(
-        &self,
-        pg: &pgforce_store::Session,
-        id: ConnectionId,
-    ) -> Result<ConnectionRow> {
-        connections::get(pg, id)
-            .await
-            .map_err(Error::catalog)?
-            .ok_or_else(|| Error::NotFound {
-                what: format!("no connection with id {id}"),
-            })
-    }
 }
 
 /// What the views keep between requests, shared by an engine's clones.
 #[derive(Debug)]
-pub(super) struct Kept {
+pub(crate) struct Kept {
     /// Salesforce record counts, by mapping.
     salesforce_counts: crate::fresh::Fresh<MappingId, u64>,
     /// Exact row counts of large tables, by mapping.
     row_counts: crate::fresh::Fresh<MappingId, u64>,
     /// Describes as the `schemas` route shows them, by connection and object.
-    pub(super) describes: crate::fresh::Fresh<(ConnectionId, String), Value>,
+    pub(crate) describes: crate::fresh::Fresh<(ConnectionId, String), Value>,
     /// Salesforce calls each token may still cause this hour.
-    pub(super) budget: crate::call_budget::CallBudget,
+    pub(crate) budget: crate::call_budget::CallBudget,
 }
 
 /// How long a describe is shown before it is asked again.
 pub const DESCRIBE_FRESH: Duration = Duration::from_secs(60);
 
 impl Kept {
-    pub(super) fn new(calls_per_token_hour: u32) -> Self {
+    pub(crate) fn new(calls_per_token_hour: u32) -> Self {
         Self {
             salesforce_counts: crate::fresh::Fresh::new(SALESFORCE_COUNT_FRESH),
             row_counts: crate::fresh::Fresh::new(ROW_COUNT_FRESH),
