@@ -4,7 +4,7 @@
 //! Missing, unknown, expired and revoked tokens are all `401` with the same answer (a
 //! caller learns nothing about which tokens exist), and are not recorded: anyone can send
 //! them. A live token whose role is below the route's is `403` naming both roles, and is
-//! recorded in the audit trail ([`Caller::record_refusal`], `access.denied`, aggregated
+//! recorded in the audit trail ([`Caller::require_recorded`], `access.denied`, aggregated
 //! per token and route a minute at a time).
 
 use axum::extract::FromRequestParts;
