@@ -905,49 +905,14 @@ async fn a_connection_created_through_the_api_keeps_its_secrets_sealed_and_runs_
     let _ = std::fs::remove_file(config);
 }
 
-/// Plays the person on Salesforce's consent page: opens `redirect`, answers `decision`,
-/// follows Salesforce back to pgforce's callback; returns the callback's status and page.
+/// Plays the person, in a browser of their own: opens pgforce's start link `redirect`,
+/// answers `decision` on Salesforce's consent page, follows Salesforce back to pgforce's
+/// callback; returns the callback's status and page (or the start link's, if it refused).
 async fn consent(redirect: &str, decision: &str) -> (StatusCode, String) {
-    let back = consent_answer(redirect, decision).await;
-    callback(&back).await
-}
-
-/// Follows Salesforce's answer `back` to pgforce's callback; returns its status and page.
-pub async fn callback(back: &str) -> (StatusCode, String) {
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let callback = http.get(back).send().await.unwrap();
-    (callback.status(), callback.text().await.unwrap())
-}
-
-/// Plays the person on Salesforce's consent page: opens `redirect`, answers `decision`;
-/// returns where Salesforce sends the person back (pgforce's callback).
-pub async fn consent_answer(redirect: &str, decision: &str) -> String {
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let page = http.get(redirect).send().await.unwrap();
-    assert_eq!(page.status(), StatusCode::OK, "the consent page");
-    let (authorize, query) = redirect.split_once('?').unwrap();
-    let mut form: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap();
-    form.extend([
-        ("username".to_owned(), "admin@example.com".to_owned()),
-        (
-            "password".to_owned(),
-            pgforce_emulator::DEFAULT_PASSWORD.to_owned(),
-        ),
-        ("decision".to_owned(), decision.to_owned()),
-    ]);
-    let answer = http.post(authorize).form(&form).send().await.unwrap();
-    assert_eq!(
-        answer.status(),
-        StatusCode::FOUND,
-        "Salesforce sends the person back"
-    );
-    answer.headers()["location"].to_str().unwrap().to_owned()
+    let answer = crate::oauth::Browser::new()
+        .consent(redirect, decision)
+        .await;
+    (answer.status, answer.text)
 }
 
 #[tokio::test]
@@ -975,11 +940,7 @@ async fn a_connection_a_person_consents_to_is_created_and_renewed_through_the_we
     assert_eq!(status, StatusCode::ACCEPTED, "{started}");
     let redirect = started["redirect"].as_str().unwrap().to_owned();
     assert!(
-        redirect.starts_with(&format!("{}/services/oauth2/authorize?", org.http_url)),
-        "{redirect}"
-    );
-    assert!(
-        redirect.contains("code_challenge_method=S256") && redirect.contains("state="),
+        redirect.starts_with(&format!("{base}/oauth/start/")),
         "{redirect}"
     );
     let (status, page) = consent(&redirect, "deny").await;
@@ -1036,12 +997,15 @@ async fn a_connection_a_person_consents_to_is_created_and_renewed_through_the_we
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{sandbox}");
+    let opened = crate::oauth::Browser::new()
+        .open_start(sandbox["redirect"].as_str().unwrap())
+        .await;
     assert!(
-        sandbox["redirect"]
-            .as_str()
-            .unwrap()
-            .starts_with("https://test.salesforce.com/services/oauth2/authorize?"),
-        "{sandbox}"
+        opened.location.as_deref().is_some_and(
+            |l| l.starts_with("https://test.salesforce.com/services/oauth2/authorize?")
+        ),
+        "{sandbox}: {:?}",
+        opened.location
     );
     let (status, problem) = call(
         &base,
@@ -1066,8 +1030,8 @@ async fn a_connection_a_person_consents_to_is_created_and_renewed_through_the_we
     let (status, used) = consent(renewal["redirect"].as_str().unwrap(), "allow").await;
     assert_eq!(
         status,
-        StatusCode::BAD_REQUEST,
-        "a consent is used once: {used}"
+        StatusCode::NOT_FOUND,
+        "a consent's link is used once: {used}"
     );
     assert_eq!(
         // Four consents started (denied, allowed, a sandbox one left, renewal), two completed.

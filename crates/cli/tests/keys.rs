@@ -18,7 +18,8 @@ use reqwest::{Method, StatusCode};
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use serde_json::{Value, json};
 
-use crate::api::{add_account_mapping, call, callback, consent_answer, token, with_key};
+use crate::api::{add_account_mapping, call, token, with_key};
+use crate::oauth::Browser;
 use crate::run::{config_file, pgforce, pgforce_ok, seeded_org, stop, wait_for_count};
 use crate::server::serving_with;
 
@@ -271,7 +272,14 @@ async fn a_consent_started_before_a_rotation_is_finished_after_it_with_the_new_k
     )
     .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{started}");
-    let back = consent_answer(started["redirect"].as_str().unwrap(), "allow").await;
+    let mut browser = Browser::new();
+    let opened = browser
+        .open_start(started["redirect"].as_str().unwrap())
+        .await;
+    let consent_page = opened
+        .location
+        .expect("the start link sends the browser on");
+    let back = browser.decide(&consent_page, "allow").await;
     stop(daemon).await;
 
     let (new, new_file) = new_key_file(&db).await;
@@ -297,7 +305,8 @@ async fn a_consent_started_before_a_rotation_is_finished_after_it_with_the_new_k
     // The person comes back to a process that holds only the new key.
     let (_daemon, base_now) = serving_with(path, &[("PGFORCE_SECRET_KEY", &new)]).await;
     let back = back.replacen(&base, &base_now, 1);
-    let (status, page) = callback(&back).await;
+    let answer = browser.get(&back).await;
+    let (status, page) = (answer.status, answer.text);
     assert_eq!(status, StatusCode::OK, "{page}");
     assert!(page.contains("is authorized"), "{page}");
     let rows = sealed_rows(&db).await;

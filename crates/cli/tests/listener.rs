@@ -103,7 +103,7 @@ async fn config_with(server: &str) -> (TestDatabase, PathBuf, pgforce_emulator::
 
 /// A self-signed certificate for localhost and 127.0.0.1, written to PEM files in `dir`:
 /// the certificate's PEM text, its path and its key's path.
-fn tls_files(dir: &Path) -> (String, PathBuf, PathBuf) {
+pub fn tls_files(dir: &Path) -> (String, PathBuf, PathBuf) {
     let key = rcgen::KeyPair::generate().unwrap();
     let params =
         rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])

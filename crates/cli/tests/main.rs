@@ -16,6 +16,7 @@ mod listener;
 mod logging;
 mod mappings;
 mod notifications;
+mod oauth;
 mod passwords;
 mod pause;
 mod pool;

@@ -28,7 +28,18 @@ pub async fn serving(config: &str) -> (Child, String) {
 
 /// Starts `pgforce run` on a free port with more environment variables.
 pub async fn serving_with(config: &str, env: &[(&str, &str)]) -> (Child, String) {
-    let mut command = pgforce(&["run", "--config", config]);
+    serving_with_flags(config, &[], env).await
+}
+
+/// Starts `pgforce run` on a free port with more flags and environment variables.
+pub async fn serving_with_flags(
+    config: &str,
+    flags: &[&str],
+    env: &[(&str, &str)],
+) -> (Child, String) {
+    let mut arguments = vec!["run", "--config", config];
+    arguments.extend_from_slice(flags);
+    let mut command = pgforce(&arguments);
     for (name, value) in env {
         command.env(name, value);
     }

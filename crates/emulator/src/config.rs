@@ -18,6 +18,8 @@ pub const DEFAULT_CLIENT_ID: &str = "pgforce";
 pub const DEFAULT_CLIENT_SECRET: &str = "pgforce";
 /// Default refresh token the org accepts from the start.
 pub const DEFAULT_REFRESH_TOKEN: &str = "pgforce-refresh-token";
+/// Default number the org's Id is minted from (`00D000000000001AAA`-like).
+pub const DEFAULT_ORG_NUMBER: u64 = 1;
 /// The newest API version the emulator serves, and the one it advertises.
 pub const LATEST_API_VERSION: &str = "66.0";
 /// The Pub/Sub API's port, as Salesforce's (`api.pubsub.salesforce.com:7443`).
@@ -41,6 +43,10 @@ pub struct EmulatorConfig {
     pub client_secret: String,
     /// A refresh token valid from the start (more can be minted through the control API).
     pub refresh_token: String,
+    /// The number the org's Id (`00D…`) is minted from: emulators with different numbers
+    /// are different orgs, as two Salesforce orgs behind one login page are (a consent
+    /// given in one names its org in the token answer's `id`).
+    pub org_number: u64,
     /// PEM of the public key or certificate that verifies JWT bearer assertions; without one,
     /// assertions are checked for issuer, subject, audience and expiry only.
     pub jwt_public_key_pem: Option<String>,
@@ -75,6 +81,7 @@ impl Default for EmulatorConfig {
             client_id: DEFAULT_CLIENT_ID.to_owned(),
             client_secret: DEFAULT_CLIENT_SECRET.to_owned(),
             refresh_token: DEFAULT_REFRESH_TOKEN.to_owned(),
+            org_number: DEFAULT_ORG_NUMBER,
             jwt_public_key_pem: None,
             session_lifetime: Duration::from_secs(2 * 3600),
             daily_api_limit: 100_000,

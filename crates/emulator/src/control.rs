@@ -55,7 +55,10 @@ pub fn router() -> Router<Arc<Shared>> {
         .route("/credentials/revoke", post(revoke_credentials))
         .route("/credentials/restore", post(restore_credentials))
         .route("/sessions", put(put_sessions))
-        .route("/refresh-tokens", post(mint_refresh_token))
+        .route(
+            "/refresh-tokens",
+            get(refresh_tokens).post(mint_refresh_token),
+        )
         .route("/limits", put(put_limits))
         .route(
             "/workload",
@@ -311,6 +314,13 @@ async fn put_sessions(State(shared): AppState, Json(settings): Json<SessionSetti
         .sessions()
         .set_lifetime(Duration::from_secs(settings.lifetime_seconds));
     Json(json!({ "lifetimeSeconds": settings.lifetime_seconds })).into_response()
+}
+
+/// `GET /refresh-tokens`: how many refresh tokens are valid (a client that revokes what it
+/// does not keep leaves none behind).
+async fn refresh_tokens(State(shared): AppState) -> Response {
+    let count = shared.sessions().refresh_token_count();
+    Json(json!({ "valid": count })).into_response()
 }
 
 /// `POST /refresh-tokens`: a new refresh token for the administrator.

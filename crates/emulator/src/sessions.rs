@@ -143,6 +143,11 @@ impl Sessions {
         token
     }
 
+    /// How many refresh tokens are valid (issued and not revoked).
+    pub fn refresh_token_count(&self) -> usize {
+        self.refresh.len()
+    }
+
     /// Issues an authorization code (the web-server flow's), valid for 15 minutes.
     pub fn mint_code(&mut self, mut code: AuthorizationCode) -> String {
         let opaque: String = rand::rng()

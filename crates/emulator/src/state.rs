@@ -62,7 +62,7 @@ impl Shared {
             last_name: "Admin".to_owned(),
         };
         Ok(Self {
-            org: RwLock::new(Org::new(schema, &admin)),
+            org: RwLock::new(Org::new(schema, &admin, config.org_number)),
             sessions: Mutex::new(Sessions::new(
                 config.session_lifetime,
                 &config.refresh_token,

@@ -183,3 +183,48 @@ async fn a_code_is_exchanged_once_with_its_redirect_and_verifier_for_working_tok
         "the refresh token works: {refreshed}"
     );
 }
+
+/// The org Id in a token answer's identity URL (`…/id/<orgId>/<userId>`).
+fn org_of(answer: &serde_json::Value) -> String {
+    let id = answer["id"].as_str().unwrap_or_else(|| panic!("{answer}"));
+    let segments: Vec<&str> = id.rsplit('/').collect();
+    assert_eq!(segments[2], "id", "{id}");
+    segments[1].to_owned()
+}
+
+#[tokio::test]
+async fn a_code_exchange_names_the_org_consented_in_and_each_org_number_is_another_org() {
+    let mut orgs = Vec::new();
+    for number in [pgforce_emulator::DEFAULT_ORG_NUMBER, 2] {
+        let org = Org::start_with(pgforce_emulator::EmulatorConfig {
+            org_number: number,
+            ..crate::support::config()
+        })
+        .await;
+        let (_, location, _) = consent(&org, DEFAULT_PASSWORD, "allow").await;
+        let (status, answer) = token_request(
+            &org.http,
+            &org.base,
+            &[
+                ("grant_type", "authorization_code"),
+                ("client_id", DEFAULT_CLIENT_ID),
+                ("client_secret", DEFAULT_CLIENT_SECRET),
+                ("code", &code_of(&location)),
+                ("redirect_uri", CALLBACK),
+                ("code_verifier", VERIFIER),
+            ],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        let org_id = org_of(&answer);
+        assert!(org_id.len() == 18 && org_id.starts_with("00D"), "{answer}");
+        let token = answer["access_token"].as_str().unwrap();
+        assert_eq!(
+            token.split('!').next(),
+            org_id.get(..15),
+            "the access token starts with the same org: {answer}"
+        );
+        orgs.push(org_id);
+    }
+    assert_ne!(orgs[0], orgs[1], "two org numbers, two orgs");
+}

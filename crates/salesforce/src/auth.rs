@@ -15,6 +15,8 @@ use crate::error::{Error, Result};
 
 /// The OAuth token endpoint's path on a login host.
 const TOKEN_PATH: &str = "/services/oauth2/token";
+/// The OAuth revocation endpoint's path on a login host.
+const REVOKE_PATH: &str = "/services/oauth2/revoke";
 const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 /// Lifetime of a JWT assertion, in seconds.
 const JWT_LIFETIME_SECONDS: u64 = 180;
@@ -28,6 +30,9 @@ pub struct Session {
     /// Increases with every new token; lets concurrent callers tell a fresh token from the
     /// stale one they failed with.
     pub(crate) generation: u64,
+    /// The org's 18-character Id, from the token answer's identity URL (`None` for a
+    /// session built from a given access token).
+    pub(crate) org_id: Option<String>,
 }
 
 impl Session {
@@ -35,6 +40,28 @@ impl Session {
     pub fn bearer_token(&self) -> &str {
         self.access_token.expose_secret()
     }
+
+    /// The Id of the org the session is for, when the token endpoint named it.
+    pub fn org_id(&self) -> Option<&str> {
+        self.org_id.as_deref()
+    }
+}
+
+/// The org Id in an identity URL (`https://<login host>/id/<orgId18>/<userId18>`), the
+/// way clients read it (jsforce's `parseIdUrl`): the second-to-last path segment.
+pub fn org_id_of_identity_url(url: &str) -> Option<&str> {
+    let mut segments = url.trim_end_matches('/').rsplit('/');
+    let _user = segments.next()?;
+    let org = segments.next()?;
+    let marker = segments.next()?;
+    (marker == "id" && (org.len() == 15 || org.len() == 18) && org.starts_with("00D"))
+        .then_some(org)
+}
+
+/// Whether two org Ids name the same org (an 18-character Id is the 15-character one with
+/// a case-checking suffix).
+pub fn same_org(a: &str, b: &str) -> bool {
+    a.get(..15).is_some() && a.get(..15) == b.get(..15)
 }
 
 impl std::fmt::Debug for Session {
@@ -50,12 +77,37 @@ impl std::fmt::Debug for Session {
 struct TokenResponse {
     access_token: String,
     instance_url: String,
+    /// The identity URL, naming the org and the user.
+    #[serde(default)]
+    id: Option<String>,
 }
 
 /// The answer to an authorization code's exchange.
 #[derive(Deserialize)]
 struct CodeExchange {
     refresh_token: Option<String>,
+    #[serde(default)]
+    id: Option<String>,
+}
+
+/// What an authorization code was exchanged for: the refresh token the connection will
+/// log in with, and who consented.
+#[derive(Debug)]
+pub struct CodeGrant {
+    /// The refresh token (offline access).
+    pub refresh_token: SecretString,
+    /// The identity URL of the user who consented (`…/id/<orgId>/<userId>`), when the
+    /// answer carried one (Salesforce's always does).
+    pub identity_url: Option<String>,
+}
+
+impl CodeGrant {
+    /// The Id of the org the person consented in, read from the identity URL.
+    pub fn org_id(&self) -> Option<&str> {
+        self.identity_url
+            .as_deref()
+            .and_then(org_id_of_identity_url)
+    }
 }
 
 /// The web-server flow's authorization URL: where a person logs in and consents, coming
@@ -85,7 +137,8 @@ pub fn authorize_url(
 }
 
 /// Exchanges an authorization code for the refresh token the connection will log in
-/// with (`grant_type=authorization_code`, with the PKCE verifier).
+/// with (`grant_type=authorization_code`, with the PKCE verifier), and the identity URL
+/// naming the org the person consented in.
 pub async fn exchange_authorization_code(
     config: &ClientConfig,
     client_id: &str,
@@ -93,20 +146,8 @@ pub async fn exchange_authorization_code(
     code: &str,
     redirect_uri: &str,
     code_verifier: &str,
-) -> Result<SecretString> {
-    config
-        .allowed_hosts
-        .check_url("login_url", &config.login_url)?;
-    let mut builder = reqwest::Client::builder()
-        .use_rustls_tls()
-        .redirect(config.allowed_hosts.redirect_policy())
-        .timeout(config.request_timeout);
-    if let Some(pem) = &config.extra_root_certificate_pem {
-        let certificate = reqwest::Certificate::from_pem(pem.as_bytes())
-            .map_err(|e| Error::Setup(format!("extra root certificate is not valid PEM: {e}")))?;
-        builder = builder.add_root_certificate(certificate);
-    }
-    let http = builder.build().map_err(|e| Error::Setup(e.to_string()))?;
+) -> Result<CodeGrant> {
+    let http = login_host_client(config)?;
     let login_url = config.login_url.trim_end_matches('/');
     let mut form = vec![
         ("grant_type", "authorization_code"),
@@ -123,16 +164,51 @@ pub async fn exchange_authorization_code(
     if (200..300).contains(&status) {
         let answer: CodeExchange =
             serde_json::from_slice(&body).map_err(|_| not_a_token_answer(login_url, status))?;
-        return answer
-            .refresh_token
-            .map(SecretString::from)
-            .ok_or_else(|| Error::UnexpectedResponse {
+        let refresh_token = answer.refresh_token.map(SecretString::from).ok_or_else(|| {
+            Error::UnexpectedResponse {
                 path,
                 status,
                 detail: "no refresh_token: give the connected app the refresh_token (offline access) scope".to_owned(),
-            });
+            }
+        })?;
+        return Ok(CodeGrant {
+            refresh_token,
+            identity_url: answer.id,
+        });
     }
     Err(token_error(login_url, status, &body))
+}
+
+/// Revokes a token at the login host (`POST /services/oauth2/revoke`), as for a refresh
+/// token pgforce was given but will not keep: it is then no use to anyone.
+pub async fn revoke_token(config: &ClientConfig, token: &SecretString) -> Result<()> {
+    let http = login_host_client(config)?;
+    let login_url = config.login_url.trim_end_matches('/');
+    let form = [("token", token.expose_secret())];
+    let (status, body) = post_form(&http, login_url, REVOKE_PATH, &form).await?;
+    if (200..300).contains(&status) {
+        Ok(())
+    } else {
+        Err(token_error(login_url, status, &body))
+    }
+}
+
+/// An HTTP client for the configured login host (which must be an allowed one), trusting
+/// the configured extra CA, following redirects to allowed hosts only.
+fn login_host_client(config: &ClientConfig) -> Result<reqwest::Client> {
+    config
+        .allowed_hosts
+        .check_url("login_url", &config.login_url)?;
+    let mut builder = reqwest::Client::builder()
+        .use_rustls_tls()
+        .redirect(config.allowed_hosts.redirect_policy())
+        .timeout(config.request_timeout);
+    if let Some(pem) = &config.extra_root_certificate_pem {
+        let certificate = reqwest::Certificate::from_pem(pem.as_bytes())
+            .map_err(|e| Error::Setup(format!("extra root certificate is not valid PEM: {e}")))?;
+        builder = builder.add_root_certificate(certificate);
+    }
+    builder.build().map_err(|e| Error::Setup(e.to_string()))
 }
 
 #[derive(Deserialize)]
@@ -197,6 +273,7 @@ pub(crate) async fn login(
                 access_token: access_token.clone(),
                 instance_url: instance_url.trim_end_matches('/').to_owned(),
                 generation,
+                org_id: None,
             });
         }
         Credentials::Password {
@@ -267,6 +344,11 @@ pub(crate) async fn login(
             access_token: SecretString::from(token.access_token),
             instance_url: token.instance_url.trim_end_matches('/').to_owned(),
             generation,
+            org_id: token
+                .id
+                .as_deref()
+                .and_then(org_id_of_identity_url)
+                .map(str::to_owned),
         });
     }
     Err(token_error(login_url, status, &body))
@@ -278,7 +360,18 @@ async fn post_token_form(
     login_url: &str,
     form: &[(&str, &str)],
 ) -> Result<(u16, bytes::Bytes)> {
-    let path = TOKEN_PATH.to_owned();
+    post_form(http, login_url, TOKEN_PATH, form).await
+}
+
+/// POSTs a form to an OAuth endpoint (`path`) of the login host; returns the status and
+/// body.
+async fn post_form(
+    http: &reqwest::Client,
+    login_url: &str,
+    path: &str,
+    form: &[(&str, &str)],
+) -> Result<(u16, bytes::Bytes)> {
+    let path = path.to_owned();
     let response = http
         .post(format!("{login_url}{path}"))
         .form(form)
@@ -360,5 +453,32 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(error, Error::Jwt(_)));
+    }
+
+    #[test]
+    fn the_org_id_is_read_from_the_identity_url() {
+        let url = "https://login.salesforce.com/id/00D5e000000AbCdEAK/0055e000001XyZ1AAK";
+        assert_eq!(org_id_of_identity_url(url), Some("00D5e000000AbCdEAK"));
+        assert_eq!(
+            org_id_of_identity_url("http://127.0.0.1:9/id/00D5e000000AbCd/0055e000001XyZ1"),
+            Some("00D5e000000AbCd")
+        );
+        assert_eq!(
+            org_id_of_identity_url("https://login.salesforce.com/0055e000001XyZ1AAK"),
+            None
+        );
+        assert_eq!(
+            org_id_of_identity_url("https://x/id/0015e000000AbCdEAK/0055e000001XyZ1AAK"),
+            None,
+            "an account Id is not an org Id"
+        );
+    }
+
+    #[test]
+    fn org_ids_of_15_and_18_characters_name_the_same_org() {
+        assert!(same_org("00D5e000000AbCdEAK", "00D5e000000AbCd"));
+        assert!(!same_org("00D5e000000AbCdEAK", "00D5e000000AbCeEAK"));
+        assert!(!same_org("00D5e000000AbCdEAK", "00D5e000000abcdEAK"));
+        assert!(!same_org("", ""));
     }
 }

@@ -43,7 +43,10 @@ pub mod soql;
 pub mod streaming;
 mod usage;
 
-pub use auth::{Session, authorize_url, exchange_authorization_code};
+pub use auth::{
+    CodeGrant, Session, authorize_url, exchange_authorization_code, org_id_of_identity_url,
+    revoke_token, same_org,
+};
 pub use client::{Client, SendGuard};
 pub use config::{
     ClientConfig, Credentials, DEFAULT_API_VERSION, PRODUCTION_LOGIN_URL, SANDBOX_LOGIN_URL,

@@ -3,7 +3,8 @@
 //! It answers process supervisors and monitoring — `/healthz`, `/readyz` and `/metrics`
 //! (`probes`), on the public listener or on a private one of their own — and the
 //! management API under `/api/v3` (`api`), where every route asks for a token with a role
-//! (`auth`), and the dashboard for people (`dashboard`, under `/dashboard`). Every answer
+//! (`auth`), the dashboard for people (`dashboard`, under `/dashboard`), and the browser's
+//! end of the OAuth consent flow (`oauth`, under `/oauth`). Every answer
 //! that is not a success is JSON `{"id": "<code>", "message": "…"}` (`problem`), never a
 //! stack trace or an upstream body.
 //!
@@ -21,6 +22,7 @@ mod auth;
 mod config;
 mod dashboard;
 mod listener;
+mod oauth;
 mod probes;
 mod problem;
 mod request_timeout;
@@ -31,9 +33,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use pgforce_sync::Engine;
 use tokio::net::TcpListener;
@@ -214,7 +214,7 @@ fn public_router(engine: Engine, scheme: Scheme, probes: Option<Probes>) -> Rout
     let mut router = Router::new()
         .route("/healthz", get(probes::healthz))
         .route("/api/openapi.json", get(openapi))
-        .route("/oauth/callback", get(oauth_callback))
+        .merge(oauth::router())
         .merge(api::router(&engine))
         .merge(dashboard::router());
     if let Some(probes) = probes {
@@ -230,92 +230,6 @@ fn public_router(engine: Engine, scheme: Scheme, probes: Option<Probes>) -> Rout
 /// How this server is reached (`http` or `https`), for the addresses it hands out.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Scheme(pub &'static str);
-
-/// Where Salesforce sends a person back after the consent page: `PGFORCE_PUBLIC_URL` (how
-/// people's browsers reach this server) or, without it, the request's own scheme and host.
-pub(crate) fn callback_url(headers: &axum::http::HeaderMap, scheme: Scheme) -> String {
-    let base = std::env::var("PGFORCE_PUBLIC_URL").unwrap_or_else(|_| {
-        let host = headers
-            .get(axum::http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("127.0.0.1:8780");
-        format!("{}://{host}", scheme.0)
-    });
-    format!("{}/oauth/callback", base.trim_end_matches('/'))
-}
-
-/// The end of the OAuth web-server flow (no token: the person's browser comes here from
-/// Salesforce, and the consent's random `state` is what authorizes it).
-async fn oauth_callback(
-    State(engine): State<Engine>,
-    axum::extract::RawQuery(query): axum::extract::RawQuery,
-) -> Response {
-    let params: Vec<(String, String)> =
-        serde_urlencoded::from_str(query.as_deref().unwrap_or_default()).unwrap_or_default();
-    let param = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
-    let page = |status: StatusCode, text: &str| {
-        (
-            status,
-            axum::response::Html(format!(
-                "<!doctype html><title>pgforce</title><h1>pgforce</h1><p id=\"outcome\">{}</p>",
-                text.replace('&', "&amp;")
-                    .replace('<', "&lt;")
-                    .replace('>', "&gt;")
-            )),
-        )
-            .into_response()
-    };
-    if let Some(error) = param("error") {
-        let description = param("error_description").unwrap_or_default();
-        return page(
-            StatusCode::BAD_REQUEST,
-            &format!("Salesforce did not authorize pgforce: {error}: {description}"),
-        );
-    }
-    let (Some(state), Some(code)) = (param("state"), param("code")) else {
-        return page(StatusCode::BAD_REQUEST, "the callback needs code and state");
-    };
-    match engine.complete_authorization(&state, &code).await {
-        Ok(done) => {
-            let target = format!("connection {}", done.connection);
-            if let Err(error) = engine
-                .audit(
-                    "oauth-consent",
-                    "connection.authorized",
-                    &target,
-                    None,
-                    None,
-                )
-                .await
-            {
-                tracing::error!(error = %error.chain(), "could not record a consent in the audit trail");
-            }
-            match done.next_url {
-                Some(next) => (
-                    StatusCode::SEE_OTHER,
-                    [(axum::http::header::LOCATION, next)],
-                )
-                    .into_response(),
-                None => page(
-                    StatusCode::OK,
-                    &format!(
-                        "Connection {} is authorized; you can close this page.",
-                        done.connection
-                    ),
-                ),
-            }
-        }
-        Err(error) => page(
-            StatusCode::BAD_REQUEST,
-            &format!("The authorization failed: {}", error.chain()),
-        ),
-    }
-}
 
 /// The management API's OpenAPI document (open, like the health checks).
 async fn openapi() -> axum::Json<serde_json::Value> {

@@ -67,8 +67,8 @@ pub use admin::{
 };
 pub use call_budget::{DEFAULT_CALLS_PER_TOKEN_HOUR, Viewer};
 pub use engine::{
-    Applied, Authorized, DEFAULT_POOL_SIZE, Engine, EngineOptions, MappingReconcile,
-    ReconcileRequest, ReloadMode, Reloaded, Rotation,
+    Applied, Authorized, ConsentRequest, DEFAULT_POOL_SIZE, Engine, EngineOptions,
+    MappingReconcile, OpenedConsent, ReconcileRequest, ReloadMode, Reloaded, Rotation,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use events::{Event, EventKind, EventOutcome};

@@ -201,6 +201,7 @@ impl EmulatorArgs {
             client_id: self.client_id.clone(),
             client_secret: self.client_secret.clone(),
             refresh_token: self.refresh_token.clone(),
+            org_number: pgforce_emulator::DEFAULT_ORG_NUMBER,
             jwt_public_key_pem,
             session_lifetime: Duration::from_secs(self.session_seconds),
             daily_api_limit: self.api_limit,

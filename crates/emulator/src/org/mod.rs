@@ -38,7 +38,7 @@ use crate::datetime;
 use crate::error::ApiError;
 use crate::events::{self, ChangeLog, Commit};
 
-/// The org's own Id (prefix `00D`), as minted for record number 1.
+/// The org's own Id's prefix (`00D`); the Id is minted from the org's number.
 const ORG_ID_PREFIX: &str = "00D";
 
 /// The user the org is created with.
@@ -73,19 +73,23 @@ pub struct Org {
     tables: Vec<Table>,
     last_stamp: i64,
     admin: RecordRef,
+    /// Which org this is: its Id is minted from this number.
+    number: u64,
     /// Committed changes to objects someone listens to (CDC, PushTopics).
     changes: ChangeLog,
 }
 
 impl Org {
-    /// A new org with the given schema and one active administrator.
-    pub fn new(schema: Schema, admin: &AdminUser) -> Self {
+    /// A new org with the given schema and one active administrator; its Id is minted from
+    /// `number` (emulators with different numbers are different orgs).
+    pub fn new(schema: Schema, admin: &AdminUser, number: u64) -> Self {
         let tables = schema.objects().iter().map(Table::new).collect();
         let user_object = schema.object_index("User").unwrap_or(0);
         let mut org = Self {
             schema: Arc::new(schema),
             tables,
             last_stamp: 0,
+            number,
             changes: ChangeLog::default(),
             admin: RecordRef {
                 object: user_object,
@@ -140,7 +144,7 @@ impl Org {
 
     /// The org's 18-character Id.
     pub fn org_id(&self) -> String {
-        mint_id(ORG_ID_PREFIX, 1)
+        mint_id(ORG_ID_PREFIX, self.number)
     }
 
     /// The administrator's record.

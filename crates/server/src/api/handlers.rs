@@ -8,8 +8,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use pgforce_sync::{
-    ConnectionId, ConnectionView, Depth, Engine, FailedDecision, MappingId, NotificationFilter,
-    ReloadMode, Viewer,
+    ConnectionId, ConnectionView, ConsentRequest, Depth, Engine, FailedDecision, MappingId,
+    NotificationFilter, ReloadMode, Viewer,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -135,6 +135,8 @@ pub(super) async fn create_connection(
 ) -> Answer {
     let mut settings: serde_json::Map<String, Value> = serde_json::from_str(&body)
         .map_err(|e| Problem::bad_request(format!("the body is not a JSON object: {e}")))?;
+    // Where the person lands after a consent: not a setting of the connection.
+    let next = crate::oauth::checked_next(settings.remove("next").as_ref())?;
     if let Some(schema) = settings.remove("schema_name") {
         if let Some(problem) = schema
             .as_str()
@@ -155,11 +157,15 @@ pub(super) async fn create_connection(
     let name = config.name.clone();
     if config.auth == pgforce_sync::config::AuthKind::RefreshToken && config.refresh_token.is_none()
     {
-        // A person must consent first: the answer says where to send them.
-        let next = settings_next(&body);
-        let redirect = engine
-            .authorize_new_connection(config, &crate::callback_url(&headers, scheme), next)
-            .await?;
+        // A person must consent first: the answer says where to send them (pgforce's own
+        // start URL, which binds the consent to their browser).
+        let request = ConsentRequest {
+            redirect_uri: crate::oauth::callback_url(&headers, scheme),
+            next_url: next,
+            requested_by: caller.name().to_owned(),
+        };
+        let ticket = engine.authorize_new_connection(config, request).await?;
+        let redirect = crate::oauth::start_url(&headers, scheme, &ticket);
         audited(
             &engine,
             &caller,
@@ -782,17 +788,9 @@ pub(super) async fn validate_mapping(
     ok(checks)
 }
 
-/// The `next` URL a body names, if any (where the person goes after consenting).
-fn settings_next(body: &str) -> Option<String> {
-    serde_json::from_str::<Value>(body)
-        .ok()?
-        .get("next")?
-        .as_str()
-        .map(str::to_owned)
-}
-
-/// Heroku Connect's `authorize_url`: where to send a person to consent, renewing the
-/// credentials of an API-created connection. Body (optional): `{"next": "<url>"}`.
+/// Heroku Connect's `authorize_url`: where to send a person to consent (pgforce's one-time
+/// start URL, for the browser that consents), renewing the credentials of an API-created
+/// connection. Body (optional): `{"next": "<path on pgforce>"}` and the login URL.
 pub(super) async fn authorize_url(
     caller: Caller,
     State(engine): State<Engine>,
@@ -809,18 +807,15 @@ pub(super) async fn authorize_url(
             .map_err(|e| Problem::bad_request(format!("the body is not a JSON object: {e}")))?
     };
     let login_url = consent_login_url(&fields)?;
-    let next = fields
-        .get("next")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    let redirect = engine
-        .authorize_connection(
-            view.id,
-            &crate::callback_url(&headers, scheme),
-            next,
-            login_url,
-        )
+    let request = ConsentRequest {
+        redirect_uri: crate::oauth::callback_url(&headers, scheme),
+        next_url: crate::oauth::checked_next(fields.get("next"))?,
+        requested_by: caller.name().to_owned(),
+    };
+    let ticket = engine
+        .authorize_connection(view.id, request, login_url)
         .await?;
+    let redirect = crate::oauth::start_url(&headers, scheme, &ticket);
     let target = format!("connection {}", view.name);
     audited(
         &engine,

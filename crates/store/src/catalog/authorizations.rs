@@ -1,5 +1,10 @@
 //! `pgforce.authorizations`: OAuth web-server flows waiting for the person to come back
 //! from Salesforce's consent page. Taken once, by their `state`, within an hour.
+//!
+//! A consent is bound to one browser: it is kept with the SHA-256 of a one-time ticket
+//! (pgforce's start URL), and opening the ticket trades it for the SHA-256 of a cookie the
+//! browser must show again at the callback. Only hashes are kept, so the catalog alone
+//! cannot finish a consent.
 
 use tokio_postgres::GenericClient;
 
@@ -26,10 +31,21 @@ pub struct Authorization {
     pub login_url: Option<String>,
     /// Where to send the person once it is done.
     pub next_url: Option<String>,
+    /// The name of the API token that asked for the consent.
+    pub requested_by: Option<String>,
+    /// The SHA-256 of the cookie of the browser that opened the start URL; `None` until
+    /// one did.
+    pub browser_hash: Option<Vec<u8>>,
 }
 
-/// Keeps a consent in progress.
-pub async fn save(client: &impl GenericClient, authorization: &Authorization) -> Result<()> {
+/// Keeps a consent in progress, reachable once through the ticket whose SHA-256 is
+/// `ticket_hash`, which leads to `consent_url` (Salesforce's consent page).
+pub async fn save(
+    client: &impl GenericClient,
+    authorization: &Authorization,
+    ticket_hash: &[u8],
+    consent_url: &str,
+) -> Result<()> {
     let (key, sealed) = authorization
         .sealed_secrets
         .clone()
@@ -37,8 +53,9 @@ pub async fn save(client: &impl GenericClient, authorization: &Authorization) ->
     client
         .execute(
             "insert into pgforce.authorizations
-                 (state, connection_id, settings, secrets, secrets_key, code_verifier, redirect_uri, next_url, login_url)
-             values ($1, $2, $3::text::jsonb, $4, $5, $6, $7, $8, $9)",
+                 (state, connection_id, settings, secrets, secrets_key, code_verifier, redirect_uri,
+                  next_url, login_url, requested_by, ticket_hash, consent_url)
+             values ($1, $2, $3::text::jsonb, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             &[
                 &authorization.state,
                 &authorization.connection.map(ConnectionId::get),
@@ -49,11 +66,36 @@ pub async fn save(client: &impl GenericClient, authorization: &Authorization) ->
                 &authorization.redirect_uri,
                 &authorization.next_url,
                 &authorization.login_url,
+                &authorization.requested_by,
+                &ticket_hash,
+                &consent_url,
             ],
         )
         .await
         .context(|| "keeping an authorization in progress".to_owned())?;
     Ok(())
+}
+
+/// Opens the ticket whose SHA-256 is `ticket_hash` for the browser whose cookie hashes to
+/// `browser_hash`: the ticket is spent, the consent bound to that browser; returns
+/// Salesforce's consent page to send it to. `None` for an unknown, spent or expired ticket.
+pub async fn open(
+    client: &impl GenericClient,
+    ticket_hash: &[u8],
+    browser_hash: &[u8],
+) -> Result<Option<String>> {
+    let row = client
+        .query_opt(
+            "update pgforce.authorizations
+                set ticket_hash = null, browser_hash = $2
+              where ticket_hash = $1 and browser_hash is null
+                and created_at > now() - interval '1 hour'
+             returning consent_url",
+            &[&ticket_hash, &browser_hash],
+        )
+        .await
+        .context(|| "opening a consent's start ticket".to_owned())?;
+    Ok(row.and_then(|r| r.get(0)))
 }
 
 /// Takes the consent `state` names, if it was started within the last hour.
@@ -62,7 +104,8 @@ pub async fn take(client: &impl GenericClient, state: &str) -> Result<Option<Aut
         .query_opt(
             "delete from pgforce.authorizations where state = $1
              returning state, connection_id, settings::text, secrets_key, secrets, code_verifier,
-                       redirect_uri, next_url, created_at > now() - interval '1 hour', login_url",
+                       redirect_uri, next_url, created_at > now() - interval '1 hour', login_url,
+                       requested_by, browser_hash",
             &[&state],
         )
         .await
@@ -78,6 +121,8 @@ pub async fn take(client: &impl GenericClient, state: &str) -> Result<Option<Aut
         redirect_uri: r.get(6),
         next_url: r.get(7),
         login_url: r.get(9),
+        requested_by: r.get(10),
+        browser_hash: r.get(11),
     }))
 }
 

@@ -250,6 +250,38 @@ pub async fn lift_org_pause(client: &impl GenericClient, connection: ConnectionI
         .map(|_| ())
 }
 
+/// The Salesforce org (18-character Id) a connection's credentials were last seen to
+/// belong to; `None` while pgforce has not learnt it.
+pub async fn org_id(
+    client: &impl GenericClient,
+    connection: ConnectionId,
+) -> Result<Option<String>> {
+    let row = client
+        .query_opt(
+            "select org_id from pgforce.connections where id = $1",
+            &[&connection.get()],
+        )
+        .await
+        .context(|| format!("reading the org of connection {connection}"))?;
+    Ok(row.and_then(|r| r.get(0)))
+}
+
+/// Records the Salesforce org a connection's credentials belong to.
+pub async fn set_org_id(
+    client: &impl GenericClient,
+    connection: ConnectionId,
+    org_id: &str,
+) -> Result<()> {
+    client
+        .execute(
+            "update pgforce.connections set org_id = $2 where id = $1",
+            &[&connection.get(), &org_id],
+        )
+        .await
+        .context(|| format!("recording the org of connection {connection}"))
+        .map(|_| ())
+}
+
 /// Removes a connection and, with it, its mappings, cursors and events from the catalog
 /// (its schema and tables stay). `false` when there was no such connection.
 pub async fn remove(client: &impl GenericClient, connection: ConnectionId) -> Result<bool> {

@@ -44,7 +44,7 @@ pub const CATALOG_CHANNEL: &str = "pgforce_catalog";
 pub const NUDGE_CHANNEL: &str = "pgforce_nudge";
 
 /// `(version, SQL)` of every migration, in order.
-const MIGRATIONS: [(i32, &str); 21] = [
+const MIGRATIONS: [(i32, &str); 22] = [
     (1, include_str!("../../migrations/0001_catalog.sql")),
     (
         2,
@@ -96,6 +96,7 @@ const MIGRATIONS: [(i32, &str); 21] = [
         21,
         include_str!("../../migrations/0021_creates_in_flight_before_upgrade.sql"),
     ),
+    (22, include_str!("../../migrations/0022_oauth_binding.sql")),
 ];
 
 /// Key of the advisory lock that serialises migrations ("pgforce" in ASCII).

@@ -324,8 +324,9 @@ impl Engine {
     /// Salesforce's hosts and the configuration's `[security] allowed_login_hosts`, a
     /// reserved schema or a malformed API version are refused before anything is sent.
     /// Its credentials are then checked against the org (nothing is registered if it
-    /// refuses them), and its secrets kept sealed under this engine's key, written with
-    /// its row, so every process holding the key can run it.
+    /// refuses them; the org that answered is recorded with it), and its secrets kept
+    /// sealed under this engine's key, written with its row, so every process holding the
+    /// key can run it.
     pub async fn create_connection(&self, config: ConnectionConfig) -> Result<ConnectionId> {
         let mut pg = self.session().await?;
         self.admissible_new_connection(&pg, &config).await?;
@@ -344,6 +345,12 @@ impl Engine {
         let id = connections::reserve_id(&*pg)
             .await
             .map_err(Error::catalog)?;
+        // The login that answered names the org; renewals by consent must come from it.
+        let org_id = salesforce
+            .session()
+            .await
+            .ok()
+            .and_then(|session| session.org_id().map(str::to_owned));
         let sealed = secrets::seal(&key, secrets::Owner::Connection(id), &config)?;
         let new = Declaring::New {
             id,
@@ -352,6 +359,11 @@ impl Engine {
         };
         self.apply_connection(&mut pg, &config, new).await?;
         self.remember(config);
+        if let Some(org_id) = &org_id {
+            connections::set_org_id(&*pg, id, org_id)
+                .await
+                .map_err(Error::catalog)?;
+        }
         Ok(id)
     }
 

@@ -47,7 +47,7 @@ use pgforce_store::catalog::connections::ConnectionRow;
 use pgforce_store::{ConnectionId, MappingId, Pool, PoolOptions, PooledSession, Session};
 use tokio::sync::{broadcast, watch};
 
-pub use authorize::Authorized;
+pub use authorize::{Authorized, ConsentRequest, OpenedConsent};
 pub use operations::{ReloadMode, Reloaded};
 pub use reconciling::{MappingReconcile, ReconcileRequest};
 pub use rotation::Rotation;
