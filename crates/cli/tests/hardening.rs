@@ -238,16 +238,8 @@ async fn over_tls_the_session_cookie_is_secure_and_host_prefixed_and_logout_clea
     let db = TestDatabase::create().await;
     let config = config_file(&org, &db, READ_WRITE_ACCOUNTS);
     let path = config.to_str().unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
     let dir = std::env::temp_dir().join(format!("{}-tls", db.name));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&cert_path, cert.pem()).unwrap();
-    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    let (cert, cert_path, key_path) = crate::listener::tls_files(&dir);
     let (_daemon, base) = serving_with(
         path,
         &[
@@ -263,7 +255,7 @@ async fn over_tls_the_session_cookie_is_secure_and_host_prefixed_and_logout_clea
     .await
     .trim()
     .to_owned();
-    let http = client(Some(&cert.pem()));
+    let http = client(Some(&cert));
 
     let (login_cookie, _) = login_form(&http, &base).await;
     assert!(
