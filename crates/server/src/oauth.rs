@@ -155,7 +155,7 @@ async fn start(
     axum::Extension(scheme): axum::Extension<Scheme>,
     Path(ticket): Path<String>,
 ) -> Response {
-    match engine.open_consent(&ticket).await {
+    match engine.admin().open_consent(&ticket).await {
         Ok(opened) => (
             StatusCode::SEE_OTHER,
             [
@@ -209,6 +209,7 @@ async fn callback(
     };
     let browser = presented_cookie(&headers, scheme);
     let mut answer = match engine
+        .admin()
         .complete_authorization(&state, &code, browser.as_deref())
         .await
     {

@@ -61,14 +61,14 @@ mod worker;
 mod writer;
 
 pub use admin::{
-    Admin, Check, CheckOutcome, ConnectionStatus, ConnectionView, DESCRIBE_FRESH, Depth, Diagnosis,
-    EXACT_COUNT_BELOW, MappingStatus, MappingView, ROW_COUNT_FRESH, SALESFORCE_COUNT_FRESH, Status,
-    WriterStatus,
+    Admin, Authorized, Check, CheckOutcome, ConnectionStatus, ConnectionView, ConsentRequest,
+    DESCRIBE_FRESH, Depth, Diagnosis, EXACT_COUNT_BELOW, MappingStatus, MappingView, OpenedConsent,
+    ROW_COUNT_FRESH, SALESFORCE_COUNT_FRESH, Status, WriterStatus,
 };
 pub use call_budget::{DEFAULT_CALLS_PER_TOKEN_HOUR, Viewer};
 pub use engine::{
-    Applied, Authorized, ConsentRequest, DEFAULT_POOL_SIZE, Engine, EngineOptions,
-    MappingReconcile, OpenedConsent, ReconcileRequest, ReloadMode, Reloaded, Rotation,
+    Applied, DEFAULT_POOL_SIZE, Engine, EngineOptions, MappingReconcile, ReconcileRequest,
+    ReloadMode, Reloaded, Rotation,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use events::{Event, EventKind, EventOutcome};

@@ -164,7 +164,10 @@ pub(super) async fn create_connection(
             next_url: next,
             requested_by: caller.name().to_owned(),
         };
-        let ticket = engine.authorize_new_connection(config, request).await?;
+        let ticket = engine
+            .admin()
+            .authorize_new_connection(config, request)
+            .await?;
         let redirect = crate::oauth::start_url(&headers, scheme, &ticket);
         audited(
             &engine,
@@ -813,6 +816,7 @@ pub(super) async fn authorize_url(
         requested_by: caller.name().to_owned(),
     };
     let ticket = engine
+        .admin()
         .authorize_connection(view.id, request, login_url)
         .await?;
     let redirect = crate::oauth::start_url(&headers, scheme, &ticket);

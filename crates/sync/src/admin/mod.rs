@@ -9,13 +9,15 @@
 //!
 //! Layout: `views` (connections and mappings as the API shows them, by id, with their
 //! freshness), `validate` (diagnosing a connection), `status` (`pgforce status`),
-//! `scrape` (metrics).
+//! `scrape` (metrics), `authorize` (the OAuth web-server flow).
 
+mod authorize;
 mod scrape;
 mod status;
 mod validate;
 mod views;
 
+pub use authorize::{Authorized, ConsentRequest, OpenedConsent};
 pub use status::{ConnectionStatus, MappingStatus, Status, WriterStatus};
 pub use validate::{Check, Diagnosis, Outcome as CheckOutcome};
 pub(crate) use views::Kept;

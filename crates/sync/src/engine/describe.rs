@@ -369,7 +369,7 @@ impl Engine {
 
     /// Refuses what no API caller may create: a name that exists (a conflict), settings
     /// naming server files, and settings [`ConnectionConfig::check`] refuses.
-    pub(super) async fn admissible_new_connection(
+    pub(crate) async fn admissible_new_connection(
         &self,
         pg: &Session,
         config: &ConnectionConfig,
@@ -387,7 +387,7 @@ impl Engine {
 
     /// The keys secrets are sealed with (the first) and opened with, or why connections
     /// cannot be created here.
-    pub(super) fn sealing_key(&self, connection: &str) -> Result<SecretKeys> {
+    pub(crate) fn sealing_key(&self, connection: &str) -> Result<SecretKeys> {
         self.shared.options.secret_keys.clone().ok_or_else(|| Error::Connection {
             connection: connection.to_owned(),
             problem: "this pgforce has no secret key to keep credentials with (set PGFORCE_SECRET_KEY or PGFORCE_SECRET_KEY_FILE; `pgforce key generate` writes one)".to_owned(),

@@ -28,7 +28,6 @@
 //! `authorize` (the OAuth web-server flow), `rotation` (kept secrets sealed again under the
 //! operator's first key), `expiry` (deleting expired sessions, consents and diagnoses).
 
-mod authorize;
 mod describe;
 mod documents;
 mod expiry;
@@ -47,7 +46,6 @@ use pgforce_store::catalog::connections::ConnectionRow;
 use pgforce_store::{ConnectionId, MappingId, Pool, PoolOptions, PooledSession, Session};
 use tokio::sync::{broadcast, watch};
 
-pub use authorize::{Authorized, ConsentRequest, OpenedConsent};
 pub use operations::{ReloadMode, Reloaded};
 pub use reconciling::{MappingReconcile, ReconcileRequest};
 pub use rotation::Rotation;
@@ -179,7 +177,7 @@ pub(crate) struct Shared {
     /// Sessions lent to API requests, scrapes and commands (bounded); workers do not
     /// borrow from it.
     pool: Pool,
-    options: EngineOptions,
+    pub(crate) options: EngineOptions,
     /// Connections declared to this process, with their secrets (by name). Declarations
     /// from the configuration file come first; run-time additions are appended.
     declared: std::sync::RwLock<Vec<ConnectionConfig>>,
@@ -396,7 +394,7 @@ impl Engine {
     /// A connection's full configuration: its declaration here (with secrets), else its
     /// catalog settings when they suffice to log in (a JWT key file, say). `None` when
     /// this process cannot run it.
-    fn configuration(&self, row: &ConnectionRow) -> Option<ConnectionConfig> {
+    pub(crate) fn configuration(&self, row: &ConnectionRow) -> Option<ConnectionConfig> {
         if let Some(declared) = self.declared().into_iter().find(|c| c.name == row.name) {
             return Some(declared);
         }
@@ -433,7 +431,7 @@ impl Engine {
     }
 
     /// The hosts this engine's connections may log in to.
-    fn allowed_hosts(&self) -> &pgforce_salesforce::AllowedHosts {
+    pub(crate) fn allowed_hosts(&self) -> &pgforce_salesforce::AllowedHosts {
         &self.shared.options.allowed_hosts
     }
 

@@ -25,7 +25,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use secrecy::ExposeSecret as _;
 use serde_json::{Map, Value, json};
 
-use super::Engine;
+use super::Admin;
 use crate::config::{AuthKind, ConnectionConfig};
 use crate::error::{Error, Result};
 use crate::secrets::{self, Owner, Sealed};
@@ -105,7 +105,7 @@ fn same_browser(bound: Option<&[u8]>, presented: Option<&str>) -> bool {
     }
 }
 
-impl Engine {
+impl Admin {
     /// Starts the consent for a connection to create (`config` without a refresh token,
     /// `auth = "refresh_token"`); returns the one-time ticket of pgforce's start URL.
     pub async fn authorize_new_connection(
@@ -113,9 +113,9 @@ impl Engine {
         config: ConnectionConfig,
         request: ConsentRequest,
     ) -> Result<String> {
-        let pg = self.session().await?;
-        self.admissible_new_connection(&pg, &config).await?;
-        let key = self.sealing_key(&config.name)?;
+        let pg = self.engine.session().await?;
+        self.engine.admissible_new_connection(&pg, &config).await?;
+        let key = self.engine.sealing_key(&config.name)?;
         let settings = serde_json::to_string(&config).map_err(|e| Error::Connection {
             connection: config.name.clone(),
             problem: format!("settings: {e}"),
@@ -149,8 +149,8 @@ impl Engine {
         request: ConsentRequest,
         login_url: Option<String>,
     ) -> Result<String> {
-        let pg = self.session().await?;
-        let row = self.connection_row(&pg, id).await?;
+        let pg = self.engine.session().await?;
+        let row = self.engine.connection_row(&pg, id).await?;
         let refuse = |problem: &str| Error::Connection {
             connection: row.name.clone(),
             problem: problem.to_owned(),
@@ -160,12 +160,12 @@ impl Engine {
                 "it is declared in a configuration file; change it there",
             ));
         }
-        let mut config = self.configuration(&row).ok_or_else(|| {
+        let mut config = self.engine.configuration(&row).ok_or_else(|| {
             refuse("this pgforce cannot open its secrets (no secret key, or another one)")
         })?;
         if let Some(url) = &login_url {
             config.login_url.clone_from(url);
-            config.check(self.allowed_hosts())?;
+            config.check(self.engine.allowed_hosts())?;
         }
         self.start_consent(
             &config,
@@ -198,7 +198,7 @@ impl Engine {
             &challenge(&pending.code_verifier),
         );
         let ticket = random(32)?;
-        let pg = self.session().await?;
+        let pg = self.engine.session().await?;
         authorizations::save(&*pg, &pending, &hash(&ticket), &consent_url)
             .await
             .map_err(Error::catalog)?;
@@ -210,7 +210,7 @@ impl Engine {
     /// cookie's value.
     pub async fn open_consent(&self, ticket: &str) -> Result<OpenedConsent> {
         let browser_secret = random(32)?;
-        let pg = self.session().await?;
+        let pg = self.engine.session().await?;
         let consent_url = authorizations::open(&*pg, &hash(ticket), &hash(&browser_secret))
             .await
             .map_err(Error::catalog)?
@@ -228,13 +228,18 @@ impl Engine {
     async fn consent_configuration(&self, pending: &Authorization) -> Result<ConnectionConfig> {
         match (&pending.connection, &pending.settings) {
             (Some(id), _) => {
-                let pg = self.session().await?;
-                let row = self.connection_row(&pg, *id).await?;
-                let mut config = self.configuration(&row).ok_or_else(|| Error::Connection {
+                let pg = self.engine.session().await?;
+                let row = self.engine.connection_row(&pg, *id).await?;
+                let mut config =
+                    self.engine
+                        .configuration(&row)
+                        .ok_or_else(|| {
+                            Error::Connection {
                     connection: row.name.clone(),
                     problem: "this pgforce cannot open its secrets (no secret key, or another one)"
                         .to_owned(),
-                })?;
+                }
+                        })?;
                 if let Some(url) = &pending.login_url {
                     config.login_url.clone_from(url);
                 }
@@ -245,16 +250,17 @@ impl Engine {
                     serde_json::from_str(settings).map_err(|e| Error::Document {
                         problem: format!("the consent's settings are not a connection: {e}"),
                     })?;
-                let key =
-                    self.shared
-                        .options
-                        .secret_keys
-                        .as_ref()
-                        .ok_or_else(|| Error::Connection {
-                            connection: config.name.clone(),
-                            problem: "this pgforce has no secret key to open the consent's secrets"
-                                .to_owned(),
-                        })?;
+                let key = self
+                    .engine
+                    .shared
+                    .options
+                    .secret_keys
+                    .as_ref()
+                    .ok_or_else(|| Error::Connection {
+                        connection: config.name.clone(),
+                        problem: "this pgforce has no secret key to open the consent's secrets"
+                            .to_owned(),
+                    })?;
                 if let Some(sealed) = &pending.sealed_secrets {
                     let (owner, sealed) = (Owner::Consent(&pending.state), Sealed::of(sealed));
                     secrets::unseal_into(key, owner, &sealed, &mut config)?;
@@ -277,7 +283,7 @@ impl Engine {
         code: &str,
         browser: Option<&str>,
     ) -> Result<Authorized> {
-        let pg = self.session().await?;
+        let pg = self.engine.session().await?;
         let pending = authorizations::take(&*pg, state)
             .await
             .map_err(Error::catalog)?
@@ -296,7 +302,7 @@ impl Engine {
         }
         // Only the login URL and the trusted CA of the settings matter for the exchange;
         // the code and client secret go to an allowed host only.
-        config.check(self.allowed_hosts())?;
+        config.check(self.engine.allowed_hosts())?;
         let mut client_config = pgforce_salesforce::ClientConfig::new(
             config.login_url.clone(),
             pgforce_salesforce::Credentials::AccessToken {
@@ -304,7 +310,7 @@ impl Engine {
                 access_token: SecretString::from(String::new()),
             },
         );
-        client_config.allowed_hosts = self.allowed_hosts().clone();
+        client_config.allowed_hosts = self.engine.allowed_hosts().clone();
         client_config.extra_root_certificate_pem = config.extra_ca()?;
         let client_secret = config
             .client_secret
@@ -345,7 +351,7 @@ impl Engine {
             }
         };
         if let Some(org_id) = &org_id {
-            let pg = self.session().await?;
+            let pg = self.engine.session().await?;
             connections::set_org_id(&*pg, connection, org_id)
                 .await
                 .map_err(Error::catalog)?;
@@ -383,13 +389,13 @@ impl Engine {
                 if let Some(url) = pending.login_url.clone() {
                     patch.insert("login_url".to_owned(), Value::String(url));
                 }
-                self.update_connection(id, &patch).await?;
+                self.engine.update_connection(id, &patch).await?;
                 Ok(id)
             }
             None => {
                 config.auth = AuthKind::RefreshToken;
                 config.refresh_token = Some(refresh_token.clone());
-                self.create_connection(config).await
+                self.engine.create_connection(config).await
             }
         }
     }
@@ -404,7 +410,7 @@ impl Engine {
         pending: &Authorization,
         consented: Option<&str>,
     ) -> Result<()> {
-        let pg = self.session().await?;
+        let pg = self.engine.session().await?;
         let Some(expected) = connections::org_id(&*pg, id)
             .await
             .map_err(Error::catalog)?
@@ -436,6 +442,7 @@ impl Engine {
     /// not returned (the consent's outcome stands).
     async fn audit_consent(&self, action: &str, target: &str, detail: &Value) {
         if let Err(error) = self
+            .engine
             .audit(CONSENT_ACTOR, action, target, None, Some(detail))
             .await
         {
