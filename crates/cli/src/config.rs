@@ -136,6 +136,11 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
         .validate()
         .map_err(anyhow::Error::msg)
         .with_context(|| format!("config file {}", path.display()))?;
+    for webhook in &config.webhooks {
+        webhook
+            .check()
+            .with_context(|| format!("config file {}", path.display()))?;
+    }
     if config.connections.is_empty() {
         bail!("config file {}: no [[connection]] to sync", path.display());
     }
@@ -229,6 +234,23 @@ mod tests {
         assert!(
             error.contains("[database] pool_size must be at least 1")
                 && error.contains(&path.display().to_string()),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_webhook_with_a_blank_secret_is_refused_naming_it() {
+        let path =
+            std::env::temp_dir().join(format!("pgforce-webhook-{}.toml", std::process::id()));
+        std::fs::write(
+            &path,
+            "[database]\nurl = \"postgres://db/app\"\n[[webhook]]\nurl = \"https://hooks.example.com/a\"\nsecret = \"  \"\n",
+        )
+        .unwrap();
+        let error = format!("{:#}", load(&path).unwrap_err());
+        std::fs::remove_file(&path).unwrap();
+        assert!(
+            error.contains("https://hooks.example.com/a") && error.contains("secret is empty"),
             "{error}"
         );
     }

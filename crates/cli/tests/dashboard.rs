@@ -375,15 +375,9 @@ async fn log_in_over_http(base: &str, token: &str) -> (reqwest::Client, String) 
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let login = http
-        .post(format!("{base}/dashboard/login"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("token={token}"))
-        .send()
-        .await
-        .unwrap();
+    let login = crate::hardening::log_in(&http, base, token, Some(base)).await;
     assert_eq!(login.status().as_u16(), 303, "logged in");
-    let cookie = login.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let cookie = crate::hardening::set_cookie(&login, "pgforce_session");
     (http, cookie)
 }
 

@@ -229,7 +229,7 @@ async fn a_request_whose_body_never_arrives_is_answered_after_the_request_timeou
 
     let mut slow = TcpStream::connect(daemon.address(0)).await.unwrap();
     slow.write_all(
-        b"POST /dashboard/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\nConnection: close\r\n\r\ntoken=abc",
+        b"POST /dashboard/login HTTP/1.1\r\nHost: localhost\r\nOrigin: http://localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\nConnection: close\r\n\r\ntoken=abc",
     )
     .await
     .unwrap();
@@ -410,7 +410,7 @@ fn assert_secure_headers(response: &reqwest::Response) {
         "{what}"
     );
     assert_eq!(header(response, "x-frame-options"), "DENY", "{what}");
-    assert_eq!(header(response, "referrer-policy"), "no-referrer", "{what}");
+    assert_eq!(header(response, "referrer-policy"), "same-origin", "{what}");
     assert_eq!(header(response, "cache-control"), "no-store", "{what}");
     assert_eq!(
         header(response, "strict-transport-security"),

@@ -10,6 +10,7 @@ mod dashboard;
 mod demo;
 mod drift;
 mod events;
+mod hardening;
 mod keys;
 mod listener;
 mod logging;

@@ -2,8 +2,10 @@
 //! tokens, and the role each route asks for.
 //!
 //! Missing, unknown, expired and revoked tokens are all `401` with the same answer (a
-//! caller learns nothing about which tokens exist); a live token whose role is below the
-//! route's is `403` naming both roles.
+//! caller learns nothing about which tokens exist), and are not recorded: anyone can send
+//! them. A live token whose role is below the route's is `403` naming both roles, and is
+//! recorded in the audit trail ([`Caller::require_recorded`], `access.denied`, aggregated
+//! per token and route a minute at a time).
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -12,6 +14,9 @@ use axum::http::{HeaderMap, StatusCode};
 use pgforce_sync::{Engine, Role, TokenRow, Viewer};
 
 use crate::problem::Problem;
+
+/// The audit trail's action for a live token refused for want of a role.
+const ACCESS_DENIED: &str = "access.denied";
 
 /// The token a request came with.
 #[derive(Debug, Clone)]
@@ -57,6 +62,31 @@ impl Caller {
 }
 
 impl Caller {
+    /// Goes on only if the caller's role includes `role`; a refusal is recorded in the
+    /// audit trail as `access.denied` of `target` (a route as the table names it, never
+    /// a path with ids, so one token adds at most a row a minute per route).
+    pub async fn require_recorded(
+        &self,
+        engine: &Engine,
+        role: Role,
+        target: &str,
+    ) -> Result<(), Problem> {
+        let refused = self.require(role);
+        if refused.is_err() {
+            let detail = serde_json::json!({
+                "role": self.token.role.to_string(),
+                "needs": role.to_string(),
+            });
+            if let Err(error) = engine
+                .audit_refusal(self.name(), ACCESS_DENIED, target, &detail)
+                .await
+            {
+                tracing::error!(target, error = %error.chain(), "could not record a refused request in the audit trail");
+            }
+        }
+        refused
+    }
+
     /// The caller a request's `Authorization: Bearer` token names, if it is live.
     pub async fn authenticate(engine: &Engine, headers: &HeaderMap) -> Result<Self, Problem> {
         let unauthorized = || {

@@ -1,7 +1,10 @@
 //! The headers every answer carries, so a browser treats pgforce's pages and JSON as
 //! what they are: nothing framed (clickjacking), nothing sniffed into another type,
 //! nothing cached (answers hold tokens, secrets' presence, the audit trail), no referrer
-//! leaking a callback's code, and — under TLS only, where it can be kept — HSTS.
+//! leaking a callback's code to another site (`same-origin`: pgforce's own pages still
+//! name their origin when they post a form, which the dashboard checks; `no-referrer`
+//! would make browsers send `Origin: null`), and — under TLS only, where it can be kept —
+//! HSTS.
 //!
 //! The dashboard runs no script and styles itself from one stylesheet of its own
 //! (`/dashboard/style.css`), so its policy allows only that stylesheet and forms posted
@@ -36,7 +39,7 @@ fn secure(headers: &mut HeaderMap, tls: bool) {
     headers.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(POLICY));
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if tls {
         headers.insert(STRICT_TRANSPORT_SECURITY, HeaderValue::from_static(HSTS));

@@ -5,6 +5,7 @@
 
 mod support;
 
+mod audit;
 mod catalog;
 mod connections;
 mod events;

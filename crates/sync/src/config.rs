@@ -43,9 +43,27 @@ pub const DEFAULT_POLL_OVERLAP: Duration = Duration::from_secs(10);
 pub struct WebhookConfig {
     /// Where to POST each notification (JSON).
     pub url: String,
-    /// The key of each body's HMAC-SHA256 signature (`X-Pgforce-Signature: sha256=<hex>`);
-    /// write `${ENV_VAR}` to keep it out of the file.
+    /// The key of each delivery's HMAC-SHA256 signature (`X-Pgforce-Signature:
+    /// t=<unix seconds>,v1=<hex>`, the tag of `"<t>.<body>"`); never empty. Write
+    /// `${ENV_VAR}` to keep it out of the file.
     pub secret: SecretString,
+}
+
+impl WebhookConfig {
+    /// Refuses a webhook whose deliveries anyone could sign: an empty or blank secret
+    /// (often an environment variable set to nothing), naming the webhook.
+    pub fn check(&self) -> Result<()> {
+        use secrecy::ExposeSecret as _;
+        if self.secret.expose_secret().trim().is_empty() {
+            return Err(Error::Document {
+                problem: format!(
+                    "[[webhook]] {}: secret is empty; its deliveries would be signed with a key anyone knows",
+                    self.url
+                ),
+            });
+        }
+        Ok(())
+    }
 }
 
 /// What may leave this process (the configuration file's `[security]`).

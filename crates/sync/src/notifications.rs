@@ -4,10 +4,12 @@
 //! configured webhooks.
 //!
 //! Delivery is at least once: a notification is claimed for a minute (so two processes
-//! do not both send it), POSTed as JSON to every webhook with an HMAC-SHA256 signature of
-//! the body under the webhook's secret (`X-Pgforce-Signature: sha256=<hex>`), marked
-//! delivered when every webhook answered 2xx, and otherwise tried again after 2, 4, 8 …
-//! seconds (at most an hour), up to [`MAX_ATTEMPTS`] times.
+//! do not both send it), POSTed as JSON to every webhook with a timestamped HMAC-SHA256
+//! signature under the webhook's secret (`X-Pgforce-Signature: t=<unix seconds>,v1=<hex>`,
+//! the tag of `"<t>.<body>"`, as Stripe signs: the time is signed with the body, so a
+//! receiver that refuses old timestamps refuses replays), marked delivered when every
+//! webhook answered 2xx, and otherwise tried again after 2, 4, 8 … seconds (at most an
+//! hour), up to [`MAX_ATTEMPTS`] times. Each attempt is signed afresh, with its own time.
 
 use std::time::Duration;
 
@@ -235,12 +237,30 @@ pub(crate) fn body(notification: &Notification) -> String {
     .to_string()
 }
 
-/// `sha256=<hex HMAC-SHA256 of body under secret>`.
-pub(crate) fn signature(secret: &str, body: &str) -> String {
+/// The header that carries a delivery's signature.
+const SIGNATURE_HEADER: &str = "x-pgforce-signature";
+
+/// `t=<timestamp>,v1=<hex HMAC-SHA256 of "<timestamp>.<body>" under secret>`.
+pub(crate) fn signature(secret: &str, timestamp: u64, body: &str) -> String {
     let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
-    let tag = hmac::sign(&key, body.as_bytes());
-    let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256={hex}")
+    let mut signed = hmac::Context::with_key(&key);
+    signed.update(timestamp.to_string().as_bytes());
+    signed.update(b".");
+    signed.update(body.as_bytes());
+    let hex: String = signed
+        .sign()
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("t={timestamp},v1={hex}")
+}
+
+/// Seconds since the Unix epoch, as signatures carry them.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
 }
 
 /// POSTs one notification to every webhook; the error names each that did not take it.
@@ -250,6 +270,7 @@ async fn deliver(
     notification: &Notification,
 ) -> Result<(), String> {
     let body = body(notification);
+    let timestamp = unix_now();
     let mut problems = Vec::new();
     for webhook in webhooks {
         let answer = http
@@ -258,8 +279,8 @@ async fn deliver(
             .header("x-pgforce-event", &notification.event_type)
             .header("x-pgforce-delivery", notification.id.to_string())
             .header(
-                "x-pgforce-signature",
-                signature(webhook.secret.expose_secret(), &body),
+                SIGNATURE_HEADER,
+                signature(webhook.secret.expose_secret(), timestamp, &body),
             )
             .body(body.clone())
             .send()
@@ -286,11 +307,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn signatures_are_hmac_sha256_in_hex() {
-        // RFC 4231 test case 2.
+    fn signatures_carry_their_time_and_sign_it_with_the_body() {
+        // The expected tag computed apart, with Python's hmac over b"1700000000.<body>".
+        let signed = signature("Jefe", 1_700_000_000, "what do ya want for nothing?");
         assert_eq!(
-            signature("Jefe", "what do ya want for nothing?"),
-            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+            signed,
+            "t=1700000000,v1=1cdd0650c8be1cb0974b1788d458b1e781206cfef59b85faafc582d2e182c57e"
+        );
+        assert_ne!(
+            signed,
+            signature("Jefe", 1_700_000_001, "what do ya want for nothing?"),
+            "another time, another signature"
         );
     }
 }

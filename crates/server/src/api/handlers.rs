@@ -180,19 +180,38 @@ pub(super) async fn create_connection(
         .await;
         return accepted(json!({ "redirect": redirect }));
     }
-    let id = engine.create_connection(config).await?;
+    let target = format!("connection {name}");
+    let id = match engine.create_connection(config).await {
+        Ok(id) => id,
+        Err(error) => {
+            // The engine's audit redacts the secrets among what was asked.
+            let asked: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+            let detail = json!({ "asked": asked, "reason": error.chain() });
+            refusal_audited(
+                &engine,
+                &caller,
+                "connection.create.refused",
+                &target,
+                detail,
+            )
+            .await;
+            return Err(error.into());
+        }
+    };
     let view = engine
         .admin()
         .connection_view(id, Depth::Connection, caller.viewer())
         .await?;
     let created = shapes::connection(&view, false);
+    let mut recorded = created.clone();
+    recorded["settings"] = engine.connection_settings(id).await?;
     audited(
         &engine,
         &caller,
         "connection.create",
-        &format!("connection {name}"),
+        &target,
         None,
-        Some(created.clone()),
+        Some(recorded),
     )
     .await;
     Ok((StatusCode::CREATED, Json(created)).into_response())
@@ -209,22 +228,52 @@ pub(super) async fn update_connection(
     let before = connection(&engine, &id).await?;
     let patch: serde_json::Map<String, Value> = serde_json::from_str(&body)
         .map_err(|e| Problem::bad_request(format!("the body is not a JSON object: {e}")))?;
-    engine.update_connection(before.id, &patch).await?;
-    let after = connection(&engine, &id).await?;
     let target = format!("connection {}", before.name);
-    let changed: Vec<&String> = patch.keys().collect();
-    let mut after_shape = shapes::connection(&after, false);
-    after_shape["changed"] = json!(changed);
+    let settings_before = engine.connection_settings(before.id).await?;
+    if let Err(error) = engine.update_connection(before.id, &patch).await {
+        // The engine's audit redacts the secrets among what was asked.
+        let detail = json!({ "asked": Value::Object(patch), "reason": error.chain() });
+        refusal_audited(
+            &engine,
+            &caller,
+            "connection.update.refused",
+            &target,
+            detail,
+        )
+        .await;
+        return Err(error.into());
+    }
+    let after = connection(&engine, &id).await?;
+    let mut settings_after = engine.connection_settings(after.id).await?;
+    // Secrets are not among the settings: their names say which of them changed.
+    settings_after["changed"] = json!(patch.keys().collect::<Vec<_>>());
     audited(
         &engine,
         &caller,
         "connection.update",
         &target,
-        Some(shapes::connection(&before, false)),
-        Some(after_shape),
+        Some(settings_before),
+        Some(settings_after),
     )
     .await;
     ok(shapes::connection(&after, false))
+}
+
+/// Records a refused change in the audit trail (aggregated a minute at a time); as with
+/// [`audited`], a trail that cannot be written is logged, not answered.
+async fn refusal_audited(
+    engine: &Engine,
+    caller: &Caller,
+    action: &str,
+    target: &str,
+    detail: Value,
+) {
+    if let Err(error) = engine
+        .audit_refusal(caller.name(), action, target, &detail)
+        .await
+    {
+        tracing::error!(action, target, error = %error.chain(), "could not record a refused change in the audit trail");
+    }
 }
 
 pub(super) async fn read_connection(

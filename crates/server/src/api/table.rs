@@ -355,16 +355,17 @@ pub fn all() -> Vec<Route> {
 pub fn router(engine: &Engine) -> Router<Engine> {
     let mut v3 = Router::new();
     for route in all() {
-        let guard = from_fn_with_state((engine.clone(), route.role), authorize);
+        let guard = from_fn_with_state((engine.clone(), route.role, route.path), authorize);
         v3 = v3.route(route.path, route.handler.route_layer(guard));
     }
     Router::new().nest("/api/v3", v3)
 }
 
-/// Lets a request through only with a live token whose role includes `role`; the handler
-/// finds the [`Caller`] in the request's extensions.
+/// Lets a request through only with a live token whose role includes `role` (a live
+/// token refused is recorded against the route `path`); the handler finds the [`Caller`]
+/// in the request's extensions.
 async fn authorize(
-    State((engine, role)): State<(Engine, Role)>,
+    State((engine, role, path)): State<(Engine, Role, &'static str)>,
     mut request: Request,
     next: Next,
 ) -> Response {
@@ -372,7 +373,8 @@ async fn authorize(
         Ok(caller) => caller,
         Err(problem) => return problem.into_response(),
     };
-    if let Err(problem) = caller.require(role) {
+    let target = format!("{} /api/v3{path}", request.method());
+    if let Err(problem) = caller.require_recorded(&engine, role, &target).await {
         return problem.into_response();
     }
     request.extensions_mut().insert(caller);

@@ -163,3 +163,15 @@ pub async fn reseal(
         .context(|| "re-sealing the secrets of a consent in progress".to_owned())
         .map(|n| n == 1)
 }
+
+/// Deletes consents started more than an hour ago ([`take`] refuses them already): the
+/// person never came back. Returns how many.
+pub async fn purge_expired(client: &impl GenericClient) -> Result<u64> {
+    client
+        .execute(
+            "delete from pgforce.authorizations where created_at <= now() - interval '1 hour'",
+            &[],
+        )
+        .await
+        .context(|| "deleting expired authorizations".to_owned())
+}

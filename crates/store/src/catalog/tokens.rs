@@ -259,6 +259,22 @@ pub async fn close_session(client: &impl GenericClient, secret: &str) -> Result<
     Ok(())
 }
 
+/// Deletes dashboard sessions that can no longer be used: expired, or of a token that
+/// expired or was revoked. Returns how many.
+pub async fn purge_sessions(client: &impl GenericClient) -> Result<u64> {
+    client
+        .execute(
+            "delete from pgforce.dashboard_sessions s
+             using pgforce.api_tokens t
+             where t.id = s.token_id
+               and (s.expires_at <= now() or t.revoked_at is not null
+                    or (t.expires_at is not null and t.expires_at <= now()))",
+            &[],
+        )
+        .await
+        .context(|| "deleting expired dashboard sessions".to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,10 +26,11 @@
 //! import/export), `status`, `scrape` (metrics), `describe` (connections, mappings,
 //! failed writes and tokens for the management API), `validate` (diagnosing a connection),
 //! `authorize` (the OAuth web-server flow), `rotation` (kept secrets sealed again under the
-//! operator's first key).
+//! operator's first key), `expiry` (deleting expired sessions, consents and diagnoses).
 
 mod describe;
 mod documents;
+mod expiry;
 mod operations;
 mod reconciling;
 mod rotation;
@@ -238,8 +239,17 @@ impl Engine {
             webhooks,
             shutdown.clone(),
         ));
+        let purger = tokio::spawn(expiry::run(self.clone(), shutdown.clone()));
         let result = supervisor::run(self, shutdown).await;
         notifier.abort();
+        // A poller: it just stops (each of its deletes is one statement, whole or undone),
+        // even when stuck reaching an unreachable catalog.
+        purger.abort();
+        if let Err(error) = purger.await
+            && error.is_panic()
+        {
+            tracing::warn!(error = %error, "the task deleting expired rows panicked");
+        }
         result
     }
 

@@ -1,22 +1,30 @@
 //! The dashboard: server-rendered pages for people, beside the API they mirror.
 //!
-//! A person logs in with an API token; the browser then holds a session cookie
-//! (`HttpOnly`, `SameSite=Strict`, scoped to `/dashboard`), and every form carries the
-//! session's CSRF token, checked before anything changes. The overview shows each
-//! connection and mapping with its state, Postgres and Salesforce counts, unsent and
-//! refused changes, the refused changes themselves with retry and ignore buttons (for
-//! `operate` tokens), notifications, a chart of records read and written per minute over
-//! the last 24 hours and, for `manage` tokens, the audit trail. It refreshes itself every
-//! 5 seconds. For `deploy` tokens, a mapping editor picks an object's fields from the
-//! org's describe and saves the mapping (checked against the org, as the API does). No
-//! scripts, no separate front-end build: one small stylesheet, served as a file of its own
-//! (`/dashboard/style.css`) so the content security policy can refuse every inline style
-//! and script.
+//! A person logs in with an API token, from a login form whose token is bound to a cookie
+//! of its own (double submit: a foreign site can neither read the cookie nor guess the
+//! token, so it cannot log a victim in to the attacker's session); the browser then holds
+//! a session cookie (`cookies`: `Secure` and `__Host-` over TLS), and every form carries
+//! the session's CSRF token, checked before anything changes. Every POST whose `Origin` or
+//! `Referer` names another site is refused before any of that (`origin`).
+//!
+//! The overview shows each connection and mapping with its state, Postgres and Salesforce
+//! counts, unsent and refused changes, the refused changes themselves with retry and
+//! ignore buttons (for `operate` tokens), notifications, a chart of records read and
+//! written per minute over the last 24 hours and, for `manage` tokens, the audit trail. It
+//! refreshes itself every 5 seconds. For `deploy` tokens, a mapping editor picks an
+//! object's fields from the org's describe and saves the mapping (checked against the org,
+//! as the API does). No scripts, no separate front-end build: one small stylesheet, served
+//! as a file of its own (`/dashboard/style.css`) so the content security policy can
+//! refuse every inline style and script.
+
+mod cookies;
+mod origin;
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Request, State};
+use axum::http::header::{CONTENT_TYPE, LOCATION, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{Next, from_fn};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use pgforce_sync::{Depth, Engine, FailedDecision, NotificationFilter, Role};
@@ -24,41 +32,40 @@ use pgforce_sync::{Depth, Engine, FailedDecision, NotificationFilter, Role};
 use crate::api::shapes;
 use crate::auth::Caller;
 use crate::problem::Problem;
+use cookies::Cookies;
 
-const COOKIE_NAME: &str = "pgforce_session";
+/// Where people log in.
+const LOGIN_PATH: &str = "/dashboard/login";
+/// Where refused changes are retried or ignored.
+const WRITES_PATH: &str = "/dashboard/writes";
+/// The mapping editor.
+const EDITOR_PATH: &str = "/dashboard/mappings/new";
+/// Where the editor saves a mapping.
+const MAPPINGS_PATH: &str = "/dashboard/mappings";
 
-/// The dashboard's routes, under `/dashboard`.
+/// The dashboard's routes, under `/dashboard`; every POST among them from this server's
+/// own pages only.
 pub fn router() -> Router<Engine> {
     Router::new()
         .route("/dashboard", get(overview))
         .route(STYLESHEET_PATH, get(stylesheet))
-        .route("/dashboard/login", get(login_page).post(log_in))
+        .route(LOGIN_PATH, get(login_page).post(log_in))
         .route("/dashboard/logout", post(log_out))
-        .route("/dashboard/writes", post(decide_write))
-        .route("/dashboard/mappings/new", get(mapping_editor))
-        .route("/dashboard/mappings", post(save_mapping))
-}
-
-/// The session cookie's secret, if the request has one.
-fn session_secret(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|pair| {
-            pair.trim()
-                .strip_prefix(&format!("{COOKIE_NAME}="))
-                .map(str::to_owned)
-        })
+        .route(WRITES_PATH, post(decide_write))
+        .route(EDITOR_PATH, get(mapping_editor))
+        .route(MAPPINGS_PATH, post(save_mapping))
+        .layer(from_fn(|request: Request, next: Next| {
+            origin::guard(LOGIN_PATH, request, next)
+        }))
 }
 
 /// The logged-in person and the session's form token; `None` sends them to the login page.
 async fn logged_in(
     engine: &Engine,
+    cookies: Cookies,
     headers: &HeaderMap,
 ) -> Result<Option<(Caller, String)>, Problem> {
-    let Some(secret) = session_secret(headers) else {
+    let Some(secret) = cookies.session(headers) else {
         return Ok(None);
     };
     Ok(engine
@@ -112,24 +119,94 @@ fn page(title: &str, refresh: bool, body: &str) -> Html<String> {
     ))
 }
 
-async fn login_page() -> Html<String> {
-    login_form(None)
+/// A new login form token: 32 random bytes, base64url.
+fn new_login_token() -> Result<String, Problem> {
+    use base64::Engine as _;
+    use ring::rand::SecureRandom as _;
+    let mut bytes = [0_u8; 32];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| {
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the system's random generator failed",
+            )
+        })?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
-fn login_form(problem: Option<&str>) -> Html<String> {
+/// Whether a login form token looks like one [`new_login_token`] made.
+fn is_login_token(token: &str) -> bool {
+    token.len() == 43
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Equality whose time does not tell where two tokens first differ.
+fn same_token(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0_u8, |differ, (x, y)| differ | (x ^ y))
+            == 0
+}
+
+/// The login page, with the form token of the browser's cookie (a fresh one, set, when it
+/// has none).
+async fn login_page(cookies: Cookies, headers: HeaderMap) -> Result<Response, Problem> {
+    login_form(cookies, &headers, StatusCode::OK, None)
+}
+
+/// The login form (with `problem` shown, answered with `status`), its token bound to the
+/// browser's login cookie.
+fn login_form(
+    cookies: Cookies,
+    headers: &HeaderMap,
+    status: StatusCode,
+    problem: Option<&str>,
+) -> Result<Response, Problem> {
+    let (token, set) = match cookies.login_token(headers).filter(|t| is_login_token(t)) {
+        Some(token) => (token, None),
+        None => {
+            let token = new_login_token()?;
+            let set = cookies.set_login_token(&token);
+            (token, Some(set))
+        }
+    };
     let problem = problem.map_or_else(String::new, |p| {
         format!("<p class=\"bad\" id=\"problem\">{}</p>", escape(p))
     });
-    page(
+    let html = page(
         "pgforce — log in",
         false,
         &format!(
-            "<h1>pgforce</h1>{problem}<form method=\"post\" action=\"/dashboard/login\">
+            "<h1>pgforce</h1>{problem}<form method=\"post\" action=\"{LOGIN_PATH}\">
+             <input type=\"hidden\" name=\"login_csrf\" value=\"{token}\">
              <label>API token <input type=\"password\" name=\"token\" id=\"token\" autocomplete=\"off\" required></label>
              <button type=\"submit\" id=\"log-in\">Log in</button></form>
              <p>Create a token with <code>pgforce token create --name NAME --role view|operate|deploy|manage</code>.</p>"
         ),
-    )
+    );
+    let mut response = (status, html).into_response();
+    if let Some(set) = set {
+        append_cookie(&mut response, &set)?;
+    }
+    Ok(response)
+}
+
+/// Adds a `Set-Cookie` to an answer.
+fn append_cookie(response: &mut Response, cookie: &str) -> Result<(), Problem> {
+    let value = HeaderValue::from_str(cookie).map_err(|_| {
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "a cookie could not be written as a header",
+        )
+    })?;
+    response.headers_mut().append(SET_COOKIE, value);
+    Ok(())
 }
 
 /// A form body's fields.
@@ -144,73 +221,98 @@ fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-async fn log_in(State(engine): State<Engine>, body: String) -> Result<Response, Problem> {
+/// Opens a session for a live token posted with the form token of the browser's login
+/// cookie; the login cookie is then dropped.
+async fn log_in(
+    State(engine): State<Engine>,
+    cookies: Cookies,
+    headers: HeaderMap,
+    body: String,
+) -> Result<Response, Problem> {
     let fields = form(&body);
+    let bound = cookies.login_token(&headers);
+    let posted = field(&fields, "login_csrf");
+    if !matches!((&bound, posted), (Some(bound), Some(posted)) if same_token(bound, posted)) {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "the login form's token does not match its cookie: reload the login page",
+        ));
+    }
     let presented = field(&fields, "token").unwrap_or_default();
     let Some(token) = engine.authenticate(presented.trim()).await? else {
-        return Ok((
+        return login_form(
+            cookies,
+            &headers,
             StatusCode::UNAUTHORIZED,
-            login_form(Some("That token is unknown, expired or revoked.")),
-        )
-            .into_response());
+            Some("That token is unknown, expired or revoked."),
+        );
     };
     let (secret, _) = engine.open_dashboard_session(&token).await?;
-    let cookie = format!(
-        "{COOKIE_NAME}={secret}; Path=/dashboard; HttpOnly; SameSite=Strict; Max-Age=43200"
-    );
-    Ok((
-        StatusCode::SEE_OTHER,
-        [(LOCATION, "/dashboard".to_owned()), (SET_COOKIE, cookie)],
-    )
-        .into_response())
+    let mut response = see_other("/dashboard");
+    append_cookie(&mut response, &cookies.set_session(&secret))?;
+    append_cookie(&mut response, &cookies.clear_login_token())?;
+    Ok(response)
 }
 
-async fn log_out(State(engine): State<Engine>, headers: HeaderMap) -> Result<Response, Problem> {
-    if let Some(secret) = session_secret(&headers) {
+async fn log_out(
+    State(engine): State<Engine>,
+    cookies: Cookies,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    if let Some(secret) = cookies.session(&headers) {
         engine.close_dashboard_session(&secret).await?;
     }
-    let cookie = format!("{COOKIE_NAME}=; Path=/dashboard; HttpOnly; SameSite=Strict; Max-Age=0");
-    Ok((
-        StatusCode::SEE_OTHER,
-        [
-            (LOCATION, "/dashboard/login".to_owned()),
-            (SET_COOKIE, cookie),
-        ],
-    )
-        .into_response())
+    let mut response = see_other(LOGIN_PATH);
+    append_cookie(&mut response, &cookies.clear_session())?;
+    Ok(response)
 }
 
 /// A posted form's fields and who posted it, once its session and CSRF token check out and
 /// the caller has `role`; `None` when nobody is logged in.
 async fn posted(
     engine: &Engine,
+    cookies: Cookies,
     headers: &HeaderMap,
     body: &str,
     role: Role,
+    path: &str,
 ) -> Result<Option<(Caller, Vec<(String, String)>)>, Problem> {
-    let Some((caller, csrf)) = logged_in(engine, headers).await? else {
+    let Some((caller, csrf)) = logged_in(engine, cookies, headers).await? else {
         return Ok(None);
     };
     let fields = form(body);
-    if field(&fields, "csrf") != Some(csrf.as_str()) {
+    if !field(&fields, "csrf").is_some_and(|posted| same_token(posted, &csrf)) {
         return Err(Problem::new(
             StatusCode::FORBIDDEN,
             "forbidden",
             "the form's session token does not match: reload the page",
         ));
     }
-    caller.require(role)?;
+    caller
+        .require_recorded(engine, role, &format!("POST {path}"))
+        .await?;
     Ok(Some((caller, fields)))
 }
 
 /// Retries or ignores a refused change (`operate`), from a form with the session's token.
 async fn decide_write(
     State(engine): State<Engine>,
+    cookies: Cookies,
     headers: HeaderMap,
     body: String,
 ) -> Result<Response, Problem> {
-    let Some((caller, fields)) = posted(&engine, &headers, &body, Role::Operate).await? else {
-        return Ok(see_other("/dashboard/login"));
+    let Some((caller, fields)) = posted(
+        &engine,
+        cookies,
+        &headers,
+        &body,
+        Role::Operate,
+        WRITES_PATH,
+    )
+    .await?
+    else {
+        return Ok(see_other(LOGIN_PATH));
     };
     let number = |name: &str| field(&fields, name).and_then(|v| v.parse::<i64>().ok());
     let (Some(connection), Some(log_id)) = (number("connection"), number("log_id")) else {
@@ -237,9 +339,13 @@ async fn decide_write(
     Ok(see_other("/dashboard"))
 }
 
-async fn overview(State(engine): State<Engine>, headers: HeaderMap) -> Result<Response, Problem> {
-    let Some((caller, csrf)) = logged_in(&engine, &headers).await? else {
-        return Ok(see_other("/dashboard/login"));
+async fn overview(
+    State(engine): State<Engine>,
+    cookies: Cookies,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let Some((caller, csrf)) = logged_in(&engine, cookies, &headers).await? else {
+        return Ok(see_other(LOGIN_PATH));
     };
     let token = caller.token();
     let mut body = format!(
@@ -321,13 +427,16 @@ fn activity_chart(slices: &[(i64, i64, i64)]) -> String {
 /// org's describe as checkboxes (those already mapped ticked), access and polling interval.
 async fn mapping_editor(
     State(engine): State<Engine>,
+    cookies: Cookies,
     headers: HeaderMap,
     axum::extract::RawQuery(query): axum::extract::RawQuery,
 ) -> Result<Response, Problem> {
-    let Some((caller, csrf)) = logged_in(&engine, &headers).await? else {
-        return Ok(see_other("/dashboard/login"));
+    let Some((caller, csrf)) = logged_in(&engine, cookies, &headers).await? else {
+        return Ok(see_other(LOGIN_PATH));
     };
-    caller.require(Role::Deploy)?;
+    caller
+        .require_recorded(&engine, Role::Deploy, &format!("GET {EDITOR_PATH}"))
+        .await?;
     let params = form(query.as_deref().unwrap_or_default());
     let connection = field(&params, "connection")
         .and_then(|v| v.parse::<i64>().ok())
@@ -397,11 +506,21 @@ async fn mapping_editor(
 /// the org before anything is kept, recorded in the audit trail.
 async fn save_mapping(
     State(engine): State<Engine>,
+    cookies: Cookies,
     headers: HeaderMap,
     body: String,
 ) -> Result<Response, Problem> {
-    let Some((caller, fields)) = posted(&engine, &headers, &body, Role::Deploy).await? else {
-        return Ok(see_other("/dashboard/login"));
+    let Some((caller, fields)) = posted(
+        &engine,
+        cookies,
+        &headers,
+        &body,
+        Role::Deploy,
+        MAPPINGS_PATH,
+    )
+    .await?
+    else {
+        return Ok(see_other(LOGIN_PATH));
     };
     let connection = field(&fields, "connection")
         .and_then(|v| v.parse::<i64>().ok())
@@ -596,14 +715,16 @@ mod tests {
     }
 
     #[test]
-    fn the_session_cookie_is_found_among_others() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            COOKIE,
-            "a=1; pgforce_session=abc; b=2"
-                .parse()
-                .unwrap_or_else(|_| unreachable!()),
+    fn login_tokens_are_random_and_compared_whole() {
+        let (a, b) = (
+            new_login_token().unwrap_or_default(),
+            new_login_token().unwrap_or_default(),
         );
-        assert_eq!(session_secret(&headers).as_deref(), Some("abc"));
+        assert!(is_login_token(&a) && is_login_token(&b), "{a} {b}");
+        assert_ne!(a, b);
+        assert!(same_token(&a, &a.clone()));
+        assert!(!same_token(&a, &b));
+        assert!(!same_token(&a, &a[..42]), "a prefix is not the token");
+        assert!(!is_login_token("not a token; Path=/"));
     }
 }
