@@ -231,6 +231,17 @@ fn public_router(engine: Engine, scheme: Scheme, probes: Option<Probes>) -> Rout
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Scheme(pub &'static str);
 
+impl Scheme {
+    /// Whether browsers reach pgforce over TLS: it serves HTTPS itself, or
+    /// `PGFORCE_PUBLIC_URL` names an `https://` proxy in front. Cookies are then `Secure`
+    /// and `__Host-` prefixed.
+    pub(crate) fn browsers_use_tls(self) -> bool {
+        self.0 == "https"
+            || std::env::var("PGFORCE_PUBLIC_URL")
+                .is_ok_and(|url| url.to_ascii_lowercase().starts_with("https://"))
+    }
+}
+
 /// The management API's OpenAPI document (open, like the health checks).
 async fn openapi() -> axum::Json<serde_json::Value> {
     axum::Json(api::openapi::document())

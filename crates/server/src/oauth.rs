@@ -65,13 +65,8 @@ pub(crate) fn start_url(headers: &HeaderMap, scheme: Scheme, ticket: &str) -> St
 }
 
 /// Whether browsers reach this server over TLS (here, or at a proxy in front of it).
-fn served_over_tls(scheme: Scheme) -> bool {
-    scheme.0 == "https"
-        || std::env::var("PGFORCE_PUBLIC_URL").is_ok_and(|url| url.starts_with("https://"))
-}
-
 fn cookie_name(scheme: Scheme) -> &'static str {
-    if served_over_tls(scheme) {
+    if scheme.browsers_use_tls() {
         SECURE_COOKIE_NAME
     } else {
         COOKIE_NAME
@@ -80,7 +75,7 @@ fn cookie_name(scheme: Scheme) -> &'static str {
 
 /// The `Set-Cookie` value binding the browser (`max_age` 0 clears it).
 fn set_cookie(scheme: Scheme, value: &str, max_age: u32) -> String {
-    let secure = if served_over_tls(scheme) {
+    let secure = if scheme.browsers_use_tls() {
         "; Secure"
     } else {
         ""

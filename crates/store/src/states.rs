@@ -101,6 +101,19 @@ states! {
     }
 }
 
+impl ConnectionState {
+    /// Whether the connection is stopped by an error someone must look at.
+    pub fn is_error(&self) -> bool {
+        matches!(self, Self::SystemError)
+    }
+
+    /// Whether the connection waits: paused by an operator, or for the org's API
+    /// allocation or credentials.
+    pub fn is_paused(&self) -> bool {
+        matches!(self, Self::Paused | Self::PausedApiLimit | Self::PausedAuth)
+    }
+}
+
 impl MappingState {
     /// Whether the mapping is stopped by an error someone must look at: what the API sums
     /// up as the connection's state, the dashboard paints red and validation fails on.
@@ -273,6 +286,33 @@ impl fmt::Display for LogAction {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_answer_says_which_states_stop_the_sync() {
+        let stopping = [
+            "SYSTEM_ERROR",
+            "BAD_CONFIG",
+            "SCHEMA_CHANGED",
+            "DB_UNAVAILABLE",
+            "UNAUTHORIZED",
+            "BULK_LOAD_ERROR",
+        ];
+        for text in stopping {
+            assert!(MappingState::parse(text).is_error(), "{text}");
+        }
+        for text in [
+            "DATA_SYNCED",
+            "POLLING_SF_CHANGES",
+            "RELOAD_TABLE",
+            "INITIAL",
+            "SOMETHING_NEW",
+        ] {
+            assert!(!MappingState::parse(text).is_error(), "{text}");
+        }
+        assert!(ConnectionState::SystemError.is_error());
+        assert!(ConnectionState::PausedApiLimit.is_paused());
+        assert!(!ConnectionState::Idle.is_paused() && !ConnectionState::Idle.is_error());
+    }
 
     #[test]
     fn states_round_trip_through_their_text_and_keep_unknown_ones() {

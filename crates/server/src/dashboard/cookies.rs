@@ -105,14 +105,6 @@ fn find(headers: &HeaderMap, name: &str) -> Option<String> {
         })
 }
 
-/// Whether people's browsers reach this server over TLS: its own listener's, or a proxy's
-/// that `PGFORCE_PUBLIC_URL` names.
-pub(super) fn browsers_use_tls(scheme: Scheme) -> bool {
-    scheme.0 == "https"
-        || std::env::var("PGFORCE_PUBLIC_URL")
-            .is_ok_and(|url| url.to_ascii_lowercase().starts_with("https://"))
-}
-
 /// Handlers take the request's cookies as its transport decides them.
 impl<S: Send + Sync> FromRequestParts<S> for Cookies {
     type Rejection = std::convert::Infallible;
@@ -123,7 +115,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Cookies {
             .get::<Scheme>()
             .copied()
             .unwrap_or(Scheme("http"));
-        Ok(Self::new(browsers_use_tls(scheme)))
+        Ok(Self::new(scheme.browsers_use_tls()))
     }
 }
 

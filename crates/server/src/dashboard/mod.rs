@@ -27,7 +27,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{Next, from_fn};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
-use pgforce_sync::{Depth, Engine, FailedDecision, NotificationFilter, Role};
+use pgforce_sync::{
+    ConnectionState, Depth, Engine, FailedDecision, MappingState, NotificationFilter, Role,
+};
 
 use crate::api::shapes;
 use crate::auth::Caller;
@@ -562,17 +564,13 @@ async fn save_mapping(
     Ok(see_other("/dashboard"))
 }
 
-fn state_class(state: &str) -> &'static str {
-    match state {
-        "DATA_SYNCED" | "IDLE" => "ok",
-        s if s.contains("ERROR")
-            || s == "SCHEMA_CHANGED"
-            || s == "BAD_CONFIG"
-            || s.starts_with("PAUSED") =>
-        {
-            "bad"
-        }
-        _ => "warn",
+/// How a state is painted: `ok` when healthy, `bad` when it stops the sync, else `warn`
+/// (busy, or waiting).
+fn state_class(healthy: bool, stopped: bool) -> &'static str {
+    match (healthy, stopped) {
+        (true, _) => "ok",
+        (false, true) => "bad",
+        (false, false) => "warn",
     }
 }
 
@@ -586,7 +584,10 @@ async fn connection_section(
     let mut html = format!(
         "<h2>Connection {} <span class=\"{}\">{}</span>{}</h2>",
         escape(&connection.name),
-        state_class(state),
+        state_class(
+            connection.state == ConnectionState::Idle,
+            connection.state.is_error() || connection.state.is_paused()
+        ),
         escape(state),
         if connection.paused { " (paused)" } else { "" }
     );
@@ -610,7 +611,10 @@ async fn connection_section(
         html.push_str(&format!(
             "<tr data-object=\"{object}\"><td>{object}</td><td>{}</td><td class=\"state {}\">{}{progress}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             mapping.access.as_str(),
-            state_class(state),
+            state_class(
+                mapping.state == MappingState::DataSynced,
+                mapping.state.is_error()
+            ),
             escape(state),
             count(&shown["counts"]["count"]),
             count(&shown["counts"]["sf"]),
