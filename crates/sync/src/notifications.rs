@@ -21,7 +21,6 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use crate::config::WebhookConfig;
-use crate::engine::Engine;
 
 /// Event types, as the API lists them.
 pub(crate) mod kind {
@@ -72,10 +71,17 @@ pub(crate) async fn raise(
     }
 }
 
-/// Watches the orgs' API allocation and delivers notifications to `webhooks` until
-/// `shutdown` turns true.
+/// The org's API usage as each connection's Salesforce client last saw it.
+pub(crate) type ApiUsageSource =
+    std::sync::Arc<dyn Fn() -> Vec<(String, pgforce_salesforce::ApiUsage)> + Send + Sync>;
+
+/// Watches the orgs' API allocation (as `api_usage` reports it) and delivers the
+/// notifications stored in the catalog at `database_url` to `webhooks`, until `shutdown`
+/// turns true. It opens its own session each round, so it works while the engine's pool
+/// is lent out.
 pub(crate) async fn run(
-    engine: Engine,
+    database_url: String,
+    api_usage: ApiUsageSource,
     webhooks: Vec<WebhookConfig>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -85,15 +91,18 @@ pub(crate) async fn run(
         .unwrap_or_default();
     let mut outage = Outage::default();
     loop {
-        match engine.catalog_session().await {
+        match pgforce_store::connect(&database_url).await {
             Ok(pg) => {
                 outage.over(&pg).await;
-                watch_api_allocation(&engine, &pg).await;
+                watch_api_allocation(api_usage(), &pg).await;
                 if !webhooks.is_empty() {
                     deliver_due(&http, &webhooks, &pg).await;
                 }
             }
-            Err(error) => outage.continues(&http, &webhooks, &error.chain()).await,
+            Err(error) => {
+                let error = crate::error::chain(&error);
+                outage.continues(&http, &webhooks, &error).await;
+            }
         }
         tokio::select! {
             () = tokio::time::sleep(EVERY) => {}
@@ -178,8 +187,8 @@ impl Outage {
 
 /// Raises `api-limit-near` for each connection whose org reported using most of its
 /// allocation.
-async fn watch_api_allocation(engine: &Engine, pg: &Session) {
-    for (connection, usage) in engine.api_usage() {
+async fn watch_api_allocation(usage: Vec<(String, pgforce_salesforce::ApiUsage)>, pg: &Session) {
+    for (connection, usage) in usage {
         if usage.limit > 0 && usage.used as f64 >= API_LIMIT_NEAR_SHARE * usage.limit as f64 {
             let message = format!(
                 "the org has used {} of its {} daily API requests; at the limit, pgforce pauses the connection until requests are available again",

@@ -169,6 +169,19 @@ impl std::fmt::Debug for Engine {
     }
 }
 
+/// Salesforce clients by connection name, with the settings they were built from.
+type Clients = std::sync::Mutex<HashMap<String, (String, Client)>>;
+
+/// The org's API usage as each of `clients` last saw it.
+fn api_usage_of(clients: &Clients) -> Vec<(String, pgforce_salesforce::ApiUsage)> {
+    clients
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .iter()
+        .filter_map(|(name, (_, client))| Some((name.clone(), client.api_usage()?)))
+        .collect()
+}
+
 /// What every clone of an engine shares.
 pub(crate) struct Shared {
     database_url: String,
@@ -180,7 +193,7 @@ pub(crate) struct Shared {
     /// from the configuration file come first; run-time additions are appended.
     declared: std::sync::RwLock<Vec<ConnectionConfig>>,
     /// Salesforce clients by connection name, with the settings they were built from.
-    clients: std::sync::Mutex<HashMap<String, (String, Client)>>,
+    clients: Arc<Clients>,
     /// Nudges for readers running in this process.
     wakes: std::sync::Mutex<HashMap<MappingId, Arc<crate::reader::ReaderWake>>>,
     /// What the API's views keep between requests (counts, describes) and the Salesforce
@@ -221,7 +234,7 @@ impl Engine {
                 pool,
                 options,
                 declared: std::sync::RwLock::new(declared),
-                clients: std::sync::Mutex::default(),
+                clients: Arc::default(),
                 wakes: std::sync::Mutex::default(),
                 views: crate::admin::Kept::new(calls_per_token_hour),
                 loading: Arc::default(),
@@ -234,8 +247,10 @@ impl Engine {
     /// until `shutdown` turns true.
     pub async fn run(&self, shutdown: watch::Receiver<bool>) -> Result<()> {
         let webhooks = self.shared.options.webhooks.clone();
+        let clients = Arc::clone(&self.shared.clients);
         let notifier = tokio::spawn(crate::notifications::run(
-            self.clone(),
+            self.shared.database_url.clone(),
+            Arc::new(move || api_usage_of(&clients)),
             webhooks,
             shutdown.clone(),
         ));
@@ -372,15 +387,7 @@ impl Engine {
 
     /// The org's API usage as each connection's client last saw it.
     pub(crate) fn api_usage(&self) -> Vec<(String, pgforce_salesforce::ApiUsage)> {
-        let clients = self
-            .shared
-            .clients
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        clients
-            .iter()
-            .filter_map(|(name, (_, client))| Some((name.clone(), client.api_usage()?)))
-            .collect()
+        api_usage_of(&self.shared.clients)
     }
 
     /// A session lent by the engine's pool, for short work (a request, a scrape, a
