@@ -343,7 +343,7 @@ pub enum ChangeEvents {
 }
 
 fn default_poll_overlap_seconds() -> u64 {
-    crate::reader::DEFAULT_POLL_OVERLAP.as_secs()
+    DEFAULT_POLL_OVERLAP.as_secs()
 }
 
 fn default_polling_seconds() -> u64 {
@@ -351,7 +351,7 @@ fn default_polling_seconds() -> u64 {
 }
 
 fn default_bulk_write_threshold() -> u64 {
-    crate::writer::DEFAULT_BULK_WRITE_THRESHOLD
+    DEFAULT_BULK_WRITE_THRESHOLD
 }
 
 fn default_bulk_threshold() -> u64 {
@@ -544,8 +544,8 @@ impl ConnectionConfig {
     }
 
     /// How the connection's writer groups changes.
-    pub(crate) fn write_policy(&self) -> crate::writer::WritePolicy {
-        crate::writer::WritePolicy {
+    pub(crate) fn write_policy(&self) -> WritePolicy {
+        WritePolicy {
             algorithm: self.write_algorithm,
             on_insert_failure: self.on_insert_failure,
             bulk_threshold: self.bulk_write_threshold,
@@ -553,10 +553,50 @@ impl ConnectionConfig {
     }
 
     /// How long processed trigger-log rows stay live, and the archive keeps them.
-    pub(crate) fn archive_policy(&self) -> crate::writer::ArchivePolicy {
-        crate::writer::ArchivePolicy {
+    pub(crate) fn archive_policy(&self) -> ArchivePolicy {
+        ArchivePolicy {
             after: Duration::from_secs(self.archive_after_seconds),
             retention: Duration::from_secs(self.archive_retention_days.saturating_mul(86_400)),
+        }
+    }
+}
+
+/// How a connection's writes are grouped and what a refused insert stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WritePolicy {
+    /// Ordered or merged.
+    pub algorithm: WriteAlgorithm,
+    /// Under ordered writes: hold back the record, or block the queue.
+    pub on_insert_failure: OnInsertFailure,
+    /// Under ordered writes, runs of at least this many changes of one table and action
+    /// go as one Bulk API ingest job (`u64::MAX`: never).
+    pub bulk_threshold: u64,
+}
+
+/// How long processed trigger-log rows stay live, and the archive keeps them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArchivePolicy {
+    /// Processed rows move to the archive after this long.
+    pub after: Duration,
+    /// The archive keeps rows this long.
+    pub retention: Duration,
+}
+
+impl Default for ArchivePolicy {
+    fn default() -> Self {
+        Self {
+            after: Duration::from_secs(600),
+            retention: Duration::from_secs(31 * 86_400),
+        }
+    }
+}
+
+impl Default for WritePolicy {
+    fn default() -> Self {
+        Self {
+            algorithm: WriteAlgorithm::default(),
+            on_insert_failure: OnInsertFailure::default(),
+            bulk_threshold: DEFAULT_BULK_WRITE_THRESHOLD,
         }
     }
 }

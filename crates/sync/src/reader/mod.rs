@@ -170,6 +170,6 @@ pub use apply::refresh_records;
 pub use load::initial_load;
 #[cfg(feature = "test-support")]
 pub use poll::poll_once;
-pub use poll::{DEFAULT_POLL_OVERLAP, poll_with_overlap};
+pub use poll::poll_with_overlap;
 pub use worker::LoadProgress;
 pub(crate) use worker::{ReaderWake, ReaderWorker};

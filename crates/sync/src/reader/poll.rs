@@ -30,7 +30,7 @@ use crate::error::{CURSOR_RESTARTS, Error, Result};
 
 use super::{ReadOutcome, Target, row_values, soql_datetime, text_of};
 
-pub use crate::config::DEFAULT_POLL_OVERLAP;
+use crate::config::DEFAULT_POLL_OVERLAP;
 
 /// Reads and applies what changed in Salesforce since the cursor, with the default
 /// overlap (tests poll one at a time).

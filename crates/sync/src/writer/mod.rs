@@ -79,17 +79,7 @@ use crate::error::{Error, Result};
 use crate::mapping::Mapping;
 use crate::plan::{self, Action, Batch};
 
-/// How a connection's writes are grouped and what a refused insert stops.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WritePolicy {
-    /// Ordered or merged.
-    pub algorithm: WriteAlgorithm,
-    /// Under ordered writes: hold back the record, or block the queue.
-    pub on_insert_failure: OnInsertFailure,
-    /// Under ordered writes, runs of at least this many changes of one table and action
-    /// go as one Bulk API ingest job (`u64::MAX`: never).
-    pub bulk_threshold: u64,
-}
+pub use crate::config::{ArchivePolicy, DEFAULT_BULK_WRITE_THRESHOLD, WritePolicy};
 
 impl WritePolicy {
     /// What a refused insert holds back, when it holds anything back (ordered writes).
@@ -100,36 +90,6 @@ impl WritePolicy {
                 Some(HoldRule::HoldDependents)
             }
             (WriteAlgorithm::Ordered, OnInsertFailure::BlockQueue) => Some(HoldRule::BlockQueue),
-        }
-    }
-}
-
-/// How long processed trigger-log rows stay live, and the archive keeps them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ArchivePolicy {
-    /// Processed rows move to the archive after this long.
-    pub after: Duration,
-    /// The archive keeps rows this long.
-    pub retention: Duration,
-}
-
-impl Default for ArchivePolicy {
-    fn default() -> Self {
-        Self {
-            after: Duration::from_secs(600),
-            retention: Duration::from_secs(31 * 86_400),
-        }
-    }
-}
-
-pub use crate::config::DEFAULT_BULK_WRITE_THRESHOLD;
-
-impl Default for WritePolicy {
-    fn default() -> Self {
-        Self {
-            algorithm: WriteAlgorithm::default(),
-            on_insert_failure: OnInsertFailure::default(),
-            bulk_threshold: DEFAULT_BULK_WRITE_THRESHOLD,
         }
     }
 }
