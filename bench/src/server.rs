@@ -215,7 +215,10 @@ async fn api_throughput(
     db_url: &str,
     report: &mut Report,
 ) -> anyhow::Result<()> {
-    let token = engine.create_token("bench", Role::View, None).await?;
+    let token = engine
+        .admin()
+        .create_token("bench", Role::View, None)
+        .await?;
     let monitor = pgforce_store::connect(db_url).await?;
     let peak = Arc::new(AtomicI64::new(0));
     let (done, mut finished) = tokio::sync::watch::channel(false);

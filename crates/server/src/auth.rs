@@ -78,6 +78,7 @@ impl Caller {
                 "needs": role.to_string(),
             });
             if let Err(error) = engine
+                .admin()
                 .audit_refusal(self.name(), ACCESS_DENIED, target, &detail)
                 .await
             {
@@ -104,7 +105,7 @@ impl Caller {
                 scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
             })
             .ok_or_else(unauthorized)?;
-        match engine.authenticate(presented).await? {
+        match engine.admin().authenticate(presented).await? {
             Some(token) => Ok(Self { token }),
             None => Err(unauthorized()),
         }

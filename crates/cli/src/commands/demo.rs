@@ -318,6 +318,7 @@ async fn serve_the_dashboard(
             .as_secs()
     );
     let token = engine
+        .admin()
         .create_token(&name, pgforce_sync::Role::View, Some(1))
         .await
         .context("creating the demo's view token")?;

@@ -54,6 +54,7 @@ pub async fn run(args: KeyArgs) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("sealing the kept secrets again under key {sealing}"))?;
             engine
+                .admin()
                 .audit(
                     "cli",
                     "key.rotate",

@@ -57,9 +57,13 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
             let Some(role) = Role::parse(&role) else {
                 bail!("unknown role {role:?}: use view, operate, deploy or manage");
             };
-            let token = engine.create_token(&name, role, expires_days).await?;
+            let token = engine
+                .admin()
+                .create_token(&name, role, expires_days)
+                .await?;
             let after = serde_json::json!({ "name": name, "role": role.as_str(), "expires_days": expires_days });
             engine
+                .admin()
                 .audit(
                     "cli",
                     "token.create",
@@ -76,7 +80,7 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
                 "{:<24} {:<8} {:<20} {:<20} {:<20} {}",
                 "NAME", "ROLE", "CREATED", "EXPIRES", "REVOKED", "LAST USED"
             ));
-            for token in engine.tokens().await? {
+            for token in engine.admin().tokens().await? {
                 output::say(&format!(
                     "{:<24} {:<8} {:<20} {:<20} {:<20} {}",
                     token.name,
@@ -89,10 +93,11 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
             }
         }
         TokenAction::Revoke { name } => {
-            if !engine.revoke_token(&name).await? {
+            if !engine.admin().revoke_token(&name).await? {
                 bail!("no live API token named {name}");
             }
             engine
+                .admin()
                 .audit("cli", "token.revoke", &format!("token {name}"), None, None)
                 .await?;
             output::say(&format!("token {name} revoked"));

@@ -63,6 +63,7 @@ pub(super) async fn audited(
     after: Option<Value>,
 ) {
     if let Err(error) = engine
+        .admin()
         .audit(
             caller.name(),
             action,
@@ -204,7 +205,7 @@ pub(super) async fn create_connection(
         .await?;
     let created = shapes::connection(&view, false);
     let mut recorded = created.clone();
-    recorded["settings"] = engine.connection_settings(id).await?;
+    recorded["settings"] = engine.admin().connection_settings(id).await?;
     audited(
         &engine,
         &caller,
@@ -229,7 +230,7 @@ pub(super) async fn update_connection(
     let patch: serde_json::Map<String, Value> = serde_json::from_str(&body)
         .map_err(|e| Problem::bad_request(format!("the body is not a JSON object: {e}")))?;
     let target = format!("connection {}", before.name);
-    let settings_before = engine.connection_settings(before.id).await?;
+    let settings_before = engine.admin().connection_settings(before.id).await?;
     if let Err(error) = engine.update_connection(before.id, &patch).await {
         // The engine's audit redacts the secrets among what was asked.
         let detail = json!({ "asked": Value::Object(patch), "reason": error.chain() });
@@ -244,7 +245,7 @@ pub(super) async fn update_connection(
         return Err(error.into());
     }
     let after = connection(&engine, &id).await?;
-    let mut settings_after = engine.connection_settings(after.id).await?;
+    let mut settings_after = engine.admin().connection_settings(after.id).await?;
     // Secrets are not among the settings: their names say which of them changed.
     settings_after["changed"] = json!(patch.keys().collect::<Vec<_>>());
     audited(
@@ -269,6 +270,7 @@ async fn refusal_audited(
     detail: Value,
 ) {
     if let Err(error) = engine
+        .admin()
         .audit_refusal(caller.name(), action, target, &detail)
         .await
     {
@@ -367,7 +369,10 @@ pub(super) async fn connection_errors(
     State(engine): State<Engine>,
     Segments(id): Segments<String>,
 ) -> Answer {
-    let failed = engine.failed_writes(connection_id(&id)?, None).await?;
+    let failed = engine
+        .admin()
+        .failed_writes(connection_id(&id)?, None)
+        .await?;
     ok(shapes::list(
         failed.iter().map(shapes::failed_write).collect(),
     ))
@@ -491,6 +496,7 @@ pub(super) async fn schema(
     Segments((id, object)): Segments<(String, String)>,
 ) -> Answer {
     ok(engine
+        .admin()
         .describe_object(connection_id(&id)?, &object, caller.viewer())
         .await?)
 }
@@ -528,6 +534,7 @@ pub(super) async fn decide_failed(
         )
     })?;
     engine
+        .admin()
         .decide_failed_write(view.id, log_id, decision, caller.name())
         .await?;
     let action = match decision {
@@ -598,6 +605,7 @@ pub(super) async fn mapping_errors(
         .mapping_view(mapping_id(&id)?, caller.viewer())
         .await?;
     let failed = engine
+        .admin()
         .failed_writes(mapping.connection, Some(mapping.id))
         .await?;
     ok(shapes::list(
@@ -657,7 +665,7 @@ pub(super) async fn audit_trail(
     Params(query): Params<LimitQuery>,
 ) -> Answer {
     let limit = query.limit.unwrap_or(100).clamp(1, 10_000);
-    let entries = engine.audit_trail(limit).await?;
+    let entries = engine.admin().audit_trail(limit).await?;
     ok(shapes::list(
         entries.iter().map(shapes::audit_entry).collect(),
     ))
@@ -710,6 +718,7 @@ pub(super) async fn list_notifications(
 ) -> Answer {
     let limit = query.page_size.unwrap_or(1000).clamp(1, 10_000);
     let found = engine
+        .admin()
         .notifications(connection_id(&id)?, &query.filter()?, limit)
         .await?;
     ok(shapes::list(
@@ -725,7 +734,10 @@ pub(super) async fn acknowledge_notifications(
 ) -> Answer {
     let view = connection(&engine, &id).await?;
     let filter = query.filter()?;
-    let acknowledged = engine.acknowledge_notifications(view.id, &filter).await?;
+    let acknowledged = engine
+        .admin()
+        .acknowledge_notifications(view.id, &filter)
+        .await?;
     let target = format!("connection {}", view.name);
     let after = json!({ "acknowledged": acknowledged, "event_type": filter.event_type });
     audited(

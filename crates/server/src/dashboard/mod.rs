@@ -71,6 +71,7 @@ async fn logged_in(
         return Ok(None);
     };
     Ok(engine
+        .admin()
         .dashboard_session(&secret)
         .await?
         .map(|(token, csrf)| (Caller::from_token(token), csrf)))
@@ -242,7 +243,7 @@ async fn log_in(
         ));
     }
     let presented = field(&fields, "token").unwrap_or_default();
-    let Some(token) = engine.authenticate(presented.trim()).await? else {
+    let Some(token) = engine.admin().authenticate(presented.trim()).await? else {
         return login_form(
             cookies,
             &headers,
@@ -250,7 +251,7 @@ async fn log_in(
             Some("That token is unknown, expired or revoked."),
         );
     };
-    let (secret, _) = engine.open_dashboard_session(&token).await?;
+    let (secret, _) = engine.admin().open_dashboard_session(&token).await?;
     let mut response = see_other("/dashboard");
     append_cookie(&mut response, &cookies.set_session(&secret))?;
     append_cookie(&mut response, &cookies.clear_login_token())?;
@@ -263,7 +264,7 @@ async fn log_out(
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     if let Some(secret) = cookies.session(&headers) {
-        engine.close_dashboard_session(&secret).await?;
+        engine.admin().close_dashboard_session(&secret).await?;
     }
     let mut response = see_other(LOGIN_PATH);
     append_cookie(&mut response, &cookies.clear_session())?;
@@ -329,10 +330,12 @@ async fn decide_write(
     };
     let connection = pgforce_sync::ConnectionId::from(connection);
     engine
+        .admin()
         .decide_failed_write(connection, log_id, decision, caller.name())
         .await?;
     let target = format!("connection {connection} trigger-log row {log_id}");
     if let Err(error) = engine
+        .admin()
         .audit(caller.name(), action, &target, None, None)
         .await
     {
@@ -357,7 +360,7 @@ async fn overview(
         token.role
     );
     body.push_str(&activity_chart(
-        &engine.activity(24, ACTIVITY_BUCKET_MINUTES).await?,
+        &engine.admin().activity(24, ACTIVITY_BUCKET_MINUTES).await?,
     ));
     for connection in engine
         .admin()
@@ -368,7 +371,7 @@ async fn overview(
     }
     if caller.require(Role::Manage).is_ok() {
         body.push_str("<h2>Audit trail</h2><table id=\"audit\"><tr><th>When</th><th>Token</th><th>Action</th><th>Target</th></tr>");
-        for entry in engine.audit_trail(20).await? {
+        for entry in engine.admin().audit_trail(20).await? {
             body.push_str(&format!(
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 escape(&entry.at),
@@ -461,6 +464,7 @@ async fn mapping_editor(
     );
     if !object.is_empty() {
         let describe = engine
+            .admin()
             .describe_object(connection, &object, caller.viewer())
             .await?;
         let mapped: Vec<String> = view
@@ -550,6 +554,7 @@ async fn save_mapping(
     engine.import(&view.name, &document.to_string()).await?;
     let target = format!("mapping {}/{object}", view.name);
     if let Err(error) = engine
+        .admin()
         .audit(
             caller.name(),
             "mapping.create",
@@ -625,7 +630,7 @@ async fn connection_section(
         ));
     }
     html.push_str("</table>");
-    let failed = engine.failed_writes(connection.id, None).await?;
+    let failed = engine.admin().failed_writes(connection.id, None).await?;
     if !failed.is_empty() {
         let may_decide = caller.require(Role::Operate).is_ok();
         html.push_str("<h3>Refused by Salesforce (last 24 hours)</h3><table class=\"failed\"><tr><th>Log row</th><th>Table</th><th>Row</th><th>Salesforce's message</th><th></th></tr>");
@@ -662,6 +667,7 @@ async fn connection_section(
         html.push_str("</table>");
     }
     let notifications = engine
+        .admin()
         .notifications(connection.id, &NotificationFilter::default(), 10)
         .await?;
     if !notifications.is_empty() {

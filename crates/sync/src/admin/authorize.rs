@@ -442,7 +442,6 @@ impl Admin {
     /// not returned (the consent's outcome stands).
     async fn audit_consent(&self, action: &str, target: &str, detail: &Value) {
         if let Err(error) = self
-            .engine
             .audit(CONSENT_ACTOR, action, target, None, Some(detail))
             .await
         {

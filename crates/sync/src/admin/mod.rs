@@ -9,9 +9,14 @@
 //!
 //! Layout: `views` (connections and mappings as the API shows them, by id, with their
 //! freshness), `validate` (diagnosing a connection), `status` (`pgforce status`),
-//! `scrape` (metrics), `authorize` (the OAuth web-server flow).
+//! `scrape` (metrics), `authorize` (the OAuth web-server flow), `access` (API tokens and
+//! dashboard sessions), `audit` (the audit trail), `inspect` (refused writes,
+//! notifications, describes, activity).
 
+mod access;
+mod audit;
 mod authorize;
+mod inspect;
 mod scrape;
 mod status;
 mod validate;

@@ -28,7 +28,7 @@
 //! `authorize` (the OAuth web-server flow), `rotation` (kept secrets sealed again under the
 //! operator's first key), `expiry` (deleting expired sessions, consents and diagnoses).
 
-mod describe;
+mod connections;
 mod documents;
 mod expiry;
 mod operations;

@@ -30,8 +30,6 @@ use crate::error::{CURSOR_RESTARTS, Error, Result};
 
 use super::{ReadOutcome, Target, row_values, soql_datetime, text_of};
 
-use crate::config::DEFAULT_POLL_OVERLAP;
-
 /// Reads and applies what changed in Salesforce since the cursor, with the default
 /// overlap (tests poll one at a time).
 #[cfg(feature = "test-support")]
@@ -40,7 +38,7 @@ pub async fn poll_once(
     pg: &mut Postgres,
     target: &Target<'_>,
 ) -> Result<ReadOutcome> {
-    poll_with_overlap(sf, pg, target, DEFAULT_POLL_OVERLAP).await
+    poll_with_overlap(sf, pg, target, crate::config::DEFAULT_POLL_OVERLAP).await
 }
 
 /// Reads and applies what changed in Salesforce since `overlap` before the cursor.
