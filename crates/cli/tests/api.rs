@@ -14,6 +14,39 @@ use serde_json::{Value, json};
 use crate::run::{config_file, count, pgforce, pgforce_ok, seeded_org, wait_for_count};
 use crate::server::{READ_WRITE_ACCOUNTS as ACCOUNTS, serving, serving_with};
 
+/// A `pgforce run` holding a fresh secret key, over an org seeded with accounts, with a
+/// `manage` token named `provisioning`: what tests of API-created connections start from.
+pub struct Keyed {
+    pub org: pgforce_emulator::testing::TestOrg,
+    pub db: TestDatabase,
+    pub config: std::path::PathBuf,
+    pub key: String,
+    pub daemon: tokio::process::Child,
+    pub base: String,
+    pub admin: String,
+}
+
+/// [`Keyed`], over an org seeded with `accounts` Accounts and a configuration declaring
+/// no connection.
+pub async fn keyed(accounts: u64) -> Keyed {
+    let org = seeded_org(accounts).await;
+    let db = TestDatabase::create().await;
+    let config = config_file(&org, &db, "");
+    let path = config.to_str().unwrap();
+    let key = pgforce_ok(&["key", "generate"]).await.trim().to_owned();
+    let (daemon, base) = serving_with(path, &[("PGFORCE_SECRET_KEY", &key)]).await;
+    let admin = token(path, "provisioning", "manage", &[]).await;
+    Keyed {
+        org,
+        db,
+        config,
+        key,
+        daemon,
+        base,
+        admin,
+    }
+}
+
 /// Creates a token with `role` through the CLI and returns it.
 pub async fn token(config: &str, name: &str, role: &str, extra: &[&str]) -> String {
     let mut args = vec![
@@ -704,13 +737,16 @@ pub async fn with_key(args: &[&str], key: &str) -> std::process::Output {
 #[tokio::test]
 async fn a_connection_created_through_the_api_keeps_its_secrets_sealed_and_runs_wherever_the_key_is()
  {
-    let org = seeded_org(4).await;
-    let db = TestDatabase::create().await;
-    let config = config_file(&org, &db, "");
+    let Keyed {
+        org,
+        db,
+        config,
+        key,
+        daemon,
+        base,
+        admin,
+    } = keyed(4).await;
     let path = config.to_str().unwrap();
-    let key = pgforce_ok(&["key", "generate"]).await.trim().to_owned();
-    let (daemon, base) = serving_with(path, &[("PGFORCE_SECRET_KEY", &key)]).await;
-    let admin = token(path, "provisioning", "manage", &[]).await;
     let password = pgforce_emulator::DEFAULT_PASSWORD;
     let mut second = json!({
         "name": "second", "schema_name": "second", "login_url": org.http_url,
@@ -917,13 +953,15 @@ async fn consent(redirect: &str, decision: &str) -> (StatusCode, String) {
 
 #[tokio::test]
 async fn a_connection_a_person_consents_to_is_created_and_renewed_through_the_web_server_flow() {
-    let org = seeded_org(6).await;
-    let db = TestDatabase::create().await;
-    let config = config_file(&org, &db, "");
-    let path = config.to_str().unwrap();
-    let key = pgforce_ok(&["key", "generate"]).await.trim().to_owned();
-    let (_daemon, base) = serving_with(path, &[("PGFORCE_SECRET_KEY", &key)]).await;
-    let admin = token(path, "provisioning", "manage", &[]).await;
+    let Keyed {
+        org,
+        db,
+        config,
+        key: _,
+        daemon: _daemon,
+        base,
+        admin,
+    } = keyed(6).await;
     let consented = json!({
         "name": "consented", "schema_name": "consented", "login_url": org.http_url,
         "auth": "refresh_token", "client_id": "pgforce", "client_secret": "pgforce"});

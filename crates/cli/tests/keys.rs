@@ -18,7 +18,7 @@ use reqwest::{Method, StatusCode};
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use serde_json::{Value, json};
 
-use crate::api::{add_account_mapping, call, token, with_key};
+use crate::api::{Keyed, add_account_mapping, call, keyed, token, with_key};
 use crate::oauth::Browser;
 use crate::run::{config_file, pgforce, pgforce_ok, seeded_org, stop, wait_for_count};
 use crate::server::serving_with;
@@ -376,13 +376,16 @@ async fn processes_given_several_keys_open_what_any_sealed_so_they_switch_one_at
 
 #[tokio::test]
 async fn sealed_secrets_copied_to_another_connection_do_not_open_there() {
-    let org = seeded_org(1).await;
-    let db = TestDatabase::create().await;
-    let config = config_file(&org, &db, "");
+    let Keyed {
+        org,
+        db,
+        config,
+        key,
+        daemon,
+        base,
+        admin,
+    } = keyed(1).await;
     let path = config.to_str().unwrap();
-    let key = pgforce_ok(&["key", "generate"]).await.trim().to_owned();
-    let (daemon, base) = serving_with(path, &[("PGFORCE_SECRET_KEY", &key)]).await;
-    let admin = token(path, "provisioning", "manage", &[]).await;
     let source = create(&base, &admin, &password_connection("aa", &org.http_url)).await;
     let target = create(&base, &admin, &password_connection("bb", &org.http_url)).await;
     stop(daemon).await;
@@ -441,13 +444,16 @@ async fn sealed_secrets_copied_to_another_connection_do_not_open_there() {
 
 #[tokio::test]
 async fn secrets_sealed_before_binding_still_open_and_are_bound_when_sealed_again() {
-    let org = seeded_org(1).await;
-    let db = TestDatabase::create().await;
-    let config = config_file(&org, &db, "");
+    let Keyed {
+        org,
+        db,
+        config,
+        key,
+        daemon,
+        base,
+        admin,
+    } = keyed(1).await;
     let path = config.to_str().unwrap();
-    let key = pgforce_ok(&["key", "generate"]).await.trim().to_owned();
-    let (daemon, base) = serving_with(path, &[("PGFORCE_SECRET_KEY", &key)]).await;
-    let admin = token(path, "provisioning", "manage", &[]).await;
     let changed = create(&base, &admin, &password_connection("aa", &org.http_url)).await;
     let rotated = create(&base, &admin, &password_connection("bb", &org.http_url)).await;
     stop(daemon).await;

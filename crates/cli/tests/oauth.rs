@@ -15,7 +15,7 @@ use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::api::{call, token};
+use crate::api::{Keyed, call, keyed, token};
 use crate::listener::tls_files;
 use crate::run::{allowing, config_file, count, pgforce_ok, seeded_org};
 use crate::server::{serving_with, serving_with_flags};
@@ -193,13 +193,15 @@ fn consented_connection(name: &str, org: &TestOrg) -> Value {
 
 #[tokio::test]
 async fn a_consent_is_finished_only_in_the_browser_that_opened_its_one_time_start_link() {
-    let org = seeded_org(2).await;
-    let db = TestDatabase::create().await;
-    let config = config_file(&org, &db, "");
-    let path = config.to_str().unwrap();
-    let key = pgforce_ok(&["key", "generate"]).await.trim().to_owned();
-    let (_daemon, base) = serving_with(path, &[("PGFORCE_SECRET_KEY", &key)]).await;
-    let admin = token(path, "provisioning", "manage", &[]).await;
+    let Keyed {
+        org,
+        db,
+        config,
+        key: _,
+        daemon: _daemon,
+        base,
+        admin,
+    } = keyed(2).await;
     let connections = "/api/v3/connections";
     let body = consented_connection("bound", &org);
 
@@ -503,13 +505,15 @@ async fn a_renewal_consented_in_another_org_is_refused_and_changes_nothing() {
 
 #[tokio::test]
 async fn next_is_only_a_path_on_pgforce_and_the_person_lands_there_after_consenting() {
-    let org = seeded_org(2).await;
-    let db = TestDatabase::create().await;
-    let config = config_file(&org, &db, "");
-    let path = config.to_str().unwrap();
-    let key = pgforce_ok(&["key", "generate"]).await.trim().to_owned();
-    let (_daemon, base) = serving_with(path, &[("PGFORCE_SECRET_KEY", &key)]).await;
-    let admin = token(path, "provisioning", "manage", &[]).await;
+    let Keyed {
+        org,
+        db,
+        config,
+        key: _,
+        daemon: _daemon,
+        base,
+        admin,
+    } = keyed(2).await;
     let connections = "/api/v3/connections";
 
     // Anywhere else is refused when the consent starts, naming `next`; nothing is kept.

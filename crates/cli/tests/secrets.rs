@@ -16,9 +16,9 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
 
-use crate::api::{add_account_mapping, call, token};
-use crate::run::{config_file, count, pgforce, pgforce_ok, seeded_org, wait_for_count};
-use crate::server::{READ_WRITE_ACCOUNTS, serving, serving_with};
+use crate::api::{Keyed, add_account_mapping, call, keyed, token};
+use crate::run::{config_file, count, pgforce, seeded_org, wait_for_count};
+use crate::server::{READ_WRITE_ACCOUNTS, serving};
 
 /// What the listener answers: a page of an internal service no error may repeat.
 const INTERNAL_PAGE: &str = "<html><title>internal-admin-console</title></html>";
@@ -94,13 +94,15 @@ fn assert_refused(answer: &(StatusCode, Value), setting: &str, said: &[&str]) {
 
 #[tokio::test]
 async fn no_api_call_makes_pgforce_send_credentials_to_a_host_off_salesforce() {
-    let org = seeded_org(2).await;
-    let db = TestDatabase::create().await;
-    let config = config_file(&org, &db, "");
-    let path = config.to_str().unwrap();
-    let key = pgforce_ok(&["key", "generate"]).await.trim().to_owned();
-    let (_daemon, base) = serving_with(path, &[("PGFORCE_SECRET_KEY", &key)]).await;
-    let admin = token(path, "provisioning", "manage", &[]).await;
+    let Keyed {
+        org,
+        db,
+        config,
+        key: _,
+        daemon: _daemon,
+        base,
+        admin,
+    } = keyed(2).await;
     let listener = Eavesdropper::start().await;
     let families = ["*.my.salesforce.com", "allowed_login_hosts"];
     let connections = "/api/v3/connections";
@@ -175,13 +177,15 @@ async fn no_api_call_makes_pgforce_send_credentials_to_a_host_off_salesforce() {
 
 #[tokio::test]
 async fn the_api_takes_keys_and_certificates_as_content_never_as_server_paths() {
-    let org = seeded_org(3).await;
-    let db = TestDatabase::create().await;
-    let config = config_file(&org, &db, "");
-    let path = config.to_str().unwrap();
-    let key = pgforce_ok(&["key", "generate"]).await.trim().to_owned();
-    let (_daemon, base) = serving_with(path, &[("PGFORCE_SECRET_KEY", &key)]).await;
-    let admin = token(path, "provisioning", "manage", &[]).await;
+    let Keyed {
+        org,
+        db,
+        config,
+        key: _,
+        daemon: _daemon,
+        base,
+        admin,
+    } = keyed(3).await;
     let connections = "/api/v3/connections";
     let jwt = |name: &str| {
         json!({"name": name, "schema_name": name, "login_url": org.http_url, "auth": "jwt",
@@ -334,13 +338,15 @@ async fn creating_a_connection_under_a_name_that_exists_is_a_conflict_and_change
 
 #[tokio::test]
 async fn reserved_schemas_and_malformed_api_versions_are_refused_naming_the_setting() {
-    let org = seeded_org(1).await;
-    let db = TestDatabase::create().await;
-    let config = config_file(&org, &db, "");
-    let path = config.to_str().unwrap();
-    let key = pgforce_ok(&["key", "generate"]).await.trim().to_owned();
-    let (_daemon, base) = serving_with(path, &[("PGFORCE_SECRET_KEY", &key)]).await;
-    let admin = token(path, "provisioning", "manage", &[]).await;
+    let Keyed {
+        org,
+        db,
+        config,
+        key: _,
+        daemon: _daemon,
+        base,
+        admin,
+    } = keyed(1).await;
     let connections = "/api/v3/connections";
 
     for schema in ["pgforce", "pg_catalog", "pg_toast_x", "information_schema"] {
