@@ -195,6 +195,7 @@ async fn measure(
             "ms",
             &before,
         );
+        deep_views(options, count, &engine, &base, report).await?;
         if count == options.mappings.iter().copied().min().unwrap_or(count) {
             api_throughput(options, &engine, &base, db_url, report).await?;
         }
@@ -204,6 +205,65 @@ async fn measure(
     let _ = stop.send(true);
     serving.await.context("the server task")?;
     result
+}
+
+/// `GET /api/v3/connections?deep=true` with a view token: the first (which asks Salesforce
+/// for each mapping's record count, as far as the token's hourly budget goes), then p50 and
+/// p99 of those after it (counts kept for 30 s; row counts in a few statements).
+async fn deep_views(
+    options: &Options,
+    count: usize,
+    engine: &Engine,
+    base: &str,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let token = engine
+        .admin()
+        .create_token(&format!("deep-{count}"), Role::View, None)
+        .await?;
+    let http = reqwest::Client::new();
+    let view = || async {
+        let started = Instant::now();
+        let response = http
+            .get(format!("{base}/api/v3/connections?deep=true"))
+            .bearer_auth(&token)
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            bail!("the deep view answered {}", response.status());
+        }
+        response.bytes().await?;
+        Ok::<_, anyhow::Error>(started.elapsed().as_secs_f64() * 1000.0)
+    };
+    let first = view().await?;
+    report.add(
+        &format!("first deep view at {count} mappings"),
+        first,
+        "ms",
+        "GET /api/v3/connections?deep=true, view token: asks Salesforce each mapping's count (up to the token's 600 calls an hour)",
+    );
+    let runs = options.scrapes.min(50);
+    let mut deep_ms = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        deep_ms.push(view().await?);
+    }
+    deep_ms.sort_by(f64::total_cmp);
+    let note = format!(
+        "{runs} deep views one after another after the first: Salesforce counts kept 30 s, rows counted exactly in a few statements"
+    );
+    report.add(
+        &format!("deep view p50 at {count} mappings"),
+        percentile(&deep_ms, 0.50),
+        "ms",
+        &note,
+    );
+    report.add(
+        &format!("deep view p99 at {count} mappings"),
+        percentile(&deep_ms, 0.99),
+        "ms",
+        &note,
+    );
+    Ok(())
 }
 
 /// API requests per second with a view token on `GET /api/v3/connections`, and the most

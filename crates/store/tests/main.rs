@@ -8,6 +8,7 @@ mod support;
 mod audit;
 mod catalog;
 mod connections;
+mod counts;
 mod events;
 mod layout;
 mod pool;

@@ -61,6 +61,45 @@ pub async fn count(client: &impl GenericClient, schema: &Ident, table: &Ident) -
     Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or_default())
 }
 
+/// Tables counted in one statement by [`counts`].
+const COUNTED_PER_STATEMENT: usize = 200;
+
+/// Exact rows of each table, by `(schema, table)`: one `count(*)` per table, sent as one
+/// statement per [`COUNTED_PER_STATEMENT`] tables (a `union all`), so a view of many
+/// small tables costs a few round trips, not one per table.
+pub async fn counts(
+    client: &impl GenericClient,
+    tables: &[(Ident, Ident)],
+) -> Result<HashMap<(String, String), u64>> {
+    let mut counted = HashMap::with_capacity(tables.len());
+    for chunk in tables.chunks(COUNTED_PER_STATEMENT) {
+        let statement = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, (schema, table))| format!("select {i}::int, count(*) from {schema}.{table}"))
+            .collect::<Vec<_>>()
+            .join(" union all ");
+        let rows = client
+            .query(&statement, &[])
+            .await
+            .context(|| format!("counting the rows of {} tables", chunk.len()))?;
+        for row in rows {
+            let Some((schema, table)) = usize::try_from(row.get::<_, i32>(0))
+                .ok()
+                .and_then(|i| chunk.get(i))
+            else {
+                continue;
+            };
+            let count = u64::try_from(row.get::<_, i64>(1)).unwrap_or_default();
+            counted.insert(
+                (schema.as_str().to_owned(), table.as_str().to_owned()),
+                count,
+            );
+        }
+    }
+    Ok(counted)
+}
+
 /// Estimated rows of each table, by `(schema, table)`, in one catalog read whatever the
 /// number of tables; none is scanned. The estimate is `pg_class.reltuples` (kept by
 /// `analyze`, autovacuum's included); a table never analyzed nor vacuumed has none (-1)

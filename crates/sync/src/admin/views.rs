@@ -11,6 +11,7 @@
 //! - the pooled session is given back before any Salesforce call, so a slow org holds no
 //!   catalog session.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use pgforce_store::catalog::connections::{self, ConnectionRow};
@@ -212,6 +213,7 @@ impl Admin {
         let queues = queue::unsent_and_failed_by_table(&*pg, &schema)
             .await
             .unwrap_or_default();
+        let counted = self.row_counts(&pg, &connection.schema, &listed).await;
         let mut views = Vec::with_capacity(listed.len());
         for row in listed {
             let config = configs["mappings"]
@@ -221,7 +223,7 @@ impl Admin {
                 .find(|m| m["object_name"].as_str() == Some(row.object.as_str()))
                 .and_then(|m| m["config"].as_object().cloned())
                 .unwrap_or_default();
-            let rows = self.row_count(&pg, &connection.schema, &row).await;
+            let rows = counted.get(&row.id).copied();
             let (pending, errors) = queues.get(&row.table).copied().unwrap_or_default();
             views.push(MappingView {
                 id: row.id,
@@ -242,32 +244,55 @@ impl Admin {
         Ok(views)
     }
 
-    /// Rows in a mapping's table: exact when small, else kept for [`ROW_COUNT_FRESH`].
-    async fn row_count(
+    /// Rows in the tables of `listed` (mappings of one connection, in `schema`), by
+    /// mapping: exact when Postgres estimates a table smaller than [`EXACT_COUNT_BELOW`],
+    /// else kept for [`ROW_COUNT_FRESH`]. One estimate read and a few counting statements,
+    /// whatever the number of mappings; a table that is missing has no count.
+    async fn row_counts(
         &self,
         pg: &pgforce_store::Session,
         schema: &str,
-        mapping: &MappingRow,
-    ) -> Option<u64> {
-        let (schema_ident, table) = (Ident::new(schema).ok()?, Ident::new(&mapping.table).ok()?);
-        let key = (schema.to_owned(), mapping.table.clone());
-        let estimate = rows::estimates(pg, std::slice::from_ref(&key))
-            .await
-            .ok()?
-            .get(&key)
-            .copied()
-            .unwrap_or_default();
-        let views = &self.engine.shared.views;
-        if estimate >= EXACT_COUNT_BELOW
-            && let Some(count) = views.row_counts.fresh(&mapping.id)
-        {
-            return Some(count);
+        listed: &[MappingRow],
+    ) -> HashMap<MappingId, u64> {
+        let Ok(schema_ident) = Ident::new(schema) else {
+            return HashMap::new();
+        };
+        let key = |table: &str| (schema.to_owned(), table.to_owned());
+        let tables: Vec<(String, String)> = listed.iter().map(|m| key(&m.table)).collect();
+        let estimates = rows::estimates(pg, &tables).await.unwrap_or_default();
+        let kept = &self.engine.shared.views.row_counts;
+        let mut counted = HashMap::with_capacity(listed.len());
+        let mut to_count = Vec::new();
+        for mapping in listed {
+            let Some(&estimate) = estimates.get(&key(&mapping.table)) else {
+                continue;
+            };
+            let large = estimate >= EXACT_COUNT_BELOW;
+            match (large, kept.fresh(&mapping.id)) {
+                (true, Some(count)) => {
+                    counted.insert(mapping.id, count);
+                }
+                _ => {
+                    if let Ok(table) = Ident::new(&mapping.table) {
+                        to_count.push((mapping.id, large, table));
+                    }
+                }
+            }
         }
-        let count = rows::count(pg, &schema_ident, &table).await.ok()?;
-        if estimate >= EXACT_COUNT_BELOW {
-            views.row_counts.keep(mapping.id, count);
+        let idents: Vec<(Ident, Ident)> = to_count
+            .iter()
+            .map(|(_, _, table)| (schema_ident.clone(), table.clone()))
+            .collect();
+        let exact = rows::counts(pg, &idents).await.unwrap_or_default();
+        for (mapping, large, table) in to_count {
+            if let Some(&count) = exact.get(&key(table.as_str())) {
+                if large {
+                    kept.keep(mapping, count);
+                }
+                counted.insert(mapping, count);
+            }
         }
-        Some(count)
+        counted
     }
 
     /// Fills the Salesforce record counts of `views`, asking Salesforce only for those not
