@@ -337,7 +337,8 @@ async fn creating_a_connection_under_a_name_that_exists_is_a_conflict_and_change
 }
 
 #[tokio::test]
-async fn reserved_schemas_and_malformed_api_versions_are_refused_naming_the_setting() {
+async fn reserved_schemas_schemas_holding_other_tables_and_malformed_api_versions_are_refused_naming_the_setting()
+ {
     let Keyed {
         org,
         db,
@@ -365,6 +366,49 @@ async fn reserved_schemas_and_malformed_api_versions_are_refused_naming_the_sett
         count(&db, "select count(*) from pgforce.connections").await,
         1,
         "nothing registered"
+    );
+
+    // A schema holding tables pgforce did not create (the app's own) is not taken over
+    // through the API: refused naming the schema and its tables, nothing registered.
+    db.client()
+        .await
+        .batch_execute("create schema crm; create table crm.customers (id int); create view crm.recent as select * from crm.customers")
+        .await
+        .unwrap();
+    let mut over_app_tables = password_connection("crm", &org.http_url);
+    over_app_tables["schema_name"] = json!("crm");
+    let answer = call(
+        &base,
+        Method::POST,
+        connections,
+        Some(&admin),
+        Some(&over_app_tables),
+    )
+    .await;
+    assert_refused(
+        &answer,
+        "schema_name",
+        &[
+            "crm",
+            "customers",
+            "recent",
+            "pgforce did not create",
+            "configuration file",
+        ],
+    );
+    assert_eq!(
+        count(&db, "select count(*) from pgforce.connections").await,
+        1,
+        "nothing registered over the app's tables"
+    );
+    assert_eq!(
+        count(
+            &db,
+            "select count(*) from information_schema.tables where table_schema = 'crm'"
+        )
+        .await,
+        2,
+        "the app's tables untouched"
     );
 
     let body = password_connection("second", &org.http_url);

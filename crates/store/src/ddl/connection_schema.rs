@@ -30,3 +30,24 @@ pub async fn ensure_connection_schema(client: &Client, schema: &Ident) -> Result
         .await
         .context(|| format!("creating the trigger log in schema {schema}"))
 }
+
+/// The tables, views and other relations already in `schema` (at most `limit` names, in
+/// order): what a connection created through the API would sync over (none when the
+/// schema does not exist).
+pub async fn relations_in(
+    client: &impl tokio_postgres::GenericClient,
+    schema: &str,
+    limit: i64,
+) -> Result<Vec<String>> {
+    let rows = client
+        .query(
+            "select c.relname::text from pg_class c
+             join pg_namespace n on n.oid = c.relnamespace
+             where n.nspname = $1 and c.relkind in ('r', 'p', 'v', 'm', 'f')
+             order by c.relname limit $2",
+            &[&schema, &limit],
+        )
+        .await
+        .context(|| format!("reading what schema {schema} holds"))?;
+    Ok(rows.iter().map(|row| row.get(0)).collect())
+}

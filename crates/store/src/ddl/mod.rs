@@ -17,7 +17,7 @@ mod connection_schema;
 mod mapped_table;
 
 pub use columns::{ExistingColumn, table_columns, widen_columns};
-pub use connection_schema::{ensure_connection_schema, trigger_log_channel};
+pub use connection_schema::{ensure_connection_schema, relations_in, trigger_log_channel};
 pub use mapped_table::{
     ColumnSpec, KeyColumn, MappedTable, PgType, TableChange, create_mapped_table,
     detach_mapped_table,

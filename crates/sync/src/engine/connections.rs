@@ -14,6 +14,9 @@ use super::Engine;
 use super::setup::{Declaring, name_taken};
 use crate::error::{Error, Result};
 
+/// How many of the tables already in a schema a refusal names.
+const SCHEMA_HOLDINGS_NAMED: i64 = 5;
+
 impl Engine {
     /// Heroku Connect's "recover": resumes the connection and every one of its mappings
     /// (a mapping stopped by an error starts again).
@@ -96,7 +99,33 @@ impl Engine {
             return Err(name_taken(&config.name));
         }
         config.refuse_server_files()?;
-        config.check(self.allowed_hosts())
+        config.check(self.allowed_hosts())?;
+        // Syncing over tables pgforce did not create is taking them over: something an
+        // operator declares on purpose in the configuration file, never a side effect of
+        // an API call that happens to name their schema. (A schema another connection has
+        // is refused as such when the connection is registered.)
+        let owned = connections::list(pg)
+            .await
+            .map_err(Error::catalog)?
+            .iter()
+            .any(|row| row.schema == config.schema);
+        if owned {
+            return Ok(());
+        }
+        let held = pgforce_store::ddl::relations_in(pg, &config.schema, SCHEMA_HOLDINGS_NAMED)
+            .await
+            .map_err(Error::catalog)?;
+        if held.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Connection {
+            connection: config.name.clone(),
+            problem: format!(
+                "schema_name: schema {} already holds tables pgforce did not create ({}); choose another schema, or declare the connection in the configuration file to take them over on purpose",
+                config.schema,
+                held.join(", ")
+            ),
+        })
     }
 
     /// The keys secrets are sealed with (the first) and opened with, or why connections
