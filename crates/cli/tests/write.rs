@@ -51,7 +51,7 @@ async fn wait_for_salesforce(org: &TestOrg, like: &str, expected: usize) -> Vec<
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "Salesforce has {} accounts like {like}, expected {expected}",
+            "Salesforce has {} accounts like {like} ({names:?}), expected {expected}",
             names.len()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;

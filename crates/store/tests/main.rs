@@ -15,3 +15,4 @@ mod pool;
 mod subscriptions;
 mod tls;
 mod triggers;
+mod write_back;

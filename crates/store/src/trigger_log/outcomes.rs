@@ -222,9 +222,42 @@ pub(super) async fn fold_read_back(
     .context(|| format!("folding rows of {schema}.{table} read back before their write-back"))
 }
 
+/// Times a write-back starts over after it met a row the reader stored meanwhile.
+pub(super) const RECORD_ATTEMPTS: u32 = 3;
+
 /// Writes a recording for `table` in one transaction, committed only while the lease
 /// behind `fence` holds.
+///
+/// The reader may be storing one of the new records at the same moment, read back before
+/// its write-back: its row is not committed when this transaction looks for read-back
+/// rows, so the write-back of that sfid waits on it and then meets the sfid's unique index.
+/// The transaction then starts over (it wrote nothing), and this time folds the reader's
+/// row into the app's.
 pub async fn record(
+    client: &mut Client,
+    schema: &Ident,
+    table: &Ident,
+    rec: &Recording,
+    fence: Option<&Fence>,
+) -> Result<()> {
+    for attempt in 1.. {
+        match record_once(client, schema, table, rec, fence).await {
+            Err(error) if attempt < RECORD_ATTEMPTS && met_a_read_back_row(&error) => {
+                tracing::info!(table = %table, attempt, "a new record was stored by the reader while its Id was written back; writing again to fold its row");
+            }
+            outcome => return outcome,
+        }
+    }
+    unreachable!("the attempts above end in a return")
+}
+
+/// Whether `error` is the sfid's unique index refusing a write-back: a row with that sfid
+/// appeared meanwhile.
+pub(super) fn met_a_read_back_row(error: &crate::Error) -> bool {
+    error.sqlstate() == Some(tokio_postgres::error::SqlState::UNIQUE_VIOLATION.code())
+}
+
+async fn record_once(
     client: &mut Client,
     schema: &Ident,
     table: &Ident,

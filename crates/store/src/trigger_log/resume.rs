@@ -120,6 +120,28 @@ pub async fn adopt(
     if found.is_empty() {
         return Ok(());
     }
+    // The reader may be storing one of these records right now (see outcomes::record).
+    for attempt in 1.. {
+        match adopt_once(client, schema, table, found, fence).await {
+            Err(error)
+                if attempt < super::outcomes::RECORD_ATTEMPTS
+                    && super::outcomes::met_a_read_back_row(&error) =>
+            {
+                tracing::info!(table = %table, attempt, "a found record was stored by the reader while its Id was written back; writing again to fold its row");
+            }
+            outcome => return outcome,
+        }
+    }
+    unreachable!("the attempts above end in a return")
+}
+
+async fn adopt_once(
+    client: &mut Client,
+    schema: &Ident,
+    table: &Ident,
+    found: &[Found<'_>],
+    fence: Option<&Fence>,
+) -> Result<()> {
     let log_ids: Vec<i32> = found.iter().map(|f| f.log_id).collect();
     let record_ids: Vec<i32> = found.iter().map(|f| f.record_id).collect();
     let sfids: Vec<String> = found.iter().map(|f| f.sfid.to_owned()).collect();
