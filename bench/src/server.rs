@@ -126,7 +126,11 @@ async fn measure(
         "mapping": mappings,
     }))
     .context("building the benchmark's connection")?;
-    let engine = Engine::open(db_url, vec![connection], EngineOptions::default()).await?;
+    let engine_options = EngineOptions {
+        allowed_hosts: crate::scratch::emulator_hosts()?,
+        ..EngineOptions::default()
+    };
+    let engine = Engine::open(db_url, vec![connection], engine_options).await?;
     let started = Instant::now();
     engine.apply().await?;
     let setup = started.elapsed().as_secs_f64();
