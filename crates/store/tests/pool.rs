@@ -19,16 +19,21 @@ async fn setting(session: &pgforce_store::Session, name: &str) -> String {
         .get(0)
 }
 
+/// The Postgres backend serving `session`.
+async fn backend_pid(session: &pgforce_store::Session) -> i32 {
+    session
+        .query_one("select pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
 #[tokio::test]
 async fn a_borrowers_settings_and_listens_do_not_reach_the_next_borrower() {
     let db = TestDatabase::create().await;
     let pool = pool(&db, 1, Duration::from_secs(10));
     let first = pool.get().await.unwrap();
-    let pid: i32 = first
-        .query_one("select pg_backend_pid()", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let pid = backend_pid(&first).await;
     let default_timeout = setting(&first, "idle_in_transaction_session_timeout").await;
     first
         .batch_execute(
@@ -39,11 +44,7 @@ async fn a_borrowers_settings_and_listens_do_not_reach_the_next_borrower() {
     drop(first);
 
     let second = pool.get().await.unwrap();
-    let again: i32 = second
-        .query_one("select pg_backend_pid()", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let again = backend_pid(&second).await;
     assert_eq!(again, pid, "the same session, lent again");
     assert_eq!(setting(&second, "search_path").await, "\"$user\", public");
     assert_eq!(
@@ -91,11 +92,7 @@ async fn a_session_postgres_terminated_is_replaced() {
     let db = TestDatabase::create().await;
     let pool = pool(&db, 1, Duration::from_secs(10));
     let first = pool.get().await.unwrap();
-    let pid: i32 = first
-        .query_one("select pg_backend_pid()", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let pid = backend_pid(&first).await;
     drop(first);
     let admin = db.client().await;
     admin
@@ -103,11 +100,7 @@ async fn a_session_postgres_terminated_is_replaced() {
         .await
         .unwrap();
     let second = pool.get().await.unwrap();
-    let replaced: i32 = second
-        .query_one("select pg_backend_pid()", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let replaced = backend_pid(&second).await;
     assert_ne!(replaced, pid);
     assert_eq!(pool.open_sessions(), 1);
 }
