@@ -74,3 +74,46 @@ mod tests {
         }
     }
 }
+
+/// A datetime as Salesforce's REST API writes it (`2024-03-29T16:40:08.208+0000`, or with
+/// `Z`, or another `±hhmm` offset) in milliseconds since the epoch; `None` when it is not
+/// one.
+pub fn datetime_millis(text: &str) -> Option<i64> {
+    if text.ends_with('Z') {
+        return crate::streaming::cometd::parse_iso_millis(text);
+    }
+    let split = text.len().checked_sub(5)?;
+    let (local, offset) = (text.get(..split)?, text.get(split..)?);
+    let sign = match offset.as_bytes().first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let hours: i64 = offset.get(1..3)?.parse().ok()?;
+    let minutes: i64 = offset.get(3..5)?.parse().ok()?;
+    let at = crate::streaming::cometd::parse_iso_millis(&format!("{local}Z"))?;
+    Some(at - sign * (hours * 60 + minutes) * 60_000)
+}
+
+/// The SOQL datetime literal (`2024-03-29T16:40:08Z`, whole seconds: SOQL takes no
+/// fractions) of `millis` since the epoch, rounded down to the second.
+pub fn datetime_literal(millis: i64) -> String {
+    let whole = crate::streaming::format_timestamp(millis.div_euclid(1000) * 1000);
+    whole.replacen(".000Z", "Z", 1)
+}
+
+#[cfg(test)]
+mod datetime_tests {
+    use super::{datetime_literal, datetime_millis};
+
+    #[test]
+    fn rest_datetimes_read_with_their_offset_and_write_as_whole_second_literals() {
+        let utc = datetime_millis("2024-03-29T16:40:08.208+0000").unwrap();
+        assert_eq!(datetime_millis("2024-03-29T16:40:08.208Z"), Some(utc));
+        assert_eq!(datetime_millis("2024-03-29T18:40:08.208+0200"), Some(utc));
+        assert_eq!(datetime_millis("2024-03-29T11:40:08.208-0500"), Some(utc));
+        assert_eq!(datetime_millis("2024-03-29"), None);
+        assert_eq!(datetime_literal(utc), "2024-03-29T16:40:08Z");
+        assert_eq!(datetime_literal(utc - 1_208), "2024-03-29T16:40:07Z");
+    }
+}

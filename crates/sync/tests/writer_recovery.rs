@@ -850,3 +850,118 @@ async fn a_read_back_create_keeps_the_app_changes_made_since() {
         "a column the reader does not fill keeps the app's value"
     );
 }
+
+/// The Id of the Gadget named `name` in Salesforce.
+async fn salesforce_id(h: &Harness, name: &str) -> String {
+    use futures_util::TryStreamExt as _;
+    let records: Vec<_> =
+        h.sf.query(&format!("SELECT Id FROM Gadget__c WHERE Name = '{name}'"))
+            .try_collect()
+            .await
+            .unwrap();
+    assert_eq!(records.len(), 1, "one {name}: {records:?}");
+    records[0]["Id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_create_in_doubt_that_a_user_edits_before_the_look_is_found_not_made_twice() {
+    // Creates in doubt are looked for only once Salesforce can no longer be running
+    // their call; meanwhile users edit the org, and a record the call made may already
+    // carry other values than the ones sent.
+    let mut h = harness_with(2000, EmulatorConfig::default(), None).await;
+    h.pg.batch_execute(
+        "insert into salesforce.gadget__c (name, price__c)
+         values ('Doubt A', 1), ('Doubt B', 2), ('Doubt C', 3), ('Doubt D', 4)",
+    )
+    .await
+    .unwrap();
+    script(
+        &h,
+        json!([{ "on": "collections", "fault": "lostResponse" }]),
+    )
+    .await;
+    assert_eq!(pass(&mut h, &WritePolicy::default()).await.in_doubt, 4);
+    // Two users edit two of the records the call made: one renames it, the other
+    // changes every field pgforce sent.
+    let renamed = salesforce_id(&h, "Doubt B").await;
+    h.sf.update(
+        "Gadget__c",
+        &renamed,
+        &serde_json::from_value(json!({ "Name": "Renamed by a user" })).unwrap(),
+    )
+    .await
+    .unwrap();
+    let rewritten = salesforce_id(&h, "Doubt D").await;
+    h.sf.update(
+        "Gadget__c",
+        &rewritten,
+        &serde_json::from_value(json!({ "Name": "Rewritten", "Price__c": 40 })).unwrap(),
+    )
+    .await
+    .unwrap();
+    let resumed = h.resume().await;
+    assert_eq!((resumed.found, resumed.requeued), (4, 0), "{resumed:?}");
+    pass(&mut h, &WritePolicy::default()).await;
+    assert_eq!(
+        salesforce_names(&h).await,
+        ["Doubt A", "Doubt C", "Renamed by a user", "Rewritten"],
+        "no record made twice"
+    );
+    let owner = |name: &'static str| {
+        let pg = &h.pg;
+        async move {
+            pg.query_one(
+                "select sfid from salesforce.gadget__c where name = $1",
+                &[&name],
+            )
+            .await
+            .unwrap()
+            .get::<_, String>(0)
+        }
+    };
+    assert_eq!(
+        owner("Doubt B").await,
+        renamed,
+        "the row owns its edited record"
+    );
+    assert_eq!(owner("Doubt D").await, rewritten);
+}
+
+#[tokio::test]
+async fn a_create_in_doubt_refused_alone_is_sent_again_while_an_edited_one_is_found() {
+    // A crashed writer's call ran: Salesforce refused one record on its own (not made)
+    // and made the two others, one of which a user edited since. The refused one is sent
+    // again; the edited one is found by the call it came from, not made twice.
+    let mut h = harness_with(2000, EmulatorConfig::default(), None).await;
+    h.pg.batch_execute(
+        "insert into salesforce.gadget__c (name, price__c) values ('Kept', 1);
+         insert into salesforce.gadget__c (name, price__c) values ('Refused', 2);
+         insert into salesforce.gadget__c (name, price__c) values ('Edited', 3);
+         update salesforce._trigger_log set state = 'PENDING';",
+    )
+    .await
+    .unwrap();
+    sent_in_flight(&h, "crashed").await;
+    h.create_in_salesforce(json!({ "Name": "Kept", "Price__c": 1 }))
+        .await;
+    let edited = h
+        .create_in_salesforce(json!({ "Name": "Edited by a user", "Price__c": 3 }))
+        .await;
+    let resumed = h.resume().await;
+    assert_eq!((resumed.found, resumed.requeued), (2, 1), "{resumed:?}");
+    pass(&mut h, &WritePolicy::default()).await;
+    assert_eq!(
+        salesforce_names(&h).await,
+        ["Edited by a user", "Kept", "Refused"],
+        "no record lost or made twice"
+    );
+    let sfid: String =
+        h.pg.query_one(
+            "select sfid from salesforce.gadget__c where name = 'Edited'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(sfid, edited);
+}

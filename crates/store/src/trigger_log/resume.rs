@@ -26,6 +26,10 @@ pub struct PendingCreate {
     pub values: Option<String>,
     /// When it was claimed, moved back by the margin (`2024-01-01T10:00:00Z`, UTC).
     pub claimed_before: String,
+    /// The wave (call) that last sent it: the latest `creates_in_flight` entry naming it.
+    /// Creates of one wave went in one call, so they were all made or all refused
+    /// together, but for the records Salesforce refused on their own.
+    pub wave: i64,
 }
 
 /// PENDING inserts of `table` whose row has no `sfid` and that may have reached Salesforce
@@ -42,12 +46,14 @@ pub async fn pending_creates(
         .query(
             &format!(
                 "select l.id, l.record_id, l.\"values\",
-                        to_char((l.updated_at - make_interval(secs => $2)) at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
+                        to_char((l.updated_at - make_interval(secs => $2)) at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
+                        w.wave
                  from {log} l
                  join {schema}.{table} t on t.id = l.record_id and t.sfid is null
+                 cross join lateral (select max(f.id) as wave from pgforce.creates_in_flight f
+                                     where f.schema_name = $5 and l.id = any(f.log_ids)) w
                  where l.state = $3 and l.action = $4 and l.table_name = $1
-                   and exists (select 1 from pgforce.creates_in_flight f
-                               where f.schema_name = $5 and l.id = any(f.log_ids))
+                   and w.wave is not null
                  order by l.id"
             ),
             &[
@@ -67,6 +73,7 @@ pub async fn pending_creates(
             record_id: row.get(1),
             values: row.get(2),
             claimed_before: row.get(3),
+            wave: row.get(4),
         })
         .collect())
 }

@@ -15,7 +15,7 @@
 //! Rows of a paused mapping's table are left PENDING until it runs again: its creates can
 //! be checked only then (and a bulk job of that table is read only then).
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 use futures_util::TryStreamExt as _;
 use pgforce_salesforce::Client as Salesforce;
@@ -62,42 +62,190 @@ pub async fn resume_pending(
         if pending.is_empty() {
             continue;
         }
-        let since = pending.iter().map(|(_, claimed)| claimed).min().cloned();
+        let since = pending.iter().map(|d| &d.claimed_before).min().cloned();
         let candidates = candidates(sf, mapping, &pending, since.as_deref().unwrap_or("")).await?;
-        let ids: Vec<&str> = candidates
-            .iter()
-            .filter_map(|r| r.get("Id")?.as_str())
-            .collect();
-        let mut taken: HashSet<String> =
-            store_resume::owned_sfids(pg, schema, &mapping.table, &ids)
-                .await
-                .map_err(store)?;
+        let mut taken = owned(pg, schema, mapping, &candidates).await?;
         // Adopted together, in one transaction per mapping.
-        let mut adopted = Vec::new();
-        for (change, _) in &pending {
-            let wanted = record_for(mapping, change);
-            let found = candidates.iter().find_map(|record| {
-                let id = record.get("Id")?.as_str()?;
-                (!taken.contains(id) && same_values(mapping, &wanted, record)).then_some(id)
+        let mut adopted: Vec<(&Doubt, Record)> = Vec::new();
+        let mut unmatched: Vec<&Doubt> = Vec::new();
+        for doubt in &pending {
+            let wanted = record_for(mapping, &doubt.change);
+            let found = candidates.iter().find(|record| {
+                record_id(record).is_some_and(|id| !taken.contains(id))
+                    && same_values(mapping, &wanted, record)
             });
-            if let Some(sfid) = found {
-                taken.insert(sfid.to_owned());
-                adopted.push(store_resume::Found {
-                    log_id: stored(change.log_id),
-                    record_id: stored(change.record_id),
-                    sfid,
-                });
+            match found {
+                Some(record) => {
+                    taken.extend(record_id(record).map(str::to_owned));
+                    adopted.push((doubt, record.clone()));
+                }
+                None => unmatched.push(doubt),
             }
         }
-        store_resume::adopt(pg, schema, &mapping.table, &adopted, fence)
+        let edited =
+            made_by_the_same_call(sf, pg, schema, mapping, &adopted, &unmatched, &mut taken)
+                .await?;
+        adopted.extend(edited);
+        let found: Vec<store_resume::Found<'_>> = adopted
+            .iter()
+            .filter_map(|(doubt, record)| {
+                Some(store_resume::Found {
+                    log_id: stored(doubt.change.log_id),
+                    record_id: stored(doubt.change.record_id),
+                    sfid: record_id(record)?,
+                })
+            })
+            .collect();
+        store_resume::adopt(pg, schema, &mapping.table, &found, fence)
             .await
             .map_err(store)?;
-        outcome.found += adopted.len() as u64;
+        outcome.found += found.len() as u64;
     }
     outcome.requeued = store_resume::requeue_pending(pg, schema, left, fence)
         .await
         .map_err(log_error)?;
     Ok(outcome)
+}
+
+/// A PENDING create that may have reached Salesforce, with when it was claimed (less the
+/// clock margin) and the wave (call) that last sent it.
+#[derive(Debug)]
+struct Doubt {
+    change: Change,
+    claimed_before: String,
+    wave: i64,
+}
+
+fn record_id(record: &Record) -> Option<&str> {
+    record.get("Id")?.as_str()
+}
+
+/// The Ids among `records` that a row of the mapping's table already owns.
+async fn owned(
+    pg: &Postgres,
+    schema: &Ident,
+    mapping: &Mapping,
+    records: &[Record],
+) -> Result<HashSet<String>> {
+    let ids: Vec<&str> = records.iter().filter_map(record_id).collect();
+    store_resume::owned_sfids(pg, schema, &mapping.table, &ids)
+        .await
+        .map_err(|e| Error::store(&mapping.object, e))
+}
+
+/// Creates in doubt whose values no record carries any more, yet that their call made:
+/// users edit the org while a create waits to be checked (until Salesforce can no longer
+/// be running its call), and an edited record no longer carries the values sent.
+///
+/// A wave is one call: when one of its creates was found, the call ran, and each of its
+/// other creates was either made too or refused on its own. The records the call made
+/// share its moment and its user, so they are read back by those (one short query per
+/// wave with creates missing) and, among the ones no row owns, given to the missing
+/// creates: first to the create sharing the most sent values with a record (at least
+/// one), then — when as many records as creates are left — in the order the call sent
+/// them, which is the order Salesforce made them in. A create left without one was
+/// refused, and is sent again. A wave none of whose creates is found proves nothing (its
+/// call may never have arrived): its creates are sent again, as before.
+async fn made_by_the_same_call<'d>(
+    sf: &Salesforce,
+    pg: &Postgres,
+    schema: &Ident,
+    mapping: &Mapping,
+    adopted: &[(&'d Doubt, Record)],
+    unmatched: &[&'d Doubt],
+    taken: &mut HashSet<String>,
+) -> Result<Vec<(&'d Doubt, Record)>> {
+    let mut found = Vec::new();
+    let waves: BTreeSet<i64> = unmatched.iter().map(|d| d.wave).collect();
+    for wave in waves {
+        let made: Vec<&Record> = adopted
+            .iter()
+            .filter(|(doubt, _)| doubt.wave == wave)
+            .map(|(_, record)| record)
+            .collect();
+        let Some(call) = CallTrace::of(&made) else {
+            continue;
+        };
+        let made_then = format!(
+            "CreatedDate >= {} AND CreatedDate < {} AND CreatedById = {}",
+            pgforce_salesforce::soql::datetime_literal(call.first - 1_000),
+            pgforce_salesforce::soql::datetime_literal(call.last + 2_000),
+            pgforce_salesforce::soql::quote(&call.user),
+        );
+        let made_then = query_with_restarts(sf, mapping, &made_then).await?;
+        let owned = owned(pg, schema, mapping, &made_then).await?;
+        let mut spare: Vec<Record> = made_then
+            .into_iter()
+            .filter(|r| record_id(r).is_some_and(|id| !taken.contains(id) && !owned.contains(id)))
+            .collect();
+        let mut missing: Vec<&Doubt> = unmatched
+            .iter()
+            .copied()
+            .filter(|d| d.wave == wave)
+            .collect();
+        // The most alike first, as long as they share a sent value.
+        missing.retain(|doubt| {
+            let wanted = record_for(mapping, &doubt.change);
+            let best = spare
+                .iter()
+                .enumerate()
+                .map(|(i, record)| (shared_values(mapping, &wanted, record), i))
+                .filter(|(shared, _)| *shared > 0)
+                .max_by_key(|(shared, i)| (*shared, std::cmp::Reverse(*i)));
+            match best {
+                Some((_, i)) => {
+                    found.push((*doubt, spare.remove(i)));
+                    false
+                }
+                None => true,
+            }
+        });
+        if missing.len() == spare.len() {
+            found.extend(missing.into_iter().zip(spare));
+        }
+    }
+    for (_, record) in &found {
+        taken.extend(record_id(record).map(str::to_owned));
+    }
+    Ok(found)
+}
+
+/// When and by whom a call made the records found of it.
+struct CallTrace {
+    /// The earliest and latest `CreatedDate`, in epoch milliseconds.
+    first: i64,
+    last: i64,
+    /// `CreatedById`.
+    user: String,
+}
+
+impl CallTrace {
+    fn of(made: &[&Record]) -> Option<Self> {
+        let mut trace: Option<Self> = None;
+        for record in made {
+            let at = record
+                .get("CreatedDate")
+                .and_then(Value::as_str)
+                .and_then(pgforce_salesforce::soql::datetime_millis)?;
+            let user = record.get("CreatedById").and_then(Value::as_str)?;
+            match &mut trace {
+                Some(trace) if trace.user == user => {
+                    trace.first = trace.first.min(at);
+                    trace.last = trace.last.max(at);
+                }
+                // One call has one user: records of several are not one call's.
+                Some(_) => return None,
+                None => {
+                    trace = Some(Self {
+                        first: at,
+                        last: at,
+                        user: user.to_owned(),
+                    });
+                }
+            }
+        }
+        trace
+    }
 }
 
 fn stored(id: i64) -> i32 {
@@ -106,11 +254,7 @@ fn stored(id: i64) -> i32 {
 
 /// PENDING inserts of a mapping whose row has no `sfid`, as changes, with when they were
 /// claimed minus the clock margin (ISO 8601, UTC).
-async fn pending_creates(
-    pg: &Postgres,
-    schema: &Ident,
-    mapping: &Mapping,
-) -> Result<Vec<(Change, String)>> {
+async fn pending_creates(pg: &Postgres, schema: &Ident, mapping: &Mapping) -> Result<Vec<Doubt>> {
     let rows = store_resume::pending_creates(pg, schema, &mapping.table, CLOCK_MARGIN_SECONDS)
         .await
         .map_err(|e| Error::store(&mapping.object, e))?;
@@ -123,8 +267,8 @@ async fn pending_creates(
                     format!("trigger log row {}: {e}", row.log_id),
                 )
             })?;
-        pending.push((
-            Change {
+        pending.push(Doubt {
+            change: Change {
                 log_id: i64::from(row.log_id),
                 table: mapping.table.as_str().to_owned(),
                 action: Action::Insert,
@@ -132,8 +276,9 @@ async fn pending_creates(
                 sfid: None,
                 values: pairs.into_iter().collect(),
             },
-            row.claimed_before,
-        ));
+            claimed_before: row.claimed_before,
+            wave: row.wave,
+        });
     }
     Ok(pending)
 }
@@ -150,7 +295,7 @@ const MAX_FILTER_CHARS: usize = 3_500;
 async fn candidates(
     sf: &Salesforce,
     mapping: &Mapping,
-    pending: &[(Change, String)],
+    pending: &[Doubt],
     since: &str,
 ) -> Result<Vec<Record>> {
     let Some((field, values)) = narrowing_field(mapping, pending) else {
@@ -178,13 +323,10 @@ async fn candidates(
 /// The createable, filterable text field that tells the pending creates apart best (the
 /// most distinct values) among those every one of them fills, with those values as SOQL
 /// literals; `None` when no field qualifies.
-fn narrowing_field(
-    mapping: &Mapping,
-    pending: &[(Change, String)],
-) -> Option<(String, Vec<String>)> {
+fn narrowing_field(mapping: &Mapping, pending: &[Doubt]) -> Option<(String, Vec<String>)> {
     let wanted: Vec<Record> = pending
         .iter()
-        .map(|(change, _)| record_for(mapping, change))
+        .map(|doubt| record_for(mapping, &doubt.change))
         .collect();
     mapping
         .fields
@@ -224,9 +366,32 @@ async fn created_since(
     since: &str,
     filter: &str,
 ) -> Result<Vec<Record>> {
+    query_with_restarts(sf, mapping, &format!("CreatedDate >= {since}{filter}")).await
+}
+
+/// The mapping's fields and when and by whom each record was made (`CreatedDate`,
+/// `CreatedById`), of the records `condition` (SOQL) keeps, oldest first. A query whose
+/// cursor Salesforce released midway (the reader's paging shares the user's few open
+/// cursors) is read again from the start, a few times more than a poll would: the creates
+/// it looks for must be checked soon.
+async fn query_with_restarts(
+    sf: &Salesforce,
+    mapping: &Mapping,
+    condition: &str,
+) -> Result<Vec<Record>> {
+    let mut fields = mapping.select_list();
+    for provenance in ["CreatedDate", "CreatedById"] {
+        if !mapping
+            .fields
+            .iter()
+            .any(|f| f.api_name.eq_ignore_ascii_case(provenance))
+        {
+            fields.push_str(", ");
+            fields.push_str(provenance);
+        }
+    }
     let soql = format!(
-        "SELECT {} FROM {} WHERE CreatedDate >= {since}{filter} ORDER BY CreatedDate",
-        mapping.select_list(),
+        "SELECT {fields} FROM {} WHERE {condition} ORDER BY CreatedDate, Id",
         mapping.object
     );
     let mut restarts = 0;
@@ -250,7 +415,25 @@ async fn created_since(
 /// datetimes are compared by their leading digits (Salesforce adds a time-zone suffix and
 /// milliseconds); numbers by value.
 fn same_values(mapping: &Mapping, wanted: &Record, record: &Record) -> bool {
-    let mut compared = 0;
+    let (equal, compared) = compare(mapping, wanted, record);
+    compared > 0 && equal == compared
+}
+
+/// How many of the non-null values a create would have sent a record still carries: the
+/// evidence that an edited record is the one a create made.
+fn shared_values(mapping: &Mapping, wanted: &Record, record: &Record) -> usize {
+    let sent: Record = wanted
+        .iter()
+        .filter(|(_, value)| !value.is_null())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    compare(mapping, &sent, record).0
+}
+
+/// `(equal, compared)`: of the mapped fields `wanted` has a value for, how many `record`
+/// holds the same value in.
+fn compare(mapping: &Mapping, wanted: &Record, record: &Record) -> (usize, usize) {
+    let (mut equal_count, mut compared) = (0, 0);
     for field in &mapping.fields {
         let Some(want) = wanted.get(&field.api_name) else {
             continue;
@@ -273,10 +456,8 @@ fn same_values(mapping: &Mapping, wanted: &Record, record: &Record) -> bool {
             (Value::String(a), Value::Null) => a.trim().is_empty(),
             (a, b) => a == b,
         };
-        if !equal {
-            return false;
-        }
         compared += 1;
+        equal_count += usize::from(equal);
     }
-    compared > 0
+    (equal_count, compared)
 }
