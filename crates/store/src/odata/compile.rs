@@ -121,7 +121,7 @@ pub(crate) fn search(set: &EntitySet, phrase: &str, binds: &mut Binds) -> String
     format!("({})", terms.join(" or "))
 }
 
-fn condition<'a>(set: &'a EntitySet, expr: &Expr, binds: &mut Binds) -> Result<String, QueryError> {
+fn condition(set: &EntitySet, expr: &Expr, binds: &mut Binds) -> Result<String, QueryError> {
     let sql = compile(set, expr, binds)?;
     if sql.ty == Ty::Bool {
         Ok(sql.text)
@@ -399,6 +399,29 @@ fn compare<'a>(
         Expr::Literal { value, .. } => Some(value.clone()),
         _ => None,
     };
+    // `f(x) eq true` as Salesforce sends it: the condition itself (keeps LIKE indexable).
+    if matches!(op, CmpOp::Eq | CmpOp::Ne) {
+        let tested = match (literal(left), literal(right)) {
+            (None, Some(Literal::Bool(value))) => Some((left, value)),
+            (Some(Literal::Bool(value)), None) => Some((right, value)),
+            _ => None,
+        };
+        if let Some((tested, value)) = tested {
+            let sql = compile(set, tested, binds)?;
+            if sql.ty != Ty::Bool {
+                return Err(invalid(
+                    "TypeMismatch",
+                    at,
+                    format_args!(
+                        "{} is {}; it cannot be compared with a boolean",
+                        sql.what,
+                        sql.ty.name()
+                    ),
+                ));
+            }
+            return Ok(bool_test(sql.text, value, op));
+        }
+    }
     let (l, r) = match (literal(left), literal(right)) {
         (Some(_), Some(_)) | (None, None) => {
             (compile(set, left, binds)?, compile(set, right, binds)?)
@@ -438,15 +461,6 @@ fn compare<'a>(
             ),
         ));
     }
-    // `f(x) eq true` as Salesforce sends it: the condition itself (keeps LIKE indexable).
-    if l.ty == Ty::Bool && matches!(op, CmpOp::Eq | CmpOp::Ne) {
-        if let Some(Literal::Bool(value)) = literal(right).filter(|_| literal(left).is_none()) {
-            return Ok(bool_test(l.text, value == (op == CmpOp::Eq)));
-        }
-        if let Some(Literal::Bool(value)) = literal(left).filter(|_| literal(right).is_none()) {
-            return Ok(bool_test(r.text, value == (op == CmpOp::Eq)));
-        }
-    }
     let one_literal = literal(left).is_some() || literal(right).is_some();
     let operator = match op {
         CmpOp::Eq if one_literal => "=",
@@ -463,12 +477,16 @@ fn compare<'a>(
     ))
 }
 
-fn bool_test<'a>(condition: String, wanted: bool) -> Sql<'a> {
-    if wanted {
-        boolean(condition, "condition")
-    } else {
-        boolean(format!("(not coalesce({condition}, false))"), "condition")
-    }
+/// A condition compared with a boolean literal, with OData's null rules (`null eq
+/// false` is false, `null ne true` is true); `eq true` stays the bare condition.
+fn bool_test<'a>(condition: String, literal: bool, op: CmpOp) -> Sql<'a> {
+    let text = match (op, literal) {
+        (CmpOp::Eq, true) => condition,
+        (CmpOp::Eq, false) => format!("(({condition}) is false)"),
+        (_, true) => format!("(({condition}) is not true)"),
+        (_, false) => format!("(({condition}) is not false)"),
+    };
+    boolean(text, "condition")
 }
 
 /// `%`, `_` and `\` escaped for a LIKE pattern (backslash is LIKE's escape character).

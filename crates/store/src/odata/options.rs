@@ -228,21 +228,25 @@ fn parse_order(set: &EntitySet, raw: Option<&str>) -> Result<Vec<(usize, bool)>,
     let mut order: Vec<(usize, bool)> = Vec::new();
     if let Some(raw) = raw {
         for item in raw.split(',') {
-            let words: Vec<&str> = item.split_whitespace().collect();
-            let (name, descending) = match words.as_slice() {
-                [name] => (*name, false),
-                [name, direction] if direction.eq_ignore_ascii_case("asc") => (*name, false),
-                [name, direction] if direction.eq_ignore_ascii_case("desc") => (*name, true),
-                _ => {
-                    return Err(invalid(
-                        "$orderby",
-                        format!(
-                            "$orderby item {:?} is not `property [asc|desc]`",
-                            item.trim()
-                        ),
-                    ));
+            let item = item.trim();
+            // The direction is the last word; the property is the rest (names are as is).
+            let (name, descending) = match item.rsplit_once(char::is_whitespace) {
+                Some((name, direction)) if direction.eq_ignore_ascii_case("asc") => {
+                    (name.trim_end(), false)
                 }
+                Some((name, direction)) if direction.eq_ignore_ascii_case("desc") => {
+                    (name.trim_end(), true)
+                }
+                _ => (item, false),
             };
+            if item.is_empty()
+                || (set.property(name).is_none() && name.contains(char::is_whitespace))
+            {
+                return Err(invalid(
+                    "$orderby",
+                    format!("$orderby item {item:?} is not `property [asc|desc]`"),
+                ));
+            }
             let index = property_index(set, "$orderby", name)?;
             if set.properties.get(index).map(|p| p.edm) == Some(EdmType::Binary) {
                 return Err(QueryError::not_supported(

@@ -130,11 +130,15 @@ fn split_outside_quotes(text: &str) -> Vec<String> {
         match c {
             '\'' => {
                 quoted = !quoted;
-                parts.last_mut().map(|p| p.push(c));
+                if let Some(part) = parts.last_mut() {
+                    part.push(c);
+                }
             }
             ',' if !quoted => parts.push(String::new()),
             _ => {
-                parts.last_mut().map(|p| p.push(c));
+                if let Some(part) = parts.last_mut() {
+                    part.push(c);
+                }
             }
         }
     }
