@@ -879,3 +879,57 @@ async fn garbage_filters_are_query_errors_never_panics() {
     }
     assert!(parsed > 0);
 }
+
+#[tokio::test]
+async fn views_page_by_id_and_keys_are_required_and_fixed() {
+    let (_db, client) = database(&format!(
+        "{MANY} create view many_view as select id, maybe from many where grp < 20;
+         create table codes (code text primary key, label text);"
+    ))
+    .await;
+    let view = set(&client, "public", "many_view").await;
+    let limits = Limits {
+        max_page_size: 500,
+        search_enabled: false,
+    };
+    let (rows, pages) = read_all(&client, &view, &[("$orderby", "maybe desc")], &limits).await;
+    let expected: i64 = client
+        .query_one("select count(*) from many where grp < 20", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let seen: HashSet<i64> = rows.iter().map(|r| r["id"].as_i64().unwrap()).collect();
+    assert_eq!((rows.len() as i64, seen.len() as i64), (expected, expected));
+    assert_eq!(pages as i64, (expected + 499) / 500);
+    check_order(&rows, "maybe desc");
+
+    let codes = set(&client, "public", "codes").await;
+    let error = odata::insert(&client, &codes, json!({"label": "x"}).as_object().unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(error.query_error().map(|e| e.code), Some("MissingKey"));
+    odata::insert(
+        &client,
+        &codes,
+        json!({"code": "a", "label": "x"}).as_object().unwrap(),
+    )
+    .await
+    .unwrap();
+    let key = odata::parse_key(&codes, "('a')").unwrap();
+    // The key may come back unchanged in the body (Salesforce sends every field)…
+    let same = json!({"code": "a", "label": "y"});
+    let UpdateOutcome::Updated(row) =
+        odata::update(&client, &codes, &key, same.as_object().unwrap(), None)
+            .await
+            .unwrap()
+    else {
+        panic!("the row exists");
+    };
+    assert_eq!(row["label"], json!("y"));
+    // …but cannot change.
+    let changed = json!({"code": "b"});
+    let error = odata::update(&client, &codes, &key, changed.as_object().unwrap(), None)
+        .await
+        .unwrap_err();
+    assert_eq!(error.query_error().map(|e| e.code), Some("KeyChange"));
+}

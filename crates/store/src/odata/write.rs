@@ -417,9 +417,9 @@ pub async fn update(
     let params = body_params(set, body)?;
     for (property, _) in &params {
         if let Some((_, value)) = key.0.iter().find(|(name, _)| name == &property.name) {
+            // Compared as the parameters they become: `1.5` and `"1.5"` are one Decimal.
             let same = body.get(&property.name).is_some_and(|given| {
-                given == value
-                    || given.to_string().trim_matches('"') == value.to_string().trim_matches('"')
+                json::param_of(property, given).ok() == json::param_of(property, value).ok()
             });
             if !same {
                 return Err(Error::Query(QueryError::new(
