@@ -259,10 +259,13 @@ fn parse_order(set: &EntitySet, raw: Option<&str>) -> Result<Vec<(usize, bool)>,
             }
         }
     }
+    // The key follows the requested direction when every item agrees, so a descending
+    // order stays one row-value comparison and one backward index scan.
+    let key_descending = !order.is_empty() && order.iter().all(|(_, descending)| *descending);
     for key in &set.key {
         let index = property_index(set, "key", key)?;
         if !order.iter().any(|(i, _)| *i == index) {
-            order.push((index, false));
+            order.push((index, key_descending));
         }
     }
     Ok(order)
