@@ -687,3 +687,68 @@ fn utc(value: &Sql<'_>) -> String {
         value.text.clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::odata::filter::parse;
+    use crate::odata::{PgTypeName, RelationKind};
+
+    fn column(name: &str, edm: EdmType, pg: &str) -> Property {
+        Property {
+            name: name.to_owned(),
+            edm,
+            nullable: true,
+            pg_type: PgTypeName {
+                schema: "pg_catalog".to_owned(),
+                name: pg.to_owned(),
+            },
+            has_default: false,
+        }
+    }
+
+    fn people() -> EntitySet {
+        EntitySet {
+            name: "public$people".to_owned(),
+            schema: "public".to_owned(),
+            table: "people".to_owned(),
+            kind: RelationKind::Table,
+            key: vec!["id".to_owned()],
+            properties: vec![
+                column("id", EdmType::Int64, "int8"),
+                column("name", EdmType::String { max_length: None }, "text"),
+                column("seen", EdmType::DateTimeOffset, "timestamp"),
+            ],
+            etag_column: None,
+            omitted: Vec::new(),
+        }
+    }
+
+    fn compiled(text: &str) -> (String, Vec<Param>) {
+        let mut binds = Binds::default();
+        let sql = filter(&people(), &parse(text).unwrap(), &mut binds).unwrap();
+        (sql, binds.into_params())
+    }
+
+    #[test]
+    fn literals_are_parameters_and_names_are_quoted() {
+        let (sql, params) = compiled("name eq 'x'' or 1=1 --' and id gt 5");
+        assert_eq!(
+            sql,
+            "((\"name\" = $1::pg_catalog.text) and (\"id\" > $2::pg_catalog.int8))"
+        );
+        assert_eq!(
+            params,
+            [Param::Text("x' or 1=1 --".to_owned()), Param::Int(5)]
+        );
+    }
+
+    #[test]
+    fn like_patterns_escape_wildcards_and_timestamps_read_as_utc() {
+        let (sql, params) = compiled("startswith(name,'50%_\\') eq true");
+        assert_eq!(sql, "(\"name\" like $1::pg_catalog.text)");
+        assert_eq!(params, [Param::Text("50\\%\\_\\\\%".to_owned())]);
+        let (sql, _) = compiled("seen lt 2024-01-31");
+        assert!(sql.contains("at time zone 'UTC'"), "{sql}");
+    }
+}

@@ -47,6 +47,20 @@ impl ReadQuery {
     pub fn wants_count(&self) -> bool {
         self.count
     }
+
+    /// The names of the properties each row holds, in order (for the context URL).
+    pub fn selected<'a>(&self, set: &'a EntitySet) -> Vec<&'a str> {
+        self.select
+            .iter()
+            .filter_map(|index| set.properties.get(*index))
+            .map(|property| property.name.as_str())
+            .collect()
+    }
+
+    /// Whether `$select` named a subset of the properties (else every row holds all).
+    pub fn selects_subset(&self, set: &EntitySet) -> bool {
+        self.select.len() != set.properties.len()
+    }
 }
 
 /// System query options this service does not answer.
