@@ -223,6 +223,7 @@ async fn every_operator_function_and_literal_type_filters_as_odata_says() {
         ("minute(wake) eq 30", &[1]),
         ("second(seen) eq 15", &[2]),
         ("date(seen) eq 2024-02-01", &[2]),
+        ("time(seen) eq 10:00:00", &[1]),
         ("name eq name", &[1, 2, 3, 4]),
         ("age eq age", &[1, 2, 3, 4]),
         ("1 eq 1", &[1, 2, 3, 4]),
@@ -1048,4 +1049,40 @@ async fn garbage_options_and_tokens_are_query_errors() {
     let error =
         odata::parse_read(&persons, &pairs(&[("$skiptoken", &token)]), &limits).unwrap_err();
     assert_eq!(error.code, "InvalidSkipToken");
+}
+
+#[tokio::test]
+async fn request_transactions_on_pooled_sessions_are_bounded_in_time() {
+    let (db, client) = database(
+        "create view slow as select 1 as id, pg_sleep(5)::text as slept;
+         create table t (id int primary key);",
+    )
+    .await;
+    let slow = set(&client, "public", "slow").await;
+    let pool = pgforce_store::Pool::new(
+        &db.url,
+        pgforce_store::PoolOptions {
+            size: 1,
+            wait: Duration::from_secs(5),
+        },
+    )
+    .unwrap();
+    let mut session = pool.get().await.unwrap();
+    let tx = odata::request_transaction(&mut session, Duration::from_millis(200), false)
+        .await
+        .unwrap();
+    let query = odata::parse_read(&slow, &[], &Limits::default()).unwrap();
+    let error = odata::read(&tx, &slow, &query).await.unwrap_err();
+    // 57014: query_canceled (statement timeout).
+    assert_eq!(error.sqlstate(), Some("57014"), "{error}");
+    drop(tx);
+    let tx = odata::request_transaction(&mut session, Duration::from_secs(5), false)
+        .await
+        .unwrap();
+    let t = odata::describe(&tx, "public", "t").await.unwrap().unwrap();
+    let error = odata::insert(&tx, &t, json!({"id": 1}).as_object().unwrap())
+        .await
+        .unwrap_err();
+    // 25006: read_only_sql_transaction.
+    assert_eq!(error.sqlstate(), Some("25006"), "{error}");
 }
