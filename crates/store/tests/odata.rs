@@ -224,6 +224,22 @@ async fn every_operator_function_and_literal_type_filters_as_odata_says() {
         ("second(seen) eq 15", &[2]),
         ("date(seen) eq 2024-02-01", &[2]),
         ("time(seen) eq 10:00:00", &[1]),
+        ("age add 5 eq 35", &[1]),
+        ("age sub 5 gt 30", &[2]),
+        ("age mul 2 eq 90", &[2]),
+        ("age div 4 eq 7", &[1]),
+        ("age divby 4 eq 7.5", &[1]),
+        ("age mod 7 eq 3", &[2]),
+        ("age div 0 eq 1 or age mod 0 eq 1", &[]),
+        ("score mul 2 gt 21", &[2]),
+        ("ratio add 1 lt 2", &[1, 4]),
+        ("age add 1 mul 2 eq 32", &[1]),
+        ("(age add 1) mul 2 eq 62", &[1]),
+        ("length(name) sub 1 eq 2", &[1]),
+        (
+            "age mul 9223372036854775807 mul 9223372036854775807 gt 0",
+            &[1, 2, 4],
+        ),
         ("name eq name", &[1, 2, 3, 4]),
         ("age eq age", &[1, 2, 3, 4]),
         ("1 eq 1", &[1, 2, 3, 4]),
@@ -312,7 +328,11 @@ async fn bad_input_is_a_query_error_naming_what_and_where() {
     assert!(error.message.contains("offset 15"), "{}", error.message);
     let error = parse_error(&people, &[("$filter", "name eq 'x")]);
     assert!(error.message.contains("offset 8") && error.message.contains("not closed"));
-    let error = parse_error(&people, &[("$filter", "age add 1 eq 2")]);
+    let error = parse_error(&people, &[("$filter", "age in (1, 2)")]);
+    assert_eq!(error.code, QueryError::NOT_SUPPORTED);
+    let error = parse_error(&people, &[("$filter", "name add 1 eq 2")]);
+    assert_eq!(error.code, "TypeMismatch");
+    let error = parse_error(&people, &[("$filter", "age has 1")]);
     assert_eq!(error.code, QueryError::NOT_SUPPORTED);
     let error = parse_error(&people, &[("$filter", "duration'P1D' eq age")]);
     assert_eq!(error.code, QueryError::NOT_SUPPORTED);
@@ -909,6 +929,11 @@ async fn garbage_filters_are_query_errors_never_panics() {
         "M",
         "INF",
         "'a\u{0}b'",
+        "add",
+        "mul",
+        "div",
+        "mod",
+        "divby",
     ];
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = || {

@@ -6,7 +6,7 @@
 //! `x ne 'a'` is true when `x` is null. So `ne` becomes `is distinct from`, `eq` between
 //! two expressions `is not distinct from`, and `not` treats an unknown operand as false.
 
-use super::filter::{CmpOp, Expr, Literal};
+use super::filter::{ArithOp, CmpOp, Expr, Literal};
 use super::functions;
 use super::json::{Binds, Param, base_type, has_time_zone};
 use super::{EdmType, EntitySet, Property, QueryError, quote};
@@ -192,6 +192,12 @@ pub(super) fn compile<'a>(
             at,
         } => compare(set, *op, left, right, *at, binds),
         Expr::Call { function, args, at } => functions::call(set, function, args, *at, binds),
+        Expr::Arith {
+            op,
+            left,
+            right,
+            at,
+        } => arithmetic(set, *op, left, right, *at, binds),
     }
 }
 
@@ -497,6 +503,58 @@ fn compare<'a>(
         format!("({} {operator} {})", l.text, r.text),
         "comparison",
     ))
+}
+
+/// Arithmetic, computed in `numeric` so that no input overflows; division and modulo by
+/// zero give null (so the comparison is false) instead of an error.
+fn arithmetic<'a>(
+    set: &'a EntitySet,
+    op: ArithOp,
+    left: &Expr,
+    right: &Expr,
+    at: usize,
+    binds: &mut Binds,
+) -> Result<Sql<'a>, QueryError> {
+    let l = compile(set, left, binds)?;
+    let r = compile(set, right, binds)?;
+    for side in [&l, &r] {
+        if !side.ty.numeric() {
+            return Err(invalid(
+                "TypeMismatch",
+                at,
+                format_args!(
+                    "{} is {}; arithmetic needs numbers",
+                    side.what,
+                    side.ty.name()
+                ),
+            ));
+        }
+    }
+    let (a, b) = (
+        format!("({})::pg_catalog.numeric", l.text),
+        format!("({})::pg_catalog.numeric", r.text),
+    );
+    let integers = l.ty == Ty::Int && r.ty == Ty::Int;
+    let text = match op {
+        ArithOp::Add => format!("({a} + {b})"),
+        ArithOp::Sub => format!("({a} - {b})"),
+        ArithOp::Mul => format!("({a} * {b})"),
+        ArithOp::Div if integers => format!("trunc({a} / nullif({b}, 0))"),
+        ArithOp::Div | ArithOp::DivBy => format!("({a} / nullif({b}, 0))"),
+        ArithOp::Mod => format!("mod({a}, nullif({b}, 0))"),
+    };
+    let ty = if integers && op != ArithOp::DivBy {
+        Ty::Int
+    } else {
+        Ty::Decimal
+    };
+    Ok(Sql {
+        text,
+        ty,
+        property: None,
+        time_zone: false,
+        what: "arithmetic".to_owned(),
+    })
 }
 
 /// A condition compared with a boolean literal, with OData's null rules (`null eq
