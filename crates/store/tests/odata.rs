@@ -1111,3 +1111,136 @@ async fn request_transactions_on_pooled_sessions_are_bounded_in_time() {
     // 25006: read_only_sql_transaction.
     assert_eq!(error.sqlstate(), Some("25006"), "{error}");
 }
+
+/// A small xorshift generator: the same sequence on every run.
+struct Random(u64);
+
+impl Random {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len())]
+    }
+
+    /// A random, mostly well-formed filter expression.
+    fn expression(&mut self, depth: usize) -> String {
+        const ATOMS: &[&str] = &[
+            "id",
+            "name",
+            "age",
+            "score",
+            "ratio",
+            "born",
+            "seen",
+            "local_seen",
+            "active",
+            "uid",
+            "wake",
+            "code",
+            "photo",
+            "null",
+            "true",
+            "false",
+            "0",
+            "-1",
+            "2147483648",
+            "9223372036854775807",
+            "99999999999999999999999",
+            "1.5",
+            "-0.001M",
+            "1e308",
+            "3.4e39",
+            "1e-300",
+            "''",
+            "'a''b'",
+            "'%_\\'",
+            "'ünï'",
+            "2024-02-29",
+            "2024-01-31T10:00:00Z",
+            "0001-01-01T00:00:00-14:00",
+            "9999-12-31T23:59:59.999999999+14:00",
+            "23:59:59.999",
+            "00000000-0000-0000-0000-000000000000",
+        ];
+        const FUNCTIONS: &[&str] = &[
+            "contains",
+            "startswith",
+            "endswith",
+            "tolower",
+            "toupper",
+            "trim",
+            "length",
+            "indexof",
+            "concat",
+            "substring",
+            "year",
+            "month",
+            "day",
+            "hour",
+            "minute",
+            "second",
+            "date",
+            "time",
+        ];
+        const BINARY: &[&str] = &[
+            "eq", "ne", "gt", "ge", "lt", "le", "and", "or", "add", "sub", "mul", "div", "divby",
+            "mod",
+        ];
+        if depth == 0 {
+            return self.pick(ATOMS).to_owned();
+        }
+        match self.below(5) {
+            0 => self.pick(ATOMS).to_owned(),
+            1 => {
+                let function = self.pick(FUNCTIONS);
+                let args: Vec<String> = (0..1 + self.below(3))
+                    .map(|_| self.expression(depth - 1))
+                    .collect();
+                format!("{function}({})", args.join(","))
+            }
+            2 => format!("not ({})", self.expression(depth - 1)),
+            3 => format!("({})", self.expression(depth - 1)),
+            _ => {
+                let op = self.pick(BINARY);
+                format!(
+                    "{} {op} {}",
+                    self.expression(depth - 1),
+                    self.expression(depth - 1)
+                )
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn random_well_formed_filters_never_fail_in_postgres() {
+    let (_db, client) = database(PEOPLE).await;
+    let people = set(&client, "public", "people").await;
+    let mut random = Random(0x2545_f491_4f6c_dd1d);
+    let (mut accepted, mut refused) = (0, 0);
+    for _ in 0..4000 {
+        let filter = random.expression(4);
+        match odata::parse_read(&people, &pairs(&[("$filter", &filter)]), &Limits::default()) {
+            Ok(query) => {
+                accepted += 1;
+                odata::read(&client, &people, &query)
+                    .await
+                    .unwrap_or_else(|e| panic!("$filter={filter:?}: {e:?}"));
+            }
+            Err(error) => {
+                refused += 1;
+                assert!(!error.message.is_empty());
+            }
+        }
+    }
+    // Both outcomes are exercised.
+    assert!(
+        accepted > 100 && refused > 100,
+        "{accepted} accepted, {refused} refused"
+    );
+}

@@ -412,14 +412,20 @@ fn compare<'a>(
             let holds = matches!(op, CmpOp::Eq | CmpOp::Ge | CmpOp::Le);
             return Ok(boolean(holds.to_string(), "null comparison"));
         }
+        if !matches!(op, CmpOp::Eq | CmpOp::Ne) {
+            // Ordering against null is never true in OData; the other side is still
+            // checked, but its parameters stay out of the statement.
+            compile(set, other, &mut Binds::default())?;
+            return Ok(boolean("false".to_owned(), "null comparison"));
+        }
         let other = compile(set, other, binds)?;
+        let test = if op == CmpOp::Eq {
+            "is null"
+        } else {
+            "is not null"
+        };
         return Ok(boolean(
-            match op {
-                CmpOp::Eq => format!("({} is null)", other.text),
-                CmpOp::Ne => format!("({} is not null)", other.text),
-                // Ordering against null is never true in OData.
-                _ => "false".to_owned(),
-            },
+            format!("({} {test})", other.text),
             "null comparison",
         ));
     }
