@@ -1244,3 +1244,69 @@ async fn random_well_formed_filters_never_fail_in_postgres() {
         "{accepted} accepted, {refused} refused"
     );
 }
+
+#[tokio::test]
+async fn random_write_bodies_and_keys_are_input_errors_or_values_postgres_refuses() {
+    let (_db, mut client) = database(PEOPLE).await;
+    let people = set(&client, "public", "people").await;
+    let values = [
+        json!(null),
+        json!(true),
+        json!(0),
+        json!(-1),
+        json!(32768),
+        json!(2147483648_i64),
+        json!(1.5),
+        json!(1e300),
+        json!("x"),
+        json!(""),
+        json!("2024-02-29"),
+        json!("2024-02-30"),
+        json!("2024-01-31T10:00:00Z"),
+        json!("25:00"),
+        json!("10:00"),
+        json!("AQI="),
+        json!("not base64!"),
+        json!("abcdef01-2345-6789-abcd-ef0123456789"),
+        json!("NaN"),
+        json!("12345678901.5"),
+        json!([1]),
+        json!({"a": 1}),
+    ];
+    let names: Vec<String> = people.properties.iter().map(|p| p.name.clone()).collect();
+    let mut random = Random(0x5eed);
+    let mut stored = 0;
+    for round in 0..600 {
+        let mut body = serde_json::Map::new();
+        body.insert("id".to_owned(), json!(1000 + round));
+        for _ in 0..1 + random.below(4) {
+            let name = &names[random.below(names.len())];
+            body.insert(name.clone(), values[random.below(values.len())].clone());
+        }
+        let tx = odata::request_transaction(&mut client, Duration::from_secs(5), true)
+            .await
+            .unwrap();
+        match odata::insert(&tx, &people, &body).await {
+            Ok(row) => {
+                stored += 1;
+                let key = odata::parse_key(&people, &format!("({})", row["id"])).unwrap();
+                let (again, _) = odata::read_one(&tx, &people, &key, &[])
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(again, row, "{body:?}");
+            }
+            Err(error) if error.query_error().is_some() => {}
+            Err(error) => {
+                // Only values Postgres itself finds out of range (class 22) or duplicate
+                // keys (class 23) are left to it.
+                let class = error.sqlstate().map(|code| &code[..2]);
+                assert!(matches!(class, Some("22" | "23")), "{body:?}: {error:?}");
+            }
+        }
+        tx.rollback().await.unwrap();
+        let predicate = format!("({})", values[random.below(values.len())]);
+        let _ = odata::parse_key(&people, &predicate);
+    }
+    assert!(stored > 10, "{stored}");
+}
