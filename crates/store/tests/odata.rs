@@ -784,8 +784,12 @@ async fn writes_to_a_synced_table_are_captured_by_its_trigger() {
     let row = odata::insert(&tx, &account, body.as_object().unwrap())
         .await
         .unwrap();
-    for column in ["sfid", "_hc_lastop", "systemmodstamp"] {
-        let body = json!({ column: "x" });
+    for (column, value) in [
+        ("sfid", "x"),
+        ("_hc_lastop", "x"),
+        ("systemmodstamp", "2030-01-01T00:00:00Z"),
+    ] {
+        let body = json!({ column: value });
         let error = odata::insert(&tx, &account, body.as_object().unwrap())
             .await
             .unwrap_err();
@@ -795,19 +799,40 @@ async fn writes_to_a_synced_table_are_captured_by_its_trigger() {
             "{column}"
         );
     }
+    // Every field sent back unchanged (as Salesforce's UI edits do), one of them edited.
+    let key = odata::parse_key(&account, &format!("({})", row["id"])).unwrap();
+    let mut edit = row.clone();
+    edit.insert("name".to_owned(), json!("Acme Inc"));
+    let UpdateOutcome::Updated(updated) = odata::update(&tx, &account, &key, &edit, None)
+        .await
+        .unwrap()
+    else {
+        panic!("the row exists");
+    };
+    assert_eq!(updated["name"], json!("Acme Inc"));
+    edit.insert("sfid".to_owned(), json!("001000000000001AAA"));
+    let error = odata::update(&tx, &account, &key, &edit, None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.query_error().map(|e| e.code),
+        Some("ReadOnlyProperty")
+    );
     tx.commit().await.unwrap();
-    let logged = client
+    let logged: Vec<(String, i32)> = client
         .query(
-            "select action::text, record_id from salesforce._trigger_log where state = 'NEW'",
+            "select action::text, record_id from salesforce._trigger_log where state = 'NEW' order by id",
             &[],
         )
         .await
-        .unwrap();
-    assert_eq!(logged.len(), 1);
-    assert_eq!(logged[0].get::<_, String>(0), "INSERT");
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let id = i32::try_from(row["id"].as_i64().unwrap()).unwrap();
     assert_eq!(
-        i64::from(logged[0].get::<_, i32>(1)),
-        row["id"].as_i64().unwrap()
+        logged,
+        [("INSERT".to_owned(), id), ("UPDATE".to_owned(), id)]
     );
 }
 
