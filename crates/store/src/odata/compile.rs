@@ -466,18 +466,10 @@ fn compare<'a>(
             (l, r)
         }
         (Some(value), None) => {
-            // Bind in textual order so placeholders read left to right.
-            let mut scratch = Binds::default();
-            let r_probe = compile(set, right, &mut scratch)?;
-            let probe = Sql {
-                text: String::new(),
-                ty: r_probe.ty,
-                property: r_probe.property,
-                time_zone: r_probe.time_zone,
-                what: r_probe.what,
-            };
-            let l = literal_for(&value, &probe, left.at(), binds)?;
+            // The right side first: the literal takes its type. (Placeholders need not
+            // read left to right; compiling each side once keeps the work linear.)
             let r = compile(set, right, binds)?;
+            let l = literal_for(&value, &r, left.at(), binds)?;
             (l, r)
         }
     };
