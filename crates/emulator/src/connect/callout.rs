@@ -66,6 +66,12 @@ fn client() -> Result<&'static reqwest::Client, String> {
     Ok(CLIENT.get_or_init(|| client))
 }
 
+/// A URL in the form the HTTP client puts on the wire (WHATWG normalisation: `'` in a query
+/// becomes `%27`), so the callout log shows exactly what was sent.
+pub fn as_sent(url: &str) -> String {
+    reqwest::Url::parse(url).map_or_else(|_| url.to_owned(), |u| u.to_string())
+}
+
 /// `GET url` with the source's credentials and timeout; `accept` is the media type asked.
 pub async fn get(
     source: &DataSource,

@@ -346,6 +346,7 @@ async fn fetch(
     accept: &'static str,
     shape: Shape,
 ) -> Result<ODataPage, Failure> {
+    let url = &callout::as_sent(url);
     let started = Instant::now();
     let result = callout::get(source, url, accept).await;
     let mut record = CalloutRecord {
@@ -430,7 +431,7 @@ fn read_page(source: &str, answer: &Answer, shape: Shape) -> Result<ODataPage, F
 
 /// `$metadata` for Validate and Sync: the logged callout's body as text.
 pub async fn metadata(shared: &Shared, source: &DataSource) -> Result<String, String> {
-    let url = format!("{}$metadata", source.service_root());
+    let url = callout::as_sent(&format!("{}$metadata", source.service_root()));
     let started = Instant::now();
     let result = callout::get(source, &url, "application/xml").await;
     let mut record = CalloutRecord {

@@ -17,10 +17,12 @@ use crate::datetime;
 use crate::error::ApiError;
 use crate::soql::{CompareOp, Expr, FieldPath, Literal, Query, SelectItem};
 
-/// What is escaped in a query option's value: controls, space and the characters that end
-/// or confuse a query string; OData's own punctuation (`'`, `(`, `)`, `,`, `:`, `$`) stays.
+/// What is escaped in a query option's value: controls, space, the characters that end or
+/// confuse a query string, and `'` (as HTTP clients put it on the wire for http(s) URLs);
+/// OData's other punctuation (`(`, `)`, `,`, `:`, `$`) stays.
 const QUERY_VALUE: &AsciiSet = &CONTROLS
     .add(b' ')
+    .add(b'\'')
     .add(b'"')
     .add(b'#')
     .add(b'%')
@@ -535,7 +537,7 @@ mod tests {
                 "SELECT City__c FROM Suppliers__x WHERE Country__c = 'USA' ORDER BY City__c ASC LIMIT 26"
             ),
             "http://services.example.org/my.svc/Suppliers?$select=City,SupplierID&$count=true\
-             &$filter=Country%20eq%20'USA'&$orderby=City%20asc&$top=26"
+             &$filter=Country%20eq%20%27USA%27&$orderby=City%20asc&$top=26"
         );
     }
 
