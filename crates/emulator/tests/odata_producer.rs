@@ -274,9 +274,10 @@ async fn answer(State(inner): State<Arc<Inner>>, uri: Uri, headers: HeaderMap) -
         }
     };
     if let Some(key) = key {
+        let key: Option<i64> = key.parse().ok();
         let found = rows
             .iter()
-            .find(|row| row.get("id").is_some_and(|id| id.to_string() == key));
+            .find(|row| key.is_some() && row.get("id").and_then(Value::as_i64) == key);
         return match found {
             Some(row) => json_response(&project(row)),
             None => odata_error(StatusCode::NOT_FOUND, "NotFound", "no entity with this key"),

@@ -146,13 +146,13 @@ pub async fn next_batch(shared: &Shared, mut cursor: ExternalCursor) -> Result<B
     let count_left = cursor
         .count
         .is_none_or(|c| cursor.plan.offset + cursor.fetched < c);
-    let more = match source.pagination {
-        Pagination::Server => odata.next_link.map(|link| resolve(&url, &link)),
+    let next = match source.pagination {
+        Pagination::Server => odata.next_link.map(|link| Next::Link(resolve(&url, &link))),
         Pagination::Client => {
             let full = page
                 .and_then(|p: Page| p.top)
                 .is_some_and(|top| received >= top);
-            (received > 0 && (full || odata.next_link.is_some())).then(|| String::new())
+            (received > 0 && (full || odata.next_link.is_some())).then_some(Next::Skip)
         }
     };
     let total_size = match cursor.count {
@@ -165,13 +165,9 @@ pub async fn next_batch(shared: &Shared, mut cursor: ExternalCursor) -> Result<B
         }
         None => cursor.fetched,
     };
-    let more = match more {
-        Some(link) if limit_left && count_left => {
-            cursor.next = if link.is_empty() {
-                Next::Skip
-            } else {
-                Next::Link(link)
-            };
+    let more = match next {
+        Some(next) if limit_left && count_left => {
+            cursor.next = next;
             Some(cursor)
         }
         _ => None,
