@@ -660,9 +660,103 @@ async fn unsupported_soql_and_writes_on_external_objects_are_refused() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let (code, message) = single_error(&body);
     assert_eq!(code, "EXTERNAL_OBJECT_UNSUPPORTED_EXCEPTION");
+    assert!(message.contains("Writable External Objects"), "{message}");
     assert!(
-        message.contains("not supported by the emulator"),
-        "{message}"
+        producer.received().iter().all(|r| r.method == "GET"),
+        "no write reached the producer"
+    );
+}
+
+#[tokio::test]
+async fn writes_to_a_writable_source_become_odata_post_patch_and_delete() {
+    let (org, producer) = setup(3, json!({ "writable": true })).await;
+    let describe = org.get(&format!("/sobjects/{ORDERS_X}/describe")).await;
+    assert_eq!(describe["createable"], true);
+    assert_eq!(describe["updateable"], true);
+
+    let (status, _, created) = org
+        .call(
+            Method::POST,
+            &format!("/sobjects/{ORDERS_X}"),
+            Some(json!({
+                "ExternalId": "40",
+                "title__c": "New order",
+                "ordered_on__c": "2024-05-06T00:00:00.000+0000",
+                "paid__c": false,
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["id"], "40");
+    assert_eq!(created["success"], true);
+    let post = producer.received().pop().unwrap();
+    assert_eq!(post.method, "POST");
+    assert_eq!(post.uri, "/odata/v4/svc/public$purchase_orders");
+    assert_eq!(
+        post.body.unwrap(),
+        json!({ "title": "New order", "ordered_on": "2024-05-06", "paid": false, "id": 40 })
+    );
+    let read = org.get(&format!("/sobjects/{ORDERS_X}/40")).await;
+    assert_eq!(read["title__c"], "New order");
+
+    let (status, _, body) = org
+        .call(
+            Method::PATCH,
+            &format!("/sobjects/{ORDERS_X}/40"),
+            Some(json!({ "title__c": "Renamed", "amount__c": 12.5 })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let patch = producer.received().pop().unwrap();
+    assert_eq!(
+        (patch.method.as_str(), patch.uri.as_str()),
+        ("PATCH", "/odata/v4/svc/public$purchase_orders(40)")
+    );
+    assert_eq!(
+        patch.body.unwrap(),
+        json!({ "title": "Renamed", "amount": 12.5 })
+    );
+    assert_eq!(
+        org.get(&format!("/sobjects/{ORDERS_X}/40")).await["title__c"],
+        "Renamed"
+    );
+
+    // The key cannot be changed.
+    let (status, _, body) = org
+        .call(
+            Method::PATCH,
+            &format!("/sobjects/{ORDERS_X}/40"),
+            Some(json!({ "id__c": 41 })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(single_error(&body).0, "INVALID_FIELD_FOR_INSERT_UPDATE");
+
+    let (status, _, _) = org
+        .call(Method::DELETE, &format!("/sobjects/{ORDERS_X}/40"), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let delete = producer.received().pop().unwrap();
+    assert_eq!(
+        (delete.method.as_str(), delete.uri.as_str()),
+        ("DELETE", "/odata/v4/svc/public$purchase_orders(40)")
+    );
+    let (status, _, _) = org
+        .call(Method::DELETE, &format!("/sobjects/{ORDERS_X}/40"), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let log = org
+        .control_call(Method::GET, "/external-data-sources/Archive/callouts", None)
+        .await;
+    let methods: Vec<&str> = log["callouts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["method"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        methods,
+        ["GET", "POST", "GET", "PATCH", "GET", "DELETE", "DELETE"]
     );
 }
 

@@ -5,8 +5,8 @@
 //! of rows, checks HTTP Basic credentials, and records every request's URI and
 //! `Authorization` header so tests can assert exactly what the emulator sent. It honestly
 //! applies `$select`, `$top`, `$skip`, `$count`, key predicates, a `$filter` made of
-//! `<property> eq <literal>` terms joined by `and`, and server-driven paging (`$skiptoken`
-//! in `@odata.nextLink`); any other `$filter` or `$orderby` is not evaluated: the rows come
+//! `<property> eq <literal>` terms joined by `and`, server-driven paging (`$skiptoken` in
+//! `@odata.nextLink`), and writes to the orders (`POST`, `PATCH`, `DELETE` by key); any other `$filter` or `$orderby` is not evaluated: the rows come
 //! back unfiltered and in list order, and the tests that send them assert the request only.
 
 use std::net::SocketAddr;
@@ -14,9 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
@@ -63,8 +63,11 @@ const METADATA: &str = r#"<?xml version="1.0" encoding="utf-8"?>
 /// One request as received.
 #[derive(Debug, Clone)]
 pub struct Received {
+    pub method: String,
     /// Path and query string, exactly as sent.
     pub uri: String,
+    /// The JSON body of a write.
+    pub body: Option<Value>,
     pub authorization: Option<String>,
 }
 
@@ -83,7 +86,7 @@ pub struct Behaviour {
 
 #[derive(Debug)]
 struct Inner {
-    orders: Vec<Map<String, Value>>,
+    orders: Mutex<Vec<Map<String, Value>>>,
     lines: Vec<Map<String, Value>>,
     credentials: (String, String),
     received: Mutex<Vec<Received>>,
@@ -143,7 +146,7 @@ impl Producer {
         })
         .collect();
         let inner = Arc::new(Inner {
-            orders: order_rows(rows),
+            orders: Mutex::new(order_rows(rows)),
             lines,
             credentials: (user.to_owned(), password.to_owned()),
             received: Mutex::new(Vec::new()),
@@ -204,14 +207,23 @@ fn basic(user: &str, password: &str) -> String {
     )
 }
 
-async fn answer(State(inner): State<Arc<Inner>>, uri: Uri, headers: HeaderMap) -> Response {
+async fn answer(
+    State(inner): State<Arc<Inner>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let body: Option<Value> = serde_json::from_slice(&body).ok();
     inner.received.lock().unwrap().push(Received {
+        method: method.to_string(),
         uri: uri.to_string(),
         authorization: authorization.clone(),
+        body: body.clone(),
     });
     let behaviour = inner.behaviour.lock().unwrap().clone();
     if let Some(delay) = behaviour.delay {
@@ -248,8 +260,12 @@ async fn answer(State(inner): State<Arc<Inner>>, uri: Uri, headers: HeaderMap) -
         Some((set, key)) => (set.to_owned(), key.strip_suffix(')').map(str::to_owned)),
         None => (rest.clone(), None),
     };
+    if set == ORDERS && method != Method::GET {
+        return write(&inner, &method, key.as_deref(), body);
+    }
+    let orders = inner.orders.lock().unwrap().clone();
     let rows = match set.as_str() {
-        ORDERS => &inner.orders,
+        ORDERS => &orders,
         LINES => &inner.lines,
         _ => return odata_error(StatusCode::NOT_FOUND, "NotFound", "no such entity set"),
     };
@@ -339,6 +355,44 @@ async fn answer(State(inner): State<Arc<Inner>>, uri: Uri, headers: HeaderMap) -
         Value::Array(page.into_iter().map(project).collect()),
     );
     json_response(&Value::Object(body))
+}
+
+/// A write to the orders: `POST` inserts (201 with the entity), `PATCH` merges and
+/// `DELETE` removes (204), 404 for an unknown key.
+fn write(inner: &Inner, method: &Method, key: Option<&str>, body: Option<Value>) -> Response {
+    let mut orders = inner.orders.lock().unwrap();
+    let position = key.and_then(|k| k.parse::<i64>().ok()).and_then(|k| {
+        orders
+            .iter()
+            .position(|row| row.get("id").and_then(Value::as_i64) == Some(k))
+    });
+    match (method.as_str(), key, body) {
+        ("POST", None, Some(Value::Object(entity))) => {
+            orders.push(entity.clone());
+            let mut response = json_response(&Value::Object(entity));
+            *response.status_mut() = StatusCode::CREATED;
+            response
+        }
+        ("PATCH", Some(_), Some(Value::Object(changes))) => match position {
+            Some(i) => {
+                orders[i].extend(changes);
+                StatusCode::NO_CONTENT.into_response()
+            }
+            None => odata_error(StatusCode::NOT_FOUND, "NotFound", "no entity with this key"),
+        },
+        ("DELETE", Some(_), _) => match position {
+            Some(i) => {
+                orders.remove(i);
+                StatusCode::NO_CONTENT.into_response()
+            }
+            None => odata_error(StatusCode::NOT_FOUND, "NotFound", "no entity with this key"),
+        },
+        _ => odata_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "not a write this producer takes",
+        ),
+    }
 }
 
 /// `a eq 1 and b eq 'x'` as `(property, value)` pairs; `None` for any other form.

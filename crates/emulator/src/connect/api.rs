@@ -1,5 +1,5 @@
 //! The REST API on external objects: query and queryMore, describe, and reads by External
-//! ID, answered by callouts. Writes are refused with a clear "not supported" error.
+//! ID, answered by callouts; create, update and delete when the source is writable.
 //!
 //! [`try_route`] runs before the org's own routing and answers only calls that concern an
 //! external object (or an external object's query cursor); everything else falls through.
@@ -7,11 +7,13 @@
 use std::sync::Arc;
 
 use axum::http::{Method, StatusCode};
+use axum::response::IntoResponse;
 use serde_json::{Map, Value as Json, json};
 
 use super::fetch::{self, Batch};
 use super::objects::ExternalObject;
 use super::translate::{self, Plan};
+use super::write;
 use crate::api::context::RequestContext;
 use crate::api::describe::{ObjectHead, describe_body, field_json, head_entry};
 use crate::api::rest::{ApiResult, json_response, method_not_allowed};
@@ -84,17 +86,6 @@ fn head(object: &ExternalObject) -> ObjectHead<'_> {
     }
 }
 
-fn writes_not_supported(object: &ExternalObject, method: &Method) -> ApiError {
-    ApiError::new(
-        StatusCode::BAD_REQUEST,
-        "EXTERNAL_OBJECT_UNSUPPORTED_EXCEPTION",
-        format!(
-            "{method} on external object {}: writes to external objects are not supported by the emulator",
-            object.name
-        ),
-    )
-}
-
 /// `/sobjects/{X__x}/…`.
 async fn sobject(ctx: &RequestContext, object: &ExternalObject, rest: &[&str]) -> ApiResult {
     let m = &ctx.method;
@@ -116,17 +107,45 @@ async fn sobject(ctx: &RequestContext, object: &ExternalObject, rest: &[&str]) -
         [external_id] | ["ExternalId", external_id] if m == Method::GET => {
             read_one(ctx, object, external_id).await
         }
-        [] | [_] | [_, _]
-            if matches!(
-                *m,
-                Method::POST | Method::PATCH | Method::DELETE | Method::PUT
-            ) =>
-        {
-            Err(writes_not_supported(object, m))
+        [] if m == Method::POST => create(ctx, object).await,
+        [external_id] | ["ExternalId", external_id] if m == Method::PATCH => {
+            update(ctx, object, external_id).await
+        }
+        [external_id] | ["ExternalId", external_id] if m == Method::DELETE => {
+            delete(ctx, object, external_id).await
         }
         [] | [_] | [_, _] => Err(method_not_allowed(m)),
         _ => Err(ApiError::not_found()),
     }
+}
+
+/// `POST /sobjects/{X__x}`: an OData `POST`; the answer's `id` is the new External ID.
+async fn create(ctx: &RequestContext, object: &ExternalObject) -> ApiResult {
+    let (object, source) = snapshot(ctx, &object.name)?;
+    write::check_writable(&object, &source)?;
+    let body = write::entity_body(&object, &ctx.json_object()?, true)?;
+    let id = write::create(&ctx.shared, &object, &source, body).await?;
+    Ok(json_response(
+        StatusCode::CREATED,
+        &json!({ "id": id, "success": true, "errors": [] }),
+    ))
+}
+
+/// `PATCH /sobjects/{X__x}/{ExternalId}`: an OData `PATCH` of the fields given.
+async fn update(ctx: &RequestContext, object: &ExternalObject, external_id: &str) -> ApiResult {
+    let (object, source) = snapshot(ctx, &object.name)?;
+    write::check_writable(&object, &source)?;
+    let body = write::entity_body(&object, &ctx.json_object()?, false)?;
+    write::update(&ctx.shared, &object, &source, external_id, body).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `DELETE /sobjects/{X__x}/{ExternalId}`: an OData `DELETE`.
+async fn delete(ctx: &RequestContext, object: &ExternalObject, external_id: &str) -> ApiResult {
+    let (object, source) = snapshot(ctx, &object.name)?;
+    write::check_writable(&object, &source)?;
+    write::delete(&ctx.shared, &object, &source, external_id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `GET /sobjects/{X__x}/{ExternalId}` (with an optional `fields` list).

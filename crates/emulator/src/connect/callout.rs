@@ -78,14 +78,16 @@ pub async fn get(
     url: &str,
     accept: &'static str,
 ) -> Result<Answer, CalloutError> {
-    send(source, reqwest::Method::GET, url, accept).await
+    send(source, reqwest::Method::GET, url, accept, None).await
 }
 
-async fn send(
+/// A write (`POST`, `PATCH`, `DELETE`) with an optional JSON body.
+pub async fn send(
     source: &DataSource,
     method: reqwest::Method,
     url: &str,
     accept: &'static str,
+    json_body: Option<&Json>,
 ) -> Result<Answer, CalloutError> {
     let client = client().map_err(|detail| CalloutError::Connection {
         detail,
@@ -99,6 +101,9 @@ async fn send(
         .header("OData-MaxVersion", "4.0");
     if let (Some(user), Some(password)) = (&source.username, &source.password) {
         request = request.basic_auth(user, Some(password));
+    }
+    if let Some(body) = json_body {
+        request = request.json(body);
     }
     let connection = |e: reqwest::Error| CalloutError::Connection {
         timed_out: e.is_timeout(),

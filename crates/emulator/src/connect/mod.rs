@@ -13,7 +13,8 @@
 //! external objects hold no records in the org.
 //!
 //! Layout: `source` (settings), `metadata` (CSDL), `objects` (sync and type mapping),
-//! `translate` (SOQL → OData), `callout` (HTTP), `fetch` (pages of a query), `api` (REST),
+//! `translate` (SOQL → OData), `callout` (HTTP), `fetch` (pages of a query), `write`
+//! (create, update, delete), `api` (REST),
 //! `control` (control API).
 
 pub mod api;
@@ -24,6 +25,7 @@ pub mod metadata;
 pub mod objects;
 pub mod source;
 pub mod translate;
+pub mod write;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
