@@ -786,3 +786,45 @@ async fn deleting_a_source_removes_its_external_objects() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
 }
+
+#[tokio::test]
+async fn answers_over_8_mb_and_results_over_16_mb_are_refused() {
+    let (org, producer) = setup(400, json!({ "pagination": "SERVER" })).await;
+    let soql = format!("SELECT title__c FROM {ORDERS_X}");
+    // One page of 200 rows of 45 kB: about 9 MB.
+    producer.set(Behaviour {
+        page_size: Some(200),
+        filler: Some(45_000),
+        ..Behaviour::default()
+    });
+    let (_, code, message) = query_error(&org, &soql).await;
+    assert_eq!(code, "EXTERNAL_OBJECT_EXCEPTION");
+    assert!(
+        message.contains("Archive") && message.contains("too large") && message.contains("8 MB"),
+        "{message}"
+    );
+
+    // Pages of about 5 MB: the fourth passes 16 MB for the query.
+    producer.set(Behaviour {
+        page_size: Some(100),
+        filler: Some(50_000),
+        ..Behaviour::default()
+    });
+    let mut page = org.query(&soql).await;
+    for _ in 0..2 {
+        let next = page["nextRecordsUrl"].as_str().unwrap().to_owned();
+        page = org
+            .call_url(Method::GET, &format!("{}{next}", org.base), None)
+            .await
+            .2;
+        assert_eq!(page["records"].as_array().unwrap().len(), 100);
+    }
+    let next = page["nextRecordsUrl"].as_str().unwrap().to_owned();
+    let (status, _, body) = org
+        .call_url(Method::GET, &format!("{}{next}", org.base), None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (code, message) = single_error(&body);
+    assert_eq!(code, "EXTERNAL_OBJECT_EXCEPTION");
+    assert!(message.contains("16 MB"), "{message}");
+}

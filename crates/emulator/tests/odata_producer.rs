@@ -82,6 +82,8 @@ pub struct Behaviour {
     pub page_size: Option<usize>,
     /// Answer `$metadata` with this body instead of the CSDL.
     pub metadata_body: Option<String>,
+    /// Add a property of this many bytes to every entity answered (to pass size limits).
+    pub filler: Option<usize>,
 }
 
 #[derive(Debug)]
@@ -350,10 +352,18 @@ async fn answer(
             )),
         );
     }
-    body.insert(
-        "value".to_owned(),
-        Value::Array(page.into_iter().map(project).collect()),
-    );
+    let filler = behaviour.filler.map(|n| "x".repeat(n));
+    let entities = page
+        .into_iter()
+        .map(|row| {
+            let mut entity = project(row);
+            if let (Some(filler), Value::Object(map)) = (&filler, &mut entity) {
+                map.insert("filler".to_owned(), json!(filler));
+            }
+            entity
+        })
+        .collect();
+    body.insert("value".to_owned(), Value::Array(entities));
     json_response(&Value::Object(body))
 }
 
