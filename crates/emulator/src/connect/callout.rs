@@ -60,7 +60,7 @@ fn client() -> Result<&'static reqwest::Client, String> {
         return Ok(client);
     }
     let client = reqwest::Client::builder()
-        .user_agent("SFDC-Callout/62.0 (pgforce emulator)")
+        .user_agent("pgforce-emulator (Salesforce Connect)")
         .build()
         .map_err(|e| format!("the HTTP client could not be built: {e}"))?;
     Ok(CLIENT.get_or_init(|| client))
