@@ -23,6 +23,9 @@ use crate::soql;
 
 /// Answers a data API call when it concerns an external object; `None` otherwise.
 pub async fn try_route(ctx: &RequestContext, path: &[&str]) -> Option<ApiResult> {
+    if ctx.shared.connect().has_no_objects() {
+        return None;
+    }
     let m = &ctx.method;
     match path {
         ["query" | "queryAll"] if m == Method::GET => {
@@ -42,7 +45,9 @@ pub async fn try_route(ctx: &RequestContext, path: &[&str]) -> Option<ApiResult>
         }
         ["sobjects", name, rest @ ..] => {
             let object = ctx.shared.connect().object(name)?;
-            ctx.shared.stats.record_call("externalObject", Some(name));
+            ctx.shared
+                .stats
+                .record_call(&format!("externalObject{}", verb(m)), Some(name));
             Some(sobject(ctx, &object, rest).await)
         }
         _ => None,
@@ -243,4 +248,14 @@ fn answer(ctx: &RequestContext, batch: Batch) -> axum::response::Response {
     }
     body.insert("records".to_owned(), Json::Array(batch.records));
     json_response(StatusCode::OK, &Json::Object(body))
+}
+
+fn verb(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "Get",
+        Method::POST => "Post",
+        Method::PATCH => "Patch",
+        Method::DELETE => "Delete",
+        _ => "Other",
+    }
 }

@@ -28,6 +28,9 @@ pub mod translate;
 pub mod write;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+
+/// Open queryMore cursors kept at most; the oldest goes first (a client may abandon a query).
+const MAX_CURSORS: usize = 10_000;
 use std::sync::Arc;
 
 use callout::{CalloutRecord, LOG_CAPACITY};
@@ -49,8 +52,8 @@ pub struct ConnectStore {
     sources: BTreeMap<String, SourceEntry>,
     /// By lower-case API name.
     objects: BTreeMap<String, Arc<ExternalObject>>,
-    /// Open queryMore cursors on external objects, by locator.
-    cursors: HashMap<String, ExternalCursor>,
+    /// Open queryMore cursors on external objects, by locator (locators sort by age).
+    cursors: BTreeMap<String, ExternalCursor>,
     next_locator: u64,
     /// Key prefixes handed out, by lower-case object name (kept across re-syncs).
     prefixes: HashMap<String, String>,
@@ -126,6 +129,11 @@ impl ConnectStore {
         Ok(())
     }
 
+    /// Whether no external object exists (most orgs): routing skips Salesforce Connect.
+    pub fn has_no_objects(&self) -> bool {
+        self.objects.is_empty()
+    }
+
     /// An external object by API name, case-insensitively.
     pub fn object(&self, name: &str) -> Option<Arc<ExternalObject>> {
         self.objects.get(&name.to_ascii_lowercase()).cloned()
@@ -163,6 +171,9 @@ impl ConnectStore {
 
     /// Keeps a cursor and returns its locator.
     pub fn open_cursor(&mut self, cursor: ExternalCursor) -> String {
+        while self.cursors.len() >= MAX_CURSORS {
+            self.cursors.pop_first();
+        }
         self.next_locator += 1;
         let locator = format!("01gXC{:013}", self.next_locator);
         self.cursors.insert(locator.clone(), cursor);

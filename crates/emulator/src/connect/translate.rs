@@ -243,7 +243,7 @@ fn compare(
     };
     match &field.source {
         FieldSource::Property { name, edm } => Ok((
-            format!("{name} {op_text} {}", literal(object, field, *edm, value)?),
+            format!("{name} {op_text} {}", literal(field, *edm, value)?),
             false,
         )),
         FieldSource::ExternalId => {
@@ -253,7 +253,7 @@ fn compare(
                     let (name, _) = &object.key[0];
                     return Ok((format!("{name} {op_text} null"), false));
                 }
-                return Err(type_error(object, field, "string", true));
+                return Err(type_error(field, "string", true));
             };
             if object.key.len() == 1 {
                 let predicate = object
@@ -286,7 +286,6 @@ fn compare(
 /// A SOQL literal as the OData literal for a property of type `edm`, or Salesforce's type
 /// error.
 fn literal(
-    object: &ExternalObject,
     field: &super::objects::ExternalField,
     edm: Edm,
     value: &Literal,
@@ -302,24 +301,19 @@ fn literal(
         (Edm::DateTimeOffset, Literal::DateTime(millis)) => odata_datetime(*millis),
         (Edm::DateTimeOffset, Literal::Date(days)) => odata_datetime(i64::from(*days) * 86_400_000),
         (Edm::String | Edm::Binary | Edm::Guid, _) => {
-            return Err(type_error(object, field, "string", true));
+            return Err(type_error(field, "string", true));
         }
-        (Edm::Boolean, _) => return Err(type_error(object, field, "boolean", false)),
+        (Edm::Boolean, _) => return Err(type_error(field, "boolean", false)),
         (Edm::Integer | Edm::Decimal | Edm::Floating, _) => {
-            return Err(type_error(object, field, "double", false));
+            return Err(type_error(field, "double", false));
         }
         (Edm::Date | Edm::DateTimeOffset, _) => {
-            return Err(type_error(object, field, "dateTime", false));
+            return Err(type_error(field, "dateTime", false));
         }
     })
 }
 
-fn type_error(
-    _object: &ExternalObject,
-    field: &super::objects::ExternalField,
-    expected: &str,
-    quoted: bool,
-) -> ApiError {
+fn type_error(field: &super::objects::ExternalField, expected: &str, quoted: bool) -> ApiError {
     let quoting = if quoted {
         "should be enclosed in quotes"
     } else {
