@@ -828,3 +828,55 @@ async fn answers_over_8_mb_and_results_over_16_mb_are_refused() {
     assert_eq!(code, "EXTERNAL_OBJECT_EXCEPTION");
     assert!(message.contains("16 MB"), "{message}");
 }
+
+#[tokio::test]
+async fn a_producer_behind_a_private_ca_is_reached_when_its_root_is_given() {
+    let org = Org::start().await;
+    // The emulator's own HTTPS listener stands in for a producer with a private CA: it is no
+    // OData service, so a completed TLS handshake shows as its 404.
+    let endpoint = format!("{}/odata/v4/none/", org.org.https_url);
+    let sync_message = |name: &'static str| {
+        let org = &org;
+        async move {
+            let response = org
+                .http
+                .post(org.control(&format!("/external-data-sources/{name}/sync")))
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+            let body: Value = response.json().await.unwrap();
+            body["message"].as_str().unwrap().to_owned()
+        }
+    };
+    org.control_call(
+        Method::POST,
+        "/external-data-sources",
+        Some(json!({ "name": "Public", "endpoint": endpoint })),
+    )
+    .await;
+    let message = sync_message("Public").await;
+    assert!(message.contains("could not be reached"), "{message}");
+    org.control_call(
+        Method::POST,
+        "/external-data-sources",
+        Some(json!({ "name": "Private", "endpoint": endpoint, "caPem": org.org.ca_pem })),
+    )
+    .await;
+    let message = sync_message("Private").await;
+    assert!(
+        message.contains("Private") && message.contains("404"),
+        "{message}"
+    );
+
+    let response = org
+        .http
+        .post(org.control("/external-data-sources"))
+        .json(&json!({ "name": "Bad", "endpoint": endpoint, "caPem": "not a certificate" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(response.text().await.unwrap().contains("caPem"));
+}

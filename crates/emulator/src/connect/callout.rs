@@ -53,14 +53,22 @@ pub enum CalloutError {
     TooLarge,
 }
 
-/// The HTTP client every callout shares (connection pooling, rustls).
-fn client() -> Result<&'static reqwest::Client, String> {
+/// The settings every callout client has.
+pub fn builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder().user_agent("pgforce-emulator (Salesforce Connect)")
+}
+
+/// The HTTP client callouts share (connection pooling, rustls, the Web PKI roots), or the
+/// source's own when it trusts another root certificate.
+fn client(source: &DataSource) -> Result<&reqwest::Client, String> {
     static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    if let Some(client) = &source.client {
+        return Ok(client);
+    }
     if let Some(client) = CLIENT.get() {
         return Ok(client);
     }
-    let client = reqwest::Client::builder()
-        .user_agent("pgforce-emulator (Salesforce Connect)")
+    let client = builder()
         .build()
         .map_err(|e| format!("the HTTP client could not be built: {e}"))?;
     Ok(CLIENT.get_or_init(|| client))
@@ -89,7 +97,7 @@ pub async fn send(
     accept: &'static str,
     json_body: Option<&Json>,
 ) -> Result<Answer, CalloutError> {
-    let client = client().map_err(|detail| CalloutError::Connection {
+    let client = client(source).map_err(|detail| CalloutError::Connection {
         detail,
         timed_out: false,
     })?;

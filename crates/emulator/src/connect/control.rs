@@ -70,8 +70,8 @@ fn source_json(source: &DataSource, objects: &[Arc<ExternalObject>]) -> JsonValu
 
 /// `POST /external-data-sources`: creates a source, or replaces one of the same name (its
 /// synced objects stay until the next sync).
-async fn create_source(State(shared): AppState, Json(source): Json<DataSource>) -> Response {
-    if let Err(message) = source.validate() {
+async fn create_source(State(shared): AppState, Json(mut source): Json<DataSource>) -> Response {
+    if let Err(message) = source.validate().and_then(|()| source.prepare()) {
         return error(
             StatusCode::BAD_REQUEST,
             "bad_request",

@@ -76,6 +76,14 @@ pub struct DataSource {
     /// How a record is read by External ID (UNCONFIRMED; `FILTER` by default).
     #[serde(default)]
     pub key_read: KeyRead,
+    /// A root certificate (PEM) to trust for this endpoint besides the public Web PKI roots,
+    /// for producers with a private CA (Salesforce takes certificates in Setup).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_pem: Option<String>,
+    /// The HTTP client for a source with its own root certificate, built by
+    /// [`DataSource::prepare`].
+    #[serde(skip)]
+    pub client: Option<reqwest::Client>,
 }
 
 fn yes() -> bool {
@@ -139,6 +147,25 @@ impl DataSource {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// Builds the source's own HTTP client when it trusts an extra root certificate.
+    pub fn prepare(&mut self) -> Result<(), String> {
+        let Some(pem) = &self.ca_pem else {
+            return Ok(());
+        };
+        let certificates = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+            .map_err(|e| format!("caPem: not PEM certificates ({e})"))?;
+        if certificates.is_empty() {
+            return Err("caPem: holds no PEM certificate".to_owned());
+        }
+        let client = certificates
+            .into_iter()
+            .fold(super::callout::builder(), |b, c| b.add_root_certificate(c))
+            .build()
+            .map_err(|e| format!("caPem: the HTTP client could not be built ({e})"))?;
+        self.client = Some(client);
         Ok(())
     }
 
