@@ -170,9 +170,12 @@ async fn a_soql_query_becomes_the_adapters_odata_request_and_records_come_back_c
     assert_eq!(result["done"], true);
     let record = &result["records"][0];
     assert_eq!(record["attributes"]["type"], ORDERS_X);
-    assert_eq!(
-        record["attributes"]["url"],
-        format!("/services/data/v62.0/sobjects/{ORDERS_X}/3")
+    // ID mapping (on by default) gives the record a Salesforce Id for its URL.
+    let url = record["attributes"]["url"].as_str().unwrap();
+    let prefix = format!("/services/data/v62.0/sobjects/{ORDERS_X}/x");
+    assert!(
+        url.starts_with(&prefix) && url.len() == prefix.len() + 17,
+        "{url}"
     );
     assert_eq!(record["title__c"], "Order 3");
     assert_eq!(record["amount__c"], 31.5);
@@ -687,7 +690,8 @@ async fn writes_to_a_writable_source_become_odata_post_patch_and_delete() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
-    assert_eq!(created["id"], "40");
+    let new_id = created["id"].as_str().unwrap().to_owned();
+    assert!(new_id.starts_with('x') && new_id.len() == 18, "{created}");
     assert_eq!(created["success"], true);
     let post = producer.received().pop().unwrap();
     assert_eq!(post.method, "POST");
@@ -698,6 +702,7 @@ async fn writes_to_a_writable_source_become_odata_post_patch_and_delete() {
     );
     let read = org.get(&format!("/sobjects/{ORDERS_X}/40")).await;
     assert_eq!(read["title__c"], "New order");
+    assert_eq!(read["Id"], new_id.as_str());
 
     let (status, _, body) = org
         .call(
@@ -879,4 +884,72 @@ async fn a_producer_behind_a_private_ca_is_reached_when_its_root_is_given() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert!(response.text().await.unwrap().contains("caPem"));
+}
+
+#[tokio::test]
+async fn id_mapping_gives_external_records_stable_salesforce_ids() {
+    let (org, producer) = setup(5, json!({})).await;
+    let soql = format!("SELECT Id, ExternalId FROM {ORDERS_X} ORDER BY ExternalId");
+    let first = org.query(&soql).await;
+    let again = org.query(&soql).await;
+    assert_eq!(
+        first["records"], again["records"],
+        "the same records keep their Ids"
+    );
+    let id = first["records"][2]["Id"].as_str().unwrap().to_owned();
+    assert_eq!(first["records"][2]["ExternalId"], "3");
+    let prefix = org.get(&format!("/sobjects/{ORDERS_X}/describe")).await["keyPrefix"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        id.starts_with(&prefix),
+        "{id} has the object's prefix {prefix}"
+    );
+    assert_eq!(
+        last_request(&org, &producer).await,
+        "public$purchase_orders?$select=id&$count=true&$orderby=id%20asc&$top=202"
+    );
+
+    // WHERE Id = … becomes the key comparison; the record reads by Id too.
+    let by_id = org
+        .query(&format!(
+            "SELECT title__c FROM {ORDERS_X} WHERE Id = '{id}'"
+        ))
+        .await;
+    assert_eq!(by_id["records"][0]["title__c"], "Order 3");
+    assert!(
+        last_request(&org, &producer)
+            .await
+            .contains("$filter=id%20eq%203")
+    );
+    let record = org.get(&format!("/sobjects/{ORDERS_X}/{id}")).await;
+    assert_eq!(record["ExternalId"], "3");
+    assert_eq!(record["Id"], id.as_str());
+
+    // High Data Volume: no ID mapping, no Id field.
+    org.control_call(
+        Method::POST,
+        "/external-data-sources",
+        Some(json!({
+            "name": "Archive", "endpoint": producer.root, "username": USER,
+            "password": PASSWORD, "noIdMapping": true,
+        })),
+    )
+    .await;
+    org.control_call(
+        Method::POST,
+        "/external-data-sources/Archive/sync",
+        Some(json!({ "tables": [ORDERS] })),
+    )
+    .await;
+    let (_, code, _) = query_error(&org, &format!("SELECT Id FROM {ORDERS_X}")).await;
+    assert_eq!(code, "INVALID_FIELD");
+    let result = org
+        .query(&format!("SELECT ExternalId FROM {ORDERS_X} LIMIT 1"))
+        .await;
+    assert_eq!(
+        result["records"][0]["attributes"]["url"],
+        format!("/services/data/v62.0/sobjects/{ORDERS_X}/1")
+    );
 }

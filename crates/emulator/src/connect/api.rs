@@ -129,7 +129,10 @@ async fn create(ctx: &RequestContext, object: &ExternalObject) -> ApiResult {
     let (object, source) = snapshot(ctx, &object.name)?;
     write::check_writable(&object, &source)?;
     let body = write::entity_body(&object, &ctx.json_object()?, true)?;
-    let id = write::create(&ctx.shared, &object, &source, body).await?;
+    let mut id = write::create(&ctx.shared, &object, &source, body).await?;
+    if object.id_mapping {
+        id = ctx.shared.connect().id_for(&object, &id);
+    }
     Ok(json_response(
         StatusCode::CREATED,
         &json!({ "id": id, "success": true, "errors": [] }),
@@ -141,6 +144,7 @@ async fn update(ctx: &RequestContext, object: &ExternalObject, external_id: &str
     let (object, source) = snapshot(ctx, &object.name)?;
     write::check_writable(&object, &source)?;
     let body = write::entity_body(&object, &ctx.json_object()?, false)?;
+    let external_id = &path_external_id(ctx, &object, external_id);
     write::update(&ctx.shared, &object, &source, external_id, body).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -149,6 +153,7 @@ async fn update(ctx: &RequestContext, object: &ExternalObject, external_id: &str
 async fn delete(ctx: &RequestContext, object: &ExternalObject, external_id: &str) -> ApiResult {
     let (object, source) = snapshot(ctx, &object.name)?;
     write::check_writable(&object, &source)?;
+    let external_id = &path_external_id(ctx, &object, external_id);
     write::delete(&ctx.shared, &object, &source, external_id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -163,7 +168,10 @@ async fn read_one(ctx: &RequestContext, object: &ExternalObject, external_id: &s
     let text = format!("SELECT {} FROM {}", field_names.join(", "), object.name);
     let query = soql::parse(&text)
         .map_err(|e| ApiError::bad_request("MALFORMED_QUERY", e.salesforce_message(&text)))?;
-    let plan = translate::plan(&object_arc, &query)?;
+    let plan = translate::plan(&object_arc, &query, &|id| {
+        ctx.shared.connect().external_id_of(&object_arc, id)
+    })?;
+    let external_id = &path_external_id(ctx, &object_arc, external_id);
     match fetch::by_external_id(
         &ctx.shared,
         &object_arc,
@@ -177,6 +185,16 @@ async fn read_one(ctx: &RequestContext, object: &ExternalObject, external_id: &s
         Some(record) => Ok(json_response(StatusCode::OK, &record)),
         None => Err(ApiError::not_found()),
     }
+}
+
+/// The External ID a record path names: under ID mapping the path may hold the record's
+/// Salesforce Id instead.
+fn path_external_id(ctx: &RequestContext, object: &ExternalObject, segment: &str) -> String {
+    object
+        .id_mapping
+        .then(|| ctx.shared.connect().external_id_of(object, segment))
+        .flatten()
+        .unwrap_or_else(|| segment.to_owned())
 }
 
 /// The object and its source's settings, copied out of the store.
@@ -205,7 +223,9 @@ async fn run_query(
     query: &soql::Query,
 ) -> ApiResult {
     let (object, source) = snapshot(ctx, &object.name)?;
-    let plan: Plan = translate::plan(&object, query)?;
+    let plan: Plan = translate::plan(&object, query, &|id| {
+        ctx.shared.connect().external_id_of(&object, id)
+    })?;
     if plan.count_only {
         let total = fetch::count(&ctx.shared, &object, &source, &plan).await?;
         return Ok(json_response(

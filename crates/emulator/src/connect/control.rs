@@ -162,7 +162,7 @@ async fn sync(
     let mut synced = Vec::with_capacity(chosen.len());
     let mut report = Vec::with_capacity(chosen.len());
     for set in chosen {
-        match objects::from_entity_set(set, &source.name, source.writable, source.search_enabled) {
+        match objects::from_entity_set(set, &source) {
             Ok(object) => {
                 report.push(json!({
                     "name": object.object.name,

@@ -128,14 +128,17 @@ pub async fn next_batch(shared: &Shared, mut cursor: ExternalCursor) -> Result<B
     let take = usize::try_from(remaining)
         .unwrap_or(usize::MAX)
         .min(odata.entities.len());
+    let ids = mapped_ids(shared, &cursor.object, &odata.entities[..take]);
     let records: Vec<Json> = odata.entities[..take]
         .iter()
-        .map(|e| {
+        .zip(ids)
+        .map(|(e, id)| {
             record(
                 &cursor.object,
                 &source,
                 &cursor.plan,
                 e,
+                id.as_deref(),
                 &cursor.api_version,
             )
         })
@@ -256,15 +259,38 @@ pub async fn by_external_id(
             }
         }
     };
-    Ok(entity.map(|e| record(object, source, plan, &e, api_version)))
+    Ok(entity.map(|e| {
+        let id = mapped_ids(shared, object, std::slice::from_ref(&e))
+            .pop()
+            .flatten();
+        record(object, source, plan, &e, id.as_deref(), api_version)
+    }))
 }
 
-/// A query record: `attributes`, then the fields asked for.
+/// The Salesforce Ids of entities under ID mapping (minted on first sight), one per entity.
+fn mapped_ids(
+    shared: &Shared,
+    object: &ExternalObject,
+    entities: &[Map<String, Json>],
+) -> Vec<Option<String>> {
+    if !object.id_mapping {
+        return vec![None; entities.len()];
+    }
+    let mut store = shared.connect();
+    entities
+        .iter()
+        .map(|e| object.external_id(e).map(|x| store.id_for(object, &x)))
+        .collect()
+}
+
+/// A query record: `attributes` (its URL by Id under ID mapping, else by External ID), then
+/// the fields asked for.
 fn record(
     object: &ExternalObject,
     source: &DataSource,
     plan: &Plan,
     entity: &Map<String, Json>,
+    id: Option<&str>,
     api_version: &str,
 ) -> Json {
     let external_id = object.external_id(entity).unwrap_or_default();
@@ -287,11 +313,11 @@ fn record(
             "url": format!(
                 "/services/data/v{api_version}/sobjects/{}/{}",
                 object.name,
-                path_segment(&external_id)
+                id.map_or_else(|| path_segment(&external_id), str::to_owned)
             ),
         }),
     );
-    out.extend(object.record_fields(entity, &plan.fields, &entity_url));
+    out.extend(object.record_fields(entity, &plan.fields, &entity_url, id));
     Json::Object(out)
 }
 

@@ -57,6 +57,18 @@ pub struct ConnectStore {
     next_locator: u64,
     /// Key prefixes handed out, by lower-case object name (kept across re-syncs).
     prefixes: HashMap<String, String>,
+    /// ID mapping: Salesforce Ids handed out to external records, both ways.
+    ids: IdMap,
+}
+
+/// The Ids the org has given external records, as Salesforce's ID mapping keeps them.
+#[derive(Debug, Default)]
+struct IdMap {
+    /// By (lower-case object name, External ID).
+    by_external_id: HashMap<(String, String), String>,
+    /// (lower-case object name, External ID) by 18-character Id.
+    by_id: HashMap<String, (String, String)>,
+    next: u64,
 }
 
 impl ConnectStore {
@@ -127,6 +139,28 @@ impl ConnectStore {
             self.objects.insert(key, Arc::new(object));
         }
         Ok(())
+    }
+
+    /// The Salesforce Id of an external record, minted the first time the record is seen.
+    pub fn id_for(&mut self, object: &ExternalObject, external_id: &str) -> String {
+        let key = (object.name.to_ascii_lowercase(), external_id.to_owned());
+        if let Some(id) = self.ids.by_external_id.get(&key) {
+            return id.clone();
+        }
+        self.ids.next += 1;
+        let id = crate::org::mint_id(&object.key_prefix, self.ids.next);
+        self.ids.by_external_id.insert(key.clone(), id.clone());
+        self.ids.by_id.insert(id.clone(), key);
+        id
+    }
+
+    /// The External ID a Salesforce Id of `object` stands for; `None` when the text is not
+    /// an Id the org gave one of its records.
+    pub fn external_id_of(&self, object: &ExternalObject, id: &str) -> Option<String> {
+        let id18 = crate::org::ParsedId::parse(id).ok()?.to_id18();
+        let (name, external_id) = self.ids.by_id.get(&id18)?;
+        name.eq_ignore_ascii_case(&object.name)
+            .then(|| external_id.clone())
     }
 
     /// Whether no external object exists (most orgs): routing skips Salesforce Connect.

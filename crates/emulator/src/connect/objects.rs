@@ -57,6 +57,8 @@ impl Edm {
 /// What a field of an external object reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FieldSource {
+    /// The Salesforce Id the org maps the External ID to (ID mapping).
+    Id,
     /// The entity key (one or more properties).
     ExternalId,
     /// The entity's URL at the producer.
@@ -87,6 +89,8 @@ pub struct ExternalObject {
     pub fields: Vec<ExternalField>,
     pub writable: bool,
     pub searchable: bool,
+    /// Whether records get Salesforce Ids (the source is not High Data Volume).
+    pub id_mapping: bool,
     /// The key prefix describe reports (`x00`, `x01`, …), set when the object is installed.
     pub key_prefix: String,
 }
@@ -122,10 +126,12 @@ pub fn api_name(external: &str) -> String {
 /// property's type cannot be mapped.
 pub fn from_entity_set(
     set: &EntitySet,
-    source: &str,
-    writable: bool,
-    searchable: bool,
+    settings: &super::source::DataSource,
 ) -> Result<Synced, String> {
+    let source = settings.name.as_str();
+    let writable = settings.writable;
+    let searchable = settings.search_enabled;
+    let id_mapping = !settings.no_id_mapping;
     let mut key = Vec::with_capacity(set.key.len());
     for name in &set.key {
         let property = set
@@ -149,7 +155,19 @@ pub fn from_entity_set(
     external_id.createable = writable;
     let mut display_url = field("DisplayUrl", "Display URL", FieldType::Url, 1000);
     display_url.custom = false;
-    let mut fields = vec![
+    let mut fields = Vec::with_capacity(set.properties.len() + 3);
+    if id_mapping {
+        let mut id = field("Id", "Record ID", FieldType::Id, 18);
+        id.nillable = false;
+        id.id_lookup = true;
+        id.custom = false;
+        id.system = true;
+        fields.push(ExternalField {
+            def: id,
+            source: FieldSource::Id,
+        });
+    }
+    fields.extend([
         ExternalField {
             def: external_id,
             source: FieldSource::ExternalId,
@@ -158,7 +176,7 @@ pub fn from_entity_set(
             def: display_url,
             source: FieldSource::DisplayUrl,
         },
-    ];
+    ]);
     let mut skipped = Vec::new();
     for property in &set.properties {
         let Some(edm) = Edm::parse(&property.edm_type) else {
@@ -189,6 +207,7 @@ pub fn from_entity_set(
             fields,
             writable,
             searchable,
+            id_mapping,
             key_prefix: String::new(),
         },
         skipped,
@@ -350,6 +369,7 @@ impl ExternalObject {
         entity: &Map<String, Json>,
         fields: &[usize],
         entity_url: &str,
+        id: Option<&str>,
     ) -> Map<String, Json> {
         let mut out = Map::with_capacity(fields.len());
         for &index in fields {
@@ -357,6 +377,7 @@ impl ExternalObject {
                 continue;
             };
             let value = match &field.source {
+                FieldSource::Id => id.map_or(Json::Null, |id| Json::String(id.to_owned())),
                 FieldSource::ExternalId => {
                     self.external_id(entity).map_or(Json::Null, Json::String)
                 }
@@ -443,6 +464,11 @@ mod tests {
     use super::*;
     use crate::connect::metadata;
 
+    fn settings(name: &str) -> crate::connect::source::DataSource {
+        serde_json::from_value(serde_json::json!({ "name": name, "endpoint": "http://h/" }))
+            .unwrap()
+    }
+
     fn set(properties: &[(&str, &str, Option<Option<u32>>)], key: &[&str]) -> EntitySet {
         EntitySet {
             name: "public$purchase_orders".to_owned(),
@@ -484,9 +510,7 @@ mod tests {
                 ],
                 &["id"],
             ),
-            "Archive",
-            false,
-            true,
+            &settings("Archive"),
         )
         .unwrap();
         let o = &synced.object;
@@ -518,9 +542,7 @@ mod tests {
                 &[("code", "Edm.String", None), ("line", "Edm.Int32", None)],
                 &["code", "line"],
             ),
-            "S",
-            false,
-            true,
+            &settings("S"),
         )
         .unwrap();
         let entity: Map<String, Json> =

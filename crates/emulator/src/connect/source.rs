@@ -67,6 +67,9 @@ pub struct DataSource {
     /// "Writable External Objects".
     #[serde(default)]
     pub writable: bool,
+    /// "High Data Volume": no ID mapping, so external records carry no Salesforce `Id`.
+    #[serde(default)]
+    pub no_id_mapping: bool,
     /// Client-driven page size with Request Row Counts on (UNCONFIRMED reading: 202).
     #[serde(default = "client_page_size")]
     pub client_page_size: u64,

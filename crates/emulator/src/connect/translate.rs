@@ -72,8 +72,11 @@ fn invalid_field(object: &ExternalObject, name: &str) -> ApiError {
     )
 }
 
-/// Binds a parsed query to an external object.
-pub fn plan(object: &ExternalObject, query: &Query) -> Result<Plan, ApiError> {
+/// Resolves a Salesforce Id of an external record to its External ID (ID mapping).
+pub type IdResolver<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// Binds a parsed query to an external object; `ids` resolves Ids compared in `WHERE`.
+pub fn plan(object: &ExternalObject, query: &Query, ids: IdResolver<'_>) -> Result<Plan, ApiError> {
     let mut fields = Vec::new();
     let mut count_only = false;
     for item in &query.select {
@@ -99,7 +102,7 @@ pub fn plan(object: &ExternalObject, query: &Query) -> Result<Plan, ApiError> {
     let filter = query
         .where_clause
         .as_ref()
-        .map(|e| filter(object, e, false))
+        .map(|e| filter(object, e, false, ids))
         .transpose()?;
     let mut order = Vec::new();
     for item in &query.order_by {
@@ -148,16 +151,21 @@ fn properties_of(object: &ExternalObject, index: usize) -> Result<Vec<String>, A
     match &object.fields[index].source {
         FieldSource::Property { name, .. } => Ok(vec![name.clone()]),
         FieldSource::ExternalId => Ok(object.key.iter().map(|(n, _)| n.clone()).collect()),
-        FieldSource::DisplayUrl => Err(unsupported(format!(
-            "field DisplayUrl on {} cannot be filtered or sorted",
-            object.name
+        FieldSource::Id | FieldSource::DisplayUrl => Err(unsupported(format!(
+            "field {} on {} cannot be sorted",
+            object.fields[index].def.name, object.name
         ))),
     }
 }
 
 /// A WHERE condition as a `$filter` expression; `nested` asks for parentheses around
 /// `and`/`or` so the expression keeps its grouping inside another.
-fn filter(object: &ExternalObject, expr: &Expr, nested: bool) -> Result<String, ApiError> {
+fn filter(
+    object: &ExternalObject,
+    expr: &Expr,
+    nested: bool,
+    ids: IdResolver<'_>,
+) -> Result<String, ApiError> {
     let group = |text: String, many: bool| {
         if nested && many {
             format!("({text})")
@@ -174,14 +182,14 @@ fn filter(object: &ExternalObject, expr: &Expr, nested: bool) -> Result<String, 
             };
             let parts = items
                 .iter()
-                .map(|e| filter(object, e, true))
+                .map(|e| filter(object, e, true, ids))
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(group(parts.join(joiner), parts.len() > 1))
         }
-        Expr::Not(inner) => Ok(format!("not ({})", filter(object, inner, false)?)),
+        Expr::Not(inner) => Ok(format!("not ({})", filter(object, inner, false, ids)?)),
         Expr::Compare { field, op, value } => {
             let index = field_index(object, field)?;
-            compare(object, index, *op, value).map(|(text, many)| group(text, many))
+            compare(object, index, *op, value, ids).map(|(text, many)| group(text, many))
         }
         Expr::In {
             field,
@@ -197,7 +205,7 @@ fn filter(object: &ExternalObject, expr: &Expr, nested: bool) -> Result<String, 
             let parts = values
                 .iter()
                 .map(|v| {
-                    compare(object, index, op, v)
+                    compare(object, index, op, v, ids)
                         .map(|(t, many)| if many { format!("({t})") } else { t })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
@@ -231,6 +239,7 @@ fn compare(
     index: usize,
     op: CompareOp,
     value: &Literal,
+    ids: IdResolver<'_>,
 ) -> Result<(String, bool), ApiError> {
     let field = &object.fields[index];
     let op_text = match op {
@@ -246,6 +255,30 @@ fn compare(
             format!("{name} {op_text} {}", literal(field, *edm, value)?),
             false,
         )),
+        FieldSource::Id => {
+            let Literal::String(id) = value else {
+                return Err(type_error(field, "id", true));
+            };
+            if !matches!(op, CompareOp::Eq | CompareOp::Ne) {
+                return Err(unsupported(format!(
+                    "Id of {} compares only with = and !=",
+                    object.name
+                )));
+            }
+            let external_id = ids(id).ok_or_else(|| {
+                ApiError::bad_request(
+                    "INVALID_QUERY_FILTER_OPERATOR",
+                    format!("invalid ID field: {id}"),
+                )
+            })?;
+            compare(
+                object,
+                key_field(object),
+                op,
+                &Literal::String(external_id),
+                ids,
+            )
+        }
         FieldSource::ExternalId => {
             let Literal::String(id) = value else {
                 if *value == Literal::Null {
@@ -281,6 +314,15 @@ fn compare(
             object.name
         ))),
     }
+}
+
+/// The index of the ExternalId field (every external object has one).
+fn key_field(object: &ExternalObject) -> usize {
+    object
+        .fields
+        .iter()
+        .position(|f| f.source == FieldSource::ExternalId)
+        .unwrap_or(0)
 }
 
 /// A SOQL literal as the OData literal for a property of type `edm`, or Salesforce's type
@@ -501,7 +543,11 @@ mod tests {
                 property("Seen", "Edm.DateTimeOffset"),
             ],
         };
-        from_entity_set(&set, "S", false, true).unwrap().object
+        from_entity_set(&set, &source()).unwrap().object
+    }
+
+    fn plan_of(o: &ExternalObject, q: &Query) -> Result<Plan, ApiError> {
+        plan(o, q, &|_| None)
     }
 
     fn source() -> DataSource {
@@ -512,13 +558,13 @@ mod tests {
     fn url(soql: &str) -> String {
         let o = object();
         let s = source();
-        let p = plan(&o, &soql::parse(soql).unwrap()).unwrap();
+        let p = plan_of(&o, &soql::parse(soql).unwrap()).unwrap();
         p.url(&o, &s, p.first_page(&s))
     }
 
     fn filter_of(soql: &str) -> String {
         let o = object();
-        plan(&o, &soql::parse(soql).unwrap())
+        plan_of(&o, &soql::parse(soql).unwrap())
             .unwrap()
             .filter
             .unwrap()
@@ -580,7 +626,7 @@ mod tests {
         let o = object();
         let q = soql::parse("SELECT City__c FROM S__x WHERE City__c LIKE 'B_r%'").unwrap();
         assert_eq!(
-            plan(&o, &q).unwrap_err().code,
+            plan_of(&o, &q).unwrap_err().code,
             "EXTERNAL_OBJECT_UNSUPPORTED_EXCEPTION"
         );
     }
@@ -589,12 +635,12 @@ mod tests {
     fn type_mismatches_are_salesforce_errors() {
         let o = object();
         let q = soql::parse("SELECT City__c FROM S__x WHERE SupplierID__c = '3'").unwrap();
-        let error = plan(&o, &q).unwrap_err();
+        let error = plan_of(&o, &q).unwrap_err();
         assert_eq!(error.code, "INVALID_FIELD");
         assert!(error.message.contains("must be of type double"));
         let q = soql::parse("SELECT Nope__c FROM S__x").unwrap();
         assert!(
-            plan(&o, &q)
+            plan_of(&o, &q)
                 .unwrap_err()
                 .message
                 .contains("No such column 'Nope__c'")
@@ -605,7 +651,7 @@ mod tests {
     fn page_sizes_follow_the_limit_and_the_row_count_setting() {
         let o = object();
         let mut s = source();
-        let p = plan(
+        let p = plan_of(
             &o,
             &soql::parse("SELECT City__c FROM S__x LIMIT 500").unwrap(),
         )
@@ -626,7 +672,7 @@ mod tests {
         );
         s.inline_count_enabled = false;
         assert_eq!(p.first_page(&s).top, Some(500));
-        let all = plan(&o, &soql::parse("SELECT City__c FROM S__x").unwrap()).unwrap();
+        let all = plan_of(&o, &soql::parse("SELECT City__c FROM S__x").unwrap()).unwrap();
         assert_eq!(all.first_page(&s).top, Some(2000));
         s.pagination = Pagination::Server;
         assert_eq!(all.first_page(&s).top, None);

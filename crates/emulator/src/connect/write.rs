@@ -4,8 +4,8 @@
 //!
 //! The verbs and bodies are the OData 4.0 protocol's; what Salesforce's adapter sends exactly
 //! (PUT or PATCH, `If-Match`, CSRF token fetch) is not documented, and the emulator sends no
-//! CSRF token. Without ID mapping, a created record's `id` in the REST answer is its External
-//! ID.
+//! CSRF token. A created record's `id` in the REST answer is its mapped Id, or its External
+//! ID when the source has no ID mapping.
 
 use std::time::Instant;
 
@@ -79,7 +79,7 @@ pub fn entity_body(
                 body.insert(name.clone(), edm_value(&field.def.name, value, *edm)?);
             }
             FieldSource::ExternalId => external_id = Some(value.clone()),
-            FieldSource::DisplayUrl => {}
+            FieldSource::Id | FieldSource::DisplayUrl => {}
         }
     }
     if let Some(value) = external_id {
