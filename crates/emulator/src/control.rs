@@ -76,6 +76,7 @@ pub fn router() -> Router<Arc<Shared>> {
             "/schema/{object}/fields/{field}/access",
             put(set_field_access),
         )
+        .merge(crate::connect::control::router())
 }
 
 /// `POST /reset`: removes every record but the users, closes cursors, zeroes counters.

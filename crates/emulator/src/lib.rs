@@ -17,6 +17,8 @@
 //! - `org`: schema, records, validation and write rules.
 //! - `soql`: the SOQL parser; `query`: binding, execution, cursors, rendering.
 //! - `api`: the Salesforce-facing HTTP API; `control`: the `/__emulator` control API.
+//! - `connect`: Salesforce Connect (External Data Sources of type OData 4.0 and their
+//!   external objects, answered by callouts).
 //! - `events`: the org's change log; `cometd`: the Streaming API (CDC and PushTopics).
 //! - `sessions`, `usage`, `faults`, `stats`: per-org services the API consults.
 //! - `seed`, `workload`: realistic data and a live editing workload.
@@ -31,6 +33,7 @@ mod api;
 mod bulk;
 mod cometd;
 mod config;
+mod connect;
 mod control;
 mod datetime;
 mod error;

@@ -9,6 +9,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockW
 use crate::bulk::JobStore;
 use crate::cometd::Clients;
 use crate::config::EmulatorConfig;
+use crate::connect::ConnectStore;
 use crate::faults::FaultConfig;
 use crate::faults::script::FaultScript;
 use crate::org::{AdminUser, Org, Schema, SchemaError};
@@ -42,6 +43,9 @@ pub struct Shared {
     /// CometD clients and their subscriptions. Taken before the org's lock when both are
     /// needed, never while holding it.
     cometd: Mutex<Clients>,
+    /// External Data Sources, external objects and their callout logs. Never held across a
+    /// callout; taken after the org's lock when both are needed (describeGlobal), never before.
+    connect: Mutex<ConnectStore>,
     /// Bumped to cut every open event stream (CometD connects, Pub/Sub subscriptions)
     /// mid-way; streams watch it and end when it changes.
     stream_cuts: tokio::sync::watch::Sender<u64>,
@@ -75,6 +79,7 @@ impl Shared {
             stats: Stats::default(),
             workload: Workload::default(),
             cometd: Mutex::new(Clients::default()),
+            connect: Mutex::new(ConnectStore::default()),
             stream_cuts: tokio::sync::watch::channel(0).0,
             config,
         })
@@ -116,6 +121,11 @@ impl Shared {
     /// The CometD clients.
     pub fn cometd(&self) -> MutexGuard<'_, Clients> {
         self.cometd.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The Salesforce Connect store.
+    pub fn connect(&self) -> MutexGuard<'_, ConnectStore> {
+        self.connect.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The scripted one-shot faults.

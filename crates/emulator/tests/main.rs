@@ -3,6 +3,7 @@
 // Integration tests are test code: unwrapping is how they fail loudly.
 #![allow(clippy::unwrap_used)]
 
+mod odata_producer;
 mod support;
 
 mod api_limit;
@@ -13,6 +14,7 @@ mod bulk_failures;
 mod collections;
 mod cometd;
 mod commit_delay;
+mod connect;
 mod control;
 mod credentials;
 mod cursors;

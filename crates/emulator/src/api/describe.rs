@@ -12,7 +12,7 @@ use serde_json::{Value as Json, json};
 use super::context::RequestContext;
 use super::rest::{ApiResult, json_response};
 use crate::error::ApiError;
-use crate::org::{FieldDef, FieldType, ObjectDef, ObjectIndex, Schema};
+use crate::org::{FieldDef, FieldType, ObjectDef, ObjectFlags, ObjectIndex, Schema};
 
 /// The Master record type every object has.
 const MASTER_RECORD_TYPE_ID: &str = "012000000000000AAA";
@@ -47,8 +47,7 @@ pub fn external_id_field(
     Ok((object, field))
 }
 
-fn object_urls(object: &ObjectDef, prefix: &str) -> Json {
-    let name = &object.name;
+fn object_urls(name: &str, prefix: &str) -> Json {
     json!({
         "compactLayouts": format!("{prefix}/sobjects/{name}/describe/compactLayouts"),
         "rowTemplate": format!("{prefix}/sobjects/{name}/{{ID}}"),
@@ -61,9 +60,38 @@ fn object_urls(object: &ObjectDef, prefix: &str) -> Json {
     })
 }
 
+/// What describeGlobal says about an object: enough to write its entry without an
+/// [`ObjectDef`] (external objects have none).
+pub(crate) struct ObjectHead<'a> {
+    pub name: &'a str,
+    pub label: &'a str,
+    pub label_plural: &'a str,
+    pub key_prefix: &'a str,
+    pub custom: bool,
+    pub flags: ObjectFlags,
+}
+
+impl<'a> ObjectHead<'a> {
+    fn of(object: &'a ObjectDef) -> Self {
+        Self {
+            name: &object.name,
+            label: &object.label,
+            label_plural: &object.label_plural,
+            key_prefix: &object.key_prefix,
+            custom: object.custom,
+            flags: object.flags,
+        }
+    }
+}
+
 /// The per-object entry of describeGlobal (also the top of describe): the same flags in
 /// both, from the object's declaration.
 fn global_entry(object: &ObjectDef, prefix: &str) -> Json {
+    head_entry(&ObjectHead::of(object), prefix)
+}
+
+/// [`global_entry`] from an [`ObjectHead`].
+pub(crate) fn head_entry(object: &ObjectHead<'_>, prefix: &str) -> Json {
     let flags = &object.flags;
     json!({
         "activateable": false,
@@ -93,7 +121,7 @@ fn global_entry(object: &ObjectDef, prefix: &str) -> Json {
         "triggerable": flags.triggerable,
         "undeletable": flags.undeletable,
         "updateable": flags.updateable,
-        "urls": object_urls(object, prefix),
+        "urls": object_urls(object.name, prefix),
     })
 }
 
@@ -106,6 +134,7 @@ pub fn describe_global(ctx: &RequestContext) -> ApiResult {
         .objects()
         .iter()
         .map(|o| global_entry(o, &prefix))
+        .chain(crate::connect::api::global_entries(ctx))
         .collect();
     Ok(json_response(
         StatusCode::OK,
@@ -128,29 +157,53 @@ pub fn describe(ctx: &RequestContext, name: &str) -> ApiResult {
     let org = ctx.shared.org();
     let schema = org.schema();
     let object = schema.object(object_from_path(schema, name)?);
+    let children = object
+        .child_relationships
+        .iter()
+        .map(|c| {
+            json!({
+                "cascadeDelete": c.cascade_delete,
+                "childSObject": c.child_object,
+                "deprecatedAndHidden": false,
+                "field": c.field,
+                "junctionIdListNames": [],
+                "junctionReferenceTo": [],
+                "relationshipName": c.relationship_name,
+                "restrictedDelete": false,
+            })
+        })
+        .collect();
+    let fields = object
+        .visible_fields()
+        .map(|(_, f)| field_json(f))
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &describe_body(ctx, &ObjectHead::of(object), fields, children),
+    ))
+}
+
+/// A full describe body from an object's head, fields and child relationships.
+pub(crate) fn describe_body(
+    ctx: &RequestContext,
+    object: &ObjectHead<'_>,
+    fields: Vec<Json>,
+    children: Vec<Json>,
+) -> Json {
     let prefix = ctx.data_prefix();
-    let mut body = global_entry(object, &prefix);
+    let mut body = head_entry(object, &prefix);
     let base = &ctx.base_url;
     body["urls"]["uiDetailTemplate"] = json!(format!("{base}/{{ID}}"));
     body["urls"]["uiEditTemplate"] = json!(format!("{base}/{{ID}}/e"));
     body["urls"]["uiNewRecord"] = json!(format!("{base}/{}/e", object.key_prefix));
     let extra = json!({
         "actionOverrides": [],
-        "childRelationships": object.child_relationships.iter().map(|c| json!({
-            "cascadeDelete": c.cascade_delete,
-            "childSObject": c.child_object,
-            "deprecatedAndHidden": false,
-            "field": c.field,
-            "junctionIdListNames": [],
-            "junctionReferenceTo": [],
-            "relationshipName": c.relationship_name,
-            "restrictedDelete": false,
-        })).collect::<Vec<_>>(),
+        "childRelationships": children,
         "compactLayoutable": true,
         "defaultImplementation": null,
         "extendedBy": null,
         "extendsInterfaces": null,
-        "fields": object.visible_fields().map(|(_, f)| field_json(f)).collect::<Vec<_>>(),
+        "fields": fields,
         "implementedBy": null,
         "implementsInterfaces": null,
         "listviewable": null,
@@ -178,7 +231,7 @@ pub fn describe(ctx: &RequestContext, name: &str) -> ApiResult {
         body.extend(extra);
         body.sort_keys();
     }
-    Ok(json_response(StatusCode::OK, &body))
+    body
 }
 
 /// One field as describe lists it.

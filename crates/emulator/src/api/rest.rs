@@ -239,8 +239,13 @@ async fn admit_and_route(
         faults: work.call,
     };
     let path: Vec<&str> = segments[1..].iter().map(String::as_str).collect();
+    // External objects are answered by callouts, so before the org's (synchronous) routes.
+    let answer = match crate::connect::api::try_route(&ctx, &path).await {
+        Some(answer) => answer,
+        None => route(&ctx, &path),
+    };
     Routed {
-        response: route(&ctx, &path).unwrap_or_else(IntoResponse::into_response),
+        response: answer.unwrap_or_else(IntoResponse::into_response),
         lose_answer: work.lose_answer,
     }
 }
