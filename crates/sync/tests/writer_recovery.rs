@@ -965,3 +965,45 @@ async fn a_create_in_doubt_refused_alone_is_sent_again_while_an_edited_one_is_fo
         .get(0);
     assert_eq!(sfid, edited);
 }
+
+#[tokio::test]
+async fn creates_in_doubt_are_looked_for_by_every_value_they_fill_not_by_one_shared_by_thousands() {
+    // Two creates whose names are their own but whose e-mail addresses thousands of
+    // records created since share (as addresses repeat across an app's bursts): a look
+    // by that field alone reads page after page.
+    let mut h = harness_with(2000, EmulatorConfig::default(), None).await;
+    h.pg.batch_execute(
+        "insert into salesforce.gadget__c (name, email__c)
+         values ('Sought 1', 'b1@example.com'), ('Sought 2', 'b2@example.com')",
+    )
+    .await
+    .unwrap();
+    script(
+        &h,
+        json!([{ "on": "collections", "fault": "lostResponse" }]),
+    )
+    .await;
+    assert_eq!(pass(&mut h, &WritePolicy::default()).await.in_doubt, 2);
+    for burst in 0..12 {
+        let records: Vec<pgforce_salesforce::rest::Record> = (0..200)
+            .map(|i| {
+                serde_json::from_value(json!({
+                    "Name": format!("Other {burst}-{i}"),
+                    "Email__c": if i % 2 == 0 { "b1@example.com" } else { "b2@example.com" },
+                }))
+                .unwrap()
+            })
+            .collect();
+        h.sf.create_records("Gadget__c", &records, true)
+            .await
+            .unwrap();
+    }
+    let before = h.sf.calls_made();
+    let resumed = h.resume().await;
+    assert_eq!(resumed.found, 2, "{resumed:?}");
+    assert_eq!(
+        h.sf.calls_made() - before,
+        1,
+        "one query of one page, narrowed by the names and the addresses together"
+    );
+}

@@ -7,7 +7,10 @@
 //! (`pgforce_store::trigger_log::in_flight`): before sending it again, pgforce looks in
 //! Salesforce for a record created since the row was claimed whose writable mapped values
 //! equal the row's, and no row of the table already owns. If one is found, its Id is
-//! written back and the log row becomes SUCCESS, so no record is created twice. A create
+//! written back and the log row becomes SUCCESS, so no record is created twice. A record a
+//! user edited before the look is found by the call that made it: when another create of
+//! the same call is found, the records made at that moment by that user are its
+//! (`made_by_the_same_call`). A create
 //! that was claimed but never sent goes back to NEW unchecked: a writer killed with ten
 //! thousand rows claimed costs its successor one update, not a search through every record
 //! created since.
@@ -287,48 +290,72 @@ async fn pending_creates(pg: &Postgres, schema: &Ident, mapping: &Mapping) -> Re
 /// a URL; this keeps each well under its limits).
 const MAX_FILTER_CHARS: usize = 3_500;
 
-/// The records that may be the pending creates: those created since `since`, and — when
-/// a filterable text field holds a value in every one of them — holding one of their
-/// values in that field. A few short queries of a page each, instead of reading every
-/// record the org created since the oldest claim (thousands of pages on a busy org, and
-/// a cursor that the reader's own paging may release midway).
+/// The records that may be the pending creates: those created since `since` that carry,
+/// in every createable, filterable text field all of the creates fill, one of their
+/// values. Every such field narrows the search (a record made by a create carries all of
+/// its values), so the answer is a page or so, not every record the org created since the
+/// oldest claim: thousands of pages on a busy org when one field repeats across creates
+/// (the same e-mail in many bursts), read through a cursor the reader's own paging may
+/// release midway. The creates are split so that each query's lists stay short.
 async fn candidates(
     sf: &Salesforce,
     mapping: &Mapping,
     pending: &[Doubt],
     since: &str,
 ) -> Result<Vec<Record>> {
-    let Some((field, values)) = narrowing_field(mapping, pending) else {
+    let (fields, literals) = narrowing_fields(mapping, pending);
+    if fields.is_empty() {
         return created_since(sf, mapping, since, "").await;
-    };
+    }
     let mut found = Vec::new();
-    let mut chunk: Vec<String> = Vec::new();
+    let mut chunk: Vec<&Vec<String>> = Vec::new();
     let mut chars = 0;
-    for value in values {
-        if chars + value.len() > MAX_FILTER_CHARS && !chunk.is_empty() {
-            let filter = format!(" AND {field} IN ({})", chunk.join(", "));
+    for create in &literals {
+        let size: usize = create.iter().map(|literal| literal.len() + 2).sum();
+        if chars + size > MAX_FILTER_CHARS && !chunk.is_empty() {
+            let filter = in_lists(&fields, &chunk);
             found.extend(created_since(sf, mapping, since, &filter).await?);
             (chunk, chars) = (Vec::new(), 0);
         }
-        chars += value.len() + 2;
-        chunk.push(value);
+        chars += size;
+        chunk.push(create);
     }
     if !chunk.is_empty() {
-        let filter = format!(" AND {field} IN ({})", chunk.join(", "));
+        let filter = in_lists(&fields, &chunk);
         found.extend(created_since(sf, mapping, since, &filter).await?);
     }
     Ok(found)
 }
 
-/// The createable, filterable text field that tells the pending creates apart best (the
-/// most distinct values) among those every one of them fills, with those values as SOQL
-/// literals; `None` when no field qualifies.
-fn narrowing_field(mapping: &Mapping, pending: &[Doubt]) -> Option<(String, Vec<String>)> {
+/// ` AND <field> IN (<values>)` for each field, with the values `creates` hold in it.
+fn in_lists(fields: &[&str], creates: &[&Vec<String>]) -> String {
+    let mut filter = String::new();
+    for (i, field) in fields.iter().enumerate() {
+        let mut values: Vec<&str> = creates.iter().map(|c| c[i].as_str()).collect();
+        values.sort_unstable();
+        values.dedup();
+        filter.push_str(&format!(" AND {field} IN ({})", values.join(", ")));
+    }
+    filter
+}
+
+/// The createable, filterable text fields every pending create fills, and per create its
+/// values in them as SOQL literals (in the fields' order); no fields when none qualifies.
+fn narrowing_fields<'m>(
+    mapping: &'m Mapping,
+    pending: &[Doubt],
+) -> (Vec<&'m str>, Vec<Vec<String>>) {
     let wanted: Vec<Record> = pending
         .iter()
         .map(|doubt| record_for(mapping, &doubt.change))
         .collect();
-    mapping
+    let filled = |field: &str, record: &Record| match record.get(field) {
+        Some(Value::String(value)) if !value.trim().is_empty() => {
+            Some(pgforce_salesforce::soql::quote(value.trim()))
+        }
+        _ => None,
+    };
+    let fields: Vec<&str> = mapping
         .fields
         .iter()
         .filter(|f| {
@@ -337,21 +364,19 @@ fn narrowing_field(mapping: &Mapping, pending: &[Doubt]) -> Option<(String, Vec<
                 && f.api_name != "Id"
                 && matches!(f.pg_type, PgType::Text | PgType::Varchar(_))
         })
-        .filter_map(|field| {
-            let mut values = Vec::with_capacity(wanted.len());
-            for record in &wanted {
-                match record.get(&field.api_name) {
-                    Some(Value::String(value)) if !value.trim().is_empty() => {
-                        values.push(pgforce_salesforce::soql::quote(value.trim()));
-                    }
-                    _ => return None,
-                }
-            }
-            values.sort();
-            values.dedup();
-            Some((field.api_name.clone(), values))
+        .map(|f| f.api_name.as_str())
+        .filter(|field| wanted.iter().all(|record| filled(field, record).is_some()))
+        .collect();
+    let literals = wanted
+        .iter()
+        .map(|record| {
+            fields
+                .iter()
+                .filter_map(|field| filled(field, record))
+                .collect()
         })
-        .max_by_key(|(_, values)| values.len())
+        .collect();
+    (fields, literals)
 }
 
 /// Records of the mapping's object created since `since` (already moved back by the
