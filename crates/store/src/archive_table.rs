@@ -61,7 +61,11 @@ impl ArchiveTable {
 
     fn data_columns(&self) -> impl Iterator<Item = (usize, &ColumnSpec)> {
         // Parameter 1 is the sfid; the other columns follow from parameter 2.
-        self.columns.iter().enumerate().skip(1).map(|(i, c)| (i + 1, c))
+        self.columns
+            .iter()
+            .enumerate()
+            .skip(1)
+            .map(|(i, c)| (i + 1, c))
     }
 }
 
@@ -117,9 +121,15 @@ pub async fn store_rows(
 ) -> Result<u64> {
     let job_param = table.columns.len() + 1;
     let cast = |n: usize, c: &ColumnSpec| format!("${n}::text::{}", c.pg_type);
-    let names: Vec<String> = table.data_columns().map(|(_, c)| c.name.to_string()).collect();
+    let names: Vec<String> = table
+        .data_columns()
+        .map(|(_, c)| c.name.to_string())
+        .collect();
     let values: Vec<String> = table.data_columns().map(|(n, c)| cast(n, c)).collect();
-    let updates: Vec<String> = names.iter().map(|n| format!("{n} = excluded.{n}")).collect();
+    let updates: Vec<String> = names
+        .iter()
+        .map(|n| format!("{n} = excluded.{n}"))
+        .collect();
     let mut columns = vec!["\"sfid\"".to_owned(), "\"archive_job\"".to_owned()];
     columns.extend(names);
     let mut placeholders = vec!["$1".to_owned(), format!("${job_param}")];
@@ -191,7 +201,11 @@ pub async fn mismatched(
 }
 
 /// How many rows of the archive table came from job `job`.
-pub async fn job_row_count(client: &impl GenericClient, table: &ArchiveTable, job: i64) -> Result<i64> {
+pub async fn job_row_count(
+    client: &impl GenericClient,
+    table: &ArchiveTable,
+    job: i64,
+) -> Result<i64> {
     let sql = format!(
         "select count(*) from {} where \"archive_job\" = $1",
         table.qualified()

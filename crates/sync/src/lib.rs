@@ -18,6 +18,8 @@
 //! [`config::MappingConfig`], [`Event`], [`Status`], [`Error`].
 //!
 //! Layout:
+//! - `archive`: archive jobs (copy, verify, delete in Salesforce), their steps and their
+//!   WHERE condition.
 //! - `engine`: the engine, its supervisor and operations.
 //! - `reader`, `writer`: the workers (`worker` holds what they share); `conflict`: last
 //!   writer wins when both sides changed a record; `reconcile`: comparing both sides, and
@@ -37,6 +39,7 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+mod archive;
 mod call_budget;
 pub mod config;
 mod conflict;
@@ -66,14 +69,18 @@ pub use admin::{
     DESCRIBE_FRESH, Depth, Diagnosis, EXACT_COUNT_BELOW, MappingStatus, MappingView, OpenedConsent,
     ROW_COUNT_FRESH, SALESFORCE_COUNT_FRESH, Status, WriterStatus,
 };
+pub use archive::{Progress as ArchiveProgress, WhereError};
 pub use call_budget::{DEFAULT_CALLS_PER_TOKEN_HOUR, Viewer};
 pub use config::DEFAULT_BULK_THRESHOLD;
 pub use engine::{
-    Applied, DEFAULT_POOL_SIZE, Engine, EngineOptions, MappingReconcile, ReconcileRequest,
-    ReloadMode, Reloaded, Rotation,
+    Applied, ArchiveRequest, DEFAULT_POOL_SIZE, Engine, EngineOptions, MappingReconcile,
+    ReconcileRequest, ReloadMode, Reloaded, Rotation,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use events::{Event, EventKind, EventOutcome};
+pub use pgforce_store::catalog::archive::{
+    Job as ArchiveJob, JobState as ArchiveState, Step as ArchiveStep,
+};
 pub use pgforce_store::catalog::audit::AuditEntry;
 pub use pgforce_store::catalog::notifications::{Filter as NotificationFilter, Notification};
 pub use pgforce_store::catalog::tokens::{Role, TokenRow};

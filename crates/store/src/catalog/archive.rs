@@ -66,7 +66,10 @@ impl JobState {
 
     /// Whether the job is over (nothing resumes it).
     pub fn is_final(self) -> bool {
-        matches!(self, Self::Finished | Self::FinishedWithErrors | Self::Failed)
+        matches!(
+            self,
+            Self::Finished | Self::FinishedWithErrors | Self::Failed
+        )
     }
 }
 
@@ -171,7 +174,10 @@ pub async fn create_job(
          values ($1, $2, $3, $4) returning {JOB_COLUMNS}"
     );
     let row = client
-        .query_one(&sql, &[&connection.get(), &object, &where_clause, &hard_delete])
+        .query_one(
+            &sql,
+            &[&connection.get(), &object, &where_clause, &hard_delete],
+        )
         .await
         .context(|| format!("recording an archive job of {object}"))?;
     job_of(&row)

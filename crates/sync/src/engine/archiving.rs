@@ -1,0 +1,134 @@
+//! Archive jobs as engine operations: start one (checked, recorded as pending), run one
+//! under its lease (the CLI does, and so does `pgforce run` for pending jobs), read one.
+
+use std::time::Duration;
+
+use pgforce_store::catalog::archive::{self, Job};
+use pgforce_store::catalog::{connections, leases, mappings};
+
+use super::Engine;
+use crate::archive::{Hooks, JobTarget, Progress, run_job};
+use crate::error::{Error, Result};
+
+/// How long a run waits for the lease of its job before saying another process runs it.
+const LEASE_WAIT: Duration = Duration::from_secs(5);
+
+/// What to archive.
+#[derive(Debug, Clone)]
+pub struct ArchiveRequest {
+    /// The connection's name.
+    pub connection: String,
+    /// The object's API name (any case); it must be mapped on the connection.
+    pub object: String,
+    /// The condition, in the SOQL subset `pgforce archive --where` takes.
+    pub where_clause: String,
+    /// Delete with Bulk `hardDelete` (skipping the recycle bin).
+    pub hard_delete: bool,
+}
+
+impl Engine {
+    /// Checks and records an archive job (pending); a worker runs it.
+    pub async fn create_archive(&self, request: &ArchiveRequest) -> Result<Job> {
+        let pg = self.session().await?;
+        let (_, live) = self.live_connection(&pg, &request.connection).await?;
+        let row = mappings::find(&*pg, &request.connection, &request.object)
+            .await
+            .map_err(Error::catalog)?
+            .ok_or_else(|| Error::NotFound {
+                what: format!(
+                    "{} is not mapped on connection {}: only mapped objects can be archived",
+                    request.object, request.connection
+                ),
+            })?;
+        let mapping = self.live_mapping(&live, &row).await?.mapping;
+        crate::archive::create_job(
+            &live.salesforce,
+            &pg,
+            live.id,
+            &mapping,
+            &request.where_clause,
+            request.hard_delete,
+        )
+        .await
+    }
+
+    /// The archive job `id`.
+    pub async fn archive_job(&self, id: i64) -> Result<Job> {
+        let pg = self.session().await?;
+        archive::job(&*pg, id)
+            .await
+            .map_err(Error::catalog)?
+            .ok_or_else(|| Error::NotFound {
+                what: format!("archive job {id} does not exist"),
+            })
+    }
+
+    /// Runs archive job `id` here, under its lease, from where it stands to its end;
+    /// `progress` hears each batch. Another process running it is a conflict.
+    pub async fn run_archive(
+        &self,
+        id: i64,
+        batch: usize,
+        progress: &mut (dyn FnMut(Progress) + Send),
+    ) -> Result<Job> {
+        let job = self.archive_job(id).await?;
+        let (live, mapping) = {
+            let pg = self.session().await?;
+            let row = connections::get(&*pg, job.connection_id)
+                .await
+                .map_err(Error::catalog)?
+                .ok_or_else(|| Error::NotFound {
+                    what: format!("the connection of archive job {id} no longer exists"),
+                })?;
+            let (_, live) = self.live_connection(&pg, &row.name).await?;
+            let mapping_row = mappings::find(&*pg, &row.name, &job.object)
+                .await
+                .map_err(Error::catalog)?
+                .ok_or_else(|| Error::NotFound {
+                    what: format!(
+                        "{} is no longer mapped on connection {}: archive job {id} cannot go on",
+                        job.object, row.name
+                    ),
+                })?;
+            let mapping = self.live_mapping(&live, &mapping_row).await?.mapping;
+            (live, mapping)
+        };
+        let timing = self.shared.options.lease;
+        let keeper = leases::LeaseKeeper::start(
+            &self.shared.database_url,
+            &archive::archive_lease(id),
+            &leases::holder_name(),
+            timing.ttl,
+            timing.heartbeat,
+        );
+        let Some(fence) = keeper.wait_held(LEASE_WAIT).await else {
+            keeper.release().await;
+            return Err(Error::Conflict {
+                what: format!("archive job {id} is running in another pgforce process"),
+            });
+        };
+        let result = async {
+            // A dedicated session: the job's transactions come one after another for as
+            // long as it runs, which a pooled session meant for requests should not be.
+            let mut pg = pgforce_store::connect(&self.shared.database_url)
+                .await
+                .map_err(Error::catalog)?;
+            let target = JobTarget {
+                salesforce: &live.salesforce,
+                schema: &live.schema,
+                mapping: &mapping,
+                fence: Some(&fence),
+                batch: batch.max(1),
+            };
+            let mut never = |_| false;
+            let mut hooks = Hooks {
+                progress,
+                stop: &mut never,
+            };
+            run_job(&target, &mut pg, id, &mut hooks).await
+        }
+        .await;
+        keeper.release().await;
+        Ok(result?.job)
+    }
+}
