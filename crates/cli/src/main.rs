@@ -49,6 +49,10 @@ enum Command {
     Export(commands::documents::ExportArgs),
     /// Empty a mapping's table and load it again from Salesforce.
     Reload(commands::reload::ReloadArgs),
+    /// Move records matching a condition out of Salesforce into an archive table.
+    Archive(commands::archive::ArchiveArgs),
+    /// Re-create archived records in Salesforce.
+    Unarchive(commands::archive::UnarchiveArgs),
     /// Compare each mapping's Salesforce records with its Postgres rows (--repair fixes).
     Reconcile(commands::reconcile::ReconcileArgs),
     /// Show every mapping's state, row count, last sync and last error.
@@ -81,6 +85,8 @@ fn main() -> ExitCode {
             Command::Status(args) => commands::status::run(args).await,
             Command::Reload(args) => commands::reload::run(args).await,
             Command::Reconcile(args) => commands::reconcile::run(args).await,
+            Command::Archive(args) => commands::archive::run(args).await,
+            Command::Unarchive(args) => commands::archive::unarchive(args).await,
             Command::Mapping(args) => commands::mapping::run(args).await,
             Command::Token(args) => commands::token::run(args).await,
             Command::Key(args) => commands::key::run(args).await,

@@ -5,6 +5,7 @@
 
 mod admin;
 mod api;
+mod archive;
 mod bad_input;
 mod dashboard;
 mod demo;

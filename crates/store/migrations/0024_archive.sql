@@ -31,3 +31,8 @@ create table pgforce.archive_records (
     primary key (job_id, sfid)
 );
 create index archive_records_state on pgforce.archive_records (job_id, state);
+
+-- Tokens with the narrow `archive` scope: they start and read archive jobs, nothing else.
+alter table pgforce.api_tokens drop constraint api_tokens_role_check;
+alter table pgforce.api_tokens add constraint api_tokens_role_check
+    check (role in ('view', 'operate', 'deploy', 'manage', 'archive'));

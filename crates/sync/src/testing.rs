@@ -8,7 +8,7 @@ use pgforce_salesforce::Client;
 use pgforce_store::{Ident, MappingId};
 use tokio::sync::watch;
 
-pub use crate::archive::{
+pub use crate::archive::steps::{
     Hooks as ArchiveHooks, JobTarget as ArchiveTarget, Point as ArchivePoint,
     RunOutcome as ArchiveOutcome, run_job as run_archive_job,
 };

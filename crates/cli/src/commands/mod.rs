@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod archive;
 pub mod demo;
 pub mod documents;
 pub mod emulator;

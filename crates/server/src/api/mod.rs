@@ -11,10 +11,12 @@
 //! | `POST …/connections/{id}/actions/pause`, `…/resume`, `…/restart`, `POST …/connections/{id}/errors/{log id}/actions/retry`, `…/ignore`, `POST …/mappings/{id}/actions/reload` | operate |
 //! | `POST …/connections/{id}/actions/import`, `POST …/connections/{id}/mappings`, `DELETE /api/v3/mappings/{id}` | deploy |
 //! | `POST /api/v3/connections`, `GET /api/v3/audit[?limit=]` | manage |
+//! | `POST …/connections/{id}/archives`, `GET /api/v3/archives/{id}` | archive (or operate and above) |
 //!
 //! Every change made here is appended to the audit trail with the token's name and the
 //! configuration before and after.
 
+mod archives;
 mod extract;
 mod handlers;
 pub mod openapi;

@@ -249,7 +249,36 @@ fn validation_schemas(text: &Value) -> Value {
 
 /// Failed writes, documents, describes, notifications, the audit trail.
 fn other_schemas(text: &Value) -> Value {
+    let count = json!({ "type": "integer" });
     json!({
+        "NewArchive": {
+            "type": "object",
+            "required": ["object", "where"],
+            "properties": {
+                "object": text, "where": text,
+                "hard_delete": { "type": "boolean" }, "publish": { "type": "boolean" },
+            },
+        },
+        "ArchiveStarted": {
+            "type": "object",
+            "required": ["id", "status_url"],
+            "properties": { "id": count, "status_url": text },
+        },
+        "ArchiveJob": {
+            "type": "object",
+            "required": ["id", "object", "where", "state", "step", "counts"],
+            "properties": {
+                "id": count, "connection_id": count, "object": text, "where": text,
+                "hard_delete": { "type": "boolean" }, "state": text, "step": text,
+                "counts": {
+                    "type": "object",
+                    "properties": {
+                        "selected": count, "verified": count, "deleted": count, "failed": count,
+                    },
+                },
+                "error": nullable("string"), "status_url": text,
+            },
+        },
         "FailedWrite": {
             "type": "object",
             "required": ["id", "table_name", "message", "created_at"],

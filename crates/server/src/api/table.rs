@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, on};
 use pgforce_sync::{Engine, Role};
 
+use super::archives;
 use super::handlers as h;
 use crate::auth::Caller;
 
@@ -101,9 +102,27 @@ const ACKNOWLEDGED: [QueryParam; 3] = [AFTER, BEFORE, OF_TYPE];
 
 /// Every route of the API.
 pub fn all() -> Vec<Route> {
-    use Role::{Deploy, Manage, Operate, View};
+    use Role::{Archive, Deploy, Manage, Operate, View};
     let (get, post, delete) = (Method::GET, Method::POST, Method::DELETE);
     vec![
+        Route::new(
+            post.clone(),
+            "/connections/{id}/archives",
+            Archive,
+            "Start an archive job: records matching a SOQL condition are copied into the archive table, verified, and deleted in Salesforce by a worker of `pgforce run`",
+            "ArchiveStarted",
+            archives::create_archive,
+        )
+        .body("NewArchive")
+        .answers(202, Some("ArchiveStarted")),
+        Route::new(
+            get.clone(),
+            "/archives/{id}",
+            Archive,
+            "Read an archive job: state, step and counts",
+            "ArchiveJob",
+            archives::read_archive,
+        ),
         Route::new(
             get.clone(),
             "/connections",

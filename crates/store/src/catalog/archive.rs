@@ -180,7 +180,16 @@ pub async fn create_job(
         )
         .await
         .context(|| format!("recording an archive job of {object}"))?;
-    job_of(&row)
+    let job = job_of(&row)?;
+    // Running engines take the job up at once.
+    client
+        .execute(
+            "select pg_notify($1, $2)",
+            &[&super::CATALOG_CHANNEL, &format!("archive_jobs:{}", job.id)],
+        )
+        .await
+        .context(|| format!("announcing archive job {}", job.id))?;
+    Ok(job)
 }
 
 /// The job `id`, if it exists.

@@ -25,9 +25,11 @@
 
 pub(crate) mod steps;
 pub(crate) mod where_clause;
+mod worker;
 
-pub use steps::{Hooks, JobTarget, Point, Progress, RunOutcome, run_job};
+pub use steps::{Hooks, JobTarget, Progress, run_job};
 pub use where_clause::WhereError;
+pub(crate) use worker::ArchiveWorker;
 
 use pgforce_salesforce::Client;
 use pgforce_store::ConnectionId;

@@ -52,6 +52,18 @@ impl Engine {
         .await
     }
 
+    /// The name of connection `id` (API callers name connections by id).
+    pub async fn connection_name(&self, id: pgforce_store::ConnectionId) -> Result<String> {
+        let pg = self.session().await?;
+        connections::get(&*pg, id)
+            .await
+            .map_err(Error::catalog)?
+            .map(|row| row.name)
+            .ok_or_else(|| Error::NotFound {
+                what: format!("no connection with id {id}"),
+            })
+    }
+
     /// The archive job `id`.
     pub async fn archive_job(&self, id: i64) -> Result<Job> {
         let pg = self.session().await?;
