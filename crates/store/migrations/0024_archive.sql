@@ -24,10 +24,12 @@ create index archive_jobs_open on pgforce.archive_jobs (state) where state in ('
 create table pgforce.archive_records (
     job_id bigint not null references pgforce.archive_jobs (id) on delete cascade,
     sfid varchar(18) not null,
-    -- copied, deleted, restored
+    -- copied, deleted, restoring (a create sent, its answer not recorded), restored
     state text not null default 'copied',
     new_sfid varchar(18),
     error text,
+    -- When the last create of this record was sent (what a restore in doubt searches from).
+    restore_started timestamptz,
     primary key (job_id, sfid)
 );
 create index archive_records_state on pgforce.archive_records (job_id, state);

@@ -216,3 +216,90 @@ pub async fn job_row_count(
         .context(|| format!("counting the archived rows of job {job}"))?
         .get(0))
 }
+
+/// One archived row: the job that archived it, its `sfid`, and every data column's text
+/// (column → value; `None` is NULL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchivedRow {
+    /// The job that archived it.
+    pub job: i64,
+    /// Its Id before it was archived.
+    pub sfid: String,
+    /// Its data columns as text.
+    pub values: std::collections::BTreeMap<String, Option<String>>,
+}
+
+fn archived_rows(table: &ArchiveTable, rows: &[tokio_postgres::Row]) -> Vec<ArchivedRow> {
+    rows.iter()
+        .map(|row| ArchivedRow {
+            sfid: row.get(0),
+            job: row.get::<_, Option<i64>>(1).unwrap_or_default(),
+            values: table
+                .data_columns()
+                .enumerate()
+                .map(|(i, (_, c))| (c.name.as_str().to_owned(), row.get(i + 2)))
+                .collect(),
+        })
+        .collect()
+}
+
+fn select_rows(table: &ArchiveTable) -> String {
+    let mut columns = vec!["\"sfid\"".to_owned(), "\"archive_job\"".to_owned()];
+    columns.extend(
+        table
+            .data_columns()
+            .map(|(_, c)| format!("{}::text", c.name)),
+    );
+    format!("select {} from {}", columns.join(", "), table.qualified())
+}
+
+/// Up to `limit` archived rows by `sfid` after `after` (`""` first), of job `job` only
+/// when given.
+pub async fn rows_after(
+    client: &impl GenericClient,
+    table: &ArchiveTable,
+    job: Option<i64>,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<ArchivedRow>> {
+    let sql = format!(
+        "{} where \"sfid\" > $1 and ($2::bigint is null or \"archive_job\" = $2)
+         order by \"sfid\" limit $3",
+        select_rows(table)
+    );
+    let rows = client
+        .query(&sql, &[&after, &job, &limit])
+        .await
+        .context(|| format!("reading archived rows of {}", table.qualified()))?;
+    Ok(archived_rows(table, &rows))
+}
+
+/// The archived rows of these `sfid`s.
+pub async fn rows_of(
+    client: &impl GenericClient,
+    table: &ArchiveTable,
+    sfids: &[String],
+) -> Result<Vec<ArchivedRow>> {
+    let sql = format!("{} where \"sfid\" = any($1::varchar[])", select_rows(table));
+    let rows = client
+        .query(&sql, &[&sfids])
+        .await
+        .context(|| format!("reading archived rows of {}", table.qualified()))?;
+    Ok(archived_rows(table, &rows))
+}
+
+/// Removes rows restored to Salesforce from the archive.
+pub async fn remove_rows(
+    client: &impl GenericClient,
+    table: &ArchiveTable,
+    sfids: &[String],
+) -> Result<u64> {
+    let sql = format!(
+        "delete from {} where \"sfid\" = any($1::varchar[])",
+        table.qualified()
+    );
+    client
+        .execute(&sql, &[&sfids])
+        .await
+        .context(|| format!("removing restored rows from {}", table.qualified()))
+}

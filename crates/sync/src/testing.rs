@@ -12,6 +12,7 @@ pub use crate::archive::steps::{
     Hooks as ArchiveHooks, JobTarget as ArchiveTarget, Point as ArchivePoint,
     RunOutcome as ArchiveOutcome, run_job as run_archive_job,
 };
+pub use crate::archive::unarchive::{UnarchiveTarget, Unarchived, unarchive};
 pub use crate::mapping::{Mapping, MappingSpec};
 pub use crate::reader::{Target, initial_load, poll_once, poll_with_overlap, refresh_records};
 pub use crate::reconcile::{compare, record, repair};

@@ -6,11 +6,12 @@ use pgforce_emulator::EmulatorConfig;
 use pgforce_store::catalog::archive::{JobState, Step};
 use pgforce_store::catalog::connections;
 use pgforce_sync::testing::{
-    ArchiveHooks, ArchiveOutcome, ArchivePoint, ArchiveTarget, create_archive_job, run_archive_job,
+    ArchiveHooks, ArchiveOutcome, ArchivePoint, ArchiveTarget, UnarchiveTarget, Unarchived,
+    create_archive_job, run_archive_job, unarchive,
 };
 use serde_json::json;
 
-use crate::support::{Harness, harness};
+use crate::support::{Harness, harness, harness_mapping};
 
 /// Records per transaction and per delete call: small, so every step takes several.
 const BATCH: usize = 3;
@@ -304,4 +305,188 @@ async fn conditions_naming_unknown_fields_or_smuggling_soql_are_refused() {
             .unwrap()
             .get(0);
     assert_eq!(jobs, 0);
+}
+
+/// Makers and their Gadgets archived (children first, as Salesforce clears lookups to a
+/// deleted parent), then restored parents first: the new Gadgets point at the new Makers,
+/// keep their external ids, and a restore stopped after its create call is found, not
+/// doubled.
+#[tokio::test]
+async fn unarchive_recreates_parents_then_children_pointing_at_the_new_parents() {
+    let mut h = harness_mapping(
+        200,
+        EmulatorConfig::default(),
+        Some("Code__c"),
+        &["Maker__c"],
+    )
+    .await;
+    let makers = maker_mapping(&h).await;
+    let mut maker_ids = Vec::new();
+    for m in 0..2 {
+        let id =
+            h.sf.create(
+                "Maker__c",
+                &serde_json::from_value(
+                    json!({ "Name": format!("Maker {m}"), "Code__c": format!("M-{m}") }),
+                )
+                .unwrap(),
+            )
+            .await
+            .unwrap();
+        maker_ids.push(id);
+    }
+    for i in 0..4 {
+        h.create_in_salesforce(json!({
+            "Name": format!("Gadget {i}"), "Code__c": format!("G-{i}"), "Stock__c": i,
+            "Maker__c": maker_ids[i % 2],
+        }))
+        .await;
+    }
+    let connection = connection(&h).await;
+    let gadgets = create_archive_job(
+        &h.sf,
+        &h.pg,
+        connection,
+        &h.mapping,
+        "Maker__c != null",
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        run(&mut h, gadgets.id, None).await.job.state,
+        JobState::Finished
+    );
+    let job = create_archive_job(
+        &h.sf,
+        &h.pg,
+        connection,
+        &makers,
+        "Code__c LIKE 'M-%'",
+        false,
+    )
+    .await
+    .unwrap();
+    let outcome = run_with(&mut h, &makers, job.id, None).await;
+    assert_eq!(
+        outcome.job.state,
+        JobState::Finished,
+        "{:?}",
+        outcome.job.error
+    );
+    assert!(
+        sfids_in_salesforce(&h, "SELECT Id FROM Maker__c")
+            .await
+            .is_empty()
+    );
+    assert!(
+        sfids_in_salesforce(&h, "SELECT Id FROM Gadget__c")
+            .await
+            .is_empty()
+    );
+
+    // Parents first; the first batch's answer is lost (stopped after the call).
+    let restored = restore(&mut h, &makers, connection, Some(1)).await;
+    assert_eq!(restored.restored, 0);
+    let restored = restore(&mut h, &makers, connection, None).await;
+    assert_eq!((restored.restored, restored.found), (2, 2), "{restored:?}");
+    let gadget_mapping = h.mapping.clone();
+    let restored = restore(&mut h, &gadget_mapping, connection, None).await;
+    assert_eq!(restored.restored, 4, "{restored:?}");
+
+    let new_makers: Vec<_> =
+        h.sf.query("SELECT Id, Code__c FROM Maker__c")
+            .try_collect()
+            .await
+            .unwrap();
+    assert_eq!(new_makers.len(), 2, "no Maker was created twice");
+    let gadgets_now: Vec<_> =
+        h.sf.query("SELECT Id, Code__c, Maker__c FROM Gadget__c ORDER BY Code__c")
+            .try_collect()
+            .await
+            .unwrap();
+    assert_eq!(gadgets_now.len(), 4);
+    for (i, gadget) in gadgets_now.iter().enumerate() {
+        assert_eq!(gadget["Code__c"], format!("G-{i}"));
+        let maker = new_makers
+            .iter()
+            .find(|m| m["Id"] == gadget["Maker__c"])
+            .unwrap_or_else(|| panic!("gadget {i} points at a new maker: {gadget:?}"));
+        assert_eq!(maker["Code__c"], format!("M-{}", i % 2));
+        assert!(!maker_ids.iter().any(|old| *old == maker["Id"]));
+    }
+    let left = h
+        .pg
+        .query_one(
+            "select (select count(*) from salesforce_archive.gadget__c) + (select count(*) from salesforce_archive.maker__c)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get::<_, i64>(0);
+    assert_eq!(left, 0, "restored rows leave the archive");
+}
+
+async fn maker_mapping(h: &Harness) -> pgforce_sync::testing::Mapping {
+    let describe = h.sf.describe("Maker__c").await.unwrap();
+    pgforce_sync::testing::Mapping::resolve(
+        pgforce_sync::testing::MappingSpec {
+            object: "Maker__c".to_owned(),
+            fields: vec![
+                "Name".to_owned(),
+                "Code__c".to_owned(),
+                "Email__c".to_owned(),
+            ],
+            access: pgforce_store::Access::ReadOnly,
+            upsert_field: None,
+            polling_seconds: 1,
+            max_daily_api_calls: 30_000,
+            bulk_threshold: pgforce_sync::DEFAULT_BULK_THRESHOLD,
+        },
+        &describe,
+    )
+    .unwrap()
+}
+
+async fn run_with(
+    h: &mut Harness,
+    mapping: &pgforce_sync::testing::Mapping,
+    job: i64,
+    stop_at: Option<ArchivePoint>,
+) -> ArchiveOutcome {
+    let target = ArchiveTarget {
+        salesforce: &h.sf,
+        schema: &h.schema,
+        mapping,
+        fence: None,
+        batch: BATCH,
+    };
+    let mut progress = |_| {};
+    let mut stop = |point| Some(point) == stop_at;
+    let mut hooks = ArchiveHooks {
+        progress: &mut progress,
+        stop: &mut stop,
+    };
+    run_archive_job(&target, &mut h.pg, job, &mut hooks)
+        .await
+        .unwrap()
+}
+
+async fn restore(
+    h: &mut Harness,
+    mapping: &pgforce_sync::testing::Mapping,
+    connection: pgforce_store::ConnectionId,
+    stop_after: Option<usize>,
+) -> Unarchived {
+    let target = UnarchiveTarget {
+        salesforce: &h.sf,
+        connection,
+        schema: &h.schema,
+        mapping,
+        job: None,
+        batch: BATCH,
+        fence: None,
+    };
+    let mut stop = |batch| Some(batch) == stop_after;
+    unarchive(&target, &mut h.pg, &mut stop).await.unwrap()
 }

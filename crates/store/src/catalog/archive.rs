@@ -364,3 +364,132 @@ pub async fn refused(client: &impl GenericClient, id: i64) -> Result<Vec<(String
         .map(|row| (row.get(0), row.get(1)))
         .collect())
 }
+
+/// A record being restored by `unarchive`: its job and `sfid`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restoring {
+    /// The job that archived it.
+    pub job: i64,
+    /// Its Id before it was archived.
+    pub sfid: String,
+    /// When its create was sent, moved back by the clock margin (ISO 8601, UTC).
+    pub since: String,
+}
+
+/// Notes that creates of these `(job, sfid)` records are about to be sent (committed
+/// before the call, so a crash leaves them `restoring`: in doubt).
+pub async fn mark_restoring(client: &impl GenericClient, records: &[(i64, String)]) -> Result<()> {
+    let jobs: Vec<i64> = records.iter().map(|(job, _)| *job).collect();
+    let sfids: Vec<&str> = records.iter().map(|(_, sfid)| sfid.as_str()).collect();
+    client
+        .execute(
+            "update pgforce.archive_records r set state = 'restoring', restore_started = now(), error = null
+             from unnest($1::bigint[], $2::varchar[]) as t(job_id, sfid)
+             where r.job_id = t.job_id and r.sfid = t.sfid",
+            &[&jobs, &sfids],
+        )
+        .await
+        .context(|| "recording creates about to be sent by unarchive".to_owned())?;
+    Ok(())
+}
+
+/// Records of `object` on `connection` whose create may have reached Salesforce without
+/// its answer being recorded, with when it was sent less `margin_seconds`.
+pub async fn restoring(
+    client: &impl GenericClient,
+    connection: ConnectionId,
+    object: &str,
+    margin_seconds: f64,
+) -> Result<Vec<Restoring>> {
+    Ok(client
+        .query(
+            "select r.job_id, r.sfid,
+                    to_char((r.restore_started - make_interval(secs => $3)) at time zone 'UTC',
+                            'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
+             from pgforce.archive_records r join pgforce.archive_jobs j on j.id = r.job_id
+             where j.connection_id = $1 and lower(j.object) = lower($2) and r.state = 'restoring'
+             order by r.sfid",
+            &[&connection.get(), &object, &margin_seconds],
+        )
+        .await
+        .context(|| format!("reading the restores in doubt of {object}"))?
+        .iter()
+        .map(|row| Restoring {
+            job: row.get(0),
+            sfid: row.get(1),
+            since: row.get(2),
+        })
+        .collect())
+}
+
+/// Records that archived record `sfid` of `job` lives again in Salesforce as `new_sfid`.
+pub async fn record_restored(
+    client: &impl GenericClient,
+    job: i64,
+    sfid: &str,
+    new_sfid: &str,
+) -> Result<()> {
+    client
+        .execute(
+            "update pgforce.archive_records set state = 'restored', new_sfid = $3, error = null
+             where job_id = $1 and sfid = $2",
+            &[&job, &sfid, &new_sfid],
+        )
+        .await
+        .context(|| format!("recording the restore of {sfid} as {new_sfid}"))?;
+    Ok(())
+}
+
+/// Records that Salesforce refused to re-create `sfid` of `job`, and why (it stays
+/// archived).
+pub async fn record_restore_refused(
+    client: &impl GenericClient,
+    job: i64,
+    sfid: &str,
+    error: &str,
+) -> Result<()> {
+    client
+        .execute(
+            "update pgforce.archive_records set state = 'deleted', error = $3
+             where job_id = $1 and sfid = $2",
+            &[&job, &sfid, &error],
+        )
+        .await
+        .context(|| format!("recording the refused restore of {sfid}"))?;
+    Ok(())
+}
+
+/// The new Ids of restored records among `sfids` (old Id → new Id).
+pub async fn new_ids(
+    client: &impl GenericClient,
+    sfids: &[String],
+) -> Result<std::collections::HashMap<String, String>> {
+    Ok(client
+        .query(
+            "select sfid, new_sfid from pgforce.archive_records
+             where sfid = any($1::varchar[]) and state = 'restored' and new_sfid is not null",
+            &[&sfids],
+        )
+        .await
+        .context(|| "reading the new Ids of restored records".to_owned())?
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect())
+}
+
+/// Which of these Salesforce Ids are already the new Id of a restored record.
+pub async fn new_ids_taken(
+    client: &impl GenericClient,
+    ids: &[String],
+) -> Result<std::collections::HashSet<String>> {
+    Ok(client
+        .query(
+            "select new_sfid from pgforce.archive_records where new_sfid = any($1::varchar[])",
+            &[&ids],
+        )
+        .await
+        .context(|| "reading the Ids restored records took".to_owned())?
+        .iter()
+        .map(|row| row.get(0))
+        .collect())
+}

@@ -24,6 +24,7 @@
 //! delete made in Salesforce.
 
 pub(crate) mod steps;
+pub(crate) mod unarchive;
 pub(crate) mod where_clause;
 mod worker;
 

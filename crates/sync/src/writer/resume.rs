@@ -42,7 +42,7 @@ pub struct ResumeOutcome {
 }
 
 /// Margin for clock differences between Postgres and Salesforce.
-const CLOCK_MARGIN_SECONDS: f64 = 300.0;
+pub(crate) const CLOCK_MARGIN_SECONDS: f64 = 300.0;
 
 /// Settles the PENDING rows of the connection's trigger log but those `left` names (a
 /// paused mapping's, creates Salesforce may still be running) and those of bulk jobs not
@@ -147,7 +147,7 @@ const MAX_FILTER_CHARS: usize = 3_500;
 /// values in that field. A few short queries of a page each, instead of reading every
 /// record the org created since the oldest claim (thousands of pages on a busy org, and
 /// a cursor that the reader's own paging may release midway).
-async fn candidates(
+pub(crate) async fn candidates(
     sf: &Salesforce,
     mapping: &Mapping,
     pending: &[(Change, String)],
@@ -249,7 +249,7 @@ async fn created_since(
 /// Whether a Salesforce record carries every value a create would have sent. Dates and
 /// datetimes are compared by their leading digits (Salesforce adds a time-zone suffix and
 /// milliseconds); numbers by value.
-fn same_values(mapping: &Mapping, wanted: &Record, record: &Record) -> bool {
+pub(crate) fn same_values(mapping: &Mapping, wanted: &Record, record: &Record) -> bool {
     let mut compared = 0;
     for field in &mapping.fields {
         let Some(want) = wanted.get(&field.api_name) else {
