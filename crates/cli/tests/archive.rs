@@ -5,7 +5,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::api::{call, token};
-use crate::run::{config_file, count, pgforce, pgforce_ok, seeded_org, wait_for_count};
+use crate::run::{config_file, count, pgforce, pgforce_ok, salesforce, seeded_org, wait_for_count};
 use crate::server::{READ_WRITE_ACCOUNTS as ACCOUNTS, serving};
 
 /// The sfids of the first `n` accounts in the mapped table, as a SOQL `IN` condition.
@@ -105,7 +105,7 @@ async fn the_archive_token_starts_and_reads_jobs_that_pgforce_run_carries_out_an
 }
 
 #[tokio::test]
-async fn pgforce_archive_runs_the_job_itself_and_refuses_bad_conditions() {
+async fn pgforce_archive_runs_the_job_itself_refuses_bad_conditions_and_unarchive_restores() {
     let org = seeded_org(6).await;
     let db = pgforce_store::testing::TestDatabase::create().await;
     let config = config_file(&org, &db, ACCOUNTS);
@@ -157,6 +157,33 @@ async fn pgforce_archive_runs_the_job_itself_and_refuses_bad_conditions() {
             "select count(*) from pgforce.archive_records where state = 'deleted'"
         )
         .await,
+        2
+    );
+    let sf = salesforce(&org);
+    assert_eq!(sf.count("SELECT COUNT() FROM Account").await.unwrap(), 4);
+
+    let job = count(&db, "select max(id) from pgforce.archive_jobs")
+        .await
+        .to_string();
+    let out = pgforce_ok(&[
+        "unarchive",
+        "--config",
+        path,
+        "--connection",
+        "main",
+        "Account",
+        "--job",
+        &job,
+    ])
+    .await;
+    assert!(out.contains("2 Account records re-created"), "{out}");
+    assert_eq!(sf.count("SELECT COUNT() FROM Account").await.unwrap(), 6);
+    assert_eq!(
+        count(&db, "select count(*) from salesforce_archive.account").await,
+        0
+    );
+    assert_eq!(
+        count(&db, "select count(*) from pgforce.archive_records where state = 'restored' and new_sfid is not null").await,
         2
     );
 }

@@ -74,7 +74,7 @@ pub use call_budget::{DEFAULT_CALLS_PER_TOKEN_HOUR, Viewer};
 pub use config::DEFAULT_BULK_THRESHOLD;
 pub use engine::{
     Applied, ArchiveRequest, DEFAULT_POOL_SIZE, Engine, EngineOptions, MappingReconcile,
-    ReconcileRequest, ReloadMode, Reloaded, Rotation,
+    ReconcileRequest, ReloadMode, Reloaded, Rotation, UnarchiveRequest, Unarchived,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use events::{Event, EventKind, EventOutcome};

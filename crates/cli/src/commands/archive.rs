@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use pgforce_sync::{ArchiveJob, ArchiveRequest, ArchiveState};
+use pgforce_sync::{ArchiveJob, ArchiveRequest, ArchiveState, UnarchiveRequest};
 
 use crate::{config, output};
 
@@ -52,17 +52,20 @@ pub struct UnarchiveArgs {
     /// The configuration file.
     #[arg(long, short, default_value = "pgforce.toml")]
     config: PathBuf,
-    /// The connection (by name).
+    /// The connection (by name; default: the only one).
     #[arg(long)]
     connection: Option<String>,
-    /// The archived object.
+    /// The archived object (it must be mapped on the connection).
     object: String,
     /// Which archived records (the same condition language as `archive --where`).
     #[arg(long = "where")]
     where_clause: Option<String>,
     /// The records one archive job moved.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "where_clause")]
     job: Option<i64>,
+    /// Records per create call (at most 200).
+    #[arg(long, default_value_t = 200)]
+    batch: usize,
 }
 
 fn describe(job: &ArchiveJob) -> String {
@@ -131,10 +134,46 @@ pub async fn run(args: ArchiveArgs) -> anyhow::Result<()> {
     }
 }
 
-/// `pgforce unarchive`: not built yet.
+/// Re-creates archived records in Salesforce.
 pub async fn unarchive(args: UnarchiveArgs) -> anyhow::Result<()> {
-    bail!(
-        "unarchive of {} is not supported yet: the archived rows stay in the archive table",
-        args.object
-    )
+    if args.where_clause.is_some() {
+        bail!(
+            "unarchive --where is not supported yet: choose the records with --job, or restore every archived {}",
+            args.object
+        );
+    }
+    let config = config::load(&args.config)?;
+    let engine = config::open_engine(&config, None).await?;
+    engine
+        .apply()
+        .await
+        .context("setting up the configured mappings")?;
+    let request = UnarchiveRequest {
+        connection: engine.pick_connection(args.connection.as_deref())?,
+        object: args.object.clone(),
+        job: args.job,
+        batch: args.batch,
+    };
+    let done = engine
+        .unarchive(&request)
+        .await
+        .with_context(|| format!("restoring archived {}", args.object))?;
+    output::say(&format!(
+        "{} {} records re-created in Salesforce ({} found already created by an interrupted run)",
+        done.restored, args.object, done.found
+    ));
+    if !done.refused.is_empty() {
+        let shown: Vec<String> = done
+            .refused
+            .iter()
+            .take(10)
+            .map(|(sfid, why)| format!("{sfid}: {why}"))
+            .collect();
+        bail!(
+            "Salesforce refused {} records (they stay archived): {}",
+            done.refused.len(),
+            shown.join("; ")
+        );
+    }
+    Ok(())
 }

@@ -26,7 +26,82 @@ pub struct ArchiveRequest {
     pub hard_delete: bool,
 }
 
+/// What to restore.
+#[derive(Debug, Clone)]
+pub struct UnarchiveRequest {
+    /// The connection's name.
+    pub connection: String,
+    /// The archived object (API name, any case); it must be mapped on the connection.
+    pub object: String,
+    /// Only the records this archive job moved (default: every archived record).
+    pub job: Option<i64>,
+    /// Records per create call (at most 200).
+    pub batch: usize,
+}
+
+pub use crate::archive::unarchive::Unarchived;
+
 impl Engine {
+    /// Re-creates archived records in Salesforce (see `pgforce unarchive`), under the
+    /// lease `unarchive:<connection id>:<object>` so two runs never restore one object
+    /// at once.
+    pub async fn unarchive(&self, request: &UnarchiveRequest) -> Result<Unarchived> {
+        let (live, mapping) = {
+            let pg = self.session().await?;
+            let (_, live) = self.live_connection(&pg, &request.connection).await?;
+            let row = mappings::find(&*pg, &request.connection, &request.object)
+                .await
+                .map_err(Error::catalog)?
+                .ok_or_else(|| Error::NotFound {
+                    what: format!(
+                        "{} is not mapped on connection {}: map it to restore its archive",
+                        request.object, request.connection
+                    ),
+                })?;
+            let mapping = self.live_mapping(&live, &row).await?.mapping;
+            (live, mapping)
+        };
+        let timing = self.shared.options.lease;
+        let keeper = leases::LeaseKeeper::start(
+            &self.shared.database_url,
+            &format!(
+                "unarchive:{}:{}",
+                live.id,
+                mapping.object.to_ascii_lowercase()
+            ),
+            &leases::holder_name(),
+            timing.ttl,
+            timing.heartbeat,
+        );
+        let Some(fence) = keeper.wait_held(LEASE_WAIT).await else {
+            keeper.release().await;
+            return Err(Error::Conflict {
+                what: format!(
+                    "{} of connection {} is being restored by another pgforce process",
+                    mapping.object, request.connection
+                ),
+            });
+        };
+        let result = async {
+            let mut pg = pgforce_store::connect(&self.shared.database_url)
+                .await
+                .map_err(Error::catalog)?;
+            let target = crate::archive::unarchive::UnarchiveTarget {
+                salesforce: &live.salesforce,
+                connection: live.id,
+                schema: &live.schema,
+                mapping: &mapping,
+                job: request.job,
+                batch: request.batch,
+                fence: Some(&fence),
+            };
+            crate::archive::unarchive::unarchive(&target, &mut pg, &mut |_| false).await
+        }
+        .await;
+        keeper.release().await;
+        result
+    }
+
     /// Checks and records an archive job (pending); a worker runs it.
     pub async fn create_archive(&self, request: &ArchiveRequest) -> Result<Job> {
         let pg = self.session().await?;

@@ -99,7 +99,7 @@ pub struct EngineOptions {
 }
 
 pub use crate::config::DEFAULT_POOL_SIZE;
-pub use archiving::ArchiveRequest;
+pub use archiving::{ArchiveRequest, UnarchiveRequest, Unarchived};
 
 impl EngineOptions {
     /// The options a configuration file's `[engine]` asks for.
