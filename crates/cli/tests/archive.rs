@@ -91,6 +91,15 @@ async fn the_archive_token_starts_and_reads_jobs_that_pgforce_run_carries_out_an
         .map(|r| r.get(0))
         .collect();
     assert_eq!(rows, archived);
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let deleted =
+        r#"pgforce_archive_records_total{connection="main",object="Account",step="deleted"} 3"#;
+    assert!(metrics.lines().any(|l| l == deleted), "{metrics}");
 
     let (status, answer) = call(
         &base,

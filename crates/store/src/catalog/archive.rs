@@ -493,3 +493,65 @@ pub async fn new_ids_taken(
         .map(|row| row.get(0))
         .collect())
 }
+
+/// Records moved by every archive job of one connection's object, and its jobs by state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Totals {
+    /// The connection's name.
+    pub connection: String,
+    /// The object.
+    pub object: String,
+    /// Records copied into the archive.
+    pub selected: i64,
+    /// Records verified against Salesforce.
+    pub verified: i64,
+    /// Records deleted in Salesforce.
+    pub deleted: i64,
+    /// Records Salesforce refused to delete.
+    pub failed: i64,
+    /// Records re-created by unarchive.
+    pub restored: i64,
+    /// Jobs by state (`pending`, `running`, …).
+    pub jobs: Vec<(String, i64)>,
+}
+
+/// Every connection's and object's archive totals (for `/metrics`).
+pub async fn totals(client: &impl GenericClient) -> Result<Vec<Totals>> {
+    let rows = client
+        .query(
+            "select c.name, j.object, sum(j.selected)::bigint, sum(j.verified)::bigint,
+                    sum(j.deleted)::bigint, sum(j.failed)::bigint,
+                    (select count(*) from pgforce.archive_records r
+                     join pgforce.archive_jobs k on k.id = r.job_id
+                     where k.connection_id = c.id and k.object = j.object and r.state = 'restored'),
+                    array_agg(j.state)
+             from pgforce.archive_jobs j join pgforce.connections c on c.id = j.connection_id
+             group by c.id, c.name, j.object order by c.name, j.object",
+            &[],
+        )
+        .await
+        .context(|| "reading archive totals".to_owned())?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let states: Vec<String> = row.get(7);
+            let mut jobs: Vec<(String, i64)> = Vec::new();
+            for state in states {
+                match jobs.iter_mut().find(|(s, _)| *s == state) {
+                    Some((_, n)) => *n += 1,
+                    None => jobs.push((state, 1)),
+                }
+            }
+            Totals {
+                connection: row.get(0),
+                object: row.get(1),
+                selected: row.get(2),
+                verified: row.get(3),
+                deleted: row.get(4),
+                failed: row.get(5),
+                restored: row.get(6),
+                jobs,
+            }
+        })
+        .collect())
+}

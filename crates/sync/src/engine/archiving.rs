@@ -139,6 +139,14 @@ impl Engine {
             })
     }
 
+    /// The latest archive jobs, newest first (for the dashboard).
+    pub async fn recent_archive_jobs(&self, limit: i64) -> Result<Vec<Job>> {
+        let pg = self.session().await?;
+        archive::recent_jobs(&*pg, limit)
+            .await
+            .map_err(Error::catalog)
+    }
+
     /// The archive job `id`.
     pub async fn archive_job(&self, id: i64) -> Result<Job> {
         let pg = self.session().await?;
