@@ -71,14 +71,14 @@ pub enum Literal {
     /// `YYYY-MM-DDThh:mm:ss[.fff](Z|±hh:mm)`.
     DateTime(String),
     /// `TODAY`, `YESTERDAY`, `LAST_N_DAYS:n` (as written, upper-cased).
-    DateLiteral(String),
+    Relative(String),
 }
 
 impl fmt::Display for Literal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Text(text) => f.write_str(&soql::quote(text)),
-            Self::Number(n) | Self::Date(n) | Self::DateTime(n) | Self::DateLiteral(n) => {
+            Self::Number(n) | Self::Date(n) | Self::DateTime(n) | Self::Relative(n) => {
                 f.write_str(n)
             }
             Self::Boolean(b) => write!(f, "{b}"),
@@ -533,7 +533,7 @@ impl Parser<'_> {
                         ),
                     });
                 }
-                Literal::DateLiteral(upper)
+                Literal::Relative(upper)
             }
             Kind::Text(text) => Literal::Text(text),
             Kind::Number(n) => classify_number(&n).ok_or_else(|| WhereError {
@@ -552,10 +552,10 @@ impl Parser<'_> {
             (ValueKind::Text, Literal::Text(_))
                 | (ValueKind::Number, Literal::Number(_))
                 | (ValueKind::Boolean, Literal::Boolean(_))
-                | (ValueKind::Date, Literal::Date(_) | Literal::DateLiteral(_))
+                | (ValueKind::Date, Literal::Date(_) | Literal::Relative(_))
                 | (
                     ValueKind::DateTime,
-                    Literal::DateTime(_) | Literal::DateLiteral(_)
+                    Literal::DateTime(_) | Literal::Relative(_)
                 )
         );
         if !fits {
@@ -565,7 +565,7 @@ impl Parser<'_> {
                 Literal::Boolean(_) => "a boolean",
                 Literal::Date(_) => "a date",
                 Literal::DateTime(_) => "a datetime",
-                Literal::DateLiteral(_) => "a date literal",
+                Literal::Relative(_) => "a date literal",
                 Literal::Null => "null",
             };
             return Err(mismatch(found));
