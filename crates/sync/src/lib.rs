@@ -64,8 +64,8 @@ mod writer;
 pub use admin::{
     Admin, Authorized, Check, CheckOutcome, ConnectionStatus, ConnectionView, ConsentRequest,
     DESCRIBE_FRESH, Depth, Diagnosis, EXACT_COUNT_BELOW, MappingStatus, MappingView, ODataAccess,
-    ODataCredentials, ODataGrant, ODataResource, ODataService, OpenedConsent,
-    ROW_COUNT_FRESH, SALESFORCE_COUNT_FRESH, Status, WriterStatus,
+    ODataCredentials, ODataGrant, ODataResource, ODataService, OpenedConsent, ROW_COUNT_FRESH,
+    SALESFORCE_COUNT_FRESH, Status, WriterStatus,
 };
 pub use call_budget::{DEFAULT_CALLS_PER_TOKEN_HOUR, Viewer};
 pub use config::DEFAULT_BULK_THRESHOLD;
@@ -76,8 +76,8 @@ pub use engine::{
 pub use error::{Error, ErrorKind, Result};
 pub use events::{Event, EventKind, EventOutcome};
 pub use pgforce_store::catalog::audit::AuditEntry;
-pub use pgforce_store::catalog::odata::Settings as ODataSettings;
 pub use pgforce_store::catalog::notifications::{Filter as NotificationFilter, Notification};
+pub use pgforce_store::catalog::odata::Settings as ODataSettings;
 pub use pgforce_store::catalog::tokens::{Role, TokenRow};
 pub use pgforce_store::trigger_log::queue::{FailedDecision, FailedWrite};
 pub use pgforce_store::{Access, ConnectionId, ConnectionState, MappingId, MappingState};

@@ -24,8 +24,8 @@ mod status;
 mod validate;
 mod views;
 
-pub use odata::{ODataAccess, ODataCredentials, ODataGrant, ODataResource, ODataService};
 pub use authorize::{Authorized, ConsentRequest, OpenedConsent};
+pub use odata::{ODataAccess, ODataCredentials, ODataGrant, ODataResource, ODataService};
 pub use status::{ConnectionStatus, MappingStatus, Status, WriterStatus};
 pub use validate::{Check, Diagnosis, Outcome as CheckOutcome};
 pub(crate) use views::Kept;

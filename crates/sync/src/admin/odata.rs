@@ -406,10 +406,7 @@ impl Admin {
         password: &str,
     ) -> Result<ODataAccess> {
         let pg = self.engine.session().await?;
-        let Some(row) = odata::by_slug(&*pg, slug)
-            .await
-            .map_err(Error::catalog)?
-        else {
+        let Some(row) = odata::by_slug(&*pg, slug).await.map_err(Error::catalog)? else {
             return Ok(ODataAccess::NotFound);
         };
         if !row.enabled {
