@@ -114,6 +114,10 @@ fn hex(bytes: &[u8]) -> String {
 
 /// The connection's service, made (disabled, with a new random slug) if it has none.
 pub async fn ensure(client: &impl GenericClient, connection: ConnectionId) -> Result<ServiceRow> {
+    // Read first: an insert that meets the row would still spend a sequence value.
+    if let Some(row) = by_connection(client, connection).await? {
+        return Ok(row);
+    }
     let slug = hex(&random::<16>()?);
     client
         .execute(
