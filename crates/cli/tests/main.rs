@@ -17,6 +17,7 @@ mod logging;
 mod mappings;
 mod notifications;
 mod oauth;
+mod odata;
 mod passwords;
 mod pause;
 mod pool;
