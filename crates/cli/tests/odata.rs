@@ -12,7 +12,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::api::{call, token};
-use crate::run::{config_file, count, seeded_org, wait_for_count};
+use crate::run::{config_file, count, pgforce, pgforce_ok, seeded_org, wait_for_count};
 use crate::server::{READ_WRITE_ACCOUNTS, serving};
 
 /// A running `pgforce run` over an org seeded with Accounts, loaded, with a `manage`
@@ -1017,4 +1017,72 @@ async fn writes_through_odata_reach_the_trigger_log_and_the_org() {
         .await,
         0
     );
+}
+
+/// The value after `label` on a line of `pgforce odata` output.
+fn field<'a>(output: &'a str, label: &str) -> &'a str {
+    output
+        .lines()
+        .find_map(|line| line.strip_prefix(label))
+        .map(|rest| rest.split_whitespace().next().unwrap_or_default())
+        .unwrap_or_else(|| panic!("{label} in {output}"))
+}
+
+#[tokio::test]
+async fn the_cli_enables_publishes_resets_and_disables_through_the_admin_side() {
+    let s = served(2).await;
+    let path = s.path().to_owned();
+    let odata_cli = |action: &[&str]| -> Vec<String> {
+        ["odata", "--config", path.as_str(), "--connection", "main"]
+            .iter()
+            .chain(action.iter())
+            .map(|a| (*a).to_owned())
+            .collect()
+    };
+    let run = |args: Vec<String>| async move {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        pgforce_ok(&args).await
+    };
+    let enabled = run(odata_cli(&["enable", "--public-url", &s.base])).await;
+    let root = field(&enabled, "url:").to_owned();
+    let user = field(&enabled, "user:").to_owned();
+    let password = field(&enabled, "password:").to_owned();
+    assert!(root.starts_with(&s.base), "{enabled}");
+    run(odata_cli(&["publish", "salesforce.account"])).await;
+    let shown = run(odata_cli(&["show"])).await;
+    assert!(
+        shown.contains("salesforce.account (salesforce$account) published"),
+        "{shown}"
+    );
+    assert!(shown.contains("enabled:   true"), "{shown}");
+    let document = get(&root, &user, &password).await;
+    assert_eq!(document.status, StatusCode::OK, "{}", document.body);
+    assert_eq!(document.body["value"][0]["name"], "salesforce$account");
+    // A refusal names the relation and the reason, and fails the command.
+    let refusal = odata_cli(&["publish", "pgforce.connections"]);
+    let refusal: Vec<&str> = refusal.iter().map(String::as_str).collect();
+    let refused = pgforce(&refusal).output().await.unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("pgforce.connections"), "{stderr}");
+
+    let reset = run(odata_cli(&["reset"])).await;
+    let new_password = field(&reset, "password:").to_owned();
+    assert_ne!(new_password, password);
+    run(odata_cli(&["disable"])).await;
+    let reply = get(&root, &user, &password).await;
+    assert_odata_error(&reply, StatusCode::FORBIDDEN, "a disabled service");
+    let (_, trail) = s.api(Method::GET, "/api/v3/audit", None).await;
+    let text = trail.to_string();
+    for action in [
+        "odata.enable",
+        "odata.publish",
+        "odata.credentials.reset",
+        "odata.revoke",
+    ] {
+        assert!(
+            text.contains(&format!("\"{action}\"")),
+            "{action} in {text}"
+        );
+    }
 }

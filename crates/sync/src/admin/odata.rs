@@ -226,6 +226,21 @@ impl Admin {
         self.odata_view(&pg, row).await
     }
 
+    /// The OData service of the connection named `name` (made, disabled, if it has none).
+    pub async fn odata_service_named(&self, name: &str) -> Result<ODataService> {
+        let pg = self.engine.session().await?;
+        let connection = pgforce_store::catalog::connections::find(&*pg, name)
+            .await
+            .map_err(Error::catalog)?
+            .ok_or_else(|| Error::NotFound {
+                what: format!("no connection named {name}"),
+            })?;
+        let row = odata::ensure(&*pg, connection.id)
+            .await
+            .map_err(Error::catalog)?;
+        self.odata_view(&pg, row).await
+    }
+
     /// The id and slug of every connection's OData service, `(connection, id, slug)`,
     /// making the missing ones (disabled).
     pub async fn odata_service_ids(&self) -> Result<Vec<(ConnectionId, i64, String)>> {
