@@ -11,6 +11,7 @@ mod connections;
 mod counts;
 mod events;
 mod layout;
+mod odata;
 mod pool;
 mod subscriptions;
 mod tls;

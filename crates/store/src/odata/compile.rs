@@ -121,7 +121,7 @@ pub(crate) fn search(set: &EntitySet, phrase: &str, binds: &mut Binds) -> String
     format!("({})", terms.join(" or "))
 }
 
-fn condition<'a>(set: &'a EntitySet, expr: &Expr, binds: &mut Binds) -> Result<String, QueryError> {
+fn condition(set: &EntitySet, expr: &Expr, binds: &mut Binds) -> Result<String, QueryError> {
     let sql = compile(set, expr, binds)?;
     if sql.ty == Ty::Bool {
         Ok(sql.text)
@@ -399,6 +399,29 @@ fn compare<'a>(
         Expr::Literal { value, .. } => Some(value.clone()),
         _ => None,
     };
+    // `f(x) eq true` as Salesforce sends it: the condition itself (keeps LIKE indexable).
+    if matches!(op, CmpOp::Eq | CmpOp::Ne) {
+        let tested = match (literal(left), literal(right)) {
+            (None, Some(Literal::Bool(value))) => Some((left, value)),
+            (Some(Literal::Bool(value)), None) => Some((right, value)),
+            _ => None,
+        };
+        if let Some((tested, value)) = tested {
+            let sql = compile(set, tested, binds)?;
+            if sql.ty != Ty::Bool {
+                return Err(invalid(
+                    "TypeMismatch",
+                    at,
+                    format_args!(
+                        "{} is {}; it cannot be compared with a boolean",
+                        sql.what,
+                        sql.ty.name()
+                    ),
+                ));
+            }
+            return Ok(bool_test(sql.text, value, op));
+        }
+    }
     let (l, r) = match (literal(left), literal(right)) {
         (Some(_), Some(_)) | (None, None) => {
             (compile(set, left, binds)?, compile(set, right, binds)?)
@@ -438,15 +461,6 @@ fn compare<'a>(
             ),
         ));
     }
-    // `f(x) eq true` as Salesforce sends it: the condition itself (keeps LIKE indexable).
-    if l.ty == Ty::Bool && matches!(op, CmpOp::Eq | CmpOp::Ne) {
-        if let Some(Literal::Bool(value)) = literal(right).filter(|_| literal(left).is_none()) {
-            return Ok(bool_test(l.text, value == (op == CmpOp::Eq)));
-        }
-        if let Some(Literal::Bool(value)) = literal(left).filter(|_| literal(right).is_none()) {
-            return Ok(bool_test(r.text, value == (op == CmpOp::Eq)));
-        }
-    }
     let one_literal = literal(left).is_some() || literal(right).is_some();
     let operator = match op {
         CmpOp::Eq if one_literal => "=",
@@ -463,12 +477,16 @@ fn compare<'a>(
     ))
 }
 
-fn bool_test<'a>(condition: String, wanted: bool) -> Sql<'a> {
-    if wanted {
-        boolean(condition, "condition")
-    } else {
-        boolean(format!("(not coalesce({condition}, false))"), "condition")
-    }
+/// A condition compared with a boolean literal, with OData's null rules (`null eq
+/// false` is false, `null ne true` is true); `eq true` stays the bare condition.
+fn bool_test<'a>(condition: String, literal: bool, op: CmpOp) -> Sql<'a> {
+    let text = match (op, literal) {
+        (CmpOp::Eq, true) => condition,
+        (CmpOp::Eq, false) => format!("(({condition}) is false)"),
+        (_, true) => format!("(({condition}) is not true)"),
+        (_, false) => format!("(({condition}) is not false)"),
+    };
+    boolean(text, "condition")
 }
 
 /// `%`, `_` and `\` escaped for a LIKE pattern (backslash is LIKE's escape character).
@@ -667,5 +685,70 @@ fn utc(value: &Sql<'_>) -> String {
         format!("({} at time zone 'UTC')", value.text)
     } else {
         value.text.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::odata::filter::parse;
+    use crate::odata::{PgTypeName, RelationKind};
+
+    fn column(name: &str, edm: EdmType, pg: &str) -> Property {
+        Property {
+            name: name.to_owned(),
+            edm,
+            nullable: true,
+            pg_type: PgTypeName {
+                schema: "pg_catalog".to_owned(),
+                name: pg.to_owned(),
+            },
+            has_default: false,
+        }
+    }
+
+    fn people() -> EntitySet {
+        EntitySet {
+            name: "public$people".to_owned(),
+            schema: "public".to_owned(),
+            table: "people".to_owned(),
+            kind: RelationKind::Table,
+            key: vec!["id".to_owned()],
+            properties: vec![
+                column("id", EdmType::Int64, "int8"),
+                column("name", EdmType::String { max_length: None }, "text"),
+                column("seen", EdmType::DateTimeOffset, "timestamp"),
+            ],
+            etag_column: None,
+            omitted: Vec::new(),
+        }
+    }
+
+    fn compiled(text: &str) -> (String, Vec<Param>) {
+        let mut binds = Binds::default();
+        let sql = filter(&people(), &parse(text).unwrap(), &mut binds).unwrap();
+        (sql, binds.into_params())
+    }
+
+    #[test]
+    fn literals_are_parameters_and_names_are_quoted() {
+        let (sql, params) = compiled("name eq 'x'' or 1=1 --' and id gt 5");
+        assert_eq!(
+            sql,
+            "((\"name\" = $1::pg_catalog.text) and (\"id\" > $2::pg_catalog.int8))"
+        );
+        assert_eq!(
+            params,
+            [Param::Text("x' or 1=1 --".to_owned()), Param::Int(5)]
+        );
+    }
+
+    #[test]
+    fn like_patterns_escape_wildcards_and_timestamps_read_as_utc() {
+        let (sql, params) = compiled("startswith(name,'50%_\\') eq true");
+        assert_eq!(sql, "(\"name\" like $1::pg_catalog.text)");
+        assert_eq!(params, [Param::Text("50\\%\\_\\\\%".to_owned())]);
+        let (sql, _) = compiled("seen lt 2024-01-31");
+        assert!(sql.contains("at time zone 'UTC'"), "{sql}");
     }
 }

@@ -43,6 +43,11 @@ impl Binds {
         format!("${}", self.0.len())
     }
 
+    #[cfg(test)]
+    pub(crate) fn into_params(self) -> Vec<Param> {
+        self.0
+    }
+
     pub(crate) fn refs(&self) -> Vec<&(dyn tokio_postgres::types::ToSql + Sync)> {
         self.0.iter().map(Param::as_sql).collect()
     }

@@ -47,6 +47,20 @@ impl ReadQuery {
     pub fn wants_count(&self) -> bool {
         self.count
     }
+
+    /// The names of the properties each row holds, in order (for the context URL).
+    pub fn selected<'a>(&self, set: &'a EntitySet) -> Vec<&'a str> {
+        self.select
+            .iter()
+            .filter_map(|index| set.properties.get(*index))
+            .map(|property| property.name.as_str())
+            .collect()
+    }
+
+    /// Whether `$select` named a subset of the properties (else every row holds all).
+    pub fn selects_subset(&self, set: &EntitySet) -> bool {
+        self.select.len() != set.properties.len()
+    }
 }
 
 /// System query options this service does not answer.
@@ -228,21 +242,25 @@ fn parse_order(set: &EntitySet, raw: Option<&str>) -> Result<Vec<(usize, bool)>,
     let mut order: Vec<(usize, bool)> = Vec::new();
     if let Some(raw) = raw {
         for item in raw.split(',') {
-            let words: Vec<&str> = item.split_whitespace().collect();
-            let (name, descending) = match words.as_slice() {
-                [name] => (*name, false),
-                [name, direction] if direction.eq_ignore_ascii_case("asc") => (*name, false),
-                [name, direction] if direction.eq_ignore_ascii_case("desc") => (*name, true),
-                _ => {
-                    return Err(invalid(
-                        "$orderby",
-                        format!(
-                            "$orderby item {:?} is not `property [asc|desc]`",
-                            item.trim()
-                        ),
-                    ));
+            let item = item.trim();
+            // The direction is the last word; the property is the rest (names are as is).
+            let (name, descending) = match item.rsplit_once(char::is_whitespace) {
+                Some((name, direction)) if direction.eq_ignore_ascii_case("asc") => {
+                    (name.trim_end(), false)
                 }
+                Some((name, direction)) if direction.eq_ignore_ascii_case("desc") => {
+                    (name.trim_end(), true)
+                }
+                _ => (item, false),
             };
+            if item.is_empty()
+                || (set.property(name).is_none() && name.contains(char::is_whitespace))
+            {
+                return Err(invalid(
+                    "$orderby",
+                    format!("$orderby item {item:?} is not `property [asc|desc]`"),
+                ));
+            }
             let index = property_index(set, "$orderby", name)?;
             if set.properties.get(index).map(|p| p.edm) == Some(EdmType::Binary) {
                 return Err(QueryError::not_supported(
@@ -255,10 +273,13 @@ fn parse_order(set: &EntitySet, raw: Option<&str>) -> Result<Vec<(usize, bool)>,
             }
         }
     }
+    // The key follows the requested direction when every item agrees, so a descending
+    // order stays one row-value comparison and one backward index scan.
+    let key_descending = !order.is_empty() && order.iter().all(|(_, descending)| *descending);
     for key in &set.key {
         let index = property_index(set, "key", key)?;
         if !order.iter().any(|(i, _)| *i == index) {
-            order.push((index, false));
+            order.push((index, key_descending));
         }
     }
     Ok(order)

@@ -120,7 +120,7 @@ struct Statement {
     remaining: Option<u64>,
 }
 
-fn property<'a>(set: &'a EntitySet, index: usize) -> Result<&'a Property> {
+fn property(set: &EntitySet, index: usize) -> Result<&Property> {
     set.properties.get(index).ok_or_else(|| {
         Error::Query(QueryError::new(
             "InvalidQuery",
@@ -250,6 +250,12 @@ fn page_statement(set: &EntitySet, query: &ReadQuery) -> Result<Statement> {
         .unwrap_or(u64::MAX)
         .min(u64::from(query.max_page_size));
     let fetch = binds.push(Param::Int(i64::try_from(limit + 1).unwrap_or(i64::MAX)));
+    // Output columns get neutral names, so ORDER BY names only the relation's columns.
+    let select: Vec<String> = select
+        .iter()
+        .enumerate()
+        .map(|(i, expr)| format!("{expr} as c{i}"))
+        .collect();
     let mut sql = format!(
         "select {} from {}{} order by {} limit {fetch}",
         select.join(", "),

@@ -9,8 +9,8 @@ use crate::error::{Context as _, Result};
 /// Opens the transaction an OData request runs in: a `statement_timeout`, read only
 /// unless `writable`, and `xmlbinary = 'base64'` so that writes to a synced table are
 /// captured by its triggers into its `_trigger_log` like any app write (pgforce's own
-/// writes use `'hex'`, which the triggers skip). A [`crate::PooledSession`] derefs to the
-/// [`Client`] this takes.
+/// writes use `'hex'`, which the triggers skip), and the UTC time zone. A
+/// [`crate::PooledSession`] derefs to the [`Client`] this takes (`&mut *session`).
 pub async fn request_transaction(
     client: &mut Client,
     statement_timeout: Duration,

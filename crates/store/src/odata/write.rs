@@ -130,11 +130,15 @@ fn split_outside_quotes(text: &str) -> Vec<String> {
         match c {
             '\'' => {
                 quoted = !quoted;
-                parts.last_mut().map(|p| p.push(c));
+                if let Some(part) = parts.last_mut() {
+                    part.push(c);
+                }
             }
             ',' if !quoted => parts.push(String::new()),
             _ => {
-                parts.last_mut().map(|p| p.push(c));
+                if let Some(part) = parts.last_mut() {
+                    part.push(c);
+                }
             }
         }
     }
@@ -413,9 +417,9 @@ pub async fn update(
     let params = body_params(set, body)?;
     for (property, _) in &params {
         if let Some((_, value)) = key.0.iter().find(|(name, _)| name == &property.name) {
+            // Compared as the parameters they become: `1.5` and `"1.5"` are one Decimal.
             let same = body.get(&property.name).is_some_and(|given| {
-                given == value
-                    || given.to_string().trim_matches('"') == value.to_string().trim_matches('"')
+                json::param_of(property, given).ok() == json::param_of(property, value).ok()
             });
             if !same {
                 return Err(Error::Query(QueryError::new(
