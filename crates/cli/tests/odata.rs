@@ -963,14 +963,15 @@ async fn writes_through_odata_reach_the_trigger_log_and_the_org() {
     wait_for_count(
         &s.db,
         &format!(
-            "select count(*) from salesforce.account where id = {created} and sfid is not null"
+            "select count(*) from salesforce.account where id = {created} and sfid is not null and systemmodstamp is not null"
         ),
         1,
     )
     .await;
 
     // Updates honour If-Match; a stale ETag is 412. (The row's ETag moves whenever the
-    // engine stores what the org answered, so the update itself matches any ETag.)
+    // engine stores what the org answered, so the update itself matches any ETag; the
+    // row has one once the engine stored its SystemModstamp.)
     let entity = format!("{accounts}({created})");
     let current = get(&entity, &user, &password).await;
     assert!(current.header("etag").unwrap().starts_with("W/\""));
