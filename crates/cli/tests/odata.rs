@@ -1087,3 +1087,84 @@ async fn the_cli_enables_publishes_resets_and_disables_through_the_admin_side() 
         );
     }
 }
+
+/// The dashboard's CSRF token in a page.
+fn csrf_of(page: &str) -> String {
+    let start = page.find("name=\"csrf\" value=\"").unwrap() + "name=\"csrf\" value=\"".len();
+    page[start..].split('"').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_the_service_and_publishes_and_resets_with_the_session_token() {
+    let s = served(2).await;
+    let id = s.service().await;
+    let (root, _, _) = s.enable(&id).await;
+    let (http, cookie) = crate::dashboard::log_in_over_http(&s.base, &s.admin).await;
+    let session = cookie.split(';').next().unwrap().to_owned();
+    let dashboard = || async {
+        http.get(format!("{}/dashboard", s.base))
+            .header("cookie", &session)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let post = |body: String| {
+        http.post(format!("{}/dashboard/odata", s.base))
+            .header("cookie", &session)
+            .header("origin", &s.base)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+    let page = dashboard().await;
+    assert!(page.contains("External objects (OData 4.0)"), "{page}");
+    assert!(page.contains(&root), "the service's URL: {page}");
+    assert!(page.contains("0 of 20000 requests this hour"), "{page}");
+    let csrf = csrf_of(&page);
+
+    // A forged form changes nothing.
+    let forged = post(format!(
+        "csrf=guess&service={id}&action=publish&relation=salesforce.account"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(forged.status().as_u16(), 403);
+    assert_eq!(
+        count(&s.db, "select count(*) from pgforce.odata_resources").await,
+        0
+    );
+
+    let published = post(format!(
+        "csrf={csrf}&service={id}&action=publish&relation=salesforce.account"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(published.status().as_u16(), 303);
+    let page = dashboard().await;
+    assert!(
+        page.contains(
+            "<td>salesforce.account</td><td>salesforce$account</td><td>yes</td><td>yes</td>"
+        ),
+        "{page}"
+    );
+
+    let reset = post(format!("csrf={csrf}&service={id}&action=reset&relation="))
+        .await
+        .unwrap();
+    assert_eq!(reset.status().as_u16(), 200);
+    let shown = reset.text().await.unwrap();
+    let grab = |id: &str| {
+        let marker = format!("id=\"{id}\">");
+        let start = shown.find(&marker).unwrap() + marker.len();
+        shown[start..].split('<').next().unwrap().to_owned()
+    };
+    let (user, password) = (grab("odata-user"), grab("odata-password"));
+    let document = get(&root, &user, &password).await;
+    assert_eq!(document.status, StatusCode::OK, "{}", document.body);
+    assert_eq!(document.body["value"][0]["name"], "salesforce$account");
+    let page = dashboard().await;
+    assert!(page.contains("1 of 20000 requests this hour"), "{page}");
+}

@@ -26,4 +26,5 @@ pub mod openapi;
 pub mod shapes;
 mod table;
 
+pub use odata::access_url as odata_access_url;
 pub use table::router;
