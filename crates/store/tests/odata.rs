@@ -213,6 +213,8 @@ async fn every_operator_function_and_literal_type_filters_as_odata_says() {
         ("indexof(name,'Ne') eq 2", &[2]),
         ("substring(name, 1) eq 'nn'", &[1]),
         ("substring(name, 0, 2) eq 'O'''", &[2]),
+        ("substring(name, 9223372036854775807) eq ''", &[1, 2, 3, 4]),
+        ("substring(name, -3, 99999999999) eq name", &[1, 2, 3, 4]),
         ("startswith(name, substring(code, 0, 1))", &[1]),
         ("year(born) eq 1980", &[2]),
         ("month(seen) eq 12", &[4]),
@@ -247,6 +249,18 @@ async fn injection_attempts_and_odd_names_stay_data() {
         Vec::<i64>::new()
     );
     assert_eq!(ids(&client, &people, "id eq 1").await, [1]);
+    assert_eq!(
+        parse_error(&people, &[("$filter", "name eq 'a\u{0}'")]).code,
+        "InvalidFilter"
+    );
+    let error = odata::insert(
+        &client,
+        &people,
+        json!({"id": 9, "name": "a\u{0}"}).as_object().unwrap(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(error.query_error().map(|e| e.code), Some("InvalidValue"));
 
     let weird = set(&client, "public", "we\"ird").await;
     assert_eq!(weird.key, ["i\"d"]);
@@ -413,10 +427,14 @@ async fn values_are_odata_json_and_search_finds_phrases_when_enabled() {
 }
 
 const MANY: &str = "
-    create table many (id int8 primary key, grp int4 not null, maybe text, at timestamptz not null);
+    create table many (id int8 primary key, grp int4 not null, maybe text, at timestamptz not null,
+        amount numeric(14, 4), ratio float4, local timestamp);
     insert into many
         select i, i % 37, case when i % 5 = 0 then null else 'v' || (i % 101) end,
-               '2024-01-01T00:00:00Z'::timestamptz + (i % 997) * interval '1 second'
+               '2024-01-01T00:00:00Z'::timestamptz + (i % 997) * interval '1 second',
+               (i % 211) / 7.0 + 1234567890.0001, (i % 13) / 3.0,
+               case when i % 7 = 0 then null
+                    else '2024-01-01'::timestamp + (i % 89) * interval '1.000001 second' end
         from generate_series(1, 10007) i;
     create index many_grp on many (grp);
     create index many_at on many (at);
@@ -435,7 +453,7 @@ fn check_order(rows: &[serde_json::Map<String, Value>], order: &str) {
             // Nulls last ascending, first descending.
             (Value::Null, _) => std::cmp::Ordering::Greater,
             (_, Value::Null) => std::cmp::Ordering::Less,
-            (Value::Number(x), Value::Number(y)) => x.as_i64().cmp(&y.as_i64()),
+            (Value::Number(x), Value::Number(y)) => x.as_f64().partial_cmp(&y.as_f64()).unwrap(),
             (x, y) => x.as_str().cmp(&y.as_str()),
         };
         // The key breaks ties in the same direction when every item is descending.
@@ -461,6 +479,10 @@ async fn paging_visits_every_row_once_in_every_order() {
         "maybe",
         "maybe desc",
         "at desc",
+        "amount desc",
+        "ratio",
+        "local",
+        "local desc",
     ] {
         let (rows, pages) = read_all(
             &client,
@@ -525,6 +547,12 @@ async fn top_skip_and_count_combine_as_odata_says() {
     assert!(page.rows.is_empty());
     assert_eq!(page.count, Some(10007 / 37 + 1));
     assert_eq!(first(vec![("$count", "false")]).await.count, None);
+    // A Single column compares with Single values; values beyond its range are no error.
+    let thirds = 10007 / 13 + 1;
+    let page = first(vec![("$filter", "ratio eq 0.33333334"), ("$count", "true")]).await;
+    assert_eq!(page.count, Some(thirds));
+    let page = first(vec![("$filter", "ratio lt 1e300"), ("$count", "true")]).await;
+    assert_eq!(page.count, Some(10007));
 
     // $top across pages: 2,500 rows after skipping 7, in three pages.
     let (rows, pages) =
@@ -879,6 +907,7 @@ async fn garbage_filters_are_query_errors_never_panics() {
         "e",
         "M",
         "INF",
+        "'a\u{0}b'",
     ];
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = || {
@@ -958,4 +987,65 @@ async fn views_page_by_id_and_keys_are_required_and_fixed() {
         .await
         .unwrap_err();
     assert_eq!(error.query_error().map(|e| e.code), Some("KeyChange"));
+}
+
+#[tokio::test]
+async fn garbage_options_and_tokens_are_query_errors() {
+    let (_db, client) = database(PEOPLE).await;
+    let people = set(&client, "public", "people").await;
+    let limits = Limits {
+        max_page_size: 2,
+        search_enabled: true,
+    };
+    let garbage = [
+        "",
+        " ",
+        ",",
+        "id,,name",
+        "id desc desc",
+        "name asc,",
+        "*,id",
+        "-1",
+        "1e3",
+        "eyJ2IjpbXX0",
+        "e30",
+        "%00",
+        "\u{0}",
+        "id eq",
+        "🙂",
+    ];
+    for option in [
+        "$select",
+        "$orderby",
+        "$top",
+        "$skip",
+        "$count",
+        "$skiptoken",
+        "$search",
+    ] {
+        for value in garbage {
+            let request = pairs(&[(option, value)]);
+            if let Ok(query) = odata::parse_read(&people, &request, &limits) {
+                odata::read(&client, &people, &query)
+                    .await
+                    .unwrap_or_else(|e| panic!("{option}={value:?}: {e}"));
+            }
+        }
+    }
+    // A valid token of another entity set is refused as well.
+    let query = odata::parse_read(&people, &[], &limits).unwrap();
+    let token = odata::read(&client, &people, &query)
+        .await
+        .unwrap()
+        .next_skiptoken
+        .unwrap();
+    let (_db2, other) = database(PEOPLE).await;
+    other
+        .batch_execute("alter table people rename to persons")
+        .await
+        .unwrap();
+    let persons = set(&other, "public", "persons").await;
+    let error =
+        odata::parse_read(&persons, &pairs(&[("$skiptoken", &token)]), &limits).unwrap_err();
+    assert_eq!(error.code, "InvalidSkipToken");
 }

@@ -10,6 +10,9 @@ use super::filter::{CmpOp, Expr, Literal};
 use super::json::{Binds, Param, base_type, has_time_zone};
 use super::{EdmType, EntitySet, Property, QueryError, quote};
 
+/// The largest position or length `substring` passes on (longer than any text value).
+const MAX_POSITION: i64 = 1_073_741_824;
+
 /// The type of a compiled expression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ty {
@@ -300,7 +303,20 @@ fn literal_for<'a>(
             binds.push(Param::Text(number_text.unwrap_or_default()))
         ),
         (Ty::Float, _) if number_text.is_some() => {
-            cast_to_property(binds, number_text.unwrap_or_default(), "float8")
+            let text = number_text.unwrap_or_default();
+            // A Single column compares with a Single value (0.1 stays equal to 0.1),
+            // unless the value is beyond Single's range (then no row can equal it).
+            let fits = text
+                .parse::<f64>()
+                .is_ok_and(|v| v.abs() <= f64::from(f32::MAX));
+            if fits {
+                cast_to_property(binds, text, "float8")
+            } else {
+                format!(
+                    "{}::pg_catalog.text::pg_catalog.float8",
+                    binds.push(Param::Text(text))
+                )
+            }
         }
         (Ty::String, Literal::String(s)) => match other.property {
             Some(p) if !matches!(p.pg_type.name.as_str(), "text" | "varchar" | "bpchar") => {
@@ -627,16 +643,21 @@ fn call<'a>(
             arity(2..=3)?;
             let s = arg(binds, 0, &string)?;
             let start = arg(binds, 1, &[Ty::Int])?;
+            // Bounded first: a position far beyond any string must not overflow int4.
+            let bounded = |value: &str| format!("least(greatest({value}, 0), {MAX_POSITION})");
             let text = if args.len() == 3 {
                 let length = arg(binds, 2, &[Ty::Int])?;
                 format!(
-                    "substr({}, (greatest({}, 0) + 1)::pg_catalog.int4, greatest({}, 0)::pg_catalog.int4)",
-                    s.text, start.text, length.text
+                    "substr({}, ({} + 1)::pg_catalog.int4, {}::pg_catalog.int4)",
+                    s.text,
+                    bounded(&start.text),
+                    bounded(&length.text)
                 )
             } else {
                 format!(
-                    "substr({}, (greatest({}, 0) + 1)::pg_catalog.int4)",
-                    s.text, start.text
+                    "substr({}, ({} + 1)::pg_catalog.int4)",
+                    s.text,
+                    bounded(&start.text)
                 )
             };
             Ok(make(text, Ty::String))

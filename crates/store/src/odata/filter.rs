@@ -203,6 +203,8 @@ fn lex_string(text: &[char], start: usize) -> Result<(String, usize), QueryError
                 i += 2;
             }
             Some('\'') => return Ok((value, i + 1)),
+            // Postgres text cannot hold it.
+            Some('\0') => return Err(invalid(i, "strings may not contain the NUL character")),
             Some(&c) => {
                 value.push(c);
                 i += 1;

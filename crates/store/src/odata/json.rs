@@ -261,6 +261,12 @@ pub(crate) fn param_of(
             "-INF" => "-Infinity".to_owned(),
             _ => return Err(wrong()),
         },
+        (EdmType::String { .. }, Value::String(s)) if s.contains('\0') => {
+            return Err(bad_value(
+                property,
+                "strings may not contain the NUL character".to_owned(),
+            ));
+        }
         (EdmType::String { max_length }, Value::String(s)) => {
             if let Some(max) = max_length
                 && s.chars().count() > *max as usize

@@ -157,6 +157,12 @@ pub fn parse_read(
             if phrase.is_empty() {
                 return Err(invalid("$search", "$search is empty".to_owned()));
             }
+            if phrase.contains('\0') {
+                return Err(invalid(
+                    "$search",
+                    "$search may not contain the NUL character".to_owned(),
+                ));
+            }
             Some(phrase.to_owned())
         }
     };
