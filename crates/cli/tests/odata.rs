@@ -707,7 +707,7 @@ async fn salesforce_connect_request_shapes_are_answered_from_a_synced_table_and_
     assert_eq!(reply.body["@odata.count"], 40);
     assert_eq!(
         reply.body["@odata.context"],
-        format!("{root}$metadata#{accounts}")
+        format!("{root}$metadata#{accounts}(id,name)")
     );
     let page = reply.body["value"].as_array().unwrap();
     assert_eq!(page.len(), 26);

@@ -56,8 +56,17 @@ pub fn path_segment(name: &str) -> String {
     out
 }
 
+/// The context URL of a collection: `<root>$metadata#<set>`, with the selected
+/// properties in parentheses when `$select` named a subset (OData JSON Format §10).
+pub fn collection_context(root: &str, set: &str, selected: Option<&[&str]>) -> String {
+    match selected {
+        Some(names) => format!("{root}$metadata#{set}({})", names.join(",")),
+        None => format!("{root}$metadata#{set}"),
+    }
+}
+
 /// A collection page.
-pub fn collection(root: &str, set: &str, page: Page, next: Option<String>) -> Value {
+pub fn collection(context: String, page: Page, next: Option<String>) -> Value {
     let Page {
         rows, count, etags, ..
     } = page;
@@ -70,10 +79,7 @@ pub fn collection(root: &str, set: &str, page: Page, next: Option<String>) -> Va
         })
         .collect();
     let mut body = Map::new();
-    body.insert(
-        "@odata.context".to_owned(),
-        Value::String(format!("{root}$metadata#{set}")),
-    );
+    body.insert("@odata.context".to_owned(), Value::String(context));
     if let Some(count) = count {
         body.insert("@odata.count".to_owned(), json!(count));
     }

@@ -398,9 +398,15 @@ impl Request<'_> {
             .next_skiptoken
             .as_deref()
             .map(|token| json::next_link(self.root, &set.name, &self.pairs, token));
+        let selected = query.selected(set);
+        let context = json::collection_context(
+            self.root,
+            &set.name,
+            query.selects_subset(set).then_some(selected.as_slice()),
+        );
         Ok(json_answer(
             StatusCode::OK,
-            &json::collection(self.root, &set.name, page, next),
+            &json::collection(context, page, next),
         ))
     }
 
