@@ -366,7 +366,7 @@ pub fn all() -> Vec<Route> {
         )
         .body("ODataServiceChange"),
         Route::new(
-            post.clone(),
+            post,
             "/odata/services/{id}/credentials/actions/reset",
             Manage,
             "New credentials for an OData service, answered once; the previous ones keep working for 10 minutes",
@@ -382,7 +382,7 @@ pub fn all() -> Vec<Route> {
             o::publish,
         ),
         Route::new(
-            delete.clone(),
+            delete,
             "/odata/services/{id}/resources/{resource}",
             Deploy,
             "Stop publishing a table or view (schema.table)",
