@@ -393,15 +393,25 @@ pub async fn current_usage(client: &impl GenericClient, id: i64) -> Result<i64> 
     Ok(row.map_or(0, |row| row.get(0)))
 }
 
-/// Forgets usage older than a day (the hourly limit reads only the current hour).
-pub async fn prune_usage(client: &impl GenericClient) -> Result<u64> {
-    client
+/// Deletes what no longer counts: credentials past their expiry (they are refused
+/// already) and usage older than a day (the limit reads only the current hour). Returns
+/// how many rows went.
+pub async fn purge(client: &impl GenericClient) -> Result<u64> {
+    let credentials = client
+        .execute(
+            "delete from pgforce.odata_credentials where expires_at < now()",
+            &[],
+        )
+        .await
+        .context(|| "deleting expired OData credentials".to_owned())?;
+    let usage = client
         .execute(
             "delete from pgforce.odata_usage where hour < now() - interval '1 day'",
             &[],
         )
         .await
-        .context(|| "pruning OData usage".to_owned())
+        .context(|| "deleting old OData usage".to_owned())?;
+    Ok(credentials + usage)
 }
 
 /// Every relation the service knows, by schema and name.
