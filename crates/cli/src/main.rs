@@ -59,6 +59,10 @@ enum Command {
     Status(commands::status::StatusArgs),
     /// Create, list and revoke the management API's tokens.
     Token(commands::token::TokenArgs),
+    /// A connection's OData 4.0 service for Salesforce Connect: enable, disable, reset,
+    /// publish, unpublish, show.
+    #[command(name = "odata")]
+    OData(commands::odata::ODataArgs),
     /// Generate or rotate the key that seals connection secrets.
     Key(commands::key::KeyArgs),
     /// Run a local Salesforce org (the bundled emulator) over HTTP and HTTPS.
@@ -89,6 +93,7 @@ fn main() -> ExitCode {
             Command::Unarchive(args) => commands::archive::unarchive(args).await,
             Command::Mapping(args) => commands::mapping::run(args).await,
             Command::Token(args) => commands::token::run(args).await,
+            Command::OData(args) => commands::odata::run(args).await,
             Command::Key(args) => commands::key::run(args).await,
             Command::Connection(args) => commands::mapping::connection(args).await,
             Command::Import(args) => commands::documents::import(args).await,

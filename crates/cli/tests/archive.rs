@@ -106,10 +106,30 @@ async fn the_archive_token_starts_and_reads_jobs_that_pgforce_run_carries_out_an
         Method::POST,
         &format!("/api/v3/connections/{connection}/archives"),
         Some(&flow),
-        Some(&json!({ "object": "Account", "where": "Name = 'x'", "publish": true })),
+        Some(&json!({ "object": "Account", "where": "Name = 'nobody'", "publish": true })),
     )
     .await;
-    assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{answer}");
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    assert_eq!(
+        answer["entity_set"], "salesforce_archive$account",
+        "{answer}"
+    );
+    let viewer = token(path, "viewer", "view", &[]).await;
+    let (status, services) = call(
+        &base,
+        Method::GET,
+        "/api/v3/odata/services",
+        Some(&viewer),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{services}");
+    let published = services["results"][0]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["entity_set"] == "salesforce_archive$account" && r["exported"] == true);
+    assert!(published, "{services}");
     daemon.kill().await.unwrap();
 }
 
@@ -152,9 +172,14 @@ async fn pgforce_archive_runs_the_job_itself_refuses_bad_conditions_and_unarchiv
         &condition,
         "--batch",
         "1",
+        "--publish",
     ])
     .await;
     assert!(out.contains("finished"), "{out}");
+    assert!(
+        out.contains("published as OData entity set salesforce_archive$account"),
+        "{out}"
+    );
     assert!(out.contains("2 deleted in Salesforce"), "{out}");
     assert_eq!(
         count(&db, "select count(*) from salesforce_archive.account").await,

@@ -18,6 +18,7 @@ mod logging;
 mod mappings;
 mod notifications;
 mod oauth;
+mod odata;
 mod passwords;
 mod pause;
 mod pool;

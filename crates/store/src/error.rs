@@ -46,6 +46,17 @@ pub enum Error {
         /// How long the caller waited.
         waited: std::time::Duration,
     },
+    /// A relation cannot be published as an OData entity set.
+    #[error("{relation} cannot be published: {reason}")]
+    NotPublishable {
+        /// `schema.table`.
+        relation: String,
+        /// Why not.
+        reason: String,
+    },
+    /// An OData request's input is wrong (the caller's fault: HTTP 400).
+    #[error("{0}")]
+    Query(crate::odata::QueryError),
     /// A statement failed.
     #[error("{context}{}", sqlstate_suffix(source))]
     Postgres {
@@ -68,6 +79,8 @@ impl Error {
             | Self::PoolExhausted { .. }
             | Self::SchemaTaken { .. }
             | Self::Catalog { .. }
+            | Self::NotPublishable { .. }
+            | Self::Query(_)
             | Self::Fenced { .. } => None,
         }
     }
@@ -76,6 +89,14 @@ impl Error {
     /// (the API answers 503).
     pub fn is_pool_exhausted(&self) -> bool {
         matches!(self, Self::PoolExhausted { .. })
+    }
+
+    /// The OData input error this is, when the request's input was at fault.
+    pub fn query_error(&self) -> Option<&crate::odata::QueryError> {
+        match self {
+            Self::Query(error) => Some(error),
+            _ => None,
+        }
     }
 
     /// Whether work stopped because its lease moved to another holder.
@@ -101,6 +122,8 @@ impl Error {
             Self::InvalidIdentifier { .. }
             | Self::SchemaTaken { .. }
             | Self::Catalog { .. }
+            | Self::NotPublishable { .. }
+            | Self::Query(_)
             | Self::Fenced { .. } => false,
         }
     }

@@ -20,6 +20,7 @@
 //! - `ddl`: connection schema and mapped tables (`sql/*.sql` hold the bodies).
 //! - `own_write`: the one way to open a transaction for pgforce's own writes.
 //! - `hstore`: the trigger log's hstore text payloads.
+//! - `odata`: the OData 4.0 query engine (published tables and views as entity sets).
 //! - `notify`: LISTEN wake-ups; `connect`: opening sessions (one by one, or lent by a
 //!   bounded [`Pool`]) and showing connection strings without passwords; `database`: creating the database a URL names.
 //! - `states`, `ids`, `ident`, `error`: the vocabulary.
@@ -38,6 +39,7 @@ pub mod hstore;
 pub mod ident;
 mod ids;
 pub mod notify;
+pub mod odata;
 mod own_write;
 mod states;
 pub mod table;

@@ -11,6 +11,8 @@ mod connections;
 mod counts;
 mod events;
 mod layout;
+mod odata;
+mod odata_services;
 mod pool;
 mod subscriptions;
 mod tls;

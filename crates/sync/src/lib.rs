@@ -66,8 +66,9 @@ mod writer;
 
 pub use admin::{
     Admin, Authorized, Check, CheckOutcome, ConnectionStatus, ConnectionView, ConsentRequest,
-    DESCRIBE_FRESH, Depth, Diagnosis, EXACT_COUNT_BELOW, MappingStatus, MappingView, OpenedConsent,
-    ROW_COUNT_FRESH, SALESFORCE_COUNT_FRESH, Status, WriterStatus,
+    DESCRIBE_FRESH, Depth, Diagnosis, EXACT_COUNT_BELOW, MappingStatus, MappingView, ODataAccess,
+    ODataCredentials, ODataGrant, ODataResource, ODataService, OpenedConsent, ROW_COUNT_FRESH,
+    SALESFORCE_COUNT_FRESH, Status, WriterStatus,
 };
 pub use archive::{Progress as ArchiveProgress, WhereError};
 pub use call_budget::{DEFAULT_CALLS_PER_TOKEN_HOUR, Viewer};
@@ -83,6 +84,7 @@ pub use pgforce_store::catalog::archive::{
 };
 pub use pgforce_store::catalog::audit::AuditEntry;
 pub use pgforce_store::catalog::notifications::{Filter as NotificationFilter, Notification};
+pub use pgforce_store::catalog::odata::Settings as ODataSettings;
 pub use pgforce_store::catalog::tokens::{Role, TokenRow};
 pub use pgforce_store::trigger_log::queue::{FailedDecision, FailedWrite};
 pub use pgforce_store::{Access, ConnectionId, ConnectionState, MappingId, MappingState};

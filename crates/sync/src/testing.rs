@@ -96,7 +96,7 @@ pub async fn run_writer_with(
 }
 
 /// Checks an archive job's condition against the org and records the job, as
-/// `Engine::create_archive` does.
+/// `Engine::create_archive` does (the connection's schema is `salesforce`).
 pub async fn create_archive_job(
     salesforce: &Client,
     pg: &pgforce_store::Session,
@@ -105,10 +105,12 @@ pub async fn create_archive_job(
     where_clause: &str,
     hard_delete: bool,
 ) -> crate::Result<pgforce_store::catalog::archive::Job> {
+    let schema = Ident::new("salesforce").map_err(crate::Error::catalog)?;
     crate::archive::create_job(
         salesforce,
         pg,
         connection,
+        &schema,
         mapping,
         where_clause,
         hard_delete,

@@ -38,7 +38,8 @@ pub struct ArchiveArgs {
     /// Hard Delete" permission).
     #[arg(long)]
     hard_delete: bool,
-    /// Publish the archive table as an OData entity set.
+    /// Publish the archive table as an entity set of the connection's OData service (at
+    /// once: Salesforce Connect sees records as they arrive).
     #[arg(long)]
     publish: bool,
     /// Resume job JOB where it stopped instead of starting a new one.
@@ -84,11 +85,6 @@ fn describe(job: &ArchiveJob) -> String {
 
 /// Records an archive job and runs it here.
 pub async fn run(args: ArchiveArgs) -> anyhow::Result<()> {
-    if args.publish {
-        bail!(
-            "--publish is not supported until the OData service lands; archive without it and publish the table later"
-        );
-    }
     if args.batch == 0 {
         bail!("--batch must be at least 1");
     }
@@ -114,6 +110,9 @@ pub async fn run(args: ArchiveArgs) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("starting to archive {}", request.object))?;
             output::say(&format!("archive job {} recorded", job.id));
+            if args.publish {
+                publish(&engine, job.id).await?;
+            }
             job.id
         }
     };
@@ -132,6 +131,23 @@ pub async fn run(args: ArchiveArgs) -> anyhow::Result<()> {
             job.error.as_deref().unwrap_or("no reason recorded")
         ),
     }
+}
+
+/// Publishes a job's archive table on the connection's OData service, and says so.
+async fn publish(engine: &pgforce_sync::Engine, job: i64) -> anyhow::Result<()> {
+    let (entity_set, enabled) = engine
+        .publish_archive(job)
+        .await
+        .with_context(|| format!("publishing the archive table of job {job}"))?;
+    output::say(&format!(
+        "published as OData entity set {entity_set}{}",
+        if enabled {
+            ""
+        } else {
+            " (the connection's OData service is disabled: enable it to serve it)"
+        }
+    ));
+    Ok(())
 }
 
 /// Re-creates archived records in Salesforce.

@@ -6,6 +6,7 @@ pub mod documents;
 pub mod emulator;
 pub mod key;
 pub mod mapping;
+pub mod odata;
 pub mod reconcile;
 pub mod reload;
 pub mod run;

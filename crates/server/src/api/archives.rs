@@ -77,13 +77,6 @@ pub(super) async fn create_archive(
             format!("archive: {e}"),
         )
     })?;
-    if asked.publish {
-        return Err(Problem::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "not_supported",
-            "publish is not supported until the OData service lands; archive without it",
-        ));
-    }
     let request = ArchiveRequest {
         connection: engine.connection_name(connection).await?,
         object: asked.object,
@@ -91,6 +84,11 @@ pub(super) async fn create_archive(
         hard_delete: asked.hard_delete,
     };
     let created = engine.create_archive(&request).await?;
+    let published = if asked.publish {
+        Some(engine.publish_archive(created.id).await?.0)
+    } else {
+        None
+    };
     let detail = job(&created);
     if let Err(error) = engine
         .admin()
@@ -107,7 +105,11 @@ pub(super) async fn create_archive(
     }
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "id": created.id, "status_url": status_url(created.id) })),
+        Json(json!({
+            "id": created.id,
+            "status_url": status_url(created.id),
+            "entity_set": published,
+        })),
     )
         .into_response())
 }

@@ -13,11 +13,13 @@
 //! written per minute over the last 24 hours and, for `manage` tokens, the audit trail. It
 //! refreshes itself every 5 seconds. For `deploy` tokens, a mapping editor picks an
 //! object's fields from the org's describe and saves the mapping (checked against the org,
-//! as the API does). No scripts, no separate front-end build: one small stylesheet, served
+//! as the API does). Each connection's OData service (`odata`) shows its URL, usage and
+//! published relations, with publish, unpublish and credential-reset forms. No scripts, no separate front-end build: one small stylesheet, served
 //! as a file of its own (`/dashboard/style.css`) so the content security policy can
 //! refuse every inline style and script.
 
 mod cookies;
+mod odata;
 mod origin;
 
 use axum::Router;
@@ -56,6 +58,7 @@ pub fn router() -> Router<Engine> {
         .route(WRITES_PATH, post(decide_write))
         .route(EDITOR_PATH, get(mapping_editor))
         .route(MAPPINGS_PATH, post(save_mapping))
+        .route(odata::ODATA_PATH, post(odata::act))
         .layer(from_fn(|request: Request, next: Next| {
             origin::guard(LOGIN_PATH, request, next)
         }))
@@ -346,6 +349,7 @@ async fn decide_write(
 
 async fn overview(
     State(engine): State<Engine>,
+    axum::Extension(scheme): axum::Extension<crate::Scheme>,
     cookies: Cookies,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
@@ -368,6 +372,9 @@ async fn overview(
         .await?
     {
         body.push_str(&connection_section(&engine, &connection, &caller, &csrf).await?);
+        body.push_str(
+            &odata::section(&engine, connection.id, &caller, &csrf, &headers, scheme).await?,
+        );
     }
     body.push_str(&archive_section(&engine.recent_archive_jobs(20).await?));
     if caller.require(Role::Manage).is_ok() {

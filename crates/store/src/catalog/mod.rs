@@ -9,7 +9,7 @@
 //! made after losing its lease), `rejected` (records a reader could not store), `tokens`
 //! (management API tokens, kept as hashes), `archive` (archive jobs and their records), `notifications` (what operators should hear
 //! about, and its delivery to webhooks), `validations` (diagnoses asked for through the
-//! API); `status` reads what `pgforce status` shows.
+//! API), `odata` (OData services, their credentials, published relations and usage); `status` reads what `pgforce status` shows.
 //!
 //! Migrations are numbered SQL files embedded in the binary, applied in order inside one
 //! transaction that holds an advisory lock, so several `pgforce run` processes starting
@@ -25,6 +25,7 @@ pub mod events;
 pub mod leases;
 pub mod mappings;
 pub mod notifications;
+pub mod odata;
 pub mod rejected;
 pub mod stale_creates;
 pub mod status;
@@ -45,7 +46,7 @@ pub const CATALOG_CHANNEL: &str = "pgforce_catalog";
 pub const NUDGE_CHANNEL: &str = "pgforce_nudge";
 
 /// `(version, SQL)` of every migration, in order.
-const MIGRATIONS: [(i32, &str); 23] = [
+const MIGRATIONS: [(i32, &str); 24] = [
     (1, include_str!("../../migrations/0001_catalog.sql")),
     (
         2,
@@ -98,7 +99,7 @@ const MIGRATIONS: [(i32, &str); 23] = [
         include_str!("../../migrations/0021_creates_in_flight_before_upgrade.sql"),
     ),
     (22, include_str!("../../migrations/0022_oauth_binding.sql")),
-    // 23 is the OData service's (branch odata-service): merge it in before this one.
+    (23, include_str!("../../migrations/0023_odata_services.sql")),
     (24, include_str!("../../migrations/0024_archive.sql")),
 ];
 

@@ -28,6 +28,7 @@ pub(crate) mod unarchive;
 pub(crate) mod where_clause;
 mod worker;
 
+pub(crate) use steps::archive_table;
 pub use steps::{Hooks, JobTarget, Progress, run_job};
 pub use where_clause::WhereError;
 pub(crate) use worker::ArchiveWorker;
@@ -46,6 +47,7 @@ pub(crate) async fn create_job(
     salesforce: &Client,
     pg: &pgforce_store::Session,
     connection: ConnectionId,
+    schema: &pgforce_store::Ident,
     mapping: &Mapping,
     where_clause: &str,
     hard_delete: bool,
@@ -56,6 +58,10 @@ pub(crate) async fn create_job(
         .map_err(|e| Error::salesforce(&mapping.object, e))?;
     where_clause::parse(where_clause, &describe)
         .map_err(|e| Error::config(&mapping.object, e.to_string()))?;
+    // The table exists from the start, so it can be published before the first copy.
+    pgforce_store::archive_table::ensure_archive_table(pg, &archive_table(schema, mapping)?)
+        .await
+        .map_err(|e| Error::store(&mapping.object, e))?;
     archive::create_job(pg, connection, &mapping.object, where_clause, hard_delete)
         .await
         .map_err(Error::catalog)

@@ -120,6 +120,7 @@ impl Engine {
             &live.salesforce,
             &pg,
             live.id,
+            &live.schema,
             &mapping,
             &request.where_clause,
             request.hard_delete,
@@ -137,6 +138,41 @@ impl Engine {
             .ok_or_else(|| Error::NotFound {
                 what: format!("no connection with id {id}"),
             })
+    }
+
+    /// Publishes the archive table of job `id` as an entity set of its connection's OData
+    /// service; returns the entity set's name and whether the service is enabled (a
+    /// disabled one serves nothing until an operator with `manage` enables it).
+    pub async fn publish_archive(&self, id: i64) -> Result<(String, bool)> {
+        let job = self.archive_job(id).await?;
+        let (schema, table) = {
+            let pg = self.session().await?;
+            let row = connections::get(&*pg, job.connection_id)
+                .await
+                .map_err(Error::catalog)?
+                .ok_or_else(|| Error::NotFound {
+                    what: format!("the connection of archive job {id} no longer exists"),
+                })?;
+            let mapping = mappings::find(&*pg, &row.name, &job.object)
+                .await
+                .map_err(Error::catalog)?
+                .ok_or_else(|| Error::NotFound {
+                    what: format!(
+                        "{} is no longer mapped on connection {}",
+                        job.object, row.name
+                    ),
+                })?;
+            let schema = pgforce_store::Ident::new(&row.schema)
+                .and_then(|s| pgforce_store::archive_table::archive_schema(&s))
+                .map_err(Error::catalog)?;
+            (schema, mapping.table)
+        };
+        let admin = self.admin();
+        let service = admin.odata_service_of(job.connection_id).await?;
+        let resource = admin
+            .odata_publish(service.id, schema.as_str(), &table)
+            .await?;
+        Ok((resource.entity_set(), service.enabled))
     }
 
     /// The latest archive jobs, newest first (for the dashboard).
