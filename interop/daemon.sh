@@ -1,4 +1,4 @@
-# Sourced by the management API suites (api-fuzz, django): a Python venv for the suite,
+# Sourced by the suites that need `pgforce run` (api-fuzz, django, odata): a Python venv for the suite,
 # a fresh emulator, a throwaway database and `pgforce run` syncing Account from it, with
 # a `manage` token. Sets API (the server's base URL), TOKEN, WORK (a temporary folder) and
 # PY (the venv's python); everything started is stopped, and the database dropped, on exit.

@@ -49,12 +49,20 @@ enum Command {
     Export(commands::documents::ExportArgs),
     /// Empty a mapping's table and load it again from Salesforce.
     Reload(commands::reload::ReloadArgs),
+    /// Move records matching a condition out of Salesforce into an archive table.
+    Archive(commands::archive::ArchiveArgs),
+    /// Re-create archived records in Salesforce.
+    Unarchive(commands::archive::UnarchiveArgs),
     /// Compare each mapping's Salesforce records with its Postgres rows (--repair fixes).
     Reconcile(commands::reconcile::ReconcileArgs),
     /// Show every mapping's state, row count, last sync and last error.
     Status(commands::status::StatusArgs),
     /// Create, list and revoke the management API's tokens.
     Token(commands::token::TokenArgs),
+    /// A connection's OData 4.0 service for Salesforce Connect: enable, disable, reset,
+    /// publish, unpublish, show.
+    #[command(name = "odata")]
+    OData(commands::odata::ODataArgs),
     /// Generate or rotate the key that seals connection secrets.
     Key(commands::key::KeyArgs),
     /// Run a local Salesforce org (the bundled emulator) over HTTP and HTTPS.
@@ -81,8 +89,11 @@ fn main() -> ExitCode {
             Command::Status(args) => commands::status::run(args).await,
             Command::Reload(args) => commands::reload::run(args).await,
             Command::Reconcile(args) => commands::reconcile::run(args).await,
+            Command::Archive(args) => commands::archive::run(args).await,
+            Command::Unarchive(args) => commands::archive::unarchive(args).await,
             Command::Mapping(args) => commands::mapping::run(args).await,
             Command::Token(args) => commands::token::run(args).await,
+            Command::OData(args) => commands::odata::run(args).await,
             Command::Key(args) => commands::key::run(args).await,
             Command::Connection(args) => commands::mapping::connection(args).await,
             Command::Import(args) => commands::documents::import(args).await,

@@ -118,3 +118,34 @@ pub fn load_progress() -> pgforce_sync::LoadProgress {
         }
     })
 }
+
+/// A progress bar for an archive job run by the command line: one line per step, with
+/// the records done of those to do.
+pub fn archive_progress() -> impl FnMut(pgforce_sync::ArchiveProgress) + Send {
+    let hidden = matches!(log_format(), LogFormat::Json);
+    let mut current: Option<(pgforce_sync::ArchiveStep, indicatif::ProgressBar)> = None;
+    move |progress: pgforce_sync::ArchiveProgress| {
+        if current.as_ref().map(|(step, _)| *step) != Some(progress.step) {
+            if let Some((_, bar)) = current.take() {
+                bar.finish();
+            }
+            let bar = indicatif::ProgressBar::new(progress.total.unwrap_or(0));
+            if hidden {
+                bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+            }
+            let style = indicatif::ProgressStyle::with_template(
+                "{msg:>10} [{bar:30}] {pos}/{len} records ({per_sec})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+            bar.set_style(style);
+            bar.set_message(progress.step.as_str());
+            current = Some((progress.step, bar));
+        }
+        if let Some((_, bar)) = &current {
+            if let Some(total) = progress.total {
+                bar.set_length(total);
+            }
+            bar.set_position(progress.done);
+        }
+    }
+}

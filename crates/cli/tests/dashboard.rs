@@ -370,7 +370,7 @@ async fn a_deploy_token_adds_a_mapping_by_ticking_fields_from_the_orgs_describe(
 
 /// Logs in to the dashboard with `token` without a browser; returns a client that does
 /// not follow redirects and the session cookie as the server set it.
-async fn log_in_over_http(base: &str, token: &str) -> (reqwest::Client, String) {
+pub async fn log_in_over_http(base: &str, token: &str) -> (reqwest::Client, String) {
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

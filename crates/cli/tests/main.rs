@@ -5,6 +5,7 @@
 
 mod admin;
 mod api;
+mod archive;
 mod bad_input;
 mod dashboard;
 mod demo;
@@ -17,6 +18,7 @@ mod logging;
 mod mappings;
 mod notifications;
 mod oauth;
+mod odata;
 mod passwords;
 mod pause;
 mod pool;

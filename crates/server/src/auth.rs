@@ -47,7 +47,7 @@ impl Caller {
 
     /// Goes on only if the caller's role includes `role`.
     pub fn require(&self, role: Role) -> Result<(), Problem> {
-        if self.token.role >= role {
+        if self.token.role.grants(role) {
             return Ok(());
         }
         Err(Problem::new(

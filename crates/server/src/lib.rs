@@ -4,7 +4,8 @@
 //! (`probes`), on the public listener or on a private one of their own — and the
 //! management API under `/api/v3` (`api`), where every route asks for a token with a role
 //! (`auth`), the dashboard for people (`dashboard`, under `/dashboard`), and the browser's
-//! end of the OAuth consent flow (`oauth`, under `/oauth`). Every answer
+//! end of the OAuth consent flow (`oauth`, under `/oauth`), and the OData 4.0 services
+//! Salesforce Connect reads external objects from (`odata`, under `/odata/v4`, HTTP Basic). Every answer
 //! that is not a success is JSON `{"id": "<code>", "message": "…"}` (`problem`), never a
 //! stack trace or an upstream body.
 //!
@@ -23,6 +24,7 @@ mod config;
 mod dashboard;
 mod listener;
 mod oauth;
+mod odata;
 mod probes;
 mod problem;
 mod request_timeout;
@@ -216,6 +218,7 @@ fn public_router(engine: Engine, scheme: Scheme, probes: Option<Probes>) -> Rout
         .route("/api/openapi.json", get(openapi))
         .merge(oauth::router())
         .merge(api::router(&engine))
+        .merge(odata::router())
         .merge(dashboard::router());
     if let Some(probes) = probes {
         router = router.merge(probes.router());

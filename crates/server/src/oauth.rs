@@ -43,7 +43,7 @@ pub(crate) fn router() -> Router<Engine> {
 
 /// How people's browsers reach this server: `PGFORCE_PUBLIC_URL` or, without it, the
 /// request's own scheme and host.
-fn public_base(headers: &HeaderMap, scheme: Scheme) -> String {
+pub(crate) fn public_base(headers: &HeaderMap, scheme: Scheme) -> String {
     let base = std::env::var("PGFORCE_PUBLIC_URL").unwrap_or_else(|_| {
         let host = headers
             .get(HOST)

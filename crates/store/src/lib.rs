@@ -16,6 +16,7 @@
 //!   (`connections`, `mappings`, `cursors`, `events`, `leases`) and `status`.
 //! - `trigger_log`: claiming, recording outcomes, resuming, archiving, conflicts, queue.
 //! - `table`: mapped-table reads and writes (applying records, loads, rows).
+//! - `archive_table`: the `<schema>_archive` tables archive jobs copy records into.
 //! - `ddl`: connection schema and mapped tables (`sql/*.sql` hold the bodies).
 //! - `own_write`: the one way to open a transaction for pgforce's own writes.
 //! - `hstore`: the trigger log's hstore text payloads.
@@ -28,6 +29,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 #![warn(missing_docs)]
 
+pub mod archive_table;
 pub mod catalog;
 mod connect;
 mod database;

@@ -12,6 +12,7 @@ mod counts;
 mod events;
 mod layout;
 mod odata;
+mod odata_services;
 mod pool;
 mod subscriptions;
 mod tls;

@@ -18,6 +18,8 @@
 //! [`config::MappingConfig`], [`Event`], [`Status`], [`Error`].
 //!
 //! Layout:
+//! - `archive`: archive jobs (copy, verify, delete in Salesforce), their steps and their
+//!   WHERE condition.
 //! - `engine`: the engine, its supervisor and operations.
 //! - `reader`, `writer`: the workers (`worker` holds what they share); `conflict`: last
 //!   writer wins when both sides changed a record; `reconcile`: comparing both sides, and
@@ -37,6 +39,7 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+mod archive;
 mod call_budget;
 pub mod config;
 mod conflict;
@@ -63,19 +66,25 @@ mod writer;
 
 pub use admin::{
     Admin, Authorized, Check, CheckOutcome, ConnectionStatus, ConnectionView, ConsentRequest,
-    DESCRIBE_FRESH, Depth, Diagnosis, EXACT_COUNT_BELOW, MappingStatus, MappingView, OpenedConsent,
-    ROW_COUNT_FRESH, SALESFORCE_COUNT_FRESH, Status, WriterStatus,
+    DESCRIBE_FRESH, Depth, Diagnosis, EXACT_COUNT_BELOW, MappingStatus, MappingView, ODataAccess,
+    ODataCredentials, ODataGrant, ODataResource, ODataService, OpenedConsent, ROW_COUNT_FRESH,
+    SALESFORCE_COUNT_FRESH, Status, WriterStatus,
 };
+pub use archive::{Progress as ArchiveProgress, WhereError};
 pub use call_budget::{DEFAULT_CALLS_PER_TOKEN_HOUR, Viewer};
 pub use config::DEFAULT_BULK_THRESHOLD;
 pub use engine::{
-    Applied, DEFAULT_POOL_SIZE, Engine, EngineOptions, MappingReconcile, ReconcileRequest,
-    ReloadMode, Reloaded, Rotation,
+    Applied, ArchiveRequest, DEFAULT_POOL_SIZE, Engine, EngineOptions, MappingReconcile,
+    ReconcileRequest, ReloadMode, Reloaded, Rotation, UnarchiveRequest, Unarchived,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use events::{Event, EventKind, EventOutcome};
+pub use pgforce_store::catalog::archive::{
+    Job as ArchiveJob, JobState as ArchiveState, Step as ArchiveStep,
+};
 pub use pgforce_store::catalog::audit::AuditEntry;
 pub use pgforce_store::catalog::notifications::{Filter as NotificationFilter, Notification};
+pub use pgforce_store::catalog::odata::Settings as ODataSettings;
 pub use pgforce_store::catalog::tokens::{Role, TokenRow};
 pub use pgforce_store::trigger_log::queue::{FailedDecision, FailedWrite};
 pub use pgforce_store::{Access, ConnectionId, ConnectionState, MappingId, MappingState};

@@ -8,6 +8,11 @@ use pgforce_salesforce::Client;
 use pgforce_store::{Ident, MappingId};
 use tokio::sync::watch;
 
+pub use crate::archive::steps::{
+    Hooks as ArchiveHooks, JobTarget as ArchiveTarget, Point as ArchivePoint,
+    RunOutcome as ArchiveOutcome, run_job as run_archive_job,
+};
+pub use crate::archive::unarchive::{UnarchiveTarget, Unarchived, unarchive};
 pub use crate::mapping::{Mapping, MappingSpec};
 pub use crate::reader::{Target, initial_load, poll_once, poll_with_overlap, refresh_records};
 pub use crate::reconcile::{compare, record, repair};
@@ -88,4 +93,27 @@ pub async fn run_writer_with(
         Exit::Stopped => Ok(()),
         Exit::Parked { reason } => Err(crate::Error::NotFound { what: reason }),
     }
+}
+
+/// Checks an archive job's condition against the org and records the job, as
+/// `Engine::create_archive` does (the connection's schema is `salesforce`).
+pub async fn create_archive_job(
+    salesforce: &Client,
+    pg: &pgforce_store::Session,
+    connection: pgforce_store::ConnectionId,
+    mapping: &Mapping,
+    where_clause: &str,
+    hard_delete: bool,
+) -> crate::Result<pgforce_store::catalog::archive::Job> {
+    let schema = Ident::new("salesforce").map_err(crate::Error::catalog)?;
+    crate::archive::create_job(
+        salesforce,
+        pg,
+        connection,
+        &schema,
+        mapping,
+        where_clause,
+        hard_delete,
+    )
+    .await
 }

@@ -5,6 +5,7 @@
 
 mod support;
 
+mod archive;
 mod bulk;
 mod conflict;
 mod cursor_release;

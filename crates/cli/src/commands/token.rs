@@ -28,7 +28,8 @@ enum TokenAction {
         #[arg(long)]
         name: String,
         /// view (read all but secrets), operate (also pause, resume, reload), deploy (also
-        /// import and delete mappings) or manage (everything).
+        /// import and delete mappings), manage (everything), or archive (only start and read
+        /// archive jobs: for Salesforce's own callouts).
         #[arg(long)]
         role: String,
         /// Days until it stops working (default: never).
@@ -55,7 +56,7 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
             expires_days,
         } => {
             let Some(role) = Role::parse(&role) else {
-                bail!("unknown role {role:?}: use view, operate, deploy or manage");
+                bail!("unknown role {role:?}: use view, operate, deploy, manage or archive");
             };
             let token = engine
                 .admin()

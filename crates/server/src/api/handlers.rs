@@ -121,6 +121,11 @@ pub(super) async fn list_connections(
         .filter(|c| query.app.as_ref().is_none_or(|app| *app == c.name))
         .map(|c| shapes::connection(c, deep))
         .collect();
+    let mut results = results;
+    let services = engine.admin().odata_service_ids().await?;
+    for connection in &mut results {
+        with_odata(connection, &services);
+    }
     ok(shapes::list(results))
 }
 
@@ -262,7 +267,7 @@ pub(super) async fn update_connection(
 
 /// Records a refused change in the audit trail (aggregated a minute at a time); as with
 /// [`audited`], a trail that cannot be written is logged, not answered.
-async fn refusal_audited(
+pub(super) async fn refusal_audited(
     engine: &Engine,
     caller: &Caller,
     action: &str,
@@ -289,7 +294,17 @@ pub(super) async fn read_connection(
         .admin()
         .connection_view(connection_id(&id)?, depth(deep), caller.viewer())
         .await?;
-    ok(shapes::connection(&view, deep))
+    let mut connection = shapes::connection(&view, deep);
+    with_odata(&mut connection, &engine.admin().odata_service_ids().await?);
+    ok(connection)
+}
+
+/// Adds Heroku Connect's `odata: {id, slug}` to a connection's shape.
+fn with_odata(connection: &mut Value, services: &[(ConnectionId, i64, String)]) {
+    let id = connection["id"].as_str().unwrap_or_default().to_owned();
+    if let Some((_, service, slug)) = services.iter().find(|(c, _, _)| c.to_string() == id) {
+        connection["odata"] = json!({ "id": service.to_string(), "slug": slug });
+    }
 }
 
 pub(super) async fn list_mappings(

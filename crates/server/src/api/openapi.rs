@@ -150,6 +150,11 @@ fn first_schemas(text: &Value) -> Value {
                 "sf_info": { "type": "object", "properties": { "api_version": text } },
                 "features": { "type": "object" },
                 "mappings": { "type": "array", "items": reference("Mapping") },
+                "odata": {
+                    "type": "object",
+                    "required": ["id", "slug"],
+                    "properties": { "id": text, "slug": text },
+                },
             },
         },
         "ConnectionList": list_of("Connection"),
@@ -210,6 +215,48 @@ fn first_schemas(text: &Value) -> Value {
 /// Diagnoses.
 fn validation_schemas(text: &Value) -> Value {
     json!({
+        "ODataResource": {
+            "type": "object",
+            "required": ["id", "services", "exported", "schema_name", "table_name", "is_valid"],
+            "properties": {
+                "id": text, "services": { "type": "array", "items": text },
+                "exported": { "type": "boolean" }, "schema_name": text, "table_name": text,
+                "entity_set": text, "is_valid": { "type": "boolean" },
+                "problem": nullable("string"), "type": nullable("string"),
+            },
+        },
+        "ODataService": {
+            "type": "object",
+            "required": ["id", "slug", "connection", "enabled", "access_url", "resources",
+                         "api_hourly_rate_limit", "current_hourly_api_usage", "credentials",
+                         "statement_timeout"],
+            "properties": {
+                "id": text, "slug": text,
+                "connection": { "type": "object", "required": ["id"], "properties": { "id": text } },
+                "enabled": { "type": "boolean" }, "writable": { "type": "boolean" },
+                "search_enabled": { "type": "boolean" }, "access_url": text,
+                "resources": { "type": "array", "items": reference("ODataResource") },
+                "api_hourly_rate_limit": { "type": "integer" },
+                "current_hourly_api_usage": { "type": "integer", "minimum": 0 },
+                "credentials": {
+                    "type": "object",
+                    "properties": { "user": nullable("string"), "password": text },
+                },
+                "statement_timeout": { "type": "integer" },
+                "detail_url": text,
+            },
+        },
+        "ODataServiceList": list_of("ODataService"),
+        "ODataServiceChange": {
+            "type": "object",
+            "properties": {
+                "enabled": { "type": "boolean" }, "writable": { "type": "boolean" },
+                "search_enabled": { "type": "boolean" },
+                "api_hourly_rate_limit": { "type": "integer", "minimum": 1 },
+                "statement_timeout": { "type": "integer", "minimum": 100, "maximum": 120000 },
+                "credential_overlap_seconds": { "type": "integer", "minimum": 0 },
+            },
+        },
         "Redirect": {
             "type": "object",
             "required": ["redirect"],
@@ -249,7 +296,36 @@ fn validation_schemas(text: &Value) -> Value {
 
 /// Failed writes, documents, describes, notifications, the audit trail.
 fn other_schemas(text: &Value) -> Value {
+    let count = json!({ "type": "integer" });
     json!({
+        "NewArchive": {
+            "type": "object",
+            "required": ["object", "where"],
+            "properties": {
+                "object": text, "where": text,
+                "hard_delete": { "type": "boolean" }, "publish": { "type": "boolean" },
+            },
+        },
+        "ArchiveStarted": {
+            "type": "object",
+            "required": ["id", "status_url"],
+            "properties": { "id": count, "status_url": text, "entity_set": nullable("string") },
+        },
+        "ArchiveJob": {
+            "type": "object",
+            "required": ["id", "object", "where", "state", "step", "counts"],
+            "properties": {
+                "id": count, "connection_id": count, "object": text, "where": text,
+                "hard_delete": { "type": "boolean" }, "state": text, "step": text,
+                "counts": {
+                    "type": "object",
+                    "properties": {
+                        "selected": count, "verified": count, "deleted": count, "failed": count,
+                    },
+                },
+                "error": nullable("string"), "status_url": text,
+            },
+        },
         "FailedWrite": {
             "type": "object",
             "required": ["id", "table_name", "message", "created_at"],

@@ -12,7 +12,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, on};
 use pgforce_sync::{Engine, Role};
 
+use super::archives;
 use super::handlers as h;
+use super::odata as o;
 use crate::auth::Caller;
 
 /// A query parameter: name, JSON Schema type, what it does.
@@ -101,9 +103,27 @@ const ACKNOWLEDGED: [QueryParam; 3] = [AFTER, BEFORE, OF_TYPE];
 
 /// Every route of the API.
 pub fn all() -> Vec<Route> {
-    use Role::{Deploy, Manage, Operate, View};
+    use Role::{Archive, Deploy, Manage, Operate, View};
     let (get, post, delete) = (Method::GET, Method::POST, Method::DELETE);
     vec![
+        Route::new(
+            post.clone(),
+            "/connections/{id}/archives",
+            Archive,
+            "Start an archive job: records matching a SOQL condition are copied into the archive table, verified, and deleted in Salesforce by a worker of `pgforce run`",
+            "ArchiveStarted",
+            archives::create_archive,
+        )
+        .body("NewArchive")
+        .answers(202, Some("ArchiveStarted")),
+        Route::new(
+            get.clone(),
+            "/archives/{id}",
+            Archive,
+            "Read an archive job: state, step and counts",
+            "ArchiveJob",
+            archives::read_archive,
+        ),
         Route::new(
             get.clone(),
             "/connections",
@@ -306,7 +326,7 @@ pub fn all() -> Vec<Route> {
             h::read_mapping,
         ),
         Route::new(
-            delete,
+            delete.clone(),
             "/mappings/{id}",
             Deploy,
             "Delete a mapping (its table and rows stay)",
@@ -332,13 +352,63 @@ pub fn all() -> Vec<Route> {
         )
         .answers(202, Some("Empty")),
         Route::new(
-            post,
+            post.clone(),
             "/users/me/apps/{app}/auth",
             View,
             "Heroku Connect's discovery answer",
             "AuthAnswer",
             h::authorize_app,
         ),
+        Route::new(
+            get.clone(),
+            "/odata/services",
+            View,
+            "List OData services (one per connection; Heroku External Objects)",
+            "ODataServiceList",
+            o::list_services,
+        ),
+        Route::new(
+            get.clone(),
+            "/odata/services/{id}",
+            View,
+            "Read an OData service: its URL, published relations, usage this hour",
+            "ODataService",
+            o::read_service,
+        ),
+        Route::new(
+            Method::PATCH,
+            "/odata/services/{id}",
+            Deploy,
+            "Change an OData service's settings; enabled (needs manage) true makes credentials and answers them once, false revokes every credential",
+            "ODataService",
+            o::update_service,
+        )
+        .body("ODataServiceChange"),
+        Route::new(
+            post,
+            "/odata/services/{id}/credentials/actions/reset",
+            Manage,
+            "New credentials for an OData service, answered once; the previous ones keep working for 10 minutes",
+            "ODataService",
+            o::reset_credentials,
+        ),
+        Route::new(
+            Method::PUT,
+            "/odata/services/{id}/resources/{resource}",
+            Deploy,
+            "Publish a table or view (schema.table) as an entity set: a table needs a primary key, a view a column named id",
+            "ODataResource",
+            o::publish,
+        ),
+        Route::new(
+            delete,
+            "/odata/services/{id}/resources/{resource}",
+            Deploy,
+            "Stop publishing a table or view (schema.table)",
+            "Empty",
+            o::unpublish,
+        )
+        .answers(204, None),
         Route::new(
             get,
             "/audit",

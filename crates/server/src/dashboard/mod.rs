@@ -13,11 +13,13 @@
 //! written per minute over the last 24 hours and, for `manage` tokens, the audit trail. It
 //! refreshes itself every 5 seconds. For `deploy` tokens, a mapping editor picks an
 //! object's fields from the org's describe and saves the mapping (checked against the org,
-//! as the API does). No scripts, no separate front-end build: one small stylesheet, served
+//! as the API does). Each connection's OData service (`odata`) shows its URL, usage and
+//! published relations, with publish, unpublish and credential-reset forms. No scripts, no separate front-end build: one small stylesheet, served
 //! as a file of its own (`/dashboard/style.css`) so the content security policy can
 //! refuse every inline style and script.
 
 mod cookies;
+mod odata;
 mod origin;
 
 use axum::Router;
@@ -56,6 +58,7 @@ pub fn router() -> Router<Engine> {
         .route(WRITES_PATH, post(decide_write))
         .route(EDITOR_PATH, get(mapping_editor))
         .route(MAPPINGS_PATH, post(save_mapping))
+        .route(odata::ODATA_PATH, post(odata::act))
         .layer(from_fn(|request: Request, next: Next| {
             origin::guard(LOGIN_PATH, request, next)
         }))
@@ -346,6 +349,7 @@ async fn decide_write(
 
 async fn overview(
     State(engine): State<Engine>,
+    axum::Extension(scheme): axum::Extension<crate::Scheme>,
     cookies: Cookies,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
@@ -368,7 +372,11 @@ async fn overview(
         .await?
     {
         body.push_str(&connection_section(&engine, &connection, &caller, &csrf).await?);
+        body.push_str(
+            &odata::section(&engine, connection.id, &caller, &csrf, &headers, scheme).await?,
+        );
     }
+    body.push_str(&archive_section(&engine.recent_archive_jobs(20).await?));
     if caller.require(Role::Manage).is_ok() {
         body.push_str("<h2>Audit trail</h2><table id=\"audit\"><tr><th>When</th><th>Token</th><th>Action</th><th>Target</th></tr>");
         for entry in engine.admin().audit_trail(20).await? {
@@ -383,6 +391,36 @@ async fn overview(
         body.push_str("</table>");
     }
     Ok(page("pgforce", true, &body).into_response())
+}
+
+/// The latest archive jobs with their step and counts (none: nothing shown).
+fn archive_section(jobs: &[pgforce_sync::ArchiveJob]) -> String {
+    if jobs.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "<h2>Archive jobs</h2><table id=\"archives\"><tr><th>Job</th><th>Object</th><th>Where</th>\
+         <th>State</th><th>Step</th><th>Copied</th><th>Verified</th><th>Deleted</th>\
+         <th>Refused</th><th>Error</th></tr>",
+    );
+    for job in jobs {
+        out.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td>{}</td><td>{}</td><td>{}</td></tr>",
+            job.id,
+            escape(&job.object),
+            escape(&job.where_clause),
+            job.state.as_str(),
+            job.step.as_str(),
+            job.selected,
+            job.verified,
+            job.deleted,
+            job.failed,
+            escape(job.error.as_deref().unwrap_or(""))
+        ));
+    }
+    out.push_str("</table>");
+    out
 }
 
 /// Minutes per bar of the activity chart (24 hours: 144 bars).
@@ -714,6 +752,34 @@ mod tests {
             activity_chart(&[]).contains("peak 1.0"),
             "an empty chart still draws"
         );
+    }
+
+    #[test]
+    fn archive_jobs_show_their_counts_with_the_condition_escaped() {
+        let job = pgforce_sync::ArchiveJob {
+            id: 7,
+            connection_id: pgforce_sync::ConnectionId::from(1),
+            object: "Case".to_owned(),
+            where_clause: "Subject = '<b>'".to_owned(),
+            hard_delete: false,
+            state: pgforce_sync::ArchiveState::Running,
+            step: pgforce_sync::ArchiveStep::Delete,
+            selected: 10,
+            verified: 10,
+            deleted: 4,
+            failed: 0,
+            error: None,
+        };
+        let html = archive_section(&[job]);
+        assert!(
+            html.contains("<td>running</td><td>delete</td><td>10</td><td>10</td><td>4</td>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("&lt;b&gt;") && !html.contains("<b>"),
+            "{html}"
+        );
+        assert_eq!(archive_section(&[]), "");
     }
 
     #[test]

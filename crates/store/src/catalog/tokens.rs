@@ -26,11 +26,31 @@ pub enum Role {
     Deploy,
     /// Also connections and their credentials, tokens and the audit trail.
     Manage,
+    /// Only start and read archive jobs (for Salesforce's own callouts): outside the
+    /// ladder, it grants nothing else, not even viewing.
+    Archive,
 }
 
 impl Role {
-    /// Every role, weakest first.
-    pub const ALL: [Self; 4] = [Self::View, Self::Operate, Self::Deploy, Self::Manage];
+    /// Every role: the ladder weakest first, then the narrow archive scope.
+    pub const ALL: [Self; 5] = [
+        Self::View,
+        Self::Operate,
+        Self::Deploy,
+        Self::Manage,
+        Self::Archive,
+    ];
+
+    /// Whether a token of this role may call what needs `needed`. The ladder grants every
+    /// rung below its own; archive routes are open to `archive` tokens and to operators
+    /// (`operate` and above); an `archive` token is granted nothing else.
+    pub fn grants(self, needed: Self) -> bool {
+        match (self, needed) {
+            (Self::Archive, needed) => needed == Self::Archive,
+            (own, Self::Archive) => own >= Self::Operate,
+            (own, needed) => own >= needed,
+        }
+    }
 
     /// The role's name, as stored and typed.
     pub fn as_str(self) -> &'static str {
@@ -39,6 +59,7 @@ impl Role {
             Self::Operate => "operate",
             Self::Deploy => "deploy",
             Self::Manage => "manage",
+            Self::Archive => "archive",
         }
     }
 
@@ -301,5 +322,16 @@ mod tests {
             assert_eq!(Role::parse(role.as_str()), Some(role));
         }
         assert_eq!(Role::parse("admin"), None);
+    }
+
+    #[test]
+    fn the_archive_role_grants_archive_routes_only() {
+        assert!(Role::Archive.grants(Role::Archive));
+        for needed in [Role::View, Role::Operate, Role::Deploy, Role::Manage] {
+            assert!(!Role::Archive.grants(needed), "{needed}");
+        }
+        assert!(!Role::View.grants(Role::Archive));
+        assert!(Role::Operate.grants(Role::Archive) && Role::Manage.grants(Role::Archive));
+        assert!(Role::Manage.grants(Role::View) && !Role::View.grants(Role::Operate));
     }
 }

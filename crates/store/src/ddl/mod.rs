@@ -25,7 +25,7 @@ pub use mapped_table::{
 
 /// The first statement of every DDL transaction: a transaction-scoped advisory lock
 /// ("pgf-ddl" in ASCII) that serialises pgforce's schema changes.
-const SERIAL_DDL: &str = "select pg_advisory_xact_lock(31638885937472620);\n";
+pub(crate) const SERIAL_DDL: &str = "select pg_advisory_xact_lock(31638885937472620);\n";
 
 /// Fills `{name}` placeholders of a SQL template.
 fn render(template: &str, values: &[(&str, String)]) -> String {

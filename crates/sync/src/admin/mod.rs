@@ -11,18 +11,21 @@
 //! freshness), `validate` (diagnosing a connection), `status` (`pgforce status`),
 //! `scrape` (metrics), `authorize` (the OAuth web-server flow), `access` (API tokens and
 //! dashboard sessions), `audit` (the audit trail), `inspect` (refused writes,
-//! notifications, describes, activity).
+//! notifications, describes, activity), `odata` (OData services: management and the
+//! endpoint's check of its callers).
 
 mod access;
 mod audit;
 mod authorize;
 mod inspect;
+mod odata;
 mod scrape;
 mod status;
 mod validate;
 mod views;
 
 pub use authorize::{Authorized, ConsentRequest, OpenedConsent};
+pub use odata::{ODataAccess, ODataCredentials, ODataGrant, ODataResource, ODataService};
 pub use status::{ConnectionStatus, MappingStatus, Status, WriterStatus};
 pub use validate::{Check, Diagnosis, Outcome as CheckOutcome};
 pub(crate) use views::Kept;

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use pgforce_store::catalog::{connections, rejected, status};
+use pgforce_store::catalog::{archive, connections, rejected, status};
 use pgforce_store::table::rows;
 
 use super::status::{Counted, connection_statuses, mapping_status, writer_statuses};
@@ -41,6 +41,11 @@ impl Admin {
         mapping_gauges(&status, &mut out);
         writer_gauges(&status, &mut out);
         connection_gauges(&status, &mut out);
+        let archives = {
+            let pg = self.engine.session().await?;
+            archive::totals(&*pg).await.map_err(Error::catalog)?
+        };
+        archive_gauges(&archives, &mut out);
         self.api_usage_gauges(&mut out);
         Ok(out.finish())
     }
@@ -247,5 +252,42 @@ fn connection_gauges(status: &Status, out: &mut Exposition) {
             ("state", c.state.as_str().to_owned()),
         ];
         sample(out, "pgforce_connection_state", &labels, 1.0);
+    }
+}
+
+/// Archive jobs' records by step, and jobs by state, read from the catalog (so every
+/// process reports the same, and the totals survive restarts: jobs are never deleted).
+fn archive_gauges(totals: &[archive::Totals], out: &mut Exposition) {
+    out.family(
+        "pgforce_archive_records_total",
+        "counter",
+        "Records archive jobs moved, by step: copied into the archive, verified, deleted in Salesforce, refused by Salesforce, restored by unarchive.",
+    );
+    for t in totals {
+        for (step, n) in [
+            ("copied", t.selected),
+            ("verified", t.verified),
+            ("deleted", t.deleted),
+            ("refused", t.failed),
+            ("restored", t.restored),
+        ] {
+            let labels = [
+                ("connection", t.connection.clone()),
+                ("object", t.object.clone()),
+                ("step", step.to_owned()),
+            ];
+            sample(out, "pgforce_archive_records_total", &labels, n as f64);
+        }
+    }
+    out.family("pgforce_archive_jobs", "gauge", "Archive jobs by state.");
+    for t in totals {
+        for (state, n) in &t.jobs {
+            let labels = [
+                ("connection", t.connection.clone()),
+                ("object", t.object.clone()),
+                ("state", state.clone()),
+            ];
+            sample(out, "pgforce_archive_jobs", &labels, *n as f64);
+        }
     }
 }

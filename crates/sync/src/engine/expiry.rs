@@ -1,13 +1,14 @@
-//! Deleting what has expired. Dashboard sessions, consents in progress and kept diagnoses
-//! are refused once they expire, but their rows would stay forever: a table anyone can
-//! make grow (every login page, every consent started) must also shrink. A running engine
-//! deletes them at start and every [`EVERY`], with the sessions of expired or revoked
-//! tokens.
+//! Deleting what has expired. Dashboard sessions, consents in progress, kept diagnoses and
+//! OData credentials are refused once they expire, but their rows would stay forever: a
+//! table anyone can make grow (every login page, every consent started) must also shrink.
+//! OData usage older than a day goes too (the hourly limit reads only the current hour).
+//! A running engine deletes them at start and every [`EVERY`], with the sessions of
+//! expired or revoked tokens.
 
 use std::time::Duration;
 
 use pgforce_store::Session;
-use pgforce_store::catalog::{authorizations, tokens, validations};
+use pgforce_store::catalog::{authorizations, odata, tokens, validations};
 use tokio::sync::watch;
 
 use super::Engine;
@@ -38,6 +39,7 @@ async fn purge(pg: &Session) {
         ("dashboard sessions", tokens::purge_sessions(pg).await),
         ("authorizations", authorizations::purge_expired(pg).await),
         ("validations", validations::purge_expired(pg).await),
+        ("OData credentials and usage", odata::purge(pg).await),
     ];
     for (what, outcome) in passes {
         match outcome {

@@ -28,6 +28,7 @@
 //! `authorize` (the OAuth web-server flow), `rotation` (kept secrets sealed again under the
 //! operator's first key), `expiry` (deleting expired sessions, consents and diagnoses).
 
+mod archiving;
 mod connections;
 mod documents;
 mod expiry;
@@ -98,6 +99,7 @@ pub struct EngineOptions {
 }
 
 pub use crate::config::DEFAULT_POOL_SIZE;
+pub use archiving::{ArchiveRequest, UnarchiveRequest, Unarchived};
 
 impl EngineOptions {
     /// The options a configuration file's `[engine]` asks for.

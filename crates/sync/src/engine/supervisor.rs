@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use pgforce_store::catalog::connections::ConnectionRow;
 use pgforce_store::catalog::mappings::{self, MappingRow};
-use pgforce_store::catalog::{CATALOG_CHANNEL, NUDGE_CHANNEL, connections, events};
+use pgforce_store::catalog::{CATALOG_CHANNEL, NUDGE_CHANNEL, archive, connections, events};
 use pgforce_store::notify::Listener;
 use pgforce_store::{Access, ConnectionId, MappingId, MappingState, Session};
 use tokio::sync::watch;
@@ -30,6 +30,7 @@ use tokio::task::JoinSet;
 
 use super::Engine;
 use super::setup::{LiveConnection, LiveMapping};
+use crate::archive::ArchiveWorker;
 use crate::config::ChangeEvents;
 use crate::error::{Error, Result};
 use crate::error_policy::{self, Decision};
@@ -45,6 +46,7 @@ enum WorkerKey {
     Reader(MappingId),
     Writer(ConnectionId),
     Subscriber(ConnectionId),
+    Archive(i64),
 }
 
 /// A worker that should run, and how to start it.
@@ -57,6 +59,7 @@ enum Starter {
     Reader(Box<ReaderWorker>),
     Writer(Box<WriteWorker>),
     Subscriber(Box<SubscriberWorker>),
+    Archive(Box<ArchiveWorker>),
 }
 
 /// A worker that runs (or is stopping).
@@ -276,6 +279,7 @@ fn start(
         Starter::Subscriber(worker) => {
             workers.spawn(async move { (key, worker.run(stopped).await) })
         }
+        Starter::Archive(worker) => workers.spawn(async move { (key, worker.run(stopped).await) }),
     };
     state.tasks.insert(handle.id(), key);
     state.running.insert(
@@ -350,6 +354,7 @@ async fn wanted_workers(
     let catalog = Error::catalog;
     let all_connections = connections::list(pg).await.map_err(catalog)?;
     let all_mappings = mappings::list(pg, None).await.map_err(catalog)?;
+    let open_jobs = archive::open_jobs(pg).await.map_err(catalog)?;
     let mut wanted = HashMap::new();
     for connection in all_connections.iter().filter(|c| !c.paused) {
         let live = match engine.live(connection) {
@@ -387,6 +392,26 @@ async fn wanted_workers(
                 }
                 continue;
             };
+            for job in open_jobs
+                .iter()
+                .filter(|j| j.connection_id == connection.id)
+                .filter(|j| j.object.eq_ignore_ascii_case(&mapping.mapping.object))
+            {
+                wanted.insert(
+                    WorkerKey::Archive(job.id),
+                    Wanted {
+                        fingerprint: format!("{}/{}", connection.revision, row.revision),
+                        start: Starter::Archive(Box::new(ArchiveWorker {
+                            database_url: engine.shared.database_url.clone(),
+                            salesforce: live.salesforce.clone(),
+                            schema: live.schema.clone(),
+                            mapping: mapping.mapping.clone(),
+                            job: job.id,
+                            lease: engine.shared.options.lease,
+                        })),
+                    },
+                );
+            }
             if row.access == Access::ReadWrite {
                 writable.push(mapping.clone());
             }

@@ -64,6 +64,8 @@ use pgforce_store::{Ident, LogState, Session as Postgres};
 #[cfg(feature = "test-support")]
 pub use resume::ResumeOutcome;
 pub use resume::resume_pending;
+pub(crate) use resume::{CLOCK_MARGIN_SECONDS, candidates, same_values};
+pub(crate) use send::record_for;
 #[cfg(feature = "test-support")]
 pub use server_errors::MAX_SERVER_ERROR_ATTEMPTS;
 pub(crate) use server_errors::ServerErrors;

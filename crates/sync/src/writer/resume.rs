@@ -45,7 +45,7 @@ pub struct ResumeOutcome {
 }
 
 /// Margin for clock differences between Postgres and Salesforce.
-const CLOCK_MARGIN_SECONDS: f64 = 300.0;
+pub(crate) const CLOCK_MARGIN_SECONDS: f64 = 300.0;
 
 /// Settles the PENDING rows of the connection's trigger log but those `left` names (a
 /// paused mapping's, creates Salesforce may still be running) and those of bulk jobs not
@@ -66,7 +66,8 @@ pub async fn resume_pending(
             continue;
         }
         let since = pending.iter().map(|d| &d.claimed_before).min().cloned();
-        let candidates = candidates(sf, mapping, &pending, since.as_deref().unwrap_or("")).await?;
+        let changes: Vec<&Change> = pending.iter().map(|doubt| &doubt.change).collect();
+        let candidates = candidates(sf, mapping, &changes, since.as_deref().unwrap_or("")).await?;
         let mut taken = owned(pg, schema, mapping, &candidates).await?;
         // Adopted together, in one transaction per mapping.
         let mut adopted: Vec<(&Doubt, Record)> = Vec::new();
@@ -297,10 +298,10 @@ const MAX_FILTER_CHARS: usize = 3_500;
 /// oldest claim: thousands of pages on a busy org when one field repeats across creates
 /// (the same e-mail in many bursts), read through a cursor the reader's own paging may
 /// release midway. The creates are split so that each query's lists stay short.
-async fn candidates(
+pub(crate) async fn candidates(
     sf: &Salesforce,
     mapping: &Mapping,
-    pending: &[Doubt],
+    pending: &[&Change],
     since: &str,
 ) -> Result<Vec<Record>> {
     let (fields, literals) = narrowing_fields(mapping, pending);
@@ -343,11 +344,11 @@ fn in_lists(fields: &[&str], creates: &[&Vec<String>]) -> String {
 /// values in them as SOQL literals (in the fields' order); no fields when none qualifies.
 fn narrowing_fields<'m>(
     mapping: &'m Mapping,
-    pending: &[Doubt],
+    pending: &[&Change],
 ) -> (Vec<&'m str>, Vec<Vec<String>>) {
     let wanted: Vec<Record> = pending
         .iter()
-        .map(|doubt| record_for(mapping, &doubt.change))
+        .map(|change| record_for(mapping, change))
         .collect();
     let filled = |field: &str, record: &Record| match record.get(field) {
         Some(Value::String(value)) if !value.trim().is_empty() => {
@@ -439,7 +440,7 @@ async fn query_with_restarts(
 /// Whether a Salesforce record carries every value a create would have sent. Dates and
 /// datetimes are compared by their leading digits (Salesforce adds a time-zone suffix and
 /// milliseconds); numbers by value.
-fn same_values(mapping: &Mapping, wanted: &Record, record: &Record) -> bool {
+pub(crate) fn same_values(mapping: &Mapping, wanted: &Record, record: &Record) -> bool {
     let (equal, compared) = compare(mapping, wanted, record);
     compared > 0 && equal == compared
 }

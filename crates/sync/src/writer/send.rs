@@ -84,7 +84,7 @@ pub(super) fn to_salesforce(value: Option<&str>, pg_type: PgType) -> Value {
 
 /// The Salesforce record for a change: writable mapped fields only, and relationship
 /// external-id columns as references to the parent by its external id.
-pub(super) fn record_for(mapping: &Mapping, change: &Change) -> Record {
+pub(crate) fn record_for(mapping: &Mapping, change: &Change) -> Record {
     let mut record = Record::new();
     for field in &mapping.fields {
         let writable = match change.action {
