@@ -223,6 +223,23 @@ async fn every_operator_function_and_literal_type_filters_as_odata_says() {
         ("minute(wake) eq 30", &[1]),
         ("second(seen) eq 15", &[2]),
         ("date(seen) eq 2024-02-01", &[2]),
+        ("time(seen) eq 10:00:00", &[1]),
+        ("age add 5 eq 35", &[1]),
+        ("age sub 5 gt 30", &[2]),
+        ("age mul 2 eq 90", &[2]),
+        ("age div 4 eq 7", &[1]),
+        ("age divby 4 eq 7.5", &[1]),
+        ("age mod 7 eq 3", &[2]),
+        ("age div 0 eq 1 or age mod 0 eq 1", &[]),
+        ("score mul 2 gt 21", &[2]),
+        ("ratio add 1 lt 2", &[1, 4]),
+        ("age add 1 mul 2 eq 32", &[1]),
+        ("(age add 1) mul 2 eq 62", &[1]),
+        ("length(name) sub 1 eq 2", &[1]),
+        (
+            "age mul 9223372036854775807 mul 9223372036854775807 gt 0",
+            &[1, 2, 4],
+        ),
         ("name eq name", &[1, 2, 3, 4]),
         ("age eq age", &[1, 2, 3, 4]),
         ("1 eq 1", &[1, 2, 3, 4]),
@@ -311,7 +328,11 @@ async fn bad_input_is_a_query_error_naming_what_and_where() {
     assert!(error.message.contains("offset 15"), "{}", error.message);
     let error = parse_error(&people, &[("$filter", "name eq 'x")]);
     assert!(error.message.contains("offset 8") && error.message.contains("not closed"));
-    let error = parse_error(&people, &[("$filter", "age add 1 eq 2")]);
+    let error = parse_error(&people, &[("$filter", "age in (1, 2)")]);
+    assert_eq!(error.code, QueryError::NOT_SUPPORTED);
+    let error = parse_error(&people, &[("$filter", "name add 1 eq 2")]);
+    assert_eq!(error.code, "TypeMismatch");
+    let error = parse_error(&people, &[("$filter", "age has 1")]);
     assert_eq!(error.code, QueryError::NOT_SUPPORTED);
     let error = parse_error(&people, &[("$filter", "duration'P1D' eq age")]);
     assert_eq!(error.code, QueryError::NOT_SUPPORTED);
@@ -763,8 +784,12 @@ async fn writes_to_a_synced_table_are_captured_by_its_trigger() {
     let row = odata::insert(&tx, &account, body.as_object().unwrap())
         .await
         .unwrap();
-    for column in ["sfid", "_hc_lastop", "systemmodstamp"] {
-        let body = json!({ column: "x" });
+    for (column, value) in [
+        ("sfid", "x"),
+        ("_hc_lastop", "x"),
+        ("systemmodstamp", "2030-01-01T00:00:00Z"),
+    ] {
+        let body = json!({ column: value });
         let error = odata::insert(&tx, &account, body.as_object().unwrap())
             .await
             .unwrap_err();
@@ -774,19 +799,40 @@ async fn writes_to_a_synced_table_are_captured_by_its_trigger() {
             "{column}"
         );
     }
+    // Every field sent back unchanged (as Salesforce's UI edits do), one of them edited.
+    let key = odata::parse_key(&account, &format!("({})", row["id"])).unwrap();
+    let mut edit = row.clone();
+    edit.insert("name".to_owned(), json!("Acme Inc"));
+    let UpdateOutcome::Updated(updated) = odata::update(&tx, &account, &key, &edit, None)
+        .await
+        .unwrap()
+    else {
+        panic!("the row exists");
+    };
+    assert_eq!(updated["name"], json!("Acme Inc"));
+    edit.insert("sfid".to_owned(), json!("001000000000001AAA"));
+    let error = odata::update(&tx, &account, &key, &edit, None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.query_error().map(|e| e.code),
+        Some("ReadOnlyProperty")
+    );
     tx.commit().await.unwrap();
-    let logged = client
+    let logged: Vec<(String, i32)> = client
         .query(
-            "select action::text, record_id from salesforce._trigger_log where state = 'NEW'",
+            "select action::text, record_id from salesforce._trigger_log where state = 'NEW' order by id",
             &[],
         )
         .await
-        .unwrap();
-    assert_eq!(logged.len(), 1);
-    assert_eq!(logged[0].get::<_, String>(0), "INSERT");
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let id = i32::try_from(row["id"].as_i64().unwrap()).unwrap();
     assert_eq!(
-        i64::from(logged[0].get::<_, i32>(1)),
-        row["id"].as_i64().unwrap()
+        logged,
+        [("INSERT".to_owned(), id), ("UPDATE".to_owned(), id)]
     );
 }
 
@@ -908,6 +954,11 @@ async fn garbage_filters_are_query_errors_never_panics() {
         "M",
         "INF",
         "'a\u{0}b'",
+        "add",
+        "mul",
+        "div",
+        "mod",
+        "divby",
     ];
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = || {
@@ -1048,4 +1099,239 @@ async fn garbage_options_and_tokens_are_query_errors() {
     let error =
         odata::parse_read(&persons, &pairs(&[("$skiptoken", &token)]), &limits).unwrap_err();
     assert_eq!(error.code, "InvalidSkipToken");
+}
+
+#[tokio::test]
+async fn request_transactions_on_pooled_sessions_are_bounded_in_time() {
+    let (db, client) = database(
+        "create view slow as select 1 as id, pg_sleep(5)::text as slept;
+         create table t (id int primary key);",
+    )
+    .await;
+    let slow = set(&client, "public", "slow").await;
+    let pool = pgforce_store::Pool::new(
+        &db.url,
+        pgforce_store::PoolOptions {
+            size: 1,
+            wait: Duration::from_secs(5),
+        },
+    )
+    .unwrap();
+    let mut session = pool.get().await.unwrap();
+    let tx = odata::request_transaction(&mut session, Duration::from_millis(200), false)
+        .await
+        .unwrap();
+    let query = odata::parse_read(&slow, &[], &Limits::default()).unwrap();
+    let error = odata::read(&tx, &slow, &query).await.unwrap_err();
+    // 57014: query_canceled (statement timeout).
+    assert_eq!(error.sqlstate(), Some("57014"), "{error}");
+    drop(tx);
+    let tx = odata::request_transaction(&mut session, Duration::from_secs(5), false)
+        .await
+        .unwrap();
+    let t = odata::describe(&tx, "public", "t").await.unwrap().unwrap();
+    let error = odata::insert(&tx, &t, json!({"id": 1}).as_object().unwrap())
+        .await
+        .unwrap_err();
+    // 25006: read_only_sql_transaction.
+    assert_eq!(error.sqlstate(), Some("25006"), "{error}");
+}
+
+/// A small xorshift generator: the same sequence on every run.
+struct Random(u64);
+
+impl Random {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len())]
+    }
+
+    /// A random, mostly well-formed filter expression.
+    fn expression(&mut self, depth: usize) -> String {
+        const ATOMS: &[&str] = &[
+            "id",
+            "name",
+            "age",
+            "score",
+            "ratio",
+            "born",
+            "seen",
+            "local_seen",
+            "active",
+            "uid",
+            "wake",
+            "code",
+            "photo",
+            "null",
+            "true",
+            "false",
+            "0",
+            "-1",
+            "2147483648",
+            "9223372036854775807",
+            "99999999999999999999999",
+            "1.5",
+            "-0.001M",
+            "1e308",
+            "3.4e39",
+            "1e-300",
+            "''",
+            "'a''b'",
+            "'%_\\'",
+            "'ünï'",
+            "2024-02-29",
+            "2024-01-31T10:00:00Z",
+            "0001-01-01T00:00:00-14:00",
+            "9999-12-31T23:59:59.999999999+14:00",
+            "23:59:59.999",
+            "00000000-0000-0000-0000-000000000000",
+        ];
+        const FUNCTIONS: &[&str] = &[
+            "contains",
+            "startswith",
+            "endswith",
+            "tolower",
+            "toupper",
+            "trim",
+            "length",
+            "indexof",
+            "concat",
+            "substring",
+            "year",
+            "month",
+            "day",
+            "hour",
+            "minute",
+            "second",
+            "date",
+            "time",
+        ];
+        const BINARY: &[&str] = &[
+            "eq", "ne", "gt", "ge", "lt", "le", "and", "or", "add", "sub", "mul", "div", "divby",
+            "mod",
+        ];
+        if depth == 0 {
+            return self.pick(ATOMS).to_owned();
+        }
+        match self.below(5) {
+            0 => self.pick(ATOMS).to_owned(),
+            1 => {
+                let function = self.pick(FUNCTIONS);
+                let args: Vec<String> = (0..1 + self.below(3))
+                    .map(|_| self.expression(depth - 1))
+                    .collect();
+                format!("{function}({})", args.join(","))
+            }
+            2 => format!("not ({})", self.expression(depth - 1)),
+            3 => format!("({})", self.expression(depth - 1)),
+            _ => {
+                let op = self.pick(BINARY);
+                format!(
+                    "{} {op} {}",
+                    self.expression(depth - 1),
+                    self.expression(depth - 1)
+                )
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn random_well_formed_filters_never_fail_in_postgres() {
+    let (_db, client) = database(PEOPLE).await;
+    let people = set(&client, "public", "people").await;
+    let mut random = Random(0x2545_f491_4f6c_dd1d);
+    let (mut accepted, mut refused) = (0, 0);
+    for _ in 0..4000 {
+        let filter = random.expression(4);
+        match odata::parse_read(&people, &pairs(&[("$filter", &filter)]), &Limits::default()) {
+            Ok(query) => {
+                accepted += 1;
+                odata::read(&client, &people, &query)
+                    .await
+                    .unwrap_or_else(|e| panic!("$filter={filter:?}: {e:?}"));
+            }
+            Err(error) => {
+                refused += 1;
+                assert!(!error.message.is_empty());
+            }
+        }
+    }
+    // Both outcomes are exercised.
+    assert!(
+        accepted > 100 && refused > 100,
+        "{accepted} accepted, {refused} refused"
+    );
+}
+
+#[tokio::test]
+async fn random_write_bodies_and_keys_are_input_errors_or_values_postgres_refuses() {
+    let (_db, mut client) = database(PEOPLE).await;
+    let people = set(&client, "public", "people").await;
+    let values = [
+        json!(null),
+        json!(true),
+        json!(0),
+        json!(-1),
+        json!(32768),
+        json!(2147483648_i64),
+        json!(1.5),
+        json!(1e300),
+        json!("x"),
+        json!(""),
+        json!("2024-02-29"),
+        json!("2024-02-30"),
+        json!("2024-01-31T10:00:00Z"),
+        json!("25:00"),
+        json!("10:00"),
+        json!("AQI="),
+        json!("not base64!"),
+        json!("abcdef01-2345-6789-abcd-ef0123456789"),
+        json!("NaN"),
+        json!("12345678901.5"),
+        json!([1]),
+        json!({"a": 1}),
+    ];
+    let names: Vec<String> = people.properties.iter().map(|p| p.name.clone()).collect();
+    let mut random = Random(0x5eed);
+    let mut stored = 0;
+    for round in 0..600 {
+        let mut body = serde_json::Map::new();
+        body.insert("id".to_owned(), json!(1000 + round));
+        for _ in 0..1 + random.below(4) {
+            let name = &names[random.below(names.len())];
+            body.insert(name.clone(), values[random.below(values.len())].clone());
+        }
+        let tx = odata::request_transaction(&mut client, Duration::from_secs(5), true)
+            .await
+            .unwrap();
+        match odata::insert(&tx, &people, &body).await {
+            Ok(row) => {
+                stored += 1;
+                let key = odata::parse_key(&people, &format!("({})", row["id"])).unwrap();
+                let (again, _) = odata::read_one(&tx, &people, &key, &[])
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(again, row, "{body:?}");
+            }
+            Err(error) if error.query_error().is_some() => {}
+            Err(error) => {
+                // Only values Postgres itself finds out of range (class 22) or duplicate
+                // keys (class 23) are left to it.
+                let class = error.sqlstate().map(|code| &code[..2]);
+                assert!(matches!(class, Some("22" | "23")), "{body:?}: {error:?}");
+            }
+        }
+        tx.rollback().await.unwrap();
+        let predicate = format!("({})", values[random.below(values.len())]);
+        let _ = odata::parse_key(&people, &predicate);
+    }
+    assert!(stored > 10, "{stored}");
 }

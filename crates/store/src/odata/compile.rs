@@ -6,16 +6,14 @@
 //! `x ne 'a'` is true when `x` is null. So `ne` becomes `is distinct from`, `eq` between
 //! two expressions `is not distinct from`, and `not` treats an unknown operand as false.
 
-use super::filter::{CmpOp, Expr, Literal};
+use super::filter::{ArithOp, CmpOp, Expr, Literal};
+use super::functions;
 use super::json::{Binds, Param, base_type, has_time_zone};
 use super::{EdmType, EntitySet, Property, QueryError, quote};
 
-/// The largest position or length `substring` passes on (longer than any text value).
-const MAX_POSITION: i64 = 1_073_741_824;
-
 /// The type of a compiled expression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Ty {
+pub(super) enum Ty {
     Bool,
     Int,
     Decimal,
@@ -44,7 +42,7 @@ impl Ty {
         }
     }
 
-    fn name(self) -> &'static str {
+    pub(super) fn name(self) -> &'static str {
         match self {
             Self::Bool => "Edm.Boolean",
             Self::Int => "an integer",
@@ -65,18 +63,22 @@ impl Ty {
 }
 
 /// A compiled expression.
-struct Sql<'a> {
-    text: String,
-    ty: Ty,
+pub(super) struct Sql<'a> {
+    pub(super) text: String,
+    pub(super) ty: Ty,
     /// The property it is, when it is one (literals compared with it take its type).
-    property: Option<&'a Property>,
+    pub(super) property: Option<&'a Property>,
     /// For timestamps: whether the value is a `timestamptz`.
-    time_zone: bool,
+    pub(super) time_zone: bool,
     /// What it is, for error messages: `property Name`, `tolower(…)`.
-    what: String,
+    pub(super) what: String,
 }
 
-fn invalid(code: &'static str, at: usize, message: impl std::fmt::Display) -> QueryError {
+pub(super) fn invalid(
+    code: &'static str,
+    at: usize,
+    message: impl std::fmt::Display,
+) -> QueryError {
     QueryError::new(
         code,
         Some("$filter".to_owned()),
@@ -141,7 +143,11 @@ fn condition(set: &EntitySet, expr: &Expr, binds: &mut Binds) -> Result<String, 
     }
 }
 
-fn compile<'a>(set: &'a EntitySet, expr: &Expr, binds: &mut Binds) -> Result<Sql<'a>, QueryError> {
+pub(super) fn compile<'a>(
+    set: &'a EntitySet,
+    expr: &Expr,
+    binds: &mut Binds,
+) -> Result<Sql<'a>, QueryError> {
     match expr {
         Expr::Literal { value, at } => natural_literal(value, *at, binds),
         Expr::Property { name, at } => {
@@ -185,7 +191,13 @@ fn compile<'a>(set: &'a EntitySet, expr: &Expr, binds: &mut Binds) -> Result<Sql
             right,
             at,
         } => compare(set, *op, left, right, *at, binds),
-        Expr::Call { function, args, at } => call(set, function, args, *at, binds),
+        Expr::Call { function, args, at } => functions::call(set, function, args, *at, binds),
+        Expr::Arith {
+            op,
+            left,
+            right,
+            at,
+        } => arithmetic(set, *op, left, right, *at, binds),
     }
 }
 
@@ -400,14 +412,20 @@ fn compare<'a>(
             let holds = matches!(op, CmpOp::Eq | CmpOp::Ge | CmpOp::Le);
             return Ok(boolean(holds.to_string(), "null comparison"));
         }
+        if !matches!(op, CmpOp::Eq | CmpOp::Ne) {
+            // Ordering against null is never true in OData; the other side is still
+            // checked, but its parameters stay out of the statement.
+            compile(set, other, &mut Binds::default())?;
+            return Ok(boolean("false".to_owned(), "null comparison"));
+        }
         let other = compile(set, other, binds)?;
+        let test = if op == CmpOp::Eq {
+            "is null"
+        } else {
+            "is not null"
+        };
         return Ok(boolean(
-            match op {
-                CmpOp::Eq => format!("({} is null)", other.text),
-                CmpOp::Ne => format!("({} is not null)", other.text),
-                // Ordering against null is never true in OData.
-                _ => "false".to_owned(),
-            },
+            format!("({} {test})", other.text),
             "null comparison",
         ));
     }
@@ -448,18 +466,10 @@ fn compare<'a>(
             (l, r)
         }
         (Some(value), None) => {
-            // Bind in textual order so placeholders read left to right.
-            let mut scratch = Binds::default();
-            let r_probe = compile(set, right, &mut scratch)?;
-            let probe = Sql {
-                text: String::new(),
-                ty: r_probe.ty,
-                property: r_probe.property,
-                time_zone: r_probe.time_zone,
-                what: r_probe.what,
-            };
-            let l = literal_for(&value, &probe, left.at(), binds)?;
+            // The right side first: the literal takes its type. (Placeholders need not
+            // read left to right; compiling each side once keeps the work linear.)
             let r = compile(set, right, binds)?;
+            let l = literal_for(&value, &r, left.at(), binds)?;
             (l, r)
         }
     };
@@ -493,6 +503,58 @@ fn compare<'a>(
     ))
 }
 
+/// Arithmetic, computed in `numeric` so that no input overflows; division and modulo by
+/// zero give null (so the comparison is false) instead of an error.
+fn arithmetic<'a>(
+    set: &'a EntitySet,
+    op: ArithOp,
+    left: &Expr,
+    right: &Expr,
+    at: usize,
+    binds: &mut Binds,
+) -> Result<Sql<'a>, QueryError> {
+    let l = compile(set, left, binds)?;
+    let r = compile(set, right, binds)?;
+    for side in [&l, &r] {
+        if !side.ty.numeric() {
+            return Err(invalid(
+                "TypeMismatch",
+                at,
+                format_args!(
+                    "{} is {}; arithmetic needs numbers",
+                    side.what,
+                    side.ty.name()
+                ),
+            ));
+        }
+    }
+    let (a, b) = (
+        format!("({})::pg_catalog.numeric", l.text),
+        format!("({})::pg_catalog.numeric", r.text),
+    );
+    let integers = l.ty == Ty::Int && r.ty == Ty::Int;
+    let text = match op {
+        ArithOp::Add => format!("({a} + {b})"),
+        ArithOp::Sub => format!("({a} - {b})"),
+        ArithOp::Mul => format!("({a} * {b})"),
+        ArithOp::Div if integers => format!("trunc({a} / nullif({b}, 0))"),
+        ArithOp::Div | ArithOp::DivBy => format!("({a} / nullif({b}, 0))"),
+        ArithOp::Mod => format!("mod({a}, nullif({b}, 0))"),
+    };
+    let ty = if integers && op != ArithOp::DivBy {
+        Ty::Int
+    } else {
+        Ty::Decimal
+    };
+    Ok(Sql {
+        text,
+        ty,
+        property: None,
+        time_zone: false,
+        what: "arithmetic".to_owned(),
+    })
+}
+
 /// A condition compared with a boolean literal, with OData's null rules (`null eq
 /// false` is false, `null ne true` is true); `eq true` stays the bare condition.
 fn bool_test<'a>(condition: String, literal: bool, op: CmpOp) -> Sql<'a> {
@@ -503,210 +565,6 @@ fn bool_test<'a>(condition: String, literal: bool, op: CmpOp) -> Sql<'a> {
         (_, false) => format!("(({condition}) is not false)"),
     };
     boolean(text, "condition")
-}
-
-/// `%`, `_` and `\` escaped for a LIKE pattern (backslash is LIKE's escape character).
-fn like_escape(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            escaped.push('\\');
-        }
-        escaped.push(c);
-    }
-    escaped
-}
-
-fn call<'a>(
-    set: &'a EntitySet,
-    function: &str,
-    args: &[Expr],
-    at: usize,
-    binds: &mut Binds,
-) -> Result<Sql<'a>, QueryError> {
-    let arity = |range: std::ops::RangeInclusive<usize>| {
-        if range.contains(&args.len()) {
-            Ok(())
-        } else {
-            Err(invalid(
-                "InvalidFilter",
-                at,
-                format_args!(
-                    "{function} takes {} argument(s), not {}",
-                    if range.start() == range.end() {
-                        range.start().to_string()
-                    } else {
-                        format!("{} or {}", range.start(), range.end())
-                    },
-                    args.len()
-                ),
-            ))
-        }
-    };
-    let typed = |sql: Sql<'a>, wanted: &[Ty], position: usize| {
-        if wanted.contains(&sql.ty) {
-            Ok(sql)
-        } else {
-            Err(invalid(
-                "TypeMismatch",
-                at,
-                format_args!(
-                    "argument {position} of {function} is {} ({}), expected {}",
-                    sql.what,
-                    sql.ty.name(),
-                    wanted
-                        .iter()
-                        .map(|t| t.name())
-                        .collect::<Vec<_>>()
-                        .join(" or ")
-                ),
-            ))
-        }
-    };
-    let arg = |binds: &mut Binds, index: usize, wanted: &[Ty]| -> Result<Sql<'a>, QueryError> {
-        let expr = args.get(index).ok_or_else(|| {
-            invalid(
-                "InvalidFilter",
-                at,
-                format_args!("{function} is missing an argument"),
-            )
-        })?;
-        typed(compile(set, expr, binds)?, wanted, index + 1)
-    };
-    let make = |text: String, ty: Ty| Sql {
-        text,
-        ty,
-        property: None,
-        time_zone: false,
-        what: format!("{function}(…)"),
-    };
-    let string = [Ty::String];
-    match function {
-        "contains" | "startswith" | "endswith" => {
-            arity(2..=2)?;
-            let haystack = arg(binds, 0, &string)?;
-            if let Some(Expr::Literal {
-                value: Literal::String(needle),
-                ..
-            }) = args.get(1)
-            {
-                let escaped = like_escape(needle);
-                let pattern = match function {
-                    "contains" => format!("%{escaped}%"),
-                    "startswith" => format!("{escaped}%"),
-                    _ => format!("%{escaped}"),
-                };
-                let placeholder = binds.push(Param::Text(pattern));
-                let text = format!("({} like {placeholder}::pg_catalog.text)", haystack.text);
-                return Ok(make(text, Ty::Bool));
-            }
-            let needle = arg(binds, 1, &string)?;
-            let (h, n) = (haystack.text, needle.text);
-            let text = match function {
-                "contains" => format!("(strpos({h}, {n}) > 0)"),
-                "startswith" => format!("(strpos({h}, {n}) = 1)"),
-                _ => format!("(right({h}, char_length({n})) = {n})"),
-            };
-            Ok(make(text, Ty::Bool))
-        }
-        "tolower" | "toupper" | "trim" => {
-            arity(1..=1)?;
-            let s = arg(binds, 0, &string)?;
-            let sql = match function {
-                "tolower" => "lower",
-                "toupper" => "upper",
-                _ => "btrim",
-            };
-            Ok(make(format!("{sql}({})", s.text), Ty::String))
-        }
-        "length" => {
-            arity(1..=1)?;
-            let s = arg(binds, 0, &string)?;
-            Ok(make(format!("char_length({})", s.text), Ty::Int))
-        }
-        "indexof" => {
-            arity(2..=2)?;
-            let s = arg(binds, 0, &string)?;
-            let n = arg(binds, 1, &string)?;
-            Ok(make(
-                format!("(strpos({}, {}) - 1)", s.text, n.text),
-                Ty::Int,
-            ))
-        }
-        "concat" => {
-            arity(2..=2)?;
-            let a = arg(binds, 0, &string)?;
-            let b = arg(binds, 1, &string)?;
-            Ok(make(format!("({} || {})", a.text, b.text), Ty::String))
-        }
-        "substring" => {
-            arity(2..=3)?;
-            let s = arg(binds, 0, &string)?;
-            let start = arg(binds, 1, &[Ty::Int])?;
-            // Bounded first: a position far beyond any string must not overflow int4.
-            let bounded = |value: &str| format!("least(greatest({value}, 0), {MAX_POSITION})");
-            let text = if args.len() == 3 {
-                let length = arg(binds, 2, &[Ty::Int])?;
-                format!(
-                    "substr({}, ({} + 1)::pg_catalog.int4, {}::pg_catalog.int4)",
-                    s.text,
-                    bounded(&start.text),
-                    bounded(&length.text)
-                )
-            } else {
-                format!(
-                    "substr({}, ({} + 1)::pg_catalog.int4)",
-                    s.text,
-                    bounded(&start.text)
-                )
-            };
-            Ok(make(text, Ty::String))
-        }
-        "year" | "month" | "day" | "hour" | "minute" | "second" => {
-            arity(1..=1)?;
-            let wanted: &[Ty] = match function {
-                "year" | "month" | "day" => &[Ty::Date, Ty::DateTimeOffset],
-                _ => &[Ty::DateTimeOffset, Ty::TimeOfDay],
-            };
-            let value = arg(binds, 0, wanted)?;
-            let source = utc(&value);
-            let text = if function == "second" {
-                format!("floor(extract(second from {source}))::pg_catalog.int4")
-            } else {
-                format!("extract({function} from {source})::pg_catalog.int4")
-            };
-            Ok(make(text, Ty::Int))
-        }
-        "date" => {
-            arity(1..=1)?;
-            let value = arg(binds, 0, &[Ty::DateTimeOffset])?;
-            Ok(make(
-                format!("({})::pg_catalog.date", utc(&value)),
-                Ty::Date,
-            ))
-        }
-        "time" => {
-            arity(1..=1)?;
-            let value = arg(binds, 0, &[Ty::DateTimeOffset])?;
-            Ok(make(
-                format!("({})::pg_catalog.time", utc(&value)),
-                Ty::TimeOfDay,
-            ))
-        }
-        _ => Err(QueryError::not_supported(
-            "$filter",
-            format!("$filter at offset {at}: the function {function} is not supported"),
-        )),
-    }
-}
-
-/// A timestamp expression as UTC wall-clock time (a `timestamp` already is).
-fn utc(value: &Sql<'_>) -> String {
-    if value.ty == Ty::DateTimeOffset && value.time_zone {
-        format!("({} at time zone 'UTC')", value.text)
-    } else {
-        value.text.clone()
-    }
 }
 
 #[cfg(test)]

@@ -47,6 +47,19 @@ pub(crate) enum CmpOp {
     Le,
 }
 
+/// An arithmetic operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ArithOp {
+    Add,
+    Sub,
+    Mul,
+    /// Integer division when both sides are integers.
+    Div,
+    /// Decimal division (OData 4.01).
+    DivBy,
+    Mod,
+}
+
 /// A parsed `$filter` expression; `at` is the character offset where it starts.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Expr {
@@ -75,6 +88,12 @@ pub(crate) enum Expr {
         args: Vec<Expr>,
         at: usize,
     },
+    Arith {
+        op: ArithOp,
+        left: Box<Expr>,
+        right: Box<Expr>,
+        at: usize,
+    },
 }
 
 impl Expr {
@@ -86,6 +105,7 @@ impl Expr {
             | Self::Not { at, .. }
             | Self::Compare { at, .. }
             | Self::Call { at, .. } => *at,
+            Self::Arith { left, .. } => left.at(),
             Self::And(items) | Self::Or(items) => items.first().map_or(0, Self::at),
         }
     }
@@ -455,7 +475,7 @@ impl Parser {
     }
 
     fn comparison(&mut self) -> Result<Expr, QueryError> {
-        let left = self.primary()?;
+        let left = self.additive()?;
         let at = self.at();
         let op = match self.peek() {
             Some(Token::Word(word)) => match word.as_str() {
@@ -465,7 +485,7 @@ impl Parser {
                 "ge" => CmpOp::Ge,
                 "lt" => CmpOp::Lt,
                 "le" => CmpOp::Le,
-                "add" | "sub" | "mul" | "div" | "divby" | "mod" | "has" | "in" => {
+                "has" | "in" => {
                     return Err(QueryError::not_supported(
                         "$filter",
                         format!("$filter at offset {at}: the operator {word} is not supported"),
@@ -476,13 +496,65 @@ impl Parser {
             _ => return Ok(left),
         };
         self.next += 1;
-        let right = self.primary()?;
+        let right = self.additive()?;
         Ok(Expr::Compare {
             op,
             left: Box::new(left),
             right: Box::new(right),
             at,
         })
+    }
+
+    /// The arithmetic operator at the cursor, if it is one of `ops`.
+    fn arith_op(&self, ops: &[(&str, ArithOp)]) -> Option<ArithOp> {
+        match self.peek() {
+            Some(Token::Word(word)) => ops.iter().find(|(name, _)| name == word).map(|(_, op)| *op),
+            _ => None,
+        }
+    }
+
+    /// `a add b sub c`; each operator nests the tree one level deeper, so chains count
+    /// towards the depth limit.
+    fn additive(&mut self) -> Result<Expr, QueryError> {
+        self.arithmetic(
+            &[("add", ArithOp::Add), ("sub", ArithOp::Sub)],
+            Self::multiplicative,
+        )
+    }
+
+    fn multiplicative(&mut self) -> Result<Expr, QueryError> {
+        self.arithmetic(
+            &[
+                ("mul", ArithOp::Mul),
+                ("div", ArithOp::Div),
+                ("divby", ArithOp::DivBy),
+                ("mod", ArithOp::Mod),
+            ],
+            Self::primary,
+        )
+    }
+
+    fn arithmetic(
+        &mut self,
+        ops: &[(&str, ArithOp)],
+        operand: fn(&mut Self) -> Result<Expr, QueryError>,
+    ) -> Result<Expr, QueryError> {
+        let depth = self.depth;
+        let mut left = operand(self)?;
+        while let Some(op) = self.arith_op(ops) {
+            let at = self.at();
+            self.next += 1;
+            self.deeper()?;
+            let right = operand(self)?;
+            left = Expr::Arith {
+                op,
+                left: Box::new(left),
+                right: Box::new(right),
+                at,
+            };
+        }
+        self.depth = depth;
+        Ok(left)
     }
 
     fn primary(&mut self) -> Result<Expr, QueryError> {
@@ -627,5 +699,7 @@ mod tests {
         assert!(parse(&nots).unwrap_err().message.contains("nest"));
         let long = "a eq 1 or ".repeat(6000) + "a eq 1";
         assert!(parse(&long).is_ok());
+        let sums = "a add ".repeat(5000) + "1 eq 2";
+        assert!(parse(&sums).unwrap_err().message.contains("nest"));
     }
 }

@@ -22,6 +22,7 @@
 //!
 //! Layout: `entity` (introspection, Edm types), `filter` (the `$filter` lexer and
 //! parser), `options` (all query options), `compile` (expressions to SQL and binds),
+//! `functions` (the `$filter` functions),
 //! `page` (keyset paging and the skip token), `json` (values between Postgres and OData
 //! JSON), `write` (keys, single reads, insert/update/delete), `session` (the request
 //! transaction).
@@ -29,6 +30,7 @@
 mod compile;
 mod entity;
 mod filter;
+mod functions;
 mod json;
 mod options;
 mod page;

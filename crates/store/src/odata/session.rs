@@ -9,7 +9,8 @@ use crate::error::{Context as _, Result};
 /// Opens the transaction an OData request runs in: a `statement_timeout`, read only
 /// unless `writable`, and `xmlbinary = 'base64'` so that writes to a synced table are
 /// captured by its triggers into its `_trigger_log` like any app write (pgforce's own
-/// writes use `'hex'`, which the triggers skip), and the UTC time zone. A
+/// writes use `'hex'`, which the triggers skip), the UTC time zone, and floats written
+/// as text exactly (`extra_float_digits = 1`, which skip tokens rely on). A
 /// [`crate::PooledSession`] derefs to the [`Client`] this takes (`&mut *session`).
 pub async fn request_transaction(
     client: &mut Client,
@@ -25,7 +26,8 @@ pub async fn request_transaction(
     // Constants and a number only: nothing a caller sends reaches this text.
     let settings = format!(
         "set transaction {access}; set local statement_timeout = {millis}; \
-         set local xmlbinary = 'base64'; set local timezone = 'UTC'"
+         set local xmlbinary = 'base64'; set local timezone = 'UTC'; \
+         set local extra_float_digits = 1"
     );
     transaction
         .batch_execute(&settings)

@@ -285,7 +285,6 @@ fn synced(set: &EntitySet) -> bool {
 
 /// The body's properties with their parameters, checked.
 fn body_params<'a>(set: &'a EntitySet, body: &Map) -> Result<Vec<(&'a Property, Option<Param>)>> {
-    let synced = synced(set);
     let mut params = Vec::new();
     for (name, value) in body {
         if name.starts_with('@') || name.contains("@odata.") {
@@ -293,16 +292,6 @@ fn body_params<'a>(set: &'a EntitySet, body: &Map) -> Result<Vec<(&'a Property, 
             continue;
         }
         let property = property(set, name).map_err(Error::Query)?;
-        if synced && SYSTEM_COLUMNS.contains(&name.as_str()) {
-            return Err(Error::Query(QueryError::new(
-                "ReadOnlyProperty",
-                Some(name.clone()),
-                format!(
-                    "property {name} of {} is kept by pgforce's sync and cannot be written",
-                    set.name
-                ),
-            )));
-        }
         params.push((
             property,
             json::param_of(property, value).map_err(Error::Query)?,
@@ -311,10 +300,34 @@ fn body_params<'a>(set: &'a EntitySet, body: &Map) -> Result<Vec<(&'a Property, 
     Ok(params)
 }
 
+/// Whether the property is one pgforce's sync keeps on a synced table.
+fn is_system(set: &EntitySet, property: &Property) -> bool {
+    synced(set) && SYSTEM_COLUMNS.contains(&property.name.as_str())
+}
+
+fn read_only_property(set: &EntitySet, property: &Property) -> Error {
+    Error::Query(QueryError::new(
+        "ReadOnlyProperty",
+        Some(property.name.clone()),
+        format!(
+            "property {} of {} is kept by pgforce's sync and cannot be written",
+            property.name, set.name
+        ),
+    ))
+}
+
 /// Inserts an entity from its OData JSON body; returns the row as stored.
 pub async fn insert(client: &impl GenericClient, set: &EntitySet, body: &Map) -> Result<Map> {
     writable(set)?;
-    let params = body_params(set, body)?;
+    let mut params = body_params(set, body)?;
+    // System columns may come back null (a client sending every field), never set.
+    if let Some((property, _)) = params
+        .iter()
+        .find(|(p, param)| is_system(set, p) && param.is_some())
+    {
+        return Err(read_only_property(set, property));
+    }
+    params.retain(|(p, _)| !is_system(set, p));
     for name in &set.key {
         let given = params.iter().any(|(p, _)| &p.name == name);
         let generated = set.property(name).is_some_and(|p| p.has_default);
@@ -362,25 +375,46 @@ pub async fn insert(client: &impl GenericClient, set: &EntitySet, body: &Map) ->
     row_map(set, &row, &all)
 }
 
-/// Locks the row and checks `If-Match`: `None` when there is no row.
-async fn check_etag(
+/// What the locked row says about a write.
+struct Locked {
+    /// Whether `If-Match` names the row's ETag (or `*`, or is absent).
+    etag_matches: bool,
+    /// For each system column the body names: whether its value is the stored one.
+    unchanged: Vec<bool>,
+}
+
+/// Locks the row, checks `If-Match`, and compares the `system` values with the stored
+/// ones: `None` when there is no row.
+async fn lock(
     client: &impl GenericClient,
     set: &EntitySet,
     key: &Key,
     if_match: Option<&str>,
-) -> Result<Option<bool>> {
+    system: &[(&Property, Option<Param>)],
+) -> Result<Option<Locked>> {
     let mut binds = Binds::default();
     let condition = key_condition(set, key, &mut binds)?;
-    let etag = match set
+    let mut select = vec![match set
         .etag_column
         .as_deref()
         .and_then(|name| set.property(name))
     {
         Some(etag) => json::text_expr(etag, &quote(&etag.name)),
         None => "null::pg_catalog.text".to_owned(),
-    };
+    }];
+    for (property, param) in system {
+        let value = match param {
+            Some(param) => json::param_sql(property, &binds.push(param.clone())),
+            None => "null".to_owned(),
+        };
+        select.push(format!(
+            "({} is not distinct from {value})",
+            quote(&property.name)
+        ));
+    }
     let sql = format!(
-        "select {etag} from {} where {condition} for update",
+        "select {} from {} where {condition} for update",
+        select.join(", "),
         relation(set)
     );
     let Some(row) = client
@@ -393,15 +427,24 @@ async fn check_etag(
     let current: Option<String> = row
         .try_get(0)
         .context(|| format!("reading the ETag of an entity of {}", set.name))?;
-    let Some(if_match) = if_match else {
-        return Ok(Some(true));
-    };
     let current = current.map(|t| format!("W/\"{t}\""));
-    let matches = if_match
-        .split(',')
-        .map(str::trim)
-        .any(|tag| tag == "*" || current.as_deref() == Some(tag));
-    Ok(Some(matches))
+    let etag_matches = if_match.is_none_or(|if_match| {
+        if_match
+            .split(',')
+            .map(str::trim)
+            .any(|tag| tag == "*" || current.as_deref() == Some(tag))
+    });
+    let mut unchanged = Vec::with_capacity(system.len());
+    for index in 0..system.len() {
+        unchanged.push(
+            row.try_get::<_, bool>(index + 1)
+                .context(|| format!("comparing system columns of {}", set.name))?,
+        );
+    }
+    Ok(Some(Locked {
+        etag_matches,
+        unchanged,
+    }))
 }
 
 /// Updates the properties the body names (PATCH semantics), honouring `If-Match` (`*`
@@ -430,15 +473,29 @@ pub async fn update(
             }
         }
     }
-    match check_etag(client, set, key, if_match).await? {
-        None => return Ok(UpdateOutcome::NotFound),
-        Some(false) => return Ok(UpdateOutcome::EtagMismatch),
-        Some(true) => {}
+    // System columns may come back unchanged (a client sending every field), never changed.
+    let system: Vec<(&Property, Option<Param>)> = params
+        .iter()
+        .filter(|(p, _)| is_system(set, p))
+        .cloned()
+        .collect();
+    let Some(locked) = lock(client, set, key, if_match, &system).await? else {
+        return Ok(UpdateOutcome::NotFound);
+    };
+    if !locked.etag_matches {
+        return Ok(UpdateOutcome::EtagMismatch);
+    }
+    if let Some(((property, _), _)) = system
+        .iter()
+        .zip(&locked.unchanged)
+        .find(|(_, same)| !**same)
+    {
+        return Err(read_only_property(set, property));
     }
     let mut binds = Binds::default();
     let mut assignments = Vec::new();
     for (property, param) in params {
-        if set.key.contains(&property.name) {
+        if set.key.contains(&property.name) || is_system(set, property) {
             continue;
         }
         let value = match param {
@@ -481,10 +538,11 @@ pub async fn delete(
     if_match: Option<&str>,
 ) -> Result<DeleteOutcome> {
     writable(set)?;
-    match check_etag(client, set, key, if_match).await? {
-        None => return Ok(DeleteOutcome::NotFound),
-        Some(false) => return Ok(DeleteOutcome::EtagMismatch),
-        Some(true) => {}
+    let Some(locked) = lock(client, set, key, if_match, &[]).await? else {
+        return Ok(DeleteOutcome::NotFound);
+    };
+    if !locked.etag_matches {
+        return Ok(DeleteOutcome::EtagMismatch);
     }
     let mut binds = Binds::default();
     let condition = key_condition(set, key, &mut binds)?;
