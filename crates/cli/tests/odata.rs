@@ -371,6 +371,42 @@ async fn services_are_managed_through_the_api_in_heroku_shapes_and_serve_what_is
         .collect();
     assert_eq!(exported, [("regions", false), ("account", true)]);
 
+    // A published relation dropped later: left out of the service, shown as invalid.
+    s.sql("create table reports.scratch (id int primary key)")
+        .await;
+    let (status, _) = s.publish(&id, "reports.scratch").await;
+    assert_eq!(status, StatusCode::OK);
+    s.sql("drop table reports.scratch").await;
+    let document = get(&root, &user, &password).await;
+    assert_eq!(document.status, StatusCode::OK, "{}", document.body);
+    assert_eq!(
+        document.body["value"].as_array().unwrap().len(),
+        1,
+        "{}",
+        document.body
+    );
+    let metadata = get(&format!("{root}$metadata"), &user, &password).await;
+    assert!(!metadata.body.as_str().unwrap().contains("scratch"));
+    let gone = get(&url(&root, "reports$scratch", &[]), &user, &password).await;
+    assert_odata_error(&gone, StatusCode::NOT_FOUND, "a dropped relation");
+    let (_, service) = s
+        .api(Method::GET, &format!("/api/v3/odata/services/{id}"), None)
+        .await;
+    let scratch = service["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["table_name"] == "scratch")
+        .unwrap();
+    assert_eq!(scratch["is_valid"], false, "{scratch}");
+    assert!(
+        scratch["problem"]
+            .as_str()
+            .unwrap()
+            .contains("no table or view"),
+        "{scratch}"
+    );
+
     // Every change is in the audit trail, without the password.
     let (_, trail) = s.api(Method::GET, "/api/v3/audit", None).await;
     let text = trail.to_string();
@@ -806,11 +842,12 @@ async fn salesforce_connect_request_shapes_are_answered_from_a_synced_table_and_
         assert!(text.contains(&word), "{row} matches {word}");
     }
 
-    // `$orderby … desc` with `$skip` and `$top`: the rows Postgres orders the same way.
+    // `$orderby … desc` with `$skip` and `$top`: the rows Postgres orders the same way (the
+    // key breaks ties, descending too when every `$orderby` item is).
     let client = s.db.client().await;
     let expected: Vec<i32> = client
         .query(
-            "select id from salesforce.account order by name desc, id offset 5 limit 5",
+            "select id from salesforce.account order by name desc, id desc offset 5 limit 5",
             &[],
         )
         .await

@@ -278,19 +278,24 @@ impl Request<'_> {
         }
     }
 
-    /// Every published relation that can be served now (the others are left out).
+    /// Every published relation that can be served now: one dropped or no longer
+    /// publishable (its key gone) is left out; a failing database fails the request.
     async fn every_set(&self, tx: &Transaction<'_>) -> Result<Vec<EntitySet>, ODataProblem> {
         let mut sets = Vec::new();
         for (schema, table) in &self.grant.published {
-            match self.describe(tx, schema, table).await {
-                Ok(set) => sets.push(set),
-                Err(_) => {
+            match odata::describe(tx, schema, table).await {
+                Ok(Some(set)) => sets.push(set),
+                Ok(None) => {
                     tracing::debug!(
                         schema,
                         table,
-                        "published relation left out: it cannot be served now"
+                        "published relation left out: it no longer exists"
                     );
                 }
+                Err(error) if error.sqlstate().is_none() && !error.is_pool_exhausted() => {
+                    tracing::debug!(schema, table, error = %error, "published relation left out: it cannot be served now");
+                }
+                Err(error) => return Err(self.store(&error)),
             }
         }
         Ok(sets)
