@@ -380,6 +380,21 @@ async fn measure(options: &Options, base: &str, db_url: &str) -> anyhow::Result<
         report.add("key read p50, tokio-postgres", median(&mut pg_p50), "ms", &format!("prepared select … where id = $1 on one session; {key_note}"));
         report.add("key read p99, tokio-postgres", median(&mut pg_p99), "ms", &format!("prepared select … where id = $1 on one session; {key_note}"));
 
+        // The floor under a read by key: the service document costs a request its
+        // credential check, usage count and published list, but reads no relation.
+        let mut floor_ms = Vec::with_capacity(options.key_reads);
+        for _ in 0..options.key_reads {
+            let started = Instant::now();
+            service.get(&http, &service.root).await?;
+            floor_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+        let floor_note = format!(
+            "GET of the service document, {} times one after another: a request's credential check, usage count and published list, no relation read",
+            options.key_reads
+        );
+        report.add("service document p50", percentile(&mut floor_ms, 50.0), "ms", &floor_note);
+        report.add("service document p99", percentile(&mut floor_ms, 99.0), "ms", &floor_note);
+
         // 4. The first page against a deep one, reached by the chain's skiptoken.
         let deep = options.deep_page.clamp(1, pages.len());
         let mut first_ms = Vec::with_capacity(PAGE_READS);
