@@ -120,22 +120,28 @@ pub struct ODataGrant {
 
 /// Whether the relation may be published at all; the error says why not.
 fn publishable(schema: &str, table: &str) -> Result<()> {
-    let what = format!("{schema}.{table}");
     if FORBIDDEN_SCHEMAS.contains(&schema) || schema.starts_with("pg_") {
-        return Err(Error::Config {
-            object: what,
-            problem: format!(
-                "schema {schema} is pgforce's or Postgres's own and cannot be published"
-            ),
-        });
+        return Err(refusal(
+            schema,
+            table,
+            &format!("schema {schema} is pgforce's or Postgres's own"),
+        ));
     }
     if schema.is_empty() || table.is_empty() {
-        return Err(Error::Config {
-            object: what,
-            problem: "name a relation as schema.table".to_owned(),
-        });
+        return Err(refusal(schema, table, "name a relation as schema.table"));
     }
     Ok(())
+}
+
+/// Why `schema.table` is not published, naming it once.
+fn refusal(schema: &str, table: &str, reason: &str) -> Error {
+    let relation = format!("{schema}.{table}");
+    let problem = if reason.contains(&relation) {
+        reason.to_owned()
+    } else {
+        format!("{relation} cannot be published: {reason}")
+    };
+    Error::Document { problem }
 }
 
 fn kind_name(kind: &RelationKind) -> &'static str {
@@ -357,9 +363,10 @@ impl Admin {
             if let Some(value) = value
                 && !(low..=high).contains(&value)
             {
-                return Err(Error::Config {
-                    object: format!("OData service {id}"),
-                    problem: format!("{name} {value} is out of range ({low} to {high})"),
+                return Err(Error::Document {
+                    problem: format!(
+                        "OData service {id}: {name} {value} is out of range ({low} to {high})"
+                    ),
                 });
             }
         }
@@ -378,10 +385,7 @@ impl Admin {
         self.odata_row(&pg, id).await?;
         let kind = check(&pg, schema, table)
             .await
-            .map_err(|problem| Error::Config {
-                object: format!("{schema}.{table}"),
-                problem,
-            })?;
+            .map_err(|reason| refusal(schema, table, &reason))?;
         let row = odata::publish(&*pg, id, schema, table)
             .await
             .map_err(Error::catalog)?;
