@@ -113,15 +113,16 @@ async fn load_table(db_url: &str, rows: u64) -> anyhow::Result<f64> {
     Ok(started.elapsed().as_secs_f64())
 }
 
-/// The service's slug and Basic credentials, and its root URL once served.
+/// The served service: its root URL and Basic credentials.
 struct Service {
     root: String,
     user: String,
     password: String,
 }
 
-/// Enables the connection's service, lifts its hourly limit and publishes the table.
-async fn publish(engine: &Engine) -> anyhow::Result<Service> {
+/// Enables the connection's service, lifts its hourly limit and publishes the table;
+/// returns the service as served at `base` (`http://host:port`).
+async fn publish(engine: &Engine, base: &str) -> anyhow::Result<Service> {
     let admin = engine.admin();
     let service = admin.odata_service_named(BENCH_CONNECTION).await?;
     let credentials = admin
@@ -139,7 +140,7 @@ async fn publish(engine: &Engine) -> anyhow::Result<Service> {
         .await?;
     admin.odata_publish(service.id, SCHEMA, TABLE).await?;
     Ok(Service {
-        root: service.slug,
+        root: format!("{base}/odata/v4/{}/", service.slug),
         user: credentials.user,
         password: credentials.password,
     })
@@ -247,16 +248,11 @@ async fn measure(options: &Options, base: &str, db_url: &str) -> anyhow::Result<
     let connection =
         crate::scratch::account_connection(base, &["Name"], Access::ReadOnly, 3600, 10_000)?;
     let engine = crate::scratch::engine(db_url, connection).await?;
-    let service = publish(&engine).await?;
-
     let server = pgforce_server::Server::bind("127.0.0.1:0").await?;
     let address = server.local_addr()?;
+    let service = publish(&engine, &format!("http://{address}")).await?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let serving = tokio::spawn(server.serve(engine.clone(), stopped));
-    let service = Service {
-        root: format!("http://{address}/odata/v4/{}/", service.root),
-        ..service
-    };
 
     let result = async {
         let http = reqwest::Client::new();
