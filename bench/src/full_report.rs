@@ -72,6 +72,15 @@ fn plan(options: &Options) -> Vec<(&'static str, Vec<String>)> {
         ),
         ("server", vec!["--mappings".into(), "1,100,1000".into()]),
         (
+            "odata",
+            vec![
+                "--rows".into(),
+                options.records.to_string(),
+                "--runs".into(),
+                runs.clone(),
+            ],
+        ),
+        (
             "peers",
             vec![
                 "--records".into(),
@@ -105,6 +114,9 @@ fn describe(scenario: &str) -> &'static str {
         }
         "server" => {
             "The HTTP server in one process: `/metrics` p50 and p99 over 200 scrapes one after another at 1, 100 and 1,000 mappings (one custom object each in an emulator org; tables created, workers not running), against the exact status a scrape read before it used Postgres's row estimates (a `count(*)` per mapping on empty tables, its least cost; timed in process, 50 times); API requests per second (`GET /api/v3/connections`, a view token, 64 clients at once) and the most pooled Postgres sessions meanwhile (`[database] pool_size` 4)."
+        }
+        "odata" => {
+            "The OData 4.0 service on `archive.closed_case` (text key like an sfid, seven columns, an index on (status, closeddate), loaded by `generate_series` and analyzed), served in process over HTTP with keep-alive and Basic credentials, requests one after another: rows per second of a full scan following `@odata.nextLink` (pages of 2,000) and of an indexed `$filter` (~1 % of rows), each against `psql \\copy` of the same select to /dev/null in the same run; p50/p99 of reads by key (`<set>('<id>')`, random keys) against the same prepared select through tokio-postgres; the first page against a deep one reached by the chain's `$skiptoken` (keyset paging)."
         }
         "peers" => {
             "Side by side on the same emulator data and Postgres: pgforce against a simple-salesforce `query_all` + `COPY` script for the initial load, and against a simple-salesforce script updating 200 records per call for writes. The Singer pair tap-salesforce → target-postgres could not be run: tap-salesforce 2.8.1 logs in only at `login.salesforce.com` or `test.salesforce.com` (hard-coded in `tap_salesforce/salesforce/__init__.py`) and its bulk mode uses Bulk API 1.0, which the emulator does not serve."

@@ -12,6 +12,7 @@ mod client;
 mod emulator;
 mod events;
 mod full_report;
+mod odata;
 mod peers;
 mod report;
 mod scratch;
@@ -53,6 +54,9 @@ enum Scenario {
     /// The HTTP server: `/metrics` p50/p99 at 1, 100 and 1,000 mappings, API requests per
     /// second on one process and the pool's Postgres sessions.
     Server(server::Options),
+    /// The OData service on a 1M-row table: full scan and indexed filter rows per second
+    /// against `psql`, single-key read p50/p99 against tokio-postgres, deep page cost.
+    Odata(odata::Options),
     /// Every scenario, then docs/benchmarks.md and bench/results/latest.json.
     Report(full_report::Options),
 }
@@ -72,6 +76,7 @@ fn main() -> anyhow::Result<()> {
             Scenario::Write(options) => write::run(options).await,
             Scenario::Peers(options) => peers::run(options).await,
             Scenario::Server(options) => server::run(options).await,
+            Scenario::Odata(options) => odata::run(options).await,
             Scenario::Report(options) => full_report::run(options).await,
         }
     })?;
