@@ -34,7 +34,8 @@ wait_for() { # url, pid, log
 
 psql "$server" -qc "create database \"$database\"" >/dev/null
 org_port="$(free_port)"
-"$bin" emulator --port "$org_port" --tls-port 0 --cert-out "$WORK/ca.pem" --seed demo > "$WORK/emulator.log" 2>&1 &
+org_tls_port="$(free_port)"
+"$bin" emulator --port "$org_port" --tls-port "$org_tls_port" --cert-out "$WORK/ca.pem" --seed demo > "$WORK/emulator.log" 2>&1 &
 pids+=($!)
 wait_for "http://127.0.0.1:$org_port/services/data/" "${pids[-1]}" "$WORK/emulator.log"
 

@@ -13,3 +13,4 @@ PGFORCE_BIN="$PWD/target/release/pgforce" bash interop/pubsub/run.sh
 PGFORCE_BIN="$PWD/target/release/pgforce" bash interop/api-fuzz/run.sh
 PGFORCE_BIN="$PWD/target/release/pgforce" bash interop/django/run.sh
 PGFORCE_BIN="$PWD/target/release/pgforce" bash interop/odata/run.sh
+PGFORCE_BIN="$PWD/target/release/pgforce" bash interop/connect/run.sh
