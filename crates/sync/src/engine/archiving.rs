@@ -7,8 +7,11 @@ use pgforce_store::catalog::archive::{self, Job};
 use pgforce_store::catalog::{connections, leases, mappings};
 
 use super::Engine;
+use super::setup::LiveConnection;
 use crate::archive::{Hooks, JobTarget, Progress, run_job};
 use crate::error::{Error, Result};
+use crate::mapping::Mapping;
+use pgforce_store::Session;
 
 /// How long a run waits for the lease of its job before saying another process runs it.
 const LEASE_WAIT: Duration = Duration::from_secs(5);
@@ -48,44 +51,26 @@ impl Engine {
     pub async fn unarchive(&self, request: &UnarchiveRequest) -> Result<Unarchived> {
         let (live, mapping) = {
             let pg = self.session().await?;
-            let (_, live) = self.live_connection(&pg, &request.connection).await?;
-            let row = mappings::find(&*pg, &request.connection, &request.object)
-                .await
-                .map_err(Error::catalog)?
-                .ok_or_else(|| Error::NotFound {
-                    what: format!(
-                        "{} is not mapped on connection {}: map it to restore its archive",
-                        request.object, request.connection
-                    ),
-                })?;
-            let mapping = self.live_mapping(&live, &row).await?.mapping;
-            (live, mapping)
+            self.mapped(
+                &pg,
+                &request.connection,
+                &request.object,
+                "to restore its archive",
+            )
+            .await?
         };
-        let timing = self.shared.options.lease;
-        let keeper = leases::LeaseKeeper::start(
-            &self.shared.database_url,
-            &format!(
-                "unarchive:{}:{}",
-                live.id,
-                mapping.object.to_ascii_lowercase()
-            ),
-            &leases::holder_name(),
-            timing.ttl,
-            timing.heartbeat,
+        let lease = format!(
+            "unarchive:{}:{}",
+            live.id,
+            mapping.object.to_ascii_lowercase()
         );
-        let Some(fence) = keeper.wait_held(LEASE_WAIT).await else {
-            keeper.release().await;
-            return Err(Error::Conflict {
-                what: format!(
-                    "{} of connection {} is being restored by another pgforce process",
-                    mapping.object, request.connection
-                ),
-            });
+        let busy = || {
+            format!(
+                "{} of connection {} is being restored by another pgforce process",
+                mapping.object, request.connection
+            )
         };
-        let result = async {
-            let mut pg = pgforce_store::connect(&self.shared.database_url)
-                .await
-                .map_err(Error::catalog)?;
+        self.under_lease(&lease, busy, async |pg, fence| {
             let target = crate::archive::unarchive::UnarchiveTarget {
                 salesforce: &live.salesforce,
                 connection: live.id,
@@ -93,29 +78,19 @@ impl Engine {
                 mapping: &mapping,
                 job: request.job,
                 batch: request.batch,
-                fence: Some(&fence),
+                fence: Some(fence),
             };
-            crate::archive::unarchive::unarchive(&target, &mut pg, &mut |_| false).await
-        }
-        .await;
-        keeper.release().await;
-        result
+            crate::archive::unarchive::unarchive(&target, pg, &mut |_| false).await
+        })
+        .await
     }
 
     /// Checks and records an archive job (pending); a worker runs it.
     pub async fn create_archive(&self, request: &ArchiveRequest) -> Result<Job> {
         let pg = self.session().await?;
-        let (_, live) = self.live_connection(&pg, &request.connection).await?;
-        let row = mappings::find(&*pg, &request.connection, &request.object)
-            .await
-            .map_err(Error::catalog)?
-            .ok_or_else(|| Error::NotFound {
-                what: format!(
-                    "{} is not mapped on connection {}: only mapped objects can be archived",
-                    request.object, request.connection
-                ),
-            })?;
-        let mapping = self.live_mapping(&live, &row).await?.mapping;
+        let (live, mapping) = self
+            .mapped(&pg, &request.connection, &request.object, "to archive it")
+            .await?;
         crate::archive::create_job(
             &live.salesforce,
             &pg,
@@ -211,55 +186,86 @@ impl Engine {
                 .ok_or_else(|| Error::NotFound {
                     what: format!("the connection of archive job {id} no longer exists"),
                 })?;
-            let (_, live) = self.live_connection(&pg, &row.name).await?;
-            let mapping_row = mappings::find(&*pg, &row.name, &job.object)
-                .await
-                .map_err(Error::catalog)?
-                .ok_or_else(|| Error::NotFound {
-                    what: format!(
-                        "{} is no longer mapped on connection {}: archive job {id} cannot go on",
-                        job.object, row.name
-                    ),
-                })?;
-            let mapping = self.live_mapping(&live, &mapping_row).await?.mapping;
-            (live, mapping)
+            self.mapped(
+                &pg,
+                &row.name,
+                &job.object,
+                &format!("for archive job {id} to go on"),
+            )
+            .await?
         };
+        let busy = || format!("archive job {id} is running in another pgforce process");
+        let done = self
+            .under_lease(&archive::archive_lease(id), busy, async |pg, fence| {
+                let target = JobTarget {
+                    salesforce: &live.salesforce,
+                    schema: &live.schema,
+                    mapping: &mapping,
+                    fence: Some(fence),
+                    batch: batch.max(1),
+                };
+                let mut never = |_| false;
+                let mut hooks = Hooks {
+                    progress,
+                    stop: &mut never,
+                };
+                run_job(&target, pg, id, &mut hooks).await
+            })
+            .await?;
+        Ok(done.job)
+    }
+
+    /// The running connection `connection` and its mapping of `object`; `why` ends the
+    /// error that says the object is not mapped ("… is not mapped on connection main: map
+    /// it <why>").
+    async fn mapped(
+        &self,
+        pg: &Session,
+        connection: &str,
+        object: &str,
+        why: &str,
+    ) -> Result<(LiveConnection, Mapping)> {
+        let (_, live) = self.live_connection(pg, connection).await?;
+        let row = mappings::find(pg, connection, object)
+            .await
+            .map_err(Error::catalog)?
+            .ok_or_else(|| Error::NotFound {
+                what: format!("{object} is not mapped on connection {connection}: map it {why}"),
+            })?;
+        let mapping = self.live_mapping(&live, &row).await?.mapping;
+        Ok((live, mapping))
+    }
+
+    /// Runs `work` on a dedicated session while this process holds the lease `name` (an
+    /// archive job's transactions come one after another for as long as it runs, which a
+    /// pooled session meant for requests should not be); `busy` says who holds it when
+    /// another process does.
+    async fn under_lease<T>(
+        &self,
+        name: &str,
+        busy: impl FnOnce() -> String,
+        work: impl AsyncFnOnce(&mut Session, &leases::Fence) -> Result<T>,
+    ) -> Result<T> {
         let timing = self.shared.options.lease;
         let keeper = leases::LeaseKeeper::start(
             &self.shared.database_url,
-            &archive::archive_lease(id),
+            name,
             &leases::holder_name(),
             timing.ttl,
             timing.heartbeat,
         );
         let Some(fence) = keeper.wait_held(LEASE_WAIT).await else {
             keeper.release().await;
-            return Err(Error::Conflict {
-                what: format!("archive job {id} is running in another pgforce process"),
-            });
+            return Err(Error::Conflict { what: busy() });
         };
         let result = async {
-            // A dedicated session: the job's transactions come one after another for as
-            // long as it runs, which a pooled session meant for requests should not be.
             let mut pg = pgforce_store::connect(&self.shared.database_url)
                 .await
                 .map_err(Error::catalog)?;
-            let target = JobTarget {
-                salesforce: &live.salesforce,
-                schema: &live.schema,
-                mapping: &mapping,
-                fence: Some(&fence),
-                batch: batch.max(1),
-            };
-            let mut never = |_| false;
-            let mut hooks = Hooks {
-                progress,
-                stop: &mut never,
-            };
-            run_job(&target, &mut pg, id, &mut hooks).await
+            work(&mut pg, &fence).await
         }
         .await;
         keeper.release().await;
-        Ok(result?.job)
+        result
     }
 }
