@@ -156,7 +156,7 @@ async fn load(pg: &Session, id: i64) -> Result<Job> {
 }
 
 /// Opens a transaction of the job, checked against its fence at commit.
-async fn begin<'c>(
+pub(super) async fn begin<'c>(
     pg: &'c mut Session,
     fence: Option<&Fence>,
 ) -> Result<pgforce_store::OwnTransaction<'c>> {

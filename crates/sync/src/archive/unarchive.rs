@@ -23,9 +23,9 @@ use pgforce_store::archive_table::{self, ArchivedRow};
 use pgforce_store::catalog::archive;
 use pgforce_store::catalog::leases::Fence;
 use pgforce_store::ddl::PgType;
-use pgforce_store::{ConnectionId, OwnWrite, Session};
+use pgforce_store::{ConnectionId, Session};
 
-use super::steps::archive_table;
+use super::steps::{archive_table, begin};
 use crate::error::{Error, Result};
 use crate::mapping::Mapping;
 use crate::plan::{Action, Change};
@@ -145,17 +145,6 @@ pub async fn unarchive(
         }
     }
     Ok(done)
-}
-
-async fn begin<'c>(
-    pg: &'c mut Session,
-    fence: Option<&Fence>,
-) -> Result<pgforce_store::OwnTransaction<'c>> {
-    OwnWrite::untabled()
-        .fenced(fence)
-        .begin(pg)
-        .await
-        .map_err(Error::catalog)
 }
 
 /// The records to create for `rows`: createable fields, lookups to restored records
