@@ -1007,3 +1007,50 @@ async fn creates_in_doubt_are_looked_for_by_every_value_they_fill_not_by_one_sha
         "one query of one page, narrowed by the names and the addresses together"
     );
 }
+
+#[tokio::test]
+async fn a_row_the_reader_stored_for_a_record_the_app_deletes_goes_with_the_delete() {
+    // The app deletes a row; before the delete reaches Salesforce, the reader applies a
+    // page it read earlier and, finding no row for the record, stores one. The app would
+    // see that row come back, edit it, and have the edits refused as ENTITY_IS_DELETED.
+    let mut h = harness(2000, EmulatorConfig::default()).await;
+    let sfid = h
+        .create_in_salesforce(json!({ "Name": "Deleted by the app", "Code__c": "Z" }))
+        .await;
+    h.load().await;
+    h.pg.batch_execute("delete from salesforce.gadget__c where code__c = 'Z'")
+        .await
+        .unwrap();
+    // The reader's stale page, stored as pgforce stores what it reads (not captured).
+    h.pg.batch_execute(&format!(
+        "begin; set local xmlbinary = 'hex';
+         insert into salesforce.gadget__c (sfid, name, code__c) values ('{sfid}', 'Deleted by the app', 'Z');
+         commit;"
+    ))
+    .await
+    .unwrap();
+    let outcome = pass(&mut h, &WritePolicy::default()).await;
+    assert_eq!(outcome.succeeded, 1, "{outcome:?}");
+    let left: i64 =
+        h.pg.query_one(
+            "select count(*) from salesforce.gadget__c where sfid = $1",
+            &[&sfid],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0, "no row of the deleted record comes back");
+    let remembered: i64 =
+        h.pg.query_one(
+            "select count(*) from pgforce.deleted_records
+             where schema_name = 'salesforce' and table_name = 'gadget__c' and sfid = $1",
+            &[&sfid],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        remembered, 1,
+        "a page read before the delete does not store it again"
+    );
+}

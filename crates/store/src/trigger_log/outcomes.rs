@@ -52,6 +52,8 @@ pub struct Recording {
     /// Log rows of updates refused because the record is deleted: IGNORED if their row
     /// is gone too.
     deleted_update_ids: Vec<i32>,
+    /// Records deleted in Salesforce by these outcomes.
+    deleted_sfids: Vec<String>,
     /// Bulk API jobs whose outcomes these are: forgotten with them.
     finished_jobs: Vec<String>,
 }
@@ -71,6 +73,7 @@ impl Recording {
         self.inserted_ids.extend(other.inserted_ids);
         self.inserted_sfids.extend(other.inserted_sfids);
         self.deleted_update_ids.extend(other.deleted_update_ids);
+        self.deleted_sfids.extend(other.deleted_sfids);
         self.finished_jobs.extend(other.finished_jobs);
     }
 
@@ -93,6 +96,14 @@ impl Recording {
             self.log_messages.push(message.map(str::to_owned));
             self.log_sfids.push(sfid.map(str::to_owned));
         }
+    }
+
+    /// A record the app's delete removed from Salesforce. A row the reader stored for it
+    /// meanwhile (from a page read before the delete, as the app's row went with the
+    /// delete) goes too, and the record is remembered as deleted, so no page read before
+    /// the delete brings a row back that the app would see, edit, and have refused.
+    pub fn deleted(&mut self, sfid: &str) {
+        self.deleted_sfids.push(sfid.to_owned());
     }
 
     /// A row whose change Salesforce applied (`sfid` after an insert).
@@ -222,6 +233,33 @@ pub(super) async fn fold_read_back(
     .context(|| format!("folding rows of {schema}.{table} read back before their write-back"))
 }
 
+/// Removes the rows still holding records the app's deletes removed from Salesforce (the
+/// reader stored them from a page read before the delete) and remembers the records as
+/// deleted, as a delete told by a change event is, so that a page read before the delete
+/// and applied after it does not store them again (`crate::table::apply`).
+async fn forget_deleted_records(
+    tx: &Transaction<'_>,
+    schema: &Ident,
+    table: &Ident,
+    sfids: &[String],
+) -> Result<()> {
+    tx.execute(
+        &format!("delete from {schema}.{table} where sfid = any($1)"),
+        &[&sfids],
+    )
+    .await
+    .context(|| format!("removing rows of {schema}.{table} whose records the app deleted"))?;
+    tx.execute(
+        "insert into pgforce.deleted_records (schema_name, table_name, sfid)
+         select $1, $2, unnest($3::text[])
+         on conflict (schema_name, table_name, sfid) do update set deleted_at = now()",
+        &[&schema.as_str(), &table.as_str(), &sfids],
+    )
+    .await
+    .context(|| format!("remembering the records of {schema}.{table} the app deleted"))?;
+    Ok(())
+}
+
 /// Times a write-back starts over after it met a row the reader stored meanwhile.
 pub(super) const RECORD_ATTEMPTS: u32 = 3;
 
@@ -349,6 +387,9 @@ async fn record_once(
         )
         .await
         .context(|| format!("recording outcomes in {log}"))?;
+    }
+    if !rec.deleted_sfids.is_empty() {
+        forget_deleted_records(&tx, schema, table, &rec.deleted_sfids).await?;
     }
     if !rec.deleted_update_ids.is_empty() {
         tx.execute(

@@ -1,7 +1,9 @@
 //! What Salesforce's answers come to: the states and write-backs to record for a wave,
 //! which the store writes in one transaction (`pgforce_store::trigger_log::outcomes`).
 //!
-//! - Written: SUCCESS, with the new `sfid` after an insert.
+//! - Written: SUCCESS, with the new `sfid` after an insert. After a delete, a row the
+//!   reader stored for the record meanwhile goes too, and the record is remembered as
+//!   deleted so that no page read before the delete stores it again.
 //! - Refused: FAILED with `CODE: message` in `sf_message`; the row's `_hc_err` gets
 //!   `{"op", "code", "message", "fields"}`. A delete refused with `ENTITY_IS_DELETED` is
 //!   SUCCESS: the record is gone, as asked. An update refused with it is IGNORED if its
@@ -43,6 +45,11 @@ pub(super) fn prepare(
         };
         match result {
             Sent::Written(sfid) => {
+                if change.action == Action::Delete
+                    && let Some(gone) = change.sfid.as_deref()
+                {
+                    rec.deleted(gone);
+                }
                 rec.written(change.record_id, change.action, sfid.as_deref());
                 rec.log(&own, &LogState::Success, None, sfid.as_deref());
                 rec.log(merged, &LogState::Merged, None, None);
